@@ -1,0 +1,72 @@
+//! Choosing and opening a backend.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::sql::{PostgresStore, SqliteStore};
+use crate::{Store, StoreError, StoreResult};
+
+/// Where the data lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file (created if missing).
+    Sqlite(std::path::PathBuf),
+    /// A `postgres://` URL.
+    Postgres(String),
+}
+
+/// Opens the backend and runs migrations.
+pub async fn connect(backend: &Backend, max_connections: u32) -> StoreResult<Arc<dyn Store>> {
+    let store: Arc<dyn Store> = match backend {
+        Backend::Sqlite(path) => Arc::new(connect_sqlite(path, max_connections).await?),
+        Backend::Postgres(url) => Arc::new(connect_postgres(url, max_connections).await?),
+    };
+    store.migrate().await?;
+    Ok(store)
+}
+
+pub async fn connect_sqlite(path: &Path, max_connections: u32) -> StoreResult<SqliteStore> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
+    }
+    // WAL lets readers run beside the single writer; NORMAL sync is durable
+    // across process crashes (the WAL is fsynced at checkpoints) and several
+    // times faster than FULL. busy_timeout turns writer contention into waiting.
+    let opts = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10))
+        .pragma("cache_size", "-65536")
+        .pragma("temp_store", "memory");
+    // One writer connection (see `sql.rs` for why); readers get the rest.
+    let write = SqlitePoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(opts.clone())
+        .await?;
+    let read = SqlitePoolOptions::new()
+        .max_connections(max_connections.max(1))
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(opts.read_only(false))
+        .await?;
+    Ok(SqliteStore::new(read, write))
+}
+
+pub async fn connect_postgres(url: &str, max_connections: u32) -> StoreResult<PostgresStore> {
+    let opts = sqlx::postgres::PgConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Unavailable(format!("bad DATABASE_URL: {e}")))?;
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections.max(1))
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(opts)
+        .await?;
+    Ok(PostgresStore::new(pool))
+}

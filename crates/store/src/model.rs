@@ -1,0 +1,271 @@
+//! Records as stored. Times are Unix milliseconds; IDs are the typed snowflakes.
+
+use hearth_types::{
+    AttachmentId, ChannelId, CommunityId, MessageId, RoleId, SessionId, UserId,
+};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct UserRecord {
+    pub id: UserId,
+    pub username: String,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    pub avatar_id: Option<AttachmentId>,
+    pub password_hash: String,
+    pub is_admin: bool,
+    pub plan: String,
+    pub created_at: i64,
+}
+
+/// Fields a profile update may change; `None` leaves a field alone, `Some(None)` clears it.
+#[derive(Clone, Debug, Default)]
+pub struct UserPatch {
+    pub display_name: Option<Option<String>>,
+    pub avatar_id: Option<Option<AttachmentId>>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionRecord {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub user_agent: Option<String>,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// What presenting a refresh token did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RefreshOutcome {
+    /// The token was live: it is now spent and `new_hash` replaces it.
+    Rotated(SessionRecord),
+    /// The token had been spent before: the whole session is now revoked.
+    Reused(SessionId),
+    /// No such token, or its session is already revoked.
+    Invalid,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommunityRecord {
+    pub id: CommunityId,
+    pub name: String,
+    pub owner_id: UserId,
+    pub icon_id: Option<AttachmentId>,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoleRecord {
+    pub id: RoleId,
+    pub community_id: CommunityId,
+    pub name: String,
+    /// The rbac bitset, as stored.
+    pub permissions: i64,
+    pub color: Option<i32>,
+    pub position: i32,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct RolePatch {
+    pub name: Option<String>,
+    pub permissions: Option<i64>,
+    pub color: Option<Option<i32>>,
+    pub position: Option<i32>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemberRecord {
+    pub community_id: CommunityId,
+    pub user: UserRecord,
+    /// The member's roles other than `@everyone`.
+    pub role_ids: Vec<RoleId>,
+    pub nickname: Option<String>,
+    pub joined_at: i64,
+    pub timed_out_until: Option<i64>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct MemberPatch {
+    pub nickname: Option<Option<String>>,
+    pub timed_out_until: Option<Option<i64>>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct BanRecord {
+    pub community_id: CommunityId,
+    pub user_id: UserId,
+    pub reason: Option<String>,
+    pub moderator_id: UserId,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct InviteRecord {
+    pub code: String,
+    pub community_id: CommunityId,
+    pub inviter_id: UserId,
+    pub uses: i32,
+    pub max_uses: Option<i32>,
+    pub expires_at: Option<i64>,
+    pub created_at: i64,
+}
+
+/// What redeeming an invite did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum InviteUse {
+    /// Counted; the caller may now add the member.
+    Used(InviteRecord),
+    /// Unknown code, expired, or used up.
+    Invalid,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChannelKind {
+    Text,
+    Voice,
+    Dm,
+    GroupDm,
+}
+
+impl ChannelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Text => "text",
+            ChannelKind::Voice => "voice",
+            ChannelKind::Dm => "dm",
+            ChannelKind::GroupDm => "group_dm",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ChannelKind> {
+        Some(match s {
+            "text" => ChannelKind::Text,
+            "voice" => ChannelKind::Voice,
+            "dm" => ChannelKind::Dm,
+            "group_dm" => ChannelKind::GroupDm,
+            _ => return None,
+        })
+    }
+
+    pub fn is_private(self) -> bool {
+        matches!(self, ChannelKind::Dm | ChannelKind::GroupDm)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChannelRecord {
+    pub id: ChannelId,
+    /// `None` for DMs and group DMs.
+    pub community_id: Option<CommunityId>,
+    pub kind: ChannelKind,
+    pub name: Option<String>,
+    pub topic: Option<String>,
+    pub position: i32,
+    pub parent_id: Option<ChannelId>,
+    /// The creator of a group DM.
+    pub owner_id: Option<UserId>,
+    /// For a 1:1 DM, `"<low id>:<high id>"`: the same pair finds the same channel.
+    pub dm_key: Option<String>,
+    pub last_message_id: Option<MessageId>,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ChannelPatch {
+    pub name: Option<String>,
+    pub topic: Option<Option<String>>,
+    pub position: Option<i32>,
+    pub parent_id: Option<Option<ChannelId>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OverwriteTargetKind {
+    Role,
+    Member,
+}
+
+impl OverwriteTargetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OverwriteTargetKind::Role => "role",
+            OverwriteTargetKind::Member => "member",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct OverwriteRecord {
+    pub channel_id: ChannelId,
+    /// A role ID or a user ID, as `target_kind` says.
+    pub target_id: i64,
+    pub target_kind: OverwriteTargetKind,
+    pub allow: i64,
+    pub deny: i64,
+}
+
+/// Who and what a message mentions, resolved at write time.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Mentions {
+    pub users: Vec<UserId>,
+    pub roles: Vec<RoleId>,
+    pub everyone: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewMessage {
+    pub id: MessageId,
+    pub channel_id: ChannelId,
+    pub author_id: UserId,
+    pub content: String,
+    pub reply_to_id: Option<MessageId>,
+    pub mentions: Mentions,
+    pub attachment_ids: Vec<AttachmentId>,
+    pub nonce: Option<String>,
+}
+
+/// A message as read back, with its author's public profile.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MessageRecord {
+    pub id: MessageId,
+    pub channel_id: ChannelId,
+    pub author: UserRecord,
+    pub content: String,
+    pub edited_at: Option<i64>,
+    pub reply_to_id: Option<MessageId>,
+    pub mentions: Mentions,
+    pub attachment_ids: Vec<AttachmentId>,
+    pub pinned: bool,
+    pub nonce: Option<String>,
+}
+
+/// What a create with a nonce did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MessageCreate {
+    Created(MessageRecord),
+    /// The same author sent the same nonce in this channel within the window.
+    Duplicate(MessageRecord),
+}
+
+/// A page request: `before` (or neither) gives newest first, `after` oldest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page<I> {
+    pub before: Option<I>,
+    pub after: Option<I>,
+    pub limit: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReactionCount {
+    pub message_id: MessageId,
+    pub emoji: String,
+    pub count: i64,
+    /// Whether the viewer is among those who reacted.
+    pub me: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadStateRecord {
+    pub channel_id: ChannelId,
+    pub last_read_id: MessageId,
+    pub mention_count: i32,
+}

@@ -1,0 +1,1414 @@
+//! The one SQL implementation of [`Store`], stamped out for SQLite and Postgres.
+//!
+//! The SQL is written once in the dialect both engines share (`$N` parameters,
+//! `ON CONFLICT`, `RETURNING`, `CASE`, `CAST(.. AS BIGINT)`), so a behaviour
+//! difference between backends can only come from the engines themselves, and
+//! the contract suite in `tests/` runs against both to catch it.
+//!
+//! SQLite allows one writer at a time. Instead of letting many connections
+//! fight over the write lock (SQLite's busy handler sleeps in 1-100 ms steps,
+//! which wrecks tail latency), writes go through a one-connection pool and
+//! queue fairly in async code; reads use the wider pool. Postgres uses one pool
+//! for both.
+
+use async_trait::async_trait;
+use hearth_types::{
+    AttachmentId, ChannelId, CommunityId, MessageId, RoleId, SessionId, UserId,
+};
+use sqlx::Row;
+
+use crate::migrate::{self, Migration};
+use crate::model::*;
+use crate::{Store, StoreError, StoreResult};
+
+pub struct SqliteStore {
+    read: sqlx::SqlitePool,
+    write: sqlx::SqlitePool,
+}
+
+impl SqliteStore {
+    pub(crate) fn new(read: sqlx::SqlitePool, write: sqlx::SqlitePool) -> Self {
+        SqliteStore { read, write }
+    }
+    fn r(&self) -> &sqlx::SqlitePool {
+        &self.read
+    }
+    fn w(&self) -> &sqlx::SqlitePool {
+        &self.write
+    }
+}
+
+pub struct PostgresStore {
+    pool: sqlx::PgPool,
+}
+
+impl PostgresStore {
+    pub(crate) fn new(pool: sqlx::PgPool) -> Self {
+        PostgresStore { pool }
+    }
+    fn r(&self) -> &sqlx::PgPool {
+        &self.pool
+    }
+    fn w(&self) -> &sqlx::PgPool {
+        &self.pool
+    }
+}
+
+fn join_ids(ids: impl IntoIterator<Item = i64>) -> String {
+    let mut s = String::new();
+    for id in ids {
+        if !s.is_empty() {
+            s.push(',');
+        }
+        s.push_str(&id.to_string());
+    }
+    s
+}
+
+fn split_ids(s: &str) -> Vec<i64> {
+    s.split(',').filter_map(|p| p.parse().ok()).collect()
+}
+
+fn limit(l: u32) -> i64 {
+    i64::from(l.clamp(1, 1000))
+}
+
+macro_rules! user_cols {
+    () => {
+        "u.id AS u_id, u.username AS u_username, u.email AS u_email, u.display_name AS u_display_name, \
+         u.avatar_id AS u_avatar_id, u.password_hash AS u_password_hash, u.is_admin AS u_is_admin, \
+         u.plan AS u_plan, u.created_at AS u_created_at"
+    };
+}
+
+macro_rules! message_select {
+    () => {
+        concat!(
+            "SELECT m.id, m.channel_id, m.content, m.edited_at, m.reply_to_id, m.mention_users, \
+             m.mention_roles, m.mention_everyone, m.attachment_ids, m.pinned, m.nonce, ",
+            user_cols!(),
+            " FROM messages m JOIN users u ON u.id = m.author_id "
+        )
+    };
+}
+
+macro_rules! member_select {
+    () => {
+        concat!(
+            "SELECT mb.community_id, mb.nickname, mb.joined_at, mb.timed_out_until, ",
+            user_cols!(),
+            " FROM members mb JOIN users u ON u.id = mb.user_id "
+        )
+    };
+}
+
+macro_rules! channel_select {
+    () => {
+        "SELECT id, community_id, kind, name, topic, position, parent_id, owner_id, dm_key, last_message_id, created_at FROM channels "
+    };
+}
+
+macro_rules! sql_impl {
+    ($Store:ident, $Row:ty, $backend:literal, $migrations:expr) => {
+        impl $Store {
+            fn user_from(r: &$Row) -> Result<UserRecord, sqlx::Error> {
+                Ok(UserRecord {
+                    id: UserId(r.try_get("u_id")?),
+                    username: r.try_get("u_username")?,
+                    email: r.try_get("u_email")?,
+                    display_name: r.try_get("u_display_name")?,
+                    avatar_id: r.try_get::<Option<i64>, _>("u_avatar_id")?.map(AttachmentId),
+                    password_hash: r.try_get("u_password_hash")?,
+                    is_admin: r.try_get("u_is_admin")?,
+                    plan: r.try_get("u_plan")?,
+                    created_at: r.try_get("u_created_at")?,
+                })
+            }
+
+            fn session_from(r: &$Row) -> Result<SessionRecord, sqlx::Error> {
+                Ok(SessionRecord {
+                    id: SessionId(r.try_get("id")?),
+                    user_id: UserId(r.try_get("user_id")?),
+                    user_agent: r.try_get("user_agent")?,
+                    created_at: r.try_get("created_at")?,
+                    last_seen_at: r.try_get("last_seen_at")?,
+                    revoked_at: r.try_get("revoked_at")?,
+                })
+            }
+
+            fn community_from(r: &$Row) -> Result<CommunityRecord, sqlx::Error> {
+                Ok(CommunityRecord {
+                    id: CommunityId(r.try_get("id")?),
+                    name: r.try_get("name")?,
+                    owner_id: UserId(r.try_get("owner_id")?),
+                    icon_id: r.try_get::<Option<i64>, _>("icon_id")?.map(AttachmentId),
+                    created_at: r.try_get("created_at")?,
+                })
+            }
+
+            fn role_from(r: &$Row) -> Result<RoleRecord, sqlx::Error> {
+                Ok(RoleRecord {
+                    id: RoleId(r.try_get("id")?),
+                    community_id: CommunityId(r.try_get("community_id")?),
+                    name: r.try_get("name")?,
+                    permissions: r.try_get("permissions")?,
+                    color: r.try_get("color")?,
+                    position: r.try_get("position")?,
+                })
+            }
+
+            fn member_from(r: &$Row) -> Result<MemberRecord, sqlx::Error> {
+                Ok(MemberRecord {
+                    community_id: CommunityId(r.try_get("community_id")?),
+                    user: Self::user_from(r)?,
+                    role_ids: Vec::new(),
+                    nickname: r.try_get("nickname")?,
+                    joined_at: r.try_get("joined_at")?,
+                    timed_out_until: r.try_get("timed_out_until")?,
+                })
+            }
+
+            fn invite_from(r: &$Row) -> Result<InviteRecord, sqlx::Error> {
+                Ok(InviteRecord {
+                    code: r.try_get("code")?,
+                    community_id: CommunityId(r.try_get("community_id")?),
+                    inviter_id: UserId(r.try_get("inviter_id")?),
+                    uses: r.try_get("uses")?,
+                    max_uses: r.try_get("max_uses")?,
+                    expires_at: r.try_get("expires_at")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            }
+
+            fn ban_from(r: &$Row) -> Result<BanRecord, sqlx::Error> {
+                Ok(BanRecord {
+                    community_id: CommunityId(r.try_get("community_id")?),
+                    user_id: UserId(r.try_get("user_id")?),
+                    reason: r.try_get("reason")?,
+                    moderator_id: UserId(r.try_get("moderator_id")?),
+                    created_at: r.try_get("created_at")?,
+                })
+            }
+
+            fn channel_from(r: &$Row) -> Result<ChannelRecord, sqlx::Error> {
+                let kind: String = r.try_get("kind")?;
+                Ok(ChannelRecord {
+                    id: ChannelId(r.try_get("id")?),
+                    community_id: r.try_get::<Option<i64>, _>("community_id")?.map(CommunityId),
+                    kind: ChannelKind::parse(&kind).ok_or_else(|| {
+                        sqlx::Error::Decode(format!("unknown channel kind {kind:?}").into())
+                    })?,
+                    name: r.try_get("name")?,
+                    topic: r.try_get("topic")?,
+                    position: r.try_get("position")?,
+                    parent_id: r.try_get::<Option<i64>, _>("parent_id")?.map(ChannelId),
+                    owner_id: r.try_get::<Option<i64>, _>("owner_id")?.map(UserId),
+                    dm_key: r.try_get("dm_key")?,
+                    last_message_id: r.try_get::<Option<i64>, _>("last_message_id")?.map(MessageId),
+                    created_at: r.try_get("created_at")?,
+                })
+            }
+
+            fn overwrite_from(r: &$Row) -> Result<OverwriteRecord, sqlx::Error> {
+                let kind: String = r.try_get("target_type")?;
+                Ok(OverwriteRecord {
+                    channel_id: ChannelId(r.try_get("channel_id")?),
+                    target_id: r.try_get("target_id")?,
+                    target_kind: if kind == "role" {
+                        OverwriteTargetKind::Role
+                    } else {
+                        OverwriteTargetKind::Member
+                    },
+                    allow: r.try_get("allow_bits")?,
+                    deny: r.try_get("deny_bits")?,
+                })
+            }
+
+            fn message_from(r: &$Row) -> Result<MessageRecord, sqlx::Error> {
+                let users: String = r.try_get("mention_users")?;
+                let roles: String = r.try_get("mention_roles")?;
+                let atts: String = r.try_get("attachment_ids")?;
+                Ok(MessageRecord {
+                    id: MessageId(r.try_get("id")?),
+                    channel_id: ChannelId(r.try_get("channel_id")?),
+                    author: Self::user_from(r)?,
+                    content: r.try_get("content")?,
+                    edited_at: r.try_get("edited_at")?,
+                    reply_to_id: r.try_get::<Option<i64>, _>("reply_to_id")?.map(MessageId),
+                    mentions: Mentions {
+                        users: split_ids(&users).into_iter().map(UserId).collect(),
+                        roles: split_ids(&roles).into_iter().map(RoleId).collect(),
+                        everyone: r.try_get("mention_everyone")?,
+                    },
+                    attachment_ids: split_ids(&atts).into_iter().map(AttachmentId).collect(),
+                    pinned: r.try_get("pinned")?,
+                    nonce: r.try_get("nonce")?,
+                })
+            }
+
+            fn read_state_from(r: &$Row) -> Result<ReadStateRecord, sqlx::Error> {
+                Ok(ReadStateRecord {
+                    channel_id: ChannelId(r.try_get("channel_id")?),
+                    last_read_id: MessageId(r.try_get("last_read_id")?),
+                    mention_count: r.try_get("mention_count")?,
+                })
+            }
+
+            /// Fills `role_ids` of a page of members ordered by user id with one range query.
+            async fn attach_roles(&self, members: &mut [MemberRecord]) -> StoreResult<()> {
+                let (Some(first), Some(last)) = (members.first(), members.last()) else {
+                    return Ok(());
+                };
+                let rows = sqlx::query(
+                    "SELECT mr.user_id, mr.role_id FROM member_roles mr JOIN roles ro ON ro.id = mr.role_id \
+                     WHERE mr.community_id = $1 AND mr.user_id >= $2 AND mr.user_id <= $3 \
+                     ORDER BY ro.position DESC, mr.role_id",
+                )
+                .bind(first.community_id.0)
+                .bind(first.user.id.0)
+                .bind(last.user.id.0)
+                .fetch_all(self.r())
+                .await?;
+                for row in rows {
+                    let user: i64 = row.try_get("user_id")?;
+                    let role: i64 = row.try_get("role_id")?;
+                    if let Some(m) = members.iter_mut().find(|m| m.user.id.0 == user) {
+                        m.role_ids.push(RoleId(role));
+                    }
+                }
+                Ok(())
+            }
+
+            async fn apply_migrations(&self, list: &[Migration]) -> StoreResult<()> {
+                sqlx::query(migrate::CREATE_TABLE).execute(self.w()).await?;
+                let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations ORDER BY version")
+                    .fetch_all(self.w())
+                    .await?;
+                let known = list.iter().map(|m| m.version).max().unwrap_or(0);
+                if let Some(newer) = applied.iter().find(|v| **v > known) {
+                    return Err(StoreError::Migration(format!(
+                        "the database has schema version {newer}, newer than this binary knows ({known})"
+                    )));
+                }
+                for m in list.iter().filter(|m| !applied.contains(&m.version)) {
+                    let mut tx = self.w().begin().await?;
+                    sqlx::raw_sql(m.sql)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| StoreError::Migration(format!("{} {}: {e}", m.version, m.name)))?;
+                    sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+                        .bind(m.version)
+                        .bind(m.name)
+                        .bind(hearth_types::now_ms())
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    tracing::info!(version = m.version, name = m.name, backend = $backend, "applied migration");
+                }
+                Ok(())
+            }
+        }
+
+        #[async_trait]
+        impl Store for $Store {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn ping(&self) -> StoreResult<()> {
+                sqlx::query("SELECT 1").execute(self.r()).await?;
+                Ok(())
+            }
+
+            async fn migrate(&self) -> StoreResult<()> {
+                self.apply_migrations($migrations).await
+            }
+
+            // ---- node leases ----
+
+            async fn lease_node(&self, holder: &str, now: i64, ttl_ms: i64) -> StoreResult<Option<u16>> {
+                for _ in 0..8 {
+                    let mut tx = self.w().begin().await?;
+                    sqlx::query("DELETE FROM node_leases WHERE expires_at < $1")
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    let taken: Vec<i64> = sqlx::query_scalar("SELECT node_id FROM node_leases ORDER BY node_id")
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    let Some(free) = (0..=i64::from(hearth_types::MAX_NODE_ID)).find(|n| !taken.contains(n)) else {
+                        return Ok(None);
+                    };
+                    let done = sqlx::query(
+                        "INSERT INTO node_leases (node_id, holder, expires_at) VALUES ($1, $2, $3) ON CONFLICT (node_id) DO NOTHING",
+                    )
+                    .bind(free)
+                    .bind(holder)
+                    .bind(now + ttl_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    if done.rows_affected() == 1 {
+                        return Ok(Some(free as u16));
+                    }
+                }
+                Ok(None)
+            }
+
+            async fn renew_node(&self, node: u16, holder: &str, now: i64, ttl_ms: i64) -> StoreResult<bool> {
+                let done = sqlx::query("UPDATE node_leases SET expires_at = $3 WHERE node_id = $1 AND holder = $2")
+                    .bind(i64::from(node))
+                    .bind(holder)
+                    .bind(now + ttl_ms)
+                    .execute(self.w())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn release_node(&self, node: u16, holder: &str) -> StoreResult<()> {
+                sqlx::query("DELETE FROM node_leases WHERE node_id = $1 AND holder = $2")
+                    .bind(i64::from(node))
+                    .bind(holder)
+                    .execute(self.w())
+                    .await?;
+                Ok(())
+            }
+
+            // ---- users ----
+
+            async fn create_user(&self, u: &UserRecord) -> StoreResult<()> {
+                let res = sqlx::query(
+                    "INSERT INTO users (id, username, username_lower, email, email_lower, display_name, avatar_id, \
+                     password_hash, is_admin, plan, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(u.id.0)
+                .bind(&u.username)
+                .bind(u.username.to_lowercase())
+                .bind(&u.email)
+                .bind(u.email.as_ref().map(|e| e.to_lowercase()))
+                .bind(&u.display_name)
+                .bind(u.avatar_id.map(|a| a.0))
+                .bind(&u.password_hash)
+                .bind(u.is_admin)
+                .bind(&u.plan)
+                .bind(u.created_at)
+                .execute(self.w())
+                .await;
+                match res.map_err(StoreError::from) {
+                    Err(StoreError::Conflict(what)) if what.contains("email") => Err(StoreError::Conflict("email".into())),
+                    Err(StoreError::Conflict(_)) => Err(StoreError::Conflict("username".into())),
+                    other => other.map(|_| ()),
+                }
+            }
+
+            async fn user(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
+                let row = sqlx::query(concat!("SELECT ", user_cols!(), " FROM users u WHERE u.id = $1"))
+                    .bind(id.0)
+                    .fetch_optional(self.r())
+                    .await?;
+                Ok(row.map(|r| Self::user_from(&r)).transpose()?)
+            }
+
+            async fn user_by_login(&self, login: &str) -> StoreResult<Option<UserRecord>> {
+                let row = sqlx::query(concat!(
+                    "SELECT ", user_cols!(), " FROM users u WHERE u.username_lower = $1 OR u.email_lower = $1"
+                ))
+                .bind(login.to_lowercase())
+                .fetch_optional(self.r())
+                .await?;
+                Ok(row.map(|r| Self::user_from(&r)).transpose()?)
+            }
+
+            async fn update_user(&self, id: UserId, p: &UserPatch) -> StoreResult<Option<UserRecord>> {
+                sqlx::query(
+                    "UPDATE users SET \
+                     display_name = CASE WHEN $2 THEN $3 ELSE display_name END, \
+                     avatar_id = CASE WHEN $4 THEN $5 ELSE avatar_id END \
+                     WHERE id = $1",
+                )
+                .bind(id.0)
+                .bind(p.display_name.is_some())
+                .bind(p.display_name.clone().flatten())
+                .bind(p.avatar_id.is_some())
+                .bind(p.avatar_id.flatten().map(|a| a.0))
+                .execute(self.w())
+                .await?;
+                self.user(id).await
+            }
+
+            async fn set_admin(&self, id: UserId, admin: bool) -> StoreResult<bool> {
+                let done = sqlx::query("UPDATE users SET is_admin = $2 WHERE id = $1")
+                    .bind(id.0)
+                    .bind(admin)
+                    .execute(self.w())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            // ---- sessions ----
+
+            async fn create_session(&self, s: &SessionRecord, refresh_hash: &str) -> StoreResult<()> {
+                let mut tx = self.w().begin().await?;
+                sqlx::query(
+                    "INSERT INTO sessions (id, user_id, user_agent, created_at, last_seen_at, revoked_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(s.id.0)
+                .bind(s.user_id.0)
+                .bind(&s.user_agent)
+                .bind(s.created_at)
+                .bind(s.last_seen_at)
+                .bind(s.revoked_at)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("INSERT INTO refresh_tokens (hash, session_id, spent, created_at) VALUES ($1, $2, FALSE, $3)")
+                    .bind(refresh_hash)
+                    .bind(s.id.0)
+                    .bind(s.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn session(&self, id: SessionId) -> StoreResult<Option<SessionRecord>> {
+                let row = sqlx::query(
+                    "SELECT id, user_id, user_agent, created_at, last_seen_at, revoked_at FROM sessions WHERE id = $1",
+                )
+                .bind(id.0)
+                .fetch_optional(self.r())
+                .await?;
+                Ok(row.map(|r| Self::session_from(&r)).transpose()?)
+            }
+
+            async fn sessions_for_user(&self, user: UserId) -> StoreResult<Vec<SessionRecord>> {
+                let rows = sqlx::query(
+                    "SELECT id, user_id, user_agent, created_at, last_seen_at, revoked_at FROM sessions \
+                     WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id DESC",
+                )
+                .bind(user.0)
+                .fetch_all(self.r())
+                .await?;
+                Ok(rows.iter().map(Self::session_from).collect::<Result<_, _>>()?)
+            }
+
+            async fn rotate_refresh(&self, old_hash: &str, new_hash: &str, now: i64) -> StoreResult<RefreshOutcome> {
+                let mut tx = self.w().begin().await?;
+                let spent: Option<i64> = sqlx::query_scalar(
+                    "UPDATE refresh_tokens SET spent = TRUE WHERE hash = $1 AND spent = FALSE RETURNING session_id",
+                )
+                .bind(old_hash)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(session_id) = spent else {
+                    // Unknown, or spent before: a spent one means the token leaked or
+                    // raced; either way the session can no longer be trusted.
+                    let prior: Option<i64> =
+                        sqlx::query_scalar("SELECT session_id FROM refresh_tokens WHERE hash = $1")
+                            .bind(old_hash)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    let Some(session_id) = prior else {
+                        return Ok(RefreshOutcome::Invalid);
+                    };
+                    sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                        .bind(session_id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    return Ok(RefreshOutcome::Reused(SessionId(session_id)));
+                };
+                let row = sqlx::query(
+                    "UPDATE sessions SET last_seen_at = $2 WHERE id = $1 AND revoked_at IS NULL \
+                     RETURNING id, user_id, user_agent, created_at, last_seen_at, revoked_at",
+                )
+                .bind(session_id)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = row else {
+                    tx.commit().await?;
+                    return Ok(RefreshOutcome::Invalid);
+                };
+                let session = Self::session_from(&row)?;
+                sqlx::query("INSERT INTO refresh_tokens (hash, session_id, spent, created_at) VALUES ($1, $2, FALSE, $3)")
+                    .bind(new_hash)
+                    .bind(session_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(RefreshOutcome::Rotated(session))
+            }
+
+            async fn revoke_session(&self, id: SessionId, user: UserId, now: i64) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
+                )
+                .bind(id.0)
+                .bind(user.0)
+                .bind(now)
+                .execute(self.w())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn touch_session(&self, id: SessionId, now: i64) -> StoreResult<()> {
+                sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1")
+                    .bind(id.0)
+                    .bind(now)
+                    .execute(self.w())
+                    .await?;
+                Ok(())
+            }
+
+            // ---- communities ----
+
+            async fn create_community(
+                &self,
+                c: &CommunityRecord,
+                everyone: &RoleRecord,
+                first: &ChannelRecord,
+            ) -> StoreResult<()> {
+                let mut tx = self.w().begin().await?;
+                sqlx::query("INSERT INTO communities (id, name, owner_id, icon_id, created_at) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(c.id.0)
+                    .bind(&c.name)
+                    .bind(c.owner_id.0)
+                    .bind(c.icon_id.map(|i| i.0))
+                    .bind(c.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO roles (id, community_id, name, permissions, color, position) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(everyone.id.0)
+                .bind(everyone.community_id.0)
+                .bind(&everyone.name)
+                .bind(everyone.permissions)
+                .bind(everyone.color)
+                .bind(everyone.position)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO channels (id, community_id, kind, name, topic, position, parent_id, owner_id, dm_key, \
+                     last_message_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(first.id.0)
+                .bind(first.community_id.map(|c| c.0))
+                .bind(first.kind.as_str())
+                .bind(&first.name)
+                .bind(&first.topic)
+                .bind(first.position)
+                .bind(first.parent_id.map(|p| p.0))
+                .bind(first.owner_id.map(|o| o.0))
+                .bind(&first.dm_key)
+                .bind(first.last_message_id.map(|m| m.0))
+                .bind(first.created_at)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("INSERT INTO members (community_id, user_id, nickname, joined_at, timed_out_until) VALUES ($1, $2, NULL, $3, NULL)")
+                    .bind(c.id.0)
+                    .bind(c.owner_id.0)
+                    .bind(c.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn community(&self, id: CommunityId) -> StoreResult<Option<CommunityRecord>> {
+                let row = sqlx::query("SELECT id, name, owner_id, icon_id, created_at FROM communities WHERE id = $1")
+                    .bind(id.0)
+                    .fetch_optional(self.r())
+                    .await?;
+                Ok(row.map(|r| Self::community_from(&r)).transpose()?)
+            }
+
+            async fn communities_for_user(&self, user: UserId) -> StoreResult<Vec<CommunityRecord>> {
+                let rows = sqlx::query(
+                    "SELECT c.id, c.name, c.owner_id, c.icon_id, c.created_at FROM communities c \
+                     JOIN members mb ON mb.community_id = c.id WHERE mb.user_id = $1 ORDER BY mb.joined_at, c.id",
+                )
+                .bind(user.0)
+                .fetch_all(self.r())
+                .await?;
+                Ok(rows.iter().map(Self::community_from).collect::<Result<_, _>>()?)
+            }
+
+            async fn update_community(&self, id: CommunityId, name: Option<&str>) -> StoreResult<Option<CommunityRecord>> {
+                if let Some(name) = name {
+                    sqlx::query("UPDATE communities SET name = $2 WHERE id = $1")
+                        .bind(id.0)
+                        .bind(name)
+                        .execute(self.w())
+                        .await?;
+                }
+                self.community(id).await
+            }
+
+            async fn delete_community(&self, id: CommunityId) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM communities WHERE id = $1").bind(id.0).execute(self.w()).await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            // ---- members ----
+
+            async fn member(&self, community: CommunityId, user: UserId) -> StoreResult<Option<MemberRecord>> {
+                let row = sqlx::query(concat!(member_select!(), "WHERE mb.community_id = $1 AND mb.user_id = $2"))
+                    .bind(community.0)
+                    .bind(user.0)
+                    .fetch_optional(self.r())
+                    .await?;
+                let Some(row) = row else { return Ok(None) };
+                let mut m = [Self::member_from(&row)?];
+                self.attach_roles(&mut m).await?;
+                let [m] = m;
+                Ok(Some(m))
+            }
+
+            async fn members(&self, community: CommunityId, after: Option<UserId>, lim: u32) -> StoreResult<Vec<MemberRecord>> {
+                let rows = sqlx::query(concat!(
+                    member_select!(),
+                    "WHERE mb.community_id = $1 AND mb.user_id > $2 ORDER BY mb.user_id LIMIT $3"
+                ))
+                .bind(community.0)
+                .bind(after.map_or(0, |a| a.0))
+                .bind(limit(lim))
+                .fetch_all(self.r())
+                .await?;
+                let mut out = rows.iter().map(Self::member_from).collect::<Result<Vec<_>, _>>()?;
+                self.attach_roles(&mut out).await?;
+                Ok(out)
+            }
+
+            async fn member_ids(&self, community: CommunityId) -> StoreResult<Vec<UserId>> {
+                let ids: Vec<i64> = sqlx::query_scalar("SELECT user_id FROM members WHERE community_id = $1 ORDER BY user_id")
+                    .bind(community.0)
+                    .fetch_all(self.r())
+                    .await?;
+                Ok(ids.into_iter().map(UserId).collect())
+            }
+
+            async fn add_member(&self, community: CommunityId, user: UserId, now: i64) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO members (community_id, user_id, nickname, joined_at, timed_out_until) \
+                     VALUES ($1, $2, NULL, $3, NULL) ON CONFLICT (community_id, user_id) DO NOTHING",
+                )
+                .bind(community.0)
+                .bind(user.0)
+                .bind(now)
+                .execute(self.w())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn remove_member(&self, community: CommunityId, user: UserId) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM members WHERE community_id = $1 AND user_id = $2")
+                    .bind(community.0)
+                    .bind(user.0)
+                    .execute(self.w())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn update_member(&self, community: CommunityId, user: UserId, p: &MemberPatch) -> StoreResult<Option<MemberRecord>> {
+                let done = sqlx::query(
+                    "UPDATE members SET \
+                     nickname = CASE WHEN $3 THEN $4 ELSE nickname END, \
+                     timed_out_until = CASE WHEN $5 THEN $6 ELSE timed_out_until END \
+                     WHERE community_id = $1 AND user_id = $2",
+                )
+                .bind(community.0)
+                .bind(user.0)
+                .bind(p.nickname.is_some())
+                .bind(p.nickname.clone().flatten())
+                .bind(p.timed_out_until.is_some())
+                .bind(p.timed_out_until.flatten())
+                .execute(self.w())
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(None);
+                }
+                self.member(community, user).await
+            }
+
+            async fn add_member_role(&self, community: CommunityId, user: UserId, role: RoleId) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO member_roles (community_id, user_id, role_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                )
+                .bind(community.0)
+                .bind(user.0)
+                .bind(role.0)
+                .execute(self.w())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn remove_member_role(&self, community: CommunityId, user: UserId, role: RoleId) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM member_roles WHERE community_id = $1 AND user_id = $2 AND role_id = $3")
+                    .bind(community.0)
+                    .bind(user.0)
+                    .bind(role.0)
+                    .execute(self.w())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn ban(&self, b: &BanRecord) -> StoreResult<bool> {
+                let mut tx = self.w().begin().await?;
+                let done = sqlx::query(
+                    "INSERT INTO bans (community_id, user_id, reason, moderator_id, created_at) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (community_id, user_id) DO NOTHING",
+                )
+                .bind(b.community_id.0)
+                .bind(b.user_id.0)
+                .bind(&b.reason)
+                .bind(b.moderator_id.0)
+                .bind(b.created_at)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM members WHERE community_id = $1 AND user_id = $2")
+                    .bind(b.community_id.0)
+                    .bind(b.user_id.0)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn unban(&self, community: CommunityId, user: UserId) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM bans WHERE community_id = $1 AND user_id = $2")
+                    .bind(community.0)
+                    .bind(user.0)
+                    .execute(self.w())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn is_banned(&self, community: CommunityId, user: UserId) -> StoreResult<bool> {
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM bans WHERE community_id = $1 AND user_id = $2")
+                    .bind(community.0)
+                    .bind(user.0)
+                    .fetch_one(self.r())
+                    .await?;
+                Ok(n > 0)
+            }
+
+            async fn bans(&self, community: CommunityId) -> StoreResult<Vec<BanRecord>> {
+                let rows = sqlx::query(
+                    "SELECT community_id, user_id, reason, moderator_id, created_at FROM bans WHERE community_id = $1 ORDER BY user_id",
+                )
+                .bind(community.0)
+                .fetch_all(self.r())
+                .await?;
+                Ok(rows.iter().map(Self::ban_from).collect::<Result<_, _>>()?)
+            }
+
+            // ---- invites ----
+
+            async fn create_invite(&self, i: &InviteRecord) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO invites (code, community_id, inviter_id, uses, max_uses, expires_at, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&i.code)
+                .bind(i.community_id.0)
+                .bind(i.inviter_id.0)
+                .bind(i.uses)
+                .bind(i.max_uses)
+                .bind(i.expires_at)
+                .bind(i.created_at)
+                .execute(self.w())
+                .await?;
+                Ok(())
+            }
+
+            async fn invite(&self, code: &str) -> StoreResult<Option<InviteRecord>> {
+                let row = sqlx::query(
+                    "SELECT code, community_id, inviter_id, uses, max_uses, expires_at, created_at FROM invites WHERE code = $1",
+                )
+                .bind(code)
+                .fetch_optional(self.r())
+                .await?;
+                Ok(row.map(|r| Self::invite_from(&r)).transpose()?)
+            }
+
+            async fn invites(&self, community: CommunityId) -> StoreResult<Vec<InviteRecord>> {
+                let rows = sqlx::query(
+                    "SELECT code, community_id, inviter_id, uses, max_uses, expires_at, created_at FROM invites \
+                     WHERE community_id = $1 ORDER BY created_at DESC",
+                )
+                .bind(community.0)
+                .fetch_all(self.r())
+                .await?;
+                Ok(rows.iter().map(Self::invite_from).collect::<Result<_, _>>()?)
+            }
+
+            async fn use_invite(&self, code: &str, now: i64) -> StoreResult<InviteUse> {
+                let row = sqlx::query(
+                    "UPDATE invites SET uses = uses + 1 WHERE code = $1 \
+                     AND (max_uses IS NULL OR uses < max_uses) AND (expires_at IS NULL OR expires_at > $2) \
+                     RETURNING code, community_id, inviter_id, uses, max_uses, expires_at, created_at",
+                )
+                .bind(code)
+                .bind(now)
+                .fetch_optional(self.w())
+                .await?;
+                Ok(match row {
+                    Some(r) => InviteUse::Used(Self::invite_from(&r)?),
+                    None => InviteUse::Invalid,
+                })
+            }
+
+            async fn delete_invite(&self, code: &str) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM invites WHERE code = $1").bind(code).execute(self.w()).await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            // ---- roles ----
+
+            async fn create_role(&self, r: &RoleRecord) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO roles (id, community_id, name, permissions, color, position) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(r.id.0)
+                .bind(r.community_id.0)
+                .bind(&r.name)
+                .bind(r.permissions)
+                .bind(r.color)
+                .bind(r.position)
+                .execute(self.w())
+                .await?;
+                Ok(())
+            }
+
+            async fn role(&self, id: RoleId) -> StoreResult<Option<RoleRecord>> {
+                let row = sqlx::query("SELECT id, community_id, name, permissions, color, position FROM roles WHERE id = $1")
+                    .bind(id.0)
+                    .fetch_optional(self.r())
+                    .await?;
+                Ok(row.map(|r| Self::role_from(&r)).transpose()?)
+            }
+
+            async fn roles(&self, community: CommunityId) -> StoreResult<Vec<RoleRecord>> {
+                let rows = sqlx::query(
+                    "SELECT id, community_id, name, permissions, color, position FROM roles WHERE community_id = $1 \
+                     ORDER BY position DESC, id",
+                )
+                .bind(community.0)
+                .fetch_all(self.r())
+                .await?;
+                Ok(rows.iter().map(Self::role_from).collect::<Result<_, _>>()?)
+            }
+
+            async fn update_role(&self, id: RoleId, p: &RolePatch) -> StoreResult<Option<RoleRecord>> {
+                sqlx::query(
+                    "UPDATE roles SET \
+                     name = COALESCE($2, name), \
+                     permissions = COALESCE($3, permissions), \
+                     color = CASE WHEN $4 THEN $5 ELSE color END, \
+                     position = COALESCE($6, position) \
+                     WHERE id = $1",
+                )
+                .bind(id.0)
+                .bind(&p.name)
+                .bind(p.permissions)
+                .bind(p.color.is_some())
+                .bind(p.color.flatten())
+                .bind(p.position)
+                .execute(self.w())
+                .await?;
+                self.role(id).await
+            }
+
+            async fn delete_role(&self, id: RoleId) -> StoreResult<bool> {
+                let mut tx = self.w().begin().await?;
+                sqlx::query("DELETE FROM overwrites WHERE target_id = $1 AND target_type = 'role'")
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM member_roles WHERE role_id = $1").bind(id.0).execute(&mut *tx).await?;
+                let done = sqlx::query("DELETE FROM roles WHERE id = $1").bind(id.0).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            // ---- channels ----
+
+            async fn create_channel(&self, c: &ChannelRecord) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO channels (id, community_id, kind, name, topic, position, parent_id, owner_id, dm_key, \
+                     last_message_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(c.id.0)
+                .bind(c.community_id.map(|x| x.0))
+                .bind(c.kind.as_str())
+                .bind(&c.name)
+                .bind(&c.topic)
+                .bind(c.position)
+                .bind(c.parent_id.map(|x| x.0))
+                .bind(c.owner_id.map(|x| x.0))
+                .bind(&c.dm_key)
+                .bind(c.last_message_id.map(|x| x.0))
+                .bind(c.created_at)
+                .execute(self.w())
+                .await?;
+                Ok(())
+            }
+
+            async fn channel(&self, id: ChannelId) -> StoreResult<Option<ChannelRecord>> {
+                let row = sqlx::query(concat!(channel_select!(), "WHERE id = $1"))
+                    .bind(id.0)
+                    .fetch_optional(self.r())
+                    .await?;
+                Ok(row.map(|r| Self::channel_from(&r)).transpose()?)
+            }
+
+            async fn channels(&self, community: CommunityId) -> StoreResult<Vec<ChannelRecord>> {
+                let rows = sqlx::query(concat!(channel_select!(), "WHERE community_id = $1 ORDER BY position, id"))
+                    .bind(community.0)
+                    .fetch_all(self.r())
+                    .await?;
+                Ok(rows.iter().map(Self::channel_from).collect::<Result<_, _>>()?)
+            }
+
+            async fn update_channel(&self, id: ChannelId, p: &ChannelPatch) -> StoreResult<Option<ChannelRecord>> {
+                sqlx::query(
+                    "UPDATE channels SET \
+                     name = COALESCE($2, name), \
+                     topic = CASE WHEN $3 THEN $4 ELSE topic END, \
+                     position = COALESCE($5, position), \
+                     parent_id = CASE WHEN $6 THEN $7 ELSE parent_id END \
+                     WHERE id = $1",
+                )
+                .bind(id.0)
+                .bind(&p.name)
+                .bind(p.topic.is_some())
+                .bind(p.topic.clone().flatten())
+                .bind(p.position)
+                .bind(p.parent_id.is_some())
+                .bind(p.parent_id.flatten().map(|x| x.0))
+                .execute(self.w())
+                .await?;
+                self.channel(id).await
+            }
+
+            async fn delete_channel(&self, id: ChannelId) -> StoreResult<bool> {
+                let mut tx = self.w().begin().await?;
+                sqlx::query("UPDATE channels SET parent_id = NULL WHERE parent_id = $1")
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await?;
+                let done = sqlx::query("DELETE FROM channels WHERE id = $1").bind(id.0).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn overwrites(&self, channel: ChannelId) -> StoreResult<Vec<OverwriteRecord>> {
+                let rows = sqlx::query(
+                    "SELECT channel_id, target_id, target_type, allow_bits, deny_bits FROM overwrites WHERE channel_id = $1 \
+                     ORDER BY target_id",
+                )
+                .bind(channel.0)
+                .fetch_all(self.r())
+                .await?;
+                Ok(rows.iter().map(Self::overwrite_from).collect::<Result<_, _>>()?)
+            }
+
+            async fn community_overwrites(&self, community: CommunityId) -> StoreResult<Vec<OverwriteRecord>> {
+                let rows = sqlx::query(
+                    "SELECT o.channel_id, o.target_id, o.target_type, o.allow_bits, o.deny_bits FROM overwrites o \
+                     JOIN channels c ON c.id = o.channel_id WHERE c.community_id = $1 ORDER BY o.channel_id, o.target_id",
+                )
+                .bind(community.0)
+                .fetch_all(self.r())
+                .await?;
+                Ok(rows.iter().map(Self::overwrite_from).collect::<Result<_, _>>()?)
+            }
+
+            async fn put_overwrite(&self, o: &OverwriteRecord) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO overwrites (channel_id, target_id, target_type, allow_bits, deny_bits) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (channel_id, target_id) DO UPDATE SET target_type = excluded.target_type, \
+                     allow_bits = excluded.allow_bits, deny_bits = excluded.deny_bits",
+                )
+                .bind(o.channel_id.0)
+                .bind(o.target_id)
+                .bind(o.target_kind.as_str())
+                .bind(o.allow)
+                .bind(o.deny)
+                .execute(self.w())
+                .await?;
+                Ok(())
+            }
+
+            async fn delete_overwrite(&self, channel: ChannelId, target_id: i64) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM overwrites WHERE channel_id = $1 AND target_id = $2")
+                    .bind(channel.0)
+                    .bind(target_id)
+                    .execute(self.w())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            // ---- DMs ----
+
+            async fn create_private_channel(&self, c: &ChannelRecord, recipients: &[UserId]) -> StoreResult<ChannelRecord> {
+                let mut tx = self.w().begin().await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO channels (id, community_id, kind, name, topic, position, parent_id, owner_id, dm_key, \
+                     last_message_id, created_at) VALUES ($1, NULL, $2, $3, NULL, 0, NULL, $4, $5, NULL, $6) \
+                     ON CONFLICT (dm_key) DO NOTHING",
+                )
+                .bind(c.id.0)
+                .bind(c.kind.as_str())
+                .bind(&c.name)
+                .bind(c.owner_id.map(|x| x.0))
+                .bind(&c.dm_key)
+                .bind(c.created_at)
+                .execute(&mut *tx)
+                .await?;
+                let id = if inserted.rows_affected() == 1 {
+                    for u in recipients {
+                        sqlx::query("INSERT INTO channel_recipients (channel_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                            .bind(c.id.0)
+                            .bind(u.0)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    c.id.0
+                } else {
+                    sqlx::query_scalar("SELECT id FROM channels WHERE dm_key = $1")
+                        .bind(&c.dm_key)
+                        .fetch_one(&mut *tx)
+                        .await?
+                };
+                let row = sqlx::query(concat!(channel_select!(), "WHERE id = $1"))
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(Self::channel_from(&row)?)
+            }
+
+            async fn private_channels(&self, user: UserId) -> StoreResult<Vec<ChannelRecord>> {
+                let rows = sqlx::query(
+                    "SELECT c.id, c.community_id, c.kind, c.name, c.topic, c.position, c.parent_id, c.owner_id, c.dm_key, \
+                     c.last_message_id, c.created_at FROM channels c JOIN channel_recipients r ON r.channel_id = c.id \
+                     WHERE r.user_id = $1 ORDER BY COALESCE(c.last_message_id, c.id) DESC",
+                )
+                .bind(user.0)
+                .fetch_all(self.r())
+                .await?;
+                Ok(rows.iter().map(Self::channel_from).collect::<Result<_, _>>()?)
+            }
+
+            async fn recipients(&self, channel: ChannelId) -> StoreResult<Vec<UserRecord>> {
+                let rows = sqlx::query(concat!(
+                    "SELECT ", user_cols!(), " FROM channel_recipients r JOIN users u ON u.id = r.user_id \
+                     WHERE r.channel_id = $1 ORDER BY u.id"
+                ))
+                .bind(channel.0)
+                .fetch_all(self.r())
+                .await?;
+                Ok(rows.iter().map(Self::user_from).collect::<Result<_, _>>()?)
+            }
+
+            async fn is_recipient(&self, channel: ChannelId, user: UserId) -> StoreResult<bool> {
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM channel_recipients WHERE channel_id = $1 AND user_id = $2")
+                    .bind(channel.0)
+                    .bind(user.0)
+                    .fetch_one(self.r())
+                    .await?;
+                Ok(n > 0)
+            }
+
+            // ---- messages ----
+
+            async fn create_message(&self, m: &NewMessage, now: i64, window_ms: i64) -> StoreResult<MessageCreate> {
+                let mut tx = self.w().begin().await?;
+                if let Some(nonce) = &m.nonce {
+                    // Claim the nonce first: on Postgres a concurrent claim of the same
+                    // nonce waits on the primary key and then sees ours.
+                    let claimed = sqlx::query(
+                        "INSERT INTO message_nonces (channel_id, author_id, nonce, message_id, created_at) \
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (channel_id, author_id, nonce) DO NOTHING",
+                    )
+                    .bind(m.channel_id.0)
+                    .bind(m.author_id.0)
+                    .bind(nonce)
+                    .bind(m.id.0)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    if claimed.rows_affected() == 0 {
+                        let prior: Option<(i64, i64)> = sqlx::query_as(
+                            "SELECT message_id, created_at FROM message_nonces WHERE channel_id = $1 AND author_id = $2 AND nonce = $3",
+                        )
+                        .bind(m.channel_id.0)
+                        .bind(m.author_id.0)
+                        .bind(nonce)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        if let Some((first_id, at)) = prior {
+                            let first = if at > now - window_ms {
+                                sqlx::query(concat!(message_select!(), "WHERE m.id = $1"))
+                                    .bind(first_id)
+                                    .fetch_optional(&mut *tx)
+                                    .await?
+                            } else {
+                                None
+                            };
+                            if let Some(row) = first {
+                                tx.commit().await?;
+                                return Ok(MessageCreate::Duplicate(Self::message_from(&row)?));
+                            }
+                            // Expired, or the first message was deleted: this send is new.
+                            sqlx::query(
+                                "UPDATE message_nonces SET message_id = $4, created_at = $5 \
+                                 WHERE channel_id = $1 AND author_id = $2 AND nonce = $3",
+                            )
+                            .bind(m.channel_id.0)
+                            .bind(m.author_id.0)
+                            .bind(nonce)
+                            .bind(m.id.0)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                    }
+                }
+                sqlx::query(
+                    "INSERT INTO messages (id, channel_id, author_id, content, edited_at, reply_to_id, mention_users, \
+                     mention_roles, mention_everyone, attachment_ids, pinned, nonce) \
+                     VALUES ($1, $2, $3, $4, NULL, $5, $6, $7, $8, $9, FALSE, $10)",
+                )
+                .bind(m.id.0)
+                .bind(m.channel_id.0)
+                .bind(m.author_id.0)
+                .bind(&m.content)
+                .bind(m.reply_to_id.map(|x| x.0))
+                .bind(join_ids(m.mentions.users.iter().map(|u| u.0)))
+                .bind(join_ids(m.mentions.roles.iter().map(|r| r.0)))
+                .bind(m.mentions.everyone)
+                .bind(join_ids(m.attachment_ids.iter().map(|a| a.0)))
+                .bind(&m.nonce)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("UPDATE channels SET last_message_id = $2 WHERE id = $1 AND (last_message_id IS NULL OR last_message_id < $2)")
+                    .bind(m.channel_id.0)
+                    .bind(m.id.0)
+                    .execute(&mut *tx)
+                    .await?;
+                let row = sqlx::query(concat!(message_select!(), "WHERE m.id = $1"))
+                    .bind(m.id.0)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(MessageCreate::Created(Self::message_from(&row)?))
+            }
+
+            async fn message(&self, channel: ChannelId, id: MessageId) -> StoreResult<Option<MessageRecord>> {
+                let row = sqlx::query(concat!(message_select!(), "WHERE m.channel_id = $1 AND m.id = $2"))
+                    .bind(channel.0)
+                    .bind(id.0)
+                    .fetch_optional(self.r())
+                    .await?;
+                Ok(row.map(|r| Self::message_from(&r)).transpose()?)
+            }
+
+            async fn messages(&self, channel: ChannelId, page: Page<MessageId>) -> StoreResult<Vec<MessageRecord>> {
+                let upper = page.before.map_or(i64::MAX, |b| b.0);
+                let rows = match page.after {
+                    Some(after) => {
+                        sqlx::query(concat!(
+                            message_select!(),
+                            "WHERE m.channel_id = $1 AND m.id > $2 AND m.id < $3 ORDER BY m.id ASC LIMIT $4"
+                        ))
+                        .bind(channel.0)
+                        .bind(after.0)
+                        .bind(upper)
+                        .bind(limit(page.limit))
+                        .fetch_all(self.r())
+                        .await?
+                    }
+                    None => {
+                        sqlx::query(concat!(
+                            message_select!(),
+                            "WHERE m.channel_id = $1 AND m.id < $2 ORDER BY m.id DESC LIMIT $3"
+                        ))
+                        .bind(channel.0)
+                        .bind(upper)
+                        .bind(limit(page.limit))
+                        .fetch_all(self.r())
+                        .await?
+                    }
+                };
+                Ok(rows.iter().map(Self::message_from).collect::<Result<_, _>>()?)
+            }
+
+            async fn edit_message(
+                &self,
+                channel: ChannelId,
+                id: MessageId,
+                content: &str,
+                mentions: &Mentions,
+                edited_at: i64,
+            ) -> StoreResult<Option<MessageRecord>> {
+                let done = sqlx::query(
+                    "UPDATE messages SET content = $3, mention_users = $4, mention_roles = $5, mention_everyone = $6, \
+                     edited_at = $7 WHERE channel_id = $1 AND id = $2",
+                )
+                .bind(channel.0)
+                .bind(id.0)
+                .bind(content)
+                .bind(join_ids(mentions.users.iter().map(|u| u.0)))
+                .bind(join_ids(mentions.roles.iter().map(|r| r.0)))
+                .bind(mentions.everyone)
+                .bind(edited_at)
+                .execute(self.w())
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(None);
+                }
+                self.message(channel, id).await
+            }
+
+            async fn delete_message(&self, channel: ChannelId, id: MessageId) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM messages WHERE channel_id = $1 AND id = $2")
+                    .bind(channel.0)
+                    .bind(id.0)
+                    .execute(self.w())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn set_pinned(&self, channel: ChannelId, id: MessageId, pinned: bool) -> StoreResult<bool> {
+                let done = sqlx::query("UPDATE messages SET pinned = $3 WHERE channel_id = $1 AND id = $2")
+                    .bind(channel.0)
+                    .bind(id.0)
+                    .bind(pinned)
+                    .execute(self.w())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn pinned_messages(&self, channel: ChannelId) -> StoreResult<Vec<MessageRecord>> {
+                let rows = sqlx::query(concat!(message_select!(), "WHERE m.channel_id = $1 AND m.pinned ORDER BY m.id DESC"))
+                    .bind(channel.0)
+                    .fetch_all(self.r())
+                    .await?;
+                Ok(rows.iter().map(Self::message_from).collect::<Result<_, _>>()?)
+            }
+
+            async fn add_reaction(&self, channel: ChannelId, message: MessageId, user: UserId, emoji: &str, now: i64) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO reactions (channel_id, message_id, emoji, user_id, created_at) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (message_id, emoji, user_id) DO NOTHING",
+                )
+                .bind(channel.0)
+                .bind(message.0)
+                .bind(emoji)
+                .bind(user.0)
+                .bind(now)
+                .execute(self.w())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn remove_reaction(&self, message: MessageId, user: UserId, emoji: &str) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM reactions WHERE message_id = $1 AND emoji = $2 AND user_id = $3")
+                    .bind(message.0)
+                    .bind(emoji)
+                    .bind(user.0)
+                    .execute(self.w())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn reactions(&self, channel: ChannelId, messages: &[MessageId], viewer: UserId) -> StoreResult<Vec<ReactionCount>> {
+                let (Some(lo), Some(hi)) = (messages.iter().min(), messages.iter().max()) else {
+                    return Ok(Vec::new());
+                };
+                let rows = sqlx::query(
+                    "SELECT message_id, emoji, CAST(COUNT(*) AS BIGINT) AS n, \
+                     CAST(MAX(CASE WHEN user_id = $4 THEN 1 ELSE 0 END) AS BIGINT) AS me, MIN(created_at) AS first_at \
+                     FROM reactions WHERE channel_id = $1 AND message_id >= $2 AND message_id <= $3 \
+                     GROUP BY message_id, emoji ORDER BY message_id, first_at, emoji",
+                )
+                .bind(channel.0)
+                .bind(lo.0)
+                .bind(hi.0)
+                .bind(viewer.0)
+                .fetch_all(self.r())
+                .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let id = MessageId(r.try_get("message_id")?);
+                    if messages.contains(&id) {
+                        out.push(ReactionCount {
+                            message_id: id,
+                            emoji: r.try_get("emoji")?,
+                            count: r.try_get("n")?,
+                            me: r.try_get::<i64, _>("me")? != 0,
+                        });
+                    }
+                }
+                Ok(out)
+            }
+
+            // ---- read states ----
+
+            async fn ack(&self, user: UserId, channel: ChannelId, message: MessageId) -> StoreResult<ReadStateRecord> {
+                let row = sqlx::query(
+                    "INSERT INTO read_states (user_id, channel_id, last_read_id, mention_count) VALUES ($1, $2, $3, 0) \
+                     ON CONFLICT (user_id, channel_id) DO UPDATE SET \
+                     last_read_id = CASE WHEN excluded.last_read_id > read_states.last_read_id \
+                                         THEN excluded.last_read_id ELSE read_states.last_read_id END, \
+                     mention_count = 0 \
+                     RETURNING channel_id, last_read_id, mention_count",
+                )
+                .bind(user.0)
+                .bind(channel.0)
+                .bind(message.0)
+                .fetch_one(self.w())
+                .await?;
+                Ok(Self::read_state_from(&row)?)
+            }
+
+            async fn read_states(&self, user: UserId) -> StoreResult<Vec<ReadStateRecord>> {
+                let rows = sqlx::query(
+                    "SELECT channel_id, last_read_id, mention_count FROM read_states WHERE user_id = $1 ORDER BY channel_id",
+                )
+                .bind(user.0)
+                .fetch_all(self.r())
+                .await?;
+                Ok(rows.iter().map(Self::read_state_from).collect::<Result<_, _>>()?)
+            }
+
+            async fn add_mentions(&self, channel: ChannelId, users: &[UserId]) -> StoreResult<()> {
+                if users.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.w().begin().await?;
+                for u in users {
+                    sqlx::query(
+                        "INSERT INTO read_states (user_id, channel_id, last_read_id, mention_count) VALUES ($1, $2, 0, 1) \
+                         ON CONFLICT (user_id, channel_id) DO UPDATE SET mention_count = read_states.mention_count + 1",
+                    )
+                    .bind(u.0)
+                    .bind(channel.0)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+sql_impl!(SqliteStore, sqlx::sqlite::SqliteRow, "sqlite", migrate::SQLITE);
+sql_impl!(PostgresStore, sqlx::postgres::PgRow, "postgres", migrate::POSTGRES);

@@ -1,0 +1,133 @@
+//! The repository API every backend implements.
+
+use async_trait::async_trait;
+use hearth_types::{ChannelId, CommunityId, MessageId, RoleId, SessionId, UserId};
+
+use crate::StoreResult;
+use crate::model::*;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `"sqlite"` or `"postgres"`, for logs and `/readyz`.
+    fn backend(&self) -> &'static str;
+    /// A trivial round trip, for `/readyz`.
+    async fn ping(&self) -> StoreResult<()>;
+    /// Runs every embedded migration not yet applied. Idempotent.
+    async fn migrate(&self) -> StoreResult<()>;
+
+    // ---- node leases: each live node holds a distinct 10-bit node id ----
+    /// Claims the lowest free or expired node id for `holder` until `now + ttl_ms`.
+    async fn lease_node(&self, holder: &str, now: i64, ttl_ms: i64) -> StoreResult<Option<u16>>;
+    /// Extends a held lease. False if it was lost (taken over after expiring).
+    async fn renew_node(&self, node: u16, holder: &str, now: i64, ttl_ms: i64) -> StoreResult<bool>;
+    async fn release_node(&self, node: u16, holder: &str) -> StoreResult<()>;
+
+    // ---- users ----
+    /// `Conflict("username")` / `Conflict("email")` when taken (ignoring case).
+    async fn create_user(&self, user: &UserRecord) -> StoreResult<()>;
+    async fn user(&self, id: UserId) -> StoreResult<Option<UserRecord>>;
+    /// By username or email, ignoring case.
+    async fn user_by_login(&self, login: &str) -> StoreResult<Option<UserRecord>>;
+    async fn update_user(&self, id: UserId, patch: &UserPatch) -> StoreResult<Option<UserRecord>>;
+    async fn set_admin(&self, id: UserId, admin: bool) -> StoreResult<bool>;
+
+    // ---- sessions and refresh tokens ----
+    async fn create_session(&self, session: &SessionRecord, refresh_hash: &str) -> StoreResult<()>;
+    async fn session(&self, id: SessionId) -> StoreResult<Option<SessionRecord>>;
+    async fn sessions_for_user(&self, user: UserId) -> StoreResult<Vec<SessionRecord>>;
+    /// Spends `old_hash` and stores `new_hash` in its place, atomically; a spent
+    /// token presented again revokes the session.
+    async fn rotate_refresh(&self, old_hash: &str, new_hash: &str, now: i64) -> StoreResult<RefreshOutcome>;
+    /// Revokes a live session of `user`. False if none matched.
+    async fn revoke_session(&self, id: SessionId, user: UserId, now: i64) -> StoreResult<bool>;
+    async fn touch_session(&self, id: SessionId, now: i64) -> StoreResult<()>;
+
+    // ---- communities ----
+    /// Creates the community, its `@everyone` role, its first channel and the owner's membership.
+    async fn create_community(
+        &self,
+        community: &CommunityRecord,
+        everyone: &RoleRecord,
+        first_channel: &ChannelRecord,
+    ) -> StoreResult<()>;
+    async fn community(&self, id: CommunityId) -> StoreResult<Option<CommunityRecord>>;
+    async fn communities_for_user(&self, user: UserId) -> StoreResult<Vec<CommunityRecord>>;
+    async fn update_community(&self, id: CommunityId, name: Option<&str>) -> StoreResult<Option<CommunityRecord>>;
+    async fn delete_community(&self, id: CommunityId) -> StoreResult<bool>;
+
+    // ---- members ----
+    async fn member(&self, community: CommunityId, user: UserId) -> StoreResult<Option<MemberRecord>>;
+    /// Members ordered by user id, after the cursor.
+    async fn members(&self, community: CommunityId, after: Option<UserId>, limit: u32) -> StoreResult<Vec<MemberRecord>>;
+    /// All member user ids (for mention fan-out and event audiences).
+    async fn member_ids(&self, community: CommunityId) -> StoreResult<Vec<UserId>>;
+    /// False if already a member.
+    async fn add_member(&self, community: CommunityId, user: UserId, now: i64) -> StoreResult<bool>;
+    async fn remove_member(&self, community: CommunityId, user: UserId) -> StoreResult<bool>;
+    async fn update_member(&self, community: CommunityId, user: UserId, patch: &MemberPatch) -> StoreResult<Option<MemberRecord>>;
+    async fn add_member_role(&self, community: CommunityId, user: UserId, role: RoleId) -> StoreResult<bool>;
+    async fn remove_member_role(&self, community: CommunityId, user: UserId, role: RoleId) -> StoreResult<bool>;
+    /// Bans and removes the member in one step. False if already banned.
+    async fn ban(&self, ban: &BanRecord) -> StoreResult<bool>;
+    async fn unban(&self, community: CommunityId, user: UserId) -> StoreResult<bool>;
+    async fn is_banned(&self, community: CommunityId, user: UserId) -> StoreResult<bool>;
+    async fn bans(&self, community: CommunityId) -> StoreResult<Vec<BanRecord>>;
+
+    // ---- invites ----
+    async fn create_invite(&self, invite: &InviteRecord) -> StoreResult<()>;
+    async fn invite(&self, code: &str) -> StoreResult<Option<InviteRecord>>;
+    async fn invites(&self, community: CommunityId) -> StoreResult<Vec<InviteRecord>>;
+    /// Counts one use if the invite is live, atomically (never past `max_uses`).
+    async fn use_invite(&self, code: &str, now: i64) -> StoreResult<InviteUse>;
+    async fn delete_invite(&self, code: &str) -> StoreResult<bool>;
+
+    // ---- roles ----
+    async fn create_role(&self, role: &RoleRecord) -> StoreResult<()>;
+    async fn role(&self, id: RoleId) -> StoreResult<Option<RoleRecord>>;
+    async fn roles(&self, community: CommunityId) -> StoreResult<Vec<RoleRecord>>;
+    async fn update_role(&self, id: RoleId, patch: &RolePatch) -> StoreResult<Option<RoleRecord>>;
+    /// Also drops it from members and channel overwrites.
+    async fn delete_role(&self, id: RoleId) -> StoreResult<bool>;
+
+    // ---- channels and overwrites ----
+    async fn create_channel(&self, channel: &ChannelRecord) -> StoreResult<()>;
+    async fn channel(&self, id: ChannelId) -> StoreResult<Option<ChannelRecord>>;
+    async fn channels(&self, community: CommunityId) -> StoreResult<Vec<ChannelRecord>>;
+    async fn update_channel(&self, id: ChannelId, patch: &ChannelPatch) -> StoreResult<Option<ChannelRecord>>;
+    async fn delete_channel(&self, id: ChannelId) -> StoreResult<bool>;
+    async fn overwrites(&self, channel: ChannelId) -> StoreResult<Vec<OverwriteRecord>>;
+    /// Every overwrite of every channel of a community (one query for channel lists).
+    async fn community_overwrites(&self, community: CommunityId) -> StoreResult<Vec<OverwriteRecord>>;
+    async fn put_overwrite(&self, overwrite: &OverwriteRecord) -> StoreResult<()>;
+    async fn delete_overwrite(&self, channel: ChannelId, target_id: i64) -> StoreResult<bool>;
+
+    // ---- DMs ----
+    /// Creates a DM or group DM with its recipients. For a 1:1 DM whose `dm_key`
+    /// exists already, returns the existing channel instead.
+    async fn create_private_channel(&self, channel: &ChannelRecord, recipients: &[UserId]) -> StoreResult<ChannelRecord>;
+    async fn private_channels(&self, user: UserId) -> StoreResult<Vec<ChannelRecord>>;
+    async fn recipients(&self, channel: ChannelId) -> StoreResult<Vec<UserRecord>>;
+    async fn is_recipient(&self, channel: ChannelId, user: UserId) -> StoreResult<bool>;
+
+    // ---- messages ----
+    /// Inserts the message (or returns the first one for a repeated nonce
+    /// within `nonce_window_ms`) and advances the channel's last message id.
+    async fn create_message(&self, msg: &NewMessage, now: i64, nonce_window_ms: i64) -> StoreResult<MessageCreate>;
+    async fn message(&self, channel: ChannelId, id: MessageId) -> StoreResult<Option<MessageRecord>>;
+    async fn messages(&self, channel: ChannelId, page: Page<MessageId>) -> StoreResult<Vec<MessageRecord>>;
+    async fn edit_message(&self, channel: ChannelId, id: MessageId, content: &str, mentions: &Mentions, edited_at: i64) -> StoreResult<Option<MessageRecord>>;
+    async fn delete_message(&self, channel: ChannelId, id: MessageId) -> StoreResult<bool>;
+    async fn set_pinned(&self, channel: ChannelId, id: MessageId, pinned: bool) -> StoreResult<bool>;
+    async fn pinned_messages(&self, channel: ChannelId) -> StoreResult<Vec<MessageRecord>>;
+    /// False if that user already reacted with that emoji.
+    async fn add_reaction(&self, channel: ChannelId, message: MessageId, user: UserId, emoji: &str, now: i64) -> StoreResult<bool>;
+    async fn remove_reaction(&self, message: MessageId, user: UserId, emoji: &str) -> StoreResult<bool>;
+    async fn reactions(&self, channel: ChannelId, messages: &[MessageId], viewer: UserId) -> StoreResult<Vec<ReactionCount>>;
+
+    // ---- read states ----
+    /// Moves the read marker forward (never back) and clears the mention count.
+    async fn ack(&self, user: UserId, channel: ChannelId, message: MessageId) -> StoreResult<ReadStateRecord>;
+    async fn read_states(&self, user: UserId) -> StoreResult<Vec<ReadStateRecord>>;
+    /// Adds one mention to each user's read state in the channel.
+    async fn add_mentions(&self, channel: ChannelId, users: &[UserId]) -> StoreResult<()>;
+}

@@ -1,0 +1,451 @@
+//! The backend contract suite: every test here runs once on a fresh SQLite file
+//! and once on a fresh Postgres database, and both must behave the same.
+//! Postgres comes from `HEARTH_TEST_DATABASE_URL` (default: the local server);
+//! when it is absent these tests fail, they never skip.
+
+use std::sync::Arc;
+
+use hearth_store::*;
+use hearth_types::*;
+
+struct TestDb {
+    store: Arc<dyn Store>,
+    cleanup: Option<(String, String)>, // (admin url, db name) for Postgres
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = connect(&Backend::Sqlite(dir.path().join("hearth.db")), 4).await.expect("open sqlite");
+        TestDb { store, cleanup: None, _dir: Some(dir) }
+    }
+
+    async fn postgres() -> TestDb {
+        let admin = testing::admin_url();
+        let name = format!("hearth_test_{}_{}", std::process::id(), id());
+        let url = testing::create_database(&admin, &name)
+            .await
+            .expect("Postgres must be running for the contract suite (HEARTH_TEST_DATABASE_URL)");
+        let store = connect(&Backend::Postgres(url), 4).await.expect("open postgres");
+        TestDb { store, cleanup: Some((admin, name)), _dir: None }
+    }
+
+    async fn finish(self) {
+        drop(self.store);
+        if let Some((admin, name)) = self.cleanup {
+            testing::drop_database(&admin, &name).await.expect("drop test database");
+        }
+    }
+}
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $name() {
+                let db = super::TestDb::sqlite().await;
+                super::$name(&*db.store).await;
+                db.finish().await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $name() {
+                let db = super::TestDb::postgres().await;
+                super::$name(&*db.store).await;
+                db.finish().await;
+            })*
+        }
+    };
+}
+
+contract!(
+    migrations_are_idempotent,
+    users_unique_ignoring_case,
+    refresh_rotation_and_reuse,
+    community_lifecycle,
+    members_roles_and_bans,
+    invites_count_uses_atomically,
+    channels_and_overwrites,
+    dms_are_stable,
+    messages_nonce_and_pages,
+    message_edit_pin_react_delete,
+    read_states_and_mentions,
+    node_leases_are_distinct,
+    hostile_strings_round_trip,
+);
+
+static IDS: std::sync::LazyLock<IdGenerator> = std::sync::LazyLock::new(|| IdGenerator::new(1));
+fn id() -> i64 {
+    IDS.next().0
+}
+
+fn user(name: &str) -> UserRecord {
+    UserRecord {
+        id: UserId(id()),
+        username: name.into(),
+        email: Some(format!("{name}@Example.org")),
+        display_name: None,
+        avatar_id: None,
+        password_hash: "x".into(),
+        is_admin: false,
+        plan: "free".into(),
+        created_at: now_ms(),
+    }
+}
+
+async fn new_user(s: &dyn Store, name: &str) -> UserRecord {
+    let u = user(name);
+    s.create_user(&u).await.expect("create user");
+    u
+}
+
+async fn new_community(s: &dyn Store, owner: &UserRecord) -> (CommunityRecord, ChannelRecord) {
+    let cid = CommunityId(id());
+    let c = CommunityRecord { id: cid, name: "Town".into(), owner_id: owner.id, icon_id: None, created_at: now_ms() };
+    let everyone = RoleRecord {
+        id: RoleId(cid.0),
+        community_id: cid,
+        name: "@everyone".into(),
+        permissions: 0b111,
+        color: None,
+        position: 0,
+    };
+    let general = text_channel(cid, "general");
+    s.create_community(&c, &everyone, &general).await.expect("create community");
+    (c, general)
+}
+
+fn text_channel(cid: CommunityId, name: &str) -> ChannelRecord {
+    ChannelRecord {
+        id: ChannelId(id()),
+        community_id: Some(cid),
+        kind: ChannelKind::Text,
+        name: Some(name.into()),
+        topic: None,
+        position: 0,
+        parent_id: None,
+        owner_id: None,
+        dm_key: None,
+        last_message_id: None,
+        created_at: now_ms(),
+    }
+}
+
+fn msg(channel: ChannelId, author: UserId, content: &str, nonce: Option<&str>) -> NewMessage {
+    NewMessage {
+        id: MessageId(id()),
+        channel_id: channel,
+        author_id: author,
+        content: content.into(),
+        reply_to_id: None,
+        mentions: Mentions::default(),
+        attachment_ids: vec![],
+        nonce: nonce.map(Into::into),
+    }
+}
+
+async fn migrations_are_idempotent(s: &dyn Store) {
+    s.migrate().await.expect("second migrate is a no-op");
+    s.ping().await.expect("ping");
+}
+
+async fn users_unique_ignoring_case(s: &dyn Store) {
+    let alice = new_user(s, "alice").await;
+    let mut dup = user("ALICE");
+    dup.email = None;
+    assert!(matches!(s.create_user(&dup).await, Err(StoreError::Conflict(w)) if w == "username"));
+    let mut same_mail = user("alice2");
+    same_mail.email = Some("ALICE@example.ORG".into());
+    assert!(matches!(s.create_user(&same_mail).await, Err(StoreError::Conflict(w)) if w == "email"));
+    assert_eq!(s.user_by_login("Alice").await.unwrap().unwrap().id, alice.id);
+    assert_eq!(s.user_by_login("alice@example.org").await.unwrap().unwrap().id, alice.id);
+    let patched = s
+        .update_user(alice.id, &UserPatch { display_name: Some(Some("Alice A.".into())), avatar_id: None })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(patched.display_name.as_deref(), Some("Alice A."));
+    assert_eq!(patched.email, alice.email, "untouched fields stay");
+    let cleared = s.update_user(alice.id, &UserPatch { display_name: Some(None), avatar_id: None }).await.unwrap().unwrap();
+    assert_eq!(cleared.display_name, None);
+    assert!(s.user(UserId(id())).await.unwrap().is_none());
+}
+
+async fn refresh_rotation_and_reuse(s: &dyn Store) {
+    let u = new_user(s, "bob").await;
+    let sess = SessionRecord {
+        id: SessionId(id()),
+        user_id: u.id,
+        user_agent: Some("curl".into()),
+        created_at: now_ms(),
+        last_seen_at: now_ms(),
+        revoked_at: None,
+    };
+    s.create_session(&sess, "h1").await.unwrap();
+    assert!(matches!(s.rotate_refresh("h1", "h2", now_ms()).await.unwrap(), RefreshOutcome::Rotated(r) if r.id == sess.id));
+    assert!(matches!(s.rotate_refresh("h2", "h3", now_ms()).await.unwrap(), RefreshOutcome::Rotated(_)));
+    // h1 was spent: presenting it again revokes the whole session, h3 included.
+    assert_eq!(s.rotate_refresh("h1", "h4", now_ms()).await.unwrap(), RefreshOutcome::Reused(sess.id));
+    assert!(s.session(sess.id).await.unwrap().unwrap().revoked_at.is_some());
+    assert_eq!(s.rotate_refresh("h3", "h5", now_ms()).await.unwrap(), RefreshOutcome::Invalid);
+    assert_eq!(s.rotate_refresh("nope", "h6", now_ms()).await.unwrap(), RefreshOutcome::Invalid);
+    assert!(s.sessions_for_user(u.id).await.unwrap().is_empty());
+
+    let s2 = SessionRecord { id: SessionId(id()), ..sess.clone() };
+    s.create_session(&s2, "k1").await.unwrap();
+    assert_eq!(s.sessions_for_user(u.id).await.unwrap().len(), 1);
+    assert!(!s.revoke_session(s2.id, UserId(id()), now_ms()).await.unwrap(), "only the owner revokes");
+    assert!(s.revoke_session(s2.id, u.id, now_ms()).await.unwrap());
+    assert!(!s.revoke_session(s2.id, u.id, now_ms()).await.unwrap());
+}
+
+async fn community_lifecycle(s: &dyn Store) {
+    let owner = new_user(s, "carol").await;
+    let (c, general) = new_community(s, &owner).await;
+    assert_eq!(s.community(c.id).await.unwrap().unwrap(), c);
+    assert_eq!(s.communities_for_user(owner.id).await.unwrap(), vec![c.clone()]);
+    assert!(s.member(c.id, owner.id).await.unwrap().is_some(), "owner is a member");
+    assert_eq!(s.roles(c.id).await.unwrap()[0].id, RoleId(c.id.0));
+    assert_eq!(s.channels(c.id).await.unwrap(), vec![general.clone()]);
+    let renamed = s.update_community(c.id, Some("City")).await.unwrap().unwrap();
+    assert_eq!(renamed.name, "City");
+    s.create_message(&msg(general.id, owner.id, "hi", None), now_ms(), 1000).await.unwrap();
+    assert!(s.delete_community(c.id).await.unwrap());
+    assert!(s.community(c.id).await.unwrap().is_none());
+    assert!(s.channel(general.id).await.unwrap().is_none(), "channels go with it");
+    assert!(s.communities_for_user(owner.id).await.unwrap().is_empty());
+}
+
+async fn members_roles_and_bans(s: &dyn Store) {
+    let owner = new_user(s, "dave").await;
+    let erin = new_user(s, "erin").await;
+    let (c, _) = new_community(s, &owner).await;
+    assert!(s.add_member(c.id, erin.id, now_ms()).await.unwrap());
+    assert!(!s.add_member(c.id, erin.id, now_ms()).await.unwrap(), "joining twice is a no-op");
+    let mods = RoleRecord { id: RoleId(id()), community_id: c.id, name: "mods".into(), permissions: 1 << 11, color: Some(0xff0000), position: 5 };
+    s.create_role(&mods).await.unwrap();
+    assert!(s.add_member_role(c.id, erin.id, mods.id).await.unwrap());
+    assert_eq!(s.member(c.id, erin.id).await.unwrap().unwrap().role_ids, vec![mods.id]);
+    let page = s.members(c.id, None, 50).await.unwrap();
+    assert_eq!(page.len(), 2);
+    assert!(page.windows(2).all(|w| w[0].user.id < w[1].user.id));
+    let erin_row = page.iter().find(|m| m.user.id == erin.id).unwrap();
+    assert_eq!(erin_row.role_ids, vec![mods.id]);
+    let after = s.members(c.id, Some(page[0].user.id), 50).await.unwrap();
+    assert_eq!(after.len(), 1);
+
+    let until = now_ms() + 60_000;
+    let m = s
+        .update_member(c.id, erin.id, &MemberPatch { nickname: Some(Some("E".into())), timed_out_until: Some(Some(until)) })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((m.nickname.as_deref(), m.timed_out_until), (Some("E"), Some(until)));
+
+    let patched = s.update_role(mods.id, &RolePatch { name: Some("moderators".into()), ..Default::default() }).await.unwrap().unwrap();
+    assert_eq!((patched.name.as_str(), patched.permissions, patched.color), ("moderators", 1 << 11, Some(0xff0000)));
+
+    assert!(s.ban(&BanRecord { community_id: c.id, user_id: erin.id, reason: Some("spam".into()), moderator_id: owner.id, created_at: now_ms() }).await.unwrap());
+    assert!(s.member(c.id, erin.id).await.unwrap().is_none(), "a ban removes the member");
+    assert!(s.is_banned(c.id, erin.id).await.unwrap());
+    assert_eq!(s.bans(c.id).await.unwrap().len(), 1);
+    assert!(s.unban(c.id, erin.id).await.unwrap());
+    assert!(!s.is_banned(c.id, erin.id).await.unwrap());
+
+    s.add_member(c.id, erin.id, now_ms()).await.unwrap();
+    assert!(s.member(c.id, erin.id).await.unwrap().unwrap().role_ids.is_empty(), "rejoining starts without roles");
+    s.add_member_role(c.id, erin.id, mods.id).await.unwrap();
+    assert!(s.delete_role(mods.id).await.unwrap());
+    assert!(s.member(c.id, erin.id).await.unwrap().unwrap().role_ids.is_empty());
+    assert!(s.remove_member(c.id, erin.id).await.unwrap());
+    assert_eq!(s.member_ids(c.id).await.unwrap(), vec![owner.id]);
+}
+
+async fn invites_count_uses_atomically(s: &dyn Store) {
+    let owner = new_user(s, "frank").await;
+    let (c, _) = new_community(s, &owner).await;
+    let inv = InviteRecord { code: "aBc123".into(), community_id: c.id, inviter_id: owner.id, uses: 0, max_uses: Some(2), expires_at: None, created_at: now_ms() };
+    s.create_invite(&inv).await.unwrap();
+    assert!(matches!(s.create_invite(&inv).await, Err(StoreError::Conflict(_))));
+    assert!(s.invite("ABC123").await.unwrap().is_none(), "codes are case-sensitive");
+    assert!(matches!(s.use_invite("aBc123", now_ms()).await.unwrap(), InviteUse::Used(i) if i.uses == 1));
+    assert!(matches!(s.use_invite("aBc123", now_ms()).await.unwrap(), InviteUse::Used(i) if i.uses == 2));
+    assert_eq!(s.use_invite("aBc123", now_ms()).await.unwrap(), InviteUse::Invalid);
+    let old = InviteRecord { code: "old".into(), expires_at: Some(now_ms() - 1), max_uses: None, ..inv.clone() };
+    s.create_invite(&old).await.unwrap();
+    assert_eq!(s.use_invite("old", now_ms()).await.unwrap(), InviteUse::Invalid);
+    assert_eq!(s.invites(c.id).await.unwrap().len(), 2);
+    assert!(s.delete_invite("old").await.unwrap());
+}
+
+async fn channels_and_overwrites(s: &dyn Store) {
+    let owner = new_user(s, "gina").await;
+    let (c, general) = new_community(s, &owner).await;
+    let mut cat = text_channel(c.id, "cat");
+    cat.position = 3;
+    s.create_channel(&cat).await.unwrap();
+    let mut child = text_channel(c.id, "child");
+    child.parent_id = Some(cat.id);
+    child.kind = ChannelKind::Voice;
+    s.create_channel(&child).await.unwrap();
+    let list = s.channels(c.id).await.unwrap();
+    assert_eq!(list.iter().map(|c| c.id).collect::<Vec<_>>(), vec![general.id, child.id, cat.id]);
+    let up = s
+        .update_channel(general.id, &ChannelPatch { topic: Some(Some("welcome".into())), position: Some(9), ..Default::default() })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((up.topic.as_deref(), up.position, up.name.as_deref()), (Some("welcome"), 9, Some("general")));
+
+    let ow = OverwriteRecord { channel_id: general.id, target_id: c.id.0, target_kind: OverwriteTargetKind::Role, allow: 0, deny: 1 };
+    s.put_overwrite(&ow).await.unwrap();
+    s.put_overwrite(&OverwriteRecord { allow: 2, ..ow.clone() }).await.unwrap();
+    s.put_overwrite(&OverwriteRecord { channel_id: cat.id, target_id: owner.id.0, target_kind: OverwriteTargetKind::Member, allow: 4, deny: 0 }).await.unwrap();
+    assert_eq!(s.overwrites(general.id).await.unwrap(), vec![OverwriteRecord { allow: 2, ..ow.clone() }]);
+    assert_eq!(s.community_overwrites(c.id).await.unwrap().len(), 2);
+    assert!(s.delete_overwrite(general.id, c.id.0).await.unwrap());
+    assert!(!s.delete_overwrite(general.id, c.id.0).await.unwrap());
+
+    assert!(s.delete_channel(cat.id).await.unwrap());
+    assert_eq!(s.channel(child.id).await.unwrap().unwrap().parent_id, None, "children are orphaned, not lost");
+}
+
+async fn dms_are_stable(s: &dyn Store) {
+    let a = new_user(s, "hal").await;
+    let b = new_user(s, "ivy").await;
+    let key = format!("{}:{}", a.id.0.min(b.id.0), a.id.0.max(b.id.0));
+    let dm = |owner| ChannelRecord {
+        id: ChannelId(id()),
+        community_id: None,
+        kind: ChannelKind::Dm,
+        name: None,
+        topic: None,
+        position: 0,
+        parent_id: None,
+        owner_id: Some(owner),
+        dm_key: Some(key.clone()),
+        last_message_id: None,
+        created_at: now_ms(),
+    };
+    let first = s.create_private_channel(&dm(a.id), &[a.id, b.id]).await.unwrap();
+    let again = s.create_private_channel(&dm(b.id), &[b.id, a.id]).await.unwrap();
+    assert_eq!(first.id, again.id);
+    assert_eq!(s.recipients(first.id).await.unwrap().len(), 2);
+    assert!(s.is_recipient(first.id, b.id).await.unwrap());
+    let c = new_user(s, "jay").await;
+    assert!(!s.is_recipient(first.id, c.id).await.unwrap());
+    let group = ChannelRecord { kind: ChannelKind::GroupDm, dm_key: None, ..dm(a.id) };
+    let g = s.create_private_channel(&group, &[a.id, b.id, c.id]).await.unwrap();
+    assert_ne!(g.id, first.id);
+    assert_eq!(s.private_channels(a.id).await.unwrap().len(), 2);
+    assert_eq!(s.private_channels(c.id).await.unwrap().len(), 1);
+}
+
+async fn messages_nonce_and_pages(s: &dyn Store) {
+    let u = new_user(s, "kim").await;
+    let (c, ch) = new_community(s, &u).await;
+    let first = match s.create_message(&msg(ch.id, u.id, "one", Some("n-1")), now_ms(), 86_400_000).await.unwrap() {
+        MessageCreate::Created(m) => m,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(first.author.id, u.id);
+    let again = s.create_message(&msg(ch.id, u.id, "one (retry)", Some("n-1")), now_ms(), 86_400_000).await.unwrap();
+    assert_eq!(again, MessageCreate::Duplicate(first.clone()));
+    // Outside the window the same nonce makes a new message.
+    let late = s.create_message(&msg(ch.id, u.id, "later", Some("n-1")), now_ms() + 90_000_000, 86_400_000).await.unwrap();
+    assert!(matches!(late, MessageCreate::Created(m) if m.id != first.id));
+    // Another author may use the same nonce.
+    let v = new_user(s, "lee").await;
+    s.add_member(c.id, v.id, now_ms()).await.unwrap();
+    assert!(matches!(s.create_message(&msg(ch.id, v.id, "mine", Some("n-1")), now_ms(), 86_400_000).await.unwrap(), MessageCreate::Created(_)));
+
+    let mut ids = Vec::new();
+    for i in 0..25 {
+        if let MessageCreate::Created(m) = s.create_message(&msg(ch.id, u.id, &format!("m{i}"), None), now_ms(), 1).await.unwrap() {
+            ids.push(m.id);
+        }
+    }
+    assert_eq!(s.channel(ch.id).await.unwrap().unwrap().last_message_id, Some(*ids.last().unwrap()));
+    let newest = s.messages(ch.id, Page { before: None, after: None, limit: 10 }).await.unwrap();
+    assert_eq!(newest.iter().map(|m| m.id).collect::<Vec<_>>(), ids[15..].iter().rev().copied().collect::<Vec<_>>());
+    let older = s.messages(ch.id, Page { before: Some(ids[15]), after: None, limit: 5 }).await.unwrap();
+    assert_eq!(older.iter().map(|m| m.id).collect::<Vec<_>>(), ids[10..15].iter().rev().copied().collect::<Vec<_>>());
+    let after = s.messages(ch.id, Page { before: None, after: Some(ids[20]), limit: 50 }).await.unwrap();
+    assert_eq!(after.iter().map(|m| m.id).collect::<Vec<_>>(), ids[21..].to_vec(), "after gives oldest first");
+    let between = s.messages(ch.id, Page { before: Some(ids[5]), after: Some(ids[1]), limit: 50 }).await.unwrap();
+    assert_eq!(between.iter().map(|m| m.id).collect::<Vec<_>>(), ids[2..5].to_vec());
+}
+
+async fn message_edit_pin_react_delete(s: &dyn Store) {
+    let u = new_user(s, "max").await;
+    let w = new_user(s, "ned").await;
+    let (_, ch) = new_community(s, &u).await;
+    let MessageCreate::Created(m) = s.create_message(&msg(ch.id, u.id, "hello", None), now_ms(), 1).await.unwrap() else {
+        panic!("created")
+    };
+    let mentions = Mentions { users: vec![w.id], roles: vec![RoleId(7)], everyone: true };
+    let e = s.edit_message(ch.id, m.id, "hello <@x>", &mentions, now_ms()).await.unwrap().unwrap();
+    assert_eq!((e.content.as_str(), &e.mentions), ("hello <@x>", &mentions));
+    assert!(e.edited_at.is_some());
+    assert!(s.edit_message(ChannelId(id()), m.id, "x", &mentions, now_ms()).await.unwrap().is_none(), "wrong channel finds nothing");
+
+    assert!(s.set_pinned(ch.id, m.id, true).await.unwrap());
+    assert_eq!(s.pinned_messages(ch.id).await.unwrap().len(), 1);
+    assert!(s.add_reaction(ch.id, m.id, u.id, "👍", now_ms()).await.unwrap());
+    assert!(!s.add_reaction(ch.id, m.id, u.id, "👍", now_ms()).await.unwrap());
+    assert!(s.add_reaction(ch.id, m.id, w.id, "👍", now_ms()).await.unwrap());
+    assert!(s.add_reaction(ch.id, m.id, w.id, "🎉", now_ms() + 1).await.unwrap());
+    let r = s.reactions(ch.id, &[m.id], u.id).await.unwrap();
+    assert_eq!(r.iter().map(|r| (r.emoji.as_str(), r.count, r.me)).collect::<Vec<_>>(), vec![("👍", 2, true), ("🎉", 1, false)]);
+    assert!(s.remove_reaction(m.id, w.id, "🎉").await.unwrap());
+    assert_eq!(s.reactions(ch.id, &[m.id], u.id).await.unwrap().len(), 1);
+
+    assert!(s.delete_message(ch.id, m.id).await.unwrap());
+    assert!(s.message(ch.id, m.id).await.unwrap().is_none());
+    assert!(s.reactions(ch.id, &[m.id], u.id).await.unwrap().is_empty(), "reactions go with it");
+    assert!(!s.delete_message(ch.id, m.id).await.unwrap());
+}
+
+async fn read_states_and_mentions(s: &dyn Store) {
+    let u = new_user(s, "ola").await;
+    let (_, ch) = new_community(s, &u).await;
+    s.add_mentions(ch.id, &[u.id]).await.unwrap();
+    s.add_mentions(ch.id, &[u.id]).await.unwrap();
+    assert_eq!(s.read_states(u.id).await.unwrap()[0].mention_count, 2);
+    let rs = s.ack(u.id, ch.id, MessageId(500)).await.unwrap();
+    assert_eq!((rs.last_read_id, rs.mention_count), (MessageId(500), 0));
+    let back = s.ack(u.id, ch.id, MessageId(100)).await.unwrap();
+    assert_eq!(back.last_read_id, MessageId(500), "the read marker never moves back");
+}
+
+async fn node_leases_are_distinct(s: &dyn Store) {
+    let now = now_ms();
+    let a = s.lease_node("a", now, 10_000).await.unwrap().unwrap();
+    let b = s.lease_node("b", now, 10_000).await.unwrap().unwrap();
+    assert_ne!(a, b);
+    assert!(s.renew_node(a, "a", now, 10_000).await.unwrap());
+    assert!(!s.renew_node(a, "b", now, 10_000).await.unwrap(), "only the holder renews");
+    // An expired lease is taken over.
+    let c = s.lease_node("c", now + 20_000, 10_000).await.unwrap().unwrap();
+    assert!(c == a || c == b);
+    assert!(!s.renew_node(a, "a", now + 20_000, 10_000).await.unwrap() || c != a);
+    s.release_node(c, "c").await.unwrap();
+}
+
+async fn hostile_strings_round_trip(s: &dyn Store) {
+    let u = new_user(s, "pat").await;
+    let (_, ch) = new_community(s, &u).await;
+    for text in [
+        "'); DROP TABLE messages; --",
+        "\u{202E}evil\u{202C} bidi",
+        "emoji 👩‍👩‍👧‍👦 and 𝔘𝔫𝔦𝔠𝔬𝔡𝔢",
+        "$1 $2 ?1 :name @x",
+        "back\\slash \"quotes\" 'single'",
+    ] {
+        let MessageCreate::Created(m) = s.create_message(&msg(ch.id, u.id, text, Some(text)), now_ms(), 1000).await.unwrap() else {
+            panic!("created")
+        };
+        assert_eq!(s.message(ch.id, m.id).await.unwrap().unwrap().content, text);
+    }
+    assert_eq!(s.messages(ch.id, Page { before: None, after: None, limit: 100 }).await.unwrap().len(), 5);
+}

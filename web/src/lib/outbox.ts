@@ -1,0 +1,112 @@
+// Messages typed while offline (or whose POST failed in transit) wait here with their
+// nonce and go out in order once the gateway is ready again. Resending is safe: the
+// server answers a repeated nonce with the first message (200), never a duplicate.
+import type { Message } from '@/api/types';
+import { ApiError, networkError } from './errors';
+
+export interface OutboxItem {
+  nonce: string;
+  channelId: string;
+  content: string;
+  replyToId: string | null;
+}
+
+export interface OutboxOptions {
+  send(item: OutboxItem): Promise<Message>;
+  /** True while the gateway is ready: otherwise we don't even try. */
+  isOnline(): boolean;
+  onSending?(item: OutboxItem): void;
+  onSent?(item: OutboxItem, message: Message): void;
+  /** Still queued: offline, or a transient error (retry later). */
+  onQueued?(item: OutboxItem, error: ApiError | null): void;
+  /** Rejected for good (400, 403, 413…): the app puts the text back in the composer. */
+  onFailed?(item: OutboxItem, error: ApiError): void;
+  /** Schedules a retry after a 429 (injected for tests). */
+  setTimer?(fn: () => void, ms: number): void;
+}
+
+export class Outbox {
+  private queue: OutboxItem[] = [];
+  private flushing: Promise<void> | null = null;
+  private again = false;
+  private retryScheduled = false;
+
+  constructor(private readonly opts: OutboxOptions) {}
+
+  get size() {
+    return this.queue.length;
+  }
+
+  items(): readonly OutboxItem[] {
+    return this.queue;
+  }
+
+  enqueue(item: OutboxItem) {
+    if (this.queue.some((q) => q.nonce === item.nonce)) return;
+    this.queue.push(item);
+    if (this.opts.isOnline()) void this.flush();
+    else this.opts.onQueued?.(item, null);
+  }
+
+  /** Drops an item the user discarded. */
+  remove(nonce: string) {
+    this.queue = this.queue.filter((q) => q.nonce !== nonce);
+  }
+
+  /**
+   * Sends everything queued, one at a time and in order. Concurrent calls share the
+   * running flush (which loops once more if called meanwhile), so a nonce is never in
+   * flight twice.
+   */
+  flush(): Promise<void> {
+    if (this.flushing) {
+      this.again = true;
+      return this.flushing;
+    }
+    this.flushing = (async () => {
+      do {
+        this.again = false;
+        await this.drain();
+      } while (this.again && this.queue.length > 0 && this.opts.isOnline());
+    })().finally(() => {
+      this.flushing = null;
+    });
+    return this.flushing;
+  }
+
+  private async drain() {
+    while (this.queue.length > 0) {
+      if (!this.opts.isOnline()) {
+        for (const q of this.queue) this.opts.onQueued?.(q, null);
+        return;
+      }
+      const item = this.queue[0];
+      this.opts.onSending?.(item);
+      try {
+        const message = await this.opts.send(item);
+        this.queue = this.queue.filter((q) => q.nonce !== item.nonce);
+        this.opts.onSent?.(item, message);
+      } catch (e) {
+        const err = e instanceof ApiError ? e : networkError(e);
+        if (err.transient) {
+          // Maybe the server got it and the answer was lost: the same nonce is resent later.
+          for (const q of this.queue) this.opts.onQueued?.(q, err);
+          return;
+        }
+        if (err.status === 429) {
+          for (const q of this.queue) this.opts.onQueued?.(q, err);
+          if (!this.retryScheduled) {
+            this.retryScheduled = true;
+            (this.opts.setTimer ?? ((fn, ms) => setTimeout(fn, ms)))(() => {
+              this.retryScheduled = false;
+              void this.flush();
+            }, err.retryAfterMs ?? 1000);
+          }
+          return;
+        }
+        this.queue = this.queue.filter((q) => q.nonce !== item.nonce);
+        this.opts.onFailed?.(item, err);
+      }
+    }
+  }
+}

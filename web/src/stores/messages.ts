@@ -1,0 +1,197 @@
+// Per-channel message logs. Confirmed messages stay sorted by ID (BigInt order = time
+// order) and unique by ID; messages we are still sending live in `pending`, keyed by
+// their nonce, until the server's copy (same nonce) replaces them. Pure functions below
+// do the merging so they can be unit-tested without React.
+import type { Message, Reaction, UserSummary } from '@/api/types';
+import { compareIds } from '@/lib/ids';
+import { createStore } from './store';
+
+export type PendingStatus = 'sending' | 'queued' | 'failed';
+
+export interface PendingMessage {
+  nonce: string;
+  channel_id: string;
+  content: string;
+  reply_to_id: string | null;
+  created_at: string;
+  author: UserSummary;
+  status: PendingStatus;
+  error?: string;
+}
+
+export interface ChannelLog {
+  messages: Message[];
+  pending: PendingMessage[];
+  /** The newest page has been fetched at least once. */
+  loaded: boolean;
+  /** Older history may exist on the server. */
+  hasMoreBefore: boolean;
+}
+
+export type MessagesState = Readonly<Record<string, ChannelLog>>;
+
+export const EMPTY_LOG: ChannelLog = Object.freeze({ messages: [], pending: [], loaded: false, hasMoreBefore: true }) as ChannelLog;
+
+export const messagesStore = createStore<MessagesState>({});
+
+/** Index of the first message whose id is >= id (binary search). */
+export function lowerBound(list: readonly Message[], id: string): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareIds(list[mid].id, id) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Inserts or replaces one message, keeping ID order. Returns the same array if nothing changed. */
+export function insertMessage(list: readonly Message[], m: Message): Message[] {
+  const n = list.length;
+  // Common case: the newest message goes to the end.
+  if (n === 0 || compareIds(list[n - 1].id, m.id) < 0) return [...list, m];
+  const i = lowerBound(list, m.id);
+  if (i < n && list[i].id === m.id) {
+    if (list[i] === m) return list as Message[];
+    const copy = list.slice();
+    copy[i] = m;
+    return copy;
+  }
+  const copy = list.slice();
+  copy.splice(i, 0, m);
+  return copy;
+}
+
+/** Merges a batch (any order, maybe overlapping) into a sorted, de-duplicated list. */
+export function mergeMessages(list: readonly Message[], incoming: readonly Message[]): Message[] {
+  if (incoming.length === 0) return list as Message[];
+  const byId = new Map<string, Message>();
+  for (const m of list) byId.set(m.id, m);
+  for (const m of incoming) byId.set(m.id, m);
+  return [...byId.values()].sort((a, b) => compareIds(a.id, b.id));
+}
+
+function log(state: MessagesState, channelId: string): ChannelLog {
+  return state[channelId] ?? EMPTY_LOG;
+}
+
+function withLog(state: MessagesState, channelId: string, next: ChannelLog): MessagesState {
+  return { ...state, [channelId]: next };
+}
+
+/** MESSAGE_CREATE or a POST answer: add it once, and retire the pending copy with the same nonce. */
+export function applyCreate(state: MessagesState, m: Message): MessagesState {
+  const l = log(state, m.channel_id);
+  const pending = m.nonce ? l.pending.filter((p) => p.nonce !== m.nonce) : l.pending;
+  let messages = l.messages;
+  // Same nonce from the same author already confirmed under another id: never show twice.
+  const dupByNonce =
+    m.nonce != null && !messages.some((x) => x.id === m.id) && messages.some((x) => x.nonce === m.nonce && x.author.id === m.author.id);
+  if (!dupByNonce) messages = insertMessage(messages, m);
+  if (messages === l.messages && pending === l.pending) return state;
+  return withLog(state, m.channel_id, { ...l, messages, pending });
+}
+
+/** MESSAGE_UPDATE: the event may carry the whole message or only changed fields. */
+export function applyUpdate(state: MessagesState, patch: Partial<Message> & { id: string; channel_id: string }): MessagesState {
+  const l = state[patch.channel_id];
+  if (!l) return state;
+  const i = lowerBound(l.messages, patch.id);
+  if (i >= l.messages.length || l.messages[i].id !== patch.id) return state;
+  const messages = l.messages.slice();
+  messages[i] = { ...messages[i], ...patch } as Message;
+  return withLog(state, patch.channel_id, { ...l, messages });
+}
+
+export function applyDelete(state: MessagesState, channelId: string, id: string): MessagesState {
+  const l = state[channelId];
+  if (!l) return state;
+  const i = lowerBound(l.messages, id);
+  if (i >= l.messages.length || l.messages[i].id !== id) return state;
+  const messages = l.messages.slice();
+  messages.splice(i, 1);
+  return withLog(state, channelId, { ...l, messages });
+}
+
+export interface ReactionEvent {
+  channel_id: string;
+  message_id: string;
+  user_id: string;
+  emoji: string;
+}
+
+/** REACTION_ADD / REACTION_REMOVE. Our own reaction is idempotent (we may have applied it optimistically). */
+export function applyReaction(state: MessagesState, ev: ReactionEvent, meId: string | null, add: boolean): MessagesState {
+  const l = state[ev.channel_id];
+  if (!l) return state;
+  const i = lowerBound(l.messages, ev.message_id);
+  const msg = l.messages[i];
+  if (!msg || msg.id !== ev.message_id) return state;
+  const mine = ev.user_id === meId;
+  const reactions: Reaction[] = msg.reactions ? msg.reactions.slice() : [];
+  const j = reactions.findIndex((r) => r.emoji === ev.emoji);
+  const cur = j >= 0 ? reactions[j] : { emoji: ev.emoji, count: 0, me: false };
+  if (mine && cur.me === add) return state;
+  const next = { ...cur, count: Math.max(0, cur.count + (add ? 1 : -1)), me: mine ? add : cur.me };
+  if (j >= 0) {
+    if (next.count === 0) reactions.splice(j, 1);
+    else reactions[j] = next;
+  } else if (next.count > 0) reactions.push(next);
+  const messages = l.messages.slice();
+  messages[i] = { ...msg, reactions };
+  return withLog(state, ev.channel_id, { ...l, messages });
+}
+
+/** A page of history: `before` pages are newest-first from the server; order does not matter here. */
+export function applyPage(state: MessagesState, channelId: string, page: readonly Message[], opts: { older?: boolean; limit?: number; initial?: boolean }): MessagesState {
+  const l = log(state, channelId);
+  const messages = mergeMessages(l.messages, page);
+  let hasMoreBefore = l.hasMoreBefore;
+  if (opts.older || opts.initial) hasMoreBefore = page.length >= (opts.limit ?? 50);
+  // Pending copies whose nonce came back in the page are retired too.
+  const nonces = new Set(page.map((m) => m.nonce).filter(Boolean));
+  const pending = nonces.size ? l.pending.filter((p) => !nonces.has(p.nonce)) : l.pending;
+  return withLog(state, channelId, { messages, pending, loaded: l.loaded || !!opts.initial, hasMoreBefore });
+}
+
+export function addPending(state: MessagesState, p: PendingMessage): MessagesState {
+  const l = log(state, p.channel_id);
+  if (l.pending.some((x) => x.nonce === p.nonce)) return state;
+  return withLog(state, p.channel_id, { ...l, pending: [...l.pending, p] });
+}
+
+export function updatePending(state: MessagesState, channelId: string, nonce: string, patch: Partial<PendingMessage>): MessagesState {
+  const l = state[channelId];
+  if (!l) return state;
+  const i = l.pending.findIndex((p) => p.nonce === nonce);
+  if (i < 0) return state;
+  const pending = l.pending.slice();
+  pending[i] = { ...pending[i], ...patch };
+  return withLog(state, channelId, { ...l, pending });
+}
+
+export function removePending(state: MessagesState, channelId: string, nonce: string): MessagesState {
+  const l = state[channelId];
+  if (!l || !l.pending.some((p) => p.nonce === nonce)) return state;
+  return withLog(state, channelId, { ...l, pending: l.pending.filter((p) => p.nonce !== nonce) });
+}
+
+export function dropChannel(state: MessagesState, channelId: string): MessagesState {
+  if (!(channelId in state)) return state;
+  const next = { ...state };
+  delete next[channelId];
+  return next;
+}
+
+export function newestId(l: ChannelLog | undefined): string | null {
+  if (!l || l.messages.length === 0) return null;
+  return l.messages[l.messages.length - 1].id;
+}
+
+export function findMessage(state: MessagesState, channelId: string, id: string): Message | undefined {
+  const l = state[channelId];
+  if (!l) return undefined;
+  const i = lowerBound(l.messages, id);
+  return l.messages[i]?.id === id ? l.messages[i] : undefined;
+}
