@@ -14,6 +14,8 @@ pub struct UserRecord {
     pub password_hash: String,
     pub is_admin: bool,
     pub plan: String,
+    /// The TOTP secret (raw bytes, hex) once two-factor sign-in is on.
+    pub totp_secret: Option<String>,
     pub created_at: i64,
 }
 

@@ -77,7 +77,7 @@ macro_rules! user_cols {
     () => {
         "u.id AS u_id, u.username AS u_username, u.email AS u_email, u.display_name AS u_display_name, \
          u.avatar_id AS u_avatar_id, u.password_hash AS u_password_hash, u.is_admin AS u_is_admin, \
-         u.plan AS u_plan, u.created_at AS u_created_at"
+         u.plan AS u_plan, u.totp_secret AS u_totp_secret, u.created_at AS u_created_at"
     };
 }
 
@@ -121,6 +121,7 @@ macro_rules! sql_impl {
                     password_hash: r.try_get("u_password_hash")?,
                     is_admin: r.try_get("u_is_admin")?,
                     plan: r.try_get("u_plan")?,
+                    totp_secret: r.try_get("u_totp_secret")?,
                     created_at: r.try_get("u_created_at")?,
                 })
             }
@@ -379,7 +380,7 @@ macro_rules! sql_impl {
             async fn create_user(&self, u: &UserRecord) -> StoreResult<()> {
                 let res = sqlx::query(
                     "INSERT INTO users (id, username, username_lower, email, email_lower, display_name, avatar_id, \
-                     password_hash, is_admin, plan, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                     password_hash, is_admin, plan, totp_secret, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 )
                 .bind(u.id.0)
                 .bind(&u.username)
@@ -391,6 +392,7 @@ macro_rules! sql_impl {
                 .bind(&u.password_hash)
                 .bind(u.is_admin)
                 .bind(&u.plan)
+                .bind(&u.totp_secret)
                 .bind(u.created_at)
                 .execute(self.w())
                 .await;
@@ -434,6 +436,24 @@ macro_rules! sql_impl {
                 .execute(self.w())
                 .await?;
                 self.user(id).await
+            }
+
+            async fn set_totp_secret(&self, id: UserId, secret: Option<&str>) -> StoreResult<bool> {
+                let done = sqlx::query("UPDATE users SET totp_secret = $2 WHERE id = $1")
+                    .bind(id.0)
+                    .bind(secret)
+                    .execute(self.w())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn set_password_hash(&self, id: UserId, hash: &str) -> StoreResult<bool> {
+                let done = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+                    .bind(id.0)
+                    .bind(hash)
+                    .execute(self.w())
+                    .await?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn set_admin(&self, id: UserId, admin: bool) -> StoreResult<bool> {

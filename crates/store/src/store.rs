@@ -29,6 +29,8 @@ pub trait Store: Send + Sync + 'static {
     /// By username or email, ignoring case.
     async fn user_by_login(&self, login: &str) -> StoreResult<Option<UserRecord>>;
     async fn update_user(&self, id: UserId, patch: &UserPatch) -> StoreResult<Option<UserRecord>>;
+    async fn set_totp_secret(&self, id: UserId, secret: Option<&str>) -> StoreResult<bool>;
+    async fn set_password_hash(&self, id: UserId, hash: &str) -> StoreResult<bool>;
     async fn set_admin(&self, id: UserId, admin: bool) -> StoreResult<bool>;
 
     // ---- sessions and refresh tokens ----

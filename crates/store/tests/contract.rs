@@ -89,6 +89,7 @@ fn user(name: &str) -> UserRecord {
         password_hash: "x".into(),
         is_admin: false,
         plan: "free".into(),
+        totp_secret: None,
         created_at: now_ms(),
     }
 }
@@ -169,6 +170,11 @@ async fn users_unique_ignoring_case(s: &dyn Store) {
     let cleared = s.update_user(alice.id, &UserPatch { display_name: Some(None), avatar_id: None }).await.unwrap().unwrap();
     assert_eq!(cleared.display_name, None);
     assert!(s.user(UserId(id())).await.unwrap().is_none());
+    assert!(s.set_totp_secret(alice.id, Some("abcd")).await.unwrap());
+    assert!(s.set_password_hash(alice.id, "h2").await.unwrap());
+    assert!(s.set_admin(alice.id, true).await.unwrap());
+    let u = s.user(alice.id).await.unwrap().unwrap();
+    assert_eq!((u.totp_secret.as_deref(), u.password_hash.as_str(), u.is_admin), (Some("abcd"), "h2", true));
 }
 
 async fn refresh_rotation_and_reuse(s: &dyn Store) {

@@ -238,8 +238,10 @@ export class Gateway {
   private handleDispatch(f: GatewayFrame) {
     if (typeof f.s === 'number') {
       // Replays after a resume may overlap what we already have: apply each once.
-      if (f.t !== 'READY' && f.s <= this.seq) return;
-      this.seq = f.s;
+      // READY/RESUMED are control points and never dropped.
+      const control = f.t === 'READY' || f.t === 'RESUMED';
+      if (!control && f.s <= this.seq) return;
+      if (f.t === 'READY' || f.s > this.seq) this.seq = f.s;
     }
     const t = f.t ?? '';
     if (t === 'READY') {

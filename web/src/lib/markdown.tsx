@@ -69,10 +69,15 @@ function findClose(src: string, delim: string, from: number): number {
       i = end + n;
       continue;
     }
+    if (delim === '*' && src.startsWith('**', i)) {
+      // A ** run inside italics belongs to a nested bold: skip the pair.
+      i += 2;
+      continue;
+    }
     if (src.startsWith(delim, i) && i > from && !isSpace(src[i - 1])) {
-      if (delim === '*' && src[i + 1] === '*') {
-        // Part of a ** run: skip both (nested bold inside italics).
-        i += 2;
+      if (delim === '**' && src[i + 2] === '*') {
+        // "***": the inner italic closes first, bold takes the last two.
+        i++;
         continue;
       }
       if (delim === '_' && isWordChar(src[i + 1])) {

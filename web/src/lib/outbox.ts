@@ -64,21 +64,24 @@ export class Outbox {
       return this.flushing;
     }
     this.flushing = (async () => {
+      let ok: boolean;
       do {
         this.again = false;
-        await this.drain();
-      } while (this.again && this.queue.length > 0 && this.opts.isOnline());
+        ok = await this.drain();
+        // After a failure, wait for the next trigger (ready, online, 429 timer) instead of spinning.
+      } while (ok && this.again && this.queue.length > 0 && this.opts.isOnline());
     })().finally(() => {
       this.flushing = null;
     });
     return this.flushing;
   }
 
-  private async drain() {
+  /** Returns false when it stopped on an error or offline. */
+  private async drain(): Promise<boolean> {
     while (this.queue.length > 0) {
       if (!this.opts.isOnline()) {
         for (const q of this.queue) this.opts.onQueued?.(q, null);
-        return;
+        return false;
       }
       const item = this.queue[0];
       this.opts.onSending?.(item);
@@ -91,7 +94,7 @@ export class Outbox {
         if (err.transient) {
           // Maybe the server got it and the answer was lost: the same nonce is resent later.
           for (const q of this.queue) this.opts.onQueued?.(q, err);
-          return;
+          return false;
         }
         if (err.status === 429) {
           for (const q of this.queue) this.opts.onQueued?.(q, err);
@@ -102,11 +105,12 @@ export class Outbox {
               void this.flush();
             }, err.retryAfterMs ?? 1000);
           }
-          return;
+          return false;
         }
         this.queue = this.queue.filter((q) => q.nonce !== item.nonce);
         this.opts.onFailed?.(item, err);
       }
     }
+    return true;
   }
 }

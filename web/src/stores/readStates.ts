@@ -99,3 +99,10 @@ export function sumMentions(s: ReadStatesState, channelIds: readonly string[]): 
 export function anyUnread(s: ReadStatesState, channelIds: readonly string[]): boolean {
   return channelIds.some((id) => isUnread(s, id));
 }
+
+/** Records a channel's newest message ID without touching read markers or mentions. */
+export function noteLastMessage(s: ReadStatesState, channelId: string, id: string): ReadStatesState {
+  const prev = s.lastMessage[channelId];
+  if (prev && compareIds(prev, id) >= 0) return s;
+  return { ...s, lastMessage: { ...s.lastMessage, [channelId]: id } };
+}

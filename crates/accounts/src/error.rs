@@ -1,0 +1,25 @@
+use hearth_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountsError {
+    /// A field failed validation: `(field, reason)`.
+    #[error("{0}: {1}")]
+    Invalid(&'static str, String),
+    #[error("that {0} is already taken")]
+    Taken(&'static str),
+    #[error("wrong login or password")]
+    InvalidCredentials,
+    #[error("a one-time code is required")]
+    MfaRequired,
+    #[error("the refresh token was already used; the session is revoked")]
+    TokenReused,
+    /// Missing, malformed, expired or revoked token.
+    #[error("not authenticated")]
+    Unauthorized,
+    #[error("not found")]
+    NotFound,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal: {0}")]
+    Internal(String),
+}

@@ -1,0 +1,309 @@
+//! The accounts service: registration, login, refresh, logout, sessions and
+//! the per-request token check.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use hearth_store::{RefreshOutcome, SessionRecord, Store, StoreError, UserPatch, UserRecord};
+use hearth_types::{IdGenerator, SessionId, UserId, now_ms};
+use parking_lot::Mutex;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::jwt::{Claims, TokenKeys};
+use crate::password::{HashCost, PasswordHasher};
+use crate::validate::*;
+use crate::{AccountsError, totp};
+
+/// How long a "this session is live" answer is trusted without asking the
+/// database again. Bounds how late another node notices a revocation.
+pub const SESSION_CHECK_TTL: Duration = Duration::from_millis(500);
+
+#[derive(Clone, Debug)]
+pub struct AccountsConfig {
+    pub access_ttl: Duration,
+    pub hash_cost: HashCost,
+    /// Concurrent password hashes (each takes `hash_cost.memory_kib`).
+    pub hash_parallelism: usize,
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        AccountsConfig { access_ttl: Duration::from_secs(15 * 60), hash_cost: HashCost::default(), hash_parallelism: 2 }
+    }
+}
+
+/// Who a valid access token speaks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: UserId,
+    pub session_id: SessionId,
+}
+
+#[derive(Clone, Debug)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: u64,
+    pub session_id: SessionId,
+}
+
+#[derive(Clone, Debug)]
+pub struct AuthSuccess {
+    pub user: UserRecord,
+    pub tokens: TokenPair,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct NewAccount {
+    pub username: String,
+    pub password: String,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+}
+
+pub struct Accounts {
+    store: Arc<dyn Store>,
+    ids: Arc<IdGenerator>,
+    keys: TokenKeys,
+    hasher: PasswordHasher,
+    cfg: AccountsConfig,
+    /// session -> (live?, when we last asked the database).
+    live: Mutex<HashMap<SessionId, (bool, Instant)>>,
+}
+
+fn hash_refresh(token: &str) -> String {
+    let d = Sha256::digest(token.as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn random_token() -> String {
+    let mut b = [0u8; 32];
+    rand::rng().fill_bytes(&mut b);
+    B64.encode(b)
+}
+
+impl Accounts {
+    pub fn new(store: Arc<dyn Store>, ids: Arc<IdGenerator>, keys: TokenKeys, cfg: AccountsConfig) -> Result<Self, AccountsError> {
+        let hasher = PasswordHasher::new(cfg.hash_cost, cfg.hash_parallelism)?;
+        Ok(Accounts { store, ids, keys, hasher, cfg, live: Mutex::new(HashMap::new()) })
+    }
+
+    pub async fn register(&self, input: NewAccount, user_agent: Option<String>) -> Result<AuthSuccess, AccountsError> {
+        let user = self.create_user(input, false).await?;
+        let tokens = self.open_session(user.id, user_agent).await?;
+        Ok(AuthSuccess { user, tokens })
+    }
+
+    /// Creates an account without a session (registration and `hearth admin create-user`).
+    pub async fn create_user(&self, input: NewAccount, admin: bool) -> Result<UserRecord, AccountsError> {
+        let username_lower = validate_username(&input.username)?;
+        validate_password(&input.password)?;
+        let email = input.email.as_deref().map(validate_email).transpose()?;
+        let display_name = input.display_name.as_deref().map(validate_display_name).transpose()?;
+        // Keep the case the user typed for display; uniqueness is on the folded form.
+        let username = if input.username.to_lowercase() == username_lower { input.username.clone() } else { username_lower };
+        let password_hash = self.hasher.hash(input.password).await?;
+        let user = UserRecord {
+            id: UserId::from(self.ids.next()),
+            username,
+            email,
+            display_name,
+            avatar_id: None,
+            password_hash,
+            is_admin: admin,
+            plan: "free".into(),
+            totp_secret: None,
+            created_at: now_ms(),
+        };
+        match self.store.create_user(&user).await {
+            Ok(()) => Ok(user),
+            Err(StoreError::Conflict(what)) if what == "email" => Err(AccountsError::Taken("email")),
+            Err(StoreError::Conflict(_)) => Err(AccountsError::Taken("username")),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn login(
+        &self,
+        login: &str,
+        password: String,
+        totp_code: Option<&str>,
+        user_agent: Option<String>,
+    ) -> Result<AuthSuccess, AccountsError> {
+        if login.is_empty() || login.len() > 254 || password.len() > 1024 {
+            return Err(AccountsError::InvalidCredentials);
+        }
+        let user = self.store.user_by_login(login.trim()).await?;
+        let ok = self.hasher.verify(password, user.as_ref().map(|u| u.password_hash.clone())).await?;
+        let Some(user) = user.filter(|_| ok) else {
+            return Err(AccountsError::InvalidCredentials);
+        };
+        if let Some(secret) = &user.totp_secret {
+            let code = totp_code.ok_or(AccountsError::MfaRequired)?;
+            let secret = hex_decode(secret).ok_or_else(|| AccountsError::Internal("stored TOTP secret".into()))?;
+            if !totp::verify_totp(&secret, code, now_ms() / 1000) {
+                return Err(AccountsError::InvalidCredentials);
+            }
+        }
+        let tokens = self.open_session(user.id, user_agent).await?;
+        Ok(AuthSuccess { user, tokens })
+    }
+
+    async fn open_session(&self, user: UserId, user_agent: Option<String>) -> Result<TokenPair, AccountsError> {
+        let now = now_ms();
+        let session = SessionRecord {
+            id: SessionId::from(self.ids.next()),
+            user_id: user,
+            user_agent: user_agent.map(|ua| ua.chars().filter(|c| !c.is_control()).take(256).collect()),
+            created_at: now,
+            last_seen_at: now,
+            revoked_at: None,
+        };
+        let refresh = random_token();
+        self.store.create_session(&session, &hash_refresh(&refresh)).await?;
+        Ok(self.issue(user, session.id, refresh))
+    }
+
+    fn issue(&self, user: UserId, session: SessionId, refresh_token: String) -> TokenPair {
+        let now = now_ms() / 1000;
+        let ttl = self.cfg.access_ttl.as_secs();
+        let claims = Claims { sub: user.to_string(), sid: session.to_string(), iat: now, exp: now + ttl as i64 };
+        TokenPair { access_token: self.keys.sign(&claims), refresh_token, expires_in: ttl, session_id: session }
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, AccountsError> {
+        if refresh_token.is_empty() || refresh_token.len() > 256 {
+            return Err(AccountsError::Unauthorized);
+        }
+        let next = random_token();
+        match self.store.rotate_refresh(&hash_refresh(refresh_token), &hash_refresh(&next), now_ms()).await? {
+            RefreshOutcome::Rotated(s) => Ok(self.issue(s.user_id, s.id, next)),
+            RefreshOutcome::Reused(sid) => {
+                self.forget(sid);
+                Err(AccountsError::TokenReused)
+            }
+            RefreshOutcome::Invalid => Err(AccountsError::Unauthorized),
+        }
+    }
+
+    /// Checks an access token and that its session is still live.
+    pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AccountsError> {
+        let claims = self.keys.verify(access_token, now_ms() / 1000).ok_or(AccountsError::Unauthorized)?;
+        let user_id: UserId = claims.sub.parse().map_err(|_| AccountsError::Unauthorized)?;
+        let session_id: SessionId = claims.sid.parse().map_err(|_| AccountsError::Unauthorized)?;
+        if !self.session_live(session_id, user_id).await? {
+            return Err(AccountsError::Unauthorized);
+        }
+        Ok(Principal { user_id, session_id })
+    }
+
+    async fn session_live(&self, sid: SessionId, user: UserId) -> Result<bool, AccountsError> {
+        if let Some((live, at)) = self.live.lock().get(&sid).copied() {
+            if !live || at.elapsed() < SESSION_CHECK_TTL {
+                return Ok(live);
+            }
+        }
+        let live = matches!(self.store.session(sid).await?, Some(s) if s.revoked_at.is_none() && s.user_id == user);
+        let mut cache = self.live.lock();
+        if cache.len() > 200_000 {
+            cache.retain(|_, (l, at)| !*l || at.elapsed() < SESSION_CHECK_TTL);
+        }
+        cache.insert(sid, (live, Instant::now()));
+        Ok(live)
+    }
+
+    fn forget(&self, sid: SessionId) {
+        self.live.lock().insert(sid, (false, Instant::now()));
+    }
+
+    /// Marks a session revoked in this node's cache (a revocation seen on the bus).
+    pub fn note_revoked(&self, sid: SessionId) {
+        self.forget(sid);
+    }
+
+    pub async fn logout(&self, p: Principal) -> Result<(), AccountsError> {
+        self.revoke(p.user_id, p.session_id).await
+    }
+
+    pub async fn revoke(&self, user: UserId, sid: SessionId) -> Result<(), AccountsError> {
+        if !self.store.revoke_session(sid, user, now_ms()).await? {
+            return Err(AccountsError::NotFound);
+        }
+        self.forget(sid);
+        Ok(())
+    }
+
+    /// Revokes every session of the user except `keep`; returns those revoked.
+    pub async fn revoke_others(&self, user: UserId, keep: SessionId) -> Result<Vec<SessionId>, AccountsError> {
+        let mut out = Vec::new();
+        for s in self.store.sessions_for_user(user).await? {
+            if s.id != keep && self.store.revoke_session(s.id, user, now_ms()).await? {
+                self.forget(s.id);
+                out.push(s.id);
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn sessions(&self, user: UserId) -> Result<Vec<SessionRecord>, AccountsError> {
+        Ok(self.store.sessions_for_user(user).await?)
+    }
+
+    pub async fn user(&self, id: UserId) -> Result<UserRecord, AccountsError> {
+        self.store.user(id).await?.ok_or(AccountsError::NotFound)
+    }
+
+    pub async fn update_profile(&self, id: UserId, mut patch: UserPatch) -> Result<UserRecord, AccountsError> {
+        if let Some(Some(name)) = &patch.display_name {
+            patch.display_name = Some(Some(validate_display_name(name)?));
+        }
+        self.store.update_user(id, &patch).await?.ok_or(AccountsError::NotFound)
+    }
+
+    /// A fresh TOTP secret for enrollment (not saved until confirmed).
+    pub fn new_totp_secret() -> Vec<u8> {
+        let mut b = vec![0u8; 20];
+        rand::rng().fill_bytes(&mut b);
+        b
+    }
+
+    /// Turns two-factor sign-in on after the user proves their app has the secret.
+    pub async fn enable_totp(&self, user: UserId, secret: &[u8], code: &str) -> Result<(), AccountsError> {
+        if secret.len() < 10 || !totp::verify_totp(secret, code, now_ms() / 1000) {
+            return Err(AccountsError::Invalid("code", "the code does not match the secret".into()));
+        }
+        self.store.set_totp_secret(user, Some(&hex_encode(secret))).await?;
+        Ok(())
+    }
+
+    pub async fn disable_totp(&self, user: UserId, password: String) -> Result<(), AccountsError> {
+        let u = self.user(user).await?;
+        if !self.hasher.verify(password, Some(u.password_hash)).await? {
+            return Err(AccountsError::InvalidCredentials);
+        }
+        self.store.set_totp_secret(user, None).await?;
+        Ok(())
+    }
+
+    pub async fn set_admin(&self, user: UserId, admin: bool) -> Result<(), AccountsError> {
+        if !self.store.set_admin(user, admin).await? {
+            return Err(AccountsError::NotFound);
+        }
+        Ok(())
+    }
+}
+
+fn hex_encode(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}

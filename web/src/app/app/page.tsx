@@ -1,0 +1,7 @@
+import { AppShell } from '@/components/AppShell';
+
+export const metadata = { title: 'Hearth' };
+
+export default function AppPage() {
+  return <AppShell />;
+}

@@ -1,0 +1,574 @@
+// The running app: one gateway per tab, the outbox, and every dispatch applied to the
+// stores. Components call the actions here; nothing in here touches React.
+import type { Channel, Community, Member, Message, PresenceStatus, ReadState, ReadyCommunity, ReadyPayload, Role, User } from '@/api/types';
+import { api, gatewayUrl, unwrap } from './api';
+import { getAccessToken, refresh, sessionRevoked } from './auth';
+import { ApiError, describeError } from './errors';
+import { Gateway, type GatewayOptions } from './gateway';
+import { compareIds, newNonce } from './ids';
+import { Outbox, type OutboxItem } from './outbox';
+import { channelPermissions } from './permissions';
+import * as C from '@/stores/communities';
+import * as M from '@/stores/messages';
+import * as R from '@/stores/readStates';
+import { setComposerError, restoreDraft } from '@/stores/drafts';
+import { setPresence, startTyping, stopTyping, sweepTyping } from '@/stores/presence';
+import { sessionStore } from '@/stores/session';
+
+export const PAGE = 50;
+const CATCH_UP_PAGE = 100;
+const TYPING_EVERY_MS = 8_000;
+
+type Any = Record<string, unknown>;
+
+export interface ClientOptions {
+  gateway?: Partial<GatewayOptions>;
+}
+
+export class HearthClient {
+  readonly gateway: Gateway;
+  readonly outbox: Outbox;
+  activeChannelId: string | null = null;
+  /** The message list is scrolled to the bottom (new messages are being seen). */
+  atBottom = true;
+  private loadingOlder = new Set<string>();
+  private loadingInitial = new Map<string, Promise<void>>();
+  private lastTyping = new Map<string, number>();
+  private ackTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  private acked = new Map<string, string>();
+  private cleanups: (() => void)[] = [];
+
+  constructor(opts: ClientOptions = {}) {
+    this.gateway = new Gateway({
+      url: gatewayUrl,
+      getToken: async (fresh) => {
+        if (!fresh && getAccessToken()) return getAccessToken();
+        try {
+          return await refresh();
+        } catch {
+          return getAccessToken();
+        }
+      },
+      ...opts.gateway,
+    });
+    this.outbox = new Outbox({
+      isOnline: () => this.gateway.state === 'ready',
+      send: (item) => this.postMessage(item),
+      onSending: (item) => this.patchPending(item, { status: 'sending', error: undefined }),
+      onSent: (_item, message) => this.applyMessage(message),
+      onQueued: (item, err) => this.patchPending(item, { status: 'queued', error: err ? err.human : undefined }),
+      onFailed: (item, err) => {
+        messagesStoreSet((s) => M.removePending(s, item.channelId, item.nonce));
+        restoreDraft(item.channelId, item.content);
+        setComposerError(item.channelId, err.human);
+      },
+    });
+    this.gateway.on('state', (state) => sessionStore.set((s) => ({ ...s, gateway: state })));
+    this.gateway.on('dispatch', (t, d) => this.onDispatch(t, d as Any));
+    this.gateway.on('ready', (info) => {
+      if (info.recovered) void this.catchUp();
+      void this.outbox.flush();
+    });
+    this.gateway.on('revoked', () => sessionRevoked());
+  }
+
+  start() {
+    this.gateway.connect();
+    if (typeof window !== 'undefined') {
+      const online = () => this.gateway.reconnectNow();
+      const focus = () => this.maybeAck();
+      window.addEventListener('online', online);
+      window.addEventListener('focus', focus);
+      const sweep = setInterval(() => sweepTyping(), 2_000);
+      this.cleanups.push(() => {
+        window.removeEventListener('online', online);
+        window.removeEventListener('focus', focus);
+        clearInterval(sweep);
+      });
+    }
+  }
+
+  stop() {
+    this.gateway.close();
+    for (const c of this.cleanups) c();
+    this.cleanups = [];
+    for (const t of this.ackTimers.values()) clearTimeout(t);
+  }
+
+  me(): User | null {
+    return sessionStore.get().user;
+  }
+
+  // ---- gateway events -------------------------------------------------------------
+
+  onDispatch(t: string, d: Any) {
+    switch (t) {
+      case 'READY':
+        return this.onReady(d as unknown as ReadyPayload);
+      case 'MESSAGE_CREATE':
+        return this.onMessageCreate(d as unknown as Message);
+      case 'MESSAGE_UPDATE':
+        return messagesStoreSet((s) => M.applyUpdate(s, d as unknown as Message));
+      case 'MESSAGE_DELETE':
+        return messagesStoreSet((s) => M.applyDelete(s, String(d.channel_id), String(d.id ?? d.message_id)));
+      case 'REACTION_ADD':
+      case 'REACTION_REMOVE':
+        return messagesStoreSet((s) =>
+          M.applyReaction(s, d as unknown as M.ReactionEvent, this.me()?.id ?? null, t === 'REACTION_ADD'),
+        );
+      case 'CHANNEL_CREATE':
+      case 'CHANNEL_UPDATE':
+        return this.onChannel(d as unknown as Channel);
+      case 'CHANNEL_DELETE':
+        return this.forgetChannel(String(d.id));
+      case 'COMMUNITY_CREATE':
+      case 'COMMUNITY_UPDATE':
+        return C_set((s) => C.upsertCommunity(s, d as unknown as ReadyCommunity));
+      case 'COMMUNITY_DELETE':
+        return this.forgetCommunity(String(d.id));
+      case 'MEMBER_ADD':
+      case 'MEMBER_UPDATE':
+        return this.onMember(d as unknown as Member & { community_id: string });
+      case 'MEMBER_REMOVE': {
+        const cid = String(d.community_id);
+        const uid = String(d.user_id ?? (d.user as Any | undefined)?.id);
+        if (uid === this.me()?.id) return this.forgetCommunity(cid);
+        return C_set((s) => C.removeMember(s, cid, uid));
+      }
+      case 'ROLE_CREATE':
+      case 'ROLE_UPDATE': {
+        const role = ((d.role as Role | undefined) ?? (d as unknown as Role));
+        const cid = String(role.community_id ?? d.community_id);
+        C_set((s) => C.upsertRole(s, { ...role, community_id: cid }));
+        return this.afterPermissionChange(cid);
+      }
+      case 'ROLE_DELETE': {
+        const cid = String(d.community_id);
+        C_set((s) => C.removeRole(s, cid, String(d.role_id ?? d.id)));
+        return this.afterPermissionChange(cid);
+      }
+      case 'TYPING_START': {
+        const uid = String(d.user_id);
+        if (uid !== this.me()?.id) startTyping(String(d.channel_id), uid);
+        if (d.member && d.community_id) this.onMember({ ...(d.member as Member), community_id: String(d.community_id) });
+        return;
+      }
+      case 'PRESENCE_UPDATE': {
+        const uid = String(d.user_id ?? (d.user as Any | undefined)?.id);
+        return setPresence(uid, (d.status as PresenceStatus) ?? 'offline');
+      }
+      case 'READ_STATE_UPDATE':
+        return readSet((s) => R.applyReadState(s, d as unknown as ReadState));
+      default:
+        return;
+    }
+  }
+
+  private onReady(d: ReadyPayload) {
+    sessionStore.set((s) => ({ ...s, user: d.user, status: 'signed_in' }));
+    C_set((s) => C.fromReady(s, d.communities ?? [], d.dms ?? [], d.user));
+    const last: Record<string, string> = {};
+    for (const c of d.communities ?? []) for (const ch of c.channels ?? []) if (ch.last_message_id) last[ch.id] = ch.last_message_id;
+    for (const ch of d.dms ?? []) if (ch.last_message_id) last[ch.id] = ch.last_message_id;
+    // Keep newer IDs we saw live before this READY.
+    const prev = R_get().lastMessage;
+    for (const [cid, id] of Object.entries(prev)) if (!last[cid] || compareIds(id, last[cid]) > 0) last[cid] = id;
+    readSet(() => R.fromReady(d.read_states ?? [], last));
+    for (const p of d.presences ?? []) setPresence(p.user_id, p.status);
+    // Channels we can no longer see lose their cached history.
+    const chans = C_get().channels;
+    messagesStoreSet((s) => {
+      let next = s;
+      for (const id of Object.keys(s)) if (!chans[id]) next = M.dropChannel(next, id);
+      return next;
+    });
+  }
+
+  private onMessageCreate(m: Message) {
+    C_set((s) => C.rememberUser(s, m.author));
+    stopTyping(m.channel_id, m.author.id);
+    this.applyMessage(m);
+  }
+
+  /**
+   * Adds a message from any source (event, POST answer, catch-up) exactly once.
+   * Catch-up passes countMentions=false: the fresh READY's read states already count them.
+   */
+  applyMessage(m: Message, countMentions = true) {
+    messagesStoreSet((s) => M.applyCreate(s, m));
+    const me = this.me();
+    if (!me) return;
+    if (!countMentions) {
+      readSet((s) => R.noteLastMessage(s, m.channel_id, m.id));
+      return;
+    }
+    const ch = C_get().channels[m.channel_id];
+    const isDm = ch?.kind === 'dm' || ch?.kind === 'group_dm';
+    readSet((s) => R.onMessage(s, m, this.meForMentions(m.community_id), { reading: this.isReading(m.channel_id), isDm }));
+    if (this.isReading(m.channel_id)) this.scheduleAck(m.channel_id);
+  }
+
+  private meForMentions(communityId: string | null | undefined): R.Me {
+    const me = this.me();
+    const roleIds = communityId ? C_get().members[communityId]?.[me?.id ?? '']?.roles ?? [] : [];
+    return { id: me?.id ?? '', roleIds };
+  }
+
+  private onChannel(ch: Channel) {
+    if (ch.community_id && !this.canView(ch)) {
+      this.forgetChannel(ch.id);
+      return;
+    }
+    C_set((s) => C.upsertChannel(s, ch));
+    if (ch.last_message_id) readSet((s) => R.noteLastMessage(s, ch.id, ch.last_message_id!));
+  }
+
+  private onMember(m: Member & { community_id: string }) {
+    const { community_id, ...member } = m as Member & { community_id: string };
+    C_set((s) => C.upsertMember(s, community_id, member as Member));
+    if (member.user?.id === this.me()?.id) void this.afterPermissionChange(community_id);
+  }
+
+  private canView(ch: Channel): boolean {
+    const me = this.me();
+    const s = C_get();
+    const community = ch.community_id ? s.communities[ch.community_id] : undefined;
+    if (!me || !community) return true;
+    const member = s.members[community.id]?.[me.id];
+    // Without our member record we can't judge role overwrites: trust the server.
+    if (!member && community.owner_id !== me.id) {
+      const everyoneOw = ch.overwrites?.find((o) => o.target_id === community.id);
+      if (!everyoneOw?.deny.includes('VIEW_CHANNEL')) return true;
+      const others = ch.overwrites?.some((o) => o.target_id !== community.id && o.allow.includes('VIEW_CHANNEL'));
+      if (others) return true;
+    }
+    const perms = channelPermissions({ community, roles: s.roles[community.id] ?? [], member, userId: me.id }, ch);
+    return perms.has('VIEW_CHANNEL');
+  }
+
+  /** Our roles or a role's permissions changed: re-read which channels we can see. */
+  private async afterPermissionChange(communityId: string) {
+    const s = C_get();
+    const me = this.me();
+    for (const ch of Object.values(s.channels)) if (ch.community_id === communityId && !this.canView(ch)) this.forgetChannel(ch.id);
+    if (!me || !s.communities[communityId]) return;
+    try {
+      const list = await unwrap<Channel[]>(api.GET('/api/v1/communities/{id}/channels', { params: { path: { id: communityId } } }));
+      const ids = new Set(list.map((c) => c.id));
+      C_set((st) => {
+        let next = st;
+        for (const ch of list) next = C.upsertChannel(next, ch);
+        for (const ch of Object.values(st.channels)) if (ch.community_id === communityId && !ids.has(ch.id)) next = C.removeChannel(next, ch.id);
+        return next;
+      });
+      for (const ch of Object.values(s.channels)) if (ch.community_id === communityId && !ids.has(ch.id)) messagesStoreSet((m) => M.dropChannel(m, ch.id));
+    } catch {
+      // The next event or READY corrects it.
+    }
+  }
+
+  forgetChannel(id: string) {
+    C_set((s) => C.removeChannel(s, id));
+    messagesStoreSet((s) => M.dropChannel(s, id));
+  }
+
+  forgetCommunity(id: string) {
+    const chans = Object.values(C_get().channels).filter((c) => c.community_id === id).map((c) => c.id);
+    C_set((s) => C.removeCommunity(s, id));
+    messagesStoreSet((s) => chans.reduce((acc, cid) => M.dropChannel(acc, cid), s));
+  }
+
+  // ---- history --------------------------------------------------------------------
+
+  /** First page of a channel (newest 50). Shared by concurrent callers. */
+  loadInitial(channelId: string): Promise<void> {
+    const log = M_get()[channelId];
+    if (log?.loaded) return Promise.resolve();
+    const running = this.loadingInitial.get(channelId);
+    if (running) return running;
+    const p = (async () => {
+      const page = await unwrap<Message[]>(
+        api.GET('/api/v1/channels/{id}/messages', { params: { path: { id: channelId }, query: { limit: PAGE } } }),
+      );
+      this.rememberAuthors(page);
+      messagesStoreSet((s) => M.applyPage(s, channelId, page, { initial: true, limit: PAGE }));
+      const newest = M.newestId(M_get()[channelId]);
+      if (newest) readSet((s) => R.noteLastMessage(s, channelId, newest));
+    })().finally(() => this.loadingInitial.delete(channelId));
+    this.loadingInitial.set(channelId, p);
+    return p;
+  }
+
+  /** The page before the oldest message we have (scrolling up). */
+  async loadOlder(channelId: string): Promise<void> {
+    const log = M_get()[channelId];
+    if (!log?.loaded || !log.hasMoreBefore || this.loadingOlder.has(channelId)) return;
+    const oldest = log.messages[0]?.id;
+    if (!oldest) return;
+    this.loadingOlder.add(channelId);
+    try {
+      const page = await unwrap<Message[]>(
+        api.GET('/api/v1/channels/{id}/messages', { params: { path: { id: channelId }, query: { before: oldest, limit: PAGE } } }),
+      );
+      this.rememberAuthors(page);
+      messagesStoreSet((s) => M.applyPage(s, channelId, page, { older: true, limit: PAGE }));
+    } finally {
+      this.loadingOlder.delete(channelId);
+    }
+  }
+
+  private rememberAuthors(page: readonly Message[]) {
+    C_set((s) => page.reduce((acc, m) => C.rememberUser(acc, m.author), s));
+  }
+
+  /**
+   * After a new session replaced a lost one: fetch `messages?after=<newest we have>`
+   * for every channel we hold history for, oldest first, until a short page.
+   */
+  async catchUp(): Promise<void> {
+    const logs = M_get();
+    const chans = C_get().channels;
+    await Promise.all(
+      Object.entries(logs).map(async ([channelId, log]) => {
+        if (!chans[channelId] && Object.keys(chans).length > 0) return;
+        const start = M.newestId(log);
+        if (!start) return;
+        let after: string = start;
+        for (let guard = 0; guard < 1000; guard++) {
+          let page: Message[];
+          try {
+            page = await unwrap<Message[]>(
+              api.GET('/api/v1/channels/{id}/messages', { params: { path: { id: channelId }, query: { after, limit: CATCH_UP_PAGE } } }),
+            );
+          } catch {
+            return;
+          }
+          this.rememberAuthors(page);
+          for (const m of page) this.applyMessage(m, false);
+          if (page.length < CATCH_UP_PAGE) break;
+          const newest: string = page.reduce<string>((a, m) => (compareIds(m.id, a) > 0 ? m.id : a), after);
+          if (newest === after) break;
+          after = newest;
+        }
+      }),
+    );
+  }
+
+  // ---- sending --------------------------------------------------------------------
+
+  private postMessage(item: OutboxItem): Promise<Message> {
+    const body: { content: string; nonce: string; reply_to_id?: string } = { content: item.content, nonce: item.nonce };
+    if (item.replyToId) body.reply_to_id = item.replyToId;
+    return unwrap<Message>(api.POST('/api/v1/channels/{id}/messages', { params: { path: { id: item.channelId } }, body }));
+  }
+
+  private patchPending(item: OutboxItem, patch: Partial<M.PendingMessage>) {
+    messagesStoreSet((s) => M.updatePending(s, item.channelId, item.nonce, patch));
+  }
+
+  /** Optimistic send: shown at once as pending, posted now or when back online. */
+  sendMessage(channelId: string, content: string, replyToId: string | null = null): string {
+    const me = this.me();
+    const nonce = newNonce();
+    setComposerError(channelId, null);
+    messagesStoreSet((s) =>
+      M.addPending(s, {
+        nonce,
+        channel_id: channelId,
+        content,
+        reply_to_id: replyToId,
+        created_at: new Date().toISOString(),
+        author: { id: me?.id ?? '', username: me?.username ?? '', display_name: me?.display_name ?? null, avatar_url: me?.avatar_url ?? null },
+        status: this.gateway.state === 'ready' ? 'sending' : 'queued',
+      }),
+    );
+    this.lastTyping.delete(channelId);
+    this.outbox.enqueue({ nonce, channelId, content, replyToId });
+    return nonce;
+  }
+
+  retryPending(channelId: string) {
+    void channelId;
+    void this.outbox.flush();
+  }
+
+  discardPending(channelId: string, nonce: string) {
+    this.outbox.remove(nonce);
+    messagesStoreSet((s) => M.removePending(s, channelId, nonce));
+  }
+
+  async editMessage(channelId: string, id: string, content: string) {
+    const m = await unwrap<Message>(
+      api.PATCH('/api/v1/channels/{id}/messages/{mid}', { params: { path: { id: channelId, mid: id } }, body: { content } }),
+    );
+    messagesStoreSet((s) => M.applyUpdate(s, m));
+  }
+
+  async deleteMessage(channelId: string, id: string) {
+    await unwrap(api.DELETE('/api/v1/channels/{id}/messages/{mid}', { params: { path: { id: channelId, mid: id } } }));
+    messagesStoreSet((s) => M.applyDelete(s, channelId, id));
+  }
+
+  async toggleReaction(channelId: string, messageId: string, emoji: string, add: boolean) {
+    const me = this.me();
+    const ev = { channel_id: channelId, message_id: messageId, emoji, user_id: me?.id ?? '' };
+    messagesStoreSet((s) => M.applyReaction(s, ev, me?.id ?? null, add));
+    try {
+      const opts = { params: { path: { id: channelId, mid: messageId, emoji } } };
+      await unwrap(add ? api.PUT('/api/v1/channels/{id}/messages/{mid}/reactions/{emoji}', opts) : api.DELETE('/api/v1/channels/{id}/messages/{mid}/reactions/{emoji}', opts));
+    } catch (e) {
+      messagesStoreSet((s) => M.applyReaction(s, ev, me?.id ?? null, !add));
+      throw e;
+    }
+  }
+
+  async setPinned(channelId: string, messageId: string, pinned: boolean) {
+    const opts = { params: { path: { id: channelId, mid: messageId } } };
+    await unwrap(pinned ? api.PUT('/api/v1/channels/{id}/pins/{mid}', opts) : api.DELETE('/api/v1/channels/{id}/pins/{mid}', opts));
+    messagesStoreSet((s) => M.applyUpdate(s, { id: messageId, channel_id: channelId, pinned }));
+  }
+
+  /** Tells others we're typing, at most every 8 s per channel. */
+  typing(channelId: string) {
+    const now = Date.now();
+    if (now - (this.lastTyping.get(channelId) ?? 0) < TYPING_EVERY_MS) return;
+    this.lastTyping.set(channelId, now);
+    void unwrap(api.POST('/api/v1/channels/{id}/typing', { params: { path: { id: channelId } } })).catch(() => undefined);
+  }
+
+  // ---- read state -----------------------------------------------------------------
+
+  isReading(channelId: string): boolean {
+    if (channelId !== this.activeChannelId || !this.atBottom) return false;
+    if (typeof document === 'undefined') return true;
+    return document.visibilityState === 'visible' && document.hasFocus();
+  }
+
+  setActiveChannel(channelId: string | null) {
+    this.activeChannelId = channelId;
+    this.atBottom = true;
+    this.maybeAck();
+  }
+
+  setAtBottom(atBottom: boolean) {
+    const was = this.atBottom;
+    this.atBottom = atBottom;
+    if (atBottom && !was) this.maybeAck();
+  }
+
+  maybeAck() {
+    const id = this.activeChannelId;
+    if (id && this.isReading(id)) this.scheduleAck(id);
+  }
+
+  /** Marks read locally now and tells the server shortly after (debounced). */
+  private scheduleAck(channelId: string) {
+    const newest = M.newestId(M_get()[channelId]) ?? R_get().lastMessage[channelId];
+    if (!newest) return;
+    readSet((s) => R.ack(s, channelId, newest));
+    if (this.acked.get(channelId) === newest) return;
+    const t = this.ackTimers.get(channelId);
+    if (t) clearTimeout(t);
+    this.ackTimers.set(
+      channelId,
+      setTimeout(() => {
+        this.ackTimers.delete(channelId);
+        const latest = M.newestId(M_get()[channelId]) ?? newest;
+        if (this.acked.get(channelId) === latest) return;
+        this.acked.set(channelId, latest);
+        void unwrap(api.PUT('/api/v1/channels/{id}/read', { params: { path: { id: channelId } }, body: { message_id: latest } })).catch(() => {
+          this.acked.delete(channelId);
+        });
+      }, 400),
+    );
+  }
+
+  // ---- communities, members, DMs ------------------------------------------------
+
+  async loadMembers(communityId: string): Promise<void> {
+    let after: string | undefined;
+    const all: Member[] = [];
+    for (let guard = 0; guard < 200; guard++) {
+      const page = await unwrap<Member[]>(
+        api.GET('/api/v1/communities/{id}/members', { params: { path: { id: communityId }, query: after ? { after, limit: 100 } : { limit: 100 } } }),
+      );
+      all.push(...page);
+      if (page.length < 100) break;
+      after = page[page.length - 1].user.id;
+    }
+    C_set((s) => C.setMembers(s, communityId, all));
+  }
+
+  async createCommunity(name: string): Promise<Community> {
+    const c = await unwrap<Community>(api.POST('/api/v1/communities', { body: { name } }));
+    await this.refreshCommunity(c.id, c);
+    return c;
+  }
+
+  /** Loads a community's channels and roles over REST (after create/join, before its event lands). */
+  async refreshCommunity(id: string, known?: Community) {
+    const [community, channels, roles] = await Promise.all([
+      known ? Promise.resolve(known) : unwrap<Community>(api.GET('/api/v1/communities/{id}', { params: { path: { id } } })),
+      unwrap<Channel[]>(api.GET('/api/v1/communities/{id}/channels', { params: { path: { id } } })),
+      unwrap<Role[]>(api.GET('/api/v1/communities/{id}/roles', { params: { path: { id } } })).catch(() => [] as Role[]),
+    ]);
+    C_set((s) => C.upsertCommunity(s, { ...community, channels, roles }));
+  }
+
+  async joinInvite(code: string): Promise<Community> {
+    const c = await unwrap<Community>(api.POST('/api/v1/invites/{code}', { params: { path: { code } } }));
+    await this.refreshCommunity(c.id, c.id ? c : undefined).catch(() => undefined);
+    return c;
+  }
+
+  async openDm(userIds: string[]): Promise<Channel> {
+    const ch = await unwrap<Channel>(api.POST('/api/v1/dms', { body: { user_ids: userIds } }));
+    C_set((s) => C.upsertChannel(s, ch));
+    return ch;
+  }
+
+  setPresence(status: 'online' | 'idle' | 'dnd' | 'invisible') {
+    this.gateway.setPresence(status);
+    const me = this.me();
+    if (me) setPresence(me.id, status === 'invisible' ? 'offline' : status);
+  }
+}
+
+// Store shorthands (keeps the handlers above readable).
+function messagesStoreSet(fn: (s: M.MessagesState) => M.MessagesState) {
+  M.messagesStore.set(fn);
+}
+function M_get() {
+  return M.messagesStore.get();
+}
+function C_set(fn: (s: C.CommunitiesState) => C.CommunitiesState) {
+  C.communitiesStore.set(fn);
+}
+function C_get() {
+  return C.communitiesStore.get();
+}
+function readSet(fn: (s: R.ReadStatesState) => R.ReadStatesState) {
+  R.readStatesStore.set(fn);
+}
+function R_get() {
+  return R.readStatesStore.get();
+}
+
+let instance: HearthClient | null = null;
+
+/** The tab's one client (and so one gateway connection). */
+export function getClient(): HearthClient {
+  if (!instance) instance = new HearthClient();
+  return instance;
+}
+
+/** Sign-out: drop the connection and every cached byte of the old account. */
+export function resetClient() {
+  instance?.stop();
+  instance = null;
+  M.messagesStore.set({});
+  C.communitiesStore.set({ communities: {}, order: [], channels: {}, roles: {}, members: {}, membersLoaded: {}, dms: [], users: {} });
+  R.readStatesStore.set({ byChannel: {}, lastMessage: {} });
+}
+
+export { describeError, ApiError };
