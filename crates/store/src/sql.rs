@@ -711,6 +711,17 @@ macro_rules! sql_impl {
                 Ok(ids.into_iter().map(UserId).collect())
             }
 
+            async fn role_member_ids(&self, community: CommunityId, role: RoleId) -> StoreResult<Vec<UserId>> {
+                let ids: Vec<i64> = sqlx::query_scalar(
+                    "SELECT user_id FROM member_roles WHERE community_id = $1 AND role_id = $2 ORDER BY user_id",
+                )
+                .bind(community.0)
+                .bind(role.0)
+                .fetch_all(self.r())
+                .await?;
+                Ok(ids.into_iter().map(UserId).collect())
+            }
+
             async fn add_member(&self, community: CommunityId, user: UserId, now: i64) -> StoreResult<bool> {
                 let done = sqlx::query(
                     "INSERT INTO members (community_id, user_id, nickname, joined_at, timed_out_until) \

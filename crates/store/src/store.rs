@@ -63,6 +63,8 @@ pub trait Store: Send + Sync + 'static {
     async fn members(&self, community: CommunityId, after: Option<UserId>, limit: u32) -> StoreResult<Vec<MemberRecord>>;
     /// All member user ids (for mention fan-out and event audiences).
     async fn member_ids(&self, community: CommunityId) -> StoreResult<Vec<UserId>>;
+    /// User ids holding a role.
+    async fn role_member_ids(&self, community: CommunityId, role: RoleId) -> StoreResult<Vec<UserId>>;
     /// False if already a member.
     async fn add_member(&self, community: CommunityId, user: UserId, now: i64) -> StoreResult<bool>;
     async fn remove_member(&self, community: CommunityId, user: UserId) -> StoreResult<bool>;

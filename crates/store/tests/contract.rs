@@ -232,6 +232,7 @@ async fn members_roles_and_bans(s: &dyn Store) {
     s.create_role(&mods).await.unwrap();
     assert!(s.add_member_role(c.id, erin.id, mods.id).await.unwrap());
     assert_eq!(s.member(c.id, erin.id).await.unwrap().unwrap().role_ids, vec![mods.id]);
+    assert_eq!(s.role_member_ids(c.id, mods.id).await.unwrap(), vec![erin.id]);
     let page = s.members(c.id, None, 50).await.unwrap();
     assert_eq!(page.len(), 2);
     assert!(page.windows(2).all(|w| w[0].user.id < w[1].user.id));

@@ -144,13 +144,17 @@ export async function logout(): Promise<void> {
 }
 
 /** Ends every other session, then this one ("sign out everywhere"). */
-export async function logoutEverywhere(sessionIds: string[]): Promise<void> {
-  await Promise.all(
-    sessionIds.map((id) =>
-      unwrap(api.DELETE('/api/v1/auth/sessions/{id}', { params: { path: { id } } })).catch(() => undefined),
-    ),
-  );
-  await logout();
+export async function logoutEverywhere(): Promise<void> {
+  try {
+    const sessions = await unwrap<{ id: string; current: boolean }[]>(api.GET('/api/v1/auth/sessions'));
+    await Promise.all(
+      sessions
+        .filter((s) => !s.current)
+        .map((s) => unwrap(api.DELETE('/api/v1/auth/sessions/{id}', { params: { path: { id: s.id } } })).catch(() => undefined)),
+    );
+  } finally {
+    await logout();
+  }
 }
 
 /** The gateway says this session was revoked (close 4010). */

@@ -175,6 +175,7 @@ export class HearthClient {
     for (const [cid, id] of Object.entries(prev)) if (!last[cid] || compareIds(id, last[cid]) > 0) last[cid] = id;
     readSet(() => R.fromReady(d.read_states ?? [], last));
     for (const p of d.presences ?? []) setPresence(p.user_id, p.status);
+    setPresence(d.user.id, 'online');
     // Channels we can no longer see lose their cached history.
     const chans = C_get().channels;
     messagesStoreSet((s) => {
@@ -519,6 +520,11 @@ export class HearthClient {
     const c = await unwrap<Community>(api.POST('/api/v1/invites/{code}', { params: { path: { code } } }));
     await this.refreshCommunity(c.id, c.id ? c : undefined).catch(() => undefined);
     return c;
+  }
+
+  async leaveCommunity(id: string) {
+    await unwrap(api.DELETE('/api/v1/communities/{id}/members/@me', { params: { path: { id } } }));
+    this.forgetCommunity(id);
   }
 
   async openDm(userIds: string[]): Promise<Channel> {

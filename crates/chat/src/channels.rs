@@ -1,0 +1,185 @@
+//! Community channels and their permission overwrites.
+
+use hearth_rbac::{Permissions, check_grant};
+use hearth_store::{ChannelKind, ChannelPatch, ChannelRecord, OverwriteRecord, OverwriteTargetKind, UserRecord};
+use hearth_types::{ChannelId, CommunityId, UserId, now_ms};
+
+use crate::error::{ChatError, ChatResult};
+use crate::events::ChatEvent;
+use crate::service::{Chat, require};
+use crate::validate;
+
+#[derive(Clone, Debug, Default)]
+pub struct ChannelInput {
+    pub name: Option<String>,
+    pub kind: Option<ChannelKind>,
+    pub topic: Option<Option<String>>,
+    pub parent_id: Option<Option<ChannelId>>,
+    pub position: Option<i32>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct OverwriteInput {
+    pub target_id: i64,
+    pub kind: OverwriteTargetKind,
+    pub allow: Permissions,
+    pub deny: Permissions,
+}
+
+const MAX_CHANNELS: usize = 500;
+
+impl Chat {
+    async fn check_parent(&self, c: CommunityId, me: Option<ChannelId>, parent: Option<ChannelId>) -> ChatResult<()> {
+        let Some(pid) = parent else { return Ok(()) };
+        let p = self.store.channel(pid).await?;
+        match p {
+            Some(p) if p.community_id == Some(c) && Some(p.id) != me && p.parent_id.is_none() => Ok(()),
+            _ => Err(ChatError::Invalid("parent_id", "a top-level channel of the same community".into())),
+        }
+    }
+
+    pub async fn create_channel(&self, c: CommunityId, actor: UserId, input: ChannelInput) -> ChatResult<ChannelRecord> {
+        let p = self.community_permissions(c, actor).await?;
+        require(p, Permissions::MANAGE_CHANNELS)?;
+        let name = validate::channel_name(input.name.as_deref().unwrap_or_default())?;
+        let kind = input.kind.unwrap_or(ChannelKind::Text);
+        if kind.is_private() {
+            return Err(ChatError::Invalid("kind", "\"text\" or \"voice\"".into()));
+        }
+        let topic = input.topic.flatten().map(|t| validate::text("topic", &t, 1024)).transpose()?;
+        let parent = input.parent_id.flatten();
+        self.check_parent(c, None, parent).await?;
+        let existing = self.store.channels(c).await?;
+        if existing.len() >= MAX_CHANNELS {
+            return Err(ChatError::Conflict("this community has the most channels allowed"));
+        }
+        let position = match input.position {
+            Some(p) if p < 0 => return Err(ChatError::Invalid("position", "0 or more".into())),
+            Some(p) => p,
+            None => existing.iter().map(|c| c.position).max().map_or(0, |m| m + 1),
+        };
+        let ch = ChannelRecord {
+            id: ChannelId(self.next_id()),
+            community_id: Some(c),
+            kind,
+            name: Some(name),
+            topic,
+            position,
+            parent_id: parent,
+            owner_id: None,
+            dm_key: None,
+            last_message_id: None,
+            created_at: now_ms(),
+        };
+        self.store.create_channel(&ch).await?;
+        self.emit(ChatEvent::ChannelCreate(ch.clone()));
+        Ok(ch)
+    }
+
+    /// The community's channels the actor can VIEW.
+    pub async fn channels(&self, c: CommunityId, actor: UserId) -> ChatResult<Vec<ChannelRecord>> {
+        self.community_permissions(c, actor).await?;
+        let mut out = Vec::new();
+        for ch in self.store.channels(c).await? {
+            if self.channel_permissions(&ch, actor).await?.contains(Permissions::VIEW_CHANNEL) {
+                out.push(ch);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A channel the actor can see, with the recipients when it is a DM.
+    pub async fn channel(&self, id: ChannelId, actor: UserId) -> ChatResult<(ChannelRecord, Vec<UserRecord>)> {
+        let (ch, _) = self.visible_channel(id, actor).await?;
+        let recipients = if Self::is_private(&ch) { self.store.recipients(id).await? } else { Vec::new() };
+        Ok((ch, recipients))
+    }
+
+    pub async fn update_channel(&self, id: ChannelId, actor: UserId, input: ChannelInput) -> ChatResult<ChannelRecord> {
+        let (ch, p) = self.visible_channel(id, actor).await?;
+        let Some(c) = ch.community_id else {
+            return Err(ChatError::Refused("DM channels cannot be edited"));
+        };
+        require(p, Permissions::MANAGE_CHANNELS)?;
+        if input.kind.is_some_and(|k| k != ch.kind) {
+            return Err(ChatError::Invalid("kind", "a channel's kind cannot change".into()));
+        }
+        let name = input.name.as_deref().map(validate::channel_name).transpose()?;
+        let topic = match input.topic {
+            Some(Some(t)) => Some(Some(validate::text("topic", &t, 1024)?)),
+            other => other,
+        };
+        if let Some(parent) = input.parent_id {
+            self.check_parent(c, Some(id), parent).await?;
+        }
+        if input.position.is_some_and(|p| p < 0) {
+            return Err(ChatError::Invalid("position", "0 or more".into()));
+        }
+        let patch = ChannelPatch { name, topic, position: input.position, parent_id: input.parent_id };
+        let updated = self.store.update_channel(id, &patch).await?.ok_or(ChatError::NotFound)?;
+        self.emit(ChatEvent::ChannelUpdate(updated.clone()));
+        Ok(updated)
+    }
+
+    pub async fn delete_channel(&self, id: ChannelId, actor: UserId) -> ChatResult<()> {
+        let (ch, p) = self.visible_channel(id, actor).await?;
+        if ch.community_id.is_none() {
+            return Err(ChatError::Refused("DM channels cannot be deleted"));
+        }
+        require(p, Permissions::MANAGE_CHANNELS)?;
+        self.store.delete_channel(id).await?;
+        self.emit(ChatEvent::ChannelDelete(ch));
+        Ok(())
+    }
+
+    pub async fn overwrites(&self, id: ChannelId, actor: UserId) -> ChatResult<Vec<OverwriteRecord>> {
+        self.visible_channel(id, actor).await?;
+        Ok(self.store.overwrites(id).await?)
+    }
+
+    /// Sets an overwrite (MANAGE_ROLES in the channel; every bit it allows or
+    /// denies must be one the actor has).
+    pub async fn put_overwrite(&self, id: ChannelId, actor: UserId, o: OverwriteInput) -> ChatResult<OverwriteRecord> {
+        let (ch, p) = self.visible_channel(id, actor).await?;
+        let Some(c) = ch.community_id else {
+            return Err(ChatError::Refused("DM channels have no overwrites"));
+        };
+        require(p, Permissions::MANAGE_ROLES)?;
+        if o.allow.intersects(o.deny) {
+            return Err(ChatError::Invalid("allow", "a permission cannot be both allowed and denied".into()));
+        }
+        check_grant(p, o.allow | o.deny).map_err(ChatError::Forbidden)?;
+        match o.kind {
+            OverwriteTargetKind::Role => {
+                self.store
+                    .role(hearth_types::RoleId(o.target_id))
+                    .await?
+                    .filter(|r| r.community_id == c)
+                    .ok_or(ChatError::Invalid("target_id", "no such role in this community".into()))?;
+            }
+            OverwriteTargetKind::Member => {
+                self.store
+                    .member(c, UserId(o.target_id))
+                    .await?
+                    .ok_or(ChatError::Invalid("target_id", "no such member of this community".into()))?;
+            }
+        }
+        let rec = OverwriteRecord { channel_id: id, target_id: o.target_id, target_kind: o.kind, allow: o.allow.to_i64(), deny: o.deny.to_i64() };
+        self.store.put_overwrite(&rec).await?;
+        self.permissions_changed(c);
+        self.emit(ChatEvent::ChannelUpdate(ch));
+        Ok(rec)
+    }
+
+    pub async fn delete_overwrite(&self, id: ChannelId, actor: UserId, target_id: i64) -> ChatResult<()> {
+        let (ch, p) = self.visible_channel(id, actor).await?;
+        let Some(c) = ch.community_id else { return Err(ChatError::NotFound) };
+        require(p, Permissions::MANAGE_ROLES)?;
+        if !self.store.delete_overwrite(id, target_id).await? {
+            return Err(ChatError::NotFound);
+        }
+        self.permissions_changed(c);
+        self.emit(ChatEvent::ChannelUpdate(ch));
+        Ok(())
+    }
+}

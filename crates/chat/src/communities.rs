@@ -1,0 +1,74 @@
+//! Communities: create, list, read, rename, delete.
+
+use hearth_rbac::Permissions;
+use hearth_store::{ChannelKind, ChannelRecord, CommunityRecord, RoleRecord};
+use hearth_types::{ChannelId, CommunityId, RoleId, UserId, now_ms};
+
+use crate::error::{ChatError, ChatResult};
+use crate::events::ChatEvent;
+use crate::service::{Chat, require};
+use crate::validate;
+
+impl Chat {
+    /// Creates a community owned by `owner`, with its `@everyone` role (same id
+    /// as the community) and a `general` text channel.
+    pub async fn create_community(&self, owner: UserId, name: &str) -> ChatResult<CommunityRecord> {
+        let name = validate::name("name", name, 1, 100)?;
+        let id = CommunityId(self.next_id());
+        let now = now_ms();
+        let community = CommunityRecord { id, name, owner_id: owner, icon_id: None, created_at: now };
+        let everyone = RoleRecord {
+            id: RoleId(id.0),
+            community_id: id,
+            name: "@everyone".into(),
+            permissions: Permissions::DEFAULT_EVERYONE.to_i64(),
+            color: None,
+            position: 0,
+        };
+        let general = ChannelRecord {
+            id: ChannelId(self.next_id()),
+            community_id: Some(id),
+            kind: ChannelKind::Text,
+            name: Some("general".into()),
+            topic: None,
+            position: 0,
+            parent_id: None,
+            owner_id: None,
+            dm_key: None,
+            last_message_id: None,
+            created_at: now,
+        };
+        self.store.create_community(&community, &everyone, &general).await?;
+        self.emit(ChatEvent::CommunityCreate { community: community.clone(), user_id: owner });
+        Ok(community)
+    }
+
+    pub async fn communities(&self, user: UserId) -> ChatResult<Vec<CommunityRecord>> {
+        Ok(self.store.communities_for_user(user).await?)
+    }
+
+    pub async fn community(&self, id: CommunityId, user: UserId) -> ChatResult<CommunityRecord> {
+        Ok(self.visible_community(id, user).await?.0)
+    }
+
+    pub async fn update_community(&self, id: CommunityId, user: UserId, name: Option<&str>) -> ChatResult<CommunityRecord> {
+        let (_, p) = self.visible_community(id, user).await?;
+        require(p, Permissions::MANAGE_COMMUNITY)?;
+        let name = name.map(|n| validate::name("name", n, 1, 100)).transpose()?;
+        let c = self.store.update_community(id, name.as_deref()).await?.ok_or(ChatError::NotFound)?;
+        self.emit(ChatEvent::CommunityUpdate(c.clone()));
+        Ok(c)
+    }
+
+    /// Only the owner may delete a community.
+    pub async fn delete_community(&self, id: CommunityId, user: UserId) -> ChatResult<()> {
+        let (c, _) = self.visible_community(id, user).await?;
+        if c.owner_id != user {
+            return Err(ChatError::Refused("only the owner can delete a community"));
+        }
+        self.store.delete_community(id).await?;
+        self.permissions_changed(id);
+        self.emit(ChatEvent::CommunityDelete { id });
+        Ok(())
+    }
+}

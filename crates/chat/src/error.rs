@@ -1,0 +1,25 @@
+use hearth_rbac::Permissions;
+use hearth_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    /// Missing, or not visible to the actor.
+    #[error("not found")]
+    NotFound,
+    /// Visible but not allowed; carries the permission that is missing.
+    #[error("missing permission")]
+    Forbidden(Permissions),
+    /// Visible, allowed by permission, but refused by a rule (role hierarchy,
+    /// owner protections, bans): the reason is for humans.
+    #[error("{0}")]
+    Refused(&'static str),
+    /// A field failed validation: `(field, reason)`.
+    #[error("{0}: {1}")]
+    Invalid(&'static str, String),
+    #[error("{0}")]
+    Conflict(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub type ChatResult<T> = Result<T, ChatError>;

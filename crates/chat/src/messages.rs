@@ -1,0 +1,322 @@
+//! Messages: send (idempotent by nonce), read pages, edit, delete, reactions,
+//! pins, typing and read states.
+
+use std::collections::BTreeSet;
+
+use hearth_rbac::Permissions;
+use hearth_store::{
+    ChannelRecord, Mentions, MessageCreate, MessageRecord, NewMessage, Page, ReadStateRecord,
+};
+use hearth_types::{AttachmentId, ChannelId, CommunityId, MessageId, RoleId, UserId, now_ms};
+
+use crate::error::{ChatError, ChatResult};
+use crate::events::ChatEvent;
+use crate::mentions::parse_mentions;
+use crate::service::{Chat, require};
+use crate::validate;
+
+pub const MAX_CONTENT_CHARS: usize = 4000;
+const MAX_NONCE_CHARS: usize = 64;
+const MAX_PINS: usize = 50;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReactionView {
+    pub emoji: String,
+    pub count: i64,
+    /// Whether the viewer reacted with it (false in events: per-viewer).
+    pub me: bool,
+}
+
+/// A message as clients see it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MessageView {
+    pub record: MessageRecord,
+    pub community_id: Option<CommunityId>,
+    pub reactions: Vec<ReactionView>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct NewMessageInput {
+    pub content: String,
+    pub nonce: Option<String>,
+    pub reply_to_id: Option<MessageId>,
+    pub attachment_ids: Vec<AttachmentId>,
+}
+
+#[derive(Clone, Debug)]
+pub enum SendOutcome {
+    Created(MessageView),
+    /// The same nonce was sent before: this is the first message, unchanged.
+    Duplicate(MessageView),
+}
+
+/// An emoji as a reaction: 1-32 characters, no ASCII letters, spaces or
+/// control characters (keycap digits, `#` and `*` are allowed). Custom
+/// emoji arrive with media.
+fn check_emoji(e: &str) -> ChatResult<()> {
+    let n = e.chars().count();
+    let ok = (1..=32).contains(&n)
+        && e.chars().all(|c| !c.is_control() && !c.is_whitespace() && (!c.is_ascii() || c.is_ascii_digit() || c == '#' || c == '*'))
+        && e.chars().any(|c| !c.is_ascii());
+    if ok { Ok(()) } else { Err(ChatError::Invalid("emoji", "a Unicode emoji".into())) }
+}
+
+impl Chat {
+    fn view(&self, ch: &ChannelRecord, record: MessageRecord) -> MessageView {
+        MessageView { record, community_id: ch.community_id, reactions: Vec::new() }
+    }
+
+    /// Attaches reaction counts (with `me` for `viewer`) to a page of messages.
+    async fn with_reactions(&self, ch: &ChannelRecord, records: Vec<MessageRecord>, viewer: UserId) -> ChatResult<Vec<MessageView>> {
+        let ids: Vec<MessageId> = records.iter().map(|m| m.id).collect();
+        let counts = self.store.reactions(ch.id, &ids, viewer).await?;
+        Ok(records
+            .into_iter()
+            .map(|record| {
+                let reactions = counts
+                    .iter()
+                    .filter(|r| r.message_id == record.id)
+                    .map(|r| ReactionView { emoji: r.emoji.clone(), count: r.count, me: r.me })
+                    .collect();
+                MessageView { record, community_id: ch.community_id, reactions }
+            })
+            .collect())
+    }
+
+    /// Keeps mentions of users who are members (or DM participants) and roles of
+    /// this community; `@everyone` only counts for authors with MENTION_EVERYONE.
+    async fn resolve_mentions(&self, ch: &ChannelRecord, content: &str, perms: Permissions) -> ChatResult<Mentions> {
+        let parsed = parse_mentions(content);
+        let mut m = Mentions::default();
+        for u in parsed.users {
+            let present = match ch.community_id {
+                Some(c) => self.store.member(c, u).await?.is_some(),
+                None => self.store.is_recipient(ch.id, u).await?,
+            };
+            if present {
+                m.users.push(u);
+            }
+        }
+        if let Some(c) = ch.community_id {
+            for r in parsed.roles {
+                if r.0 != c.0 && self.store.role(r).await?.is_some_and(|role| role.community_id == c) {
+                    m.roles.push(r);
+                }
+            }
+            m.everyone = parsed.everyone && perms.contains(Permissions::MENTION_EVERYONE);
+        }
+        Ok(m)
+    }
+
+    /// Counts the mention for everyone it reaches who can see the channel.
+    async fn count_mentions(&self, ch: &ChannelRecord, author: UserId, m: &Mentions) -> ChatResult<()> {
+        let mut who: BTreeSet<UserId> = m.users.iter().copied().collect();
+        if let Some(c) = ch.community_id {
+            if m.everyone {
+                who.extend(self.store.member_ids(c).await?);
+            }
+            for r in &m.roles {
+                who.extend(self.store.role_member_ids(c, RoleId(r.0)).await?);
+            }
+        }
+        who.remove(&author);
+        let mut reached = Vec::new();
+        for u in who.into_iter().take(self.cfg.mention_fanout_limit) {
+            if self.can_view(ch, u).await {
+                reached.push(u);
+            }
+        }
+        self.store.add_mentions(ch.id, &reached).await?;
+        Ok(())
+    }
+
+    pub async fn send_message(&self, channel: ChannelId, author: UserId, input: NewMessageInput) -> ChatResult<SendOutcome> {
+        let (ch, p) = self.visible_channel(channel, author).await?;
+        require(p, Permissions::SEND_MESSAGES)?;
+        let content = validate::text("content", input.content.trim(), MAX_CONTENT_CHARS)?;
+        if content.is_empty() && input.attachment_ids.is_empty() {
+            return Err(ChatError::Invalid("content", "1-4000 characters after trimming, or attachments".into()));
+        }
+        if !input.attachment_ids.is_empty() {
+            require(p, Permissions::ATTACH_FILES)?;
+            // File uploads arrive with the media service; until then no ID can name one.
+            return Err(ChatError::Invalid("attachment_ids", "unknown attachment".into()));
+        }
+        if let Some(n) = &input.nonce {
+            if n.is_empty() || n.chars().count() > MAX_NONCE_CHARS || n.contains('\0') {
+                return Err(ChatError::Invalid("nonce", "1-64 characters".into()));
+            }
+        }
+        if let Some(r) = input.reply_to_id {
+            if self.store.message(channel, r).await?.is_none() {
+                return Err(ChatError::Invalid("reply_to_id", "no such message in this channel".into()));
+            }
+        }
+        let mentions = self.resolve_mentions(&ch, &content, p).await?;
+        let new = NewMessage {
+            id: MessageId(self.next_id()),
+            channel_id: channel,
+            author_id: author,
+            content,
+            reply_to_id: input.reply_to_id,
+            mentions,
+            attachment_ids: input.attachment_ids,
+            nonce: input.nonce,
+        };
+        match self.store.create_message(&new, now_ms(), self.cfg.nonce_window_ms).await? {
+            MessageCreate::Created(rec) => {
+                let view = self.view(&ch, rec);
+                if !(view.record.mentions.users.is_empty() && view.record.mentions.roles.is_empty() && !view.record.mentions.everyone) {
+                    self.count_mentions(&ch, author, &view.record.mentions).await?;
+                }
+                self.emit(ChatEvent::MessageCreate(view.clone()));
+                Ok(SendOutcome::Created(view))
+            }
+            MessageCreate::Duplicate(rec) => {
+                let mut views = self.with_reactions(&ch, vec![rec], author).await?;
+                Ok(SendOutcome::Duplicate(views.remove(0)))
+            }
+        }
+    }
+
+    pub async fn messages(&self, channel: ChannelId, viewer: UserId, page: Page<MessageId>) -> ChatResult<Vec<MessageView>> {
+        let (ch, p) = self.visible_channel(channel, viewer).await?;
+        require(p, Permissions::READ_MESSAGE_HISTORY)?;
+        let records = self.store.messages(channel, page).await?;
+        self.with_reactions(&ch, records, viewer).await
+    }
+
+    pub async fn message(&self, channel: ChannelId, viewer: UserId, id: MessageId) -> ChatResult<MessageView> {
+        let (ch, p) = self.visible_channel(channel, viewer).await?;
+        require(p, Permissions::READ_MESSAGE_HISTORY)?;
+        let rec = self.store.message(channel, id).await?.ok_or(ChatError::NotFound)?;
+        let mut v = self.with_reactions(&ch, vec![rec], viewer).await?;
+        Ok(v.remove(0))
+    }
+
+    /// Only the author edits, and only the content.
+    pub async fn edit_message(&self, channel: ChannelId, actor: UserId, id: MessageId, content: &str) -> ChatResult<MessageView> {
+        let (ch, p) = self.visible_channel(channel, actor).await?;
+        let current = self.store.message(channel, id).await?.ok_or(ChatError::NotFound)?;
+        if current.author.id != actor {
+            return Err(ChatError::Refused("only the author can edit a message"));
+        }
+        let content = validate::text("content", content.trim(), MAX_CONTENT_CHARS)?;
+        if content.is_empty() && current.attachment_ids.is_empty() {
+            return Err(ChatError::Invalid("content", "1-4000 characters after trimming".into()));
+        }
+        let mentions = self.resolve_mentions(&ch, &content, p).await?;
+        let rec = self.store.edit_message(channel, id, &content, &mentions, now_ms()).await?.ok_or(ChatError::NotFound)?;
+        let mut v = self.with_reactions(&ch, vec![rec], actor).await?;
+        let view = v.remove(0);
+        self.emit(ChatEvent::MessageUpdate(view.clone()));
+        Ok(view)
+    }
+
+    /// The author, or anyone with MANAGE_MESSAGES.
+    pub async fn delete_message(&self, channel: ChannelId, actor: UserId, id: MessageId) -> ChatResult<()> {
+        let (ch, p) = self.visible_channel(channel, actor).await?;
+        let current = self.store.message(channel, id).await?.ok_or(ChatError::NotFound)?;
+        if current.author.id != actor {
+            require(p, Permissions::MANAGE_MESSAGES)?;
+        }
+        if self.store.delete_message(channel, id).await? {
+            self.emit(ChatEvent::MessageDelete { channel_id: channel, community_id: ch.community_id, id });
+        }
+        Ok(())
+    }
+
+    pub async fn add_reaction(&self, channel: ChannelId, actor: UserId, id: MessageId, emoji: &str) -> ChatResult<()> {
+        check_emoji(emoji)?;
+        let (ch, p) = self.visible_channel(channel, actor).await?;
+        require(p, Permissions::READ_MESSAGE_HISTORY | Permissions::ADD_REACTIONS)?;
+        self.store.message(channel, id).await?.ok_or(ChatError::NotFound)?;
+        if self.store.add_reaction(channel, id, actor, emoji, now_ms()).await? {
+            self.emit(ChatEvent::ReactionAdd { channel_id: channel, community_id: ch.community_id, message_id: id, user_id: actor, emoji: emoji.into() });
+        }
+        Ok(())
+    }
+
+    pub async fn remove_reaction(&self, channel: ChannelId, actor: UserId, id: MessageId, emoji: &str) -> ChatResult<()> {
+        check_emoji(emoji)?;
+        let (ch, _) = self.visible_channel(channel, actor).await?;
+        self.store.message(channel, id).await?.ok_or(ChatError::NotFound)?;
+        if self.store.remove_reaction(id, actor, emoji).await? {
+            self.emit(ChatEvent::ReactionRemove { channel_id: channel, community_id: ch.community_id, message_id: id, user_id: actor, emoji: emoji.into() });
+        }
+        Ok(())
+    }
+
+    /// MANAGE_MESSAGES in a community channel; any participant in a DM.
+    pub async fn set_pinned(&self, channel: ChannelId, actor: UserId, id: MessageId, pinned: bool) -> ChatResult<()> {
+        let (ch, p) = self.visible_channel(channel, actor).await?;
+        if !Self::is_private(&ch) {
+            require(p, Permissions::MANAGE_MESSAGES)?;
+        }
+        let current = self.store.message(channel, id).await?.ok_or(ChatError::NotFound)?;
+        if current.pinned == pinned {
+            return Ok(());
+        }
+        if pinned && self.store.pinned_messages(channel).await?.len() >= MAX_PINS {
+            return Err(ChatError::Conflict("a channel holds at most 50 pins"));
+        }
+        self.store.set_pinned(channel, id, pinned).await?;
+        self.emit(ChatEvent::PinsUpdate { channel_id: channel, community_id: ch.community_id, message_id: id, pinned });
+        if let Some(rec) = self.store.message(channel, id).await? {
+            self.emit(ChatEvent::MessageUpdate(self.view(&ch, rec)));
+        }
+        Ok(())
+    }
+
+    pub async fn pins(&self, channel: ChannelId, viewer: UserId) -> ChatResult<Vec<MessageView>> {
+        let (ch, p) = self.visible_channel(channel, viewer).await?;
+        require(p, Permissions::READ_MESSAGE_HISTORY)?;
+        let recs = self.store.pinned_messages(channel).await?;
+        self.with_reactions(&ch, recs, viewer).await
+    }
+
+    pub async fn typing(&self, channel: ChannelId, actor: UserId) -> ChatResult<()> {
+        let (ch, p) = self.visible_channel(channel, actor).await?;
+        require(p, Permissions::SEND_MESSAGES)?;
+        self.emit(ChatEvent::TypingStart { channel_id: channel, community_id: ch.community_id, user_id: actor, at_ms: now_ms() });
+        Ok(())
+    }
+
+    pub async fn ack(&self, channel: ChannelId, actor: UserId, message: MessageId) -> ChatResult<ReadStateRecord> {
+        let (ch, _) = self.visible_channel(channel, actor).await?;
+        if ch.last_message_id.is_none_or(|last| message > last) {
+            return Err(ChatError::Invalid("message_id", "not a message of this channel".into()));
+        }
+        let state = self.store.ack(actor, channel, message).await?;
+        self.emit(ChatEvent::ReadStateUpdate { user_id: actor, state: state.clone() });
+        Ok(state)
+    }
+
+    /// Read states of channels the user can still see.
+    pub async fn read_states(&self, actor: UserId) -> ChatResult<Vec<ReadStateRecord>> {
+        let mut out = Vec::new();
+        for rs in self.store.read_states(actor).await? {
+            if let Some(ch) = self.store.channel(rs.channel_id).await? {
+                if self.can_view(&ch, actor).await {
+                    out.push(rs);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_emoji;
+
+    #[test]
+    fn emoji_rule() {
+        for ok in ["👍", "🎉", "👩‍👩‍👧‍👦", "1️⃣", "❤️"] {
+            assert!(check_emoji(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a", "👍 ", "x👍", "1", "<script>", "\u{0}"] {
+            assert!(check_emoji(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The [`Chat`] service: shared state and the permission helpers every
+//! resource module uses.
+
+use std::sync::Arc;
+
+use hearth_rbac::{Permissions, channel_permissions, community_permissions};
+use hearth_store::{ChannelRecord, CommunityRecord, Store};
+use hearth_types::{ChannelId, CommunityId, IdGenerator, UserId};
+
+use crate::error::{ChatError, ChatResult};
+use crate::events::{ChatEvent, EventSink};
+use crate::perms::{self, Context, PermCache};
+
+#[derive(Clone, Debug)]
+pub struct ChatConfig {
+    /// How long a message nonce stays a duplicate guard (contract: 24 h).
+    pub nonce_window_ms: i64,
+    /// The most users one message's mentions may notify (role and
+    /// `@everyone` mentions beyond this are stored but do not count).
+    pub mention_fanout_limit: usize,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        ChatConfig { nonce_window_ms: 24 * 3600 * 1000, mention_fanout_limit: 1000 }
+    }
+}
+
+pub struct Chat {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) ids: Arc<IdGenerator>,
+    pub(crate) events: Arc<dyn EventSink>,
+    pub(crate) cache: PermCache,
+    pub(crate) cfg: ChatConfig,
+}
+
+pub(crate) fn require(have: Permissions, need: Permissions) -> ChatResult<()> {
+    if have.contains(need) { Ok(()) } else { Err(ChatError::Forbidden(need - have)) }
+}
+
+impl Chat {
+    pub fn new(store: Arc<dyn Store>, ids: Arc<IdGenerator>, events: Arc<dyn EventSink>, cfg: ChatConfig) -> Self {
+        Chat { store, ids, events, cache: PermCache::default(), cfg }
+    }
+
+    pub(crate) fn emit(&self, e: ChatEvent) {
+        self.events.emit(e);
+    }
+
+    /// Forgets every cached permission of a community, here and (through the
+    /// event) on every node listening.
+    pub(crate) fn permissions_changed(&self, c: CommunityId) {
+        self.cache.bump(c);
+        self.emit(ChatEvent::PermissionsChanged { community_id: c });
+    }
+
+    /// For a change announced by another node.
+    pub fn invalidate_community(&self, c: CommunityId) {
+        self.cache.bump(c);
+    }
+
+    pub(crate) fn next_id(&self) -> i64 {
+        self.ids.next().0
+    }
+
+    /// The actor's membership context, or NotFound if not a member.
+    pub(crate) async fn context(&self, c: CommunityId, user: UserId) -> ChatResult<Context> {
+        let community = self.store.community(c).await?.ok_or(ChatError::NotFound)?;
+        let member = self.store.member(c, user).await?.ok_or(ChatError::NotFound)?;
+        let roles = self.store.roles(c).await?;
+        let facts = perms::facts(&community, &member, &roles);
+        Ok(Context { member, facts })
+    }
+
+    /// Community-wide permissions; NotFound unless the user is a member.
+    pub async fn community_permissions(&self, c: CommunityId, user: UserId) -> ChatResult<Permissions> {
+        if let Some(p) = self.cache.get(user, c.0, c) {
+            return Ok(p);
+        }
+        let generation = self.cache.generation(c);
+        let ctx = self.context(c, user).await?;
+        let p = community_permissions(&ctx.facts);
+        self.cache.put(user, c.0, generation, p, ctx.member.timed_out_until);
+        Ok(p)
+    }
+
+    /// Permissions in a channel; `EMPTY` when the user is not a member or
+    /// participant (so callers treat "cannot view" and "not there" alike).
+    pub async fn channel_permissions(&self, ch: &ChannelRecord, user: UserId) -> ChatResult<Permissions> {
+        let Some(c) = ch.community_id else {
+            return Ok(if self.store.is_recipient(ch.id, user).await? { perms::PRIVATE_CHANNEL } else { Permissions::EMPTY });
+        };
+        if let Some(p) = self.cache.get(user, ch.id.0, c) {
+            return Ok(p);
+        }
+        let generation = self.cache.generation(c);
+        let ctx = match self.context(c, user).await {
+            Ok(ctx) => ctx,
+            Err(ChatError::NotFound) => return Ok(Permissions::EMPTY),
+            Err(e) => return Err(e),
+        };
+        let ows = perms::overwrites(&self.store.overwrites(ch.id).await?);
+        let p = channel_permissions(&ctx.facts, &ows);
+        self.cache.put(user, ch.id.0, generation, p, ctx.member.timed_out_until);
+        Ok(p)
+    }
+
+    /// The channel if the user may VIEW it, with their permissions there.
+    pub async fn visible_channel(&self, id: ChannelId, user: UserId) -> ChatResult<(ChannelRecord, Permissions)> {
+        let ch = self.store.channel(id).await?.ok_or(ChatError::NotFound)?;
+        let p = self.channel_permissions(&ch, user).await?;
+        if !p.contains(Permissions::VIEW_CHANNEL) {
+            return Err(ChatError::NotFound);
+        }
+        Ok((ch, p))
+    }
+
+    /// The community if the user is a member.
+    pub async fn visible_community(&self, c: CommunityId, user: UserId) -> ChatResult<(CommunityRecord, Permissions)> {
+        let p = self.community_permissions(c, user).await?;
+        let community = self.store.community(c).await?.ok_or(ChatError::NotFound)?;
+        Ok((community, p))
+    }
+
+    /// Whether `user` may see `channel` now (the gateway asks this per event).
+    pub async fn can_view(&self, ch: &ChannelRecord, user: UserId) -> bool {
+        matches!(self.channel_permissions(ch, user).await, Ok(p) if p.contains(Permissions::VIEW_CHANNEL))
+    }
+
+    pub(crate) fn is_private(ch: &ChannelRecord) -> bool {
+        perms::channel_is_private(ch)
+    }
+}

@@ -1,0 +1,135 @@
+'use client';
+// The signed-in app: rail | channel list | messages | members.
+// Restores the session (refresh cookie) on a fresh page load, starts the tab's single
+// gateway connection, and keeps the selection in the query string.
+import { useEffect, useMemo, useState } from 'react';
+import { useRouter } from 'next/navigation';
+import { onSignedOut, restoreSession } from '@/lib/auth';
+import { getClient, resetClient } from '@/lib/client';
+import { useCommunityChannels, useDms, useMe } from '@/lib/hooks';
+import { setQuery, useSearch } from '@/lib/nav';
+import { communitiesStore } from '@/stores/communities';
+import { sessionStore } from '@/stores/session';
+import { useStore } from '@/stores/store';
+import { ChannelSidebar } from './ChannelSidebar';
+import { ChannelView } from './ChannelView';
+import { CommunityRail } from './CommunityRail';
+import { MemberList } from './MemberList';
+import { Notices } from './ui';
+
+export type Dialog =
+  | { kind: 'create-community' }
+  | { kind: 'community-settings'; communityId: string; tab?: string }
+  | { kind: 'user-settings' }
+  | { kind: 'new-dm' }
+  | { kind: 'invite'; communityId: string }
+  | { kind: 'create-channel'; communityId: string }
+  | null;
+
+export function AppShell() {
+  const router = useRouter();
+  const status = useStore(sessionStore, (s) => s.status);
+  const gateway = useStore(sessionStore, (s) => s.gateway);
+  const [started, setStarted] = useState(false);
+  const [everReady, setEverReady] = useState(false);
+  const [showMembers, setShowMembers] = useState(true);
+  const [dialog, setDialog] = useState<Dialog>(null);
+
+  useEffect(() => {
+    let live = true;
+    void restoreSession().then((ok) => {
+      if (!live) return;
+      if (!ok) {
+        router.replace(`/login?next=${encodeURIComponent(window.location.pathname + window.location.search)}`);
+        return;
+      }
+      getClient().start();
+      setStarted(true);
+    });
+    const off = onSignedOut(() => {
+      resetClient();
+      router.replace('/login');
+    });
+    return () => {
+      live = false;
+      off();
+    };
+  }, [router]);
+
+  useEffect(() => {
+    if (gateway === 'ready') setEverReady(true);
+  }, [gateway]);
+
+  const search = useSearch();
+  const params = useMemo(() => new URLSearchParams(search), [search]);
+  const selection = useSelection(params.get('c'), params.get('ch'), everReady);
+
+  if (status !== 'signed_in' || !started || !everReady) {
+    return (
+      <main className="splash" aria-busy="true">
+        <div className="spinner" aria-hidden="true" />
+        <p>{gateway === 'reconnecting' ? "Can't reach the server, retrying…" : 'Connecting…'}</p>
+      </main>
+    );
+  }
+
+  return (
+    <div className={showMembers ? 'shell' : 'shell shell-no-members'}>
+      {gateway !== 'ready' && (
+        <div className="conn-banner" role="status">
+          Reconnecting… messages you send will go out when the connection is back.
+        </div>
+      )}
+      <CommunityRail selected={selection.communityId} onDialog={setDialog} />
+      <ChannelSidebar communityId={selection.communityId} channelId={selection.channelId} onDialog={setDialog} dialog={dialog} />
+      {selection.channelId ? (
+        <ChannelView key={selection.channelId} channelId={selection.channelId} showMembers={showMembers} onToggleMembers={() => setShowMembers((v) => !v)} />
+      ) : (
+        <main className="chat empty-state">
+          <h1>{selection.communityId === '@me' ? 'No direct messages yet' : 'Nothing here yet'}</h1>
+          <p className="muted">
+            {selection.communityId === '@me'
+              ? 'Start a conversation from a member list or with “New message”.'
+              : 'Create a community or join one with an invite link.'}
+          </p>
+        </main>
+      )}
+      {showMembers && selection.channelId && <MemberList communityId={selection.communityId === '@me' ? null : selection.communityId} channelId={selection.channelId} />}
+      <Notices />
+    </div>
+  );
+}
+
+/** Resolves ?c and ?ch to something that exists, redirecting (replace) when they don't. */
+function useSelection(c: string | null, ch: string | null, ready: boolean) {
+  const me = useMe();
+  const order = useStore(communitiesStore, (s) => s.order);
+  const channelsMap = useStore(communitiesStore, (s) => s.channels);
+  const dms = useDms();
+  const communityId = c === '@me' ? '@me' : c && order.includes(c) ? c : order[0] ?? '@me';
+  const channels = useCommunityChannels(communityId === '@me' ? null : communityId);
+  let channelId: string | null = null;
+  if (communityId === '@me') {
+    channelId = ch && dms.some((d) => d.id === ch) ? ch : dms[0]?.id ?? null;
+  } else {
+    const inCommunity = ch && channelsMap[ch]?.community_id === communityId ? ch : null;
+    channelId = inCommunity ?? channels.find((x) => x.kind === 'text')?.id ?? null;
+  }
+
+  useEffect(() => {
+    if (!ready) return;
+    if (c !== communityId || ch !== channelId) setQuery({ c: communityId, ch: channelId }, { replace: true });
+  }, [ready, c, ch, communityId, channelId]);
+
+  useEffect(() => {
+    if (!ready || !me) return;
+    getClient().setActiveChannel(channelId);
+  }, [ready, me, channelId]);
+
+  useEffect(() => {
+    if (!ready || communityId === '@me') return;
+    if (!communitiesStore.get().membersLoaded[communityId]) void getClient().loadMembers(communityId).catch(() => undefined);
+  }, [ready, communityId]);
+
+  return { communityId, channelId };
+}

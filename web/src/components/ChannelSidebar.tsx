@@ -1,0 +1,236 @@
+'use client';
+// Second column: the community's channels (or the DM list) and the user panel.
+import { useState } from 'react';
+import type { Channel } from '@/api/types';
+import type { Dialog } from './AppShell';
+import { getClient } from '@/lib/client';
+import { describeError } from '@/lib/errors';
+import { has, useCommunityChannels, useDms, useMe, usePermissions } from '@/lib/hooks';
+import { setQuery } from '@/lib/nav';
+import { channelLabel, communitiesStore } from '@/stores/communities';
+import { notify } from '@/stores/notices';
+import { isUnread, mentionCount, readStatesStore } from '@/stores/readStates';
+import { useStore } from '@/stores/store';
+import { Avatar, PresenceDot } from './ui';
+import { Dialogs } from './Dialogs';
+
+export function ChannelSidebar({ communityId, channelId, onDialog, dialog }: { communityId: string; channelId: string | null; onDialog: (d: Dialog) => void; dialog: Dialog }) {
+  return (
+    <aside className="sidebar">
+      {communityId === '@me' ? <DmList channelId={channelId} onDialog={onDialog} /> : <CommunityChannels communityId={communityId} channelId={channelId} onDialog={onDialog} />}
+      <UserPanel onDialog={onDialog} />
+      <Dialogs dialog={dialog} onClose={() => onDialog(null)} onDialog={onDialog} />
+    </aside>
+  );
+}
+
+function CommunityChannels({ communityId, channelId, onDialog }: { communityId: string; channelId: string | null; onDialog: (d: Dialog) => void }) {
+  const community = useStore(communitiesStore, (s) => s.communities[communityId]);
+  const channels = useCommunityChannels(communityId);
+  const perms = usePermissions(communityId);
+  const [menu, setMenu] = useState(false);
+  const meId = useMe()?.id ?? null;
+  if (!community) return null;
+  const categories = channels.filter((c) => !c.parent_id && c.kind !== 'text' && c.kind !== 'voice');
+  const top = channels.filter((c) => !c.parent_id && (c.kind === 'text' || c.kind === 'voice'));
+  const canManage = has(perms, 'MANAGE_COMMUNITY') || has(perms, 'MANAGE_ROLES') || has(perms, 'MANAGE_CHANNELS') || has(perms, 'KICK_MEMBERS') || has(perms, 'BAN_MEMBERS');
+  const leave = async () => {
+    setMenu(false);
+    if (!window.confirm(`Leave ${community.name}?`)) return;
+    try {
+      await getClient().leaveCommunity(communityId);
+      setQuery({ c: null, ch: null });
+    } catch (e) {
+      notify(describeError(e));
+    }
+  };
+  return (
+    <>
+      <header className="sidebar-header">
+        <button type="button" className="sidebar-title" aria-expanded={menu} aria-haspopup="menu" onClick={() => setMenu((m) => !m)}>
+          <h2>{community.name}</h2>
+          <span aria-hidden="true">{menu ? '✕' : '▾'}</span>
+        </button>
+        {menu && (
+          <ul className="menu" role="menu" aria-label="Community menu" onKeyDown={(e) => e.key === 'Escape' && setMenu(false)}>
+            {has(perms, 'CREATE_INVITE') && (
+              <li role="none">
+                <button role="menuitem" type="button" onClick={() => (setMenu(false), onDialog({ kind: 'invite', communityId }))}>
+                  Invite people
+                </button>
+              </li>
+            )}
+            {canManage && (
+              <li role="none">
+                <button role="menuitem" type="button" onClick={() => (setMenu(false), onDialog({ kind: 'community-settings', communityId }))}>
+                  Community settings
+                </button>
+              </li>
+            )}
+            {has(perms, 'MANAGE_CHANNELS') && (
+              <li role="none">
+                <button role="menuitem" type="button" onClick={() => (setMenu(false), onDialog({ kind: 'create-channel', communityId }))}>
+                  Create channel
+                </button>
+              </li>
+            )}
+            {community.owner_id !== meId && (
+              <li role="none">
+                <button role="menuitem" type="button" className="danger" onClick={leave}>
+                  Leave community
+                </button>
+              </li>
+            )}
+          </ul>
+        )}
+      </header>
+      <nav className="channel-nav" aria-label={`${community.name} channels`}>
+        <ul role="list" className="channel-list">
+          {top.map((c) => (
+            <ChannelItem key={c.id} channel={c} active={c.id === channelId} communityId={communityId} />
+          ))}
+        </ul>
+        {categories.map((cat) => (
+          <section key={cat.id} aria-label={cat.name ?? 'Category'}>
+            <h3 className="category">{cat.name}</h3>
+            <ul role="list" className="channel-list">
+              {channels
+                .filter((c) => c.parent_id === cat.id)
+                .map((c) => (
+                  <ChannelItem key={c.id} channel={c} active={c.id === channelId} communityId={communityId} />
+                ))}
+            </ul>
+          </section>
+        ))}
+        {channels
+          .filter((c) => c.parent_id && !channels.some((p) => p.id === c.parent_id))
+          .map((c) => (
+            <ul role="list" className="channel-list" key={c.id}>
+              <ChannelItem channel={c} active={c.id === channelId} communityId={communityId} />
+            </ul>
+          ))}
+      </nav>
+    </>
+  );
+}
+
+function ChannelItem({ channel, active, communityId }: { channel: Channel; active: boolean; communityId: string }) {
+  const unread = useStore(readStatesStore, (s) => isUnread(s, channel.id));
+  const mentions = useStore(readStatesStore, (s) => mentionCount(s, channel.id));
+  const label = `${channel.kind === 'voice' ? 'voice channel' : 'channel'} ${channel.name}${mentions ? `, ${mentions} mention${mentions === 1 ? '' : 's'}` : unread ? ', unread' : ''}`;
+  return (
+    <li>
+      <a
+        href={`/app?c=${communityId}&ch=${channel.id}`}
+        className={`channel-item${active ? ' active' : ''}${unread && !active ? ' unread' : ''}`}
+        aria-current={active ? 'page' : undefined}
+        aria-label={label}
+        data-channel-name={channel.name ?? ''}
+        onClick={(e) => {
+          if (e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
+          e.preventDefault();
+          setQuery({ c: communityId, ch: channel.id });
+        }}
+      >
+        <span className="channel-hash" aria-hidden="true">
+          {channel.kind === 'voice' ? '🔊' : '#'}
+        </span>
+        <span className="channel-name">{channel.name}</span>
+        {mentions > 0 && !active && (
+          <span className="badge" aria-hidden="true">
+            {mentions > 99 ? '99+' : mentions}
+          </span>
+        )}
+      </a>
+    </li>
+  );
+}
+
+function DmList({ channelId, onDialog }: { channelId: string | null; onDialog: (d: Dialog) => void }) {
+  const dms = useDms();
+  const me = useMe();
+  const users = useStore(communitiesStore, (s) => s.users);
+  return (
+    <>
+      <header className="sidebar-header">
+        <div className="sidebar-title static">
+          <h2>Direct messages</h2>
+        </div>
+      </header>
+      <nav className="channel-nav" aria-label="Direct messages">
+        <button type="button" className="btn btn-secondary btn-block" onClick={() => onDialog({ kind: 'new-dm' })}>
+          New message
+        </button>
+        <ul role="list" className="channel-list">
+          {dms.map((dm) => (
+            <DmItem key={dm.id} dm={dm} active={dm.id === channelId} label={channelLabel(dm, me?.id ?? null, users)} otherId={dm.kind === 'dm' ? dm.recipients?.find((u) => u.id !== me?.id)?.id ?? null : null} />
+          ))}
+        </ul>
+        {dms.length === 0 && <p className="muted small pad">No conversations yet.</p>}
+      </nav>
+    </>
+  );
+}
+
+function DmItem({ dm, active, label, otherId }: { dm: Channel; active: boolean; label: string; otherId: string | null }) {
+  const unread = useStore(readStatesStore, (s) => isUnread(s, dm.id));
+  const mentions = useStore(readStatesStore, (s) => mentionCount(s, dm.id));
+  return (
+    <li>
+      <a
+        href={`/app?c=@me&ch=${dm.id}`}
+        className={`channel-item dm-item${active ? ' active' : ''}${unread && !active ? ' unread' : ''}`}
+        aria-current={active ? 'page' : undefined}
+        onClick={(e) => {
+          if (e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
+          e.preventDefault();
+          setQuery({ c: '@me', ch: dm.id });
+        }}
+      >
+        <Avatar id={otherId ?? dm.id} name={label} size={28} presence={!!otherId} />
+        <span className="channel-name">{label}</span>
+        {mentions > 0 && !active && <span className="badge">{mentions}</span>}
+      </a>
+    </li>
+  );
+}
+
+function UserPanel({ onDialog }: { onDialog: (d: Dialog) => void }) {
+  const me = useMe();
+  const [status, setStatus] = useState<'online' | 'idle' | 'dnd' | 'invisible'>('online');
+  if (!me) return null;
+  const name = me.display_name || me.username;
+  return (
+    <section className="user-panel" aria-label="Your account">
+      <Avatar id={me.id} name={name} size={32} />
+      <span className="user-panel-dot">
+        <PresenceDot userId={me.id} />
+      </span>
+      <div className="user-panel-names">
+        <span className="user-panel-name">{name}</span>
+        <span className="muted small">@{me.username}</span>
+      </div>
+      <label className="sr-only" htmlFor="presence-select">
+        Status
+      </label>
+      <select
+        id="presence-select"
+        className="presence-select"
+        value={status}
+        onChange={(e) => {
+          const v = e.target.value as typeof status;
+          setStatus(v);
+          getClient().setPresence(v);
+        }}
+      >
+        <option value="online">Online</option>
+        <option value="idle">Idle</option>
+        <option value="dnd">Do not disturb</option>
+        <option value="invisible">Invisible</option>
+      </select>
+      <button type="button" className="icon-btn" aria-label="User settings" title="User settings" onClick={() => onDialog({ kind: 'user-settings' })}>
+        ⚙
+      </button>
+    </section>
+  );
+}

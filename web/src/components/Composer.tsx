@@ -1,0 +1,211 @@
+'use client';
+// The message box. Enter sends, Shift+Enter adds a line, Up in an empty box edits your
+// last message, Escape cancels a reply. "@" opens member autocomplete: the box shows
+// @name, the wire gets <@id>. The draft is kept per channel and failed sends come back
+// into it, so nothing typed is lost.
+import { useEffect, useMemo, useRef, useState, type KeyboardEvent } from 'react';
+import type { Channel, Message, UserSummary } from '@/api/types';
+import { getClient } from '@/lib/client';
+import { communitiesStore, displayName } from '@/stores/communities';
+import { draftsStore, setComposerError, setDraft } from '@/stores/drafts';
+import { useStore } from '@/stores/store';
+import { useMe } from '@/lib/hooks';
+import { Avatar } from './ui';
+
+interface Props {
+  channel: Channel;
+  label: string;
+  disabled: boolean;
+  replyTo: Message | null;
+  onCancelReply: () => void;
+  onEditLast: () => void;
+}
+
+interface Candidate {
+  user: UserSummary;
+  name: string;
+}
+
+/** Turns the @username tokens the user picked (or typed exactly) into <@id>. */
+export function encodeMentions(text: string, byName: ReadonlyMap<string, string>): string {
+  // Leave code spans and blocks alone.
+  return text
+    .split(/(```[\s\S]*?```|`[^`\n]*`)/g)
+    .map((part, i) =>
+      i % 2 === 1
+        ? part
+        : part.replace(/(^|[^\w@<])@([a-z0-9_.]{2,32})\b/gi, (all, pre: string, name: string) => {
+            const id = byName.get(name.toLowerCase());
+            return id ? `${pre}<@${id}>` : all;
+          }),
+    )
+    .join('');
+}
+
+export function Composer({ channel, label, disabled, replyTo, onCancelReply, onEditLast }: Props) {
+  const channelId = channel.id;
+  const text = useStore(draftsStore, (s) => s.text[channelId] ?? '');
+  const error = useStore(draftsStore, (s) => s.error[channelId] ?? null);
+  const me = useMe();
+  const ref = useRef<HTMLTextAreaElement>(null);
+  const [query, setQuery] = useState<string | null>(null);
+  const [sel, setSel] = useState(0);
+
+  const communityId = channel.community_id;
+  const members = useStore(communitiesStore, (s) => (communityId ? s.members[communityId] : undefined));
+  const users = useStore(communitiesStore, (s) => s.users);
+  const candidates: Candidate[] = useMemo(() => {
+    const list: Candidate[] = [];
+    if (members) for (const m of Object.values(members)) list.push({ user: m.user, name: displayName(m.user, m) });
+    else for (const u of channel.recipients ?? []) list.push({ user: users[u.id] ?? u, name: displayName(users[u.id] ?? u) });
+    return list;
+  }, [members, channel.recipients, users]);
+  const byName = useMemo(() => new Map(candidates.map((c) => [c.user.username.toLowerCase(), c.user.id])), [candidates]);
+  const matches = useMemo(() => {
+    if (query === null) return [];
+    const q = query.toLowerCase();
+    return candidates.filter((c) => c.user.username.toLowerCase().startsWith(q) || c.name.toLowerCase().startsWith(q)).slice(0, 8);
+  }, [query, candidates]);
+
+  useEffect(() => {
+    ref.current?.focus();
+  }, [channelId, replyTo]);
+
+  // Grow with the text up to a limit.
+  useEffect(() => {
+    const el = ref.current;
+    if (!el) return;
+    el.style.height = 'auto';
+    el.style.height = `${Math.min(el.scrollHeight, 240)}px`;
+  }, [text]);
+
+  const updateQuery = (value: string, caret: number) => {
+    const m = /(^|\s)@([\w.]{0,32})$/.exec(value.slice(0, caret));
+    setQuery(m ? m[2] : null);
+    setSel(0);
+  };
+
+  const pick = (c: Candidate) => {
+    const el = ref.current;
+    if (!el) return;
+    const caret = el.selectionStart ?? text.length;
+    const before = text.slice(0, caret).replace(/@([\w.]{0,32})$/, `@${c.user.username} `);
+    const next = before + text.slice(caret);
+    setDraft(channelId, next);
+    setQuery(null);
+    requestAnimationFrame(() => {
+      el.focus();
+      el.setSelectionRange(before.length, before.length);
+    });
+  };
+
+  const send = () => {
+    const content = encodeMentions(text.trim(), byName);
+    if (!content) return;
+    if (content.length > 4000) {
+      setComposerError(channelId, `That message is too long (${content.length}/4000).`);
+      return;
+    }
+    getClient().sendMessage(channelId, content, replyTo?.id ?? null);
+    setDraft(channelId, '');
+    onCancelReply();
+  };
+
+  const onKey = (e: KeyboardEvent<HTMLTextAreaElement>) => {
+    if (e.nativeEvent.isComposing) return;
+    if (matches.length > 0) {
+      if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+        e.preventDefault();
+        setSel((s) => (s + (e.key === 'ArrowDown' ? 1 : matches.length - 1)) % matches.length);
+        return;
+      }
+      if (e.key === 'Enter' || e.key === 'Tab') {
+        e.preventDefault();
+        pick(matches[sel] ?? matches[0]);
+        return;
+      }
+      if (e.key === 'Escape') {
+        e.preventDefault();
+        setQuery(null);
+        return;
+      }
+    }
+    if (e.key === 'Enter' && !e.shiftKey) {
+      e.preventDefault();
+      send();
+    } else if (e.key === 'ArrowUp' && text === '') {
+      e.preventDefault();
+      onEditLast();
+    } else if (e.key === 'Escape' && replyTo) {
+      e.preventDefault();
+      onCancelReply();
+    }
+  };
+
+  const listId = `mention-list-${channelId}`;
+  return (
+    <div className="composer-wrap">
+      {error && (
+        <div className="composer-error" role="alert">
+          {error}
+          <button type="button" className="icon-btn" aria-label="Dismiss error" onClick={() => setComposerError(channelId, null)}>
+            ✕
+          </button>
+        </div>
+      )}
+      {replyTo && (
+        <div className="reply-bar">
+          Replying to <strong>{displayName(users[replyTo.author.id] ?? replyTo.author)}</strong>
+          <button type="button" className="icon-btn" aria-label="Cancel reply" onClick={onCancelReply}>
+            ✕
+          </button>
+        </div>
+      )}
+      {matches.length > 0 && (
+        <ul className="mention-list" id={listId} role="listbox" aria-label="Mention a member">
+          {matches.map((c, i) => (
+            <li
+              key={c.user.id}
+              id={`${listId}-${i}`}
+              role="option"
+              aria-selected={i === sel}
+              className={i === sel ? 'selected' : ''}
+              onMouseDown={(e) => {
+                e.preventDefault();
+                pick(c);
+              }}
+            >
+              <Avatar id={c.user.id} name={c.name} size={20} />
+              <span>{c.name}</span>
+              <span className="muted small">@{c.user.username}</span>
+            </li>
+          ))}
+        </ul>
+      )}
+      <div className={disabled ? 'composer disabled' : 'composer'}>
+        <label htmlFor={`composer-${channelId}`} className="sr-only">
+          {label}
+        </label>
+        <textarea
+          id={`composer-${channelId}`}
+          ref={ref}
+          rows={1}
+          value={disabled ? '' : text}
+          placeholder={disabled ? 'You do not have permission to send messages here.' : label}
+          disabled={disabled || !me}
+          maxLength={8000}
+          aria-controls={matches.length > 0 ? listId : undefined}
+          aria-activedescendant={matches.length > 0 ? `${listId}-${sel}` : undefined}
+          aria-autocomplete="list"
+          onChange={(e) => {
+            setDraft(channelId, e.target.value);
+            updateQuery(e.target.value, e.target.selectionStart ?? e.target.value.length);
+            if (e.target.value.trim()) getClient().typing(channelId);
+          }}
+          onKeyDown={onKey}
+          onBlur={() => setQuery(null)}
+        />
+      </div>
+    </div>
+  );
+}
