@@ -1,1 +1,137 @@
-fn main() {}
+//! `hearth`: run the server, migrate the database, administer accounts.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use hearth_server::config::{Config, Overrides};
+use hearth_server::{app, telemetry};
+
+#[derive(Parser)]
+#[command(name = "hearth", version, about = "Hearth: self-hosted real-time chat")]
+struct Cli {
+    /// Config file (default: ./hearth.toml if present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, global = true)]
+    listen: Option<SocketAddr>,
+    /// Data directory [default: ./data].
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Administrative tasks.
+    Admin {
+        #[command(subcommand)]
+        task: AdminTask,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+#[derive(Subcommand)]
+enum AdminTask {
+    /// Create a user account.
+    CreateUser {
+        #[arg(long)]
+        username: String,
+        /// The password (or set HEARTH_ADMIN_PASSWORD to keep it out of shell history).
+        #[arg(long, env = "HEARTH_ADMIN_PASSWORD", hide_env_values = true)]
+        password: String,
+        #[arg(long)]
+        email: Option<String>,
+        /// Make the account a platform administrator.
+        #[arg(long)]
+        admin: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Openapi) = cli.command {
+        println!("{}", hearth_server::http::openapi_json());
+        return ExitCode::SUCCESS;
+    }
+    let flags = Overrides { listen: cli.listen, data_dir: cli.data_dir.clone() };
+    let cfg = match Config::load(cli.config.as_deref(), |k| std::env::var(k).ok(), &flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hearth: configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&cfg.log_level, &cfg.log_format);
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(cfg).await,
+        Command::Migrate => migrate(cfg).await,
+        Command::Admin { task } => admin(cfg, task).await,
+        Command::Openapi => Ok(()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("hearth: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(cfg: Config) -> Result<(), String> {
+    let listen = cfg.listen;
+    let server = app::build(cfg).await.map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("binding {listen}: {e}"))?;
+    tracing::info!(%listen, "listening on http://{listen}");
+    server.serve(listener, shutdown_signal()).await.map_err(|e| e.to_string())?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+async fn migrate(cfg: Config) -> Result<(), String> {
+    let store = app::open_store(&cfg).await.map_err(|e| e.to_string())?;
+    tracing::info!(backend = store.backend(), "migrations applied");
+    println!("migrations applied ({})", store.backend());
+    Ok(())
+}
+
+async fn admin(cfg: Config, task: AdminTask) -> Result<(), String> {
+    match task {
+        AdminTask::CreateUser { username, password, email, admin } => {
+            let server = app::build(cfg).await.map_err(|e| e.to_string())?;
+            let input = hearth_accounts::NewAccount { username, password, email, display_name: None };
+            let user = server.state.accounts.create_user(input, admin).await.map_err(|e| e.to_string())?;
+            println!("created user {} (id {}){}", user.username, user.id, if admin { " as an administrator" } else { "" });
+            Ok(())
+        }
+    }
+}

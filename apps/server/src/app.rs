@@ -1,0 +1,199 @@
+//! Startup and serving: turns a [`Config`] into a running server.
+//! `build` wires the parts; `serve` runs a router on a bound listener until
+//! the shutdown future resolves (tests bind port 0 and pass their own).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use base64::Engine;
+use hearth_accounts::{Accounts, AccountsConfig, HashCost, TokenKeys};
+use hearth_bus::{Bus, MemoryBus};
+use hearth_chat::{Chat, ChatConfig};
+use hearth_state::MemoryRateLimiter;
+use hearth_store::{Backend, Store};
+use hearth_types::{IdGenerator, now_ms};
+use rand::RngCore;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::events::Publisher;
+use crate::metrics::Metrics;
+use crate::state::{AppState, Inner};
+use crate::web::WebAssets;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("data directory {0}: {1}")]
+    DataDir(PathBuf, std::io::Error),
+    #[error("database: {0}")]
+    Store(#[from] hearth_store::StoreError),
+    #[error("all 1024 node ids are leased: is a cluster this large, or are stale nodes holding leases?")]
+    NoNodeId,
+    #[error("signing key {0}: {1}")]
+    Key(PathBuf, String),
+    #[error("{0}")]
+    Unsupported(&'static str),
+    #[error("accounts: {0}")]
+    Accounts(#[from] hearth_accounts::AccountsError),
+}
+
+/// A built server: its state, its router, and a signal that fires if the
+/// node must stop (its node-id lease was lost).
+pub struct Server {
+    pub state: AppState,
+    pub router: Router,
+    pub fatal: watch::Receiver<Option<String>>,
+    lease: (u16, String),
+}
+
+const LEASE_TTL_MS: i64 = 60_000;
+const LEASE_RENEW: Duration = Duration::from_secs(15);
+
+pub fn backend(cfg: &Config) -> Backend {
+    if cfg.uses_postgres() { Backend::Postgres(cfg.database_url.0.clone()) } else { Backend::Sqlite(cfg.data_dir.join("hearth.db")) }
+}
+
+/// Opens the database and runs migrations (also `hearth migrate`).
+pub async fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, StartError> {
+    if !cfg.uses_postgres() {
+        std::fs::create_dir_all(&cfg.data_dir).map_err(|e| StartError::DataDir(cfg.data_dir.clone(), e))?;
+    }
+    Ok(hearth_store::connect(&backend(cfg), cfg.db_max_connections).await?)
+}
+
+/// The signing secret: configured, or generated once and kept in the data dir.
+fn signing_key(cfg: &Config) -> Result<Vec<u8>, StartError> {
+    if !cfg.jwt_secret.0.is_empty() {
+        return Ok(cfg.jwt_secret.0.as_bytes().to_vec());
+    }
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| StartError::DataDir(cfg.data_dir.clone(), e))?;
+    let path = cfg.data_dir.join("jwt.key");
+    let b64 = base64::engine::general_purpose::STANDARD;
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return b64.decode(text.trim()).map_err(|e| StartError::Key(path.clone(), e.to_string()));
+    }
+    let mut key = vec![0u8; 64];
+    rand::rng().fill_bytes(&mut key);
+    write_private(&path, &b64.encode(&key)).map_err(|e| StartError::Key(path.clone(), e.to_string()))?;
+    tracing::info!(path = %path.display(), "generated a new token signing key");
+    Ok(key)
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)?.write_all(contents.as_bytes())
+}
+
+fn web_assets(cfg: &Config) -> Option<WebAssets> {
+    let dir = if cfg.web_dir.is_empty() { PathBuf::from("web/out") } else { PathBuf::from(&cfg.web_dir) };
+    let found = WebAssets::open(&dir);
+    match &found {
+        Some(w) => tracing::info!(dir = %w.root().display(), "serving the web app"),
+        None => tracing::warn!(
+            dir = %dir.display(),
+            "the web app is not built (no index.html); the API still works. Build it: npm --prefix web ci && npm --prefix web run build"
+        ),
+    }
+    found
+}
+
+pub async fn build(cfg: Config) -> Result<Server, StartError> {
+    if !cfg.nats_url.is_empty() {
+        return Err(StartError::Unsupported("nats_url is set, but this build has only the in-process event bus; unset NATS_URL"));
+    }
+    if !cfg.redis_url.0.is_empty() {
+        return Err(StartError::Unsupported("redis_url is set, but this build keeps shared state in memory; unset REDIS_URL"));
+    }
+    let store = open_store(&cfg).await?;
+
+    // A distinct node id for this process, so IDs never collide across nodes.
+    let holder = format!("{:016x}", rand::random::<u64>());
+    let node = store.lease_node(&holder, now_ms(), LEASE_TTL_MS).await?.ok_or(StartError::NoNodeId)?;
+    let (fatal_tx, fatal) = watch::channel(None);
+    spawn_lease_renewal(store.clone(), node, holder.clone(), fatal_tx);
+    let ids = Arc::new(IdGenerator::new(node));
+
+    let metrics = Metrics::new();
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new(65_536));
+    let publisher = Publisher::start(bus.clone(), ids.clone(), node, metrics.clone());
+    let accounts = Accounts::new(
+        store.clone(),
+        ids.clone(),
+        TokenKeys::new(signing_key(&cfg)?),
+        AccountsConfig {
+            access_ttl: Duration::from_secs(cfg.access_token_ttl_secs),
+            hash_cost: HashCost { memory_kib: cfg.password_hash.memory_kib, iterations: cfg.password_hash.iterations },
+            hash_parallelism: cfg.password_hash.parallelism,
+        },
+    )?;
+    let chat = Chat::new(store.clone(), ids.clone(), Arc::new(publisher.clone()), ChatConfig::default());
+    let web = web_assets(&cfg);
+    tracing::info!(node, backend = store.backend(), "node ready");
+    let state = AppState(Arc::new(Inner {
+        cfg,
+        store,
+        accounts,
+        chat,
+        bus,
+        publisher,
+        limiter: Arc::new(MemoryRateLimiter::default()),
+        metrics,
+        node_id: node,
+        web,
+    }));
+    let router = crate::http::router(state.clone());
+    Ok(Server { state, router, fatal, lease: (node, holder) })
+}
+
+fn spawn_lease_renewal(store: Arc<dyn Store>, node: u16, holder: String, fatal: watch::Sender<Option<String>>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(LEASE_RENEW);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match store.renew_node(node, &holder, now_ms(), LEASE_TTL_MS).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    // Another node took our id after the lease lapsed: minting more
+                    // IDs could collide with theirs, so this node must stop.
+                    let _ = fatal.send(Some(format!("lost the lease on node id {node}")));
+                    return;
+                }
+                Err(e) => tracing::warn!(error = %e, node, "could not renew the node-id lease; retrying"),
+            }
+        }
+    });
+}
+
+impl Server {
+    /// Serves until `shutdown` resolves or the node must stop, then drains
+    /// in-flight requests and releases the node id.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let mut fatal = self.fatal.clone();
+        let stop = async move {
+            tokio::select! {
+                _ = shutdown => {}
+                _ = async { while fatal.changed().await.is_ok() { if let Some(why) = fatal.borrow().clone() { tracing::error!(%why, "stopping"); return; } } } => {}
+            }
+        };
+        let app = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let res = axum::serve(listener, app).with_graceful_shutdown(stop).await;
+        let (node, holder) = self.lease;
+        if let Err(e) = self.state.store.release_node(node, &holder).await {
+            tracing::warn!(error = %e, "releasing the node id");
+        }
+        res
+    }
+}

@@ -1,0 +1,302 @@
+//! Typed configuration, read once at start: defaults < `hearth.toml` <
+//! `HEARTH_*` environment (plus `DATABASE_URL`, `NATS_URL`, `REDIS_URL`) <
+//! command-line flags. Validated once; secrets never print.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A string that must not reach logs or Debug output.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() { f.write_str("\"\"") } else { f.write_str("\"<redacted>\"") }
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Where the SQLite database, the signing key and other local state live.
+    pub data_dir: PathBuf,
+    /// `postgres://...` to use Postgres; empty for SQLite in `data_dir`.
+    pub database_url: Secret,
+    /// NATS for a cluster's event bus; empty for the in-process bus.
+    pub nats_url: String,
+    /// Redis for a cluster's shared state; empty for in-memory.
+    pub redis_url: Secret,
+    /// The address people reach this server at (e.g. `https://chat.example.org`);
+    /// `https` makes cookies `Secure`.
+    pub public_url: String,
+    /// The built web app (`web/out`); empty: `./web/out` when present.
+    pub web_dir: String,
+    /// HS256 signing secret for access tokens; empty: generated into `data_dir/jwt.key`.
+    pub jwt_secret: Secret,
+    /// Access token lifetime.
+    pub access_token_ttl_secs: u64,
+    /// Largest request body accepted (bytes); larger gets 413.
+    pub max_body_bytes: usize,
+    /// Database pool size.
+    pub db_max_connections: u32,
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+    /// `text` or `json` logs.
+    pub log_format: String,
+    /// A tracing filter, e.g. `info` or `hearth=debug,info`.
+    pub log_level: String,
+    pub rate_limit: RateLimitConfig,
+    pub password_hash: PasswordHashConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    pub enabled: bool,
+    /// Every API request, per client address.
+    pub per_ip_per_second: f64,
+    pub per_ip_burst: u32,
+    /// Every authenticated request, per user.
+    pub per_user_per_second: f64,
+    pub per_user_burst: u32,
+    /// Sign-up and sign-in, per client address (password guessing).
+    pub auth_per_ip_per_second: f64,
+    pub auth_per_ip_burst: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasswordHashConfig {
+    /// Argon2id memory cost in KiB (OWASP: 19456).
+    pub memory_kib: u32,
+    pub iterations: u32,
+    /// How many hashes may run at once.
+    pub parallelism: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            database_url: Secret::default(),
+            nats_url: String::new(),
+            redis_url: Secret::default(),
+            public_url: String::new(),
+            web_dir: String::new(),
+            jwt_secret: Secret::default(),
+            access_token_ttl_secs: 900,
+            max_body_bytes: 1024 * 1024,
+            db_max_connections: 16,
+            trust_forwarded_for: false,
+            log_format: "text".into(),
+            log_level: "info".into(),
+            rate_limit: RateLimitConfig::default(),
+            password_hash: PasswordHashConfig::default(),
+        }
+    }
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            enabled: true,
+            per_ip_per_second: 50.0,
+            per_ip_burst: 200,
+            per_user_per_second: 20.0,
+            per_user_burst: 100,
+            auth_per_ip_per_second: 0.5,
+            auth_per_ip_burst: 20,
+        }
+    }
+}
+
+impl Default for PasswordHashConfig {
+    fn default() -> Self {
+        PasswordHashConfig { memory_kib: 19 * 1024, iterations: 2, parallelism: 2 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("in {0}: {1}")]
+    Parse(PathBuf, String),
+    #[error("environment variable {0}: cannot read {1:?}")]
+    Env(&'static str, String),
+    #[error("invalid setting {0}: {1}")]
+    Invalid(&'static str, String),
+}
+
+/// Values given on the command line (highest precedence).
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+}
+
+fn set<T: FromStr>(field: &mut T, name: &'static str, value: Option<String>) -> Result<(), ConfigError> {
+    if let Some(v) = value {
+        *field = v.parse().map_err(|_| ConfigError::Env(name, v))?;
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Layers file, environment and flags over the defaults. `file` None means
+    /// `./hearth.toml` if it exists.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+        flags: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let mut cfg = match file {
+            Some(p) => Self::from_file(p)?,
+            None if Path::new("hearth.toml").exists() => Self::from_file(Path::new("hearth.toml"))?,
+            None => Config::default(),
+        };
+        cfg.apply_env(&env)?;
+        if let Some(l) = flags.listen {
+            cfg.listen = l;
+        }
+        if let Some(d) = &flags.data_dir {
+            cfg.data_dir = d.clone();
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn from_file(p: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read(p.to_path_buf(), e))?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse(p.to_path_buf(), e.to_string()))
+    }
+
+    fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        // The bare names are what every hosting platform sets; HEARTH_* wins over them.
+        let either = |ours: &str, common: &str| env(ours).or_else(|| env(common));
+        set(&mut self.listen, "HEARTH_LISTEN", env("HEARTH_LISTEN"))?;
+        set(&mut self.data_dir, "HEARTH_DATA_DIR", env("HEARTH_DATA_DIR"))?;
+        set(&mut self.database_url, "HEARTH_DATABASE_URL", either("HEARTH_DATABASE_URL", "DATABASE_URL"))?;
+        set(&mut self.nats_url, "HEARTH_NATS_URL", either("HEARTH_NATS_URL", "NATS_URL"))?;
+        set(&mut self.redis_url, "HEARTH_REDIS_URL", either("HEARTH_REDIS_URL", "REDIS_URL"))?;
+        set(&mut self.public_url, "HEARTH_PUBLIC_URL", env("HEARTH_PUBLIC_URL"))?;
+        set(&mut self.web_dir, "HEARTH_WEB_DIR", env("HEARTH_WEB_DIR"))?;
+        set(&mut self.jwt_secret, "HEARTH_JWT_SECRET", env("HEARTH_JWT_SECRET"))?;
+        set(&mut self.access_token_ttl_secs, "HEARTH_ACCESS_TOKEN_TTL_SECS", env("HEARTH_ACCESS_TOKEN_TTL_SECS"))?;
+        set(&mut self.max_body_bytes, "HEARTH_MAX_BODY_BYTES", env("HEARTH_MAX_BODY_BYTES"))?;
+        set(&mut self.db_max_connections, "HEARTH_DB_MAX_CONNECTIONS", env("HEARTH_DB_MAX_CONNECTIONS"))?;
+        set(&mut self.trust_forwarded_for, "HEARTH_TRUST_FORWARDED_FOR", env("HEARTH_TRUST_FORWARDED_FOR"))?;
+        set(&mut self.log_format, "HEARTH_LOG_FORMAT", env("HEARTH_LOG_FORMAT"))?;
+        set(&mut self.log_level, "HEARTH_LOG_LEVEL", env("HEARTH_LOG_LEVEL").or_else(|| env("RUST_LOG")))?;
+        let rl = &mut self.rate_limit;
+        set(&mut rl.enabled, "HEARTH_RATE_LIMIT_ENABLED", env("HEARTH_RATE_LIMIT_ENABLED"))?;
+        set(&mut rl.per_ip_per_second, "HEARTH_RATE_LIMIT_PER_IP_PER_SECOND", env("HEARTH_RATE_LIMIT_PER_IP_PER_SECOND"))?;
+        set(&mut rl.per_ip_burst, "HEARTH_RATE_LIMIT_PER_IP_BURST", env("HEARTH_RATE_LIMIT_PER_IP_BURST"))?;
+        set(&mut rl.per_user_per_second, "HEARTH_RATE_LIMIT_PER_USER_PER_SECOND", env("HEARTH_RATE_LIMIT_PER_USER_PER_SECOND"))?;
+        set(&mut rl.per_user_burst, "HEARTH_RATE_LIMIT_PER_USER_BURST", env("HEARTH_RATE_LIMIT_PER_USER_BURST"))?;
+        set(&mut rl.auth_per_ip_per_second, "HEARTH_RATE_LIMIT_AUTH_PER_IP_PER_SECOND", env("HEARTH_RATE_LIMIT_AUTH_PER_IP_PER_SECOND"))?;
+        set(&mut rl.auth_per_ip_burst, "HEARTH_RATE_LIMIT_AUTH_PER_IP_BURST", env("HEARTH_RATE_LIMIT_AUTH_PER_IP_BURST"))?;
+        let ph = &mut self.password_hash;
+        set(&mut ph.memory_kib, "HEARTH_PASSWORD_HASH_MEMORY_KIB", env("HEARTH_PASSWORD_HASH_MEMORY_KIB"))?;
+        set(&mut ph.iterations, "HEARTH_PASSWORD_HASH_ITERATIONS", env("HEARTH_PASSWORD_HASH_ITERATIONS"))?;
+        set(&mut ph.parallelism, "HEARTH_PASSWORD_HASH_PARALLELISM", env("HEARTH_PASSWORD_HASH_PARALLELISM"))?;
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let url = &self.database_url.0;
+        if !url.is_empty() && !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ConfigError::Invalid("database_url", "must be a postgres:// URL or empty (SQLite)".into()));
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return Err(ConfigError::Invalid("log_format", "\"text\" or \"json\"".into()));
+        }
+        if self.access_token_ttl_secs < 30 || self.access_token_ttl_secs > 24 * 3600 {
+            return Err(ConfigError::Invalid("access_token_ttl_secs", "30 to 86400".into()));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError::Invalid("max_body_bytes", "at least 1024".into()));
+        }
+        if self.password_hash.memory_kib < 8 || self.password_hash.iterations < 1 {
+            return Err(ConfigError::Invalid("password_hash", "memory_kib >= 8, iterations >= 1".into()));
+        }
+        let rl = &self.rate_limit;
+        if rl.per_ip_per_second <= 0.0 || rl.per_user_per_second <= 0.0 || rl.auth_per_ip_per_second <= 0.0 {
+            return Err(ConfigError::Invalid("rate_limit", "rates must be positive".into()));
+        }
+        Ok(())
+    }
+
+    pub fn uses_postgres(&self) -> bool {
+        !self.database_url.0.is_empty()
+    }
+
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_example_is_current() {
+        // hearth.example.toml must list every setting with its default value,
+        // so the file people copy never drifts from the code.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../hearth.example.toml");
+        let text = std::fs::read_to_string(&path).expect("hearth.example.toml at the repo root");
+        let example: toml::Value = toml::from_str(&text).expect("example parses");
+        let defaults = toml::Value::try_from(Config::default()).expect("defaults serialize");
+        assert_eq!(example, defaults, "hearth.example.toml differs from Config::default()");
+        assert_eq!(Config::from_file(&path).expect("example loads"), Config::default());
+    }
+
+    #[test]
+    fn layers_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("hearth.toml");
+        std::fs::write(&f, "listen = \"127.0.0.1:9000\"\nlog_level = \"debug\"\n[rate_limit]\nper_ip_burst = 7\n").unwrap();
+        let env = |k: &str| match k {
+            "HEARTH_LOG_LEVEL" => Some("warn".to_string()),
+            "DATABASE_URL" => Some("postgres://x@y/z".to_string()),
+            "HEARTH_RATE_LIMIT_ENABLED" => Some("false".to_string()),
+            _ => None,
+        };
+        let flags = Overrides { listen: Some("0.0.0.0:1".parse().unwrap()), data_dir: None };
+        let c = Config::load(Some(&f), env, &flags).unwrap();
+        assert_eq!(c.listen, "0.0.0.0:1".parse().unwrap(), "flags beat the file");
+        assert_eq!(c.log_level, "warn", "environment beats the file");
+        assert_eq!(c.rate_limit.per_ip_burst, 7, "the file beats defaults");
+        assert!(!c.rate_limit.enabled);
+        assert!(c.uses_postgres());
+        assert!(!format!("{c:?}").contains("x@y"), "secrets never print");
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("hearth.toml");
+        std::fs::write(&f, "lsiten = \"x\"\n").unwrap();
+        assert!(matches!(Config::load(Some(&f), |_| None, &Overrides::default()), Err(ConfigError::Parse(..))));
+        let env = |k: &str| (k == "HEARTH_LISTEN").then(|| "nowhere".to_string());
+        assert!(matches!(Config::load(None, env, &Overrides::default()), Err(ConfigError::Env("HEARTH_LISTEN", _))));
+        let env = |k: &str| (k == "DATABASE_URL").then(|| "mysql://a".to_string());
+        assert!(matches!(Config::load(None, env, &Overrides::default()), Err(ConfigError::Invalid("database_url", _))));
+    }
+}

@@ -1,0 +1,146 @@
+//! The one place where domain errors become the contract's error shape:
+//! `{"error": {"code", "message", "details"}}` with the fitting status.
+//! Unexpected errors are logged with their cause and answer an opaque 500.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hearth_accounts::AccountsError;
+use hearth_chat::ChatError;
+use hearth_store::StoreError;
+use serde_json::{Value, json};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Value,
+    pub retry_after_ms: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into(), details: json!({}), retry_after_ms: None }
+    }
+
+    pub fn details(mut self, d: Value) -> Self {
+        self.details = d;
+        self
+    }
+
+    /// 400 naming the field that is wrong.
+    pub fn field(field: &str, reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", format!("{field}: {reason}"))
+            .details(json!({ "fields": { field: reason } }))
+    }
+
+    pub fn bad_body(reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", format!("invalid JSON body: {reason}"))
+            .details(json!({ "fields": { "body": reason } }))
+    }
+
+    pub fn unauthorized() -> Self {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid access token is required")
+    }
+
+    pub fn not_found() -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "not found")
+    }
+
+    pub fn too_large(limit: usize) -> Self {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body is over {limit} bytes"))
+            .details(json!({ "max_bytes": limit }))
+    }
+
+    pub fn rate_limited(retry_after_ms: u64) -> Self {
+        let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; slow down")
+            .details(json!({ "retry_after_ms": retry_after_ms }));
+        e.retry_after_ms = Some(retry_after_ms);
+        e
+    }
+
+    pub fn unavailable(what: &str) -> Self {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", format!("{what} is unavailable; try again shortly"))
+    }
+
+    /// Logs the real cause; the client learns nothing of it.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": self.code, "message": self.message, "details": self.details } });
+        let mut res = (self.status, axum::Json(body)).into_response();
+        if let Some(ms) = self.retry_after_ms {
+            let secs = ms.div_ceil(1000).max(1);
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                res.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        res
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => ApiError::new(StatusCode::CONFLICT, "conflict", format!("conflict on {what}")),
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(%cause, "database unavailable");
+                ApiError::unavailable("the database")
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<ChatError> for ApiError {
+    fn from(e: ChatError) -> Self {
+        match e {
+            ChatError::NotFound => ApiError::not_found(),
+            ChatError::Forbidden(missing) => {
+                let names = missing.names();
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("missing permission: {}", names.join(", ")))
+                    .details(json!({ "missing_permissions": names }))
+            }
+            ChatError::Refused(why) => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", why).details(json!({ "reason": why }))
+            }
+            ChatError::Invalid(field, reason) => ApiError::field(field, reason),
+            ChatError::Conflict(why) => ApiError::new(StatusCode::CONFLICT, "conflict", why),
+            ChatError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<AccountsError> for ApiError {
+    fn from(e: AccountsError) -> Self {
+        match e {
+            AccountsError::Invalid(field, reason) => ApiError::field(field, reason),
+            AccountsError::Taken(field) => ApiError::new(StatusCode::CONFLICT, "conflict", format!("that {field} is already taken"))
+                .details(json!({ "fields": { field: "already taken" } })),
+            AccountsError::InvalidCredentials => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "wrong login or password")
+            }
+            AccountsError::MfaRequired => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "mfa_required", "this account needs a one-time code (totp_code)")
+            }
+            AccountsError::TokenReused => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "token_reused",
+                "this refresh token was already used; the session has been signed out",
+            ),
+            AccountsError::Unauthorized => ApiError::unauthorized(),
+            AccountsError::NotFound => ApiError::not_found(),
+            AccountsError::Store(s) => s.into(),
+            AccountsError::Internal(cause) => ApiError::internal(cause),
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,16 @@
+//! The Hearth server as a library, so tests and tools can start it in-process.
+//!
+//! Invariants:
+//! - Only `http` knows axum and the JSON wire shapes; the domain crates below
+//!   it know neither.
+//! - Configuration is read once into [`config::Config`] and passed down; there
+//!   is no global configuration and no `set_var`.
+
+pub mod app;
+pub mod config;
+pub mod events;
+pub mod http;
+pub mod metrics;
+pub mod state;
+pub mod telemetry;
+pub mod web;

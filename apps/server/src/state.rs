@@ -1,0 +1,38 @@
+//! What every request handler can reach.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use hearth_accounts::Accounts;
+use hearth_bus::Bus;
+use hearth_chat::Chat;
+use hearth_state::RateLimiter;
+use hearth_store::Store;
+
+use crate::config::Config;
+use crate::events::Publisher;
+use crate::metrics::Metrics;
+use crate::web::WebAssets;
+
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+pub struct Inner {
+    pub cfg: Config,
+    pub store: Arc<dyn Store>,
+    pub accounts: Accounts,
+    pub chat: Chat,
+    pub bus: Arc<dyn Bus>,
+    pub publisher: Publisher,
+    pub limiter: Arc<dyn RateLimiter>,
+    pub metrics: Metrics,
+    pub node_id: u16,
+    pub web: Option<WebAssets>,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

@@ -1,0 +1,68 @@
+// Starts a real `hearth` server for the suite:
+//   $HEARTH_BIN serve --listen 127.0.0.1:<free port> --data-dir <fresh temp dir>
+// with HEARTH_WEB_DIR=<web/out>, and waits for GET /healthz = 200. Missing pieces fail
+// the run (never skip): no browser, no server binary, no build.
+import { spawn } from 'node:child_process';
+import { accessSync, constants, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const WEB = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const STATE_FILE = join(WEB, 'test-results', '.e2e-server.json');
+
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => res(port));
+    });
+    srv.on('error', rej);
+  });
+}
+
+export default async function globalSetup() {
+  const chromium = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+  if (!existsSync(chromium)) throw new Error(`e2e: Chromium not found at ${chromium} (apt-get install -y chromium)`);
+  const bin = process.env.HEARTH_BIN ?? '/var/tmp/hearth-target/debug/hearth';
+  try {
+    accessSync(bin, constants.X_OK);
+  } catch {
+    throw new Error(`e2e: hearth server binary not found or not executable at ${bin} (set HEARTH_BIN)`);
+  }
+  const webDir = join(WEB, 'out');
+  if (!existsSync(join(webDir, 'app.html'))) throw new Error('e2e: web/out is missing; run `npm run build` first');
+
+  const port = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), 'hearth-e2e-'));
+  const url = `http://127.0.0.1:${port}`;
+  const child = spawn(bin, ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir], {
+    env: { ...process.env, HEARTH_WEB_DIR: webDir },
+    stdio: ['ignore', 'inherit', 'inherit'],
+    detached: false,
+  });
+  let exited: number | null = null;
+  child.on('exit', (code) => (exited = code ?? -1));
+
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (exited !== null) throw new Error(`e2e: hearth exited with code ${exited} before becoming healthy`);
+    try {
+      const res = await fetch(`${url}/healthz`);
+      if (res.status === 200) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error('e2e: hearth did not answer GET /healthz with 200 within 60 s');
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  process.env.HEARTH_URL = url;
+  writeFileSync(STATE_FILE, JSON.stringify({ pid: child.pid, url, dataDir }));
+  // Keep a handle so teardown in this process can stop it.
+  (globalThis as { __hearth?: unknown }).__hearth = child;
+}

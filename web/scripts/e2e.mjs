@@ -1,0 +1,20 @@
+// `npm run e2e`: builds the static export if it is missing, then runs Playwright.
+// Playwright's global setup starts the real server and fails (never skips) when
+// Chromium or the server binary is missing.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+mkdirSync(join(root, 'test-results'), { recursive: true });
+const run = (cmd, args) => {
+  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env: process.env });
+  return r.status ?? 1;
+};
+if (!existsSync(join(root, 'out', 'app.html'))) {
+  console.log('e2e: building the static export first');
+  const code = run('npx', ['next', 'build']);
+  if (code !== 0) process.exit(code);
+}
+process.exit(run('npx', ['playwright', 'test', ...process.argv.slice(2)]));
