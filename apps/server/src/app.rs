@@ -32,7 +32,9 @@ pub enum StartError {
     DataDir(PathBuf, std::io::Error),
     #[error("database: {0}")]
     Store(#[from] hearth_store::StoreError),
-    #[error("all 1024 node ids are leased: is a cluster this large, or are stale nodes holding leases?")]
+    #[error(
+        "all 1024 node ids are leased: is a cluster this large, or are stale nodes holding leases?"
+    )]
     NoNodeId,
     #[error("signing key {0}: {1}")]
     Key(PathBuf, String),
@@ -55,13 +57,18 @@ const LEASE_TTL_MS: i64 = 60_000;
 const LEASE_RENEW: Duration = Duration::from_secs(15);
 
 pub fn backend(cfg: &Config) -> Backend {
-    if cfg.uses_postgres() { Backend::Postgres(cfg.database_url.0.clone()) } else { Backend::Sqlite(cfg.data_dir.join("hearth.db")) }
+    if cfg.uses_postgres() {
+        Backend::Postgres(cfg.database_url.0.clone())
+    } else {
+        Backend::Sqlite(cfg.data_dir.join("hearth.db"))
+    }
 }
 
 /// Opens the database and runs migrations (also `hearth migrate`).
 pub async fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, StartError> {
     if !cfg.uses_postgres() {
-        std::fs::create_dir_all(&cfg.data_dir).map_err(|e| StartError::DataDir(cfg.data_dir.clone(), e))?;
+        std::fs::create_dir_all(&cfg.data_dir)
+            .map_err(|e| StartError::DataDir(cfg.data_dir.clone(), e))?;
     }
     Ok(hearth_store::connect(&backend(cfg), cfg.db_max_connections).await?)
 }
@@ -71,15 +78,19 @@ fn signing_key(cfg: &Config) -> Result<Vec<u8>, StartError> {
     if !cfg.jwt_secret.0.is_empty() {
         return Ok(cfg.jwt_secret.0.as_bytes().to_vec());
     }
-    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| StartError::DataDir(cfg.data_dir.clone(), e))?;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .map_err(|e| StartError::DataDir(cfg.data_dir.clone(), e))?;
     let path = cfg.data_dir.join("jwt.key");
     let b64 = base64::engine::general_purpose::STANDARD;
     if let Ok(text) = std::fs::read_to_string(&path) {
-        return b64.decode(text.trim()).map_err(|e| StartError::Key(path.clone(), e.to_string()));
+        return b64
+            .decode(text.trim())
+            .map_err(|e| StartError::Key(path.clone(), e.to_string()));
     }
     let mut key = vec![0u8; 64];
     rand::rng().fill_bytes(&mut key);
-    write_private(&path, &b64.encode(&key)).map_err(|e| StartError::Key(path.clone(), e.to_string()))?;
+    write_private(&path, &b64.encode(&key))
+        .map_err(|e| StartError::Key(path.clone(), e.to_string()))?;
     tracing::info!(path = %path.display(), "generated a new token signing key");
     Ok(key)
 }
@@ -97,7 +108,11 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 }
 
 fn web_assets(cfg: &Config) -> Option<WebAssets> {
-    let dir = if cfg.web_dir.is_empty() { PathBuf::from("web/out") } else { PathBuf::from(&cfg.web_dir) };
+    let dir = if cfg.web_dir.is_empty() {
+        PathBuf::from("web/out")
+    } else {
+        PathBuf::from(&cfg.web_dir)
+    };
     let found = WebAssets::open(&dir);
     match &found {
         Some(w) => tracing::info!(dir = %w.root().display(), "serving the web app"),
@@ -111,16 +126,23 @@ fn web_assets(cfg: &Config) -> Option<WebAssets> {
 
 pub async fn build(cfg: Config) -> Result<Server, StartError> {
     if !cfg.nats_url.is_empty() {
-        return Err(StartError::Unsupported("nats_url is set, but this build has only the in-process event bus; unset NATS_URL"));
+        return Err(StartError::Unsupported(
+            "nats_url is set, but this build has only the in-process event bus; unset NATS_URL",
+        ));
     }
     if !cfg.redis_url.0.is_empty() {
-        return Err(StartError::Unsupported("redis_url is set, but this build keeps shared state in memory; unset REDIS_URL"));
+        return Err(StartError::Unsupported(
+            "redis_url is set, but this build keeps shared state in memory; unset REDIS_URL",
+        ));
     }
     let store = open_store(&cfg).await?;
 
     // A distinct node id for this process, so IDs never collide across nodes.
     let holder = format!("{:016x}", rand::random::<u64>());
-    let node = store.lease_node(&holder, now_ms(), LEASE_TTL_MS).await?.ok_or(StartError::NoNodeId)?;
+    let node = store
+        .lease_node(&holder, now_ms(), LEASE_TTL_MS)
+        .await?
+        .ok_or(StartError::NoNodeId)?;
     let (fatal_tx, fatal) = watch::channel(None);
     spawn_lease_renewal(store.clone(), node, holder.clone(), fatal_tx);
     let ids = Arc::new(IdGenerator::new(node));
@@ -134,11 +156,19 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         TokenKeys::new(signing_key(&cfg)?),
         AccountsConfig {
             access_ttl: Duration::from_secs(cfg.access_token_ttl_secs),
-            hash_cost: HashCost { memory_kib: cfg.password_hash.memory_kib, iterations: cfg.password_hash.iterations },
+            hash_cost: HashCost {
+                memory_kib: cfg.password_hash.memory_kib,
+                iterations: cfg.password_hash.iterations,
+            },
             hash_parallelism: cfg.password_hash.parallelism,
         },
     )?;
-    let chat = Chat::new(store.clone(), ids.clone(), Arc::new(publisher.clone()), ChatConfig::default());
+    let chat = Chat::new(
+        store.clone(),
+        ids.clone(),
+        Arc::new(publisher.clone()),
+        ChatConfig::default(),
+    );
     let web = web_assets(&cfg);
     tracing::info!(node, backend = store.backend(), "node ready");
     let state = AppState(Arc::new(Inner {
@@ -154,16 +184,29 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         web,
     }));
     let router = crate::http::router(state.clone());
-    Ok(Server { state, router, fatal, lease: (node, holder) })
+    Ok(Server {
+        state,
+        router,
+        fatal,
+        lease: (node, holder),
+    })
 }
 
-fn spawn_lease_renewal(store: Arc<dyn Store>, node: u16, holder: String, fatal: watch::Sender<Option<String>>) {
+fn spawn_lease_renewal(
+    store: Arc<dyn Store>,
+    node: u16,
+    holder: String,
+    fatal: watch::Sender<Option<String>>,
+) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(LEASE_RENEW);
         tick.tick().await;
         loop {
             tick.tick().await;
-            match store.renew_node(node, &holder, now_ms(), LEASE_TTL_MS).await {
+            match store
+                .renew_node(node, &holder, now_ms(), LEASE_TTL_MS)
+                .await
+            {
                 Ok(true) => {}
                 Ok(false) => {
                     // Another node took our id after the lease lapsed: minting more
@@ -171,7 +214,9 @@ fn spawn_lease_renewal(store: Arc<dyn Store>, node: u16, holder: String, fatal: 
                     let _ = fatal.send(Some(format!("lost the lease on node id {node}")));
                     return;
                 }
-                Err(e) => tracing::warn!(error = %e, node, "could not renew the node-id lease; retrying"),
+                Err(e) => {
+                    tracing::warn!(error = %e, node, "could not renew the node-id lease; retrying")
+                }
             }
         }
     });
@@ -180,7 +225,11 @@ fn spawn_lease_renewal(store: Arc<dyn Store>, node: u16, holder: String, fatal: 
 impl Server {
     /// Serves until `shutdown` resolves or the node must stop, then drains
     /// in-flight requests and releases the node id.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let mut fatal = self.fatal.clone();
         let stop = async move {
             tokio::select! {
@@ -188,8 +237,12 @@ impl Server {
                 _ = async { while fatal.changed().await.is_ok() { if let Some(why) = fatal.borrow().clone() { tracing::error!(%why, "stopping"); return; } } } => {}
             }
         };
-        let app = self.router.into_make_service_with_connect_info::<SocketAddr>();
-        let res = axum::serve(listener, app).with_graceful_shutdown(stop).await;
+        let app = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let res = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await;
         let (node, holder) = self.lease;
         if let Err(e) = self.state.store.release_node(node, &holder).await {
             tracing::warn!(error = %e, "releasing the node id");

@@ -16,7 +16,11 @@ pub struct Secret(pub String);
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() { f.write_str("\"\"") } else { f.write_str("\"<redacted>\"") }
+        if self.0.is_empty() {
+            f.write_str("\"\"")
+        } else {
+            f.write_str("\"<redacted>\"")
+        }
     }
 }
 
@@ -127,7 +131,11 @@ impl Default for RateLimitConfig {
 
 impl Default for PasswordHashConfig {
     fn default() -> Self {
-        PasswordHashConfig { memory_kib: 19 * 1024, iterations: 2, parallelism: 2 }
+        PasswordHashConfig {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 2,
+        }
     }
 }
 
@@ -150,7 +158,11 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
 }
 
-fn set<T: FromStr>(field: &mut T, name: &'static str, value: Option<String>) -> Result<(), ConfigError> {
+fn set<T: FromStr>(
+    field: &mut T,
+    name: &'static str,
+    value: Option<String>,
+) -> Result<(), ConfigError> {
     if let Some(v) = value {
         *field = v.parse().map_err(|_| ConfigError::Env(name, v))?;
     }
@@ -190,54 +202,164 @@ impl Config {
         // The bare names are what every hosting platform sets; HEARTH_* wins over them.
         let either = |ours: &str, common: &str| env(ours).or_else(|| env(common));
         set(&mut self.listen, "HEARTH_LISTEN", env("HEARTH_LISTEN"))?;
-        set(&mut self.data_dir, "HEARTH_DATA_DIR", env("HEARTH_DATA_DIR"))?;
-        set(&mut self.database_url, "HEARTH_DATABASE_URL", either("HEARTH_DATABASE_URL", "DATABASE_URL"))?;
-        set(&mut self.nats_url, "HEARTH_NATS_URL", either("HEARTH_NATS_URL", "NATS_URL"))?;
-        set(&mut self.redis_url, "HEARTH_REDIS_URL", either("HEARTH_REDIS_URL", "REDIS_URL"))?;
-        set(&mut self.public_url, "HEARTH_PUBLIC_URL", env("HEARTH_PUBLIC_URL"))?;
+        set(
+            &mut self.data_dir,
+            "HEARTH_DATA_DIR",
+            env("HEARTH_DATA_DIR"),
+        )?;
+        set(
+            &mut self.database_url,
+            "HEARTH_DATABASE_URL",
+            either("HEARTH_DATABASE_URL", "DATABASE_URL"),
+        )?;
+        set(
+            &mut self.nats_url,
+            "HEARTH_NATS_URL",
+            either("HEARTH_NATS_URL", "NATS_URL"),
+        )?;
+        set(
+            &mut self.redis_url,
+            "HEARTH_REDIS_URL",
+            either("HEARTH_REDIS_URL", "REDIS_URL"),
+        )?;
+        set(
+            &mut self.public_url,
+            "HEARTH_PUBLIC_URL",
+            env("HEARTH_PUBLIC_URL"),
+        )?;
         set(&mut self.web_dir, "HEARTH_WEB_DIR", env("HEARTH_WEB_DIR"))?;
-        set(&mut self.jwt_secret, "HEARTH_JWT_SECRET", env("HEARTH_JWT_SECRET"))?;
-        set(&mut self.access_token_ttl_secs, "HEARTH_ACCESS_TOKEN_TTL_SECS", env("HEARTH_ACCESS_TOKEN_TTL_SECS"))?;
-        set(&mut self.max_body_bytes, "HEARTH_MAX_BODY_BYTES", env("HEARTH_MAX_BODY_BYTES"))?;
-        set(&mut self.db_max_connections, "HEARTH_DB_MAX_CONNECTIONS", env("HEARTH_DB_MAX_CONNECTIONS"))?;
-        set(&mut self.trust_forwarded_for, "HEARTH_TRUST_FORWARDED_FOR", env("HEARTH_TRUST_FORWARDED_FOR"))?;
-        set(&mut self.log_format, "HEARTH_LOG_FORMAT", env("HEARTH_LOG_FORMAT"))?;
-        set(&mut self.log_level, "HEARTH_LOG_LEVEL", env("HEARTH_LOG_LEVEL").or_else(|| env("RUST_LOG")))?;
+        set(
+            &mut self.jwt_secret,
+            "HEARTH_JWT_SECRET",
+            env("HEARTH_JWT_SECRET"),
+        )?;
+        set(
+            &mut self.access_token_ttl_secs,
+            "HEARTH_ACCESS_TOKEN_TTL_SECS",
+            env("HEARTH_ACCESS_TOKEN_TTL_SECS"),
+        )?;
+        set(
+            &mut self.max_body_bytes,
+            "HEARTH_MAX_BODY_BYTES",
+            env("HEARTH_MAX_BODY_BYTES"),
+        )?;
+        set(
+            &mut self.db_max_connections,
+            "HEARTH_DB_MAX_CONNECTIONS",
+            env("HEARTH_DB_MAX_CONNECTIONS"),
+        )?;
+        set(
+            &mut self.trust_forwarded_for,
+            "HEARTH_TRUST_FORWARDED_FOR",
+            env("HEARTH_TRUST_FORWARDED_FOR"),
+        )?;
+        set(
+            &mut self.log_format,
+            "HEARTH_LOG_FORMAT",
+            env("HEARTH_LOG_FORMAT"),
+        )?;
+        set(
+            &mut self.log_level,
+            "HEARTH_LOG_LEVEL",
+            env("HEARTH_LOG_LEVEL").or_else(|| env("RUST_LOG")),
+        )?;
         let rl = &mut self.rate_limit;
-        set(&mut rl.enabled, "HEARTH_RATE_LIMIT_ENABLED", env("HEARTH_RATE_LIMIT_ENABLED"))?;
-        set(&mut rl.per_ip_per_second, "HEARTH_RATE_LIMIT_PER_IP_PER_SECOND", env("HEARTH_RATE_LIMIT_PER_IP_PER_SECOND"))?;
-        set(&mut rl.per_ip_burst, "HEARTH_RATE_LIMIT_PER_IP_BURST", env("HEARTH_RATE_LIMIT_PER_IP_BURST"))?;
-        set(&mut rl.per_user_per_second, "HEARTH_RATE_LIMIT_PER_USER_PER_SECOND", env("HEARTH_RATE_LIMIT_PER_USER_PER_SECOND"))?;
-        set(&mut rl.per_user_burst, "HEARTH_RATE_LIMIT_PER_USER_BURST", env("HEARTH_RATE_LIMIT_PER_USER_BURST"))?;
-        set(&mut rl.auth_per_ip_per_second, "HEARTH_RATE_LIMIT_AUTH_PER_IP_PER_SECOND", env("HEARTH_RATE_LIMIT_AUTH_PER_IP_PER_SECOND"))?;
-        set(&mut rl.auth_per_ip_burst, "HEARTH_RATE_LIMIT_AUTH_PER_IP_BURST", env("HEARTH_RATE_LIMIT_AUTH_PER_IP_BURST"))?;
+        set(
+            &mut rl.enabled,
+            "HEARTH_RATE_LIMIT_ENABLED",
+            env("HEARTH_RATE_LIMIT_ENABLED"),
+        )?;
+        set(
+            &mut rl.per_ip_per_second,
+            "HEARTH_RATE_LIMIT_PER_IP_PER_SECOND",
+            env("HEARTH_RATE_LIMIT_PER_IP_PER_SECOND"),
+        )?;
+        set(
+            &mut rl.per_ip_burst,
+            "HEARTH_RATE_LIMIT_PER_IP_BURST",
+            env("HEARTH_RATE_LIMIT_PER_IP_BURST"),
+        )?;
+        set(
+            &mut rl.per_user_per_second,
+            "HEARTH_RATE_LIMIT_PER_USER_PER_SECOND",
+            env("HEARTH_RATE_LIMIT_PER_USER_PER_SECOND"),
+        )?;
+        set(
+            &mut rl.per_user_burst,
+            "HEARTH_RATE_LIMIT_PER_USER_BURST",
+            env("HEARTH_RATE_LIMIT_PER_USER_BURST"),
+        )?;
+        set(
+            &mut rl.auth_per_ip_per_second,
+            "HEARTH_RATE_LIMIT_AUTH_PER_IP_PER_SECOND",
+            env("HEARTH_RATE_LIMIT_AUTH_PER_IP_PER_SECOND"),
+        )?;
+        set(
+            &mut rl.auth_per_ip_burst,
+            "HEARTH_RATE_LIMIT_AUTH_PER_IP_BURST",
+            env("HEARTH_RATE_LIMIT_AUTH_PER_IP_BURST"),
+        )?;
         let ph = &mut self.password_hash;
-        set(&mut ph.memory_kib, "HEARTH_PASSWORD_HASH_MEMORY_KIB", env("HEARTH_PASSWORD_HASH_MEMORY_KIB"))?;
-        set(&mut ph.iterations, "HEARTH_PASSWORD_HASH_ITERATIONS", env("HEARTH_PASSWORD_HASH_ITERATIONS"))?;
-        set(&mut ph.parallelism, "HEARTH_PASSWORD_HASH_PARALLELISM", env("HEARTH_PASSWORD_HASH_PARALLELISM"))?;
+        set(
+            &mut ph.memory_kib,
+            "HEARTH_PASSWORD_HASH_MEMORY_KIB",
+            env("HEARTH_PASSWORD_HASH_MEMORY_KIB"),
+        )?;
+        set(
+            &mut ph.iterations,
+            "HEARTH_PASSWORD_HASH_ITERATIONS",
+            env("HEARTH_PASSWORD_HASH_ITERATIONS"),
+        )?;
+        set(
+            &mut ph.parallelism,
+            "HEARTH_PASSWORD_HASH_PARALLELISM",
+            env("HEARTH_PASSWORD_HASH_PARALLELISM"),
+        )?;
         Ok(())
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         let url = &self.database_url.0;
-        if !url.is_empty() && !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(ConfigError::Invalid("database_url", "must be a postgres:// URL or empty (SQLite)".into()));
+        if !url.is_empty() && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::Invalid(
+                "database_url",
+                "must be a postgres:// URL or empty (SQLite)".into(),
+            ));
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
-            return Err(ConfigError::Invalid("log_format", "\"text\" or \"json\"".into()));
+            return Err(ConfigError::Invalid(
+                "log_format",
+                "\"text\" or \"json\"".into(),
+            ));
         }
         if self.access_token_ttl_secs < 30 || self.access_token_ttl_secs > 24 * 3600 {
-            return Err(ConfigError::Invalid("access_token_ttl_secs", "30 to 86400".into()));
+            return Err(ConfigError::Invalid(
+                "access_token_ttl_secs",
+                "30 to 86400".into(),
+            ));
         }
         if self.max_body_bytes < 1024 {
-            return Err(ConfigError::Invalid("max_body_bytes", "at least 1024".into()));
+            return Err(ConfigError::Invalid(
+                "max_body_bytes",
+                "at least 1024".into(),
+            ));
         }
         if self.password_hash.memory_kib < 8 || self.password_hash.iterations < 1 {
-            return Err(ConfigError::Invalid("password_hash", "memory_kib >= 8, iterations >= 1".into()));
+            return Err(ConfigError::Invalid(
+                "password_hash",
+                "memory_kib >= 8, iterations >= 1".into(),
+            ));
         }
         let rl = &self.rate_limit;
-        if rl.per_ip_per_second <= 0.0 || rl.per_user_per_second <= 0.0 || rl.auth_per_ip_per_second <= 0.0 {
-            return Err(ConfigError::Invalid("rate_limit", "rates must be positive".into()));
+        if rl.per_ip_per_second <= 0.0
+            || rl.per_user_per_second <= 0.0
+            || rl.auth_per_ip_per_second <= 0.0
+        {
+            return Err(ConfigError::Invalid(
+                "rate_limit",
+                "rates must be positive".into(),
+            ));
         }
         Ok(())
     }
@@ -263,24 +385,41 @@ mod tests {
         let text = std::fs::read_to_string(&path).expect("hearth.example.toml at the repo root");
         let example: toml::Value = toml::from_str(&text).expect("example parses");
         let defaults = toml::Value::try_from(Config::default()).expect("defaults serialize");
-        assert_eq!(example, defaults, "hearth.example.toml differs from Config::default()");
-        assert_eq!(Config::from_file(&path).expect("example loads"), Config::default());
+        assert_eq!(
+            example, defaults,
+            "hearth.example.toml differs from Config::default()"
+        );
+        assert_eq!(
+            Config::from_file(&path).expect("example loads"),
+            Config::default()
+        );
     }
 
     #[test]
     fn layers_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("hearth.toml");
-        std::fs::write(&f, "listen = \"127.0.0.1:9000\"\nlog_level = \"debug\"\n[rate_limit]\nper_ip_burst = 7\n").unwrap();
+        std::fs::write(
+            &f,
+            "listen = \"127.0.0.1:9000\"\nlog_level = \"debug\"\n[rate_limit]\nper_ip_burst = 7\n",
+        )
+        .unwrap();
         let env = |k: &str| match k {
             "HEARTH_LOG_LEVEL" => Some("warn".to_string()),
             "DATABASE_URL" => Some("postgres://x@y/z".to_string()),
             "HEARTH_RATE_LIMIT_ENABLED" => Some("false".to_string()),
             _ => None,
         };
-        let flags = Overrides { listen: Some("0.0.0.0:1".parse().unwrap()), data_dir: None };
+        let flags = Overrides {
+            listen: Some("0.0.0.0:1".parse().unwrap()),
+            data_dir: None,
+        };
         let c = Config::load(Some(&f), env, &flags).unwrap();
-        assert_eq!(c.listen, "0.0.0.0:1".parse().unwrap(), "flags beat the file");
+        assert_eq!(
+            c.listen,
+            "0.0.0.0:1".parse().unwrap(),
+            "flags beat the file"
+        );
         assert_eq!(c.log_level, "warn", "environment beats the file");
         assert_eq!(c.rate_limit.per_ip_burst, 7, "the file beats defaults");
         assert!(!c.rate_limit.enabled);
@@ -293,10 +432,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("hearth.toml");
         std::fs::write(&f, "lsiten = \"x\"\n").unwrap();
-        assert!(matches!(Config::load(Some(&f), |_| None, &Overrides::default()), Err(ConfigError::Parse(..))));
+        assert!(matches!(
+            Config::load(Some(&f), |_| None, &Overrides::default()),
+            Err(ConfigError::Parse(..))
+        ));
         let env = |k: &str| (k == "HEARTH_LISTEN").then(|| "nowhere".to_string());
-        assert!(matches!(Config::load(None, env, &Overrides::default()), Err(ConfigError::Env("HEARTH_LISTEN", _))));
+        assert!(matches!(
+            Config::load(None, env, &Overrides::default()),
+            Err(ConfigError::Env("HEARTH_LISTEN", _))
+        ));
         let env = |k: &str| (k == "DATABASE_URL").then(|| "mysql://a".to_string());
-        assert!(matches!(Config::load(None, env, &Overrides::default()), Err(ConfigError::Invalid("database_url", _))));
+        assert!(matches!(
+            Config::load(None, env, &Overrides::default()),
+            Err(ConfigError::Invalid("database_url", _))
+        ));
     }
 }

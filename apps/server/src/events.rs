@@ -27,25 +27,48 @@ pub struct Publisher {
 
 impl Publisher {
     /// Starts the publisher task.
-    pub fn start(bus: Arc<dyn Bus>, ids: Arc<IdGenerator>, node: u16, metrics: Metrics) -> Publisher {
+    pub fn start(
+        bus: Arc<dyn Bus>,
+        ids: Arc<IdGenerator>,
+        node: u16,
+        metrics: Metrics,
+    ) -> Publisher {
         let (tx, mut rx) = mpsc::channel::<Envelope>(QUEUE);
         let m = metrics.clone();
         tokio::spawn(async move {
             while let Some(ev) = rx.recv().await {
                 let ty = ev.ty.clone();
-                let outcome = if bus.publish(ev).await.is_ok() { "published" } else { "failed" };
+                let outcome = if bus.publish(ev).await.is_ok() {
+                    "published"
+                } else {
+                    "failed"
+                };
                 m.events.with_label_values(&[&ty, outcome]).inc();
             }
         });
-        Publisher { tx, ids, source: format!("hearth://node/{node}"), metrics }
+        Publisher {
+            tx,
+            ids,
+            source: format!("hearth://node/{node}"),
+            metrics,
+        }
     }
 
     /// Queues one event: `t` is the gateway dispatch name, `subject` routes it.
     pub fn publish(&self, t: &str, subject: String, d: Value) {
         let data = json!({ "t": t, "d": d }).to_string();
-        let env = Envelope::json(self.ids.next().0.to_string(), self.source.clone(), format!("hearth.{t}"), subject, data);
+        let env = Envelope::json(
+            self.ids.next().0.to_string(),
+            self.source.clone(),
+            format!("hearth.{t}"),
+            subject,
+            data,
+        );
         if self.tx.try_send(env).is_err() {
-            self.metrics.events.with_label_values(&[&format!("hearth.{t}"), "dropped"]).inc();
+            self.metrics
+                .events
+                .with_label_values(&[&format!("hearth.{t}"), "dropped"])
+                .inc();
         }
     }
 }
@@ -54,7 +77,10 @@ fn community_subject(c: impl std::fmt::Display) -> String {
     format!("chat.community.{c}")
 }
 
-fn channel_subject(community: Option<hearth_types::CommunityId>, channel: hearth_types::ChannelId) -> String {
+fn channel_subject(
+    community: Option<hearth_types::CommunityId>,
+    channel: hearth_types::ChannelId,
+) -> String {
     match community {
         Some(c) => format!("chat.community.{c}.channel.{channel}"),
         None => format!("chat.private.{channel}"),

@@ -63,7 +63,10 @@ async fn main() -> ExitCode {
         println!("{}", hearth_server::http::openapi_json());
         return ExitCode::SUCCESS;
     }
-    let flags = Overrides { listen: cli.listen, data_dir: cli.data_dir.clone() };
+    let flags = Overrides {
+        listen: cli.listen,
+        data_dir: cli.data_dir.clone(),
+    };
     let cfg = match Config::load(cli.config.as_deref(), |k| std::env::var(k).ok(), &flags) {
         Ok(c) => c,
         Err(e) => {
@@ -91,9 +94,14 @@ async fn main() -> ExitCode {
 async fn serve(cfg: Config) -> Result<(), String> {
     let listen = cfg.listen;
     let server = app::build(cfg).await.map_err(|e| e.to_string())?;
-    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("binding {listen}: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("binding {listen}: {e}"))?;
     tracing::info!(%listen, "listening on http://{listen}");
-    server.serve(listener, shutdown_signal()).await.map_err(|e| e.to_string())?;
+    server
+        .serve(listener, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -126,11 +134,31 @@ async fn migrate(cfg: Config) -> Result<(), String> {
 
 async fn admin(cfg: Config, task: AdminTask) -> Result<(), String> {
     match task {
-        AdminTask::CreateUser { username, password, email, admin } => {
+        AdminTask::CreateUser {
+            username,
+            password,
+            email,
+            admin,
+        } => {
             let server = app::build(cfg).await.map_err(|e| e.to_string())?;
-            let input = hearth_accounts::NewAccount { username, password, email, display_name: None };
-            let user = server.state.accounts.create_user(input, admin).await.map_err(|e| e.to_string())?;
-            println!("created user {} (id {}){}", user.username, user.id, if admin { " as an administrator" } else { "" });
+            let input = hearth_accounts::NewAccount {
+                username,
+                password,
+                email,
+                display_name: None,
+            };
+            let user = server
+                .state
+                .accounts
+                .create_user(input, admin)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "created user {} (id {}){}",
+                user.username,
+                user.id,
+                if admin { " as an administrator" } else { "" }
+            );
             Ok(())
         }
     }

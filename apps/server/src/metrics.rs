@@ -1,7 +1,9 @@
 //! Prometheus metrics, one registry per server instance (so tests can run
 //! several servers in one process).
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -15,18 +17,29 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let http_requests = IntCounterVec::new(
-            Opts::new("hearth_http_requests_total", "HTTP requests by route, method and status"),
+            Opts::new(
+                "hearth_http_requests_total",
+                "HTTP requests by route, method and status",
+            ),
             &["method", "route", "status"],
         )
         .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
         let http_duration = HistogramVec::new(
-            HistogramOpts::new("hearth_http_request_duration_seconds", "HTTP request latency by route and method")
-                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            HistogramOpts::new(
+                "hearth_http_request_duration_seconds",
+                "HTTP request latency by route and method",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
             &["method", "route"],
         )
         .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
         let events = IntCounterVec::new(
-            Opts::new("hearth_events_total", "Domain events by type and outcome (published, dropped)"),
+            Opts::new(
+                "hearth_events_total",
+                "Domain events by type and outcome (published, dropped)",
+            ),
             &["type", "outcome"],
         )
         .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
@@ -35,9 +48,16 @@ impl Metrics {
             Box::new(http_duration.clone()),
             Box::new(events.clone()),
         ] {
-            registry.register(m).unwrap_or_else(|e| unreachable!("fresh registry: {e}"));
+            registry
+                .register(m)
+                .unwrap_or_else(|e| unreachable!("fresh registry: {e}"));
         }
-        Metrics { registry, http_requests, http_duration, events }
+        Metrics {
+            registry,
+            http_requests,
+            http_duration,
+            events,
+        }
     }
 
     pub fn render(&self) -> String {

@@ -25,7 +25,10 @@ pub struct WebAssets {
 impl WebAssets {
     /// The web build at `dir`, if it holds an `index.html`.
     pub fn open(dir: &Path) -> Option<WebAssets> {
-        dir.join("index.html").is_file().then(|| WebAssets { root: dir.to_path_buf(), csp: Default::default() })
+        dir.join("index.html").is_file().then(|| WebAssets {
+            root: dir.to_path_buf(),
+            csp: Default::default(),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -50,7 +53,8 @@ impl WebAssets {
         if let Some(v) = self.csp.lock().get(file) {
             return v.clone();
         }
-        let v = HeaderValue::from_str(&policy(&inline_script_hashes(html))).unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'"));
+        let v = HeaderValue::from_str(&policy(&inline_script_hashes(html)))
+            .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'"));
         self.csp.lock().insert(file.to_path_buf(), v.clone());
         v
     }
@@ -66,11 +70,16 @@ pub fn inline_script_hashes(html: &[u8]) -> Vec<String> {
         let Some(tag_end) = rest.find('>') else { break };
         let tag = &rest[..tag_end];
         let body_start = tag_end + 1;
-        let Some(close) = rest[body_start..].find("</script>") else { break };
+        let Some(close) = rest[body_start..].find("</script>") else {
+            break;
+        };
         let body = &rest[body_start..body_start + close];
         if !tag.contains(" src=") && !body.is_empty() {
             let digest = Sha256::digest(body.as_bytes());
-            out.push(format!("'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(digest)));
+            out.push(format!(
+                "'sha256-{}'",
+                base64::engine::general_purpose::STANDARD.encode(digest)
+            ));
         }
         rest = &rest[body_start + close..];
     }
@@ -132,7 +141,10 @@ pub async fn serve(State(state): State<AppState>, uri: Uri) -> Response {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     } else if uri.path().starts_with("/_next/static/") {
         // Content-hashed file names: safe to keep forever.
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=31536000, immutable"),
+        );
     }
     res
 }

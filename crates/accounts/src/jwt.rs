@@ -81,7 +81,12 @@ mod tests {
     use super::*;
 
     fn claims(exp: i64) -> Claims {
-        Claims { sub: "1".into(), sid: "2".into(), iat: 0, exp }
+        Claims {
+            sub: "1".into(),
+            sid: "2".into(),
+            iat: 0,
+            exp,
+        }
     }
 
     #[test]
@@ -90,11 +95,19 @@ mod tests {
         let t = k.sign(&claims(100));
         assert_eq!(k.verify(&t, 99), Some(claims(100)));
         assert_eq!(k.verify(&t, 100), None, "expired");
-        assert_eq!(TokenKeys::new(b"other".to_vec()).verify(&t, 0), None, "wrong key");
+        assert_eq!(
+            TokenKeys::new(b"other".to_vec()).verify(&t, 0),
+            None,
+            "wrong key"
+        );
         let (head, _) = t.rsplit_once('.').unwrap();
         let forged_payload = B64.encode(serde_json::to_vec(&claims(i64::MAX)).unwrap());
         let parts: Vec<&str> = t.split('.').collect();
-        assert_eq!(k.verify(&format!("{}.{}.{}", parts[0], forged_payload, parts[2]), 0), None, "tampered");
+        assert_eq!(
+            k.verify(&format!("{}.{}.{}", parts[0], forged_payload, parts[2]), 0),
+            None,
+            "tampered"
+        );
         assert_eq!(k.verify(head, 0), None);
         assert_eq!(k.verify("", 0), None);
         assert_eq!(k.verify("a.b.c", 0), None);

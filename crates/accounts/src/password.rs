@@ -19,7 +19,10 @@ pub struct HashCost {
 
 impl Default for HashCost {
     fn default() -> Self {
-        HashCost { memory_kib: 19 * 1024, iterations: 2 }
+        HashCost {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+        }
     }
 }
 
@@ -38,11 +41,19 @@ impl PasswordHasher {
             .map_err(|e| AccountsError::Internal(format!("argon2 params: {e}")))?;
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let decoy = hash_with(&argon, &random_password())?;
-        Ok(PasswordHasher { argon: Arc::new(argon), permits: Arc::new(Semaphore::new(parallel.max(1))), decoy: Arc::new(decoy) })
+        Ok(PasswordHasher {
+            argon: Arc::new(argon),
+            permits: Arc::new(Semaphore::new(parallel.max(1))),
+            decoy: Arc::new(decoy),
+        })
     }
 
     pub async fn hash(&self, password: String) -> Result<String, AccountsError> {
-        let _permit = self.permits.acquire().await.map_err(|e| AccountsError::Internal(e.to_string()))?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| AccountsError::Internal(e.to_string()))?;
         let argon = self.argon.clone();
         tokio::task::spawn_blocking(move || hash_with(&argon, &password))
             .await
@@ -51,13 +62,22 @@ impl PasswordHasher {
 
     /// Verifies `password` against `hash`, or against the decoy when `hash` is `None`
     /// (and then always answers false).
-    pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, AccountsError> {
-        let _permit = self.permits.acquire().await.map_err(|e| AccountsError::Internal(e.to_string()))?;
+    pub async fn verify(
+        &self,
+        password: String,
+        hash: Option<String>,
+    ) -> Result<bool, AccountsError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| AccountsError::Internal(e.to_string()))?;
         let argon = self.argon.clone();
         let real = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.decoy.to_string());
         let ok = tokio::task::spawn_blocking(move || {
-            let parsed = PasswordHash::new(&hash).map_err(|e| AccountsError::Internal(format!("stored hash: {e}")))?;
+            let parsed = PasswordHash::new(&hash)
+                .map_err(|e| AccountsError::Internal(format!("stored hash: {e}")))?;
             Ok::<_, AccountsError>(argon.verify_password(password.as_bytes(), &parsed).is_ok())
         })
         .await
@@ -88,11 +108,25 @@ mod tests {
 
     #[tokio::test]
     async fn hash_and_verify() {
-        let h = PasswordHasher::new(HashCost { memory_kib: 256, iterations: 1 }, 2).unwrap();
+        let h = PasswordHasher::new(
+            HashCost {
+                memory_kib: 256,
+                iterations: 1,
+            },
+            2,
+        )
+        .unwrap();
         let stored = h.hash("correct horse".into()).await.unwrap();
         assert!(stored.starts_with("$argon2id$"));
-        assert!(h.verify("correct horse".into(), Some(stored.clone())).await.unwrap());
+        assert!(
+            h.verify("correct horse".into(), Some(stored.clone()))
+                .await
+                .unwrap()
+        );
         assert!(!h.verify("wrong horse".into(), Some(stored)).await.unwrap());
-        assert!(!h.verify("anything".into(), None).await.unwrap(), "the decoy never matches");
+        assert!(
+            !h.verify("anything".into(), None).await.unwrap(),
+            "the decoy never matches"
+        );
     }
 }

@@ -32,7 +32,11 @@ pub struct AccountsConfig {
 
 impl Default for AccountsConfig {
     fn default() -> Self {
-        AccountsConfig { access_ttl: Duration::from_secs(15 * 60), hash_cost: HashCost::default(), hash_parallelism: 2 }
+        AccountsConfig {
+            access_ttl: Duration::from_secs(15 * 60),
+            hash_cost: HashCost::default(),
+            hash_parallelism: 2,
+        }
     }
 }
 
@@ -87,25 +91,53 @@ fn random_token() -> String {
 }
 
 impl Accounts {
-    pub fn new(store: Arc<dyn Store>, ids: Arc<IdGenerator>, keys: TokenKeys, cfg: AccountsConfig) -> Result<Self, AccountsError> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        ids: Arc<IdGenerator>,
+        keys: TokenKeys,
+        cfg: AccountsConfig,
+    ) -> Result<Self, AccountsError> {
         let hasher = PasswordHasher::new(cfg.hash_cost, cfg.hash_parallelism)?;
-        Ok(Accounts { store, ids, keys, hasher, cfg, live: Mutex::new(HashMap::new()) })
+        Ok(Accounts {
+            store,
+            ids,
+            keys,
+            hasher,
+            cfg,
+            live: Mutex::new(HashMap::new()),
+        })
     }
 
-    pub async fn register(&self, input: NewAccount, user_agent: Option<String>) -> Result<AuthSuccess, AccountsError> {
+    pub async fn register(
+        &self,
+        input: NewAccount,
+        user_agent: Option<String>,
+    ) -> Result<AuthSuccess, AccountsError> {
         let user = self.create_user(input, false).await?;
         let tokens = self.open_session(user.id, user_agent).await?;
         Ok(AuthSuccess { user, tokens })
     }
 
     /// Creates an account without a session (registration and `hearth admin create-user`).
-    pub async fn create_user(&self, input: NewAccount, admin: bool) -> Result<UserRecord, AccountsError> {
+    pub async fn create_user(
+        &self,
+        input: NewAccount,
+        admin: bool,
+    ) -> Result<UserRecord, AccountsError> {
         let username_lower = validate_username(&input.username)?;
         validate_password(&input.password)?;
         let email = input.email.as_deref().map(validate_email).transpose()?;
-        let display_name = input.display_name.as_deref().map(validate_display_name).transpose()?;
+        let display_name = input
+            .display_name
+            .as_deref()
+            .map(validate_display_name)
+            .transpose()?;
         // Keep the case the user typed for display; uniqueness is on the folded form.
-        let username = if input.username.to_lowercase() == username_lower { input.username.clone() } else { username_lower };
+        let username = if input.username.to_lowercase() == username_lower {
+            input.username.clone()
+        } else {
+            username_lower
+        };
         let password_hash = self.hasher.hash(input.password).await?;
         let user = UserRecord {
             id: UserId::from(self.ids.next()),
@@ -121,7 +153,9 @@ impl Accounts {
         };
         match self.store.create_user(&user).await {
             Ok(()) => Ok(user),
-            Err(StoreError::Conflict(what)) if what == "email" => Err(AccountsError::Taken("email")),
+            Err(StoreError::Conflict(what)) if what == "email" => {
+                Err(AccountsError::Taken("email"))
+            }
             Err(StoreError::Conflict(_)) => Err(AccountsError::Taken("username")),
             Err(e) => Err(e.into()),
         }
@@ -138,13 +172,17 @@ impl Accounts {
             return Err(AccountsError::InvalidCredentials);
         }
         let user = self.store.user_by_login(login.trim()).await?;
-        let ok = self.hasher.verify(password, user.as_ref().map(|u| u.password_hash.clone())).await?;
+        let ok = self
+            .hasher
+            .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
+            .await?;
         let Some(user) = user.filter(|_| ok) else {
             return Err(AccountsError::InvalidCredentials);
         };
         if let Some(secret) = &user.totp_secret {
             let code = totp_code.ok_or(AccountsError::MfaRequired)?;
-            let secret = hex_decode(secret).ok_or_else(|| AccountsError::Internal("stored TOTP secret".into()))?;
+            let secret = hex_decode(secret)
+                .ok_or_else(|| AccountsError::Internal("stored TOTP secret".into()))?;
             if !totp::verify_totp(&secret, code, now_ms() / 1000) {
                 return Err(AccountsError::InvalidCredentials);
             }
@@ -153,26 +191,43 @@ impl Accounts {
         Ok(AuthSuccess { user, tokens })
     }
 
-    async fn open_session(&self, user: UserId, user_agent: Option<String>) -> Result<TokenPair, AccountsError> {
+    async fn open_session(
+        &self,
+        user: UserId,
+        user_agent: Option<String>,
+    ) -> Result<TokenPair, AccountsError> {
         let now = now_ms();
         let session = SessionRecord {
             id: SessionId::from(self.ids.next()),
             user_id: user,
-            user_agent: user_agent.map(|ua| ua.chars().filter(|c| !c.is_control()).take(256).collect()),
+            user_agent: user_agent
+                .map(|ua| ua.chars().filter(|c| !c.is_control()).take(256).collect()),
             created_at: now,
             last_seen_at: now,
             revoked_at: None,
         };
         let refresh = random_token();
-        self.store.create_session(&session, &hash_refresh(&refresh)).await?;
+        self.store
+            .create_session(&session, &hash_refresh(&refresh))
+            .await?;
         Ok(self.issue(user, session.id, refresh))
     }
 
     fn issue(&self, user: UserId, session: SessionId, refresh_token: String) -> TokenPair {
         let now = now_ms() / 1000;
         let ttl = self.cfg.access_ttl.as_secs();
-        let claims = Claims { sub: user.to_string(), sid: session.to_string(), iat: now, exp: now + ttl as i64 };
-        TokenPair { access_token: self.keys.sign(&claims), refresh_token, expires_in: ttl, session_id: session }
+        let claims = Claims {
+            sub: user.to_string(),
+            sid: session.to_string(),
+            iat: now,
+            exp: now + ttl as i64,
+        };
+        TokenPair {
+            access_token: self.keys.sign(&claims),
+            refresh_token,
+            expires_in: ttl,
+            session_id: session,
+        }
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, AccountsError> {
@@ -180,7 +235,11 @@ impl Accounts {
             return Err(AccountsError::Unauthorized);
         }
         let next = random_token();
-        match self.store.rotate_refresh(&hash_refresh(refresh_token), &hash_refresh(&next), now_ms()).await? {
+        match self
+            .store
+            .rotate_refresh(&hash_refresh(refresh_token), &hash_refresh(&next), now_ms())
+            .await?
+        {
             RefreshOutcome::Rotated(s) => Ok(self.issue(s.user_id, s.id, next)),
             RefreshOutcome::Reused(sid) => {
                 self.forget(sid);
@@ -192,13 +251,25 @@ impl Accounts {
 
     /// Checks an access token and that its session is still live.
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AccountsError> {
-        let claims = self.keys.verify(access_token, now_ms() / 1000).ok_or(AccountsError::Unauthorized)?;
-        let user_id: UserId = claims.sub.parse().map_err(|_| AccountsError::Unauthorized)?;
-        let session_id: SessionId = claims.sid.parse().map_err(|_| AccountsError::Unauthorized)?;
+        let claims = self
+            .keys
+            .verify(access_token, now_ms() / 1000)
+            .ok_or(AccountsError::Unauthorized)?;
+        let user_id: UserId = claims
+            .sub
+            .parse()
+            .map_err(|_| AccountsError::Unauthorized)?;
+        let session_id: SessionId = claims
+            .sid
+            .parse()
+            .map_err(|_| AccountsError::Unauthorized)?;
         if !self.session_live(session_id, user_id).await? {
             return Err(AccountsError::Unauthorized);
         }
-        Ok(Principal { user_id, session_id })
+        Ok(Principal {
+            user_id,
+            session_id,
+        })
     }
 
     async fn session_live(&self, sid: SessionId, user: UserId) -> Result<bool, AccountsError> {
@@ -238,7 +309,11 @@ impl Accounts {
     }
 
     /// Revokes every session of the user except `keep`; returns those revoked.
-    pub async fn revoke_others(&self, user: UserId, keep: SessionId) -> Result<Vec<SessionId>, AccountsError> {
+    pub async fn revoke_others(
+        &self,
+        user: UserId,
+        keep: SessionId,
+    ) -> Result<Vec<SessionId>, AccountsError> {
         let mut out = Vec::new();
         for s in self.store.sessions_for_user(user).await? {
             if s.id != keep && self.store.revoke_session(s.id, user, now_ms()).await? {
@@ -257,11 +332,18 @@ impl Accounts {
         self.store.user(id).await?.ok_or(AccountsError::NotFound)
     }
 
-    pub async fn update_profile(&self, id: UserId, mut patch: UserPatch) -> Result<UserRecord, AccountsError> {
+    pub async fn update_profile(
+        &self,
+        id: UserId,
+        mut patch: UserPatch,
+    ) -> Result<UserRecord, AccountsError> {
         if let Some(Some(name)) = &patch.display_name {
             patch.display_name = Some(Some(validate_display_name(name)?));
         }
-        self.store.update_user(id, &patch).await?.ok_or(AccountsError::NotFound)
+        self.store
+            .update_user(id, &patch)
+            .await?
+            .ok_or(AccountsError::NotFound)
     }
 
     /// A fresh TOTP secret for enrollment (not saved until confirmed).
@@ -272,11 +354,21 @@ impl Accounts {
     }
 
     /// Turns two-factor sign-in on after the user proves their app has the secret.
-    pub async fn enable_totp(&self, user: UserId, secret: &[u8], code: &str) -> Result<(), AccountsError> {
+    pub async fn enable_totp(
+        &self,
+        user: UserId,
+        secret: &[u8],
+        code: &str,
+    ) -> Result<(), AccountsError> {
         if secret.len() < 10 || !totp::verify_totp(secret, code, now_ms() / 1000) {
-            return Err(AccountsError::Invalid("code", "the code does not match the secret".into()));
+            return Err(AccountsError::Invalid(
+                "code",
+                "the code does not match the secret".into(),
+            ));
         }
-        self.store.set_totp_secret(user, Some(&hex_encode(secret))).await?;
+        self.store
+            .set_totp_secret(user, Some(&hex_encode(secret)))
+            .await?;
         Ok(())
     }
 
@@ -305,5 +397,8 @@ fn hex_decode(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }

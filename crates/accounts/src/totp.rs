@@ -14,13 +14,21 @@ pub fn totp_at(secret: &[u8], unix_secs: i64) -> String {
     mac.update(&counter.to_be_bytes());
     let h = mac.finalize().into_bytes();
     let off = (h[19] & 0x0f) as usize;
-    let bin = (u32::from(h[off]) & 0x7f) << 24 | u32::from(h[off + 1]) << 16 | u32::from(h[off + 2]) << 8 | u32::from(h[off + 3]);
+    let bin = (u32::from(h[off]) & 0x7f) << 24
+        | u32::from(h[off + 1]) << 16
+        | u32::from(h[off + 2]) << 8
+        | u32::from(h[off + 3]);
     format!("{:06}", bin % 1_000_000)
 }
 
 pub fn verify_totp(secret: &[u8], code: &str, unix_secs: i64) -> bool {
     let code = code.trim();
-    [-30, 0, 30].iter().any(|d| totp_at(secret, unix_secs + d).as_bytes().ct_eq(code.as_bytes()).into())
+    [-30, 0, 30].iter().any(|d| {
+        totp_at(secret, unix_secs + d)
+            .as_bytes()
+            .ct_eq(code.as_bytes())
+            .into()
+    })
 }
 
 #[cfg(test)]

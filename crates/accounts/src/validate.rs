@@ -5,9 +5,14 @@ use crate::AccountsError;
 /// 2-32 of `a-z0-9_.`; uniqueness ignores case, so upper case is folded away here.
 pub fn validate_username(s: &str) -> Result<String, AccountsError> {
     let lower = s.to_lowercase();
-    let ok_chars = lower.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.');
+    let ok_chars = lower
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.');
     if !(2..=32).contains(&lower.chars().count()) || !ok_chars {
-        return Err(AccountsError::Invalid("username", "2-32 characters of a-z, 0-9, _ and .".into()));
+        return Err(AccountsError::Invalid(
+            "username",
+            "2-32 characters of a-z, 0-9, _ and .".into(),
+        ));
     }
     Ok(lower)
 }
@@ -15,10 +20,16 @@ pub fn validate_username(s: &str) -> Result<String, AccountsError> {
 pub fn validate_password(s: &str) -> Result<(), AccountsError> {
     let n = s.chars().count();
     if !(8..=256).contains(&n) {
-        return Err(AccountsError::Invalid("password", "8-256 characters".into()));
+        return Err(AccountsError::Invalid(
+            "password",
+            "8-256 characters".into(),
+        ));
     }
     if s.contains('\0') {
-        return Err(AccountsError::Invalid("password", "must not contain NUL".into()));
+        return Err(AccountsError::Invalid(
+            "password",
+            "must not contain NUL".into(),
+        ));
     }
     Ok(())
 }
@@ -32,7 +43,15 @@ pub fn validate_email(s: &str) -> Result<String, AccountsError> {
         return Err(bad());
     }
     match s.split_once('@') {
-        Some((local, domain)) if !local.is_empty() && domain.contains('.') && !domain.contains('@') && !domain.starts_with('.') && !domain.ends_with('.') => Ok(s.to_string()),
+        Some((local, domain))
+            if !local.is_empty()
+                && domain.contains('.')
+                && !domain.contains('@')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.') =>
+        {
+            Ok(s.to_string())
+        }
         _ => Err(bad()),
     }
 }
@@ -42,14 +61,18 @@ pub fn validate_display_name(s: &str) -> Result<String, AccountsError> {
     let t = s.trim();
     let n = t.chars().count();
     if !(1..=32).contains(&n) || t.chars().any(is_forbidden_char) {
-        return Err(AccountsError::Invalid("display_name", "1-32 characters, no control characters".into()));
+        return Err(AccountsError::Invalid(
+            "display_name",
+            "1-32 characters, no control characters".into(),
+        ));
     }
     Ok(t.to_string())
 }
 
 /// Control characters and the bidi overrides/isolates that can disguise a name.
 pub fn is_forbidden_char(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
+    c.is_control()
+        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
 }
 
 #[cfg(test)]
@@ -59,7 +82,15 @@ mod tests {
     #[test]
     fn usernames() {
         assert_eq!(validate_username("Alice.B_2").unwrap(), "alice.b_2");
-        for bad in ["a", "", "has space", "ünï", "x".repeat(33).as_str(), "semi;colon", "a\0b"] {
+        for bad in [
+            "a",
+            "",
+            "has space",
+            "ünï",
+            "x".repeat(33).as_str(),
+            "semi;colon",
+            "a\0b",
+        ] {
             assert!(validate_username(bad).is_err(), "{bad:?}");
         }
     }

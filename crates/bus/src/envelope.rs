@@ -20,7 +20,13 @@ pub struct Envelope {
 }
 
 impl Envelope {
-    pub fn json(id: String, source: String, ty: impl Into<String>, subject: impl Into<String>, data: impl Into<Bytes>) -> Envelope {
+    pub fn json(
+        id: String,
+        source: String,
+        ty: impl Into<String>,
+        subject: impl Into<String>,
+        data: impl Into<Bytes>,
+    ) -> Envelope {
         Envelope {
             id,
             source,

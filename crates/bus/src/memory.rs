@@ -50,7 +50,10 @@ impl Bus for MemoryBus {
     }
 
     async fn subscribe(&self, prefix: &str) -> Result<Box<dyn Subscription>, BusError> {
-        Ok(Box::new(MemorySubscription { rx: self.tx.subscribe(), prefix: prefix.to_string() }))
+        Ok(Box::new(MemorySubscription {
+            rx: self.tx.subscribe(),
+            prefix: prefix.to_string(),
+        }))
     }
 
     async fn ping(&self) -> Result<(), BusError> {
@@ -63,7 +66,13 @@ mod tests {
     use super::*;
 
     fn ev(subject: &str, n: u8) -> Envelope {
-        Envelope::json(n.to_string(), "test".into(), "hearth.test", subject, vec![n])
+        Envelope::json(
+            n.to_string(),
+            "test".into(),
+            "hearth.test",
+            subject,
+            vec![n],
+        )
     }
 
     #[tokio::test]
@@ -71,7 +80,10 @@ mod tests {
         let bus = MemoryBus::new(64);
         let mut chat = bus.subscribe("chat.").await.unwrap();
         let mut all = bus.subscribe("").await.unwrap();
-        for (i, s) in ["chat.channel.1", "auth.session.2", "chat.channel.3"].iter().enumerate() {
+        for (i, s) in ["chat.channel.1", "auth.session.2", "chat.channel.3"]
+            .iter()
+            .enumerate()
+        {
             bus.publish(ev(s, i as u8)).await.unwrap();
         }
         let mut got = Vec::new();

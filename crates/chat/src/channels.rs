@@ -1,7 +1,9 @@
 //! Community channels and their permission overwrites.
 
 use hearth_rbac::{Permissions, check_grant};
-use hearth_store::{ChannelKind, ChannelPatch, ChannelRecord, OverwriteRecord, OverwriteTargetKind, UserRecord};
+use hearth_store::{
+    ChannelKind, ChannelPatch, ChannelRecord, OverwriteRecord, OverwriteTargetKind, UserRecord,
+};
 use hearth_types::{ChannelId, CommunityId, UserId, now_ms};
 
 use crate::error::{ChatError, ChatResult};
@@ -29,16 +31,31 @@ pub struct OverwriteInput {
 const MAX_CHANNELS: usize = 500;
 
 impl Chat {
-    async fn check_parent(&self, c: CommunityId, me: Option<ChannelId>, parent: Option<ChannelId>) -> ChatResult<()> {
+    async fn check_parent(
+        &self,
+        c: CommunityId,
+        me: Option<ChannelId>,
+        parent: Option<ChannelId>,
+    ) -> ChatResult<()> {
         let Some(pid) = parent else { return Ok(()) };
         let p = self.store.channel(pid).await?;
         match p {
-            Some(p) if p.community_id == Some(c) && Some(p.id) != me && p.parent_id.is_none() => Ok(()),
-            _ => Err(ChatError::Invalid("parent_id", "a top-level channel of the same community".into())),
+            Some(p) if p.community_id == Some(c) && Some(p.id) != me && p.parent_id.is_none() => {
+                Ok(())
+            }
+            _ => Err(ChatError::Invalid(
+                "parent_id",
+                "a top-level channel of the same community".into(),
+            )),
         }
     }
 
-    pub async fn create_channel(&self, c: CommunityId, actor: UserId, input: ChannelInput) -> ChatResult<ChannelRecord> {
+    pub async fn create_channel(
+        &self,
+        c: CommunityId,
+        actor: UserId,
+        input: ChannelInput,
+    ) -> ChatResult<ChannelRecord> {
         let p = self.community_permissions(c, actor).await?;
         require(p, Permissions::MANAGE_CHANNELS)?;
         let name = validate::channel_name(input.name.as_deref().unwrap_or_default())?;
@@ -46,17 +63,27 @@ impl Chat {
         if kind.is_private() {
             return Err(ChatError::Invalid("kind", "\"text\" or \"voice\"".into()));
         }
-        let topic = input.topic.flatten().map(|t| validate::text("topic", &t, 1024)).transpose()?;
+        let topic = input
+            .topic
+            .flatten()
+            .map(|t| validate::text("topic", &t, 1024))
+            .transpose()?;
         let parent = input.parent_id.flatten();
         self.check_parent(c, None, parent).await?;
         let existing = self.store.channels(c).await?;
         if existing.len() >= MAX_CHANNELS {
-            return Err(ChatError::Conflict("this community has the most channels allowed"));
+            return Err(ChatError::Conflict(
+                "this community has the most channels allowed",
+            ));
         }
         let position = match input.position {
             Some(p) if p < 0 => return Err(ChatError::Invalid("position", "0 or more".into())),
             Some(p) => p,
-            None => existing.iter().map(|c| c.position).max().map_or(0, |m| m + 1),
+            None => existing
+                .iter()
+                .map(|c| c.position)
+                .max()
+                .map_or(0, |m| m + 1),
         };
         let ch = ChannelRecord {
             id: ChannelId(self.next_id()),
@@ -81,7 +108,11 @@ impl Chat {
         self.community_permissions(c, actor).await?;
         let mut out = Vec::new();
         for ch in self.store.channels(c).await? {
-            if self.channel_permissions(&ch, actor).await?.contains(Permissions::VIEW_CHANNEL) {
+            if self
+                .channel_permissions(&ch, actor)
+                .await?
+                .contains(Permissions::VIEW_CHANNEL)
+            {
                 out.push(ch);
             }
         }
@@ -89,22 +120,42 @@ impl Chat {
     }
 
     /// A channel the actor can see, with the recipients when it is a DM.
-    pub async fn channel(&self, id: ChannelId, actor: UserId) -> ChatResult<(ChannelRecord, Vec<UserRecord>)> {
+    pub async fn channel(
+        &self,
+        id: ChannelId,
+        actor: UserId,
+    ) -> ChatResult<(ChannelRecord, Vec<UserRecord>)> {
         let (ch, _) = self.visible_channel(id, actor).await?;
-        let recipients = if Self::is_private(&ch) { self.store.recipients(id).await? } else { Vec::new() };
+        let recipients = if Self::is_private(&ch) {
+            self.store.recipients(id).await?
+        } else {
+            Vec::new()
+        };
         Ok((ch, recipients))
     }
 
-    pub async fn update_channel(&self, id: ChannelId, actor: UserId, input: ChannelInput) -> ChatResult<ChannelRecord> {
+    pub async fn update_channel(
+        &self,
+        id: ChannelId,
+        actor: UserId,
+        input: ChannelInput,
+    ) -> ChatResult<ChannelRecord> {
         let (ch, p) = self.visible_channel(id, actor).await?;
         let Some(c) = ch.community_id else {
             return Err(ChatError::Refused("DM channels cannot be edited"));
         };
         require(p, Permissions::MANAGE_CHANNELS)?;
         if input.kind.is_some_and(|k| k != ch.kind) {
-            return Err(ChatError::Invalid("kind", "a channel's kind cannot change".into()));
+            return Err(ChatError::Invalid(
+                "kind",
+                "a channel's kind cannot change".into(),
+            ));
         }
-        let name = input.name.as_deref().map(validate::channel_name).transpose()?;
+        let name = input
+            .name
+            .as_deref()
+            .map(validate::channel_name)
+            .transpose()?;
         let topic = match input.topic {
             Some(Some(t)) => Some(Some(validate::text("topic", &t, 1024)?)),
             other => other,
@@ -115,8 +166,17 @@ impl Chat {
         if input.position.is_some_and(|p| p < 0) {
             return Err(ChatError::Invalid("position", "0 or more".into()));
         }
-        let patch = ChannelPatch { name, topic, position: input.position, parent_id: input.parent_id };
-        let updated = self.store.update_channel(id, &patch).await?.ok_or(ChatError::NotFound)?;
+        let patch = ChannelPatch {
+            name,
+            topic,
+            position: input.position,
+            parent_id: input.parent_id,
+        };
+        let updated = self
+            .store
+            .update_channel(id, &patch)
+            .await?
+            .ok_or(ChatError::NotFound)?;
         self.emit(ChatEvent::ChannelUpdate(updated.clone()));
         Ok(updated)
     }
@@ -132,21 +192,33 @@ impl Chat {
         Ok(())
     }
 
-    pub async fn overwrites(&self, id: ChannelId, actor: UserId) -> ChatResult<Vec<OverwriteRecord>> {
+    pub async fn overwrites(
+        &self,
+        id: ChannelId,
+        actor: UserId,
+    ) -> ChatResult<Vec<OverwriteRecord>> {
         self.visible_channel(id, actor).await?;
         Ok(self.store.overwrites(id).await?)
     }
 
     /// Sets an overwrite (MANAGE_ROLES in the channel; every bit it allows or
     /// denies must be one the actor has).
-    pub async fn put_overwrite(&self, id: ChannelId, actor: UserId, o: OverwriteInput) -> ChatResult<OverwriteRecord> {
+    pub async fn put_overwrite(
+        &self,
+        id: ChannelId,
+        actor: UserId,
+        o: OverwriteInput,
+    ) -> ChatResult<OverwriteRecord> {
         let (ch, p) = self.visible_channel(id, actor).await?;
         let Some(c) = ch.community_id else {
             return Err(ChatError::Refused("DM channels have no overwrites"));
         };
         require(p, Permissions::MANAGE_ROLES)?;
         if o.allow.intersects(o.deny) {
-            return Err(ChatError::Invalid("allow", "a permission cannot be both allowed and denied".into()));
+            return Err(ChatError::Invalid(
+                "allow",
+                "a permission cannot be both allowed and denied".into(),
+            ));
         }
         check_grant(p, o.allow | o.deny).map_err(ChatError::Forbidden)?;
         match o.kind {
@@ -155,25 +227,44 @@ impl Chat {
                     .role(hearth_types::RoleId(o.target_id))
                     .await?
                     .filter(|r| r.community_id == c)
-                    .ok_or(ChatError::Invalid("target_id", "no such role in this community".into()))?;
+                    .ok_or(ChatError::Invalid(
+                        "target_id",
+                        "no such role in this community".into(),
+                    ))?;
             }
             OverwriteTargetKind::Member => {
                 self.store
                     .member(c, UserId(o.target_id))
                     .await?
-                    .ok_or(ChatError::Invalid("target_id", "no such member of this community".into()))?;
+                    .ok_or(ChatError::Invalid(
+                        "target_id",
+                        "no such member of this community".into(),
+                    ))?;
             }
         }
-        let rec = OverwriteRecord { channel_id: id, target_id: o.target_id, target_kind: o.kind, allow: o.allow.to_i64(), deny: o.deny.to_i64() };
+        let rec = OverwriteRecord {
+            channel_id: id,
+            target_id: o.target_id,
+            target_kind: o.kind,
+            allow: o.allow.to_i64(),
+            deny: o.deny.to_i64(),
+        };
         self.store.put_overwrite(&rec).await?;
         self.permissions_changed(c);
         self.emit(ChatEvent::ChannelUpdate(ch));
         Ok(rec)
     }
 
-    pub async fn delete_overwrite(&self, id: ChannelId, actor: UserId, target_id: i64) -> ChatResult<()> {
+    pub async fn delete_overwrite(
+        &self,
+        id: ChannelId,
+        actor: UserId,
+        target_id: i64,
+    ) -> ChatResult<()> {
         let (ch, p) = self.visible_channel(id, actor).await?;
-        let Some(c) = ch.community_id else { return Err(ChatError::NotFound) };
+        let Some(c) = ch.community_id else {
+            return Err(ChatError::NotFound);
+        };
         require(p, Permissions::MANAGE_ROLES)?;
         if !self.store.delete_overwrite(id, target_id).await? {
             return Err(ChatError::NotFound);

@@ -16,7 +16,13 @@ impl Chat {
         let name = validate::name("name", name, 1, 100)?;
         let id = CommunityId(self.next_id());
         let now = now_ms();
-        let community = CommunityRecord { id, name, owner_id: owner, icon_id: None, created_at: now };
+        let community = CommunityRecord {
+            id,
+            name,
+            owner_id: owner,
+            icon_id: None,
+            created_at: now,
+        };
         let everyone = RoleRecord {
             id: RoleId(id.0),
             community_id: id,
@@ -38,8 +44,13 @@ impl Chat {
             last_message_id: None,
             created_at: now,
         };
-        self.store.create_community(&community, &everyone, &general).await?;
-        self.emit(ChatEvent::CommunityCreate { community: community.clone(), user_id: owner });
+        self.store
+            .create_community(&community, &everyone, &general)
+            .await?;
+        self.emit(ChatEvent::CommunityCreate {
+            community: community.clone(),
+            user_id: owner,
+        });
         Ok(community)
     }
 
@@ -51,11 +62,22 @@ impl Chat {
         Ok(self.visible_community(id, user).await?.0)
     }
 
-    pub async fn update_community(&self, id: CommunityId, user: UserId, name: Option<&str>) -> ChatResult<CommunityRecord> {
+    pub async fn update_community(
+        &self,
+        id: CommunityId,
+        user: UserId,
+        name: Option<&str>,
+    ) -> ChatResult<CommunityRecord> {
         let (_, p) = self.visible_community(id, user).await?;
         require(p, Permissions::MANAGE_COMMUNITY)?;
-        let name = name.map(|n| validate::name("name", n, 1, 100)).transpose()?;
-        let c = self.store.update_community(id, name.as_deref()).await?.ok_or(ChatError::NotFound)?;
+        let name = name
+            .map(|n| validate::name("name", n, 1, 100))
+            .transpose()?;
+        let c = self
+            .store
+            .update_community(id, name.as_deref())
+            .await?
+            .ok_or(ChatError::NotFound)?;
         self.emit(ChatEvent::CommunityUpdate(c.clone()));
         Ok(c)
     }

@@ -10,7 +10,11 @@ use crate::service::Chat;
 impl Chat {
     /// One other user: the DM with them (the same channel every time);
     /// 2-9 others: a new group DM.
-    pub async fn open_dm(&self, actor: UserId, others: &[UserId]) -> ChatResult<(ChannelRecord, Vec<UserRecord>)> {
+    pub async fn open_dm(
+        &self,
+        actor: UserId,
+        others: &[UserId],
+    ) -> ChatResult<(ChannelRecord, Vec<UserRecord>)> {
         let mut others: Vec<UserId> = others.iter().copied().filter(|u| *u != actor).collect();
         others.sort();
         others.dedup();
@@ -43,7 +47,10 @@ impl Chat {
             last_message_id: None,
             created_at: now_ms(),
         };
-        let ch = self.store.create_private_channel(&proposed, &recipients).await?;
+        let ch = self
+            .store
+            .create_private_channel(&proposed, &recipients)
+            .await?;
         if ch.id == proposed.id {
             self.emit(ChatEvent::ChannelCreate(ch.clone()));
         }

@@ -10,28 +10,70 @@ use crate::MessageView;
 pub enum ChatEvent {
     MessageCreate(MessageView),
     MessageUpdate(MessageView),
-    MessageDelete { channel_id: ChannelId, community_id: Option<CommunityId>, id: MessageId },
-    ReactionAdd { channel_id: ChannelId, community_id: Option<CommunityId>, message_id: MessageId, user_id: UserId, emoji: String },
-    ReactionRemove { channel_id: ChannelId, community_id: Option<CommunityId>, message_id: MessageId, user_id: UserId, emoji: String },
-    PinsUpdate { channel_id: ChannelId, community_id: Option<CommunityId>, message_id: MessageId, pinned: bool },
+    MessageDelete {
+        channel_id: ChannelId,
+        community_id: Option<CommunityId>,
+        id: MessageId,
+    },
+    ReactionAdd {
+        channel_id: ChannelId,
+        community_id: Option<CommunityId>,
+        message_id: MessageId,
+        user_id: UserId,
+        emoji: String,
+    },
+    ReactionRemove {
+        channel_id: ChannelId,
+        community_id: Option<CommunityId>,
+        message_id: MessageId,
+        user_id: UserId,
+        emoji: String,
+    },
+    PinsUpdate {
+        channel_id: ChannelId,
+        community_id: Option<CommunityId>,
+        message_id: MessageId,
+        pinned: bool,
+    },
     ChannelCreate(ChannelRecord),
     ChannelUpdate(ChannelRecord),
     ChannelDelete(ChannelRecord),
     /// `user_id` joined (or created) the community.
-    CommunityCreate { community: CommunityRecord, user_id: UserId },
+    CommunityCreate {
+        community: CommunityRecord,
+        user_id: UserId,
+    },
     CommunityUpdate(CommunityRecord),
-    CommunityDelete { id: CommunityId },
+    CommunityDelete {
+        id: CommunityId,
+    },
     MemberAdd(MemberRecord),
     MemberUpdate(MemberRecord),
-    MemberRemove { community_id: CommunityId, user_id: UserId },
+    MemberRemove {
+        community_id: CommunityId,
+        user_id: UserId,
+    },
     RoleCreate(RoleRecord),
     RoleUpdate(RoleRecord),
-    RoleDelete { community_id: CommunityId, role_id: RoleId },
-    TypingStart { channel_id: ChannelId, community_id: Option<CommunityId>, user_id: UserId, at_ms: i64 },
-    ReadStateUpdate { user_id: UserId, state: ReadStateRecord },
+    RoleDelete {
+        community_id: CommunityId,
+        role_id: RoleId,
+    },
+    TypingStart {
+        channel_id: ChannelId,
+        community_id: Option<CommunityId>,
+        user_id: UserId,
+        at_ms: i64,
+    },
+    ReadStateUpdate {
+        user_id: UserId,
+        state: ReadStateRecord,
+    },
     /// Permissions in the community may have changed for anyone: caches and
     /// live subscriptions must re-check.
-    PermissionsChanged { community_id: CommunityId },
+    PermissionsChanged {
+        community_id: CommunityId,
+    },
 }
 
 pub trait EventSink: Send + Sync + 'static {

@@ -26,12 +26,12 @@ mod roles;
 mod service;
 mod validate;
 
+pub use channels::{ChannelInput, OverwriteInput};
 pub use error::ChatError;
 pub use events::{ChatEvent, EventSink, NoEvents};
 pub use hearth_rbac::Permissions;
 pub use invites::InvitePreview;
 pub use mentions::parse_mentions;
 pub use messages::{MessageView, NewMessageInput, ReactionView, SendOutcome};
-pub use service::{Chat, ChatConfig};
-pub use channels::{ChannelInput, OverwriteInput};
 pub use roles::RoleInput;
+pub use service::{Chat, ChatConfig};

@@ -13,20 +13,36 @@ use crate::validate;
 const MAX_TIMEOUT_MS: i64 = 28 * 24 * 3600 * 1000;
 
 impl Chat {
-    pub async fn members(&self, c: CommunityId, user: UserId, after: Option<UserId>, limit: u32) -> ChatResult<Vec<MemberRecord>> {
+    pub async fn members(
+        &self,
+        c: CommunityId,
+        user: UserId,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> ChatResult<Vec<MemberRecord>> {
         self.community_permissions(c, user).await?;
         Ok(self.store.members(c, after, limit).await?)
     }
 
-    pub async fn member(&self, c: CommunityId, user: UserId, target: UserId) -> ChatResult<MemberRecord> {
+    pub async fn member(
+        &self,
+        c: CommunityId,
+        user: UserId,
+        target: UserId,
+    ) -> ChatResult<MemberRecord> {
         self.community_permissions(c, user).await?;
-        self.store.member(c, target).await?.ok_or(ChatError::NotFound)
+        self.store
+            .member(c, target)
+            .await?
+            .ok_or(ChatError::NotFound)
     }
 
     pub async fn leave(&self, c: CommunityId, user: UserId) -> ChatResult<()> {
         let (community, _) = self.visible_community(c, user).await?;
         if community.owner_id == user {
-            return Err(ChatError::Conflict("the owner cannot leave; delete the community instead"));
+            return Err(ChatError::Conflict(
+                "the owner cannot leave; delete the community instead",
+            ));
         }
         self.remove(c, user).await
     }
@@ -34,32 +50,55 @@ impl Chat {
     async fn remove(&self, c: CommunityId, user: UserId) -> ChatResult<()> {
         if self.store.remove_member(c, user).await? {
             self.permissions_changed(c);
-            self.emit(ChatEvent::MemberRemove { community_id: c, user_id: user });
+            self.emit(ChatEvent::MemberRemove {
+                community_id: c,
+                user_id: user,
+            });
         }
         Ok(())
     }
 
     /// Checks `need` and the role hierarchy between actor and target.
-    async fn moderate(&self, c: CommunityId, actor: UserId, target: UserId, need: Permissions) -> ChatResult<()> {
+    async fn moderate(
+        &self,
+        c: CommunityId,
+        actor: UserId,
+        target: UserId,
+        need: Permissions,
+    ) -> ChatResult<()> {
         let p = self.community_permissions(c, actor).await?;
         require(p, need)?;
         let a = self.context(c, actor).await?;
         match self.context(c, target).await {
-            Ok(t) if !can_act_on(&a.facts, &t.facts) => Err(ChatError::Refused("the target's highest role is not below yours")),
+            Ok(t) if !can_act_on(&a.facts, &t.facts) => Err(ChatError::Refused(
+                "the target's highest role is not below yours",
+            )),
             Ok(_) => Ok(()),
             Err(e) => Err(e),
         }
     }
 
     pub async fn kick(&self, c: CommunityId, actor: UserId, target: UserId) -> ChatResult<()> {
-        self.moderate(c, actor, target, Permissions::KICK_MEMBERS).await?;
+        self.moderate(c, actor, target, Permissions::KICK_MEMBERS)
+            .await?;
         self.remove(c, target).await
     }
 
     /// Bans `target` (member or not) and removes them at once.
-    pub async fn ban(&self, c: CommunityId, actor: UserId, target: UserId, reason: Option<&str>) -> ChatResult<()> {
-        let reason = reason.map(|r| validate::text("reason", r, 512)).transpose()?;
-        match self.moderate(c, actor, target, Permissions::BAN_MEMBERS).await {
+    pub async fn ban(
+        &self,
+        c: CommunityId,
+        actor: UserId,
+        target: UserId,
+        reason: Option<&str>,
+    ) -> ChatResult<()> {
+        let reason = reason
+            .map(|r| validate::text("reason", r, 512))
+            .transpose()?;
+        match self
+            .moderate(c, actor, target, Permissions::BAN_MEMBERS)
+            .await
+        {
             Err(ChatError::NotFound) => {
                 // Not a member: still bannable, if the actor may and the user exists.
                 let p = self.community_permissions(c, actor).await?;
@@ -73,11 +112,20 @@ impl Chat {
         }
         let was_member = self.store.member(c, target).await?.is_some();
         self.store
-            .ban(&BanRecord { community_id: c, user_id: target, reason, moderator_id: actor, created_at: now_ms() })
+            .ban(&BanRecord {
+                community_id: c,
+                user_id: target,
+                reason,
+                moderator_id: actor,
+                created_at: now_ms(),
+            })
             .await?;
         self.permissions_changed(c);
         if was_member {
-            self.emit(ChatEvent::MemberRemove { community_id: c, user_id: target });
+            self.emit(ChatEvent::MemberRemove {
+                community_id: c,
+                user_id: target,
+            });
         }
         Ok(())
     }
@@ -114,22 +162,34 @@ impl Chat {
             other => other,
         };
         if nickname.is_some() && actor != target {
-            self.moderate(c, actor, target, Permissions::MANAGE_COMMUNITY).await?;
+            self.moderate(c, actor, target, Permissions::MANAGE_COMMUNITY)
+                .await?;
         }
         if let Some(until) = timed_out_until {
             if actor == target {
                 return Err(ChatError::Refused("you cannot time yourself out"));
             }
-            self.moderate(c, actor, target, Permissions::MODERATE_MEMBERS).await?;
+            self.moderate(c, actor, target, Permissions::MODERATE_MEMBERS)
+                .await?;
             if let Some(t) = until {
                 if t > now_ms() + MAX_TIMEOUT_MS {
-                    return Err(ChatError::Invalid("timed_out_until", "at most 28 days ahead".into()));
+                    return Err(ChatError::Invalid(
+                        "timed_out_until",
+                        "at most 28 days ahead".into(),
+                    ));
                 }
             }
         }
         let m = self
             .store
-            .update_member(c, target, &MemberPatch { nickname, timed_out_until })
+            .update_member(
+                c,
+                target,
+                &MemberPatch {
+                    nickname,
+                    timed_out_until,
+                },
+            )
             .await?
             .ok_or(ChatError::NotFound)?;
         if timed_out_until.is_some() {
@@ -140,24 +200,48 @@ impl Chat {
     }
 
     /// Adds or removes one role of a member (MANAGE_ROLES, role below yours).
-    pub async fn set_member_role(&self, c: CommunityId, actor: UserId, target: UserId, role: RoleId, on: bool) -> ChatResult<MemberRecord> {
+    pub async fn set_member_role(
+        &self,
+        c: CommunityId,
+        actor: UserId,
+        target: UserId,
+        role: RoleId,
+        on: bool,
+    ) -> ChatResult<MemberRecord> {
         let p = self.community_permissions(c, actor).await?;
         require(p, Permissions::MANAGE_ROLES)?;
-        let r = self.store.role(role).await?.filter(|r| r.community_id == c).ok_or(ChatError::NotFound)?;
+        let r = self
+            .store
+            .role(role)
+            .await?
+            .filter(|r| r.community_id == c)
+            .ok_or(ChatError::NotFound)?;
         if r.id.0 == c.0 {
-            return Err(ChatError::Invalid("role_id", "@everyone is not assignable".into()));
+            return Err(ChatError::Invalid(
+                "role_id",
+                "@everyone is not assignable".into(),
+            ));
         }
         let a = self.context(c, actor).await?;
         if !can_manage_role(&a.facts, r.position) {
-            return Err(ChatError::Refused("that role is not below your highest role"));
+            return Err(ChatError::Refused(
+                "that role is not below your highest role",
+            ));
         }
-        self.store.member(c, target).await?.ok_or(ChatError::NotFound)?;
+        self.store
+            .member(c, target)
+            .await?
+            .ok_or(ChatError::NotFound)?;
         let changed = if on {
             self.store.add_member_role(c, target, role).await?
         } else {
             self.store.remove_member_role(c, target, role).await?
         };
-        let m = self.store.member(c, target).await?.ok_or(ChatError::NotFound)?;
+        let m = self
+            .store
+            .member(c, target)
+            .await?
+            .ok_or(ChatError::NotFound)?;
         if changed {
             self.permissions_changed(c);
             self.emit(ChatEvent::MemberUpdate(m.clone()));

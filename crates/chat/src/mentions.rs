@@ -12,7 +12,10 @@ pub struct ParsedMentions {
 }
 
 pub fn parse_mentions(text: &str) -> ParsedMentions {
-    let mut out = ParsedMentions { everyone: text.contains("@everyone"), ..Default::default() };
+    let mut out = ParsedMentions {
+        everyone: text.contains("@everyone"),
+        ..Default::default()
+    };
     let mut rest = text;
     while let Some(start) = rest.find("<@") {
         rest = &rest[start + 2..];

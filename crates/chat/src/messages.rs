@@ -56,18 +56,35 @@ pub enum SendOutcome {
 fn check_emoji(e: &str) -> ChatResult<()> {
     let n = e.chars().count();
     let ok = (1..=32).contains(&n)
-        && e.chars().all(|c| !c.is_control() && !c.is_whitespace() && (!c.is_ascii() || c.is_ascii_digit() || c == '#' || c == '*'))
+        && e.chars().all(|c| {
+            !c.is_control()
+                && !c.is_whitespace()
+                && (!c.is_ascii() || c.is_ascii_digit() || c == '#' || c == '*')
+        })
         && e.chars().any(|c| !c.is_ascii());
-    if ok { Ok(()) } else { Err(ChatError::Invalid("emoji", "a Unicode emoji".into())) }
+    if ok {
+        Ok(())
+    } else {
+        Err(ChatError::Invalid("emoji", "a Unicode emoji".into()))
+    }
 }
 
 impl Chat {
     fn view(&self, ch: &ChannelRecord, record: MessageRecord) -> MessageView {
-        MessageView { record, community_id: ch.community_id, reactions: Vec::new() }
+        MessageView {
+            record,
+            community_id: ch.community_id,
+            reactions: Vec::new(),
+        }
     }
 
     /// Attaches reaction counts (with `me` for `viewer`) to a page of messages.
-    async fn with_reactions(&self, ch: &ChannelRecord, records: Vec<MessageRecord>, viewer: UserId) -> ChatResult<Vec<MessageView>> {
+    async fn with_reactions(
+        &self,
+        ch: &ChannelRecord,
+        records: Vec<MessageRecord>,
+        viewer: UserId,
+    ) -> ChatResult<Vec<MessageView>> {
         let ids: Vec<MessageId> = records.iter().map(|m| m.id).collect();
         let counts = self.store.reactions(ch.id, &ids, viewer).await?;
         Ok(records
@@ -76,16 +93,29 @@ impl Chat {
                 let reactions = counts
                     .iter()
                     .filter(|r| r.message_id == record.id)
-                    .map(|r| ReactionView { emoji: r.emoji.clone(), count: r.count, me: r.me })
+                    .map(|r| ReactionView {
+                        emoji: r.emoji.clone(),
+                        count: r.count,
+                        me: r.me,
+                    })
                     .collect();
-                MessageView { record, community_id: ch.community_id, reactions }
+                MessageView {
+                    record,
+                    community_id: ch.community_id,
+                    reactions,
+                }
             })
             .collect())
     }
 
     /// Keeps mentions of users who are members (or DM participants) and roles of
     /// this community; `@everyone` only counts for authors with MENTION_EVERYONE.
-    async fn resolve_mentions(&self, ch: &ChannelRecord, content: &str, perms: Permissions) -> ChatResult<Mentions> {
+    async fn resolve_mentions(
+        &self,
+        ch: &ChannelRecord,
+        content: &str,
+        perms: Permissions,
+    ) -> ChatResult<Mentions> {
         let parsed = parse_mentions(content);
         let mut m = Mentions::default();
         for u in parsed.users {
@@ -99,7 +129,13 @@ impl Chat {
         }
         if let Some(c) = ch.community_id {
             for r in parsed.roles {
-                if r.0 != c.0 && self.store.role(r).await?.is_some_and(|role| role.community_id == c) {
+                if r.0 != c.0
+                    && self
+                        .store
+                        .role(r)
+                        .await?
+                        .is_some_and(|role| role.community_id == c)
+                {
                     m.roles.push(r);
                 }
             }
@@ -109,7 +145,12 @@ impl Chat {
     }
 
     /// Counts the mention for everyone it reaches who can see the channel.
-    async fn count_mentions(&self, ch: &ChannelRecord, author: UserId, m: &Mentions) -> ChatResult<()> {
+    async fn count_mentions(
+        &self,
+        ch: &ChannelRecord,
+        author: UserId,
+        m: &Mentions,
+    ) -> ChatResult<()> {
         let mut who: BTreeSet<UserId> = m.users.iter().copied().collect();
         if let Some(c) = ch.community_id {
             if m.everyone {
@@ -130,17 +171,28 @@ impl Chat {
         Ok(())
     }
 
-    pub async fn send_message(&self, channel: ChannelId, author: UserId, input: NewMessageInput) -> ChatResult<SendOutcome> {
+    pub async fn send_message(
+        &self,
+        channel: ChannelId,
+        author: UserId,
+        input: NewMessageInput,
+    ) -> ChatResult<SendOutcome> {
         let (ch, p) = self.visible_channel(channel, author).await?;
         require(p, Permissions::SEND_MESSAGES)?;
         let content = validate::text("content", input.content.trim(), MAX_CONTENT_CHARS)?;
         if content.is_empty() && input.attachment_ids.is_empty() {
-            return Err(ChatError::Invalid("content", "1-4000 characters after trimming, or attachments".into()));
+            return Err(ChatError::Invalid(
+                "content",
+                "1-4000 characters after trimming, or attachments".into(),
+            ));
         }
         if !input.attachment_ids.is_empty() {
             require(p, Permissions::ATTACH_FILES)?;
             // File uploads arrive with the media service; until then no ID can name one.
-            return Err(ChatError::Invalid("attachment_ids", "unknown attachment".into()));
+            return Err(ChatError::Invalid(
+                "attachment_ids",
+                "unknown attachment".into(),
+            ));
         }
         if let Some(n) = &input.nonce {
             if n.is_empty() || n.chars().count() > MAX_NONCE_CHARS || n.contains('\0') {
@@ -149,7 +201,10 @@ impl Chat {
         }
         if let Some(r) = input.reply_to_id {
             if self.store.message(channel, r).await?.is_none() {
-                return Err(ChatError::Invalid("reply_to_id", "no such message in this channel".into()));
+                return Err(ChatError::Invalid(
+                    "reply_to_id",
+                    "no such message in this channel".into(),
+                ));
             }
         }
         let mentions = self.resolve_mentions(&ch, &content, p).await?;
@@ -163,11 +218,19 @@ impl Chat {
             attachment_ids: input.attachment_ids,
             nonce: input.nonce,
         };
-        match self.store.create_message(&new, now_ms(), self.cfg.nonce_window_ms).await? {
+        match self
+            .store
+            .create_message(&new, now_ms(), self.cfg.nonce_window_ms)
+            .await?
+        {
             MessageCreate::Created(rec) => {
                 let view = self.view(&ch, rec);
-                if !(view.record.mentions.users.is_empty() && view.record.mentions.roles.is_empty() && !view.record.mentions.everyone) {
-                    self.count_mentions(&ch, author, &view.record.mentions).await?;
+                if !(view.record.mentions.users.is_empty()
+                    && view.record.mentions.roles.is_empty()
+                    && !view.record.mentions.everyone)
+                {
+                    self.count_mentions(&ch, author, &view.record.mentions)
+                        .await?;
                 }
                 self.emit(ChatEvent::MessageCreate(view.clone()));
                 Ok(SendOutcome::Created(view))
@@ -179,34 +242,65 @@ impl Chat {
         }
     }
 
-    pub async fn messages(&self, channel: ChannelId, viewer: UserId, page: Page<MessageId>) -> ChatResult<Vec<MessageView>> {
+    pub async fn messages(
+        &self,
+        channel: ChannelId,
+        viewer: UserId,
+        page: Page<MessageId>,
+    ) -> ChatResult<Vec<MessageView>> {
         let (ch, p) = self.visible_channel(channel, viewer).await?;
         require(p, Permissions::READ_MESSAGE_HISTORY)?;
         let records = self.store.messages(channel, page).await?;
         self.with_reactions(&ch, records, viewer).await
     }
 
-    pub async fn message(&self, channel: ChannelId, viewer: UserId, id: MessageId) -> ChatResult<MessageView> {
+    pub async fn message(
+        &self,
+        channel: ChannelId,
+        viewer: UserId,
+        id: MessageId,
+    ) -> ChatResult<MessageView> {
         let (ch, p) = self.visible_channel(channel, viewer).await?;
         require(p, Permissions::READ_MESSAGE_HISTORY)?;
-        let rec = self.store.message(channel, id).await?.ok_or(ChatError::NotFound)?;
+        let rec = self
+            .store
+            .message(channel, id)
+            .await?
+            .ok_or(ChatError::NotFound)?;
         let mut v = self.with_reactions(&ch, vec![rec], viewer).await?;
         Ok(v.remove(0))
     }
 
     /// Only the author edits, and only the content.
-    pub async fn edit_message(&self, channel: ChannelId, actor: UserId, id: MessageId, content: &str) -> ChatResult<MessageView> {
+    pub async fn edit_message(
+        &self,
+        channel: ChannelId,
+        actor: UserId,
+        id: MessageId,
+        content: &str,
+    ) -> ChatResult<MessageView> {
         let (ch, p) = self.visible_channel(channel, actor).await?;
-        let current = self.store.message(channel, id).await?.ok_or(ChatError::NotFound)?;
+        let current = self
+            .store
+            .message(channel, id)
+            .await?
+            .ok_or(ChatError::NotFound)?;
         if current.author.id != actor {
             return Err(ChatError::Refused("only the author can edit a message"));
         }
         let content = validate::text("content", content.trim(), MAX_CONTENT_CHARS)?;
         if content.is_empty() && current.attachment_ids.is_empty() {
-            return Err(ChatError::Invalid("content", "1-4000 characters after trimming".into()));
+            return Err(ChatError::Invalid(
+                "content",
+                "1-4000 characters after trimming".into(),
+            ));
         }
         let mentions = self.resolve_mentions(&ch, &content, p).await?;
-        let rec = self.store.edit_message(channel, id, &content, &mentions, now_ms()).await?.ok_or(ChatError::NotFound)?;
+        let rec = self
+            .store
+            .edit_message(channel, id, &content, &mentions, now_ms())
+            .await?
+            .ok_or(ChatError::NotFound)?;
         let mut v = self.with_reactions(&ch, vec![rec], actor).await?;
         let view = v.remove(0);
         self.emit(ChatEvent::MessageUpdate(view.clone()));
@@ -214,46 +308,106 @@ impl Chat {
     }
 
     /// The author, or anyone with MANAGE_MESSAGES.
-    pub async fn delete_message(&self, channel: ChannelId, actor: UserId, id: MessageId) -> ChatResult<()> {
+    pub async fn delete_message(
+        &self,
+        channel: ChannelId,
+        actor: UserId,
+        id: MessageId,
+    ) -> ChatResult<()> {
         let (ch, p) = self.visible_channel(channel, actor).await?;
-        let current = self.store.message(channel, id).await?.ok_or(ChatError::NotFound)?;
+        let current = self
+            .store
+            .message(channel, id)
+            .await?
+            .ok_or(ChatError::NotFound)?;
         if current.author.id != actor {
             require(p, Permissions::MANAGE_MESSAGES)?;
         }
         if self.store.delete_message(channel, id).await? {
-            self.emit(ChatEvent::MessageDelete { channel_id: channel, community_id: ch.community_id, id });
+            self.emit(ChatEvent::MessageDelete {
+                channel_id: channel,
+                community_id: ch.community_id,
+                id,
+            });
         }
         Ok(())
     }
 
-    pub async fn add_reaction(&self, channel: ChannelId, actor: UserId, id: MessageId, emoji: &str) -> ChatResult<()> {
+    pub async fn add_reaction(
+        &self,
+        channel: ChannelId,
+        actor: UserId,
+        id: MessageId,
+        emoji: &str,
+    ) -> ChatResult<()> {
         check_emoji(emoji)?;
         let (ch, p) = self.visible_channel(channel, actor).await?;
-        require(p, Permissions::READ_MESSAGE_HISTORY | Permissions::ADD_REACTIONS)?;
-        self.store.message(channel, id).await?.ok_or(ChatError::NotFound)?;
-        if self.store.add_reaction(channel, id, actor, emoji, now_ms()).await? {
-            self.emit(ChatEvent::ReactionAdd { channel_id: channel, community_id: ch.community_id, message_id: id, user_id: actor, emoji: emoji.into() });
+        require(
+            p,
+            Permissions::READ_MESSAGE_HISTORY | Permissions::ADD_REACTIONS,
+        )?;
+        self.store
+            .message(channel, id)
+            .await?
+            .ok_or(ChatError::NotFound)?;
+        if self
+            .store
+            .add_reaction(channel, id, actor, emoji, now_ms())
+            .await?
+        {
+            self.emit(ChatEvent::ReactionAdd {
+                channel_id: channel,
+                community_id: ch.community_id,
+                message_id: id,
+                user_id: actor,
+                emoji: emoji.into(),
+            });
         }
         Ok(())
     }
 
-    pub async fn remove_reaction(&self, channel: ChannelId, actor: UserId, id: MessageId, emoji: &str) -> ChatResult<()> {
+    pub async fn remove_reaction(
+        &self,
+        channel: ChannelId,
+        actor: UserId,
+        id: MessageId,
+        emoji: &str,
+    ) -> ChatResult<()> {
         check_emoji(emoji)?;
         let (ch, _) = self.visible_channel(channel, actor).await?;
-        self.store.message(channel, id).await?.ok_or(ChatError::NotFound)?;
+        self.store
+            .message(channel, id)
+            .await?
+            .ok_or(ChatError::NotFound)?;
         if self.store.remove_reaction(id, actor, emoji).await? {
-            self.emit(ChatEvent::ReactionRemove { channel_id: channel, community_id: ch.community_id, message_id: id, user_id: actor, emoji: emoji.into() });
+            self.emit(ChatEvent::ReactionRemove {
+                channel_id: channel,
+                community_id: ch.community_id,
+                message_id: id,
+                user_id: actor,
+                emoji: emoji.into(),
+            });
         }
         Ok(())
     }
 
     /// MANAGE_MESSAGES in a community channel; any participant in a DM.
-    pub async fn set_pinned(&self, channel: ChannelId, actor: UserId, id: MessageId, pinned: bool) -> ChatResult<()> {
+    pub async fn set_pinned(
+        &self,
+        channel: ChannelId,
+        actor: UserId,
+        id: MessageId,
+        pinned: bool,
+    ) -> ChatResult<()> {
         let (ch, p) = self.visible_channel(channel, actor).await?;
         if !Self::is_private(&ch) {
             require(p, Permissions::MANAGE_MESSAGES)?;
         }
-        let current = self.store.message(channel, id).await?.ok_or(ChatError::NotFound)?;
+        let current = self
+            .store
+            .message(channel, id)
+            .await?
+            .ok_or(ChatError::NotFound)?;
         if current.pinned == pinned {
             return Ok(());
         }
@@ -261,7 +415,12 @@ impl Chat {
             return Err(ChatError::Conflict("a channel holds at most 50 pins"));
         }
         self.store.set_pinned(channel, id, pinned).await?;
-        self.emit(ChatEvent::PinsUpdate { channel_id: channel, community_id: ch.community_id, message_id: id, pinned });
+        self.emit(ChatEvent::PinsUpdate {
+            channel_id: channel,
+            community_id: ch.community_id,
+            message_id: id,
+            pinned,
+        });
         if let Some(rec) = self.store.message(channel, id).await? {
             self.emit(ChatEvent::MessageUpdate(self.view(&ch, rec)));
         }
@@ -278,17 +437,33 @@ impl Chat {
     pub async fn typing(&self, channel: ChannelId, actor: UserId) -> ChatResult<()> {
         let (ch, p) = self.visible_channel(channel, actor).await?;
         require(p, Permissions::SEND_MESSAGES)?;
-        self.emit(ChatEvent::TypingStart { channel_id: channel, community_id: ch.community_id, user_id: actor, at_ms: now_ms() });
+        self.emit(ChatEvent::TypingStart {
+            channel_id: channel,
+            community_id: ch.community_id,
+            user_id: actor,
+            at_ms: now_ms(),
+        });
         Ok(())
     }
 
-    pub async fn ack(&self, channel: ChannelId, actor: UserId, message: MessageId) -> ChatResult<ReadStateRecord> {
+    pub async fn ack(
+        &self,
+        channel: ChannelId,
+        actor: UserId,
+        message: MessageId,
+    ) -> ChatResult<ReadStateRecord> {
         let (ch, _) = self.visible_channel(channel, actor).await?;
         if ch.last_message_id.is_none_or(|last| message > last) {
-            return Err(ChatError::Invalid("message_id", "not a message of this channel".into()));
+            return Err(ChatError::Invalid(
+                "message_id",
+                "not a message of this channel".into(),
+            ));
         }
         let state = self.store.ack(actor, channel, message).await?;
-        self.emit(ChatEvent::ReadStateUpdate { user_id: actor, state: state.clone() });
+        self.emit(ChatEvent::ReadStateUpdate {
+            user_id: actor,
+            state: state.clone(),
+        });
         Ok(state)
     }
 

@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use hearth_rbac::{MemberFacts, Overwrite, OverwriteTarget, Permissions, RoleGrant};
-use hearth_store::{ChannelRecord, CommunityRecord, MemberRecord, OverwriteRecord, OverwriteTargetKind, RoleRecord};
+use hearth_store::{
+    ChannelRecord, CommunityRecord, MemberRecord, OverwriteRecord, OverwriteTargetKind, RoleRecord,
+};
 use hearth_types::{CommunityId, RoleId, UserId, now_ms};
 use parking_lot::Mutex;
 
@@ -41,7 +43,14 @@ impl PermCache {
         (*g == gen_now && Instant::now() < *until).then_some(*p)
     }
 
-    pub fn put(&self, user: UserId, scope: i64, generation: u64, perms: Permissions, timed_out_until: Option<i64>) {
+    pub fn put(
+        &self,
+        user: UserId,
+        scope: i64,
+        generation: u64,
+        perms: Permissions,
+        timed_out_until: Option<i64>,
+    ) {
         let mut ttl = ENTRY_TTL;
         if let Some(t) = timed_out_until {
             let left = t - now_ms();
@@ -67,7 +76,11 @@ pub(crate) struct Context {
     pub facts: MemberFacts,
 }
 
-pub(crate) fn facts(community: &CommunityRecord, member: &MemberRecord, roles: &[RoleRecord]) -> MemberFacts {
+pub(crate) fn facts(
+    community: &CommunityRecord,
+    member: &MemberRecord,
+    roles: &[RoleRecord],
+) -> MemberFacts {
     let everyone_role = RoleId(community.id.0);
     let everyone = roles
         .iter()
@@ -81,7 +94,11 @@ pub(crate) fn facts(community: &CommunityRecord, member: &MemberRecord, roles: &
         roles: roles
             .iter()
             .filter(|r| member.role_ids.contains(&r.id))
-            .map(|r| RoleGrant { id: r.id, permissions: Permissions::from_i64(r.permissions), position: r.position })
+            .map(|r| RoleGrant {
+                id: r.id,
+                permissions: Permissions::from_i64(r.permissions),
+                position: r.position,
+            })
             .collect(),
         timed_out: member.timed_out_until.is_some_and(|t| t > now_ms()),
     }

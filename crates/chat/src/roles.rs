@@ -20,7 +20,9 @@ pub struct RoleInput {
 
 fn check_color(c: Option<Option<i32>>) -> ChatResult<()> {
     match c {
-        Some(Some(v)) if !(0..=0xFF_FFFF).contains(&v) => Err(ChatError::Invalid("color", "0-16777215 (0xRRGGBB)".into())),
+        Some(Some(v)) if !(0..=0xFF_FFFF).contains(&v) => {
+            Err(ChatError::Invalid("color", "0-16777215 (0xRRGGBB)".into()))
+        }
         _ => Ok(()),
     }
 }
@@ -31,7 +33,12 @@ impl Chat {
         Ok(self.store.roles(c).await?)
     }
 
-    pub async fn create_role(&self, c: CommunityId, actor: UserId, input: RoleInput) -> ChatResult<RoleRecord> {
+    pub async fn create_role(
+        &self,
+        c: CommunityId,
+        actor: UserId,
+        input: RoleInput,
+    ) -> ChatResult<RoleRecord> {
         let p = self.community_permissions(c, actor).await?;
         require(p, Permissions::MANAGE_ROLES)?;
         let name = validate::name("name", input.name.as_deref().unwrap_or_default(), 1, 100)?;
@@ -41,10 +48,15 @@ impl Chat {
         let ctx = self.context(c, actor).await?;
         let position = input.position.unwrap_or(1);
         if position < 1 {
-            return Err(ChatError::Invalid("position", "at least 1 (0 is @everyone)".into()));
+            return Err(ChatError::Invalid(
+                "position",
+                "at least 1 (0 is @everyone)".into(),
+            ));
         }
         if !can_manage_role(&ctx.facts, position) {
-            return Err(ChatError::Refused("a new role must sit below your highest role"));
+            return Err(ChatError::Refused(
+                "a new role must sit below your highest role",
+            ));
         }
         let role = RoleRecord {
             id: RoleId(self.next_id()),
@@ -59,23 +71,46 @@ impl Chat {
         Ok(role)
     }
 
-    pub async fn update_role(&self, c: CommunityId, actor: UserId, role: RoleId, input: RoleInput) -> ChatResult<RoleRecord> {
+    pub async fn update_role(
+        &self,
+        c: CommunityId,
+        actor: UserId,
+        role: RoleId,
+        input: RoleInput,
+    ) -> ChatResult<RoleRecord> {
         let p = self.community_permissions(c, actor).await?;
         require(p, Permissions::MANAGE_ROLES)?;
-        let current = self.store.role(role).await?.filter(|r| r.community_id == c).ok_or(ChatError::NotFound)?;
+        let current = self
+            .store
+            .role(role)
+            .await?
+            .filter(|r| r.community_id == c)
+            .ok_or(ChatError::NotFound)?;
         let is_everyone = role.0 == c.0;
         let ctx = self.context(c, actor).await?;
         if !is_everyone && !can_manage_role(&ctx.facts, current.position) {
-            return Err(ChatError::Refused("that role is not below your highest role"));
+            return Err(ChatError::Refused(
+                "that role is not below your highest role",
+            ));
         }
         if is_everyone && (input.name.is_some() || input.position.is_some()) {
-            return Err(ChatError::Invalid("name", "@everyone keeps its name and position".into()));
+            return Err(ChatError::Invalid(
+                "name",
+                "@everyone keeps its name and position".into(),
+            ));
         }
-        let name = input.name.as_deref().map(|n| validate::name("name", n, 1, 100)).transpose()?;
+        let name = input
+            .name
+            .as_deref()
+            .map(|n| validate::name("name", n, 1, 100))
+            .transpose()?;
         check_color(input.color)?;
         if let Some(pos) = input.position {
             if pos < 1 || !can_manage_role(&ctx.facts, pos) {
-                return Err(ChatError::Invalid("position", "between 1 and just below your highest role".into()));
+                return Err(ChatError::Invalid(
+                    "position",
+                    "between 1 and just below your highest role".into(),
+                ));
             }
         }
         if let Some(new) = input.permissions {
@@ -85,8 +120,17 @@ impl Chat {
             let changed = (new - old) | (old - new);
             check_grant(p, changed).map_err(ChatError::Forbidden)?;
         }
-        let patch = RolePatch { name, permissions: input.permissions.map(Permissions::to_i64), color: input.color, position: input.position };
-        let updated = self.store.update_role(role, &patch).await?.ok_or(ChatError::NotFound)?;
+        let patch = RolePatch {
+            name,
+            permissions: input.permissions.map(Permissions::to_i64),
+            color: input.color,
+            position: input.position,
+        };
+        let updated = self
+            .store
+            .update_role(role, &patch)
+            .await?
+            .ok_or(ChatError::NotFound)?;
         self.permissions_changed(c);
         self.emit(ChatEvent::RoleUpdate(updated.clone()));
         Ok(updated)
@@ -95,17 +139,30 @@ impl Chat {
     pub async fn delete_role(&self, c: CommunityId, actor: UserId, role: RoleId) -> ChatResult<()> {
         let p = self.community_permissions(c, actor).await?;
         require(p, Permissions::MANAGE_ROLES)?;
-        let current = self.store.role(role).await?.filter(|r| r.community_id == c).ok_or(ChatError::NotFound)?;
+        let current = self
+            .store
+            .role(role)
+            .await?
+            .filter(|r| r.community_id == c)
+            .ok_or(ChatError::NotFound)?;
         if role.0 == c.0 {
-            return Err(ChatError::Invalid("role_id", "@everyone cannot be deleted".into()));
+            return Err(ChatError::Invalid(
+                "role_id",
+                "@everyone cannot be deleted".into(),
+            ));
         }
         let ctx = self.context(c, actor).await?;
         if !can_manage_role(&ctx.facts, current.position) {
-            return Err(ChatError::Refused("that role is not below your highest role"));
+            return Err(ChatError::Refused(
+                "that role is not below your highest role",
+            ));
         }
         self.store.delete_role(role).await?;
         self.permissions_changed(c);
-        self.emit(ChatEvent::RoleDelete { community_id: c, role_id: role });
+        self.emit(ChatEvent::RoleDelete {
+            community_id: c,
+            role_id: role,
+        });
         Ok(())
     }
 }

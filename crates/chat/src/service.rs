@@ -22,7 +22,10 @@ pub struct ChatConfig {
 
 impl Default for ChatConfig {
     fn default() -> Self {
-        ChatConfig { nonce_window_ms: 24 * 3600 * 1000, mention_fanout_limit: 1000 }
+        ChatConfig {
+            nonce_window_ms: 24 * 3600 * 1000,
+            mention_fanout_limit: 1000,
+        }
     }
 }
 
@@ -35,12 +38,27 @@ pub struct Chat {
 }
 
 pub(crate) fn require(have: Permissions, need: Permissions) -> ChatResult<()> {
-    if have.contains(need) { Ok(()) } else { Err(ChatError::Forbidden(need - have)) }
+    if have.contains(need) {
+        Ok(())
+    } else {
+        Err(ChatError::Forbidden(need - have))
+    }
 }
 
 impl Chat {
-    pub fn new(store: Arc<dyn Store>, ids: Arc<IdGenerator>, events: Arc<dyn EventSink>, cfg: ChatConfig) -> Self {
-        Chat { store, ids, events, cache: PermCache::default(), cfg }
+    pub fn new(
+        store: Arc<dyn Store>,
+        ids: Arc<IdGenerator>,
+        events: Arc<dyn EventSink>,
+        cfg: ChatConfig,
+    ) -> Self {
+        Chat {
+            store,
+            ids,
+            events,
+            cache: PermCache::default(),
+            cfg,
+        }
     }
 
     pub(crate) fn emit(&self, e: ChatEvent) {
@@ -66,29 +84,46 @@ impl Chat {
     /// The actor's membership context, or NotFound if not a member.
     pub(crate) async fn context(&self, c: CommunityId, user: UserId) -> ChatResult<Context> {
         let community = self.store.community(c).await?.ok_or(ChatError::NotFound)?;
-        let member = self.store.member(c, user).await?.ok_or(ChatError::NotFound)?;
+        let member = self
+            .store
+            .member(c, user)
+            .await?
+            .ok_or(ChatError::NotFound)?;
         let roles = self.store.roles(c).await?;
         let facts = perms::facts(&community, &member, &roles);
         Ok(Context { member, facts })
     }
 
     /// Community-wide permissions; NotFound unless the user is a member.
-    pub async fn community_permissions(&self, c: CommunityId, user: UserId) -> ChatResult<Permissions> {
+    pub async fn community_permissions(
+        &self,
+        c: CommunityId,
+        user: UserId,
+    ) -> ChatResult<Permissions> {
         if let Some(p) = self.cache.get(user, c.0, c) {
             return Ok(p);
         }
         let generation = self.cache.generation(c);
         let ctx = self.context(c, user).await?;
         let p = community_permissions(&ctx.facts);
-        self.cache.put(user, c.0, generation, p, ctx.member.timed_out_until);
+        self.cache
+            .put(user, c.0, generation, p, ctx.member.timed_out_until);
         Ok(p)
     }
 
     /// Permissions in a channel; `EMPTY` when the user is not a member or
     /// participant (so callers treat "cannot view" and "not there" alike).
-    pub async fn channel_permissions(&self, ch: &ChannelRecord, user: UserId) -> ChatResult<Permissions> {
+    pub async fn channel_permissions(
+        &self,
+        ch: &ChannelRecord,
+        user: UserId,
+    ) -> ChatResult<Permissions> {
         let Some(c) = ch.community_id else {
-            return Ok(if self.store.is_recipient(ch.id, user).await? { perms::PRIVATE_CHANNEL } else { Permissions::EMPTY });
+            return Ok(if self.store.is_recipient(ch.id, user).await? {
+                perms::PRIVATE_CHANNEL
+            } else {
+                Permissions::EMPTY
+            });
         };
         if let Some(p) = self.cache.get(user, ch.id.0, c) {
             return Ok(p);
@@ -101,12 +136,17 @@ impl Chat {
         };
         let ows = perms::overwrites(&self.store.overwrites(ch.id).await?);
         let p = channel_permissions(&ctx.facts, &ows);
-        self.cache.put(user, ch.id.0, generation, p, ctx.member.timed_out_until);
+        self.cache
+            .put(user, ch.id.0, generation, p, ctx.member.timed_out_until);
         Ok(p)
     }
 
     /// The channel if the user may VIEW it, with their permissions there.
-    pub async fn visible_channel(&self, id: ChannelId, user: UserId) -> ChatResult<(ChannelRecord, Permissions)> {
+    pub async fn visible_channel(
+        &self,
+        id: ChannelId,
+        user: UserId,
+    ) -> ChatResult<(ChannelRecord, Permissions)> {
         let ch = self.store.channel(id).await?.ok_or(ChatError::NotFound)?;
         let p = self.channel_permissions(&ch, user).await?;
         if !p.contains(Permissions::VIEW_CHANNEL) {
@@ -116,7 +156,11 @@ impl Chat {
     }
 
     /// The community if the user is a member.
-    pub async fn visible_community(&self, c: CommunityId, user: UserId) -> ChatResult<(CommunityRecord, Permissions)> {
+    pub async fn visible_community(
+        &self,
+        c: CommunityId,
+        user: UserId,
+    ) -> ChatResult<(CommunityRecord, Permissions)> {
         let p = self.community_permissions(c, user).await?;
         let community = self.store.community(c).await?.ok_or(ChatError::NotFound)?;
         Ok((community, p))

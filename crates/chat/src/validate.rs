@@ -16,7 +16,10 @@ pub fn name(field: &'static str, s: &str, min: usize, max: usize) -> Result<Stri
         return Err(ChatError::Invalid(field, format!("{min}-{max} characters")));
     }
     if t.chars().any(is_forbidden_in_name) {
-        return Err(ChatError::Invalid(field, "must not contain control or bidi-override characters".into()));
+        return Err(ChatError::Invalid(
+            field,
+            "must not contain control or bidi-override characters".into(),
+        ));
     }
     Ok(t.to_string())
 }
@@ -24,7 +27,10 @@ pub fn name(field: &'static str, s: &str, min: usize, max: usize) -> Result<Stri
 /// Channel names: like Discord's, lower case with dashes for spaces.
 pub fn channel_name(s: &str) -> Result<String, ChatError> {
     let n = name("name", s, 1, 100)?;
-    Ok(n.to_lowercase().split_whitespace().collect::<Vec<_>>().join("-"))
+    Ok(n.to_lowercase()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join("-"))
 }
 
 /// Free text (topics, messages): NUL is refused (Postgres cannot store it and
@@ -32,11 +38,17 @@ pub fn channel_name(s: &str) -> Result<String, ChatError> {
 /// kept as typed — the client decides how to render it safely.
 pub fn text(field: &'static str, s: &str, max: usize) -> Result<String, ChatError> {
     if s.contains('\0') {
-        return Err(ChatError::Invalid(field, "must not contain NUL characters".into()));
+        return Err(ChatError::Invalid(
+            field,
+            "must not contain NUL characters".into(),
+        ));
     }
     let n = s.chars().count();
     if n > max {
-        return Err(ChatError::Invalid(field, format!("at most {max} characters")));
+        return Err(ChatError::Invalid(
+            field,
+            format!("at most {max} characters"),
+        ));
     }
     Ok(s.to_string())
 }
@@ -51,7 +63,10 @@ mod tests {
         assert!(channel_name("").is_err());
         assert!(name("name", "a\u{202E}b", 1, 10).is_err());
         assert!(text("content", "nul\0", 10).is_err());
-        assert_eq!(text("content", "\u{202E}ok 👍", 10).unwrap(), "\u{202E}ok 👍");
+        assert_eq!(
+            text("content", "\u{202E}ok 👍", 10).unwrap(),
+            "\u{202E}ok 👍"
+        );
         assert!(text("content", &"x".repeat(11), 10).is_err());
     }
 }

@@ -25,7 +25,9 @@ impl Quota {
 pub enum Decision {
     Allowed,
     /// Try again after this long.
-    Limited { retry_after: Duration },
+    Limited {
+        retry_after: Duration,
+    },
 }
 
 #[async_trait]
@@ -43,13 +45,17 @@ const SHARDS: usize = 16;
 
 impl Default for MemoryRateLimiter {
     fn default() -> Self {
-        MemoryRateLimiter { shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect() }
+        MemoryRateLimiter {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
     }
 }
 
 impl MemoryRateLimiter {
     fn shard(&self, key: &str) -> &Mutex<HashMap<String, Instant>> {
-        let h = key.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
+        let h = key
+            .bytes()
+            .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
         &self.shards[h % SHARDS]
     }
 
@@ -61,7 +67,9 @@ impl MemoryRateLimiter {
         let tat = map.get(key).copied().unwrap_or(now).max(now);
         let allow_at = tat.checked_sub(tolerance).unwrap_or(now);
         if now < allow_at {
-            return Decision::Limited { retry_after: allow_at - now };
+            return Decision::Limited {
+                retry_after: allow_at - now,
+            };
         }
         map.insert(key.to_string(), tat + interval);
         // Keep memory bounded: drop keys that are fully rested now and then.
@@ -86,16 +94,28 @@ mod tests {
     #[test]
     fn burst_then_steady_rate() {
         let rl = MemoryRateLimiter::default();
-        let q = Quota { per_second: 10.0, burst: 5 };
+        let q = Quota {
+            per_second: 10.0,
+            burst: 5,
+        };
         let t0 = Instant::now();
         for _ in 0..5 {
             assert_eq!(rl.check_at("k", q, t0), Decision::Allowed);
         }
-        let Decision::Limited { retry_after } = rl.check_at("k", q, t0) else { panic!("6th in a burst of 5") };
+        let Decision::Limited { retry_after } = rl.check_at("k", q, t0) else {
+            panic!("6th in a burst of 5")
+        };
         assert!(retry_after <= Duration::from_millis(100) && retry_after > Duration::ZERO);
         assert_eq!(rl.check_at("k", q, t0 + retry_after), Decision::Allowed);
-        assert!(matches!(rl.check_at("k", q, t0 + retry_after), Decision::Limited { .. }));
-        assert_eq!(rl.check_at("other", q, t0), Decision::Allowed, "keys are independent");
+        assert!(matches!(
+            rl.check_at("k", q, t0 + retry_after),
+            Decision::Limited { .. }
+        ));
+        assert_eq!(
+            rl.check_at("other", q, t0),
+            Decision::Allowed,
+            "keys are independent"
+        );
         // After a full rest the whole burst is back.
         let later = t0 + Duration::from_secs(2);
         for _ in 0..5 {
@@ -106,9 +126,14 @@ mod tests {
     #[test]
     fn six_hundred_in_a_burst_are_mostly_refused() {
         let rl = MemoryRateLimiter::default();
-        let q = Quota { per_second: 20.0, burst: 40 };
+        let q = Quota {
+            per_second: 20.0,
+            burst: 40,
+        };
         let t0 = Instant::now();
-        let allowed = (0..600).filter(|_| rl.check_at("ip:1.2.3.4", q, t0) == Decision::Allowed).count();
+        let allowed = (0..600)
+            .filter(|_| rl.check_at("ip:1.2.3.4", q, t0) == Decision::Allowed)
+            .count();
         assert_eq!(allowed, 40);
     }
 }

@@ -32,7 +32,8 @@ pub async fn connect(backend: &Backend, max_connections: u32) -> StoreResult<Arc
 
 pub async fn connect_sqlite(path: &Path, max_connections: u32) -> StoreResult<SqliteStore> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
     }
     // WAL lets readers run beside the single writer; NORMAL sync is durable
     // across process crashes (the WAL is fsynced at checkpoints) and several

@@ -1,8 +1,6 @@
 //! Records as stored. Times are Unix milliseconds; IDs are the typed snowflakes.
 
-use hearth_types::{
-    AttachmentId, ChannelId, CommunityId, MessageId, RoleId, SessionId, UserId,
-};
+use hearth_types::{AttachmentId, ChannelId, CommunityId, MessageId, RoleId, SessionId, UserId};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct UserRecord {

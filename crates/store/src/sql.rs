@@ -12,9 +12,7 @@
 //! for both.
 
 use async_trait::async_trait;
-use hearth_types::{
-    AttachmentId, ChannelId, CommunityId, MessageId, RoleId, SessionId, UserId,
-};
+use hearth_types::{AttachmentId, ChannelId, CommunityId, MessageId, RoleId, SessionId, UserId};
 use sqlx::Row;
 
 use crate::migrate::{self, Migration};
@@ -1441,5 +1439,15 @@ macro_rules! sql_impl {
     };
 }
 
-sql_impl!(SqliteStore, sqlx::sqlite::SqliteRow, "sqlite", migrate::SQLITE);
-sql_impl!(PostgresStore, sqlx::postgres::PgRow, "postgres", migrate::POSTGRES);
+sql_impl!(
+    SqliteStore,
+    sqlx::sqlite::SqliteRow,
+    "sqlite",
+    migrate::SQLITE
+);
+sql_impl!(
+    PostgresStore,
+    sqlx::postgres::PgRow,
+    "postgres",
+    migrate::POSTGRES
+);

@@ -19,7 +19,8 @@ pub trait Store: Send + Sync + 'static {
     /// Claims the lowest free or expired node id for `holder` until `now + ttl_ms`.
     async fn lease_node(&self, holder: &str, now: i64, ttl_ms: i64) -> StoreResult<Option<u16>>;
     /// Extends a held lease. False if it was lost (taken over after expiring).
-    async fn renew_node(&self, node: u16, holder: &str, now: i64, ttl_ms: i64) -> StoreResult<bool>;
+    async fn renew_node(&self, node: u16, holder: &str, now: i64, ttl_ms: i64)
+    -> StoreResult<bool>;
     async fn release_node(&self, node: u16, holder: &str) -> StoreResult<()>;
 
     // ---- users ----
@@ -39,7 +40,12 @@ pub trait Store: Send + Sync + 'static {
     async fn sessions_for_user(&self, user: UserId) -> StoreResult<Vec<SessionRecord>>;
     /// Spends `old_hash` and stores `new_hash` in its place, atomically; a spent
     /// token presented again revokes the session.
-    async fn rotate_refresh(&self, old_hash: &str, new_hash: &str, now: i64) -> StoreResult<RefreshOutcome>;
+    async fn rotate_refresh(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        now: i64,
+    ) -> StoreResult<RefreshOutcome>;
     /// Revokes a live session of `user`. False if none matched.
     async fn revoke_session(&self, id: SessionId, user: UserId, now: i64) -> StoreResult<bool>;
     async fn touch_session(&self, id: SessionId, now: i64) -> StoreResult<()>;
@@ -54,23 +60,56 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     async fn community(&self, id: CommunityId) -> StoreResult<Option<CommunityRecord>>;
     async fn communities_for_user(&self, user: UserId) -> StoreResult<Vec<CommunityRecord>>;
-    async fn update_community(&self, id: CommunityId, name: Option<&str>) -> StoreResult<Option<CommunityRecord>>;
+    async fn update_community(
+        &self,
+        id: CommunityId,
+        name: Option<&str>,
+    ) -> StoreResult<Option<CommunityRecord>>;
     async fn delete_community(&self, id: CommunityId) -> StoreResult<bool>;
 
     // ---- members ----
-    async fn member(&self, community: CommunityId, user: UserId) -> StoreResult<Option<MemberRecord>>;
+    async fn member(
+        &self,
+        community: CommunityId,
+        user: UserId,
+    ) -> StoreResult<Option<MemberRecord>>;
     /// Members ordered by user id, after the cursor.
-    async fn members(&self, community: CommunityId, after: Option<UserId>, limit: u32) -> StoreResult<Vec<MemberRecord>>;
+    async fn members(
+        &self,
+        community: CommunityId,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> StoreResult<Vec<MemberRecord>>;
     /// All member user ids (for mention fan-out and event audiences).
     async fn member_ids(&self, community: CommunityId) -> StoreResult<Vec<UserId>>;
     /// User ids holding a role.
-    async fn role_member_ids(&self, community: CommunityId, role: RoleId) -> StoreResult<Vec<UserId>>;
+    async fn role_member_ids(
+        &self,
+        community: CommunityId,
+        role: RoleId,
+    ) -> StoreResult<Vec<UserId>>;
     /// False if already a member.
-    async fn add_member(&self, community: CommunityId, user: UserId, now: i64) -> StoreResult<bool>;
+    async fn add_member(&self, community: CommunityId, user: UserId, now: i64)
+    -> StoreResult<bool>;
     async fn remove_member(&self, community: CommunityId, user: UserId) -> StoreResult<bool>;
-    async fn update_member(&self, community: CommunityId, user: UserId, patch: &MemberPatch) -> StoreResult<Option<MemberRecord>>;
-    async fn add_member_role(&self, community: CommunityId, user: UserId, role: RoleId) -> StoreResult<bool>;
-    async fn remove_member_role(&self, community: CommunityId, user: UserId, role: RoleId) -> StoreResult<bool>;
+    async fn update_member(
+        &self,
+        community: CommunityId,
+        user: UserId,
+        patch: &MemberPatch,
+    ) -> StoreResult<Option<MemberRecord>>;
+    async fn add_member_role(
+        &self,
+        community: CommunityId,
+        user: UserId,
+        role: RoleId,
+    ) -> StoreResult<bool>;
+    async fn remove_member_role(
+        &self,
+        community: CommunityId,
+        user: UserId,
+        role: RoleId,
+    ) -> StoreResult<bool>;
     /// Bans and removes the member in one step. False if already banned.
     async fn ban(&self, ban: &BanRecord) -> StoreResult<bool>;
     async fn unban(&self, community: CommunityId, user: UserId) -> StoreResult<bool>;
@@ -97,18 +136,29 @@ pub trait Store: Send + Sync + 'static {
     async fn create_channel(&self, channel: &ChannelRecord) -> StoreResult<()>;
     async fn channel(&self, id: ChannelId) -> StoreResult<Option<ChannelRecord>>;
     async fn channels(&self, community: CommunityId) -> StoreResult<Vec<ChannelRecord>>;
-    async fn update_channel(&self, id: ChannelId, patch: &ChannelPatch) -> StoreResult<Option<ChannelRecord>>;
+    async fn update_channel(
+        &self,
+        id: ChannelId,
+        patch: &ChannelPatch,
+    ) -> StoreResult<Option<ChannelRecord>>;
     async fn delete_channel(&self, id: ChannelId) -> StoreResult<bool>;
     async fn overwrites(&self, channel: ChannelId) -> StoreResult<Vec<OverwriteRecord>>;
     /// Every overwrite of every channel of a community (one query for channel lists).
-    async fn community_overwrites(&self, community: CommunityId) -> StoreResult<Vec<OverwriteRecord>>;
+    async fn community_overwrites(
+        &self,
+        community: CommunityId,
+    ) -> StoreResult<Vec<OverwriteRecord>>;
     async fn put_overwrite(&self, overwrite: &OverwriteRecord) -> StoreResult<()>;
     async fn delete_overwrite(&self, channel: ChannelId, target_id: i64) -> StoreResult<bool>;
 
     // ---- DMs ----
     /// Creates a DM or group DM with its recipients. For a 1:1 DM whose `dm_key`
     /// exists already, returns the existing channel instead.
-    async fn create_private_channel(&self, channel: &ChannelRecord, recipients: &[UserId]) -> StoreResult<ChannelRecord>;
+    async fn create_private_channel(
+        &self,
+        channel: &ChannelRecord,
+        recipients: &[UserId],
+    ) -> StoreResult<ChannelRecord>;
     async fn private_channels(&self, user: UserId) -> StoreResult<Vec<ChannelRecord>>;
     async fn recipients(&self, channel: ChannelId) -> StoreResult<Vec<UserRecord>>;
     async fn is_recipient(&self, channel: ChannelId, user: UserId) -> StoreResult<bool>;
@@ -116,21 +166,68 @@ pub trait Store: Send + Sync + 'static {
     // ---- messages ----
     /// Inserts the message (or returns the first one for a repeated nonce
     /// within `nonce_window_ms`) and advances the channel's last message id.
-    async fn create_message(&self, msg: &NewMessage, now: i64, nonce_window_ms: i64) -> StoreResult<MessageCreate>;
-    async fn message(&self, channel: ChannelId, id: MessageId) -> StoreResult<Option<MessageRecord>>;
-    async fn messages(&self, channel: ChannelId, page: Page<MessageId>) -> StoreResult<Vec<MessageRecord>>;
-    async fn edit_message(&self, channel: ChannelId, id: MessageId, content: &str, mentions: &Mentions, edited_at: i64) -> StoreResult<Option<MessageRecord>>;
+    async fn create_message(
+        &self,
+        msg: &NewMessage,
+        now: i64,
+        nonce_window_ms: i64,
+    ) -> StoreResult<MessageCreate>;
+    async fn message(
+        &self,
+        channel: ChannelId,
+        id: MessageId,
+    ) -> StoreResult<Option<MessageRecord>>;
+    async fn messages(
+        &self,
+        channel: ChannelId,
+        page: Page<MessageId>,
+    ) -> StoreResult<Vec<MessageRecord>>;
+    async fn edit_message(
+        &self,
+        channel: ChannelId,
+        id: MessageId,
+        content: &str,
+        mentions: &Mentions,
+        edited_at: i64,
+    ) -> StoreResult<Option<MessageRecord>>;
     async fn delete_message(&self, channel: ChannelId, id: MessageId) -> StoreResult<bool>;
-    async fn set_pinned(&self, channel: ChannelId, id: MessageId, pinned: bool) -> StoreResult<bool>;
+    async fn set_pinned(
+        &self,
+        channel: ChannelId,
+        id: MessageId,
+        pinned: bool,
+    ) -> StoreResult<bool>;
     async fn pinned_messages(&self, channel: ChannelId) -> StoreResult<Vec<MessageRecord>>;
     /// False if that user already reacted with that emoji.
-    async fn add_reaction(&self, channel: ChannelId, message: MessageId, user: UserId, emoji: &str, now: i64) -> StoreResult<bool>;
-    async fn remove_reaction(&self, message: MessageId, user: UserId, emoji: &str) -> StoreResult<bool>;
-    async fn reactions(&self, channel: ChannelId, messages: &[MessageId], viewer: UserId) -> StoreResult<Vec<ReactionCount>>;
+    async fn add_reaction(
+        &self,
+        channel: ChannelId,
+        message: MessageId,
+        user: UserId,
+        emoji: &str,
+        now: i64,
+    ) -> StoreResult<bool>;
+    async fn remove_reaction(
+        &self,
+        message: MessageId,
+        user: UserId,
+        emoji: &str,
+    ) -> StoreResult<bool>;
+    async fn reactions(
+        &self,
+        channel: ChannelId,
+        messages: &[MessageId],
+        viewer: UserId,
+    ) -> StoreResult<Vec<ReactionCount>>;
 
     // ---- read states ----
     /// Moves the read marker forward (never back) and clears the mention count.
-    async fn ack(&self, user: UserId, channel: ChannelId, message: MessageId) -> StoreResult<ReadStateRecord>;
+    async fn ack(
+        &self,
+        user: UserId,
+        channel: ChannelId,
+        message: MessageId,
+    ) -> StoreResult<ReadStateRecord>;
     async fn read_states(&self, user: UserId) -> StoreResult<Vec<ReadStateRecord>>;
     /// Adds one mention to each user's read state in the channel.
     async fn add_mentions(&self, channel: ChannelId, users: &[UserId]) -> StoreResult<()>;

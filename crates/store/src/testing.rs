@@ -8,11 +8,16 @@ use crate::{StoreError, StoreResult};
 
 /// The server tests create databases on: `HEARTH_TEST_DATABASE_URL`, or the local one.
 pub fn admin_url() -> String {
-    std::env::var("HEARTH_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("HEARTH_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 fn check(name: &str) -> StoreResult<()> {
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
         return Err(StoreError::Other(format!("bad database name {name:?}")));
     }
     Ok(())
@@ -22,7 +27,9 @@ fn check(name: &str) -> StoreResult<()> {
 pub async fn create_database(admin_url: &str, name: &str) -> StoreResult<String> {
     check(name)?;
     let mut conn = PgConnection::connect(admin_url).await?;
-    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
+    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await?;
     let base = admin_url.rsplit_once('/').map_or(admin_url, |(b, _)| b);
     Ok(format!("{base}/{name}"))
 }
@@ -30,6 +37,10 @@ pub async fn create_database(admin_url: &str, name: &str) -> StoreResult<String>
 pub async fn drop_database(admin_url: &str, name: &str) -> StoreResult<()> {
     check(name)?;
     let mut conn = PgConnection::connect(admin_url).await?;
-    sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut conn).await?;
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut conn)
+    .await?;
     Ok(())
 }

@@ -17,8 +17,14 @@ struct TestDb {
 impl TestDb {
     async fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = connect(&Backend::Sqlite(dir.path().join("hearth.db")), 4).await.expect("open sqlite");
-        TestDb { store, cleanup: None, _dir: Some(dir) }
+        let store = connect(&Backend::Sqlite(dir.path().join("hearth.db")), 4)
+            .await
+            .expect("open sqlite");
+        TestDb {
+            store,
+            cleanup: None,
+            _dir: Some(dir),
+        }
     }
 
     async fn postgres() -> TestDb {
@@ -27,14 +33,22 @@ impl TestDb {
         let url = testing::create_database(&admin, &name)
             .await
             .expect("Postgres must be running for the contract suite (HEARTH_TEST_DATABASE_URL)");
-        let store = connect(&Backend::Postgres(url), 4).await.expect("open postgres");
-        TestDb { store, cleanup: Some((admin, name)), _dir: None }
+        let store = connect(&Backend::Postgres(url), 4)
+            .await
+            .expect("open postgres");
+        TestDb {
+            store,
+            cleanup: Some((admin, name)),
+            _dir: None,
+        }
     }
 
     async fn finish(self) {
         drop(self.store);
         if let Some((admin, name)) = self.cleanup {
-            testing::drop_database(&admin, &name).await.expect("drop test database");
+            testing::drop_database(&admin, &name)
+                .await
+                .expect("drop test database");
         }
     }
 }
@@ -102,7 +116,13 @@ async fn new_user(s: &dyn Store, name: &str) -> UserRecord {
 
 async fn new_community(s: &dyn Store, owner: &UserRecord) -> (CommunityRecord, ChannelRecord) {
     let cid = CommunityId(id());
-    let c = CommunityRecord { id: cid, name: "Town".into(), owner_id: owner.id, icon_id: None, created_at: now_ms() };
+    let c = CommunityRecord {
+        id: cid,
+        name: "Town".into(),
+        owner_id: owner.id,
+        icon_id: None,
+        created_at: now_ms(),
+    };
     let everyone = RoleRecord {
         id: RoleId(cid.0),
         community_id: cid,
@@ -112,7 +132,9 @@ async fn new_community(s: &dyn Store, owner: &UserRecord) -> (CommunityRecord, C
         position: 0,
     };
     let general = text_channel(cid, "general");
-    s.create_community(&c, &everyone, &general).await.expect("create community");
+    s.create_community(&c, &everyone, &general)
+        .await
+        .expect("create community");
     (c, general)
 }
 
@@ -157,24 +179,59 @@ async fn users_unique_ignoring_case(s: &dyn Store) {
     assert!(matches!(s.create_user(&dup).await, Err(StoreError::Conflict(w)) if w == "username"));
     let mut same_mail = user("alice2");
     same_mail.email = Some("ALICE@example.ORG".into());
-    assert!(matches!(s.create_user(&same_mail).await, Err(StoreError::Conflict(w)) if w == "email"));
-    assert_eq!(s.user_by_login("Alice").await.unwrap().unwrap().id, alice.id);
-    assert_eq!(s.user_by_login("alice@example.org").await.unwrap().unwrap().id, alice.id);
+    assert!(
+        matches!(s.create_user(&same_mail).await, Err(StoreError::Conflict(w)) if w == "email")
+    );
+    assert_eq!(
+        s.user_by_login("Alice").await.unwrap().unwrap().id,
+        alice.id
+    );
+    assert_eq!(
+        s.user_by_login("alice@example.org")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        alice.id
+    );
     let patched = s
-        .update_user(alice.id, &UserPatch { display_name: Some(Some("Alice A.".into())), avatar_id: None })
+        .update_user(
+            alice.id,
+            &UserPatch {
+                display_name: Some(Some("Alice A.".into())),
+                avatar_id: None,
+            },
+        )
         .await
         .unwrap()
         .unwrap();
     assert_eq!(patched.display_name.as_deref(), Some("Alice A."));
     assert_eq!(patched.email, alice.email, "untouched fields stay");
-    let cleared = s.update_user(alice.id, &UserPatch { display_name: Some(None), avatar_id: None }).await.unwrap().unwrap();
+    let cleared = s
+        .update_user(
+            alice.id,
+            &UserPatch {
+                display_name: Some(None),
+                avatar_id: None,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(cleared.display_name, None);
     assert!(s.user(UserId(id())).await.unwrap().is_none());
     assert!(s.set_totp_secret(alice.id, Some("abcd")).await.unwrap());
     assert!(s.set_password_hash(alice.id, "h2").await.unwrap());
     assert!(s.set_admin(alice.id, true).await.unwrap());
     let u = s.user(alice.id).await.unwrap().unwrap();
-    assert_eq!((u.totp_secret.as_deref(), u.password_hash.as_str(), u.is_admin), (Some("abcd"), "h2", true));
+    assert_eq!(
+        (
+            u.totp_secret.as_deref(),
+            u.password_hash.as_str(),
+            u.is_admin
+        ),
+        (Some("abcd"), "h2", true)
+    );
 }
 
 async fn refresh_rotation_and_reuse(s: &dyn Store) {
@@ -188,19 +245,48 @@ async fn refresh_rotation_and_reuse(s: &dyn Store) {
         revoked_at: None,
     };
     s.create_session(&sess, "h1").await.unwrap();
-    assert!(matches!(s.rotate_refresh("h1", "h2", now_ms()).await.unwrap(), RefreshOutcome::Rotated(r) if r.id == sess.id));
-    assert!(matches!(s.rotate_refresh("h2", "h3", now_ms()).await.unwrap(), RefreshOutcome::Rotated(_)));
+    assert!(
+        matches!(s.rotate_refresh("h1", "h2", now_ms()).await.unwrap(), RefreshOutcome::Rotated(r) if r.id == sess.id)
+    );
+    assert!(matches!(
+        s.rotate_refresh("h2", "h3", now_ms()).await.unwrap(),
+        RefreshOutcome::Rotated(_)
+    ));
     // h1 was spent: presenting it again revokes the whole session, h3 included.
-    assert_eq!(s.rotate_refresh("h1", "h4", now_ms()).await.unwrap(), RefreshOutcome::Reused(sess.id));
-    assert!(s.session(sess.id).await.unwrap().unwrap().revoked_at.is_some());
-    assert_eq!(s.rotate_refresh("h3", "h5", now_ms()).await.unwrap(), RefreshOutcome::Invalid);
-    assert_eq!(s.rotate_refresh("nope", "h6", now_ms()).await.unwrap(), RefreshOutcome::Invalid);
+    assert_eq!(
+        s.rotate_refresh("h1", "h4", now_ms()).await.unwrap(),
+        RefreshOutcome::Reused(sess.id)
+    );
+    assert!(
+        s.session(sess.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+    assert_eq!(
+        s.rotate_refresh("h3", "h5", now_ms()).await.unwrap(),
+        RefreshOutcome::Invalid
+    );
+    assert_eq!(
+        s.rotate_refresh("nope", "h6", now_ms()).await.unwrap(),
+        RefreshOutcome::Invalid
+    );
     assert!(s.sessions_for_user(u.id).await.unwrap().is_empty());
 
-    let s2 = SessionRecord { id: SessionId(id()), ..sess.clone() };
+    let s2 = SessionRecord {
+        id: SessionId(id()),
+        ..sess.clone()
+    };
     s.create_session(&s2, "k1").await.unwrap();
     assert_eq!(s.sessions_for_user(u.id).await.unwrap().len(), 1);
-    assert!(!s.revoke_session(s2.id, UserId(id()), now_ms()).await.unwrap(), "only the owner revokes");
+    assert!(
+        !s.revoke_session(s2.id, UserId(id()), now_ms())
+            .await
+            .unwrap(),
+        "only the owner revokes"
+    );
     assert!(s.revoke_session(s2.id, u.id, now_ms()).await.unwrap());
     assert!(!s.revoke_session(s2.id, u.id, now_ms()).await.unwrap());
 }
@@ -209,16 +295,31 @@ async fn community_lifecycle(s: &dyn Store) {
     let owner = new_user(s, "carol").await;
     let (c, general) = new_community(s, &owner).await;
     assert_eq!(s.community(c.id).await.unwrap().unwrap(), c);
-    assert_eq!(s.communities_for_user(owner.id).await.unwrap(), vec![c.clone()]);
-    assert!(s.member(c.id, owner.id).await.unwrap().is_some(), "owner is a member");
+    assert_eq!(
+        s.communities_for_user(owner.id).await.unwrap(),
+        vec![c.clone()]
+    );
+    assert!(
+        s.member(c.id, owner.id).await.unwrap().is_some(),
+        "owner is a member"
+    );
     assert_eq!(s.roles(c.id).await.unwrap()[0].id, RoleId(c.id.0));
     assert_eq!(s.channels(c.id).await.unwrap(), vec![general.clone()]);
-    let renamed = s.update_community(c.id, Some("City")).await.unwrap().unwrap();
+    let renamed = s
+        .update_community(c.id, Some("City"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(renamed.name, "City");
-    s.create_message(&msg(general.id, owner.id, "hi", None), now_ms(), 1000).await.unwrap();
+    s.create_message(&msg(general.id, owner.id, "hi", None), now_ms(), 1000)
+        .await
+        .unwrap();
     assert!(s.delete_community(c.id).await.unwrap());
     assert!(s.community(c.id).await.unwrap().is_none());
-    assert!(s.channel(general.id).await.unwrap().is_none(), "channels go with it");
+    assert!(
+        s.channel(general.id).await.unwrap().is_none(),
+        "channels go with it"
+    );
     assert!(s.communities_for_user(owner.id).await.unwrap().is_empty());
 }
 
@@ -227,12 +328,28 @@ async fn members_roles_and_bans(s: &dyn Store) {
     let erin = new_user(s, "erin").await;
     let (c, _) = new_community(s, &owner).await;
     assert!(s.add_member(c.id, erin.id, now_ms()).await.unwrap());
-    assert!(!s.add_member(c.id, erin.id, now_ms()).await.unwrap(), "joining twice is a no-op");
-    let mods = RoleRecord { id: RoleId(id()), community_id: c.id, name: "mods".into(), permissions: 1 << 11, color: Some(0xff0000), position: 5 };
+    assert!(
+        !s.add_member(c.id, erin.id, now_ms()).await.unwrap(),
+        "joining twice is a no-op"
+    );
+    let mods = RoleRecord {
+        id: RoleId(id()),
+        community_id: c.id,
+        name: "mods".into(),
+        permissions: 1 << 11,
+        color: Some(0xff0000),
+        position: 5,
+    };
     s.create_role(&mods).await.unwrap();
     assert!(s.add_member_role(c.id, erin.id, mods.id).await.unwrap());
-    assert_eq!(s.member(c.id, erin.id).await.unwrap().unwrap().role_ids, vec![mods.id]);
-    assert_eq!(s.role_member_ids(c.id, mods.id).await.unwrap(), vec![erin.id]);
+    assert_eq!(
+        s.member(c.id, erin.id).await.unwrap().unwrap().role_ids,
+        vec![mods.id]
+    );
+    assert_eq!(
+        s.role_member_ids(c.id, mods.id).await.unwrap(),
+        vec![erin.id]
+    );
     let page = s.members(c.id, None, 50).await.unwrap();
     assert_eq!(page.len(), 2);
     assert!(page.windows(2).all(|w| w[0].user.id < w[1].user.id));
@@ -243,27 +360,78 @@ async fn members_roles_and_bans(s: &dyn Store) {
 
     let until = now_ms() + 60_000;
     let m = s
-        .update_member(c.id, erin.id, &MemberPatch { nickname: Some(Some("E".into())), timed_out_until: Some(Some(until)) })
+        .update_member(
+            c.id,
+            erin.id,
+            &MemberPatch {
+                nickname: Some(Some("E".into())),
+                timed_out_until: Some(Some(until)),
+            },
+        )
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((m.nickname.as_deref(), m.timed_out_until), (Some("E"), Some(until)));
+    assert_eq!(
+        (m.nickname.as_deref(), m.timed_out_until),
+        (Some("E"), Some(until))
+    );
 
-    let patched = s.update_role(mods.id, &RolePatch { name: Some("moderators".into()), ..Default::default() }).await.unwrap().unwrap();
-    assert_eq!((patched.name.as_str(), patched.permissions, patched.color), ("moderators", 1 << 11, Some(0xff0000)));
+    let patched = s
+        .update_role(
+            mods.id,
+            &RolePatch {
+                name: Some("moderators".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (patched.name.as_str(), patched.permissions, patched.color),
+        ("moderators", 1 << 11, Some(0xff0000))
+    );
 
-    assert!(s.ban(&BanRecord { community_id: c.id, user_id: erin.id, reason: Some("spam".into()), moderator_id: owner.id, created_at: now_ms() }).await.unwrap());
-    assert!(s.member(c.id, erin.id).await.unwrap().is_none(), "a ban removes the member");
+    assert!(
+        s.ban(&BanRecord {
+            community_id: c.id,
+            user_id: erin.id,
+            reason: Some("spam".into()),
+            moderator_id: owner.id,
+            created_at: now_ms()
+        })
+        .await
+        .unwrap()
+    );
+    assert!(
+        s.member(c.id, erin.id).await.unwrap().is_none(),
+        "a ban removes the member"
+    );
     assert!(s.is_banned(c.id, erin.id).await.unwrap());
     assert_eq!(s.bans(c.id).await.unwrap().len(), 1);
     assert!(s.unban(c.id, erin.id).await.unwrap());
     assert!(!s.is_banned(c.id, erin.id).await.unwrap());
 
     s.add_member(c.id, erin.id, now_ms()).await.unwrap();
-    assert!(s.member(c.id, erin.id).await.unwrap().unwrap().role_ids.is_empty(), "rejoining starts without roles");
+    assert!(
+        s.member(c.id, erin.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .role_ids
+            .is_empty(),
+        "rejoining starts without roles"
+    );
     s.add_member_role(c.id, erin.id, mods.id).await.unwrap();
     assert!(s.delete_role(mods.id).await.unwrap());
-    assert!(s.member(c.id, erin.id).await.unwrap().unwrap().role_ids.is_empty());
+    assert!(
+        s.member(c.id, erin.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .role_ids
+            .is_empty()
+    );
     assert!(s.remove_member(c.id, erin.id).await.unwrap());
     assert_eq!(s.member_ids(c.id).await.unwrap(), vec![owner.id]);
 }
@@ -271,16 +439,45 @@ async fn members_roles_and_bans(s: &dyn Store) {
 async fn invites_count_uses_atomically(s: &dyn Store) {
     let owner = new_user(s, "frank").await;
     let (c, _) = new_community(s, &owner).await;
-    let inv = InviteRecord { code: "aBc123".into(), community_id: c.id, inviter_id: owner.id, uses: 0, max_uses: Some(2), expires_at: None, created_at: now_ms() };
+    let inv = InviteRecord {
+        code: "aBc123".into(),
+        community_id: c.id,
+        inviter_id: owner.id,
+        uses: 0,
+        max_uses: Some(2),
+        expires_at: None,
+        created_at: now_ms(),
+    };
     s.create_invite(&inv).await.unwrap();
-    assert!(matches!(s.create_invite(&inv).await, Err(StoreError::Conflict(_))));
-    assert!(s.invite("ABC123").await.unwrap().is_none(), "codes are case-sensitive");
-    assert!(matches!(s.use_invite("aBc123", now_ms()).await.unwrap(), InviteUse::Used(i) if i.uses == 1));
-    assert!(matches!(s.use_invite("aBc123", now_ms()).await.unwrap(), InviteUse::Used(i) if i.uses == 2));
-    assert_eq!(s.use_invite("aBc123", now_ms()).await.unwrap(), InviteUse::Invalid);
-    let old = InviteRecord { code: "old".into(), expires_at: Some(now_ms() - 1), max_uses: None, ..inv.clone() };
+    assert!(matches!(
+        s.create_invite(&inv).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(
+        s.invite("ABC123").await.unwrap().is_none(),
+        "codes are case-sensitive"
+    );
+    assert!(
+        matches!(s.use_invite("aBc123", now_ms()).await.unwrap(), InviteUse::Used(i) if i.uses == 1)
+    );
+    assert!(
+        matches!(s.use_invite("aBc123", now_ms()).await.unwrap(), InviteUse::Used(i) if i.uses == 2)
+    );
+    assert_eq!(
+        s.use_invite("aBc123", now_ms()).await.unwrap(),
+        InviteUse::Invalid
+    );
+    let old = InviteRecord {
+        code: "old".into(),
+        expires_at: Some(now_ms() - 1),
+        max_uses: None,
+        ..inv.clone()
+    };
     s.create_invite(&old).await.unwrap();
-    assert_eq!(s.use_invite("old", now_ms()).await.unwrap(), InviteUse::Invalid);
+    assert_eq!(
+        s.use_invite("old", now_ms()).await.unwrap(),
+        InviteUse::Invalid
+    );
     assert_eq!(s.invites(c.id).await.unwrap().len(), 2);
     assert!(s.delete_invite("old").await.unwrap());
 }
@@ -296,25 +493,67 @@ async fn channels_and_overwrites(s: &dyn Store) {
     child.kind = ChannelKind::Voice;
     s.create_channel(&child).await.unwrap();
     let list = s.channels(c.id).await.unwrap();
-    assert_eq!(list.iter().map(|c| c.id).collect::<Vec<_>>(), vec![general.id, child.id, cat.id]);
+    assert_eq!(
+        list.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![general.id, child.id, cat.id]
+    );
     let up = s
-        .update_channel(general.id, &ChannelPatch { topic: Some(Some("welcome".into())), position: Some(9), ..Default::default() })
+        .update_channel(
+            general.id,
+            &ChannelPatch {
+                topic: Some(Some("welcome".into())),
+                position: Some(9),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((up.topic.as_deref(), up.position, up.name.as_deref()), (Some("welcome"), 9, Some("general")));
+    assert_eq!(
+        (up.topic.as_deref(), up.position, up.name.as_deref()),
+        (Some("welcome"), 9, Some("general"))
+    );
 
-    let ow = OverwriteRecord { channel_id: general.id, target_id: c.id.0, target_kind: OverwriteTargetKind::Role, allow: 0, deny: 1 };
+    let ow = OverwriteRecord {
+        channel_id: general.id,
+        target_id: c.id.0,
+        target_kind: OverwriteTargetKind::Role,
+        allow: 0,
+        deny: 1,
+    };
     s.put_overwrite(&ow).await.unwrap();
-    s.put_overwrite(&OverwriteRecord { allow: 2, ..ow.clone() }).await.unwrap();
-    s.put_overwrite(&OverwriteRecord { channel_id: cat.id, target_id: owner.id.0, target_kind: OverwriteTargetKind::Member, allow: 4, deny: 0 }).await.unwrap();
-    assert_eq!(s.overwrites(general.id).await.unwrap(), vec![OverwriteRecord { allow: 2, ..ow.clone() }]);
+    s.put_overwrite(&OverwriteRecord {
+        allow: 2,
+        ..ow.clone()
+    })
+    .await
+    .unwrap();
+    s.put_overwrite(&OverwriteRecord {
+        channel_id: cat.id,
+        target_id: owner.id.0,
+        target_kind: OverwriteTargetKind::Member,
+        allow: 4,
+        deny: 0,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        s.overwrites(general.id).await.unwrap(),
+        vec![OverwriteRecord {
+            allow: 2,
+            ..ow.clone()
+        }]
+    );
     assert_eq!(s.community_overwrites(c.id).await.unwrap().len(), 2);
     assert!(s.delete_overwrite(general.id, c.id.0).await.unwrap());
     assert!(!s.delete_overwrite(general.id, c.id.0).await.unwrap());
 
     assert!(s.delete_channel(cat.id).await.unwrap());
-    assert_eq!(s.channel(child.id).await.unwrap().unwrap().parent_id, None, "children are orphaned, not lost");
+    assert_eq!(
+        s.channel(child.id).await.unwrap().unwrap().parent_id,
+        None,
+        "children are orphaned, not lost"
+    );
 }
 
 async fn dms_are_stable(s: &dyn Store) {
@@ -334,15 +573,28 @@ async fn dms_are_stable(s: &dyn Store) {
         last_message_id: None,
         created_at: now_ms(),
     };
-    let first = s.create_private_channel(&dm(a.id), &[a.id, b.id]).await.unwrap();
-    let again = s.create_private_channel(&dm(b.id), &[b.id, a.id]).await.unwrap();
+    let first = s
+        .create_private_channel(&dm(a.id), &[a.id, b.id])
+        .await
+        .unwrap();
+    let again = s
+        .create_private_channel(&dm(b.id), &[b.id, a.id])
+        .await
+        .unwrap();
     assert_eq!(first.id, again.id);
     assert_eq!(s.recipients(first.id).await.unwrap().len(), 2);
     assert!(s.is_recipient(first.id, b.id).await.unwrap());
     let c = new_user(s, "jay").await;
     assert!(!s.is_recipient(first.id, c.id).await.unwrap());
-    let group = ChannelRecord { kind: ChannelKind::GroupDm, dm_key: None, ..dm(a.id) };
-    let g = s.create_private_channel(&group, &[a.id, b.id, c.id]).await.unwrap();
+    let group = ChannelRecord {
+        kind: ChannelKind::GroupDm,
+        dm_key: None,
+        ..dm(a.id)
+    };
+    let g = s
+        .create_private_channel(&group, &[a.id, b.id, c.id])
+        .await
+        .unwrap();
     assert_ne!(g.id, first.id);
     assert_eq!(s.private_channels(a.id).await.unwrap().len(), 2);
     assert_eq!(s.private_channels(c.id).await.unwrap().len(), 1);
@@ -351,65 +603,190 @@ async fn dms_are_stable(s: &dyn Store) {
 async fn messages_nonce_and_pages(s: &dyn Store) {
     let u = new_user(s, "kim").await;
     let (c, ch) = new_community(s, &u).await;
-    let first = match s.create_message(&msg(ch.id, u.id, "one", Some("n-1")), now_ms(), 86_400_000).await.unwrap() {
+    let first = match s
+        .create_message(&msg(ch.id, u.id, "one", Some("n-1")), now_ms(), 86_400_000)
+        .await
+        .unwrap()
+    {
         MessageCreate::Created(m) => m,
         other => panic!("{other:?}"),
     };
     assert_eq!(first.author.id, u.id);
-    let again = s.create_message(&msg(ch.id, u.id, "one (retry)", Some("n-1")), now_ms(), 86_400_000).await.unwrap();
+    let again = s
+        .create_message(
+            &msg(ch.id, u.id, "one (retry)", Some("n-1")),
+            now_ms(),
+            86_400_000,
+        )
+        .await
+        .unwrap();
     assert_eq!(again, MessageCreate::Duplicate(first.clone()));
     // Outside the window the same nonce makes a new message.
-    let late = s.create_message(&msg(ch.id, u.id, "later", Some("n-1")), now_ms() + 90_000_000, 86_400_000).await.unwrap();
+    let late = s
+        .create_message(
+            &msg(ch.id, u.id, "later", Some("n-1")),
+            now_ms() + 90_000_000,
+            86_400_000,
+        )
+        .await
+        .unwrap();
     assert!(matches!(late, MessageCreate::Created(m) if m.id != first.id));
     // Another author may use the same nonce.
     let v = new_user(s, "lee").await;
     s.add_member(c.id, v.id, now_ms()).await.unwrap();
-    assert!(matches!(s.create_message(&msg(ch.id, v.id, "mine", Some("n-1")), now_ms(), 86_400_000).await.unwrap(), MessageCreate::Created(_)));
+    assert!(matches!(
+        s.create_message(&msg(ch.id, v.id, "mine", Some("n-1")), now_ms(), 86_400_000)
+            .await
+            .unwrap(),
+        MessageCreate::Created(_)
+    ));
 
     let mut ids = Vec::new();
     for i in 0..25 {
-        if let MessageCreate::Created(m) = s.create_message(&msg(ch.id, u.id, &format!("m{i}"), None), now_ms(), 1).await.unwrap() {
+        if let MessageCreate::Created(m) = s
+            .create_message(&msg(ch.id, u.id, &format!("m{i}"), None), now_ms(), 1)
+            .await
+            .unwrap()
+        {
             ids.push(m.id);
         }
     }
-    assert_eq!(s.channel(ch.id).await.unwrap().unwrap().last_message_id, Some(*ids.last().unwrap()));
-    let newest = s.messages(ch.id, Page { before: None, after: None, limit: 10 }).await.unwrap();
-    assert_eq!(newest.iter().map(|m| m.id).collect::<Vec<_>>(), ids[15..].iter().rev().copied().collect::<Vec<_>>());
-    let older = s.messages(ch.id, Page { before: Some(ids[15]), after: None, limit: 5 }).await.unwrap();
-    assert_eq!(older.iter().map(|m| m.id).collect::<Vec<_>>(), ids[10..15].iter().rev().copied().collect::<Vec<_>>());
-    let after = s.messages(ch.id, Page { before: None, after: Some(ids[20]), limit: 50 }).await.unwrap();
-    assert_eq!(after.iter().map(|m| m.id).collect::<Vec<_>>(), ids[21..].to_vec(), "after gives oldest first");
-    let between = s.messages(ch.id, Page { before: Some(ids[5]), after: Some(ids[1]), limit: 50 }).await.unwrap();
-    assert_eq!(between.iter().map(|m| m.id).collect::<Vec<_>>(), ids[2..5].to_vec());
+    assert_eq!(
+        s.channel(ch.id).await.unwrap().unwrap().last_message_id,
+        Some(*ids.last().unwrap())
+    );
+    let newest = s
+        .messages(
+            ch.id,
+            Page {
+                before: None,
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        newest.iter().map(|m| m.id).collect::<Vec<_>>(),
+        ids[15..].iter().rev().copied().collect::<Vec<_>>()
+    );
+    let older = s
+        .messages(
+            ch.id,
+            Page {
+                before: Some(ids[15]),
+                after: None,
+                limit: 5,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        older.iter().map(|m| m.id).collect::<Vec<_>>(),
+        ids[10..15].iter().rev().copied().collect::<Vec<_>>()
+    );
+    let after = s
+        .messages(
+            ch.id,
+            Page {
+                before: None,
+                after: Some(ids[20]),
+                limit: 50,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        after.iter().map(|m| m.id).collect::<Vec<_>>(),
+        ids[21..].to_vec(),
+        "after gives oldest first"
+    );
+    let between = s
+        .messages(
+            ch.id,
+            Page {
+                before: Some(ids[5]),
+                after: Some(ids[1]),
+                limit: 50,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        between.iter().map(|m| m.id).collect::<Vec<_>>(),
+        ids[2..5].to_vec()
+    );
 }
 
 async fn message_edit_pin_react_delete(s: &dyn Store) {
     let u = new_user(s, "max").await;
     let w = new_user(s, "ned").await;
     let (_, ch) = new_community(s, &u).await;
-    let MessageCreate::Created(m) = s.create_message(&msg(ch.id, u.id, "hello", None), now_ms(), 1).await.unwrap() else {
+    let MessageCreate::Created(m) = s
+        .create_message(&msg(ch.id, u.id, "hello", None), now_ms(), 1)
+        .await
+        .unwrap()
+    else {
         panic!("created")
     };
-    let mentions = Mentions { users: vec![w.id], roles: vec![RoleId(7)], everyone: true };
-    let e = s.edit_message(ch.id, m.id, "hello <@x>", &mentions, now_ms()).await.unwrap().unwrap();
+    let mentions = Mentions {
+        users: vec![w.id],
+        roles: vec![RoleId(7)],
+        everyone: true,
+    };
+    let e = s
+        .edit_message(ch.id, m.id, "hello <@x>", &mentions, now_ms())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((e.content.as_str(), &e.mentions), ("hello <@x>", &mentions));
     assert!(e.edited_at.is_some());
-    assert!(s.edit_message(ChannelId(id()), m.id, "x", &mentions, now_ms()).await.unwrap().is_none(), "wrong channel finds nothing");
+    assert!(
+        s.edit_message(ChannelId(id()), m.id, "x", &mentions, now_ms())
+            .await
+            .unwrap()
+            .is_none(),
+        "wrong channel finds nothing"
+    );
 
     assert!(s.set_pinned(ch.id, m.id, true).await.unwrap());
     assert_eq!(s.pinned_messages(ch.id).await.unwrap().len(), 1);
-    assert!(s.add_reaction(ch.id, m.id, u.id, "👍", now_ms()).await.unwrap());
-    assert!(!s.add_reaction(ch.id, m.id, u.id, "👍", now_ms()).await.unwrap());
-    assert!(s.add_reaction(ch.id, m.id, w.id, "👍", now_ms()).await.unwrap());
-    assert!(s.add_reaction(ch.id, m.id, w.id, "🎉", now_ms() + 1).await.unwrap());
+    assert!(
+        s.add_reaction(ch.id, m.id, u.id, "👍", now_ms())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.add_reaction(ch.id, m.id, u.id, "👍", now_ms())
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.add_reaction(ch.id, m.id, w.id, "👍", now_ms())
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.add_reaction(ch.id, m.id, w.id, "🎉", now_ms() + 1)
+            .await
+            .unwrap()
+    );
     let r = s.reactions(ch.id, &[m.id], u.id).await.unwrap();
-    assert_eq!(r.iter().map(|r| (r.emoji.as_str(), r.count, r.me)).collect::<Vec<_>>(), vec![("👍", 2, true), ("🎉", 1, false)]);
+    assert_eq!(
+        r.iter()
+            .map(|r| (r.emoji.as_str(), r.count, r.me))
+            .collect::<Vec<_>>(),
+        vec![("👍", 2, true), ("🎉", 1, false)]
+    );
     assert!(s.remove_reaction(m.id, w.id, "🎉").await.unwrap());
     assert_eq!(s.reactions(ch.id, &[m.id], u.id).await.unwrap().len(), 1);
 
     assert!(s.delete_message(ch.id, m.id).await.unwrap());
     assert!(s.message(ch.id, m.id).await.unwrap().is_none());
-    assert!(s.reactions(ch.id, &[m.id], u.id).await.unwrap().is_empty(), "reactions go with it");
+    assert!(
+        s.reactions(ch.id, &[m.id], u.id).await.unwrap().is_empty(),
+        "reactions go with it"
+    );
     assert!(!s.delete_message(ch.id, m.id).await.unwrap());
 }
 
@@ -422,7 +799,11 @@ async fn read_states_and_mentions(s: &dyn Store) {
     let rs = s.ack(u.id, ch.id, MessageId(500)).await.unwrap();
     assert_eq!((rs.last_read_id, rs.mention_count), (MessageId(500), 0));
     let back = s.ack(u.id, ch.id, MessageId(100)).await.unwrap();
-    assert_eq!(back.last_read_id, MessageId(500), "the read marker never moves back");
+    assert_eq!(
+        back.last_read_id,
+        MessageId(500),
+        "the read marker never moves back"
+    );
 }
 
 async fn node_leases_are_distinct(s: &dyn Store) {
@@ -431,9 +812,16 @@ async fn node_leases_are_distinct(s: &dyn Store) {
     let b = s.lease_node("b", now, 10_000).await.unwrap().unwrap();
     assert_ne!(a, b);
     assert!(s.renew_node(a, "a", now, 10_000).await.unwrap());
-    assert!(!s.renew_node(a, "b", now, 10_000).await.unwrap(), "only the holder renews");
+    assert!(
+        !s.renew_node(a, "b", now, 10_000).await.unwrap(),
+        "only the holder renews"
+    );
     // An expired lease is taken over.
-    let c = s.lease_node("c", now + 20_000, 10_000).await.unwrap().unwrap();
+    let c = s
+        .lease_node("c", now + 20_000, 10_000)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(c == a || c == b);
     assert!(!s.renew_node(a, "a", now + 20_000, 10_000).await.unwrap() || c != a);
     s.release_node(c, "c").await.unwrap();
@@ -449,10 +837,27 @@ async fn hostile_strings_round_trip(s: &dyn Store) {
         "$1 $2 ?1 :name @x",
         "back\\slash \"quotes\" 'single'",
     ] {
-        let MessageCreate::Created(m) = s.create_message(&msg(ch.id, u.id, text, Some(text)), now_ms(), 1000).await.unwrap() else {
+        let MessageCreate::Created(m) = s
+            .create_message(&msg(ch.id, u.id, text, Some(text)), now_ms(), 1000)
+            .await
+            .unwrap()
+        else {
             panic!("created")
         };
         assert_eq!(s.message(ch.id, m.id).await.unwrap().unwrap().content, text);
     }
-    assert_eq!(s.messages(ch.id, Page { before: None, after: None, limit: 100 }).await.unwrap().len(), 5);
+    assert_eq!(
+        s.messages(
+            ch.id,
+            Page {
+                before: None,
+                after: None,
+                limit: 100
+            }
+        )
+        .await
+        .unwrap()
+        .len(),
+        5
+    );
 }

@@ -117,7 +117,18 @@ mod tests {
 
     #[test]
     fn bad_ids_are_rejected() {
-        for bad in ["", "-1", "0", "+5", " 5", "5 ", "1e3", "99999999999999999999", "abc", "1\u{0}"] {
+        for bad in [
+            "",
+            "-1",
+            "0",
+            "+5",
+            " 5",
+            "5 ",
+            "1e3",
+            "99999999999999999999",
+            "abc",
+            "1\u{0}",
+        ] {
             assert_eq!(bad.parse::<UserId>(), Err(InvalidId), "{bad:?}");
         }
     }

@@ -26,7 +26,10 @@ impl IdGenerator {
     /// If `node` exceeds [`MAX_NODE_ID`]: that is a programming error in the lease code.
     pub fn new(node: u16) -> Self {
         assert!(node <= MAX_NODE_ID, "node id {node} out of range");
-        IdGenerator { node: i64::from(node), state: Mutex::new((0, 0)) }
+        IdGenerator {
+            node: i64::from(node),
+            state: Mutex::new((0, 0)),
+        }
     }
 
     pub fn node(&self) -> u16 {

@@ -43,7 +43,10 @@ mod tests {
         let s = format_rfc3339(1_767_323_045_678);
         assert_eq!(s, "2026-01-02T03:04:05.678Z");
         assert_eq!(parse_rfc3339(&s), Some(1_767_323_045_678));
-        assert_eq!(parse_rfc3339("2026-01-02T04:04:05.678+01:00"), Some(1_767_323_045_678));
+        assert_eq!(
+            parse_rfc3339("2026-01-02T04:04:05.678+01:00"),
+            Some(1_767_323_045_678)
+        );
         assert_eq!(parse_rfc3339("yesterday"), None);
     }
 }

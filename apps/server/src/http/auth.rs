@@ -19,11 +19,15 @@ use crate::state::AppState;
 pub const REFRESH_COOKIE: &str = "hearth_refresh";
 
 fn is_web(h: &HeaderMap) -> bool {
-    h.get("x-hearth-client").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("web"))
+    h.get("x-hearth-client")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("web"))
 }
 
 fn user_agent(h: &HeaderMap) -> Option<String> {
-    h.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(String::from)
+    h.get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from)
 }
 
 fn cookie(h: &HeaderMap, name: &str) -> Option<String> {
@@ -37,9 +41,16 @@ fn cookie(h: &HeaderMap, name: &str) -> Option<String> {
 }
 
 fn set_cookie(state: &AppState, value: &str, max_age: u64) -> HeaderValue {
-    let secure = if state.cfg.secure_cookies() { "; Secure" } else { "" };
-    let v = format!("{REFRESH_COOKIE}={value}; Path=/api/v1/auth; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
-    HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("hearth_refresh=; Max-Age=0"))
+    let secure = if state.cfg.secure_cookies() {
+        "; Secure"
+    } else {
+        ""
+    };
+    let v = format!(
+        "{REFRESH_COOKIE}={value}; Path=/api/v1/auth; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    );
+    HeaderValue::from_str(&v)
+        .unwrap_or_else(|_| HeaderValue::from_static("hearth_refresh=; Max-Age=0"))
 }
 
 const COOKIE_MAX_AGE: u64 = 30 * 24 * 3600;
@@ -47,8 +58,13 @@ const COOKIE_MAX_AGE: u64 = 30 * 24 * 3600;
 async fn auth_rate_limit(state: &AppState, ip: &str) -> ApiResult<()> {
     let rl = &state.cfg.rate_limit;
     if rl.enabled {
-        let q = Quota { per_second: rl.auth_per_ip_per_second, burst: rl.auth_per_ip_burst };
-        if let Decision::Limited { retry_after } = state.limiter.check(&format!("auth:{ip}"), q).await {
+        let q = Quota {
+            per_second: rl.auth_per_ip_per_second,
+            burst: rl.auth_per_ip_burst,
+        };
+        if let Decision::Limited { retry_after } =
+            state.limiter.check(&format!("auth:{ip}"), q).await
+        {
             return Err(ApiError::rate_limited(retry_after.as_millis() as u64));
         }
     }
@@ -56,7 +72,12 @@ async fn auth_rate_limit(state: &AppState, ip: &str) -> ApiResult<()> {
 }
 
 fn auth_response(state: &AppState, web: bool, status: StatusCode, ok: AuthSuccess) -> Response {
-    let TokenPair { access_token, refresh_token, expires_in, .. } = ok.tokens;
+    let TokenPair {
+        access_token,
+        refresh_token,
+        expires_in,
+        ..
+    } = ok.tokens;
     let body = AuthResponse {
         user: (&ok.user).into(),
         access_token,
@@ -65,39 +86,78 @@ fn auth_response(state: &AppState, web: bool, status: StatusCode, ok: AuthSucces
     };
     let mut res = (status, axum::Json(body)).into_response();
     if web {
-        res.headers_mut().insert(header::SET_COOKIE, set_cookie(state, &refresh_token, COOKIE_MAX_AGE));
+        res.headers_mut().insert(
+            header::SET_COOKIE,
+            set_cookie(state, &refresh_token, COOKIE_MAX_AGE),
+        );
     }
     res
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
     responses((status = 201, body = AuthResponse), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody)))]
-pub async fn register(State(state): State<AppState>, ClientIp(ip): ClientIp, headers: HeaderMap, Body(req): Body<RegisterRequest>) -> ApiResult<Response> {
+pub async fn register(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Body(req): Body<RegisterRequest>,
+) -> ApiResult<Response> {
     auth_rate_limit(&state, &ip).await?;
-    let input = NewAccount { username: req.username, password: req.password, email: req.email, display_name: req.display_name };
+    let input = NewAccount {
+        username: req.username,
+        password: req.password,
+        email: req.email,
+        display_name: req.display_name,
+    };
     let ok = state.accounts.register(input, user_agent(&headers)).await?;
-    Ok(auth_response(&state, is_web(&headers), StatusCode::CREATED, ok))
+    Ok(auth_response(
+        &state,
+        is_web(&headers),
+        StatusCode::CREATED,
+        ok,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = AuthResponse), (status = 401, body = ErrorBody, description = "invalid_credentials or mfa_required"), (status = 429, body = ErrorBody)))]
-pub async fn login(State(state): State<AppState>, ClientIp(ip): ClientIp, headers: HeaderMap, Body(req): Body<LoginRequest>) -> ApiResult<Response> {
+pub async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Body(req): Body<LoginRequest>,
+) -> ApiResult<Response> {
     auth_rate_limit(&state, &ip).await?;
-    let ok = state.accounts.login(&req.login, req.password, req.totp_code.as_deref(), user_agent(&headers)).await?;
+    let ok = state
+        .accounts
+        .login(
+            &req.login,
+            req.password,
+            req.totp_code.as_deref(),
+            user_agent(&headers),
+        )
+        .await?;
     Ok(auth_response(&state, is_web(&headers), StatusCode::OK, ok))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = TokenResponse), (status = 401, body = ErrorBody, description = "unauthorized or token_reused")))]
-pub async fn refresh(State(state): State<AppState>, headers: HeaderMap, OptionalBody(req): OptionalBody<RefreshRequest>) -> ApiResult<Response> {
+pub async fn refresh(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OptionalBody(req): OptionalBody<RefreshRequest>,
+) -> ApiResult<Response> {
     let web = is_web(&headers);
-    let token = req.refresh_token.or_else(|| cookie(&headers, REFRESH_COOKIE)).ok_or_else(ApiError::unauthorized)?;
+    let token = req
+        .refresh_token
+        .or_else(|| cookie(&headers, REFRESH_COOKIE))
+        .ok_or_else(ApiError::unauthorized)?;
     let pair = match state.accounts.refresh(&token).await {
         Ok(p) => p,
         Err(e) => {
             let mut res = ApiError::from(e).into_response();
             if web {
-                res.headers_mut().insert(header::SET_COOKIE, set_cookie(&state, "", 0));
+                res.headers_mut()
+                    .insert(header::SET_COOKIE, set_cookie(&state, "", 0));
             }
             return Ok(res);
         }
@@ -109,7 +169,10 @@ pub async fn refresh(State(state): State<AppState>, headers: HeaderMap, Optional
     };
     let mut res = axum::Json(body).into_response();
     if web {
-        res.headers_mut().insert(header::SET_COOKIE, set_cookie(&state, &pair.refresh_token, COOKIE_MAX_AGE));
+        res.headers_mut().insert(
+            header::SET_COOKIE,
+            set_cookie(&state, &pair.refresh_token, COOKIE_MAX_AGE),
+        );
     }
     Ok(res)
 }
@@ -128,22 +191,37 @@ pub async fn logout(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<R
     state.accounts.logout(p).await?;
     announce_revoked(&state, p.user_id, p.session_id);
     let mut res = StatusCode::NO_CONTENT.into_response();
-    res.headers_mut().insert(header::SET_COOKIE, set_cookie(&state, "", 0));
+    res.headers_mut()
+        .insert(header::SET_COOKIE, set_cookie(&state, "", 0));
     Ok(res)
 }
 
 #[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = [Session]), (status = 401, body = ErrorBody)))]
-pub async fn sessions(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<axum::Json<Vec<Session>>> {
+pub async fn sessions(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+) -> ApiResult<axum::Json<Vec<Session>>> {
     let list = state.accounts.sessions(p.user_id).await?;
-    Ok(axum::Json(list.iter().map(|s| Session::from_record(s, p.session_id)).collect()))
+    Ok(axum::Json(
+        list.iter()
+            .map(|s| Session::from_record(s, p.session_id))
+            .collect(),
+    ))
 }
 
 /// Signs out every other session ("sign out everywhere else").
 #[utoipa::path(delete, path = "/api/v1/auth/sessions", tag = "auth", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = ErrorBody)))]
-pub async fn revoke_other_sessions(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<StatusCode> {
-    for sid in state.accounts.revoke_others(p.user_id, p.session_id).await? {
+pub async fn revoke_other_sessions(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+) -> ApiResult<StatusCode> {
+    for sid in state
+        .accounts
+        .revoke_others(p.user_id, p.session_id)
+        .await?
+    {
         announce_revoked(&state, p.user_id, sid);
     }
     Ok(StatusCode::NO_CONTENT)
@@ -151,7 +229,11 @@ pub async fn revoke_other_sessions(State(state): State<AppState>, Auth(p): Auth)
 
 #[utoipa::path(delete, path = "/api/v1/auth/sessions/{id}", tag = "auth", security(("bearer" = [])),
     params(("id" = String, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn revoke_session(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn revoke_session(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     let sid: SessionId = path_id("id", &id)?;
     state.accounts.revoke(p.user_id, sid).await?;
     announce_revoked(&state, p.user_id, sid);

@@ -20,7 +20,13 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), details: json!({}), retry_after_ms: None }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: json!({}),
+            retry_after_ms: None,
+        }
     }
 
     pub fn details(mut self, d: Value) -> Self {
@@ -31,18 +37,30 @@ impl ApiError {
     /// 400 naming the field that is wrong.
     pub fn field(field: &str, reason: impl Into<String>) -> Self {
         let reason = reason.into();
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", format!("{field}: {reason}"))
-            .details(json!({ "fields": { field: reason } }))
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("{field}: {reason}"),
+        )
+        .details(json!({ "fields": { field: reason } }))
     }
 
     pub fn bad_body(reason: impl Into<String>) -> Self {
         let reason = reason.into();
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", format!("invalid JSON body: {reason}"))
-            .details(json!({ "fields": { "body": reason } }))
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("invalid JSON body: {reason}"),
+        )
+        .details(json!({ "fields": { "body": reason } }))
     }
 
     pub fn unauthorized() -> Self {
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid access token is required")
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid access token is required",
+        )
     }
 
     pub fn not_found() -> Self {
@@ -50,25 +68,42 @@ impl ApiError {
     }
 
     pub fn too_large(limit: usize) -> Self {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body is over {limit} bytes"))
-            .details(json!({ "max_bytes": limit }))
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is over {limit} bytes"),
+        )
+        .details(json!({ "max_bytes": limit }))
     }
 
     pub fn rate_limited(retry_after_ms: u64) -> Self {
-        let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; slow down")
-            .details(json!({ "retry_after_ms": retry_after_ms }));
+        let retry_after_ms = retry_after_ms.max(1);
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests; slow down",
+        )
+        .details(json!({ "retry_after_ms": retry_after_ms }));
         e.retry_after_ms = Some(retry_after_ms);
         e
     }
 
     pub fn unavailable(what: &str) -> Self {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", format!("{what} is unavailable; try again shortly"))
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("{what} is unavailable; try again shortly"),
+        )
     }
 
     /// Logs the real cause; the client learns nothing of it.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
     }
 }
 
@@ -89,7 +124,11 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict(what) => ApiError::new(StatusCode::CONFLICT, "conflict", format!("conflict on {what}")),
+            StoreError::Conflict(what) => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("conflict on {what}"),
+            ),
             StoreError::Unavailable(cause) => {
                 tracing::warn!(%cause, "database unavailable");
                 ApiError::unavailable("the database")
@@ -105,12 +144,15 @@ impl From<ChatError> for ApiError {
             ChatError::NotFound => ApiError::not_found(),
             ChatError::Forbidden(missing) => {
                 let names = missing.names();
-                ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("missing permission: {}", names.join(", ")))
-                    .details(json!({ "missing_permissions": names }))
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    format!("missing permission: {}", names.join(", ")),
+                )
+                .details(json!({ "missing_permissions": names }))
             }
-            ChatError::Refused(why) => {
-                ApiError::new(StatusCode::FORBIDDEN, "forbidden", why).details(json!({ "reason": why }))
-            }
+            ChatError::Refused(why) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", why)
+                .details(json!({ "reason": why })),
             ChatError::Invalid(field, reason) => ApiError::field(field, reason),
             ChatError::Conflict(why) => ApiError::new(StatusCode::CONFLICT, "conflict", why),
             ChatError::Store(s) => s.into(),
@@ -122,14 +164,22 @@ impl From<AccountsError> for ApiError {
     fn from(e: AccountsError) -> Self {
         match e {
             AccountsError::Invalid(field, reason) => ApiError::field(field, reason),
-            AccountsError::Taken(field) => ApiError::new(StatusCode::CONFLICT, "conflict", format!("that {field} is already taken"))
-                .details(json!({ "fields": { field: "already taken" } })),
-            AccountsError::InvalidCredentials => {
-                ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "wrong login or password")
-            }
-            AccountsError::MfaRequired => {
-                ApiError::new(StatusCode::UNAUTHORIZED, "mfa_required", "this account needs a one-time code (totp_code)")
-            }
+            AccountsError::Taken(field) => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("that {field} is already taken"),
+            )
+            .details(json!({ "fields": { field: "already taken" } })),
+            AccountsError::InvalidCredentials => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "wrong login or password",
+            ),
+            AccountsError::MfaRequired => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "mfa_required",
+                "this account needs a one-time code (totp_code)",
+            ),
             AccountsError::TokenReused => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "token_reused",

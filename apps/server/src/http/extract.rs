@@ -30,8 +30,14 @@ fn is_json(req: &Request) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|ct| {
-            let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+            let mime = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
         })
         .unwrap_or(false)
 }
@@ -107,14 +113,24 @@ impl FromRequestParts<AppState> for Auth {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .ok_or_else(ApiError::unauthorized)?;
         let p = state.accounts.authenticate(token.trim()).await?;
         tracing::Span::current().record("user_id", p.user_id.0);
         let rl = &state.cfg.rate_limit;
         if rl.enabled {
-            let quota = Quota { per_second: rl.per_user_per_second, burst: rl.per_user_burst };
-            if let Decision::Limited { retry_after } = state.limiter.check(&format!("user:{}", p.user_id), quota).await {
+            let quota = Quota {
+                per_second: rl.per_user_per_second,
+                burst: rl.per_user_burst,
+            };
+            if let Decision::Limited { retry_after } = state
+                .limiter
+                .check(&format!("user:{}", p.user_id), quota)
+                .await
+            {
                 return Err(ApiError::rate_limited(retry_after.as_millis() as u64));
             }
         }
@@ -130,7 +146,9 @@ impl FromRequestParts<AppState> for MaybeAuth {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
         if parts.headers.contains_key(header::AUTHORIZATION) {
-            Auth::from_request_parts(parts, state).await.map(|a| MaybeAuth(Some(a.0)))
+            Auth::from_request_parts(parts, state)
+                .await
+                .map(|a| MaybeAuth(Some(a.0)))
         } else {
             Ok(MaybeAuth(None))
         }
@@ -139,7 +157,11 @@ impl FromRequestParts<AppState> for MaybeAuth {
 
 /// The client address: the socket peer, or the first `X-Forwarded-For` hop
 /// when configured to trust a proxy.
-pub fn client_ip(parts_headers: &axum::http::HeaderMap, peer: Option<SocketAddr>, trust_forwarded: bool) -> String {
+pub fn client_ip(
+    parts_headers: &axum::http::HeaderMap,
+    peer: Option<SocketAddr>,
+    trust_forwarded: bool,
+) -> String {
     if trust_forwarded {
         if let Some(ip) = parts_headers
             .get("x-forwarded-for")
@@ -160,14 +182,22 @@ impl FromRequestParts<AppState> for ClientIp {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-        Ok(ClientIp(client_ip(&parts.headers, peer, state.cfg.trust_forwarded_for)))
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
+        Ok(ClientIp(client_ip(
+            &parts.headers,
+            peer,
+            state.cfg.trust_forwarded_for,
+        )))
     }
 }
 
 /// Parses an ID from a path segment; a malformed one names the parameter.
 pub fn path_id<T: FromStr>(name: &str, raw: &str) -> ApiResult<T> {
-    raw.parse().map_err(|_| ApiError::field(name, "not an ID (a positive decimal number)"))
+    raw.parse()
+        .map_err(|_| ApiError::field(name, "not an ID (a positive decimal number)"))
 }
 
 /// `?limit=&before=&after=` as the contract defines them.
@@ -180,7 +210,11 @@ pub fn page<I: FromStr + Copy>(q: &HashMap<String, String>) -> ApiResult<Page<I>
         },
     };
     let cursor = |k: &str| q.get(k).map(|v| path_id::<I>(k, v)).transpose();
-    Ok(Page { before: cursor("before")?, after: cursor("after")?, limit })
+    Ok(Page {
+        before: cursor("before")?,
+        after: cursor("after")?,
+        limit,
+    })
 }
 
 /// For PATCH fields where `null` means "clear" and absence means "leave":

@@ -22,13 +22,26 @@ fn ids(ch: &str, mid: &str) -> ApiResult<(ChannelId, MessageId)> {
     request_body = CreateMessageRequest,
     responses((status = 201, body = Message), (status = 200, body = Message, description = "a repeated nonce: the first message"),
         (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
-pub async fn send(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>, Body(req): Body<CreateMessageRequest>) -> ApiResult<Response> {
+pub async fn send(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    Body(req): Body<CreateMessageRequest>,
+) -> ApiResult<Response> {
     let id: ChannelId = path_id("id", &id)?;
     let input = NewMessageInput {
         content: req.content,
         nonce: req.nonce,
-        reply_to_id: req.reply_to_id.as_deref().map(|s| path_id("reply_to_id", s)).transpose()?,
-        attachment_ids: req.attachment_ids.iter().map(|s| path_id::<AttachmentId>("attachment_ids", s)).collect::<ApiResult<_>>()?,
+        reply_to_id: req
+            .reply_to_id
+            .as_deref()
+            .map(|s| path_id("reply_to_id", s))
+            .transpose()?,
+        attachment_ids: req
+            .attachment_ids
+            .iter()
+            .map(|s| path_id::<AttachmentId>("attachment_ids", s))
+            .collect::<ApiResult<_>>()?,
     };
     Ok(match state.chat.send_message(id, p.user_id, input).await? {
         SendOutcome::Created(m) => (StatusCode::CREATED, Json(Message::from(&m))).into_response(),
@@ -39,30 +52,64 @@ pub async fn send(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<S
 #[utoipa::path(get, path = "/api/v1/channels/{id}/messages", tag = "messages", security(("bearer" = [])),
     params(("id" = String, Path), ("before" = Option<String>, Query), ("after" = Option<String>, Query), ("limit" = Option<u32>, Query, description = "1-100, default 50")),
     responses((status = 200, body = [Message], description = "newest first, or oldest first with `after`"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn list(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>) -> ApiResult<Json<Vec<Message>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Vec<Message>>> {
     let id: ChannelId = path_id("id", &id)?;
     let pg = page::<MessageId>(&q)?;
-    Ok(Json(state.chat.messages(id, p.user_id, pg).await?.iter().map(Message::from).collect()))
+    Ok(Json(
+        state
+            .chat
+            .messages(id, p.user_id, pg)
+            .await?
+            .iter()
+            .map(Message::from)
+            .collect(),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/channels/{id}/messages/{message_id}", tag = "messages", security(("bearer" = [])),
     params(("id" = String, Path), ("message_id" = String, Path)), responses((status = 200, body = Message), (status = 404, body = ErrorBody)))]
-pub async fn get(State(state): State<AppState>, Auth(p): Auth, Path((ch, mid)): Path<(String, String)>) -> ApiResult<Json<Message>> {
+pub async fn get(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path((ch, mid)): Path<(String, String)>,
+) -> ApiResult<Json<Message>> {
     let (ch, mid) = ids(&ch, &mid)?;
-    Ok(Json((&state.chat.message(ch, p.user_id, mid).await?).into()))
+    Ok(Json(
+        (&state.chat.message(ch, p.user_id, mid).await?).into(),
+    ))
 }
 
 #[utoipa::path(patch, path = "/api/v1/channels/{id}/messages/{message_id}", tag = "messages", security(("bearer" = [])),
     params(("id" = String, Path), ("message_id" = String, Path)), request_body = EditMessageRequest,
     responses((status = 200, body = Message), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn edit(State(state): State<AppState>, Auth(p): Auth, Path((ch, mid)): Path<(String, String)>, Body(req): Body<EditMessageRequest>) -> ApiResult<Json<Message>> {
+pub async fn edit(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path((ch, mid)): Path<(String, String)>,
+    Body(req): Body<EditMessageRequest>,
+) -> ApiResult<Json<Message>> {
     let (ch, mid) = ids(&ch, &mid)?;
-    Ok(Json((&state.chat.edit_message(ch, p.user_id, mid, &req.content).await?).into()))
+    Ok(Json(
+        (&state
+            .chat
+            .edit_message(ch, p.user_id, mid, &req.content)
+            .await?)
+            .into(),
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/channels/{id}/messages/{message_id}", tag = "messages", security(("bearer" = [])),
     params(("id" = String, Path), ("message_id" = String, Path)), responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn delete(State(state): State<AppState>, Auth(p): Auth, Path((ch, mid)): Path<(String, String)>) -> ApiResult<StatusCode> {
+pub async fn delete(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path((ch, mid)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     let (ch, mid) = ids(&ch, &mid)?;
     state.chat.delete_message(ch, p.user_id, mid).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -71,7 +118,11 @@ pub async fn delete(State(state): State<AppState>, Auth(p): Auth, Path((ch, mid)
 #[utoipa::path(put, path = "/api/v1/channels/{id}/messages/{message_id}/reactions/{emoji}", tag = "messages", security(("bearer" = [])),
     params(("id" = String, Path), ("message_id" = String, Path), ("emoji" = String, Path, description = "URL-encoded Unicode emoji")),
     responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn react(State(state): State<AppState>, Auth(p): Auth, Path((ch, mid, emoji)): Path<(String, String, String)>) -> ApiResult<StatusCode> {
+pub async fn react(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path((ch, mid, emoji)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
     let (ch, mid) = ids(&ch, &mid)?;
     state.chat.add_reaction(ch, p.user_id, mid, &emoji).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -80,15 +131,26 @@ pub async fn react(State(state): State<AppState>, Auth(p): Auth, Path((ch, mid, 
 #[utoipa::path(delete, path = "/api/v1/channels/{id}/messages/{message_id}/reactions/{emoji}", tag = "messages", security(("bearer" = [])),
     params(("id" = String, Path), ("message_id" = String, Path), ("emoji" = String, Path)),
     responses((status = 204), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn unreact(State(state): State<AppState>, Auth(p): Auth, Path((ch, mid, emoji)): Path<(String, String, String)>) -> ApiResult<StatusCode> {
+pub async fn unreact(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path((ch, mid, emoji)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
     let (ch, mid) = ids(&ch, &mid)?;
-    state.chat.remove_reaction(ch, p.user_id, mid, &emoji).await?;
+    state
+        .chat
+        .remove_reaction(ch, p.user_id, mid, &emoji)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(put, path = "/api/v1/channels/{id}/pins/{message_id}", tag = "messages", security(("bearer" = [])),
     params(("id" = String, Path), ("message_id" = String, Path)), responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn pin(State(state): State<AppState>, Auth(p): Auth, Path((ch, mid)): Path<(String, String)>) -> ApiResult<StatusCode> {
+pub async fn pin(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path((ch, mid)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     let (ch, mid) = ids(&ch, &mid)?;
     state.chat.set_pinned(ch, p.user_id, mid, true).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -96,7 +158,11 @@ pub async fn pin(State(state): State<AppState>, Auth(p): Auth, Path((ch, mid)): 
 
 #[utoipa::path(delete, path = "/api/v1/channels/{id}/pins/{message_id}", tag = "messages", security(("bearer" = [])),
     params(("id" = String, Path), ("message_id" = String, Path)), responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn unpin(State(state): State<AppState>, Auth(p): Auth, Path((ch, mid)): Path<(String, String)>) -> ApiResult<StatusCode> {
+pub async fn unpin(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path((ch, mid)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     let (ch, mid) = ids(&ch, &mid)?;
     state.chat.set_pinned(ch, p.user_id, mid, false).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -104,14 +170,30 @@ pub async fn unpin(State(state): State<AppState>, Auth(p): Auth, Path((ch, mid))
 
 #[utoipa::path(get, path = "/api/v1/channels/{id}/pins", tag = "messages", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 200, body = [Message]), (status = 404, body = ErrorBody)))]
-pub async fn pins(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<Vec<Message>>> {
+pub async fn pins(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<Message>>> {
     let id: ChannelId = path_id("id", &id)?;
-    Ok(Json(state.chat.pins(id, p.user_id).await?.iter().map(Message::from).collect()))
+    Ok(Json(
+        state
+            .chat
+            .pins(id, p.user_id)
+            .await?
+            .iter()
+            .map(Message::from)
+            .collect(),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/channels/{id}/typing", tag = "messages", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn typing(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn typing(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     let id: ChannelId = path_id("id", &id)?;
     state.chat.typing(id, p.user_id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -119,7 +201,12 @@ pub async fn typing(State(state): State<AppState>, Auth(p): Auth, Path(id): Path
 
 #[utoipa::path(put, path = "/api/v1/channels/{id}/read", tag = "messages", security(("bearer" = [])), params(("id" = String, Path)),
     request_body = ReadRequest, responses((status = 204), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn read(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>, Body(req): Body<ReadRequest>) -> ApiResult<StatusCode> {
+pub async fn read(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    Body(req): Body<ReadRequest>,
+) -> ApiResult<StatusCode> {
     let id: ChannelId = path_id("id", &id)?;
     let mid: MessageId = path_id("message_id", &req.message_id)?;
     state.chat.ack(id, p.user_id, mid).await?;
@@ -127,6 +214,17 @@ pub async fn read(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<S
 }
 
 #[utoipa::path(get, path = "/api/v1/read-states", tag = "messages", security(("bearer" = [])), responses((status = 200, body = [ReadState])))]
-pub async fn read_states(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Vec<ReadState>>> {
-    Ok(Json(state.chat.read_states(p.user_id).await?.iter().map(ReadState::from).collect()))
+pub async fn read_states(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+) -> ApiResult<Json<Vec<ReadState>>> {
+    Ok(Json(
+        state
+            .chat
+            .read_states(p.user_id)
+            .await?
+            .iter()
+            .map(ReadState::from)
+            .collect(),
+    ))
 }

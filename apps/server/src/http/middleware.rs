@@ -22,7 +22,13 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_owned())
-        .unwrap_or_else(|| if req.uri().path().starts_with("/api/") { "unmatched".into() } else { "static".into() });
+        .unwrap_or_else(|| {
+            if req.uri().path().starts_with("/api/") {
+                "unmatched".into()
+            } else {
+                "static".into()
+            }
+        });
     let request_id = req
         .headers()
         .get("x-request-id")
@@ -35,8 +41,16 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
     let status = res.status();
     span.record("status", status.as_u16());
     let elapsed = start.elapsed();
-    state.metrics.http_requests.with_label_values(&[method.as_str(), &route, status.as_str()]).inc();
-    state.metrics.http_duration.with_label_values(&[method.as_str(), &route]).observe(elapsed.as_secs_f64());
+    state
+        .metrics
+        .http_requests
+        .with_label_values(&[method.as_str(), &route, status.as_str()])
+        .inc();
+    state
+        .metrics
+        .http_duration
+        .with_label_values(&[method.as_str(), &route])
+        .observe(elapsed.as_secs_f64());
     if status.is_server_error() {
         tracing::warn!(parent: &span, status = status.as_u16(), ms = elapsed.as_millis() as u64, "request failed");
     } else {
@@ -46,8 +60,14 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         h.insert("x-request-id", v);
     }
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     res
 }
@@ -56,17 +76,29 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
 /// per client address.
 pub async fn limits(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let is_api = req.uri().path().starts_with("/api/");
-    if let Some(len) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) {
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
         if len > state.cfg.max_body_bytes as u64 {
             return ApiError::too_large(state.cfg.max_body_bytes).into_response();
         }
     }
     let rl = &state.cfg.rate_limit;
     if is_api && rl.enabled && req.method() != Method::OPTIONS {
-        let peer = req.extensions().get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0);
+        let peer = req
+            .extensions()
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0);
         let ip = client_ip(req.headers(), peer, state.cfg.trust_forwarded_for);
-        let q = Quota { per_second: rl.per_ip_per_second, burst: rl.per_ip_burst };
-        if let Decision::Limited { retry_after } = state.limiter.check(&format!("ip:{ip}"), q).await {
+        let q = Quota {
+            per_second: rl.per_ip_per_second,
+            burst: rl.per_ip_burst,
+        };
+        if let Decision::Limited { retry_after } = state.limiter.check(&format!("ip:{ip}"), q).await
+        {
             return ApiError::rate_limited(retry_after.as_millis() as u64).into_response();
         }
     }
@@ -79,5 +111,10 @@ pub async fn api_not_found() -> Response {
 
 pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error").into_response()
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error",
+    )
+    .into_response()
 }

@@ -45,7 +45,12 @@ impl Modify for BearerAuth {
         let components = api.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
         );
     }
 }
@@ -60,17 +65,36 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::sessions, auth::revoke_other_sessions))
         .routes(routes!(auth::revoke_session))
         .routes(routes!(users::me, users::update_me))
-        .routes(routes!(users::totp_setup, users::totp_enable, users::totp_disable))
+        .routes(routes!(
+            users::totp_setup,
+            users::totp_enable,
+            users::totp_disable
+        ))
         .routes(routes!(users::user))
         .routes(routes!(communities::create, communities::list))
-        .routes(routes!(communities::get, communities::update, communities::delete))
+        .routes(routes!(
+            communities::get,
+            communities::update,
+            communities::delete
+        ))
         .routes(routes!(communities::members))
-        .routes(routes!(communities::member, communities::remove_member, communities::update_member))
-        .routes(routes!(communities::add_member_role, communities::remove_member_role))
+        .routes(routes!(
+            communities::member,
+            communities::remove_member,
+            communities::update_member
+        ))
+        .routes(routes!(
+            communities::add_member_role,
+            communities::remove_member_role
+        ))
         .routes(routes!(communities::ban, communities::unban))
         .routes(routes!(communities::bans))
         .routes(routes!(communities::create_invite, communities::invites))
-        .routes(routes!(communities::preview, communities::join, communities::delete_invite))
+        .routes(routes!(
+            communities::preview,
+            communities::join,
+            communities::delete_invite
+        ))
         .routes(routes!(roles::create, roles::list))
         .routes(routes!(roles::update, roles::delete))
         .routes(routes!(channels::create, channels::list))
@@ -102,7 +126,10 @@ pub fn openapi_json() -> String {
             utoipa::openapi::path::OperationBuilder::new()
                 .tag("operations")
                 .summary(Some("This document"))
-                .response("200", utoipa::openapi::Response::new("The OpenAPI 3.1 document")),
+                .response(
+                    "200",
+                    utoipa::openapi::Response::new("The OpenAPI 3.1 document"),
+                ),
         ),
     );
     doc.to_pretty_json().unwrap_or_default()
@@ -113,14 +140,34 @@ pub fn router(state: AppState) -> Router {
     let doc = Arc::new(openapi_json());
     let openapi = get(move || {
         let doc = doc.clone();
-        async move { ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], doc.as_str().to_owned()).into_response() }
+        async move {
+            (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                doc.as_str().to_owned(),
+            )
+                .into_response()
+        }
     });
     api.route("/api/v1/openapi.json", openapi)
         .route("/api/v1", get(middleware::api_not_found))
-        .route("/api/v1/{*rest}", axum::routing::any(middleware::api_not_found))
+        .route(
+            "/api/v1/{*rest}",
+            axum::routing::any(middleware::api_not_found),
+        )
         .fallback(crate::web::serve)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::limits))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::observe))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(middleware::panic_response))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::limits,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::observe,
+        ))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            middleware::panic_response,
+        ))
         .with_state(state)
 }

@@ -11,7 +11,10 @@ use crate::state::AppState;
 
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health, description = "the process is alive")))]
 pub async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok".into(), checks: None })
+    Json(Health {
+        status: "ok".into(),
+        checks: None,
+    })
 }
 
 /// 200 when the database and the bus answer, else 503 naming what failed.
@@ -29,11 +32,26 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         "node_id": state.node_id,
     });
     let ok = db_ok && bus_ok;
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(Health { status: if ok { "ok" } else { "unavailable" }.into(), checks: Some(checks) })).into_response()
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(Health {
+            status: if ok { "ok" } else { "unavailable" }.into(),
+            checks: Some(checks),
+        }),
+    )
+        .into_response()
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
 }

@@ -20,21 +20,36 @@ pub async fn me(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<Json<
 
 #[utoipa::path(patch, path = "/api/v1/users/@me", tag = "users", security(("bearer" = [])), request_body = UpdateMeRequest,
     responses((status = 200, body = Me), (status = 400, body = ErrorBody)))]
-pub async fn update_me(State(state): State<AppState>, Auth(p): Auth, Body(req): Body<UpdateMeRequest>) -> ApiResult<Json<Me>> {
+pub async fn update_me(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Body(req): Body<UpdateMeRequest>,
+) -> ApiResult<Json<Me>> {
     if let Some(Some(_)) = req.avatar_id {
         // Uploads arrive with the media service; until then no id names a file.
         return Err(ApiError::field("avatar_id", "unknown attachment"));
     }
-    let patch = UserPatch { display_name: req.display_name, avatar_id: req.avatar_id.map(|_| None) };
+    let patch = UserPatch {
+        display_name: req.display_name,
+        avatar_id: req.avatar_id.map(|_| None),
+    };
     let u = state.accounts.update_profile(p.user_id, patch).await?;
     let me: Me = (&u).into();
-    state.publisher.publish("USER_UPDATE", format!("chat.user.{}", p.user_id), serde_json::to_value(&me.user).unwrap_or_default());
+    state.publisher.publish(
+        "USER_UPDATE",
+        format!("chat.user.{}", p.user_id),
+        serde_json::to_value(&me.user).unwrap_or_default(),
+    );
     Ok(Json(me))
 }
 
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 200, body = User), (status = 404, body = ErrorBody)))]
-pub async fn user(State(state): State<AppState>, _auth: Auth, Path(id): Path<String>) -> ApiResult<Json<User>> {
+pub async fn user(
+    State(state): State<AppState>,
+    _auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<User>> {
     let id: UserId = path_id("id", &id)?;
     Ok(Json((&state.accounts.user(id).await?).into()))
 }
@@ -60,8 +75,14 @@ fn base32(data: &[u8]) -> String {
 
 fn unbase32(s: &str) -> Option<Vec<u8>> {
     let (mut buf, mut bits, mut out) = (0u32, 0u32, Vec::new());
-    for c in s.trim_end_matches('=').chars().filter(|c| !c.is_whitespace()) {
-        let v = B32.iter().position(|&x| x as char == c.to_ascii_uppercase())? as u32;
+    for c in s
+        .trim_end_matches('=')
+        .chars()
+        .filter(|c| !c.is_whitespace())
+    {
+        let v = B32
+            .iter()
+            .position(|&x| x as char == c.to_ascii_uppercase())? as u32;
         buf = (buf << 5) | v;
         bits += 5;
         if bits >= 8 {
@@ -75,24 +96,44 @@ fn unbase32(s: &str) -> Option<Vec<u8>> {
 /// A new secret to put in an authenticator app; nothing changes until confirmed.
 #[utoipa::path(post, path = "/api/v1/users/@me/mfa/totp", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = TotpSetup)))]
-pub async fn totp_setup(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<Json<TotpSetup>> {
+pub async fn totp_setup(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+) -> ApiResult<Json<TotpSetup>> {
     let u = state.accounts.user(p.user_id).await?;
     let secret = base32(&Accounts::new_totp_secret());
-    let otpauth_uri = format!("otpauth://totp/Hearth:{}?secret={secret}&issuer=Hearth&digits=6&period=30", u.username);
-    Ok(Json(TotpSetup { secret, otpauth_uri }))
+    let otpauth_uri = format!(
+        "otpauth://totp/Hearth:{}?secret={secret}&issuer=Hearth&digits=6&period=30",
+        u.username
+    );
+    Ok(Json(TotpSetup {
+        secret,
+        otpauth_uri,
+    }))
 }
 
 #[utoipa::path(put, path = "/api/v1/users/@me/mfa/totp", tag = "users", security(("bearer" = [])), request_body = TotpEnableRequest,
     responses((status = 204), (status = 400, body = ErrorBody)))]
-pub async fn totp_enable(State(state): State<AppState>, Auth(p): Auth, Body(req): Body<TotpEnableRequest>) -> ApiResult<StatusCode> {
+pub async fn totp_enable(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Body(req): Body<TotpEnableRequest>,
+) -> ApiResult<StatusCode> {
     let secret = unbase32(&req.secret).ok_or_else(|| ApiError::field("secret", "not base32"))?;
-    state.accounts.enable_totp(p.user_id, &secret, &req.code).await?;
+    state
+        .accounts
+        .enable_totp(p.user_id, &secret, &req.code)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(delete, path = "/api/v1/users/@me/mfa/totp", tag = "users", security(("bearer" = [])), request_body = PasswordConfirm,
     responses((status = 204), (status = 401, body = ErrorBody)))]
-pub async fn totp_disable(State(state): State<AppState>, Auth(p): Auth, Body(req): Body<PasswordConfirm>) -> ApiResult<StatusCode> {
+pub async fn totp_disable(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Body(req): Body<PasswordConfirm>,
+) -> ApiResult<StatusCode> {
     state.accounts.disable_totp(p.user_id, req.password).await?;
     Ok(StatusCode::NO_CONTENT)
 }

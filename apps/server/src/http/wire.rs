@@ -4,8 +4,8 @@
 
 use hearth_chat::{MessageView, Permissions};
 use hearth_store::{
-    BanRecord, ChannelRecord, CommunityRecord, InviteRecord, MemberRecord, OverwriteRecord, ReadStateRecord,
-    RoleRecord, SessionRecord, UserRecord,
+    BanRecord, ChannelRecord, CommunityRecord, InviteRecord, MemberRecord, OverwriteRecord,
+    ReadStateRecord, RoleRecord, SessionRecord, UserRecord,
 };
 use hearth_types::format_rfc3339;
 use serde::{Deserialize, Serialize};
@@ -56,7 +56,12 @@ pub struct Me {
 
 impl From<&UserRecord> for Me {
     fn from(u: &UserRecord) -> Self {
-        Me { user: u.into(), email: u.email.clone(), mfa_enabled: u.totp_secret.is_some(), is_admin: u.is_admin }
+        Me {
+            user: u.into(),
+            email: u.email.clone(),
+            mfa_enabled: u.totp_secret.is_some(),
+            is_admin: u.is_admin,
+        }
     }
 }
 
@@ -147,7 +152,10 @@ impl From<&MemberRecord> for Member {
             roles: m.role_ids.iter().map(ToString::to_string).collect(),
             nickname: m.nickname.clone(),
             joined_at: ts(m.joined_at),
-            timed_out_until: m.timed_out_until.filter(|t| *t > hearth_types::now_ms()).map(ts),
+            timed_out_until: m
+                .timed_out_until
+                .filter(|t| *t > hearth_types::now_ms())
+                .map(ts),
         }
     }
 }
@@ -162,7 +170,12 @@ pub struct Ban {
 
 impl From<&BanRecord> for Ban {
     fn from(b: &BanRecord) -> Self {
-        Ban { user_id: b.user_id.to_string(), reason: b.reason.clone(), moderator_id: b.moderator_id.to_string(), created_at: ts(b.created_at) }
+        Ban {
+            user_id: b.user_id.to_string(),
+            reason: b.reason.clone(),
+            moderator_id: b.moderator_id.to_string(),
+            created_at: ts(b.created_at),
+        }
     }
 }
 
@@ -224,7 +237,11 @@ impl From<&RoleRecord> for Role {
 }
 
 pub fn names(bits: i64) -> Vec<String> {
-    Permissions::from_i64(bits).names().into_iter().map(String::from).collect()
+    Permissions::from_i64(bits)
+        .names()
+        .into_iter()
+        .map(String::from)
+        .collect()
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -342,7 +359,10 @@ impl From<&MessageView> for Message {
                 id: m.author.id.to_string(),
                 username: m.author.username.clone(),
                 display_name: m.author.display_name.clone(),
-                avatar_url: m.author.avatar_id.map(|a| format!("/api/v1/attachments/{a}")),
+                avatar_url: m
+                    .author
+                    .avatar_id
+                    .map(|a| format!("/api/v1/attachments/{a}")),
             },
             content: m.content.clone(),
             created_at: ts(m.id.created_ms()),
@@ -351,8 +371,20 @@ impl From<&MessageView> for Message {
             mentions: m.mentions.users.iter().map(ToString::to_string).collect(),
             mention_roles: m.mentions.roles.iter().map(ToString::to_string).collect(),
             mention_everyone: m.mentions.everyone,
-            attachments: m.attachment_ids.iter().map(|a| Attachment { id: a.to_string() }).collect(),
-            reactions: v.reactions.iter().map(|r| Reaction { emoji: r.emoji.clone(), count: r.count, me: r.me }).collect(),
+            attachments: m
+                .attachment_ids
+                .iter()
+                .map(|a| Attachment { id: a.to_string() })
+                .collect(),
+            reactions: v
+                .reactions
+                .iter()
+                .map(|r| Reaction {
+                    emoji: r.emoji.clone(),
+                    count: r.count,
+                    me: r.me,
+                })
+                .collect(),
             pinned: m.pinned,
             nonce: m.nonce.clone(),
         }
@@ -368,7 +400,11 @@ pub struct ReadState {
 
 impl From<&ReadStateRecord> for ReadState {
     fn from(r: &ReadStateRecord) -> Self {
-        ReadState { channel_id: r.channel_id.to_string(), last_read_id: r.last_read_id.to_string(), mention_count: r.mention_count }
+        ReadState {
+            channel_id: r.channel_id.to_string(),
+            last_read_id: r.last_read_id.to_string(),
+            mention_count: r.mention_count,
+        }
     }
 }
 
