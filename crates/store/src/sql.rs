@@ -1239,6 +1239,38 @@ macro_rules! sql_impl {
                 Ok(MessageCreate::Created(Self::message_from(&row)?))
             }
 
+            async fn bulk_insert_messages(&self, msgs: &[NewMessage]) -> StoreResult<()> {
+                let mut tx = self.w().begin().await?;
+                for m in msgs {
+                    sqlx::query(
+                        "INSERT INTO messages (id, channel_id, author_id, content, edited_at, reply_to_id, mention_users, \
+                         mention_roles, mention_everyone, attachment_ids, pinned, nonce) \
+                         VALUES ($1, $2, $3, $4, NULL, $5, '', '', FALSE, '', FALSE, NULL)",
+                    )
+                    .bind(m.id.0)
+                    .bind(m.channel_id.0)
+                    .bind(m.author_id.0)
+                    .bind(&m.content)
+                    .bind(m.reply_to_id.map(|x| x.0))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                let mut tops: std::collections::BTreeMap<i64, i64> = std::collections::BTreeMap::new();
+                for m in msgs {
+                    let top = tops.entry(m.channel_id.0).or_insert(m.id.0);
+                    *top = (*top).max(m.id.0);
+                }
+                for (ch, top) in tops {
+                    sqlx::query("UPDATE channels SET last_message_id = $2 WHERE id = $1 AND (last_message_id IS NULL OR last_message_id < $2)")
+                        .bind(ch)
+                        .bind(top)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
             async fn message(&self, channel: ChannelId, id: MessageId) -> StoreResult<Option<MessageRecord>> {
                 let row = sqlx::query(concat!(message_select!(), "WHERE m.channel_id = $1 AND m.id = $2"))
                     .bind(channel.0)

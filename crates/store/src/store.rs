@@ -172,6 +172,9 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
         nonce_window_ms: i64,
     ) -> StoreResult<MessageCreate>;
+    /// Inserts many messages at once (seeding and imports): no nonces, no
+    /// events; each channel's last message id is advanced.
+    async fn bulk_insert_messages(&self, msgs: &[NewMessage]) -> StoreResult<()>;
     async fn message(
         &self,
         channel: ChannelId,

@@ -86,6 +86,7 @@ contract!(
     read_states_and_mentions,
     node_leases_are_distinct,
     hostile_strings_round_trip,
+    bulk_insert_advances_the_channel,
 );
 
 static IDS: std::sync::LazyLock<IdGenerator> = std::sync::LazyLock::new(|| IdGenerator::new(1));
@@ -715,6 +716,34 @@ async fn messages_nonce_and_pages(s: &dyn Store) {
     assert_eq!(
         between.iter().map(|m| m.id).collect::<Vec<_>>(),
         ids[2..5].to_vec()
+    );
+}
+
+async fn bulk_insert_advances_the_channel(s: &dyn Store) {
+    let u = new_user(s, "bulk").await;
+    let (_, ch) = new_community(s, &u).await;
+    let bulk: Vec<NewMessage> = (0..500)
+        .map(|i| msg(ch.id, u.id, &format!("bulk {i}"), None))
+        .collect();
+    s.bulk_insert_messages(&bulk).await.unwrap();
+    assert_eq!(
+        s.channel(ch.id).await.unwrap().unwrap().last_message_id,
+        Some(bulk[499].id)
+    );
+    let top = s
+        .messages(
+            ch.id,
+            Page {
+                before: None,
+                after: None,
+                limit: 3,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        top.iter().map(|m| m.content.as_str()).collect::<Vec<_>>(),
+        ["bulk 499", "bulk 498", "bulk 497"]
     );
 }
 

@@ -1,0 +1,75 @@
+//! Results as a table for people and JSON for tools.
+
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+
+use crate::Args;
+
+pub struct Outcome {
+    pub name: &'static str,
+    pub requests: u64,
+    pub errors: u64,
+    pub seconds: f64,
+    pub latency_us: Histogram<u64>,
+    pub server_rss_kib: Option<u64>,
+    pub notes: String,
+}
+
+impl Outcome {
+    pub fn rate(&self) -> f64 {
+        self.requests as f64 / self.seconds
+    }
+    fn ms(&self, q: f64) -> f64 {
+        self.latency_us.value_at_quantile(q) as f64 / 1000.0
+    }
+}
+
+pub fn print(args: &Args, results: &[Outcome]) {
+    println!();
+    println!(
+        "backend: {:?}   duration: {} s per scenario   pinned: {}",
+        args.backend, args.duration, args.pin
+    );
+    println!(
+        "{:<10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>9} {:>8} {:>10}",
+        "scenario", "requests", "req/s", "p50 ms", "p99 ms", "p99.9", "max ms", "errors", "RSS MiB"
+    );
+    for r in results {
+        println!(
+            "{:<10} {:>10} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>9.2} {:>8} {:>10}",
+            r.name,
+            r.requests,
+            r.rate(),
+            r.ms(0.5),
+            r.ms(0.99),
+            r.ms(0.999),
+            r.latency_us.max() as f64 / 1000.0,
+            r.errors,
+            r.server_rss_kib
+                .map_or("-".into(), |k| format!("{:.1}", k as f64 / 1024.0)),
+        );
+        if !r.notes.is_empty() {
+            println!("           {}", r.notes);
+        }
+    }
+}
+
+pub fn json(args: &Args, results: &[Outcome]) -> String {
+    let v: Vec<Value> = results
+        .iter()
+        .map(|r| {
+            json!({
+                "scenario": r.name,
+                "backend": format!("{:?}", args.backend).to_lowercase(),
+                "requests": r.requests,
+                "errors": r.errors,
+                "seconds": r.seconds,
+                "per_second": r.rate(),
+                "latency_ms": { "p50": r.ms(0.5), "p99": r.ms(0.99), "p999": r.ms(0.999), "max": r.latency_us.max() as f64 / 1000.0 },
+                "server_rss_kib": r.server_rss_kib,
+                "notes": r.notes,
+            })
+        })
+        .collect();
+    serde_json::to_string_pretty(&v).unwrap_or_default()
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The whole test suite. Brings up what it needs: Postgres (at DATABASE_URL's
+# server or 127.0.0.1:5432; started if stopped, installed if missing), then
+# runs every Rust test against both SQLite and Postgres, and the web app's
+# unit and end-to-end tests in Debian's Chromium.
+#
+#   scripts/test.sh            everything
+#   scripts/test.sh rust       only the Rust workspace
+#   scripts/test.sh web        only the web app
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+what="${1:-all}"
+PG_URL="${HEARTH_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+export HEARTH_TEST_DATABASE_URL="$PG_URL"
+
+pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
+
+ensure_postgres() {
+  if ! command -v pg_ctlcluster >/dev/null && ! command -v pg_isready >/dev/null; then
+    apt_install postgresql postgresql-client
+  fi
+  if ! pg_up; then
+    if [ -z "$(ls /etc/postgresql 2>/dev/null)" ]; then
+      apt_install postgresql
+    fi
+    local ver; ver="$(ls /etc/postgresql | sort -V | tail -n 1)"
+    # Tests connect as postgres over TCP without a password: trust local TCP on a test machine.
+    local hba="/etc/postgresql/$ver/main/pg_hba.conf"
+    if [ -f "$hba" ] && ! grep -qE '^host\s+all\s+all\s+127\.0\.0\.1/32\s+trust' "$hba"; then
+      as_root sed -i '1ihost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$hba"
+    fi
+    say "starting PostgreSQL $ver"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$ver" main start || true
+    for _ in $(seq 1 60); do pg_up && break; sleep 0.5; done
+  fi
+  pg_up || die "PostgreSQL is not reachable at 127.0.0.1:5432"
+  # Drop databases left by earlier runs that were killed mid-test.
+  psql "$PG_URL" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'hearth\_%'" 2>/dev/null |
+    while read -r db; do psql "$PG_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true; done
+}
+
+ensure_chromium() {
+  command -v chromium >/dev/null || apt_install chromium
+}
+
+run_rust() {
+  command -v cargo >/dev/null || die "cargo is needed (https://rustup.rs)"
+  ensure_postgres
+  say "Rust: formatting"
+  cargo fmt --all -- --check
+  say "Rust: tests (SQLite and Postgres)"
+  cargo test --workspace --quiet 2>&1 | tee /tmp/hearth-rust-tests.log
+  local passed failed
+  passed=$(grep -Eo '[0-9]+ passed' /tmp/hearth-rust-tests.log | awk '{s+=$1} END {print s+0}')
+  failed=$(grep -Eo '[0-9]+ failed' /tmp/hearth-rust-tests.log | awk '{s+=$1} END {print s+0}')
+  say "Rust: $passed passed, $failed failed"
+  RUST_PASSED=$passed
+}
+
+run_web() {
+  [ -f web/package.json ] || { say "no web app yet"; return 0; }
+  command -v npm >/dev/null || die "npm is needed for the web tests"
+  ensure_chromium
+  build_web
+  say "web: unit tests"
+  (cd web && npm test --silent)
+  say "web: end-to-end tests in Chromium against a real hearth"
+  cargo build --quiet --bin hearth
+  (cd web && HEARTH_BIN="$CARGO_TARGET_DIR/debug/hearth" npm run --silent e2e)
+}
+
+RUST_PASSED=0
+case "$what" in
+  all) run_rust; run_web ;;
+  rust) run_rust ;;
+  web) run_web ;;
+  *) die "unknown part '$what' (all, rust, web)" ;;
+esac
+say "all tests passed"
