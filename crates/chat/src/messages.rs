@@ -218,9 +218,11 @@ impl Chat {
             attachment_ids: input.attachment_ids,
             nonce: input.nonce,
         };
+        // Read on the (parallel) read pool, so the single writer does one thing.
+        let author_rec = self.store.user(author).await?.ok_or(ChatError::NotFound)?;
         match self
             .store
-            .create_message(&new, now_ms(), self.cfg.nonce_window_ms)
+            .create_message(&new, &author_rec, now_ms(), self.cfg.nonce_window_ms)
             .await?
         {
             MessageCreate::Created(rec) => {

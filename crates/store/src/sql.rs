@@ -100,9 +100,12 @@ macro_rules! member_select {
     };
 }
 
+/// `last_message_id` is read from the `(channel_id, id)` index rather than
+/// stored, so a send never has to update the channel row.
 macro_rules! channel_select {
     () => {
-        "SELECT id, community_id, kind, name, topic, position, parent_id, owner_id, dm_key, last_message_id, created_at FROM channels "
+        "SELECT c.id, c.community_id, c.kind, c.name, c.topic, c.position, c.parent_id, c.owner_id, c.dm_key, \
+         (SELECT MAX(m.id) FROM messages m WHERE m.channel_id = c.id) AS last_message_id, c.created_at FROM channels c "
     };
 }
 
@@ -611,7 +614,7 @@ macro_rules! sql_impl {
                 .await?;
                 sqlx::query(
                     "INSERT INTO channels (id, community_id, kind, name, topic, position, parent_id, owner_id, dm_key, \
-                     last_message_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 )
                 .bind(first.id.0)
                 .bind(first.community_id.map(|c| c.0))
@@ -622,7 +625,6 @@ macro_rules! sql_impl {
                 .bind(first.parent_id.map(|p| p.0))
                 .bind(first.owner_id.map(|o| o.0))
                 .bind(&first.dm_key)
-                .bind(first.last_message_id.map(|m| m.0))
                 .bind(first.created_at)
                 .execute(&mut *tx)
                 .await?;
@@ -969,7 +971,7 @@ macro_rules! sql_impl {
             async fn create_channel(&self, c: &ChannelRecord) -> StoreResult<()> {
                 sqlx::query(
                     "INSERT INTO channels (id, community_id, kind, name, topic, position, parent_id, owner_id, dm_key, \
-                     last_message_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 )
                 .bind(c.id.0)
                 .bind(c.community_id.map(|x| x.0))
@@ -980,7 +982,6 @@ macro_rules! sql_impl {
                 .bind(c.parent_id.map(|x| x.0))
                 .bind(c.owner_id.map(|x| x.0))
                 .bind(&c.dm_key)
-                .bind(c.last_message_id.map(|x| x.0))
                 .bind(c.created_at)
                 .execute(self.w())
                 .await?;
@@ -988,7 +989,7 @@ macro_rules! sql_impl {
             }
 
             async fn channel(&self, id: ChannelId) -> StoreResult<Option<ChannelRecord>> {
-                let row = sqlx::query(concat!(channel_select!(), "WHERE id = $1"))
+                let row = sqlx::query(concat!(channel_select!(), "WHERE c.id = $1"))
                     .bind(id.0)
                     .fetch_optional(self.r())
                     .await?;
@@ -996,7 +997,7 @@ macro_rules! sql_impl {
             }
 
             async fn channels(&self, community: CommunityId) -> StoreResult<Vec<ChannelRecord>> {
-                let rows = sqlx::query(concat!(channel_select!(), "WHERE community_id = $1 ORDER BY position, id"))
+                let rows = sqlx::query(concat!(channel_select!(), "WHERE c.community_id = $1 ORDER BY c.position, c.id"))
                     .bind(community.0)
                     .fetch_all(self.r())
                     .await?;
@@ -1088,7 +1089,7 @@ macro_rules! sql_impl {
                 let mut tx = self.w().begin().await?;
                 let inserted = sqlx::query(
                     "INSERT INTO channels (id, community_id, kind, name, topic, position, parent_id, owner_id, dm_key, \
-                     last_message_id, created_at) VALUES ($1, NULL, $2, $3, NULL, 0, NULL, $4, $5, NULL, $6) \
+                     created_at) VALUES ($1, NULL, $2, $3, NULL, 0, NULL, $4, $5, $6) \
                      ON CONFLICT (dm_key) DO NOTHING",
                 )
                 .bind(c.id.0)
@@ -1114,7 +1115,7 @@ macro_rules! sql_impl {
                         .fetch_one(&mut *tx)
                         .await?
                 };
-                let row = sqlx::query(concat!(channel_select!(), "WHERE id = $1"))
+                let row = sqlx::query(concat!(channel_select!(), "WHERE c.id = $1"))
                     .bind(id)
                     .fetch_one(&mut *tx)
                     .await?;
@@ -1124,9 +1125,8 @@ macro_rules! sql_impl {
 
             async fn private_channels(&self, user: UserId) -> StoreResult<Vec<ChannelRecord>> {
                 let rows = sqlx::query(
-                    "SELECT c.id, c.community_id, c.kind, c.name, c.topic, c.position, c.parent_id, c.owner_id, c.dm_key, \
-                     c.last_message_id, c.created_at FROM channels c JOIN channel_recipients r ON r.channel_id = c.id \
-                     WHERE r.user_id = $1 ORDER BY COALESCE(c.last_message_id, c.id) DESC",
+                    concat!(channel_select!(), "JOIN channel_recipients r ON r.channel_id = c.id \
+                     WHERE r.user_id = $1 ORDER BY COALESCE((SELECT MAX(m2.id) FROM messages m2 WHERE m2.channel_id = c.id), c.id) DESC"),
                 )
                 .bind(user.0)
                 .fetch_all(self.r())
@@ -1156,87 +1156,67 @@ macro_rules! sql_impl {
 
             // ---- messages ----
 
-            async fn create_message(&self, m: &NewMessage, now: i64, window_ms: i64) -> StoreResult<MessageCreate> {
-                let mut tx = self.w().begin().await?;
-                if let Some(nonce) = &m.nonce {
-                    // Claim the nonce first: on Postgres a concurrent claim of the same
-                    // nonce waits on the primary key and then sees ours.
-                    let claimed = sqlx::query(
-                        "INSERT INTO message_nonces (channel_id, author_id, nonce, message_id, created_at) \
-                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (channel_id, author_id, nonce) DO NOTHING",
+            async fn create_message(&self, m: &NewMessage, author: &UserRecord, now: i64, window_ms: i64) -> StoreResult<MessageCreate> {
+                // One statement: the partial unique index on (channel, author, nonce)
+                // turns a repeated nonce into "no row inserted" atomically, on both
+                // engines, so the common case is a single round trip.
+                for _ in 0..2 {
+                    let done = sqlx::query(
+                        "INSERT INTO messages (id, channel_id, author_id, content, edited_at, reply_to_id, mention_users, \
+                         mention_roles, mention_everyone, attachment_ids, pinned, nonce) \
+                         VALUES ($1, $2, $3, $4, NULL, $5, $6, $7, $8, $9, FALSE, $10) \
+                         ON CONFLICT (channel_id, author_id, nonce) WHERE nonce IS NOT NULL DO NOTHING",
                     )
+                    .bind(m.id.0)
                     .bind(m.channel_id.0)
                     .bind(m.author_id.0)
-                    .bind(nonce)
-                    .bind(m.id.0)
-                    .bind(now)
-                    .execute(&mut *tx)
+                    .bind(&m.content)
+                    .bind(m.reply_to_id.map(|x| x.0))
+                    .bind(join_ids(m.mentions.users.iter().map(|u| u.0)))
+                    .bind(join_ids(m.mentions.roles.iter().map(|r| r.0)))
+                    .bind(m.mentions.everyone)
+                    .bind(join_ids(m.attachment_ids.iter().map(|a| a.0)))
+                    .bind(&m.nonce)
+                    .execute(self.w())
                     .await?;
-                    if claimed.rows_affected() == 0 {
-                        let prior: Option<(i64, i64)> = sqlx::query_as(
-                            "SELECT message_id, created_at FROM message_nonces WHERE channel_id = $1 AND author_id = $2 AND nonce = $3",
-                        )
+                    if done.rows_affected() == 1 {
+                        return Ok(MessageCreate::Created(MessageRecord {
+                            id: m.id,
+                            channel_id: m.channel_id,
+                            author: author.clone(),
+                            content: m.content.clone(),
+                            edited_at: None,
+                            reply_to_id: m.reply_to_id,
+                            mentions: m.mentions.clone(),
+                            attachment_ids: m.attachment_ids.clone(),
+                            pinned: false,
+                            nonce: m.nonce.clone(),
+                        }));
+                    }
+                    let row = sqlx::query(concat!(message_select!(), "WHERE m.channel_id = $1 AND m.author_id = $2 AND m.nonce = $3"))
                         .bind(m.channel_id.0)
                         .bind(m.author_id.0)
-                        .bind(nonce)
-                        .fetch_optional(&mut *tx)
+                        .bind(&m.nonce)
+                        .fetch_optional(self.w())
                         .await?;
-                        if let Some((first_id, at)) = prior {
-                            let first = if at > now - window_ms {
-                                sqlx::query(concat!(message_select!(), "WHERE m.id = $1"))
-                                    .bind(first_id)
-                                    .fetch_optional(&mut *tx)
-                                    .await?
-                            } else {
-                                None
-                            };
-                            if let Some(row) = first {
-                                tx.commit().await?;
-                                return Ok(MessageCreate::Duplicate(Self::message_from(&row)?));
+                    match row {
+                        Some(r) => {
+                            let first = Self::message_from(&r)?;
+                            if first.id.created_ms() > now - window_ms {
+                                return Ok(MessageCreate::Duplicate(first));
                             }
-                            // Expired, or the first message was deleted: this send is new.
-                            sqlx::query(
-                                "UPDATE message_nonces SET message_id = $4, created_at = $5 \
-                                 WHERE channel_id = $1 AND author_id = $2 AND nonce = $3",
-                            )
-                            .bind(m.channel_id.0)
-                            .bind(m.author_id.0)
-                            .bind(nonce)
-                            .bind(m.id.0)
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await?;
+                            // Outside the window the nonce is free again: release it
+                            // from the old message and insert once more.
+                            sqlx::query("UPDATE messages SET nonce = NULL WHERE id = $1")
+                                .bind(first.id.0)
+                                .execute(self.w())
+                                .await?;
                         }
+                        // The first message was deleted between our insert and our read.
+                        None => continue,
                     }
                 }
-                sqlx::query(
-                    "INSERT INTO messages (id, channel_id, author_id, content, edited_at, reply_to_id, mention_users, \
-                     mention_roles, mention_everyone, attachment_ids, pinned, nonce) \
-                     VALUES ($1, $2, $3, $4, NULL, $5, $6, $7, $8, $9, FALSE, $10)",
-                )
-                .bind(m.id.0)
-                .bind(m.channel_id.0)
-                .bind(m.author_id.0)
-                .bind(&m.content)
-                .bind(m.reply_to_id.map(|x| x.0))
-                .bind(join_ids(m.mentions.users.iter().map(|u| u.0)))
-                .bind(join_ids(m.mentions.roles.iter().map(|r| r.0)))
-                .bind(m.mentions.everyone)
-                .bind(join_ids(m.attachment_ids.iter().map(|a| a.0)))
-                .bind(&m.nonce)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query("UPDATE channels SET last_message_id = $2 WHERE id = $1 AND (last_message_id IS NULL OR last_message_id < $2)")
-                    .bind(m.channel_id.0)
-                    .bind(m.id.0)
-                    .execute(&mut *tx)
-                    .await?;
-                let row = sqlx::query(concat!(message_select!(), "WHERE m.id = $1"))
-                    .bind(m.id.0)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(MessageCreate::Created(Self::message_from(&row)?))
+                Err(StoreError::Conflict("nonce".into()))
             }
 
             async fn bulk_insert_messages(&self, msgs: &[NewMessage]) -> StoreResult<()> {
@@ -1254,18 +1234,6 @@ macro_rules! sql_impl {
                     .bind(m.reply_to_id.map(|x| x.0))
                     .execute(&mut *tx)
                     .await?;
-                }
-                let mut tops: std::collections::BTreeMap<i64, i64> = std::collections::BTreeMap::new();
-                for m in msgs {
-                    let top = tops.entry(m.channel_id.0).or_insert(m.id.0);
-                    *top = (*top).max(m.id.0);
-                }
-                for (ch, top) in tops {
-                    sqlx::query("UPDATE channels SET last_message_id = $2 WHERE id = $1 AND (last_message_id IS NULL OR last_message_id < $2)")
-                        .bind(ch)
-                        .bind(top)
-                        .execute(&mut *tx)
-                        .await?;
                 }
                 tx.commit().await?;
                 Ok(())

@@ -164,16 +164,16 @@ pub trait Store: Send + Sync + 'static {
     async fn is_recipient(&self, channel: ChannelId, user: UserId) -> StoreResult<bool>;
 
     // ---- messages ----
-    /// Inserts the message (or returns the first one for a repeated nonce
-    /// within `nonce_window_ms`) and advances the channel's last message id.
+    /// Inserts the message, or returns the first one for a repeated nonce from
+    /// the same author in the same channel within `nonce_window_ms`.
     async fn create_message(
         &self,
         msg: &NewMessage,
+        author: &UserRecord,
         now: i64,
         nonce_window_ms: i64,
     ) -> StoreResult<MessageCreate>;
-    /// Inserts many messages at once (seeding and imports): no nonces, no
-    /// events; each channel's last message id is advanced.
+    /// Inserts many messages in one transaction (seeding and imports).
     async fn bulk_insert_messages(&self, msgs: &[NewMessage]) -> StoreResult<()>;
     async fn message(
         &self,

@@ -312,9 +312,14 @@ async fn community_lifecycle(s: &dyn Store) {
         .unwrap()
         .unwrap();
     assert_eq!(renamed.name, "City");
-    s.create_message(&msg(general.id, owner.id, "hi", None), now_ms(), 1000)
-        .await
-        .unwrap();
+    s.create_message(
+        &msg(general.id, owner.id, "hi", None),
+        &owner,
+        now_ms(),
+        1000,
+    )
+    .await
+    .unwrap();
     assert!(s.delete_community(c.id).await.unwrap());
     assert!(s.community(c.id).await.unwrap().is_none());
     assert!(
@@ -605,7 +610,12 @@ async fn messages_nonce_and_pages(s: &dyn Store) {
     let u = new_user(s, "kim").await;
     let (c, ch) = new_community(s, &u).await;
     let first = match s
-        .create_message(&msg(ch.id, u.id, "one", Some("n-1")), now_ms(), 86_400_000)
+        .create_message(
+            &msg(ch.id, u.id, "one", Some("n-1")),
+            &u,
+            now_ms(),
+            86_400_000,
+        )
         .await
         .unwrap()
     {
@@ -616,6 +626,7 @@ async fn messages_nonce_and_pages(s: &dyn Store) {
     let again = s
         .create_message(
             &msg(ch.id, u.id, "one (retry)", Some("n-1")),
+            &u,
             now_ms(),
             86_400_000,
         )
@@ -626,6 +637,7 @@ async fn messages_nonce_and_pages(s: &dyn Store) {
     let late = s
         .create_message(
             &msg(ch.id, u.id, "later", Some("n-1")),
+            &u,
             now_ms() + 90_000_000,
             86_400_000,
         )
@@ -636,16 +648,21 @@ async fn messages_nonce_and_pages(s: &dyn Store) {
     let v = new_user(s, "lee").await;
     s.add_member(c.id, v.id, now_ms()).await.unwrap();
     assert!(matches!(
-        s.create_message(&msg(ch.id, v.id, "mine", Some("n-1")), now_ms(), 86_400_000)
-            .await
-            .unwrap(),
+        s.create_message(
+            &msg(ch.id, v.id, "mine", Some("n-1")),
+            &v,
+            now_ms(),
+            86_400_000
+        )
+        .await
+        .unwrap(),
         MessageCreate::Created(_)
     ));
 
     let mut ids = Vec::new();
     for i in 0..25 {
         if let MessageCreate::Created(m) = s
-            .create_message(&msg(ch.id, u.id, &format!("m{i}"), None), now_ms(), 1)
+            .create_message(&msg(ch.id, u.id, &format!("m{i}"), None), &u, now_ms(), 1)
             .await
             .unwrap()
         {
@@ -752,7 +769,7 @@ async fn message_edit_pin_react_delete(s: &dyn Store) {
     let w = new_user(s, "ned").await;
     let (_, ch) = new_community(s, &u).await;
     let MessageCreate::Created(m) = s
-        .create_message(&msg(ch.id, u.id, "hello", None), now_ms(), 1)
+        .create_message(&msg(ch.id, u.id, "hello", None), &u, now_ms(), 1)
         .await
         .unwrap()
     else {
@@ -867,7 +884,7 @@ async fn hostile_strings_round_trip(s: &dyn Store) {
         "back\\slash \"quotes\" 'single'",
     ] {
         let MessageCreate::Created(m) = s
-            .create_message(&msg(ch.id, u.id, text, Some(text)), now_ms(), 1000)
+            .create_message(&msg(ch.id, u.id, text, Some(text)), &u, now_ms(), 1000)
             .await
             .unwrap()
         else {

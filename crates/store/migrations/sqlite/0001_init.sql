@@ -105,7 +105,6 @@ CREATE TABLE channels (
     parent_id       INTEGER,
     owner_id        INTEGER,
     dm_key          TEXT UNIQUE,
-    last_message_id INTEGER,
     created_at      INTEGER NOT NULL
 );
 CREATE INDEX channels_by_community ON channels(community_id);
@@ -143,15 +142,9 @@ CREATE TABLE messages (
 CREATE INDEX messages_by_channel ON messages(channel_id, id);
 CREATE INDEX messages_pinned ON messages(channel_id, id) WHERE pinned;
 
--- Nonce idempotency: (channel, author, nonce) -> the first message, for 24 h.
-CREATE TABLE message_nonces (
-    channel_id INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
-    author_id  INTEGER NOT NULL,
-    nonce      TEXT NOT NULL,
-    message_id INTEGER NOT NULL,
-    created_at INTEGER NOT NULL,
-    PRIMARY KEY (channel_id, author_id, nonce)
-);
+-- Nonce idempotency: one (channel, author, nonce) per live message; the
+-- insert itself detects a repeat (ON CONFLICT), so a send is one statement.
+CREATE UNIQUE INDEX messages_nonce ON messages(channel_id, author_id, nonce) WHERE nonce IS NOT NULL;
 
 CREATE TABLE reactions (
     channel_id INTEGER NOT NULL,
