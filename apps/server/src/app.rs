@@ -182,7 +182,9 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         metrics,
         node_id: node,
         web,
+        hub: Arc::new(crate::gateway::hub::Hub::default()),
     }));
+    crate::gateway::start(state.clone());
     let router = crate::http::router(state.clone());
     Ok(Server {
         state,

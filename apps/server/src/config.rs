@@ -59,6 +59,13 @@ pub struct Config {
     pub db_max_connections: u32,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// Browser origins allowed to open the gateway (e.g. `https://chat.example.org`);
+    /// empty: only the server's own origin. Clients that send no Origin are not browsers and pass.
+    pub allowed_origins: Vec<String>,
+    /// Gateway heartbeat interval; a client silent for 1.5 intervals is closed with 4009.
+    pub gateway_heartbeat_ms: u64,
+    /// How long a disconnected gateway session stays resumable.
+    pub gateway_resume_secs: u64,
     /// `text` or `json` logs.
     pub log_format: String,
     /// A tracing filter, e.g. `info` or `hearth=debug,info`.
@@ -107,6 +114,9 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             db_max_connections: 16,
             trust_forwarded_for: false,
+            allowed_origins: Vec::new(),
+            gateway_heartbeat_ms: 30_000,
+            gateway_resume_secs: 120,
             log_format: "text".into(),
             log_level: "info".into(),
             rate_limit: RateLimitConfig::default(),
@@ -337,6 +347,12 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "access_token_ttl_secs",
                 "30 to 86400".into(),
+            ));
+        }
+        if !(1_000..=300_000).contains(&self.gateway_heartbeat_ms) {
+            return Err(ConfigError::Invalid(
+                "gateway_heartbeat_ms",
+                "1000 to 300000".into(),
             ));
         }
         if self.max_body_bytes < 1024 {

@@ -9,6 +9,7 @@
 pub mod app;
 pub mod config;
 pub mod events;
+pub mod gateway;
 pub mod http;
 pub mod metrics;
 pub mod state;

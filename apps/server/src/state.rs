@@ -28,6 +28,7 @@ pub struct Inner {
     pub metrics: Metrics,
     pub node_id: u16,
     pub web: Option<WebAssets>,
+    pub hub: Arc<crate::gateway::hub::Hub>,
 }
 
 impl Deref for AppState {

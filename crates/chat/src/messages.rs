@@ -208,6 +208,10 @@ impl Chat {
             }
         }
         let mentions = self.resolve_mentions(&ch, &content, p).await?;
+        // Read on the (parallel) read pool, so the single writer does one thing.
+        let author_rec = self.store.user(author).await?.ok_or(ChatError::NotFound)?;
+        let order = self.channel_order(channel);
+        let in_order = order.lock().await;
         let new = NewMessage {
             id: MessageId(self.next_id()),
             channel_id: channel,
@@ -218,8 +222,6 @@ impl Chat {
             attachment_ids: input.attachment_ids,
             nonce: input.nonce,
         };
-        // Read on the (parallel) read pool, so the single writer does one thing.
-        let author_rec = self.store.user(author).await?.ok_or(ChatError::NotFound)?;
         match self
             .store
             .create_message(&new, &author_rec, now_ms(), self.cfg.nonce_window_ms)
@@ -227,6 +229,8 @@ impl Chat {
         {
             MessageCreate::Created(rec) => {
                 let view = self.view(&ch, rec);
+                self.emit(ChatEvent::MessageCreate(view.clone()));
+                drop(in_order);
                 if !(view.record.mentions.users.is_empty()
                     && view.record.mentions.roles.is_empty()
                     && !view.record.mentions.everyone)
@@ -234,7 +238,6 @@ impl Chat {
                     self.count_mentions(&ch, author, &view.record.mentions)
                         .await?;
                 }
-                self.emit(ChatEvent::MessageCreate(view.clone()));
                 Ok(SendOutcome::Created(view))
             }
             MessageCreate::Duplicate(rec) => {

@@ -30,6 +30,11 @@ impl Default for ChatConfig {
 }
 
 pub struct Chat {
+    /// Per-channel ordering locks: minting a message id, storing the message
+    /// and announcing it happen under one lock, so MESSAGE_CREATE events of a
+    /// channel leave this node in ID order.
+    pub(crate) order:
+        parking_lot::Mutex<std::collections::HashMap<ChannelId, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) ids: Arc<IdGenerator>,
     pub(crate) events: Arc<dyn EventSink>,
@@ -53,6 +58,7 @@ impl Chat {
         cfg: ChatConfig,
     ) -> Self {
         Chat {
+            order: Default::default(),
             store,
             ids,
             events,
@@ -75,6 +81,15 @@ impl Chat {
     /// For a change announced by another node.
     pub fn invalidate_community(&self, c: CommunityId) {
         self.cache.bump(c);
+    }
+
+    pub(crate) fn channel_order(&self, ch: ChannelId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.order.lock();
+        if map.len() > 100_000 {
+            // Drop locks nobody holds; they are recreated on demand.
+            map.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        map.entry(ch).or_default().clone()
     }
 
     pub(crate) fn next_id(&self) -> i64 {
@@ -164,6 +179,23 @@ impl Chat {
         let p = self.community_permissions(c, user).await?;
         let community = self.store.community(c).await?.ok_or(ChatError::NotFound)?;
         Ok((community, p))
+    }
+
+    /// Whether `user` may VIEW a community channel now, by ids alone (the
+    /// gateway asks this per event; answered from the cache when warm).
+    pub async fn can_view_in(&self, c: CommunityId, channel: ChannelId, user: UserId) -> bool {
+        if let Some(p) = self.cache.get(user, channel.0, c) {
+            return p.contains(Permissions::VIEW_CHANNEL);
+        }
+        match self.store.channel(channel).await {
+            Ok(Some(ch)) if ch.community_id == Some(c) => self.can_view(&ch, user).await,
+            _ => false,
+        }
+    }
+
+    /// Whether `user` is a participant of a DM or group DM.
+    pub async fn is_participant(&self, channel: ChannelId, user: UserId) -> bool {
+        matches!(self.store.is_recipient(channel, user).await, Ok(true))
     }
 
     /// Whether `user` may see `channel` now (the gateway asks this per event).

@@ -83,7 +83,12 @@ pub async fn limits(State(state): State<AppState>, req: Request, next: Next) -> 
         .and_then(|v| v.parse::<u64>().ok())
     {
         if len > state.cfg.max_body_bytes as u64 {
-            return ApiError::too_large(state.cfg.max_body_bytes).into_response();
+            // We answer without reading the body, so this connection cannot be
+            // reused: say so, or the client may send its next request into it.
+            let mut res = ApiError::too_large(state.cfg.max_body_bytes).into_response();
+            res.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return res;
         }
     }
     let rl = &state.cfg.rate_limit;

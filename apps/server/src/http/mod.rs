@@ -33,7 +33,7 @@ use crate::state::AppState;
     components(schemas(wire::ErrorBody, wire::ErrorDetail)),
     tags(
         (name = "auth"), (name = "users"), (name = "communities"), (name = "members"), (name = "invites"),
-        (name = "roles"), (name = "channels"), (name = "dms"), (name = "messages"), (name = "operations")
+        (name = "roles"), (name = "channels"), (name = "dms"), (name = "messages"), (name = "gateway"), (name = "operations")
     )
 )]
 struct ApiDoc;
@@ -110,6 +110,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(messages::typing))
         .routes(routes!(messages::read))
         .routes(routes!(messages::read_states))
+        .routes(routes!(crate::gateway::upgrade))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

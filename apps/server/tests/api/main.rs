@@ -2,31 +2,35 @@
 //! fresh SQLite file and on a fresh Postgres database, through real HTTP on
 //! a real socket, the way a client (or a person with curl) uses the API.
 
+mod gateway;
 mod harness;
 mod scenarios;
 
 pub use harness::*;
 
 macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
-                let s = crate::TestServer::start(crate::Db::Sqlite).await;
-                crate::scenarios::$name(&s).await;
-                s.stop().await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
-                let s = crate::TestServer::start(crate::Db::Postgres).await;
-                crate::scenarios::$name(&s).await;
-                s.stop().await;
-            })*
+    ($tests:ident = $module:ident: $($name:ident),* $(,)?) => {
+        mod $tests {
+            mod sqlite {
+                $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
+                    let s = crate::TestServer::start(crate::Db::Sqlite).await;
+                    crate::$module::$name(&s).await;
+                    s.stop().await;
+                })*
+            }
+            mod postgres {
+                $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
+                    let s = crate::TestServer::start(crate::Db::Postgres).await;
+                    crate::$module::$name(&s).await;
+                    s.stop().await;
+                })*
+            }
         }
     };
 }
 
 both_backends!(
+    api = scenarios:
     accounts_and_sessions,
     refresh_rotation_and_reuse,
     logout_and_revocation,
@@ -47,6 +51,21 @@ both_backends!(
     bad_input_is_refused_cleanly,
     operations,
 );
+
+both_backends!(
+    gw = gateway:
+    ready_and_live_delivery,
+    losing_access_stops_events,
+    resume_replays_what_was_missed,
+    revocation_closes_sockets,
+    messages_arrive_in_id_order,
+    bad_frames_close_with_contract_codes,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_silent_clients_time_out() {
+    gateway::silent_clients_time_out().await;
+}
 
 /// The 600-request burst, against the shipped rate limits.
 mod burst {

@@ -1,0 +1,268 @@
+//! One WebSocket connection: hello, identify or resume, heartbeats, limits,
+//! and pumping the session's frames out.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures::StreamExt;
+use hearth_accounts::Principal;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::hub::{Inner, OUTBOUND_QUEUE, Outbound, Session};
+use super::protocol::{ClientOp, MAX_FRAME_BYTES, MAX_FRAMES_PER_MINUTE, close, decode, tail_of};
+use super::ready;
+use crate::state::AppState;
+
+struct Conn {
+    session: Option<Arc<Session>>,
+    rx: Option<mpsc::Receiver<Outbound>>,
+}
+
+async fn send_close(ws: &mut WebSocket, code: u16, reason: &str) {
+    let _ = ws
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from(reason.to_string()),
+        })))
+        .await;
+}
+
+async fn send_json(ws: &mut WebSocket, v: serde_json::Value) -> bool {
+    ws.send(Message::Text(Utf8Bytes::from(v.to_string())))
+        .await
+        .is_ok()
+}
+
+pub async fn run(mut ws: WebSocket, state: AppState) {
+    let interval = Duration::from_millis(state.cfg.gateway_heartbeat_ms);
+    if !send_json(
+        &mut ws,
+        json!({ "op": "hello", "d": { "heartbeat_interval_ms": interval.as_millis() as u64 } }),
+    )
+    .await
+    {
+        return;
+    }
+    let grace = interval + interval / 2;
+    let mut deadline = tokio::time::Instant::now() + grace;
+    let mut recent: VecDeque<Instant> = VecDeque::new();
+    let mut conn = Conn {
+        session: None,
+        rx: None,
+    };
+    let closing: Option<(u16, &'static str)> = loop {
+        let out = async {
+            match conn.rx.as_mut() {
+                Some(rx) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => break Some((close::SESSION_TIMED_OUT, "no heartbeat")),
+            o = out => match o {
+                Some(Outbound::Frame(f)) => {
+                    if ws.send(Message::Text(Utf8Bytes::from(f.to_string()))).await.is_err() { break None; }
+                }
+                Some(Outbound::Close(code, why)) => break Some((code, why)),
+                None => break Some((close::UNKNOWN_ERROR, "session ended")),
+            },
+            msg = ws.next() => {
+                let text = match msg {
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Binary(_))) => break Some((close::DECODE_ERROR, "binary frames are not accepted")),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_))) | None => break None,
+                    Some(Err(_)) => break Some((close::MESSAGE_TOO_BIG, "frame too large or malformed")),
+                };
+                let now = Instant::now();
+                recent.push_back(now);
+                while recent.front().is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60)) {
+                    recent.pop_front();
+                }
+                if recent.len() > MAX_FRAMES_PER_MINUTE {
+                    break Some((close::RATE_LIMITED, "more than 120 frames a minute"));
+                }
+                if text.len() > MAX_FRAME_BYTES {
+                    break Some((close::MESSAGE_TOO_BIG, "frame over 64 KiB"));
+                }
+                let op = match decode(text.as_str()) {
+                    Ok(op) => op,
+                    Err(r) => break Some((r.code, r.reason)),
+                };
+                match handle(&state, &mut ws, &mut conn, op).await {
+                    Ok(Some(beat)) => if beat { deadline = tokio::time::Instant::now() + grace; },
+                    Ok(None) => {}
+                    Err((code, why)) => break Some((code, why)),
+                }
+            }
+        }
+    };
+    if let Some((code, why)) = closing {
+        send_close(&mut ws, code, why).await;
+    }
+    detach(&conn, code_is_final(closing.map(|c| c.0)));
+}
+
+/// Revocations and explicit failures end the session; a dropped connection
+/// or a slow reader leaves it resumable.
+fn code_is_final(code: Option<u16>) -> bool {
+    matches!(
+        code,
+        Some(close::SESSION_REVOKED | close::AUTHENTICATION_FAILED)
+    )
+}
+
+fn detach(conn: &Conn, finished: bool) {
+    if let Some(s) = &conn.session {
+        let mut g = s.inner.lock();
+        g.tx = None;
+        g.detached_at = Some(Instant::now());
+        if finished {
+            g.closed = true;
+        }
+    }
+}
+
+async fn authenticate(state: &AppState, token: &str) -> Result<Principal, (u16, &'static str)> {
+    state
+        .accounts
+        .authenticate(token)
+        .await
+        .map_err(|_| (close::AUTHENTICATION_FAILED, "authentication failed"))
+}
+
+/// Handles one op. `Ok(Some(true))` means it counts as a heartbeat.
+async fn handle(
+    state: &AppState,
+    ws: &mut WebSocket,
+    conn: &mut Conn,
+    op: ClientOp,
+) -> Result<Option<bool>, (u16, &'static str)> {
+    match op {
+        ClientOp::Heartbeat { s } => {
+            if let (Some(seen), Some(sess)) = (s, &conn.session) {
+                if seen > sess.inner.lock().seq {
+                    return Err((
+                        close::INVALID_SEQUENCE,
+                        "heartbeat acknowledges a sequence never sent",
+                    ));
+                }
+            }
+            let _ = send_json(ws, json!({ "op": "heartbeat_ack", "d": {} })).await;
+            Ok(Some(true))
+        }
+        ClientOp::Identify { token } => {
+            if conn.session.is_some() {
+                return Err((close::ALREADY_AUTHENTICATED, "already identified"));
+            }
+            let p = authenticate(state, &token).await?;
+            let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+            let session = Arc::new(Session {
+                id: format!("{:032x}", rand::random::<u128>()),
+                user: p.user_id,
+                auth_session: p.session_id,
+                inner: parking_lot::Mutex::new(Inner {
+                    tx: Some(tx),
+                    pending: Some(Vec::new()),
+                    ..Default::default()
+                }),
+            });
+            // Registered before READY is built, so nothing published meanwhile
+            // is lost; it is sequenced right after READY.
+            state.hub.insert(session.clone());
+            let ready = match ready::build(state, &session).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "building READY");
+                    session.close(close::UNKNOWN_ERROR, "could not build READY");
+                    return Err((close::UNKNOWN_ERROR, "could not build READY"));
+                }
+            };
+            let ev = json!({ "t": "READY", "d": ready }).to_string();
+            session.finish_ready(tail_of(&ev).unwrap_or("\"t\":\"READY\",\"d\":{}}"));
+            crate::gateway::presence(state, p.user_id, "online");
+            conn.session = Some(session);
+            conn.rx = Some(rx);
+            Ok(Some(true))
+        }
+        ClientOp::Resume {
+            token,
+            session_id,
+            s,
+        } => {
+            if conn.session.is_some() {
+                return Err((close::ALREADY_AUTHENTICATED, "already identified"));
+            }
+            let p = authenticate(state, &token).await?;
+            let resumable = state
+                .hub
+                .get(&session_id)
+                .filter(|sess| sess.user == p.user_id);
+            let Some(session) = resumable else {
+                let _ = send_json(
+                    ws,
+                    json!({ "op": "invalid_session", "d": { "resumable": false } }),
+                )
+                .await;
+                return Ok(Some(true));
+            };
+            let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+            let missed = {
+                let mut g = session.inner.lock();
+                let oldest = g.replay.front().map_or(g.seq + 1, |(n, _)| *n);
+                if g.closed || s > g.seq || (s + 1 < oldest) {
+                    None
+                } else {
+                    let frames: Vec<Arc<str>> = g
+                        .replay
+                        .iter()
+                        .filter(|(n, _)| *n > s)
+                        .map(|(_, f)| f.clone())
+                        .collect();
+                    // Attach under the lock: nothing can be sequenced between the
+                    // replay snapshot and the live queue.
+                    if let Some(old) = g.tx.replace(tx.clone()) {
+                        let _ = old
+                            .try_send(Outbound::Close(close::UNKNOWN_ERROR, "resumed elsewhere"));
+                    }
+                    g.detached_at = None;
+                    Some(frames)
+                }
+            };
+            let Some(frames) = missed else {
+                let _ = send_json(
+                    ws,
+                    json!({ "op": "invalid_session", "d": { "resumable": false } }),
+                )
+                .await;
+                return Ok(Some(true));
+            };
+            for f in frames {
+                if ws
+                    .send(Message::Text(Utf8Bytes::from(f.to_string())))
+                    .await
+                    .is_err()
+                {
+                    return Err((close::UNKNOWN_ERROR, "send failed"));
+                }
+            }
+            session.push(
+                tail_of(&json!({ "t": "RESUMED", "d": {} }).to_string())
+                    .unwrap_or("\"t\":\"RESUMED\",\"d\":{}}"),
+            );
+            conn.session = Some(session);
+            conn.rx = Some(rx);
+            Ok(Some(true))
+        }
+        ClientOp::PresenceUpdate { status } => {
+            let Some(sess) = &conn.session else {
+                return Err((close::NOT_AUTHENTICATED, "identify first"));
+            };
+            crate::gateway::presence(state, sess.user, status.public());
+            Ok(None)
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The WebSocket gateway (`GET /api/v1/gateway`), single-node for now: the
+//! hub routes events from the in-process bus. The cluster version (NATS
+//! between nodes, replay in JetStream, presence in Redis) plugs in at the bus
+//! and at the session store without changing the protocol code.
+
+pub mod conn;
+pub mod hub;
+pub mod protocol;
+pub mod ready;
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hearth_types::UserId;
+use serde_json::json;
+
+use crate::http::error::ApiError;
+use crate::state::AppState;
+
+/// Whether a browser page from `origin` may open the gateway: listed in
+/// `allowed_origins`, or (with none listed) the server's own origin.
+fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true; // not a browser: bots and mobile clients send no Origin
+    };
+    if !state.cfg.allowed_origins.is_empty() {
+        return state
+            .cfg
+            .allowed_origins
+            .iter()
+            .any(|o| o.eq_ignore_ascii_case(origin));
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let origin_host = origin.split("://").nth(1).unwrap_or("");
+    !host.is_empty() && origin_host.eq_ignore_ascii_case(host)
+}
+
+/// Upgrades to the gateway. The token travels in the first frame (identify),
+/// never in the URL, so it stays out of logs and proxies.
+#[utoipa::path(get, path = "/api/v1/gateway", tag = "gateway",
+    responses((status = 101, description = "Switching to the WebSocket gateway protocol"), (status = 403, body = crate::http::wire::ErrorBody, description = "origin not allowed")))]
+pub async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if !origin_allowed(&state, &headers) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this origin may not open the gateway",
+        )
+        .details(json!({ "reason": "origin" }))
+        .into_response();
+    }
+    // Frames up to 1 MiB reach our own check, which answers 1009 for anything
+    // over 64 KiB; beyond that tungstenite refuses the frame outright.
+    ws.max_message_size(1024 * 1024)
+        .max_frame_size(1024 * 1024)
+        .on_upgrade(move |socket| conn::run(socket, state))
+}
+
+/// Announces a user's presence to those who share a community with them.
+pub fn presence(state: &AppState, user: UserId, status: &str) {
+    state.publisher.publish(
+        "PRESENCE_UPDATE",
+        format!("presence.{user}"),
+        json!({ "user_id": user.to_string(), "status": status }),
+    );
+}
+
+/// Starts the routing task and the reaper of expired sessions.
+pub fn start(state: AppState) {
+    tokio::spawn(hub::route_events(state.clone()));
+    tokio::spawn(async move {
+        let window = Duration::from_secs(state.cfg.gateway_resume_secs);
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            for s in state.hub.reap(window) {
+                if !state.hub.has_live_session(s.user) {
+                    presence(&state, s.user, "offline");
+                }
+            }
+        }
+    });
+}

@@ -1,0 +1,266 @@
+//! The gateway's wire protocol: ops, close codes, limits and frame decoding.
+//! Pure functions, so the decoder can be tested (and fuzzed) without sockets.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Close codes from the contract.
+pub mod close {
+    pub const UNKNOWN_ERROR: u16 = 4000;
+    pub const UNKNOWN_OP: u16 = 4001;
+    pub const DECODE_ERROR: u16 = 4002;
+    pub const NOT_AUTHENTICATED: u16 = 4003;
+    pub const AUTHENTICATION_FAILED: u16 = 4004;
+    pub const ALREADY_AUTHENTICATED: u16 = 4005;
+    pub const INVALID_SEQUENCE: u16 = 4007;
+    pub const RATE_LIMITED: u16 = 4008;
+    pub const SESSION_TIMED_OUT: u16 = 4009;
+    pub const SESSION_REVOKED: u16 = 4010;
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
+}
+
+/// Largest client frame accepted; larger closes with 1009.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// Client frames allowed per rolling minute; more closes with 4008.
+pub const MAX_FRAMES_PER_MINUTE: usize = 120;
+
+#[derive(Debug, PartialEq)]
+pub enum ClientOp {
+    Heartbeat {
+        s: Option<u64>,
+    },
+    Identify {
+        token: String,
+    },
+    Resume {
+        token: String,
+        session_id: String,
+        s: u64,
+    },
+    PresenceUpdate {
+        status: Presence,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Presence {
+    Online,
+    Idle,
+    Dnd,
+    Invisible,
+}
+
+impl Presence {
+    /// What others see: invisible looks offline.
+    pub fn public(self) -> &'static str {
+        match self {
+            Presence::Online => "online",
+            Presence::Idle => "idle",
+            Presence::Dnd => "dnd",
+            Presence::Invisible => "offline",
+        }
+    }
+}
+
+/// Why a frame was refused, with the close code it earns.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+#[derive(Deserialize)]
+struct Frame {
+    op: String,
+    #[serde(default)]
+    d: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdentifyD {
+    token: String,
+    #[serde(default)]
+    #[allow(dead_code)] // accepted for client compatibility, not used
+    properties: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResumeD {
+    token: String,
+    session_id: String,
+    s: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PresenceD {
+    status: String,
+}
+
+fn decode_err(reason: &'static str) -> Refusal {
+    Refusal {
+        code: close::DECODE_ERROR,
+        reason,
+    }
+}
+
+/// Decodes one client text frame.
+pub fn decode(text: &str) -> Result<ClientOp, Refusal> {
+    if text.len() > MAX_FRAME_BYTES {
+        return Err(Refusal {
+            code: close::MESSAGE_TOO_BIG,
+            reason: "frame over 64 KiB",
+        });
+    }
+    let frame: Frame =
+        serde_json::from_str(text).map_err(|_| decode_err("not a JSON {op, d} frame"))?;
+    match frame.op.as_str() {
+        "heartbeat" => {
+            let s = match &frame.d {
+                Value::Null => None,
+                Value::Object(m) => match m.get("s") {
+                    None | Some(Value::Null) => None,
+                    Some(v) => Some(
+                        v.as_u64()
+                            .ok_or(decode_err("heartbeat s must be a sequence number"))?,
+                    ),
+                },
+                _ => return Err(decode_err("heartbeat d must be an object")),
+            };
+            Ok(ClientOp::Heartbeat { s })
+        }
+        "identify" => {
+            let d: IdentifyD = serde_json::from_value(frame.d)
+                .map_err(|_| decode_err("identify needs {token}"))?;
+            Ok(ClientOp::Identify { token: d.token })
+        }
+        "resume" => {
+            let d: ResumeD = serde_json::from_value(frame.d)
+                .map_err(|_| decode_err("resume needs {token, session_id, s}"))?;
+            Ok(ClientOp::Resume {
+                token: d.token,
+                session_id: d.session_id,
+                s: d.s,
+            })
+        }
+        "presence_update" => {
+            let d: PresenceD = serde_json::from_value(frame.d)
+                .map_err(|_| decode_err("presence_update needs {status}"))?;
+            let status = match d.status.as_str() {
+                "online" => Presence::Online,
+                "idle" => Presence::Idle,
+                "dnd" => Presence::Dnd,
+                "invisible" => Presence::Invisible,
+                _ => return Err(decode_err("status is online, idle, dnd or invisible")),
+            };
+            Ok(ClientOp::PresenceUpdate { status })
+        }
+        _ => Err(Refusal {
+            code: close::UNKNOWN_OP,
+            reason: "unknown op",
+        }),
+    }
+}
+
+/// A dispatch frame: the shared `"t"`/`"d"` part is encoded once per event
+/// and only the sequence differs per connection.
+pub fn dispatch_frame(seq: u64, shared_tail: &str) -> String {
+    let mut f = String::with_capacity(shared_tail.len() + 32);
+    f.push_str("{\"op\":\"dispatch\",\"s\":");
+    f.push_str(&seq.to_string());
+    f.push(',');
+    f.push_str(shared_tail);
+    f
+}
+
+/// The tail of `{"t":..,"d":..}` without its opening brace.
+pub fn tail_of(event_json: &str) -> Option<&str> {
+    event_json.strip_prefix('{').filter(|t| t.ends_with('}'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn decodes_every_op() {
+        assert_eq!(
+            decode(r#"{"op":"heartbeat","d":{"s":3}}"#),
+            Ok(ClientOp::Heartbeat { s: Some(3) })
+        );
+        assert_eq!(
+            decode(r#"{"op":"heartbeat","d":null}"#),
+            Ok(ClientOp::Heartbeat { s: None })
+        );
+        assert_eq!(
+            decode(r#"{"op":"identify","d":{"token":"t"}}"#),
+            Ok(ClientOp::Identify { token: "t".into() })
+        );
+        assert_eq!(
+            decode(r#"{"op":"resume","d":{"token":"t","session_id":"x","s":9}}"#),
+            Ok(ClientOp::Resume {
+                token: "t".into(),
+                session_id: "x".into(),
+                s: 9
+            })
+        );
+        assert_eq!(
+            decode(r#"{"op":"presence_update","d":{"status":"idle"}}"#),
+            Ok(ClientOp::PresenceUpdate {
+                status: Presence::Idle
+            })
+        );
+    }
+
+    #[test]
+    fn refuses_with_the_right_code() {
+        assert_eq!(decode("nope").unwrap_err().code, close::DECODE_ERROR);
+        assert_eq!(
+            decode(r#"{"op":"dance"}"#).unwrap_err().code,
+            close::UNKNOWN_OP
+        );
+        assert_eq!(
+            decode(r#"{"op":"identify","d":{}}"#).unwrap_err().code,
+            close::DECODE_ERROR
+        );
+        assert_eq!(
+            decode(r#"{"op":"presence_update","d":{"status":"away"}}"#)
+                .unwrap_err()
+                .code,
+            close::DECODE_ERROR
+        );
+        assert_eq!(
+            decode(&"x".repeat(MAX_FRAME_BYTES + 1)).unwrap_err().code,
+            close::MESSAGE_TOO_BIG
+        );
+    }
+
+    #[test]
+    fn frames_share_the_tail() {
+        let tail = tail_of(r#"{"d":{"id":"1"},"t":"MESSAGE_CREATE"}"#).unwrap();
+        let f = dispatch_frame(7, tail);
+        let v: Value = serde_json::from_str(&f).unwrap();
+        assert_eq!(
+            (v["op"].as_str(), v["s"].as_u64(), v["t"].as_str()),
+            (Some("dispatch"), Some(7), Some("MESSAGE_CREATE"))
+        );
+    }
+
+    proptest! {
+        // The decoder never panics and only ever refuses with a contract code.
+        #[test]
+        fn decoder_never_panics(s in ".{0,300}") {
+            if let Err(r) = decode(&s) {
+                prop_assert!([close::DECODE_ERROR, close::UNKNOWN_OP, close::MESSAGE_TOO_BIG].contains(&r.code));
+            }
+        }
+
+        #[test]
+        fn decoder_survives_json_shaped_noise(op in "[a-z_]{0,20}", d in prop_oneof![Just("null".to_string()), Just("{}".to_string()), "\\{\"[a-z]{1,5}\":[0-9a-z\"]{0,8}\\}", "[0-9]{1,5}"]) {
+            let _ = decode(&format!("{{\"op\":\"{op}\",\"d\":{d}}}"));
+        }
+    }
+}

@@ -1,0 +1,471 @@
+//! The WebSocket gateway with real WebSocket clients: protocol, live
+//! delivery, permission-aware fan-out, resume, revocation and limits.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::{Db, TestServer, User};
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub struct Gw {
+    ws: Ws,
+    pub last_s: u64,
+}
+
+pub enum Got {
+    Frame(Value),
+    Closed(u16),
+    Nothing,
+}
+
+impl Gw {
+    pub async fn connect(s: &TestServer) -> Gw {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/api/v1/gateway", s.addr))
+            .await
+            .expect("connect");
+        let mut gw = Gw { ws, last_s: 0 };
+        let hello = gw.frame().await;
+        assert_eq!(hello["op"], "hello");
+        assert!(hello["d"]["heartbeat_interval_ms"].as_u64().unwrap() > 0);
+        gw
+    }
+
+    pub async fn send(&mut self, v: Value) {
+        self.ws
+            .send(Message::Text(v.to_string().into()))
+            .await
+            .expect("send");
+    }
+
+    pub async fn next(&mut self, within: Duration) -> Got {
+        loop {
+            match tokio::time::timeout(within, self.ws.next()).await {
+                Err(_) => return Got::Nothing,
+                Ok(None) => return Got::Closed(0),
+                Ok(Some(Err(_))) => return Got::Closed(0),
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    let v: Value = serde_json::from_str(&t).expect("json frame");
+                    if let Some(s) = v["s"].as_u64() {
+                        assert_eq!(s, self.last_s + 1, "sequence numbers are consecutive: {v}");
+                        self.last_s = s;
+                    }
+                    return Got::Frame(v);
+                }
+                Ok(Some(Ok(Message::Close(f)))) => {
+                    return Got::Closed(f.map_or(0, |f| u16::from(f.code)));
+                }
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
+    pub async fn frame(&mut self) -> Value {
+        match self.next(Duration::from_secs(5)).await {
+            Got::Frame(v) => v,
+            Got::Closed(c) => panic!("closed with {c} while waiting for a frame"),
+            Got::Nothing => panic!("no frame within 5 s"),
+        }
+    }
+
+    /// The next dispatch of type `t`, skipping others.
+    pub async fn expect(&mut self, t: &str) -> Value {
+        loop {
+            let f = self.frame().await;
+            if f["op"] == "dispatch" && f["t"] == t {
+                return f["d"].clone();
+            }
+        }
+    }
+
+    /// Asserts no dispatch of type `t` arrives within `wait`.
+    pub async fn never(&mut self, t: &str, wait: Duration) {
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            match self.next(left).await {
+                Got::Frame(f) => assert!(
+                    !(f["op"] == "dispatch" && f["t"] == t),
+                    "unexpected {t}: {f}"
+                ),
+                Got::Closed(c) => panic!("closed with {c}"),
+                Got::Nothing => return,
+            }
+        }
+    }
+
+    pub async fn closed_with(&mut self, within: Duration) -> u16 {
+        let until = tokio::time::Instant::now() + within;
+        loop {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left.max(Duration::from_millis(1))).await {
+                Got::Closed(c) => return c,
+                Got::Frame(_) => continue,
+                Got::Nothing => panic!("not closed within {within:?}"),
+            }
+        }
+    }
+
+    pub async fn identify(s: &TestServer, u: &User) -> (Gw, Value) {
+        let mut gw = Gw::connect(s).await;
+        gw.send(json!({"op": "identify", "d": {"token": u.token}}))
+            .await;
+        let ready = gw.expect("READY").await;
+        (gw, ready)
+    }
+}
+
+pub async fn ready_and_live_delivery(s: &TestServer) {
+    let owner = s.register("gwo").await;
+    let member = s.register("gwm").await;
+    let stranger = s.register("gws").await;
+    let (cid, general) = s.community(&owner, "Live").await;
+    s.join(&owner, &cid, &member).await;
+    let (mut a, ready) = Gw::identify(s, &owner).await;
+    assert_eq!(a.last_s, 1, "READY is dispatch 1");
+    assert!(ready["session_id"].as_str().unwrap().len() >= 16);
+    assert_eq!(ready["user"]["id"], owner.id.as_str());
+    assert_eq!(ready["communities"][0]["id"], cid.as_str());
+    assert_eq!(
+        ready["communities"][0]["channels"][0]["id"],
+        general.as_str()
+    );
+    assert_eq!(ready["communities"][0]["roles"][0]["name"], "@everyone");
+    assert!(ready["dms"].is_array() && ready["read_states"].is_array());
+    let (mut b, _) = Gw::identify(s, &member).await;
+    let (mut c, _) = Gw::identify(s, &stranger).await;
+
+    let sent = s.send(&owner, &general, "hello live").await;
+    for gw in [&mut a, &mut b] {
+        let m = gw.expect("MESSAGE_CREATE").await;
+        assert_eq!(
+            (m["id"].clone(), m["content"].as_str()),
+            (sent["id"].clone(), Some("hello live"))
+        );
+    }
+    c.never("MESSAGE_CREATE", Duration::from_millis(400)).await;
+
+    let mid = sent["id"].as_str().unwrap();
+    s.patch(
+        &format!("/api/v1/channels/{general}/messages/{mid}"),
+        &owner.token,
+        json!({"content": "edited live"}),
+    )
+    .await;
+    assert_eq!(b.expect("MESSAGE_UPDATE").await["content"], "edited live");
+    s.put(
+        &format!("/api/v1/channels/{general}/messages/{mid}/reactions/%F0%9F%91%8D"),
+        &member.token,
+        None,
+    )
+    .await;
+    assert_eq!(a.expect("REACTION_ADD").await["emoji"], "👍");
+    s.post(
+        &format!("/api/v1/channels/{general}/typing"),
+        &member.token,
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        a.expect("TYPING_START").await["user_id"],
+        member.id.as_str()
+    );
+    s.delete(
+        &format!("/api/v1/channels/{general}/messages/{mid}"),
+        &owner.token,
+    )
+    .await;
+    assert_eq!(b.expect("MESSAGE_DELETE").await["id"], mid);
+    // DMs reach only their participants.
+    let (_, dm) = s
+        .post(
+            "/api/v1/dms",
+            &owner.token,
+            json!({"user_ids": [stranger.id]}),
+        )
+        .await;
+    let dm_id = dm["id"].as_str().unwrap();
+    s.send(&stranger, dm_id, "psst").await;
+    assert_eq!(a.expect("MESSAGE_CREATE").await["content"], "psst");
+    assert_eq!(c.expect("MESSAGE_CREATE").await["content"], "psst");
+    b.never("MESSAGE_CREATE", Duration::from_millis(300)).await;
+    // Presence: a member coming online is seen by those who share a community.
+    a.send(json!({"op": "presence_update", "d": {"status": "dnd"}}))
+        .await;
+    let p = b.expect("PRESENCE_UPDATE").await;
+    assert_eq!(
+        (p["user_id"].as_str(), p["status"].as_str()),
+        (Some(owner.id.as_str()), Some("dnd"))
+    );
+    // Heartbeats are acknowledged.
+    b.send(json!({"op": "heartbeat", "d": {"s": b.last_s}}))
+        .await;
+    loop {
+        let f = b.frame().await;
+        if f["op"] == "heartbeat_ack" {
+            break;
+        }
+    }
+}
+
+pub async fn losing_access_stops_events(s: &TestServer) {
+    let owner = s.register("pco").await;
+    let member = s.register("pcm").await;
+    let (cid, general) = s.community(&owner, "Perm").await;
+    s.join(&owner, &cid, &member).await;
+    let (mut a, _) = Gw::identify(s, &owner).await;
+    let (mut b, _) = Gw::identify(s, &member).await;
+    s.put(
+        &format!("/api/v1/channels/{general}/overwrites/{cid}"),
+        &owner.token,
+        Some(json!({"target_type": "role", "deny": ["VIEW_CHANNEL"]})),
+    )
+    .await;
+    let gone = b.expect("CHANNEL_DELETE").await;
+    assert_eq!(
+        gone["id"],
+        general.as_str(),
+        "the hidden channel disappears live"
+    );
+    s.send(&owner, &general, "secret").await;
+    assert_eq!(a.expect("MESSAGE_CREATE").await["content"], "secret");
+    b.never("MESSAGE_CREATE", Duration::from_millis(400)).await;
+    s.delete(
+        &format!("/api/v1/channels/{general}/overwrites/{cid}"),
+        &owner.token,
+    )
+    .await;
+    assert_eq!(
+        b.expect("CHANNEL_CREATE").await["id"],
+        general.as_str(),
+        "and comes back live"
+    );
+    s.send(&owner, &general, "visible again").await;
+    assert_eq!(b.expect("MESSAGE_CREATE").await["content"], "visible again");
+    // A kick stops everything from the community.
+    s.delete(
+        &format!("/api/v1/communities/{cid}/members/{}", member.id),
+        &owner.token,
+    )
+    .await;
+    assert_eq!(b.expect("COMMUNITY_DELETE").await["id"], cid.as_str());
+    s.send(&owner, &general, "after the kick").await;
+    b.never("MESSAGE_CREATE", Duration::from_millis(400)).await;
+}
+
+pub async fn resume_replays_what_was_missed(s: &TestServer) {
+    let owner = s.register("rso").await;
+    let member = s.register("rsm").await;
+    let (cid, general) = s.community(&owner, "Resume").await;
+    s.join(&owner, &cid, &member).await;
+    let (mut b, ready) = Gw::identify(s, &member).await;
+    let session_id = ready["session_id"].as_str().unwrap().to_string();
+    let first = s.send(&owner, &general, "m0").await;
+    b.expect("MESSAGE_CREATE").await;
+    let seen = b.last_s;
+    drop(b);
+    let mut missed = Vec::new();
+    for i in 1..=5 {
+        missed.push(
+            s.send(&owner, &general, &format!("m{i}")).await["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut r = Gw::connect(s).await;
+    r.last_s = seen;
+    r.send(
+        json!({"op": "resume", "d": {"token": member.token, "session_id": session_id, "s": seen}}),
+    )
+    .await;
+    let mut got = Vec::new();
+    loop {
+        let f = r.frame().await;
+        match f["t"].as_str() {
+            Some("MESSAGE_CREATE") => got.push(f["d"]["id"].as_str().unwrap().to_string()),
+            Some("RESUMED") => break,
+            _ => {}
+        }
+    }
+    assert_eq!(got, missed, "every missed dispatch, in order, once");
+    s.send(&owner, &general, "live again").await;
+    assert_eq!(r.expect("MESSAGE_CREATE").await["content"], "live again");
+
+    // A session that does not exist: invalid_session, then the documented catch-up.
+    let mut bogus = Gw::connect(s).await;
+    bogus
+        .send(json!({"op": "resume", "d": {"token": member.token, "session_id": "nope", "s": 3}}))
+        .await;
+    let f = bogus.frame().await;
+    assert_eq!(
+        (f["op"].as_str(), f["d"]["resumable"].as_bool()),
+        (Some("invalid_session"), Some(false))
+    );
+    let (_, page) = s
+        .get(
+            &format!(
+                "/api/v1/channels/{general}/messages?after={}",
+                first["id"].as_str().unwrap()
+            ),
+            &member.token,
+        )
+        .await;
+    let ids: Vec<String> = page
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(&ids[..5], &missed[..]);
+    // Someone else's session cannot be resumed.
+    let mut thief = Gw::connect(s).await;
+    thief
+        .send(
+            json!({"op": "resume", "d": {"token": owner.token, "session_id": session_id, "s": 0}}),
+        )
+        .await;
+    assert_eq!(thief.frame().await["op"], "invalid_session");
+}
+
+pub async fn revocation_closes_sockets(s: &TestServer) {
+    let u = s.register("rev").await;
+    let (mut gw, _) = Gw::identify(s, &u).await;
+    let start = std::time::Instant::now();
+    s.call(
+        reqwest::Method::POST,
+        "/api/v1/auth/logout",
+        Some(&u.token),
+        None,
+    )
+    .await;
+    assert_eq!(gw.closed_with(Duration::from_secs(2)).await, 4010);
+    assert!(start.elapsed() < Duration::from_secs(1), "within 1 s");
+    // A revoked token cannot identify again.
+    let mut again = Gw::connect(s).await;
+    again
+        .send(json!({"op": "identify", "d": {"token": u.token}}))
+        .await;
+    assert_eq!(again.closed_with(Duration::from_secs(2)).await, 4004);
+}
+
+pub async fn messages_arrive_in_id_order(s: &TestServer) {
+    let owner = s.register("ord").await;
+    let (_, general) = s.community(&owner, "Order").await;
+    let (mut gw, _) = Gw::identify(s, &owner).await;
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let http = s.http.clone();
+        let url = format!("{}/api/v1/channels/{general}/messages", s.base);
+        let token = owner.token.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"content": format!("c{i}"), "nonce": format!("n{i}")}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 201);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut ids = Vec::new();
+    while ids.len() < 60 {
+        ids.push(
+            gw.expect("MESSAGE_CREATE").await["id"]
+                .as_str()
+                .unwrap()
+                .parse::<i64>()
+                .unwrap(),
+        );
+    }
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(ids, sorted, "MESSAGE_CREATE in ID order, each once");
+}
+
+macro_rules! refused {
+    ($s:expr, $frames:expr, $code:expr) => {{
+        let mut gw = Gw::connect($s).await;
+        for f in $frames {
+            gw.ws.send(f).await.unwrap();
+        }
+        assert_eq!(gw.closed_with(Duration::from_secs(3)).await, $code);
+    }};
+}
+
+pub async fn bad_frames_close_with_contract_codes(s: &TestServer) {
+    let u = s.register("badgw").await;
+    let text = |v: &str| Message::Text(v.to_string().into());
+    refused!(
+        s,
+        [text(r#"{"op":"identify","d":{"token":"garbage"}}"#)],
+        4004
+    );
+    refused!(s, [text(r#"{"op":"fly","d":{}}"#)], 4001);
+    refused!(s, [text("{not json")], 4002);
+    refused!(s, [Message::Binary(vec![1, 2, 3].into())], 4002);
+    refused!(
+        s,
+        [text(r#"{"op":"presence_update","d":{"status":"online"}}"#)],
+        4003
+    );
+    let ident = format!(r#"{{"op":"identify","d":{{"token":"{}"}}}}"#, u.token);
+    refused!(s, [text(&ident), text(&ident)], 4005);
+    refused!(
+        s,
+        [text(&format!(
+            r#"{{"op":"heartbeat","d":{{"s":1}},"pad":"{}"}}"#,
+            "x".repeat(70_000)
+        ))],
+        1009
+    );
+    let beats: Vec<Message> = (0..130)
+        .map(|_| text(r#"{"op":"heartbeat","d":{}}"#))
+        .collect();
+    refused!(s, beats, 4008);
+    // A connection that misbehaves does not disturb others.
+    let (mut fine, _) = Gw::identify(s, &u).await;
+    fine.send(json!({"op": "heartbeat", "d": {"s": 1}})).await;
+    while fine.frame().await["op"] != "heartbeat_ack" {}
+    // A browser page from another origin cannot open the gateway.
+    let req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        format!("ws://{}/api/v1/gateway", s.addr),
+    )
+    .map(|mut r| {
+        r.headers_mut()
+            .insert("origin", "http://evil.example".parse().unwrap());
+        r
+    });
+    assert!(
+        tokio_tungstenite::connect_async(req.unwrap())
+            .await
+            .is_err(),
+        "foreign origin refused"
+    );
+}
+
+pub async fn silent_clients_time_out() {
+    let s = TestServer::start_with(Db::Sqlite, |c| c.gateway_heartbeat_ms = 1000).await;
+    let u = s.register("quiet").await;
+    let (mut gw, _) = Gw::identify(&s, &u).await;
+    let start = std::time::Instant::now();
+    assert_eq!(gw.closed_with(Duration::from_secs(4)).await, 4009);
+    assert!(
+        start.elapsed() >= Duration::from_millis(1200),
+        "not before 1.5 intervals"
+    );
+    s.stop().await;
+}
