@@ -20,6 +20,8 @@ export default defineConfig({
     baseURL: process.env.HEARTH_URL,
     viewport: { width: 1360, height: 820 },
     trace: 'off',
+    actionTimeout: 15_000,
+    navigationTimeout: 20_000,
     screenshot: 'only-on-failure',
     launchOptions: {
       executablePath: CHROMIUM,

@@ -1,10 +1,10 @@
 // Two people, two browser contexts, one real server: the whole product path.
 import { expect, test, type Page } from '@playwright/test';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadavg } from 'node:os';
 import { axeCheck, composer, login, message, newUserPage, openCommunityMenu, register, send, shot, uniqueName, WEB } from './helpers';
 
-test.describe.configure({ mode: 'serial' });
 
 test('two users chat live; edits, deletes, overwrites, reload and sign-out everywhere', async ({ browser }) => {
   const alice = uniqueName('alice');
@@ -153,6 +153,7 @@ test('sign-in to first channel render is fast', async ({ browser }) => {
   await setup.context.close();
 
   const samples: number[] = [];
+  const phases: Record<string, number>[] = [];
   for (let run = 0; run < 5; run++) {
     const { context, page } = await newUserPage(browser);
     await page.goto('/login');
@@ -162,14 +163,21 @@ test('sign-in to first channel render is fast', async ({ browser }) => {
     await expect(message(page, 'message 29')).toBeVisible();
     const ms = await measure(page);
     samples.push(ms);
+    phases.push(await page.evaluate(() => {
+      const t = (n: string) => performance.getEntriesByName(n)[0]?.startTime ?? NaN;
+      const click = t('hearth:signin-click');
+      return { signed_in: Math.round(t('hearth:signed-in') - click), data_loaded: Math.round(t('hearth:data-loaded') - click), first_channel_render: Math.round(t('hearth:first-channel-render') - click) };
+    }));
     await context.close();
   }
   const sorted = [...samples].sort((a, b) => a - b);
   const median = sorted[Math.floor(sorted.length / 2)];
   mkdirSync(join(WEB, 'test-results'), { recursive: true });
+  const file = join(WEB, 'test-results', 'perf.json');
+  const prev = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : {};
   writeFileSync(
-    join(WEB, 'test-results', 'perf.json'),
-    JSON.stringify({ metric: 'sign-in click to first channel render', unit: 'ms', target_ms: 300, median_ms: median, samples_ms: samples, pass: median < 300, measured_at: new Date().toISOString() }, null, 2) + '\n',
+    file,
+    JSON.stringify({ ...prev, metric: 'sign-in click to first channel render', unit: 'ms', target_ms: 300, median_ms: median, samples_ms: samples, phases_ms: phases, load_average: loadavg().map((x) => Math.round(x * 100) / 100), pass: median < 300, measured_at: new Date().toISOString() }, null, 2) + '\n',
   );
   expect(median).toBeLessThan(300);
 });

@@ -39,7 +39,17 @@ export default async function globalSetup() {
   const dataDir = mkdtempSync(join(tmpdir(), 'hearth-e2e-'));
   const url = `http://127.0.0.1:${port}`;
   const child = spawn(bin, ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir], {
-    env: { ...process.env, HEARTH_WEB_DIR: webDir },
+    env: {
+      ...process.env,
+      HEARTH_WEB_DIR: webDir,
+      // The 10,000-message scenario seeds over REST; the shipped per-user limit
+      // (20/s) and address (50/s) limits would make that take minutes; the
+      // API tests check the shipped limits.
+      HEARTH_RATE_LIMIT_PER_USER_PER_SECOND: '2000',
+      HEARTH_RATE_LIMIT_PER_USER_BURST: '2000',
+      HEARTH_RATE_LIMIT_PER_IP_PER_SECOND: '2000',
+      HEARTH_RATE_LIMIT_PER_IP_BURST: '2000',
+    },
     stdio: ['ignore', 'inherit', 'inherit'],
     detached: false,
   });

@@ -21,6 +21,8 @@ const msg = (id: number, extra: Partial<Message> = {}): Message => ({
   edited_at: null,
   reply_to_id: null,
   mentions: [],
+  mention_roles: [],
+  mention_everyone: false,
   attachments: [],
   reactions: [],
   pinned: false,
@@ -36,6 +38,8 @@ let serverMessages: Message[] = [];
 let resumeAnswer: 'invalid' | 'resume' = 'invalid';
 let sessions = 0;
 const posts: { nonce: string }[] = [];
+/** 'drop': store the message, then cut the connection before answering (answer lost). */
+let postMode: 'ok' | 'drop' | '503' = 'ok';
 
 beforeEach(async () => {
   requests.length = 0;
@@ -63,9 +67,18 @@ beforeEach(async () => {
       req.on('end', () => {
         const b = JSON.parse(body);
         posts.push(b);
+        if (postMode === '503') {
+          res.writeHead(503, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ error: { code: 'unavailable', message: 'down', details: {} } }));
+          return;
+        }
         const existing = serverMessages.find((m) => m.nonce === b.nonce);
         const m = existing ?? msg(1000 + serverMessages.length, { content: b.content, nonce: b.nonce, author: { id: '1', username: 'me', display_name: null, avatar_url: null } });
         if (!existing) serverMessages.push(m);
+        if (postMode === 'drop') {
+          req.socket.destroy();
+          return;
+        }
         res.writeHead(existing ? 200 : 201, { 'content-type': 'application/json' });
         res.end(JSON.stringify(m));
       });
@@ -159,7 +172,7 @@ describe('HearthClient', () => {
     client.stop();
   });
 
-  it('queues messages typed while offline and sends each nonce once; never shows one twice', async () => {
+  it('queues messages that fail while offline and resends each nonce until it lands; never shows one twice', async () => {
     resumeAnswer = 'resume';
     const client = makeClient(300);
     client.start();
@@ -167,18 +180,29 @@ describe('HearthClient', () => {
     await client.loadInitial('5');
     for (const c of wss.clients) c.terminate();
     await until(() => client.gateway.state === 'reconnecting');
+    // The first POST reaches the server but its answer is lost; the second gets a 503.
+    postMode = 'drop';
     const n1 = client.sendMessage('5', 'hello');
+    await until(() => messagesStore.get()['5'].pending[0]?.status === 'queued');
+    postMode = '503';
     const n2 = client.sendMessage('5', 'world');
-    expect(messagesStore.get()['5'].pending.map((p) => p.status)).toEqual(['queued', 'queued']);
+    await until(() => messagesStore.get()['5'].pending.length === 2 && messagesStore.get()['5'].pending.every((p) => p.status === 'queued'));
+    postMode = 'ok';
+    // Back online: RESUMED flushes the queue in order, with the same nonces.
     await until(() => client.gateway.state === 'ready');
     await until(() => messagesStore.get()['5'].pending.length === 0);
-    expect(posts.map((p) => p.nonce)).toEqual([n1, n2]);
+    const sent = posts.map((p) => p.nonce);
+    expect(sent.filter((n) => n === n1).length).toBeGreaterThanOrEqual(2);
+    expect(sent.slice(-2)).toEqual([n1, n2]);
+    // The server stored "hello" once (nonce dedupe) and the client shows it once.
+    expect(serverMessages.filter((m) => m.nonce === n1)).toHaveLength(1);
     // The gateway echo of our own message arrives after the POST answer: still once.
     const echoed = serverMessages[serverMessages.length - 1];
     client.onDispatch('MESSAGE_CREATE', echoed as never);
     const log = messagesStore.get()['5'];
     expect(log.messages.map((m) => m.content)).toEqual(['hello', 'world']);
     resumeAnswer = 'invalid';
+    postMode = 'ok';
     client.stop();
   });
 });

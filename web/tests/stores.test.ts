@@ -17,6 +17,8 @@ const msg = (id: string, extra: Partial<Message> = {}): Message => ({
   edited_at: null,
   reply_to_id: null,
   mentions: [],
+  mention_roles: [],
+  mention_everyone: false,
   attachments: [],
   reactions: [],
   pinned: false,

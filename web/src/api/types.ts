@@ -5,7 +5,9 @@ import type { components, paths } from './schema';
 type S = components['schemas'];
 export type { paths };
 export type User = S['User'];
-export type UserSummary = S['UserSummary'];
+export type Message = S['Message'];
+/** A message author / cached user (the schema's `Author`). */
+export type UserSummary = Message['author'];
 export type AuthResponse = S['AuthResponse'];
 export type TokenResponse = S['TokenResponse'];
 export type Session = S['Session'];
@@ -14,13 +16,15 @@ export type Member = S['Member'];
 export type Invite = S['Invite'];
 export type InvitePreview = S['InvitePreview'];
 export type Role = S['Role'];
-export type Channel = S['Channel'];
-export type Overwrite = S['Overwrite'];
-export type Message = S['Message'];
+/** A permission overwrite as the client keeps it on a channel. */
+export type Overwrite = Pick<S['Overwrite'], 'target_id' | 'allow' | 'deny'> & { target_type: 'role' | 'member' | (string & {}) };
+/** Channels may carry their overwrites (GET /channels/{id}/overwrites fills them in otherwise). */
+export type Channel = S['Channel'] & { overwrites?: Overwrite[] };
 export type Reaction = S['Reaction'];
 export type ReadState = S['ReadState'];
 export type ErrorBody = S['ErrorBody'];
-export type Permission = S['Permission'];
+/** Permission names travel as plain strings; the known ones are listed in lib/permissions.ts. */
+export type Permission = string;
 
 /** Gateway READY payload: communities carry their visible channels and roles. */
 export interface ReadyCommunity extends Community {

@@ -30,10 +30,12 @@ export function AppShell() {
   const router = useRouter();
   const status = useStore(sessionStore, (s) => s.status);
   const gateway = useStore(sessionStore, (s) => s.gateway);
+  const loaded = useStore(sessionStore, (s) => s.loaded);
   const [started, setStarted] = useState(false);
   const [everReady, setEverReady] = useState(false);
   const [showMembers, setShowMembers] = useState(true);
   const [dialog, setDialog] = useState<Dialog>(null);
+  const [showBanner, setShowBanner] = useState(false);
 
   useEffect(() => {
     let live = true;
@@ -57,7 +59,17 @@ export function AppShell() {
   }, [router]);
 
   useEffect(() => {
-    if (gateway === 'ready') setEverReady(true);
+    if (gateway === 'ready' || loaded) setEverReady(true);
+  }, [gateway, loaded]);
+
+  // Don't flash a banner for a handshake that takes a moment.
+  useEffect(() => {
+    if (gateway === 'ready') {
+      setShowBanner(false);
+      return;
+    }
+    const t = setTimeout(() => setShowBanner(true), gateway === 'reconnecting' ? 300 : 2000);
+    return () => clearTimeout(t);
   }, [gateway]);
 
   const search = useSearch();
@@ -75,9 +87,9 @@ export function AppShell() {
 
   return (
     <div className={showMembers ? 'shell' : 'shell shell-no-members'}>
-      {gateway !== 'ready' && (
+      {gateway !== 'ready' && showBanner && (
         <div className="conn-banner" role="status">
-          Reconnecting… messages you send will go out when the connection is back.
+          {gateway === 'connecting' ? 'Connecting…' : 'Reconnecting…'} Messages you send will go out when the connection is back.
         </div>
       )}
       <CommunityRail selected={selection.communityId} onDialog={setDialog} />

@@ -5,6 +5,7 @@ import { useEffect, useState, type FormEvent } from 'react';
 import Link from 'next/link';
 import { useRouter } from 'next/navigation';
 import { login, register } from '@/lib/auth';
+import { getClient } from '@/lib/client';
 import { describeError, ApiError } from '@/lib/errors';
 import { safeNext, useQueryParam } from '@/lib/nav';
 import { sessionStore } from '@/stores/session';
@@ -36,6 +37,9 @@ export function AuthForm({ mode }: { mode: 'login' | 'register' }) {
     try {
       if (mode === 'login') await login(name.trim(), password, needTotp ? totp.trim() : undefined);
       else await register({ username: name.trim().toLowerCase(), password, display_name: displayName.trim() || undefined });
+      performance.mark('hearth:signed-in');
+      // Connect and load while the route changes, unless we're heading somewhere else.
+      if (next.startsWith('/app')) getClient().start();
       router.push(next);
     } catch (err) {
       if (err instanceof ApiError && err.code === 'mfa_required') setNeedTotp(true);

@@ -13,6 +13,7 @@ import { isUnread, mentionCount, readStatesStore } from '@/stores/readStates';
 import { useStore } from '@/stores/store';
 import { Avatar, PresenceDot } from './ui';
 import { Dialogs } from './Dialogs';
+import { Icon } from './icons';
 
 export function ChannelSidebar({ communityId, channelId, onDialog, dialog }: { communityId: string; channelId: string | null; onDialog: (d: Dialog) => void; dialog: Dialog }) {
   return (
@@ -49,7 +50,7 @@ function CommunityChannels({ communityId, channelId, onDialog }: { communityId: 
       <header className="sidebar-header">
         <button type="button" className="sidebar-title" aria-expanded={menu} aria-haspopup="menu" onClick={() => setMenu((m) => !m)}>
           <h2>{community.name}</h2>
-          <span aria-hidden="true">{menu ? '✕' : '▾'}</span>
+          <Icon name={menu ? 'close' : 'chevron'} size={18} />
         </button>
         {menu && (
           <ul className="menu" role="menu" aria-label="Community menu" onKeyDown={(e) => e.key === 'Escape' && setMenu(false)}>
@@ -133,7 +134,7 @@ function ChannelItem({ channel, active, communityId }: { channel: Channel; activ
         }}
       >
         <span className="channel-hash" aria-hidden="true">
-          {channel.kind === 'voice' ? '🔊' : '#'}
+          {channel.kind === 'voice' ? <Icon name="speaker" size={18} /> : '#'}
         </span>
         <span className="channel-name">{channel.name}</span>
         {mentions > 0 && !active && (
@@ -197,7 +198,6 @@ function DmItem({ dm, active, label, otherId }: { dm: Channel; active: boolean; 
 
 function UserPanel({ onDialog }: { onDialog: (d: Dialog) => void }) {
   const me = useMe();
-  const [status, setStatus] = useState<'online' | 'idle' | 'dnd' | 'invisible'>('online');
   if (!me) return null;
   const name = me.display_name || me.username;
   return (
@@ -210,26 +210,8 @@ function UserPanel({ onDialog }: { onDialog: (d: Dialog) => void }) {
         <span className="user-panel-name">{name}</span>
         <span className="muted small">@{me.username}</span>
       </div>
-      <label className="sr-only" htmlFor="presence-select">
-        Status
-      </label>
-      <select
-        id="presence-select"
-        className="presence-select"
-        value={status}
-        onChange={(e) => {
-          const v = e.target.value as typeof status;
-          setStatus(v);
-          getClient().setPresence(v);
-        }}
-      >
-        <option value="online">Online</option>
-        <option value="idle">Idle</option>
-        <option value="dnd">Do not disturb</option>
-        <option value="invisible">Invisible</option>
-      </select>
       <button type="button" className="icon-btn" aria-label="User settings" title="User settings" onClick={() => onDialog({ kind: 'user-settings' })}>
-        ⚙
+        <Icon name="gear" />
       </button>
     </section>
   );

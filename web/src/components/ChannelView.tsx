@@ -15,6 +15,7 @@ import { Composer } from './Composer';
 import { MessageList } from './MessageList';
 import { useRenderContext } from './MessageItem';
 import { formatStamp } from './ui';
+import { Icon } from './icons';
 
 export function ChannelView({ channelId, showMembers, onToggleMembers }: { channelId: string; showMembers: boolean; onToggleMembers: () => void }) {
   const channel = useStore(communitiesStore, (s) => s.channels[channelId]);
@@ -53,16 +54,16 @@ export function ChannelView({ channelId, showMembers, onToggleMembers }: { chann
         {channel.topic && <p className="chat-topic">{channel.topic}</p>}
         <div className="chat-header-actions">
           <button type="button" className="icon-btn" aria-label="Pinned messages" title="Pinned messages" aria-expanded={pinsOpen} onClick={() => setPinsOpen((v) => !v)}>
-            📌
+            <Icon name="pin" />
           </button>
           <button type="button" className="icon-btn" aria-label={showMembers ? 'Hide member list' : 'Show member list'} title="Member list" aria-pressed={showMembers} onClick={onToggleMembers}>
-            👥
+            <Icon name="members" />
           </button>
         </div>
       </header>
-      {pinsOpen && <PinsPanel channelId={channelId} communityId={channel.community_id} onClose={() => setPinsOpen(false)} />}
+      {pinsOpen && <PinsPanel channelId={channelId} communityId={channel.community_id ?? null} onClose={() => setPinsOpen(false)} />}
       <MessageList channel={channel} editingId={editingId} onEdit={setEditingId} onReply={setReplyTo} canManage={canManage} canReact={canReact} />
-      <TypingIndicator channelId={channelId} communityId={channel.community_id} />
+      <TypingIndicator channelId={channelId} communityId={channel.community_id ?? null} />
       <Composer channel={channel} label={isDm ? `Message @${label}` : `Message #${label}`} disabled={!canSend} replyTo={replyTo} onCancelReply={() => setReplyTo(null)} onEditLast={editLast} />
     </main>
   );
@@ -113,7 +114,7 @@ function PinsPanel({ channelId, communityId, onClose }: { channelId: string; com
       <header>
         <h2>Pinned messages</h2>
         <button type="button" className="icon-btn" onClick={onClose} aria-label="Close pinned messages">
-          ✕
+          <Icon name="close" size={16} />
         </button>
       </header>
       {error && <p className="form-error">{error}</p>}

@@ -51,7 +51,7 @@ function CommunityIcon({ id, name, active }: { id: string; name: string; active:
     .join('');
   return (
     <RailButton active={active} label={name} mentions={mentions} unread={unread} onClick={() => setQuery({ c: id, ch: null })} color={colorFor(id)}>
-      <span aria-hidden="true">{initials || '?'}</span>
+      <span className="rail-initials" data-initials={initials || '?'} aria-hidden="true" />
     </RailButton>
   );
 }

@@ -1,7 +1,7 @@
 'use client';
 // Community settings: overview (name, delete), roles with permission toggles, channel
 // permission overwrites, invites, and members (roles, kick, ban, timeout).
-import { useMemo, useState } from 'react';
+import { useEffect, useMemo, useState } from 'react';
 import type { Channel, Community, Member, Overwrite, Permission, Role } from '@/api/types';
 import type { Dialog } from './AppShell';
 import { api, unwrap } from '@/lib/api';
@@ -252,12 +252,27 @@ function ChannelEditor({ channel, community }: { channel: Channel; community: Co
   const [name, setName] = useState(channel.name ?? '');
   const [topic, setTopic] = useState(channel.topic ?? '');
   const r = useRun();
-  const overwrites = channel.overwrites ?? [];
+  const [overwrites, setOverwrites] = useState<Overwrite[]>(channel.overwrites ?? []);
   const [target, setTarget] = useState<string>(community.id);
   const existing = overwrites.find((o) => o.target_id === target);
   const targetType: 'role' | 'member' = roles.some((x) => x.id === target) ? 'role' : 'member';
   const [state, setState] = useState<Record<string, Tri>>(() => triState(existing));
   const [savedMsg, setSavedMsg] = useState<string | null>(null);
+
+  // Channels don't carry their overwrites in every server version: read them.
+  useEffect(() => {
+    let live = true;
+    unwrap<Overwrite[]>(api.GET('/api/v1/channels/{id}/overwrites', { params: { path: { id: channel.id } } }))
+      .then((list) => {
+        if (!live) return;
+        setOverwrites(list);
+        setState(triState(list.find((o) => o.target_id === community.id)));
+      })
+      .catch(() => undefined);
+    return () => {
+      live = false;
+    };
+  }, [channel.id, community.id]);
 
   const pickTarget = (id: string) => {
     setTarget(id);
@@ -271,14 +286,18 @@ function ChannelEditor({ channel, community }: { channel: Channel; community: Co
       const deny = ALL_PERMISSIONS.filter((p) => state[p] === 'deny');
       await unwrap(api.PUT('/api/v1/channels/{id}/overwrites/{target_id}', { params: { path: { id: channel.id, target_id: target } }, body: { target_type: targetType, allow, deny } }));
       const ow: Overwrite = { target_id: target, target_type: targetType, allow, deny };
-      communitiesStore.set((s) => upsertChannel(s, { ...channel, overwrites: [...overwrites.filter((o) => o.target_id !== target), ow] }));
+      const next = [...overwrites.filter((o) => o.target_id !== target), ow];
+      setOverwrites(next);
+      communitiesStore.set((s) => upsertChannel(s, { ...channel, overwrites: next }));
       setSavedMsg('Permissions saved.');
     });
 
   const removeOverwrite = () =>
     r.run(async () => {
       await unwrap(api.DELETE('/api/v1/channels/{id}/overwrites/{target_id}', { params: { path: { id: channel.id, target_id: target } } }));
-      communitiesStore.set((s) => upsertChannel(s, { ...channel, overwrites: overwrites.filter((o) => o.target_id !== target) }));
+      const next = overwrites.filter((o) => o.target_id !== target);
+      setOverwrites(next);
+      communitiesStore.set((s) => upsertChannel(s, { ...channel, overwrites: next }));
       setState({});
       setSavedMsg('Overwrite removed.');
     });

@@ -338,6 +338,20 @@ function UserSettings({ onClose }: { onClose: () => void }) {
           Username @{me.username} · plan {me.plan} · member since {new Date(me.created_at).toLocaleDateString()}
         </p>
       </section>
+      <section aria-labelledby="status-h">
+        <h3 id="status-h">Status</h3>
+        <label htmlFor="presence-select">Show me as</label>
+        <select
+          id="presence-select"
+          defaultValue="online"
+          onChange={(e) => getClient().setPresence(e.target.value as 'online' | 'idle' | 'dnd' | 'invisible')}
+        >
+          <option value="online">Online</option>
+          <option value="idle">Idle</option>
+          <option value="dnd">Do not disturb</option>
+          <option value="invisible">Invisible</option>
+        </select>
+      </section>
       <section aria-labelledby="sessions-h">
         <h3 id="sessions-h">Sessions</h3>
         {sess.error && <p className="form-error" role="alert">{sess.error}</p>}

@@ -59,7 +59,11 @@ export function InviteView() {
             )}
             <p className="muted">You have been invited to join</p>
             <h1 id="invite-title">{community?.name ?? (error ? 'an invitation' : '…')}</h1>
-            {preview?.member_count !== undefined && <p className="muted small">{preview.member_count} members</p>}
+            {preview?.member_count !== undefined && (
+              <p className="muted small">
+                {preview.member_count} member{preview.member_count === 1 ? "" : "s"}
+              </p>
+            )}
             {error && (
               <p className="form-error" role="alert">
                 {error}

@@ -13,6 +13,7 @@ import { notify } from '@/stores/notices';
 import { sessionStore } from '@/stores/session';
 import { useStore } from '@/stores/store';
 import { Avatar, formatFull, formatStamp, formatTime } from './ui';
+import { Icon } from './icons';
 
 export const QUICK_EMOJI = ['👍', '❤️', '😂', '🎉', '😮', '😢', '👀', '✅'];
 
@@ -116,7 +117,11 @@ export const MessageItem = memo(function MessageItem({ message, pending, header,
               </button>
             </div>
           )}
-          {m && m.pinned && <span className="pin-tag">📌 Pinned</span>}
+          {m && m.pinned && (
+            <span className="pin-tag">
+              <Icon name="pin" size={12} /> Pinned
+            </span>
+          )}
           {m && m.reactions && m.reactions.length > 0 && (
             <ul className="reactions" role="list" aria-label="Reactions">
               {m.reactions.map((r) => (
@@ -141,20 +146,20 @@ export const MessageItem = memo(function MessageItem({ message, pending, header,
         <div className="message-actions" role="toolbar" aria-label="Message actions">
           {canReact && (
             <button type="button" className="icon-btn" aria-label="Add reaction" title="Add reaction" aria-expanded={picker} onClick={() => setPicker((p) => !p)}>
-              ☺
+              <Icon name="smile" size={18} />
             </button>
           )}
           <button type="button" className="icon-btn" aria-label="Reply" title="Reply" onClick={() => onReply(m)}>
-            ↩
+            <Icon name="reply" size={18} />
           </button>
           {mine && (
             <button type="button" className="icon-btn" aria-label="Edit message" title="Edit" onClick={() => onEdit(m.id)}>
-              ✎
+              <Icon name="edit" size={18} />
             </button>
           )}
           {canManage && (
             <button type="button" className="icon-btn" aria-label={m.pinned ? 'Unpin message' : 'Pin message'} title={m.pinned ? 'Unpin' : 'Pin'} onClick={act(() => getClient().setPinned(m.channel_id, m.id, !m.pinned))}>
-              📌
+              <Icon name="pin" size={18} />
             </button>
           )}
           {(mine || canManage) && (
@@ -168,7 +173,7 @@ export const MessageItem = memo(function MessageItem({ message, pending, header,
                 act(() => getClient().deleteMessage(m.channel_id, m.id))();
               }}
             >
-              🗑
+              <Icon name="trash" size={18} />
             </button>
           )}
           {picker && (

@@ -15,16 +15,14 @@ import { MessageItem } from './MessageItem';
 import { formatDay } from './ui';
 
 export type Row =
-  | { kind: 'start'; key: string }
-  | { kind: 'loading'; key: string }
   | { kind: 'message'; key: string; message: Message; header: boolean; day: string | null }
   | { kind: 'pending'; key: string; pending: PendingMessage; header: boolean; day: string | null };
 
 const GROUP_MS = 7 * 60 * 1000;
 
 /** Adds grouping (same author within 7 min, no reply) and day separators. */
-export function buildRows(messages: readonly Message[], pending: readonly PendingMessage[], hasMoreBefore: boolean): Row[] {
-  const rows: Row[] = [hasMoreBefore ? { kind: 'loading', key: 'top:loading' } : { kind: 'start', key: 'top:start' }];
+export function buildRows(messages: readonly Message[], pending: readonly PendingMessage[]): Row[] {
+  const rows: Row[] = [];
   let prevAuthor: string | null = null;
   let prevTime = 0;
   let prevDay = '';
@@ -56,7 +54,11 @@ interface Props {
 export function MessageList({ channel, editingId, onEdit, onReply, canManage, canReact }: Props) {
   const channelId = channel.id;
   const log = useStore(messagesStore, (s) => s[channelId] ?? EMPTY_LOG);
-  const rows = useMemo(() => buildRows(log.messages, log.pending, log.hasMoreBefore), [log.messages, log.pending, log.hasMoreBefore]);
+  const rows = useMemo(() => buildRows(log.messages, log.pending), [log.messages, log.pending]);
+  // The channel header sits above the virtual rows (scrollMargin), not among them, so the
+  // row at the top of the viewport is always a message: that's what keeps your place
+  // when an older page is prepended.
+  const headerHeight = log.hasMoreBefore ? LOADING_HEIGHT : START_HEIGHT;
   const scrollRef = useRef<HTMLDivElement>(null);
   const [error, setError] = useState<string | null>(null);
   const [atBottom, setAtBottom] = useState(true);
@@ -67,9 +69,9 @@ export function MessageList({ channel, editingId, onEdit, onReply, canManage, ca
     getScrollElement: () => scrollRef.current,
     estimateSize: (i) => {
       const r = rows[i];
-      if (r.kind === 'start' || r.kind === 'loading') return 96;
       return (r.header ? 64 : 28) + (r.day ? 40 : 0);
     },
+    scrollMargin: headerHeight,
     getItemKey: (i) => rows[i].key,
     overscan: 8,
     anchorTo: 'end',
@@ -125,11 +127,12 @@ export function MessageList({ channel, editingId, onEdit, onReply, canManage, ca
   return (
     <div className="message-scroller-wrap">
       <div ref={scrollRef} className="message-scroller" onScroll={onScroll} role="log" aria-label={`Messages in ${channel.name ?? 'this conversation'}`} aria-live="polite" aria-relevant="additions" tabIndex={0}>
+        <ChannelStart channel={channel} loading={log.hasMoreBefore} height={headerHeight} />
         <div style={{ height: virt.getTotalSize(), position: 'relative', width: '100%' }}>
           {items.map((vi) => {
             const row = rows[vi.index];
             return (
-              <div key={vi.key} data-index={vi.index} ref={virt.measureElement} className="row" style={{ transform: `translateY(${vi.start}px)` }}>
+              <div key={vi.key} data-index={vi.index} ref={virt.measureElement} className="row" style={{ transform: `translateY(${vi.start - headerHeight}px)` }}>
                 <RowView row={row} channel={channel} editing={row.kind === 'message' && row.message.id === editingId} onEdit={onEdit} onReply={onReply} canManage={canManage} canReact={canReact} />
               </div>
             );
@@ -160,19 +163,7 @@ export function MessageList({ channel, editingId, onEdit, onReply, canManage, ca
 }
 
 const RowView = memo(function RowView({ row, channel, editing, onEdit, onReply, canManage, canReact }: { row: Row; channel: Channel; editing: boolean; onEdit: (id: string | null) => void; onReply: (m: Message) => void; canManage: boolean; canReact: boolean }) {
-  if (row.kind === 'start') {
-    const isDm = channel.kind === 'dm' || channel.kind === 'group_dm';
-    return (
-      <div className="channel-start">
-        <div className="channel-start-icon" aria-hidden="true">
-          {isDm ? '@' : '#'}
-        </div>
-        <h2>{isDm ? 'This is the beginning of your conversation.' : `Welcome to #${channel.name}!`}</h2>
-        {!isDm && <p className="muted">This is the start of the #{channel.name} channel.</p>}
-      </div>
-    );
-  }
-  if (row.kind === 'loading') return <div className="channel-start muted">Loading older messages…</div>;
+  void channel;
   return (
     <>
       {row.day && (
@@ -188,3 +179,26 @@ const RowView = memo(function RowView({ row, channel, editing, onEdit, onReply, 
     </>
   );
 });
+
+const LOADING_HEIGHT = 56;
+const START_HEIGHT = 220;
+
+function ChannelStart({ channel, loading, height }: { channel: Channel; loading: boolean; height: number }) {
+  if (loading) {
+    return (
+      <div className="channel-start loading muted" style={{ height }}>
+        Loading older messages…
+      </div>
+    );
+  }
+  const isDm = channel.kind === 'dm' || channel.kind === 'group_dm';
+  return (
+    <div className="channel-start" style={{ height }}>
+      <div className="channel-start-icon" aria-hidden="true">
+        {isDm ? '@' : '#'}
+      </div>
+      <h2>{isDm ? 'This is the beginning of your conversation.' : `Welcome to #${channel.name}!`}</h2>
+      {!isDm && <p className="muted">This is the start of the #{channel.name} channel.</p>}
+    </div>
+  );
+}

@@ -82,7 +82,9 @@ export function Modal({ title, onClose, children, wide }: { title: string; onClo
         <header className="modal-header">
           <h2 id={id}>{title}</h2>
           <button type="button" className="icon-btn modal-close" onClick={onClose} aria-label="Close">
-            ✕
+            <svg width="18" height="18" viewBox="0 0 24 24" aria-hidden="true" focusable="false">
+              <path fill="currentColor" d="M18.3 5.7L12 12l6.3 6.3-1.4 1.4L10.6 13.4 4.3 19.7 2.9 18.3 9.2 12 2.9 5.7 4.3 4.3l6.3 6.3 6.3-6.3z" />
+            </svg>
           </button>
         </header>
         <div className="modal-body">{children}</div>

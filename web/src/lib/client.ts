@@ -37,6 +37,8 @@ export class HearthClient {
   private ackTimers = new Map<string, ReturnType<typeof setTimeout>>();
   private acked = new Map<string, string>();
   private cleanups: (() => void)[] = [];
+  private readySeen = false;
+  private started = false;
 
   constructor(opts: ClientOptions = {}) {
     this.gateway = new Gateway({
@@ -52,7 +54,9 @@ export class HearthClient {
       ...opts.gateway,
     });
     this.outbox = new Outbox({
-      isOnline: () => this.gateway.state === 'ready',
+      // Sending goes over REST: try at once unless the browser knows it is offline. A
+      // failed attempt queues the message (same nonce) until the gateway is back.
+      isOnline: () => typeof navigator === 'undefined' || navigator.onLine !== false,
       send: (item) => this.postMessage(item),
       onSending: (item) => this.patchPending(item, { status: 'sending', error: undefined }),
       onSent: (_item, message) => this.applyMessage(message),
@@ -72,8 +76,14 @@ export class HearthClient {
     this.gateway.on('revoked', () => sessionRevoked());
   }
 
+  /** Idempotent: sign-in starts it before navigating, so /app opens with data in flight. */
   start() {
+    if (this.started) return;
+    this.started = true;
     this.gateway.connect();
+    // Render from REST while the socket handshakes (and if it can't connect at all):
+    // the first screen shouldn't wait for READY.
+    void this.bootstrap().catch(() => undefined);
     if (typeof window !== 'undefined') {
       const online = () => this.gateway.reconnectNow();
       const focus = () => this.maybeAck();
@@ -89,6 +99,7 @@ export class HearthClient {
   }
 
   stop() {
+    this.started = false;
     this.gateway.close();
     for (const c of this.cleanups) c();
     this.cleanups = [];
@@ -164,8 +175,30 @@ export class HearthClient {
     }
   }
 
-  private onReady(d: ReadyPayload) {
-    sessionStore.set((s) => ({ ...s, user: d.user, status: 'signed_in' }));
+  /** Loads what READY would carry over REST; ignored if READY got here first. */
+  async bootstrap(): Promise<void> {
+    const me = this.me() ?? (await unwrap<User>(api.GET('/api/v1/users/@me')));
+    const [communities, dms, readStates] = await Promise.all([
+      unwrap<Community[]>(api.GET('/api/v1/communities')),
+      unwrap<Channel[]>(api.GET('/api/v1/dms')).catch(() => [] as Channel[]),
+      unwrap<ReadState[]>(api.GET('/api/v1/read-states')).catch(() => [] as ReadState[]),
+    ]);
+    const full: ReadyCommunity[] = await Promise.all(
+      communities.map(async (c) => {
+        const [channels, roles] = await Promise.all([
+          unwrap<Channel[]>(api.GET('/api/v1/communities/{id}/channels', { params: { path: { id: c.id } } })).catch(() => [] as Channel[]),
+          unwrap<Role[]>(api.GET('/api/v1/communities/{id}/roles', { params: { path: { id: c.id } } })).catch(() => [] as Role[]),
+        ]);
+        return { ...c, channels, roles };
+      }),
+    );
+    if (this.readySeen) return;
+    this.onReady({ session_id: '', user: me, communities: full, dms, read_states: readStates }, true);
+  }
+
+  private onReady(d: ReadyPayload, fromRest = false) {
+    if (!fromRest) this.readySeen = true;
+    sessionStore.set((s) => ({ ...s, user: d.user, status: 'signed_in', loaded: true }));
     C_set((s) => C.fromReady(s, d.communities ?? [], d.dms ?? [], d.user));
     const last: Record<string, string> = {};
     for (const c of d.communities ?? []) for (const ch of c.channels ?? []) if (ch.last_message_id) last[ch.id] = ch.last_message_id;
@@ -176,6 +209,8 @@ export class HearthClient {
     readSet(() => R.fromReady(d.read_states ?? [], last));
     for (const p of d.presences ?? []) setPresence(p.user_id, p.status);
     setPresence(d.user.id, 'online');
+    if (typeof performance !== 'undefined' && performance.getEntriesByName('hearth:data-loaded').length === 0) performance.mark('hearth:data-loaded');
+    this.preloadSelected();
     // Channels we can no longer see lose their cached history.
     const chans = C_get().channels;
     messagesStoreSet((s) => {
@@ -183,6 +218,23 @@ export class HearthClient {
       for (const id of Object.keys(s)) if (!chans[id]) next = M.dropChannel(next, id);
       return next;
     });
+  }
+
+  /**
+   * Starts fetching the channel the app is about to show (the one in the URL, or the
+   * first text channel) so history arrives while the shell renders.
+   */
+  private preloadSelected() {
+    if (typeof window === 'undefined') return;
+    const q = new URLSearchParams(window.location.search);
+    const s = C_get();
+    let ch = q.get('ch');
+    if (!ch || !s.channels[ch]) {
+      const c = q.get('c') && s.communities[q.get('c')!] ? q.get('c')! : s.order[0];
+      const first = C.sortChannels(Object.values(s.channels).filter((x) => x.community_id === c && x.kind === 'text'))[0];
+      ch = first?.id ?? null;
+    }
+    if (ch) void this.loadInitial(ch).catch(() => undefined);
   }
 
   private onMessageCreate(m: Message) {
@@ -380,7 +432,7 @@ export class HearthClient {
         reply_to_id: replyToId,
         created_at: new Date().toISOString(),
         author: { id: me?.id ?? '', username: me?.username ?? '', display_name: me?.display_name ?? null, avatar_url: me?.avatar_url ?? null },
-        status: this.gateway.state === 'ready' ? 'sending' : 'queued',
+        status: typeof navigator === 'undefined' || navigator.onLine !== false ? 'sending' : 'queued',
       }),
     );
     this.lastTyping.delete(channelId);
@@ -400,13 +452,13 @@ export class HearthClient {
 
   async editMessage(channelId: string, id: string, content: string) {
     const m = await unwrap<Message>(
-      api.PATCH('/api/v1/channels/{id}/messages/{mid}', { params: { path: { id: channelId, mid: id } }, body: { content } }),
+      api.PATCH('/api/v1/channels/{id}/messages/{message_id}', { params: { path: { id: channelId, message_id: id } }, body: { content } }),
     );
     messagesStoreSet((s) => M.applyUpdate(s, m));
   }
 
   async deleteMessage(channelId: string, id: string) {
-    await unwrap(api.DELETE('/api/v1/channels/{id}/messages/{mid}', { params: { path: { id: channelId, mid: id } } }));
+    await unwrap(api.DELETE('/api/v1/channels/{id}/messages/{message_id}', { params: { path: { id: channelId, message_id: id } } }));
     messagesStoreSet((s) => M.applyDelete(s, channelId, id));
   }
 
@@ -415,8 +467,8 @@ export class HearthClient {
     const ev = { channel_id: channelId, message_id: messageId, emoji, user_id: me?.id ?? '' };
     messagesStoreSet((s) => M.applyReaction(s, ev, me?.id ?? null, add));
     try {
-      const opts = { params: { path: { id: channelId, mid: messageId, emoji } } };
-      await unwrap(add ? api.PUT('/api/v1/channels/{id}/messages/{mid}/reactions/{emoji}', opts) : api.DELETE('/api/v1/channels/{id}/messages/{mid}/reactions/{emoji}', opts));
+      const opts = { params: { path: { id: channelId, message_id: messageId, emoji } } };
+      await unwrap(add ? api.PUT('/api/v1/channels/{id}/messages/{message_id}/reactions/{emoji}', opts) : api.DELETE('/api/v1/channels/{id}/messages/{message_id}/reactions/{emoji}', opts));
     } catch (e) {
       messagesStoreSet((s) => M.applyReaction(s, ev, me?.id ?? null, !add));
       throw e;
@@ -424,8 +476,8 @@ export class HearthClient {
   }
 
   async setPinned(channelId: string, messageId: string, pinned: boolean) {
-    const opts = { params: { path: { id: channelId, mid: messageId } } };
-    await unwrap(pinned ? api.PUT('/api/v1/channels/{id}/pins/{mid}', opts) : api.DELETE('/api/v1/channels/{id}/pins/{mid}', opts));
+    const opts = { params: { path: { id: channelId, message_id: messageId } } };
+    await unwrap(pinned ? api.PUT('/api/v1/channels/{id}/pins/{message_id}', opts) : api.DELETE('/api/v1/channels/{id}/pins/{message_id}', opts));
     messagesStoreSet((s) => M.applyUpdate(s, { id: messageId, channel_id: channelId, pinned }));
   }
 
@@ -523,7 +575,8 @@ export class HearthClient {
   }
 
   async leaveCommunity(id: string) {
-    await unwrap(api.DELETE('/api/v1/communities/{id}/members/@me', { params: { path: { id } } }));
+    // Contract: DELETE /communities/{id}/members/@me ("@me" in the user_id slot).
+    await unwrap(api.DELETE('/api/v1/communities/{id}/members/{user_id}', { params: { path: { id, user_id: '@me' } } }));
     this.forgetCommunity(id);
   }
 
@@ -573,6 +626,7 @@ export function resetClient() {
   instance?.stop();
   instance = null;
   M.messagesStore.set({});
+  sessionStore.set((s) => ({ ...s, loaded: false, gateway: 'idle' }));
   C.communitiesStore.set({ communities: {}, order: [], channels: {}, roles: {}, members: {}, membersLoaded: {}, dms: [], users: {} });
   R.readStatesStore.set({ byChannel: {}, lastMessage: {} });
 }

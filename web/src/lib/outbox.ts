@@ -30,6 +30,7 @@ export class Outbox {
   private flushing: Promise<void> | null = null;
   private again = false;
   private retryScheduled = false;
+  private transientFailures = 0;
 
   constructor(private readonly opts: OutboxOptions) {}
 
@@ -76,6 +77,15 @@ export class Outbox {
     return this.flushing;
   }
 
+  private scheduleRetry(ms: number) {
+    if (this.retryScheduled) return;
+    this.retryScheduled = true;
+    (this.opts.setTimer ?? ((fn, delay) => setTimeout(fn, delay)))(() => {
+      this.retryScheduled = false;
+      if (this.queue.length) void this.flush();
+    }, ms);
+  }
+
   /** Returns false when it stopped on an error or offline. */
   private async drain(): Promise<boolean> {
     while (this.queue.length > 0) {
@@ -87,24 +97,22 @@ export class Outbox {
       this.opts.onSending?.(item);
       try {
         const message = await this.opts.send(item);
+        this.transientFailures = 0;
         this.queue = this.queue.filter((q) => q.nonce !== item.nonce);
         this.opts.onSent?.(item, message);
       } catch (e) {
         const err = e instanceof ApiError ? e : networkError(e);
         if (err.transient) {
-          // Maybe the server got it and the answer was lost: the same nonce is resent later.
+          // Maybe the server got it and the answer was lost: the same nonce is resent
+          // later (on reconnect, or by the backoff timer), and the server dedupes it.
           for (const q of this.queue) this.opts.onQueued?.(q, err);
+          this.transientFailures++;
+          this.scheduleRetry(Math.min(30_000, 1000 * 2 ** Math.min(this.transientFailures, 5)));
           return false;
         }
         if (err.status === 429) {
           for (const q of this.queue) this.opts.onQueued?.(q, err);
-          if (!this.retryScheduled) {
-            this.retryScheduled = true;
-            (this.opts.setTimer ?? ((fn, ms) => setTimeout(fn, ms)))(() => {
-              this.retryScheduled = false;
-              void this.flush();
-            }, err.retryAfterMs ?? 1000);
-          }
+          this.scheduleRetry(err.retryAfterMs ?? 1000);
           return false;
         }
         this.queue = this.queue.filter((q) => q.nonce !== item.nonce);

@@ -63,8 +63,10 @@ export interface Me {
   roleIds?: readonly string[];
 }
 
-export function mentionsMe(m: Pick<Message, 'mentions' | 'content'>, me: Me): boolean {
+export function mentionsMe(m: Pick<Message, 'mentions' | 'content'> & Partial<Pick<Message, 'mention_roles' | 'mention_everyone'>>, me: Me): boolean {
   if (m.mentions?.includes(me.id)) return true;
+  if (m.mention_everyone) return true;
+  if (m.mention_roles?.some((r) => me.roleIds?.includes(r))) return true;
   const c = m.content ?? '';
   if (c.includes(`<@${me.id}>`) || c.includes(`<@!${me.id}>`)) return true;
   if (/(^|[^\w`])@everyone\b/.test(c)) return true;

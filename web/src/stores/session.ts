@@ -9,6 +9,8 @@ export interface SessionState {
   status: AuthStatus;
   user: User | null;
   gateway: GatewayState;
+  /** Communities and channels are loaded (from READY, or REST while the gateway connects). */
+  loaded: boolean;
   /** Why the user was signed out (e.g. "signed out everywhere"), shown on /login. */
   signedOutReason: string | null;
 }
@@ -17,6 +19,7 @@ export const sessionStore = createStore<SessionState>({
   status: 'unknown',
   user: null,
   gateway: 'idle',
+  loaded: false,
   signedOutReason: null,
 });
 

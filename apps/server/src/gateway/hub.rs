@@ -120,6 +120,8 @@ impl Session {
 #[derive(Default)]
 pub struct Hub {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
+    /// The last status each user announced on this node (absent: offline).
+    presence: Mutex<HashMap<UserId, &'static str>>,
 }
 
 impl Hub {
@@ -133,6 +135,19 @@ impl Hub {
 
     fn all(&self) -> Vec<Arc<Session>> {
         self.sessions.lock().values().cloned().collect()
+    }
+
+    pub fn set_presence(&self, user: UserId, status: &'static str) {
+        let mut p = self.presence.lock();
+        if status == "offline" {
+            p.remove(&user);
+        } else {
+            p.insert(user, status);
+        }
+    }
+
+    pub fn presence_of(&self, user: UserId) -> Option<&'static str> {
+        self.presence.lock().get(&user).copied()
     }
 
     /// Whether the user has a connected session on this node.
@@ -223,7 +238,12 @@ async fn route(state: &AppState, env: &Envelope) {
     if subject.starts_with("internal.") {
         return;
     }
-    let data: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    // Only two event types need their payload read here; the rest pass as bytes.
+    let data: Value = if matches!(t, "COMMUNITY_CREATE" | "MEMBER_REMOVE") {
+        serde_json::from_str(text).unwrap_or(Value::Null)
+    } else {
+        Value::Null
+    };
     if let Some(u) = id_after(subject, "chat.user.") {
         for s in state.hub.all().into_iter().filter(|s| s.user.0 == u) {
             if t == "COMMUNITY_CREATE" {

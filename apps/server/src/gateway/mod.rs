@@ -67,7 +67,8 @@ pub async fn upgrade(
 }
 
 /// Announces a user's presence to those who share a community with them.
-pub fn presence(state: &AppState, user: UserId, status: &str) {
+pub fn presence(state: &AppState, user: UserId, status: &'static str) {
+    state.hub.set_presence(user, status);
     state.publisher.publish(
         "PRESENCE_UPDATE",
         format!("presence.{user}"),

@@ -13,6 +13,7 @@ pub async fn build(state: &AppState, s: &Session) -> Result<Value, String> {
         .await
         .map_err(|e| e.to_string())?;
     let mut communities = Vec::new();
+    let mut presences = std::collections::BTreeMap::new();
     for c in state
         .chat
         .communities(s.user)
@@ -44,6 +45,16 @@ pub async fn build(state: &AppState, s: &Session) -> Result<Value, String> {
         v["channels"] = json!(channels.iter().map(wire::Channel::from).collect::<Vec<_>>());
         v["roles"] = json!(roles.iter().map(wire::Role::from).collect::<Vec<_>>());
         v["me"] = json!(wire::Member::from(&me));
+        for u in state
+            .store
+            .member_ids(c.id)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            if let Some(st) = state.hub.presence_of(u) {
+                presences.insert(u, st);
+            }
+        }
         communities.push(v);
     }
     let dms = state.chat.dms(s.user).await.map_err(|e| e.to_string())?;
@@ -62,5 +73,6 @@ pub async fn build(state: &AppState, s: &Session) -> Result<Value, String> {
         "communities": communities,
         "dms": dms.iter().map(|(c, r)| wire::Channel::new(c, Some(r))).collect::<Vec<_>>(),
         "read_states": read_states.iter().map(wire::ReadState::from).collect::<Vec<_>>(),
+        "presences": presences.iter().map(|(u, st)| json!({ "user_id": u.to_string(), "status": st })).collect::<Vec<_>>(),
     }))
 }

@@ -118,6 +118,19 @@ fn member_id(raw: &str, me: UserId) -> ApiResult<UserId> {
     }
 }
 
+/// Leave the community (the owner cannot: delete it instead).
+#[utoipa::path(delete, path = "/api/v1/communities/{id}/members/@me", tag = "members", security(("bearer" = [])),
+    params(("id" = String, Path)), responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn leave(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id: CommunityId = path_id("id", &id)?;
+    state.chat.leave(id, p.user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// `DELETE .../members/@me` leaves; any other id kicks (KICK_MEMBERS).
 #[utoipa::path(delete, path = "/api/v1/communities/{id}/members/{user_id}", tag = "members", security(("bearer" = [])),
     params(("id" = String, Path), ("user_id" = String, Path, description = "a user id, or @me to leave")),

@@ -120,6 +120,32 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 /// The OpenAPI document as served at `/api/v1/openapi.json`.
 pub fn openapi_json() -> String {
     let (_, mut doc) = api();
+    // utoipa names operations after their handler functions (`get`, `list`,
+    // ...), which repeat across resources; generated clients need unique ids.
+    for item in doc.paths.paths.values_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let tag = op
+                .tags
+                .as_ref()
+                .and_then(|t| t.first())
+                .cloned()
+                .unwrap_or_default();
+            if let Some(id) = op.operation_id.as_mut() {
+                if !id.starts_with(&format!("{tag}_")) {
+                    *id = format!("{tag}_{id}");
+                }
+            }
+        }
+    }
     doc.paths.paths.insert(
         "/api/v1/openapi.json".into(),
         utoipa::openapi::PathItem::new(

@@ -1936,6 +1936,8 @@ pub async fn operations(s: &TestServer) {
         ("/api/v1/communities/{id}", "delete"),
         ("/api/v1/communities/{id}/members", "get"),
         ("/api/v1/communities/{id}/members/{user_id}", "delete"),
+        ("/api/v1/communities/{id}/members/@me", "delete"),
+        ("/api/v1/gateway", "get"),
         ("/api/v1/communities/{id}/members/{user_id}", "patch"),
         ("/api/v1/communities/{id}/bans/{user_id}", "put"),
         ("/api/v1/communities/{id}/bans/{user_id}", "delete"),
