@@ -131,6 +131,19 @@ pub async fn leave(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Your own membership: nickname (timeouts are for moderators).
+#[utoipa::path(patch, path = "/api/v1/communities/{id}/members/@me", tag = "members", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = UpdateMemberRequest,
+    responses((status = 200, body = Member), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn update_me(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    body: Body<UpdateMemberRequest>,
+) -> ApiResult<Json<Member>> {
+    update_member(State(state), auth, Path((id, "@me".to_string())), body).await
+}
+
 /// `DELETE .../members/@me` leaves; any other id kicks (KICK_MEMBERS).
 #[utoipa::path(delete, path = "/api/v1/communities/{id}/members/{user_id}", tag = "members", security(("bearer" = [])),
     params(("id" = String, Path), ("user_id" = String, Path, description = "a user id, or @me to leave")),

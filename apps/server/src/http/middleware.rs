@@ -7,6 +7,7 @@ use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use hearth_state::{Decision, Quota};
 use tracing::Instrument;
 
@@ -72,7 +73,11 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
     res
 }
 
-/// Refuses oversized bodies before reading them, and rate-limits API calls
+/// Oversized bodies up to this size are drained before the 413; larger ones
+/// get the 413 and a closed connection.
+const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
+
+/// Refuses oversized bodies before parsing them, and rate-limits API calls
 /// per client address.
 pub async fn limits(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let is_api = req.uri().path().starts_with("/api/");
@@ -83,11 +88,21 @@ pub async fn limits(State(state): State<AppState>, req: Request, next: Next) -> 
         .and_then(|v| v.parse::<u64>().ok())
     {
         if len > state.cfg.max_body_bytes as u64 {
-            // We answer without reading the body, so this connection cannot be
-            // reused: say so, or the client may send its next request into it.
             let mut res = ApiError::too_large(state.cfg.max_body_bytes).into_response();
-            res.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            if len <= DRAIN_LIMIT {
+                // Read and discard it: a client still writing its body would
+                // otherwise see a broken pipe instead of our 413.
+                let mut body = req.into_body().into_data_stream();
+                while let Some(chunk) = body.next().await {
+                    if chunk.is_err() {
+                        break;
+                    }
+                }
+            } else {
+                // Too big to be worth reading: answer and close the connection.
+                res.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             return res;
         }
     }

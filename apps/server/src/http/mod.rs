@@ -78,6 +78,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             communities::delete
         ))
         .routes(routes!(communities::members))
+        .routes(routes!(communities::leave, communities::update_me))
         .routes(routes!(
             communities::member,
             communities::remove_member,
