@@ -177,6 +177,7 @@ impl Chat {
             .update_channel(id, &patch)
             .await?
             .ok_or(ChatError::NotFound)?;
+        self.hot.forget_channel(id);
         self.emit(ChatEvent::ChannelUpdate(updated.clone()));
         Ok(updated)
     }
@@ -188,6 +189,7 @@ impl Chat {
         }
         require(p, Permissions::MANAGE_CHANNELS)?;
         self.store.delete_channel(id).await?;
+        self.hot.forget_channel(id);
         self.emit(ChatEvent::ChannelDelete(ch));
         Ok(())
     }

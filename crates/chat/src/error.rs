@@ -19,7 +19,18 @@ pub enum ChatError {
     #[error("{0}")]
     Conflict(&'static str),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for ChatError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            // Something referenced was deleted concurrently: from the caller's
+            // side it is simply not there.
+            StoreError::Missing(_) => ChatError::NotFound,
+            other => ChatError::Store(other),
+        }
+    }
 }
 
 pub type ChatResult<T> = Result<T, ChatError>;

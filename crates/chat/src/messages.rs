@@ -177,7 +177,7 @@ impl Chat {
         author: UserId,
         input: NewMessageInput,
     ) -> ChatResult<SendOutcome> {
-        let (ch, p) = self.visible_channel(channel, author).await?;
+        let (ch, p) = self.visible_channel_hot(channel, author).await?;
         require(p, Permissions::SEND_MESSAGES)?;
         let content = validate::text("content", input.content.trim(), MAX_CONTENT_CHARS)?;
         if content.is_empty() && input.attachment_ids.is_empty() {
@@ -209,11 +209,21 @@ impl Chat {
         }
         let mentions = self.resolve_mentions(&ch, &content, p).await?;
         // Read on the (parallel) read pool, so the single writer does one thing.
-        let author_rec = self.store.user(author).await?.ok_or(ChatError::NotFound)?;
-        let order = self.channel_order(channel);
-        let in_order = order.lock().await;
+        let author_rec = match self.hot.user(author) {
+            Some(u) => u,
+            None => {
+                let u = self.store.user(author).await?.ok_or(ChatError::NotFound)?;
+                self.hot.put_user(u.clone());
+                u
+            }
+        };
+        // Reserve this message's place in the channel's line: the ID is minted
+        // now, the event leaves only after every lower ID of this channel.
+        let slot = self.sequencer.reserve(channel, self.events.clone(), || {
+            MessageId(self.ids.next().0)
+        });
         let new = NewMessage {
-            id: MessageId(self.next_id()),
+            id: slot.id(),
             channel_id: channel,
             author_id: author,
             content,
@@ -222,15 +232,14 @@ impl Chat {
             attachment_ids: input.attachment_ids,
             nonce: input.nonce,
         };
-        match self
+        let outcome = self
             .store
             .create_message(&new, &author_rec, now_ms(), self.cfg.nonce_window_ms)
-            .await?
-        {
+            .await;
+        match outcome? {
             MessageCreate::Created(rec) => {
                 let view = self.view(&ch, rec);
-                self.emit(ChatEvent::MessageCreate(view.clone()));
-                drop(in_order);
+                slot.finish(Some(ChatEvent::MessageCreate(view.clone())));
                 if !(view.record.mentions.users.is_empty()
                     && view.record.mentions.roles.is_empty()
                     && !view.record.mentions.everyone)

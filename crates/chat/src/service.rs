@@ -30,11 +30,10 @@ impl Default for ChatConfig {
 }
 
 pub struct Chat {
-    /// Per-channel ordering locks: minting a message id, storing the message
-    /// and announcing it happen under one lock, so MESSAGE_CREATE events of a
-    /// channel leave this node in ID order.
-    pub(crate) order:
-        parking_lot::Mutex<std::collections::HashMap<ChannelId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Channel and author records for the send path, kept briefly (see `hot.rs`).
+    pub(crate) hot: crate::hot::HotRecords,
+    /// Per-channel ordering of MESSAGE_CREATE (see `ordering.rs`).
+    pub(crate) sequencer: crate::ordering::Sequencer,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) ids: Arc<IdGenerator>,
     pub(crate) events: Arc<dyn EventSink>,
@@ -58,7 +57,8 @@ impl Chat {
         cfg: ChatConfig,
     ) -> Self {
         Chat {
-            order: Default::default(),
+            sequencer: Default::default(),
+            hot: Default::default(),
             store,
             ids,
             events,
@@ -81,15 +81,6 @@ impl Chat {
     /// For a change announced by another node.
     pub fn invalidate_community(&self, c: CommunityId) {
         self.cache.bump(c);
-    }
-
-    pub(crate) fn channel_order(&self, ch: ChannelId) -> Arc<tokio::sync::Mutex<()>> {
-        let mut map = self.order.lock();
-        if map.len() > 100_000 {
-            // Drop locks nobody holds; they are recreated on demand.
-            map.retain(|_, l| Arc::strong_count(l) > 1);
-        }
-        map.entry(ch).or_default().clone()
     }
 
     pub(crate) fn next_id(&self) -> i64 {
@@ -179,6 +170,33 @@ impl Chat {
         let p = self.community_permissions(c, user).await?;
         let community = self.store.community(c).await?.ok_or(ChatError::NotFound)?;
         Ok((community, p))
+    }
+
+    /// Like [`Chat::visible_channel`] but from the short-lived record cache:
+    /// for hot paths that do not show `last_message_id`.
+    pub(crate) async fn visible_channel_hot(
+        &self,
+        id: ChannelId,
+        user: UserId,
+    ) -> ChatResult<(ChannelRecord, Permissions)> {
+        let ch = match self.hot.channel(id) {
+            Some(ch) => ch,
+            None => {
+                let ch = self.store.channel(id).await?.ok_or(ChatError::NotFound)?;
+                self.hot.put_channel(ch.clone());
+                ch
+            }
+        };
+        let p = self.channel_permissions(&ch, user).await?;
+        if !p.contains(Permissions::VIEW_CHANNEL) {
+            return Err(ChatError::NotFound);
+        }
+        Ok((ch, p))
+    }
+
+    /// A profile changed (display name, avatar): stop serving the cached copy.
+    pub fn user_changed(&self, user: UserId) {
+        self.hot.forget_user(user);
     }
 
     /// Whether `user` may VIEW a community channel now, by ids alone (the

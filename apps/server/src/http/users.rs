@@ -34,6 +34,7 @@ pub async fn update_me(
         avatar_id: req.avatar_id.map(|_| None),
     };
     let u = state.accounts.update_profile(p.user_id, patch).await?;
+    state.chat.user_changed(p.user_id);
     let me: Me = (&u).into();
     state.publisher.publish(
         "USER_UPDATE",

@@ -674,6 +674,14 @@ pub async fn channels_and_visibility(s: &TestServer) {
             .0,
         StatusCode::NOT_FOUND
     );
+    let (st, e) = s
+        .post(
+            &format!("/api/v1/channels/{secret}/messages"),
+            &owner.token,
+            json!({"content": "into the void"}),
+        )
+        .await;
+    assert_error(st, &e, 404, "not_found");
 }
 
 pub async fn invites_and_membership(s: &TestServer) {
