@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite. Brings up what it needs: Postgres (at DATABASE_URL's
-# server or 127.0.0.1:5432; started if stopped, installed if missing), then
+# The whole test suite. Brings up what it needs: Postgres (127.0.0.1:5432),
+# NATS with JetStream (127.0.0.1:4222) and Redis (127.0.0.1:6379), each
+# started if stopped and installed if missing, then
 # runs every Rust test against both SQLite and Postgres, and the web app's
 # unit and end-to-end tests in Debian's Chromium.
 #
@@ -41,6 +42,34 @@ ensure_postgres() {
     while read -r db; do psql "$PG_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true; done
 }
 
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() {
+  for _ in $(seq 1 60); do port_open "$1" && return 0; sleep 0.5; done
+  return 1
+}
+
+ensure_nats() {
+  port_open 4222 && return 0
+  command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || apt_install nats-server
+  local bin; bin="$(command -v nats-server || echo /usr/sbin/nats-server)"
+  say "starting NATS with JetStream"
+  as_root mkdir -p /var/lib/nats-server
+  as_root start-stop-daemon --start --oknodo --background --exec "$bin" -- \
+    -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
+  wait_port 4222 || die "NATS is not reachable at 127.0.0.1:4222"
+}
+
+ensure_redis() {
+  port_open 6379 && return 0
+  command -v redis-server >/dev/null || apt_install redis-server
+  say "starting Redis"
+  as_root mkdir -p /var/lib/redis /var/log/redis
+  as_root redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  wait_port 6379 || die "Redis is not reachable at 127.0.0.1:6379"
+}
+
 ensure_chromium() {
   command -v chromium >/dev/null || apt_install chromium
 }
@@ -48,6 +77,8 @@ ensure_chromium() {
 run_rust() {
   command -v cargo >/dev/null || die "cargo is needed (https://rustup.rs)"
   ensure_postgres
+  ensure_nats
+  ensure_redis
   say "Rust: formatting"
   cargo fmt --all -- --check
   say "Rust: tests (SQLite and Postgres)"

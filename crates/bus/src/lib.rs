@@ -12,15 +12,20 @@
 
 mod envelope;
 mod memory;
+pub mod nats;
 
 use async_trait::async_trait;
 pub use envelope::Envelope;
 pub use memory::MemoryBus;
+pub use nats::{NatsBus, NatsOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     #[error("bus unavailable: {0}")]
     Unavailable(String),
+    /// The request can never succeed as made (bad subject, prefix or name).
+    #[error("invalid: {0}")]
+    Invalid(String),
 }
 
 /// What a subscription yields.

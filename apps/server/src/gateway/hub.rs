@@ -214,6 +214,17 @@ pub async fn route_events(state: AppState) {
 }
 
 async fn route(state: &AppState, env: &Envelope) {
+    // Cache invalidations apply whether or not anyone is connected here: with
+    // a cluster bus these arrive from the node where the change was made.
+    if let Some(c) = id_after(&env.subject, "internal.permissions.") {
+        state.chat.invalidate_community(CommunityId(c));
+    }
+    if let Some(sid) = id_after(&env.subject, "auth.session.") {
+        state.accounts.note_revoked(SessionId(sid));
+    }
+    if state.hub.count() == 0 {
+        return;
+    }
     let Ok(text) = std::str::from_utf8(&env.data) else {
         return;
     };

@@ -1,0 +1,193 @@
+//! JetStream streams: creating them, publishing with a storage ack, and
+//! reading back from a sequence.
+//!
+//! Why a bounded window: streams are a *catch-up* buffer, not the system of
+//! record (the database is). A client that was away longer than the window
+//! reloads state from the database instead of replaying. Defaults
+//! ([`StreamLimits::default`]): 24 h max age, 1 GiB, 1 MiB per message, file
+//! storage, old messages discarded first, and a 2 min duplicate window keyed
+//! on the envelope id (`Nats-Msg-Id`), so retrying a `publish_durable` after
+//! a timeout does not store the event twice.
+//!
+//! A stream whose name already exists is used as it is: its subjects and
+//! limits are not changed by [`NatsBus::ensure_stream`].
+
+use std::time::Duration;
+
+use async_nats::jetstream::{consumer, stream};
+use futures::StreamExt;
+
+use super::{NatsBus, codec, unavailable};
+use crate::{BusError, Envelope};
+
+/// Most events one [`NatsBus::replay`] call returns.
+pub const REPLAY_MAX: usize = 1000;
+
+#[derive(Clone, Debug)]
+pub struct StreamLimits {
+    pub max_age: Duration,
+    pub max_bytes: i64,
+    pub max_message_size: i32,
+    pub duplicate_window: Duration,
+    /// `false`: file storage (survives a server restart).
+    pub memory: bool,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        StreamLimits {
+            max_age: Duration::from_secs(24 * 3600),
+            max_bytes: 1 << 30,
+            max_message_size: 1 << 20,
+            duplicate_window: Duration::from_secs(120),
+            memory: false,
+        }
+    }
+}
+
+impl NatsBus {
+    /// Creates stream `name` capturing the given bus subject patterns (NATS
+    /// wildcards allowed, e.g. `chat.>`; the subject root is prepended) if it
+    /// does not exist.
+    pub async fn ensure_stream(
+        &self,
+        name: &str,
+        subjects: &[&str],
+    ) -> Result<stream::Stream, BusError> {
+        self.ensure_stream_with(name, subjects, &self.opts.stream_limits)
+            .await
+    }
+
+    pub(crate) async fn ensure_stream_with(
+        &self,
+        name: &str,
+        subjects: &[&str],
+        limits: &StreamLimits,
+    ) -> Result<stream::Stream, BusError> {
+        if subjects.is_empty() {
+            return Err(BusError::Invalid(format!("stream {name} without subjects")));
+        }
+        let config = stream::Config {
+            name: name.to_string(),
+            subjects: subjects.iter().map(|s| self.nats_subject(s)).collect(),
+            max_age: limits.max_age,
+            max_bytes: limits.max_bytes,
+            max_message_size: limits.max_message_size,
+            duplicate_window: limits.duplicate_window,
+            discard: stream::DiscardPolicy::Old,
+            storage: if limits.memory {
+                stream::StorageType::Memory
+            } else {
+                stream::StorageType::File
+            },
+            ..Default::default()
+        };
+        self.js
+            .get_or_create_stream(config)
+            .await
+            .map_err(|e| match e.kind() {
+                async_nats::jetstream::context::CreateStreamErrorKind::EmptyStreamName
+                | async_nats::jetstream::context::CreateStreamErrorKind::InvalidStreamName => {
+                    BusError::Invalid(format!("stream name {name:?}"))
+                }
+                _ => unavailable(e),
+            })
+    }
+
+    /// Deletes a stream and its consumers (tests, operators).
+    pub async fn delete_stream(&self, name: &str) -> Result<(), BusError> {
+        self.js
+            .delete_stream(name)
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
+    /// Publishes through JetStream and waits for the server to store it;
+    /// returns the stream sequence. Fails if no stream captures the subject
+    /// (create one with [`NatsBus::ensure_stream`]). Core subscribers receive
+    /// it too. Re-publishing the same envelope id within the duplicate window
+    /// is stored once and returns the original sequence.
+    pub async fn publish_durable(&self, event: Envelope) -> Result<u64, BusError> {
+        self.check_subject(&event.subject)?;
+        let mut headers = codec::to_headers(&event);
+        headers.insert(codec::NATS_MSG_ID, event.id.as_str());
+        let ack = self
+            .js
+            .publish_with_headers(self.nats_subject(&event.subject), headers, event.data)
+            .await
+            .map_err(unavailable)?
+            .await
+            .map_err(unavailable)?;
+        Ok(ack.sequence)
+    }
+
+    /// Events in `stream` matching the bus subject pattern `filter` (NATS
+    /// wildcards allowed, `""` = the whole stream) with sequence greater than
+    /// `after_seq`, oldest first, at most `limit.min(REPLAY_MAX)` of them.
+    /// A full batch means there may be more: call again with the last
+    /// sequence. If `after_seq` has aged out of the stream, replay starts at
+    /// the oldest stored event; compare the first sequence with
+    /// `after_seq + 1` only as a hint (filtered subjects leave gaps anyway).
+    /// Messages that are not CloudEvents are skipped.
+    pub async fn replay(
+        &self,
+        stream: &str,
+        filter: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Envelope)>, BusError> {
+        let limit = limit.min(REPLAY_MAX);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let s = self.js.get_stream(stream).await.map_err(unavailable)?;
+        // An ephemeral, unacknowledged consumer: nothing to clean up if we
+        // crash, the server drops it after `inactive_threshold`.
+        let mut c: consumer::PullConsumer = s
+            .create_consumer(consumer::pull::Config {
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: after_seq + 1,
+                },
+                ack_policy: consumer::AckPolicy::None,
+                filter_subject: if filter.is_empty() {
+                    String::new()
+                } else {
+                    self.nats_subject(filter)
+                },
+                inactive_threshold: Duration::from_secs(30),
+                memory_storage: true,
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        let pending = c.info().await.map_err(unavailable)?.num_pending;
+        let want = usize::try_from(pending).unwrap_or(usize::MAX).min(limit);
+        let mut out = Vec::with_capacity(want);
+        if want > 0 {
+            let mut batch = c
+                .fetch()
+                .max_messages(want)
+                .expires(self.opts.request_timeout)
+                .messages()
+                .await
+                .map_err(unavailable)?;
+            let mut seen = 0;
+            while seen < want {
+                let Some(m) = batch.next().await else { break };
+                let m = m.map_err(unavailable)?;
+                seen += 1;
+                let seq = m.info().map_err(unavailable)?.stream_sequence;
+                match codec::from_message(m.headers.as_ref(), m.payload.clone()) {
+                    Ok(e) => out.push((seq, e)),
+                    Err(why) => tracing::warn!(stream, seq, %why, "replay skipped a message"),
+                }
+            }
+        }
+        let name = c.cached_info().name.clone();
+        if let Err(e) = s.delete_consumer(&name).await {
+            tracing::debug!(stream, %e, "replay consumer left to expire");
+        }
+        Ok(out)
+    }
+}

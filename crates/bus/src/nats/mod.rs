@@ -1,0 +1,171 @@
+//! The NATS bus: the same seam as [`crate::MemoryBus`], across nodes.
+//!
+//! Three delivery grades, because events differ in what losing one costs:
+//!
+//! 1. **Real-time fan-out** ([`Bus::publish`] / [`Bus::subscribe`]): core
+//!    NATS, at-most-once. A typing indicator or presence ping that arrives
+//!    late is worthless, so nothing is stored and a slow subscriber is told it
+//!    lagged ([`crate::Delivery::Lagged`]) instead of slowing anyone down.
+//! 2. **Durable consumers** ([`NatsBus::durable`]): JetStream, at-least-once,
+//!    for domain services (search indexing, notifications, moderation) that
+//!    must see every event even across restarts. See [`durable`] for the
+//!    backpressure, retry and dead-letter rules.
+//! 3. **Must-not-lose publishes** ([`NatsBus::publish_durable`]) acknowledged
+//!    by the server once stored, and [`NatsBus::replay`] to read a stream from
+//!    a sequence onwards (resuming clients). See [`log`].
+//!
+//! On the wire every event is a CloudEvents 1.0 message in binary content
+//! mode (see [`codec`]) on the NATS subject `<root>.<envelope.subject>`, with
+//! `root` = [`NatsOptions::subject_root`] (default `hearth`). Core publishes
+//! are also captured by any JetStream stream whose subjects match, so a
+//! durable consumer sees events published either way.
+
+pub mod codec;
+pub mod durable;
+pub mod log;
+mod subscribe;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::{Bus, BusError, Envelope, Subscription};
+pub use durable::{ConsumerStats, DurableConfig, DurableConsumer, StatsSnapshot};
+pub use log::{REPLAY_MAX, StreamLimits};
+
+/// Connection and local-buffering settings.
+#[derive(Clone, Debug)]
+pub struct NatsOptions {
+    /// First subject token of every bus subject (`hearth` → `hearth.chat.…`).
+    /// Lets several deployments share one NATS account.
+    pub subject_root: String,
+    /// Events buffered per subscription before it starts to lag.
+    pub subscriber_capacity: usize,
+    /// Shown in the server's connection list.
+    pub connection_name: String,
+    /// Limit for connecting and for each request (ping, JetStream API calls).
+    pub request_timeout: Duration,
+    /// Limits for streams this bus creates.
+    pub stream_limits: StreamLimits,
+}
+
+impl Default for NatsOptions {
+    fn default() -> Self {
+        NatsOptions {
+            subject_root: "hearth".into(),
+            subscriber_capacity: 1024,
+            connection_name: "hearth".into(),
+            request_timeout: Duration::from_secs(5),
+            stream_limits: StreamLimits::default(),
+        }
+    }
+}
+
+/// A connected NATS bus; cheap to clone (one shared connection).
+#[derive(Clone)]
+pub struct NatsBus {
+    client: async_nats::Client,
+    js: async_nats::jetstream::Context,
+    opts: NatsOptions,
+}
+
+impl NatsBus {
+    /// Connects once; fails (rather than retrying forever) if the server is
+    /// unreachable, so a misconfigured node does not start. After that the
+    /// client reconnects by itself and buffers publishes meanwhile.
+    pub async fn connect(url: &str, opts: NatsOptions) -> Result<NatsBus, BusError> {
+        if opts.subject_root.is_empty() || !subscribe::valid_prefix(&opts.subject_root) {
+            return Err(BusError::Invalid(format!(
+                "subject root {:?}",
+                opts.subject_root
+            )));
+        }
+        let client = async_nats::ConnectOptions::new()
+            .name(&opts.connection_name)
+            .connection_timeout(opts.request_timeout)
+            .request_timeout(Some(opts.request_timeout))
+            .connect(url)
+            .await
+            .map_err(unavailable)?;
+        let js = async_nats::jetstream::new(client.clone());
+        Ok(NatsBus { client, js, opts })
+    }
+
+    /// The underlying client, for what the seam does not cover.
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    pub fn options(&self) -> &NatsOptions {
+        &self.opts
+    }
+
+    /// Bus subject (or pattern with NATS wildcards) → NATS subject.
+    pub fn nats_subject(&self, subject: &str) -> String {
+        format!("{}.{subject}", self.opts.subject_root)
+    }
+
+    /// The dead-letter subject of a durable consumer: `<root>.dlq.<consumer>`.
+    pub fn dlq_subject(&self, consumer: &str) -> String {
+        self.nats_subject(&format!("dlq.{consumer}"))
+    }
+
+    fn check_subject(&self, subject: &str) -> Result<(), BusError> {
+        if subject.is_empty() || subject.ends_with('.') || !subscribe::valid_prefix(subject) {
+            return Err(BusError::Invalid(format!("subject {subject:?}")));
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> BusError {
+    BusError::Unavailable(e.to_string())
+}
+
+#[async_trait]
+impl Bus for NatsBus {
+    fn name(&self) -> &'static str {
+        "nats"
+    }
+
+    /// Core NATS publish: returns once queued on the connection (at-most-once).
+    async fn publish(&self, event: Envelope) -> Result<(), BusError> {
+        self.check_subject(&event.subject)?;
+        let headers = codec::to_headers(&event);
+        let subject = self.nats_subject(&event.subject);
+        let data: Bytes = event.data;
+        self.client
+            .publish_with_headers(subject, headers, data)
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Prefix semantics as the in-process bus (string prefix of the subject);
+    /// see [`subscribe::plan`] for how they map onto NATS wildcards. Prefixes
+    /// containing `*`, `>`, whitespace or empty tokens are rejected.
+    async fn subscribe(&self, prefix: &str) -> Result<Box<dyn Subscription>, BusError> {
+        if !subscribe::valid_prefix(prefix) {
+            return Err(BusError::Invalid(format!("prefix {prefix:?}")));
+        }
+        let (subject, filter) = subscribe::plan(&self.opts.subject_root, prefix);
+        let sub = self.client.subscribe(subject).await.map_err(unavailable)?;
+        // Make sure the server has the interest before we return, so events
+        // published right after `subscribe` returns are not missed.
+        self.client.flush().await.map_err(unavailable)?;
+        Ok(Box::new(subscribe::spawn(
+            self.opts.subject_root.len(),
+            sub,
+            filter,
+            self.opts.subscriber_capacity,
+        )))
+    }
+
+    /// A full round trip to the server (flush waits for its PONG).
+    async fn ping(&self) -> Result<(), BusError> {
+        tokio::time::timeout(self.opts.request_timeout, self.client.flush())
+            .await
+            .map_err(|_| BusError::Unavailable("ping timed out".into()))?
+            .map_err(unavailable)
+    }
+}
