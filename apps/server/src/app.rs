@@ -11,9 +11,9 @@ use std::time::Duration;
 use axum::Router;
 use base64::Engine;
 use hearth_accounts::{Accounts, AccountsConfig, HashCost, TokenKeys};
-use hearth_bus::{Bus, MemoryBus};
+use hearth_bus::{Bus, MemoryBus, NatsBus, NatsOptions};
 use hearth_chat::{Chat, ChatConfig};
-use hearth_state::MemoryRateLimiter;
+use hearth_state::{MemoryRateLimiter, RateLimiter, RedisConnection, RedisRateLimiter};
 use hearth_store::{Backend, Store};
 use hearth_types::{IdGenerator, now_ms};
 use rand::RngCore;
@@ -40,6 +40,10 @@ pub enum StartError {
     Key(PathBuf, String),
     #[error("{0}")]
     Unsupported(&'static str),
+    #[error("event bus: {0}")]
+    Bus(String),
+    #[error("shared state (Redis): {0}")]
+    State(String),
     #[error("accounts: {0}")]
     Accounts(#[from] hearth_accounts::AccountsError),
 }
@@ -125,16 +129,6 @@ fn web_assets(cfg: &Config) -> Option<WebAssets> {
 }
 
 pub async fn build(cfg: Config) -> Result<Server, StartError> {
-    if !cfg.nats_url.is_empty() {
-        return Err(StartError::Unsupported(
-            "nats_url is set, but this build has only the in-process event bus; unset NATS_URL",
-        ));
-    }
-    if !cfg.redis_url.0.is_empty() {
-        return Err(StartError::Unsupported(
-            "redis_url is set, but this build keeps shared state in memory; unset REDIS_URL",
-        ));
-    }
     let store = open_store(&cfg).await?;
 
     // A distinct node id for this process, so IDs never collide across nodes.
@@ -148,7 +142,20 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
     let ids = Arc::new(IdGenerator::new(node));
 
     let metrics = Metrics::new();
-    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new(65_536));
+    let bus: Arc<dyn Bus> = if cfg.nats_url.is_empty() {
+        Arc::new(MemoryBus::new(65_536))
+    } else {
+        let opts = NatsOptions {
+            subject_root: cfg.nats_subject_root.clone(),
+            connection_name: format!("hearth-node-{node}"),
+            ..Default::default()
+        };
+        Arc::new(
+            NatsBus::connect(&cfg.nats_url, opts)
+                .await
+                .map_err(|e| StartError::Bus(e.to_string()))?,
+        )
+    };
     let publisher = Publisher::start(bus.clone(), ids.clone(), node, metrics.clone());
     let accounts = Accounts::new(
         store.clone(),
@@ -170,6 +177,20 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         ChatConfig::default(),
     );
     let web = web_assets(&cfg);
+    // Rate-limit counters: per node in memory, or shared by every node in Redis.
+    let redis = if cfg.redis_url.0.is_empty() {
+        None
+    } else {
+        Some(
+            RedisConnection::connect(&cfg.redis_url.0, &format!("{}:", cfg.nats_subject_root))
+                .await
+                .map_err(|e| StartError::State(e.to_string()))?,
+        )
+    };
+    let limiter: Arc<dyn RateLimiter> = match &redis {
+        None => Arc::new(MemoryRateLimiter::default()),
+        Some(conn) => Arc::new(RedisRateLimiter::new(conn.clone())),
+    };
     tracing::info!(node, backend = store.backend(), "node ready");
     let state = AppState(Arc::new(Inner {
         cfg,
@@ -178,7 +199,8 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         chat,
         bus,
         publisher,
-        limiter: Arc::new(MemoryRateLimiter::default()),
+        limiter,
+        redis,
         metrics,
         node_id: node,
         web,

@@ -42,6 +42,8 @@ pub struct Config {
     pub database_url: Secret,
     /// NATS for a cluster's event bus; empty for the in-process bus.
     pub nats_url: String,
+    /// First token of every NATS subject, so deployments can share a NATS account.
+    pub nats_subject_root: String,
     /// Redis for a cluster's shared state; empty for in-memory.
     pub redis_url: Secret,
     /// The address people reach this server at (e.g. `https://chat.example.org`);
@@ -106,6 +108,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             database_url: Secret::default(),
             nats_url: String::new(),
+            nats_subject_root: "hearth".into(),
             redis_url: Secret::default(),
             public_url: String::new(),
             web_dir: String::new(),
@@ -347,6 +350,17 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "access_token_ttl_secs",
                 "30 to 86400".into(),
+            ));
+        }
+        if self.nats_subject_root.is_empty()
+            || !self
+                .nats_subject_root
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(ConfigError::Invalid(
+                "nats_subject_root",
+                "letters, digits, _ and -".into(),
             ));
         }
         if !(1_000..=300_000).contains(&self.gateway_heartbeat_ms) {

@@ -25,6 +25,8 @@ pub struct Inner {
     pub bus: Arc<dyn Bus>,
     pub publisher: Publisher,
     pub limiter: Arc<dyn RateLimiter>,
+    /// The shared Redis, when configured (for readiness and shared state).
+    pub redis: Option<hearth_state::RedisConnection>,
     pub metrics: Metrics,
     pub node_id: u16,
     pub web: Option<WebAssets>,

@@ -1,6 +1,8 @@
 //! Rate limiting with GCRA (the generic cell rate algorithm): one timestamp
 //! per key ("theoretical arrival time"), so memory stays O(keys) whatever the
 //! rate, and bursts up to `burst` are allowed, then a steady `per_second`.
+//! The same decision runs in Redis for clusters (`redis::rate_limit`), where
+//! the one timestamp per key makes it a single atomic read-modify-write.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -16,8 +18,13 @@ pub struct Quota {
 }
 
 impl Quota {
-    fn interval(self) -> Duration {
+    pub(crate) fn interval(self) -> Duration {
         Duration::from_secs_f64(1.0 / self.per_second.max(1e-6))
+    }
+
+    /// How far ahead of now the theoretical arrival time may run: the burst.
+    pub(crate) fn tolerance(self) -> Duration {
+        self.interval() * self.burst.saturating_sub(1)
     }
 }
 
@@ -62,7 +69,7 @@ impl MemoryRateLimiter {
     /// The pure decision, at a given instant (tests drive the clock).
     pub fn check_at(&self, key: &str, quota: Quota, now: Instant) -> Decision {
         let interval = quota.interval();
-        let tolerance = interval * quota.burst.saturating_sub(1);
+        let tolerance = quota.tolerance();
         let mut map = self.shard(key).lock();
         let tat = map.get(key).copied().unwrap_or(now).max(now);
         let allow_at = tat.checked_sub(tolerance).unwrap_or(now);

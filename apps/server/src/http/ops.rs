@@ -23,15 +23,19 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     let timeout = std::time::Duration::from_secs(2);
     let db = tokio::time::timeout(timeout, state.store.ping()).await;
     let bus = tokio::time::timeout(timeout, state.bus.ping()).await;
+    let cache_ok = match &state.redis {
+        None => true,
+        Some(r) => matches!(tokio::time::timeout(timeout, r.ping()).await, Ok(Ok(()))),
+    };
     let db_ok = matches!(db, Ok(Ok(())));
     let bus_ok = matches!(bus, Ok(Ok(())));
     let checks = json!({
         "database": { "ok": db_ok, "backend": state.store.backend() },
         "bus": { "ok": bus_ok, "backend": state.bus.name() },
-        "cache": { "ok": true, "backend": "memory" },
+        "cache": { "ok": cache_ok, "backend": if state.redis.is_some() { "redis" } else { "memory" } },
         "node_id": state.node_id,
     });
-    let ok = db_ok && bus_ok;
+    let ok = db_ok && bus_ok && cache_ok;
     let status = if ok {
         StatusCode::OK
     } else {

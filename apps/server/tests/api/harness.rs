@@ -6,10 +6,13 @@ use hearth_server::config::{Config, Secret};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub enum Db {
     Sqlite,
+    /// A fresh database, dropped at the end.
     Postgres,
+    /// An existing database shared by several nodes (the caller drops it).
+    Shared(String),
 }
 
 pub struct TestServer {
@@ -48,6 +51,9 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut cfg = test_config(dir.path());
         let mut pg = None;
+        if let Db::Shared(url) = &db {
+            cfg.database_url = Secret(url.clone());
+        }
         if let Db::Postgres = db {
             let admin = hearth_store::testing::admin_url();
             let name = format!(

@@ -1,0 +1,401 @@
+//! The backend contract suite: every test here runs once against the memory
+//! implementations and once against Redis, and both must behave the same.
+//! Redis comes from `HEARTH_TEST_REDIS_URL` (default: the local server);
+//! when it is absent these tests fail, they never skip. Each Redis test uses
+//! its own random key prefix and deletes its keys afterwards (and every key
+//! has a TTL, so a failed test leaves nothing behind for long).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use hearth_state::*;
+
+/// One backend's implementation of every trait, plus a second "node" for
+/// revocations (sharing the state, through its own connection on Redis).
+struct Env {
+    limiter: Arc<dyn RateLimiter>,
+    presence: Arc<dyn Presence>,
+    typing: Arc<dyn Typing>,
+    nonces: Arc<dyn NonceGuard>,
+    revocations: Arc<dyn Revocations>,
+    other_node_revocations: Arc<dyn Revocations>,
+    redis: Option<RedisConnection>,
+}
+
+/// Short, so expiry is testable.
+const RETENTION: Duration = Duration::from_millis(600);
+
+impl Env {
+    fn memory() -> Env {
+        let revocations = Arc::new(MemoryRevocations::new(RETENTION));
+        Env {
+            limiter: Arc::new(MemoryRateLimiter::default()),
+            presence: Arc::new(MemoryPresence::default()),
+            typing: Arc::new(MemoryTyping::default()),
+            nonces: Arc::new(MemoryNonceGuard::default()),
+            revocations: revocations.clone(),
+            other_node_revocations: revocations,
+            redis: None,
+        }
+    }
+
+    async fn redis() -> Env {
+        let url = std::env::var("HEARTH_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let prefix = format!("hearth-test:{:016x}:", rand::random::<u64>());
+        let connect = || async {
+            RedisConnection::connect(&url, &prefix)
+                .await
+                .expect("Redis must be running for the contract suite (HEARTH_TEST_REDIS_URL)")
+        };
+        let redis = connect().await;
+        let other = connect().await;
+        Env {
+            limiter: Arc::new(RedisRateLimiter::new(redis.clone())),
+            presence: Arc::new(RedisPresence::new(redis.clone())),
+            typing: Arc::new(RedisTyping::new(redis.clone())),
+            nonces: Arc::new(RedisNonceGuard::new(redis.clone())),
+            revocations: Arc::new(
+                RedisRevocations::new(redis.clone(), RETENTION)
+                    .await
+                    .expect("subscribe"),
+            ),
+            other_node_revocations: Arc::new(
+                RedisRevocations::new(other, RETENTION)
+                    .await
+                    .expect("subscribe"),
+            ),
+            redis: Some(redis),
+        }
+    }
+
+    /// Deletes every key under the test's prefix.
+    async fn finish(self) {
+        let Some(redis) = self.redis else { return };
+        let url = std::env::var("HEARTH_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let client = ::redis::Client::open(url).expect("redis url");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect for cleanup");
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = ::redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{}*", redis.prefix()))
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .expect("scan");
+            if !keys.is_empty() {
+                let _: i64 = ::redis::cmd("DEL")
+                    .arg(&keys)
+                    .query_async(&mut conn)
+                    .await
+                    .expect("del");
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
+}
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
+                let env = super::Env::memory();
+                super::$name(&env).await;
+                env.finish().await;
+            })*
+        }
+        mod redis {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
+                let env = super::Env::redis().await;
+                super::$name(&env).await;
+                env.finish().await;
+            })*
+        }
+    };
+}
+
+contract!(
+    gcra_burst_then_steady_rate,
+    gcra_600_in_a_burst_are_mostly_refused,
+    presence_online_and_offline,
+    presence_expires_without_heartbeat,
+    typing_expires,
+    revocations_reach_other_nodes,
+    revocations_expire_after_retention,
+    nonce_claims,
+    nonce_claim_race_has_one_winner,
+);
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+async fn gcra_burst_then_steady_rate(env: &Env) {
+    let rl = &env.limiter;
+    let q = Quota {
+        per_second: 10.0,
+        burst: 5,
+    };
+    for _ in 0..5 {
+        assert_eq!(rl.check("k", q).await, Decision::Allowed);
+    }
+    let Decision::Limited { retry_after } = rl.check("k", q).await else {
+        panic!("6th in a burst of 5")
+    };
+    assert!(retry_after <= ms(100) && retry_after > Duration::ZERO);
+    assert_eq!(
+        rl.check("other", q).await,
+        Decision::Allowed,
+        "keys are independent"
+    );
+    tokio::time::sleep(retry_after + ms(5)).await;
+    assert_eq!(rl.check("k", q).await, Decision::Allowed);
+    assert!(matches!(rl.check("k", q).await, Decision::Limited { .. }));
+
+    // Then a steady 10/s: over ~1 s of asking every 20 ms, about 10 pass.
+    let start = Instant::now();
+    let mut allowed = 0;
+    while start.elapsed() < Duration::from_secs(1) {
+        if rl.check("k", q).await == Decision::Allowed {
+            allowed += 1;
+        }
+        tokio::time::sleep(ms(20)).await;
+    }
+    assert!(
+        (8..=12).contains(&allowed),
+        "{allowed} allowed in 1 s at 10/s"
+    );
+
+    // After a full rest the whole burst is back.
+    tokio::time::sleep(ms(600)).await;
+    for _ in 0..5 {
+        assert_eq!(rl.check("k", q).await, Decision::Allowed);
+    }
+}
+
+async fn gcra_600_in_a_burst_are_mostly_refused(env: &Env) {
+    let q = Quota {
+        per_second: 20.0,
+        burst: 40,
+    };
+    let start = Instant::now();
+    // All at once, so the decision must be atomic per request.
+    let checks = (0..600).map(|_| {
+        let rl = env.limiter.clone();
+        tokio::spawn(async move { rl.check("ip:1.2.3.4", q).await })
+    });
+    let decisions = futures::future::join_all(checks).await;
+    let elapsed = start.elapsed().as_secs_f64();
+    let allowed = decisions
+        .into_iter()
+        .filter(|d| *d.as_ref().expect("task") == Decision::Allowed)
+        .count();
+    let most = 40 + (elapsed * 20.0).ceil() as usize + 1;
+    assert!(
+        (40..=most).contains(&allowed),
+        "{allowed} of 600 allowed in {elapsed:.3} s (burst 40, 20/s)"
+    );
+}
+
+async fn presence_online_and_offline(env: &Env) {
+    let p = &env.presence;
+    let ttl = Duration::from_secs(5);
+    p.set(1, "node-a", Status::Online, ttl).await.expect("set");
+    p.set(2, "node-b", Status::Idle, ttl).await.expect("set");
+    assert_eq!(
+        p.get(&[1, 2, 3]).await.expect("get"),
+        [Status::Online, Status::Idle, Status::Offline]
+    );
+    assert_eq!(p.get(&[]).await.expect("get"), []);
+
+    // Several nodes: do-not-disturb wins, then online, then idle.
+    p.set(1, "node-b", Status::DoNotDisturb, ttl)
+        .await
+        .expect("set");
+    p.set(2, "node-a", Status::Online, ttl).await.expect("set");
+    assert_eq!(
+        p.get(&[1, 2]).await.expect("get"),
+        [Status::DoNotDisturb, Status::Online]
+    );
+
+    // Online while any node holds an entry.
+    p.clear(1, "node-b").await.expect("clear");
+    p.set(2, "node-a", Status::Offline, ttl)
+        .await
+        .expect("set offline");
+    assert_eq!(
+        p.get(&[1, 2]).await.expect("get"),
+        [Status::Online, Status::Idle]
+    );
+    p.clear(1, "node-a").await.expect("clear");
+    p.clear(2, "node-b").await.expect("clear");
+    p.clear(2, "node-b").await.expect("clearing twice is fine");
+    assert_eq!(
+        p.get(&[1, 2]).await.expect("get"),
+        [Status::Offline, Status::Offline]
+    );
+}
+
+async fn presence_expires_without_heartbeat(env: &Env) {
+    let p = &env.presence;
+    let ttl = ms(400);
+    p.set(1, "alive", Status::Online, ttl).await.expect("set");
+    p.set(2, "dead", Status::Online, ttl).await.expect("set");
+    p.set(3, "alive", Status::Idle, ttl).await.expect("set");
+    p.set(3, "dead", Status::Online, ttl).await.expect("set");
+    // "alive" heartbeats; "dead" does not.
+    for _ in 0..8 {
+        tokio::time::sleep(ms(100)).await;
+        p.refresh("alive", ttl).await.expect("refresh");
+    }
+    assert_eq!(
+        p.get(&[1, 2, 3]).await.expect("get"),
+        [Status::Online, Status::Offline, Status::Idle],
+        "a dead node's users go offline within one TTL"
+    );
+    // A late heartbeat does not revive expired entries.
+    p.refresh("dead", ttl).await.expect("refresh");
+    assert_eq!(p.get(&[2]).await.expect("get"), [Status::Offline]);
+    // Once the heartbeat stops, everyone goes.
+    tokio::time::sleep(ms(500)).await;
+    assert_eq!(p.get(&[1, 2, 3]).await.expect("get"), [Status::Offline; 3]);
+}
+
+async fn typing_expires(env: &Env) {
+    let t = &env.typing;
+    t.start(10, 2, ms(1500)).await.expect("start");
+    t.start(10, 1, ms(300)).await.expect("start");
+    t.start(11, 3, ms(1500)).await.expect("start");
+    assert_eq!(t.active(10).await.expect("active"), [1, 2]);
+    assert_eq!(t.active(11).await.expect("active"), [3]);
+    assert_eq!(t.active(12).await.expect("active"), Vec::<i64>::new());
+    tokio::time::sleep(ms(450)).await;
+    assert_eq!(t.active(10).await.expect("active"), [2], "1 expired");
+    // Typing again renews.
+    t.start(10, 1, ms(1500)).await.expect("start");
+    assert_eq!(t.active(10).await.expect("active"), [1, 2]);
+    t.stop(10, 2).await.expect("stop");
+    t.stop(10, 9).await.expect("stopping a non-typist is fine");
+    assert_eq!(t.active(10).await.expect("active"), [1]);
+}
+
+async fn revocations_reach_other_nodes(env: &Env) {
+    let mut here = env.revocations.subscribe().await.expect("subscribe");
+    let mut there = env
+        .other_node_revocations
+        .subscribe()
+        .await
+        .expect("subscribe");
+    assert!(!env.revocations.is_revoked(77).await.expect("check"));
+
+    env.revocations.revoke(77).await.expect("revoke");
+    let heard = tokio::time::timeout(Duration::from_secs(1), there.next())
+        .await
+        .expect("another node hears of a revocation within 1 s");
+    assert_eq!(heard, Some(77));
+    let heard = tokio::time::timeout(Duration::from_secs(1), here.next())
+        .await
+        .expect("the revoking node hears too");
+    assert_eq!(heard, Some(77));
+    assert!(
+        env.other_node_revocations
+            .is_revoked(77)
+            .await
+            .expect("check")
+    );
+    assert!(
+        !env.other_node_revocations
+            .is_revoked(78)
+            .await
+            .expect("check")
+    );
+
+    // And the other way round.
+    env.other_node_revocations.revoke(78).await.expect("revoke");
+    let heard = tokio::time::timeout(Duration::from_secs(1), here.next())
+        .await
+        .expect("within 1 s");
+    assert_eq!(heard, Some(78));
+    assert!(env.revocations.is_revoked(78).await.expect("check"));
+}
+
+async fn revocations_expire_after_retention(env: &Env) {
+    env.revocations.revoke(5).await.expect("revoke");
+    assert!(env.revocations.is_revoked(5).await.expect("check"));
+    tokio::time::sleep(RETENTION + ms(200)).await;
+    assert!(!env.revocations.is_revoked(5).await.expect("check"));
+}
+
+async fn nonce_claims(env: &Env) {
+    let n = &env.nonces;
+    let day = Duration::from_secs(24 * 3600);
+    let key = "chan:1:author:2:nonce:abc";
+    assert_eq!(n.claim(key, "m1", day).await.expect("claim"), Claim::New);
+    assert_eq!(
+        n.claim(key, "m2", day).await.expect("claim"),
+        Claim::Existing("m1".into())
+    );
+    assert_eq!(
+        n.claim("chan:1:author:2:nonce:abd", "m3", day)
+            .await
+            .expect("claim"),
+        Claim::New,
+        "keys are independent"
+    );
+    assert!(!n.release(key, "m2").await.expect("release"), "not ours");
+    assert!(n.release(key, "m1").await.expect("release"));
+    assert!(!n.release(key, "m1").await.expect("release twice"));
+    assert_eq!(n.claim(key, "m4", day).await.expect("claim"), Claim::New);
+
+    // Claims expire.
+    assert_eq!(
+        n.claim("short", "a", ms(200)).await.expect("claim"),
+        Claim::New
+    );
+    tokio::time::sleep(ms(300)).await;
+    assert_eq!(
+        n.claim("short", "b", ms(200)).await.expect("claim"),
+        Claim::New
+    );
+}
+
+async fn nonce_claim_race_has_one_winner(env: &Env) {
+    let claims = (0..20).map(|i| {
+        let n = env.nonces.clone();
+        tokio::spawn(async move {
+            let value = format!("message-{i}");
+            let claim = n
+                .claim("race", &value, Duration::from_secs(60))
+                .await
+                .expect("claim");
+            (value, claim)
+        })
+    });
+    let results: Vec<_> = futures::future::join_all(claims)
+        .await
+        .into_iter()
+        .map(|r| r.expect("task"))
+        .collect();
+    let winners: Vec<&String> = results
+        .iter()
+        .filter(|(_, c)| *c == Claim::New)
+        .map(|(v, _)| v)
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one New: {results:?}");
+    for (_, claim) in &results {
+        if let Claim::Existing(held) = claim {
+            assert_eq!(held, winners[0], "losers see the winner's value");
+        }
+    }
+}
