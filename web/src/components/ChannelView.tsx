@@ -4,6 +4,7 @@
 import { useCallback, useEffect, useMemo, useState } from 'react';
 import type { Message } from '@/api/types';
 import { api, unwrap } from '@/lib/api';
+import { getClient } from '@/lib/client';
 import { describeError } from '@/lib/errors';
 import { has, useMe, usePermissions } from '@/lib/hooks';
 import { renderMarkdown } from '@/lib/markdown';
@@ -30,6 +31,12 @@ export function ChannelView({ channelId, showMembers, onToggleMembers }: { chann
   const canSend = isDm || has(perms, 'SEND_MESSAGES');
   const canManage = !isDm && has(perms, 'MANAGE_MESSAGES');
   const canReact = isDm || has(perms, 'ADD_REACTIONS');
+
+  // Channels don't always arrive with their overwrites: read them so "can I send?" is right.
+  const communityId = channel?.community_id ?? null;
+  useEffect(() => {
+    if (communityId) void getClient().loadOverwrites(channelId);
+  }, [channelId, communityId]);
 
   const editLast = useCallback(() => {
     const log = messagesStore.get()[channelId];

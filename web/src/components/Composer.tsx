@@ -100,6 +100,7 @@ export function Composer({ channel, label, disabled, replyTo, onCancelReply, onE
   };
 
   const send = () => {
+    if (disabled) return;
     const content = encodeMentions(text.trim(), byName);
     if (!content) return;
     if (content.length > 4000) {
@@ -182,6 +183,11 @@ export function Composer({ channel, label, disabled, replyTo, onCancelReply, onE
           ))}
         </ul>
       )}
+      {disabled && text.trim() !== '' && (
+        <div className="composer-error" role="status">
+          You no longer have permission to send messages here. Your text is kept below.
+        </div>
+      )}
       <div className={disabled ? 'composer disabled' : 'composer'}>
         <label htmlFor={`composer-${channelId}`} className="sr-only">
           {label}
@@ -190,9 +196,11 @@ export function Composer({ channel, label, disabled, replyTo, onCancelReply, onE
           id={`composer-${channelId}`}
           ref={ref}
           rows={1}
-          value={disabled ? '' : text}
+          value={text}
           placeholder={disabled ? 'You do not have permission to send messages here.' : label}
-          disabled={disabled || !me}
+          disabled={!me}
+          readOnly={disabled}
+          aria-disabled={disabled || undefined}
           maxLength={8000}
           aria-controls={matches.length > 0 ? listId : undefined}
           aria-activedescendant={matches.length > 0 ? `${listId}-${sel}` : undefined}

@@ -8,9 +8,17 @@ import type { InvitePreview } from '@/api/types';
 import { api, unwrap } from '@/lib/api';
 import { restoreSession } from '@/lib/auth';
 import { getClient } from '@/lib/client';
-import { describeError } from '@/lib/errors';
+import { ApiError, describeError } from '@/lib/errors';
 import { useQueryParam } from '@/lib/nav';
 import { colorFor } from './ui';
+
+export const INVITE_INVALID = 'This invite is invalid or has expired. Ask whoever sent it for a new link.';
+
+/** A missing, used-up or expired code is a 404 (or 410): say so in words. */
+function inviteError(e: unknown): string {
+  if (e instanceof ApiError && (e.status === 404 || e.status === 410)) return INVITE_INVALID;
+  return describeError(e);
+}
 
 export function InviteView() {
   const router = useRouter();
@@ -28,7 +36,7 @@ export function InviteView() {
     if (!code || signedIn === null) return;
     unwrap<InvitePreview>(api.GET('/api/v1/invites/{code}', { params: { path: { code } } }))
       .then(setPreview)
-      .catch((e) => setError(describeError(e)));
+      .catch((e) => setError(inviteError(e)));
   }, [code, signedIn]);
 
   const next = `/invite?code=${encodeURIComponent(code ?? '')}`;
@@ -40,16 +48,29 @@ export function InviteView() {
       const c = await getClient().joinInvite(code);
       router.push(`/app?c=${encodeURIComponent(c.id)}`);
     } catch (e) {
-      setError(describeError(e));
+      setError(inviteError(e));
       setBusy(false);
     }
   };
   const community = preview?.community;
+  const invalid = !preview && error === INVITE_INVALID;
   return (
     <main className="auth-page">
       <section className="auth-card center" aria-labelledby="invite-title">
         {!code ? (
           <h1 id="invite-title">This invite link is incomplete</h1>
+        ) : invalid ? (
+          <>
+            <h1 id="invite-title">Invite not found</h1>
+            <p className="form-error" role="alert">
+              {error}
+            </p>
+            <div className="button-row center">
+              <Link className="btn btn-secondary" href={signedIn ? '/app' : '/login'}>
+                {signedIn ? 'Back to Hearth' : 'Sign in'}
+              </Link>
+            </div>
+          </>
         ) : (
           <>
             {community && (

@@ -106,6 +106,10 @@ export const MessageItem = memo(function MessageItem({ message, pending, header,
               )}
             </div>
           )}
+          {pending && pending.status === 'sending' && (
+            // Visible, not announced: every message passes through this state.
+            <div className="pending-note">Sending…</div>
+          )}
           {pending && pending.status !== 'sending' && (
             <div className="pending-note" role="status">
               {pending.status === 'queued' ? pending.error ?? 'Waiting for connection — will send automatically.' : pending.error ?? 'Not sent.'}{' '}

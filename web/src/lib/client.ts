@@ -1,6 +1,6 @@
 // The running app: one gateway per tab, the outbox, and every dispatch applied to the
 // stores. Components call the actions here; nothing in here touches React.
-import type { Channel, Community, Member, Message, PresenceStatus, ReadState, ReadyCommunity, ReadyPayload, Role, User } from '@/api/types';
+import type { Channel, Community, Member, Message, Overwrite, PresenceStatus, ReadState, ReadyCommunity, ReadyPayload, Role, User } from '@/api/types';
 import { api, gatewayUrl, unwrap } from './api';
 import { getAccessToken, refresh, sessionRevoked } from './auth';
 import { ApiError, describeError } from './errors';
@@ -64,7 +64,9 @@ export class HearthClient {
       onFailed: (item, err) => {
         messagesStoreSet((s) => M.removePending(s, item.channelId, item.nonce));
         restoreDraft(item.channelId, item.content);
-        setComposerError(item.channelId, err.human);
+        setComposerError(item.channelId, err.status === 403 ? SEND_FORBIDDEN : err.human);
+        // Our permissions changed under us: re-read them so the composer explains itself.
+        if (err.status === 403) void this.loadOverwrites(item.channelId);
       },
     });
     this.gateway.on('state', (state) => sessionStore.set((s) => ({ ...s, gateway: state })));
@@ -85,7 +87,11 @@ export class HearthClient {
     // the first screen shouldn't wait for READY.
     void this.bootstrap().catch(() => undefined);
     if (typeof window !== 'undefined') {
-      const online = () => this.gateway.reconnectNow();
+      const online = () => {
+        this.gateway.reconnectNow();
+        // The socket may have survived the outage (then no new READY comes): send what waited.
+        void this.outbox.flush();
+      };
       const focus = () => this.maybeAck();
       window.addEventListener('online', online);
       window.addEventListener('focus', focus);
@@ -274,6 +280,20 @@ export class HearthClient {
     }
     C_set((s) => C.upsertChannel(s, ch));
     if (ch.last_message_id) readSet((s) => R.noteLastMessage(s, ch.id, ch.last_message_id!));
+    // CHANNEL_UPDATE follows overwrite changes but may not carry them: read them.
+    if (ch.community_id && !('overwrites' in ch)) void this.loadOverwrites(ch.id);
+  }
+
+  /** Reads a community channel's overwrites (what SEND_MESSAGES etc. resolve against). */
+  async loadOverwrites(channelId: string) {
+    const ch = C_get().channels[channelId];
+    if (!ch?.community_id) return;
+    try {
+      const list = await unwrap<Overwrite[]>(api.GET('/api/v1/channels/{id}/overwrites', { params: { path: { id: channelId } } }));
+      C_set((s) => (s.channels[channelId] ? C.upsertChannel(s, { ...s.channels[channelId], overwrites: list }) : s));
+    } catch {
+      // Not visible any more (CHANNEL_DELETE follows) or offline: the next event corrects it.
+    }
   }
 
   private onMember(m: Member & { community_id: string }) {
@@ -614,6 +634,8 @@ function R_get() {
 }
 
 let instance: HearthClient | null = null;
+
+export const SEND_FORBIDDEN = 'You no longer have permission to send messages in this channel. Your text is back in the box.';
 
 /** The tab's one client (and so one gateway connection). */
 export function getClient(): HearthClient {
