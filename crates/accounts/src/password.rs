@@ -48,16 +48,24 @@ impl PasswordHasher {
         })
     }
 
-    pub async fn hash(&self, password: String) -> Result<String, AccountsError> {
+    /// Runs `f` on the blocking pool, at most `parallel` at a time.
+    async fn bounded<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Argon2<'static>) -> Result<T, AccountsError> + Send + 'static,
+    ) -> Result<T, AccountsError> {
         let _permit = self
             .permits
             .acquire()
             .await
             .map_err(|e| AccountsError::Internal(e.to_string()))?;
         let argon = self.argon.clone();
-        tokio::task::spawn_blocking(move || hash_with(&argon, &password))
+        tokio::task::spawn_blocking(move || f(&argon))
             .await
             .map_err(|e| AccountsError::Internal(e.to_string()))?
+    }
+
+    pub async fn hash(&self, password: String) -> Result<String, AccountsError> {
+        self.bounded(move |argon| hash_with(argon, &password)).await
     }
 
     /// Verifies `password` against `hash`, or against the decoy when `hash` is `None`
@@ -67,21 +75,15 @@ impl PasswordHasher {
         password: String,
         hash: Option<String>,
     ) -> Result<bool, AccountsError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| AccountsError::Internal(e.to_string()))?;
-        let argon = self.argon.clone();
         let real = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.decoy.to_string());
-        let ok = tokio::task::spawn_blocking(move || {
-            let parsed = PasswordHash::new(&hash)
-                .map_err(|e| AccountsError::Internal(format!("stored hash: {e}")))?;
-            Ok::<_, AccountsError>(argon.verify_password(password.as_bytes(), &parsed).is_ok())
-        })
-        .await
-        .map_err(|e| AccountsError::Internal(e.to_string()))??;
+        let ok = self
+            .bounded(move |argon| {
+                let parsed = PasswordHash::new(&hash)
+                    .map_err(|e| AccountsError::Internal(format!("stored hash: {e}")))?;
+                Ok(argon.verify_password(password.as_bytes(), &parsed).is_ok())
+            })
+            .await?;
         Ok(ok && real)
     }
 }

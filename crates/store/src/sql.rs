@@ -110,7 +110,7 @@ macro_rules! channel_select {
 }
 
 macro_rules! sql_impl {
-    ($Store:ident, $Row:ty, $backend:literal, $migrations:expr) => {
+    ($Store:ident, $Db:ty, $Row:ty, $backend:literal, $migrations:expr) => {
         impl $Store {
             fn user_from(r: &$Row) -> Result<UserRecord, sqlx::Error> {
                 Ok(UserRecord {
@@ -254,6 +254,47 @@ macro_rules! sql_impl {
                     last_read_id: MessageId(r.try_get("last_read_id")?),
                     mention_count: r.try_get("mention_count")?,
                 })
+            }
+
+            async fn insert_role<'c, E>(e: E, r: &RoleRecord) -> Result<(), sqlx::Error>
+            where
+                E: sqlx::Executor<'c, Database = $Db>,
+            {
+                sqlx::query(
+                    "INSERT INTO roles (id, community_id, name, permissions, color, position) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(r.id.0)
+                .bind(r.community_id.0)
+                .bind(&r.name)
+                .bind(r.permissions)
+                .bind(r.color)
+                .bind(r.position)
+                .execute(e)
+                .await?;
+                Ok(())
+            }
+
+            async fn insert_channel<'c, E>(e: E, c: &ChannelRecord) -> Result<(), sqlx::Error>
+            where
+                E: sqlx::Executor<'c, Database = $Db>,
+            {
+                sqlx::query(
+                    "INSERT INTO channels (id, community_id, kind, name, topic, position, parent_id, owner_id, dm_key, \
+                     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(c.id.0)
+                .bind(c.community_id.map(|x| x.0))
+                .bind(c.kind.as_str())
+                .bind(&c.name)
+                .bind(&c.topic)
+                .bind(c.position)
+                .bind(c.parent_id.map(|x| x.0))
+                .bind(c.owner_id.map(|x| x.0))
+                .bind(&c.dm_key)
+                .bind(c.created_at)
+                .execute(e)
+                .await?;
+                Ok(())
             }
 
             /// Fills `role_ids` of a page of members ordered by user id with one range query.
@@ -601,33 +642,8 @@ macro_rules! sql_impl {
                     .bind(c.created_at)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query(
-                    "INSERT INTO roles (id, community_id, name, permissions, color, position) VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(everyone.id.0)
-                .bind(everyone.community_id.0)
-                .bind(&everyone.name)
-                .bind(everyone.permissions)
-                .bind(everyone.color)
-                .bind(everyone.position)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO channels (id, community_id, kind, name, topic, position, parent_id, owner_id, dm_key, \
-                     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
-                .bind(first.id.0)
-                .bind(first.community_id.map(|c| c.0))
-                .bind(first.kind.as_str())
-                .bind(&first.name)
-                .bind(&first.topic)
-                .bind(first.position)
-                .bind(first.parent_id.map(|p| p.0))
-                .bind(first.owner_id.map(|o| o.0))
-                .bind(&first.dm_key)
-                .bind(first.created_at)
-                .execute(&mut *tx)
-                .await?;
+                Self::insert_role(&mut *tx, everyone).await?;
+                Self::insert_channel(&mut *tx, first).await?;
                 sqlx::query("INSERT INTO members (community_id, user_id, nickname, joined_at, timed_out_until) VALUES ($1, $2, NULL, $3, NULL)")
                     .bind(c.id.0)
                     .bind(c.owner_id.0)
@@ -901,18 +917,7 @@ macro_rules! sql_impl {
             // ---- roles ----
 
             async fn create_role(&self, r: &RoleRecord) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO roles (id, community_id, name, permissions, color, position) VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(r.id.0)
-                .bind(r.community_id.0)
-                .bind(&r.name)
-                .bind(r.permissions)
-                .bind(r.color)
-                .bind(r.position)
-                .execute(self.w())
-                .await?;
-                Ok(())
+                Ok(Self::insert_role(self.w(), r).await?)
             }
 
             async fn role(&self, id: RoleId) -> StoreResult<Option<RoleRecord>> {
@@ -969,23 +974,7 @@ macro_rules! sql_impl {
             // ---- channels ----
 
             async fn create_channel(&self, c: &ChannelRecord) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO channels (id, community_id, kind, name, topic, position, parent_id, owner_id, dm_key, \
-                     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
-                .bind(c.id.0)
-                .bind(c.community_id.map(|x| x.0))
-                .bind(c.kind.as_str())
-                .bind(&c.name)
-                .bind(&c.topic)
-                .bind(c.position)
-                .bind(c.parent_id.map(|x| x.0))
-                .bind(c.owner_id.map(|x| x.0))
-                .bind(&c.dm_key)
-                .bind(c.created_at)
-                .execute(self.w())
-                .await?;
-                Ok(())
+                Ok(Self::insert_channel(self.w(), c).await?)
             }
 
             async fn channel(&self, id: ChannelId) -> StoreResult<Option<ChannelRecord>> {
@@ -1441,12 +1430,14 @@ macro_rules! sql_impl {
 
 sql_impl!(
     SqliteStore,
+    sqlx::Sqlite,
     sqlx::sqlite::SqliteRow,
     "sqlite",
     migrate::SQLITE
 );
 sql_impl!(
     PostgresStore,
+    sqlx::Postgres,
     sqlx::postgres::PgRow,
     "postgres",
     migrate::POSTGRES
