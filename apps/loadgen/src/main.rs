@@ -7,6 +7,7 @@
 //! - `history`: 50-message pages at random cursors in a channel seeded with
 //!   1,000,000 messages (p99 < 5 ms).
 
+mod gateway;
 mod report;
 mod scenarios;
 mod server;
@@ -26,7 +27,12 @@ pub enum BackendArg {
 pub enum Scenario {
     Sends,
     History,
+    /// Both HTTP scenarios.
     All,
+    /// Idle identified gateway connections: server RSS per connection.
+    GwIdle,
+    /// Gateway fan-out: deliveries/s and send-to-receive latency.
+    GwFanout,
 }
 
 #[derive(Parser, Debug, Clone)]
@@ -54,6 +60,12 @@ pub struct Args {
     /// Messages seeded into the history channel.
     #[arg(long, default_value_t = 1_000_000)]
     pub history_size: usize,
+    /// Gateway connections for the gw-* scenarios.
+    #[arg(long, default_value_t = 15_000)]
+    pub connections: usize,
+    /// Messages per second sent in gw-fanout.
+    #[arg(long, default_value_t = 20)]
+    pub rate: u64,
     /// Pin the server to CPU 0 and this process to CPU 1 (needs `taskset`).
     #[arg(long)]
     pub pin: bool,
@@ -95,6 +107,12 @@ async fn main() {
         }
         if matches!(args.scenario, Scenario::History | Scenario::All) {
             results.push(scenarios::history(&args, &server).await?);
+        }
+        if args.scenario == Scenario::GwIdle {
+            results.push(gateway::idle(&args, &server).await?);
+        }
+        if args.scenario == Scenario::GwFanout {
+            results.push(gateway::fanout(&args, &server).await?);
         }
         Ok::<(), String>(())
     };

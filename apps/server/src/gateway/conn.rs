@@ -64,7 +64,7 @@ pub async fn run(mut ws: WebSocket, state: AppState) {
             _ = tokio::time::sleep_until(deadline) => break Some((close::SESSION_TIMED_OUT, "no heartbeat")),
             o = out => match o {
                 Some(Outbound::Frame(f)) => {
-                    if ws.send(Message::Text(Utf8Bytes::from(f.to_string()))).await.is_err() { break None; }
+                    if ws.send(Message::Text(Utf8Bytes::from(f))).await.is_err() { break None; }
                 }
                 Some(Outbound::Close(code, why)) => break Some((code, why)),
                 None => break Some((close::UNKNOWN_ERROR, "session ended")),
@@ -216,11 +216,11 @@ async fn handle(
                 if g.closed || s > g.seq || (s + 1 < oldest) {
                     None
                 } else {
-                    let frames: Vec<Arc<str>> = g
+                    let frames: Vec<String> = g
                         .replay
                         .iter()
                         .filter(|(n, _)| *n > s)
-                        .map(|(_, f)| f.clone())
+                        .map(|(n, tail)| super::protocol::dispatch_frame(*n, tail))
                         .collect();
                     // Attach under the lock: nothing can be sequenced between the
                     // replay snapshot and the live queue.

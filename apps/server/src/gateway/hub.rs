@@ -33,7 +33,7 @@ pub const OUTBOUND_QUEUE: usize = 1024;
 /// What the hub tells a connection task.
 #[derive(Debug)]
 pub enum Outbound {
-    Frame(Arc<str>),
+    Frame(String),
     /// Close with this code and reason (e.g. 4010 when the session is revoked).
     Close(u16, &'static str),
 }
@@ -48,11 +48,13 @@ pub struct Session {
 #[derive(Default)]
 pub struct Inner {
     pub seq: u64,
+    /// (sequence, shared event tail): the tail is encoded once per event and
+    /// shared by every session that got it; the frame is rebuilt on replay.
     pub replay: VecDeque<(u64, Arc<str>)>,
     pub tx: Option<mpsc::Sender<Outbound>>,
     pub detached_at: Option<Instant>,
     /// Events that arrived while READY was being built: sequenced after it.
-    pub pending: Option<Vec<String>>,
+    pub pending: Option<Vec<Arc<str>>>,
     pub communities: HashSet<CommunityId>,
     /// Channels this session can see, per community (for live hide/show).
     pub visible: HashMap<CommunityId, HashSet<ChannelId>>,
@@ -65,23 +67,30 @@ impl Session {
     /// sends it to the attached connection. A full queue detaches the
     /// connection (it is told to close; the session stays resumable).
     pub fn push(&self, tail: &str) {
+        self.push_shared(&Arc::from(tail));
+    }
+
+    /// Like [`Session::push`] with a tail already shared between sessions.
+    pub fn push_shared(&self, tail: &Arc<str>) {
         let mut g = self.inner.lock();
         if let Some(p) = g.pending.as_mut() {
-            p.push(tail.to_string());
+            p.push(tail.clone());
             return;
         }
         Self::push_locked(&mut g, tail);
     }
 
-    fn push_locked(g: &mut Inner, tail: &str) {
+    fn push_locked(g: &mut Inner, tail: &Arc<str>) {
         g.seq += 1;
-        let frame: Arc<str> = Arc::from(dispatch_frame(g.seq, tail));
-        g.replay.push_back((g.seq, frame.clone()));
+        g.replay.push_back((g.seq, tail.clone()));
         while g.replay.len() > REPLAY_FRAMES {
             g.replay.pop_front();
         }
         if let Some(tx) = &g.tx {
-            if tx.try_send(Outbound::Frame(frame)).is_err() {
+            if tx
+                .try_send(Outbound::Frame(dispatch_frame(g.seq, tail)))
+                .is_err()
+            {
                 let tx = g.tx.take();
                 g.detached_at = Some(Instant::now());
                 if let Some(tx) = tx {
@@ -98,7 +107,7 @@ impl Session {
     pub fn finish_ready(&self, ready_tail: &str) {
         let mut g = self.inner.lock();
         let pending = g.pending.take().unwrap_or_default();
-        Self::push_locked(&mut g, ready_tail);
+        Self::push_locked(&mut g, &Arc::from(ready_tail));
         for t in pending {
             Self::push_locked(&mut g, &t);
         }
@@ -137,12 +146,13 @@ impl Hub {
         self.sessions.lock().values().cloned().collect()
     }
 
-    pub fn set_presence(&self, user: UserId, status: &'static str) {
+    /// Records a status; returns whether it changed (only changes are announced).
+    pub fn set_presence(&self, user: UserId, status: &'static str) -> bool {
         let mut p = self.presence.lock();
         if status == "offline" {
-            p.remove(&user);
+            p.remove(&user).is_some()
         } else {
-            p.insert(user, status);
+            p.insert(user, status) != Some(status)
         }
     }
 
@@ -229,6 +239,7 @@ async fn route(state: &AppState, env: &Envelope) {
         return;
     };
     let Some(tail) = tail_of(text) else { return };
+    let shared: Arc<str> = Arc::from(tail);
     let t = env.ty.strip_prefix("hearth.").unwrap_or(&env.ty);
     let subject = env.subject.as_str();
     if let Some(sid) = id_after(subject, "auth.session.") {
@@ -354,7 +365,7 @@ async fn route(state: &AppState, env: &Envelope) {
                 g.communities.remove(&c);
                 g.visible.remove(&c);
             }
-            _ => s.push(tail),
+            _ => s.push_shared(&shared),
         }
     }
 }

@@ -61,14 +61,22 @@ pub async fn upgrade(
     }
     // Frames up to 1 MiB reach our own check, which answers 1009 for anything
     // over 64 KiB; beyond that tungstenite refuses the frame outright.
-    ws.max_message_size(1024 * 1024)
+    // Small per-socket buffers: tungstenite's defaults (128 KiB to read and
+    // 128 KiB to write) would cost ~300 KB per idle connection. Writes go out
+    // at once (no write batching buffer); reads grow only for large frames.
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(1024 * 1024)
         .max_frame_size(1024 * 1024)
         .on_upgrade(move |socket| conn::run(socket, state))
 }
 
 /// Announces a user's presence to those who share a community with them.
 pub fn presence(state: &AppState, user: UserId, status: &'static str) {
-    state.hub.set_presence(user, status);
+    // A second tab or device coming online changes nothing for others.
+    if !state.hub.set_presence(user, status) {
+        return;
+    }
     state.publisher.publish(
         "PRESENCE_UPDATE",
         format!("presence.{user}"),
