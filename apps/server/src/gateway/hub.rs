@@ -108,6 +108,9 @@ impl Session {
         let mut g = self.inner.lock();
         let pending = g.pending.take().unwrap_or_default();
         Self::push_locked(&mut g, &Arc::from(ready_tail));
+        // READY (always s = 1) is the largest frame a session gets and a resume
+        // never needs it: a client that has not seen it identifies instead.
+        g.replay.clear();
         for t in pending {
             Self::push_locked(&mut g, &t);
         }
