@@ -118,6 +118,11 @@ impl EventSink for Publisher {
                 json!({ "channel_id": channel_id.to_string(), "message_id": message_id.to_string(), "pinned": pinned }),
             ),
             ChannelCreate(c) => self.publish("CHANNEL_CREATE", channel_subject(c.community_id, c.id), to_value(&wire::Channel::from(&c))),
+            PrivateChannelCreate { channel, recipients } => self.publish(
+                "CHANNEL_CREATE",
+                channel_subject(channel.community_id, channel.id),
+                to_value(&wire::Channel::new(&channel, Some(&recipients))),
+            ),
             ChannelUpdate(c) => self.publish("CHANNEL_UPDATE", channel_subject(c.community_id, c.id), to_value(&wire::Channel::from(&c))),
             ChannelDelete(c) => self.publish("CHANNEL_DELETE", channel_subject(c.community_id, c.id), to_value(&wire::Channel::from(&c))),
             CommunityCreate { community, user_id } => self.publish(

@@ -51,10 +51,13 @@ impl Chat {
             .store
             .create_private_channel(&proposed, &recipients)
             .await?;
-        if ch.id == proposed.id {
-            self.emit(ChatEvent::ChannelCreate(ch.clone()));
-        }
         let users = self.store.recipients(ch.id).await?;
+        if ch.id == proposed.id {
+            self.emit(ChatEvent::PrivateChannelCreate {
+                channel: ch.clone(),
+                recipients: users.clone(),
+            });
+        }
         Ok((ch, users))
     }
 

@@ -36,6 +36,11 @@ pub enum ChatEvent {
         pinned: bool,
     },
     ChannelCreate(ChannelRecord),
+    /// A new DM or group DM, with its participants (clients show their names).
+    PrivateChannelCreate {
+        channel: ChannelRecord,
+        recipients: Vec<hearth_store::UserRecord>,
+    },
     ChannelUpdate(ChannelRecord),
     ChannelDelete(ChannelRecord),
     /// `user_id` joined (or created) the community.

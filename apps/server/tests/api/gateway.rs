@@ -192,6 +192,13 @@ pub async fn ready_and_live_delivery(s: &TestServer) {
         )
         .await;
     let dm_id = dm["id"].as_str().unwrap();
+    let created = c.expect("CHANNEL_CREATE").await;
+    assert_eq!(created["id"], dm_id);
+    assert_eq!(
+        created["recipients"].as_array().unwrap().len(),
+        2,
+        "a new DM arrives with its participants"
+    );
     s.send(&stranger, dm_id, "psst").await;
     assert_eq!(a.expect("MESSAGE_CREATE").await["content"], "psst");
     assert_eq!(c.expect("MESSAGE_CREATE").await["content"], "psst");
