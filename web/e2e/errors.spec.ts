@@ -1,41 +1,17 @@
 // Bad input and bad networks, in Chromium against the real server: a broken invite, a
 // message over the limit, a 403 after losing a permission, a 429, a server that is down
 // and one that is slow. Each shows a sentence a person can act on, and nothing typed is lost.
-import { expect, test, type Browser, type BrowserContext, type Page, type Route, type WebSocketRoute } from '@playwright/test';
-import { baseUrl, composer, login, message, newUserPage, uniqueName } from './helpers';
+import { expect, test, type Browser, type Page, type Route, type WebSocketRoute } from '@playwright/test';
+import { baseUrl, composer, login, message, newUserPage, uniqueName, rest, tabTracker } from './helpers';
 
 const PASSWORD = 'correct horse battery';
 
-// Every tab a test opens is closed after it, so no gateway outlives its test.
-const contexts: BrowserContext[] = [];
-async function openTab(browser: Browser) {
-  const tab = await newUserPage(browser);
-  contexts.push(tab.context);
-  return tab;
-}
+const tabs = tabTracker();
+const openTab = (browser: Browser) => tabs.open(browser);
 test.afterEach(async () => {
-  for (const c of contexts.splice(0)) await c.close();
+  await tabs.closeAll();
 });
 
-// ---- REST set-up (the owner never needs a browser) ----------------------------------
-
-async function rest<T>(method: string, path: string, token: string | null, body?: unknown): Promise<T> {
-  let res: Response;
-  for (let attempt = 0; ; attempt++) {
-    res = await fetch(`${baseUrl()}${path}`, {
-      method,
-      headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) },
-      body: body !== undefined ? JSON.stringify(body) : undefined,
-    });
-    // Set-up traffic honours the server's rate limits rather than failing on them.
-    if (res.status !== 429 || attempt >= 10) break;
-    const after = Number(res.headers.get('Retry-After') ?? '1');
-    await new Promise((r) => setTimeout(r, Math.max(100, (Number.isFinite(after) ? after : 1) * 1000)));
-  }
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${path} → ${res.status} ${text}`);
-  return (text ? JSON.parse(text) : undefined) as T;
-}
 
 async function registerRest(username: string): Promise<string> {
   const r = await rest<{ access_token: string }>('POST', '/api/v1/auth/register', null, { username, password: PASSWORD });

@@ -78,3 +78,36 @@ export async function axeCheck(page: Page, label: string) {
   expect(bad, `${label}: axe serious/critical violations\n${JSON.stringify(bad, null, 2)}`).toEqual([]);
   return violations;
 }
+
+/** REST set-up for tests (set-up never needs a browser); honours 429 Retry-After. */
+export async function rest<T>(method: string, path: string, token: string | null, body?: unknown): Promise<T> {
+  let res: Response;
+  for (let attempt = 0; ; attempt++) {
+    res = await fetch(`${baseUrl()}${path}`, {
+      method,
+      headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) },
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+    });
+    if (res.status !== 429 || attempt >= 10) break;
+    const after = Number(res.headers.get('Retry-After') ?? '1');
+    await new Promise((r) => setTimeout(r, Math.max(100, (Number.isFinite(after) ? after : 1) * 1000)));
+  }
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path} → ${res.status} ${text}`);
+  return (text ? JSON.parse(text) : undefined) as T;
+}
+
+/** Browser tabs opened by a test, closed after it so no gateway outlives its test. */
+export function tabTracker() {
+  const contexts: BrowserContext[] = [];
+  return {
+    async open(browser: Browser) {
+      const tab = await newUserPage(browser);
+      contexts.push(tab.context);
+      return tab;
+    },
+    async closeAll() {
+      for (const c of contexts.splice(0)) await c.close();
+    },
+  };
+}

@@ -2,37 +2,17 @@
 // reactions, pins, replies, mentions, keyboard, typing, moderation, Markdown, settings.
 // Set-up (accounts, community, invites) goes over REST; everything asserted is what a
 // person sees in the browser.
-import { expect, test, type Browser, type BrowserContext, type Page } from '@playwright/test';
-import { baseUrl, composer, login, message, newUserPage, send, uniqueName } from './helpers';
+import { expect, test, type Browser, type Page } from '@playwright/test';
+import { baseUrl, composer, login, message, newUserPage, send, uniqueName, rest, tabTracker } from './helpers';
 
 const PASSWORD = 'correct horse battery';
 
-const contexts: BrowserContext[] = [];
-async function openTab(browser: Browser) {
-  const tab = await newUserPage(browser);
-  contexts.push(tab.context);
-  return tab;
-}
+const tabs = tabTracker();
+const openTab = (browser: Browser) => tabs.open(browser);
 test.afterEach(async () => {
-  for (const c of contexts.splice(0)) await c.close();
+  await tabs.closeAll();
 });
 
-async function rest<T>(method: string, path: string, token: string | null, body?: unknown): Promise<T> {
-  let res: Response;
-  for (let attempt = 0; ; attempt++) {
-    res = await fetch(`${baseUrl()}${path}`, {
-      method,
-      headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) },
-      body: body !== undefined ? JSON.stringify(body) : undefined,
-    });
-    if (res.status !== 429 || attempt >= 10) break;
-    const after = Number(res.headers.get('Retry-After') ?? '1');
-    await new Promise((r) => setTimeout(r, Math.max(100, (Number.isFinite(after) ? after : 1) * 1000)));
-  }
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${path} → ${res.status} ${text}`);
-  return (text ? JSON.parse(text) : undefined) as T;
-}
 
 interface World {
   owner: string;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::net::TcpSocket;
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
@@ -66,42 +66,9 @@ fn server_addr(server: &Server) -> SocketAddr {
 }
 
 async fn owner_and_channel(server: &Server) -> Result<(String, String), String> {
-    let http = reqwest::Client::new();
-    let base = &server.base;
-    let reg: Value = http
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&json!({"username": format!("gw{}", std::process::id()), "password": "benchmark password"}))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
-    let token = reg["access_token"].as_str().ok_or("no token")?.to_string();
-    let c: Value = http
-        .post(format!("{base}/api/v1/communities"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "fanout"}))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
-    let cid = c["id"].as_str().ok_or("no community")?;
-    let chans: Value = http
-        .get(format!("{base}/api/v1/communities/{cid}/channels"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok((
-        token,
-        chans[0]["id"].as_str().ok_or("no channel")?.to_string(),
-    ))
+    let (owner, channel, _) =
+        crate::scenarios::setup(&reqwest::Client::new(), &server.base, "gateway", 0).await?;
+    Ok((owner.token, channel))
 }
 
 /// Opens `n` connections, `parallel` at a time; each then heartbeats and
@@ -220,13 +187,12 @@ pub async fn fanout(args: &Args, server: &Server) -> Result<Outcome, String> {
                 .nth(1)
                 .and_then(|r| r.split('"').next())
                 .and_then(|v| v.parse::<u64>().ok())
+                && measuring.load(Ordering::Relaxed)
             {
-                if measuring.load(Ordering::Relaxed) {
-                    let now = epoch.elapsed().as_micros() as u64;
-                    delivered.fetch_add(1, Ordering::Relaxed);
-                    if let Ok(mut h) = hist.lock() {
-                        let _ = h.record(now.saturating_sub(sent).max(1));
-                    }
+                let now = epoch.elapsed().as_micros() as u64;
+                delivered.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut h) = hist.lock() {
+                    let _ = h.record(now.saturating_sub(sent).max(1));
                 }
             }
         }) as Arc<dyn Fn(&str) + Send + Sync>

@@ -123,10 +123,10 @@ async fn main() {
         std::process::exit(1);
     }
     report::print(&args, &results);
-    if let Some(path) = &args.json {
-        if let Err(e) = std::fs::write(path, report::json(&args, &results)) {
-            eprintln!("writing {}: {e}", path.display());
-            std::process::exit(1);
-        }
+    if let Some(path) = &args.json
+        && let Err(e) = std::fs::write(path, report::json(&args, &results))
+    {
+        eprintln!("writing {}: {e}", path.display());
+        std::process::exit(1);
     }
 }

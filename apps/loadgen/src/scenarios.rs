@@ -15,9 +15,9 @@ use crate::Args;
 use crate::report::Outcome;
 use crate::server::Server;
 
-struct Account {
-    id: String,
-    token: String,
+pub(crate) struct Account {
+    pub id: String,
+    pub token: String,
 }
 
 async fn register(http: &reqwest::Client, base: &str, name: &str) -> Result<Account, String> {
@@ -38,7 +38,7 @@ async fn register(http: &reqwest::Client, base: &str, name: &str) -> Result<Acco
 }
 
 /// An owner, a community, its general channel, and `n` members.
-async fn setup(
+pub(crate) async fn setup(
     http: &reqwest::Client,
     base: &str,
     tag: &str,

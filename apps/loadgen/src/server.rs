@@ -77,10 +77,10 @@ impl Server {
         let http = reqwest::Client::new();
         let start = Instant::now();
         loop {
-            if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
-                if r.status().is_success() {
-                    break;
-                }
+            if let Ok(r) = http.get(format!("{base}/readyz")).send().await
+                && r.status().is_success()
+            {
+                break;
             }
             if start.elapsed() > Duration::from_secs(30) {
                 return Err("the server did not become ready in 30 s".into());
@@ -117,10 +117,10 @@ impl Server {
 
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
-        if let Some((admin, name)) = self.pg.take() {
-            if let Err(e) = hearth_store::testing::drop_database(&admin, &name).await {
-                eprintln!("dropping {name}: {e}");
-            }
+        if let Some((admin, name)) = self.pg.take()
+            && let Err(e) = hearth_store::testing::drop_database(&admin, &name).await
+        {
+            eprintln!("dropping {name}: {e}");
         }
     }
 }

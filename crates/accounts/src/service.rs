@@ -273,10 +273,10 @@ impl Accounts {
     }
 
     async fn session_live(&self, sid: SessionId, user: UserId) -> Result<bool, AccountsError> {
-        if let Some((live, at)) = self.live.lock().get(&sid).copied() {
-            if !live || at.elapsed() < SESSION_CHECK_TTL {
-                return Ok(live);
-            }
+        if let Some((live, at)) = self.live.lock().get(&sid).copied()
+            && (!live || at.elapsed() < SESSION_CHECK_TTL)
+        {
+            return Ok(live);
         }
         let live = matches!(self.store.session(sid).await?, Some(s) if s.revoked_at.is_none() && s.user_id == user);
         let mut cache = self.live.lock();
@@ -394,7 +394,7 @@ fn hex_encode(b: &[u8]) -> String {
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

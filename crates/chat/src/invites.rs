@@ -103,16 +103,15 @@ impl Chat {
     /// the community back without using up the invite.
     pub async fn join(&self, code: &str, user: UserId) -> ChatResult<CommunityRecord> {
         // Already a member: the link just leads home, even if it has since run out.
-        if plausible_code(code) {
-            if let Some(inv) = self.store.invite(code).await? {
-                if self.store.member(inv.community_id, user).await?.is_some() {
-                    return self
-                        .store
-                        .community(inv.community_id)
-                        .await?
-                        .ok_or(ChatError::NotFound);
-                }
-            }
+        if plausible_code(code)
+            && let Some(inv) = self.store.invite(code).await?
+            && self.store.member(inv.community_id, user).await?.is_some()
+        {
+            return self
+                .store
+                .community(inv.community_id)
+                .await?
+                .ok_or(ChatError::NotFound);
         }
         let preview = self.invite_preview(code).await?;
         let c = preview.community.id;

@@ -171,13 +171,13 @@ impl Chat {
             }
             self.moderate(c, actor, target, Permissions::MODERATE_MEMBERS)
                 .await?;
-            if let Some(t) = until {
-                if t > now_ms() + MAX_TIMEOUT_MS {
-                    return Err(ChatError::Invalid(
-                        "timed_out_until",
-                        "at most 28 days ahead".into(),
-                    ));
-                }
+            if let Some(t) = until
+                && t > now_ms() + MAX_TIMEOUT_MS
+            {
+                return Err(ChatError::Invalid(
+                    "timed_out_until",
+                    "at most 28 days ahead".into(),
+                ));
             }
         }
         let m = self

@@ -24,13 +24,13 @@ pub fn parse_mentions(text: &str) -> ParsedMentions {
             None => (false, rest),
         };
         let Some(end) = body.find('>') else { break };
-        if let Ok(id) = body[..end].parse::<i64>() {
-            if id > 0 {
-                if is_role && !out.roles.contains(&RoleId(id)) && out.roles.len() < 100 {
-                    out.roles.push(RoleId(id));
-                } else if !is_role && !out.users.contains(&UserId(id)) && out.users.len() < 100 {
-                    out.users.push(UserId(id));
-                }
+        if let Ok(id) = body[..end].parse::<i64>()
+            && id > 0
+        {
+            if is_role && !out.roles.contains(&RoleId(id)) && out.roles.len() < 100 {
+                out.roles.push(RoleId(id));
+            } else if !is_role && !out.users.contains(&UserId(id)) && out.users.len() < 100 {
+                out.users.push(UserId(id));
             }
         }
     }

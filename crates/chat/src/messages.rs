@@ -61,7 +61,7 @@ fn check_emoji(e: &str) -> ChatResult<()> {
                 && !c.is_whitespace()
                 && (!c.is_ascii() || c.is_ascii_digit() || c == '#' || c == '*')
         })
-        && e.chars().any(|c| !c.is_ascii());
+        && !e.is_ascii();
     if ok {
         Ok(())
     } else {
@@ -194,18 +194,18 @@ impl Chat {
                 "unknown attachment".into(),
             ));
         }
-        if let Some(n) = &input.nonce {
-            if n.is_empty() || n.chars().count() > MAX_NONCE_CHARS || n.contains('\0') {
-                return Err(ChatError::Invalid("nonce", "1-64 characters".into()));
-            }
+        if let Some(n) = &input.nonce
+            && (n.is_empty() || n.chars().count() > MAX_NONCE_CHARS || n.contains('\0'))
+        {
+            return Err(ChatError::Invalid("nonce", "1-64 characters".into()));
         }
-        if let Some(r) = input.reply_to_id {
-            if self.store.message(channel, r).await?.is_none() {
-                return Err(ChatError::Invalid(
-                    "reply_to_id",
-                    "no such message in this channel".into(),
-                ));
-            }
+        if let Some(r) = input.reply_to_id
+            && self.store.message(channel, r).await?.is_none()
+        {
+            return Err(ChatError::Invalid(
+                "reply_to_id",
+                "no such message in this channel".into(),
+            ));
         }
         let mentions = self.resolve_mentions(&ch, &content, p).await?;
         // Read on the (parallel) read pool, so the single writer does one thing.
@@ -485,10 +485,10 @@ impl Chat {
     pub async fn read_states(&self, actor: UserId) -> ChatResult<Vec<ReadStateRecord>> {
         let mut out = Vec::new();
         for rs in self.store.read_states(actor).await? {
-            if let Some(ch) = self.store.channel(rs.channel_id).await? {
-                if self.can_view(&ch, actor).await {
-                    out.push(rs);
-                }
+            if let Some(ch) = self.store.channel(rs.channel_id).await?
+                && self.can_view(&ch, actor).await
+            {
+                out.push(rs);
             }
         }
         Ok(out)

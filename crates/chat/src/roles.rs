@@ -105,13 +105,13 @@ impl Chat {
             .map(|n| validate::name("name", n, 1, 100))
             .transpose()?;
         check_color(input.color)?;
-        if let Some(pos) = input.position {
-            if pos < 1 || !can_manage_role(&ctx.facts, pos) {
-                return Err(ChatError::Invalid(
-                    "position",
-                    "between 1 and just below your highest role".into(),
-                ));
-            }
+        if let Some(pos) = input.position
+            && (pos < 1 || !can_manage_role(&ctx.facts, pos))
+        {
+            return Err(ChatError::Invalid(
+                "position",
+                "between 1 and just below your highest role".into(),
+            ));
         }
         if let Some(new) = input.permissions {
             // Only what changes needs to be within the actor's own permissions:

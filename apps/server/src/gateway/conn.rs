@@ -143,13 +143,13 @@ async fn handle(
 ) -> Result<Option<bool>, (u16, &'static str)> {
     match op {
         ClientOp::Heartbeat { s } => {
-            if let (Some(seen), Some(sess)) = (s, &conn.session) {
-                if seen > sess.inner.lock().seq {
-                    return Err((
-                        close::INVALID_SEQUENCE,
-                        "heartbeat acknowledges a sequence never sent",
-                    ));
-                }
+            if let (Some(seen), Some(sess)) = (s, &conn.session)
+                && seen > sess.inner.lock().seq
+            {
+                return Err((
+                    close::INVALID_SEQUENCE,
+                    "heartbeat acknowledges a sequence never sent",
+                ));
             }
             let _ = send_json(ws, json!({ "op": "heartbeat_ack", "d": {} })).await;
             Ok(Some(true))

@@ -86,19 +86,18 @@ impl Session {
         while g.replay.len() > REPLAY_FRAMES {
             g.replay.pop_front();
         }
-        if let Some(tx) = &g.tx {
-            if tx
+        if let Some(tx) = &g.tx
+            && tx
                 .try_send(Outbound::Frame(dispatch_frame(g.seq, tail)))
                 .is_err()
-            {
-                let tx = g.tx.take();
-                g.detached_at = Some(Instant::now());
-                if let Some(tx) = tx {
-                    let _ = tx.try_send(Outbound::Close(
-                        4000,
-                        "too slow to read; resume to continue",
-                    ));
-                }
+        {
+            let tx = g.tx.take();
+            g.detached_at = Some(Instant::now());
+            if let Some(tx) = tx {
+                let _ = tx.try_send(Outbound::Close(
+                    4000,
+                    "too slow to read; resume to continue",
+                ));
             }
         }
     }
@@ -271,14 +270,14 @@ async fn route(state: &AppState, env: &Envelope) {
     };
     if let Some(u) = id_after(subject, "chat.user.") {
         for s in state.hub.all().into_iter().filter(|s| s.user.0 == u) {
-            if t == "COMMUNITY_CREATE" {
-                if let Some(c) = data["d"]["id"].as_str().and_then(|c| c.parse().ok()) {
-                    let c = CommunityId(c);
-                    let visible = visible_channels(state, c, s.user).await;
-                    let mut g = s.inner.lock();
-                    g.communities.insert(c);
-                    g.visible.insert(c, visible);
-                }
+            if t == "COMMUNITY_CREATE"
+                && let Some(c) = data["d"]["id"].as_str().and_then(|c| c.parse().ok())
+            {
+                let c = CommunityId(c);
+                let visible = visible_channels(state, c, s.user).await;
+                let mut g = s.inner.lock();
+                g.communities.insert(c);
+                g.visible.insert(c, visible);
             }
             s.push(tail);
         }

@@ -162,16 +162,15 @@ pub fn client_ip(
     peer: Option<SocketAddr>,
     trust_forwarded: bool,
 ) -> String {
-    if trust_forwarded {
-        if let Some(ip) = parts_headers
+    if trust_forwarded
+        && let Some(ip) = parts_headers
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(',').next())
             .map(str::trim)
             .filter(|s| !s.is_empty())
-        {
-            return ip.to_string();
-        }
+    {
+        return ip.to_string();
     }
     peer.map_or_else(|| "unknown".into(), |p| p.ip().to_string())
 }

@@ -86,25 +86,24 @@ pub async fn limits(State(state): State<AppState>, req: Request, next: Next) -> 
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
+        && len > state.cfg.max_body_bytes as u64
     {
-        if len > state.cfg.max_body_bytes as u64 {
-            let mut res = ApiError::too_large(state.cfg.max_body_bytes).into_response();
-            if len <= DRAIN_LIMIT {
-                // Read and discard it: a client still writing its body would
-                // otherwise see a broken pipe instead of our 413.
-                let mut body = req.into_body().into_data_stream();
-                while let Some(chunk) = body.next().await {
-                    if chunk.is_err() {
-                        break;
-                    }
+        let mut res = ApiError::too_large(state.cfg.max_body_bytes).into_response();
+        if len <= DRAIN_LIMIT {
+            // Read and discard it: a client still writing its body would
+            // otherwise see a broken pipe instead of our 413.
+            let mut body = req.into_body().into_data_stream();
+            while let Some(chunk) = body.next().await {
+                if chunk.is_err() {
+                    break;
                 }
-            } else {
-                // Too big to be worth reading: answer and close the connection.
-                res.headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
-            return res;
+        } else {
+            // Too big to be worth reading: answer and close the connection.
+            res.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
+        return res;
     }
     let rl = &state.cfg.rate_limit;
     if is_api && rl.enabled && req.method() != Method::OPTIONS {

@@ -140,10 +140,10 @@ pub fn openapi_json() -> String {
                 .and_then(|t| t.first())
                 .cloned()
                 .unwrap_or_default();
-            if let Some(id) = op.operation_id.as_mut() {
-                if !id.starts_with(&format!("{tag}_")) {
-                    *id = format!("{tag}_{id}");
-                }
+            if let Some(id) = op.operation_id.as_mut()
+                && !id.starts_with(&format!("{tag}_"))
+            {
+                *id = format!("{tag}_{id}");
             }
         }
     }
