@@ -197,4 +197,13 @@ describe('communities and permissions', () => {
     expect(s.order).toEqual([]);
     expect(s.channels).toEqual({});
   });
+
+  it('a later READY keeps overwrites already read (it does not carry them)', () => {
+    const denySend = [{ target_id: 'g', target_type: 'role' as const, allow: [], deny: ['SEND_MESSAGES' as const] }];
+    let s = C.fromReady(C.communitiesStore.get(), [{ ...community, channels: [channel], roles: [everyone] }], [], member.user);
+    s = C.upsertChannel(s, { ...s.channels.c, overwrites: denySend });
+    s = C.fromReady(s, [{ ...community, channels: [{ ...channel, name: 'renamed' }], roles: [everyone] }], [], member.user);
+    expect(s.channels.c.name).toBe('renamed');
+    expect(s.channels.c.overwrites).toEqual(denySend);
+  });
 });

@@ -54,7 +54,12 @@ export function fromReady(prev: CommunitiesState, communities: readonly ReadyCom
     const { channels, roles: rs, members: ms, ...c } = rc;
     cs[c.id] = c;
     order.push(c.id);
-    for (const ch of channels ?? []) chans[ch.id] = ch;
+    // READY does not carry overwrites; keep ones already read for a channel
+    // (the composer's send permission depends on them). CHANNEL_UPDATE re-reads.
+    for (const ch of channels ?? []) {
+      const known = prev.channels[ch.id];
+      chans[ch.id] = known && 'overwrites' in known && !('overwrites' in ch) ? { ...ch, overwrites: known.overwrites } : ch;
+    }
     roles[c.id] = [...(rs ?? [])];
     // Keep member lists we already fetched: READY may not carry them.
     members[c.id] = { ...(prev.members[c.id] ?? {}) };
