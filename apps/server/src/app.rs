@@ -13,7 +13,9 @@ use base64::Engine;
 use hearth_accounts::{Accounts, AccountsConfig, HashCost, TokenKeys};
 use hearth_bus::{Bus, MemoryBus, NatsBus, NatsOptions};
 use hearth_chat::{Chat, ChatConfig};
-use hearth_state::{MemoryRateLimiter, RateLimiter, RedisConnection, RedisRateLimiter};
+use hearth_state::{
+    MemoryRateLimiter, RateLimiter, RedisConnection, RedisRateLimiter, RedisSessionLog,
+};
 use hearth_store::{Backend, Store};
 use hearth_types::{IdGenerator, now_ms};
 use rand::RngCore;
@@ -145,16 +147,21 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
     let bus: Arc<dyn Bus> = if cfg.nats_url.is_empty() {
         Arc::new(MemoryBus::new(65_536))
     } else {
-        let opts = NatsOptions {
+        let mut opts = NatsOptions {
             subject_root: cfg.nats_subject_root.clone(),
             connection_name: format!("hearth-node-{node}"),
+            log_subjects: vec!["chat.>".into()],
             ..Default::default()
         };
-        Arc::new(
-            NatsBus::connect(&cfg.nats_url, opts)
-                .await
-                .map_err(|e| StartError::Bus(e.to_string()))?,
-        )
+        // The log keeps the resume window (and some margin) of chat events.
+        opts.log_limits.max_age = Duration::from_secs(cfg.gateway_resume_secs.max(60) * 2);
+        let nats = NatsBus::connect(&cfg.nats_url, opts)
+            .await
+            .map_err(|e| StartError::Bus(e.to_string()))?;
+        nats.open_log()
+            .await
+            .map_err(|e| StartError::Bus(e.to_string()))?;
+        Arc::new(nats)
     };
     let publisher = Publisher::start(bus.clone(), ids.clone(), node, metrics.clone());
     let accounts = Accounts::new(
@@ -191,6 +198,16 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         None => Arc::new(MemoryRateLimiter::default()),
         Some(conn) => Arc::new(RedisRateLimiter::new(conn.clone())),
     };
+    // Session records for resume on any node: shared in Redis, else none
+    // (one node: a session it does not hold has expired).
+    let window = Duration::from_secs(cfg.gateway_resume_secs);
+    let recorder = redis.as_ref().map(|conn| {
+        crate::gateway::hub::Recorder::start(
+            Arc::new(RedisSessionLog::new(conn.clone())),
+            window + Duration::from_secs(30),
+        )
+    });
+    let hub = crate::gateway::hub::Hub::new(recorder, cfg.gateway_window_events, window);
     tracing::info!(node, backend = store.backend(), "node ready");
     let state = AppState(Arc::new(Inner {
         cfg,
@@ -204,7 +221,7 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         metrics,
         node_id: node,
         web,
-        hub: Arc::new(crate::gateway::hub::Hub::default()),
+        hub: Arc::new(hub),
     }));
     crate::gateway::start(state.clone());
     let router = crate::http::router(state.clone());

@@ -68,6 +68,9 @@ pub struct Config {
     pub gateway_heartbeat_ms: u64,
     /// How long a disconnected gateway session stays resumable.
     pub gateway_resume_secs: u64,
+    /// Most bus-log events each node keeps for resume (the window is also
+    /// bounded by `gateway_resume_secs`).
+    pub gateway_window_events: usize,
     /// `text` or `json` logs.
     pub log_format: String,
     /// A tracing filter, e.g. `info` or `hearth=debug,info`.
@@ -120,6 +123,7 @@ impl Default for Config {
             allowed_origins: Vec::new(),
             gateway_heartbeat_ms: 30_000,
             gateway_resume_secs: 120,
+            gateway_window_events: 50_000,
             log_format: "text".into(),
             log_level: "info".into(),
             rate_limit: RateLimitConfig::default(),
@@ -265,6 +269,26 @@ impl Config {
             &mut self.trust_forwarded_for,
             "HEARTH_TRUST_FORWARDED_FOR",
             env("HEARTH_TRUST_FORWARDED_FOR"),
+        )?;
+        set(
+            &mut self.nats_subject_root,
+            "HEARTH_NATS_SUBJECT_ROOT",
+            env("HEARTH_NATS_SUBJECT_ROOT"),
+        )?;
+        set(
+            &mut self.gateway_heartbeat_ms,
+            "HEARTH_GATEWAY_HEARTBEAT_MS",
+            env("HEARTH_GATEWAY_HEARTBEAT_MS"),
+        )?;
+        set(
+            &mut self.gateway_resume_secs,
+            "HEARTH_GATEWAY_RESUME_SECS",
+            env("HEARTH_GATEWAY_RESUME_SECS"),
+        )?;
+        set(
+            &mut self.gateway_window_events,
+            "HEARTH_GATEWAY_WINDOW_EVENTS",
+            env("HEARTH_GATEWAY_WINDOW_EVENTS"),
         )?;
         set(
             &mut self.log_format,

@@ -3,19 +3,35 @@
 //! will dispatch (`t` and `d`), wraps it in a CloudEvents envelope and hands
 //! it to one publisher task. The queue is bounded: if the bus stalls, events
 //! are dropped and counted rather than stalling requests.
+//!
+//! Chat events (subjects under `chat.`) are appended to the bus log, which
+//! resumes replay from; the rest (presence, nudges) are real-time only. A
+//! MESSAGE_CREATE's envelope id is the message id, so appending it again
+//! (a retried send after a node died) stores it once, and a send is
+//! answered only once its event is stored ([`Publisher::message_stored`]):
+//! every acknowledged message reaches every resuming client.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use hearth_bus::{Bus, Envelope};
+use hearth_bus::{Ack, Bus, Envelope};
 use hearth_chat::{ChatEvent, EventSink};
-use hearth_types::IdGenerator;
+use hearth_types::{IdGenerator, MessageId};
+use parking_lot::Mutex;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::http::wire;
 use crate::metrics::Metrics;
 
 const QUEUE: usize = 65_536;
+
+/// MESSAGE_CREATEs stored in the log, or awaited by their send.
+enum Stored {
+    Done(Instant),
+    Waiting(Vec<oneshot::Sender<()>>),
+}
 
 #[derive(Clone)]
 pub struct Publisher {
@@ -23,10 +39,18 @@ pub struct Publisher {
     ids: Arc<IdGenerator>,
     source: String,
     metrics: Metrics,
+    /// Whether appends need waiting for (a shared log; in-process appends
+    /// are stored when sent).
+    durable: bool,
+    stored: Arc<Mutex<HashMap<i64, Stored>>>,
 }
 
+/// How long a send waits for its event to be stored before answering anyway.
+const STORE_WAIT: Duration = Duration::from_secs(5);
+
 impl Publisher {
-    /// Starts the publisher task.
+    /// Starts the publisher task (and, for a shared log, the task that
+    /// collects storage acknowledgements in order).
     pub fn start(
         bus: Arc<dyn Bus>,
         ids: Arc<IdGenerator>,
@@ -34,10 +58,26 @@ impl Publisher {
         metrics: Metrics,
     ) -> Publisher {
         let (tx, mut rx) = mpsc::channel::<Envelope>(QUEUE);
+        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<(String, String, Ack)>();
+        let stored: Arc<Mutex<HashMap<i64, Stored>>> = Arc::default();
+        let durable = bus.name() != "memory";
         let m = metrics.clone();
         tokio::spawn(async move {
             while let Some(ev) = rx.recv().await {
                 let ty = ev.ty.clone();
+                if ev.subject.starts_with("chat.") {
+                    let id = ev.id.clone();
+                    match bus.append(ev).await {
+                        Ok(ack) => {
+                            let _ = ack_tx.send((ty, id, ack));
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "appending an event");
+                            m.events.with_label_values(&[&ty, "failed"]).inc();
+                        }
+                    }
+                    continue;
+                }
                 let outcome = if bus.publish(ev).await.is_ok() {
                     "published"
                 } else {
@@ -46,19 +86,51 @@ impl Publisher {
                 m.events.with_label_values(&[&ty, outcome]).inc();
             }
         });
+        let (m, st) = (metrics.clone(), stored.clone());
+        tokio::spawn(async move {
+            // Appends were sent in order, so their acks arrive in order.
+            while let Some((ty, id, ack)) = ack_rx.recv().await {
+                let ok = ack.await.is_ok();
+                m.events
+                    .with_label_values(&[ty.as_str(), if ok { "published" } else { "failed" }])
+                    .inc();
+                if ok
+                    && ty == "hearth.MESSAGE_CREATE"
+                    && let Ok(id) = id.parse::<i64>()
+                {
+                    mark_stored(&st, id);
+                }
+            }
+        });
         Publisher {
             tx,
             ids,
             source: format!("hearth://node/{node}"),
             metrics,
+            durable,
+            stored,
         }
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// Queues one event: `t` is the gateway dispatch name, `subject` routes it.
     pub fn publish(&self, t: &str, subject: String, d: Value) {
+        self.publish_with_id(self.ids.next().0.to_string(), t, subject, d);
+    }
+
+    /// A real-time event (never under `chat.`, so never in the log).
+    pub fn publish_live(&self, t: &str, subject: String, d: Value) {
+        debug_assert!(!subject.starts_with("chat."));
+        self.publish(t, subject, d);
+    }
+
+    fn publish_with_id(&self, id: String, t: &str, subject: String, d: Value) {
         let data = json!({ "t": t, "d": d }).to_string();
         let env = Envelope::json(
-            self.ids.next().0.to_string(),
+            id,
             self.source.clone(),
             format!("hearth.{t}"),
             subject,
@@ -69,6 +141,75 @@ impl Publisher {
                 .events
                 .with_label_values(&[&format!("hearth.{t}"), "dropped"])
                 .inc();
+        }
+    }
+
+    /// Waits until the MESSAGE_CREATE of `id` is stored in the log (at most
+    /// a few seconds: the message itself is stored either way). Immediate
+    /// with the in-process bus.
+    pub async fn message_stored(&self, id: MessageId) -> bool {
+        if !self.durable || hearth_types::now_ms() - id.created_ms() > 60_000 {
+            return true;
+        }
+        let rx = {
+            let mut st = self.stored.lock();
+            match st.remove(&id.0) {
+                Some(Stored::Done(_)) => return true,
+                Some(Stored::Waiting(mut w)) => {
+                    let (tx, rx) = oneshot::channel();
+                    w.push(tx);
+                    st.insert(id.0, Stored::Waiting(w));
+                    rx
+                }
+                None => {
+                    let (tx, rx) = oneshot::channel();
+                    st.insert(id.0, Stored::Waiting(vec![tx]));
+                    rx
+                }
+            }
+        };
+        let ok = matches!(tokio::time::timeout(STORE_WAIT, rx).await, Ok(Ok(())));
+        if !ok {
+            self.stored.lock().remove(&id.0);
+            tracing::warn!(message = id.0, "a message's event was not stored in time");
+        }
+        ok
+    }
+
+    /// Appends a message's MESSAGE_CREATE again (same envelope id, so the
+    /// log keeps one): a retried send may follow a node that stored the
+    /// message and died before its event was stored.
+    pub fn republish_message(&self, v: &hearth_chat::MessageView) {
+        // Only within the log's de-duplication window (2 min; 60 s leaves
+        // margin): later, a copy would be stored twice.
+        let age = hearth_types::now_ms() - v.record.id.created_ms();
+        if self.durable && age < 60_000 {
+            self.publish_with_id(
+                v.record.id.0.to_string(),
+                "MESSAGE_CREATE",
+                channel_subject(v.community_id, v.record.channel_id),
+                to_value(&wire::Message::from(v)),
+            );
+        }
+    }
+}
+
+fn mark_stored(st: &Mutex<HashMap<i64, Stored>>, id: i64) {
+    let mut st = st.lock();
+    match st.remove(&id) {
+        Some(Stored::Waiting(w)) => {
+            for tx in w {
+                let _ = tx.send(());
+            }
+        }
+        _ => {
+            // Nobody waits yet (the send has not got here): remember briefly.
+            if st.len() > 10_000 {
+                st.retain(
+                    |_, s| !matches!(s, Stored::Done(at) if at.elapsed() > Duration::from_secs(30)),
+                );
+            }
+            st.insert(id, Stored::Done(Instant::now()));
         }
     }
 }
@@ -95,7 +236,7 @@ impl EventSink for Publisher {
     fn emit(&self, event: ChatEvent) {
         use ChatEvent::*;
         match event {
-            MessageCreate(v) => self.publish("MESSAGE_CREATE", channel_subject(v.community_id, v.record.channel_id), to_value(&wire::Message::from(&v))),
+            MessageCreate(v) => self.publish_with_id(v.record.id.0.to_string(), "MESSAGE_CREATE", channel_subject(v.community_id, v.record.channel_id), to_value(&wire::Message::from(&v))),
             MessageUpdate(v) => self.publish("MESSAGE_UPDATE", channel_subject(v.community_id, v.record.channel_id), to_value(&wire::Message::from(&v))),
             MessageDelete { channel_id, community_id, id } => self.publish(
                 "MESSAGE_DELETE",

@@ -2,7 +2,8 @@
 //! several servers in one process).
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 #[derive(Clone)]
@@ -11,6 +12,12 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
     pub events: IntCounterVec,
+    /// The last bus log position the gateway routed.
+    pub gateway_log_position: IntGauge,
+    /// Gateway resumes by where they were served and how they ended.
+    pub gateway_resumes: IntCounterVec,
+    /// Durable consumers' counters (processed, retried, dead-lettered).
+    pub consumer_events: IntGaugeVec,
 }
 
 impl Metrics {
@@ -43,10 +50,34 @@ impl Metrics {
             &["type", "outcome"],
         )
         .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        let gateway_log_position = IntGauge::new(
+            "hearth_gateway_log_position",
+            "The last bus log position the gateway routed",
+        )
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        let gateway_resumes = IntCounterVec::new(
+            Opts::new(
+                "hearth_gateway_resumes_total",
+                "Gateway resumes by where (local, remote) and outcome (resumed, invalid)",
+            ),
+            &["where", "outcome"],
+        )
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        let consumer_events = IntGaugeVec::new(
+            Opts::new(
+                "hearth_bus_consumer_events",
+                "Durable bus consumers: events by consumer and outcome (processed, retried, dead_lettered)",
+            ),
+            &["consumer", "outcome"],
+        )
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
         for m in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
             Box::new(events.clone()),
+            Box::new(gateway_log_position.clone()),
+            Box::new(gateway_resumes.clone()),
+            Box::new(consumer_events.clone()),
         ] {
             registry
                 .register(m)
@@ -57,6 +88,9 @@ impl Metrics {
             http_requests,
             http_duration,
             events,
+            gateway_log_position,
+            gateway_resumes,
+            consumer_events,
         }
     }
 

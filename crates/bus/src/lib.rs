@@ -32,6 +32,9 @@ pub enum BusError {
 #[derive(Debug)]
 pub enum Delivery {
     Event(Envelope),
+    /// An event from the log ([`Bus::follow`]) with its position: the same
+    /// event has the same position on every node, and positions only grow.
+    Logged(u64, Envelope),
     /// The subscriber fell behind and this many events were dropped for it.
     Lagged(u64),
 }
@@ -42,10 +45,26 @@ pub trait Subscription: Send {
     async fn next(&mut self) -> Option<Delivery>;
 }
 
+/// Resolves once an appended event is stored, with its log position.
+pub type Ack = std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, BusError>> + Send>>;
+
 #[async_trait]
 pub trait Bus: Send + Sync + 'static {
     fn name(&self) -> &'static str;
+    /// Real-time, at-most-once: for what is worthless late (presence, cache
+    /// nudges). Subscribers see it; the log does not keep it.
     async fn publish(&self, event: Envelope) -> Result<(), BusError>;
+    /// Appends to the log: one total order for all nodes, kept for a bounded
+    /// window so a client can resume on any node. Returns as soon as the event
+    /// is handed over (appends from one caller keep their order); the [`Ack`]
+    /// resolves when it is stored. Appending the same envelope id twice within
+    /// the bus's duplicate window stores it once (a retry after a crash).
+    async fn append(&self, event: Envelope) -> Result<Ack, BusError>;
+    /// Every log event appended from now on, as [`Delivery::Logged`] in log
+    /// order, preceded by up to `backlog` events appended before (a node that
+    /// starts warms its resume window with them). Also returns the position
+    /// of the last event appended before following began (0: none).
+    async fn follow(&self, backlog: u64) -> Result<(Box<dyn Subscription>, u64), BusError>;
     /// Every event whose subject starts with `prefix` (empty: all).
     async fn subscribe(&self, prefix: &str) -> Result<Box<dyn Subscription>, BusError>;
     /// For `/readyz`.

@@ -2,25 +2,37 @@
 //! the subscriber side. Right for one node; the NATS bus replaces it for many.
 
 use async_trait::async_trait;
+use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
-use crate::{Bus, BusError, Delivery, Envelope, Subscription};
+use crate::{Ack, Bus, BusError, Delivery, Envelope, Subscription};
+
+/// An event on the broadcast channel: with its log position if appended.
+type Item = (Option<u64>, Envelope);
 
 pub struct MemoryBus {
-    tx: broadcast::Sender<Envelope>,
+    tx: broadcast::Sender<Item>,
+    /// The last log position handed out; held while sending so positions
+    /// reach subscribers in order.
+    position: Mutex<u64>,
 }
 
 impl MemoryBus {
     /// `capacity` bounds how far a subscriber may fall behind before it lags.
     pub fn new(capacity: usize) -> Self {
         let (tx, _) = broadcast::channel(capacity.max(16));
-        MemoryBus { tx }
+        MemoryBus {
+            tx,
+            position: Mutex::new(0),
+        }
     }
 }
 
 struct MemorySubscription {
-    rx: broadcast::Receiver<Envelope>,
+    rx: broadcast::Receiver<Item>,
     prefix: String,
+    /// Log followers see only appended events, with their positions.
+    log: bool,
 }
 
 #[async_trait]
@@ -28,7 +40,10 @@ impl Subscription for MemorySubscription {
     async fn next(&mut self) -> Option<Delivery> {
         loop {
             match self.rx.recv().await {
-                Ok(ev) if ev.subject.starts_with(&self.prefix) => return Some(Delivery::Event(ev)),
+                Ok((Some(pos), ev)) if self.log => return Some(Delivery::Logged(pos, ev)),
+                Ok((_, ev)) if !self.log && ev.subject.starts_with(&self.prefix) => {
+                    return Some(Delivery::Event(ev));
+                }
                 Ok(_) => continue,
                 Err(broadcast::error::RecvError::Lagged(n)) => return Some(Delivery::Lagged(n)),
                 Err(broadcast::error::RecvError::Closed) => return None,
@@ -45,14 +60,38 @@ impl Bus for MemoryBus {
 
     async fn publish(&self, event: Envelope) -> Result<(), BusError> {
         // No subscribers is not an error: nobody is listening yet.
-        let _ = self.tx.send(event);
+        let _ = self.tx.send((None, event));
         Ok(())
+    }
+
+    /// One process is the whole cluster: the log is the broadcast channel
+    /// with a counter, so it is stored as soon as it is sent.
+    async fn append(&self, event: Envelope) -> Result<Ack, BusError> {
+        let pos = {
+            let mut p = self.position.lock();
+            *p += 1;
+            let _ = self.tx.send((Some(*p), event));
+            *p
+        };
+        Ok(Box::pin(async move { Ok(pos) }))
+    }
+
+    /// A process has no log from before it started: `backlog` finds nothing.
+    async fn follow(&self, _backlog: u64) -> Result<(Box<dyn Subscription>, u64), BusError> {
+        let p = self.position.lock();
+        let sub = MemorySubscription {
+            rx: self.tx.subscribe(),
+            prefix: String::new(),
+            log: true,
+        };
+        Ok((Box::new(sub), *p))
     }
 
     async fn subscribe(&self, prefix: &str) -> Result<Box<dyn Subscription>, BusError> {
         Ok(Box::new(MemorySubscription {
             rx: self.tx.subscribe(),
             prefix: prefix.to_string(),
+            log: false,
         }))
     }
 
@@ -108,5 +147,26 @@ mod tests {
         }
         assert!(matches!(slow.next().await, Some(Delivery::Lagged(n)) if n == 24));
         assert!(matches!(slow.next().await, Some(Delivery::Event(e)) if e.id == "24"));
+    }
+
+    #[tokio::test]
+    async fn the_log_positions_appended_events_and_subscribers_see_them_too() {
+        let bus = MemoryBus::new(64);
+        let (mut log, head) = bus.follow(10).await.unwrap();
+        assert_eq!(head, 0);
+        let mut all = bus.subscribe("").await.unwrap();
+        bus.publish(ev("presence.1", 0)).await.unwrap();
+        let a = bus.append(ev("chat.channel.1", 1)).await.unwrap();
+        let b = bus.append(ev("chat.channel.2", 2)).await.unwrap();
+        assert_eq!((a.await.unwrap(), b.await.unwrap()), (1, 2));
+        for want in [(1, "1"), (2, "2")] {
+            match log.next().await {
+                Some(Delivery::Logged(p, e)) => assert_eq!((p, e.id.as_str()), want),
+                other => panic!("{other:?}"),
+            }
+        }
+        for want in ["0", "1", "2"] {
+            assert!(matches!(all.next().await, Some(Delivery::Event(e)) if e.id == want));
+        }
     }
 }

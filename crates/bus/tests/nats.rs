@@ -181,6 +181,7 @@ async fn a_slow_subscriber_lags_instead_of_blocking() {
                 assert_eq!(ids, (0..16).collect::<Vec<_>>());
                 lagged += n;
             }
+            Ok(Some(other)) => panic!("{other:?}"),
             Ok(None) => panic!("closed"),
             Err(_) => break,
         }
@@ -421,4 +422,85 @@ async fn replay_returns_later_events_in_order() {
             .is_empty()
     );
     f.done().await;
+}
+
+#[tokio::test]
+async fn the_log_orders_appends_for_every_follower_and_warms_from_a_backlog() {
+    let root = uniq("log");
+    let bus = bus_with(NatsOptions {
+        subject_root: root.clone(),
+        log_subjects: vec!["chat.>".into()],
+        ..Default::default()
+    })
+    .await;
+    bus.open_log().await.unwrap();
+    let other_node = bus_with(bus.options().clone()).await;
+    // Two events before anyone follows: a follower with backlog 1 sees the last.
+    for i in 0..2 {
+        bus.append(ev("chat.community.1", format!("early{i}"), b""))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let (mut a, head_a) = bus.follow(1).await.unwrap();
+    let (mut b, head_b) = other_node.follow(0).await.unwrap();
+    assert_eq!((head_a, head_b), (2, 2));
+    let mut acks = Vec::new();
+    for i in 0..20 {
+        // Appends from two connections: one order, the same for everyone.
+        let node = if i % 2 == 0 { &bus } else { &other_node };
+        acks.push(
+            node.append(ev("chat.community.1.channel.2", i, &[i as u8]))
+                .await
+                .unwrap(),
+        );
+    }
+    let mut stored = Vec::new();
+    for a in acks {
+        stored.push(a.await.unwrap());
+    }
+    // A retried append (same id) is stored once.
+    let again = bus
+        .append(ev("chat.community.1.channel.2", 0, &[0]))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(again, stored[0]);
+    async fn take(sub: &mut Box<dyn Subscription>, n: usize) -> Vec<(u64, String)> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            match tokio::time::timeout(Duration::from_secs(5), sub.next()).await {
+                Ok(Some(Delivery::Logged(p, e))) => out.push((p, e.id)),
+                other => panic!("{other:?}"),
+            }
+        }
+        out
+    }
+    let from_a = take(&mut a, 21).await;
+    let from_b = take(&mut b, 20).await;
+    assert_eq!(
+        from_a[0],
+        (2, "early1".to_string()),
+        "the backlog comes first"
+    );
+    assert_eq!(from_a[1..], from_b[..], "every follower sees one order");
+    assert!(
+        from_b.windows(2).all(|w| w[1].0 == w[0].0 + 1),
+        "positions are dense"
+    );
+    let mut by_pos: Vec<u64> = from_b.iter().map(|(p, _)| *p).collect();
+    by_pos.sort();
+    stored.sort();
+    assert_eq!(by_pos, stored, "acks name the positions followers see");
+    // Real-time publishes do not enter the log.
+    bus.publish(ev("presence.1", "live", b"")).await.unwrap();
+    bus.append(ev("chat.community.9", "last", b""))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(take(&mut b, 1).await[0].1, "last");
+    bus.delete_stream(&bus.log_stream()).await.unwrap();
 }

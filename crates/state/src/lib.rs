@@ -18,6 +18,7 @@ mod presence;
 mod rate_limit;
 mod redis;
 mod revocation;
+pub mod sessions;
 mod typing;
 
 pub use error::{StateError, StateResult};
@@ -26,7 +27,8 @@ pub use presence::{MemoryPresence, PRESENCE_TTL, Presence, Status};
 pub use rate_limit::{Decision, MemoryRateLimiter, Quota, RateLimiter};
 pub use redis::{
     RedisConnection, RedisNonceGuard, RedisPresence, RedisRateLimiter, RedisRevocations,
-    RedisTyping,
+    RedisSessionLog, RedisTyping,
 };
 pub use revocation::{MemoryRevocations, RevocationStream, Revocations};
+pub use sessions::{Append, Frame, MemorySessionLog, SessionLog, SessionMeta, SessionRecord};
 pub use typing::{MemoryTyping, TYPING_TTL, Typing};

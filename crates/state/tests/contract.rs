@@ -20,6 +20,7 @@ struct Env {
     nonces: Arc<dyn NonceGuard>,
     revocations: Arc<dyn Revocations>,
     other_node_revocations: Arc<dyn Revocations>,
+    sessions: Arc<dyn SessionLog>,
     redis: Option<RedisConnection>,
 }
 
@@ -36,6 +37,7 @@ impl Env {
             nonces: Arc::new(MemoryNonceGuard::default()),
             revocations: revocations.clone(),
             other_node_revocations: revocations,
+            sessions: Arc::new(MemorySessionLog::default()),
             redis: None,
         }
     }
@@ -66,6 +68,7 @@ impl Env {
                     .await
                     .expect("subscribe"),
             ),
+            sessions: Arc::new(RedisSessionLog::new(redis.clone())),
             redis: Some(redis),
         }
     }
@@ -135,6 +138,9 @@ contract!(
     revocations_expire_after_retention,
     nonce_claims,
     nonce_claim_race_has_one_winner,
+    session_records_append_and_load,
+    session_take_over_fences_the_old_generation,
+    session_records_expire_and_can_be_removed,
 );
 
 fn ms(n: u64) -> Duration {
@@ -398,4 +404,117 @@ async fn nonce_claim_race_has_one_winner(env: &Env) {
             assert_eq!(held, winners[0], "losers see the winner's value");
         }
     }
+}
+
+fn meta() -> SessionMeta {
+    SessionMeta {
+        user: 42,
+        auth_session: 7,
+    }
+}
+
+async fn session_records_append_and_load(env: &Env) {
+    let ttl = Duration::from_secs(60);
+    let s = &env.sessions;
+    assert_eq!(s.load("nope").await.unwrap(), None);
+    let g = s
+        .open("a", &meta(), 1, &[Frame::Marker(10)], ttl)
+        .await
+        .unwrap();
+    let batch = |first_seq, frames: Vec<Frame>| Append {
+        session: "a".into(),
+        generation: g,
+        first_seq,
+        frames,
+        replace: false,
+    };
+    s.append(
+        &[batch(
+            2,
+            vec![
+                Frame::Log(11),
+                Frame::Inline("\"t\":\"PRESENCE_UPDATE\",\"d\":{}}".into()),
+            ],
+        )],
+        ttl,
+    )
+    .await
+    .unwrap();
+    s.append(&[batch(4, vec![Frame::Log(15)])], ttl)
+        .await
+        .unwrap();
+    let r = s.load("a").await.unwrap().expect("recorded");
+    assert_eq!(r.meta, meta());
+    assert_eq!((r.generation, r.first_seq, r.last_seq()), (g, 1, 4));
+    assert_eq!(
+        r.frames,
+        vec![
+            Frame::Marker(10),
+            Frame::Log(11),
+            Frame::Inline("\"t\":\"PRESENCE_UPDATE\",\"d\":{}}".into()),
+            Frame::Log(15)
+        ]
+    );
+    // Trimming replaces the record with its tail.
+    s.append(
+        &[Append {
+            replace: true,
+            ..batch(4, vec![Frame::Log(15)])
+        }],
+        ttl,
+    )
+    .await
+    .unwrap();
+    let r = s.load("a").await.unwrap().unwrap();
+    assert_eq!((r.first_seq, r.frames.clone()), (4, vec![Frame::Log(15)]));
+}
+
+async fn session_take_over_fences_the_old_generation(env: &Env) {
+    let ttl = Duration::from_secs(60);
+    let s = &env.sessions;
+    let old = s
+        .open("b", &meta(), 1, &[Frame::Marker(1)], ttl)
+        .await
+        .unwrap();
+    // Another node resumes the session after sequence 1.
+    let new = s
+        .open("b", &meta(), 2, &[Frame::Marker(5)], ttl)
+        .await
+        .unwrap();
+    assert!(new > old);
+    // The old node, not yet told, keeps writing: nothing of it lands.
+    let stale = Append {
+        session: "b".into(),
+        generation: old,
+        first_seq: 2,
+        frames: vec![Frame::Log(3)],
+        replace: false,
+    };
+    s.append(&[stale], ttl).await.unwrap();
+    let r = s.load("b").await.unwrap().unwrap();
+    assert_eq!(
+        (r.generation, r.first_seq, r.frames),
+        (new, 2, vec![Frame::Marker(5)])
+    );
+}
+
+async fn session_records_expire_and_can_be_removed(env: &Env) {
+    let s = &env.sessions;
+    s.open("c", &meta(), 1, &[Frame::Marker(1)], ms(300))
+        .await
+        .unwrap();
+    s.open(
+        "d",
+        &meta(),
+        1,
+        &[Frame::Marker(1)],
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    s.remove("d").await.unwrap();
+    assert_eq!(s.load("d").await.unwrap(), None);
+    assert!(s.load("c").await.unwrap().is_some());
+    tokio::time::sleep(ms(400)).await;
+    assert_eq!(s.load("c").await.unwrap(), None, "expired with its TTL");
 }

@@ -11,9 +11,12 @@ use hearth_accounts::Principal;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::hub::{Inner, OUTBOUND_QUEUE, Outbound, Session};
+use hearth_state::SessionMeta;
+
+use super::hub::{Kind, OUTBOUND_QUEUE, Outbound, Session};
 use super::protocol::{ClientOp, MAX_FRAME_BYTES, MAX_FRAMES_PER_MINUTE, close, decode, tail_of};
 use super::ready;
+use super::resume;
 use crate::state::AppState;
 
 struct Conn {
@@ -103,7 +106,7 @@ pub async fn run(mut ws: WebSocket, state: AppState) {
     if let Some((code, why)) = closing {
         send_close(&mut ws, code, why).await;
     }
-    detach(&conn, code_is_final(closing.map(|c| c.0)));
+    detach(&state, &conn, code_is_final(closing.map(|c| c.0)));
 }
 
 /// Revocations and explicit failures end the session; a dropped connection
@@ -115,13 +118,22 @@ fn code_is_final(code: Option<u16>) -> bool {
     )
 }
 
-fn detach(conn: &Conn, finished: bool) {
+fn detach(state: &AppState, conn: &Conn, finished: bool) {
     if let Some(s) = &conn.session {
-        let mut g = s.inner.lock();
-        g.tx = None;
-        g.detached_at = Some(Instant::now());
-        if finished {
-            g.closed = true;
+        {
+            let mut g = s.inner.lock();
+            g.tx = None;
+            g.detached_at = Some(Instant::now());
+            if finished {
+                g.closed = true;
+            }
+        }
+        // A finished session can never be resumed anywhere: drop its record.
+        if finished && let Some(r) = state.hub.recorder.clone() {
+            let id = s.id.clone();
+            tokio::spawn(async move {
+                let _ = r.log.remove(&id).await;
+            });
         }
     }
 }
@@ -144,12 +156,15 @@ async fn handle(
     match op {
         ClientOp::Heartbeat { s } => {
             if let (Some(seen), Some(sess)) = (s, &conn.session)
-                && seen > sess.inner.lock().seq
+                && seen > sess.inner.lock().sent
             {
                 return Err((
                     close::INVALID_SEQUENCE,
                     "heartbeat acknowledges a sequence never sent",
                 ));
+            }
+            if let Some(sess) = &conn.session {
+                sess.touch();
             }
             let _ = send_json(ws, json!({ "op": "heartbeat_ack", "d": {} })).await;
             Ok(Some(true))
@@ -160,16 +175,27 @@ async fn handle(
             }
             let p = authenticate(state, &token).await?;
             let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
-            let session = Arc::new(Session {
-                id: format!("{:032x}", rand::random::<u128>()),
-                user: p.user_id,
-                auth_session: p.session_id,
-                inner: parking_lot::Mutex::new(Inner {
-                    tx: Some(tx),
-                    pending: Some(Vec::new()),
-                    ..Default::default()
-                }),
-            });
+            let session = state.hub.new_session(
+                format!("{:032x}", rand::random::<u128>()),
+                p.user_id,
+                p.session_id,
+            );
+            session.inner.lock().tx = Some(tx);
+            if let Some(r) = &state.hub.recorder {
+                let meta = SessionMeta {
+                    user: p.user_id.0,
+                    auth_session: p.session_id.0,
+                };
+                match r.log.open(&session.id, &meta, 1, &[], r.ttl).await {
+                    Ok(generation) => {
+                        let mut g = session.inner.lock();
+                        g.generation = generation;
+                        g.record_first = 1;
+                    }
+                    // Still usable; only resuming on another node is lost.
+                    Err(e) => tracing::warn!(error = %e, "opening a session record"),
+                }
+            }
             // Registered before READY is built, so nothing published meanwhile
             // is lost; it is sequenced right after READY.
             state.hub.insert(session.clone());
@@ -182,7 +208,8 @@ async fn handle(
                 }
             };
             let ev = json!({ "t": "READY", "d": ready }).to_string();
-            session.finish_ready(tail_of(&ev).unwrap_or("\"t\":\"READY\",\"d\":{}}"));
+            let tail: Arc<str> = Arc::from(tail_of(&ev).unwrap_or("\"t\":\"READY\",\"d\":{}}"));
+            session.finish(vec![(Kind::Marker, tail)], None);
             crate::gateway::presence(state, p.user_id, "online");
             conn.session = Some(session);
             conn.rx = Some(rx);
@@ -197,42 +224,33 @@ async fn handle(
                 return Err((close::ALREADY_AUTHENTICATED, "already identified"));
             }
             let p = authenticate(state, &token).await?;
-            let resumable = state
-                .hub
-                .get(&session_id)
-                .filter(|sess| sess.user == p.user_id);
-            let Some(session) = resumable else {
-                let _ = send_json(
-                    ws,
-                    json!({ "op": "invalid_session", "d": { "resumable": false } }),
-                )
-                .await;
-                return Ok(Some(true));
-            };
             let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
-            let missed = {
-                let mut g = session.inner.lock();
-                let oldest = g.replay.front().map_or(g.seq + 1, |(n, _)| *n);
-                if g.closed || s > g.seq || (s + 1 < oldest) {
-                    None
-                } else {
-                    let frames: Vec<String> = g
-                        .replay
-                        .iter()
-                        .filter(|(n, _)| *n > s)
-                        .map(|(n, tail)| super::protocol::dispatch_frame(*n, tail))
-                        .collect();
-                    // Attach under the lock: nothing can be sequenced between the
-                    // replay snapshot and the live queue.
-                    if let Some(old) = g.tx.replace(tx.clone()) {
-                        let _ = old
-                            .try_send(Outbound::Close(close::UNKNOWN_ERROR, "resumed elsewhere"));
-                    }
-                    g.detached_at = None;
-                    Some(frames)
-                }
+            let (place, outcome) = match state.hub.get(&session_id) {
+                Some(sess) if sess.user == p.user_id => (
+                    "local",
+                    resume::local(&sess, s, tx).map(|frames| (sess, frames)),
+                ),
+                Some(_) => ("local", None),
+                None => (
+                    "remote",
+                    resume::remote(state, &p, &session_id, s, tx)
+                        .await
+                        .map(|sess| (sess, Vec::new())),
+                ),
             };
-            let Some(frames) = missed else {
+            state
+                .metrics
+                .gateway_resumes
+                .with_label_values(&[
+                    place,
+                    if outcome.is_some() {
+                        "resumed"
+                    } else {
+                        "invalid"
+                    },
+                ])
+                .inc();
+            let Some((session, frames)) = outcome else {
                 let _ = send_json(
                     ws,
                     json!({ "op": "invalid_session", "d": { "resumable": false } }),
@@ -241,18 +259,13 @@ async fn handle(
                 return Ok(Some(true));
             };
             for f in frames {
-                if ws
-                    .send(Message::Text(Utf8Bytes::from(f.to_string())))
-                    .await
-                    .is_err()
-                {
+                if ws.send(Message::Text(Utf8Bytes::from(f))).await.is_err() {
                     return Err((close::UNKNOWN_ERROR, "send failed"));
                 }
             }
-            session.push(
-                tail_of(&json!({ "t": "RESUMED", "d": {} }).to_string())
-                    .unwrap_or("\"t\":\"RESUMED\",\"d\":{}}"),
-            );
+            if state.hub.presence_of(p.user_id).is_none() {
+                crate::gateway::presence(state, p.user_id, "online");
+            }
             conn.session = Some(session);
             conn.rx = Some(rx);
             Ok(Some(true))

@@ -1,29 +1,25 @@
-//! The hub: every gateway session on this node, and the one task that routes
-//! bus events to them.
+//! The hub: every gateway session on this node, what each was sent, and
+//! the recording of it for resume on any node.
 //!
 //! A session outlives its connection: while detached (for
-//! `gateway_resume_secs`) it keeps sequencing the events its user may see into
-//! a bounded replay buffer, so `resume` can deliver every missed dispatch in
-//! order. The replay buffer holds at most [`REPLAY_FRAMES`]; a client further
-//! behind gets `invalid_session` and catches up with `messages?after=`.
-//!
-//! Routing decides per event and per session, at dispatch time, whether the
-//! user may see it (VIEW_CHANNEL through `hearth-chat`'s cached permissions),
-//! so losing access stops events at once. Each event is encoded once; only the
-//! sequence number is written per connection.
+//! `gateway_resume_secs`) it keeps sequencing the events its user may see,
+//! so `resume` can deliver every missed dispatch in order. Each frame is
+//! kept locally ([`REPLAY_FRAMES`] at most, sharing the event bytes) and,
+//! in a cluster, recorded in the shared [`SessionLog`] *before* it is sent
+//! (a [`Recorder`] task batches the writes): a client can never hold a
+//! frame another node could not reproduce after this one dies.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hearth_bus::{Delivery, Envelope};
+use hearth_state::{Append, Frame, SessionLog};
 use hearth_types::{ChannelId, CommunityId, SessionId, UserId};
 use parking_lot::Mutex;
-use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::protocol::{dispatch_frame, tail_of};
-use crate::state::AppState;
+use super::protocol::dispatch_frame;
+use super::ring::Ring;
 
 /// Frames kept for resume per session.
 pub const REPLAY_FRAMES: usize = 2048;
@@ -38,80 +34,143 @@ pub enum Outbound {
     Close(u16, &'static str),
 }
 
+/// What a frame was, for recording and for resume.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// The log event at this position.
+    Log(u64),
+    /// Not in the log (presence, frames made up for this session).
+    Inline,
+    /// READY or RESUMED: never sent again.
+    Marker,
+}
+
+pub struct Sent {
+    pub seq: u64,
+    pub kind: Kind,
+    /// Emptied once sent for markers (READY is large and never re-sent).
+    pub tail: Arc<str>,
+}
+
 pub struct Session {
     pub id: String,
     pub user: UserId,
     pub auth_session: SessionId,
     pub inner: Mutex<Inner>,
+    recorder: Option<Arc<Recorder>>,
 }
 
 #[derive(Default)]
 pub struct Inner {
     pub seq: u64,
-    /// (sequence, shared event tail): the tail is encoded once per event and
-    /// shared by every session that got it; the frame is rebuilt on replay.
-    pub replay: VecDeque<(u64, Arc<str>)>,
+    pub replay: VecDeque<Sent>,
     pub tx: Option<mpsc::Sender<Outbound>>,
     pub detached_at: Option<Instant>,
-    /// Events that arrived while READY was being built: sequenced after it.
-    pub pending: Option<Vec<Arc<str>>>,
+    /// Frames that arrived while READY (or a resume) was being prepared:
+    /// sequenced after it.
+    pub pending: Option<Vec<(Kind, Arc<str>)>>,
     pub communities: HashSet<CommunityId>,
     /// Channels this session can see, per community (for live hide/show).
     pub visible: HashMap<CommunityId, HashSet<ChannelId>>,
     pub private: HashSet<ChannelId>,
     pub closed: bool,
+    /// The last log position routed for this session (delivered or not).
+    pub pos: u64,
+    /// Frames up to here are recorded (always `seq` without a recorder).
+    pub recorded: u64,
+    /// Frames up to here went to the connection (or to nobody, if detached).
+    pub sent: u64,
+    /// The generation of the shared record this node writes.
+    pub generation: u64,
+    /// The first sequence in the shared record (for trimming it).
+    pub record_first: u64,
+    /// Recording failed: frames are sent unrecorded, and a resume elsewhere
+    /// answers `invalid_session` (the record ends before them).
+    pub unrecorded: bool,
+    dirty: bool,
+}
+
+/// An empty tail, for sent markers.
+fn empty() -> Arc<str> {
+    static E: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from(""));
+    E.clone()
 }
 
 impl Session {
-    /// Sequences one dispatch (by its shared tail), keeps it for resume, and
-    /// sends it to the attached connection. A full queue detaches the
-    /// connection (it is told to close; the session stays resumable).
-    pub fn push(&self, tail: &str) {
-        self.push_shared(&Arc::from(tail));
+    pub fn new(
+        id: String,
+        user: UserId,
+        auth_session: SessionId,
+        recorder: Option<Arc<Recorder>>,
+    ) -> Session {
+        Session {
+            id,
+            user,
+            auth_session,
+            inner: Mutex::new(Inner {
+                pending: Some(Vec::new()),
+                ..Default::default()
+            }),
+            recorder,
+        }
     }
 
-    /// Like [`Session::push`] with a tail already shared between sessions.
-    pub fn push_shared(&self, tail: &Arc<str>) {
+    /// Sequences one dispatch (by its shared tail), keeps it for resume, and
+    /// sends it (after recording it, in a cluster).
+    pub fn push(self: &Arc<Self>, kind: Kind, tail: &Arc<str>) {
         let mut g = self.inner.lock();
         if let Some(p) = g.pending.as_mut() {
-            p.push(tail.clone());
+            p.push((kind, tail.clone()));
             return;
         }
-        Self::push_locked(&mut g, tail);
+        self.push_locked(&mut g, kind, tail);
     }
 
-    fn push_locked(g: &mut Inner, tail: &Arc<str>) {
+    fn push_locked(self: &Arc<Self>, g: &mut Inner, kind: Kind, tail: &Arc<str>) {
         g.seq += 1;
-        g.replay.push_back((g.seq, tail.clone()));
+        let seq = g.seq;
+        g.replay.push_back(Sent {
+            seq,
+            kind,
+            tail: tail.clone(),
+        });
         while g.replay.len() > REPLAY_FRAMES {
             g.replay.pop_front();
         }
-        if let Some(tx) = &g.tx
-            && tx
-                .try_send(Outbound::Frame(dispatch_frame(g.seq, tail)))
-                .is_err()
-        {
-            let tx = g.tx.take();
-            g.detached_at = Some(Instant::now());
-            if let Some(tx) = tx {
-                let _ = tx.try_send(Outbound::Close(
-                    4000,
-                    "too slow to read; resume to continue",
-                ));
+        match &self.recorder {
+            None => {
+                g.recorded = seq;
+                send_upto(g, seq);
             }
+            Some(r) if !g.dirty => {
+                g.dirty = true;
+                r.mark(self.clone());
+            }
+            Some(_) => {}
         }
     }
 
-    /// Ends the "building READY" phase: READY first, then what queued meanwhile.
-    pub fn finish_ready(&self, ready_tail: &str) {
+    /// Ends the "preparing" phase: `first` (READY, or the frames a resume
+    /// re-sends), then what queued meanwhile, then `last` (RESUMED).
+    pub fn finish(self: &Arc<Self>, first: Vec<(Kind, Arc<str>)>, last: Option<Arc<str>>) {
         let mut g = self.inner.lock();
         let pending = g.pending.take().unwrap_or_default();
-        Self::push_locked(&mut g, &Arc::from(ready_tail));
-        // READY (always s = 1) is the largest frame a session gets and a resume
-        // never needs it: a client that has not seen it identifies instead.
-        g.replay.clear();
-        for t in pending {
-            Self::push_locked(&mut g, &t);
+        for (k, t) in first.into_iter().chain(pending) {
+            self.push_locked(&mut g, k, &t);
+        }
+        if let Some(t) = last {
+            self.push_locked(&mut g, Kind::Marker, &t);
+        }
+    }
+
+    /// Asks for the record's life to be extended (heartbeats of quiet sessions).
+    pub fn touch(self: &Arc<Self>) {
+        if let Some(r) = &self.recorder {
+            let mut g = self.inner.lock();
+            if !g.dirty {
+                g.dirty = true;
+                r.mark(self.clone());
+            }
         }
     }
 
@@ -128,24 +187,245 @@ impl Session {
     }
 }
 
-#[derive(Default)]
+/// Sends frames `(sent, upto]` to the connection. A full queue detaches
+/// it (told to close; the session stays resumable).
+fn send_upto(g: &mut Inner, upto: u64) {
+    let from = g.sent;
+    if upto <= from {
+        return;
+    }
+    let start = g.replay.partition_point(|f| f.seq <= from);
+    for f in g.replay.range_mut(start..) {
+        if f.seq > upto {
+            break;
+        }
+        if let Some(tx) = &g.tx
+            && tx
+                .try_send(Outbound::Frame(dispatch_frame(f.seq, &f.tail)))
+                .is_err()
+        {
+            let tx = g.tx.take();
+            g.detached_at = Some(Instant::now());
+            if let Some(tx) = tx {
+                let _ = tx.try_send(Outbound::Close(
+                    4000,
+                    "too slow to read; resume to continue",
+                ));
+            }
+        }
+        if f.kind == Kind::Marker {
+            f.tail = empty();
+        }
+    }
+    g.sent = upto;
+}
+
+/// Records frames in the shared session log, then sends them: one task,
+/// batching whatever sessions became dirty while the last write was in
+/// flight, so the cost is one round trip per batch, not per frame.
+pub struct Recorder {
+    pub log: Arc<dyn SessionLog>,
+    pub ttl: Duration,
+    dirty: Mutex<Vec<Arc<Session>>>,
+    wake: Notify,
+}
+
+impl Recorder {
+    pub fn start(log: Arc<dyn SessionLog>, ttl: Duration) -> Arc<Recorder> {
+        let r = Arc::new(Recorder {
+            log,
+            ttl,
+            dirty: Mutex::new(Vec::new()),
+            wake: Notify::new(),
+        });
+        tokio::spawn(r.clone().run());
+        r
+    }
+
+    fn mark(&self, s: Arc<Session>) {
+        self.dirty.lock().push(s);
+        self.wake.notify_one();
+    }
+
+    async fn run(self: Arc<Self>) {
+        loop {
+            self.wake.notified().await;
+            loop {
+                let batch = std::mem::take(&mut *self.dirty.lock());
+                if batch.is_empty() {
+                    break;
+                }
+                self.flush(batch).await;
+            }
+        }
+    }
+
+    async fn flush(&self, batch: Vec<Arc<Session>>) {
+        let mut appends = Vec::with_capacity(batch.len());
+        let mut upto = Vec::with_capacity(batch.len());
+        for s in &batch {
+            let mut g = s.inner.lock();
+            g.dirty = false;
+            let target = g.seq;
+            let oldest = g.replay.front().map_or(target + 1, |f| f.seq);
+            if g.unrecorded || g.generation == 0 || oldest > g.recorded + 1 {
+                // Nothing recordable (no record, or frames lost to the
+                // window before recording): send without recording.
+                g.unrecorded = true;
+                upto.push((s.clone(), target, false));
+                continue;
+            }
+            let replace = target + 1 - g.record_first > 2 * REPLAY_FRAMES as u64;
+            let from = if replace { oldest } else { g.recorded + 1 };
+            let frames = g
+                .replay
+                .iter()
+                .filter(|f| f.seq >= from && f.seq <= target)
+                .map(|f| match f.kind {
+                    Kind::Log(p) => Frame::Log(p),
+                    Kind::Inline => Frame::Inline(f.tail.to_string()),
+                    Kind::Marker => Frame::Marker(g.pos),
+                })
+                .collect();
+            if replace {
+                g.record_first = from;
+            }
+            appends.push(Append {
+                session: s.id.clone(),
+                generation: g.generation,
+                first_seq: from,
+                frames,
+                replace,
+            });
+            upto.push((s.clone(), target, true));
+        }
+        let ok = match self.log.append(&appends, self.ttl).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, sessions = appends.len(), "recording gateway frames failed; sending them unrecorded");
+                false
+            }
+        };
+        for (s, target, recorded) in upto {
+            let mut g = s.inner.lock();
+            if recorded && ok {
+                g.recorded = g.recorded.max(target);
+            } else {
+                g.unrecorded = true;
+            }
+            send_upto(&mut g, target);
+        }
+    }
+}
+
+/// A remote session to take in: caught up from the window, then routed live.
+pub struct Adopt {
+    pub session: Arc<Session>,
+    pub from_pos: u64,
+    pub reply: oneshot::Sender<bool>,
+}
+
+struct Sessions {
+    map: HashMap<String, Arc<Session>>,
+    /// The log position routing has reached: a session inserted now gets
+    /// every event after it.
+    routed: u64,
+}
+
 pub struct Hub {
-    sessions: Mutex<HashMap<String, Arc<Session>>>,
+    sessions: Mutex<Sessions>,
     /// The last status each user announced on this node (absent: offline).
     presence: Mutex<HashMap<UserId, &'static str>>,
+    pub ring: Mutex<Ring>,
+    pub recorder: Option<Arc<Recorder>>,
+    adopt_tx: mpsc::Sender<Adopt>,
+    adopt_rx: Mutex<Option<mpsc::Receiver<Adopt>>>,
 }
 
 impl Hub {
-    pub fn insert(&self, s: Arc<Session>) {
-        self.sessions.lock().insert(s.id.clone(), s);
+    pub fn new(recorder: Option<Arc<Recorder>>, window_events: usize, window: Duration) -> Hub {
+        let (adopt_tx, adopt_rx) = mpsc::channel(1024);
+        Hub {
+            sessions: Mutex::new(Sessions {
+                map: HashMap::new(),
+                routed: 0,
+            }),
+            presence: Mutex::new(HashMap::new()),
+            ring: Mutex::new(Ring::new(window_events, window)),
+            recorder,
+            adopt_tx,
+            adopt_rx: Mutex::new(Some(adopt_rx)),
+        }
+    }
+
+    pub fn new_session(&self, id: String, user: UserId, auth: SessionId) -> Arc<Session> {
+        Arc::new(Session::new(id, user, auth, self.recorder.clone()))
+    }
+
+    /// Registers a session; returns the log position it starts after.
+    pub fn insert(&self, s: Arc<Session>) -> u64 {
+        let mut g = self.sessions.lock();
+        let at = g.routed;
+        s.inner.lock().pos = at;
+        g.map.insert(s.id.clone(), s);
+        at
+    }
+
+    pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
+        self.sessions.lock().map.remove(id)
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Session>> {
-        self.sessions.lock().get(id).cloned()
+        self.sessions.lock().map.get(id).cloned()
     }
 
-    fn all(&self) -> Vec<Arc<Session>> {
-        self.sessions.lock().values().cloned().collect()
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        self.sessions.lock().map.values().cloned().collect()
+    }
+
+    /// The sessions an event at `pos` goes to; marks it routed.
+    pub fn snapshot_at(&self, pos: u64) -> Vec<Arc<Session>> {
+        let mut g = self.sessions.lock();
+        g.routed = g.routed.max(pos);
+        g.map.values().cloned().collect()
+    }
+
+    /// Waits (briefly) until routing has reached `pos`: a session recorded
+    /// by a node slightly ahead of this one names positions not seen here yet.
+    pub async fn wait_routed(&self, pos: u64, within: Duration) -> bool {
+        let until = Instant::now() + within;
+        loop {
+            if self.sessions.lock().routed >= pos {
+                return true;
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    pub fn take_adopt_rx(&self) -> Option<mpsc::Receiver<Adopt>> {
+        self.adopt_rx.lock().take()
+    }
+
+    /// Hands a resumed session to the routing task; `false`: it could not
+    /// be caught up (outside the window, or its view changed meanwhile).
+    pub async fn adopt(&self, session: Arc<Session>, from_pos: u64) -> bool {
+        let (reply, rx) = oneshot::channel();
+        if self
+            .adopt_tx
+            .send(Adopt {
+                session,
+                from_pos,
+                reply,
+            })
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        rx.await.unwrap_or(false)
     }
 
     /// Records a status; returns whether it changed (only changes are announced).
@@ -166,18 +446,19 @@ impl Hub {
     pub fn has_live_session(&self, user: UserId) -> bool {
         self.sessions
             .lock()
+            .map
             .values()
             .any(|s| s.user == user && s.inner.lock().tx.is_some())
     }
 
     pub fn count(&self) -> usize {
-        self.sessions.lock().len()
+        self.sessions.lock().map.len()
     }
 
     /// Drops sessions detached for longer than the resume window.
     pub fn reap(&self, window: Duration) -> Vec<Arc<Session>> {
         let mut gone = Vec::new();
-        self.sessions.lock().retain(|_, s| {
+        self.sessions.lock().map.retain(|_, s| {
             let g = s.inner.lock();
             let expired = g.closed || g.detached_at.is_some_and(|t| t.elapsed() > window);
             if expired {
@@ -186,227 +467,5 @@ impl Hub {
             !expired
         });
         gone
-    }
-}
-
-fn id_after(subject: &str, prefix: &str) -> Option<i64> {
-    subject
-        .strip_prefix(prefix)?
-        .split('.')
-        .next()?
-        .parse()
-        .ok()
-}
-
-/// Routes every bus event to the sessions allowed to see it. One task per
-/// node, so events leave in bus order (per-channel order is the publish order).
-pub async fn route_events(state: AppState) {
-    let mut sub = match state.bus.subscribe("").await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "gateway cannot subscribe to the bus");
-            return;
-        }
-    };
-    while let Some(d) = sub.next().await {
-        match d {
-            Delivery::Event(env) => route(&state, &env).await,
-            Delivery::Lagged(n) => {
-                // Sessions missed events they cannot get back: make them resync.
-                tracing::error!(
-                    missed = n,
-                    "gateway fell behind the bus; closing sessions so clients resync"
-                );
-                for s in state.hub.all() {
-                    s.close(4000, "server overloaded; reconnect");
-                }
-            }
-        }
-    }
-}
-
-async fn route(state: &AppState, env: &Envelope) {
-    // Cache invalidations apply whether or not anyone is connected here: with
-    // a cluster bus these arrive from the node where the change was made.
-    if let Some(c) = id_after(&env.subject, "internal.permissions.") {
-        state.chat.invalidate_community(CommunityId(c));
-    }
-    if let Some(sid) = id_after(&env.subject, "auth.session.") {
-        state.accounts.note_revoked(SessionId(sid));
-    }
-    if state.hub.count() == 0 {
-        return;
-    }
-    let Ok(text) = std::str::from_utf8(&env.data) else {
-        return;
-    };
-    let Some(tail) = tail_of(text) else { return };
-    let shared: Arc<str> = Arc::from(tail);
-    let t = env.ty.strip_prefix("hearth.").unwrap_or(&env.ty);
-    let subject = env.subject.as_str();
-    if let Some(sid) = id_after(subject, "auth.session.") {
-        for s in state
-            .hub
-            .all()
-            .into_iter()
-            .filter(|s| s.auth_session.0 == sid)
-        {
-            s.close(super::protocol::close::SESSION_REVOKED, "session revoked");
-        }
-        return;
-    }
-    if let Some(c) = id_after(subject, "internal.permissions.") {
-        resync_visibility(state, CommunityId(c)).await;
-        return;
-    }
-    if subject.starts_with("internal.") {
-        return;
-    }
-    // Only two event types need their payload read here; the rest pass as bytes.
-    let data: Value = if matches!(t, "COMMUNITY_CREATE" | "MEMBER_REMOVE") {
-        serde_json::from_str(text).unwrap_or(Value::Null)
-    } else {
-        Value::Null
-    };
-    if let Some(u) = id_after(subject, "chat.user.") {
-        for s in state.hub.all().into_iter().filter(|s| s.user.0 == u) {
-            if t == "COMMUNITY_CREATE"
-                && let Some(c) = data["d"]["id"].as_str().and_then(|c| c.parse().ok())
-            {
-                let c = CommunityId(c);
-                let visible = visible_channels(state, c, s.user).await;
-                let mut g = s.inner.lock();
-                g.communities.insert(c);
-                g.visible.insert(c, visible);
-            }
-            s.push(tail);
-        }
-        return;
-    }
-    if let Some(ch) = id_after(subject, "chat.private.") {
-        let ch = ChannelId(ch);
-        for s in state.hub.all() {
-            let known = s.inner.lock().private.contains(&ch);
-            if known || state.chat.is_participant(ch, s.user).await {
-                s.inner.lock().private.insert(ch);
-                s.push(tail);
-            }
-        }
-        return;
-    }
-    if let Some(u) = id_after(subject, "presence.") {
-        let communities: HashSet<CommunityId> = state
-            .hub
-            .all()
-            .iter()
-            .filter(|s| s.user.0 == u)
-            .flat_map(|s| s.inner.lock().communities.clone())
-            .collect();
-        for s in state.hub.all() {
-            if s.user.0 == u
-                || s.inner
-                    .lock()
-                    .communities
-                    .iter()
-                    .any(|c| communities.contains(c))
-            {
-                s.push(tail);
-            }
-        }
-        return;
-    }
-    let Some(c) = id_after(subject, "chat.community.") else {
-        return;
-    };
-    let c = CommunityId(c);
-    let channel = subject
-        .split(".channel.")
-        .nth(1)
-        .and_then(|x| x.parse::<i64>().ok())
-        .map(ChannelId);
-    for s in state.hub.all() {
-        if !s.in_community(c) {
-            continue;
-        }
-        match (t, channel) {
-            ("CHANNEL_DELETE", Some(ch)) => {
-                let was = s
-                    .inner
-                    .lock()
-                    .visible
-                    .get_mut(&c)
-                    .is_some_and(|v| v.remove(&ch));
-                if was {
-                    s.push(tail);
-                }
-            }
-            (_, Some(ch)) => {
-                if state.chat.can_view_in(c, ch, s.user).await {
-                    if t == "CHANNEL_CREATE" || t == "CHANNEL_UPDATE" {
-                        s.inner.lock().visible.entry(c).or_default().insert(ch);
-                    }
-                    s.push(tail);
-                }
-            }
-            ("MEMBER_REMOVE", None)
-                if data["d"]["user_id"].as_str() == Some(&s.user.to_string()) =>
-            {
-                // The user left or was removed: tell them, then stop their events.
-                s.push(tail);
-                let gone = json!({ "t": "COMMUNITY_DELETE", "d": { "id": c.to_string(), "unavailable": false, "removed": true } }).to_string();
-                if let Some(tl) = tail_of(&gone) {
-                    s.push(tl);
-                }
-                let mut g = s.inner.lock();
-                g.communities.remove(&c);
-                g.visible.remove(&c);
-            }
-            ("COMMUNITY_DELETE", None) => {
-                s.push(tail);
-                let mut g = s.inner.lock();
-                g.communities.remove(&c);
-                g.visible.remove(&c);
-            }
-            _ => s.push_shared(&shared),
-        }
-    }
-}
-
-/// The channels of `c` the user can VIEW now.
-pub async fn visible_channels(
-    state: &AppState,
-    c: CommunityId,
-    user: UserId,
-) -> HashSet<ChannelId> {
-    match state.chat.channels(c, user).await {
-        Ok(list) => list.into_iter().map(|ch| ch.id).collect(),
-        Err(_) => HashSet::new(),
-    }
-}
-
-/// After a permission change in `c`, tells each session which channels
-/// appeared (CHANNEL_CREATE) or disappeared (CHANNEL_DELETE) for its user.
-async fn resync_visibility(state: &AppState, c: CommunityId) {
-    for s in state.hub.all().into_iter().filter(|s| s.in_community(c)) {
-        let now = match state.chat.channels(c, s.user).await {
-            Ok(list) => list,
-            Err(_) => Vec::new(), // no longer a member: MEMBER_REMOVE handles that
-        };
-        let now_ids: HashSet<ChannelId> = now.iter().map(|ch| ch.id).collect();
-        let before = s.inner.lock().visible.get(&c).cloned().unwrap_or_default();
-        for gone in before.difference(&now_ids) {
-            let ev = json!({ "t": "CHANNEL_DELETE", "d": { "id": gone.to_string(), "community_id": c.to_string(), "reason": "permissions" } }).to_string();
-            if let Some(t) = tail_of(&ev) {
-                s.push(t);
-            }
-        }
-        for ch in now.iter().filter(|ch| !before.contains(&ch.id)) {
-            let ev = json!({ "t": "CHANNEL_CREATE", "d": crate::http::wire::Channel::from(ch) })
-                .to_string();
-            if let Some(t) = tail_of(&ev) {
-                s.push(t);
-            }
-        }
-        s.inner.lock().visible.insert(c, now_ids);
     }
 }

@@ -1,12 +1,15 @@
-//! The WebSocket gateway (`GET /api/v1/gateway`), single-node for now: the
-//! hub routes events from the in-process bus. The cluster version (NATS
-//! between nodes, replay in JetStream, presence in Redis) plugs in at the bus
-//! and at the session store without changing the protocol code.
+//! The WebSocket gateway (`GET /api/v1/gateway`): connections (`conn`),
+//! sessions and their recording (`hub`), routing of the bus log
+//! (`route`), the recent window of the log every node keeps (`ring`), and
+//! resume on this node or any other (`resume`).
 
 pub mod conn;
 pub mod hub;
 pub mod protocol;
 pub mod ready;
+pub mod resume;
+pub mod ring;
+pub mod route;
 
 use std::time::Duration;
 
@@ -86,7 +89,8 @@ pub fn presence(state: &AppState, user: UserId, status: &'static str) {
 
 /// Starts the routing task and the reaper of expired sessions.
 pub fn start(state: AppState) {
-    tokio::spawn(hub::route_events(state.clone()));
+    let backlog = state.cfg.gateway_window_events as u64;
+    tokio::spawn(route::run(state.clone(), backlog));
     tokio::spawn(async move {
         let window = Duration::from_secs(state.cfg.gateway_resume_secs);
         let mut tick = tokio::time::interval(Duration::from_secs(5));

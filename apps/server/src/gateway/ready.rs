@@ -6,6 +6,33 @@ use super::hub::Session;
 use crate::http::wire;
 use crate::state::AppState;
 
+/// Loads what the session can see (communities, their visible channels,
+/// DMs) without building READY: for a session resumed from another node.
+pub async fn load_view(state: &AppState, s: &Session) -> Result<(), String> {
+    let mut communities = std::collections::HashSet::new();
+    let mut visible = std::collections::HashMap::new();
+    for c in state
+        .chat
+        .communities(s.user)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        let channels = state
+            .chat
+            .channels(c.id, s.user)
+            .await
+            .map_err(|e| e.to_string())?;
+        communities.insert(c.id);
+        visible.insert(c.id, channels.iter().map(|ch| ch.id).collect());
+    }
+    let dms = state.chat.dms(s.user).await.map_err(|e| e.to_string())?;
+    let mut g = s.inner.lock();
+    g.communities = communities;
+    g.visible = visible;
+    g.private = dms.iter().map(|(c, _)| c.id).collect();
+    Ok(())
+}
+
 pub async fn build(state: &AppState, s: &Session) -> Result<Value, String> {
     let user = state
         .accounts

@@ -43,9 +43,18 @@ pub async fn send(
             .map(|s| path_id::<AttachmentId>("attachment_ids", s))
             .collect::<ApiResult<_>>()?,
     };
+    // Answered once the event is in the bus log, so a client resuming on
+    // any node after any crash still gets every message it saw acknowledged.
     Ok(match state.chat.send_message(id, p.user_id, input).await? {
-        SendOutcome::Created(m) => (StatusCode::CREATED, Json(Message::from(&m))).into_response(),
-        SendOutcome::Duplicate(m) => (StatusCode::OK, Json(Message::from(&m))).into_response(),
+        SendOutcome::Created(m) => {
+            state.publisher.message_stored(m.record.id).await;
+            (StatusCode::CREATED, Json(Message::from(&m))).into_response()
+        }
+        SendOutcome::Duplicate(m) => {
+            state.publisher.republish_message(&m);
+            state.publisher.message_stored(m.record.id).await;
+            (StatusCode::OK, Json(Message::from(&m))).into_response()
+        }
     })
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::gateway::Gw;
 use crate::{Db, TestServer};
@@ -12,6 +12,29 @@ struct Cluster {
     nodes: Vec<TestServer>,
     admin: String,
     db: String,
+    root: String,
+}
+
+pub fn nats_url() -> String {
+    std::env::var("HEARTH_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("HEARTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Deletes the bus log stream a test cluster created under `root`.
+pub async fn drop_log(root: &str) {
+    let bus = hearth_bus::NatsBus::connect(
+        &nats_url(),
+        hearth_bus::NatsOptions {
+            subject_root: root.to_string(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("NATS");
+    let _ = bus.delete_stream(&bus.log_stream()).await;
 }
 
 impl Cluster {
@@ -31,12 +54,8 @@ impl Cluster {
             let (url, root) = (url.clone(), root.clone());
             nodes.push(
                 TestServer::start_with(Db::Shared(url), move |c| {
-                    c.nats_url = std::env::var("HEARTH_TEST_NATS_URL")
-                        .unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
-                    c.redis_url = hearth_server::config::Secret(
-                        std::env::var("HEARTH_TEST_REDIS_URL")
-                            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
-                    );
+                    c.nats_url = nats_url();
+                    c.redis_url = hearth_server::config::Secret(redis_url());
                     c.nats_subject_root = root;
                     c.jwt_secret = hearth_server::config::Secret(
                         "a shared secret for every node of this cluster".into(),
@@ -45,13 +64,19 @@ impl Cluster {
                 .await,
             );
         }
-        Cluster { nodes, admin, db }
+        Cluster {
+            nodes,
+            admin,
+            db,
+            root,
+        }
     }
 
     async fn stop(self) {
         for n in self.nodes {
             n.stop().await;
         }
+        drop_log(&self.root).await;
         hearth_store::testing::drop_database(&self.admin, &self.db)
             .await
             .expect("drop");
@@ -136,5 +161,78 @@ async fn three_nodes_share_events_permissions_and_revocations() {
     );
 
     drop((on2, on3));
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_resumes_on_any_node_with_every_missed_event_in_order() {
+    let c = Cluster::start(3).await;
+    let (n1, n2, n3) = (&c.nodes[0], &c.nodes[1], &c.nodes[2]);
+    let owner = n1.register("rso").await;
+    let member = n1.register("rsm").await;
+    let (cid, general) = n1.community(&owner, "Resume").await;
+    n1.join(&owner, &cid, &member).await;
+
+    let (mut gw, ready) = Gw::identify(n2, &member).await;
+    let session = ready["session_id"].as_str().unwrap().to_string();
+    let first = n1.send(&owner, &general, "before").await;
+    assert_eq!(gw.expect("MESSAGE_CREATE").await["id"], first["id"]);
+    let seen = gw.last_s;
+    drop(gw); // the connection drops
+
+    let mut missed = Vec::new();
+    for i in 0..5 {
+        missed.push(n1.send(&owner, &general, &format!("missed {i}")).await["id"].clone());
+    }
+    // Resumed on node 3, which never held the session.
+    let (mut gw, got) = Gw::resume(n3, &member, &session, seen).await;
+    let got = got.expect("node 3 resumes the session");
+    let ids: Vec<Value> = got
+        .iter()
+        .filter(|f| f["t"] == "MESSAGE_CREATE")
+        .map(|f| f["d"]["id"].clone())
+        .collect();
+    assert_eq!(ids, missed, "every missed message, once, in order");
+    assert_eq!(got.first().unwrap()["s"].as_u64(), Some(seen + 1));
+    // Live again, from node 3.
+    let live = n2.send(&member, &general, "live").await;
+    assert_eq!(gw.expect("MESSAGE_CREATE").await["id"], live["id"]);
+    let seen = gw.last_s;
+    drop(gw);
+
+    // And back on node 2 (which let the session go when node 3 took it).
+    let later = n3.send(&owner, &general, "later").await;
+    let (mut gw, got) = Gw::resume(n2, &member, &session, seen).await;
+    let got = got.expect("node 2 resumes it back");
+    assert_eq!(
+        got.iter()
+            .filter(|f| f["t"] == "MESSAGE_CREATE")
+            .map(|f| f["d"]["id"].clone())
+            .collect::<Vec<_>>(),
+        vec![later["id"].clone()]
+    );
+    // A sequence never sent, another user's session and an unknown one:
+    // invalid_session, never a crash.
+    let (_, bad) = Gw::resume(n1, &member, &session, gw.last_s + 50).await;
+    assert!(bad.is_err());
+    let (_, bad) = Gw::resume(n1, &owner, &session, 1).await;
+    assert!(bad.is_err());
+    let (_, bad) = Gw::resume(n1, &member, "0123456789abcdef0123456789abcdef", 1).await;
+    assert!(bad.is_err());
+    let still = n1.send(&owner, &general, "still here").await;
+    assert_eq!(gw.expect("MESSAGE_CREATE").await["id"], still["id"]);
+
+    // A change of what the user may see while away is not replayed onto a
+    // stale view: the node answers invalid_session and the client reloads.
+    let seen = gw.last_s;
+    drop(gw);
+    n1.put(
+        &format!("/api/v1/channels/{general}/overwrites/{cid}"),
+        &owner.token,
+        Some(json!({"target_type": "role", "deny": ["VIEW_CHANNEL"]})),
+    )
+    .await;
+    let (_, after_change) = Gw::resume(n1, &member, &session, seen).await;
+    assert!(after_change.is_err(), "{after_change:?}");
     c.stop().await;
 }

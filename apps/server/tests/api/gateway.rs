@@ -113,6 +113,34 @@ impl Gw {
         }
     }
 
+    /// Resumes `session_id` after `last_s` on `s`: `Ok(frames before
+    /// RESUMED)`, or `Err(())` on `invalid_session`.
+    pub async fn resume(
+        s: &TestServer,
+        u: &User,
+        session_id: &str,
+        last_s: u64,
+    ) -> (Gw, Result<Vec<Value>, ()>) {
+        let mut gw = Gw::connect(s).await;
+        gw.last_s = last_s;
+        gw.send(
+            json!({"op": "resume", "d": {"token": u.token, "session_id": session_id, "s": last_s}}),
+        )
+        .await;
+        let mut missed = Vec::new();
+        loop {
+            let f = gw.frame().await;
+            if f["op"] == "invalid_session" {
+                gw.last_s = 0;
+                return (gw, Err(()));
+            }
+            if f["t"] == "RESUMED" {
+                return (gw, Ok(missed));
+            }
+            missed.push(f);
+        }
+    }
+
     pub async fn identify(s: &TestServer, u: &User) -> (Gw, Value) {
         let mut gw = Gw::connect(s).await;
         gw.send(json!({"op": "identify", "d": {"token": u.token}}))

@@ -94,6 +94,19 @@ impl TestServer {
         }
     }
 
+    /// A client for a server running in another process at `addr`.
+    pub fn external(addr: SocketAddr) -> TestServer {
+        TestServer {
+            base: format!("http://{addr}"),
+            addr,
+            http: reqwest::Client::builder().build().expect("client"),
+            stop: None,
+            task: None,
+            pg: None,
+            _dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
     pub async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());

@@ -15,10 +15,11 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{consumer, stream};
+use async_trait::async_trait;
 use futures::StreamExt;
 
 use super::{NatsBus, codec, unavailable};
-use crate::{BusError, Envelope};
+use crate::{Ack, BusError, Delivery, Envelope, Subscription};
 
 /// Most events one [`NatsBus::replay`] call returns.
 pub const REPLAY_MAX: usize = 1000;
@@ -101,6 +102,78 @@ impl NatsBus {
             .await
             .map(|_| ())
             .map_err(unavailable)
+    }
+
+    /// The log's stream: `<ROOT>_LOG` (the subject root upper-cased, other
+    /// characters than letters and digits as `_`), so deployments sharing a
+    /// NATS account keep separate logs.
+    pub fn log_stream(&self) -> String {
+        let root: String = self
+            .opts
+            .subject_root
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("{root}_LOG")
+    }
+
+    /// Creates the log stream if it does not exist (call once at start).
+    pub async fn open_log(&self) -> Result<(), BusError> {
+        if self.opts.log_subjects.is_empty() {
+            return Err(BusError::Invalid("no log subjects configured".into()));
+        }
+        let subjects: Vec<&str> = self.opts.log_subjects.iter().map(String::as_str).collect();
+        self.ensure_stream_with(&self.log_stream(), &subjects, &self.opts.log_limits)
+            .await
+            .map(|_| ())
+    }
+
+    pub(crate) async fn append_log(&self, event: Envelope) -> Result<Ack, BusError> {
+        self.check_subject(&event.subject)?;
+        let mut headers = codec::to_headers(&event);
+        headers.insert(codec::NATS_MSG_ID, event.id.as_str());
+        // Sent on the one connection in call order; the ack comes later.
+        let ack = self
+            .js
+            .publish_with_headers(self.nats_subject(&event.subject), headers, event.data)
+            .await
+            .map_err(unavailable)?;
+        Ok(Box::pin(async move {
+            ack.await.map(|a| a.sequence).map_err(unavailable)
+        }))
+    }
+
+    pub(crate) async fn follow_log(
+        &self,
+        backlog: u64,
+    ) -> Result<(Box<dyn Subscription>, u64), BusError> {
+        let name = self.log_stream();
+        let mut s = self.js.get_stream(&name).await.map_err(unavailable)?;
+        let last = s.info().await.map_err(unavailable)?.state.last_sequence;
+        // An ordered consumer: flow-controlled, in stream order, and recreated
+        // by the client from the last sequence seen if it ever stalls.
+        let c = s
+            .create_consumer(consumer::push::OrderedConfig {
+                deliver_subject: self.client.new_inbox(),
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: last.saturating_sub(backlog) + 1,
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        let messages = c.messages().await.map_err(unavailable)?;
+        let follower = LogFollower {
+            stream: name,
+            messages: Box::pin(messages),
+        };
+        Ok((Box::new(follower), last))
     }
 
     /// Publishes through JetStream and waits for the server to store it;
@@ -189,5 +262,35 @@ impl NatsBus {
             tracing::debug!(stream, %e, "replay consumer left to expire");
         }
         Ok(out)
+    }
+}
+
+struct LogFollower {
+    stream: String,
+    messages: std::pin::Pin<Box<consumer::push::Ordered>>,
+}
+
+#[async_trait]
+impl Subscription for LogFollower {
+    async fn next(&mut self) -> Option<Delivery> {
+        loop {
+            let m = match self.messages.next().await? {
+                Ok(m) => m,
+                Err(e) => {
+                    // The client recreates the consumer after the last
+                    // sequence it delivered; nothing is skipped.
+                    tracing::warn!(stream = %self.stream, error = %e, "log follower hiccup");
+                    continue;
+                }
+            };
+            let Ok(info) = m.info() else { continue };
+            let seq = info.stream_sequence;
+            match codec::from_message(m.headers.as_ref(), m.payload.clone()) {
+                Ok(e) => return Some(Delivery::Logged(seq, e)),
+                Err(why) => {
+                    tracing::warn!(stream = %self.stream, seq, %why, "log skipped a message")
+                }
+            }
+        }
     }
 }

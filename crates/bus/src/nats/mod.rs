@@ -48,6 +48,12 @@ pub struct NatsOptions {
     pub request_timeout: Duration,
     /// Limits for streams this bus creates.
     pub stream_limits: StreamLimits,
+    /// Bus subject patterns that make up the log ([`Bus::append`],
+    /// [`Bus::follow`]); empty: no log. Stored in one stream named after the
+    /// subject root ([`NatsBus::log_stream`]), created by [`NatsBus::open_log`].
+    pub log_subjects: Vec<String>,
+    /// Limits of the log stream: its `max_age` is the resume window.
+    pub log_limits: StreamLimits,
 }
 
 impl Default for NatsOptions {
@@ -58,6 +64,12 @@ impl Default for NatsOptions {
             connection_name: "hearth".into(),
             request_timeout: Duration::from_secs(5),
             stream_limits: StreamLimits::default(),
+            log_subjects: Vec::new(),
+            log_limits: StreamLimits {
+                max_age: Duration::from_secs(600),
+                max_bytes: 256 << 20,
+                ..StreamLimits::default()
+            },
         }
     }
 }
@@ -127,6 +139,14 @@ pub(crate) fn unavailable(e: impl std::fmt::Display) -> BusError {
 impl Bus for NatsBus {
     fn name(&self) -> &'static str {
         "nats"
+    }
+
+    async fn append(&self, event: Envelope) -> Result<crate::Ack, BusError> {
+        self.append_log(event).await
+    }
+
+    async fn follow(&self, backlog: u64) -> Result<(Box<dyn Subscription>, u64), BusError> {
+        self.follow_log(backlog).await
     }
 
     /// Core NATS publish: returns once queued on the connection (at-most-once).

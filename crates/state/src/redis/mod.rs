@@ -13,6 +13,7 @@ mod nonce;
 mod presence;
 mod rate_limit;
 mod revocation;
+mod sessions;
 mod typing;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ pub use nonce::RedisNonceGuard;
 pub use presence::RedisPresence;
 pub use rate_limit::RedisRateLimiter;
 pub use revocation::RedisRevocations;
+pub use sessions::RedisSessionLog;
 pub use typing::RedisTyping;
 
 /// A connection to the shared Redis plus the key prefix (e.g. `hearth:`).
