@@ -5,6 +5,7 @@
 mod cluster;
 mod gateway;
 mod harness;
+mod processes;
 mod scenarios;
 
 pub use harness::*;

@@ -1,0 +1,352 @@
+//! Three `hearth` processes on one Postgres, NATS and Redis, and one of them
+//! killed with SIGKILL in the middle of 400 sends: its clients reconnect to
+//! another node, resume, and end with every acknowledged message once, in
+//! order. Then a permission change made on node 1 stops delivery on node 3.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+use tokio::sync::Mutex;
+
+use crate::cluster::{drop_log, nats_url, redis_url};
+use crate::gateway::{Got, Gw};
+use crate::{TestServer, User};
+
+struct Node {
+    child: Child,
+    api: Arc<TestServer>,
+    _dir: tempfile::TempDir,
+}
+
+async fn spawn(db_url: &str, root: &str) -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
+        .arg(dir.path())
+        .env("DATABASE_URL", db_url)
+        .env("NATS_URL", nats_url())
+        .env("REDIS_URL", redis_url())
+        .env("HEARTH_NATS_SUBJECT_ROOT", root)
+        .env("HEARTH_JWT_SECRET", "one secret for the whole test cluster")
+        .env("HEARTH_RATE_LIMIT_ENABLED", "false")
+        .env("HEARTH_PASSWORD_HASH_MEMORY_KIB", "64")
+        .env("HEARTH_PASSWORD_HASH_ITERATIONS", "1")
+        .env("HEARTH_LOG_LEVEL", "warn")
+        .env("HEARTH_WEB_DIR", dir.path().join("no-web"))
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn hearth");
+    let api = Arc::new(TestServer::external(addr));
+    let start = Instant::now();
+    loop {
+        if let Ok(r) = api.http.get(format!("{}/readyz", api.base)).send().await
+            && r.status() == StatusCode::OK
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "node did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Node {
+        child,
+        api,
+        _dir: dir,
+    }
+}
+
+/// What a receiving client saw, per channel, in arrival order.
+#[derive(Default)]
+struct Seen {
+    by_channel: HashMap<String, Vec<String>>,
+    resumed: usize,
+    reidentified: usize,
+}
+
+impl Seen {
+    fn note(&mut self, f: &Value) {
+        if f["t"] == "MESSAGE_CREATE" {
+            let ch = f["d"]["channel_id"].as_str().unwrap().to_string();
+            let id = f["d"]["id"].as_str().unwrap().to_string();
+            self.by_channel.entry(ch).or_default().push(id);
+        }
+    }
+}
+
+/// Follows the contract: on a dropped connection, resume on `fallback`;
+/// on `invalid_session`, identify and fetch `messages?after=` per channel.
+async fn receive(
+    first: Arc<TestServer>,
+    fallback: Arc<TestServer>,
+    user: User,
+    channels: Vec<String>,
+    seen: Arc<Mutex<Seen>>,
+    stop: Arc<tokio::sync::Notify>,
+) {
+    let (mut gw, ready) = Gw::identify(&first, &user).await;
+    let mut session = ready["session_id"].as_str().unwrap().to_string();
+    loop {
+        let got = tokio::select! {
+            g = gw.next(Duration::from_secs(30)) => g,
+            _ = stop.notified() => return,
+        };
+        match got {
+            Got::Frame(f) => seen.lock().await.note(&f),
+            Got::Nothing => {}
+            Got::Closed(_) => {
+                let (new_gw, outcome) = Gw::resume(&fallback, &user, &session, gw.last_s).await;
+                gw = new_gw;
+                match outcome {
+                    Ok(missed) => {
+                        let mut s = seen.lock().await;
+                        s.resumed += 1;
+                        for f in &missed {
+                            s.note(f);
+                        }
+                    }
+                    Err(()) => {
+                        let (g, ready) = Gw::identify(&fallback, &user).await;
+                        gw = g;
+                        session = ready["session_id"].as_str().unwrap().to_string();
+                        let mut s = seen.lock().await;
+                        s.reidentified += 1;
+                        for ch in &channels {
+                            let mut after = s
+                                .by_channel
+                                .get(ch)
+                                .and_then(|v| v.last().cloned())
+                                .unwrap_or_else(|| "0".into());
+                            loop {
+                                let (st, page) = fallback
+                                    .get(
+                                        &format!(
+                                            "/api/v1/channels/{ch}/messages?after={after}&limit=100"
+                                        ),
+                                        &user.token,
+                                    )
+                                    .await;
+                                assert_eq!(st, StatusCode::OK, "{page}");
+                                let mut items: Vec<Value> =
+                                    page.as_array().cloned().unwrap_or_default();
+                                items.sort_by_key(|m| {
+                                    m["id"].as_str().unwrap().parse::<i64>().unwrap()
+                                });
+                                if items.is_empty() {
+                                    break;
+                                }
+                                for m in &items {
+                                    s.note(&json!({"t": "MESSAGE_CREATE", "d": m}));
+                                }
+                                after = items.last().unwrap()["id"].as_str().unwrap().to_string();
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Sends `n` messages one after another, each with a nonce; a failed
+/// request is retried (same nonce) on the next node in `nodes`.
+async fn send_all(
+    nodes: Vec<Arc<TestServer>>,
+    user: User,
+    channel: String,
+    n: usize,
+    progress: Arc<AtomicUsize>,
+) -> Vec<String> {
+    let mut acked = Vec::new();
+    let mut at = 0;
+    for i in 0..n {
+        let body = json!({"content": format!("m{i}"), "nonce": format!("{channel}-{i}")});
+        loop {
+            let node = &nodes[at.min(nodes.len() - 1)];
+            let r = node
+                .http
+                .post(format!("{}/api/v1/channels/{channel}/messages", node.base))
+                .bearer_auth(&user.token)
+                .json(&body)
+                .timeout(Duration::from_secs(10))
+                .send()
+                .await;
+            match r {
+                Ok(r) if r.status().is_success() => {
+                    let m: Value = r.json().await.unwrap();
+                    acked.push(m["id"].as_str().unwrap().to_string());
+                    break;
+                }
+                Ok(r) => panic!("send answered {}", r.status()),
+                Err(_) => at += 1, // the node is gone: the next one
+            }
+        }
+        progress.fetch_add(1, Ordering::SeqCst);
+    }
+    acked
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_mid_sends_loses_no_acknowledged_message() {
+    let admin = hearth_store::testing::admin_url();
+    let db = format!(
+        "hearth_procs_{}_{}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    let url = hearth_store::testing::create_database(&admin, &db)
+        .await
+        .expect("Postgres must be running");
+    let root = format!("p{}", rand::random::<u32>());
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(spawn(&url, &root).await);
+    }
+    let (n1, n2, n3) = (
+        nodes[0].api.clone(),
+        nodes[1].api.clone(),
+        nodes[2].api.clone(),
+    );
+    let owner = n1.register("kowner").await;
+    let (cid, a) = n1.community(&owner, "Kill").await;
+    let (st, b) = n1
+        .post(
+            &format!("/api/v1/communities/{cid}/channels"),
+            &owner.token,
+            json!({"name": "second"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{b}");
+    let b = b["id"].as_str().unwrap().to_string();
+    let mut receivers = Vec::new();
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let mut members = Vec::new();
+    for i in 0..3 {
+        let u = n1.register(&format!("krecv{i}")).await;
+        n1.join(&owner, &cid, &u).await;
+        members.push(u);
+    }
+    // Two clients on node 2 (to be killed), one on node 3.
+    for (i, u) in members.iter().enumerate() {
+        let first = if i < 2 { n2.clone() } else { n3.clone() };
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let user = User {
+            id: u.id.clone(),
+            token: u.token.clone(),
+            refresh: u.refresh.clone(),
+        };
+        let task = tokio::spawn(receive(
+            first,
+            n3.clone(),
+            user,
+            vec![a.clone(), b.clone()],
+            seen.clone(),
+            stop.clone(),
+        ));
+        receivers.push((seen, task));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // 300 sends into A through node 1, 100 into B through node 2 (then 3).
+    let progress = Arc::new(AtomicUsize::new(0));
+    let clone_user = |u: &User| User {
+        id: u.id.clone(),
+        token: u.token.clone(),
+        refresh: u.refresh.clone(),
+    };
+    let s1 = tokio::spawn(send_all(
+        vec![n1.clone()],
+        clone_user(&owner),
+        a.clone(),
+        300,
+        progress.clone(),
+    ));
+    let s2 = tokio::spawn(send_all(
+        vec![n2.clone(), n3.clone()],
+        clone_user(&owner),
+        b.clone(),
+        100,
+        Arc::new(AtomicUsize::new(0)),
+    ));
+    while progress.load(Ordering::SeqCst) < 150 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    nodes[1].child.start_kill().expect("SIGKILL node 2");
+    let acked_a = s1.await.unwrap();
+    let acked_b = s2.await.unwrap();
+    assert_eq!((acked_a.len(), acked_b.len()), (300, 100));
+
+    // Every client ends with every acknowledged message, once, in order.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for (i, (seen, _)) in receivers.iter().enumerate() {
+        loop {
+            let done = {
+                let s = seen.lock().await;
+                s.by_channel.get(&a).map_or(0, Vec::len) >= 300
+                    && s.by_channel.get(&b).map_or(0, Vec::len) >= 100
+            };
+            if done || Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let s = seen.lock().await;
+        for (ch, acked) in [(&a, &acked_a), (&b, &acked_b)] {
+            let got = s.by_channel.get(ch).cloned().unwrap_or_default();
+            let mut want = acked.clone();
+            want.sort_by_key(|id| id.parse::<i64>().unwrap());
+            assert_eq!(
+                got, want,
+                "client {i}: channel {ch}: every acked message once, in ID order"
+            );
+        }
+        if i < 2 {
+            assert_eq!(
+                (s.resumed, s.reidentified),
+                (1, 0),
+                "client {i} resumed on node 3 after node 2 died"
+            );
+        }
+    }
+
+    // A permission change made on node 1 stops delivery on node 3.
+    let (mut watcher, _) = Gw::identify(&n3, &members[0]).await;
+    n1.put(
+        &format!("/api/v1/channels/{a}/overwrites/{cid}"),
+        &owner.token,
+        Some(json!({"target_type": "role", "deny": ["VIEW_CHANNEL"]})),
+    )
+    .await;
+    assert_eq!(watcher.expect("CHANNEL_DELETE").await["id"], a.as_str());
+    n1.send(&owner, &a, "hidden now").await;
+    let visible = n1.send(&owner, &b, "still visible").await;
+    assert_eq!(watcher.expect("MESSAGE_CREATE").await["id"], visible["id"]);
+
+    stop.notify_waiters();
+    for (_, t) in receivers {
+        t.abort();
+    }
+    drop(watcher);
+    for mut n in nodes {
+        let _ = n.child.kill().await;
+    }
+    drop_log(&root).await;
+    hearth_store::testing::drop_database(&admin, &db)
+        .await
+        .expect("drop");
+}
