@@ -207,6 +207,10 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
             window + Duration::from_secs(30),
         )
     });
+    let presence: Arc<dyn hearth_state::Presence> = match &redis {
+        None => Arc::new(hearth_state::MemoryPresence::default()),
+        Some(conn) => Arc::new(hearth_state::RedisPresence::new(conn.clone())),
+    };
     let hub = crate::gateway::hub::Hub::new(recorder, cfg.gateway_window_events, window);
     tracing::info!(node, backend = store.backend(), "node ready");
     let state = AppState(Arc::new(Inner {
@@ -222,6 +226,9 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         node_id: node,
         web,
         hub: Arc::new(hub),
+        presence,
+        node_key: format!("{node}-{holder}"),
+        watched: Arc::default(),
     }));
     crate::gateway::start(state.clone());
     let router = crate::http::router(state.clone());

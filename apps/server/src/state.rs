@@ -31,6 +31,11 @@ pub struct Inner {
     pub node_id: u16,
     pub web: Option<WebAssets>,
     pub hub: Arc<crate::gateway::hub::Hub>,
+    /// Who is online, shared by every node (Redis) or this node's (memory).
+    pub presence: Arc<dyn hearth_state::Presence>,
+    /// This process's presence key (unique per process, never reused).
+    pub node_key: String,
+    pub watched: Arc<crate::gateway::presence::Watched>,
 }
 
 impl Deref for AppState {

@@ -5,6 +5,7 @@
 
 pub mod conn;
 pub mod hub;
+pub mod presence;
 pub mod protocol;
 pub mod ready;
 pub mod resume;
@@ -74,23 +75,16 @@ pub async fn upgrade(
         .on_upgrade(move |socket| conn::run(socket, state))
 }
 
-/// Announces a user's presence to those who share a community with them.
+/// Records a user's status on this node and announces it (see [`presence`]).
 pub fn presence(state: &AppState, user: UserId, status: &'static str) {
-    // A second tab or device coming online changes nothing for others.
-    if !state.hub.set_presence(user, status) {
-        return;
-    }
-    state.publisher.publish(
-        "PRESENCE_UPDATE",
-        format!("presence.{user}"),
-        json!({ "user_id": user.to_string(), "status": status }),
-    );
+    presence::set(state, user, status);
 }
 
 /// Starts the routing task and the reaper of expired sessions.
 pub fn start(state: AppState) {
     let backlog = state.cfg.gateway_window_events as u64;
     tokio::spawn(route::run(state.clone(), backlog));
+    presence::start_sweeper(state.clone());
     tokio::spawn(async move {
         let window = Duration::from_secs(state.cfg.gateway_resume_secs);
         let mut tick = tokio::time::interval(Duration::from_secs(5));

@@ -40,7 +40,7 @@ pub async fn build(state: &AppState, s: &Session) -> Result<Value, String> {
         .await
         .map_err(|e| e.to_string())?;
     let mut communities = Vec::new();
-    let mut presences = std::collections::BTreeMap::new();
+    let mut members = std::collections::BTreeSet::new();
     for c in state
         .chat
         .communities(s.user)
@@ -78,9 +78,7 @@ pub async fn build(state: &AppState, s: &Session) -> Result<Value, String> {
             .await
             .map_err(|e| e.to_string())?
         {
-            if let Some(st) = state.hub.presence_of(u) {
-                presences.insert(u, st);
-            }
+            members.insert(u.0);
         }
         communities.push(v);
     }
@@ -94,6 +92,8 @@ pub async fn build(state: &AppState, s: &Session) -> Result<Value, String> {
         .read_states(s.user)
         .await
         .map_err(|e| e.to_string())?;
+    let members: Vec<i64> = members.into_iter().collect();
+    let presences = super::presence::of(state, &members).await;
     Ok(json!({
         "session_id": s.id,
         "user": wire::Me::from(&user),

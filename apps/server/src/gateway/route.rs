@@ -155,6 +155,9 @@ async fn route_live(state: &AppState, env: &Envelope) {
         {
             state.hub.remove(moved);
             s.close(4000, "resumed elsewhere");
+            if !state.hub.has_live_session(s.user) {
+                super::presence(state, s.user, "offline");
+            }
         }
         return;
     }
@@ -162,13 +165,19 @@ async fn route_live(state: &AppState, env: &Envelope) {
         return;
     };
     if let Some(u) = id_after(subject, "presence.") {
+        if let Ok(v) = serde_json::from_str::<Value>(text) {
+            state
+                .watched
+                .note(u, v["d"]["status"].as_str().unwrap_or("online"));
+        }
         let tail = shared_tail(text);
         let sessions = state.hub.all();
-        let communities: HashSet<CommunityId> = sessions
-            .iter()
-            .filter(|s| s.user.0 == u)
-            .flat_map(|s| s.inner.lock().communities.clone())
-            .collect();
+        // Everyone sharing a community with the user, wherever the user is
+        // connected (the user may have no session on this node at all).
+        let communities: HashSet<CommunityId> = match state.chat.communities(UserId(u)).await {
+            Ok(list) => list.into_iter().map(|c| c.id).collect(),
+            Err(_) => HashSet::new(),
+        };
         for s in &sessions {
             if s.user.0 == u
                 || s.inner

@@ -75,12 +75,19 @@ async fn spawn(db_url: &str, root: &str) -> Node {
 #[derive(Default)]
 struct Seen {
     by_channel: HashMap<String, Vec<String>>,
+    /// The last PRESENCE_UPDATE per user, and when it came.
+    presence: HashMap<String, (String, Instant)>,
     resumed: usize,
     reidentified: usize,
 }
 
 impl Seen {
     fn note(&mut self, f: &Value) {
+        if f["t"] == "PRESENCE_UPDATE" {
+            let u = f["d"]["user_id"].as_str().unwrap().to_string();
+            let st = f["d"]["status"].as_str().unwrap().to_string();
+            self.presence.insert(u, (st, Instant::now()));
+        }
         if f["t"] == "MESSAGE_CREATE" {
             let ch = f["d"]["channel_id"].as_str().unwrap().to_string();
             let id = f["d"]["id"].as_str().unwrap().to_string();
@@ -241,6 +248,9 @@ async fn a_node_killed_mid_sends_loses_no_acknowledged_message() {
         n1.join(&owner, &cid, &u).await;
         members.push(u);
     }
+    // A client that lives and dies with node 2: it never reconnects.
+    let ghost = n1.register("kghost").await;
+    n1.join(&owner, &cid, &ghost).await;
     // Two clients on node 2 (to be killed), one on node 3.
     for (i, u) in members.iter().enumerate() {
         let first = if i < 2 { n2.clone() } else { n3.clone() };
@@ -261,6 +271,7 @@ async fn a_node_killed_mid_sends_loses_no_acknowledged_message() {
         receivers.push((seen, task));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let (ghost_gw, _) = Gw::identify(&n2, &ghost).await;
 
     // 300 sends into A through node 1, 100 into B through node 2 (then 3).
     let progress = Arc::new(AtomicUsize::new(0));
@@ -287,6 +298,7 @@ async fn a_node_killed_mid_sends_loses_no_acknowledged_message() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     nodes[1].child.start_kill().expect("SIGKILL node 2");
+    let killed_at = Instant::now();
     let acked_a = s1.await.unwrap();
     let acked_b = s2.await.unwrap();
     assert_eq!((acked_a.len(), acked_b.len()), (300, 100));
@@ -323,6 +335,35 @@ async fn a_node_killed_mid_sends_loses_no_acknowledged_message() {
             );
         }
     }
+
+    // The dead node's users go offline for everyone within 30 s.
+    let on3 = &receivers[2].0;
+    loop {
+        let offline = on3
+            .lock()
+            .await
+            .presence
+            .get(&ghost.id)
+            .is_some_and(|(st, _)| st == "offline");
+        if offline {
+            eprintln!("dead node's user offline after {:?}", killed_at.elapsed());
+            break;
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(30),
+            "the dead node's user is still online after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        on3.lock()
+            .await
+            .presence
+            .get(&members[0].id)
+            .is_some_and(|(st, _)| st == "online"),
+        "a client that resumed elsewhere stays online"
+    );
+    drop(ghost_gw);
 
     // A permission change made on node 1 stops delivery on node 3.
     let (mut watcher, _) = Gw::identify(&n3, &members[0]).await;

@@ -1,0 +1,108 @@
+//! Presence across nodes. Each node records its users' statuses in the
+//! shared [`Presence`] (Redis in a cluster) as entries with a TTL, renewed
+//! every few seconds; a user's status is the combination over all nodes.
+//! A node that dies stops renewing, so its entries expire; every node
+//! sweeps the users it has seen online and announces those who are now
+//! offline, so a dead node's users go offline for everyone within
+//! [`TTL`] + [`SWEEP`].
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hearth_state::Status;
+use hearth_types::UserId;
+use parking_lot::Mutex;
+use serde_json::json;
+
+use crate::state::AppState;
+
+/// Entry lifetime without renewal.
+pub const TTL: Duration = Duration::from_secs(20);
+/// How often entries are renewed and the online users swept.
+pub const SWEEP: Duration = Duration::from_secs(5);
+
+/// Users this node has seen announced online (by any node).
+#[derive(Default)]
+pub struct Watched(Mutex<HashSet<i64>>);
+
+impl Watched {
+    pub fn note(&self, user: i64, status: &str) {
+        let mut w = self.0.lock();
+        if status == "offline" {
+            w.remove(&user);
+        } else {
+            w.insert(user);
+        }
+    }
+}
+
+/// Records a local status change and announces the user's combined status.
+pub fn set(state: &AppState, user: UserId, status: &'static str) {
+    // A second tab or device coming online changes nothing for others.
+    if !state.hub.set_presence(user, status) {
+        return;
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        let node = state.node_key.as_str();
+        let st = Status::parse(status).unwrap_or(Status::Online);
+        if let Err(e) = state.presence.set(user.0, node, st, TTL).await {
+            tracing::warn!(error = %e, "recording presence");
+        }
+        let combined = match state.presence.get(&[user.0]).await {
+            Ok(v) => v.first().copied().unwrap_or(st),
+            Err(_) => st,
+        };
+        announce(&state, user.0, combined.as_str());
+    });
+}
+
+fn announce(state: &AppState, user: i64, status: &str) {
+    state.publisher.publish_live(
+        "PRESENCE_UPDATE",
+        format!("presence.{user}"),
+        json!({ "user_id": user.to_string(), "status": status }),
+    );
+}
+
+/// Renews this node's entries and announces users whose entries all expired.
+pub fn start_sweeper(state: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SWEEP);
+        loop {
+            tick.tick().await;
+            if let Err(e) = state.presence.refresh(&state.node_key, TTL).await {
+                tracing::warn!(error = %e, "renewing presence");
+            }
+            let users: Vec<i64> = state.watched.0.lock().iter().copied().collect();
+            if users.is_empty() {
+                continue;
+            }
+            let Ok(statuses) = state.presence.get(&users).await else {
+                continue;
+            };
+            for (u, st) in users.iter().zip(statuses) {
+                if st == Status::Offline {
+                    state.watched.note(*u, "offline");
+                    announce(&state, *u, "offline");
+                }
+            }
+        }
+    });
+}
+
+/// The statuses of `users` who are not offline, for READY.
+pub async fn of(state: &AppState, users: &[i64]) -> Vec<(i64, &'static str)> {
+    match state.presence.get(users).await {
+        Ok(v) => users
+            .iter()
+            .zip(v)
+            .filter(|(_, s)| *s != Status::Offline)
+            .map(|(u, s)| (*u, s.as_str()))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+pub type Shared = Arc<Watched>;
