@@ -2,7 +2,7 @@
 //! several servers in one process).
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
 
@@ -16,8 +16,6 @@ pub struct Metrics {
     pub gateway_log_position: IntGauge,
     /// Gateway resumes by where they were served and how they ended.
     pub gateway_resumes: IntCounterVec,
-    /// Durable consumers' counters (processed, retried, dead-lettered).
-    pub consumer_events: IntGaugeVec,
 }
 
 impl Metrics {
@@ -63,21 +61,12 @@ impl Metrics {
             &["where", "outcome"],
         )
         .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
-        let consumer_events = IntGaugeVec::new(
-            Opts::new(
-                "hearth_bus_consumer_events",
-                "Durable bus consumers: events by consumer and outcome (processed, retried, dead_lettered)",
-            ),
-            &["consumer", "outcome"],
-        )
-        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
         for m in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
             Box::new(events.clone()),
             Box::new(gateway_log_position.clone()),
             Box::new(gateway_resumes.clone()),
-            Box::new(consumer_events.clone()),
         ] {
             registry
                 .register(m)
@@ -90,7 +79,6 @@ impl Metrics {
             events,
             gateway_log_position,
             gateway_resumes,
-            consumer_events,
         }
     }
 
