@@ -163,7 +163,31 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
             .map_err(|e| StartError::Bus(e.to_string()))?;
         Arc::new(nats)
     };
-    let publisher = Publisher::start(bus.clone(), ids.clone(), node, metrics.clone());
+    // Rate-limit counters: per node in memory, or shared by every node in Redis.
+    let redis = if cfg.redis_url.0.is_empty() {
+        None
+    } else {
+        Some(
+            RedisConnection::connect(&cfg.redis_url.0, &format!("{}:", cfg.nats_subject_root))
+                .await
+                .map_err(|e| StartError::State(e.to_string()))?,
+        )
+    };
+    // Cross-node order of each channel's messages (a cluster only).
+    let node_key = format!("{node}-{holder}");
+    let gate = redis.as_ref().map(|conn| {
+        crate::channel_gate::ClusterGate::start(
+            Arc::new(hearth_state::RedisLeases::new(conn.clone())),
+            node_key.clone(),
+        )
+    });
+    let publisher = Publisher::start(
+        bus.clone(),
+        ids.clone(),
+        node,
+        metrics.clone(),
+        gate.clone(),
+    );
     let accounts = Accounts::new(
         store.clone(),
         ids.clone(),
@@ -177,23 +201,16 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
             hash_parallelism: cfg.password_hash.parallelism,
         },
     )?;
-    let chat = Chat::new(
+    let mut chat = Chat::new(
         store.clone(),
         ids.clone(),
         Arc::new(publisher.clone()),
         ChatConfig::default(),
     );
+    if let Some(g) = gate {
+        chat = chat.with_gate(Arc::new(crate::channel_gate::Gate(g)));
+    }
     let web = web_assets(&cfg);
-    // Rate-limit counters: per node in memory, or shared by every node in Redis.
-    let redis = if cfg.redis_url.0.is_empty() {
-        None
-    } else {
-        Some(
-            RedisConnection::connect(&cfg.redis_url.0, &format!("{}:", cfg.nats_subject_root))
-                .await
-                .map_err(|e| StartError::State(e.to_string()))?,
-        )
-    };
     let limiter: Arc<dyn RateLimiter> = match &redis {
         None => Arc::new(MemoryRateLimiter::default()),
         Some(conn) => Arc::new(RedisRateLimiter::new(conn.clone())),
@@ -227,7 +244,7 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         web,
         hub: Arc::new(hub),
         presence,
-        node_key: format!("{node}-{holder}"),
+        node_key,
         watched: Arc::default(),
     }));
     crate::gateway::start(state.clone());

@@ -17,11 +17,12 @@ use std::time::{Duration, Instant};
 
 use hearth_bus::{Ack, Bus, Envelope};
 use hearth_chat::{ChatEvent, EventSink};
-use hearth_types::{IdGenerator, MessageId};
+use hearth_types::{ChannelId, IdGenerator, MessageId};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::channel_gate::ClusterGate;
 use crate::http::wire;
 use crate::metrics::Metrics;
 
@@ -35,7 +36,9 @@ enum Stored {
 
 #[derive(Clone)]
 pub struct Publisher {
-    tx: mpsc::Sender<Envelope>,
+    /// Events with, for a MESSAGE_CREATE sent through the channel gate, its
+    /// channel (the gate lets go of the channel once it is stored).
+    tx: mpsc::Sender<(Envelope, Option<ChannelId>)>,
     ids: Arc<IdGenerator>,
     source: String,
     metrics: Metrics,
@@ -43,6 +46,7 @@ pub struct Publisher {
     /// are stored when sent).
     durable: bool,
     stored: Arc<Mutex<HashMap<i64, Stored>>>,
+    gate: Option<Arc<ClusterGate>>,
 }
 
 /// How long a send waits for its event to be stored before answering anyway.
@@ -56,24 +60,30 @@ impl Publisher {
         ids: Arc<IdGenerator>,
         node: u16,
         metrics: Metrics,
+        gate: Option<Arc<ClusterGate>>,
     ) -> Publisher {
-        let (tx, mut rx) = mpsc::channel::<Envelope>(QUEUE);
-        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<(String, String, Ack)>();
+        let (tx, mut rx) = mpsc::channel::<(Envelope, Option<ChannelId>)>(QUEUE);
+        let (ack_tx, mut ack_rx) =
+            mpsc::unbounded_channel::<(String, String, Ack, Option<ChannelId>)>();
         let stored: Arc<Mutex<HashMap<i64, Stored>>> = Arc::default();
         let durable = bus.name() != "memory";
-        let m = metrics.clone();
+        let (m, gate1) = (metrics.clone(), gate.clone());
         tokio::spawn(async move {
-            while let Some(ev) = rx.recv().await {
+            let gate = gate1;
+            while let Some((ev, gated)) = rx.recv().await {
                 let ty = ev.ty.clone();
                 if ev.subject.starts_with("chat.") {
                     let id = ev.id.clone();
                     match bus.append(ev).await {
                         Ok(ack) => {
-                            let _ = ack_tx.send((ty, id, ack));
+                            let _ = ack_tx.send((ty, id, ack, gated));
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "appending an event");
                             m.events.with_label_values(&[&ty, "failed"]).inc();
+                            if let (Some(c), Some(g)) = (gated, &gate) {
+                                g.acked(c);
+                            }
                         }
                     }
                     continue;
@@ -86,11 +96,14 @@ impl Publisher {
                 m.events.with_label_values(&[&ty, outcome]).inc();
             }
         });
-        let (m, st) = (metrics.clone(), stored.clone());
+        let (m, st, gate2) = (metrics.clone(), stored.clone(), gate.clone());
         tokio::spawn(async move {
             // Appends were sent in order, so their acks arrive in order.
-            while let Some((ty, id, ack)) = ack_rx.recv().await {
+            while let Some((ty, id, ack, gated)) = ack_rx.recv().await {
                 let ok = ack.await.is_ok();
+                if let (Some(c), Some(g)) = (gated, &gate2) {
+                    g.acked(c);
+                }
                 m.events
                     .with_label_values(&[ty.as_str(), if ok { "published" } else { "failed" }])
                     .inc();
@@ -109,6 +122,7 @@ impl Publisher {
             metrics,
             durable,
             stored,
+            gate,
         }
     }
 
@@ -128,6 +142,10 @@ impl Publisher {
     }
 
     fn publish_with_id(&self, id: String, t: &str, subject: String, d: Value) {
+        self.send(id, t, subject, d, None);
+    }
+
+    fn send(&self, id: String, t: &str, subject: String, d: Value, gated: Option<ChannelId>) {
         let data = json!({ "t": t, "d": d }).to_string();
         let env = Envelope::json(
             id,
@@ -136,11 +154,15 @@ impl Publisher {
             subject,
             data,
         );
-        if self.tx.try_send(env).is_err() {
+        if let Err(e) = self.tx.try_send((env, gated)) {
             self.metrics
                 .events
                 .with_label_values(&[&format!("hearth.{t}"), "dropped"])
                 .inc();
+            // A dropped event is never stored: the gate must not wait for it.
+            if let (Some(c), Some(g)) = (e.into_inner().1, &self.gate) {
+                g.acked(c);
+            }
         }
     }
 
@@ -236,7 +258,13 @@ impl EventSink for Publisher {
     fn emit(&self, event: ChatEvent) {
         use ChatEvent::*;
         match event {
-            MessageCreate(v) => self.publish_with_id(v.record.id.0.to_string(), "MESSAGE_CREATE", channel_subject(v.community_id, v.record.channel_id), to_value(&wire::Message::from(&v))),
+            MessageCreate(v) => self.send(
+                v.record.id.0.to_string(),
+                "MESSAGE_CREATE",
+                channel_subject(v.community_id, v.record.channel_id),
+                to_value(&wire::Message::from(&v)),
+                self.gate.as_ref().map(|_| v.record.channel_id),
+            ),
             MessageUpdate(v) => self.publish("MESSAGE_UPDATE", channel_subject(v.community_id, v.record.channel_id), to_value(&wire::Message::from(&v))),
             MessageDelete { channel_id, community_id, id } => self.publish(
                 "MESSAGE_DELETE",

@@ -7,6 +7,7 @@
 //!   is no global configuration and no `set_var`.
 
 pub mod app;
+pub mod channel_gate;
 pub mod config;
 pub mod events;
 pub mod gateway;

@@ -20,6 +20,10 @@ pub enum ChatError {
     Conflict(&'static str),
     #[error(transparent)]
     Store(StoreError),
+    /// A shared service this needs (e.g. cross-node ordering) did not answer
+    /// in time; the string names it. Nothing was stored: retry.
+    #[error("{0} unavailable")]
+    Unavailable(&'static str),
 }
 
 impl From<StoreError> for ChatError {

@@ -217,10 +217,23 @@ impl Chat {
                 u
             }
         };
+        // In a cluster, this node must hold the channel first (see gate.rs).
+        let (floor, mut pass) = match self.gate.as_deref() {
+            Some(g) => {
+                let floor = g.enter(channel).await?;
+                let pass = crate::gate::Pass {
+                    gate: g,
+                    channel,
+                    emitted: None,
+                };
+                (floor, Some(pass))
+            }
+            None => (0, None),
+        };
         // Reserve this message's place in the channel's line: the ID is minted
         // now, the event leaves only after every lower ID of this channel.
         let slot = self.sequencer.reserve(channel, self.events.clone(), || {
-            MessageId(self.ids.next().0)
+            MessageId(self.ids.next_above(floor).0)
         });
         let new = NewMessage {
             id: slot.id(),
@@ -239,7 +252,11 @@ impl Chat {
         match outcome? {
             MessageCreate::Created(rec) => {
                 let view = self.view(&ch, rec);
+                if let Some(p) = pass.as_mut() {
+                    p.emitted = Some(view.record.id);
+                }
                 slot.finish(Some(ChatEvent::MessageCreate(view.clone())));
+                drop(pass);
                 if !(view.record.mentions.users.is_empty()
                     && view.record.mentions.roles.is_empty()
                     && !view.record.mentions.everyone)

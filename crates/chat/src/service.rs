@@ -39,6 +39,8 @@ pub struct Chat {
     pub(crate) events: Arc<dyn EventSink>,
     pub(crate) cache: PermCache,
     pub(crate) cfg: ChatConfig,
+    /// Cross-node ordering of sends (a cluster); none on one node.
+    pub(crate) gate: Option<Arc<dyn crate::ChannelGate>>,
 }
 
 pub(crate) fn require(have: Permissions, need: Permissions) -> ChatResult<()> {
@@ -64,7 +66,14 @@ impl Chat {
             events,
             cache: PermCache::default(),
             cfg,
+            gate: None,
         }
+    }
+
+    /// Orders each channel's sends across nodes through `gate`.
+    pub fn with_gate(mut self, gate: Arc<dyn crate::ChannelGate>) -> Self {
+        self.gate = Some(gate);
+        self
     }
 
     pub(crate) fn emit(&self, e: ChatEvent) {

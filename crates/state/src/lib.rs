@@ -13,6 +13,7 @@
 //! server. The key layouts are documented in each `redis::*` module.
 
 mod error;
+mod lease;
 mod nonce;
 mod presence;
 mod rate_limit;
@@ -22,12 +23,13 @@ pub mod sessions;
 mod typing;
 
 pub use error::{StateError, StateResult};
+pub use lease::{Leases, MemoryLeases};
 pub use nonce::{Claim, MemoryNonceGuard, NonceGuard};
 pub use presence::{MemoryPresence, PRESENCE_TTL, Presence, Status};
 pub use rate_limit::{Decision, MemoryRateLimiter, Quota, RateLimiter};
 pub use redis::{
-    RedisConnection, RedisNonceGuard, RedisPresence, RedisRateLimiter, RedisRevocations,
-    RedisSessionLog, RedisTyping,
+    RedisConnection, RedisLeases, RedisNonceGuard, RedisPresence, RedisRateLimiter,
+    RedisRevocations, RedisSessionLog, RedisTyping,
 };
 pub use revocation::{MemoryRevocations, RevocationStream, Revocations};
 pub use sessions::{Append, Frame, MemorySessionLog, SessionLog, SessionMeta, SessionRecord};

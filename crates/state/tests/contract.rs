@@ -21,6 +21,7 @@ struct Env {
     revocations: Arc<dyn Revocations>,
     other_node_revocations: Arc<dyn Revocations>,
     sessions: Arc<dyn SessionLog>,
+    leases: Arc<dyn Leases>,
     redis: Option<RedisConnection>,
 }
 
@@ -38,6 +39,7 @@ impl Env {
             revocations: revocations.clone(),
             other_node_revocations: revocations,
             sessions: Arc::new(MemorySessionLog::default()),
+            leases: Arc::new(MemoryLeases::default()),
             redis: None,
         }
     }
@@ -69,6 +71,7 @@ impl Env {
                     .expect("subscribe"),
             ),
             sessions: Arc::new(RedisSessionLog::new(redis.clone())),
+            leases: Arc::new(RedisLeases::new(redis.clone())),
             redis: Some(redis),
         }
     }
@@ -141,6 +144,7 @@ contract!(
     session_records_append_and_load,
     session_take_over_fences_the_old_generation,
     session_records_expire_and_can_be_removed,
+    leases_pass_a_floor_and_expire,
 );
 
 fn ms(n: u64) -> Duration {
@@ -517,4 +521,31 @@ async fn session_records_expire_and_can_be_removed(env: &Env) {
     assert!(s.load("c").await.unwrap().is_some());
     tokio::time::sleep(ms(400)).await;
     assert_eq!(s.load("c").await.unwrap(), None, "expired with its TTL");
+}
+
+async fn leases_pass_a_floor_and_expire(env: &Env) {
+    let l = &env.leases;
+    let ttl = Duration::from_secs(10);
+    assert_eq!(l.acquire("ch1", "a", ttl).await.unwrap(), Some(0));
+    assert_eq!(
+        l.acquire("ch1", "a", ttl).await.unwrap(),
+        Some(0),
+        "re-entrant"
+    );
+    assert_eq!(l.acquire("ch1", "b", ttl).await.unwrap(), None, "held by a");
+    assert!(!l.requested("ch1").await.unwrap());
+    l.request("ch1", ms(500)).await.unwrap();
+    assert!(l.requested("ch1").await.unwrap(), "a sees b's ask");
+    assert!(!l.requested("ch1").await.unwrap(), "once");
+    // Released with a 63-bit floor, which must survive exactly.
+    let big = 250_023_269_015_486_464_i64;
+    assert!(l.release("ch1", "a", big).await.unwrap());
+    assert!(!l.release("ch1", "a", 1).await.unwrap(), "no longer held");
+    assert_eq!(l.acquire("ch1", "b", ttl).await.unwrap(), Some(big));
+    // A lower floor never lowers it.
+    assert!(l.release("ch1", "b", 5).await.unwrap());
+    assert_eq!(l.acquire("ch1", "c", ms(200)).await.unwrap(), Some(big));
+    // c dies holding it: the lease expires by itself.
+    tokio::time::sleep(ms(300)).await;
+    assert_eq!(l.acquire("ch1", "d", ttl).await.unwrap(), Some(big));
 }

@@ -54,6 +54,27 @@ impl IdGenerator {
         Snowflake((ms << (NODE_BITS + SEQ_BITS)) | (self.node << SEQ_BITS) | seq)
     }
 
+    /// The next ID, and greater than `floor` (an ID another node minted): if
+    /// this node's clock is behind it, this node jumps ahead of it, and
+    /// stays ahead, since IDs never go back.
+    pub fn next_above(&self, floor: i64) -> Snowflake {
+        let id = self.next();
+        if id.0 > floor {
+            return id;
+        }
+        let floor_ms = floor >> (NODE_BITS + SEQ_BITS);
+        {
+            let mut st = self.state.lock();
+            if st.0 <= floor_ms {
+                // `next` continues from here: the first ID of floor_ms + 1.
+                *st = (floor_ms + 1, -1);
+            }
+        }
+        let id = self.next();
+        debug_assert!(id.0 > floor);
+        id
+    }
+
     /// The smallest ID that could have been minted at `unix_ms` (for time cursors).
     pub fn floor_for(unix_ms: i64) -> Snowflake {
         Snowflake((unix_ms - EPOCH_MS).max(0) << (NODE_BITS + SEQ_BITS))
@@ -63,6 +84,20 @@ impl IdGenerator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn next_above_jumps_past_another_nodes_id() {
+        let g = IdGenerator::new(1);
+        let other = IdGenerator::new(900);
+        let theirs = other.next();
+        // Same millisecond, lower node: a plain next() could be below theirs.
+        let mine = g.next_above(theirs.0);
+        assert!(mine > theirs);
+        assert!(g.next() > mine, "and stays ahead");
+        let far = Snowflake(theirs.0 + (5 << (NODE_BITS + SEQ_BITS)));
+        let jumped = g.next_above(far.0);
+        assert!(jumped > far && jumped.timestamp_ms() == far.timestamp_ms() + 1);
+    }
 
     #[test]
     fn ids_increase_and_carry_node() {

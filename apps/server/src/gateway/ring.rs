@@ -78,6 +78,10 @@ impl Ring {
     pub fn len(&self) -> usize {
         self.events.len()
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
 }
 
 #[cfg(test)]

@@ -366,10 +366,8 @@ pub async fn visible_channels(
 /// appeared (CHANNEL_CREATE) or disappeared (CHANNEL_DELETE) for its user.
 async fn resync_visibility(state: &AppState, c: CommunityId) {
     for s in state.hub.all().into_iter().filter(|s| s.in_community(c)) {
-        let now = match state.chat.channels(c, s.user).await {
-            Ok(list) => list,
-            Err(_) => Vec::new(), // no longer a member: MEMBER_REMOVE handles that
-        };
+        // No longer a member (an error): MEMBER_REMOVE handles that.
+        let now = state.chat.channels(c, s.user).await.unwrap_or_default();
         let now_ids: HashSet<ChannelId> = now.iter().map(|ch| ch.id).collect();
         let before = s.inner.lock().visible.get(&c).cloned().unwrap_or_default();
         for gone in before.difference(&now_ids) {

@@ -156,6 +156,7 @@ impl From<ChatError> for ApiError {
             ChatError::Invalid(field, reason) => ApiError::field(field, reason),
             ChatError::Conflict(why) => ApiError::new(StatusCode::CONFLICT, "conflict", why),
             ChatError::Store(s) => s.into(),
+            ChatError::Unavailable(what) => ApiError::unavailable(what),
         }
     }
 }

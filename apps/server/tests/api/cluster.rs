@@ -57,6 +57,8 @@ impl Cluster {
                     c.nats_url = nats_url();
                     c.redis_url = hearth_server::config::Secret(redis_url());
                     c.nats_subject_root = root;
+                    // Load from one address and one user: limits are tested elsewhere.
+                    c.rate_limit.enabled = false;
                     c.jwt_secret = hearth_server::config::Secret(
                         "a shared secret for every node of this cluster".into(),
                     );
@@ -234,5 +236,67 @@ async fn a_session_resumes_on_any_node_with_every_missed_event_in_order() {
     .await;
     let (_, after_change) = Gw::resume(n1, &member, &session, seen).await;
     assert!(after_change.is_err(), "{after_change:?}");
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sends_through_two_nodes_arrive_in_id_order_everywhere() {
+    let c = Cluster::start(3).await;
+    let (n1, n2, n3) = (&c.nodes[0], &c.nodes[1], &c.nodes[2]);
+    let owner = n1.register("ordo").await;
+    let member = n1.register("ordm").await;
+    let (cid, general) = n1.community(&owner, "Order").await;
+    n1.join(&owner, &cid, &member).await;
+    let (mut on3, _) = Gw::identify(n3, &member).await;
+    let (mut on1, _) = Gw::identify(n1, &owner).await;
+
+    // Four senders at once, two through node 1 and two through node 2.
+    let mut tasks = Vec::new();
+    for (i, node) in [n1, n2, n1, n2].into_iter().enumerate() {
+        let (http, base, token, ch) = (
+            node.http.clone(),
+            node.base.clone(),
+            owner.token.clone(),
+            general.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for k in 0..60 {
+                let r = http
+                    .post(format!("{base}/api/v1/channels/{ch}/messages"))
+                    .bearer_auth(&token)
+                    .json(&json!({"content": format!("s{i} m{k}")}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status().as_u16(), 201);
+                let m: Value = r.json().await.unwrap();
+                ids.push(m["id"].as_str().unwrap().parse::<i64>().unwrap());
+            }
+            ids
+        }));
+    }
+    let mut sent = Vec::new();
+    for t in tasks {
+        sent.extend(t.await.unwrap());
+    }
+    sent.sort();
+    for gw in [&mut on3, &mut on1] {
+        let mut got = Vec::new();
+        while got.len() < sent.len() {
+            got.push(
+                gw.expect("MESSAGE_CREATE").await["id"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<i64>()
+                    .unwrap(),
+            );
+        }
+        assert!(
+            got.windows(2).all(|w| w[0] < w[1]),
+            "MESSAGE_CREATE in ID order on every node"
+        );
+        assert_eq!(got, sent, "each once");
+    }
     c.stop().await;
 }

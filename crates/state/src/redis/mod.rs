@@ -9,6 +9,7 @@
 //! Scripts build some keys from their arguments (presence), so this targets
 //! one Redis server (or a primary with replicas), not Redis Cluster.
 
+mod lease;
 mod nonce;
 mod presence;
 mod rate_limit;
@@ -23,6 +24,7 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::StateResult;
 
+pub use lease::RedisLeases;
 pub use nonce::RedisNonceGuard;
 pub use presence::RedisPresence;
 pub use rate_limit::RedisRateLimiter;
