@@ -325,11 +325,76 @@ pub struct Adopt {
     pub reply: oneshot::Sender<bool>,
 }
 
+type Group = HashMap<String, Arc<Session>>;
+
 struct Sessions {
     map: HashMap<String, Arc<Session>>,
     /// The log position routing has reached: a session inserted now gets
     /// every event after it.
     routed: u64,
+    /// Who may be interested in what, so routing an event visits only the
+    /// sessions of its community, user or private channel (a superset:
+    /// each delivery still checks the session's view and permissions).
+    by_community: HashMap<CommunityId, Group>,
+    by_user: HashMap<UserId, Group>,
+    by_private: HashMap<ChannelId, Group>,
+}
+
+fn group_add<K: std::hash::Hash + Eq>(m: &mut HashMap<K, Group>, k: K, s: &Arc<Session>) {
+    m.entry(k).or_default().insert(s.id.clone(), s.clone());
+}
+
+fn group_remove<K: std::hash::Hash + Eq>(m: &mut HashMap<K, Group>, k: &K, id: &str) {
+    if let Some(g) = m.get_mut(k) {
+        g.remove(id);
+        if g.is_empty() {
+            m.remove(k);
+        }
+    }
+}
+
+impl Sessions {
+    fn index(&mut self, s: &Arc<Session>) {
+        let (communities, private): (Vec<CommunityId>, Vec<ChannelId>) = {
+            let g = s.inner.lock();
+            (
+                g.communities.iter().copied().collect(),
+                g.private.iter().copied().collect(),
+            )
+        };
+        for c in communities {
+            group_add(&mut self.by_community, c, s);
+        }
+        for ch in private {
+            group_add(&mut self.by_private, ch, s);
+        }
+        group_add(&mut self.by_user, s.user, s);
+    }
+
+    fn unindex(&mut self, s: &Arc<Session>) {
+        let (communities, private): (Vec<CommunityId>, Vec<ChannelId>) = {
+            let g = s.inner.lock();
+            (
+                g.communities.iter().copied().collect(),
+                g.private.iter().copied().collect(),
+            )
+        };
+        for c in communities {
+            group_remove(&mut self.by_community, &c, &s.id);
+        }
+        for ch in private {
+            group_remove(&mut self.by_private, &ch, &s.id);
+        }
+        group_remove(&mut self.by_user, &s.user, &s.id);
+    }
+}
+
+/// Where a log event may go.
+pub enum Audience {
+    Community(CommunityId),
+    User(UserId),
+    Private(ChannelId),
+    Everyone,
 }
 
 pub struct Hub {
@@ -349,6 +414,9 @@ impl Hub {
             sessions: Mutex::new(Sessions {
                 map: HashMap::new(),
                 routed: 0,
+                by_community: HashMap::new(),
+                by_user: HashMap::new(),
+                by_private: HashMap::new(),
             }),
             presence: Mutex::new(HashMap::new()),
             ring: Mutex::new(Ring::new(window_events, window)),
@@ -367,12 +435,72 @@ impl Hub {
         let mut g = self.sessions.lock();
         let at = g.routed;
         s.inner.lock().pos = at;
-        g.map.insert(s.id.clone(), s);
+        g.index(&s);
+        if let Some(old) = g.map.insert(s.id.clone(), s.clone()) {
+            g.unindex(&old);
+            g.index(&s);
+        }
         at
     }
 
     pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
-        self.sessions.lock().map.remove(id)
+        let mut g = self.sessions.lock();
+        let s = g.map.remove(id)?;
+        g.unindex(&s);
+        Some(s)
+    }
+
+    /// Re-reads a registered session's view into the index (after READY).
+    pub fn reindex(&self, s: &Arc<Session>) {
+        let mut g = self.sessions.lock();
+        if g.map.contains_key(&s.id) {
+            g.unindex(s);
+            g.index(s);
+        }
+    }
+
+    /// The session joined (or can now see) community `c`.
+    pub fn join(&self, s: &Arc<Session>, c: CommunityId) {
+        let mut g = self.sessions.lock();
+        if g.map.contains_key(&s.id) {
+            group_add(&mut g.by_community, c, s);
+        }
+    }
+
+    /// The session left community `c` (call after updating its view).
+    pub fn leave(&self, s: &Arc<Session>, c: CommunityId) {
+        group_remove(&mut self.sessions.lock().by_community, &c, &s.id);
+    }
+
+    pub fn add_private(&self, s: &Arc<Session>, ch: ChannelId) {
+        let mut g = self.sessions.lock();
+        if g.map.contains_key(&s.id) {
+            group_add(&mut g.by_private, ch, s);
+        }
+    }
+
+    /// The sessions an event at `pos` may go to; marks `pos` routed.
+    pub fn audience_at(&self, pos: u64, a: &Audience) -> Vec<Arc<Session>> {
+        let mut g = self.sessions.lock();
+        g.routed = g.routed.max(pos);
+        let group = match a {
+            Audience::Community(c) => g.by_community.get(c),
+            Audience::User(u) => g.by_user.get(u),
+            Audience::Private(ch) => g.by_private.get(ch),
+            Audience::Everyone => return g.map.values().cloned().collect(),
+        };
+        group
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The sessions of community `c` (now).
+    pub fn in_community(&self, c: CommunityId) -> Vec<Arc<Session>> {
+        self.audience_at(0, &Audience::Community(c))
+    }
+
+    pub fn of_user(&self, u: UserId) -> Vec<Arc<Session>> {
+        self.audience_at(0, &Audience::User(u))
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Session>> {
@@ -458,14 +586,18 @@ impl Hub {
     /// Drops sessions detached for longer than the resume window.
     pub fn reap(&self, window: Duration) -> Vec<Arc<Session>> {
         let mut gone = Vec::new();
-        self.sessions.lock().map.retain(|_, s| {
-            let g = s.inner.lock();
-            let expired = g.closed || g.detached_at.is_some_and(|t| t.elapsed() > window);
+        let mut g = self.sessions.lock();
+        g.map.retain(|_, s| {
+            let i = s.inner.lock();
+            let expired = i.closed || i.detached_at.is_some_and(|t| t.elapsed() > window);
             if expired {
                 gone.push(s.clone());
             }
             !expired
         });
+        for s in &gone {
+            g.unindex(s);
+        }
         gone
     }
 }

@@ -33,7 +33,7 @@ pub async fn load_view(state: &AppState, s: &Session) -> Result<(), String> {
     Ok(())
 }
 
-pub async fn build(state: &AppState, s: &Session) -> Result<Value, String> {
+pub async fn build(state: &AppState, s: &std::sync::Arc<Session>) -> Result<Value, String> {
     let user = state
         .accounts
         .user(s.user)
@@ -87,6 +87,8 @@ pub async fn build(state: &AppState, s: &Session) -> Result<Value, String> {
         let mut g = s.inner.lock();
         g.private.extend(dms.iter().map(|(c, _)| c.id));
     }
+    // Routing finds the session by the communities and DMs just read.
+    state.hub.reindex(s);
     let read_states = state
         .chat
         .read_states(s.user)

@@ -9,7 +9,7 @@
 //! access stops events at once. Each event is encoded once; only the
 //! sequence number is written per connection.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,7 +18,7 @@ use hearth_types::{ChannelId, CommunityId, SessionId, UserId};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::hub::{Adopt, Kind, Session};
+use super::hub::{Adopt, Audience, Kind, Session};
 use super::protocol::tail_of;
 use super::ring::LogEvent;
 use crate::state::AppState;
@@ -121,9 +121,27 @@ async fn route_logged(state: &AppState, pos: u64, env: &Envelope) {
     });
     state.hub.ring.lock().push(ev.clone());
     state.metrics.gateway_log_position.set(pos as i64);
-    let sessions = state.hub.snapshot_at(pos);
+    let audience = audience_of(&ev);
+    let sessions = state.hub.audience_at(pos, &audience);
     for s in &sessions {
         deliver(state, s, &ev).await;
+    }
+}
+
+/// Which sessions an event may concern (each is still checked).
+fn audience_of(ev: &LogEvent) -> Audience {
+    let subject = &*ev.subject;
+    if let Some(c) = id_after(subject, "chat.community.") {
+        return Audience::Community(CommunityId(c));
+    }
+    if let Some(u) = id_after(subject, "chat.user.") {
+        return Audience::User(UserId(u));
+    }
+    match id_after(subject, "chat.private.") {
+        // A new DM or group DM: its members do not know it yet.
+        Some(_) if &*ev.t == "CHANNEL_CREATE" => Audience::Everyone,
+        Some(ch) => Audience::Private(ChannelId(ch)),
+        None => Audience::Everyone,
     }
 }
 
@@ -171,23 +189,24 @@ async fn route_live(state: &AppState, env: &Envelope) {
                 .note(u, v["d"]["status"].as_str().unwrap_or("online"));
         }
         let tail = shared_tail(text);
-        let sessions = state.hub.all();
         // Everyone sharing a community with the user, wherever the user is
-        // connected (the user may have no session on this node at all).
-        let communities: HashSet<CommunityId> = match state.chat.communities(UserId(u)).await {
-            Ok(list) => list.into_iter().map(|c| c.id).collect(),
-            Err(_) => HashSet::new(),
-        };
-        for s in &sessions {
-            if s.user.0 == u
-                || s.inner
-                    .lock()
-                    .communities
-                    .iter()
-                    .any(|c| communities.contains(c))
-            {
-                s.push(Kind::Inline, &tail);
+        // connected (the user may have no session on this node at all),
+        // each once.
+        let mut sessions: HashMap<String, Arc<Session>> = state
+            .hub
+            .of_user(UserId(u))
+            .into_iter()
+            .map(|s| (s.id.clone(), s))
+            .collect();
+        if let Ok(list) = state.chat.communities(UserId(u)).await {
+            for c in list {
+                for s in state.hub.in_community(c.id) {
+                    sessions.entry(s.id.clone()).or_insert(s);
+                }
             }
+        }
+        for s in sessions.values() {
+            s.push(Kind::Inline, &tail);
         }
     }
 }
@@ -278,9 +297,12 @@ pub async fn deliver(state: &AppState, s: &Arc<Session>, ev: &LogEvent) {
             if let Some(c) = data["d"]["id"].as_str().and_then(|c| c.parse().ok()) {
                 let c = CommunityId(c);
                 let visible = visible_channels(state, c, s.user).await;
-                let mut g = s.inner.lock();
-                g.communities.insert(c);
-                g.visible.insert(c, visible);
+                {
+                    let mut g = s.inner.lock();
+                    g.communities.insert(c);
+                    g.visible.insert(c, visible);
+                }
+                state.hub.join(s, c);
             }
         }
         s.push(kind, &ev.tail);
@@ -290,7 +312,10 @@ pub async fn deliver(state: &AppState, s: &Arc<Session>, ev: &LogEvent) {
         let ch = ChannelId(ch);
         let known = s.inner.lock().private.contains(&ch);
         if known || state.chat.is_participant(ch, s.user).await {
-            s.inner.lock().private.insert(ch);
+            if !known {
+                s.inner.lock().private.insert(ch);
+                state.hub.add_private(s, ch);
+            }
             s.push(kind, &ev.tail);
         }
         return;
@@ -335,16 +360,22 @@ pub async fn deliver(state: &AppState, s: &Arc<Session>, ev: &LogEvent) {
                 // The user left or was removed: tell them, then stop their events.
                 let gone = json!({ "t": "COMMUNITY_DELETE", "d": { "id": c.to_string(), "unavailable": false, "removed": true } }).to_string();
                 s.push(Kind::Inline, &shared_tail(&gone));
-                let mut g = s.inner.lock();
-                g.communities.remove(&c);
-                g.visible.remove(&c);
+                {
+                    let mut g = s.inner.lock();
+                    g.communities.remove(&c);
+                    g.visible.remove(&c);
+                }
+                state.hub.leave(s, c);
             }
         }
         ("COMMUNITY_DELETE", None) => {
             s.push(kind, &ev.tail);
-            let mut g = s.inner.lock();
-            g.communities.remove(&c);
-            g.visible.remove(&c);
+            {
+                let mut g = s.inner.lock();
+                g.communities.remove(&c);
+                g.visible.remove(&c);
+            }
+            state.hub.leave(s, c);
         }
         _ => s.push(kind, &ev.tail),
     }
@@ -365,7 +396,12 @@ pub async fn visible_channels(
 /// After a permission change in `c`, tells each session which channels
 /// appeared (CHANNEL_CREATE) or disappeared (CHANNEL_DELETE) for its user.
 async fn resync_visibility(state: &AppState, c: CommunityId) {
-    for s in state.hub.all().into_iter().filter(|s| s.in_community(c)) {
+    for s in state
+        .hub
+        .in_community(c)
+        .into_iter()
+        .filter(|s| s.in_community(c))
+    {
         // No longer a member (an error): MEMBER_REMOVE handles that.
         let now = state.chat.channels(c, s.user).await.unwrap_or_default();
         let now_ids: HashSet<ChannelId> = now.iter().map(|ch| ch.id).collect();
