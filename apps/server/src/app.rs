@@ -305,6 +305,13 @@ impl Server {
         let app = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
+        // No Nagle: gateway frames and small API answers go out at once
+        // instead of waiting up to 40 ms for the peer's delayed ACK.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY");
+            }
+        });
         let res = axum::serve(listener, app)
             .with_graceful_shutdown(stop)
             .await;

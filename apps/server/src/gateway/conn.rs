@@ -9,11 +9,10 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::StreamExt;
 use hearth_accounts::Principal;
 use serde_json::json;
-use tokio::sync::mpsc;
 
 use hearth_state::SessionMeta;
 
-use super::hub::{Kind, OUTBOUND_QUEUE, Outbound, Session};
+use super::hub::{Kind, Link, Session};
 use super::protocol::{ClientOp, MAX_FRAME_BYTES, MAX_FRAMES_PER_MINUTE, close, decode, tail_of};
 use super::ready;
 use super::resume;
@@ -21,7 +20,7 @@ use crate::state::AppState;
 
 struct Conn {
     session: Option<Arc<Session>>,
-    rx: Option<mpsc::Receiver<Outbound>>,
+    link: Option<Arc<Link>>,
 }
 
 async fn send_close(ws: &mut WebSocket, code: u16, reason: &str) {
@@ -54,23 +53,32 @@ pub async fn run(mut ws: WebSocket, state: AppState) {
     let mut recent: VecDeque<Instant> = VecDeque::new();
     let mut conn = Conn {
         session: None,
-        rx: None,
+        link: None,
     };
     let closing: Option<(u16, &'static str)> = loop {
         let out = async {
-            match conn.rx.as_mut() {
-                Some(rx) => rx.recv().await,
-                None => std::future::pending().await,
+            match (&conn.link, &conn.session) {
+                (Some(l), Some(s)) => {
+                    l.woken().await;
+                    s.take(l)
+                }
+                _ => std::future::pending().await,
             }
         };
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => break Some((close::SESSION_TIMED_OUT, "no heartbeat")),
             o = out => match o {
-                Some(Outbound::Frame(f)) => {
-                    if ws.send(Message::Text(Utf8Bytes::from(f))).await.is_err() { break None; }
+                Ok(frames) => {
+                    let mut failed = false;
+                    for f in frames {
+                        if ws.send(Message::Text(Utf8Bytes::from(f))).await.is_err() {
+                            failed = true;
+                            break;
+                        }
+                    }
+                    if failed { break None; }
                 }
-                Some(Outbound::Close(code, why)) => break Some((code, why)),
-                None => break Some((close::UNKNOWN_ERROR, "session ended")),
+                Err((code, why)) => break Some((code, why)),
             },
             msg = ws.next() => {
                 let text = match msg {
@@ -95,7 +103,10 @@ pub async fn run(mut ws: WebSocket, state: AppState) {
                     Ok(op) => op,
                     Err(r) => break Some((r.code, r.reason)),
                 };
-                match handle(&state, &mut ws, &mut conn, op).await {
+                // Boxed: identify and resume are large futures (READY, the
+                // session record), and only live while handling; inline they
+                // would grow every idle connection's task by their size.
+                match Box::pin(handle(&state, &mut ws, &mut conn, op)).await {
                     Ok(Some(beat)) => if beat { deadline = tokio::time::Instant::now() + grace; },
                     Ok(None) => {}
                     Err((code, why)) => break Some((code, why)),
@@ -120,13 +131,8 @@ fn code_is_final(code: Option<u16>) -> bool {
 
 fn detach(state: &AppState, conn: &Conn, finished: bool) {
     if let Some(s) = &conn.session {
-        {
-            let mut g = s.inner.lock();
-            g.tx = None;
-            g.detached_at = Some(Instant::now());
-            if finished {
-                g.closed = true;
-            }
+        if let Some(l) = &conn.link {
+            s.detach(l, finished);
         }
         // A finished session can never be resumed anywhere: drop its record.
         if finished && let Some(r) = state.hub.recorder.clone() {
@@ -174,13 +180,13 @@ async fn handle(
                 return Err((close::ALREADY_AUTHENTICATED, "already identified"));
             }
             let p = authenticate(state, &token).await?;
-            let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+            let link = Arc::new(Link::default());
             let session = state.hub.new_session(
                 format!("{:032x}", rand::random::<u128>()),
                 p.user_id,
                 p.session_id,
             );
-            session.inner.lock().tx = Some(tx);
+            session.attach(link.clone(), 0);
             if let Some(r) = &state.hub.recorder {
                 let meta = SessionMeta {
                     user: p.user_id.0,
@@ -212,7 +218,7 @@ async fn handle(
             session.finish(vec![(Kind::Marker, tail)], None);
             crate::gateway::presence(state, p.user_id, "online");
             conn.session = Some(session);
-            conn.rx = Some(rx);
+            conn.link = Some(link);
             Ok(Some(true))
         }
         ClientOp::Resume {
@@ -224,18 +230,16 @@ async fn handle(
                 return Err((close::ALREADY_AUTHENTICATED, "already identified"));
             }
             let p = authenticate(state, &token).await?;
-            let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+            let link = Arc::new(Link::default());
             let (place, outcome) = match state.hub.get(&session_id) {
                 Some(sess) if sess.user == p.user_id => (
                     "local",
-                    resume::local(&sess, s, tx).map(|frames| (sess, frames)),
+                    resume::local(&sess, s, link.clone()).then_some(sess),
                 ),
                 Some(_) => ("local", None),
                 None => (
                     "remote",
-                    resume::remote(state, &p, &session_id, s, tx)
-                        .await
-                        .map(|sess| (sess, Vec::new())),
+                    resume::remote(state, &p, &session_id, s, link.clone()).await,
                 ),
             };
             state
@@ -250,7 +254,7 @@ async fn handle(
                     },
                 ])
                 .inc();
-            let Some((session, frames)) = outcome else {
+            let Some(session) = outcome else {
                 let _ = send_json(
                     ws,
                     json!({ "op": "invalid_session", "d": { "resumable": false } }),
@@ -258,16 +262,11 @@ async fn handle(
                 .await;
                 return Ok(Some(true));
             };
-            for f in frames {
-                if ws.send(Message::Text(Utf8Bytes::from(f))).await.is_err() {
-                    return Err((close::UNKNOWN_ERROR, "send failed"));
-                }
-            }
             if state.hub.presence_of(p.user_id).is_none() {
                 crate::gateway::presence(state, p.user_id, "online");
             }
             conn.session = Some(session);
-            conn.rx = Some(rx);
+            conn.link = Some(link);
             Ok(Some(true))
         }
         ClientOp::PresenceUpdate { status } => {

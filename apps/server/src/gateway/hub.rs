@@ -23,15 +23,31 @@ use super::ring::Ring;
 
 /// Frames kept for resume per session.
 pub const REPLAY_FRAMES: usize = 2048;
-/// Frames queued for one connection before it counts as too slow.
-pub const OUTBOUND_QUEUE: usize = 1024;
+/// Frames sequenced but not yet taken by the connection before it counts
+/// as too slow.
+pub const OUTBOUND_QUEUE: u64 = 1024;
 
-/// What the hub tells a connection task.
-#[derive(Debug)]
-pub enum Outbound {
-    Frame(String),
-    /// Close with this code and reason (e.g. 4010 when the session is revoked).
-    Close(u16, &'static str),
+/// A connection's link to its session. There is no per-connection queue of
+/// frames: the session's own frames (shared event bytes) are the queue, and
+/// the connection is woken to take what follows what it has written. So a
+/// slow reader costs a counter, not copies of every frame.
+#[derive(Default)]
+pub struct Link {
+    wake: Notify,
+    close: Mutex<Option<(u16, &'static str)>>,
+}
+
+impl Link {
+    /// Tells the connection to close with this code (the first one wins).
+    pub fn close(&self, code: u16, reason: &'static str) {
+        self.close.lock().get_or_insert((code, reason));
+        self.wake.notify_one();
+    }
+
+    /// Resolves when there are frames to take or a close to perform.
+    pub async fn woken(&self) {
+        self.wake.notified().await;
+    }
 }
 
 /// What a frame was, for recording and for resume.
@@ -64,7 +80,10 @@ pub struct Session {
 pub struct Inner {
     pub seq: u64,
     pub replay: VecDeque<Sent>,
-    pub tx: Option<mpsc::Sender<Outbound>>,
+    /// The attached connection, if any.
+    pub link: Option<Arc<Link>>,
+    /// Frames up to here were taken by the attached connection.
+    pub written: u64,
     pub detached_at: Option<Instant>,
     /// Frames that arrived while READY (or a resume) was being prepared:
     /// sequenced after it.
@@ -177,9 +196,65 @@ impl Session {
     pub fn close(&self, code: u16, reason: &'static str) {
         let mut g = self.inner.lock();
         g.closed = true;
-        if let Some(tx) = g.tx.take() {
-            let _ = tx.try_send(Outbound::Close(code, reason));
+        if let Some(l) = g.link.take() {
+            l.close(code, reason);
         }
+    }
+
+    /// Attaches a connection that has every frame up to `written`; any
+    /// previous connection is told to close.
+    pub fn attach(&self, link: Arc<Link>, written: u64) {
+        let mut g = self.inner.lock();
+        if let Some(old) = g.link.replace(link.clone()) {
+            old.close(4000, "resumed elsewhere");
+        }
+        g.written = written;
+        g.detached_at = None;
+        if g.sent > written {
+            link.wake.notify_one();
+        }
+    }
+
+    /// Detaches `link` if it is still the attached connection.
+    pub fn detach(&self, link: &Arc<Link>, finished: bool) {
+        let mut g = self.inner.lock();
+        if g.link.as_ref().is_some_and(|l| Arc::ptr_eq(l, link)) {
+            g.link = None;
+            g.detached_at = Some(Instant::now());
+        }
+        if finished {
+            g.closed = true;
+        }
+    }
+
+    /// The frames `link` should write next, or the close it must perform.
+    pub fn take(&self, link: &Arc<Link>) -> Result<Vec<String>, (u16, &'static str)> {
+        if let Some(c) = *link.close.lock() {
+            return Err(c);
+        }
+        let mut g = self.inner.lock();
+        if !g.link.as_ref().is_some_and(|l| Arc::ptr_eq(l, link)) {
+            return Err((4000, "resumed elsewhere"));
+        }
+        let (from, upto) = (g.written, g.sent);
+        let start = g.replay.partition_point(|f| f.seq <= from);
+        let mut frames = Vec::new();
+        for f in g.replay.range_mut(start..) {
+            if f.seq > upto {
+                break;
+            }
+            if f.kind == Kind::Marker {
+                if f.tail.is_empty() {
+                    continue; // an old READY or RESUMED: never sent again
+                }
+                frames.push(dispatch_frame(f.seq, &f.tail));
+                f.tail = empty();
+            } else {
+                frames.push(dispatch_frame(f.seq, &f.tail));
+            }
+        }
+        g.written = upto;
+        Ok(frames)
     }
 
     pub fn in_community(&self, c: CommunityId) -> bool {
@@ -187,37 +262,24 @@ impl Session {
     }
 }
 
-/// Sends frames `(sent, upto]` to the connection. A full queue detaches
-/// it (told to close; the session stays resumable).
+/// Releases frames `(sent, upto]` to the connection. One that has let more
+/// than [`OUTBOUND_QUEUE`] frames pile up is detached (told to close; the
+/// session stays resumable).
 fn send_upto(g: &mut Inner, upto: u64) {
-    let from = g.sent;
-    if upto <= from {
+    if upto <= g.sent {
         return;
     }
-    let start = g.replay.partition_point(|f| f.seq <= from);
-    for f in g.replay.range_mut(start..) {
-        if f.seq > upto {
-            break;
-        }
-        if let Some(tx) = &g.tx
-            && tx
-                .try_send(Outbound::Frame(dispatch_frame(f.seq, &f.tail)))
-                .is_err()
-        {
-            let tx = g.tx.take();
-            g.detached_at = Some(Instant::now());
-            if let Some(tx) = tx {
-                let _ = tx.try_send(Outbound::Close(
-                    4000,
-                    "too slow to read; resume to continue",
-                ));
+    g.sent = upto;
+    if let Some(l) = &g.link {
+        if upto.saturating_sub(g.written) > OUTBOUND_QUEUE {
+            if let Some(l) = g.link.take() {
+                l.close(4000, "too slow to read; resume to continue");
             }
-        }
-        if f.kind == Kind::Marker {
-            f.tail = empty();
+            g.detached_at = Some(Instant::now());
+        } else {
+            l.wake.notify_one();
         }
     }
-    g.sent = upto;
 }
 
 /// Records frames in the shared session log, then sends them: one task,
@@ -576,7 +638,7 @@ impl Hub {
             .lock()
             .map
             .values()
-            .any(|s| s.user == user && s.inner.lock().tx.is_some())
+            .any(|s| s.user == user && s.inner.lock().link.is_some())
     }
 
     pub fn count(&self) -> usize {

@@ -68,7 +68,7 @@ pub async fn upgrade(
     // Small per-socket buffers: tungstenite's defaults (128 KiB to read and
     // 128 KiB to write) would cost ~300 KB per idle connection. Writes go out
     // at once (no write batching buffer); reads grow only for large frames.
-    ws.read_buffer_size(4 * 1024)
+    ws.read_buffer_size(512)
         .write_buffer_size(0)
         .max_message_size(1024 * 1024)
         .max_frame_size(1024 * 1024)

@@ -10,38 +10,27 @@ use std::time::Duration;
 use hearth_accounts::Principal;
 use hearth_state::{Frame, SessionMeta};
 use serde_json::json;
-use tokio::sync::mpsc;
 
-use super::hub::{Kind, Outbound, Session};
-use super::protocol::{close, dispatch_frame};
+use super::hub::{Kind, Link, Session};
 use crate::state::AppState;
 
 fn resumed_tail() -> Arc<str> {
     Arc::from("\"t\":\"RESUMED\",\"d\":{}}")
 }
 
-/// Resumes a session this node holds. Returns the frames after `s` the
-/// client must get before anything queued, or `None` if it cannot resume.
-pub fn local(session: &Arc<Session>, s: u64, tx: mpsc::Sender<Outbound>) -> Option<Vec<String>> {
-    let mut g = session.inner.lock();
-    let oldest = g.replay.front().map_or(g.seq + 1, |f| f.seq);
-    if g.closed || s > g.sent || s + 1 < oldest {
-        return None;
+/// Resumes a session this node holds: the connection takes every frame
+/// after `s` from the session's own. `false` if it cannot resume.
+pub fn local(session: &Arc<Session>, s: u64, link: Arc<Link>) -> bool {
+    {
+        let g = session.inner.lock();
+        let oldest = g.replay.front().map_or(g.seq + 1, |f| f.seq);
+        if g.closed || s > g.sent || s + 1 < oldest {
+            return false;
+        }
     }
-    let frames = g
-        .replay
-        .iter()
-        .filter(|f| f.seq > s && f.seq <= g.sent && f.kind != Kind::Marker)
-        .map(|f| dispatch_frame(f.seq, &f.tail))
-        .collect();
-    // Attach under the lock: frames sequenced from now on queue behind these.
-    if let Some(old) = g.tx.replace(tx) {
-        let _ = old.try_send(Outbound::Close(close::UNKNOWN_ERROR, "resumed elsewhere"));
-    }
-    g.detached_at = None;
-    drop(g);
+    session.attach(link, s);
     session.finish(Vec::new(), Some(resumed_tail()));
-    Some(frames)
+    true
 }
 
 /// Takes over a session recorded by another node (alive or dead).
@@ -50,7 +39,7 @@ pub async fn remote(
     p: &Principal,
     id: &str,
     s: u64,
-    tx: mpsc::Sender<Outbound>,
+    link: Arc<Link>,
 ) -> Option<Arc<Session>> {
     let recorder = state.hub.recorder.clone()?;
     let rec = match recorder.log.load(id).await {
@@ -128,7 +117,7 @@ pub async fn remote(
     if !state.hub.adopt(session.clone(), from_pos).await {
         return None;
     }
-    session.inner.lock().tx = Some(tx);
+    session.attach(link, s);
     session.finish(resend, Some(resumed_tail()));
     state.publisher.publish_live(
         "SESSION_MOVED",
