@@ -1,5 +1,6 @@
 //! Typed configuration, read once at start: defaults < `hearth.toml` <
-//! `HEARTH_*` environment (plus `DATABASE_URL`, `NATS_URL`, `REDIS_URL`) <
+//! `HEARTH_*` environment (plus `DATABASE_URL`, `NATS_URL`, `REDIS_URL`,
+//! `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_SERVICE_NAME`) <
 //! command-line flags. Validated once; secrets never print.
 
 use std::fmt;
@@ -75,6 +76,12 @@ pub struct Config {
     pub log_format: String,
     /// A tracing filter, e.g. `info` or `hearth=debug,info`.
     pub log_level: String,
+    /// OTLP/HTTP collector base URL (e.g. `http://127.0.0.1:4318`): spans go to
+    /// `<endpoint>/v1/traces` as protobuf. Plain `http://` only (no TLS client);
+    /// empty: no trace export.
+    pub otlp_endpoint: String,
+    /// The `service.name` the exported spans carry.
+    pub otlp_service_name: String,
     pub rate_limit: RateLimitConfig,
     pub password_hash: PasswordHashConfig,
 }
@@ -126,6 +133,8 @@ impl Default for Config {
             gateway_window_events: 50_000,
             log_format: "text".into(),
             log_level: "info".into(),
+            otlp_endpoint: String::new(),
+            otlp_service_name: "hearth".into(),
             rate_limit: RateLimitConfig::default(),
             password_hash: PasswordHashConfig::default(),
         }
@@ -300,6 +309,16 @@ impl Config {
             "HEARTH_LOG_LEVEL",
             env("HEARTH_LOG_LEVEL").or_else(|| env("RUST_LOG")),
         )?;
+        set(
+            &mut self.otlp_endpoint,
+            "HEARTH_OTLP_ENDPOINT",
+            either("HEARTH_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        )?;
+        set(
+            &mut self.otlp_service_name,
+            "HEARTH_OTLP_SERVICE_NAME",
+            either("HEARTH_OTLP_SERVICE_NAME", "OTEL_SERVICE_NAME"),
+        )?;
         let rl = &mut self.rate_limit;
         set(
             &mut rl.enabled,
@@ -368,6 +387,18 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "log_format",
                 "\"text\" or \"json\"".into(),
+            ));
+        }
+        if !self.otlp_endpoint.is_empty() && !self.otlp_endpoint.starts_with("http://") {
+            return Err(ConfigError::Invalid(
+                "otlp_endpoint",
+                "an http:// URL (no TLS: send to a local collector) or empty".into(),
+            ));
+        }
+        if self.otlp_service_name.is_empty() {
+            return Err(ConfigError::Invalid(
+                "otlp_service_name",
+                "must not be empty".into(),
             ));
         }
         if self.access_token_ttl_secs < 30 || self.access_token_ttl_secs > 24 * 3600 {
@@ -462,6 +493,9 @@ mod tests {
             "HEARTH_LOG_LEVEL" => Some("warn".to_string()),
             "DATABASE_URL" => Some("postgres://x@y/z".to_string()),
             "HEARTH_RATE_LIMIT_ENABLED" => Some("false".to_string()),
+            "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://otel:4318".to_string()),
+            "HEARTH_OTLP_SERVICE_NAME" => Some("chat".to_string()),
+            "OTEL_SERVICE_NAME" => Some("ignored".to_string()),
             _ => None,
         };
         let flags = Overrides {
@@ -478,6 +512,14 @@ mod tests {
         assert_eq!(c.rate_limit.per_ip_burst, 7, "the file beats defaults");
         assert!(!c.rate_limit.enabled);
         assert!(c.uses_postgres());
+        assert_eq!(
+            c.otlp_endpoint, "http://otel:4318",
+            "the OTel variable applies"
+        );
+        assert_eq!(
+            c.otlp_service_name, "chat",
+            "HEARTH_* beats the OTel variable"
+        );
         assert!(!format!("{c:?}").contains("x@y"), "secrets never print");
     }
 
@@ -499,6 +541,11 @@ mod tests {
         assert!(matches!(
             Config::load(None, env, &Overrides::default()),
             Err(ConfigError::Invalid("database_url", _))
+        ));
+        let env = |k: &str| (k == "HEARTH_OTLP_ENDPOINT").then(|| "https://x:4318".to_string());
+        assert!(matches!(
+            Config::load(None, env, &Overrides::default()),
+            Err(ConfigError::Invalid("otlp_endpoint", _))
         ));
     }
 }

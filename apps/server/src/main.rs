@@ -79,17 +79,21 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(&cfg.log_level, &cfg.log_format);
+    let telemetry = telemetry::init(&cfg);
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cfg).await,
         Command::Migrate => migrate(cfg).await,
         Command::Admin { task } => admin(cfg, task).await,
         Command::Openapi => Ok(()),
     };
+    if let Err(e) = &result {
+        tracing::error!("{e}");
+    }
+    // After the server has drained (SIGTERM included): export the last spans.
+    telemetry.shutdown().await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
             eprintln!("hearth: {e}");
             ExitCode::FAILURE
         }

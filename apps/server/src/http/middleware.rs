@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use hearth_state::{Decision, Quota};
 use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::error::ApiError;
 use super::extract::client_ip;
@@ -38,9 +39,18 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
         .map(String::from)
         .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()));
     let span = tracing::info_span!("request", %method, %route, request_id = %request_id, user_id = tracing::field::Empty, status = tracing::field::Empty);
+    if req.headers().contains_key("traceparent") {
+        // Continue the caller's W3C trace. Without trace export the propagator
+        // is a no-op and there is no OpenTelemetry layer to set a parent in.
+        let parent = opentelemetry::global::get_text_map_propagator(|p| {
+            p.extract(&opentelemetry_http::HeaderExtractor(req.headers()))
+        });
+        let _ = span.set_parent(parent);
+    }
     let mut res = next.run(req).instrument(span.clone()).await;
     let status = res.status();
-    span.record("status", status.as_u16());
+    // i64: OpenTelemetry has no unsigned integers, and would export a u64 as text.
+    span.record("status", i64::from(status.as_u16()));
     let elapsed = start.elapsed();
     state
         .metrics

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-fn hearth() -> Command {
+pub(crate) fn hearth() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_hearth"));
     c.env("HEARTH_PASSWORD_HASH_MEMORY_KIB", "64")
         .env("HEARTH_PASSWORD_HASH_ITERATIONS", "1")
@@ -16,6 +16,8 @@ fn hearth() -> Command {
         "NATS_URL",
         "REDIS_URL",
         "HEARTH_DATABASE_URL",
+        "HEARTH_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
     ] {
         c.env_remove(k);
     }

@@ -95,3 +95,4 @@ mod burst {
 }
 
 mod cli;
+mod telemetry;
