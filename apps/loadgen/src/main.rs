@@ -6,6 +6,11 @@
 //! - `sends`: N concurrent senders posting messages in a closed loop (3,000/s, p99 < 30 ms).
 //! - `history`: 50-message pages at random cursors in a channel seeded with
 //!   1,000,000 messages (p99 < 5 ms).
+//! - `gw-*`: the gateway; see `gateway/mod.rs`. `--nodes 2` starts a
+//!   two-node cluster (Postgres, NATS, Redis) for gw-fanout and gw-e2e.
+//!
+//! Gateway runs need one file descriptor per connection in this process and
+//! in the server (which inherits our limit): `ulimit -n 20000` for 10,000.
 
 mod gateway;
 mod report;
@@ -33,6 +38,14 @@ pub enum Scenario {
     GwIdle,
     /// Gateway fan-out: deliveries/s and send-to-receive latency.
     GwFanout,
+    /// Many channels, each with its own members (one community per channel).
+    GwChannels,
+    /// One big channel, send rate rising through --steps: where latency breaks.
+    GwRising,
+    /// End to end: REST POST → store → bus → socket at --rate msg/s.
+    GwE2e,
+    /// Reconnect storm: every connection dropped at once, all resume.
+    GwStorm,
 }
 
 #[derive(Parser, Debug, Clone)]
@@ -63,10 +76,39 @@ pub struct Args {
     /// Gateway connections for the gw-* scenarios.
     #[arg(long, default_value_t = 15_000)]
     pub connections: usize,
-    /// Messages per second sent in gw-fanout.
+    /// Messages per second sent in gw-fanout, gw-channels and gw-e2e.
     #[arg(long, default_value_t = 20)]
     pub rate: u64,
-    /// Pin the server to CPU 0 and this process to CPU 1 (needs `taskset`).
+    /// Channels for gw-channels and gw-e2e (each in its own community).
+    #[arg(long, default_value_t = 100)]
+    pub channels: usize,
+    /// Accounts the gateway connections are spread over [default: one per
+    /// connection in gw-channels and gw-e2e, 100 in gw-rising and gw-storm].
+    #[arg(long)]
+    pub users: Option<usize>,
+    /// gw-rising: messages per second at each step.
+    #[arg(long, value_delimiter = ',', default_value = "10,20,40,80")]
+    pub steps: Vec<u64>,
+    /// gw-rising: seconds per step.
+    #[arg(long, default_value_t = 5)]
+    pub step_secs: u64,
+    /// gw-storm: clients reconnect at random moments within this many seconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub storm_window: f64,
+    /// gw-storm: messages per second sent throughout (to check none is lost).
+    #[arg(long, default_value_t = 1)]
+    pub storm_rate: u64,
+    /// The server's gateway_resume_secs [default: the server's, 120].
+    #[arg(long)]
+    pub resume_secs: Option<u64>,
+    /// Server processes (2+: a cluster over Postgres, NATS and Redis).
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+    /// Pin the server (every node) to CPU 0 and this process to CPU 1 (needs `taskset`).
     #[arg(long)]
     pub pin: bool,
     /// Also write the results as JSON here.
@@ -83,6 +125,34 @@ impl Args {
     }
 }
 
+/// Every gateway connection is a descriptor here and one in the server,
+/// which inherits this process's limit. Raising it needs `unsafe` (setrlimit)
+/// or a new dependency, so ask the shell instead.
+fn check_open_files(args: &Args) -> Result<(), String> {
+    let gateway = !matches!(
+        args.scenario,
+        Scenario::Sends | Scenario::History | Scenario::All
+    );
+    if !gateway {
+        return Ok(());
+    }
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse::<usize>().ok());
+    let need = args.connections + 1_000;
+    match soft {
+        Some(s) if s < need => Err(format!(
+            "{} connections need about {need} open files, the limit is {s}: run `ulimit -n {}` first",
+            args.connections,
+            need.max(20_000)
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
@@ -91,6 +161,10 @@ async fn main() {
             "no server binary at {}: cargo build --release --bin hearth",
             args.server_bin.display()
         );
+        std::process::exit(2);
+    }
+    if let Err(e) = check_open_files(&args) {
+        eprintln!("{e}");
         std::process::exit(2);
     }
     let server = match server::Server::start(&args).await {
@@ -108,11 +182,14 @@ async fn main() {
         if matches!(args.scenario, Scenario::History | Scenario::All) {
             results.push(scenarios::history(&args, &server).await?);
         }
-        if args.scenario == Scenario::GwIdle {
-            results.push(gateway::idle(&args, &server).await?);
-        }
-        if args.scenario == Scenario::GwFanout {
-            results.push(gateway::fanout(&args, &server).await?);
+        match args.scenario {
+            Scenario::GwIdle => results.extend(gateway::idle(&args, &server).await?),
+            Scenario::GwFanout => results.extend(gateway::fanout(&args, &server).await?),
+            Scenario::GwChannels => results.extend(gateway::channels(&args, &server).await?),
+            Scenario::GwRising => results.extend(gateway::rising(&args, &server).await?),
+            Scenario::GwE2e => results.extend(gateway::e2e(&args, &server).await?),
+            Scenario::GwStorm => results.extend(gateway::storm(&args, &server).await?),
+            Scenario::Sends | Scenario::History | Scenario::All => {}
         }
         Ok::<(), String>(())
     };

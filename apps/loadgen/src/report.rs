@@ -6,13 +6,17 @@ use serde_json::{Value, json};
 use crate::Args;
 
 pub struct Outcome {
-    pub name: &'static str,
+    /// The scenario, plus a qualifier when one run gives several rows
+    /// (e.g. `gw-rising 40/s`, `gw-fanout B`).
+    pub name: String,
     pub requests: u64,
     pub errors: u64,
     pub seconds: f64,
     pub latency_us: Histogram<u64>,
     pub server_rss_kib: Option<u64>,
     pub notes: String,
+    /// Scenario-specific figures for the JSON (Null: none).
+    pub extra: Value,
 }
 
 impl Outcome {
@@ -27,16 +31,25 @@ impl Outcome {
 pub fn print(args: &Args, results: &[Outcome]) {
     println!();
     println!(
-        "backend: {:?}   duration: {} s per scenario   pinned: {}",
-        args.backend, args.duration, args.pin
+        "backend: {:?}   nodes: {}   duration: {} s per scenario   pinned: {}",
+        args.backend,
+        args.nodes,
+        args.duration,
+        if !args.pin {
+            "no"
+        } else if args.nodes > 1 {
+            "yes (every server node on CPU 0, load generator on CPU 1)"
+        } else {
+            "yes (server on CPU 0, load generator on CPU 1)"
+        }
     );
     println!(
-        "{:<10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>9} {:>8} {:>10}",
-        "scenario", "requests", "req/s", "p50 ms", "p99 ms", "p99.9", "max ms", "errors", "RSS MiB"
+        "{:<16} {:>10} {:>10} {:>8} {:>8} {:>8} {:>9} {:>8} {:>10}",
+        "scenario", "count", "per s", "p50 ms", "p99 ms", "p99.9", "max ms", "errors", "RSS MiB"
     );
     for r in results {
         println!(
-            "{:<10} {:>10} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>9.2} {:>8} {:>10}",
+            "{:<16} {:>10} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>9.2} {:>8} {:>10}",
             r.name,
             r.requests,
             r.rate(),
@@ -49,7 +62,7 @@ pub fn print(args: &Args, results: &[Outcome]) {
                 .map_or("-".into(), |k| format!("{:.1}", k as f64 / 1024.0)),
         );
         if !r.notes.is_empty() {
-            println!("           {}", r.notes);
+            println!("                 {}", r.notes);
         }
     }
 }
@@ -58,9 +71,11 @@ pub fn json(args: &Args, results: &[Outcome]) -> String {
     let v: Vec<Value> = results
         .iter()
         .map(|r| {
-            json!({
+            let mut v = json!({
                 "scenario": r.name,
                 "backend": format!("{:?}", args.backend).to_lowercase(),
+                "nodes": args.nodes,
+                "pinned": args.pin,
                 "requests": r.requests,
                 "errors": r.errors,
                 "seconds": r.seconds,
@@ -68,7 +83,11 @@ pub fn json(args: &Args, results: &[Outcome]) -> String {
                 "latency_ms": { "p50": r.ms(0.5), "p99": r.ms(0.99), "p999": r.ms(0.999), "max": r.latency_us.max() as f64 / 1000.0 },
                 "server_rss_kib": r.server_rss_kib,
                 "notes": r.notes,
-            })
+            });
+            if !r.extra.is_null() {
+                v["extra"] = r.extra.clone();
+            }
+            v
         })
         .collect();
     serde_json::to_string_pretty(&v).unwrap_or_default()

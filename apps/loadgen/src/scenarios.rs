@@ -20,7 +20,32 @@ pub(crate) struct Account {
     pub token: String,
 }
 
-async fn register(http: &reqwest::Client, base: &str, name: &str) -> Result<Account, String> {
+/// Joins a community through an invite code.
+pub(crate) async fn join(
+    http: &reqwest::Client,
+    base: &str,
+    code: &str,
+    who: &Account,
+) -> Result<(), String> {
+    let st = http
+        .post(format!("{base}/api/v1/invites/{code}"))
+        .bearer_auth(&who.token)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .status();
+    if st.is_success() {
+        Ok(())
+    } else {
+        Err(format!("join: {st}"))
+    }
+}
+
+pub(crate) async fn register(
+    http: &reqwest::Client,
+    base: &str,
+    name: &str,
+) -> Result<Account, String> {
     let res = http
         .post(format!("{base}/api/v1/auth/register"))
         .json(&json!({"username": name, "password": "benchmark password"}))
@@ -80,22 +105,13 @@ pub(crate) async fn setup(
     let mut members = Vec::new();
     for i in 0..n {
         let a = register(http, base, &format!("{tag}_{i}")).await?;
-        let st = http
-            .post(format!("{base}/api/v1/invites/{code}"))
-            .bearer_auth(&a.token)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .status();
-        if !st.is_success() {
-            return Err(format!("join: {st}"));
-        }
+        join(http, base, &code, &a).await?;
         members.push(a);
     }
     Ok((owner, channel, members))
 }
 
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
         .tcp_nodelay(true)
@@ -177,7 +193,7 @@ pub async fn sends(args: &Args, server: &Server) -> Result<Outcome, String> {
     })
     .await;
     Ok(Outcome {
-        name: "sends",
+        name: "sends".into(),
         requests: n,
         errors,
         seconds: secs,
@@ -187,6 +203,7 @@ pub async fn sends(args: &Args, server: &Server) -> Result<Outcome, String> {
             "{} concurrent senders, one channel, POST /channels/{{id}}/messages with a nonce",
             args.senders
         ),
+        extra: Value::Null,
     })
 }
 
@@ -220,7 +237,7 @@ pub async fn history(args: &Args, server: &Server) -> Result<Outcome, String> {
     })
     .await;
     Ok(Outcome {
-        name: "history",
+        name: "history".into(),
         requests: n,
         errors,
         seconds: secs,
@@ -232,6 +249,7 @@ pub async fn history(args: &Args, server: &Server) -> Result<Outcome, String> {
             args.history_size,
             seeded.as_secs_f64()
         ),
+        extra: Value::Null,
     })
 }
 

@@ -1,0 +1,76 @@
+//! Gateway scenarios: real WebSocket clients speaking the contract's
+//! protocol against one node or several.
+//!
+//! - `idle` (fanout.rs): N identified connections that only heartbeat; the
+//!   server's RSS per connection.
+//! - `fanout` (fanout.rs): N connections in one channel, a sender posting at a
+//!   fixed rate over REST; deliveries/s and send-to-receive latency. With
+//!   several nodes the connections are spread over them, one row per node.
+//! - `rising` (fanout.rs): the same with a rising send rate, one row per step.
+//! - `channels` (channels.rs): many channels, each with its own members.
+//! - `e2e` (channels.rs): 1,000 msg/s over several channels and senders to a
+//!   modest number of receivers, optionally on another node.
+//! - `storm` (storm.rs): every connection dropped at once, all resume.
+
+mod channels;
+mod client;
+mod cohort;
+mod fanout;
+mod probe;
+mod storm;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use channels::{channels, e2e};
+pub use fanout::{fanout, idle, rising};
+pub use storm::storm;
+
+use crate::server::Server;
+
+/// Node names in result rows.
+fn node_name(n: usize) -> char {
+    (b'A' + n as u8) as char
+}
+
+async fn owner_and_channel(server: &Server) -> Result<(String, String), String> {
+    let (owner, channel, _) =
+        crate::scenarios::setup(&crate::scenarios::client(), &server.base, "gateway", 0).await?;
+    Ok((owner.token, channel))
+}
+
+/// Posts messages over REST without waiting for the answers (an open loop),
+/// so a slow server shows up as latency, not as a lower send rate.
+#[derive(Clone)]
+struct Poster {
+    http: reqwest::Client,
+    failed: Arc<AtomicU64>,
+}
+
+impl Poster {
+    fn new() -> Poster {
+        Poster {
+            http: crate::scenarios::client(),
+            failed: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn post(&self, base: &str, channel: &str, token: &str, content: String) {
+        let req = self
+            .http
+            .post(format!("{base}/api/v1/channels/{channel}/messages"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "content": content }));
+        let failed = self.failed.clone();
+        tokio::spawn(async move {
+            let ok = matches!(req.send().await, Ok(r) if r.status().as_u16() == 201);
+            if !ok {
+                failed.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+
+    fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+}
