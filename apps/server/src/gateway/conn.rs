@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use hearth_accounts::Principal;
 use serde_json::json;
 
@@ -69,14 +69,16 @@ pub async fn run(mut ws: WebSocket, state: AppState) {
             _ = tokio::time::sleep_until(deadline) => break Some((close::SESSION_TIMED_OUT, "no heartbeat")),
             o = out => match o {
                 Ok(frames) => {
+                    // Everything due goes out in as few writes as the
+                    // socket takes: buffered, then one flush.
                     let mut failed = false;
                     for f in frames {
-                        if ws.send(Message::Text(Utf8Bytes::from(f))).await.is_err() {
+                        if ws.feed(Message::Text(Utf8Bytes::from(f))).await.is_err() {
                             failed = true;
                             break;
                         }
                     }
-                    if failed { break None; }
+                    if failed || ws.flush().await.is_err() { break None; }
                 }
                 Err((code, why)) => break Some((code, why)),
             },

@@ -66,10 +66,12 @@ pub async fn upgrade(
     // Frames up to 1 MiB reach our own check, which answers 1009 for anything
     // over 64 KiB; beyond that tungstenite refuses the frame outright.
     // Small per-socket buffers: tungstenite's defaults (128 KiB to read and
-    // 128 KiB to write) would cost ~300 KB per idle connection. Writes go out
-    // at once (no write batching buffer); reads grow only for large frames.
+    // 128 KiB to write) would cost ~300 KB per idle connection. Frames due
+    // together are written together (up to 16 KiB, then flushed), so a busy
+    // connection makes one write per batch; a quiet one never grows its
+    // buffer beyond the largest frame it was sent.
     ws.read_buffer_size(512)
-        .write_buffer_size(0)
+        .write_buffer_size(16 * 1024)
         .max_message_size(1024 * 1024)
         .max_frame_size(1024 * 1024)
         .on_upgrade(move |socket| conn::run(socket, state))

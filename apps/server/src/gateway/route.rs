@@ -123,8 +123,10 @@ async fn route_logged(state: &AppState, pos: u64, env: &Envelope) {
     state.metrics.gateway_log_position.set(pos as i64);
     let audience = audience_of(&ev);
     let sessions = state.hub.audience_at(pos, &audience);
+    // One permission answer per user and event: a user's sessions share it.
+    let mut memo = Memo::default();
     for s in &sessions {
-        deliver(state, s, &ev).await;
+        deliver(state, s, &ev, &mut memo).await;
     }
 }
 
@@ -263,7 +265,7 @@ async fn adopt(state: &AppState, a: Adopt) {
             let _ = a.reply.send(false);
             return;
         }
-        deliver(state, &a.session, ev).await;
+        deliver(state, &a.session, ev, &mut Memo::default()).await;
     }
     // Nothing can be routed between the catch-up and the insert: this task
     // is the only router.
@@ -276,7 +278,11 @@ async fn adopt(state: &AppState, a: Adopt) {
 
 /// What one session gets of one log event, decided now; keeps the
 /// session's view (communities, visible channels) current.
-pub async fn deliver(state: &AppState, s: &Arc<Session>, ev: &LogEvent) {
+/// Whether each user may VIEW the event's channel, decided once per event.
+#[derive(Default)]
+pub struct Memo(HashMap<UserId, bool>);
+
+pub async fn deliver(state: &AppState, s: &Arc<Session>, ev: &LogEvent, memo: &mut Memo) {
     {
         let mut g = s.inner.lock();
         if ev.pos <= g.pos {
@@ -345,7 +351,15 @@ pub async fn deliver(state: &AppState, s: &Arc<Session>, ev: &LogEvent) {
             }
         }
         (_, Some(ch)) => {
-            if state.chat.can_view_in(c, ch, s.user).await {
+            let may = match memo.0.get(&s.user) {
+                Some(m) => *m,
+                None => {
+                    let m = state.chat.can_view_in(c, ch, s.user).await;
+                    memo.0.insert(s.user, m);
+                    m
+                }
+            };
+            if may {
                 if t == "CHANNEL_CREATE" || t == "CHANNEL_UPDATE" {
                     s.inner.lock().visible.entry(c).or_default().insert(ch);
                 }
