@@ -30,8 +30,16 @@ const QUEUE: usize = 65_536;
 
 /// MESSAGE_CREATEs stored in the log, or awaited by their send.
 enum Stored {
-    Done(Instant),
+    Done,
     Waiting(Vec<oneshot::Sender<()>>),
+}
+
+/// Stored-or-awaited entries, plus the order `Done` ones were added in, so
+/// forgetting the old ones costs O(1) per event rather than a scan.
+#[derive(Default)]
+struct StoredMap {
+    map: HashMap<i64, Stored>,
+    done: std::collections::VecDeque<(Instant, i64)>,
 }
 
 #[derive(Clone)]
@@ -45,7 +53,7 @@ pub struct Publisher {
     /// Whether appends need waiting for (a shared log; in-process appends
     /// are stored when sent).
     durable: bool,
-    stored: Arc<Mutex<HashMap<i64, Stored>>>,
+    stored: Arc<Mutex<StoredMap>>,
     gate: Option<Arc<ClusterGate>>,
 }
 
@@ -65,7 +73,7 @@ impl Publisher {
         let (tx, mut rx) = mpsc::channel::<(Envelope, Option<ChannelId>)>(QUEUE);
         let (ack_tx, mut ack_rx) =
             mpsc::unbounded_channel::<(String, String, Ack, Option<ChannelId>)>();
-        let stored: Arc<Mutex<HashMap<i64, Stored>>> = Arc::default();
+        let stored: Arc<Mutex<StoredMap>> = Arc::default();
         let durable = bus.name() != "memory";
         let (m, gate1) = (metrics.clone(), gate.clone());
         tokio::spawn(async move {
@@ -108,6 +116,7 @@ impl Publisher {
                     .with_label_values(&[ty.as_str(), if ok { "published" } else { "failed" }])
                     .inc();
                 if ok
+                    && durable
                     && ty == "hearth.MESSAGE_CREATE"
                     && let Ok(id) = id.parse::<i64>()
                 {
@@ -174,9 +183,10 @@ impl Publisher {
             return true;
         }
         let rx = {
-            let mut st = self.stored.lock();
+            let mut guard = self.stored.lock();
+            let st = &mut guard.map;
             match st.remove(&id.0) {
-                Some(Stored::Done(_)) => return true,
+                Some(Stored::Done) => return true,
                 Some(Stored::Waiting(mut w)) => {
                     let (tx, rx) = oneshot::channel();
                     w.push(tx);
@@ -192,7 +202,7 @@ impl Publisher {
         };
         let ok = matches!(tokio::time::timeout(STORE_WAIT, rx).await, Ok(Ok(())));
         if !ok {
-            self.stored.lock().remove(&id.0);
+            self.stored.lock().map.remove(&id.0);
             tracing::warn!(message = id.0, "a message's event was not stored in time");
         }
         ok
@@ -216,9 +226,9 @@ impl Publisher {
     }
 }
 
-fn mark_stored(st: &Mutex<HashMap<i64, Stored>>, id: i64) {
+fn mark_stored(st: &Mutex<StoredMap>, id: i64) {
     let mut st = st.lock();
-    match st.remove(&id) {
+    match st.map.remove(&id) {
         Some(Stored::Waiting(w)) => {
             for tx in w {
                 let _ = tx.send(());
@@ -226,12 +236,18 @@ fn mark_stored(st: &Mutex<HashMap<i64, Stored>>, id: i64) {
         }
         _ => {
             // Nobody waits yet (the send has not got here): remember briefly.
-            if st.len() > 10_000 {
-                st.retain(
-                    |_, s| !matches!(s, Stored::Done(at) if at.elapsed() > Duration::from_secs(30)),
-                );
+            let now = Instant::now();
+            while let Some(&(at, old)) = st.done.front() {
+                if now.duration_since(at) < Duration::from_secs(30) {
+                    break;
+                }
+                st.done.pop_front();
+                if matches!(st.map.get(&old), Some(Stored::Done)) {
+                    st.map.remove(&old);
+                }
             }
-            st.insert(id, Stored::Done(Instant::now()));
+            st.map.insert(id, Stored::Done);
+            st.done.push_back((now, id));
         }
     }
 }

@@ -75,6 +75,8 @@ pub async fn run(state: AppState, backlog: u64) {
     let Some(mut adopt_rx) = state.hub.take_adopt_rx() else {
         return;
     };
+    let (presence_tx, presence_rx) = mpsc::channel(65_536);
+    tokio::spawn(presence_fanout(state.clone(), presence_rx));
     loop {
         tokio::select! {
             biased;
@@ -83,7 +85,7 @@ pub async fn run(state: AppState, backlog: u64) {
                 None => return,
             },
             d = live_rx.recv() => match d {
-                Some(Delivery::Event(env)) => route_live(&state, &env).await,
+                Some(Delivery::Event(env)) => route_live(&state, &env, &presence_tx).await,
                 Some(Delivery::Lagged(n)) => lagged(&state, n),
                 Some(Delivery::Logged(..)) | None => {}
             },
@@ -147,7 +149,7 @@ fn audience_of(ev: &LogEvent) -> Audience {
     }
 }
 
-async fn route_live(state: &AppState, env: &Envelope) {
+async fn route_live(state: &AppState, env: &Envelope, presence: &mpsc::Sender<(UserId, Arc<str>)>) {
     let subject = env.subject.as_str();
     // Cache invalidations apply whether or not anyone is connected here: with
     // a cluster bus these arrive from the node where the change was made.
@@ -190,21 +192,42 @@ async fn route_live(state: &AppState, env: &Envelope) {
                 .watched
                 .note(u, v["d"]["status"].as_str().unwrap_or("online"));
         }
-        let tail = shared_tail(text);
-        // Everyone sharing a community with the user, wherever the user is
-        // connected (the user may have no session on this node at all),
-        // each once.
+        // Finding the audience reads the database: done aside, so a wave of
+        // sign-ins never holds up messages.
+        if presence.try_send((UserId(u), shared_tail(text))).is_err() {
+            tracing::warn!("presence fan-out is behind; an update was dropped");
+        }
+    }
+}
+
+/// Sends presence updates to everyone sharing a community with the user,
+/// wherever the user is connected (the user may have no session on this
+/// node at all), each once.
+async fn presence_fanout(state: AppState, mut rx: mpsc::Receiver<(UserId, Arc<str>)>) {
+    while let Some((u, tail)) = rx.recv().await {
         let mut sessions: HashMap<String, Arc<Session>> = state
             .hub
-            .of_user(UserId(u))
+            .of_user(u)
             .into_iter()
             .map(|s| (s.id.clone(), s))
             .collect();
-        if let Ok(list) = state.chat.communities(UserId(u)).await {
-            for c in list {
-                for s in state.hub.in_community(c.id) {
-                    sessions.entry(s.id.clone()).or_insert(s);
-                }
+        // The user's communities: known from their sessions here (the usual
+        // case: they just signed in here), else from the database.
+        let local: HashSet<CommunityId> = sessions
+            .values()
+            .flat_map(|s| s.inner.lock().communities.clone())
+            .collect();
+        let communities: Vec<CommunityId> = if sessions.is_empty() {
+            match state.chat.communities(u).await {
+                Ok(list) => list.into_iter().map(|c| c.id).collect(),
+                Err(_) => Vec::new(),
+            }
+        } else {
+            local.into_iter().collect()
+        };
+        for c in communities {
+            for s in state.hub.in_community(c) {
+                sessions.entry(s.id.clone()).or_insert(s);
             }
         }
         for s in sessions.values() {
