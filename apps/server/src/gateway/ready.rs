@@ -6,11 +6,14 @@ use super::hub::Session;
 use crate::http::wire;
 use crate::state::AppState;
 
-/// Loads what the session can see (communities, their visible channels,
-/// DMs) without building READY: for a session resumed from another node.
-pub async fn load_view(state: &AppState, s: &Session) -> Result<(), String> {
-    let mut communities = std::collections::HashSet::new();
-    let mut visible = std::collections::HashMap::new();
+type Visible = Vec<(
+    hearth_store::CommunityRecord,
+    Vec<hearth_store::ChannelRecord>,
+)>;
+
+/// The user's communities, each with the channels they can VIEW.
+async fn visible(state: &AppState, s: &Session) -> Result<Visible, String> {
+    let mut out = Vec::new();
     for c in state
         .chat
         .communities(s.user)
@@ -22,14 +25,29 @@ pub async fn load_view(state: &AppState, s: &Session) -> Result<(), String> {
             .channels(c.id, s.user)
             .await
             .map_err(|e| e.to_string())?;
-        communities.insert(c.id);
-        visible.insert(c.id, channels.iter().map(|ch| ch.id).collect());
+        out.push((c, channels));
     }
-    let dms = state.chat.dms(s.user).await.map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// Records in the session what it can see (for routing).
+fn set_view(s: &Session, communities: &Visible, dms: &[hearth_store::ChannelRecord]) {
     let mut g = s.inner.lock();
-    g.communities = communities;
-    g.visible = visible;
-    g.private = dms.iter().map(|(c, _)| c.id).collect();
+    g.communities = communities.iter().map(|(c, _)| c.id).collect();
+    g.visible = communities
+        .iter()
+        .map(|(c, chs)| (c.id, chs.iter().map(|ch| ch.id).collect()))
+        .collect();
+    g.private = dms.iter().map(|c| c.id).collect();
+}
+
+/// Loads what the session can see (communities, their visible channels,
+/// DMs) without building READY: for a session resumed from another node.
+pub async fn load_view(state: &AppState, s: &Session) -> Result<(), String> {
+    let communities = visible(state, s).await?;
+    let dms = state.chat.dms(s.user).await.map_err(|e| e.to_string())?;
+    let dm_channels: Vec<_> = dms.into_iter().map(|(c, _)| c).collect();
+    set_view(s, &communities, &dm_channels);
     Ok(())
 }
 
@@ -41,17 +59,15 @@ pub async fn build(state: &AppState, s: &std::sync::Arc<Session>) -> Result<Valu
         .map_err(|e| e.to_string())?;
     let mut communities = Vec::new();
     let mut members = std::collections::BTreeSet::new();
-    for c in state
-        .chat
-        .communities(s.user)
-        .await
-        .map_err(|e| e.to_string())?
-    {
-        let channels = state
-            .chat
-            .channels(c.id, s.user)
-            .await
-            .map_err(|e| e.to_string())?;
+    let view = visible(state, s).await?;
+    let dms = state.chat.dms(s.user).await.map_err(|e| e.to_string())?;
+    let dm_channels: Vec<_> = dms.iter().map(|(c, _)| c.clone()).collect();
+    // Routing finds the session by what was just read, from now on. A
+    // change made while the channels were being read can slip between the
+    // read and this point (a window of a few queries, as before).
+    set_view(s, &view, &dm_channels);
+    state.hub.reindex(s);
+    for (c, channels) in &view {
         let roles = state
             .chat
             .roles(c.id, s.user)
@@ -62,13 +78,7 @@ pub async fn build(state: &AppState, s: &std::sync::Arc<Session>) -> Result<Valu
             .member(c.id, s.user, s.user)
             .await
             .map_err(|e| e.to_string())?;
-        {
-            let mut g = s.inner.lock();
-            g.communities.insert(c.id);
-            g.visible
-                .insert(c.id, channels.iter().map(|ch| ch.id).collect());
-        }
-        let mut v = serde_json::to_value(wire::Community::from(&c)).map_err(|e| e.to_string())?;
+        let mut v = serde_json::to_value(wire::Community::from(c)).map_err(|e| e.to_string())?;
         v["channels"] = json!(channels.iter().map(wire::Channel::from).collect::<Vec<_>>());
         v["roles"] = json!(roles.iter().map(wire::Role::from).collect::<Vec<_>>());
         v["me"] = json!(wire::Member::from(&me));
@@ -82,13 +92,6 @@ pub async fn build(state: &AppState, s: &std::sync::Arc<Session>) -> Result<Valu
         }
         communities.push(v);
     }
-    let dms = state.chat.dms(s.user).await.map_err(|e| e.to_string())?;
-    {
-        let mut g = s.inner.lock();
-        g.private.extend(dms.iter().map(|(c, _)| c.id));
-    }
-    // Routing finds the session by the communities and DMs just read.
-    state.hub.reindex(s);
     let read_states = state
         .chat
         .read_states(s.user)

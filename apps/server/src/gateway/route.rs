@@ -382,11 +382,34 @@ pub async fn deliver(state: &AppState, s: &Arc<Session>, ev: &LogEvent, memo: &m
                     m
                 }
             };
+            // The channel's own events keep the session's view right by
+            // themselves, whatever order the permission nudge arrives in: an
+            // update that shows the channel is its CHANNEL_CREATE for this
+            // session, one that hides it its CHANNEL_DELETE.
+            let was = s
+                .inner
+                .lock()
+                .visible
+                .get(&c)
+                .is_some_and(|v| v.contains(&ch));
             if may {
                 if t == "CHANNEL_CREATE" || t == "CHANNEL_UPDATE" {
                     s.inner.lock().visible.entry(c).or_default().insert(ch);
                 }
-                s.push(kind, &ev.tail);
+                match ev.tail.rfind("\"t\":\"CHANNEL_UPDATE\"") {
+                    Some(at) if !was => {
+                        let mut created = ev.tail.to_string();
+                        created.replace_range(at..at + 20, "\"t\":\"CHANNEL_CREATE\"");
+                        s.push(Kind::Inline, &Arc::from(created));
+                    }
+                    _ => s.push(kind, &ev.tail),
+                }
+            } else if was && t == "CHANNEL_UPDATE" {
+                if let Some(v) = s.inner.lock().visible.get_mut(&c) {
+                    v.remove(&ch);
+                }
+                let ev = json!({ "t": "CHANNEL_DELETE", "d": { "id": ch.to_string(), "community_id": c.to_string(), "reason": "permissions" } }).to_string();
+                s.push(Kind::Inline, &shared_tail(&ev));
             }
         }
         ("MEMBER_REMOVE", None) => {
