@@ -20,6 +20,16 @@ pub(crate) struct Account {
     pub token: String,
 }
 
+/// Sends a request and reads its JSON answer.
+pub(crate) async fn json_of(req: reqwest::RequestBuilder) -> Result<Value, String> {
+    req.send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// Joins a community through an invite code.
 pub(crate) async fn join(
     http: &reqwest::Client,
@@ -70,37 +80,25 @@ pub(crate) async fn setup(
     n: usize,
 ) -> Result<(Account, String, Vec<Account>), String> {
     let owner = register(http, base, &format!("{tag}_owner")).await?;
-    let c: Value = http
-        .post(format!("{base}/api/v1/communities"))
-        .bearer_auth(&owner.token)
-        .json(&json!({"name": tag}))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
+    let c = json_of(
+        http.post(format!("{base}/api/v1/communities"))
+            .bearer_auth(&owner.token)
+            .json(&json!({"name": tag})),
+    )
+    .await?;
     let cid = c["id"].as_str().ok_or("no community id")?.to_string();
-    let chans: Value = http
-        .get(format!("{base}/api/v1/communities/{cid}/channels"))
-        .bearer_auth(&owner.token)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
+    let chans = json_of(
+        http.get(format!("{base}/api/v1/communities/{cid}/channels"))
+            .bearer_auth(&owner.token),
+    )
+    .await?;
     let channel = chans[0]["id"].as_str().ok_or("no channel")?.to_string();
-    let inv: Value = http
-        .post(format!("{base}/api/v1/communities/{cid}/invites"))
-        .bearer_auth(&owner.token)
-        .json(&json!({}))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
+    let inv = json_of(
+        http.post(format!("{base}/api/v1/communities/{cid}/invites"))
+            .bearer_auth(&owner.token)
+            .json(&json!({})),
+    )
+    .await?;
     let code = inv["code"].as_str().ok_or("no invite")?.to_string();
     let mut members = Vec::new();
     for i in 0..n {

@@ -24,6 +24,27 @@ pub(crate) fn hearth() -> Command {
     c
 }
 
+/// Polls `/healthz` (tagged with `request_id`) until the server answers
+/// 200; fails the test after 20 s.
+pub(crate) async fn wait_healthy(http: &reqwest::Client, base: &str, request_id: &str) {
+    let start = Instant::now();
+    while http
+        .get(format!("{base}/healthz"))
+        .header("x-request-id", request_id)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .ok()
+        != Some(200)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn migrate_admin_serve_and_stop() {
     let dir = tempfile::tempdir().unwrap();
@@ -88,21 +109,7 @@ async fn migrate_admin_serve_and_stop() {
         .unwrap();
     let base = format!("http://{listen}");
     let http = reqwest::Client::new();
-    let start = Instant::now();
-    while http
-        .get(format!("{base}/healthz"))
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .ok()
-        != Some(200)
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_healthy(&http, &base, "cli-health").await;
     let res = http
         .post(format!("{base}/api/v1/auth/login"))
         .json(&json!({"login": "root", "password": "root password"}))

@@ -93,22 +93,7 @@ async fn request_spans_reach_an_otlp_collector() {
 
     let base = format!("http://{listen}");
     let http = reqwest::Client::new();
-    let start = Instant::now();
-    while http
-        .get(format!("{base}/healthz"))
-        .header("x-request-id", "otel-health")
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .ok()
-        != Some(200)
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::cli::wait_healthy(&http, &base, "otel-health").await;
     // A call that continues the caller's trace, and one that starts its own.
     let res = http
         .get(format!("{base}/api/v1/users/@me"))

@@ -134,6 +134,9 @@ impl NatsBus {
             .map(|_| ())
     }
 
+    /// A JetStream publish into whichever stream captures the subject (the
+    /// log's, for `Bus::append`), de-duplicated by envelope id; the ack
+    /// resolves to the stream sequence once stored.
     pub(crate) async fn append_log(&self, event: Envelope) -> Result<Ack, BusError> {
         self.check_subject(&event.subject)?;
         let mut headers = codec::to_headers(&event);
@@ -182,17 +185,7 @@ impl NatsBus {
     /// it too. Re-publishing the same envelope id within the duplicate window
     /// is stored once and returns the original sequence.
     pub async fn publish_durable(&self, event: Envelope) -> Result<u64, BusError> {
-        self.check_subject(&event.subject)?;
-        let mut headers = codec::to_headers(&event);
-        headers.insert(codec::NATS_MSG_ID, event.id.as_str());
-        let ack = self
-            .js
-            .publish_with_headers(self.nats_subject(&event.subject), headers, event.data)
-            .await
-            .map_err(unavailable)?
-            .await
-            .map_err(unavailable)?;
-        Ok(ack.sequence)
+        self.append_log(event).await?.await
     }
 
     /// Events in `stream` matching the bus subject pattern `filter` (NATS
