@@ -32,6 +32,10 @@ impl FromStr for Secret {
     }
 }
 
+/// The shortest `jwt_secret` accepted: HS256 keys shorter than its 32-byte
+/// output weaken it, and short secrets are guessable offline from one token.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -52,7 +56,9 @@ pub struct Config {
     pub public_url: String,
     /// The built web app (`web/out`); empty: `./web/out` when present.
     pub web_dir: String,
-    /// HS256 signing secret for access tokens; empty: generated into `data_dir/jwt.key`.
+    /// HS256 signing secret for access tokens (at least [`MIN_JWT_SECRET_BYTES`]
+    /// bytes), the same on every node; empty: keys kept in the database, shared
+    /// by every node on it, rotated with `hearth admin rotate-signing-key`.
     pub jwt_secret: Secret,
     /// Access token lifetime.
     pub access_token_ttl_secs: u64,
@@ -72,6 +78,13 @@ pub struct Config {
     /// Most bus-log events each node keeps for resume (the window is also
     /// bounded by `gateway_resume_secs`).
     pub gateway_window_events: usize,
+    /// Concurrent gateway sessions one user may hold, on all nodes together;
+    /// an identify beyond it closes with 4008.
+    pub gateway_max_sessions_per_user: usize,
+    /// Open gateway connections from one client address (IPv6 by /64) on a
+    /// node; more are refused with 429. The address is the socket peer, or
+    /// `X-Forwarded-For` with `trust_forwarded_for`.
+    pub gateway_max_connections_per_address: usize,
     /// `text` or `json` logs.
     pub log_format: String,
     /// A tracing filter, e.g. `info` or `hearth=debug,info`.
@@ -99,6 +112,10 @@ pub struct RateLimitConfig {
     /// Sign-up and sign-in, per client address (password guessing).
     pub auth_per_ip_per_second: f64,
     pub auth_per_ip_burst: u32,
+    /// Sign-in attempts per account, from any address (password guessing
+    /// spread over many addresses).
+    pub auth_per_account_per_second: f64,
+    pub auth_per_account_burst: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -131,6 +148,8 @@ impl Default for Config {
             gateway_heartbeat_ms: 30_000,
             gateway_resume_secs: 120,
             gateway_window_events: 50_000,
+            gateway_max_sessions_per_user: 16,
+            gateway_max_connections_per_address: 256,
             log_format: "text".into(),
             log_level: "info".into(),
             otlp_endpoint: String::new(),
@@ -151,6 +170,8 @@ impl Default for RateLimitConfig {
             per_user_burst: 100,
             auth_per_ip_per_second: 0.5,
             auth_per_ip_burst: 20,
+            auth_per_account_per_second: 0.1,
+            auth_per_account_burst: 10,
         }
     }
 }
@@ -300,6 +321,16 @@ impl Config {
             env("HEARTH_GATEWAY_WINDOW_EVENTS"),
         )?;
         set(
+            &mut self.gateway_max_sessions_per_user,
+            "HEARTH_GATEWAY_MAX_SESSIONS_PER_USER",
+            env("HEARTH_GATEWAY_MAX_SESSIONS_PER_USER"),
+        )?;
+        set(
+            &mut self.gateway_max_connections_per_address,
+            "HEARTH_GATEWAY_MAX_CONNECTIONS_PER_ADDRESS",
+            env("HEARTH_GATEWAY_MAX_CONNECTIONS_PER_ADDRESS"),
+        )?;
+        set(
             &mut self.log_format,
             "HEARTH_LOG_FORMAT",
             env("HEARTH_LOG_FORMAT"),
@@ -355,6 +386,16 @@ impl Config {
             "HEARTH_RATE_LIMIT_AUTH_PER_IP_BURST",
             env("HEARTH_RATE_LIMIT_AUTH_PER_IP_BURST"),
         )?;
+        set(
+            &mut rl.auth_per_account_per_second,
+            "HEARTH_RATE_LIMIT_AUTH_PER_ACCOUNT_PER_SECOND",
+            env("HEARTH_RATE_LIMIT_AUTH_PER_ACCOUNT_PER_SECOND"),
+        )?;
+        set(
+            &mut rl.auth_per_account_burst,
+            "HEARTH_RATE_LIMIT_AUTH_PER_ACCOUNT_BURST",
+            env("HEARTH_RATE_LIMIT_AUTH_PER_ACCOUNT_BURST"),
+        )?;
         let ph = &mut self.password_hash;
         set(
             &mut ph.memory_kib,
@@ -381,6 +422,16 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "database_url",
                 "must be a postgres:// URL or empty (SQLite)".into(),
+            ));
+        }
+        let secret = self.jwt_secret.0.len();
+        if secret > 0 && secret < MIN_JWT_SECRET_BYTES {
+            return Err(ConfigError::Invalid(
+                "jwt_secret",
+                format!(
+                    "at least {MIN_JWT_SECRET_BYTES} bytes (this one has {secret}; \
+                     HEARTH_JWT_SECRET sets it too), or empty to keep signing keys in the database"
+                ),
             ));
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
@@ -424,6 +475,14 @@ impl Config {
                 "1000 to 300000".into(),
             ));
         }
+        if self.gateway_max_sessions_per_user == 0
+            || self.gateway_max_connections_per_address == 0
+        {
+            return Err(ConfigError::Invalid(
+                "gateway_max_sessions_per_user",
+                "gateway limits must be at least 1".into(),
+            ));
+        }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "max_body_bytes",
@@ -440,6 +499,7 @@ impl Config {
         if rl.per_ip_per_second <= 0.0
             || rl.per_user_per_second <= 0.0
             || rl.auth_per_ip_per_second <= 0.0
+            || rl.auth_per_account_per_second <= 0.0
         {
             return Err(ConfigError::Invalid(
                 "rate_limit",
@@ -542,6 +602,17 @@ mod tests {
             Config::load(None, env, &Overrides::default()),
             Err(ConfigError::Invalid("database_url", _))
         ));
+        let env = |k: &str| (k == "HEARTH_JWT_SECRET").then(|| "0123456789".to_string());
+        match Config::load(None, env, &Overrides::default()) {
+            Err(e @ ConfigError::Invalid("jwt_secret", _)) => {
+                let said = e.to_string();
+                assert!(said.contains("jwt_secret") && said.contains("32"), "{said}");
+                assert!(!said.contains("0123456789"), "the secret never prints: {said}");
+            }
+            other => panic!("a 10-byte secret: {other:?}"),
+        }
+        let env = |k: &str| (k == "HEARTH_JWT_SECRET").then(|| "x".repeat(32));
+        assert!(Config::load(None, env, &Overrides::default()).is_ok());
         let env = |k: &str| (k == "HEARTH_OTLP_ENDPOINT").then(|| "https://x:4318".to_string());
         assert!(matches!(
             Config::load(None, env, &Overrides::default()),

@@ -11,8 +11,13 @@ pub enum AccountsError {
     InvalidCredentials,
     #[error("a one-time code is required")]
     MfaRequired,
+    /// A spent refresh token came back: the whole session is now revoked,
+    /// and the caller announces it so its sockets close on every node.
     #[error("the refresh token was already used; the session is revoked")]
-    TokenReused,
+    TokenReused {
+        session: hearth_types::SessionId,
+        user: Option<hearth_types::UserId>,
+    },
     /// Missing, malformed, expired or revoked token.
     #[error("not authenticated")]
     Unauthorized,

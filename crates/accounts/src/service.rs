@@ -149,6 +149,7 @@ impl Accounts {
             is_admin: admin,
             plan: "free".into(),
             totp_secret: None,
+            allow_dms_from: Default::default(),
             created_at: now_ms(),
         };
         match self.store.create_user(&user).await {
@@ -179,11 +180,9 @@ impl Accounts {
         let Some(user) = user.filter(|_| ok) else {
             return Err(AccountsError::InvalidCredentials);
         };
-        if let Some(secret) = &user.totp_secret {
+        if user.totp_secret.is_some() {
             let code = totp_code.ok_or(AccountsError::MfaRequired)?;
-            let secret = hex_decode(secret)
-                .ok_or_else(|| AccountsError::Internal("stored TOTP secret".into()))?;
-            if !totp::verify_totp(&secret, code, now_ms() / 1000) {
+            if !self.spend_totp(&user, code).await? {
                 return Err(AccountsError::InvalidCredentials);
             }
         }
@@ -243,7 +242,8 @@ impl Accounts {
             RefreshOutcome::Rotated(s) => Ok(self.issue(s.user_id, s.id, next)),
             RefreshOutcome::Reused(sid) => {
                 self.forget(sid);
-                Err(AccountsError::TokenReused)
+                let user = self.store.session(sid).await?.map(|s| s.user_id);
+                Err(AccountsError::TokenReused { session: sid, user })
             }
             RefreshOutcome::Invalid => Err(AccountsError::Unauthorized),
         }
@@ -353,31 +353,84 @@ impl Accounts {
         b
     }
 
-    /// Turns two-factor sign-in on after the user proves their app has the secret.
+    /// Checks `code` against the user's TOTP secret and spends it: a code
+    /// is accepted once, and so is any code of an earlier step (a code seen
+    /// over someone's shoulder is useless once its owner has signed in).
+    async fn spend_totp(&self, user: &UserRecord, code: &str) -> Result<bool, AccountsError> {
+        let Some(secret) = &user.totp_secret else {
+            return Ok(false);
+        };
+        let secret = hex_decode(secret)
+            .ok_or_else(|| AccountsError::Internal("stored TOTP secret".into()))?;
+        match totp::matching_step(&secret, code, now_ms() / 1000) {
+            Some(step) => Ok(self.store.use_totp_step(user.id, step).await?),
+            None => Ok(false),
+        }
+    }
+
+    /// Proves the caller is the account holder, not just a holder of its
+    /// access token: the password, and a current code when TOTP is on.
+    async fn reauthenticate(
+        &self,
+        user: UserId,
+        password: String,
+        code: Option<&str>,
+    ) -> Result<UserRecord, AccountsError> {
+        let u = self.user(user).await?;
+        if password.len() > 1024
+            || !self
+                .hasher
+                .verify(password, Some(u.password_hash.clone()))
+                .await?
+        {
+            return Err(AccountsError::InvalidCredentials);
+        }
+        if u.totp_secret.is_some() {
+            let code = code.ok_or(AccountsError::MfaRequired)?;
+            if !self.spend_totp(&u, code).await? {
+                return Err(AccountsError::InvalidCredentials);
+            }
+        }
+        Ok(u)
+    }
+
+    /// Turns two-factor sign-in on, or replaces the secret, after the user
+    /// proves who they are (password, and the current code when TOTP is
+    /// already on) and that their app has the new secret (`code`).
     pub async fn enable_totp(
         &self,
         user: UserId,
+        password: String,
+        current_code: Option<&str>,
         secret: &[u8],
         code: &str,
     ) -> Result<(), AccountsError> {
-        if secret.len() < 10 || !totp::verify_totp(secret, code, now_ms() / 1000) {
-            return Err(AccountsError::Invalid(
-                "code",
-                "the code does not match the secret".into(),
-            ));
-        }
+        self.reauthenticate(user, password, current_code).await?;
+        let step = (secret.len() >= 10)
+            .then(|| totp::matching_step(secret, code, now_ms() / 1000))
+            .flatten()
+            .ok_or_else(|| {
+                AccountsError::Invalid("code", "the code does not match the secret".into())
+            })?;
         self.store
             .set_totp_secret(user, Some(&hex_encode(secret)))
             .await?;
+        // The confirming code is spent too: it must not sign anyone in.
+        self.store.reset_totp_step(user).await?;
+        self.store.use_totp_step(user, step).await?;
         Ok(())
     }
 
-    pub async fn disable_totp(&self, user: UserId, password: String) -> Result<(), AccountsError> {
-        let u = self.user(user).await?;
-        if !self.hasher.verify(password, Some(u.password_hash)).await? {
-            return Err(AccountsError::InvalidCredentials);
-        }
+    /// Turns two-factor sign-in off: the password and a current code.
+    pub async fn disable_totp(
+        &self,
+        user: UserId,
+        password: String,
+        code: Option<&str>,
+    ) -> Result<(), AccountsError> {
+        self.reauthenticate(user, password, code).await?;
         self.store.set_totp_secret(user, None).await?;
+        self.store.reset_totp_step(user).await?;
         Ok(())
     }
 

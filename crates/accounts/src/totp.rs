@@ -22,12 +22,18 @@ pub fn totp_at(secret: &[u8], unix_secs: i64) -> String {
 }
 
 pub fn verify_totp(secret: &[u8], code: &str, unix_secs: i64) -> bool {
+    matching_step(secret, code, unix_secs).is_some()
+}
+
+/// The 30-second step (Unix seconds / 30) whose code `code` is, within one
+/// step of clock drift either way. The caller records the step so that a
+/// code, once accepted, is spent (RFC 6238 section 5.2).
+pub fn matching_step(secret: &[u8], code: &str, unix_secs: i64) -> Option<i64> {
     let code = code.trim();
-    [-30, 0, 30].iter().any(|d| {
-        totp_at(secret, unix_secs + d)
-            .as_bytes()
-            .ct_eq(code.as_bytes())
-            .into()
+    [-30, 0, 30].iter().find_map(|d| {
+        let t = unix_secs + d;
+        let same: bool = totp_at(secret, t).as_bytes().ct_eq(code.as_bytes()).into();
+        same.then_some(t.div_euclid(30))
     })
 }
 
@@ -44,5 +50,7 @@ mod tests {
         assert_eq!(totp_at(secret, 2_000_000_000), "279037");
         assert!(verify_totp(secret, "287082", 59 + 25));
         assert!(!verify_totp(secret, "287082", 59 + 95));
+        assert_eq!(matching_step(secret, "287082", 59 + 25), Some(1));
+        assert_eq!(matching_step(secret, "000000", 59), None);
     }
 }

@@ -3,8 +3,21 @@
 use crate::AccountsError;
 
 /// 2-32 of `a-z0-9_.`; uniqueness ignores case, so upper case is folded away here.
+///
+/// Contract v1.1: the compared form is the NFKC case fold, and it must be
+/// ASCII `a-z0-9_.`. Anything outside ASCII is refused before folding, so a
+/// look-alike (U+212A KELVIN SIGN folds to `k`, fullwidth letters fold to
+/// ASCII under NFKC) can never become another user's name: for ASCII input
+/// NFKC is the identity and case folding is `to_ascii_lowercase`.
 pub fn validate_username(s: &str) -> Result<String, AccountsError> {
-    let lower = s.to_lowercase();
+    if !s.is_ascii() {
+        return Err(AccountsError::Invalid(
+            "username",
+            "2-32 characters of a-z, 0-9, _ and . (ASCII only; look-alike letters are refused)"
+                .into(),
+        ));
+    }
+    let lower = s.to_ascii_lowercase();
     let ok_chars = lower
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.');
@@ -90,6 +103,11 @@ mod tests {
             "x".repeat(33).as_str(),
             "semi;colon",
             "a\0b",
+            // Look-alikes that NFKC and case folding would turn into ASCII.
+            "\u{212A}evin",
+            "ａdmin",
+            "\u{017F}am",
+            "admın",
         ] {
             assert!(validate_username(bad).is_err(), "{bad:?}");
         }

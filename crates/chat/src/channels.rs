@@ -1,10 +1,10 @@
 //! Community channels and their permission overwrites.
 
-use hearth_rbac::{Permissions, check_grant};
+use hearth_rbac::{Permissions, can_act_on, can_manage_role, check_grant};
 use hearth_store::{
     ChannelKind, ChannelPatch, ChannelRecord, OverwriteRecord, OverwriteTargetKind, UserRecord,
 };
-use hearth_types::{ChannelId, CommunityId, UserId, now_ms};
+use hearth_types::{ChannelId, CommunityId, RoleId, UserId, now_ms};
 
 use crate::error::{ChatError, ChatResult};
 use crate::events::ChatEvent;
@@ -29,6 +29,11 @@ pub struct OverwriteInput {
 }
 
 const MAX_CHANNELS: usize = 500;
+
+/// The bits that differ between two sets.
+fn flipped(a: Permissions, b: Permissions) -> Permissions {
+    (a - b) | (b - a)
+}
 
 impl Chat {
     async fn check_parent(
@@ -194,6 +199,55 @@ impl Chat {
         Ok(())
     }
 
+    /// The overwrite's target must exist in the community and rank below
+    /// the actor: a role below their highest role (`@everyone` is at 0), a
+    /// member below them (never themselves). The owner may target anyone.
+    async fn check_overwrite_target(
+        &self,
+        c: CommunityId,
+        actor: UserId,
+        kind: OverwriteTargetKind,
+        target_id: i64,
+    ) -> ChatResult<()> {
+        let a = self.context(c, actor).await?;
+        match kind {
+            OverwriteTargetKind::Role => {
+                let role = self
+                    .store
+                    .role(RoleId(target_id))
+                    .await?
+                    .filter(|r| r.community_id == c)
+                    .ok_or(ChatError::Invalid(
+                        "target_id",
+                        "no such role in this community".into(),
+                    ))?;
+                if !can_manage_role(&a.facts, role.position) {
+                    return Err(ChatError::Refused(
+                        "that role is not below your highest role",
+                    ));
+                }
+            }
+            OverwriteTargetKind::Member => {
+                let t = match self.context(c, UserId(target_id)).await {
+                    Ok(t) => t,
+                    Err(ChatError::NotFound) => {
+                        return Err(ChatError::Invalid(
+                            "target_id",
+                            "no such member of this community".into(),
+                        ));
+                    }
+                    Err(e) => return Err(e),
+                };
+                if !a.facts.is_owner && !can_act_on(&a.facts, &t.facts) {
+                    return Err(ChatError::Refused(
+                        "the member's highest role is not below yours",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub async fn overwrites(
         &self,
         id: ChannelId,
@@ -222,28 +276,25 @@ impl Chat {
                 "a permission cannot be both allowed and denied".into(),
             ));
         }
-        check_grant(p, o.allow | o.deny).map_err(ChatError::Forbidden)?;
-        match o.kind {
-            OverwriteTargetKind::Role => {
-                self.store
-                    .role(hearth_types::RoleId(o.target_id))
-                    .await?
-                    .filter(|r| r.community_id == c)
-                    .ok_or(ChatError::Invalid(
-                        "target_id",
-                        "no such role in this community".into(),
-                    ))?;
-            }
-            OverwriteTargetKind::Member => {
-                self.store
-                    .member(c, UserId(o.target_id))
-                    .await?
-                    .ok_or(ChatError::Invalid(
-                        "target_id",
-                        "no such member of this community".into(),
-                    ))?;
-            }
-        }
+        self.check_overwrite_target(c, actor, o.kind, o.target_id)
+            .await?;
+        // Only the bits that change must be the actor's: replacing an
+        // overwrite with an empty one changes every bit it held, so a member
+        // denied SEND_MESSAGES here cannot lift that deny.
+        let (old_allow, old_deny) = self
+            .store
+            .overwrites(id)
+            .await?
+            .iter()
+            .find(|x| x.target_id == o.target_id)
+            .map_or((Permissions::EMPTY, Permissions::EMPTY), |x| {
+                (
+                    Permissions::from_i64(x.allow),
+                    Permissions::from_i64(x.deny),
+                )
+            });
+        let changed = flipped(old_allow, o.allow) | flipped(old_deny, o.deny);
+        check_grant(p, changed).map_err(ChatError::Forbidden)?;
         let rec = OverwriteRecord {
             channel_id: id,
             target_id: o.target_id,
@@ -268,6 +319,20 @@ impl Chat {
             return Err(ChatError::NotFound);
         };
         require(p, Permissions::MANAGE_ROLES)?;
+        let Some(current) = self
+            .store
+            .overwrites(id)
+            .await?
+            .into_iter()
+            .find(|x| x.target_id == target_id)
+        else {
+            return Err(ChatError::NotFound);
+        };
+        self.check_overwrite_target(c, actor, current.target_kind, target_id)
+            .await?;
+        // Deleting changes every bit the overwrite held.
+        let held = Permissions::from_i64(current.allow) | Permissions::from_i64(current.deny);
+        check_grant(p, held).map_err(ChatError::Forbidden)?;
         if !self.store.delete_overwrite(id, target_id).await? {
             return Err(ChatError::NotFound);
         }

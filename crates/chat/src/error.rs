@@ -18,6 +18,13 @@ pub enum ChatError {
     Invalid(&'static str, String),
     #[error("{0}")]
     Conflict(&'static str),
+    /// A per-user quota is used up (e.g. group DMs per day); try again after
+    /// `retry_after_ms`.
+    #[error("{what}")]
+    Limited {
+        what: &'static str,
+        retry_after_ms: u64,
+    },
     #[error(transparent)]
     Store(StoreError),
     /// A shared service this needs (e.g. cross-node ordering) did not answer

@@ -1,6 +1,6 @@
 //! Members: list, leave, kick, ban, timeouts, nicknames, role assignment.
 
-use hearth_rbac::{Permissions, can_act_on, can_manage_role};
+use hearth_rbac::{Permissions, can_act_on, can_manage_role, check_grant};
 use hearth_store::{BanRecord, MemberPatch, MemberRecord};
 use hearth_types::{CommunityId, RoleId, UserId, now_ms};
 
@@ -222,16 +222,24 @@ impl Chat {
                 "@everyone is not assignable".into(),
             ));
         }
+        // Contract v1.1 granting rule: the role's bits must all be the
+        // actor's (only the owner or an ADMINISTRATOR gives ADMINISTRATOR),
+        // the role must sit below the actor's highest role, and the member
+        // must rank below the actor (so nobody raises or strips themselves
+        // or a peer).
+        check_grant(p, Permissions::from_i64(r.permissions)).map_err(ChatError::Forbidden)?;
         let a = self.context(c, actor).await?;
         if !can_manage_role(&a.facts, r.position) {
             return Err(ChatError::Refused(
                 "that role is not below your highest role",
             ));
         }
-        self.store
-            .member(c, target)
-            .await?
-            .ok_or(ChatError::NotFound)?;
+        let t = self.context(c, target).await?;
+        if !a.facts.is_owner && !can_act_on(&a.facts, &t.facts) {
+            return Err(ChatError::Refused(
+                "the member's highest role is not below yours",
+            ));
+        }
         let changed = if on {
             self.store.add_member_role(c, target, role).await?
         } else {

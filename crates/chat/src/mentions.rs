@@ -11,9 +11,22 @@ pub struct ParsedMentions {
     pub everyone: bool,
 }
 
+/// `@everyone` as a word of its own: not inside an address such as
+/// `mail@everyone.org` or a longer word such as `@everyones`.
+fn mentions_everyone(text: &str) -> bool {
+    const WORD: &str = "@everyone";
+    let is_wordy = |c: char| c.is_alphanumeric() || c == '_';
+    text.match_indices(WORD).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + WORD.len()..].chars().next();
+        !before.is_some_and(|c| is_wordy(c) || matches!(c, '.' | '-' | '@'))
+            && !after.is_some_and(is_wordy)
+    })
+}
+
 pub fn parse_mentions(text: &str) -> ParsedMentions {
     let mut out = ParsedMentions {
-        everyone: text.contains("@everyone"),
+        everyone: mentions_everyone(text),
         ..Default::default()
     };
     let mut rest = text;
@@ -48,6 +61,24 @@ mod tests {
         assert_eq!(m.roles, vec![RoleId(34)]);
         assert!(m.everyone);
         assert_eq!(parse_mentions("plain").users.len(), 0);
-        assert!(!parse_mentions("email@everyone.org-ish").users.len() > 0);
+        // Neither an address nor a longer word pings everyone.
+        for not_everyone in [
+            "email@everyone.org-ish",
+            "@everyones",
+            "x.@everyone",
+            "plain",
+        ] {
+            let m = parse_mentions(not_everyone);
+            assert!(!m.everyone, "{not_everyone}");
+            assert!(m.users.is_empty(), "{not_everyone}");
+        }
+        for everyone in [
+            "@everyone",
+            "hi @everyone.",
+            "(@everyone)",
+            "ping\n@everyone!",
+        ] {
+            assert!(parse_mentions(everyone).everyone, "{everyone}");
+        }
     }
 }

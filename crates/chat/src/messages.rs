@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 
 use hearth_rbac::Permissions;
 use hearth_store::{
-    ChannelRecord, Mentions, MessageCreate, MessageRecord, NewMessage, Page, ReadStateRecord,
+    ChannelRecord, Mentions, MessageCreate, MessageRecord, NewMessage, Page, ReactionAdded,
+    ReadStateRecord,
 };
 use hearth_types::{AttachmentId, ChannelId, CommunityId, MessageId, RoleId, UserId, now_ms};
 
@@ -50,23 +51,23 @@ pub enum SendOutcome {
     Duplicate(MessageView),
 }
 
-/// An emoji as a reaction: 1-32 characters, no ASCII letters, spaces or
-/// control characters (keycap digits, `#` and `*` are allowed). Custom
-/// emoji arrive with media.
-fn check_emoji(e: &str) -> ChatResult<()> {
-    let n = e.chars().count();
-    let ok = (1..=32).contains(&n)
-        && e.chars().all(|c| {
-            !c.is_control()
-                && !c.is_whitespace()
-                && (!c.is_ascii() || c.is_ascii_digit() || c == '#' || c == '*')
-        })
-        && !e.is_ascii();
-    if ok {
-        Ok(())
-    } else {
-        Err(ChatError::Invalid("emoji", "a Unicode emoji".into()))
+/// The most distinct reactions one message carries (contract v1.1).
+pub const MAX_REACTIONS_PER_MESSAGE: u32 = 20;
+
+/// A reaction's emoji in its stored form: exactly one emoji of the Unicode
+/// set (skin tones and ZWJ sequences included), spelled the way the set
+/// spells it, so `❤` and `❤️` are one reaction, not two. Anything else,
+/// text, several emoji or a custom emoji id (none exist yet), is refused.
+fn check_emoji(e: &str) -> ChatResult<&'static str> {
+    if e.len() > 64 {
+        return Err(ChatError::Invalid("emoji", "a single Unicode emoji".into()));
     }
+    if !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ChatError::Invalid("emoji", "no such custom emoji".into()));
+    }
+    emojis::get(e)
+        .map(|found| found.as_str())
+        .ok_or_else(|| ChatError::Invalid("emoji", "a single Unicode emoji".into()))
 }
 
 impl Chat {
@@ -179,6 +180,7 @@ impl Chat {
     ) -> ChatResult<SendOutcome> {
         let (ch, p) = self.visible_channel_hot(channel, author).await?;
         require(p, Permissions::SEND_MESSAGES)?;
+        self.dm_send_allowed(&ch, author).await?;
         let content = validate::text("content", input.content.trim(), MAX_CONTENT_CHARS)?;
         if content.is_empty() && input.attachment_ids.is_empty() {
             return Err(ChatError::Invalid(
@@ -319,6 +321,7 @@ impl Chat {
         if current.author.id != actor {
             return Err(ChatError::Refused("only the author can edit a message"));
         }
+        self.not_timed_out(&ch, actor).await?;
         let content = validate::text("content", content.trim(), MAX_CONTENT_CHARS)?;
         if content.is_empty() && current.attachment_ids.is_empty() {
             return Err(ChatError::Invalid(
@@ -371,21 +374,32 @@ impl Chat {
         id: MessageId,
         emoji: &str,
     ) -> ChatResult<()> {
-        check_emoji(emoji)?;
+        let emoji = check_emoji(emoji)?;
         let (ch, p) = self.visible_channel(channel, actor).await?;
         require(
             p,
             Permissions::READ_MESSAGE_HISTORY | Permissions::ADD_REACTIONS,
         )?;
-        self.store
-            .message(channel, id)
-            .await?
-            .ok_or(ChatError::NotFound)?;
-        if self
+        let added = self
             .store
-            .add_reaction(channel, id, actor, emoji, now_ms())
-            .await?
-        {
+            .add_reaction(
+                channel,
+                id,
+                actor,
+                emoji,
+                now_ms(),
+                MAX_REACTIONS_PER_MESSAGE,
+            )
+            .await?;
+        if added == ReactionAdded::Full {
+            return Err(ChatError::Invalid(
+                "emoji",
+                format!(
+                    "a message carries at most {MAX_REACTIONS_PER_MESSAGE} different reactions"
+                ),
+            ));
+        }
+        if added == ReactionAdded::Added {
             self.emit(ChatEvent::ReactionAdd {
                 channel_id: channel,
                 community_id: ch.community_id,
@@ -404,8 +418,9 @@ impl Chat {
         id: MessageId,
         emoji: &str,
     ) -> ChatResult<()> {
-        check_emoji(emoji)?;
+        let emoji = check_emoji(emoji)?;
         let (ch, _) = self.visible_channel(channel, actor).await?;
+        self.not_timed_out(&ch, actor).await?;
         self.store
             .message(channel, id)
             .await?
@@ -483,13 +498,12 @@ impl Chat {
         actor: UserId,
         message: MessageId,
     ) -> ChatResult<ReadStateRecord> {
-        let (ch, _) = self.visible_channel(channel, actor).await?;
-        if ch.last_message_id.is_none_or(|last| message > last) {
-            return Err(ChatError::Invalid(
-                "message_id",
-                "not a message of this channel".into(),
-            ));
-        }
+        self.visible_channel(channel, actor).await?;
+        // Contract v1.1: a message id that is not in this channel is 404.
+        self.store
+            .message(channel, message)
+            .await?
+            .ok_or(ChatError::NotFound)?;
         let state = self.store.ack(actor, channel, message).await?;
         self.emit(ChatEvent::ReadStateUpdate {
             user_id: actor,
@@ -518,10 +532,33 @@ mod tests {
 
     #[test]
     fn emoji_rule() {
-        for ok in ["👍", "🎉", "👩‍👩‍👧‍👦", "1️⃣", "❤️"] {
+        for ok in ["👍", "🎉", "👩‍👩‍👧‍👦", "1️⃣", "❤️", "👍🏽", "🏳️‍🌈", "🧑🏿‍💻"]
+        {
             assert!(check_emoji(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "a", "👍 ", "x👍", "1", "<script>", "\u{0}"] {
+        // Skin tones stay; an unqualified heart is the same reaction as the qualified one.
+        assert_eq!(check_emoji("👍🏽").unwrap(), "👍🏽");
+        assert_eq!(check_emoji("❤").unwrap(), check_emoji("❤️").unwrap());
+        for bad in [
+            "",
+            "a",
+            "👍 ",
+            "x👍",
+            "1",
+            "<script>",
+            "\u{0}",
+            "👍👍",
+            "ä",
+            "é",
+            "ñ",
+            "中",
+            "→",
+            "12345",
+            "\u{200D}",
+            "🏽",
+            "👍\u{200D}",
+            "ＡＢ",
+        ] {
             assert!(check_emoji(bad).is_err(), "{bad:?}");
         }
     }

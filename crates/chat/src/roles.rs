@@ -88,7 +88,9 @@ impl Chat {
             .ok_or(ChatError::NotFound)?;
         let is_everyone = role.0 == c.0;
         let ctx = self.context(c, actor).await?;
-        if !is_everyone && !can_manage_role(&ctx.facts, current.position) {
+        // `@everyone` sits at 0, so this also keeps a member whose only
+        // power comes from `@everyone` from editing it.
+        if !can_manage_role(&ctx.facts, current.position) {
             return Err(ChatError::Refused(
                 "that role is not below your highest role",
             ));

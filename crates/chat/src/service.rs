@@ -170,6 +170,20 @@ impl Chat {
         Ok((ch, p))
     }
 
+    /// Refuses an action that needs no permission bit of its own (editing
+    /// one's message, taking back one's reaction) while a timeout holds the
+    /// actor back in the channel's community (contract v1.1, "Timeouts").
+    pub(crate) async fn not_timed_out(&self, ch: &ChannelRecord, actor: UserId) -> ChatResult<()> {
+        let Some(c) = ch.community_id else {
+            return Ok(());
+        };
+        let ctx = self.context(c, actor).await?;
+        if hearth_rbac::restricted_by_timeout(&ctx.facts) {
+            return Err(ChatError::Refused("you are timed out in this community"));
+        }
+        Ok(())
+    }
+
     /// The community if the user is a member.
     pub async fn visible_community(
         &self,

@@ -19,7 +19,7 @@ mod resolve;
 pub use facts::{MemberFacts, Overwrite, OverwriteTarget, RoleGrant};
 pub use hierarchy::{can_act_on, can_manage_role, check_grant, highest_position};
 pub use permissions::{Permissions, UnknownPermission};
-pub use resolve::{channel_permissions, community_permissions};
+pub use resolve::{channel_permissions, community_permissions, restricted_by_timeout};
 
 #[cfg(test)]
 mod tests;

@@ -77,6 +77,14 @@ fn merged(
         })
 }
 
+/// Whether a timeout holds this member back now: timed out, and not the
+/// owner or an administrator (whom resolution never restricts). Actions
+/// that need no permission bit of their own, such as editing one's own
+/// message or taking back one's own reaction, ask this.
+pub fn restricted_by_timeout(m: &MemberFacts) -> bool {
+    m.timed_out && !is_all_powerful(m, base_permissions(m))
+}
+
 fn with_timeout(m: &MemberFacts, p: Permissions) -> Permissions {
     if m.timed_out {
         p & Permissions::TIMEOUT_KEEPS

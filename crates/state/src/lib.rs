@@ -20,6 +20,7 @@ mod rate_limit;
 mod redis;
 mod revocation;
 pub mod sessions;
+mod slots;
 mod typing;
 
 pub use error::{StateError, StateResult};
@@ -33,4 +34,5 @@ pub use redis::{
 };
 pub use revocation::{MemoryRevocations, RevocationStream, Revocations};
 pub use sessions::{Append, Frame, MemorySessionLog, SessionLog, SessionMeta, SessionRecord};
+pub use slots::{MemorySlots, RedisSlots, Slots};
 pub use typing::{MemoryTyping, TYPING_TTL, Typing};

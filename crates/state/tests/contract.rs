@@ -22,6 +22,7 @@ struct Env {
     other_node_revocations: Arc<dyn Revocations>,
     sessions: Arc<dyn SessionLog>,
     leases: Arc<dyn Leases>,
+    slots: Arc<dyn Slots>,
     redis: Option<RedisConnection>,
 }
 
@@ -40,6 +41,7 @@ impl Env {
             other_node_revocations: revocations,
             sessions: Arc::new(MemorySessionLog::default()),
             leases: Arc::new(MemoryLeases::default()),
+            slots: Arc::new(MemorySlots::default()),
             redis: None,
         }
     }
@@ -72,6 +74,7 @@ impl Env {
             ),
             sessions: Arc::new(RedisSessionLog::new(redis.clone())),
             leases: Arc::new(RedisLeases::new(redis.clone())),
+            slots: Arc::new(RedisSlots::new(&url, &prefix).expect("redis url")),
             redis: Some(redis),
         }
     }
@@ -145,6 +148,7 @@ contract!(
     session_take_over_fences_the_old_generation,
     session_records_expire_and_can_be_removed,
     leases_pass_a_floor_and_expire,
+    slots_are_counted_and_lapse,
 );
 
 fn ms(n: u64) -> Duration {
@@ -548,4 +552,50 @@ async fn leases_pass_a_floor_and_expire(env: &Env) {
     // c dies holding it: the lease expires by itself.
     tokio::time::sleep(ms(300)).await;
     assert_eq!(l.acquire("ch1", "d", ttl).await.unwrap(), Some(big));
+}
+
+async fn slots_are_counted_and_lapse(env: &Env) {
+    let s = &env.slots;
+    let ttl = Duration::from_secs(10);
+    assert!(s.acquire("u1", "a", 2, ttl).await.unwrap());
+    assert!(s.acquire("u1", "a", 2, ttl).await.unwrap(), "re-entrant");
+    assert!(s.acquire("u1", "b", 2, ttl).await.unwrap());
+    assert!(!s.acquire("u1", "c", 2, ttl).await.unwrap(), "full");
+    assert!(s.acquire("u2", "c", 2, ttl).await.unwrap(), "per key");
+    assert_eq!(s.count("u1").await.unwrap(), 2);
+    s.release("u1", "a").await.unwrap();
+    s.release("u1", "nobody").await.unwrap();
+    assert!(
+        s.acquire("u1", "c", 2, ttl).await.unwrap(),
+        "a's slot is free"
+    );
+    // Concurrent takers of the last slot: exactly one wins.
+    let mut racers = Vec::new();
+    for i in 0..8 {
+        let s = s.clone();
+        racers.push(tokio::spawn(async move {
+            s.acquire("u3", &format!("r{i}"), 1, Duration::from_secs(10))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut won = 0;
+    for r in racers {
+        won += usize::from(r.await.unwrap());
+    }
+    assert_eq!(won, 1, "one winner");
+    // A holder that stops renewing lapses; one that renews stays.
+    assert!(s.acquire("u4", "dies", 2, ms(300)).await.unwrap());
+    assert!(s.acquire("u4", "lives", 2, ms(300)).await.unwrap());
+    tokio::time::sleep(ms(150)).await;
+    s.renew(&[("u4".into(), "lives".into())], ms(600))
+        .await
+        .unwrap();
+    tokio::time::sleep(ms(300)).await;
+    assert_eq!(s.count("u4").await.unwrap(), 1, "the silent one lapsed");
+    assert!(s.acquire("u4", "new", 2, ttl).await.unwrap());
+    assert!(!s.acquire("u4", "more", 2, ttl).await.unwrap());
+    // A renewal brings back a slot that lapsed.
+    s.renew(&[("u5".into(), "x".into())], ttl).await.unwrap();
+    assert_eq!(s.count("u5").await.unwrap(), 1);
 }

@@ -1,6 +1,14 @@
 //! Embedded migrations: one ordered list per backend, applied in a transaction
 //! each and recorded in `schema_migrations`. A database that has a version
-//! this binary does not know is refused rather than guessed at.
+//! this binary does not know is refused rather than guessed at. Versions may
+//! have gaps; each one missing from the database is applied, in order.
+//!
+//! Any number of processes may migrate one database at once (a new cluster
+//! starting together): the whole run, from creating `schema_migrations` and
+//! reading what is applied to the last migration, holds a lock, so the first
+//! process applies and the others find nothing left to do. On Postgres that is
+//! a session-level advisory lock ([`PG_LOCK_KEY`]) held on one connection; on
+//! SQLite one `BEGIN IMMEDIATE` transaction (the file's write lock).
 
 pub struct Migration {
     pub version: i64,
@@ -8,16 +16,45 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-pub const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../migrations/sqlite/0001_init.sql"),
-}];
+pub const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../migrations/sqlite/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "trust",
+        sql: include_str!("../migrations/sqlite/0002_trust.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "signing_keys",
+        sql: include_str!("../migrations/sqlite/0003_signing_keys.sql"),
+    },
+];
 
-pub const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../migrations/postgres/0001_init.sql"),
-}];
+pub const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "trust",
+        sql: include_str!("../migrations/postgres/0002_trust.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "signing_keys",
+        sql: include_str!("../migrations/postgres/0003_signing_keys.sql"),
+    },
+];
+
+/// The Postgres advisory lock key that serializes migration runs ("HEARTHMG").
+/// Advisory locks are per database, so databases on one server do not wait
+/// for each other.
+pub const PG_LOCK_KEY: i64 = 0x4845_4152_5448_4d47;
 
 pub const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";

@@ -14,7 +14,45 @@ pub struct UserRecord {
     pub plan: String,
     /// The TOTP secret (raw bytes, hex) once two-factor sign-in is on.
     pub totp_secret: Option<String>,
+    /// Who may open a DM with this user.
+    pub allow_dms_from: DmPolicy,
     pub created_at: i64,
+}
+
+/// Who may open a DM with a user (contract v1.1, "DMs").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DmPolicy {
+    /// Users who share a community with them (or already share a DM).
+    #[default]
+    CommunityMembers,
+    Nobody,
+}
+
+impl DmPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DmPolicy::CommunityMembers => "community_members",
+            DmPolicy::Nobody => "nobody",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DmPolicy> {
+        match s {
+            "community_members" => Some(DmPolicy::CommunityMembers),
+            "nobody" => Some(DmPolicy::Nobody),
+            _ => None,
+        }
+    }
+}
+
+/// What adding a reaction did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReactionAdded {
+    Added,
+    /// The user had already reacted with that emoji.
+    AlreadyThere,
+    /// The message already carries the most distinct reactions allowed.
+    Full,
 }
 
 /// Fields a profile update may change; `None` leaves a field alone, `Some(None)` clears it.
@@ -22,6 +60,7 @@ pub struct UserRecord {
 pub struct UserPatch {
     pub display_name: Option<Option<String>>,
     pub avatar_id: Option<Option<AttachmentId>>,
+    pub allow_dms_from: Option<DmPolicy>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -268,4 +307,37 @@ pub struct ReadStateRecord {
     pub channel_id: ChannelId,
     pub last_read_id: MessageId,
     pub mention_count: i32,
+}
+
+/// An access-token signing key (an HS256 secret) shared by every node on the
+/// database. Kids are `k1`, `k2`, … in order of creation.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    pub secret: Vec<u8>,
+    pub created_at: i64,
+    /// Once set, the key no longer verifies anything.
+    pub retired_at: Option<i64>,
+}
+
+impl SigningKeyRecord {
+    /// The number in the kid (`k7` → 7), which orders keys by creation
+    /// whatever the clocks of the machines that made them said.
+    pub fn seq(&self) -> u64 {
+        self.kid
+            .strip_prefix('k')
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl std::fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRecord")
+            .field("kid", &self.kid)
+            .field("secret", &"<redacted>")
+            .field("created_at", &self.created_at)
+            .field("retired_at", &self.retired_at)
+            .finish()
+    }
 }

@@ -67,6 +67,14 @@ fn split_ids(s: &str) -> Vec<i64> {
     s.split(',').filter_map(|p| p.parse().ok()).collect()
 }
 
+/// The kid after the newest: `k1` on a new database.
+fn next_kid(keys: &[SigningKeyRecord]) -> String {
+    format!(
+        "k{}",
+        keys.iter().map(SigningKeyRecord::seq).max().unwrap_or(0) + 1
+    )
+}
+
 fn limit(l: u32) -> i64 {
     i64::from(l.clamp(1, 1000))
 }
@@ -75,7 +83,8 @@ macro_rules! user_cols {
     () => {
         "u.id AS u_id, u.username AS u_username, u.email AS u_email, u.display_name AS u_display_name, \
          u.avatar_id AS u_avatar_id, u.password_hash AS u_password_hash, u.is_admin AS u_is_admin, \
-         u.plan AS u_plan, u.totp_secret AS u_totp_secret, u.created_at AS u_created_at"
+         u.plan AS u_plan, u.totp_secret AS u_totp_secret, u.allow_dms_from AS u_allow_dms_from, \
+         u.created_at AS u_created_at"
     };
 }
 
@@ -123,6 +132,9 @@ macro_rules! sql_impl {
                     is_admin: r.try_get("u_is_admin")?,
                     plan: r.try_get("u_plan")?,
                     totp_secret: r.try_get("u_totp_secret")?,
+                    // An unknown stored value (a newer binary's) reads as the strictest.
+                    allow_dms_from: DmPolicy::parse(&r.try_get::<String, _>("u_allow_dms_from")?)
+                        .unwrap_or(DmPolicy::Nobody),
                     created_at: r.try_get("u_created_at")?,
                 })
             }
@@ -322,10 +334,29 @@ macro_rules! sql_impl {
                 Ok(())
             }
 
-            async fn apply_migrations(&self, list: &[Migration]) -> StoreResult<()> {
-                sqlx::query(migrate::CREATE_TABLE).execute(self.w()).await?;
+            /// False if a key with that kid exists already.
+            async fn insert_signing_key(&self, kid: &str, secret: &[u8], now: i64) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO signing_keys (kid, secret, created_at) VALUES ($1, $2, $3) ON CONFLICT (kid) DO NOTHING",
+                )
+                .bind(kid)
+                .bind(secret)
+                .bind(now)
+                .execute(self.w())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            /// Applies what `list` has and the database lacks, on `conn`. The
+            /// caller holds the migration lock on it (see `migrate_locked`), so
+            /// what this reads as applied cannot change underneath.
+            async fn apply_migrations_on(
+                conn: &mut <$Db as sqlx::Database>::Connection,
+                list: &[Migration],
+            ) -> StoreResult<()> {
+                sqlx::query(migrate::CREATE_TABLE).execute(&mut *conn).await?;
                 let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations ORDER BY version")
-                    .fetch_all(self.w())
+                    .fetch_all(&mut *conn)
                     .await?;
                 let known = list.iter().map(|m| m.version).max().unwrap_or(0);
                 if let Some(newer) = applied.iter().find(|v| **v > known) {
@@ -334,7 +365,9 @@ macro_rules! sql_impl {
                     )));
                 }
                 for m in list.iter().filter(|m| !applied.contains(&m.version)) {
-                    let mut tx = self.w().begin().await?;
+                    // A transaction of its own (a savepoint inside SQLite's
+                    // outer one), so a failed migration leaves nothing behind.
+                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
                     sqlx::raw_sql(m.sql)
                         .execute(&mut *tx)
                         .await
@@ -364,7 +397,7 @@ macro_rules! sql_impl {
             }
 
             async fn migrate(&self) -> StoreResult<()> {
-                self.apply_migrations($migrations).await
+                self.migrate_locked($migrations).await
             }
 
             // ---- node leases ----
@@ -417,12 +450,66 @@ macro_rules! sql_impl {
                 Ok(())
             }
 
+            // ---- signing keys ----
+
+            async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+                let rows = sqlx::query("SELECT kid, secret, created_at, retired_at FROM signing_keys")
+                    .fetch_all(self.r())
+                    .await?;
+                let mut keys = rows
+                    .iter()
+                    .map(|r| -> Result<SigningKeyRecord, sqlx::Error> {
+                        Ok(SigningKeyRecord {
+                            kid: r.try_get("kid")?,
+                            secret: r.try_get("secret")?,
+                            created_at: r.try_get("created_at")?,
+                            retired_at: r.try_get("retired_at")?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                keys.sort_by(|a, b| a.seq().cmp(&b.seq()).then_with(|| a.kid.cmp(&b.kid)));
+                Ok(keys)
+            }
+
+            async fn ensure_signing_key(&self, secret: &[u8], now: i64) -> StoreResult<Vec<SigningKeyRecord>> {
+                for _ in 0..8 {
+                    let keys = self.signing_keys().await?;
+                    if keys.iter().any(|k| k.retired_at.is_none()) {
+                        return Ok(keys);
+                    }
+                    // Whoever inserts this kid first wins; the others' inserts
+                    // do nothing and the next round reads the winner's key.
+                    self.insert_signing_key(&next_kid(&keys), secret, now).await?;
+                }
+                Err(StoreError::Other("could not store a signing key".into()))
+            }
+
+            async fn add_signing_key(&self, secret: &[u8], now: i64) -> StoreResult<SigningKeyRecord> {
+                for _ in 0..8 {
+                    let kid = next_kid(&self.signing_keys().await?);
+                    if self.insert_signing_key(&kid, secret, now).await? {
+                        return Ok(SigningKeyRecord { kid, secret: secret.to_vec(), created_at: now, retired_at: None });
+                    }
+                }
+                Err(StoreError::Other("could not store a signing key".into()))
+            }
+
+            async fn retire_signing_key(&self, kid: &str, now: i64) -> StoreResult<bool> {
+                let done = sqlx::query("UPDATE signing_keys SET retired_at = $2 WHERE kid = $1 AND retired_at IS NULL")
+                    .bind(kid)
+                    .bind(now)
+                    .execute(self.w())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
             // ---- users ----
 
             async fn create_user(&self, u: &UserRecord) -> StoreResult<()> {
                 let res = sqlx::query(
                     "INSERT INTO users (id, username, username_lower, email, email_lower, display_name, avatar_id, \
-                     password_hash, is_admin, plan, totp_secret, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                     password_hash, is_admin, plan, totp_secret, created_at, allow_dms_from) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                 )
                 .bind(u.id.0)
                 .bind(&u.username)
@@ -436,6 +523,7 @@ macro_rules! sql_impl {
                 .bind(&u.plan)
                 .bind(&u.totp_secret)
                 .bind(u.created_at)
+                .bind(u.allow_dms_from.as_str())
                 .execute(self.w())
                 .await;
                 match res.map_err(StoreError::from) {
@@ -467,7 +555,8 @@ macro_rules! sql_impl {
                 sqlx::query(
                     "UPDATE users SET \
                      display_name = CASE WHEN $2 THEN $3 ELSE display_name END, \
-                     avatar_id = CASE WHEN $4 THEN $5 ELSE avatar_id END \
+                     avatar_id = CASE WHEN $4 THEN $5 ELSE avatar_id END, \
+                     allow_dms_from = COALESCE($6, allow_dms_from) \
                      WHERE id = $1",
                 )
                 .bind(id.0)
@@ -475,6 +564,7 @@ macro_rules! sql_impl {
                 .bind(p.display_name.clone().flatten())
                 .bind(p.avatar_id.is_some())
                 .bind(p.avatar_id.flatten().map(|a| a.0))
+                .bind(p.allow_dms_from.map(DmPolicy::as_str))
                 .execute(self.w())
                 .await?;
                 self.user(id).await
@@ -1321,9 +1411,24 @@ macro_rules! sql_impl {
                 Ok(rows.iter().map(Self::message_from).collect::<Result<_, _>>()?)
             }
 
-            async fn add_reaction(&self, channel: ChannelId, message: MessageId, user: UserId, emoji: &str, now: i64) -> StoreResult<bool> {
+            async fn add_reaction(&self, channel: ChannelId, message: MessageId, user: UserId, emoji: &str, now: i64, max_distinct: u32) -> StoreResult<ReactionAdded> {
+                let mut tx = self.w().begin().await?;
+                // A no-op write on the message row first: it takes the row's
+                // lock (Postgres) or the write lock (SQLite), so concurrent
+                // adds to one message count and insert one after another and
+                // the distinct-emoji bound holds exactly.
+                let found = sqlx::query("UPDATE messages SET pinned = pinned WHERE id = $1 AND channel_id = $2")
+                    .bind(message.0)
+                    .bind(channel.0)
+                    .execute(&mut *tx)
+                    .await?;
+                if found.rows_affected() == 0 {
+                    return Err(StoreError::Missing("message".into()));
+                }
                 let done = sqlx::query(
-                    "INSERT INTO reactions (channel_id, message_id, emoji, user_id, created_at) VALUES ($1, $2, $3, $4, $5) \
+                    "INSERT INTO reactions (channel_id, message_id, emoji, user_id, created_at) \
+                     SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM reactions WHERE message_id = $2 AND emoji = $3) \
+                     OR (SELECT COUNT(DISTINCT emoji) FROM reactions WHERE message_id = $2) < $6 \
                      ON CONFLICT (message_id, emoji, user_id) DO NOTHING",
                 )
                 .bind(channel.0)
@@ -1331,9 +1436,124 @@ macro_rules! sql_impl {
                 .bind(emoji)
                 .bind(user.0)
                 .bind(now)
+                .bind(i64::from(max_distinct))
+                .execute(&mut *tx)
+                .await?;
+                let outcome = if done.rows_affected() == 1 {
+                    ReactionAdded::Added
+                } else {
+                    let mine: Option<i64> = sqlx::query_scalar(
+                        "SELECT CAST(1 AS BIGINT) FROM reactions WHERE message_id = $1 AND emoji = $2 AND user_id = $3",
+                    )
+                    .bind(message.0)
+                    .bind(emoji)
+                    .bind(user.0)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if mine.is_some() { ReactionAdded::AlreadyThere } else { ReactionAdded::Full }
+                };
+                tx.commit().await?;
+                Ok(outcome)
+            }
+
+            // ---- trust ----
+
+            async fn block_user(&self, user: UserId, blocked: UserId, now: i64) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO user_blocks (user_id, blocked_id, created_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (user_id, blocked_id) DO NOTHING",
+                )
+                .bind(user.0)
+                .bind(blocked.0)
+                .bind(now)
                 .execute(self.w())
                 .await?;
                 Ok(done.rows_affected() == 1)
+            }
+
+            async fn unblock_user(&self, user: UserId, blocked: UserId) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM user_blocks WHERE user_id = $1 AND blocked_id = $2")
+                    .bind(user.0)
+                    .bind(blocked.0)
+                    .execute(self.w())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn blocked_users(&self, user: UserId) -> StoreResult<Vec<UserId>> {
+                let ids: Vec<i64> = sqlx::query_scalar(
+                    "SELECT blocked_id FROM user_blocks WHERE user_id = $1 ORDER BY created_at, blocked_id",
+                )
+                .bind(user.0)
+                .fetch_all(self.r())
+                .await?;
+                Ok(ids.into_iter().map(UserId).collect())
+            }
+
+            async fn has_blocked(&self, user: UserId, other: UserId) -> StoreResult<bool> {
+                let hit: Option<i64> = sqlx::query_scalar(
+                    "SELECT CAST(1 AS BIGINT) FROM user_blocks WHERE user_id = $1 AND blocked_id = $2",
+                )
+                .bind(user.0)
+                .bind(other.0)
+                .fetch_optional(self.r())
+                .await?;
+                Ok(hit.is_some())
+            }
+
+            async fn share_community(&self, a: UserId, b: UserId) -> StoreResult<bool> {
+                let hit: Option<i64> = sqlx::query_scalar(
+                    "SELECT CAST(1 AS BIGINT) FROM members x JOIN members y ON y.community_id = x.community_id \
+                     WHERE x.user_id = $1 AND y.user_id = $2 LIMIT 1",
+                )
+                .bind(a.0)
+                .bind(b.0)
+                .fetch_optional(self.r())
+                .await?;
+                Ok(hit.is_some())
+            }
+
+            async fn share_private_channel(&self, a: UserId, b: UserId) -> StoreResult<bool> {
+                let hit: Option<i64> = sqlx::query_scalar(
+                    "SELECT CAST(1 AS BIGINT) FROM channel_recipients x JOIN channel_recipients y ON y.channel_id = x.channel_id \
+                     WHERE x.user_id = $1 AND y.user_id = $2 LIMIT 1",
+                )
+                .bind(a.0)
+                .bind(b.0)
+                .fetch_optional(self.r())
+                .await?;
+                Ok(hit.is_some())
+            }
+
+            async fn group_dms_created_since(&self, owner: UserId, since: i64) -> StoreResult<(i64, Option<i64>)> {
+                let row = sqlx::query(
+                    "SELECT CAST(COUNT(*) AS BIGINT) AS n, CAST(MIN(created_at) AS BIGINT) AS oldest FROM channels \
+                     WHERE owner_id = $1 AND kind = 'group_dm' AND created_at >= $2",
+                )
+                .bind(owner.0)
+                .bind(since)
+                .fetch_one(self.r())
+                .await?;
+                Ok((row.try_get("n")?, row.try_get("oldest")?))
+            }
+
+            async fn use_totp_step(&self, user: UserId, step: i64) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE users SET totp_last_step = $2 WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2)",
+                )
+                .bind(user.0)
+                .bind(step)
+                .execute(self.w())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn reset_totp_step(&self, user: UserId) -> StoreResult<()> {
+                sqlx::query("UPDATE users SET totp_last_step = NULL WHERE id = $1")
+                    .bind(user.0)
+                    .execute(self.w())
+                    .await?;
+                Ok(())
             }
 
             async fn remove_reaction(&self, message: MessageId, user: UserId, emoji: &str) -> StoreResult<bool> {
@@ -1426,6 +1646,55 @@ macro_rules! sql_impl {
             }
         }
     };
+}
+
+impl SqliteStore {
+    /// One `BEGIN IMMEDIATE` transaction around the whole run: it takes the
+    /// file's write lock up front, so another process migrating the same file
+    /// waits (busy timeout) and then finds the migrations applied. Within the
+    /// process, the one-connection write pool already serializes.
+    async fn migrate_locked(&self, list: &[Migration]) -> StoreResult<()> {
+        let mut conn = self.w().acquire().await?;
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+        Self::apply_migrations_on(&mut tx, list).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl PostgresStore {
+    /// The whole run under a session-level advisory lock, held on one
+    /// dedicated connection and released after: nodes starting together on
+    /// an empty database take turns (concurrent `CREATE TABLE`s would
+    /// otherwise collide in the catalog), and each reads `schema_migrations`
+    /// only once it holds the lock.
+    async fn migrate_locked(&self, list: &[Migration]) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await?;
+        let free: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(migrate::PG_LOCK_KEY)
+            .fetch_one(&mut *conn)
+            .await?;
+        if !free {
+            tracing::info!("another process is migrating this database; waiting for it");
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(migrate::PG_LOCK_KEY)
+                .execute(&mut *conn)
+                .await?;
+        }
+        let result = Self::apply_migrations_on(&mut conn, list).await;
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(migrate::PG_LOCK_KEY)
+            .execute(&mut *conn)
+            .await;
+        if result.is_err() || unlocked.is_err() {
+            // Never hand a connection that may still hold the lock back to
+            // the pool: closing it ends the session, which releases the lock.
+            conn.close_on_drop();
+        }
+        result?;
+        unlocked?;
+        Ok(())
+    }
 }
 
 sql_impl!(

@@ -23,6 +23,24 @@ pub trait Store: Send + Sync + 'static {
     -> StoreResult<bool>;
     async fn release_node(&self, node: u16, holder: &str) -> StoreResult<()>;
 
+    // ---- access-token signing keys, shared by every node on the database ----
+    /// Every key, oldest (lowest kid number) first, retired ones included.
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
+    /// Makes sure a key that verifies exists: if none does, stores `secret`
+    /// as the next key (`k1` on a new database) and returns every key. Race-free:
+    /// concurrent callers insert the same kid (`ON CONFLICT DO NOTHING`) and
+    /// all read back the one that was stored, so they agree on one key.
+    async fn ensure_signing_key(
+        &self,
+        secret: &[u8],
+        now: i64,
+    ) -> StoreResult<Vec<SigningKeyRecord>>;
+    /// Adds a key after the newest (`k<n+1>`) and returns it.
+    async fn add_signing_key(&self, secret: &[u8], now: i64) -> StoreResult<SigningKeyRecord>;
+    /// Retires a key: it verifies nothing from then on. False if it is
+    /// unknown or retired already.
+    async fn retire_signing_key(&self, kid: &str, now: i64) -> StoreResult<bool>;
+
     // ---- users ----
     /// `Conflict("username")` / `Conflict("email")` when taken (ignoring case).
     async fn create_user(&self, user: &UserRecord) -> StoreResult<()>;
@@ -209,7 +227,8 @@ pub trait Store: Send + Sync + 'static {
         user: UserId,
         emoji: &str,
         now: i64,
-    ) -> StoreResult<bool>;
+        max_distinct: u32,
+    ) -> StoreResult<ReactionAdded>;
     async fn remove_reaction(
         &self,
         message: MessageId,
@@ -234,4 +253,29 @@ pub trait Store: Send + Sync + 'static {
     async fn read_states(&self, user: UserId) -> StoreResult<Vec<ReadStateRecord>>;
     /// Adds one mention to each user's read state in the channel.
     async fn add_mentions(&self, channel: ChannelId, users: &[UserId]) -> StoreResult<()>;
+
+    // ---- trust: blocks, DM reachability, single-use codes ----
+    /// `user` blocks `blocked`; false if already blocked.
+    async fn block_user(&self, user: UserId, blocked: UserId, now: i64) -> StoreResult<bool>;
+    async fn unblock_user(&self, user: UserId, blocked: UserId) -> StoreResult<bool>;
+    /// Whom `user` has blocked, oldest first.
+    async fn blocked_users(&self, user: UserId) -> StoreResult<Vec<UserId>>;
+    /// Whether `user` has blocked `other`.
+    async fn has_blocked(&self, user: UserId, other: UserId) -> StoreResult<bool>;
+    /// Whether the two users are members of at least one common community.
+    async fn share_community(&self, a: UserId, b: UserId) -> StoreResult<bool>;
+    /// Whether the two users are both recipients of some DM or group DM.
+    async fn share_private_channel(&self, a: UserId, b: UserId) -> StoreResult<bool>;
+    /// How many group DMs `owner` created at or after `since` (ms), and when
+    /// the oldest of those was created.
+    async fn group_dms_created_since(
+        &self,
+        owner: UserId,
+        since: i64,
+    ) -> StoreResult<(i64, Option<i64>)>;
+    /// Records `step` as the last TOTP step used; false (and no change) when
+    /// a code of this step or a later one was already accepted.
+    async fn use_totp_step(&self, user: UserId, step: i64) -> StoreResult<bool>;
+    /// Forgets the last used TOTP step (a new secret starts afresh).
+    async fn reset_totp_step(&self, user: UserId) -> StoreResult<()>;
 }

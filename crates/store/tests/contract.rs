@@ -85,7 +85,11 @@ contract!(
     message_edit_pin_react_delete,
     read_states_and_mentions,
     node_leases_are_distinct,
+    first_signing_key_is_created_once,
+    signing_keys_rotate_and_retire,
     hostile_strings_round_trip,
+    blocks_and_dm_reachability,
+    totp_steps_are_single_use,
     bulk_insert_advances_the_channel,
 );
 
@@ -105,6 +109,7 @@ fn user(name: &str) -> UserRecord {
         is_admin: false,
         plan: "free".into(),
         totp_secret: None,
+        allow_dms_from: DmPolicy::CommunityMembers,
         created_at: now_ms(),
     }
 }
@@ -201,6 +206,7 @@ async fn users_unique_ignoring_case(s: &dyn Store) {
             &UserPatch {
                 display_name: Some(Some("Alice A.".into())),
                 avatar_id: None,
+                allow_dms_from: None,
             },
         )
         .await
@@ -214,6 +220,7 @@ async fn users_unique_ignoring_case(s: &dyn Store) {
             &UserPatch {
                 display_name: Some(None),
                 avatar_id: None,
+                allow_dms_from: None,
             },
         )
         .await
@@ -797,26 +804,29 @@ async fn message_edit_pin_react_delete(s: &dyn Store) {
 
     assert!(s.set_pinned(ch.id, m.id, true).await.unwrap());
     assert_eq!(s.pinned_messages(ch.id).await.unwrap().len(), 1);
-    assert!(
-        s.add_reaction(ch.id, m.id, u.id, "👍", now_ms())
-            .await
-            .unwrap()
-    );
-    assert!(
-        !s.add_reaction(ch.id, m.id, u.id, "👍", now_ms())
-            .await
-            .unwrap()
-    );
-    assert!(
-        s.add_reaction(ch.id, m.id, w.id, "👍", now_ms())
-            .await
-            .unwrap()
-    );
-    assert!(
-        s.add_reaction(ch.id, m.id, w.id, "🎉", now_ms() + 1)
-            .await
-            .unwrap()
-    );
+    let react = |who: UserId, emoji: &'static str, max: u32| {
+        let (ch, m) = (ch.id, m.id);
+        async move {
+            s.add_reaction(ch, m, who, emoji, now_ms(), max)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(react(u.id, "👍", 20).await, ReactionAdded::Added);
+    assert_eq!(react(u.id, "👍", 20).await, ReactionAdded::AlreadyThere);
+    assert_eq!(react(w.id, "👍", 20).await, ReactionAdded::Added);
+    // The bound counts distinct emoji: a third one does not fit under 2...
+    assert_eq!(react(w.id, "🎉", 2).await, ReactionAdded::Added);
+    assert_eq!(react(w.id, "🔥", 2).await, ReactionAdded::Full);
+    // ...but another user's existing emoji always does.
+    let x = new_user(s, "xan").await;
+    assert_eq!(react(x.id, "🎉", 2).await, ReactionAdded::Added);
+    assert!(s.remove_reaction(m.id, x.id, "🎉").await.unwrap());
+    assert!(matches!(
+        s.add_reaction(ch.id, MessageId(id()), u.id, "👍", now_ms(), 20)
+            .await,
+        Err(StoreError::Missing(_))
+    ));
     let r = s.reactions(ch.id, &[m.id], u.id).await.unwrap();
     assert_eq!(
         r.iter()
@@ -906,4 +916,229 @@ async fn hostile_strings_round_trip(s: &dyn Store) {
         .len(),
         5
     );
+}
+
+async fn blocks_and_dm_reachability(s: &dyn Store) {
+    let a = new_user(s, "ann").await;
+    let b = new_user(s, "bob").await;
+    let c = new_user(s, "cat").await;
+    assert!(!s.share_community(a.id, b.id).await.unwrap());
+    assert!(!s.share_private_channel(a.id, b.id).await.unwrap());
+
+    let (community, _) = new_community(s, &a).await;
+    let community = community.id;
+    s.add_member(community, b.id, now_ms()).await.unwrap();
+    assert!(s.share_community(a.id, b.id).await.unwrap());
+    assert!(s.share_community(b.id, a.id).await.unwrap());
+    assert!(!s.share_community(a.id, c.id).await.unwrap());
+
+    assert!(s.block_user(b.id, a.id, now_ms()).await.unwrap());
+    assert!(!s.block_user(b.id, a.id, now_ms()).await.unwrap(), "once");
+    assert!(s.has_blocked(b.id, a.id).await.unwrap());
+    assert!(!s.has_blocked(a.id, b.id).await.unwrap(), "one way");
+    assert_eq!(s.blocked_users(b.id).await.unwrap(), vec![a.id]);
+    assert!(s.unblock_user(b.id, a.id).await.unwrap());
+    assert!(!s.unblock_user(b.id, a.id).await.unwrap());
+    assert!(s.blocked_users(b.id).await.unwrap().is_empty());
+
+    let since = now_ms() - 1;
+    let group = ChannelRecord {
+        id: ChannelId(id()),
+        community_id: None,
+        kind: ChannelKind::GroupDm,
+        name: None,
+        topic: None,
+        position: 0,
+        parent_id: None,
+        owner_id: Some(a.id),
+        dm_key: None,
+        last_message_id: None,
+        created_at: now_ms(),
+    };
+    s.create_private_channel(&group, &[a.id, b.id, c.id])
+        .await
+        .unwrap();
+    assert!(s.share_private_channel(a.id, c.id).await.unwrap());
+    let (n, oldest) = s.group_dms_created_since(a.id, since).await.unwrap();
+    assert_eq!((n, oldest), (1, Some(group.created_at)));
+    assert_eq!(s.group_dms_created_since(b.id, since).await.unwrap().0, 0);
+    assert_eq!(
+        s.group_dms_created_since(a.id, now_ms() + 10_000)
+            .await
+            .unwrap(),
+        (0, None)
+    );
+
+    let patched = s
+        .update_user(
+            b.id,
+            &UserPatch {
+                allow_dms_from: Some(DmPolicy::Nobody),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(patched.allow_dms_from, DmPolicy::Nobody);
+    assert_eq!(patched.display_name, b.display_name, "other fields kept");
+}
+
+async fn totp_steps_are_single_use(s: &dyn Store) {
+    let u = new_user(s, "tess").await;
+    assert!(s.use_totp_step(u.id, 100).await.unwrap());
+    assert!(
+        !s.use_totp_step(u.id, 100).await.unwrap(),
+        "the same step twice"
+    );
+    assert!(!s.use_totp_step(u.id, 99).await.unwrap(), "an earlier step");
+    assert!(s.use_totp_step(u.id, 101).await.unwrap());
+    s.reset_totp_step(u.id).await.unwrap();
+    assert!(
+        s.use_totp_step(u.id, 5).await.unwrap(),
+        "afresh after a reset"
+    );
+}
+
+async fn first_signing_key_is_created_once(s: &dyn Store) {
+    assert!(s.signing_keys().await.unwrap().is_empty());
+    let now = now_ms();
+    // Six callers at once, each with its own candidate: one key is stored and
+    // every caller reads back that same one.
+    let (a, b, c, d, e, f) = tokio::join!(
+        s.ensure_signing_key(b"secret a", now),
+        s.ensure_signing_key(b"secret b", now),
+        s.ensure_signing_key(b"secret c", now),
+        s.ensure_signing_key(b"secret d", now),
+        s.ensure_signing_key(b"secret e", now),
+        s.ensure_signing_key(b"secret f", now),
+    );
+    let all = [a, b, c, d, e, f].map(|r| r.expect("ensure"));
+    let stored = s.signing_keys().await.unwrap();
+    assert_eq!(stored.len(), 1, "exactly one key: {stored:?}");
+    assert_eq!(stored[0].kid, "k1");
+    assert_eq!(stored[0].retired_at, None);
+    assert!(stored[0].secret.starts_with(b"secret "));
+    for seen in &all {
+        assert_eq!(seen, &stored, "every caller sees the stored key");
+    }
+    // Later calls change nothing.
+    assert_eq!(s.ensure_signing_key(b"other", now).await.unwrap(), stored);
+}
+
+async fn signing_keys_rotate_and_retire(s: &dyn Store) {
+    let now = now_ms();
+    let first = s.ensure_signing_key(&[1u8; 64], now).await.unwrap();
+    assert_eq!(first.len(), 1);
+    // Hostile bytes round-trip (zero bytes, high bytes).
+    let raw: Vec<u8> = (0..=255u8).collect();
+    let k2 = s.add_signing_key(&raw, now + 1).await.unwrap();
+    assert_eq!(
+        (k2.kid.as_str(), k2.created_at, k2.retired_at),
+        ("k2", now + 1, None)
+    );
+    let keys = s.signing_keys().await.unwrap();
+    assert_eq!(
+        keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(),
+        ["k1", "k2"]
+    );
+    assert_eq!(keys[1].secret, raw);
+
+    assert!(s.retire_signing_key("k1", now + 2).await.unwrap());
+    assert!(
+        !s.retire_signing_key("k1", now + 3).await.unwrap(),
+        "retired once"
+    );
+    assert!(!s.retire_signing_key("k9", now).await.unwrap(), "unknown");
+    let keys = s.signing_keys().await.unwrap();
+    assert_eq!(keys[0].retired_at, Some(now + 2), "kept, marked retired");
+    assert_eq!(keys[1].retired_at, None);
+    // A live key exists, so ensure adds nothing.
+    assert_eq!(s.ensure_signing_key(b"x", now).await.unwrap(), keys);
+
+    // Ten more rotations: kids keep counting (k10 after k9, not k2 again),
+    // listed in creation order.
+    for _ in 0..10 {
+        s.add_signing_key(b"r", now).await.unwrap();
+    }
+    let kids: Vec<String> = s
+        .signing_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
+    assert_eq!(kids.len(), 12);
+    assert_eq!(kids[9..], ["k10", "k11", "k12"]);
+
+    // With every key retired, ensure stores a new one after them.
+    for k in &kids {
+        s.retire_signing_key(k, now).await.unwrap();
+    }
+    let keys = s.ensure_signing_key(b"fresh", now).await.unwrap();
+    let live: Vec<_> = keys.iter().filter(|k| k.retired_at.is_none()).collect();
+    assert_eq!(live.len(), 1);
+    assert_eq!(
+        (live[0].kid.as_str(), live[0].secret.as_slice()),
+        ("k13", &b"fresh"[..])
+    );
+}
+
+/// Processes starting together on one new database: each opens its own pool
+/// and migrates at the same moment (under the migration lock), then each
+/// makes sure of a signing key. All succeed, and they agree on one key.
+mod starting_together {
+    use std::sync::Arc;
+
+    use hearth_store::*;
+
+    async fn start_together(backend: Backend, n: usize) {
+        let tasks: Vec<_> = (0..n)
+            .map(|i| {
+                let backend = backend.clone();
+                tokio::spawn(async move {
+                    let store: Arc<dyn Store> = connect(&backend, 2)
+                        .await
+                        .unwrap_or_else(|e| panic!("store {i} migrates: {e}"));
+                    let secret = format!("candidate {i}");
+                    store
+                        .ensure_signing_key(secret.as_bytes(), hearth_types::now_ms())
+                        .await
+                        .expect("ensure")
+                })
+            })
+            .collect();
+        let mut seen = Vec::new();
+        for t in tasks {
+            seen.push(t.await.expect("task"));
+        }
+        assert_eq!(seen[0].len(), 1, "one key: {:?}", seen[0]);
+        for s in &seen {
+            assert_eq!(s, &seen[0], "every process reads the same key");
+        }
+        // Migrating again, from yet another pool, is a no-op.
+        let store = connect(&backend, 2).await.expect("migrate again");
+        assert_eq!(store.signing_keys().await.unwrap(), seen[0]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        start_together(Backend::Sqlite(dir.path().join("hearth.db")), 6).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres() {
+        let admin = testing::admin_url();
+        let name = format!("hearth_together_{}_{}", std::process::id(), rand_suffix());
+        let url = testing::create_database(&admin, &name)
+            .await
+            .expect("Postgres must be running");
+        start_together(Backend::Postgres(url), 6).await;
+        testing::drop_database(&admin, &name).await.unwrap();
+    }
+
+    fn rand_suffix() -> i64 {
+        super::id()
+    }
 }

@@ -1,7 +1,6 @@
 //! One WebSocket connection: hello, identify or resume, heartbeats, limits,
 //! and pumping the session's frames out.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +12,7 @@ use serde_json::json;
 use hearth_state::SessionMeta;
 
 use super::hub::{Kind, Link, Session};
+use super::limits::FrameWindow;
 use super::protocol::{ClientOp, MAX_FRAME_BYTES, MAX_FRAMES_PER_MINUTE, close, decode, tail_of};
 use super::ready;
 use super::resume;
@@ -50,12 +50,12 @@ pub async fn run(mut ws: WebSocket, state: AppState) {
     }
     let grace = interval + interval / 2;
     let mut deadline = tokio::time::Instant::now() + grace;
-    let mut recent: VecDeque<Instant> = VecDeque::new();
+    let mut window = FrameWindow::new(MAX_FRAMES_PER_MINUTE, Duration::from_secs(60));
     let mut conn = Conn {
         session: None,
         link: None,
     };
-    let closing: Option<(u16, &'static str)> = loop {
+    let closing: Option<Closing> = loop {
         let out = async {
             match (&conn.link, &conn.session) {
                 (Some(l), Some(s)) => {
@@ -90,12 +90,7 @@ pub async fn run(mut ws: WebSocket, state: AppState) {
                     Some(Ok(Message::Close(_))) | None => break None,
                     Some(Err(_)) => break Some((close::MESSAGE_TOO_BIG, "frame too large or malformed")),
                 };
-                let now = Instant::now();
-                recent.push_back(now);
-                while recent.front().is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60)) {
-                    recent.pop_front();
-                }
-                if recent.len() > MAX_FRAMES_PER_MINUTE {
+                if !window.admit(Instant::now()) {
                     break Some((close::RATE_LIMITED, "more than 120 frames a minute"));
                 }
                 if text.len() > MAX_FRAME_BYTES {
@@ -109,8 +104,8 @@ pub async fn run(mut ws: WebSocket, state: AppState) {
                 // session record), and only live while handling; inline they
                 // would grow every idle connection's task by their size.
                 match Box::pin(handle(&state, &mut ws, &mut conn, op)).await {
-                    Ok(Some(beat)) => if beat { deadline = tokio::time::Instant::now() + grace; },
-                    Ok(None) => {}
+                    Ok(Beat::Yes) => deadline = tokio::time::Instant::now() + grace,
+                    Ok(Beat::No) => {}
                     Err((code, why)) => break Some((code, why)),
                 }
             }
@@ -119,7 +114,7 @@ pub async fn run(mut ws: WebSocket, state: AppState) {
     if let Some((code, why)) = closing {
         send_close(&mut ws, code, why).await;
     }
-    detach(&state, &conn, code_is_final(closing.map(|c| c.0)));
+    detach(&state, &conn, code_is_final(closing.map(|c| c.0))).await;
 }
 
 /// Revocations and explicit failures end the session; a dropped connection
@@ -131,10 +126,19 @@ fn code_is_final(code: Option<u16>) -> bool {
     )
 }
 
-fn detach(state: &AppState, conn: &Conn, finished: bool) {
+async fn detach(state: &AppState, conn: &Conn, finished: bool) {
     if let Some(s) = &conn.session {
         if let Some(l) = &conn.link {
             s.detach(l, finished);
+        }
+        // No connection attached any more (a resume elsewhere may already
+        // hold it again): the user's slot is free, and the user keeps a
+        // bounded number of resumable sessions here.
+        if s.inner.lock().link.is_none() {
+            state.hub.limits.give_slot(s.user, &s.id).await;
+            state
+                .hub
+                .trim_detached(s.user, state.cfg.gateway_max_sessions_per_user);
         }
         // A finished session can never be resumed anywhere: drop its record.
         if finished && let Some(r) = state.hub.recorder.clone() {
@@ -146,7 +150,7 @@ fn detach(state: &AppState, conn: &Conn, finished: bool) {
     }
 }
 
-async fn authenticate(state: &AppState, token: &str) -> Result<Principal, (u16, &'static str)> {
+async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Closing> {
     state
         .accounts
         .authenticate(token)
@@ -154,129 +158,177 @@ async fn authenticate(state: &AppState, token: &str) -> Result<Principal, (u16, 
         .map_err(|_| (close::AUTHENTICATION_FAILED, "authentication failed"))
 }
 
-/// Handles one op. `Ok(Some(true))` means it counts as a heartbeat.
+/// Why a connection closes: a contract code and a reason.
+type Closing = (u16, &'static str);
+
+/// What an op means for the connection's heartbeat deadline.
+#[derive(Debug, PartialEq, Eq)]
+enum Beat {
+    /// Counts as a heartbeat (the deadline moves).
+    Yes,
+    No,
+}
+
+/// Handles one op: one function per op, below.
 async fn handle(
     state: &AppState,
     ws: &mut WebSocket,
     conn: &mut Conn,
     op: ClientOp,
-) -> Result<Option<bool>, (u16, &'static str)> {
+) -> Result<Beat, Closing> {
     match op {
-        ClientOp::Heartbeat { s } => {
-            if let (Some(seen), Some(sess)) = (s, &conn.session)
-                && seen > sess.inner.lock().sent
-            {
-                return Err((
-                    close::INVALID_SEQUENCE,
-                    "heartbeat acknowledges a sequence never sent",
-                ));
-            }
-            if let Some(sess) = &conn.session {
-                sess.touch();
-            }
-            let _ = send_json(ws, json!({ "op": "heartbeat_ack", "d": {} })).await;
-            Ok(Some(true))
-        }
-        ClientOp::Identify { token } => {
-            if conn.session.is_some() {
-                return Err((close::ALREADY_AUTHENTICATED, "already identified"));
-            }
-            let p = authenticate(state, &token).await?;
-            let link = Arc::new(Link::default());
-            let session = state.hub.new_session(
-                format!("{:032x}", rand::random::<u128>()),
-                p.user_id,
-                p.session_id,
-            );
-            session.attach(link.clone(), 0);
-            if let Some(r) = &state.hub.recorder {
-                let meta = SessionMeta {
-                    user: p.user_id.0,
-                    auth_session: p.session_id.0,
-                };
-                match r.log.open(&session.id, &meta, 1, &[], r.ttl).await {
-                    Ok(generation) => {
-                        let mut g = session.inner.lock();
-                        g.generation = generation;
-                        g.record_first = 1;
-                    }
-                    // Still usable; only resuming on another node is lost.
-                    Err(e) => tracing::warn!(error = %e, "opening a session record"),
-                }
-            }
-            // Registered before READY is built, so nothing published meanwhile
-            // is lost; it is sequenced right after READY.
-            state.hub.insert(session.clone());
-            let ready = match ready::build(state, &session).await {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(error = %e, "building READY");
-                    session.close(close::UNKNOWN_ERROR, "could not build READY");
-                    return Err((close::UNKNOWN_ERROR, "could not build READY"));
-                }
-            };
-            let ev = json!({ "t": "READY", "d": ready }).to_string();
-            let tail: Arc<str> = Arc::from(tail_of(&ev).unwrap_or("\"t\":\"READY\",\"d\":{}}"));
-            session.finish(vec![(Kind::Marker, tail)], None);
-            crate::gateway::presence(state, p.user_id, "online");
-            conn.session = Some(session);
-            conn.link = Some(link);
-            Ok(Some(true))
-        }
+        ClientOp::Heartbeat { s } => heartbeat(ws, conn, s).await,
+        ClientOp::Identify { token } => identify(state, conn, &token).await,
         ClientOp::Resume {
             token,
             session_id,
             s,
-        } => {
-            if conn.session.is_some() {
-                return Err((close::ALREADY_AUTHENTICATED, "already identified"));
-            }
-            let p = authenticate(state, &token).await?;
-            let link = Arc::new(Link::default());
-            let (place, outcome) = match state.hub.get(&session_id) {
-                Some(sess) if sess.user == p.user_id => (
-                    "local",
-                    resume::local(&sess, s, link.clone()).then_some(sess),
-                ),
-                Some(_) => ("local", None),
-                None => (
-                    "remote",
-                    resume::remote(state, &p, &session_id, s, link.clone()).await,
-                ),
-            };
-            state
-                .metrics
-                .gateway_resumes
-                .with_label_values(&[
-                    place,
-                    if outcome.is_some() {
-                        "resumed"
-                    } else {
-                        "invalid"
-                    },
-                ])
-                .inc();
-            let Some(session) = outcome else {
-                let _ = send_json(
-                    ws,
-                    json!({ "op": "invalid_session", "d": { "resumable": false } }),
-                )
-                .await;
-                return Ok(Some(true));
-            };
-            if state.hub.presence_of(p.user_id).is_none() {
-                crate::gateway::presence(state, p.user_id, "online");
-            }
-            conn.session = Some(session);
-            conn.link = Some(link);
-            Ok(Some(true))
-        }
+        } => resume(state, ws, conn, &token, &session_id, s).await,
         ClientOp::PresenceUpdate { status } => {
-            let Some(sess) = &conn.session else {
-                return Err((close::NOT_AUTHENTICATED, "identify first"));
-            };
+            let sess = identified(conn)?;
             crate::gateway::presence(state, sess.user, status.public());
-            Ok(None)
+            Ok(Beat::No)
         }
     }
+}
+
+fn identified(conn: &Conn) -> Result<&Arc<Session>, Closing> {
+    conn.session
+        .as_ref()
+        .ok_or((close::NOT_AUTHENTICATED, "identify first"))
+}
+
+fn not_yet_identified(conn: &Conn) -> Result<(), Closing> {
+    if conn.session.is_some() {
+        return Err((close::ALREADY_AUTHENTICATED, "already identified"));
+    }
+    Ok(())
+}
+
+/// The reason an identify or resume beyond the per-user limit closes with.
+pub const TOO_MANY_SESSIONS: &str = "too many sessions for this user";
+
+/// `heartbeat {s}`: `s` beyond what was sent closes with 4007.
+async fn heartbeat(ws: &mut WebSocket, conn: &Conn, s: Option<u64>) -> Result<Beat, Closing> {
+    if let Some(sess) = &conn.session {
+        if s.is_some_and(|seen| seen > sess.inner.lock().sent) {
+            return Err((
+                close::INVALID_SEQUENCE,
+                "heartbeat acknowledges a sequence never sent",
+            ));
+        }
+        sess.touch();
+    }
+    let _ = send_json(ws, json!({ "op": "heartbeat_ack", "d": {} })).await;
+    Ok(Beat::Yes)
+}
+
+/// `identify {token}`: a new session (if the user has a slot left), READY.
+async fn identify(state: &AppState, conn: &mut Conn, token: &str) -> Result<Beat, Closing> {
+    not_yet_identified(conn)?;
+    let p = authenticate(state, token).await?;
+    let id = format!("{:032x}", rand::random::<u128>());
+    let max = state.cfg.gateway_max_sessions_per_user;
+    if !state.hub.limits.take_slot(p.user_id, &id, max).await {
+        return Err((close::RATE_LIMITED, TOO_MANY_SESSIONS));
+    }
+    let link = Arc::new(Link::default());
+    let session = state.hub.new_session(id, p.user_id, p.session_id);
+    session.attach(link.clone(), 0);
+    // From here the connection owns the session (and gives its slot back
+    // when it ends, whatever happens next).
+    conn.session = Some(session.clone());
+    conn.link = Some(link);
+    if let Some(r) = &state.hub.recorder {
+        let meta = SessionMeta {
+            user: p.user_id.0,
+            auth_session: p.session_id.0,
+        };
+        match r.log.open(&session.id, &meta, 1, &[], r.ttl).await {
+            Ok(generation) => {
+                let mut g = session.inner.lock();
+                g.generation = generation;
+                g.record_first = 1;
+            }
+            // Still usable; only resuming on another node is lost.
+            Err(e) => tracing::warn!(error = %e, "opening a session record"),
+        }
+    }
+    // Registered before READY is built, so nothing published meanwhile
+    // is lost; it is sequenced right after READY.
+    state.hub.insert(session.clone());
+    let ready = match ready::build(state, &session).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "building READY");
+            session.close(close::UNKNOWN_ERROR, "could not build READY");
+            return Err((close::UNKNOWN_ERROR, "could not build READY"));
+        }
+    };
+    let ev = json!({ "t": "READY", "d": ready }).to_string();
+    let tail: Arc<str> = Arc::from(tail_of(&ev).unwrap_or("\"t\":\"READY\",\"d\":{}}"));
+    session.finish(vec![(Kind::Marker, tail)], None);
+    crate::gateway::presence(state, p.user_id, "online");
+    Ok(Beat::Yes)
+}
+
+/// `resume {token, session_id, s}`: every missed dispatch then RESUMED, or
+/// `invalid_session`.
+async fn resume(
+    state: &AppState,
+    ws: &mut WebSocket,
+    conn: &mut Conn,
+    token: &str,
+    session_id: &str,
+    s: u64,
+) -> Result<Beat, Closing> {
+    not_yet_identified(conn)?;
+    let p = authenticate(state, token).await?;
+    let local = state.hub.get(session_id);
+    let mine = local.as_ref().is_none_or(|sess| sess.user == p.user_id);
+    let max = state.cfg.gateway_max_sessions_per_user;
+    if mine && !state.hub.limits.take_slot(p.user_id, session_id, max).await {
+        return Err((close::RATE_LIMITED, TOO_MANY_SESSIONS));
+    }
+    let link = Arc::new(Link::default());
+    let (place, outcome) = match local {
+        Some(sess) if sess.user == p.user_id => (
+            "local",
+            resume::local(&sess, s, link.clone()).then_some(sess),
+        ),
+        Some(_) => ("local", None),
+        None => (
+            "remote",
+            resume::remote(state, &p, session_id, s, link.clone()).await,
+        ),
+    };
+    state
+        .metrics
+        .gateway_resumes
+        .with_label_values(&[
+            place,
+            if outcome.is_some() {
+                "resumed"
+            } else {
+                "invalid"
+            },
+        ])
+        .inc();
+    let Some(session) = outcome else {
+        if mine {
+            state.hub.limits.give_slot(p.user_id, session_id).await;
+        }
+        let _ = send_json(
+            ws,
+            json!({ "op": "invalid_session", "d": { "resumable": false } }),
+        )
+        .await;
+        return Ok(Beat::Yes);
+    };
+    if state.hub.presence_of(p.user_id).is_none() {
+        crate::gateway::presence(state, p.user_id, "online");
+    }
+    conn.session = Some(session);
+    conn.link = Some(link);
+    Ok(Beat::Yes)
 }

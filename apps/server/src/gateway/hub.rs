@@ -461,6 +461,8 @@ pub enum Audience {
 
 pub struct Hub {
     sessions: Mutex<Sessions>,
+    /// Connections per address and session slots per user.
+    pub limits: super::limits::Limits,
     /// The last status each user announced on this node (absent: offline).
     presence: Mutex<HashMap<UserId, &'static str>>,
     pub ring: Mutex<Ring>,
@@ -480,6 +482,7 @@ impl Hub {
                 by_user: HashMap::new(),
                 by_private: HashMap::new(),
             }),
+            limits: Default::default(),
             presence: Mutex::new(HashMap::new()),
             ring: Mutex::new(Ring::new(window_events, window)),
             recorder,
@@ -639,6 +642,44 @@ impl Hub {
             .map
             .values()
             .any(|s| s.user == user && s.inner.lock().link.is_some())
+    }
+
+    /// (user, session id) of every session with a connection attached.
+    pub fn attached(&self) -> Vec<(UserId, String)> {
+        self.sessions
+            .lock()
+            .map
+            .values()
+            .filter(|s| s.inner.lock().link.is_some())
+            .map(|s| (s.user, s.id.clone()))
+            .collect()
+    }
+
+    /// Keeps at most `keep` of the user's detached (resumable) sessions on
+    /// this node, ending the ones detached longest ago.
+    pub fn trim_detached(&self, user: UserId, keep: usize) {
+        let mut detached: Vec<(Instant, Arc<Session>)> = self
+            .of_user(user)
+            .into_iter()
+            .filter_map(|s| {
+                let at = {
+                    let g = s.inner.lock();
+                    if g.closed || g.link.is_some() {
+                        return None;
+                    }
+                    g.detached_at?
+                };
+                Some((at, s))
+            })
+            .collect();
+        if detached.len() <= keep {
+            return;
+        }
+        detached.sort_by_key(|(at, _)| *at);
+        let excess = detached.len() - keep;
+        for (_, s) in detached.into_iter().take(excess) {
+            s.inner.lock().closed = true;
+        }
     }
 
     pub fn count(&self) -> usize {

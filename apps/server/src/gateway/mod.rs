@@ -5,6 +5,7 @@
 
 pub mod conn;
 pub mod hub;
+pub mod limits;
 pub mod presence;
 pub mod protocol;
 pub mod ready;
@@ -12,10 +13,12 @@ pub mod resume;
 pub mod ring;
 pub mod route;
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hearth_types::UserId;
@@ -46,12 +49,15 @@ fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
 }
 
 /// Upgrades to the gateway. The token travels in the first frame (identify),
-/// never in the URL, so it stays out of logs and proxies.
+/// never in the URL, so it stays out of logs and proxies. An address that
+/// already has `gateway_max_connections_per_address` connections open here
+/// is refused with 429 `rate_limited` before upgrading.
 #[utoipa::path(get, path = "/api/v1/gateway", tag = "gateway",
     responses((status = 101, description = "Switching to the WebSocket gateway protocol"), (status = 403, body = crate::http::wire::ErrorBody, description = "origin not allowed")))]
 pub async fn upgrade(
     State(state): State<AppState>,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     ws: WebSocketUpgrade,
 ) -> Response {
     if !origin_allowed(&state, &headers) {
@@ -63,6 +69,16 @@ pub async fn upgrade(
         .details(json!({ "reason": "origin" }))
         .into_response();
     }
+    let peer = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let ip = crate::http::extract::client_ip(&headers, peer, state.cfg.trust_forwarded_for);
+    let max = state.cfg.gateway_max_connections_per_address;
+    let Some(counted) = state.hub.limits.open(&ip, max) else {
+        let mut e = ApiError::rate_limited(5_000);
+        e.message = format!("at most {max} gateway connections per address");
+        return e
+            .details(json!({ "retry_after_ms": 5_000, "reason": "connections_per_address", "limit": max }))
+            .into_response();
+    };
     // Frames up to 1 MiB reach our own check, which answers 1009 for anything
     // over 64 KiB; beyond that tungstenite refuses the frame outright.
     // Small per-socket buffers: tungstenite's defaults (128 KiB to read and
@@ -74,7 +90,10 @@ pub async fn upgrade(
         .write_buffer_size(16 * 1024)
         .max_message_size(1024 * 1024)
         .max_frame_size(1024 * 1024)
-        .on_upgrade(move |socket| conn::run(socket, state))
+        .on_upgrade(move |socket| async move {
+            conn::run(socket, state).await;
+            drop(counted);
+        })
 }
 
 /// Records a user's status on this node and announces it (see [`presence`]).
@@ -87,6 +106,22 @@ pub fn start(state: AppState) {
     let backlog = state.cfg.gateway_window_events as u64;
     tokio::spawn(route::run(state.clone(), backlog));
     presence::start_sweeper(state.clone());
+    if !state.cfg.redis_url.0.is_empty() {
+        // The per-user session count is shared by every node.
+        let prefix = format!("{}:", state.cfg.nats_subject_root);
+        match hearth_state::RedisSlots::new(&state.cfg.redis_url.0, &prefix) {
+            Ok(slots) => state.hub.limits.share_slots(Arc::new(slots)),
+            Err(e) => tracing::error!(error = %e, "session slots in Redis; counting per node"),
+        }
+    }
+    let renew = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(limits::SLOT_RENEW);
+        loop {
+            tick.tick().await;
+            renew.hub.limits.renew(renew.hub.attached()).await;
+        }
+    });
     tokio::spawn(async move {
         let window = Duration::from_secs(state.cfg.gateway_resume_secs);
         let mut tick = tokio::time::interval(Duration::from_secs(5));

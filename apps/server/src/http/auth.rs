@@ -7,7 +7,7 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hearth_accounts::{AuthSuccess, NewAccount, TokenPair};
+use hearth_accounts::{AccountsError, AuthSuccess, NewAccount, TokenPair};
 use hearth_state::{Decision, Quota};
 use hearth_types::SessionId;
 
@@ -71,6 +71,26 @@ async fn auth_rate_limit(state: &AppState, ip: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// Sign-in attempts per account (contract v1.1), whatever the address: a
+/// guesser spreading attempts over many addresses still meets this.
+async fn account_rate_limit(state: &AppState, login: &str) -> ApiResult<()> {
+    let rl = &state.cfg.rate_limit;
+    if rl.enabled {
+        let q = Quota {
+            per_second: rl.auth_per_account_per_second,
+            burst: rl.auth_per_account_burst,
+        };
+        let key: String = login.trim().to_lowercase().chars().take(254).collect();
+        if let Decision::Limited { retry_after } =
+            state.limiter.check(&format!("auth-account:{key}"), q).await
+        {
+            tracing::info!(login = %key, "sign-in attempts limited for this account");
+            return Err(ApiError::rate_limited(retry_after.as_millis() as u64));
+        }
+    }
+    Ok(())
+}
+
 fn auth_response(state: &AppState, web: bool, status: StatusCode, ok: AuthSuccess) -> Response {
     let TokenPair {
         access_token,
@@ -127,6 +147,7 @@ pub async fn login(
     Body(req): Body<LoginRequest>,
 ) -> ApiResult<Response> {
     auth_rate_limit(&state, &ip).await?;
+    account_rate_limit(&state, &req.login).await?;
     let ok = state
         .accounts
         .login(
@@ -140,35 +161,60 @@ pub async fn login(
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
-    responses((status = 200, body = TokenResponse), (status = 401, body = ErrorBody, description = "unauthorized or token_reused")))]
+    responses((status = 200, body = TokenResponse), (status = 401, body = ErrorBody, description = "unauthorized or token_reused"), (status = 403, body = ErrorBody, description = "cookie refresh without X-Hearth-Client: web")))]
 pub async fn refresh(
     State(state): State<AppState>,
     headers: HeaderMap,
     OptionalBody(req): OptionalBody<RefreshRequest>,
 ) -> ApiResult<Response> {
     let web = is_web(&headers);
-    let token = req
-        .refresh_token
-        .or_else(|| cookie(&headers, REFRESH_COOKIE))
-        .ok_or_else(ApiError::unauthorized)?;
+    // The cookie is for the web app only (contract v1.1): without the client
+    // header a cookie refresh is refused, so a page that merely rides the
+    // browser's cookie can never read a refresh token out of a response body.
+    let (token, from_cookie) = match req.refresh_token {
+        Some(t) => (t, false),
+        None => match cookie(&headers, REFRESH_COOKIE) {
+            Some(t) if web => (t, true),
+            Some(_) => {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "a refresh through the cookie needs the header X-Hearth-Client: web",
+                ));
+            }
+            None => return Err(ApiError::unauthorized()),
+        },
+    };
     let pair = match state.accounts.refresh(&token).await {
         Ok(p) => p,
         Err(e) => {
+            if let AccountsError::TokenReused {
+                session,
+                user: Some(user),
+            } = &e
+            {
+                // A spent token came back: someone holds a copy. Close the
+                // session's sockets everywhere, exactly as a logout does.
+                tracing::info!(%session, %user, "refresh token reused; session revoked");
+                announce_revoked(&state, *user, *session);
+            }
             let mut res = ApiError::from(e).into_response();
-            if web {
+            if web || from_cookie {
                 res.headers_mut()
                     .insert(header::SET_COOKIE, set_cookie(&state, "", 0));
             }
             return Ok(res);
         }
     };
+    // A web client's refresh token only ever travels in the cookie.
+    let in_cookie = web || from_cookie;
     let body = TokenResponse {
         access_token: pair.access_token,
-        refresh_token: (!web).then(|| pair.refresh_token.clone()),
+        refresh_token: (!in_cookie).then(|| pair.refresh_token.clone()),
         expires_in: pair.expires_in,
     };
     let mut res = axum::Json(body).into_response();
-    if web {
+    if in_cookie {
         res.headers_mut().insert(
             header::SET_COOKIE,
             set_cookie(&state, &pair.refresh_token, COOKIE_MAX_AGE),

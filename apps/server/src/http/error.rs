@@ -155,6 +155,14 @@ impl From<ChatError> for ApiError {
                 .details(json!({ "reason": why })),
             ChatError::Invalid(field, reason) => ApiError::field(field, reason),
             ChatError::Conflict(why) => ApiError::new(StatusCode::CONFLICT, "conflict", why),
+            ChatError::Limited {
+                what,
+                retry_after_ms,
+            } => {
+                let mut e = ApiError::rate_limited(retry_after_ms);
+                e.message = what.to_string();
+                e
+            }
             ChatError::Store(s) => s.into(),
             ChatError::Unavailable(what) => ApiError::unavailable(what),
         }
@@ -181,7 +189,7 @@ impl From<AccountsError> for ApiError {
                 "mfa_required",
                 "this account needs a one-time code (totp_code)",
             ),
-            AccountsError::TokenReused => ApiError::new(
+            AccountsError::TokenReused { .. } => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "token_reused",
                 "this refresh token was already used; the session has been signed out",

@@ -170,9 +170,44 @@ pub fn client_ip(
             .map(str::trim)
             .filter(|s| !s.is_empty())
     {
-        return ip.to_string();
+        return match ip.parse::<std::net::IpAddr>() {
+            Ok(addr) => address_key(addr),
+            Err(_) => ip.chars().take(64).collect(),
+        };
     }
-    peer.map_or_else(|| "unknown".into(), |p| p.ip().to_string())
+    peer.map_or_else(|| "unknown".into(), |p| address_key(p.ip()))
+}
+
+/// The "address" limits are kept per: an IPv4 address, or an IPv6 /64 (one
+/// host usually holds a whole /64, so per-address limits on single IPv6
+/// addresses would be no limit at all). IPv4-mapped IPv6 is the IPv4 address.
+pub fn address_key(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod address_tests {
+    use super::address_key;
+
+    #[test]
+    fn ipv6_is_kept_per_64() {
+        let a = address_key("2001:db8:1:2:aaaa::1".parse().unwrap());
+        let b = address_key("2001:db8:1:2:ffff:1:2:3".parse().unwrap());
+        let c = address_key("2001:db8:1:3::1".parse().unwrap());
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(address_key("::ffff:10.1.2.3".parse().unwrap()), "10.1.2.3");
+        assert_eq!(address_key("10.1.2.3".parse().unwrap()), "10.1.2.3");
+    }
 }
 
 pub struct ClientIp(pub String);

@@ -64,6 +64,10 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
         .observe(elapsed.as_secs_f64());
     if status.is_server_error() {
         tracing::warn!(parent: &span, status = status.as_u16(), ms = elapsed.as_millis() as u64, "request failed");
+    } else if status == StatusCode::FORBIDDEN || status == StatusCode::TOO_MANY_REQUESTS {
+        // A refused attempt is the rules working, not a fault: info, with the
+        // actor (the span's user_id) so abuse can be traced to an account.
+        tracing::info!(parent: &span, status = status.as_u16(), ms = elapsed.as_millis() as u64, "request refused");
     } else {
         tracing::debug!(parent: &span, status = status.as_u16(), ms = elapsed.as_millis() as u64, "request");
     }

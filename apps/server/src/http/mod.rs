@@ -71,6 +71,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             users::totp_disable
         ))
         .routes(routes!(users::user))
+        .routes(routes!(users::blocks))
+        .routes(routes!(users::block, users::unblock))
         .routes(routes!(communities::create, communities::list))
         .routes(routes!(
             communities::get,

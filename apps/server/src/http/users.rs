@@ -32,6 +32,7 @@ pub async fn update_me(
     let patch = UserPatch {
         display_name: req.display_name,
         avatar_id: req.avatar_id.map(|_| None),
+        allow_dms_from: req.allow_dms_from.map(Into::into),
     };
     let u = state.accounts.update_profile(p.user_id, patch).await?;
     state.chat.user_changed(p.user_id);
@@ -53,6 +54,43 @@ pub async fn user(
 ) -> ApiResult<Json<User>> {
     let id: UserId = path_id("id", &id)?;
     Ok(Json((&state.accounts.user(id).await?).into()))
+}
+
+/// The users you have blocked.
+#[utoipa::path(get, path = "/api/v1/users/@me/blocks", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = [User]), (status = 401, body = ErrorBody)))]
+pub async fn blocks(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Vec<User>>> {
+    let list = state.chat.blocked(p.user_id).await?;
+    Ok(Json(list.iter().map(Into::into).collect()))
+}
+
+/// Blocks a user: they can no longer open a DM or group DM with you, nor
+/// send into your 1:1 DM. They are not told.
+#[utoipa::path(put, path = "/api/v1/users/@me/blocks/{user_id}", tag = "users", security(("bearer" = [])),
+    params(("user_id" = String, Path)),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn block(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let target: UserId = path_id("user_id", &id)?;
+    state.chat.block(p.user_id, target).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Unblocks a user.
+#[utoipa::path(delete, path = "/api/v1/users/@me/blocks/{user_id}", tag = "users", security(("bearer" = [])),
+    params(("user_id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn unblock(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let target: UserId = path_id("user_id", &id)?;
+    state.chat.unblock(p.user_id, target).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 const B32: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
@@ -114,7 +152,7 @@ pub async fn totp_setup(
 }
 
 #[utoipa::path(put, path = "/api/v1/users/@me/mfa/totp", tag = "users", security(("bearer" = [])), request_body = TotpEnableRequest,
-    responses((status = 204), (status = 400, body = ErrorBody)))]
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody, description = "invalid_credentials or mfa_required")))]
 pub async fn totp_enable(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -123,7 +161,13 @@ pub async fn totp_enable(
     let secret = unbase32(&req.secret).ok_or_else(|| ApiError::field("secret", "not base32"))?;
     state
         .accounts
-        .enable_totp(p.user_id, &secret, &req.code)
+        .enable_totp(
+            p.user_id,
+            req.password,
+            req.current_code.as_deref(),
+            &secret,
+            &req.code,
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -135,7 +179,10 @@ pub async fn totp_disable(
     Auth(p): Auth,
     Body(req): Body<PasswordConfirm>,
 ) -> ApiResult<StatusCode> {
-    state.accounts.disable_totp(p.user_id, req.password).await?;
+    state
+        .accounts
+        .disable_totp(p.user_id, req.password, req.code.as_deref())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -52,6 +52,8 @@ pub struct Me {
     pub email: Option<String>,
     pub mfa_enabled: bool,
     pub is_admin: bool,
+    /// Who may open a DM with you.
+    pub allow_dms_from: AllowDmsFrom,
 }
 
 impl From<&UserRecord> for Me {
@@ -61,6 +63,34 @@ impl From<&UserRecord> for Me {
             email: u.email.clone(),
             mfa_enabled: u.totp_secret.is_some(),
             is_admin: u.is_admin,
+            allow_dms_from: u.allow_dms_from.into(),
+        }
+    }
+}
+
+/// Who may open a DM with a user: members of a community they share (the
+/// default), or nobody.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AllowDmsFrom {
+    CommunityMembers,
+    Nobody,
+}
+
+impl From<hearth_store::DmPolicy> for AllowDmsFrom {
+    fn from(p: hearth_store::DmPolicy) -> Self {
+        match p {
+            hearth_store::DmPolicy::CommunityMembers => AllowDmsFrom::CommunityMembers,
+            hearth_store::DmPolicy::Nobody => AllowDmsFrom::Nobody,
+        }
+    }
+}
+
+impl From<AllowDmsFrom> for hearth_store::DmPolicy {
+    fn from(p: AllowDmsFrom) -> Self {
+        match p {
+            AllowDmsFrom::CommunityMembers => hearth_store::DmPolicy::CommunityMembers,
+            AllowDmsFrom::Nobody => hearth_store::DmPolicy::Nobody,
         }
     }
 }
@@ -473,6 +503,8 @@ pub struct UpdateMeRequest {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
     pub avatar_id: Option<Option<String>>,
+    /// Who may open a DM with you.
+    pub allow_dms_from: Option<AllowDmsFrom>,
 }
 
 #[derive(Clone, Debug, Deserialize, ToSchema)]
@@ -480,14 +512,20 @@ pub struct UpdateMeRequest {
 pub struct TotpEnableRequest {
     /// The base32 secret from `POST /users/@me/mfa/totp`.
     pub secret: String,
-    /// A current code from the authenticator app.
+    /// A current code for the new secret, from the authenticator app.
     pub code: String,
+    /// The account password: an access token alone cannot change MFA.
+    pub password: String,
+    /// When replacing an existing secret: a current code of the old one.
+    pub current_code: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordConfirm {
     pub password: String,
+    /// A current TOTP code, needed when two-factor sign-in is on.
+    pub code: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, ToSchema)]

@@ -16,6 +16,7 @@ pub(crate) fn hearth() -> Command {
         "NATS_URL",
         "REDIS_URL",
         "HEARTH_DATABASE_URL",
+        "HEARTH_JWT_SECRET",
         "HEARTH_OTLP_ENDPOINT",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
     ] {

@@ -39,6 +39,13 @@ pub async fn drop_log(root: &str) {
 
 impl Cluster {
     async fn start(n: usize) -> Cluster {
+        Self::start_with(n, |_| {}).await
+    }
+
+    async fn start_with(
+        n: usize,
+        tweak: impl Fn(&mut hearth_server::config::Config) + Clone + Send + 'static,
+    ) -> Cluster {
         let admin = hearth_store::testing::admin_url();
         let db = format!(
             "hearth_cluster_{}_{}",
@@ -51,9 +58,10 @@ impl Cluster {
         let root = format!("t{}", rand::random::<u32>());
         let mut nodes = Vec::new();
         for _ in 0..n {
-            let (url, root) = (url.clone(), root.clone());
+            let (url, root, tweak) = (url.clone(), root.clone(), tweak.clone());
             nodes.push(
                 TestServer::start_with(Db::Shared(url), move |c| {
+                    tweak(c);
                     c.nats_url = nats_url();
                     c.redis_url = hearth_server::config::Secret(redis_url());
                     c.nats_subject_root = root;
@@ -298,5 +306,42 @@ async fn concurrent_sends_through_two_nodes_arrive_in_id_order_everywhere() {
         );
         assert_eq!(got, sent, "each once");
     }
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_per_user_are_capped_across_nodes() {
+    let c = Cluster::start_with(2, |c| c.gateway_max_sessions_per_user = 2).await;
+    let (n1, n2) = (&c.nodes[0], &c.nodes[1]);
+    let u = n1.register("capx").await;
+    let (a, _) = Gw::identify(n1, &u).await;
+    let (_b, _) = Gw::identify(n2, &u).await;
+    for n in [n1, n2] {
+        let mut third = Gw::connect(n).await;
+        third
+            .send(json!({"op": "identify", "d": {"token": u.token}}))
+            .await;
+        assert_eq!(
+            third.closed_with(Duration::from_secs(3)).await,
+            4008,
+            "the count holds across nodes"
+        );
+    }
+    // A connection that ends on one node frees a place on the other.
+    drop(a);
+    let mut ok = false;
+    for _ in 0..50 {
+        let mut gw = Gw::connect(n2).await;
+        gw.send(json!({"op": "identify", "d": {"token": u.token}}))
+            .await;
+        if let crate::gateway::Got::Frame(f) = gw.next(Duration::from_secs(3)).await
+            && f["t"] == "READY"
+        {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ok, "the place came free");
     c.stop().await;
 }

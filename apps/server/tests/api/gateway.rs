@@ -156,16 +156,22 @@ pub async fn ready_and_live_delivery(s: &TestServer) {
     let stranger = s.register("gws").await;
     let (cid, general) = s.community(&owner, "Live").await;
     s.join(&owner, &cid, &member).await;
+    // The stranger shares another community with the owner (so a DM is
+    // allowed, contract v1.1) but not this one.
+    let (elsewhere, _) = s.community(&owner, "Elsewhere").await;
+    s.join(&owner, &elsewhere, &stranger).await;
     let (mut a, ready) = Gw::identify(s, &owner).await;
     assert_eq!(a.last_s, 1, "READY is dispatch 1");
     assert!(ready["session_id"].as_str().unwrap().len() >= 16);
     assert_eq!(ready["user"]["id"], owner.id.as_str());
-    assert_eq!(ready["communities"][0]["id"], cid.as_str());
-    assert_eq!(
-        ready["communities"][0]["channels"][0]["id"],
-        general.as_str()
-    );
-    assert_eq!(ready["communities"][0]["roles"][0]["name"], "@everyone");
+    let live = ready["communities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == cid.as_str())
+        .expect("the community is in READY");
+    assert_eq!(live["channels"][0]["id"], general.as_str());
+    assert_eq!(live["roles"][0]["name"], "@everyone");
     assert!(ready["dms"].is_array() && ready["read_states"].is_array());
     let (mut b, _) = Gw::identify(s, &member).await;
     let (mut c, _) = Gw::identify(s, &stranger).await;
@@ -503,4 +509,139 @@ pub async fn silent_clients_time_out() {
         "not before 1.5 intervals"
     );
     s.stop().await;
+}
+
+/// Limits that protect everyone (contract v1.1), each with its own server
+/// settings.
+mod limits {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::Gw;
+    use crate::{Db, TestServer, User};
+
+    async fn identify_closes_with(s: &TestServer, u: &User) -> Option<u16> {
+        let mut gw = Gw::connect(s).await;
+        gw.send(json!({"op": "identify", "d": {"token": u.token}}))
+            .await;
+        loop {
+            match gw.next(Duration::from_secs(3)).await {
+                super::Got::Frame(f) if f["t"] == "READY" => return None,
+                super::Got::Frame(_) => continue,
+                super::Got::Closed(c) => return Some(c),
+                super::Got::Nothing => panic!("neither READY nor a close"),
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sessions_per_user_are_capped() {
+        let s = TestServer::start_with(Db::Sqlite, |c| c.gateway_max_sessions_per_user = 3).await;
+        let u = s.register("capped").await;
+        let mut open = Vec::new();
+        for _ in 0..3 {
+            open.push(Gw::identify(&s, &u).await);
+        }
+        assert_eq!(
+            identify_closes_with(&s, &u).await,
+            Some(4008),
+            "a fourth session is refused"
+        );
+        let other = s.register("uncapped").await;
+        assert_eq!(identify_closes_with(&s, &other).await, None, "per user");
+        // A dropped connection gives its place back (its session stays
+        // resumable but holds none).
+        let (gone, ready) = open.pop().unwrap();
+        let (gone_id, gone_s) = (
+            ready["session_id"].as_str().unwrap().to_string(),
+            gone.last_s,
+        );
+        drop(gone);
+        let mut replaced = None;
+        for _ in 0..50 {
+            let mut gw = Gw::connect(&s).await;
+            gw.send(json!({"op": "identify", "d": {"token": u.token}}))
+                .await;
+            if let super::Got::Frame(f) = gw.next(Duration::from_secs(3)).await
+                && f["t"] == "READY"
+            {
+                replaced = Some(gw);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(replaced.is_some(), "the place came free");
+        // Back at the cap: resuming the dropped session is refused too...
+        let mut r = Gw::connect(&s).await;
+        r.send(
+            json!({"op": "resume", "d": {"token": u.token, "session_id": gone_id, "s": gone_s}}),
+        )
+        .await;
+        assert_eq!(r.closed_with(Duration::from_secs(3)).await, 4008);
+        // ...until a place is free.
+        drop(replaced);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (_r, missed) = Gw::resume(&s, &u, &gone_id, gone_s).await;
+        assert!(missed.is_ok(), "resumed once a place came free");
+        s.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connections_per_address_are_capped() {
+        let s =
+            TestServer::start_with(Db::Sqlite, |c| c.gateway_max_connections_per_address = 3).await;
+        let url = format!("ws://{}/api/v1/gateway", s.addr);
+        let mut open = Vec::new();
+        for _ in 0..3 {
+            open.push(Gw::connect(&s).await);
+        }
+        match tokio_tungstenite::connect_async(&url).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+                assert_eq!(res.status().as_u16(), 429, "a fourth is refused");
+                assert!(res.headers().contains_key("retry-after"));
+            }
+            other => panic!("expected 429, got {:?}", other.map(|_| ())),
+        }
+        drop(open.pop());
+        let mut reopened = false;
+        for _ in 0..50 {
+            if tokio_tungstenite::connect_async(&url).await.is_ok() {
+                reopened = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(reopened, "a closed connection frees its place");
+        s.stop().await;
+        // Behind a trusted proxy, the forwarded address is what counts.
+        let s = TestServer::start_with(Db::Sqlite, |c| {
+            c.gateway_max_connections_per_address = 1;
+            c.trust_forwarded_for = true;
+        })
+        .await;
+        let from = |ip: &str| {
+            let mut r =
+                tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+                    format!("ws://{}/api/v1/gateway", s.addr),
+                )
+                .unwrap();
+            r.headers_mut()
+                .insert("x-forwarded-for", ip.parse().unwrap());
+            r
+        };
+        let _a = tokio_tungstenite::connect_async(from("203.0.113.1"))
+            .await
+            .expect("first from .1");
+        let _b = tokio_tungstenite::connect_async(from("203.0.113.2"))
+            .await
+            .expect("first from .2");
+        assert!(
+            tokio_tungstenite::connect_async(from("203.0.113.1"))
+                .await
+                .is_err(),
+            "second from .1"
+        );
+        s.stop().await;
+    }
 }

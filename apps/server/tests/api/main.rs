@@ -7,6 +7,7 @@ mod gateway;
 mod harness;
 mod processes;
 mod scenarios;
+mod trust;
 
 pub use harness::*;
 
@@ -55,6 +56,20 @@ both_backends!(
 );
 
 both_backends!(
+    trust_rules = trust:
+    role_assignment_needs_the_bits_and_the_rank,
+    a_deny_you_are_under_stays,
+    timeouts_stop_edits_and_reactions,
+    dms_need_a_shared_community_and_consent,
+    token_reuse_closes_the_sessions_sockets,
+    cookie_refresh_needs_the_client_header,
+    mfa_needs_the_password_and_codes_are_single_use,
+    look_alike_usernames_are_refused,
+    reactions_are_single_emoji_and_bounded,
+    contract_clarifications,
+);
+
+both_backends!(
     gw = gateway:
     ready_and_live_delivery,
     losing_access_stops_events,
@@ -67,6 +82,32 @@ both_backends!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_silent_clients_time_out() {
     gateway::silent_clients_time_out().await;
+}
+
+/// Sign-in limits per account and per address (IPv6 by /64), against the
+/// shipped limits, with each attempt from its own forwarded address.
+mod sign_in_limits {
+    use hearth_server::config::RateLimitConfig;
+
+    async fn run(db: crate::Db) {
+        let s = crate::TestServer::start_with(db, |c| {
+            c.rate_limit = RateLimitConfig::default();
+            c.trust_forwarded_for = true;
+        })
+        .await;
+        crate::trust::sign_in_limits(&s).await;
+        s.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        run(crate::Db::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        run(crate::Db::Postgres).await;
+    }
 }
 
 /// The 600-request burst, against the shipped rate limits.

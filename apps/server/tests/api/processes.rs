@@ -22,10 +22,14 @@ use crate::{TestServer, User};
 struct Node {
     child: Child,
     api: Arc<TestServer>,
+    /// The process's stderr (its logs), for failure messages.
+    log: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
-async fn spawn(db_url: &str, root: &str) -> Node {
+/// Starts a `hearth` process without waiting for it; `jwt_secret` None
+/// leaves the signing keys to the database.
+fn start(db_url: &str, root: &str, jwt_secret: Option<&str>) -> Node {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -33,42 +37,72 @@ async fn spawn(db_url: &str, root: &str) -> Node {
         .unwrap()
         .port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
+    let log = dir.path().join("stderr.log");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hearth"));
+    cmd.args(["serve", "--listen", &addr.to_string(), "--data-dir"])
         .arg(dir.path())
         .env("DATABASE_URL", db_url)
         .env("NATS_URL", nats_url())
         .env("REDIS_URL", redis_url())
         .env("HEARTH_NATS_SUBJECT_ROOT", root)
-        .env("HEARTH_JWT_SECRET", "one secret for the whole test cluster")
         .env("HEARTH_RATE_LIMIT_ENABLED", "false")
         .env("HEARTH_PASSWORD_HASH_MEMORY_KIB", "64")
         .env("HEARTH_PASSWORD_HASH_ITERATIONS", "1")
         .env("HEARTH_LOG_LEVEL", "warn")
         .env("HEARTH_WEB_DIR", dir.path().join("no-web"))
+        .env_remove("HEARTH_DATABASE_URL")
+        .env_remove("HEARTH_JWT_SECRET")
         .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn hearth");
-    let api = Arc::new(TestServer::external(addr));
+        .stderr(std::fs::File::create(&log).unwrap())
+        .kill_on_drop(true);
+    if let Some(secret) = jwt_secret {
+        cmd.env("HEARTH_JWT_SECRET", secret);
+    }
+    let child = cmd.spawn().expect("spawn hearth");
+    Node {
+        child,
+        api: Arc::new(TestServer::external(addr)),
+        log,
+        _dir: dir,
+    }
+}
+
+/// Waits until the node answers `/readyz` with 200; fails the test (with the
+/// node's logs) if it exits or takes longer than 30 s.
+async fn ready(node: &mut Node) {
     let start = Instant::now();
     loop {
-        if let Ok(r) = api.http.get(format!("{}/readyz", api.base)).send().await
+        if let Ok(r) = node
+            .api
+            .http
+            .get(format!("{}/readyz", node.api.base))
+            .send()
+            .await
             && r.status() == StatusCode::OK
         {
-            break;
+            return;
+        }
+        if let Some(status) = node.child.try_wait().unwrap() {
+            panic!(
+                "node {} exited ({status}) before it was ready: {}",
+                node.api.base,
+                std::fs::read_to_string(&node.log).unwrap_or_default()
+            );
         }
         assert!(
             start.elapsed() < Duration::from_secs(30),
-            "node did not start"
+            "node {} did not start: {}",
+            node.api.base,
+            std::fs::read_to_string(&node.log).unwrap_or_default()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Node {
-        child,
-        api,
-        _dir: dir,
-    }
+}
+
+async fn spawn(db_url: &str, root: &str) -> Node {
+    let mut node = start(db_url, root, Some("one secret for the whole test cluster"));
+    ready(&mut node).await;
+    node
 }
 
 /// What a receiving client saw, per channel, in arrival order.
@@ -390,4 +424,111 @@ async fn a_node_killed_mid_sends_loses_no_acknowledged_message() {
     hearth_store::testing::drop_database(&admin, &db)
         .await
         .expect("drop");
+}
+
+/// Three nodes started at the same instant on a new, empty database with no
+/// configured secret: every one migrates (under the lock) and becomes ready,
+/// and they share the signing key the first of them stored, so a token from
+/// one works on the others; a token signed before `rotate-signing-key` still
+/// works after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_cluster_starts_and_shares_its_signing_keys() {
+    let admin = hearth_store::testing::admin_url();
+    let db = format!(
+        "hearth_fresh_{}_{}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    let url = hearth_store::testing::create_database(&admin, &db)
+        .await
+        .expect("Postgres must be running");
+    let root = format!("f{}", rand::random::<u32>());
+    let mut nodes: Vec<Node> = (0..3).map(|_| start(&url, &root, None)).collect();
+    let waits = nodes.iter_mut().map(ready);
+    futures::future::join_all(waits).await;
+    let apis: Vec<Arc<TestServer>> = nodes.iter().map(|n| n.api.clone()).collect();
+
+    let ada = apis[0].register("fresh_ada").await;
+    for (i, api) in apis.iter().enumerate() {
+        let (st, me) = api.get("/api/v1/users/@me", &ada.token).await;
+        assert_eq!(
+            st,
+            StatusCode::OK,
+            "node {}: a token from node 1: {me}",
+            i + 1
+        );
+        assert_eq!(me["id"], ada.id.as_str());
+    }
+
+    assert_eq!(kid_of(&ada.token), "k1", "the first database key signs");
+
+    // Rotation: the new key signs once every node has loaded it, and tokens
+    // signed before it keep working everywhere.
+    let out = crate::cli::hearth()
+        .env("DATABASE_URL", &url)
+        .args(["admin", "rotate-signing-key"])
+        .output()
+        .expect("run hearth admin rotate-signing-key");
+    assert!(
+        out.status.success(),
+        "rotate-signing-key: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("k2"), "names the new key: {said}");
+    let rotated = Instant::now();
+    let fresh = loop {
+        let (st, v) = apis[1]
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"login": "fresh_ada", "password": "correct horse battery"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let token = v["access_token"].as_str().unwrap().to_string();
+        if kid_of(&token) == "k2" {
+            break token;
+        }
+        assert!(
+            rotated.elapsed() < Duration::from_secs(60),
+            "node 2 still signs with {} a minute after the rotation",
+            kid_of(&token)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    eprintln!("the new key signs {:?} after rotation", rotated.elapsed());
+    for (i, api) in apis.iter().enumerate() {
+        for (which, token) in [("before", &ada.token), ("after", &fresh)] {
+            let (st, me) = api.get("/api/v1/users/@me", token).await;
+            assert_eq!(
+                st,
+                StatusCode::OK,
+                "node {}: a token signed {which} the rotation: {me}",
+                i + 1
+            );
+        }
+    }
+
+    for mut n in nodes {
+        let _ = n.child.kill().await;
+    }
+    drop_log(&root).await;
+    hearth_store::testing::drop_database(&admin, &db)
+        .await
+        .expect("drop");
+}
+
+/// The `kid` in a JWT's header.
+fn kid_of(token: &str) -> String {
+    use base64::Engine;
+    let head = token.split('.').next().unwrap();
+    let head: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(head)
+            .unwrap(),
+    )
+    .unwrap();
+    head["kid"].as_str().unwrap_or("").to_string()
 }
