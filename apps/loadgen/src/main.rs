@@ -46,6 +46,8 @@ pub enum Scenario {
     GwE2e,
     /// Reconnect storm: every connection dropped at once, all resume.
     GwStorm,
+    /// READY for a user in --communities communities of --members members.
+    GwReady,
 }
 
 #[derive(Parser, Debug, Clone)]
@@ -101,6 +103,15 @@ pub struct Args {
     /// The server's gateway_resume_secs [default: the server's, 120].
     #[arg(long)]
     pub resume_secs: Option<u64>,
+    /// gw-ready: communities the user is in.
+    #[arg(long, default_value_t = 100)]
+    pub communities: usize,
+    /// gw-ready: members of each community (the user included).
+    #[arg(long, default_value_t = 10_000)]
+    pub members: usize,
+    /// gw-ready: identifies (and member pages) measured one after another.
+    #[arg(long, default_value_t = 5)]
+    pub repeat: usize,
     /// Server processes (2+: a cluster over Postgres, NATS and Redis).
     #[arg(long, default_value_t = 1)]
     pub nodes: usize,
@@ -142,7 +153,11 @@ fn check_open_files(args: &Args) -> Result<(), String> {
         .find(|l| l.starts_with("Max open files"))
         .and_then(|l| l.split_whitespace().nth(3))
         .and_then(|v| v.parse::<usize>().ok());
-    let need = args.connections + 1_000;
+    let need = if args.scenario == Scenario::GwReady {
+        1_000
+    } else {
+        args.connections + 1_000
+    };
     match soft {
         Some(s) if s < need => Err(format!(
             "{} connections need about {need} open files, the limit is {s}: run `ulimit -n {}` first",
@@ -189,6 +204,7 @@ async fn main() {
             Scenario::GwRising => results.extend(gateway::rising(&args, &server).await?),
             Scenario::GwE2e => results.extend(gateway::e2e(&args, &server).await?),
             Scenario::GwStorm => results.extend(gateway::storm(&args, &server).await?),
+            Scenario::GwReady => results.extend(gateway::ready(&args, &server).await?),
             Scenario::Sends | Scenario::History | Scenario::All => {}
         }
         Ok::<(), String>(())

@@ -11,12 +11,15 @@
 //! - `e2e` (channels.rs): 1,000 msg/s over several channels and senders to a
 //!   modest number of receivers, optionally on another node.
 //! - `storm` (storm.rs): every connection dropped at once, all resume.
+//! - `ready` (ready.rs): READY size and time for a user in many big
+//!   communities, and one page of members.
 
 mod channels;
 mod client;
 mod cohort;
 mod fanout;
 mod probe;
+mod ready;
 mod storm;
 
 use std::sync::Arc;
@@ -24,6 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use channels::{channels, e2e};
 pub use fanout::{fanout, idle, rising};
+pub use ready::ready;
 pub use storm::storm;
 
 use crate::server::Server;

@@ -10,12 +10,14 @@ use hearth_accounts::Principal;
 use serde_json::json;
 
 use hearth_state::SessionMeta;
+use hearth_types::{CommunityId, UserId};
 
 use super::hub::{Kind, Link, Session};
 use super::limits::FrameWindow;
 use super::protocol::{ClientOp, MAX_FRAME_BYTES, MAX_FRAMES_PER_MINUTE, close, decode, tail_of};
 use super::ready;
 use super::resume;
+use crate::http::wire;
 use crate::state::AppState;
 
 struct Conn {
@@ -189,7 +191,60 @@ async fn handle(
             crate::gateway::presence(state, sess.user, status.public());
             Ok(Beat::No)
         }
+        ClientOp::RequestMembers {
+            community_id,
+            after,
+            limit,
+        } => request_members(state, identified(conn)?, community_id, after, limit).await,
     }
+}
+
+/// `request_members {community_id, after?, limit?}`: one page of members
+/// (by user id, after the cursor) with their statuses, as a `MEMBERS_CHUNK`
+/// dispatch. A community the user is not in answers an empty chunk with
+/// `not_found: true`, as REST would answer 404.
+async fn request_members(
+    state: &AppState,
+    session: &Arc<Session>,
+    community: CommunityId,
+    after: Option<UserId>,
+    limit: u32,
+) -> Result<Beat, Closing> {
+    let d = match state
+        .chat
+        .members(community, session.user, after, limit)
+        .await
+    {
+        Ok(members) => {
+            let ids: Vec<i64> = members.iter().map(|m| m.user.id.0).collect();
+            let presences = super::presence::of(state, &ids).await;
+            let next = (members.len() as u32 == limit)
+                .then(|| members.last().map(|m| m.user.id.to_string()))
+                .flatten();
+            json!({
+                "community_id": community.to_string(),
+                "members": members.iter().map(wire::Member::from).collect::<Vec<_>>(),
+                "presences": presences.iter().map(|(u, st)| json!({ "user_id": u.to_string(), "status": st })).collect::<Vec<_>>(),
+                "next_after": next,
+            })
+        }
+        Err(hearth_chat::ChatError::NotFound) => json!({
+            "community_id": community.to_string(),
+            "members": [],
+            "presences": [],
+            "next_after": null,
+            "not_found": true,
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "loading members for a gateway request");
+            return Err((close::UNKNOWN_ERROR, "could not load members"));
+        }
+    };
+    let ev = json!({ "t": "MEMBERS_CHUNK", "d": d }).to_string();
+    if let Some(tail) = tail_of(&ev) {
+        session.push(Kind::Inline, &Arc::from(tail));
+    }
+    Ok(Beat::No)
 }
 
 fn identified(conn: &Conn) -> Result<&Arc<Session>, Closing> {

@@ -1,6 +1,7 @@
 //! The gateway's wire protocol: ops, close codes, limits and frame decoding.
 //! Pure functions, so the decoder can be tested (and fuzzed) without sockets.
 
+use hearth_types::{CommunityId, UserId};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -40,7 +41,17 @@ pub enum ClientOp {
     PresenceUpdate {
         status: Presence,
     },
+    /// A page of a community's members (answered by `MEMBERS_CHUNK`).
+    RequestMembers {
+        community_id: CommunityId,
+        after: Option<UserId>,
+        limit: u32,
+    },
 }
+
+/// Members per `MEMBERS_CHUNK` unless asked otherwise, and at most.
+pub const MEMBERS_CHUNK_DEFAULT: u32 = 100;
+pub const MEMBERS_CHUNK_MAX: u32 = 1000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Presence {
@@ -97,6 +108,16 @@ struct ResumeD {
 #[serde(deny_unknown_fields)]
 struct PresenceD {
     status: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestMembersD {
+    community_id: String,
+    #[serde(default)]
+    after: Option<String>,
+    #[serde(default)]
+    limit: Option<u32>,
 }
 
 fn decode_err(reason: &'static str) -> Refusal {
@@ -157,6 +178,26 @@ pub fn decode(text: &str) -> Result<ClientOp, Refusal> {
             };
             Ok(ClientOp::PresenceUpdate { status })
         }
+        "request_members" => {
+            const NEEDS: &str = "request_members needs {community_id, after?, limit?} (ids as decimal strings, limit 1-1000)";
+            let d: RequestMembersD =
+                serde_json::from_value(frame.d).map_err(|_| decode_err(NEEDS))?;
+            let community_id = d.community_id.parse().map_err(|_| decode_err(NEEDS))?;
+            let after = d
+                .after
+                .map(|a| a.parse())
+                .transpose()
+                .map_err(|_| decode_err(NEEDS))?;
+            let limit = d.limit.unwrap_or(MEMBERS_CHUNK_DEFAULT);
+            if !(1..=MEMBERS_CHUNK_MAX).contains(&limit) {
+                return Err(decode_err(NEEDS));
+            }
+            Ok(ClientOp::RequestMembers {
+                community_id,
+                after,
+                limit,
+            })
+        }
         _ => Err(Refusal {
             code: close::UNKNOWN_OP,
             reason: "unknown op",
@@ -213,6 +254,38 @@ mod tests {
                 status: Presence::Idle
             })
         );
+    }
+
+    #[test]
+    fn decodes_member_requests() {
+        assert_eq!(
+            decode(r#"{"op":"request_members","d":{"community_id":"12"}}"#),
+            Ok(ClientOp::RequestMembers {
+                community_id: CommunityId(12),
+                after: None,
+                limit: MEMBERS_CHUNK_DEFAULT
+            })
+        );
+        assert_eq!(
+            decode(
+                r#"{"op":"request_members","d":{"community_id":"12","after":"40","limit":1000}}"#
+            ),
+            Ok(ClientOp::RequestMembers {
+                community_id: CommunityId(12),
+                after: Some(UserId(40)),
+                limit: 1000
+            })
+        );
+        for bad in [
+            r#"{"op":"request_members","d":{}}"#,
+            r#"{"op":"request_members","d":{"community_id":12}}"#,
+            r#"{"op":"request_members","d":{"community_id":"x"}}"#,
+            r#"{"op":"request_members","d":{"community_id":"1","limit":0}}"#,
+            r#"{"op":"request_members","d":{"community_id":"1","limit":1001}}"#,
+            r#"{"op":"request_members","d":{"community_id":"1","extra":1}}"#,
+        ] {
+            assert_eq!(decode(bad).unwrap_err().code, close::DECODE_ERROR, "{bad}");
+        }
     }
 
     #[test]

@@ -58,7 +58,6 @@ pub async fn build(state: &AppState, s: &std::sync::Arc<Session>) -> Result<Valu
         .await
         .map_err(|e| e.to_string())?;
     let mut communities = Vec::new();
-    let mut members = std::collections::BTreeSet::new();
     let view = visible(state, s).await?;
     let dms = state.chat.dms(s.user).await.map_err(|e| e.to_string())?;
     let dm_channels: Vec<_> = dms.iter().map(|(c, _)| c.clone()).collect();
@@ -82,14 +81,6 @@ pub async fn build(state: &AppState, s: &std::sync::Arc<Session>) -> Result<Valu
         v["channels"] = json!(channels.iter().map(wire::Channel::from).collect::<Vec<_>>());
         v["roles"] = json!(roles.iter().map(wire::Role::from).collect::<Vec<_>>());
         v["me"] = json!(wire::Member::from(&me));
-        for u in state
-            .store
-            .member_ids(c.id)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            members.insert(u.0);
-        }
         communities.push(v);
     }
     let read_states = state
@@ -97,8 +88,17 @@ pub async fn build(state: &AppState, s: &std::sync::Arc<Session>) -> Result<Valu
         .read_states(s.user)
         .await
         .map_err(|e| e.to_string())?;
-    let members: Vec<i64> = members.into_iter().collect();
-    let presences = super::presence::of(state, &members).await;
+    // No member lists: READY stays bounded whatever the size of the
+    // communities (members arrive on request, in pages: `request_members`).
+    // Statuses only of the people in the user's DMs.
+    let mut people: Vec<i64> = dms
+        .iter()
+        .flat_map(|(_, r)| r.iter().map(|u| u.id.0))
+        .filter(|u| *u != s.user.0)
+        .collect();
+    people.sort_unstable();
+    people.dedup();
+    let presences = super::presence::of(state, &people).await;
     Ok(json!({
         "session_id": s.id,
         "user": wire::Me::from(&user),

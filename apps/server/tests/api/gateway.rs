@@ -645,3 +645,95 @@ mod limits {
         s.stop().await;
     }
 }
+
+/// Scenarios registered here rather than in main.rs, each on both backends.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
+                let s = crate::TestServer::start(crate::Db::Sqlite).await;
+                super::$name(&s).await;
+                s.stop().await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
+                let s = crate::TestServer::start(crate::Db::Postgres).await;
+                super::$name(&s).await;
+                s.stop().await;
+            })*
+        }
+    };
+}
+
+mod paged {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::Gw;
+    use crate::TestServer;
+
+    on_both_backends!(ready_is_bounded_and_members_come_in_pages);
+
+    async fn ready_is_bounded_and_members_come_in_pages(s: &TestServer) {
+        let owner = s.register("pgo").await;
+        let (cid, _) = s.community(&owner, "Paged").await;
+        let mut members = Vec::new();
+        for i in 0..4 {
+            let m = s.register(&format!("pgm{i}")).await;
+            s.join(&owner, &cid, &m).await;
+            members.push(m);
+        }
+        let (_online, _) = Gw::identify(s, &owner).await;
+        let (mut gw, ready) = Gw::identify(s, &members[0]).await;
+        let c = &ready["communities"][0];
+        assert_eq!(c["id"], cid.as_str());
+        assert!(
+            c.get("members").is_none() && c.get("member_ids").is_none(),
+            "no member lists in READY: {c}"
+        );
+        // Pages of two, in user-id order, with statuses.
+        let mut ids: Vec<String> = std::iter::once(owner.id.clone())
+            .chain(members.iter().map(|m| m.id.clone()))
+            .collect();
+        ids.sort_by_key(|i| i.parse::<i64>().unwrap());
+        let mut got = Vec::new();
+        let mut after = serde_json::Value::Null;
+        let mut owner_online = false;
+        loop {
+            let mut d = json!({"community_id": cid, "limit": 2});
+            if !after.is_null() {
+                d["after"] = after.clone();
+            }
+            gw.send(json!({"op": "request_members", "d": d})).await;
+            let chunk = gw.expect("MEMBERS_CHUNK").await;
+            assert_eq!(chunk["community_id"], cid.as_str());
+            for m in chunk["members"].as_array().unwrap() {
+                got.push(m["user"]["id"].as_str().unwrap().to_string());
+            }
+            owner_online |= chunk["presences"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["user_id"] == owner.id.as_str() && p["status"] == "online");
+            after = chunk["next_after"].clone();
+            if after.is_null() {
+                break;
+            }
+        }
+        assert_eq!(got, ids, "every member once, in order");
+        assert!(owner_online, "statuses come with the page");
+        // A community the user is not in: an empty chunk, like REST's 404.
+        let (other, _) = s.community(&owner, "Private").await;
+        gw.send(json!({"op": "request_members", "d": {"community_id": other}}))
+            .await;
+        let chunk = gw.expect("MEMBERS_CHUNK").await;
+        assert_eq!(chunk["not_found"], true);
+        assert!(chunk["members"].as_array().unwrap().is_empty());
+        // A malformed request closes with 4002.
+        gw.send(json!({"op": "request_members", "d": {"community_id": cid, "limit": 5000}}))
+            .await;
+        assert_eq!(gw.closed_with(Duration::from_secs(3)).await, 4002);
+    }
+}
