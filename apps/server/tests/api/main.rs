@@ -6,6 +6,7 @@ mod cluster;
 mod gateway;
 mod harness;
 mod processes;
+mod matrix;
 mod scenarios;
 mod trust;
 
@@ -82,6 +83,26 @@ both_backends!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_silent_clients_time_out() {
     gateway::silent_clients_time_out().await;
+}
+
+/// The authorization matrix (every operation × every kind of actor), with
+/// rate limits off: it registers a few hundred users from one address.
+mod authorization {
+    async fn run(db: crate::Db) {
+        let s = crate::TestServer::start_with(db, |c| c.rate_limit.enabled = false).await;
+        crate::matrix::authorization_matrix(&s).await;
+        s.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        run(crate::Db::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        run(crate::Db::Postgres).await;
+    }
 }
 
 /// Sign-in limits per account and per address (IPv6 by /64), against the
