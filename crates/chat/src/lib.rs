@@ -28,6 +28,7 @@ mod perms;
 mod roles;
 mod service;
 mod validate;
+pub mod view;
 
 pub use channels::{ChannelInput, OverwriteInput};
 pub use error::ChatError;
