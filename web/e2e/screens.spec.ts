@@ -299,3 +299,38 @@ test('user settings: a new display name shows on the next message', async ({ bro
   await expect(message(A, 'now with a name').locator('.author')).toHaveText(nick);
   await expect(message(B, 'now with a name').locator('.author')).toHaveText(nick);
 });
+
+test('privacy: B blocks A from the member list, A cannot open a DM; unblocked in settings it works; "Nobody" refuses again', async ({ browser }) => {
+  const w = await world(1);
+  const bob = w.members[0];
+  const A = await open(browser, w, w.owner);
+  const B = await open(browser, w, bob);
+  B.on('dialog', (d) => void d.accept());
+  const messageFrom = async (page: Page, name: string) => {
+    const members = page.getByRole('complementary', { name: 'Members' });
+    await members.getByRole('button', { name }).click();
+    return members.getByRole('group', { name: `${name} profile` });
+  };
+  // Bob blocks Alice.
+  await (await messageFrom(B, w.owner)).getByRole('button', { name: 'Block' }).click();
+  await expect(B.getByText(`${w.owner} is blocked.`)).toBeVisible();
+  // Alice's "Message" is refused in words; no DM opens.
+  await (await messageFrom(A, bob)).getByRole('button', { name: 'Message' }).click();
+  await expect(A.getByText('You cannot open a DM with that user.')).toBeVisible();
+  await expect(A.getByRole('heading', { name: 'general', level: 1 })).toBeVisible();
+  // Bob unblocks her in his settings.
+  await B.getByRole('button', { name: 'User settings' }).click();
+  const settings = B.getByRole('dialog');
+  await settings.getByRole('button', { name: `Unblock ${w.owner}` }).click();
+  await expect(settings.getByText('You have not blocked anyone.')).toBeVisible();
+  // Now the DM opens.
+  await (await messageFrom(A, bob)).getByRole('button', { name: 'Message' }).click();
+  await expect(A.getByRole('heading', { name: bob, level: 1 })).toBeVisible();
+  // Bob allows DMs from nobody: a new attempt is refused.
+  await settings.getByLabel('Who can send you direct messages').selectOption('nobody');
+  await expect(settings.getByRole('status').filter({ hasText: 'Saved.' })).toBeVisible();
+  await A.goto(`/app?c=${w.communityId}&ch=${w.channelId}`);
+  await expect(A.getByRole('heading', { name: 'general', level: 1 })).toBeVisible();
+  await (await messageFrom(A, bob)).getByRole('button', { name: 'Message' }).click();
+  await expect(A.getByText('You cannot open a DM with that user.')).toBeVisible();
+});

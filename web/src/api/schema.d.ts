@@ -477,7 +477,9 @@ export interface paths {
         };
         /**
          * Upgrades to the gateway. The token travels in the first frame (identify),
-         *     never in the URL, so it stays out of logs and proxies.
+         *     never in the URL, so it stays out of logs and proxies. An address that
+         *     already has `gateway_max_connections_per_address` connections open here
+         *     is refused with 429 `rate_limited` before upgrading.
          */
         get: operations["gateway_upgrade"];
         put?: never;
@@ -571,6 +573,44 @@ export interface paths {
         patch: operations["users_update_me"];
         trace?: never;
     };
+    "/api/v1/users/@me/blocks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The users you have blocked. */
+        get: operations["users_blocks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/@me/blocks/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Blocks a user: they can no longer open a DM or group DM with you, nor
+         *     send into your 1:1 DM. They are not told.
+         */
+        put: operations["users_block"];
+        post?: never;
+        /** Unblocks a user. */
+        delete: operations["users_unblock"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users/@me/mfa/totp": {
         parameters: {
             query?: never;
@@ -657,6 +697,12 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * @description Who may open a DM with a user: members of a community they share (the
+         *     default), or nobody.
+         * @enum {string}
+         */
+        AllowDmsFrom: "community_members" | "nobody";
         Attachment: {
             id: string;
         };
@@ -793,6 +839,8 @@ export interface components {
             email?: string | null;
             mfa_enabled: boolean;
             is_admin: boolean;
+            /** @description Who may open a DM with you. */
+            allow_dms_from: components["schemas"]["AllowDmsFrom"];
         };
         Member: {
             user: components["schemas"]["User"];
@@ -838,6 +886,8 @@ export interface components {
         };
         PasswordConfirm: {
             password: string;
+            /** @description A current TOTP code, needed when two-factor sign-in is on. */
+            code?: string | null;
         };
         Reaction: {
             emoji: string;
@@ -906,8 +956,12 @@ export interface components {
         TotpEnableRequest: {
             /** @description The base32 secret from `POST /users/@me/mfa/totp`. */
             secret: string;
-            /** @description A current code from the authenticator app. */
+            /** @description A current code for the new secret, from the authenticator app. */
             code: string;
+            /** @description The account password: an access token alone cannot change MFA. */
+            password: string;
+            /** @description When replacing an existing secret: a current code of the old one. */
+            current_code?: string | null;
         };
         TotpSetup: {
             /** @description The secret in base32, for authenticator apps. */
@@ -930,6 +984,7 @@ export interface components {
             display_name?: string | null;
             /** @description An uploaded attachment id; `null` clears it. */
             avatar_id?: string | null;
+            allow_dms_from?: null | components["schemas"]["AllowDmsFrom"];
         };
         UpdateMemberRequest: {
             /** @description `null` or `""` clears it. */
@@ -1044,6 +1099,15 @@ export interface operations {
             };
             /** @description unauthorized or token_reused */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description cookie refresh without X-Hearth-Client: web */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2996,6 +3060,95 @@ export interface operations {
             };
         };
     };
+    users_blocks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    users_block: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    users_unblock: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     users_totp_enable: {
         parameters: {
             query?: never;
@@ -3016,6 +3169,15 @@ export interface operations {
                 content?: never;
             };
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description invalid_credentials or mfa_required */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };

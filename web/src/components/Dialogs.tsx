@@ -338,6 +338,7 @@ function UserSettings({ onClose }: { onClose: () => void }) {
           Username @{me.username} · plan {me.plan} · member since {new Date(me.created_at).toLocaleDateString()}
         </p>
       </section>
+      <PrivacySettings />
       <section aria-labelledby="status-h">
         <h3 id="status-h">Status</h3>
         <label htmlFor="presence-select">Show me as</label>
@@ -399,5 +400,71 @@ function UserSettings({ onClose }: { onClose: () => void }) {
         </div>
       </section>
     </Modal>
+  );
+}
+
+type DmPolicy = 'community_members' | 'nobody';
+
+/** Who may DM you, and the people you blocked (contract v1.1 "DMs"). */
+function PrivacySettings() {
+  const [policy, setPolicy] = useState<DmPolicy | null>(null);
+  const [blocked, setBlocked] = useState<User[] | null>(null);
+  const act = useAction();
+  const [saved, setSaved] = useState(false);
+  useEffect(() => {
+    void act.run(async () => {
+      const me = await unwrap<{ allow_dms_from: DmPolicy }>(api.GET('/api/v1/users/@me'));
+      setPolicy(me.allow_dms_from);
+      setBlocked(await unwrap<User[]>(api.GET('/api/v1/users/@me/blocks')));
+    });
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, []);
+  return (
+    <section aria-labelledby="privacy-h">
+      <h3 id="privacy-h">Privacy</h3>
+      <label htmlFor="dm-policy">Who can send you direct messages</label>
+      <select
+        id="dm-policy"
+        value={policy ?? 'community_members'}
+        disabled={policy === null || act.busy}
+        onChange={(e) => {
+          const next = e.target.value as DmPolicy;
+          setSaved(false);
+          void act.run(async () => {
+            const me = await unwrap<{ allow_dms_from: DmPolicy }>(api.PATCH('/api/v1/users/@me', { body: { allow_dms_from: next } }));
+            setPolicy(me.allow_dms_from);
+            setSaved(true);
+          });
+        }}
+      >
+        <option value="community_members">Members of communities we share</option>
+        <option value="nobody">Nobody</option>
+      </select>
+      {saved && <span role="status"> Saved.</span>}
+      <h4 id="blocked-h">Blocked users</h4>
+      {blocked !== null && blocked.length === 0 && <p className="muted small">You have not blocked anyone.</p>}
+      <ul role="list" aria-labelledby="blocked-h" className="session-list">
+        {(blocked ?? []).map((u) => (
+          <li key={u.id}>
+            <div>
+              <strong>{u.display_name ?? u.username}</strong> <span className="muted small">@{u.username}</span>
+            </div>
+            <button
+              type="button"
+              className="btn btn-secondary"
+              onClick={() =>
+                void act.run(async () => {
+                  await unwrap(api.DELETE('/api/v1/users/@me/blocks/{user_id}', { params: { path: { user_id: u.id } } }));
+                  setBlocked((l) => (l ?? []).filter((x) => x.id !== u.id));
+                })
+              }
+            >
+              Unblock {u.display_name ?? u.username}
+            </button>
+          </li>
+        ))}
+      </ul>
+      {act.error && <p className="form-error" role="alert">{act.error}</p>}
+    </section>
   );
 }

@@ -3,6 +3,7 @@
 // dots. Clicking a member opens a small card with "Message" (DM).
 import { useMemo, useState } from 'react';
 import type { Member, UserSummary } from '@/api/types';
+import { api, unwrap } from '@/lib/api';
 import { getClient } from '@/lib/client';
 import { describeError } from '@/lib/errors';
 import { useMe, useMembers } from '@/lib/hooks';
@@ -92,6 +93,24 @@ function MemberRow({ user, member, color, dim }: { user: UserSummary; member?: M
               }}
             >
               Message
+            </button>
+          )}
+          {user.id !== me?.id && (
+            <button
+              type="button"
+              className="btn btn-secondary"
+              onClick={async () => {
+                if (!window.confirm(`Block ${name}? They will no longer be able to send you direct messages.`)) return;
+                try {
+                  await unwrap(api.PUT('/api/v1/users/@me/blocks/{user_id}', { params: { path: { user_id: user.id } } }));
+                  setOpen(false);
+                  notify(`${name} is blocked.`, 'info');
+                } catch (e) {
+                  notify(describeError(e));
+                }
+              }}
+            >
+              Block
             </button>
           )}
         </div>

@@ -87,6 +87,8 @@ export function humanMessage(e: ApiError): string {
     }
     case 401: return 'Your session has ended. Please sign in again.';
     case 403: {
+      // A refusal by rule (blocked, hierarchy, timeout) carries its reason in words.
+      if (typeof e.details.reason === 'string' && e.message) return e.message.charAt(0).toUpperCase() + e.message.slice(1) + '.';
       const perm = typeof e.details.permission === 'string' ? e.details.permission : typeof e.details.missing === 'string' ? e.details.missing : null;
       return perm
         ? `You no longer have permission to do that (${perm}).`
