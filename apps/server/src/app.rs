@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use hearth_chat::{Chat, ChatConfig};
 use hearth_state::{
     MemoryRateLimiter, RateLimiter, RedisConnection, RedisRateLimiter, RedisSessionLog,
 };
-use hearth_store::{Backend, Store};
+use hearth_store::{Backend, SigningKeyRecord, Store};
 use hearth_types::{IdGenerator, now_ms};
 use rand::RngCore;
 use tokio::net::TcpListener;
@@ -40,6 +40,8 @@ pub enum StartError {
     NoNodeId,
     #[error("signing key {0}: {1}")]
     Key(PathBuf, String),
+    #[error("signing keys: {0}")]
+    Keys(String),
     #[error("{0}")]
     Unsupported(&'static str),
     #[error("event bus: {0}")]
@@ -79,38 +81,128 @@ pub async fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, StartError> {
     Ok(hearth_store::connect(&backend(cfg), cfg.db_max_connections).await?)
 }
 
-/// The signing secret: configured, or generated once and kept in the data dir.
-fn signing_key(cfg: &Config) -> Result<Vec<u8>, StartError> {
+/// The access-token keys: the configured secret, or else the keys in the
+/// database, shared by every node on it. The first node to start stores the
+/// first key (importing `data_dir/jwt.key` if it has one, so a single node
+/// upgraded in place keeps its users signed in); every node then reloads the
+/// keys every [`TokenKeys::REFRESH`], which picks up rotations and retires
+/// keys whose tokens have all expired.
+async fn token_keys(cfg: &Config, store: &Arc<dyn Store>) -> Result<TokenKeys, StartError> {
     if !cfg.jwt_secret.0.is_empty() {
-        return Ok(cfg.jwt_secret.0.as_bytes().to_vec());
+        return Ok(TokenKeys::new(cfg.jwt_secret.0.as_bytes().to_vec()));
     }
-    std::fs::create_dir_all(&cfg.data_dir)
-        .map_err(|e| StartError::DataDir(cfg.data_dir.clone(), e))?;
-    let path = cfg.data_dir.join("jwt.key");
-    let b64 = base64::engine::general_purpose::STANDARD;
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        return b64
-            .decode(text.trim())
-            .map_err(|e| StartError::Key(path.clone(), e.to_string()));
-    }
-    let mut key = vec![0u8; 64];
-    rand::rng().fill_bytes(&mut key);
-    write_private(&path, &b64.encode(&key))
-        .map_err(|e| StartError::Key(path.clone(), e.to_string()))?;
-    tracing::info!(path = %path.display(), "generated a new token signing key");
-    Ok(key)
+    let records = first_keys(cfg, store.as_ref()).await?;
+    let keys = TokenKeys::from_records(&records, now_ms())
+        .ok_or_else(|| StartError::Keys("no signing key that verifies".into()))?;
+    tracing::info!(kid = %keys.signing_kid(), "access tokens are signed with database keys");
+    spawn_key_refresh(
+        store.clone(),
+        keys.clone(),
+        Duration::from_secs(cfg.access_token_ttl_secs),
+    );
+    Ok(keys)
 }
 
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
+/// The database's keys, storing the first one if there is none (race-free:
+/// nodes starting together agree on one). Its secret is `data_dir/jwt.key`'s
+/// when that file exists (the key of a node from before keys were shared),
+/// else a new random one.
+async fn first_keys(cfg: &Config, store: &dyn Store) -> Result<Vec<SigningKeyRecord>, StartError> {
+    let path = cfg.data_dir.join("jwt.key");
+    let file = match std::fs::read_to_string(&path) {
+        Ok(text) => Some(
+            base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .map_err(|e| StartError::Key(path.clone(), e.to_string()))?,
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(StartError::Key(path.clone(), e.to_string())),
+    };
+    let candidate = file.clone().unwrap_or_else(random_secret);
+    let keys = store.ensure_signing_key(&candidate, now_ms()).await?;
+    if let Some(file) = file {
+        match keys.iter().find(|k| k.secret == file) {
+            Some(k) => tracing::info!(
+                path = %path.display(),
+                kid = %k.kid,
+                "this signing key file is the database's key (imported); it is no longer needed"
+            ),
+            None => tracing::warn!(
+                path = %path.display(),
+                "this signing key file is not used: the database has its own keys"
+            ),
+        }
     }
-    opts.open(path)?.write_all(contents.as_bytes())
+    Ok(keys)
+}
+
+fn random_secret() -> Vec<u8> {
+    let mut key = vec![0u8; 64];
+    rand::rng().fill_bytes(&mut key);
+    key
+}
+
+/// Reloads the database keys every [`TokenKeys::REFRESH`] into `keys` (shared
+/// with the accounts service) until nothing else holds them.
+fn spawn_key_refresh(store: Arc<dyn Store>, keys: TokenKeys, access_ttl: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(TokenKeys::REFRESH);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if !keys.is_shared() {
+                return;
+            }
+            if let Err(e) = refresh_keys(store.as_ref(), &keys, access_ttl).await {
+                tracing::warn!(error = %e, "could not reload the signing keys; retrying");
+            }
+        }
+    });
+}
+
+/// One reload: retires keys whose tokens have all expired, then uses what the
+/// database holds (a rotation made anywhere starts signing here once it is
+/// [`TokenKeys::ACTIVATION`] old).
+async fn refresh_keys(
+    store: &dyn Store,
+    keys: &TokenKeys,
+    access_ttl: Duration,
+) -> Result<(), hearth_store::StoreError> {
+    let now = now_ms();
+    let mut records = store.ensure_signing_key(&random_secret(), now).await?;
+    for kid in TokenKeys::retirable(&records, now, access_ttl) {
+        if store.retire_signing_key(&kid, now).await? {
+            tracing::info!(%kid, "retired a signing key: every token it signed has expired");
+        }
+        if let Some(k) = records.iter_mut().find(|k| k.kid == kid) {
+            k.retired_at = Some(now);
+        }
+    }
+    if let Some(next) = TokenKeys::from_records(&records, now) {
+        let before = keys.signing_kid();
+        keys.replace(&next);
+        if next.signing_kid() != before {
+            tracing::info!(kid = %next.signing_kid(), "signing access tokens with a new key");
+        }
+    }
+    Ok(())
+}
+
+/// `hearth admin rotate-signing-key`: stores a new key after the newest. Every
+/// node signs with it from [`TokenKeys::ACTIVATION`] on; older keys keep
+/// verifying until their tokens have expired, then nodes retire them.
+pub async fn rotate_signing_key(cfg: &Config) -> Result<SigningKeyRecord, StartError> {
+    if !cfg.jwt_secret.0.is_empty() {
+        return Err(StartError::Unsupported(
+            "jwt_secret (HEARTH_JWT_SECRET) is set: that secret signs every token and database \
+             keys are not used; rotate it by changing it on every node (which signs everyone out), \
+             or unset it to use rotating database keys",
+        ));
+    }
+    let store = open_store(cfg).await?;
+    // As a starting node would: the first key (jwt.key imported) comes first.
+    first_keys(cfg, store.as_ref()).await?;
+    Ok(store.add_signing_key(&random_secret(), now_ms()).await?)
 }
 
 fn web_assets(cfg: &Config) -> Option<WebAssets> {
@@ -191,7 +283,7 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
     let accounts = Accounts::new(
         store.clone(),
         ids.clone(),
-        TokenKeys::new(signing_key(&cfg)?),
+        token_keys(&cfg, &store).await?,
         AccountsConfig {
             access_ttl: Duration::from_secs(cfg.access_token_ttl_secs),
             hash_cost: HashCost {

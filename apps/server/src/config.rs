@@ -607,7 +607,10 @@ mod tests {
             Err(e @ ConfigError::Invalid("jwt_secret", _)) => {
                 let said = e.to_string();
                 assert!(said.contains("jwt_secret") && said.contains("32"), "{said}");
-                assert!(!said.contains("0123456789"), "the secret never prints: {said}");
+                assert!(
+                    !said.contains("0123456789"),
+                    "the secret never prints: {said}"
+                );
             }
             other => panic!("a 10-byte secret: {other:?}"),
         }

@@ -3,8 +3,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use hearth_accounts::TokenKeys;
 use hearth_server::config::{Config, Overrides};
 use hearth_server::{app, telemetry};
 
@@ -59,6 +61,10 @@ enum AdminTask {
         #[arg(long)]
         admin: bool,
     },
+    /// Add a new access-token signing key (kept in the database, shared by
+    /// every node). Nodes sign with it from 20 s on; older keys keep verifying
+    /// until the tokens they signed have expired, so nobody is signed out.
+    RotateSigningKey,
 }
 
 #[tokio::main]
@@ -167,6 +173,24 @@ async fn admin(cfg: Config, task: AdminTask) -> Result<(), String> {
                 user.username,
                 user.id,
                 if admin { " as an administrator" } else { "" }
+            );
+            Ok(())
+        }
+        AdminTask::RotateSigningKey => {
+            let key = app::rotate_signing_key(&cfg)
+                .await
+                .map_err(|e| e.to_string())?;
+            let activation = TokenKeys::ACTIVATION.as_secs();
+            let retire = (TokenKeys::ACTIVATION
+                + Duration::from_secs(cfg.access_token_ttl_secs)
+                + TokenKeys::RETIRE_SLACK)
+                .as_secs();
+            println!(
+                "new signing key {}: every node signs new access tokens with it {activation} s from now; \
+                 the keys before it keep verifying tokens until those expire, and are retired about \
+                 {retire} s from now (access_token_ttl_secs + {} s)",
+                key.kid,
+                retire - cfg.access_token_ttl_secs
             );
             Ok(())
         }

@@ -193,3 +193,126 @@ async fn migrate_on_postgres() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_short_jwt_secret_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = hearth()
+        .env("HEARTH_JWT_SECRET", "0123456789")
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a 10-byte secret must not start");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("jwt_secret") && said.contains("at least 32 bytes"),
+        "names the setting and the minimum: {said}"
+    );
+    assert!(!said.contains("0123456789"), "never prints the secret");
+    assert!(
+        !dir.path().join("hearth.db").exists(),
+        "refused before touching anything"
+    );
+}
+
+/// HMAC-SHA256 (RFC 2104), for signing a token the way a node did before
+/// tokens had a kid.
+fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut k = if key.len() > 64 {
+        Sha256::digest(key).to_vec()
+    } else {
+        key.to_vec()
+    };
+    k.resize(64, 0);
+    let pad = |b: u8| k.iter().map(|x| x ^ b).collect::<Vec<u8>>();
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(msg)
+        .finalize();
+    Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize()
+        .to_vec()
+}
+
+/// A single node from before keys were shared kept its key in
+/// `data_dir/jwt.key`. Upgraded, it imports that file as the first database
+/// key, so the tokens its users hold (no kid) keep working, and new tokens
+/// are signed with the same secret.
+#[tokio::test]
+async fn an_existing_jwt_key_file_is_imported() {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let secret: Vec<u8> = (0..64).map(|_| rand::random::<u8>()).collect();
+    std::fs::write(dir.path().join("jwt.key"), STANDARD.encode(&secret)).unwrap();
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = hearth()
+        .args(["serve", "--listen", &listen, "--data-dir", data])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://{listen}");
+    let http = reqwest::Client::new();
+    wait_healthy(&http, &base, "cli-import").await;
+    let v: Value = http
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&json!({"username": "olduser", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = v["access_token"].as_str().unwrap();
+    let parts: Vec<&str> = token.split('.').collect();
+    let header: Value = serde_json::from_slice(&B64.decode(parts[0]).unwrap()).unwrap();
+    assert_eq!(header["kid"], "k1", "{header}");
+    let signed = format!("{}.{}", parts[0], parts[1]);
+    assert_eq!(
+        B64.encode(hmac_sha256(&secret, signed.as_bytes())),
+        parts[2],
+        "signed with the imported secret"
+    );
+
+    // The same session's token as the old node signed it: no kid.
+    let old_header = B64.encode(r#"{"alg":"HS256","typ":"JWT"}"#);
+    let old_signed = format!("{old_header}.{}", parts[1]);
+    let old_token = format!(
+        "{old_signed}.{}",
+        B64.encode(hmac_sha256(&secret, old_signed.as_bytes()))
+    );
+    // And one signed with any other secret.
+    let forged = format!(
+        "{old_signed}.{}",
+        B64.encode(hmac_sha256(b"some other secret", old_signed.as_bytes()))
+    );
+    for (which, t, want) in [
+        ("new", token, 200),
+        ("kid-less", old_token.as_str(), 200),
+        ("forged", forged.as_str(), 401),
+    ] {
+        let st = http
+            .get(format!("{base}/api/v1/users/@me"))
+            .bearer_auth(t)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(st.as_u16(), want, "the {which} token");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
