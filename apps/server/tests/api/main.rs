@@ -6,6 +6,8 @@ mod cluster;
 mod gateway;
 mod harness;
 mod processes;
+mod edges;
+mod faults;
 mod matrix;
 mod scenarios;
 mod trust;
@@ -83,6 +85,50 @@ both_backends!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_silent_clients_time_out() {
     gateway::silent_clients_time_out().await;
+}
+
+/// Revocation (session delete, token reuse) on node A closes the socket on
+/// node B; the user's other sessions stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_revocation_reaches_other_nodes() {
+    edges::revocation_reaches_other_nodes().await;
+}
+
+/// Ban, role removal and a role edit each stop MESSAGE_CREATE on another node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_losing_access_stops_message_create() {
+    edges::losing_access_stops_message_create().await;
+}
+
+/// Resume past the window: invalid_session, then `messages?after=` is exact.
+mod edge_resume_past_the_window {
+    async fn run(db: crate::Db) {
+        let s = crate::TestServer::start_with(db, |c| {
+            c.gateway_window_events = 16;
+            c.rate_limit.enabled = false;
+        })
+        .await;
+        crate::edges::resume_past_the_window(&s).await;
+        s.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        run(crate::Db::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        run(crate::Db::Postgres).await;
+    }
+}
+
+/// Postgres, NATS and Redis cut away under a running node (through a
+/// forwarder, so other tests keep the real servers): 503s naming the part,
+/// never a 500, and recovery by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependencies_down_answer_503() {
+    faults::dependencies_down_answer_503().await;
 }
 
 /// The authorization matrix (every operation × every kind of actor), with
