@@ -85,6 +85,10 @@ pub struct Config {
     /// node; more are refused with 429. The address is the socket peer, or
     /// `X-Forwarded-For` with `trust_forwarded_for`.
     pub gateway_max_connections_per_address: usize,
+    /// Communities with more members than this are "large": a status
+    /// change reaches only the sessions that subscribed to that user
+    /// (`subscribe_presence`), not every member.
+    pub gateway_presence_threshold: usize,
     /// `text` or `json` logs.
     pub log_format: String,
     /// A tracing filter, e.g. `info` or `hearth=debug,info`.
@@ -150,6 +154,7 @@ impl Default for Config {
             gateway_window_events: 50_000,
             gateway_max_sessions_per_user: 16,
             gateway_max_connections_per_address: 256,
+            gateway_presence_threshold: 1_000,
             log_format: "text".into(),
             log_level: "info".into(),
             otlp_endpoint: String::new(),
@@ -329,6 +334,11 @@ impl Config {
             &mut self.gateway_max_connections_per_address,
             "HEARTH_GATEWAY_MAX_CONNECTIONS_PER_ADDRESS",
             env("HEARTH_GATEWAY_MAX_CONNECTIONS_PER_ADDRESS"),
+        )?;
+        set(
+            &mut self.gateway_presence_threshold,
+            "HEARTH_GATEWAY_PRESENCE_THRESHOLD",
+            env("HEARTH_GATEWAY_PRESENCE_THRESHOLD"),
         )?;
         set(
             &mut self.log_format,

@@ -10,6 +10,13 @@
 //! (a retried send after a node died) stores it once, and a send is
 //! answered only once its event is stored ([`Publisher::message_stored`]):
 //! every acknowledged message reaches every resuming client.
+//!
+//! Subjects and event names are typed ([`Subject`], [`EventKind`] in
+//! `kinds.rs`): built here, parsed once by the gateway.
+
+mod kinds;
+
+pub use kinds::{Change, EventKind, LIVE_PREFIXES, Subject, decode_change};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -139,19 +146,22 @@ impl Publisher {
         &self.source
     }
 
-    /// Queues one event: `t` is the gateway dispatch name, `subject` routes it.
+    /// Queues one event: `kind` is the gateway dispatch name, `subject`
+    /// routes it (under `chat.` it goes to the log).
+    pub fn publish_event(&self, kind: EventKind, subject: Subject, d: Value) {
+        self.send(
+            self.ids.next().0.to_string(),
+            kind.as_str(),
+            subject.to_string(),
+            d,
+            None,
+        );
+    }
+
+    /// [`Publisher::publish_event`] for names and subjects given as text
+    /// (kept for callers outside the gateway; prefer the typed one).
     pub fn publish(&self, t: &str, subject: String, d: Value) {
-        self.publish_with_id(self.ids.next().0.to_string(), t, subject, d);
-    }
-
-    /// A real-time event (never under `chat.`, so never in the log).
-    pub fn publish_live(&self, t: &str, subject: String, d: Value) {
-        debug_assert!(!subject.starts_with("chat."));
-        self.publish(t, subject, d);
-    }
-
-    fn publish_with_id(&self, id: String, t: &str, subject: String, d: Value) {
-        self.send(id, t, subject, d, None);
+        self.send(self.ids.next().0.to_string(), t, subject, d, None);
     }
 
     fn send(&self, id: String, t: &str, subject: String, d: Value, gated: Option<ChannelId>) {
@@ -216,11 +226,12 @@ impl Publisher {
         // margin): later, a copy would be stored twice.
         let age = hearth_types::now_ms() - v.record.id.created_ms();
         if self.durable && age < 60_000 {
-            self.publish_with_id(
+            self.send(
                 v.record.id.0.to_string(),
-                "MESSAGE_CREATE",
-                channel_subject(v.community_id, v.record.channel_id),
+                EventKind::MessageCreate.as_str(),
+                Subject::channel(v.community_id, v.record.channel_id).to_string(),
                 to_value(&wire::Message::from(v)),
+                None,
             );
         }
     }
@@ -252,20 +263,6 @@ fn mark_stored(st: &Mutex<StoredMap>, id: i64) {
     }
 }
 
-fn community_subject(c: impl std::fmt::Display) -> String {
-    format!("chat.community.{c}")
-}
-
-fn channel_subject(
-    community: Option<hearth_types::CommunityId>,
-    channel: hearth_types::ChannelId,
-) -> String {
-    match community {
-        Some(c) => format!("chat.community.{c}.channel.{channel}"),
-        None => format!("chat.private.{channel}"),
-    }
-}
-
 fn to_value<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
@@ -273,83 +270,88 @@ fn to_value<T: serde::Serialize>(v: &T) -> Value {
 impl EventSink for Publisher {
     fn emit(&self, event: ChatEvent) {
         use ChatEvent::*;
+        use EventKind as K;
+        let channel = Subject::channel;
+        let community = Subject::Community;
         match event {
             MessageCreate(v) => self.send(
                 v.record.id.0.to_string(),
-                "MESSAGE_CREATE",
-                channel_subject(v.community_id, v.record.channel_id),
+                K::MessageCreate.as_str(),
+                channel(v.community_id, v.record.channel_id).to_string(),
                 to_value(&wire::Message::from(&v)),
                 self.gate.as_ref().map(|_| v.record.channel_id),
             ),
-            MessageUpdate(v) => self.publish("MESSAGE_UPDATE", channel_subject(v.community_id, v.record.channel_id), to_value(&wire::Message::from(&v))),
-            MessageDelete { channel_id, community_id, id } => self.publish(
-                "MESSAGE_DELETE",
-                channel_subject(community_id, channel_id),
+            MessageUpdate(v) => self.publish_event(K::MessageUpdate, channel(v.community_id, v.record.channel_id), to_value(&wire::Message::from(&v))),
+            MessageDelete { channel_id, community_id, id } => self.publish_event(
+                K::MessageDelete,
+                channel(community_id, channel_id),
                 json!({ "id": id.to_string(), "channel_id": channel_id.to_string(), "community_id": community_id.map(|c| c.to_string()) }),
             ),
-            ReactionAdd { channel_id, community_id, message_id, user_id, emoji } => self.publish(
-                "REACTION_ADD",
-                channel_subject(community_id, channel_id),
+            ReactionAdd { channel_id, community_id, message_id, user_id, emoji } => self.publish_event(
+                K::ReactionAdd,
+                channel(community_id, channel_id),
                 json!({ "channel_id": channel_id.to_string(), "message_id": message_id.to_string(), "user_id": user_id.to_string(), "emoji": emoji }),
             ),
-            ReactionRemove { channel_id, community_id, message_id, user_id, emoji } => self.publish(
-                "REACTION_REMOVE",
-                channel_subject(community_id, channel_id),
+            ReactionRemove { channel_id, community_id, message_id, user_id, emoji } => self.publish_event(
+                K::ReactionRemove,
+                channel(community_id, channel_id),
                 json!({ "channel_id": channel_id.to_string(), "message_id": message_id.to_string(), "user_id": user_id.to_string(), "emoji": emoji }),
             ),
-            PinsUpdate { channel_id, community_id, message_id, pinned } => self.publish(
-                "CHANNEL_PINS_UPDATE",
-                channel_subject(community_id, channel_id),
+            PinsUpdate { channel_id, community_id, message_id, pinned } => self.publish_event(
+                K::ChannelPinsUpdate,
+                channel(community_id, channel_id),
                 json!({ "channel_id": channel_id.to_string(), "message_id": message_id.to_string(), "pinned": pinned }),
             ),
-            ChannelCreate(c) => self.publish("CHANNEL_CREATE", channel_subject(c.community_id, c.id), to_value(&wire::Channel::from(&c))),
-            PrivateChannelCreate { channel, recipients } => self.publish(
-                "CHANNEL_CREATE",
-                channel_subject(channel.community_id, channel.id),
-                to_value(&wire::Channel::new(&channel, Some(&recipients))),
+            ChannelCreate(c) => self.publish_event(K::ChannelCreate, channel(c.community_id, c.id), to_value(&wire::Channel::from(&c))),
+            // The participants travel with it: the gateway delivers it to
+            // them alone, without asking anyone.
+            PrivateChannelCreate { channel: ch, recipients } => self.publish_event(
+                K::ChannelCreate,
+                channel(ch.community_id, ch.id),
+                to_value(&wire::Channel::new(&ch, Some(&recipients))),
             ),
-            ChannelUpdate(c) => self.publish("CHANNEL_UPDATE", channel_subject(c.community_id, c.id), to_value(&wire::Channel::from(&c))),
-            ChannelDelete(c) => self.publish("CHANNEL_DELETE", channel_subject(c.community_id, c.id), to_value(&wire::Channel::from(&c))),
-            CommunityCreate { community, user_id } => self.publish(
-                "COMMUNITY_CREATE",
-                format!("chat.user.{user_id}"),
-                to_value(&wire::Community::from(&community)),
+            ChannelUpdate(c) => self.publish_event(K::ChannelUpdate, channel(c.community_id, c.id), to_value(&wire::Channel::from(&c))),
+            ChannelDelete(c) => self.publish_event(K::ChannelDelete, channel(c.community_id, c.id), to_value(&wire::Channel::from(&c))),
+            CommunityCreate { community: c, user_id } => self.publish_event(
+                K::CommunityCreate,
+                Subject::User(user_id),
+                to_value(&wire::Community::from(&c)),
             ),
-            CommunityUpdate(c) => self.publish("COMMUNITY_UPDATE", community_subject(c.id), to_value(&wire::Community::from(&c))),
-            CommunityDelete { id } => self.publish("COMMUNITY_DELETE", community_subject(id), json!({ "id": id.to_string() })),
+            CommunityUpdate(c) => self.publish_event(K::CommunityUpdate, community(c.id), to_value(&wire::Community::from(&c))),
+            CommunityDelete { id } => self.publish_event(K::CommunityDelete, community(id), json!({ "id": id.to_string() })),
             MemberAdd(m) => {
                 let mut d = to_value(&wire::Member::from(&m));
                 d["community_id"] = json!(m.community_id.to_string());
-                self.publish("MEMBER_ADD", community_subject(m.community_id), d)
+                self.publish_event(K::MemberAdd, community(m.community_id), d)
             }
             MemberUpdate(m) => {
                 let mut d = to_value(&wire::Member::from(&m));
                 d["community_id"] = json!(m.community_id.to_string());
-                self.publish("MEMBER_UPDATE", community_subject(m.community_id), d)
+                self.publish_event(K::MemberUpdate, community(m.community_id), d)
             }
-            MemberRemove { community_id, user_id } => self.publish(
-                "MEMBER_REMOVE",
-                community_subject(community_id),
+            MemberRemove { community_id, user_id } => self.publish_event(
+                K::MemberRemove,
+                community(community_id),
                 json!({ "community_id": community_id.to_string(), "user_id": user_id.to_string() }),
             ),
-            RoleCreate(r) => self.publish("ROLE_CREATE", community_subject(r.community_id), to_value(&wire::Role::from(&r))),
-            RoleUpdate(r) => self.publish("ROLE_UPDATE", community_subject(r.community_id), to_value(&wire::Role::from(&r))),
-            RoleDelete { community_id, role_id } => self.publish(
-                "ROLE_DELETE",
-                community_subject(community_id),
+            RoleCreate(r) => self.publish_event(K::RoleCreate, community(r.community_id), to_value(&wire::Role::from(&r))),
+            RoleUpdate(r) => self.publish_event(K::RoleUpdate, community(r.community_id), to_value(&wire::Role::from(&r))),
+            RoleDelete { community_id, role_id } => self.publish_event(
+                K::RoleDelete,
+                community(community_id),
                 json!({ "community_id": community_id.to_string(), "role_id": role_id.to_string() }),
             ),
-            TypingStart { channel_id, community_id, user_id, at_ms } => self.publish(
-                "TYPING_START",
-                channel_subject(community_id, channel_id),
+            TypingStart { channel_id, community_id, user_id, at_ms } => self.publish_event(
+                K::TypingStart,
+                channel(community_id, channel_id),
                 json!({ "channel_id": channel_id.to_string(), "user_id": user_id.to_string(), "timestamp": hearth_types::format_rfc3339(at_ms) }),
             ),
             ReadStateUpdate { user_id, state } => {
-                self.publish("READ_STATE_UPDATE", format!("chat.user.{user_id}"), to_value(&wire::ReadState::from(&state)))
+                self.publish_event(K::ReadStateUpdate, Subject::User(user_id), to_value(&wire::ReadState::from(&state)))
             }
-            PermissionsChanged { community_id } => self.publish(
-                "PERMISSIONS_CHANGED",
-                format!("internal.permissions.{community_id}"),
+            PermissionsChanged { community_id } => self.publish_event(
+                K::PermissionsChanged,
+                Subject::Permissions(community_id),
                 json!({ "community_id": community_id.to_string() }),
             ),
         }

@@ -196,6 +196,14 @@ async fn handle(
             after,
             limit,
         } => request_members(state, identified(conn)?, community_id, after, limit).await,
+        ClientOp::SubscribePresence { user_ids } => {
+            // Only users sharing a community with this session are ever
+            // sent (checked at fan-out), so subscribing to strangers
+            // reveals nothing.
+            let sess = identified(conn)?;
+            state.hub.watch(sess, user_ids.into_iter().collect());
+            Ok(Beat::No)
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use hearth_state::{Append, Frame, SessionLog};
 use hearth_types::{ChannelId, CommunityId, SessionId, UserId};
 use parking_lot::Mutex;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use super::protocol::dispatch_frame;
 use super::ring::Ring;
@@ -88,10 +88,12 @@ pub struct Inner {
     /// Frames that arrived while READY (or a resume) was being prepared:
     /// sequenced after it.
     pub pending: Option<Vec<(Kind, Arc<str>)>>,
+    /// The communities it is routed for (what each lets the user see is
+    /// the user's, shared: see `views.rs`).
     pub communities: HashSet<CommunityId>,
-    /// Channels this session can see, per community (for live hide/show).
-    pub visible: HashMap<CommunityId, HashSet<ChannelId>>,
     pub private: HashSet<ChannelId>,
+    /// Users whose presence it asked for (`subscribe_presence`).
+    pub watching: HashSet<UserId>,
     pub closed: bool,
     /// The last log position routed for this session (delivered or not).
     pub pos: u64,
@@ -290,6 +292,7 @@ pub struct Recorder {
     pub ttl: Duration,
     dirty: Mutex<Vec<Arc<Session>>>,
     wake: Notify,
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 impl Recorder {
@@ -299,6 +302,7 @@ impl Recorder {
             ttl,
             dirty: Mutex::new(Vec::new()),
             wake: Notify::new(),
+            stopped: std::sync::atomic::AtomicBool::new(false),
         });
         tokio::spawn(r.clone().run());
         r
@@ -309,9 +313,19 @@ impl Recorder {
         self.wake.notify_one();
     }
 
+    /// Ends the recording task (after the batch in flight).
+    pub fn stop(&self) {
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.wake.notify_one();
+    }
+
     async fn run(self: Arc<Self>) {
         loop {
             self.wake.notified().await;
+            if self.stopped.load(std::sync::atomic::Ordering::Acquire) {
+                return;
+            }
             loop {
                 let batch = std::mem::take(&mut *self.dirty.lock());
                 if batch.is_empty() {
@@ -400,6 +414,8 @@ struct Sessions {
     by_community: HashMap<CommunityId, Group>,
     by_user: HashMap<UserId, Group>,
     by_private: HashMap<ChannelId, Group>,
+    /// Sessions subscribed to a user's presence.
+    by_watch: HashMap<UserId, Group>,
 }
 
 fn group_add<K: std::hash::Hash + Eq>(m: &mut HashMap<K, Group>, k: K, s: &Arc<Session>) {
@@ -415,37 +431,42 @@ fn group_remove<K: std::hash::Hash + Eq>(m: &mut HashMap<K, Group>, k: &K, id: &
     }
 }
 
+type Keys = (Vec<CommunityId>, Vec<ChannelId>, Vec<UserId>);
+
+fn keys_of(s: &Session) -> Keys {
+    let g = s.inner.lock();
+    (
+        g.communities.iter().copied().collect(),
+        g.private.iter().copied().collect(),
+        g.watching.iter().copied().collect(),
+    )
+}
+
 impl Sessions {
     fn index(&mut self, s: &Arc<Session>) {
-        let (communities, private): (Vec<CommunityId>, Vec<ChannelId>) = {
-            let g = s.inner.lock();
-            (
-                g.communities.iter().copied().collect(),
-                g.private.iter().copied().collect(),
-            )
-        };
+        let (communities, private, watching) = keys_of(s);
         for c in communities {
             group_add(&mut self.by_community, c, s);
         }
         for ch in private {
             group_add(&mut self.by_private, ch, s);
         }
+        for u in watching {
+            group_add(&mut self.by_watch, u, s);
+        }
         group_add(&mut self.by_user, s.user, s);
     }
 
     fn unindex(&mut self, s: &Arc<Session>) {
-        let (communities, private): (Vec<CommunityId>, Vec<ChannelId>) = {
-            let g = s.inner.lock();
-            (
-                g.communities.iter().copied().collect(),
-                g.private.iter().copied().collect(),
-            )
-        };
+        let (communities, private, watching) = keys_of(s);
         for c in communities {
             group_remove(&mut self.by_community, &c, &s.id);
         }
         for ch in private {
             group_remove(&mut self.by_private, &ch, &s.id);
+        }
+        for u in watching {
+            group_remove(&mut self.by_watch, &u, &s.id);
         }
         group_remove(&mut self.by_user, &s.user, &s.id);
     }
@@ -455,23 +476,54 @@ impl Sessions {
 pub enum Audience {
     Community(CommunityId),
     User(UserId),
+    /// The sessions of each of these users (a new DM's participants).
+    Users(Vec<UserId>),
     Private(ChannelId),
-    Everyone,
+    /// Nobody (an event no session can be concerned with).
+    Nobody,
 }
 
 pub struct Hub {
     sessions: Mutex<Sessions>,
     /// Connections per address and session slots per user.
     pub limits: super::limits::Limits,
+    /// Who may see what: per community, per user (see `views.rs`).
+    pub views: super::views::Views,
     /// The last status each user announced on this node (absent: offline).
     presence: Mutex<HashMap<UserId, &'static str>>,
     pub ring: Mutex<Ring>,
     pub recorder: Option<Arc<Recorder>>,
     adopt_tx: mpsc::Sender<Adopt>,
     adopt_rx: Mutex<Option<mpsc::Receiver<Adopt>>>,
+    /// Set (or dropped, with the hub) when the gateway stops: every
+    /// background task of the gateway watches it.
+    stop: watch::Sender<bool>,
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 impl Hub {
+    /// Stops the gateway's background tasks (routing, recording, reaping,
+    /// presence); they also stop by themselves once the server is dropped.
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+        if let Some(r) = &self.recorder {
+            r.stop();
+        }
+    }
+
+    /// Resolves once the gateway is stopping.
+    pub fn stopping(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.stop.subscribe();
+        async move {
+            let _ = rx.wait_for(|stopped| *stopped).await;
+        }
+    }
+
     pub fn new(recorder: Option<Arc<Recorder>>, window_events: usize, window: Duration) -> Hub {
         let (adopt_tx, adopt_rx) = mpsc::channel(1024);
         Hub {
@@ -481,13 +533,16 @@ impl Hub {
                 by_community: HashMap::new(),
                 by_user: HashMap::new(),
                 by_private: HashMap::new(),
+                by_watch: HashMap::new(),
             }),
             limits: Default::default(),
+            views: Default::default(),
             presence: Mutex::new(HashMap::new()),
             ring: Mutex::new(Ring::new(window_events, window)),
             recorder,
             adopt_tx,
             adopt_rx: Mutex::new(Some(adopt_rx)),
+            stop: watch::channel(false).0,
         }
     }
 
@@ -552,7 +607,14 @@ impl Hub {
             Audience::Community(c) => g.by_community.get(c),
             Audience::User(u) => g.by_user.get(u),
             Audience::Private(ch) => g.by_private.get(ch),
-            Audience::Everyone => return g.map.values().cloned().collect(),
+            Audience::Users(users) => {
+                return users
+                    .iter()
+                    .filter_map(|u| g.by_user.get(u))
+                    .flat_map(|m| m.values().cloned())
+                    .collect();
+            }
+            Audience::Nobody => None,
         };
         group
             .map(|m| m.values().cloned().collect())
@@ -568,6 +630,42 @@ impl Hub {
         self.audience_at(0, &Audience::User(u))
     }
 
+    /// The sessions subscribed to `u`'s presence.
+    pub fn watchers_of(&self, u: UserId) -> Vec<Arc<Session>> {
+        self.sessions
+            .lock()
+            .by_watch
+            .get(&u)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The users with a session routed for community `c`.
+    pub fn users_in(&self, c: CommunityId) -> HashSet<UserId> {
+        self.sessions
+            .lock()
+            .by_community
+            .get(&c)
+            .map(|m| m.values().map(|s| s.user).collect())
+            .unwrap_or_default()
+    }
+
+    /// Replaces the users whose presence `s` follows.
+    pub fn watch(&self, s: &Arc<Session>, users: HashSet<UserId>) {
+        let mut g = self.sessions.lock();
+        let registered = g.map.contains_key(&s.id);
+        let old = std::mem::replace(&mut s.inner.lock().watching, users.clone());
+        if !registered {
+            return;
+        }
+        for u in old.difference(&users) {
+            group_remove(&mut g.by_watch, u, &s.id);
+        }
+        for u in users.difference(&old) {
+            group_add(&mut g.by_watch, *u, s);
+        }
+    }
+
     pub fn get(&self, id: &str) -> Option<Arc<Session>> {
         self.sessions.lock().map.get(id).cloned()
     }
@@ -576,11 +674,11 @@ impl Hub {
         self.sessions.lock().map.values().cloned().collect()
     }
 
-    /// The sessions an event at `pos` goes to; marks it routed.
-    pub fn snapshot_at(&self, pos: u64) -> Vec<Arc<Session>> {
+    /// Marks the log routed up to `pos` (sessions inserted from now on
+    /// start after it).
+    pub fn mark_routed(&self, pos: u64) {
         let mut g = self.sessions.lock();
         g.routed = g.routed.max(pos);
-        g.map.values().cloned().collect()
     }
 
     /// Waits (briefly) until routing has reached `pos`: a session recorded
@@ -637,11 +735,9 @@ impl Hub {
 
     /// Whether the user has a connected session on this node.
     pub fn has_live_session(&self, user: UserId) -> bool {
-        self.sessions
-            .lock()
-            .map
-            .values()
-            .any(|s| s.user == user && s.inner.lock().link.is_some())
+        self.of_user(user)
+            .iter()
+            .any(|s| s.inner.lock().link.is_some())
     }
 
     /// (user, session id) of every session with a connection attached.

@@ -12,6 +12,7 @@ pub mod ready;
 pub mod resume;
 pub mod ring;
 pub mod route;
+pub mod views;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -101,11 +102,15 @@ pub fn presence(state: &AppState, user: UserId, status: &'static str) {
     presence::set(state, user, status);
 }
 
-/// Starts the routing task and the reaper of expired sessions.
+/// Starts the gateway's background tasks: routing, the presence sweeper,
+/// the renewal of session slots and the reaper of expired sessions. Each
+/// stops when the gateway stops ([`hub::Hub::stop`], or the server being
+/// dropped): none keeps the server alive.
 pub fn start(state: AppState) {
-    let backlog = state.cfg.gateway_window_events as u64;
-    tokio::spawn(route::run(state.clone(), backlog));
-    presence::start_sweeper(state.clone());
+    state
+        .hub
+        .views
+        .set_threshold(state.cfg.gateway_presence_threshold);
     if !state.cfg.redis_url.0.is_empty() {
         // The per-user session count is shared by every node.
         let prefix = format!("{}:", state.cfg.nats_subject_root);
@@ -114,22 +119,42 @@ pub fn start(state: AppState) {
             Err(e) => tracing::error!(error = %e, "session slots in Redis; counting per node"),
         }
     }
-    let renew = state.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(limits::SLOT_RENEW);
-        loop {
-            tick.tick().await;
-            renew.hub.limits.renew(renew.hub.attached()).await;
-        }
+    let backlog = state.cfg.gateway_window_events as u64;
+    tokio::spawn(route::run(state.clone(), backlog));
+    presence::start_sweeper(&state);
+    every(&state, limits::SLOT_RENEW, |state| async move {
+        state.hub.limits.renew(state.hub.attached()).await;
     });
-    tokio::spawn(async move {
+    every(&state, Duration::from_secs(5), |state| async move {
         let window = Duration::from_secs(state.cfg.gateway_resume_secs);
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        for s in state.hub.reap(window) {
+            if !state.hub.has_live_session(s.user) {
+                presence(&state, s.user, "offline");
+            }
+        }
+        // Views nobody here needs any more go too.
+        state.hub.views.retain_used(|c| state.hub.users_in(c));
+    });
+}
+
+/// Runs `f` every `period` until the gateway stops or the server is gone;
+/// the loop holds the server only while `f` runs.
+pub(crate) fn every<F, Fut>(state: &AppState, period: Duration, f: F)
+where
+    F: Fn(AppState) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let server = Arc::downgrade(&state.0);
+    let stop = state.hub.stopping();
+    tokio::spawn(async move {
+        tokio::pin!(stop);
+        let mut tick = tokio::time::interval(period);
         loop {
-            tick.tick().await;
-            for s in state.hub.reap(window) {
-                if !state.hub.has_live_session(s.user) {
-                    presence(&state, s.user, "offline");
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tick.tick() => {
+                    let Some(state) = server.upgrade().map(AppState) else { return };
+                    f(state).await;
                 }
             }
         }

@@ -6,16 +6,19 @@
 //! offline, so a dead node's users go offline for everyone within
 //! [`TTL`] + [`SWEEP`].
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use hearth_state::Status;
 use hearth_types::UserId;
 use parking_lot::Mutex;
 use serde_json::json;
+use tokio::sync::mpsc;
 
-use crate::state::AppState;
+use super::hub::{Kind, Session};
+use crate::events::{EventKind, Subject};
+use crate::state::{AppState, Inner};
 
 /// Entry lifetime without renewal.
 pub const TTL: Duration = Duration::from_secs(20);
@@ -59,28 +62,27 @@ pub fn set(state: &AppState, user: UserId, status: &'static str) {
 }
 
 fn announce(state: &AppState, user: i64, status: &str) {
-    state.publisher.publish_live(
-        "PRESENCE_UPDATE",
-        format!("presence.{user}"),
+    state.publisher.publish_event(
+        EventKind::PresenceUpdate,
+        Subject::Presence(UserId(user)),
         json!({ "user_id": user.to_string(), "status": status }),
     );
 }
 
-/// Renews this node's entries and announces users whose entries all expired.
-pub fn start_sweeper(state: AppState) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(SWEEP);
-        loop {
-            tick.tick().await;
+/// Renews this node's entries and announces users whose entries all
+/// expired, every [`SWEEP`], until the gateway stops.
+pub fn start_sweeper(state: &AppState) {
+    super::every(state, SWEEP, |state| async move {
+        {
             if let Err(e) = state.presence.refresh(&state.node_key, TTL).await {
                 tracing::warn!(error = %e, "renewing presence");
             }
             let users: Vec<i64> = state.watched.0.lock().iter().copied().collect();
             if users.is_empty() {
-                continue;
+                return;
             }
             let Ok(statuses) = state.presence.get(&users).await else {
-                continue;
+                return;
             };
             for (u, st) in users.iter().zip(statuses) {
                 if st == Status::Offline {
@@ -90,6 +92,56 @@ pub fn start_sweeper(state: AppState) {
             }
         }
     });
+}
+
+/// Sends presence updates, wherever the user is connected (they may have
+/// no session on this node at all), each once per session, to:
+/// - the user's own sessions;
+/// - every session in the user's small communities (at most
+///   `gateway_presence_threshold` members);
+/// - in large communities, only the sessions that subscribed to this user
+///   (`subscribe_presence`), so a big community's presence costs what its
+///   clients show, not members × members.
+///
+/// Runs beside routing: finding a remote user's communities reads the
+/// database.
+pub async fn fanout(state: Weak<Inner>, mut rx: mpsc::Receiver<(UserId, Arc<str>)>) {
+    while let Some((u, tail)) = rx.recv().await {
+        let Some(state) = state.upgrade().map(AppState) else {
+            return;
+        };
+        let mut to: HashMap<String, Arc<Session>> = state
+            .hub
+            .of_user(u)
+            .into_iter()
+            .map(|s| (s.id.clone(), s))
+            .collect();
+        // The user's communities: known from their views here (the usual
+        // case: they just signed in here), else from the database.
+        let mut communities = state.hub.views.communities_of(u);
+        if communities.is_empty() && to.is_empty() {
+            communities = match state.chat.communities(u).await {
+                Ok(list) => list.into_iter().map(|c| c.id).collect(),
+                Err(_) => Vec::new(),
+            };
+        }
+        let mut watchers: Option<Vec<Arc<Session>>> = None;
+        for c in communities {
+            if state.hub.views.is_large(c) {
+                let w = watchers.get_or_insert_with(|| state.hub.watchers_of(u));
+                for s in w.iter().filter(|s| s.in_community(c)) {
+                    to.entry(s.id.clone()).or_insert_with(|| s.clone());
+                }
+            } else {
+                for s in state.hub.in_community(c) {
+                    to.entry(s.id.clone()).or_insert(s);
+                }
+            }
+        }
+        for s in to.values() {
+            s.push(Kind::Inline, &tail);
+        }
+    }
 }
 
 /// The statuses of `users` who are not offline, for READY.

@@ -47,7 +47,14 @@ pub enum ClientOp {
         after: Option<UserId>,
         limit: u32,
     },
+    /// The users whose presence the client shows (replaces the last list).
+    SubscribePresence {
+        user_ids: Vec<UserId>,
+    },
 }
+
+/// Users one `subscribe_presence` may list.
+pub const MAX_PRESENCE_SUBSCRIPTIONS: usize = 1000;
 
 /// Members per `MEMBERS_CHUNK` unless asked otherwise, and at most.
 pub const MEMBERS_CHUNK_DEFAULT: u32 = 100;
@@ -118,6 +125,12 @@ struct RequestMembersD {
     after: Option<String>,
     #[serde(default)]
     limit: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubscribePresenceD {
+    user_ids: Vec<String>,
 }
 
 fn decode_err(reason: &'static str) -> Refusal {
@@ -197,6 +210,22 @@ pub fn decode(text: &str) -> Result<ClientOp, Refusal> {
                 after,
                 limit,
             })
+        }
+        "subscribe_presence" => {
+            const NEEDS: &str =
+                "subscribe_presence needs {user_ids} (at most 1000 ids as decimal strings)";
+            let d: SubscribePresenceD =
+                serde_json::from_value(frame.d).map_err(|_| decode_err(NEEDS))?;
+            if d.user_ids.len() > MAX_PRESENCE_SUBSCRIPTIONS {
+                return Err(decode_err(NEEDS));
+            }
+            let user_ids = d
+                .user_ids
+                .iter()
+                .map(|u| u.parse())
+                .collect::<Result<_, _>>()
+                .map_err(|_| decode_err(NEEDS))?;
+            Ok(ClientOp::SubscribePresence { user_ids })
         }
         _ => Err(Refusal {
             code: close::UNKNOWN_OP,
@@ -286,6 +315,28 @@ mod tests {
         ] {
             assert_eq!(decode(bad).unwrap_err().code, close::DECODE_ERROR, "{bad}");
         }
+    }
+
+    #[test]
+    fn decodes_presence_subscriptions() {
+        assert_eq!(
+            decode(r#"{"op":"subscribe_presence","d":{"user_ids":["1","2"]}}"#),
+            Ok(ClientOp::SubscribePresence {
+                user_ids: vec![UserId(1), UserId(2)]
+            })
+        );
+        let many: Vec<String> = (1..=1001).map(|i| format!("\"{i}\"")).collect();
+        let too_many = format!(
+            r#"{{"op":"subscribe_presence","d":{{"user_ids":[{}]}}}}"#,
+            many.join(",")
+        );
+        assert_eq!(decode(&too_many).unwrap_err().code, close::DECODE_ERROR);
+        assert_eq!(
+            decode(r#"{"op":"subscribe_presence","d":{"user_ids":[1]}}"#)
+                .unwrap_err()
+                .code,
+            close::DECODE_ERROR
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use hearth_state::{Frame, SessionMeta};
 use serde_json::json;
 
 use super::hub::{Kind, Link, Session};
+use crate::events::{EventKind, Subject};
 use crate::state::AppState;
 
 fn resumed_tail() -> Arc<str> {
@@ -119,9 +120,9 @@ pub async fn remote(
     }
     session.attach(link, s);
     session.finish(resend, Some(resumed_tail()));
-    state.publisher.publish_live(
-        "SESSION_MOVED",
-        format!("gateway.moved.{id}"),
+    state.publisher.publish_event(
+        EventKind::SessionMoved,
+        Subject::Moved(id.to_string()),
         json!({ "session_id": id }),
     );
     Some(session)

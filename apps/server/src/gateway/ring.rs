@@ -11,16 +11,28 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// One log event as the gateway needs it: where it goes and its encoded tail.
+use crate::events::{Change, EventKind, Subject};
+
+/// One log event as the gateway needs it: where it goes, what it is, and
+/// its encoded tail, all parsed once when it is read from the log.
 #[derive(Debug)]
 pub struct LogEvent {
     pub pos: u64,
-    pub subject: Box<str>,
-    /// The dispatch name (`MESSAGE_CREATE`).
-    pub t: Box<str>,
+    pub subject: Subject,
+    /// The dispatch name; `None` for a name this build does not know
+    /// (still delivered by its subject).
+    pub kind: Option<EventKind>,
+    /// What it changes of who may see what (only view-changing kinds).
+    pub change: Option<Change>,
     /// The dispatch without `{"op":..,"s":..,` (shared by every recipient).
     pub tail: Arc<str>,
     pub at: Instant,
+}
+
+impl LogEvent {
+    pub fn is(&self, kind: EventKind) -> bool {
+        self.kind == Some(kind)
+    }
 }
 
 pub struct Ring {
@@ -91,8 +103,9 @@ mod tests {
     fn ev(pos: u64) -> Arc<LogEvent> {
         Arc::new(LogEvent {
             pos,
-            subject: "chat.x".into(),
-            t: "X".into(),
+            subject: Subject::User(hearth_types::UserId(1)),
+            kind: None,
+            change: None,
             tail: Arc::from(""),
             at: Instant::now(),
         })

@@ -4,49 +4,70 @@
 //! Log events (everything under `chat.`) carry a position shared by all
 //! nodes and enter the window ([`super::ring`]) before they are routed;
 //! real-time events (presence, cache and session nudges) are routed as they
-//! come and recorded inline. Permissions are checked at dispatch time
-//! (VIEW_CHANNEL through `hearth-chat`'s cached permissions), so losing
-//! access stops events at once. Each event is encoded once; only the
-//! sequence number is written per connection.
+//! come and recorded inline. Each event is parsed once ([`Subject`],
+//! [`EventKind`], and for the few kinds that change who may see what, the
+//! [`Change`]) and encoded once; only the sequence number is written per
+//! connection.
+//!
+//! Visibility comes from [`super::views`]: one resolved view per (user,
+//! community), shared by the user's sessions. Nothing on this task waits
+//! for the database: reloads after a permission nudge and the view of a
+//! member who just joined are loaded beside it (`loads`) and applied here,
+//! in order with everything else. So the work an event costs is
+//! proportional to the sessions it concerns: a join costs the joiner's
+//! sessions one member load (and everyone one reload of the community's
+//! rules, which changes nothing when access did not change), a new group
+//! DM costs only its participants' sessions.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
-use std::time::Instant;
+use std::collections::HashSet;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use hearth_bus::{Delivery, Envelope};
 use hearth_types::{ChannelId, CommunityId, SessionId, UserId};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::hub::{Adopt, Audience, Kind, Session};
-use super::protocol::tail_of;
+use super::protocol::{close, tail_of};
 use super::ring::LogEvent;
-use crate::state::AppState;
-
-/// The real-time subjects the gateway listens to besides the log.
-const LIVE_PREFIXES: [&str; 4] = ["presence.", "internal.", "auth.", "gateway."];
-
-fn id_after(subject: &str, prefix: &str) -> Option<i64> {
-    subject
-        .strip_prefix(prefix)?
-        .split('.')
-        .next()?
-        .parse()
-        .ok()
-}
+use super::views::{Access, Diff, Fresh, Loaded};
+use crate::events::{Change, EventKind, LIVE_PREFIXES, Subject, decode_change};
+use crate::http::wire;
+use crate::state::{AppState, Inner};
 
 fn shared_tail(text: &str) -> Arc<str> {
     Arc::from(tail_of(text).unwrap_or("\"t\":\"UNKNOWN\",\"d\":{}}"))
 }
 
+/// A frame made up for one session (not in the log).
+fn made_up(kind: EventKind, d: serde_json::Value) -> Arc<str> {
+    shared_tail(&json!({ "t": kind.as_str(), "d": d }).to_string())
+}
+
+/// The routing task's handle on the server: it holds the server only while
+/// handling something, so it never keeps a stopped server alive.
+struct Router {
+    state: Weak<Inner>,
+    loads: mpsc::UnboundedSender<Loaded>,
+    presence: mpsc::Sender<(UserId, Arc<str>)>,
+}
+
+impl Router {
+    fn state(&self) -> Option<AppState> {
+        self.state.upgrade().map(AppState)
+    }
+}
+
 /// Starts following the log (warming the window with `backlog` events)
-/// and the real-time subjects, and routes until the bus closes.
+/// and the real-time subjects, and routes until the gateway stops or the
+/// bus closes.
 pub async fn run(state: AppState, backlog: u64) {
     let mut log = match state.bus.follow(backlog).await {
         Ok((s, head)) => {
             // Sessions start after the head: the backlog before it only
             // fills the window (their READY already reflects it).
-            state.hub.snapshot_at(head);
+            state.hub.mark_routed(head);
             s
         }
         Err(e) => {
@@ -76,25 +97,48 @@ pub async fn run(state: AppState, backlog: u64) {
         return;
     };
     let (presence_tx, presence_rx) = mpsc::channel(65_536);
-    tokio::spawn(presence_fanout(state.clone(), presence_rx));
+    tokio::spawn(super::presence::fanout(
+        Arc::downgrade(&state.0),
+        presence_rx,
+    ));
+    let (loads, mut loads_rx) = mpsc::unbounded_channel();
+    let stop = state.hub.stopping();
+    let router = Router {
+        state: Arc::downgrade(&state.0),
+        loads,
+        presence: presence_tx,
+    };
+    drop(state);
+    tokio::pin!(stop);
     loop {
         tokio::select! {
             biased;
-            a = adopt_rx.recv() => match a {
-                Some(a) => adopt(&state, a).await,
-                None => return,
+            _ = &mut stop => return,
+            a = adopt_rx.recv() => match (a, router.state()) {
+                (Some(a), Some(state)) => adopt(&state, a),
+                _ => return,
             },
-            d = live_rx.recv() => match d {
-                Some(Delivery::Event(env)) => route_live(&state, &env, &presence_tx).await,
-                Some(Delivery::Lagged(n)) => lagged(&state, n),
-                Some(Delivery::Logged(..)) | None => {}
+            l = loads_rx.recv() => match (l, router.state()) {
+                (Some(l), Some(state)) => loaded(&state, &router, l),
+                _ => return,
             },
-            d = log.next() => match d {
-                Some(Delivery::Logged(pos, env)) => route_logged(&state, pos, &env).await,
-                Some(Delivery::Lagged(n)) => lagged(&state, n),
-                Some(Delivery::Event(_)) => {}
-                None => return,
-            },
+            d = live_rx.recv() => {
+                let Some(state) = router.state() else { return };
+                match d {
+                    Some(Delivery::Event(env)) => route_live(&state, &router, &env),
+                    Some(Delivery::Lagged(n)) => lagged(&state, n),
+                    Some(Delivery::Logged(..)) | None => {}
+                }
+            }
+            d = log.next() => {
+                let Some(state) = router.state() else { return };
+                match d {
+                    Some(Delivery::Logged(pos, env)) => route_logged(&state, &router, pos, &env),
+                    Some(Delivery::Lagged(n)) => lagged(&state, n),
+                    Some(Delivery::Event(_)) => {}
+                    None => return,
+                }
+            }
         }
     }
 }
@@ -106,134 +150,415 @@ fn lagged(state: &AppState, n: u64) {
         "gateway fell behind the bus; closing sessions so clients resync"
     );
     for s in state.hub.all() {
-        s.close(4000, "server overloaded; reconnect");
+        s.close(close::UNKNOWN_ERROR, "server overloaded; reconnect");
     }
 }
 
-async fn route_logged(state: &AppState, pos: u64, env: &Envelope) {
+/// Parses a log event once, keeps it in the window and routes it.
+fn route_logged(state: &AppState, router: &Router, pos: u64, env: &Envelope) {
     let Ok(text) = std::str::from_utf8(&env.data) else {
+        state.hub.mark_routed(pos);
         return;
     };
+    let Ok(subject) = env.subject.parse::<Subject>() else {
+        tracing::warn!(subject = %env.subject, "an event on an unknown subject");
+        state.hub.mark_routed(pos);
+        return;
+    };
+    let kind = EventKind::of_type(&env.ty);
+    let tail = shared_tail(text);
+    let change = kind.and_then(|k| decode_change(k, &subject, &tail));
     let ev = Arc::new(LogEvent {
         pos,
-        subject: env.subject.as_str().into(),
-        t: env.ty.strip_prefix("hearth.").unwrap_or(&env.ty).into(),
-        tail: shared_tail(text),
+        subject,
+        kind,
+        change,
+        tail,
         at: Instant::now(),
     });
     state.hub.ring.lock().push(ev.clone());
     state.metrics.gateway_log_position.set(pos as i64);
-    let audience = audience_of(&ev);
-    let sessions = state.hub.audience_at(pos, &audience);
-    // One permission answer per user and event: a user's sessions share it.
-    let mut memo = Memo::default();
+    match ev.subject.clone() {
+        Subject::Channel(c, ch) => channel_event(state, &ev, c, ch),
+        Subject::Community(c) => community_event(state, &ev, c),
+        Subject::User(u) => user_event(state, router, &ev, u),
+        Subject::Private(_) => private_event(state, &ev),
+        _ => state.hub.mark_routed(pos),
+    }
+}
+
+/// Marks `ev` routed for `s`; false if it already had it (caught up from
+/// the window).
+fn claim(s: &Session, ev: &LogEvent) -> bool {
+    let mut g = s.inner.lock();
+    if ev.pos <= g.pos {
+        return false;
+    }
+    g.pos = ev.pos;
+    true
+}
+
+fn claimed(state: &AppState, ev: &LogEvent, audience: &Audience) -> Vec<Arc<Session>> {
+    state
+        .hub
+        .audience_at(ev.pos, audience)
+        .into_iter()
+        .filter(|s| claim(s, ev))
+        .collect()
+}
+
+/// A channel's event: decided per user once (their shared view), then
+/// sequenced per session. A CHANNEL_CREATE, UPDATE or DELETE first changes
+/// the community's rules and every member's view of that channel.
+fn channel_event(state: &AppState, ev: &Arc<LogEvent>, c: CommunityId, ch: ChannelId) {
+    let sessions = claimed(state, ev, &Audience::Community(c));
+    let users: HashSet<UserId> = sessions.iter().map(|s| s.user).collect();
+    let access = state
+        .hub
+        .views
+        .channel_access(c, ch, ev.change.as_ref(), &users);
     for s in &sessions {
-        deliver(state, s, &ev, &mut memo).await;
+        let a = access.get(&s.user).copied().unwrap_or(Access::Hidden);
+        deliver(state, s, ev, a);
     }
 }
 
-/// Which sessions an event may concern (each is still checked).
-fn audience_of(ev: &LogEvent) -> Audience {
-    let subject = &*ev.subject;
-    if let Some(c) = id_after(subject, "chat.community.") {
-        return Audience::Community(CommunityId(c));
+/// A community's own event (members, roles, the community itself): every
+/// member's sessions get it; a change of roles re-resolves views in memory
+/// and tells only the users whose view changed.
+fn community_event(state: &AppState, ev: &Arc<LogEvent>, c: CommunityId) {
+    let diffs = match &ev.change {
+        Some(change) => state.hub.views.community_change(c, change),
+        None => Vec::new(),
+    };
+    for s in claimed(state, ev, &Audience::Community(c)) {
+        deliver(state, &s, ev, Access::Sees);
     }
-    if let Some(u) = id_after(subject, "chat.user.") {
-        return Audience::User(UserId(u));
+    tell_diffs(state, c, &diffs);
+}
+
+/// A user's own event. A join (COMMUNITY_CREATE) routes the user's
+/// sessions for the community at once and loads the member beside routing;
+/// the community's events for them wait until it is known.
+fn user_event(state: &AppState, router: &Router, ev: &Arc<LogEvent>, u: UserId) {
+    let sessions = claimed(state, ev, &Audience::User(u));
+    for s in &sessions {
+        deliver(state, s, ev, Access::Sees);
     }
-    match id_after(subject, "chat.private.") {
-        // A new DM or group DM: its members do not know it yet.
-        Some(_) if &*ev.t == "CHANNEL_CREATE" => Audience::Everyone,
-        Some(ch) => Audience::Private(ChannelId(ch)),
-        None => Audience::Everyone,
+    if let (Some(Change::Joined(c)), false) = (&ev.change, sessions.is_empty())
+        && state.hub.views.hold(*c, u)
+    {
+        load_member(state, router, *c, u);
     }
 }
 
-async fn route_live(state: &AppState, env: &Envelope, presence: &mpsc::Sender<(UserId, Arc<str>)>) {
-    let subject = env.subject.as_str();
-    // Cache invalidations apply whether or not anyone is connected here: with
-    // a cluster bus these arrive from the node where the change was made.
-    if let Some(c) = id_after(subject, "internal.permissions.") {
-        state.chat.invalidate_community(CommunityId(c));
-        resync_visibility(state, CommunityId(c)).await;
-        return;
+/// A DM or group DM: a new one reaches exactly its participants' sessions
+/// (the event names them), everything else the sessions that know it.
+fn private_event(state: &AppState, ev: &Arc<LogEvent>) {
+    let audience = match (&ev.change, &ev.subject) {
+        (Some(Change::PrivateCreated(users)), _) => Audience::Users(users.clone()),
+        (_, Subject::Private(ch)) => Audience::Private(*ch),
+        _ => Audience::Nobody,
+    };
+    for s in claimed(state, ev, &audience) {
+        deliver(state, &s, ev, Access::Sees);
     }
-    if let Some(sid) = id_after(subject, "auth.session.") {
-        state.accounts.note_revoked(SessionId(sid));
-        for s in state
-            .hub
-            .all()
-            .into_iter()
-            .filter(|s| s.auth_session.0 == sid)
-        {
-            s.close(super::protocol::close::SESSION_REVOKED, "session revoked");
-        }
-        return;
-    }
-    if let Some(moved) = subject.strip_prefix("gateway.moved.") {
-        // Resumed on another node (which now owns its record): let it go.
-        if let Some(s) = state.hub.get(moved)
-            && env.source != state.publisher.source()
-        {
-            state.hub.remove(moved);
-            s.close(4000, "resumed elsewhere");
-            if !state.hub.has_live_session(s.user) {
-                super::presence(state, s.user, "offline");
+}
+
+/// What one session gets of one log event; `access` is how its user sees
+/// the event's channel (for channel events). Keeps the session's
+/// communities and DMs current.
+fn deliver(state: &AppState, s: &Arc<Session>, ev: &Arc<LogEvent>, access: Access) {
+    let log = Kind::Log(ev.pos);
+    match &ev.subject {
+        Subject::Channel(c, ch) => match access {
+            Access::Wait => state.hub.views.keep(*c, s, ev),
+            Access::Sees => s.push(log, &ev.tail),
+            // An update that shows the channel is its CHANNEL_CREATE for
+            // this session; one that hides it, its CHANNEL_DELETE.
+            Access::Gained if ev.is(EventKind::ChannelUpdate) => {
+                s.push(Kind::Inline, &as_created(&ev.tail));
+            }
+            Access::Gained => s.push(log, &ev.tail),
+            Access::Lost if ev.is(EventKind::ChannelUpdate) => {
+                s.push(Kind::Inline, &hidden(*c, *ch));
+            }
+            Access::Lost if ev.is(EventKind::ChannelDelete) => s.push(log, &ev.tail),
+            Access::Lost | Access::Hidden => {}
+        },
+        Subject::Community(c) => {
+            if state.hub.views.is_held(*c, s.user) {
+                state.hub.views.keep(*c, s, ev);
+                return;
+            }
+            s.push(log, &ev.tail);
+            match &ev.change {
+                Some(Change::MemberGone(u)) if *u == s.user => {
+                    // The user left or was removed: tell them, then stop
+                    // their events.
+                    let gone = made_up(
+                        EventKind::CommunityDelete,
+                        json!({ "id": c.to_string(), "unavailable": false, "removed": true }),
+                    );
+                    s.push(Kind::Inline, &gone);
+                    leave(state, s, *c);
+                    state.hub.views.forget(*c, s.user);
+                }
+                Some(Change::CommunityGone) => leave(state, s, *c),
+                _ => {}
             }
         }
-        return;
+        Subject::User(_) => {
+            s.push(log, &ev.tail);
+            if let Some(Change::Joined(c)) = &ev.change {
+                s.inner.lock().communities.insert(*c);
+                state.hub.join(s, *c);
+            }
+        }
+        Subject::Private(ch) => {
+            if matches!(ev.change, Some(Change::PrivateCreated(_))) {
+                s.inner.lock().private.insert(*ch);
+                state.hub.add_private(s, *ch);
+            }
+            s.push(log, &ev.tail);
+        }
+        _ => {}
     }
-    let Ok(text) = std::str::from_utf8(&env.data) else {
+}
+
+fn leave(state: &AppState, s: &Arc<Session>, c: CommunityId) {
+    s.inner.lock().communities.remove(&c);
+    state.hub.leave(s, c);
+}
+
+/// A CHANNEL_UPDATE's bytes as the CHANNEL_CREATE of the same channel.
+fn as_created(tail: &Arc<str>) -> Arc<str> {
+    let from = "\"t\":\"CHANNEL_UPDATE\"";
+    match tail.rfind(from) {
+        Some(at) => {
+            let mut created = tail.to_string();
+            created.replace_range(at..at + from.len(), "\"t\":\"CHANNEL_CREATE\"");
+            Arc::from(created)
+        }
+        None => tail.clone(),
+    }
+}
+
+fn hidden(c: CommunityId, ch: ChannelId) -> Arc<str> {
+    made_up(
+        EventKind::ChannelDelete,
+        json!({ "id": ch.to_string(), "community_id": c.to_string(), "reason": "permissions" }),
+    )
+}
+
+/// Tells each user whose view of `c` changed, on each of their sessions:
+/// CHANNEL_DELETE for what they lost, CHANNEL_CREATE for what they gained.
+fn tell_diffs(state: &AppState, c: CommunityId, diffs: &[Diff]) {
+    for d in diffs {
+        if state.hub.views.is_held(c, d.user) {
+            continue; // they learn the channels with the member's view
+        }
+        let frames: Vec<Arc<str>> = d
+            .lost
+            .iter()
+            .map(|ch| hidden(c, *ch))
+            .chain(d.gained.iter().map(|ch| {
+                made_up(
+                    EventKind::ChannelCreate,
+                    serde_json::to_value(wire::Channel::from(ch)).unwrap_or_default(),
+                )
+            }))
+            .collect();
+        for s in state.hub.of_user(d.user) {
+            if s.in_community(c) {
+                for f in &frames {
+                    s.push(Kind::Inline, f);
+                }
+            }
+        }
+    }
+}
+
+fn route_live(state: &AppState, router: &Router, env: &Envelope) {
+    let Ok(subject) = env.subject.parse::<Subject>() else {
         return;
     };
-    if let Some(u) = id_after(subject, "presence.") {
-        if let Ok(v) = serde_json::from_str::<Value>(text) {
-            state
-                .watched
-                .note(u, v["d"]["status"].as_str().unwrap_or("online"));
+    match subject {
+        // Cache invalidations apply whether or not anyone is connected here:
+        // with a cluster bus these arrive from the node where the change
+        // was made.
+        Subject::Permissions(c) => {
+            state.chat.invalidate_community(c);
+            if state.hub.views.want_reload(c) {
+                load_rules(state, router, c);
+            }
         }
-        // Finding the audience reads the database: done aside, so a wave of
-        // sign-ins never holds up messages.
-        if presence.try_send((UserId(u), shared_tail(text))).is_err() {
-            tracing::warn!("presence fan-out is behind; an update was dropped");
+        Subject::AuthSession(sid) => {
+            state.accounts.note_revoked(sid);
+            revoke(state, sid);
+        }
+        Subject::Moved(id) => {
+            // Resumed on another node (which now owns its record): let it go.
+            if let Some(s) = state.hub.get(&id)
+                && env.source != state.publisher.source()
+            {
+                state.hub.remove(&id);
+                s.close(close::UNKNOWN_ERROR, "resumed elsewhere");
+                if !state.hub.has_live_session(s.user) {
+                    super::presence(state, s.user, "offline");
+                }
+            }
+        }
+        Subject::Presence(u) => {
+            let Ok(text) = std::str::from_utf8(&env.data) else {
+                return;
+            };
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(text) {
+                state
+                    .watched
+                    .note(u.0, v["d"]["status"].as_str().unwrap_or("online"));
+            }
+            // Finding the audience may read the database: done aside, so a
+            // wave of sign-ins never holds up messages.
+            if router.presence.try_send((u, shared_tail(text))).is_err() {
+                tracing::warn!("presence fan-out is behind; an update was dropped");
+            }
+        }
+        _ => {}
+    }
+}
+
+fn revoke(state: &AppState, sid: SessionId) {
+    for s in state
+        .hub
+        .all()
+        .into_iter()
+        .filter(|s| s.auth_session == sid)
+    {
+        s.close(close::SESSION_REVOKED, "session revoked");
+    }
+}
+
+/// Reloads a community's rules beside routing (retrying a failed read a
+/// few times) and hands them back.
+fn load_rules(state: &AppState, router: &Router, c: CommunityId) {
+    let (state, tx) = (state.clone(), router.loads.clone());
+    tokio::spawn(async move {
+        for attempt in 0..4u32 {
+            match state.chat.community_rules(c).await {
+                Ok(rules) => {
+                    let _ = tx.send(Loaded::Rules(c, rules));
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, community = %c, attempt, "reloading a community's rules");
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                }
+            }
+        }
+        let _ = tx.send(Loaded::RulesFailed(c));
+    });
+}
+
+/// Loads a member who just joined (and the community, if new here).
+fn load_member(state: &AppState, router: &Router, c: CommunityId, u: UserId) {
+    let need_community = !state.hub.views.has(c);
+    let (state, tx) = (state.clone(), router.loads.clone());
+    tokio::spawn(async move {
+        let chat = &state.chat;
+        let load = async {
+            let fresh = if need_community {
+                match chat.community_rules(c).await? {
+                    Some(rules) => Some(Fresh {
+                        rules,
+                        members: chat.member_ids(c).await?,
+                    }),
+                    None => None,
+                }
+            } else {
+                None
+            };
+            let roles = chat.membership(c, u).await?.map(|m| m.role_ids);
+            Ok::<_, hearth_chat::ChatError>((fresh, roles))
+        };
+        let (fresh, roles) = match load.await {
+            Ok(x) => x,
+            Err(e) => {
+                // Its channel events are dropped for this user; their
+                // client reloads on reconnect.
+                tracing::warn!(error = %e, community = %c, "loading a new member's view");
+                (None, None)
+            }
+        };
+        let _ = tx.send(Loaded::Member {
+            community: c,
+            user: u,
+            fresh,
+            roles,
+        });
+    });
+}
+
+/// Applies a load, in order with routing.
+fn loaded(state: &AppState, router: &Router, l: Loaded) {
+    match l {
+        Loaded::Rules(c, rules) => {
+            let (diffs, again) = state.hub.views.reloaded(c, rules);
+            tell_diffs(state, c, &diffs);
+            if again && state.hub.views.want_reload(c) {
+                load_rules(state, router, c);
+            }
+        }
+        Loaded::RulesFailed(c) => state.hub.views.reload_failed(c),
+        Loaded::Member {
+            community,
+            user,
+            fresh,
+            roles,
+        } => {
+            // What waited for this member, in order, decided now.
+            for (s, ev) in state.hub.views.joined(community, user, fresh, roles) {
+                deliver_now(state, &s, &ev);
+            }
         }
     }
 }
 
-/// Sends presence updates to everyone sharing a community with the user,
-/// wherever the user is connected (the user may have no session on this
-/// node at all), each once.
-async fn presence_fanout(state: AppState, mut rx: mpsc::Receiver<(UserId, Arc<str>)>) {
-    while let Some((u, tail)) = rx.recv().await {
-        let mut sessions: HashMap<String, Arc<Session>> = state
-            .hub
-            .of_user(u)
-            .into_iter()
-            .map(|s| (s.id.clone(), s))
-            .collect();
-        // The user's communities: known from their sessions here (the usual
-        // case: they just signed in here), else from the database.
-        let local: HashSet<CommunityId> = sessions
-            .values()
-            .flat_map(|s| s.inner.lock().communities.clone())
-            .collect();
-        let communities: Vec<CommunityId> = if sessions.is_empty() {
-            match state.chat.communities(u).await {
-                Ok(list) => list.into_iter().map(|c| c.id).collect(),
-                Err(_) => Vec::new(),
+/// [`deliver`] for an event routed earlier (held, or caught up from the
+/// window), decided by the views as they are now.
+fn deliver_now(state: &AppState, s: &Arc<Session>, ev: &Arc<LogEvent>) {
+    let access = match &ev.subject {
+        Subject::Channel(c, ch) => {
+            if !s.in_community(*c) {
+                return;
             }
-        } else {
-            local.into_iter().collect()
-        };
-        for c in communities {
-            for s in state.hub.in_community(c) {
-                sessions.entry(s.id.clone()).or_insert(s);
+            let me = HashSet::from([s.user]);
+            state
+                .hub
+                .views
+                .channel_access(*c, *ch, None, &me)
+                .get(&s.user)
+                .copied()
+                .unwrap_or(Access::Hidden)
+        }
+        Subject::Community(c) => {
+            if !s.in_community(*c) {
+                return;
             }
+            Access::Sees
         }
-        for s in sessions.values() {
-            s.push(Kind::Inline, &tail);
+        Subject::User(u) if *u != s.user => return,
+        Subject::Private(ch) => {
+            let mine = s.inner.lock().private.contains(ch)
+                || matches!(&ev.change, Some(Change::PrivateCreated(us)) if us.contains(&s.user));
+            if !mine {
+                return;
+            }
+            Access::Sees
         }
-    }
+        _ => Access::Sees,
+    };
+    deliver(state, s, ev, access);
 }
 
 /// Whether `ev` could change what this session may see. A session taken
@@ -242,11 +567,12 @@ async fn presence_fanout(state: AppState, mut rx: mpsc::Receiver<(UserId, Arc<st
 /// the change (a CHANNEL_DELETE for a channel now hidden, say) may not have
 /// been recorded yet. Such a resume answers `invalid_session` instead.
 pub fn changes_view(ev: &LogEvent, s: &Session) -> bool {
-    match id_after(&ev.subject, "chat.community.") {
+    match ev.subject.community() {
         Some(c) => {
             changes_view_of(ev, s.user)
-                && (s.in_community(CommunityId(c))
-                    || matches!(&*ev.t, "COMMUNITY_DELETE" | "MEMBER_REMOVE"))
+                && (s.in_community(c)
+                    || ev.is(EventKind::CommunityDelete)
+                    || ev.is(EventKind::MemberRemove))
         }
         None => changes_view_of(ev, s.user),
     }
@@ -254,29 +580,17 @@ pub fn changes_view(ev: &LogEvent, s: &Session) -> bool {
 
 /// [`changes_view`] for an event the user was sent (so in their view).
 pub fn changes_view_of(ev: &LogEvent, user: UserId) -> bool {
-    let t = &*ev.t;
-    if let Some(u) = id_after(&ev.subject, "chat.user.") {
-        return u == user.0 && t == "COMMUNITY_CREATE";
+    match &ev.subject {
+        Subject::User(u) => *u == user && ev.is(EventKind::CommunityCreate),
+        Subject::Community(_) | Subject::Channel(..) => {
+            ev.kind.is_some_and(EventKind::changes_view)
+        }
+        _ => false,
     }
-    if id_after(&ev.subject, "chat.community.").is_none() {
-        return false;
-    }
-    matches!(
-        t,
-        "CHANNEL_CREATE"
-            | "CHANNEL_UPDATE"
-            | "CHANNEL_DELETE"
-            | "MEMBER_UPDATE"
-            | "MEMBER_REMOVE"
-            | "ROLE_CREATE"
-            | "ROLE_UPDATE"
-            | "ROLE_DELETE"
-            | "COMMUNITY_DELETE"
-    )
 }
 
 /// Catches a resumed session up from the window, then routes it live.
-async fn adopt(state: &AppState, a: Adopt) {
+fn adopt(state: &AppState, a: Adopt) {
     let events = state.hub.ring.lock().after(a.from_pos);
     let Some(events) = events else {
         let _ = a.reply.send(false);
@@ -288,7 +602,9 @@ async fn adopt(state: &AppState, a: Adopt) {
             let _ = a.reply.send(false);
             return;
         }
-        deliver(state, &a.session, ev, &mut Memo::default()).await;
+        if claim(&a.session, ev) {
+            deliver_now(state, &a.session, ev);
+        }
     }
     // Nothing can be routed between the catch-up and the insert: this task
     // is the only router.
@@ -297,184 +613,4 @@ async fn adopt(state: &AppState, a: Adopt) {
         a.session.inner.lock().pos = last.pos;
     }
     let _ = a.reply.send(true);
-}
-
-/// What one session gets of one log event, decided now; keeps the
-/// session's view (communities, visible channels) current.
-/// Whether each user may VIEW the event's channel, decided once per event.
-#[derive(Default)]
-pub struct Memo(HashMap<UserId, bool>);
-
-pub async fn deliver(state: &AppState, s: &Arc<Session>, ev: &LogEvent, memo: &mut Memo) {
-    {
-        let mut g = s.inner.lock();
-        if ev.pos <= g.pos {
-            return; // already had it (caught up from the window)
-        }
-        g.pos = ev.pos;
-    }
-    let kind = Kind::Log(ev.pos);
-    let t = &*ev.t;
-    let subject = &*ev.subject;
-    if let Some(u) = id_after(subject, "chat.user.") {
-        if s.user.0 != u {
-            return;
-        }
-        if t == "COMMUNITY_CREATE" {
-            let data: Value =
-                serde_json::from_str(&format!("{{{}", ev.tail)).unwrap_or(Value::Null);
-            if let Some(c) = data["d"]["id"].as_str().and_then(|c| c.parse().ok()) {
-                let c = CommunityId(c);
-                let visible = visible_channels(state, c, s.user).await;
-                {
-                    let mut g = s.inner.lock();
-                    g.communities.insert(c);
-                    g.visible.insert(c, visible);
-                }
-                state.hub.join(s, c);
-            }
-        }
-        s.push(kind, &ev.tail);
-        return;
-    }
-    if let Some(ch) = id_after(subject, "chat.private.") {
-        let ch = ChannelId(ch);
-        let known = s.inner.lock().private.contains(&ch);
-        if known || state.chat.is_participant(ch, s.user).await {
-            if !known {
-                s.inner.lock().private.insert(ch);
-                state.hub.add_private(s, ch);
-            }
-            s.push(kind, &ev.tail);
-        }
-        return;
-    }
-    let Some(c) = id_after(subject, "chat.community.") else {
-        return;
-    };
-    let c = CommunityId(c);
-    if !s.in_community(c) {
-        return;
-    }
-    let channel = subject
-        .split(".channel.")
-        .nth(1)
-        .and_then(|x| x.parse::<i64>().ok())
-        .map(ChannelId);
-    match (t, channel) {
-        ("CHANNEL_DELETE", Some(ch)) => {
-            let was = s
-                .inner
-                .lock()
-                .visible
-                .get_mut(&c)
-                .is_some_and(|v| v.remove(&ch));
-            if was {
-                s.push(kind, &ev.tail);
-            }
-        }
-        (_, Some(ch)) => {
-            let may = match memo.0.get(&s.user) {
-                Some(m) => *m,
-                None => {
-                    let m = state.chat.can_view_in(c, ch, s.user).await;
-                    memo.0.insert(s.user, m);
-                    m
-                }
-            };
-            // The channel's own events keep the session's view right by
-            // themselves, whatever order the permission nudge arrives in: an
-            // update that shows the channel is its CHANNEL_CREATE for this
-            // session, one that hides it its CHANNEL_DELETE.
-            let was = s
-                .inner
-                .lock()
-                .visible
-                .get(&c)
-                .is_some_and(|v| v.contains(&ch));
-            if may {
-                if t == "CHANNEL_CREATE" || t == "CHANNEL_UPDATE" {
-                    s.inner.lock().visible.entry(c).or_default().insert(ch);
-                }
-                match ev.tail.rfind("\"t\":\"CHANNEL_UPDATE\"") {
-                    Some(at) if !was => {
-                        let mut created = ev.tail.to_string();
-                        created.replace_range(at..at + 20, "\"t\":\"CHANNEL_CREATE\"");
-                        s.push(Kind::Inline, &Arc::from(created));
-                    }
-                    _ => s.push(kind, &ev.tail),
-                }
-            } else if was && t == "CHANNEL_UPDATE" {
-                if let Some(v) = s.inner.lock().visible.get_mut(&c) {
-                    v.remove(&ch);
-                }
-                let ev = json!({ "t": "CHANNEL_DELETE", "d": { "id": ch.to_string(), "community_id": c.to_string(), "reason": "permissions" } }).to_string();
-                s.push(Kind::Inline, &shared_tail(&ev));
-            }
-        }
-        ("MEMBER_REMOVE", None) => {
-            let data: Value =
-                serde_json::from_str(&format!("{{{}", ev.tail)).unwrap_or(Value::Null);
-            s.push(kind, &ev.tail);
-            if data["d"]["user_id"].as_str() == Some(&s.user.to_string()) {
-                // The user left or was removed: tell them, then stop their events.
-                let gone = json!({ "t": "COMMUNITY_DELETE", "d": { "id": c.to_string(), "unavailable": false, "removed": true } }).to_string();
-                s.push(Kind::Inline, &shared_tail(&gone));
-                {
-                    let mut g = s.inner.lock();
-                    g.communities.remove(&c);
-                    g.visible.remove(&c);
-                }
-                state.hub.leave(s, c);
-            }
-        }
-        ("COMMUNITY_DELETE", None) => {
-            s.push(kind, &ev.tail);
-            {
-                let mut g = s.inner.lock();
-                g.communities.remove(&c);
-                g.visible.remove(&c);
-            }
-            state.hub.leave(s, c);
-        }
-        _ => s.push(kind, &ev.tail),
-    }
-}
-
-/// The channels of `c` the user can VIEW now.
-pub async fn visible_channels(
-    state: &AppState,
-    c: CommunityId,
-    user: UserId,
-) -> HashSet<ChannelId> {
-    match state.chat.channels(c, user).await {
-        Ok(list) => list.into_iter().map(|ch| ch.id).collect(),
-        Err(_) => HashSet::new(),
-    }
-}
-
-/// After a permission change in `c`, tells each session which channels
-/// appeared (CHANNEL_CREATE) or disappeared (CHANNEL_DELETE) for its user.
-async fn resync_visibility(state: &AppState, c: CommunityId) {
-    for s in state
-        .hub
-        .in_community(c)
-        .into_iter()
-        .filter(|s| s.in_community(c))
-    {
-        // No longer a member (an error): MEMBER_REMOVE handles that.
-        let now = state.chat.channels(c, s.user).await.unwrap_or_default();
-        let now_ids: HashSet<ChannelId> = now.iter().map(|ch| ch.id).collect();
-        let before = s.inner.lock().visible.get(&c).cloned().unwrap_or_default();
-        for gone in before.difference(&now_ids) {
-            let ev = json!({ "t": "CHANNEL_DELETE", "d": { "id": gone.to_string(), "community_id": c.to_string(), "reason": "permissions" } }).to_string();
-            s.push(Kind::Inline, &shared_tail(&ev));
-        }
-        for ch in now.iter().filter(|ch| !before.contains(&ch.id)) {
-            let ev = json!({ "t": "CHANNEL_CREATE", "d": crate::http::wire::Channel::from(ch) })
-                .to_string();
-            s.push(Kind::Inline, &shared_tail(&ev));
-        }
-        s.inner.lock().visible.insert(c, now_ids);
-    }
 }

@@ -737,3 +737,348 @@ mod paged {
         assert_eq!(gw.closed_with(Duration::from_secs(3)).await, 4002);
     }
 }
+
+/// Routing that costs work in proportion to the sessions an event
+/// concerns (contract v1.1): shared per-user views, joins loaded beside
+/// routing, DMs by their recipients, presence by subscription in large
+/// communities.
+mod routing {
+    use std::time::Duration;
+
+    use reqwest::StatusCode;
+    use serde_json::{Value, json};
+
+    use super::{Got, Gw};
+    use crate::{Db, TestServer};
+
+    on_both_backends!(
+        churn_tells_others_nothing_but_membership,
+        a_joiner_gets_what_follows_at_once,
+        roles_show_and_hide_channels_to_their_holders_only,
+        group_dms_reach_their_recipients_only,
+        new_channels_are_routed_at_once,
+    );
+
+    /// The dispatches (but statuses) until the message with `id` arrives.
+    async fn until_message(gw: &mut Gw, id: &Value) -> Vec<String> {
+        let mut seen = Vec::new();
+        loop {
+            let f = gw.frame().await;
+            if let Some(t) = f["t"].as_str().filter(|t| *t != "PRESENCE_UPDATE") {
+                seen.push(t.to_string());
+                if t == "MESSAGE_CREATE" && &f["d"]["id"] == id {
+                    return seen;
+                }
+            }
+        }
+    }
+
+    async fn invite(s: &TestServer, owner: &crate::User, c: &str) -> String {
+        let (st, inv) = s
+            .post(
+                &format!("/api/v1/communities/{c}/invites"),
+                &owner.token,
+                json!({}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED);
+        inv["code"].as_str().unwrap().to_string()
+    }
+
+    async fn churn_tells_others_nothing_but_membership(s: &TestServer) {
+        let owner = s.register("cho").await;
+        let watcher = s.register("chw").await;
+        let churner = s.register("chc").await;
+        let (c, general) = s.community(&owner, "Churn").await;
+        s.join(&owner, &c, &watcher).await;
+        let code = invite(s, &owner, &c).await;
+        let (mut w, _) = Gw::identify(s, &watcher).await;
+        let (mut ch, _) = Gw::identify(s, &churner).await;
+        for round in 0..5 {
+            let (st, _) = s
+                .post(
+                    &format!("/api/v1/invites/{code}"),
+                    &churner.token,
+                    json!({}),
+                )
+                .await;
+            assert_eq!(st, StatusCode::OK);
+            assert_eq!(ch.expect("COMMUNITY_CREATE").await["id"], c.as_str());
+            let m = s.send(&owner, &general, &format!("round {round}")).await;
+            let got = until_message(&mut ch, &m["id"]).await;
+            assert!(!got.contains(&"CHANNEL_DELETE".to_string()), "{got:?}");
+            let (st, _) = s
+                .delete(
+                    &format!("/api/v1/communities/{c}/members/@me"),
+                    &churner.token,
+                )
+                .await;
+            assert_eq!(st, StatusCode::NO_CONTENT);
+            assert_eq!(ch.expect("COMMUNITY_DELETE").await["id"], c.as_str());
+        }
+        let last = s.send(&owner, &general, "after the churn").await;
+        let got = until_message(&mut w, &last["id"]).await;
+        for t in &got {
+            assert!(
+                matches!(
+                    t.as_str(),
+                    "MESSAGE_CREATE" | "MEMBER_ADD" | "MEMBER_REMOVE" | "PRESENCE_UPDATE"
+                ),
+                "the watcher saw only membership and messages: {got:?}"
+            );
+        }
+        assert_eq!(got.iter().filter(|t| *t == "MESSAGE_CREATE").count(), 6);
+        assert_eq!(got.iter().filter(|t| *t == "MEMBER_ADD").count(), 5);
+        // Gone: nothing more for the churner.
+        s.send(&owner, &general, "not for the churner").await;
+        ch.never("MESSAGE_CREATE", Duration::from_millis(300)).await;
+    }
+
+    async fn a_joiner_gets_what_follows_at_once(s: &TestServer) {
+        let owner = s.register("jno").await;
+        let joiner = s.register("jnj").await;
+        let (c, general) = s.community(&owner, "Joinee").await;
+        // The joiner has a session before they join: their join is routed
+        // live, with what follows it.
+        let (mut gw, _) = Gw::identify(s, &joiner).await;
+        let code = invite(s, &owner, &c).await;
+        let (st, _) = s
+            .post(&format!("/api/v1/invites/{code}"), &joiner.token, json!({}))
+            .await;
+        assert_eq!(st, StatusCode::OK);
+        let m = s.send(&owner, &general, "welcome").await;
+        let got = until_message(&mut gw, &m["id"]).await;
+        assert_eq!(
+            got.first().map(String::as_str),
+            Some("COMMUNITY_CREATE"),
+            "{got:?}"
+        );
+        // And so do their other sessions, new ones included.
+        let (mut second, ready) = Gw::identify(s, &joiner).await;
+        assert_eq!(ready["communities"][0]["id"], c.as_str());
+        assert_eq!(
+            ready["communities"][0]["channels"][0]["id"],
+            general.as_str()
+        );
+        let m = s.send(&owner, &general, "to both").await;
+        until_message(&mut gw, &m["id"]).await;
+        until_message(&mut second, &m["id"]).await;
+    }
+
+    async fn roles_show_and_hide_channels_to_their_holders_only(s: &TestServer) {
+        let owner = s.register("rlo").await;
+        let holder = s.register("rlh").await;
+        let other = s.register("rlx").await;
+        let (c, general) = s.community(&owner, "Roles").await;
+        s.join(&owner, &c, &holder).await;
+        s.join(&owner, &c, &other).await;
+        let (st, secret) = s
+            .post(
+                &format!("/api/v1/communities/{c}/channels"),
+                &owner.token,
+                json!({"name": "secret"}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED);
+        let secret = secret["id"].as_str().unwrap().to_string();
+        let (_, role) = s
+            .post(
+                &format!("/api/v1/communities/{c}/roles"),
+                &owner.token,
+                json!({"name": "insiders", "permissions": []}),
+            )
+            .await;
+        let role = role["id"].as_str().unwrap().to_string();
+        for (target, allow, deny) in [
+            (&c, json!([]), json!(["VIEW_CHANNEL"])),
+            (&role, json!(["VIEW_CHANNEL"]), json!([])),
+        ] {
+            let (st, v) = s
+                .put(
+                    &format!("/api/v1/channels/{secret}/overwrites/{target}"),
+                    &owner.token,
+                    Some(json!({"target_type": "role", "allow": allow, "deny": deny})),
+                )
+                .await;
+            assert!(st.is_success(), "{v}");
+        }
+        let (mut h, ready) = Gw::identify(s, &holder).await;
+        let (mut x, _) = Gw::identify(s, &other).await;
+        let channels = |r: &Value| -> Vec<String> {
+            r["communities"][0]["channels"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(
+            channels(&ready),
+            std::slice::from_ref(&general),
+            "hidden at first"
+        );
+        let grant = format!("/api/v1/communities/{c}/members/{}/roles/{role}", holder.id);
+        let (st, v) = s.put(&grant, &owner.token, None).await;
+        assert!(st.is_success(), "{v}");
+        assert_eq!(h.expect("CHANNEL_CREATE").await["id"], secret.as_str());
+        let m = s.send(&owner, &secret, "for insiders").await;
+        until_message(&mut h, &m["id"]).await;
+        // The other member saw the role change, never the channel.
+        let marker = s.send(&owner, &general, "marker").await;
+        let got = until_message(&mut x, &marker["id"]).await;
+        assert!(
+            !got.iter().any(|t| t == "CHANNEL_CREATE")
+                && got.iter().filter(|t| *t == "MESSAGE_CREATE").count() == 1,
+            "{got:?}"
+        );
+        let (st, _) = s.delete(&grant, &owner.token).await;
+        assert!(st.is_success());
+        assert_eq!(h.expect("CHANNEL_DELETE").await["id"], secret.as_str());
+        s.send(&owner, &secret, "no longer for them").await;
+        h.never("MESSAGE_CREATE", Duration::from_millis(300)).await;
+    }
+
+    async fn group_dms_reach_their_recipients_only(s: &TestServer) {
+        let owner = s.register("gdo").await;
+        let (c, _) = s.community(&owner, "Group").await;
+        let mut users = Vec::new();
+        for i in 0..4 {
+            let u = s.register(&format!("gdu{i}")).await;
+            s.join(&owner, &c, &u).await;
+            users.push(u);
+        }
+        let mut gws = Vec::new();
+        for u in &users {
+            gws.push(Gw::identify(s, u).await.0);
+        }
+        let (st, dm) = s
+            .post(
+                "/api/v1/dms",
+                &owner.token,
+                json!({"user_ids": [users[0].id, users[1].id]}),
+            )
+            .await;
+        assert!(st.is_success(), "{dm}");
+        let dm = dm["id"].as_str().unwrap().to_string();
+        for gw in &mut gws[..2] {
+            assert_eq!(gw.expect("CHANNEL_CREATE").await["id"], dm.as_str());
+        }
+        let m = s.send(&users[0], &dm, "just us").await;
+        for gw in &mut gws[..2] {
+            until_message(gw, &m["id"]).await;
+        }
+        for gw in &mut gws[2..] {
+            match gw.next(Duration::from_millis(300)).await {
+                Got::Frame(f) => assert!(
+                    !matches!(f["t"].as_str(), Some("CHANNEL_CREATE" | "MESSAGE_CREATE")),
+                    "an outsider got {f}"
+                ),
+                Got::Closed(c) => panic!("closed with {c}"),
+                Got::Nothing => {}
+            }
+        }
+    }
+
+    async fn new_channels_are_routed_at_once(s: &TestServer) {
+        let owner = s.register("nco").await;
+        let member = s.register("ncm").await;
+        let (c, _) = s.community(&owner, "Fresh").await;
+        s.join(&owner, &c, &member).await;
+        let (mut gw, _) = Gw::identify(s, &member).await;
+        let (st, ch) = s
+            .post(
+                &format!("/api/v1/communities/{c}/channels"),
+                &owner.token,
+                json!({"name": "brand-new"}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED);
+        let id = ch["id"].as_str().unwrap().to_string();
+        let m = s.send(&owner, &id, "first words").await;
+        let got = until_message(&mut gw, &m["id"]).await;
+        assert_eq!(got, ["CHANNEL_CREATE", "MESSAGE_CREATE"]);
+        let (st, _) = s
+            .delete(&format!("/api/v1/channels/{id}"), &owner.token)
+            .await;
+        assert!(st.is_success());
+        assert_eq!(gw.expect("CHANNEL_DELETE").await["id"], id.as_str());
+    }
+
+    /// No status of `user` arrives within 400 ms (the session's own may).
+    async fn no_status_of(gw: &mut Gw, user: &str) {
+        let until = tokio::time::Instant::now() + Duration::from_millis(400);
+        loop {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            match gw.next(left).await {
+                Got::Frame(f) => assert!(
+                    !(f["t"] == "PRESENCE_UPDATE" && f["d"]["user_id"] == user),
+                    "unexpected {f}"
+                ),
+                Got::Closed(c) => panic!("closed with {c}"),
+                Got::Nothing => return,
+            }
+        }
+    }
+
+    /// Past `gateway_presence_threshold` members, a status reaches only
+    /// the sessions that subscribed to that user.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn large_communities_send_presence_by_subscription() {
+        let s = TestServer::start_with(Db::Sqlite, |c| c.gateway_presence_threshold = 3).await;
+        let owner = s.register("lpo").await;
+        let (big, _) = s.community(&owner, "Big").await;
+        let mut members = Vec::new();
+        for i in 0..4 {
+            let m = s.register(&format!("lpm{i}")).await;
+            s.join(&owner, &big, &m).await;
+            members.push(m);
+        }
+        let (mut watcher, ready) = Gw::identify(&s, &members[0]).await;
+        assert_eq!(ready["communities"][0]["large"], true);
+        let (mut other, _) = Gw::identify(&s, &members[1]).await;
+        let (mut subject, _) = Gw::identify(&s, &members[2]).await;
+        subject
+            .send(json!({"op": "presence_update", "d": {"status": "dnd"}}))
+            .await;
+        no_status_of(&mut watcher, &members[2].id).await;
+        watcher
+            .send(json!({"op": "subscribe_presence", "d": {"user_ids": [members[2].id]}}))
+            .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        subject
+            .send(json!({"op": "presence_update", "d": {"status": "idle"}}))
+            .await;
+        let p = watcher.expect("PRESENCE_UPDATE").await;
+        assert_eq!(
+            (p["user_id"].as_str(), p["status"].as_str()),
+            (Some(members[2].id.as_str()), Some("idle"))
+        );
+        no_status_of(&mut other, &members[2].id).await;
+        // In a small community everyone still sees everyone.
+        let (small, _) = s.community(&owner, "Small").await;
+        s.join(&owner, &small, &members[3]).await;
+        let (mut friend, ready) = Gw::identify(&s, &members[3]).await;
+        let small_c = ready["communities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == small.as_str())
+            .unwrap()
+            .clone();
+        assert_eq!(small_c["large"], false);
+        let (mut o, _) = Gw::identify(&s, &owner).await;
+        o.send(json!({"op": "presence_update", "d": {"status": "dnd"}}))
+            .await;
+        // (Skipping the friend's own status and the owner's "online".)
+        loop {
+            let p = friend.expect("PRESENCE_UPDATE").await;
+            if p["user_id"] == owner.id.as_str() && p["status"] == "dnd" {
+                break;
+            }
+        }
+        s.stop().await;
+    }
+}
