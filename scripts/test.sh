@@ -88,6 +88,9 @@ run_rust() {
   failed=$(grep -Eo '[0-9]+ failed' /tmp/hearth-rust-tests.log | awk '{s+=$1} END {print s+0}')
   say "Rust: $passed passed, $failed failed"
   RUST_PASSED=$passed
+  say "API: schemathesis against a real hearth"
+  cargo build --quiet --bin hearth
+  scripts/schemathesis.sh
 }
 
 run_web() {

@@ -160,7 +160,7 @@ pub async fn login(
     Ok(auth_response(&state, is_web(&headers), StatusCode::OK, ok))
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = Option<RefreshRequest>,
     responses((status = 200, body = TokenResponse), (status = 401, body = ErrorBody, description = "unauthorized or token_reused"), (status = 403, body = ErrorBody, description = "cookie refresh without X-Hearth-Client: web")))]
 pub async fn refresh(
     State(state): State<AppState>,

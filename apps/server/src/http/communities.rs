@@ -82,7 +82,7 @@ pub async fn delete(
 // ---- members
 
 #[utoipa::path(get, path = "/api/v1/communities/{id}/members", tag = "members", security(("bearer" = [])),
-    params(("id" = String, Path), ("after" = Option<String>, Query), ("limit" = Option<u32>, Query)),
+    params(("id" = String, Path), ("after" = Option<String>, Query), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1-100, default 50")),
     responses((status = 200, body = [Member]), (status = 404, body = ErrorBody)))]
 pub async fn members(
     State(state): State<AppState>,
@@ -134,7 +134,7 @@ pub async fn leave(
 /// Your own membership: nickname (timeouts are for moderators).
 #[utoipa::path(patch, path = "/api/v1/communities/{id}/members/@me", tag = "members", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = UpdateMemberRequest,
-    responses((status = 200, body = Member), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Member), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody, description = "a timeout of yourself, or a change you may not make"), (status = 404, body = ErrorBody)))]
 pub async fn update_me(
     State(state): State<AppState>,
     auth: Auth,
@@ -237,7 +237,7 @@ async fn set_role(
 // ---- bans
 
 #[utoipa::path(put, path = "/api/v1/communities/{id}/bans/{user_id}", tag = "members", security(("bearer" = [])),
-    params(("id" = String, Path), ("user_id" = String, Path)), request_body = BanRequest,
+    params(("id" = String, Path), ("user_id" = String, Path)), request_body = Option<BanRequest>,
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn ban(
     State(state): State<AppState>,
@@ -289,7 +289,7 @@ pub async fn bans(
 // ---- invites
 
 #[utoipa::path(post, path = "/api/v1/communities/{id}/invites", tag = "invites", security(("bearer" = [])), params(("id" = String, Path)),
-    request_body = CreateInviteRequest, responses((status = 201, body = Invite), (status = 403, body = ErrorBody)))]
+    request_body = Option<CreateInviteRequest>, responses((status = 201, body = Invite), (status = 403, body = ErrorBody)))]
 pub async fn create_invite(
     State(state): State<AppState>,
     Auth(p): Auth,

@@ -22,7 +22,7 @@ use crate::state::AppState;
 /// A JSON body; unknown fields are refused by the types' `deny_unknown_fields`.
 pub struct Body<T>(pub T);
 
-/// A JSON body that may be absent (empty), in which case `T::default()`.
+/// A JSON body that may be absent (empty, or `null`), in which case `T::default()`.
 pub struct OptionalBody<T>(pub T);
 
 fn is_json(req: &Request) -> bool {
@@ -52,7 +52,12 @@ async fn read_bytes(req: Request, state: &AppState) -> ApiResult<bytes::Bytes> {
     })
 }
 
+/// Every body is a JSON object: serde would also fill a struct from an
+/// array (`[null, null]` setting its fields in order), which no client means.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::bad_body("expected a JSON object"));
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -88,7 +93,7 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalBody<T> {
     async fn from_request(req: Request, state: &AppState) -> ApiResult<Self> {
         let json = is_json(&req);
         let bytes = read_bytes(req, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        if bytes.iter().all(u8::is_ascii_whitespace) || bytes.trim_ascii() == b"null" {
             return Ok(OptionalBody(T::default()));
         }
         if !json {

@@ -59,7 +59,7 @@ pub async fn send(
 }
 
 #[utoipa::path(get, path = "/api/v1/channels/{id}/messages", tag = "messages", security(("bearer" = [])),
-    params(("id" = String, Path), ("before" = Option<String>, Query), ("after" = Option<String>, Query), ("limit" = Option<u32>, Query, description = "1-100, default 50")),
+    params(("id" = String, Path), ("before" = Option<String>, Query), ("after" = Option<String>, Query), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1-100, default 50")),
     responses((status = 200, body = [Message], description = "newest first, or oldest first with `after`"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,

@@ -149,6 +149,7 @@ pub fn openapi_json() -> String {
             }
         }
     }
+    add_common_responses(&mut doc);
     doc.paths.paths.insert(
         "/api/v1/openapi.json".into(),
         utoipa::openapi::PathItem::new(
@@ -163,6 +164,115 @@ pub fn openapi_json() -> String {
         ),
     );
     doc.to_pretty_json().unwrap_or_default()
+}
+
+/// The answers every operation can give whatever it does, from the shared
+/// extractors, middleware and domain rules rather than its handler: 400 for
+/// a malformed id, cursor or body, 401 without a valid token, 404 for an id
+/// in the path that does not exist or may not be seen, 413 and 415 for
+/// bodies, 429 from the per-address and per-user limits, 503 when the
+/// database is unavailable. Documented once as components and referenced from each
+/// operation that can give them, unless it documents that status itself.
+fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{
+        ContentBuilder, Ref, RefOr, ResponseBuilder, header::HeaderBuilder, schema::Type,
+    };
+    let error = |description: &str| {
+        ResponseBuilder::new().description(description).content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+    };
+    let retry_after = HeaderBuilder::new()
+        .schema(utoipa::openapi::ObjectBuilder::new().schema_type(Type::Integer))
+        .description(Some("seconds to wait"))
+        .build();
+    let common = [
+        (
+            "400",
+            "BadRequest",
+            error("invalid_request: a malformed id, query or body"),
+        ),
+        (
+            "401",
+            "Unauthorized",
+            error("unauthorized: no valid access token"),
+        ),
+        (
+            "404",
+            "NotFound",
+            error("not_found: absent, or not visible to the caller"),
+        ),
+        (
+            "413",
+            "PayloadTooLarge",
+            error("payload_too_large: the body is too big"),
+        ),
+        (
+            "415",
+            "UnsupportedMediaType",
+            error("unsupported_media_type: not JSON"),
+        ),
+        (
+            "429",
+            "RateLimited",
+            error("rate_limited: too many requests").header("Retry-After", retry_after),
+        ),
+        (
+            "503",
+            "Unavailable",
+            error("unavailable: the database; try again shortly"),
+        ),
+    ]
+    .map(|(status, name, response)| (status, name, response.build()));
+    let components = doc.components.get_or_insert_with(Default::default);
+    for (_, name, response) in &common {
+        components
+            .responses
+            .insert((*name).to_string(), RefOr::T(response.clone()));
+    }
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if !path.starts_with("/api/v1/") {
+            continue;
+        }
+        let upgrade = path == "/api/v1/gateway";
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let has_body = op.request_body.is_some();
+            let params = op.parameters.as_deref().unwrap_or_default();
+            let has_params = !params.is_empty();
+            let has_path_params = params
+                .iter()
+                .any(|p| p.parameter_in == utoipa::openapi::path::ParameterIn::Path);
+            let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+            for (status, name, _) in &common {
+                let applies = match *status {
+                    "400" => has_body || has_params,
+                    "401" => secured,
+                    "404" => has_path_params,
+                    "413" | "415" => has_body,
+                    "429" => true,
+                    _ => !upgrade,
+                };
+                if applies {
+                    op.responses
+                        .responses
+                        .entry((*status).to_string())
+                        .or_insert_with(|| RefOr::Ref(Ref::from_response_name(*name)));
+                }
+            }
+        }
+    }
 }
 
 pub fn router(state: AppState) -> Router {
