@@ -48,6 +48,9 @@ pub enum Scenario {
     GwStorm,
     /// READY for a user in --communities communities of --members members.
     GwReady,
+    /// Message latency while one user joins/leaves in a loop and another
+    /// creates group DMs (the server's per-user rate limits on).
+    GwAbuse,
 }
 
 #[derive(Parser, Debug, Clone)]
@@ -112,6 +115,9 @@ pub struct Args {
     /// gw-ready: identifies (and member pages) measured one after another.
     #[arg(long, default_value_t = 5)]
     pub repeat: usize,
+    /// gw-abuse: connections each abuser holds.
+    #[arg(long, default_value_t = 16)]
+    pub abuser_sessions: usize,
     /// Server processes (2+: a cluster over Postgres, NATS and Redis).
     #[arg(long, default_value_t = 1)]
     pub nodes: usize,
@@ -205,6 +211,7 @@ async fn main() {
             Scenario::GwE2e => results.extend(gateway::e2e(&args, &server).await?),
             Scenario::GwStorm => results.extend(gateway::storm(&args, &server).await?),
             Scenario::GwReady => results.extend(gateway::ready(&args, &server).await?),
+            Scenario::GwAbuse => results.extend(gateway::abuse(&args, &server).await?),
             Scenario::Sends | Scenario::History | Scenario::All => {}
         }
         Ok::<(), String>(())

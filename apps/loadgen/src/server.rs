@@ -168,6 +168,18 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
+        if args.scenario == crate::Scenario::GwAbuse {
+            // The shipped per-user limits (what an abuser is held to); the
+            // per-address ones lifted, since all our traffic is one address.
+            let lifted = "1000000";
+            cmd.env("HEARTH_RATE_LIMIT_ENABLED", "true")
+                .env("HEARTH_RATE_LIMIT_PER_IP_PER_SECOND", lifted)
+                .env("HEARTH_RATE_LIMIT_PER_IP_BURST", lifted)
+                .env("HEARTH_RATE_LIMIT_AUTH_PER_IP_PER_SECOND", lifted)
+                .env("HEARTH_RATE_LIMIT_AUTH_PER_IP_BURST", lifted)
+                .env("HEARTH_RATE_LIMIT_AUTH_PER_ACCOUNT_PER_SECOND", lifted)
+                .env("HEARTH_RATE_LIMIT_AUTH_PER_ACCOUNT_BURST", lifted);
+        }
         if cluster {
             cmd.env("NATS_URL", &args.nats_url)
                 .env("REDIS_URL", &args.redis_url);

@@ -47,7 +47,7 @@ pub async fn idle(args: &Args, server: &Server) -> Result<Vec<Outcome>, String> 
 }
 
 /// `n` connections, connection `i` on node `i % nodes`, as `token_of(i)`.
-fn spread(server: &Server, n: usize, token_of: impl Fn(usize) -> String) -> Vec<Target> {
+pub(super) fn spread(server: &Server, n: usize, token_of: impl Fn(usize) -> String) -> Vec<Target> {
     (0..n)
         .map(|i| Target {
             addr: server.nodes[i % server.nodes.len()].addr(),
@@ -57,7 +57,7 @@ fn spread(server: &Server, n: usize, token_of: impl Fn(usize) -> String) -> Vec<
 }
 
 /// Opens `targets`, recording each MESSAGE_CREATE into `bucket_of(connection, stamp bucket)`.
-async fn open_recording(
+pub(super) async fn open_recording(
     targets: Vec<Target>,
     probe: &Arc<Probe>,
     bucket_of: impl Fn(usize, usize) -> usize + Send + Sync + 'static,
@@ -73,7 +73,7 @@ async fn open_recording(
 
 /// Sends to one channel at `rate` msg/s for `secs`, stamped with `bucket`;
 /// returns (messages sent, when sending started in probe µs).
-async fn send_at(
+pub(super) async fn send_at(
     poster: &Poster,
     probe: &Probe,
     (base, channel, token): (&str, &str, &str),

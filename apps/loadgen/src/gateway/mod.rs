@@ -13,7 +13,10 @@
 //! - `storm` (storm.rs): every connection dropped at once, all resume.
 //! - `ready` (ready.rs): READY size and time for a user in many big
 //!   communities, and one page of members.
+//! - `abuse` (abuse.rs): message latency for everyone while one user joins
+//!   and leaves in a loop and another creates group DMs.
 
+mod abuse;
 mod channels;
 mod client;
 mod cohort;
@@ -25,6 +28,7 @@ mod storm;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use abuse::abuse;
 pub use channels::{channels, e2e};
 pub use fanout::{fanout, idle, rising};
 pub use ready::ready;

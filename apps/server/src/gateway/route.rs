@@ -19,7 +19,6 @@
 //! rules, which changes nothing when access did not change), a new group
 //! DM costs only its participants' sessions.
 
-use std::collections::HashSet;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -212,13 +211,12 @@ fn claimed(state: &AppState, ev: &LogEvent, audience: &Audience) -> Vec<Arc<Sess
 /// the community's rules and every member's view of that channel.
 fn channel_event(state: &AppState, ev: &Arc<LogEvent>, c: CommunityId, ch: ChannelId) {
     let sessions = claimed(state, ev, &Audience::Community(c));
-    let users: HashSet<UserId> = sessions.iter().map(|s| s.user).collect();
+    let users: Vec<UserId> = sessions.iter().map(|s| s.user).collect();
     let access = state
         .hub
         .views
         .channel_access(c, ch, ev.change.as_ref(), &users);
-    for s in &sessions {
-        let a = access.get(&s.user).copied().unwrap_or(Access::Hidden);
+    for (s, a) in sessions.iter().zip(access) {
         deliver(state, s, ev, a);
     }
 }
@@ -532,12 +530,11 @@ fn deliver_now(state: &AppState, s: &Arc<Session>, ev: &Arc<LogEvent>) {
             if !s.in_community(*c) {
                 return;
             }
-            let me = HashSet::from([s.user]);
             state
                 .hub
                 .views
-                .channel_access(*c, *ch, None, &me)
-                .get(&s.user)
+                .channel_access(*c, *ch, None, &[s.user])
+                .first()
                 .copied()
                 .unwrap_or(Access::Hidden)
         }

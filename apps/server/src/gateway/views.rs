@@ -235,29 +235,43 @@ impl Views {
         held
     }
 
-    /// How each of `users` sees channel `ch` of `c` after `change` (a
-    /// CHANNEL_CREATE/UPDATE/DELETE, applied to the rules here, once) or,
-    /// without one, now.
+    /// How each of `users` (one entry per session, in order) sees channel
+    /// `ch` of `c` after `change` (a CHANNEL_CREATE/UPDATE/DELETE, applied
+    /// to the rules here, once) or, without one, now. The hot path (a
+    /// message) is one lookup per session under one lock.
     pub fn channel_access(
         &self,
         c: CommunityId,
         ch: ChannelId,
         change: Option<&Change>,
-        users: &HashSet<UserId>,
-    ) -> HashMap<UserId, Access> {
+        users: &[UserId],
+    ) -> Vec<Access> {
         let held: HashSet<UserId> = {
             let h = self.held.lock();
-            users
-                .iter()
-                .copied()
-                .filter(|u| h.contains_key(&(c, *u)))
-                .collect()
+            if h.is_empty() {
+                HashSet::new()
+            } else {
+                users
+                    .iter()
+                    .copied()
+                    .filter(|u| h.contains_key(&(c, *u)))
+                    .collect()
+            }
         };
         let mut m = self.map.lock();
-        let mut out: HashMap<UserId, Access> = held.iter().map(|u| (*u, Access::Wait)).collect();
         let Some(comm) = m.get_mut(&c) else {
-            return out;
+            return users
+                .iter()
+                .map(|u| {
+                    if held.contains(u) {
+                        Access::Wait
+                    } else {
+                        Access::Hidden
+                    }
+                })
+                .collect();
         };
+        let mut changed: HashMap<UserId, Access> = HashMap::new();
         let structural = matches!(change, Some(Change::ChannelPut(_) | Change::ChannelGone(_)));
         if let Some(ch_change) = change.filter(|_| structural) {
             if comm.loading {
@@ -280,31 +294,33 @@ impl Views {
                 } else {
                     me.visible.remove(&ch);
                 }
-                if users.contains(u) && !held.contains(u) {
-                    out.insert(
-                        *u,
-                        match (was, now) {
-                            (true, true) => Access::Sees,
-                            (false, false) => Access::Hidden,
-                            (false, true) => Access::Gained,
-                            (true, false) => Access::Lost,
-                        },
-                    );
-                }
-            }
-        } else {
-            for u in users {
-                if held.contains(u) {
-                    continue;
-                }
-                let sees = comm
-                    .members
-                    .get(u)
-                    .is_some_and(|me| me.visible.contains(&ch));
-                out.insert(*u, if sees { Access::Sees } else { Access::Hidden });
+                let a = match (was, now) {
+                    (true, true) => Access::Sees,
+                    (false, false) => Access::Hidden,
+                    (false, true) => Access::Gained,
+                    (true, false) => Access::Lost,
+                };
+                changed.insert(*u, a);
             }
         }
-        out
+        users
+            .iter()
+            .map(|u| {
+                if !held.is_empty() && held.contains(u) {
+                    Access::Wait
+                } else if structural {
+                    changed.get(u).copied().unwrap_or(Access::Hidden)
+                } else if comm
+                    .members
+                    .get(u)
+                    .is_some_and(|me| me.visible.contains(&ch))
+                {
+                    Access::Sees
+                } else {
+                    Access::Hidden
+                }
+            })
+            .collect()
     }
 
     /// Whether `u`'s events of `c` are being held.
@@ -625,23 +641,23 @@ mod tests {
             (UserId(7), 1, 0)
         );
         // A new channel is visible per the community's rules at once.
-        let users = HashSet::from([UserId(7), UserId(8)]);
+        let users = [UserId(7), UserId(8)];
         let a = v.channel_access(
             C,
             ChannelId(12),
             Some(&Change::ChannelPut(channel(12))),
             &users,
         );
-        assert_eq!(a[&UserId(7)], Access::Gained);
+        assert_eq!(a[0], Access::Gained);
         let a = v.channel_access(C, ChannelId(12), None, &users);
-        assert_eq!(a[&UserId(8)], Access::Sees);
+        assert_eq!(a[1], Access::Sees);
         let a = v.channel_access(
             C,
             ChannelId(12),
             Some(&Change::ChannelGone(ChannelId(12))),
             &users,
         );
-        assert_eq!(a[&UserId(8)], Access::Lost);
+        assert_eq!(a[1], Access::Lost);
     }
 
     #[test]
@@ -668,7 +684,7 @@ mod tests {
         v.install(C, UserId(7), fresh(&[7]), vec![]);
         assert!(v.want_reload(C));
         // A channel created while the (older) rules were being read.
-        let users = HashSet::from([UserId(7)]);
+        let users = [UserId(7)];
         v.channel_access(
             C,
             ChannelId(12),
