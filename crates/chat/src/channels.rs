@@ -30,6 +30,18 @@ pub struct OverwriteInput {
 
 const MAX_CHANNELS: usize = 500;
 
+/// Positions are small sort keys; a bound keeps "last + 1" from overflowing.
+pub const MAX_POSITION: i32 = 1_000_000;
+
+fn check_position(p: Option<i32>) -> ChatResult<()> {
+    match p {
+        Some(p) if !(0..=MAX_POSITION).contains(&p) => {
+            Err(ChatError::Invalid("position", format!("0-{MAX_POSITION}")))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The bits that differ between two sets.
 fn flipped(a: Permissions, b: Permissions) -> Permissions {
     (a - b) | (b - a)
@@ -81,14 +93,14 @@ impl Chat {
                 "this community has the most channels allowed",
             ));
         }
+        check_position(input.position)?;
         let position = match input.position {
-            Some(p) if p < 0 => return Err(ChatError::Invalid("position", "0 or more".into())),
             Some(p) => p,
             None => existing
                 .iter()
                 .map(|c| c.position)
                 .max()
-                .map_or(0, |m| m + 1),
+                .map_or(0, |m| m.saturating_add(1).min(MAX_POSITION)),
         };
         let ch = ChannelRecord {
             id: ChannelId(self.next_id()),
@@ -168,9 +180,7 @@ impl Chat {
         if let Some(parent) = input.parent_id {
             self.check_parent(c, Some(id), parent).await?;
         }
-        if input.position.is_some_and(|p| p < 0) {
-            return Err(ChatError::Invalid("position", "0 or more".into()));
-        }
+        check_position(input.position)?;
         let patch = ChannelPatch {
             name,
             topic,

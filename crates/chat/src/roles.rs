@@ -47,10 +47,10 @@ impl Chat {
         check_grant(p, perms).map_err(ChatError::Forbidden)?;
         let ctx = self.context(c, actor).await?;
         let position = input.position.unwrap_or(1);
-        if position < 1 {
+        if !(1..=crate::channels::MAX_POSITION).contains(&position) {
             return Err(ChatError::Invalid(
                 "position",
-                "at least 1 (0 is @everyone)".into(),
+                "1-1000000 (0 is @everyone)".into(),
             ));
         }
         if !can_manage_role(&ctx.facts, position) {
@@ -108,7 +108,8 @@ impl Chat {
             .transpose()?;
         check_color(input.color)?;
         if let Some(pos) = input.position
-            && (pos < 1 || !can_manage_role(&ctx.facts, pos))
+            && (!(1..=crate::channels::MAX_POSITION).contains(&pos)
+                || !can_manage_role(&ctx.facts, pos))
         {
             return Err(ChatError::Invalid(
                 "position",

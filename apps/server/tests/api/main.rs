@@ -70,6 +70,7 @@ both_backends!(
     look_alike_usernames_are_refused,
     reactions_are_single_emoji_and_bounded,
     contract_clarifications,
+    positions_are_bounded,
 );
 
 both_backends!(

@@ -847,3 +847,43 @@ pub async fn sign_in_limits(s: &TestServer) {
     let r = login_from(s, "2001:db8:7:8::1", "nobody98", "x").await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// Found by schemathesis: a channel at the largest position made the next
+/// channel's "last + 1" overflow (a panic and a 500 in a debug build).
+pub async fn positions_are_bounded(s: &TestServer) {
+    let u = s.register("pos").await;
+    let (c, general) = s.community(&u, "Positions").await;
+    let (st, e) = s
+        .patch(
+            &format!("/api/v1/channels/{general}"),
+            &u.token,
+            json!({"position": 2147483647}),
+        )
+        .await;
+    assert_error(st, &e, 400, "invalid_request");
+    let (st, v) = s
+        .patch(
+            &format!("/api/v1/channels/{general}"),
+            &u.token,
+            json!({"position": 1000000}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, ch) = s
+        .post(
+            &format!("/api/v1/communities/{c}/channels"),
+            &u.token,
+            json!({"name": "next"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{ch}");
+    assert_eq!(ch["position"], 1000000);
+    let (st, e) = s
+        .post(
+            &format!("/api/v1/communities/{c}/roles"),
+            &u.token,
+            json!({"name": "huge", "position": 2147483647}),
+        )
+        .await;
+    assert_error(st, &e, 400, "invalid_request");
+}
