@@ -1,0 +1,75 @@
+#!/bin/bash
+# Entrypoint of the nginx container in docker/compose.yml: nginx plus an
+# active readiness check, which open-source nginx lacks. Every 2 s each node's
+# /readyz is asked (plain bash, no curl needed); when the set of ready nodes
+# changes the upstream list is rewritten (a failing node marked `down`, a name
+# that does not resolve left out) and nginx reloaded.
+#   HEARTH_NODES        "host:port ..." (default: hearth-1:8080 hearth-2:8080 hearth-3:8080)
+#   HEARTH_UPSTREAM     the file nginx.conf includes (default /etc/nginx/hearth/upstream.conf)
+#   NGINX               nginx command line (default: nginx)
+set -u
+NODES="${HEARTH_NODES:-hearth-1:8080 hearth-2:8080 hearth-3:8080}"
+UPSTREAM="${HEARTH_UPSTREAM:-/etc/nginx/hearth/upstream.conf}"
+read -r -a NGINX <<<"${NGINX:-nginx}"
+INTERVAL="${HEARTH_CHECK_INTERVAL:-2}"
+
+ready() { # ready host:port → /readyz answered 200 within 2 s
+  local host="${1%:*}" port="${1##*:}"
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  timeout 2 bash -c '
+    exec 3<>"/dev/tcp/$0/$1" || exit 1
+    printf "GET /readyz HTTP/1.0\r\nHost: %s\r\n\r\n" "$0" >&3
+    IFS= read -r status <&3
+    case "$status" in "HTTP/1."?" 200"*) exit 0 ;; *) exit 1 ;; esac
+  ' "$host" "$port" 2>/dev/null
+}
+
+resolves() { getent hosts "${1%:*}" >/dev/null 2>&1; }
+
+write_upstream() { # write_upstream "ready nodes"
+  local n any="" out=""
+  for n in $NODES; do
+    if ! resolves "$n"; then
+      out+="# server $n: name does not resolve"$'\n'
+    elif [[ " $1 " == *" $n "* ]]; then
+      out+="server $n max_fails=2 fail_timeout=10s;"$'\n'
+      any=1
+    else
+      out+="server $n max_fails=2 fail_timeout=10s down; # /readyz failed"$'\n'
+      any=1
+    fi
+  done
+  # An upstream needs a server: with none resolvable, one that is down.
+  [ -n "$any" ] || out+="server 127.0.0.1:9 down;"$'\n'
+  mkdir -p "$(dirname "$UPSTREAM")"
+  printf '%s' "$out" >"$UPSTREAM.new" && mv -f "$UPSTREAM.new" "$UPSTREAM"
+}
+
+check_all() {
+  local n r=""
+  for n in $NODES; do ready "$n" && r+="$n "; done
+  echo "${r% }"
+}
+
+last="$(check_all)"
+write_upstream "$last"
+echo "hearth-lb: ready nodes: [$last]"
+"${NGINX[@]}" -g 'daemon off;' &
+nginx_pid=$!
+trap 'kill -QUIT "$nginx_pid" 2>/dev/null; wait "$nginx_pid"; exit 0' TERM INT QUIT
+
+while kill -0 "$nginx_pid" 2>/dev/null; do
+  sleep "$INTERVAL" &
+  wait $!
+  now="$(check_all)"
+  if [ "$now" != "$last" ]; then
+    write_upstream "$now"
+    if "${NGINX[@]}" -s reload; then
+      echo "hearth-lb: ready nodes: [$now] (reloaded)"
+      last="$now"
+    else
+      echo "hearth-lb: ready nodes: [$now] (reload failed: nginx keeps the previous list; retrying)"
+    fi
+  fi
+done
+wait "$nginx_pid"
