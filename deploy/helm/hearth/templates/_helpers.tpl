@@ -1,0 +1,54 @@
+{{/* Names and labels. */}}
+{{- define "hearth.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "hearth.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "hearth.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "hearth.instanceLabels" -}}
+app.kubernetes.io/name: {{ include "hearth.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* The nodes' pods (and only they: not the hook Job's, not the test's). */}}
+{{- define "hearth.selectorLabels" -}}
+{{ include "hearth.instanceLabels" . }}
+app.kubernetes.io/component: server
+{{- end }}
+
+{{- define "hearth.commonLabels" -}}
+helm.sh/chart: {{ include "hearth.chart" . }}
+{{ include "hearth.instanceLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "hearth.labels" -}}
+{{ include "hearth.commonLabels" . }}
+app.kubernetes.io/component: server
+{{- end }}
+
+{{- define "hearth.secretName" -}}
+{{- default (include "hearth.fullname" .) .Values.existingSecret }}
+{{- end }}
+
+{{/* The log stream's name, as the nodes derive it from the subject root. */}}
+{{- define "hearth.logStream" -}}
+{{- $root := default "hearth" .Values.config.HEARTH_NATS_SUBJECT_ROOT }}
+{{- printf "%s_LOG" (regexReplaceAll "[^A-Za-z0-9]" $root "_" | upper) }}
+{{- end }}
