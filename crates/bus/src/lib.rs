@@ -11,6 +11,7 @@
 //!   the publisher: real-time fan-out must never wait on one reader.
 
 mod envelope;
+pub mod journal;
 mod memory;
 pub mod nats;
 

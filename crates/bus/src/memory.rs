@@ -5,6 +5,9 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
+use std::sync::Arc;
+
+use crate::journal::{Journal, Journaler};
 use crate::{Ack, Bus, BusError, Delivery, Envelope, Subscription};
 
 /// An event on the broadcast channel: with its log position if appended.
@@ -13,8 +16,10 @@ type Item = (Option<u64>, Envelope);
 pub struct MemoryBus {
     tx: broadcast::Sender<Item>,
     /// The last log position handed out; held while sending so positions
-    /// reach subscribers in order.
+    /// reach subscribers (and the journal) in order.
     position: Mutex<u64>,
+    /// Keeps the log for durable consumers, when there is a journal.
+    journal: Option<(Arc<dyn Journal>, Journaler)>,
 }
 
 impl MemoryBus {
@@ -24,7 +29,34 @@ impl MemoryBus {
         MemoryBus {
             tx,
             position: Mutex::new(0),
+            journal: None,
         }
+    }
+
+    /// A bus whose log is also written to `journal` (see `journal.rs`):
+    /// positions continue after the journal's head, so they stay unique
+    /// across restarts, and durable consumers can read it.
+    pub async fn journaled(capacity: usize, journal: Arc<dyn Journal>) -> Result<Self, BusError> {
+        let head = journal.head().await?;
+        let mut bus = MemoryBus::new(capacity);
+        *bus.position.get_mut() = head;
+        bus.journal = Some((journal.clone(), Journaler::start(journal, head)));
+        Ok(bus)
+    }
+
+    /// Runs a durable consumer over the journal (`None` without one).
+    pub fn consume(
+        &self,
+        cfg: crate::journal::ConsumerConfig,
+        handler: Arc<dyn crate::journal::Handler>,
+    ) -> Option<crate::journal::JournalConsumer> {
+        let (journal, journaler) = self.journal.as_ref()?;
+        Some(crate::journal::run_consumer(
+            journal.clone(),
+            journaler.head(),
+            cfg,
+            handler,
+        ))
     }
 }
 
@@ -70,6 +102,9 @@ impl Bus for MemoryBus {
         let pos = {
             let mut p = self.position.lock();
             *p += 1;
+            if let Some((_, j)) = &self.journal {
+                j.push(*p, event.clone());
+            }
             let _ = self.tx.send((Some(*p), event));
             *p
         };

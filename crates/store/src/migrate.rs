@@ -32,6 +32,11 @@ pub const SQLITE: &[Migration] = &[
         name: "signing_keys",
         sql: include_str!("../migrations/sqlite/0003_signing_keys.sql"),
     },
+    Migration {
+        version: 4,
+        name: "journal",
+        sql: include_str!("../migrations/sqlite/0004_journal.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -49,6 +54,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 3,
         name: "signing_keys",
         sql: include_str!("../migrations/postgres/0003_signing_keys.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "journal",
+        sql: include_str!("../migrations/postgres/0004_journal.sql"),
     },
 ];
 

@@ -341,3 +341,26 @@ impl std::fmt::Debug for SigningKeyRecord {
             .finish()
     }
 }
+
+/// One event of the embedded bus's journal (a CloudEvents envelope at its
+/// log position); `data` is opaque here as on the bus.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JournalRecord {
+    pub position: i64,
+    pub id: String,
+    pub source: String,
+    pub ty: String,
+    pub subject: String,
+    pub time: i64,
+    pub content_type: String,
+    pub data: Vec<u8>,
+}
+
+/// An event a consumer gave up on, with why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeadLetterRecord {
+    pub consumer: String,
+    pub event: JournalRecord,
+    pub error: String,
+    pub created_at: i64,
+}

@@ -139,6 +139,19 @@ macro_rules! sql_impl {
                 })
             }
 
+            fn journal_from(r: &$Row) -> Result<JournalRecord, sqlx::Error> {
+                Ok(JournalRecord {
+                    position: r.try_get("position")?,
+                    id: r.try_get("id")?,
+                    source: r.try_get("source")?,
+                    ty: r.try_get("type")?,
+                    subject: r.try_get("subject")?,
+                    time: r.try_get("time")?,
+                    content_type: r.try_get("content_type")?,
+                    data: r.try_get("data")?,
+                })
+            }
+
             fn session_from(r: &$Row) -> Result<SessionRecord, sqlx::Error> {
                 Ok(SessionRecord {
                     id: SessionId(r.try_get("id")?),
@@ -1454,6 +1467,122 @@ macro_rules! sql_impl {
                 };
                 tx.commit().await?;
                 Ok(outcome)
+            }
+
+            // ---- journal ----
+
+            async fn journal_head(&self) -> StoreResult<i64> {
+                let head: Option<i64> = sqlx::query_scalar("SELECT CAST(MAX(position) AS BIGINT) FROM event_journal")
+                    .fetch_one(self.r())
+                    .await?;
+                Ok(head.unwrap_or(0))
+            }
+
+            async fn journal_append(&self, events: &[JournalRecord]) -> StoreResult<()> {
+                let mut tx = self.w().begin().await?;
+                for e in events {
+                    sqlx::query(
+                        "INSERT INTO event_journal (position, id, source, type, subject, time, content_type, data) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (position) DO NOTHING",
+                    )
+                    .bind(e.position)
+                    .bind(&e.id)
+                    .bind(&e.source)
+                    .bind(&e.ty)
+                    .bind(&e.subject)
+                    .bind(e.time)
+                    .bind(&e.content_type)
+                    .bind(&e.data)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn journal_after(&self, position: i64, lim: u32) -> StoreResult<Vec<JournalRecord>> {
+                let rows = sqlx::query(
+                    "SELECT position, id, source, type, subject, time, content_type, data FROM event_journal \
+                     WHERE position > $1 ORDER BY position LIMIT $2",
+                )
+                .bind(position)
+                .bind(limit(lim))
+                .fetch_all(self.r())
+                .await?;
+                Ok(rows.iter().map(Self::journal_from).collect::<Result<_, _>>()?)
+            }
+
+            async fn journal_trim(&self, before: i64) -> StoreResult<u64> {
+                let done = sqlx::query("DELETE FROM event_journal WHERE position < $1")
+                    .bind(before)
+                    .execute(self.w())
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn consumer_cursor(&self, name: &str) -> StoreResult<i64> {
+                let pos: Option<i64> = sqlx::query_scalar("SELECT position FROM consumer_cursors WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(self.r())
+                    .await?;
+                Ok(pos.unwrap_or(0))
+            }
+
+            async fn set_consumer_cursor(&self, name: &str, position: i64, now: i64) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO consumer_cursors (name, position, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
+                )
+                .bind(name)
+                .bind(position)
+                .bind(now)
+                .execute(self.w())
+                .await?;
+                Ok(())
+            }
+
+            async fn add_dead_letter(&self, d: &DeadLetterRecord) -> StoreResult<()> {
+                let e = &d.event;
+                sqlx::query(
+                    "INSERT INTO dead_letters (consumer, position, id, source, type, subject, time, content_type, data, error, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                     ON CONFLICT (consumer, position) DO UPDATE SET error = excluded.error, created_at = excluded.created_at",
+                )
+                .bind(&d.consumer)
+                .bind(e.position)
+                .bind(&e.id)
+                .bind(&e.source)
+                .bind(&e.ty)
+                .bind(&e.subject)
+                .bind(e.time)
+                .bind(&e.content_type)
+                .bind(&e.data)
+                .bind(&d.error)
+                .bind(d.created_at)
+                .execute(self.w())
+                .await?;
+                Ok(())
+            }
+
+            async fn dead_letters(&self, consumer: &str, lim: u32) -> StoreResult<Vec<DeadLetterRecord>> {
+                let rows = sqlx::query(
+                    "SELECT consumer, position, id, source, type, subject, time, content_type, data, error, created_at \
+                     FROM dead_letters WHERE consumer = $1 ORDER BY position LIMIT $2",
+                )
+                .bind(consumer)
+                .bind(limit(lim))
+                .fetch_all(self.r())
+                .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    out.push(DeadLetterRecord {
+                        consumer: r.try_get("consumer")?,
+                        event: Self::journal_from(r)?,
+                        error: r.try_get("error")?,
+                        created_at: r.try_get("created_at")?,
+                    });
+                }
+                Ok(out)
             }
 
             // ---- trust ----

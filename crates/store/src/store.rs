@@ -278,4 +278,19 @@ pub trait Store: Send + Sync + 'static {
     async fn use_totp_step(&self, user: UserId, step: i64) -> StoreResult<bool>;
     /// Forgets the last used TOTP step (a new secret starts afresh).
     async fn reset_totp_step(&self, user: UserId) -> StoreResult<()>;
+
+    // ---- the embedded bus's journal (see hearth-bus `journal.rs`) ----
+    /// The highest journaled position (0: none).
+    async fn journal_head(&self) -> StoreResult<i64>;
+    /// Stores events in one transaction; a position already stored stays.
+    async fn journal_append(&self, events: &[JournalRecord]) -> StoreResult<()>;
+    /// Up to `limit` events after `position`, in order.
+    async fn journal_after(&self, position: i64, limit: u32) -> StoreResult<Vec<JournalRecord>>;
+    /// Drops events before `position` (retention); returns how many.
+    async fn journal_trim(&self, before: i64) -> StoreResult<u64>;
+    async fn consumer_cursor(&self, name: &str) -> StoreResult<i64>;
+    async fn set_consumer_cursor(&self, name: &str, position: i64, now: i64) -> StoreResult<()>;
+    async fn add_dead_letter(&self, dead: &DeadLetterRecord) -> StoreResult<()>;
+    /// A consumer's dead letters, oldest first.
+    async fn dead_letters(&self, consumer: &str, limit: u32) -> StoreResult<Vec<DeadLetterRecord>>;
 }

@@ -89,6 +89,7 @@ contract!(
     signing_keys_rotate_and_retire,
     hostile_strings_round_trip,
     blocks_and_dm_reachability,
+    journal_cursors_and_dead_letters,
     totp_steps_are_single_use,
     bulk_insert_advances_the_channel,
 );
@@ -1141,4 +1142,64 @@ mod starting_together {
     fn rand_suffix() -> i64 {
         super::id()
     }
+}
+
+fn journaled(position: i64, subject: &str) -> JournalRecord {
+    JournalRecord {
+        position,
+        id: format!("ev{position}"),
+        source: "hearth://node/1".into(),
+        ty: "hearth.chat.message.created".into(),
+        subject: subject.into(),
+        time: now_ms(),
+        content_type: "application/json".into(),
+        // Opaque bytes, NUL and non-UTF-8 included.
+        data: [
+            format!("{{\"n\":{position}}}").into_bytes(),
+            vec![0, 0xff, 0xfe],
+        ]
+        .concat(),
+    }
+}
+
+async fn journal_cursors_and_dead_letters(s: &dyn Store) {
+    assert_eq!(s.journal_head().await.unwrap(), 0);
+    let batch: Vec<JournalRecord> = (1..=5).map(|p| journaled(p, "chat.community.1")).collect();
+    s.journal_append(&batch).await.unwrap();
+    // A position stored twice (a retried batch) keeps the first copy.
+    let mut again = journaled(3, "chat.other");
+    again.id = "different".into();
+    s.journal_append(&[again, journaled(6, "chat.community.1")])
+        .await
+        .unwrap();
+    assert_eq!(s.journal_head().await.unwrap(), 6);
+    let page = s.journal_after(2, 3).await.unwrap();
+    assert_eq!(
+        page.iter().map(|e| e.position).collect::<Vec<_>>(),
+        vec![3, 4, 5]
+    );
+    assert_eq!(page[0], batch[2], "round trip, first copy kept");
+    assert!(s.journal_after(6, 10).await.unwrap().is_empty());
+
+    assert_eq!(s.consumer_cursor("search").await.unwrap(), 0);
+    s.set_consumer_cursor("search", 4, now_ms()).await.unwrap();
+    s.set_consumer_cursor("search", 6, now_ms()).await.unwrap();
+    s.set_consumer_cursor("audit", 2, now_ms()).await.unwrap();
+    assert_eq!(s.consumer_cursor("search").await.unwrap(), 6);
+    assert_eq!(s.consumer_cursor("audit").await.unwrap(), 2);
+
+    let dead = DeadLetterRecord {
+        consumer: "audit".into(),
+        event: batch[1].clone(),
+        error: "twice: bad payload".into(),
+        created_at: now_ms(),
+    };
+    s.add_dead_letter(&dead).await.unwrap();
+    s.add_dead_letter(&dead).await.unwrap();
+    assert_eq!(s.dead_letters("audit", 10).await.unwrap(), vec![dead]);
+    assert!(s.dead_letters("search", 10).await.unwrap().is_empty());
+
+    assert_eq!(s.journal_trim(3).await.unwrap(), 2);
+    assert_eq!(s.journal_after(0, 10).await.unwrap()[0].position, 3);
+    assert_eq!(s.journal_head().await.unwrap(), 6);
 }
