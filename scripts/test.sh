@@ -8,6 +8,11 @@
 #   scripts/test.sh            everything
 #   scripts/test.sh rust       only the Rust workspace
 #   scripts/test.sh web        only the web app
+#   scripts/test.sh deploy     only the deployment files and the cluster: promtool
+#                              check/test rules, dashboard, compose and Helm checks
+#                              (scripts/check-deploy.sh), a three-node cluster behind
+#                              nginx (scripts/cluster-check.sh, ~25 s) and the alerts
+#                              firing in a real Prometheus (scripts/alerts-live.sh, ~40 s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -105,11 +110,23 @@ run_web() {
   (cd web && HEARTH_BIN="$CARGO_TARGET_DIR/debug/hearth" npm run --silent e2e)
 }
 
+run_deploy() {
+  ensure_postgres
+  ensure_redis
+  say "deploy: rules, dashboard, compose file, Helm chart"
+  scripts/check-deploy.sh
+  say "deploy: a cluster on one machine (scripts/cluster.sh)"
+  scripts/cluster-check.sh
+  say "deploy: alerts in a real Prometheus"
+  scripts/alerts-live.sh
+}
+
 RUST_PASSED=0
 case "$what" in
-  all) run_rust; run_web ;;
+  all) run_rust; run_web; run_deploy ;;
   rust) run_rust ;;
   web) run_web ;;
-  *) die "unknown part '$what' (all, rust, web)" ;;
+  deploy) run_deploy ;;
+  *) die "unknown part '$what' (all, rust, web, deploy)" ;;
 esac
 say "all tests passed"
