@@ -640,6 +640,11 @@ impl Hub {
             .unwrap_or_default()
     }
 
+    /// The users with a session here (registered: READY in progress too).
+    pub fn users(&self) -> HashSet<UserId> {
+        self.sessions.lock().by_user.keys().copied().collect()
+    }
+
     /// The users with a session routed for community `c`.
     pub fn users_in(&self, c: CommunityId) -> HashSet<UserId> {
         self.sessions

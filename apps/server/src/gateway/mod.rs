@@ -133,7 +133,7 @@ pub fn start(state: AppState) {
             }
         }
         // Views nobody here needs any more go too.
-        state.hub.views.retain_used(|c| state.hub.users_in(c));
+        state.hub.views.retain_used(&state.hub.users());
     });
 }
 

@@ -51,28 +51,35 @@ async fn community(
         return Ok(None);
     };
     let views = &state.hub.views;
-    let fresh = if views.has(c.id) {
-        None
-    } else {
-        match state
-            .chat
-            .community_rules(c.id)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            Some(rules) => Some(Fresh {
-                rules,
-                members: state
-                    .chat
-                    .member_ids(c.id)
-                    .await
-                    .map_err(|e| e.to_string())?,
-            }),
+    // The node's rules for the community, or a fresh load if it has none
+    // (or dropped them between the check and the install).
+    let mut known = views.has(c.id);
+    let (rules, visible) = loop {
+        let fresh = if known {
+            None
+        } else {
+            match state
+                .chat
+                .community_rules(c.id)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                Some(rules) => Some(Fresh {
+                    rules,
+                    members: state
+                        .chat
+                        .member_ids(c.id)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                }),
+                None => return Ok(None),
+            }
+        };
+        match views.install(c.id, s.user, fresh, me.role_ids.clone()) {
+            Some(view) => break view,
+            None if known => known = false,
             None => return Ok(None),
         }
-    };
-    let Some((rules, visible)) = views.install(c.id, s.user, fresh, me.role_ids.clone()) else {
-        return Ok(None);
     };
     Ok(Some(Shown {
         community: c,

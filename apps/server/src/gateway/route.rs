@@ -229,7 +229,28 @@ fn community_event(state: &AppState, ev: &Arc<LogEvent>, c: CommunityId) {
         Some(change) => state.hub.views.community_change(c, change),
         None => Vec::new(),
     };
-    for s in claimed(state, ev, &Audience::Community(c)) {
+    let member = match &ev.change {
+        Some(Change::MemberAdded(u) | Change::MemberRoles(u, _) | Change::MemberGone(u)) => {
+            Some(*u)
+        }
+        _ => None,
+    };
+    let sessions = match member {
+        // In a large community a member's comings and goings reach only
+        // that member's sessions and the sessions showing them (those that
+        // subscribed to their presence): clients page members on request,
+        // and a join-leave loop must not cost every session of the
+        // community.
+        Some(u) if state.hub.views.is_large(c) => {
+            let mut to = state.hub.audience_at(ev.pos, &Audience::User(u));
+            to.extend(state.hub.watchers_of(u).into_iter().filter(|s| s.user != u));
+            to.into_iter()
+                .filter(|s| s.in_community(c) && claim(s, ev))
+                .collect()
+        }
+        _ => claimed(state, ev, &Audience::Community(c)),
+    };
+    for s in sessions {
         deliver(state, &s, ev, Access::Sees);
     }
     tell_diffs(state, c, &diffs);

@@ -474,13 +474,15 @@ impl Views {
             .is_some_and(|comm| comm.small.is_none())
     }
 
-    /// Keeps only the views some session here still needs: `users_in(c)`
-    /// tells who has a session routed for `c`.
-    pub fn retain_used(&self, users_in: impl Fn(CommunityId) -> HashSet<UserId>) {
+    /// Keeps only the views of `users` (those with a session here, READY
+    /// in progress included), and the communities that still have one.
+    /// A user's view of a community stays right while kept whether or not
+    /// their sessions are routed for it (routing maintains every member's),
+    /// so it is only dropped with the user's last session.
+    pub fn retain_used(&self, users: &HashSet<UserId>) {
         let held: HashSet<CommunityId> = self.held.lock().keys().map(|(c, _)| *c).collect();
         let mut m = self.map.lock();
         m.retain(|c, comm| {
-            let users = users_in(*c);
             comm.members.retain(|u, _| users.contains(u));
             !comm.members.is_empty() || comm.loading || held.contains(c)
         });
@@ -718,15 +720,13 @@ mod tests {
             vec![],
         );
         assert_eq!(v.size(), (2, 2));
-        // Nobody needs community 1 any more; 7 still needs 2.
-        v.retain_used(|c| {
-            if c == CommunityId(2) {
-                HashSet::from([UserId(7)])
-            } else {
-                HashSet::new()
-            }
-        });
-        assert_eq!(v.size(), (1, 1));
-        assert_eq!(v.communities_of(UserId(7)), [CommunityId(2)]);
+        // 7 is still here, 8 and 9 (views of community 1 only) are not;
+        // 7's view of 1 stays.
+        v.install(C, UserId(8), None, vec![]);
+        assert_eq!(v.size(), (2, 3));
+        v.retain_used(&HashSet::from([UserId(7)]));
+        assert_eq!(v.size(), (2, 2));
+        v.retain_used(&HashSet::new());
+        assert_eq!(v.size(), (0, 0), "nobody here: everything goes");
     }
 }

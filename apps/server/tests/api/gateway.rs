@@ -1057,6 +1057,19 @@ mod routing {
             (Some(members[2].id.as_str()), Some("idle"))
         );
         no_status_of(&mut other, &members[2].id).await;
+        // Member events too: a newcomer's arrival reaches whoever shows
+        // them, not everyone.
+        let late = s.register("lplate").await;
+        watcher
+            .send(json!({"op": "subscribe_presence", "d": {"user_ids": [members[2].id, late.id]}}))
+            .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        s.join(&owner, &big, &late).await;
+        assert_eq!(
+            watcher.expect("MEMBER_ADD").await["user"]["id"],
+            late.id.as_str()
+        );
+        other.never("MEMBER_ADD", Duration::from_millis(300)).await;
         // In a small community everyone still sees everyone.
         let (small, _) = s.community(&owner, "Small").await;
         s.join(&owner, &small, &members[3]).await;
@@ -1080,5 +1093,87 @@ mod routing {
             }
         }
         s.stop().await;
+    }
+}
+
+/// Contract edges of the protocol itself.
+mod protocol_edges {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::Gw;
+    use crate::TestServer;
+
+    on_both_backends!(
+        heartbeat_beyond_what_was_sent_closes_with_4007,
+        exactly_120_frames_a_minute,
+        resume_while_the_old_socket_is_open,
+    );
+
+    async fn heartbeat_beyond_what_was_sent_closes_with_4007(s: &TestServer) {
+        let u = s.register("hb4007").await;
+        let (mut gw, _) = Gw::identify(s, &u).await;
+        // Up to what was sent is fine...
+        gw.send(json!({"op": "heartbeat", "d": {"s": gw.last_s}}))
+            .await;
+        while gw.frame().await["op"] != "heartbeat_ack" {}
+        // ...beyond it is not.
+        gw.send(json!({"op": "heartbeat", "d": {"s": gw.last_s + 5}}))
+            .await;
+        assert_eq!(gw.closed_with(Duration::from_secs(3)).await, 4007);
+    }
+
+    async fn exactly_120_frames_a_minute(s: &TestServer) {
+        // (The window itself is tested with an injected clock in
+        // `gateway::limits`; here, the count on a real socket.)
+        let mut gw = Gw::connect(s).await;
+        for _ in 0..120 {
+            gw.send(json!({"op": "heartbeat", "d": {}})).await;
+        }
+        for i in 0..120 {
+            let f = gw.frame().await;
+            assert_eq!(f["op"], "heartbeat_ack", "frame {i} answered");
+        }
+        gw.send(json!({"op": "heartbeat", "d": {}})).await;
+        assert_eq!(gw.closed_with(Duration::from_secs(3)).await, 4008);
+    }
+
+    async fn resume_while_the_old_socket_is_open(s: &TestServer) {
+        let owner = s.register("rwo").await;
+        let (_, general) = s.community(&owner, "Twice").await;
+        let (mut old, ready) = Gw::identify(s, &owner).await;
+        let session = ready["session_id"].as_str().unwrap().to_string();
+        let first = s.send(&owner, &general, "seen").await;
+        while old.expect("MESSAGE_CREATE").await["id"] != first["id"] {}
+        let seen = old.last_s;
+        let mut missed = Vec::new();
+        for i in 0..3 {
+            missed.push(s.send(&owner, &general, &format!("missed {i}")).await["id"].clone());
+        }
+        // The old socket is still open (it may even have read them).
+        let (mut new, replayed) = Gw::resume(s, &owner, &session, seen).await;
+        let replayed = replayed.expect("resumed");
+        let got: Vec<_> = replayed
+            .iter()
+            .filter(|f| f["t"] == "MESSAGE_CREATE")
+            .map(|f| f["d"]["id"].clone())
+            .collect();
+        assert_eq!(got, missed, "each missed event once, in order");
+        assert_eq!(old.closed_with(Duration::from_secs(3)).await, 4000);
+        let live = s.send(&owner, &general, "live").await;
+        let mut seen_live = 0;
+        loop {
+            match new.next(Duration::from_millis(500)).await {
+                super::Got::Frame(f) if f["t"] == "MESSAGE_CREATE" => {
+                    assert_eq!(f["d"]["id"], live["id"], "nothing replayed twice");
+                    seen_live += 1;
+                }
+                super::Got::Frame(_) => {}
+                super::Got::Closed(c) => panic!("closed with {c}"),
+                super::Got::Nothing => break,
+            }
+        }
+        assert_eq!(seen_live, 1);
     }
 }
