@@ -406,8 +406,14 @@ cmd_up() {
     (
       cd "$STATE/node-$i"
       export HEARTH_DATABASE_URL="$PG_SERVER/$DB_NAME"
+      # Every NATS server, this node's own first: the client starts there and
+      # fails over to the others; streams the node creates are R3.
       HEARTH_NATS_URL="nats://127.0.0.1:$(nats_port "$i")"
+      for j in 1 2 3; do
+        [ "$j" = "$i" ] || HEARTH_NATS_URL="$HEARTH_NATS_URL,nats://127.0.0.1:$(nats_port "$j")"
+      done
       export HEARTH_NATS_URL
+      export HEARTH_NATS_STREAM_REPLICAS=3
       export HEARTH_NATS_SUBJECT_ROOT="$SUBJECT_ROOT"
       export HEARTH_REDIS_URL="$REDIS_URL"
       HEARTH_JWT_SECRET="$(cat "$STATE/jwt-secret")"

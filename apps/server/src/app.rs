@@ -247,6 +247,8 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         };
         // The log keeps the resume window (and some margin) of chat events.
         opts.log_limits.max_age = Duration::from_secs(cfg.gateway_resume_secs.max(60) * 2);
+        opts.log_limits.replicas = cfg.nats_stream_replicas;
+        opts.stream_limits.replicas = cfg.nats_stream_replicas;
         let nats = NatsBus::connect(&cfg.nats_url, opts)
             .await
             .map_err(|e| StartError::Bus(e.to_string()))?;

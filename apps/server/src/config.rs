@@ -45,10 +45,14 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `postgres://...` to use Postgres; empty for SQLite in `data_dir`.
     pub database_url: Secret,
-    /// NATS for a cluster's event bus; empty for the in-process bus.
+    /// NATS for a cluster's event bus (a comma-separated list of a NATS
+    /// cluster's servers); empty for the in-process bus.
     pub nats_url: String,
     /// First token of every NATS subject, so deployments can share a NATS account.
     pub nats_subject_root: String,
+    /// Copies of the JetStream streams this node creates (the log, dead
+    /// letters): 1 for one NATS server, 3 for a three-server cluster.
+    pub nats_stream_replicas: usize,
     /// Redis for a cluster's shared state; empty for in-memory.
     pub redis_url: Secret,
     /// The address people reach this server at (e.g. `https://chat.example.org`);
@@ -140,6 +144,7 @@ impl Default for Config {
             database_url: Secret::default(),
             nats_url: String::new(),
             nats_subject_root: "hearth".into(),
+            nats_stream_replicas: 1,
             redis_url: Secret::default(),
             public_url: String::new(),
             web_dir: String::new(),
@@ -311,6 +316,11 @@ impl Config {
             env("HEARTH_NATS_SUBJECT_ROOT"),
         )?;
         set(
+            &mut self.nats_stream_replicas,
+            "HEARTH_NATS_STREAM_REPLICAS",
+            env("HEARTH_NATS_STREAM_REPLICAS"),
+        )?;
+        set(
             &mut self.gateway_heartbeat_ms,
             "HEARTH_GATEWAY_HEARTBEAT_MS",
             env("HEARTH_GATEWAY_HEARTBEAT_MS"),
@@ -477,6 +487,12 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "nats_subject_root",
                 "letters, digits, _ and -".into(),
+            ));
+        }
+        if !(1..=5).contains(&self.nats_stream_replicas) {
+            return Err(ConfigError::Invalid(
+                "nats_stream_replicas",
+                "1 to 5 (JetStream's limit)".into(),
             ));
         }
         if !(1_000..=300_000).contains(&self.gateway_heartbeat_ms) {

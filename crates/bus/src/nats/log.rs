@@ -32,6 +32,10 @@ pub struct StreamLimits {
     pub duplicate_window: Duration,
     /// `false`: file storage (survives a server restart).
     pub memory: bool,
+    /// Copies kept across a JetStream cluster (1 on a single server; 3 so
+    /// the stream survives one server's death). Only applied when the stream
+    /// is created: an existing stream keeps what it has.
+    pub replicas: usize,
 }
 
 impl Default for StreamLimits {
@@ -42,6 +46,7 @@ impl Default for StreamLimits {
             max_message_size: 1 << 20,
             duplicate_window: Duration::from_secs(120),
             memory: false,
+            replicas: 1,
         }
     }
 }
@@ -81,6 +86,7 @@ impl NatsBus {
             } else {
                 stream::StorageType::File
             },
+            num_replicas: limits.replicas.max(1),
             ..Default::default()
         };
         self.js

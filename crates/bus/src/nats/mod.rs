@@ -82,10 +82,30 @@ pub struct NatsBus {
     opts: NatsOptions,
 }
 
+/// The servers in a comma-separated `nats://a:4222,nats://b:4222` list.
+fn server_list(url: &str) -> Result<Vec<async_nats::ServerAddr>, BusError> {
+    let list: Vec<&str> = url
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if list.is_empty() {
+        return Err(BusError::Invalid("no NATS server named".into()));
+    }
+    list.iter()
+        .map(|s| {
+            s.parse::<async_nats::ServerAddr>()
+                .map_err(|e| BusError::Invalid(format!("NATS address {s:?}: {e}")))
+        })
+        .collect()
+}
+
 impl NatsBus {
     /// Connects once; fails (rather than retrying forever) if the server is
     /// unreachable, so a misconfigured node does not start. After that the
-    /// client reconnects by itself and buffers publishes meanwhile.
+    /// client reconnects by itself and buffers publishes meanwhile. `url`
+    /// may list several servers of a cluster, comma-separated: the client
+    /// starts from any that answers and fails over between them.
     pub async fn connect(url: &str, opts: NatsOptions) -> Result<NatsBus, BusError> {
         if opts.subject_root.is_empty() || !subscribe::valid_prefix(&opts.subject_root) {
             return Err(BusError::Invalid(format!(
@@ -97,7 +117,7 @@ impl NatsBus {
             .name(&opts.connection_name)
             .connection_timeout(opts.request_timeout)
             .request_timeout(Some(opts.request_timeout))
-            .connect(url)
+            .connect(server_list(url)?.as_slice())
             .await
             .map_err(unavailable)?;
         let js = async_nats::jetstream::new(client.clone());
@@ -187,5 +207,23 @@ impl Bus for NatsBus {
             .await
             .map_err(|_| BusError::Unavailable("ping timed out".into()))?
             .map_err(unavailable)
+    }
+}
+
+#[cfg(test)]
+mod server_list_tests {
+    use super::server_list;
+
+    #[test]
+    fn one_or_many_servers() {
+        assert_eq!(server_list("nats://127.0.0.1:4222").unwrap().len(), 1);
+        assert_eq!(
+            server_list("nats://a:4231, nats://b:4232,nats://c:4233")
+                .unwrap()
+                .len(),
+            3
+        );
+        assert!(server_list("").is_err());
+        assert!(server_list(" , ").is_err());
     }
 }
