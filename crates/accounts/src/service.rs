@@ -75,8 +75,8 @@ pub struct Accounts {
     keys: TokenKeys,
     hasher: PasswordHasher,
     cfg: AccountsConfig,
-    /// session -> (live?, when we last asked the database).
-    live: Mutex<HashMap<SessionId, (bool, Instant)>>,
+    /// session -> (live?, when we last asked the database); see [`LiveCache`].
+    live: Mutex<LiveCache>,
 }
 
 fn hash_refresh(token: &str) -> String {
@@ -104,7 +104,7 @@ impl Accounts {
             keys,
             hasher,
             cfg,
-            live: Mutex::new(HashMap::new()),
+            live: Mutex::new(LiveCache::default()),
         })
     }
 
@@ -273,22 +273,18 @@ impl Accounts {
     }
 
     async fn session_live(&self, sid: SessionId, user: UserId) -> Result<bool, AccountsError> {
-        if let Some((live, at)) = self.live.lock().get(&sid).copied()
+        if let Some((live, at)) = self.live.lock().map.get(&sid).copied()
             && (!live || at.elapsed() < SESSION_CHECK_TTL)
         {
             return Ok(live);
         }
         let live = matches!(self.store.session(sid).await?, Some(s) if s.revoked_at.is_none() && s.user_id == user);
-        let mut cache = self.live.lock();
-        if cache.len() > 200_000 {
-            cache.retain(|_, (l, at)| !*l || at.elapsed() < SESSION_CHECK_TTL);
-        }
-        cache.insert(sid, (live, Instant::now()));
+        self.live.lock().insert(sid, live, self.cfg.access_ttl);
         Ok(live)
     }
 
     fn forget(&self, sid: SessionId) {
-        self.live.lock().insert(sid, (false, Instant::now()));
+        self.live.lock().insert(sid, false, self.cfg.access_ttl);
     }
 
     /// Marks a session revoked in this node's cache (a revocation seen on the bus).
@@ -442,6 +438,37 @@ impl Accounts {
     }
 }
 
+/// The per-node cache of "is this session live". Live answers are trusted
+/// for [`SESSION_CHECK_TTL`]; revoked ones for as long as an access token of
+/// that session could still be presented (the access-token lifetime), after
+/// which the token is expired anyway and the entry is useless. The cache is
+/// pruned as it grows (at most once a second, past [`LiveCache::PRUNE_AT`]
+/// entries), so it holds the sessions active lately, not every session ever
+/// seen.
+#[derive(Default)]
+struct LiveCache {
+    map: HashMap<SessionId, (bool, Instant)>,
+    pruned: Option<Instant>,
+}
+
+impl LiveCache {
+    const PRUNE_AT: usize = 4096;
+
+    fn insert(&mut self, sid: SessionId, live: bool, access_ttl: Duration) {
+        self.map.insert(sid, (live, Instant::now()));
+        if self.map.len() > Self::PRUNE_AT
+            && self
+                .pruned
+                .is_none_or(|t| t.elapsed() > Duration::from_secs(1))
+        {
+            self.pruned = Some(Instant::now());
+            self.map.retain(|_, (live, at)| {
+                at.elapsed() < if *live { SESSION_CHECK_TTL } else { access_ttl }
+            });
+        }
+    }
+}
+
 fn hex_encode(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -454,4 +481,36 @@ fn hex_decode(s: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
         .collect()
+}
+
+#[cfg(test)]
+mod live_cache_tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_keeps_what_can_still_matter_and_shrinks() {
+        let mut c = LiveCache::default();
+        let ttl = Duration::from_secs(3600);
+        for i in 0..3000 {
+            c.insert(SessionId(i), true, ttl);
+        }
+        c.insert(SessionId(-1), false, ttl);
+        std::thread::sleep(SESSION_CHECK_TTL + Duration::from_millis(50));
+        // Past the threshold: live answers older than their TTL go; the
+        // revoked one stays while its tokens could still be presented.
+        for i in 3000..4200 {
+            c.insert(SessionId(i), true, ttl);
+        }
+        assert!(c.map.len() <= 1201, "pruned to {}", c.map.len());
+        assert_eq!(c.map.get(&SessionId(-1)).map(|e| e.0), Some(false));
+        // A revoked entry older than the token lifetime goes too.
+        let short = Duration::from_millis(1);
+        let mut c = LiveCache::default();
+        c.insert(SessionId(-2), false, short);
+        std::thread::sleep(Duration::from_millis(5));
+        for i in 0..4200 {
+            c.insert(SessionId(i), true, short);
+        }
+        assert!(!c.map.contains_key(&SessionId(-2)));
+    }
 }
