@@ -501,8 +501,7 @@ impl Config {
                 "1000 to 300000".into(),
             ));
         }
-        if self.gateway_max_sessions_per_user == 0
-            || self.gateway_max_connections_per_address == 0
+        if self.gateway_max_sessions_per_user == 0 || self.gateway_max_connections_per_address == 0
         {
             return Err(ConfigError::Invalid(
                 "gateway_max_sessions_per_user",

@@ -3,12 +3,12 @@
 //! a real socket, the way a client (or a person with curl) uses the API.
 
 mod cluster;
-mod gateway;
-mod harness;
-mod processes;
 mod edges;
 mod faults;
+mod gateway;
+mod harness;
 mod matrix;
+mod processes;
 mod scenarios;
 mod trust;
 
