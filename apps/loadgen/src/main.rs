@@ -88,7 +88,7 @@ pub struct Args {
     #[arg(long, default_value_t = 100)]
     pub channels: usize,
     /// Accounts the gateway connections are spread over [default: one per
-    /// connection in gw-channels and gw-e2e, 100 in gw-rising and gw-storm].
+    /// connection in gw-channels, gw-e2e and gw-idle, 100 in gw-rising and gw-storm].
     #[arg(long)]
     pub users: Option<usize>,
     /// gw-rising: messages per second at each step.
@@ -106,7 +106,8 @@ pub struct Args {
     /// The server's gateway_resume_secs [default: the server's, 120].
     #[arg(long)]
     pub resume_secs: Option<u64>,
-    /// gw-ready: communities the user is in.
+    /// gw-ready: communities the user is in; gw-idle: communities the
+    /// accounts are spread over.
     #[arg(long, default_value_t = 100)]
     pub communities: usize,
     /// gw-ready: members of each community (the user included).
@@ -115,6 +116,11 @@ pub struct Args {
     /// gw-ready: identifies (and member pages) measured one after another.
     #[arg(long, default_value_t = 5)]
     pub repeat: usize,
+    /// The server's gateway_max_sessions_per_user [default: the server's
+    /// 16, raised to what the layout needs when connections share fewer
+    /// accounts than connections / 16].
+    #[arg(long)]
+    pub max_sessions_per_user: Option<usize>,
     /// gw-abuse: connections each abuser holds.
     #[arg(long, default_value_t = 16)]
     pub abuser_sessions: usize,

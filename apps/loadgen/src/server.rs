@@ -136,6 +136,18 @@ impl Server {
         if let Some(s) = args.resume_secs {
             toml.push_str(&format!("gateway_resume_secs = {s}\n"));
         }
+        // Scenarios that share few accounts among many connections (100
+        // accounts for 10,000 connections) need more than the shipped 16
+        // sessions per user.
+        let users = args.users.or(match args.scenario {
+            crate::Scenario::GwRising | crate::Scenario::GwStorm => Some(100),
+            _ => None,
+        });
+        let per_user = users.map_or(1, |u| args.connections.div_ceil(u.max(1)));
+        let cap = args.max_sessions_per_user.unwrap_or(per_user.max(16));
+        if cap != 16 {
+            toml.push_str(&format!("gateway_max_sessions_per_user = {cap}\n"));
+        }
         let config = dir.path().join("hearth.toml");
         std::fs::write(&config, toml).map_err(|e| e.to_string())?;
         let mut cmd = if args.pin {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::client::{OnFrame, Opened, Target, open_many};
 use super::probe::{Probe, WARMUP};
@@ -14,11 +14,32 @@ use crate::Args;
 use crate::report::Outcome;
 use crate::server::Server;
 
+/// Idle identified connections: memory per connection and connect time.
+/// Connections are spread round-robin over `--users` accounts (default: one
+/// account per connection), the accounts over `--communities` communities,
+/// as real users are (a connection's cost depends on its account's view).
 pub async fn idle(args: &Args, server: &Server) -> Result<Vec<Outcome>, String> {
-    let (token, _) = owner_and_channel(server).await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let http = crate::scenarios::client();
+    let owner = crate::scenarios::register(&http, &server.base, "idle_owner").await?;
+    let users = args
+        .users
+        .unwrap_or(args.connections)
+        .clamp(1, args.connections.max(1));
+    let groups = args.communities.clamp(1, users);
+    let made =
+        cohort::communities(&http, &server.base, "idle", &owner, groups, users / groups).await?;
+    let tokens: Vec<String> = made
+        .iter()
+        .flat_map(|c| c.members.iter().map(|a| a.token.clone()))
+        .collect();
+    if tokens.is_empty() {
+        return Err("no accounts".into());
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let before = server.rss_kib().unwrap_or(0);
-    let targets = spread(server, args.connections, |_| token.clone());
+    let targets = spread(server, args.connections, |i| {
+        tokens[i % tokens.len()].clone()
+    });
     let opened = open_many(targets, Arc::new(|_: usize, _: &str| {})).await?;
     let took = opened.took;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -35,14 +56,16 @@ pub async fn idle(args: &Args, server: &Server) -> Result<Vec<Outcome>, String> 
         latency_us: h,
         server_rss_kib: Some(after),
         notes: format!(
-            "{} identified idle connections opened in {:.1} s; server RSS {:.1} → {:.1} MiB = {:.1} KB per connection",
+            "{} identified idle connections of {} accounts in {} communities opened in {:.1} s; server RSS {:.1} → {:.1} MiB = {:.1} KB per connection",
             args.connections,
+            tokens.len(),
+            made.len(),
             took.as_secs_f64(),
             before as f64 / 1024.0,
             after as f64 / 1024.0,
             per_conn / 1000.0
         ),
-        extra: Value::Null,
+        extra: json!({"accounts": tokens.len(), "communities": made.len(), "connect_secs": took.as_secs_f64(), "bytes_per_connection": per_conn}),
     }])
 }
 
