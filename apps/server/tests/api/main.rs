@@ -35,6 +35,33 @@ macro_rules! both_backends {
     };
 }
 
+/// One scenario on both backends, with the configuration tweaked.
+macro_rules! both_backends_with {
+    ($name:ident = $scenario:path, |$c:ident| $tweak:block) => {
+        mod $name {
+            async fn run(db: crate::Db) {
+                let s =
+                    crate::TestServer::start_with(db, |$c: &mut hearth_server::config::Config| {
+                        $tweak
+                    })
+                    .await;
+                $scenario(&s).await;
+                s.stop().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                run(crate::Db::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                run(crate::Db::Postgres).await;
+            }
+        }
+    };
+}
+
 both_backends!(
     api = scenarios:
     accounts_and_sessions,
@@ -102,27 +129,13 @@ async fn edge_losing_access_stops_message_create() {
 }
 
 /// Resume past the window: invalid_session, then `messages?after=` is exact.
-mod edge_resume_past_the_window {
-    async fn run(db: crate::Db) {
-        let s = crate::TestServer::start_with(db, |c| {
-            c.gateway_window_events = 16;
-            c.rate_limit.enabled = false;
-        })
-        .await;
-        crate::edges::resume_past_the_window(&s).await;
-        s.stop().await;
+both_backends_with!(
+    edge_resume_past_the_window = crate::edges::resume_past_the_window,
+    |c| {
+        c.gateway_window_events = 16;
+        c.rate_limit.enabled = false;
     }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        run(crate::Db::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        run(crate::Db::Postgres).await;
-    }
-}
+);
 
 /// Postgres, NATS and Redis cut away under a running node (through a
 /// forwarder, so other tests keep the real servers): 503s naming the part,
@@ -134,74 +147,21 @@ async fn dependencies_down_answer_503() {
 
 /// The authorization matrix (every operation × every kind of actor), with
 /// rate limits off: it registers a few hundred users from one address.
-mod authorization {
-    async fn run(db: crate::Db) {
-        let s = crate::TestServer::start_with(db, |c| c.rate_limit.enabled = false).await;
-        crate::matrix::authorization_matrix(&s).await;
-        s.stop().await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        run(crate::Db::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        run(crate::Db::Postgres).await;
-    }
-}
+both_backends_with!(authorization = crate::matrix::authorization_matrix, |c| {
+    c.rate_limit.enabled = false;
+});
 
 /// Sign-in limits per account and per address (IPv6 by /64), against the
 /// shipped limits, with each attempt from its own forwarded address.
-mod sign_in_limits {
-    use hearth_server::config::RateLimitConfig;
-
-    async fn run(db: crate::Db) {
-        let s = crate::TestServer::start_with(db, |c| {
-            c.rate_limit = RateLimitConfig::default();
-            c.trust_forwarded_for = true;
-        })
-        .await;
-        crate::trust::sign_in_limits(&s).await;
-        s.stop().await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        run(crate::Db::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        run(crate::Db::Postgres).await;
-    }
-}
+both_backends_with!(sign_in_limits = crate::trust::sign_in_limits, |c| {
+    c.rate_limit = hearth_server::config::RateLimitConfig::default();
+    c.trust_forwarded_for = true;
+});
 
 /// The 600-request burst, against the shipped rate limits.
-mod burst {
-    use hearth_server::config::RateLimitConfig;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        let s = crate::TestServer::start_with(crate::Db::Sqlite, |c| {
-            c.rate_limit = RateLimitConfig::default()
-        })
-        .await;
-        crate::scenarios::burst_is_rate_limited(&s).await;
-        s.stop().await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        let s = crate::TestServer::start_with(crate::Db::Postgres, |c| {
-            c.rate_limit = RateLimitConfig::default()
-        })
-        .await;
-        crate::scenarios::burst_is_rate_limited(&s).await;
-        s.stop().await;
-    }
-}
+both_backends_with!(burst = crate::scenarios::burst_is_rate_limited, |c| {
+    c.rate_limit = hearth_server::config::RateLimitConfig::default();
+});
 
 mod cli;
 mod telemetry;

@@ -359,7 +359,7 @@ pub async fn profiles(s: &TestServer) {
     assert_error(st, &e, 404, "not_found");
 }
 
-fn unbase32(s: &str) -> Vec<u8> {
+pub fn unbase32(s: &str) -> Vec<u8> {
     let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let (mut buf, mut bits, mut out) = (0u32, 0u32, Vec::new());
     for c in s.bytes() {

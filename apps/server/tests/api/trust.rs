@@ -9,6 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::gateway::Gw;
+use crate::scenarios::unbase32;
 use crate::{TestServer, User, assert_error};
 
 /// A role with these permissions at `position`; returns its id.
@@ -559,24 +560,6 @@ pub async fn cookie_refresh_needs_the_client_header(s: &TestServer) {
         body.get("refresh_token").is_none(),
         "only in the cookie: {body}"
     );
-}
-
-fn unbase32(s: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let (mut buf, mut bits) = (0u32, 0);
-    for c in s.bytes() {
-        let v = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-            .iter()
-            .position(|x| *x == c)
-            .unwrap() as u32;
-        buf = (buf << 5) | v;
-        bits += 5;
-        if bits >= 8 {
-            out.push((buf >> (bits - 8)) as u8);
-            bits -= 8;
-        }
-    }
-    out
 }
 
 /// Finding 7: MFA could be replaced with just an access token, and a TOTP
