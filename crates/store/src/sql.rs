@@ -139,6 +139,16 @@ macro_rules! sql_impl {
                 })
             }
 
+            /// Whether `sql` (a `SELECT ... WHERE ... $1 ... $2`) finds a row.
+            async fn exists_pair(&self, sql: &'static str, a: i64, b: i64) -> StoreResult<bool> {
+                let hit: Option<i64> = sqlx::query_scalar(sql)
+                    .bind(a)
+                    .bind(b)
+                    .fetch_optional(self.r())
+                    .await?;
+                Ok(hit.is_some())
+            }
+
             fn journal_from(r: &$Row) -> Result<JournalRecord, sqlx::Error> {
                 Ok(JournalRecord {
                     position: r.try_get("position")?,
@@ -1620,38 +1630,32 @@ macro_rules! sql_impl {
             }
 
             async fn has_blocked(&self, user: UserId, other: UserId) -> StoreResult<bool> {
-                let hit: Option<i64> = sqlx::query_scalar(
+                self.exists_pair(
                     "SELECT CAST(1 AS BIGINT) FROM user_blocks WHERE user_id = $1 AND blocked_id = $2",
+                    user.0,
+                    other.0,
                 )
-                .bind(user.0)
-                .bind(other.0)
-                .fetch_optional(self.r())
-                .await?;
-                Ok(hit.is_some())
+                .await
             }
 
             async fn share_community(&self, a: UserId, b: UserId) -> StoreResult<bool> {
-                let hit: Option<i64> = sqlx::query_scalar(
+                self.exists_pair(
                     "SELECT CAST(1 AS BIGINT) FROM members x JOIN members y ON y.community_id = x.community_id \
                      WHERE x.user_id = $1 AND y.user_id = $2 LIMIT 1",
+                    a.0,
+                    b.0,
                 )
-                .bind(a.0)
-                .bind(b.0)
-                .fetch_optional(self.r())
-                .await?;
-                Ok(hit.is_some())
+                .await
             }
 
             async fn share_private_channel(&self, a: UserId, b: UserId) -> StoreResult<bool> {
-                let hit: Option<i64> = sqlx::query_scalar(
+                self.exists_pair(
                     "SELECT CAST(1 AS BIGINT) FROM channel_recipients x JOIN channel_recipients y ON y.channel_id = x.channel_id \
                      WHERE x.user_id = $1 AND y.user_id = $2 LIMIT 1",
+                    a.0,
+                    b.0,
                 )
-                .bind(a.0)
-                .bind(b.0)
-                .fetch_optional(self.r())
-                .await?;
-                Ok(hit.is_some())
+                .await
             }
 
             async fn group_dms_created_since(&self, owner: UserId, since: i64) -> StoreResult<(i64, Option<i64>)> {
