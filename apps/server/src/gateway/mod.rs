@@ -54,7 +54,7 @@ fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
 /// already has `gateway_max_connections_per_address` connections open here
 /// is refused with 429 `rate_limited` before upgrading.
 #[utoipa::path(get, path = "/api/v1/gateway", tag = "gateway",
-    responses((status = 101, description = "Switching to the WebSocket gateway protocol"), (status = 403, body = crate::http::wire::ErrorBody, description = "origin not allowed")))]
+    responses((status = 101, description = "Switching to the WebSocket gateway protocol"), (status = 403, body = crate::http::wire::ErrorBody, description = "origin not allowed"), (status = 429, body = crate::http::wire::ErrorBody, description = "this address already has gateway_max_connections_per_address connections open here")))]
 pub async fn upgrade(
     State(state): State<AppState>,
     headers: HeaderMap,
