@@ -119,6 +119,18 @@ describe('gateway', () => {
     expect(states).toEqual(['connecting', 'ready']);
   });
 
+  it('subscribes to presence once ready; a new list replaces it, at most 1,000 ids', async () => {
+    const { server, gw } = await setup();
+    gw.subscribePresence(['7', '8']);
+    gw.connect();
+    await server.until(() => !!server.last()?.frames.some((f) => f.op === 'subscribe_presence'));
+    expect(server.last().frames.find((f) => f.op === 'subscribe_presence')).toEqual({ op: 'subscribe_presence', d: { user_ids: ['7', '8'] } });
+    gw.subscribePresence(Array.from({ length: 1500 }, (_, i) => String(i)));
+    await server.until(() => server.last().frames.filter((f) => f.op === 'subscribe_presence').length === 2);
+    const last = server.last().frames.filter((f) => f.op === 'subscribe_presence')[1];
+    expect(last.d.user_ids.length).toBe(1000);
+  });
+
   it('heartbeats with the last sequence seen', async () => {
     const { server, gw } = await setup();
     gw.connect();

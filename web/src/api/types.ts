@@ -31,6 +31,8 @@ export interface ReadyCommunity extends Community {
   channels: Channel[];
   roles: Role[];
   members?: Member[];
+  /** Past the server's presence threshold: statuses only for subscribed users. */
+  large?: boolean;
 }
 export interface PresenceEntry {
   user_id: string;

@@ -27,6 +27,8 @@ export interface ClientOptions {
 
 export class HearthClient {
   readonly gateway: Gateway;
+  /** Communities whose presence comes by subscription (READY's `large`). */
+  private largeCommunities = new Set<string>();
   readonly outbox: Outbox;
   activeChannelId: string | null = null;
   /** The message list is scrolled to the bottom (new messages are being seen). */
@@ -204,6 +206,7 @@ export class HearthClient {
 
   private onReady(d: ReadyPayload, fromRest = false) {
     if (!fromRest) this.readySeen = true;
+    this.largeCommunities = new Set((d.communities ?? []).filter((c) => c.large).map((c) => c.id));
     sessionStore.set((s) => ({ ...s, user: d.user, status: 'signed_in', loaded: true }));
     C_set((s) => C.fromReady(s, d.communities ?? [], d.dms ?? [], d.user));
     const last: Record<string, string> = {};
@@ -570,6 +573,8 @@ export class HearthClient {
       after = page[page.length - 1].user.id;
     }
     C_set((s) => C.setMembers(s, communityId, all));
+    // A large community sends statuses only for the members we show.
+    if (this.largeCommunities.has(communityId)) this.gateway.subscribePresence(all.map((m) => m.user.id));
   }
 
   async createCommunity(name: string): Promise<Community> {

@@ -81,6 +81,8 @@ export class Gateway {
   private freshToken = false;
   private stopped = false;
   private presence: string | null = null;
+  /** Users whose presence this session follows (large communities); re-sent after READY. */
+  private presenceSubs: string[] = [];
   private listeners: { [K in keyof Events]: Set<Listener<Events[K]>> } = {
     state: new Set(),
     dispatch: new Set(),
@@ -183,6 +185,16 @@ export class Gateway {
     if (this.state === 'ready') this.send('presence_update', { status });
   }
 
+  /**
+   * In a large community the server sends presence (and member events) only
+   * for users a session asked about: the members it shows. Replaces the
+   * previous list; at most 1,000 ids (the server's bound).
+   */
+  subscribePresence(userIds: string[]) {
+    this.presenceSubs = userIds.slice(0, 1000);
+    if (this.state === 'ready') this.send('subscribe_presence', { user_ids: this.presenceSubs });
+  }
+
   private send(op: string, d: unknown): boolean {
     const ws = this.ws;
     if (!ws || ws.readyState !== OPEN) return false;
@@ -255,6 +267,7 @@ export class Gateway {
       this.setState('ready');
       this.emit('ready', { resumed: false, recovered });
       if (this.presence) this.send('presence_update', { status: this.presence });
+      if (this.presenceSubs.length) this.send('subscribe_presence', { user_ids: this.presenceSubs });
       return;
     }
     if (t === 'RESUMED') {
