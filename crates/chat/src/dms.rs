@@ -60,8 +60,28 @@ impl Chat {
         if ch.kind != ChannelKind::Dm {
             return Ok(());
         }
-        for u in self.store.recipients(ch.id).await? {
-            if u.id != actor && self.store.has_blocked(u.id, actor).await? {
+        // The other participant is named by the DM's key ("<low>:<high>"),
+        // so the send path needs no recipients query, only the block check.
+        let other = ch
+            .dm_key
+            .as_deref()
+            .and_then(|k| k.split_once(':'))
+            .and_then(|(a, b)| Some((a.parse::<i64>().ok()?, b.parse::<i64>().ok()?)))
+            .map(|(a, b)| UserId(if a == actor.0 { b } else { a }));
+        let others = match other {
+            Some(o) => vec![o],
+            // A DM without a well-formed key: ask the store who is in it.
+            None => self
+                .store
+                .recipients(ch.id)
+                .await?
+                .into_iter()
+                .map(|u| u.id)
+                .filter(|id| *id != actor)
+                .collect(),
+        };
+        for o in others {
+            if self.store.has_blocked(o, actor).await? {
                 return Err(ChatError::Refused(
                     "this user does not accept your messages",
                 ));

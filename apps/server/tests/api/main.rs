@@ -128,7 +128,7 @@ async fn edge_losing_access_stops_message_create() {
     edges::losing_access_stops_message_create().await;
 }
 
-/// Resume past the window: invalid_session, then `messages?after=` is exact.
+// Resume past the window: invalid_session, then `messages?after=` is exact.
 both_backends_with!(
     edge_resume_past_the_window = crate::edges::resume_past_the_window,
     |c| {
@@ -145,20 +145,20 @@ async fn dependencies_down_answer_503() {
     faults::dependencies_down_answer_503().await;
 }
 
-/// The authorization matrix (every operation × every kind of actor), with
-/// rate limits off: it registers a few hundred users from one address.
+// The authorization matrix (every operation × every kind of actor), with
+// rate limits off: it registers a few hundred users from one address.
 both_backends_with!(authorization = crate::matrix::authorization_matrix, |c| {
     c.rate_limit.enabled = false;
 });
 
-/// Sign-in limits per account and per address (IPv6 by /64), against the
-/// shipped limits, with each attempt from its own forwarded address.
+// Sign-in limits per account and per address (IPv6 by /64), against the
+// shipped limits, with each attempt from its own forwarded address.
 both_backends_with!(sign_in_limits = crate::trust::sign_in_limits, |c| {
     c.rate_limit = hearth_server::config::RateLimitConfig::default();
     c.trust_forwarded_for = true;
 });
 
-/// The 600-request burst, against the shipped rate limits.
+// The 600-request burst, against the shipped rate limits.
 both_backends_with!(burst = crate::scenarios::burst_is_rate_limited, |c| {
     c.rate_limit = hearth_server::config::RateLimitConfig::default();
 });
