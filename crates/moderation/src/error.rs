@@ -22,7 +22,7 @@ pub struct RuleRef {
 
 impl fmt::Display for RuleRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "rule {} ({:?})", self.id, self.name)
+        write!(f, "rule {} \"{}\"", self.id, self.name)
     }
 }
 
@@ -47,13 +47,13 @@ pub enum ModerationError {
     DuplicateRuleId(AutomodRuleId),
     #[error("{rule}: {reason}")]
     InvalidRule { rule: RuleRef, reason: String },
-    #[error("{rule}: keyword {keyword:?}: {reason}")]
+    #[error("{rule}: keyword \"{keyword}\" {reason}")]
     InvalidKeyword {
         rule: RuleRef,
         keyword: String,
         reason: &'static str,
     },
-    #[error("{rule}: regex {pattern:?}: {reason}")]
+    #[error("{rule}: regex \"{pattern}\": {reason}")]
     InvalidRegex {
         rule: RuleRef,
         pattern: String,

@@ -1,0 +1,10 @@
+//! The one integration test binary of `hearth-moderation`.
+
+#[path = "moderation/audit.rs"]
+mod audit;
+#[path = "moderation/automod.rs"]
+mod automod;
+#[path = "moderation/reports.rs"]
+mod reports;
+#[path = "moderation/staff.rs"]
+mod staff;
