@@ -342,8 +342,12 @@ fn target<T: From<hearth_types::Snowflake>>(v: &str) -> Option<Target<T>> {
     if v.is_empty() {
         return None;
     }
-    if v.bytes().all(|b| b.is_ascii_digit()) {
-        let id: i64 = v.parse().ok().filter(|&id| id > 0)?;
+    // Anything that looks like a number must be an ID.
+    if v.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+') {
+        let id: i64 = v
+            .parse()
+            .ok()
+            .filter(|&id| id > 0 && v.bytes().all(|b| b.is_ascii_digit()))?;
         return Some(Target::Id(T::from(hearth_types::Snowflake(id))));
     }
     Some(Target::Name(v.to_string()))

@@ -1,0 +1,225 @@
+//! Free text, filters, sorting, pagination, totals and snippets.
+
+use hearth_search::{Has, Query, Sort};
+use hearth_types::{MessageId, UserId};
+
+use super::helpers::*;
+
+fn corpus() -> hearth_search::Index {
+    let mut pinned = msg(5, RANDOM, BOB, "the deploy is pinned here");
+    pinned.pinned = true;
+    let mut mention = msg(6, GENERAL, BOB, "hey <@1> the deploy broke");
+    mention.mentions = vec![ALICE];
+    let mut image = msg(7, GENERAL, ALICE, "screenshot of the deploy");
+    image.has = Has::detect(&image.content, [(Some("image/png"), Some("a.png"))], false);
+    index_with(vec![
+        msg(
+            1,
+            GENERAL,
+            ALICE,
+            "The quick brown fox jumps over the lazy dog",
+        ),
+        msg(2, GENERAL, BOB, "a quick deploy to production"),
+        msg(3, RANDOM, ALICE, "brown bread and quick coffee"),
+        msg(
+            4,
+            RANDOM,
+            BOB,
+            "see https://example.com/deploy for the runbook",
+        ),
+        pinned,
+        mention,
+        image,
+    ])
+}
+
+#[test]
+fn words_are_anded_and_case_insensitive() {
+    let ix = corpus();
+    assert_eq!(ids(&ix, "QUICK brown"), vec![3, 1]);
+    assert_eq!(ids(&ix, "quick"), vec![3, 2, 1]);
+    assert_eq!(ids(&ix, "nothinglikethis"), Vec::<i64>::new());
+}
+
+#[test]
+fn phrases_keep_word_order() {
+    let ix = corpus();
+    assert_eq!(ids(&ix, r#""quick brown""#), vec![1]);
+    assert_eq!(ids(&ix, r#""brown quick""#), Vec::<i64>::new());
+}
+
+#[test]
+fn prefixes_and_exclusions() {
+    let ix = corpus();
+    assert_eq!(ids(&ix, "depl*"), vec![7, 6, 5, 4, 2]);
+    assert_eq!(ids(&ix, "deploy -production -pinned"), vec![7, 6, 4]);
+    assert_eq!(ids(&ix, r#""the lazy do*""#), vec![1]);
+}
+
+#[test]
+fn filters() {
+    let ix = corpus();
+    assert_eq!(ids(&ix, "from:2"), vec![6, 5, 4, 2]);
+    assert_eq!(ids(&ix, "quick from:1"), vec![3, 1]);
+    assert_eq!(ids(&ix, "from:1 from:2 in:101"), vec![5, 4, 3]);
+    assert_eq!(ids(&ix, "mentions:1"), vec![6]);
+    assert_eq!(ids(&ix, "has:link"), vec![4]);
+    assert_eq!(ids(&ix, "has:image"), vec![7]);
+    assert_eq!(ids(&ix, "has:file deploy"), vec![7]);
+    assert_eq!(ids(&ix, "pinned:true"), vec![5]);
+    assert_eq!(ids(&ix, "deploy pinned:false in:100"), vec![7, 6, 2]);
+}
+
+#[test]
+fn dates_are_utc_days() {
+    let mut ms = vec![
+        msg(1, GENERAL, ALICE, "day one"),
+        msg(2, GENERAL, ALICE, "day two"),
+        msg(3, GENERAL, ALICE, "day three"),
+    ];
+    for (i, m) in ms.iter_mut().enumerate() {
+        m.created_at_ms = MARCH_1 + i as i64 * DAY + 3_600_000;
+    }
+    let ix = index_with(ms);
+    assert_eq!(ids(&ix, "day during:2026-03-02"), vec![2]);
+    assert_eq!(ids(&ix, "day before:2026-03-02"), vec![1]);
+    assert_eq!(ids(&ix, "day after:2026-03-01"), vec![3, 2]);
+    assert_eq!(ids(&ix, "after:2026-03-01 before:2026-03-03"), vec![2]);
+    assert_eq!(
+        ids(&ix, "after:2026-03-03 before:2026-03-01"),
+        Vec::<i64>::new()
+    );
+}
+
+#[test]
+fn sorts() {
+    let ix = index_with(vec![
+        msg(1, GENERAL, ALICE, "cat"),
+        msg(2, GENERAL, ALICE, "cat cat cat cat"),
+        msg(
+            3,
+            GENERAL,
+            ALICE,
+            "cat and a very long sentence about many other things",
+        ),
+    ]);
+    let order = |sort| -> Vec<i64> {
+        search_in(&ix, "cat", sort, &everywhere())
+            .hits
+            .iter()
+            .map(|h| h.id.0)
+            .collect()
+    };
+    assert_eq!(order(Sort::Newest), vec![3, 2, 1]);
+    assert_eq!(order(Sort::Oldest), vec![1, 2, 3]);
+    assert_eq!(order(Sort::Relevance), vec![2, 1, 3]);
+}
+
+fn all_pages(ix: &hearth_search::Index, sort: Sort, limit: usize) -> (Vec<i64>, usize) {
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut total;
+    for _ in 0..100 {
+        let q = Query::parse("word", sort, limit, cursor.as_deref()).expect("parses");
+        let page = ix.search(&q, &everywhere()).expect("searches");
+        total = page.total;
+        seen.extend(page.hits.iter().map(|h| h.id.0));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return (seen, total),
+        }
+    }
+    panic!("no end of pages");
+}
+
+#[test]
+fn cursors_page_through_everything_once() {
+    let ix = index_with(
+        (1..=53)
+            .map(|i| msg(i, GENERAL, ALICE, &format!("word {i}")))
+            .collect(),
+    );
+    for sort in [Sort::Newest, Sort::Oldest, Sort::Relevance] {
+        let (mut seen, total) = all_pages(&ix, sort, 10);
+        assert_eq!(total, 53, "{sort}");
+        assert_eq!(seen.len(), 53, "{sort}");
+        if sort == Sort::Newest {
+            assert_eq!(seen.first(), Some(&53));
+        }
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), 53, "{sort}: no duplicates");
+    }
+    // A date cursor is stable while new messages arrive.
+    let first = ix
+        .search(
+            &Query::parse("word", Sort::Newest, 10, None).expect("parses"),
+            &everywhere(),
+        )
+        .expect("searches");
+    ix.apply(
+        vec![hearth_search::Op::Upsert(msg(
+            99, GENERAL, ALICE, "word new",
+        ))],
+        2,
+    )
+    .expect("apply");
+    ix.commit().expect("commit");
+    let q = Query::parse("word", Sort::Newest, 10, first.next_cursor.as_deref()).expect("parses");
+    let second = ix.search(&q, &everywhere()).expect("searches");
+    assert_eq!(second.hits.first().map(|h| h.id), Some(MessageId(43)));
+    assert_eq!(second.total, 54);
+}
+
+#[test]
+fn a_cursor_of_another_sort_is_refused() {
+    let ix = index_with((1..=30).map(|i| msg(i, GENERAL, ALICE, "word")).collect());
+    let page = search_in(&ix, "word", Sort::Newest, &everywhere());
+    let cursor = page.next_cursor.expect("more pages");
+    assert!(Query::parse("word", Sort::Relevance, 20, Some(&cursor)).is_err());
+    assert!(Query::parse("word", Sort::Newest, 20, Some("garbage!")).is_err());
+}
+
+#[test]
+fn totals_count_every_match() {
+    let ix = index_with((1..=250).map(|i| msg(i, GENERAL, ALICE, "many")).collect());
+    let page = search_in(&ix, "many", Sort::Relevance, &everywhere());
+    assert_eq!(page.total, 250);
+    assert_eq!(page.hits.len(), 20);
+}
+
+#[test]
+fn snippets_mark_matches_and_escape_html() {
+    let ix = index_with(vec![msg(
+        1,
+        GENERAL,
+        ALICE,
+        "<script>alert(1)</script> the Deployment of deploy_tool",
+    )]);
+    let page = search_in(&ix, "deploy*", Sort::Newest, &everywhere());
+    let h = &page.hits[0].highlight;
+    assert_eq!(
+        h.to_html(),
+        "&lt;script&gt;alert(1)&lt;/script&gt; the <mark>Deployment</mark> of <mark>deploy_tool</mark>"
+    );
+    assert_eq!(&h.text[h.ranges[0].clone()], "Deployment");
+}
+
+#[test]
+fn names_are_resolved_by_the_caller() {
+    let ix = corpus();
+    let mut q = Query::parse("quick from:@alice", Sort::Newest, 20, None).expect("parses");
+    assert!(
+        matches!(ix.search(&q, &everywhere()), Err(hearth_search::SearchError::Unresolved(n)) if n == "alice")
+    );
+    q.resolve(|_, name| (name == "alice").then_some(ALICE.0))
+        .expect("resolves");
+    let page = ix.search(&q, &everywhere()).expect("searches");
+    assert_eq!(
+        page.hits.iter().map(|h| h.id.0).collect::<Vec<_>>(),
+        vec![3, 1]
+    );
+    let mut q = Query::parse("from:@nobody", Sort::Newest, 20, None).expect("parses");
+    assert!(q.resolve(|_, _| None).is_err());
+    let _ = UserId(0);
+}
