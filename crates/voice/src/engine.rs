@@ -1,0 +1,178 @@
+//! How each peer connection is built: codecs, header extensions, interceptors, ICE
+//! settings. One place, so every participant's connection is the same.
+
+use crate::config::VoiceConfig;
+use crate::error::VoiceError;
+use rtc::interceptor::{
+    Attribute, BandwidthEstimator, EstimatorStats, Gcc, Interceptor, Packet, PacketReport, Slot,
+    StreamInfo, TaggedPacket,
+};
+use rtc::peer_connection::configuration::interceptor_registry::{
+    CongestionFeedback, configure_congestion_control, register_default_interceptors,
+};
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::configuration::setting_engine::{SettingEngine, SettingEngineBuilder};
+use rtc::peer_connection::transport::RTCIceCandidateType;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
+use rtc::sansio::Protocol;
+use rtc::sdp::extmap::AUDIO_LEVEL_URI;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use webrtc::peer_connection::Registry;
+
+/// The media engine and interceptor chain of one peer connection; `estimate` receives the
+/// send-side bandwidth estimate (bits/s) when estimation is on.
+pub(crate) fn media_and_interceptors(
+    cfg: &VoiceConfig,
+    estimate: Arc<AtomicU64>,
+) -> Result<(MediaEngine, Registry), VoiceError> {
+    let mut me = MediaEngine::default();
+    me.register_default_codecs().map_err(VoiceError::webrtc)?;
+    me.register_header_extension(
+        RTCRtpHeaderExtensionCapability {
+            uri: AUDIO_LEVEL_URI.to_owned(),
+        },
+        RtpCodecKind::Audio,
+        None,
+    )
+    .map_err(VoiceError::webrtc)?;
+    // NACK (with RTX where negotiated), RTCP reports, the simulcast header extensions
+    // (mid, rid, repaired rid) and TWCC feedback for what we receive.
+    let mut registry =
+        register_default_interceptors(Registry::new(), &mut me).map_err(VoiceError::webrtc)?;
+    if cfg.bandwidth_estimation {
+        let estimator = ReportingEstimator {
+            inner: Gcc::new(1_000_000.0, 100_000.0, 20_000_000.0),
+            target: estimate,
+        };
+        registry =
+            configure_congestion_control(registry, estimator, CongestionFeedback::Twcc, &mut me)
+                .map_err(VoiceError::webrtc)?;
+    }
+    // Nearest the application: hand keyframe requests and REMB from subscribers to the
+    // forwarders (the chain stops inbound RTCP otherwise).
+    let registry = registry.with(Slot::from(14_000), FeedbackToApp::default());
+    Ok((me, registry))
+}
+
+pub(crate) fn settings(cfg: &VoiceConfig) -> SettingEngine {
+    let mut b = SettingEngineBuilder::new()
+        // Disconnected after 5 s of silence, failed 10 s later: a vanished client is
+        // removed in 15 s (the ICE connect timeout covers one that never arrives).
+        .with_ice_timeouts(
+            Some(Duration::from_secs(5)),
+            Some(Duration::from_secs(10)),
+            Some(Duration::from_secs(2)),
+        );
+    if cfg.host_addresses.iter().any(|a| a.is_loopback()) {
+        b = b.with_include_loopback_candidate(true);
+    }
+    if !cfg.public_ips.is_empty() {
+        b = b.with_nat_1to1_ips(
+            cfg.public_ips.iter().map(|ip| ip.to_string()).collect(),
+            RTCIceCandidateType::Host,
+        );
+    }
+    b.build()
+}
+
+/// Delegates to GCC and publishes its target after every update.
+struct ReportingEstimator {
+    inner: Gcc,
+    target: Arc<AtomicU64>,
+}
+
+impl ReportingEstimator {
+    fn publish(&self) {
+        self.target
+            .store(self.inner.target_bitrate() as u64, Ordering::Relaxed);
+    }
+}
+
+impl BandwidthEstimator for ReportingEstimator {
+    fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
+        self.inner.on_reports(now, reports);
+        self.publish();
+    }
+
+    fn target_bitrate(&self) -> f64 {
+        self.inner.target_bitrate()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.inner.handle_timeout(now);
+        self.publish();
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.inner.poll_timeout()
+    }
+
+    fn stats(&self) -> EstimatorStats {
+        self.inner.stats()
+    }
+}
+
+/// Marks PLI, FIR and REMB for delivery to the application (the sender's `TrackLocal`).
+#[derive(Default)]
+struct FeedbackToApp {
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
+
+fn wanted(p: &dyn rtc::rtcp::Packet) -> bool {
+    let a = p.as_any();
+    a.is::<PictureLossIndication>()
+        || a.is::<FullIntraRequest>()
+        || a.is::<ReceiverEstimatedMaximumBitrate>()
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for FeedbackToApp {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            let keep: Vec<Box<dyn rtc::rtcp::Packet>> = packets
+                .iter()
+                .filter(|p| wanted(p.as_ref()))
+                .cloned()
+                .collect();
+            if keep.is_empty() {
+                return Ok(());
+            }
+            msg.message.packet = Packet::Rtcp(keep);
+            msg.message.add(Attribute::DeliverToApplication);
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for FeedbackToApp {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}

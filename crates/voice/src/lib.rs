@@ -1,0 +1,70 @@
+//! # hearth-voice
+//!
+//! The voice and video selective forwarding unit (SFU), on webrtc-rs 0.21 (the async layer
+//! over the sans-I/O `rtc` core; ring crypto, no OpenSSL).
+//!
+//! See `ARCHITECTURE.md` for the crate's place.
+//!
+//! ## Signalling, step by step
+//!
+//! 1. The server calls [`Sfu::join`] with the room, the user, the session, its [`Grants`]
+//!    and the channel's user limit. It gets a [`Participant`], an event receiver and the ICE
+//!    servers (TURN with short-lived REST credentials) to hand to the client.
+//! 2. The client makes an `RTCPeerConnection` with those ICE servers and **makes the first
+//!    offer**: one `addTransceiver(track, {direction: "sendonly"})` per publication (camera
+//!    with `sendEncodings` of three rids for simulcast, e.g. `q`/`h`/`f` low→high), or, to
+//!    only listen, one `addTransceiver("audio", {direction: "recvonly"})`. After
+//!    `setLocalDescription` it sends [`Signal::Offer`] with the SDP and a [`TrackLabel`]
+//!    per sending transceiver (`transceiver.mid` → camera or screen).
+//! 3. The SFU answers ([`SfuEvent::Answer`]); both sides trickle candidates
+//!    ([`SfuEvent::Candidate`] / [`Signal::Candidate`]).
+//! 4. Whenever others' tracks appear or go, the SFU sends [`SfuEvent::TrackPublished`] /
+//!    [`SfuEvent::TrackUnpublished`] and then an [`SfuEvent::Offer`]; the client answers
+//!    with [`Signal::Answer`]. The stream and track ids of the `ontrack` event (msid) are
+//!    the ones `TrackPublished` named.
+//! 5. To publish more (screen share) or stop, the client renegotiates with a new offer as
+//!    in step 2. If an SFU offer is outstanding at that moment (glare), the client — the
+//!    impolite peer — ignores the SFU's offer; the SFU rolls back, answers, and offers again.
+//!    A browser using the "perfect negotiation" pattern with `polite = false` does exactly
+//!    this.
+//! 6. The last event is [`SfuEvent::Left`] with the reason. Dropping the [`Participant`]
+//!    leaves.
+//!
+//! ## Deviations from the brief
+//!
+//! - webrtc-rs 0.21's `TrackLocalStaticRTP` does not rewrite SSRC or payload type, so the
+//!   forwarder does (per subscriber, from the negotiated sender parameters), and strips the
+//!   publisher's header extensions (their ids are the publisher's), re-adding the audio
+//!   level under the subscriber's id.
+//! - Inbound RTCP stops at the end of webrtc-rs's interceptor chain; a small interceptor
+//!   (`engine::FeedbackToApp`) hands PLI/FIR/REMB on to the forwarders.
+//! - The bandwidth estimate (TWCC → GCC) is used to step layers down under congestion and
+//!   to probe back up on a timer (`layers.rs`); without padding probes GCC cannot show that
+//!   a higher layer would fit. [`Sfu::set_bandwidth_cap`] is the explicit knob.
+//! - [`Grants`] has `connect` too, so losing CONNECT at runtime kicks.
+//! - m-sections of removed tracks are not reused: the SDP grows by one (inactive) section
+//!   per track a subscriber ever received in the session.
+
+mod codec;
+mod config;
+mod engine;
+mod error;
+mod forward;
+mod layers;
+mod ports;
+mod sdp;
+mod session;
+mod sfu;
+mod speaking;
+mod tasks;
+mod turn;
+mod types;
+
+pub use config::{Limits, SpeakingConfig, TurnConfig, VoiceConfig};
+pub use error::VoiceError;
+pub use sfu::{JoinRequest, Joined, Participant, Sfu, SfuStats};
+pub use turn::{TurnCredentials, turn_credentials, turn_password};
+pub use types::{
+    Grants, IceCandidate, IceServer, Layer, LeaveReason, ParticipantId, RoomKey, SessionTag,
+    SfuEvent, Signal, TrackKind, TrackLabel,
+};

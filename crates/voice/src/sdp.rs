@@ -1,0 +1,211 @@
+//! Checks on client SDP before webrtc-rs sees it: size, parse, and what the client sends
+//! (how many tracks of each kind, which is which).
+
+use crate::config::Limits;
+use crate::error::VoiceError;
+use crate::types::{TrackKind, TrackLabel};
+use rtc::sdp::description::session::SessionDescription;
+use rtc::sdp::extmap::AUDIO_LEVEL_URI;
+use std::io::Cursor;
+
+/// A sending m-section of a client offer.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Sending {
+    pub(crate) mid: String,
+    pub(crate) kind: TrackKind,
+    /// The msid track id, which webrtc-rs reports as the remote track's id.
+    pub(crate) track_id: Option<String>,
+    /// Simulcast rids it sends, in the offer's order.
+    pub(crate) rids: Vec<String>,
+}
+
+/// What an offer says about the client's publications.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OfferInfo {
+    pub(crate) sending: Vec<Sending>,
+    pub(crate) audio_level_ext: Option<u8>,
+}
+
+pub(crate) fn check_size(sdp: &str, limits: &Limits) -> Result<(), VoiceError> {
+    if sdp.len() > limits.max_sdp_bytes {
+        return Err(VoiceError::SdpTooLarge {
+            size: sdp.len(),
+            limit: limits.max_sdp_bytes,
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn parse(sdp: &str) -> Result<SessionDescription, VoiceError> {
+    let parsed = SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes()))
+        .map_err(|e| VoiceError::MalformedSdp(e.to_string()))?;
+    if parsed.media_descriptions.is_empty() {
+        return Err(VoiceError::MalformedSdp("no m-sections".into()));
+    }
+    for m in &parsed.media_descriptions {
+        let mid = m.attribute("mid").flatten();
+        if mid.is_none_or(str::is_empty) {
+            return Err(VoiceError::MalformedSdp("an m-section has no mid".into()));
+        }
+    }
+    Ok(parsed)
+}
+
+/// Reads and checks an offer: its sending sections, labelled, within the limits.
+pub(crate) fn inspect_offer(
+    parsed: &SessionDescription,
+    labels: &[TrackLabel],
+    limits: &Limits,
+) -> Result<OfferInfo, VoiceError> {
+    let mut info = OfferInfo::default();
+    let mut videos = 0usize;
+    let mut audios = 0usize;
+    for m in &parsed.media_descriptions {
+        let media = m.media_name.media.as_str();
+        if media != "audio" && media != "video" {
+            continue;
+        }
+        let mid = m.attribute("mid").flatten().unwrap_or_default().to_owned();
+        if media == "audio" && info.audio_level_ext.is_none() {
+            info.audio_level_ext = m
+                .attributes
+                .iter()
+                .filter(|a| a.key == "extmap")
+                .filter_map(|a| a.value.as_deref())
+                .find_map(|v| {
+                    let mut parts = v.split_whitespace();
+                    let id = parts.next()?.split('/').next()?.parse::<u8>().ok()?;
+                    (parts.next()? == AUDIO_LEVEL_URI).then_some(id)
+                });
+        }
+        let sends = m.media_name.port.value != 0
+            && !m
+                .attributes
+                .iter()
+                .any(|a| a.key == "recvonly" || a.key == "inactive");
+        if !sends {
+            continue;
+        }
+        let label = labels.iter().find(|l| l.mid == mid).map(|l| l.kind);
+        let kind = match (media, label) {
+            ("audio", _) => TrackKind::Audio,
+            (_, Some(TrackKind::Audio)) => {
+                return Err(VoiceError::MalformedSdp(format!(
+                    "mid {mid} is video, labelled audio"
+                )));
+            }
+            (_, Some(k)) => k,
+            (_, None) if videos == 0 => TrackKind::Camera,
+            (_, None) => TrackKind::Screen,
+        };
+        if kind.is_audio() {
+            audios += 1;
+        } else {
+            videos += 1;
+        }
+        let track_id = m
+            .attribute("msid")
+            .flatten()
+            .and_then(|v| v.split_whitespace().nth(1))
+            .map(str::to_owned);
+        let rids = m
+            .attributes
+            .iter()
+            .filter(|a| a.key == "rid")
+            .filter_map(|a| a.value.as_deref())
+            .filter_map(|v| {
+                let mut parts = v.split_whitespace();
+                let id = parts.next()?;
+                (parts.next()? == "send").then(|| id.to_owned())
+            })
+            .collect();
+        info.sending.push(Sending {
+            mid,
+            kind,
+            track_id,
+            rids,
+        });
+    }
+    if audios > limits.max_audio_tracks {
+        return Err(VoiceError::TooManyTracks {
+            kind: TrackKind::Audio,
+            count: audios,
+            limit: limits.max_audio_tracks,
+        });
+    }
+    if videos > limits.max_video_tracks {
+        return Err(VoiceError::TooManyTracks {
+            kind: TrackKind::Camera,
+            count: videos,
+            limit: limits.max_video_tracks,
+        });
+    }
+    let cameras = info
+        .sending
+        .iter()
+        .filter(|s| s.kind == TrackKind::Camera)
+        .count();
+    let screens = info
+        .sending
+        .iter()
+        .filter(|s| s.kind == TrackKind::Screen)
+        .count();
+    if cameras > 1 || screens > 1 {
+        let kind = if cameras > 1 {
+            TrackKind::Camera
+        } else {
+            TrackKind::Screen
+        };
+        return Err(VoiceError::TooManyTracks {
+            kind,
+            count: cameras.max(screens),
+            limit: 1,
+        });
+    }
+    Ok(info)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+        a=group:BUNDLE 0 1 2\r\n\
+        m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\n\
+        a=msid:s a\r\na=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\na=rtpmap:111 opus/48000/2\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=sendonly\r\na=msid:s v\r\na=rtpmap:96 VP8/90000\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:2\r\na=recvonly\r\na=rtpmap:96 VP8/90000\r\n";
+
+    #[test]
+    fn reads_sending_sections() {
+        let parsed = parse(OFFER).expect("parses");
+        let info = inspect_offer(&parsed, &[], &Limits::default()).expect("within limits");
+        assert_eq!(info.audio_level_ext, Some(1));
+        assert_eq!(info.sending.len(), 2);
+        assert_eq!(info.sending[1].kind, TrackKind::Camera);
+        assert_eq!(info.sending[1].track_id.as_deref(), Some("v"));
+        let labels = [TrackLabel {
+            mid: "1".into(),
+            kind: TrackKind::Screen,
+        }];
+        let info = inspect_offer(&parsed, &labels, &Limits::default()).expect("within limits");
+        assert_eq!(info.sending[1].kind, TrackKind::Screen);
+        let limits = Limits {
+            max_video_tracks: 0,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            inspect_offer(&parsed, &[], &limits),
+            Err(VoiceError::TooManyTracks { .. })
+        ));
+    }
+
+    #[test]
+    fn refuses_garbage() {
+        assert!(matches!(parse("hello"), Err(VoiceError::MalformedSdp(_))));
+        assert!(matches!(
+            check_size(&"x".repeat(70_000), &Limits::default()),
+            Err(VoiceError::SdpTooLarge { .. })
+        ));
+    }
+}
