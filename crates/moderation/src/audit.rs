@@ -282,7 +282,7 @@ impl AuditStore for MemoryAuditStore {
             .filter(|e| filter.matches(e))
             .cloned()
             .collect();
-        out.sort_by(|a, b| b.id.cmp(&a.id));
+        out.sort_by_key(|e| std::cmp::Reverse(e.id));
         out.truncate(limit.min(MAX_PAGE));
         Ok(out)
     }

@@ -1,5 +1,7 @@
 //! The one integration test binary of `hearth-moderation`.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 #[path = "moderation/audit.rs"]
 mod audit;
 #[path = "moderation/automod.rs"]
