@@ -27,15 +27,17 @@ fn main() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("a runtime");
-    // 100 permission rules over 34 custom roles, 900 users holding them
-    // (and the default roles): 1,000 stored policies plus the defaults.
+    // 100 permission rules over 34 custom roles, 900 users holding them and
+    // one admin: 1,001 stored policies (the store is not empty, so no
+    // defaults are seeded), plus the built-in admin rule.
     let pairs: Vec<_> = all_pairs().collect();
     let mut rules = Vec::new();
     let roles: Vec<StaffRole> = (0..34)
         .map(|i| StaffRole::new(&format!("team_{i}")).expect("valid name"))
         .collect();
     for i in 0..100 {
-        let (o, a) = pairs[(i * 7) % pairs.len()];
+        // Distinct (role, pair): role i % 34 gets pairs r, r + 5, r + 10 of the catalog.
+        let (o, a) = pairs[(i % roles.len() + 5 * (i / roles.len())) % pairs.len()];
         rules.push(
             PolicyRule::permission(roles[i % roles.len()].clone(), o.as_str(), a.as_str())
                 .expect("valid"),
@@ -55,7 +57,19 @@ fn main() {
             .expect("grant");
         p
     });
-    println!("policies: {}", policy.rules().len());
+    let stored = policy.rules();
+    println!(
+        "policies: {} ({} permissions, {} role grants)",
+        stored.len(),
+        stored
+            .iter()
+            .filter(|r| matches!(r, PolicyRule::Permission { .. }))
+            .count(),
+        stored
+            .iter()
+            .filter(|r| matches!(r, PolicyRule::Member { .. }))
+            .count()
+    );
 
     // Uncached: every (user, pair) once.
     let keys: Vec<(UserId, usize)> = (0..1000)

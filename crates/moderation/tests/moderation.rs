@@ -6,6 +6,8 @@
 mod audit;
 #[path = "moderation/automod.rs"]
 mod automod;
+#[path = "moderation/props.rs"]
+mod props;
 #[path = "moderation/reports.rs"]
 mod reports;
 #[path = "moderation/staff.rs"]

@@ -559,3 +559,28 @@ fn rule_specs_are_plain_json() {
     let back: RuleSpec = serde_json::from_value(serde_json::to_value(&spec).unwrap()).unwrap();
     assert_eq!(back, spec);
 }
+
+#[test]
+fn word_boundaries_work_on_non_ascii_text() {
+    let set = RuleSet::compile(&[rule(
+        1,
+        Trigger::Regex {
+            patterns: vec![r"\bété\b".into(), r"\d+ ?€".into()],
+        },
+    )])
+    .unwrap();
+    assert!(blocked(&set, "un ÉTÉ chaud"));
+    assert!(!blocked(&set, "étéx"));
+    assert!(blocked(&set, "seulement 5 €"));
+    // A kilobyte of non-ASCII text stays well under a millisecond.
+    let long = "Bonjour à tous ! Qui vient à la réunion de jeudi ? ".repeat(20);
+    let start = Instant::now();
+    for _ in 0..100 {
+        assert!(!blocked(&set, &long));
+    }
+    assert!(
+        start.elapsed() / 100 < Duration::from_millis(1),
+        "{:?}",
+        start.elapsed() / 100
+    );
+}
