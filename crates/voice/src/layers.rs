@@ -19,6 +19,7 @@ pub(crate) struct Congestion {
     /// Highest layer the estimate currently lets through.
     pub(crate) ceiling: Layer,
     since: Instant,
+    probed_at: Option<Instant>,
     wait: Duration,
 }
 
@@ -27,6 +28,7 @@ impl Congestion {
         Congestion {
             ceiling: Layer::High,
             since: now,
+            probed_at: None,
             wait: PROBE_AFTER,
         }
     }
@@ -41,8 +43,9 @@ impl Congestion {
         now: Instant,
     ) -> Layer {
         if estimate > 0 && current_rate > 0 && estimate < current_rate && current > Layer::Low {
-            let probed_recently =
-                now.saturating_duration_since(self.since) < Duration::from_secs(2);
+            let probed_recently = self
+                .probed_at
+                .is_some_and(|at| now.saturating_duration_since(at) < Duration::from_secs(2));
             self.ceiling = Layer::from_index(current as u8 - 1);
             self.wait = if probed_recently {
                 (self.wait * 2).min(PROBE_MAX)
@@ -55,6 +58,7 @@ impl Congestion {
         {
             self.ceiling = Layer::from_index(self.ceiling as u8 + 1);
             self.since = now;
+            self.probed_at = Some(now);
         }
         self.ceiling
     }

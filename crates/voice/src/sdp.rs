@@ -95,8 +95,18 @@ pub(crate) fn inspect_offer(
                 )));
             }
             (_, Some(k)) => k,
-            (_, None) if videos == 0 => TrackKind::Camera,
-            (_, None) => TrackKind::Screen,
+            // Unlabelled video: the camera, unless another section is (labelled) the camera.
+            (_, None) => {
+                let camera_taken = labels
+                    .iter()
+                    .any(|l| l.kind == TrackKind::Camera && l.mid != mid)
+                    || info.sending.iter().any(|s| s.kind == TrackKind::Camera);
+                if camera_taken {
+                    TrackKind::Screen
+                } else {
+                    TrackKind::Camera
+                }
+            }
         };
         if kind.is_audio() {
             audios += 1;

@@ -1,0 +1,727 @@
+//! The SFU with real webrtc-rs peers over loopback (ICE, DTLS, SRTP): no mocks.
+
+#[path = "sfu/client.rs"]
+mod client;
+
+use client::{Client, Publish};
+use hearth_voice::{
+    Grants, JoinRequest, Joined, Layer, LeaveReason, Limits, ParticipantId, RoomKey, SessionTag,
+    Sfu, SfuEvent, Signal, TrackKind, VoiceConfig, VoiceError, turn_credentials, turn_password,
+};
+use std::time::{Duration, Instant};
+
+const ROOM: RoomKey = RoomKey(7);
+
+fn config() -> VoiceConfig {
+    VoiceConfig::default()
+}
+
+fn request(room: RoomKey, id: u64) -> JoinRequest {
+    JoinRequest {
+        room,
+        participant: ParticipantId(id),
+        session: SessionTag(format!("session-{id}")),
+        grants: Grants::ALL,
+        user_limit: None,
+    }
+}
+
+async fn joined(sfu: &Sfu, id: u64) -> Joined {
+    sfu.join(request(ROOM, id)).await.expect("join")
+}
+
+/// Joins, negotiates, connects and starts sending.
+async fn connect(sfu: &Sfu, id: u64, publish: Publish) -> Client {
+    let mut c = Client::new(joined(sfu, id).await, publish).await;
+    c.offer().await.expect("first offer accepted");
+    assert!(
+        c.wait_connected(Duration::from_secs(10)).await,
+        "participant {id} connected"
+    );
+    c.start_sending().await;
+    c
+}
+
+async fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    f()
+}
+
+const AV: Publish = Publish {
+    audio: true,
+    video: true,
+    simulcast: false,
+    screen: false,
+};
+
+const LISTEN: Publish = Publish {
+    audio: false,
+    video: false,
+    simulcast: false,
+    screen: false,
+};
+
+fn has_event(c: &Client, f: impl Fn(&SfuEvent) -> bool) -> bool {
+    c.events().iter().any(f)
+}
+
+async fn all_released(sfu: &Sfu) -> bool {
+    eventually(Duration::from_secs(10), || {
+        let s = sfu.stats();
+        s.live_tasks == 0
+            && s.peer_connections == 0
+            && s.participants == 0
+            && s.rooms == 0
+            && s.ports_in_use == 0
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_participants_exchange_audio_and_video() {
+    let sfu = Sfu::new(config()).expect("sfu");
+    let a = connect(&sfu, 1, AV).await;
+    let b = connect(&sfu, 2, AV).await;
+    let flowing = eventually(Duration::from_secs(10), || {
+        a.count(2, "audio") > 20
+            && a.count(2, "camera") > 10
+            && b.count(1, "audio") > 20
+            && b.count(1, "camera") > 10
+    })
+    .await;
+    assert!(
+        flowing,
+        "a got {:?}, b got {:?}",
+        a.received(),
+        b.received()
+    );
+    assert!(has_event(&a, |e| matches!(
+        e,
+        SfuEvent::TrackPublished {
+            participant: ParticipantId(2),
+            kind: TrackKind::Camera,
+            ..
+        }
+    )));
+    let s = sfu.stats();
+    assert!(s.packets_forwarded > 60 && s.bytes_forwarded > 0, "{s:?}");
+    assert!(
+        s.keyframe_requests > 0,
+        "new video subscribers ask for a keyframe: {s:?}"
+    );
+    a.close().await;
+    b.close().await;
+    drop((a, b));
+    assert!(all_released(&sfu).await, "{:?}", sfu.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_joiner_renegotiates_and_leaver_is_removed() {
+    let sfu = Sfu::new(config()).expect("sfu");
+    let a = connect(&sfu, 1, AV).await;
+    let b = connect(&sfu, 2, AV).await;
+    let c = connect(&sfu, 3, AV).await;
+    let announced = eventually(Duration::from_secs(5), || {
+        a.events().iter().any(|e| {
+            matches!(e, SfuEvent::TrackPublished { participant: ParticipantId(3), kind: TrackKind::Audio, stream_id, track_id }
+                if stream_id == "3" && track_id.starts_with("3-audio-"))
+        })
+    })
+    .await;
+    assert!(announced, "{:?}", a.events());
+    let everyone = eventually(Duration::from_secs(15), || {
+        [(&a, [2, 3]), (&b, [1, 3]), (&c, [1, 2])]
+            .iter()
+            .all(|(x, others)| {
+                others
+                    .iter()
+                    .all(|&o| x.count(o, "audio") > 10 && x.count(o, "camera") > 5)
+            })
+    })
+    .await;
+    assert!(
+        everyone,
+        "a {:?}\nb {:?}\nc {:?}",
+        a.received(),
+        b.received(),
+        c.received()
+    );
+    assert_eq!(sfu.participants(ROOM).len(), 3);
+    assert!(
+        a.shared
+            .offers_seen
+            .lock()
+            .last()
+            .is_some_and(|sdp| sdp.contains("a=msid:3 3-")),
+        "the SFU's offer names the track as TrackPublished did"
+    );
+
+    // C leaves: A and B are told, renegotiate, and get nothing more from C.
+    c.close().await;
+    drop(c);
+    let told = eventually(Duration::from_secs(10), || {
+        [&a, &b].iter().all(|x| {
+            has_event(x, |e| {
+                matches!(
+                    e,
+                    SfuEvent::ParticipantLeft {
+                        participant: ParticipantId(3)
+                    }
+                )
+            }) && x
+                .events()
+                .iter()
+                .filter(|e| {
+                    matches!(
+                        e,
+                        SfuEvent::TrackUnpublished {
+                            participant: ParticipantId(3),
+                            ..
+                        }
+                    )
+                })
+                .count()
+                == 2
+        })
+    })
+    .await;
+    assert!(told, "a saw {:?}", a.events());
+    let renegotiated = eventually(Duration::from_secs(10), || {
+        [&a, &b].iter().all(|x| {
+            x.shared
+                .offers_seen
+                .lock()
+                .last()
+                .is_some_and(|sdp| !sdp.contains("a=msid:3 "))
+        })
+    })
+    .await;
+    assert!(renegotiated, "the SFU's last offer still sends 3's tracks");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = a.count(3, "audio");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(a.count(3, "audio"), before, "nothing from the leaver");
+    let still = a.count(2, "audio");
+    assert!(eventually(Duration::from_secs(3), || a.count(2, "audio") > still + 10).await);
+    assert_eq!(sfu.participants(ROOM).len(), 2);
+    a.close().await;
+    b.close().await;
+    drop((a, b));
+    assert!(all_released(&sfu).await, "{:?}", sfu.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulcast_switches_layers_on_keyframes_with_continuous_sequence_numbers() {
+    let sfu = Sfu::new(config()).expect("sfu");
+    let publisher = connect(
+        &sfu,
+        1,
+        Publish {
+            video: true,
+            simulcast: true,
+            ..LISTEN
+        },
+    )
+    .await;
+    let viewer_join = joined(&sfu, 2).await;
+    sfu.set_max_layer(ParticipantId(2), ParticipantId(1), Layer::Low)
+        .expect("member");
+    let mut viewer = Client::new(viewer_join, LISTEN).await;
+    viewer.offer().await.expect("offer");
+    assert!(viewer.wait_connected(Duration::from_secs(10)).await);
+
+    let layers = |c: &Client| -> Vec<u8> {
+        c.received()
+            .values()
+            .flat_map(|r| r.seqs.iter().map(|(_, l, _)| *l))
+            .collect()
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || layers(&viewer).len() > 15).await,
+        "thumbnail flows"
+    );
+    assert!(
+        layers(&viewer).iter().all(|&l| l == 0),
+        "only the low layer: {:?}",
+        layers(&viewer)
+    );
+
+    // Spotlight: the high layer, from its next keyframe on.
+    sfu.set_max_layer(ParticipantId(2), ParticipantId(1), Layer::High)
+        .expect("member");
+    assert!(
+        eventually(Duration::from_secs(5), || layers(&viewer)
+            .iter()
+            .filter(|&&l| l == 2)
+            .count()
+            > 15)
+        .await
+    );
+    // Bandwidth falls: back to low. Then it recovers.
+    sfu.set_bandwidth_cap(ParticipantId(2), Some(1))
+        .expect("member");
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let l = layers(&viewer);
+            l.iter()
+                .rposition(|&x| x == 0)
+                .zip(l.iter().rposition(|&x| x == 2))
+                .is_some_and(|(lo, hi)| lo > hi + 10)
+        })
+        .await
+    );
+    sfu.set_bandwidth_cap(ParticipantId(2), None)
+        .expect("member");
+    assert!(
+        eventually(Duration::from_secs(5), || layers(&viewer).last()
+            == Some(&2))
+        .await
+    );
+
+    let received = viewer.received();
+    assert_eq!(received.len(), 1, "one track: {:?}", received.keys());
+    let r = received.values().next().expect("a track");
+    assert_eq!(r.ssrcs.len(), 1, "one SSRC whatever the layer");
+    for w in r.seqs.windows(2) {
+        assert_eq!(
+            w[1].0,
+            w[0].0.wrapping_add(1),
+            "sequence numbers continue across switches: {:?}",
+            w
+        );
+    }
+    // (The viewer may miss the very first packets, sent before its receiver was ready,
+    // so the first one it sees need not be the keyframe the SFU started with.)
+    let switches: Vec<_> = r.seqs.windows(2).filter(|w| w[0].1 != w[1].1).collect();
+    assert!(
+        switches.len() >= 3,
+        "low → high → low → high, got {} switches",
+        switches.len()
+    );
+    assert!(
+        switches.iter().all(|w| w[1].2),
+        "every switch lands on a keyframe: {switches:?}"
+    );
+    assert!(sfu.stats().keyframe_requests > 0);
+    publisher.close().await;
+    viewer.close().await;
+    drop((publisher, viewer));
+    assert!(all_released(&sfu).await, "{:?}", sfu.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn glare_the_client_offer_wins_and_the_sfu_offers_again() {
+    let sfu = Sfu::new(config()).expect("sfu");
+    let mut a = connect(&sfu, 1, AV).await;
+    let b = connect(&sfu, 2, LISTEN).await;
+    assert!(eventually(Duration::from_secs(10), || b.count(1, "camera") > 5).await);
+
+    // A starts sharing its screen: its offer is set locally but not yet sent...
+    a.add_screen().await;
+    let offer = a.prepare_offer().await;
+    let seen = a.shared.offers_seen.lock().len();
+    // ...when C joins and publishes, so the SFU offers C's audio to A at the same time.
+    let _c = connect(
+        &sfu,
+        3,
+        Publish {
+            audio: true,
+            ..LISTEN
+        },
+    )
+    .await;
+    assert!(
+        eventually(Duration::from_secs(5), || a.shared.offers_seen.lock().len()
+            > seen)
+        .await
+    );
+    // A (impolite) ignored it; its offer reaches the SFU, which rolls back and answers.
+    a.send_offer(offer)
+        .await
+        .expect("the client's offer wins the glare");
+    a.start_sending().await;
+    let both = eventually(Duration::from_secs(10), || {
+        b.count(1, "screen") > 10 && a.count(3, "audio") > 10
+    })
+    .await;
+    assert!(both, "b {:?}\na {:?}", b.received(), a.received());
+    assert!(
+        a.shared.offers_seen.lock().len() >= seen + 2,
+        "the SFU offered again after the rollback"
+    );
+    assert!(b.events().iter().any(|e| matches!(
+        e,
+        SfuEvent::TrackPublished {
+            participant: ParticipantId(1),
+            kind: TrackKind::Screen,
+            ..
+        }
+    )));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_levels_drive_speaking_and_the_active_speaker() {
+    let sfu = Sfu::new(config()).expect("sfu");
+    let speaker = connect(
+        &sfu,
+        1,
+        Publish {
+            audio: true,
+            ..LISTEN
+        },
+    )
+    .await;
+    let listener = connect(&sfu, 2, LISTEN).await;
+    assert!(eventually(Duration::from_secs(10), || listener.count(1, "audio") > 10).await);
+    let speaking = |on: bool| move |e: &SfuEvent| matches!(e, SfuEvent::Speaking { participant: ParticipantId(1), speaking } if *speaking == on);
+    assert!(
+        !has_event(&listener, speaking(true)),
+        "silence is not speech"
+    );
+
+    speaker
+        .audio_level
+        .store(10, std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        eventually(Duration::from_secs(3), || has_event(
+            &listener,
+            speaking(true)
+        ))
+        .await
+    );
+    assert!(has_event(&listener, |e| matches!(
+        e,
+        SfuEvent::ActiveSpeaker {
+            participant: Some(ParticipantId(1))
+        }
+    )));
+    assert!(
+        has_event(&speaker, speaking(true)),
+        "the speaker is told too"
+    );
+
+    speaker
+        .audio_level
+        .store(127, std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        eventually(Duration::from_secs(3), || has_event(
+            &listener,
+            speaking(false)
+        ))
+        .await
+    );
+    speaker.close().await;
+    listener.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_speak_stops_audio_at_once_and_kick_frees_everything() {
+    let sfu = Sfu::new(config()).expect("sfu");
+    let a = connect(&sfu, 1, AV).await;
+    let b = connect(&sfu, 2, LISTEN).await;
+    assert!(
+        eventually(Duration::from_secs(10), || b.count(1, "audio") > 10
+            && b.count(1, "camera") > 5)
+        .await
+    );
+
+    sfu.set_grants(
+        ParticipantId(1),
+        Grants {
+            speak: false,
+            ..Grants::ALL
+        },
+    )
+    .expect("member");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (audio, video) = (b.count(1, "audio"), b.count(1, "camera"));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        b.count(1, "audio"),
+        audio,
+        "no audio within 1 s of losing SPEAK"
+    );
+    assert!(b.count(1, "camera") > video + 10, "video continues");
+    assert!(sfu.stats().packets_gated > 0);
+
+    // SPEAK back: audio resumes, no renegotiation needed.
+    sfu.set_grants(ParticipantId(1), Grants::ALL)
+        .expect("member");
+    assert!(eventually(Duration::from_secs(3), || b.count(1, "audio") > audio + 10).await);
+    // Server mute and deafen work the same way.
+    sfu.set_deaf(ParticipantId(2), true).expect("member");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let audio = b.count(1, "audio");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(b.count(1, "audio"), audio, "deafened: no audio");
+    sfu.set_deaf(ParticipantId(2), false).expect("member");
+
+    sfu.kick(ParticipantId(2), "bye").expect("member");
+    assert!(
+        eventually(Duration::from_secs(5), || has_event(&b, |e| matches!(
+            e,
+            SfuEvent::Left(LeaveReason::Kicked { .. })
+        )))
+        .await
+    );
+    assert!(eventually(Duration::from_secs(5), || sfu.stats().peer_connections == 1).await);
+    assert_eq!(sfu.participants(ROOM), vec![ParticipantId(1)]);
+    assert!(matches!(
+        sfu.kick(ParticipantId(2), "again"),
+        Err(VoiceError::NotInRoom)
+    ));
+    assert!(
+        eventually(Duration::from_secs(15), || b.connection_state()
+            != webrtc::peer_connection::RTCPeerConnectionState::Connected)
+        .await,
+        "the kicked client's connection goes down"
+    );
+    a.close().await;
+    b.close().await;
+    drop((a, b));
+    assert!(all_released(&sfu).await, "{:?}", sfu.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_and_other_calls_keep_flowing() {
+    let sfu = Sfu::new(VoiceConfig {
+        limits: Limits {
+            max_video_tracks: 1,
+            ice_connect_timeout: Duration::from_secs(4),
+            signal_burst: 20,
+            signals_per_sec: 5,
+            ..Limits::default()
+        },
+        ..config()
+    })
+    .expect("sfu");
+    let a = connect(
+        &sfu,
+        1,
+        Publish {
+            audio: true,
+            ..LISTEN
+        },
+    )
+    .await;
+    let b = connect(&sfu, 2, LISTEN).await;
+    assert!(eventually(Duration::from_secs(10), || b.count(1, "audio") > 10).await);
+    let flowing_before = b.count(1, "audio");
+
+    let room2 = RoomKey(8);
+    // Malformed and oversized SDP; an answer with no offer out; a bad candidate.
+    let j = sfu.join(request(room2, 10)).await.expect("join");
+    let p = &j.participant;
+    let offer = |sdp: String| Signal::Offer {
+        sdp,
+        tracks: vec![],
+    };
+    assert!(matches!(
+        p.signal(offer("v=0\r\nnonsense".into())).await,
+        Err(VoiceError::MalformedSdp(_))
+    ));
+    assert!(matches!(
+        p.signal(offer("v=0\r\n".repeat(20_000))).await,
+        Err(VoiceError::SdpTooLarge { .. })
+    ));
+    assert!(matches!(
+        p.signal(Signal::Answer { sdp: "v=0".into() }).await,
+        Err(VoiceError::NoPendingOffer)
+    ));
+    drop(j);
+
+    // Too many tracks: camera and screen with a limit of one video track.
+    let mut two_videos = Client::new(
+        sfu.join(request(room2, 11)).await.expect("join"),
+        Publish {
+            video: true,
+            screen: true,
+            ..LISTEN
+        },
+    )
+    .await;
+    assert!(matches!(
+        two_videos.offer().await,
+        Err(VoiceError::TooManyTracks { .. })
+    ));
+    two_videos.close().await;
+    drop(two_videos);
+
+    // A client that never completes ICE is removed after the timeout.
+    let mut silent = sfu.join(request(room2, 12)).await.expect("join");
+    let left = tokio::time::timeout(Duration::from_secs(8), async {
+        while let Some(e) = silent.events.recv().await {
+            if let SfuEvent::Left(reason) = e {
+                return Some(reason);
+            }
+        }
+        None
+    })
+    .await;
+    assert_eq!(left.ok().flatten(), Some(LeaveReason::IceTimeout));
+
+    // A full room, and a join without CONNECT.
+    let mut limited = request(ROOM, 13);
+    limited.user_limit = Some(2);
+    assert!(matches!(sfu.join(limited).await, Err(VoiceError::RoomFull)));
+    let mut refused = request(room2, 14);
+    refused.grants = Grants {
+        connect: false,
+        ..Grants::ALL
+    };
+    assert!(matches!(
+        sfu.join(refused).await,
+        Err(VoiceError::NotPermitted)
+    ));
+
+    // A signalling flood closes the flooder.
+    let mut flood = sfu.join(request(room2, 15)).await.expect("join");
+    let mut flooded = false;
+    for _ in 0..40 {
+        let c = hearth_voice::IceCandidate {
+            candidate: "candidate:1 1 udp 1 127.0.0.1 9 typ host".into(),
+            sdp_mid: Some("0".into()),
+            sdp_mline_index: Some(0),
+            username_fragment: None,
+        };
+        if let Err(VoiceError::SignalFlood) = flood.participant.signal(Signal::Candidate(c)).await {
+            flooded = true;
+            break;
+        }
+    }
+    assert!(flooded);
+    let left = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(e) = flood.events.recv().await {
+            if let SfuEvent::Left(reason) = e {
+                return Some(reason);
+            }
+        }
+        None
+    })
+    .await;
+    assert_eq!(left.ok().flatten(), Some(LeaveReason::SignalFlood));
+
+    // The established call never noticed.
+    assert!(
+        eventually(Duration::from_secs(3), || b.count(1, "audio")
+            > flowing_before + 50)
+        .await
+    );
+    assert_eq!(sfu.participants(ROOM).len(), 2);
+    a.close().await;
+    b.close().await;
+    drop((a, b, silent, flood));
+    assert!(all_released(&sfu).await, "{:?}", sfu.stats());
+}
+
+fn rss_kib() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_failed_joins_leave_nothing_behind() {
+    let sfu = Sfu::new(VoiceConfig {
+        udp_ports: Some((42_000, 42_099)),
+        ..config()
+    })
+    .expect("sfu");
+    let runtime_tasks = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
+    let baseline_tasks = runtime_tasks();
+    let mut rss_after_warmup = 0;
+    for round in 0..100u64 {
+        let joins = (0..10u64).map(|i| {
+            let sfu = sfu.clone();
+            async move {
+                let id = round * 10 + i + 1_000;
+                if i % 5 == 4 {
+                    // Refused before anything is made.
+                    let mut r = request(RoomKey(id), id);
+                    r.user_limit = Some(0);
+                    assert!(matches!(sfu.join(r).await, Err(VoiceError::RoomFull)));
+                    return;
+                }
+                let j = sfu.join(request(RoomKey(id), id)).await.expect("join");
+                let r = j
+                    .participant
+                    .signal(Signal::Offer {
+                        sdp: "v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\n".into(),
+                        tracks: vec![],
+                    })
+                    .await;
+                assert!(r.is_err());
+            }
+        });
+        futures::future::join_all(joins).await;
+        if round == 19 {
+            assert!(all_released(&sfu).await, "{:?}", sfu.stats());
+            rss_after_warmup = rss_kib().unwrap_or(0);
+        }
+    }
+    assert!(all_released(&sfu).await, "{:?}", sfu.stats());
+    assert!(
+        eventually(Duration::from_secs(10), || runtime_tasks()
+            <= baseline_tasks)
+        .await,
+        "webrtc-rs tasks linger: {} alive, {} before",
+        runtime_tasks(),
+        baseline_tasks
+    );
+    let s = sfu.stats();
+    assert_eq!((s.joins, s.joins_refused), (800, 200));
+    let growth = rss_kib().unwrap_or(0).saturating_sub(rss_after_warmup);
+    eprintln!("RSS growth over the last 800 failed joins: {growth} KiB");
+    // Other tests run in this process at the same time, so this is generous.
+    assert!(growth < 16 * 1024, "RSS grew {growth} KiB");
+}
+
+#[test]
+fn turn_credentials_match_a_known_vector() {
+    // Computed independently: base64(HMAC-SHA1("s3cret", "1700003600:42")).
+    let c = turn_credentials(b"s3cret", ParticipantId(42), 1_700_000_000, 3600);
+    assert_eq!(c.username, "1700003600:42");
+    assert_eq!(c.password, "DfmaKoWkE6K1Hjz2w5FmaV3sBxs=");
+    // RFC 2202 test case 2.
+    assert_eq!(
+        turn_password(b"Jefe", "what do ya want for nothing?"),
+        "7/zfauXrL6LSdBbV8YTfnCWafHk="
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_hands_out_turn_credentials() {
+    let sfu = Sfu::new(VoiceConfig {
+        turn: Some(hearth_voice::TurnConfig {
+            urls: vec!["turn:turn.example.org:3478?transport=udp".into()],
+            secret: b"s3cret".to_vec(),
+            ttl: Duration::from_secs(600),
+        }),
+        ..config()
+    })
+    .expect("sfu");
+    let j = joined(&sfu, 42).await;
+    let server = &j.ice_servers[0];
+    let (expiry, user) = server.username.split_once(':').expect("expiry:user");
+    assert_eq!(user, "42");
+    assert_eq!(
+        server.credential,
+        turn_password(b"s3cret", &server.username)
+    );
+    let expiry: u64 = expiry.parse().expect("unix time");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    assert!((now + 590..=now + 610).contains(&expiry));
+}

@@ -1,0 +1,587 @@
+//! A webrtc-rs client peer for the tests: publishes synthetic Opus and VP8 (optionally
+//! simulcast), receives what the SFU sends, and negotiates the way the crate docs tell a
+//! browser to (first offer from the client, impolite on glare).
+
+use bytes::Bytes;
+use hearth_voice::{Joined, Participant, SfuEvent, Signal, TrackKind, TrackLabel};
+use parking_lot::Mutex;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability,
+    RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::sdp::extmap::{AUDIO_LEVEL_URI, SDES_MID_URI, SDES_RTP_STREAM_ID_URI};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCIceCandidateInit, RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription,
+    Registry, SettingEngineBuilder, register_default_interceptors,
+};
+use webrtc::rtp_transceiver::RtpSender;
+
+/// What the client received on one track (by msid track id).
+#[derive(Debug, Default, Clone)]
+pub struct Received {
+    pub packets: usize,
+    /// (sequence number, layer byte from the payload, keyframe) of each packet, in arrival
+    /// order.
+    pub seqs: Vec<(u16, u8, bool)>,
+    pub ssrcs: Vec<u32>,
+}
+
+#[derive(Default)]
+pub struct Shared {
+    pub received: Mutex<HashMap<String, Received>>,
+    pub events: Mutex<Vec<SfuEvent>>,
+    pub offers_seen: Mutex<Vec<String>>,
+}
+
+struct Handler {
+    shared: Arc<Shared>,
+    state: watch::Sender<RTCPeerConnectionState>,
+    gathered: watch::Sender<bool>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let _ = self.state.send(state);
+    }
+
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.gathered.send(true);
+        }
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let id = track.track_id().await;
+            while let Some(evt) = track.poll().await {
+                match evt {
+                    TrackRemoteEvent::OnRtpPacket(p) => {
+                        let mut r = shared.received.lock();
+                        let e = r.entry(id.clone()).or_default();
+                        e.packets += 1;
+                        let key =
+                            id.contains("-audio-") || p.payload.get(1).is_some_and(|b| b & 1 == 0);
+                        e.seqs.push((
+                            p.header.sequence_number,
+                            p.payload.get(2).copied().unwrap_or(0),
+                            key,
+                        ));
+                        if !e.ssrcs.contains(&p.header.ssrc) {
+                            e.ssrcs.push(p.header.ssrc);
+                        }
+                    }
+                    TrackRemoteEvent::OnEnded => break,
+                    _ => {}
+                }
+            }
+        });
+    }
+}
+
+/// What to publish.
+#[derive(Clone, Copy, Default)]
+pub struct Publish {
+    pub audio: bool,
+    pub video: bool,
+    /// Three rids (q, h, f) on the camera.
+    pub simulcast: bool,
+    /// A second video track, labelled screen.
+    pub screen: bool,
+}
+
+struct Outgoing {
+    track: Arc<TrackLocalStaticRTP>,
+    sender: Arc<dyn RtpSender>,
+    /// (rid, ssrc, layer index).
+    streams: Vec<(String, u32, u8)>,
+    kind: RtpCodecKind,
+    name: &'static str,
+}
+
+pub struct Client {
+    pub pc: Arc<dyn PeerConnection>,
+    pub participant: Arc<Participant>,
+    pub shared: Arc<Shared>,
+    state: watch::Receiver<RTCPeerConnectionState>,
+    gathered: watch::Receiver<bool>,
+    neg: Arc<tokio::sync::Mutex<bool>>,
+    outgoing: Vec<Outgoing>,
+    pub audio_level: Arc<AtomicU8>,
+    sending: Arc<AtomicBool>,
+    started: usize,
+}
+
+fn opus() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: "audio/opus".into(),
+        clock_rate: 48000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+        rtcp_feedback: vec![],
+    }
+}
+
+fn vp8() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: "video/VP8".into(),
+        clock_rate: 90000,
+        channels: 0,
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback: vec![],
+    }
+}
+
+impl Client {
+    /// Makes the client's peer connection for a join (not yet negotiated).
+    pub async fn new(joined: Joined, publish: Publish) -> Client {
+        let Joined {
+            participant,
+            events,
+            ..
+        } = joined;
+        let participant = Arc::new(participant);
+        let mut me = MediaEngine::default();
+        me.register_default_codecs().expect("codecs");
+        me.register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: AUDIO_LEVEL_URI.into(),
+            },
+            RtpCodecKind::Audio,
+            None,
+        )
+        .expect("audio level");
+        let registry =
+            register_default_interceptors(Registry::new(), &mut me).expect("interceptors");
+        let shared = Arc::new(Shared::default());
+        let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
+        let (gathered_tx, gathered) = watch::channel(false);
+        let pc = PeerConnectionBuilder::new()
+            .with_media_engine(me)
+            .with_interceptor_registry(registry)
+            .with_setting_engine(
+                SettingEngineBuilder::new()
+                    .with_include_loopback_candidate(true)
+                    .build(),
+            )
+            .with_handler(Arc::new(Handler {
+                shared: shared.clone(),
+                state: state_tx,
+                gathered: gathered_tx,
+            }))
+            .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
+            .build()
+            .await
+            .expect("client peer connection");
+        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+        let mut client = Client {
+            pc,
+            participant,
+            shared,
+            state,
+            gathered,
+            neg: Arc::new(tokio::sync::Mutex::new(false)),
+            outgoing: Vec::new(),
+            audio_level: Arc::new(AtomicU8::new(127)),
+            sending: Arc::new(AtomicBool::new(true)),
+            started: 0,
+        };
+        if publish.audio {
+            client
+                .add_track(RtpCodecKind::Audio, opus(), &[], "audio")
+                .await;
+        }
+        if publish.video {
+            let rids: &[&str] = if publish.simulcast {
+                &["q", "h", "f"]
+            } else {
+                &[]
+            };
+            client
+                .add_track(RtpCodecKind::Video, vp8(), rids, "camera")
+                .await;
+        }
+        if publish.screen {
+            client
+                .add_track(RtpCodecKind::Video, vp8(), &[], "screen")
+                .await;
+        }
+        if !publish.audio && !publish.video && !publish.screen {
+            client
+                .pc
+                .add_transceiver_from_kind(
+                    RtpCodecKind::Audio,
+                    Some(RTCRtpTransceiverInit {
+                        direction: RTCRtpTransceiverDirection::Recvonly,
+                        streams: vec![],
+                        send_encodings: vec![],
+                    }),
+                )
+                .await
+                .expect("recvonly transceiver");
+        }
+        tokio::spawn(pump(
+            client.pc.clone(),
+            Arc::downgrade(&client.participant),
+            events,
+            client.shared.clone(),
+            client.neg.clone(),
+        ));
+        client
+    }
+
+    pub async fn add_screen(&mut self) {
+        self.add_track(RtpCodecKind::Video, vp8(), &[], "screen")
+            .await;
+    }
+
+    async fn add_track(
+        &mut self,
+        kind: RtpCodecKind,
+        codec: RTCRtpCodec,
+        rids: &[&str],
+        name: &'static str,
+    ) {
+        let layers: Vec<(String, u32, u8)> = if rids.is_empty() {
+            vec![(String::new(), rand::random(), 2)]
+        } else {
+            rids.iter()
+                .enumerate()
+                .map(|(i, r)| (r.to_string(), rand::random(), i as u8))
+                .collect()
+        };
+        let encodings = layers
+            .iter()
+            .map(|(rid, ssrc, _)| RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    rid: rid.clone(),
+                    ssrc: Some(*ssrc),
+                    ..Default::default()
+                },
+                active: true,
+                codec: codec.clone(),
+                ..Default::default()
+            })
+            .collect();
+        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            "client-stream".to_owned(),
+            format!("client-{name}"),
+            format!("client-{name}"),
+            kind,
+            encodings,
+        )));
+        let tr = self
+            .pc
+            .add_transceiver_from_track(
+                track.clone() as Arc<dyn TrackLocal>,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Sendonly,
+                    streams: vec![],
+                    send_encodings: vec![],
+                }),
+            )
+            .await
+            .expect("add transceiver");
+        let sender = tr.sender().await.expect("sender").expect("has sender");
+        self.outgoing.push(Outgoing {
+            track,
+            sender,
+            streams: layers,
+            kind,
+            name,
+        });
+    }
+
+    /// The client's offer (first or renegotiation): waits for gathering, so the offer
+    /// carries its candidates.
+    pub async fn offer(&mut self) -> Result<(), hearth_voice::VoiceError> {
+        let sdp = self.prepare_offer().await;
+        self.send_offer(sdp).await
+    }
+
+    /// Sets the client's offer locally (so an SFU offer arriving now is ignored, as an
+    /// impolite peer does) without sending it yet.
+    pub async fn prepare_offer(&mut self) -> String {
+        {
+            let mut neg = self.neg.lock().await;
+            let offer = self.pc.create_offer(None).await.expect("create offer");
+            self.pc
+                .set_local_description(offer)
+                .await
+                .expect("set local offer");
+            *neg = true;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(3), self.gathered.wait_for(|g| *g)).await;
+            self.pc
+                .local_description()
+                .await
+                .expect("local description")
+                .sdp
+        }
+    }
+
+    pub async fn send_offer(&mut self, sdp: String) -> Result<(), hearth_voice::VoiceError> {
+        // Label the screen track by its transceiver's mid.
+        let mut labels = Vec::new();
+        if let Some(screen) = self.outgoing.iter().find(|o| o.name == "screen") {
+            for t in self.pc.get_transceivers().await {
+                if t.sender()
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some_and(|s| Arc::ptr_eq(&s, &screen.sender))
+                    && let Ok(Some(mid)) = t.mid().await
+                {
+                    labels.push(TrackLabel {
+                        mid,
+                        kind: TrackKind::Screen,
+                    });
+                }
+            }
+        }
+        let r = self
+            .participant
+            .signal(Signal::Offer {
+                sdp,
+                tracks: labels,
+            })
+            .await;
+        if r.is_err() {
+            // Refused: take our offer back.
+            let mut neg = self.neg.lock().await;
+            let _ = self
+                .pc
+                .set_local_description(RTCSessionDescription::rollback(None).expect("rollback"))
+                .await;
+            *neg = false;
+        }
+        r
+    }
+
+    pub async fn wait_connected(&mut self, within: Duration) -> bool {
+        tokio::time::timeout(
+            within,
+            self.state
+                .wait_for(|s| *s == RTCPeerConnectionState::Connected),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok())
+    }
+
+    pub fn connection_state(&self) -> RTCPeerConnectionState {
+        *self.state.borrow()
+    }
+
+    /// Sends 50 audio packets a second and 30 video frames a second (one packet each, a
+    /// keyframe every 15th, the layer index in payload byte 2) until stopped.
+    pub async fn start_sending(&mut self) {
+        let start = self.started;
+        self.started = self.outgoing.len();
+        for o in &self.outgoing[start..] {
+            let params = o.sender.get_parameters().await.expect("sender parameters");
+            let pt = params
+                .rtp_parameters
+                .codecs
+                .first()
+                .map(|c| c.payload_type)
+                .expect("negotiated codec");
+            let ext = |uri: &str| {
+                params
+                    .rtp_parameters
+                    .header_extensions
+                    .iter()
+                    .find(|h| h.uri == uri)
+                    .map(|h| h.id as u8)
+            };
+            let (mid_id, rid_id, level_id) = (
+                ext(SDES_MID_URI),
+                ext(SDES_RTP_STREAM_ID_URI),
+                ext(AUDIO_LEVEL_URI),
+            );
+            let mid = self
+                .pc
+                .get_transceivers()
+                .await
+                .into_iter()
+                .map(|t| async move {
+                    (
+                        t.sender().await.ok().flatten(),
+                        t.mid().await.ok().flatten(),
+                    )
+                });
+            let mut mid_value = None;
+            for f in mid {
+                let (s, m) = f.await;
+                if s.is_some_and(|s| Arc::ptr_eq(&s, &o.sender)) {
+                    mid_value = m;
+                }
+            }
+            let track = o.track.clone();
+            let streams = o.streams.clone();
+            let audio = o.kind == RtpCodecKind::Audio;
+            let level = self.audio_level.clone();
+            let sending = self.sending.clone();
+            tokio::spawn(async move {
+                let period = if audio {
+                    Duration::from_millis(20)
+                } else {
+                    Duration::from_millis(33)
+                };
+                let mut tick = tokio::time::interval(period);
+                let mut seq: Vec<u16> = streams.iter().map(|_| rand::random()).collect();
+                let mut n: u32 = 0;
+                loop {
+                    tick.tick().await;
+                    if !sending.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    for (i, (rid, ssrc, layer)) in streams.iter().enumerate() {
+                        let mut header = rtp::header::Header {
+                            version: 2,
+                            payload_type: pt,
+                            sequence_number: seq[i],
+                            timestamp: n.wrapping_mul(if audio { 960 } else { 3000 }),
+                            ssrc: *ssrc,
+                            marker: !audio,
+                            ..Default::default()
+                        };
+                        seq[i] = seq[i].wrapping_add(1);
+                        if let (Some(id), Some(m)) = (mid_id, &mid_value) {
+                            let _ = header.set_extension(id, Bytes::from(m.clone().into_bytes()));
+                        }
+                        if let Some(id) = rid_id
+                            && !rid.is_empty()
+                        {
+                            let _ = header.set_extension(id, Bytes::from(rid.clone().into_bytes()));
+                        }
+                        let payload = if audio {
+                            if let Some(id) = level_id {
+                                let _ = header.set_extension(
+                                    id,
+                                    Bytes::from(vec![0x80 | level.load(Ordering::Relaxed)]),
+                                );
+                            }
+                            // An Opus TOC for a 20 ms CELT frame, then filler.
+                            Bytes::from(vec![0xfc, 0xff, *layer, 0xfe])
+                        } else {
+                            let key = n.is_multiple_of(15);
+                            // VP8 descriptor (S=1, PID=0), payload header (P bit), layer.
+                            Bytes::from(vec![
+                                0x10,
+                                if key { 0x00 } else { 0x01 },
+                                *layer,
+                                0x9d,
+                                0x01,
+                                0x2a,
+                            ])
+                        };
+                        if track
+                            .write_rtp(rtp::Packet { header, payload })
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    n = n.wrapping_add(1);
+                }
+            });
+        }
+    }
+
+    pub fn received(&self) -> HashMap<String, Received> {
+        self.shared.received.lock().clone()
+    }
+
+    /// Packets received on tracks whose id starts with `<publisher>-<kind>`.
+    pub fn count(&self, publisher: u64, kind: &str) -> usize {
+        let prefix = format!("{publisher}-{kind}-");
+        self.shared
+            .received
+            .lock()
+            .iter()
+            .filter(|(id, _)| id.starts_with(&prefix))
+            .map(|(_, r)| r.packets)
+            .sum()
+    }
+
+    pub fn events(&self) -> Vec<SfuEvent> {
+        self.shared.events.lock().clone()
+    }
+
+    pub async fn close(&self) {
+        self.sending.store(false, Ordering::Relaxed);
+        let _ = self.pc.close().await;
+    }
+}
+
+/// Applies the SFU's events to the client's peer connection.
+async fn pump(
+    pc: Arc<dyn PeerConnection>,
+    participant: std::sync::Weak<Participant>,
+    mut events: mpsc::Receiver<SfuEvent>,
+    shared: Arc<Shared>,
+    neg: Arc<tokio::sync::Mutex<bool>>,
+) {
+    while let Some(ev) = events.recv().await {
+        match &ev {
+            SfuEvent::Answer { sdp } => {
+                let mut have_offer = neg.lock().await;
+                let desc = RTCSessionDescription::answer(sdp.clone()).expect("answer parses");
+                pc.set_remote_description(desc)
+                    .await
+                    .expect("apply SFU answer");
+                *have_offer = false;
+            }
+            SfuEvent::Offer { sdp } => {
+                shared.offers_seen.lock().push(sdp.clone());
+                let answer = {
+                    let have_offer = neg.lock().await;
+                    if *have_offer {
+                        // Impolite: our own offer wins; the SFU offers again.
+                        shared.events.lock().push(ev.clone());
+                        continue;
+                    }
+                    let desc = RTCSessionDescription::offer(sdp.clone()).expect("offer parses");
+                    pc.set_remote_description(desc)
+                        .await
+                        .expect("apply SFU offer");
+                    let answer = pc.create_answer(None).await.expect("create answer");
+                    pc.set_local_description(answer)
+                        .await
+                        .expect("set local answer");
+                    pc.local_description().await.expect("local answer").sdp
+                };
+                if let Some(p) = participant.upgrade() {
+                    let _ = p.signal(Signal::Answer { sdp: answer }).await;
+                }
+            }
+            SfuEvent::Candidate(c) => {
+                let _ = pc
+                    .add_ice_candidate(RTCIceCandidateInit {
+                        candidate: c.candidate.clone(),
+                        sdp_mid: c.sdp_mid.clone(),
+                        sdp_mline_index: c.sdp_mline_index,
+                        username_fragment: c.username_fragment.clone(),
+                        ..Default::default()
+                    })
+                    .await;
+            }
+            _ => {}
+        }
+        shared.events.lock().push(ev);
+    }
+}
