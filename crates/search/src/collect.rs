@@ -2,13 +2,14 @@
 //! channels (so totals and pages never count anything else), counts them,
 //! and keeps the best `k` by score or by ID.
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::cmp::Ordering;
 use std::sync::Arc;
 
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::ColumnValues;
 use tantivy::index::SegmentReader;
+use tantivy::query::Weight;
+use tantivy::schema::Field;
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,9 +58,126 @@ pub(crate) struct Fruit {
     pub top: Vec<Entry>,
 }
 
+/// A set of channel IDs (never 0) with a lookup of a few nanoseconds: it
+/// is asked once per matching document.
+pub(crate) struct ChannelSet {
+    slots: Vec<u64>,
+    shift: u32,
+}
+
+impl ChannelSet {
+    pub fn new(ids: &[u64]) -> ChannelSet {
+        let bits = (ids.len().max(1) * 2)
+            .next_power_of_two()
+            .trailing_zeros()
+            .max(1);
+        let mut set = ChannelSet {
+            slots: vec![0; 1 << bits],
+            shift: 64 - bits,
+        };
+        for &id in ids {
+            let mut i = set.slot(id);
+            while set.slots[i] != 0 && set.slots[i] != id {
+                i = (i + 1) & (set.slots.len() - 1);
+            }
+            set.slots[i] = id;
+        }
+        set
+    }
+
+    fn slot(&self, id: u64) -> usize {
+        (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+    }
+
+    #[inline]
+    pub fn contains(&self, id: u64) -> bool {
+        let mut i = self.slot(id);
+        loop {
+            match self.slots[i] {
+                0 => return false,
+                s if s == id => return id != 0,
+                _ => i = (i + 1) & (self.slots.len() - 1),
+            }
+        }
+    }
+}
+
+/// The best `k` entries seen, in amortized constant time per offer: a
+/// buffer of `2k` cut back to `k` when full, below a rising threshold.
+struct TopN {
+    k: usize,
+    buf: Vec<Entry>,
+    threshold: Option<Entry>,
+}
+
+impl TopN {
+    fn new(k: usize) -> TopN {
+        TopN {
+            k,
+            buf: Vec::with_capacity(2 * k.max(1)),
+            threshold: None,
+        }
+    }
+
+    #[inline]
+    fn offer(&mut self, e: Entry) {
+        if self.k == 0 || self.threshold.is_some_and(|t| e <= t) {
+            return;
+        }
+        self.buf.push(e);
+        if self.buf.len() >= 2 * self.k {
+            self.cut();
+        }
+    }
+
+    fn cut(&mut self) {
+        if self.buf.len() > self.k {
+            self.buf.select_nth_unstable_by(self.k - 1, |a, b| b.cmp(a));
+            self.buf.truncate(self.k);
+            self.threshold = Some(self.buf[self.k - 1]);
+        }
+    }
+
+    /// The score a document must beat to enter (for pruning): just below
+    /// the k-th, since a tie may still enter by its ID, and pages of
+    /// different `k` must agree.
+    fn min_score(&self) -> Score {
+        self.threshold.map_or(Score::MIN, |t| t.score.next_down())
+    }
+
+    fn finish(mut self) -> Vec<Entry> {
+        self.cut();
+        self.buf.sort_unstable_by(|a, b| b.cmp(a));
+        self.buf
+    }
+}
+
+/// Whether every channel with a document in this segment is in `scope`
+/// (then the per-document check can be skipped and tantivy's fast paths
+/// used: counts from posting lengths, block-max pruning).
+fn segment_in_scope(
+    reader: &SegmentReader,
+    channel: Field,
+    scope: &ChannelSet,
+) -> tantivy::Result<bool> {
+    let inverted = reader.inverted_index(channel)?;
+    let mut terms = inverted.terms().stream()?;
+    while terms.advance() {
+        let Ok(bytes) = <[u8; 8]>::try_from(terms.key()) else {
+            return Ok(false);
+        };
+        if !scope.contains(u64::from_be_bytes(bytes)) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 pub(crate) struct HitCollector {
-    /// Sorted channel IDs the caller may read.
-    pub scope: Arc<Vec<u64>>,
+    /// The channel field (its terms tell which channels a segment holds).
+    pub channel: Field,
+    /// The channel IDs the caller may read.
+    pub scope: Arc<ChannelSet>,
     pub order: Order,
     pub k: usize,
     /// Date order: only IDs strictly past this one.
@@ -82,12 +200,52 @@ impl Collector for HitCollector {
             id: ff.u64("id")?.first_or_default_col(0),
             scope: self.scope.clone(),
             order: self.order,
-            k: self.k,
             after: self.after,
+            whole: false,
             total: 0,
             eligible: 0,
-            heap: BinaryHeap::with_capacity(self.k + 1),
+            top: TopN::new(self.k),
         })
+    }
+
+    fn collect_segment(
+        &self,
+        weight: &dyn Weight,
+        ord: u32,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<Fruit> {
+        let mut seg = self.for_segment(ord, reader)?;
+        seg.whole = segment_in_scope(reader, self.channel, &self.scope)?;
+        let alive = reader.alive_bitset();
+        let is_alive = |doc: DocId| alive.is_none_or(|a| a.is_alive(doc));
+        match self.order {
+            Order::Score if seg.whole && self.after.is_none() => {
+                // Every match counts and is eligible: the count comes from
+                // the postings, and the top k from block-max pruning.
+                let n = weight.count(reader)? as usize;
+                weight.for_each_pruning(Score::MIN, reader, &mut |doc, score| {
+                    if is_alive(doc) {
+                        seg.offer(doc, score);
+                    }
+                    seg.top.min_score()
+                })?;
+                seg.total = n;
+                seg.eligible = n;
+            }
+            Order::Score => weight.for_each(reader, &mut |doc, score| {
+                if is_alive(doc) {
+                    seg.collect(doc, score);
+                }
+            })?,
+            Order::IdDesc | Order::IdAsc => weight.for_each_no_score(reader, &mut |docs| {
+                for &doc in docs {
+                    if is_alive(doc) {
+                        seg.collect(doc, 0.0);
+                    }
+                }
+            })?,
+        }
+        Ok(seg.harvest())
     }
 
     fn requires_scoring(&self) -> bool {
@@ -115,53 +273,63 @@ pub(crate) struct SegmentHits {
     segment: SegmentOrdinal,
     channel: Arc<dyn ColumnValues<u64>>,
     id: Arc<dyn ColumnValues<u64>>,
-    scope: Arc<Vec<u64>>,
+    scope: Arc<ChannelSet>,
     order: Order,
-    k: usize,
     after: Option<u64>,
+    /// Every channel of this segment is in scope.
+    whole: bool,
     total: usize,
     eligible: usize,
-    /// A min-heap of the best `k`.
-    heap: BinaryHeap<Reverse<Entry>>,
+    top: TopN,
+}
+
+impl SegmentHits {
+    /// Offers a document already known to be in scope and eligible.
+    #[inline]
+    fn offer(&mut self, doc: DocId, score: Score) {
+        let id = self.id.get_val(doc);
+        let key = match self.order {
+            Order::Score => (score, id),
+            Order::IdDesc => (0.0, id),
+            Order::IdAsc => (0.0, u64::MAX - id),
+        };
+        self.top.offer(Entry {
+            score,
+            id,
+            addr: DocAddress::new(self.segment, doc),
+            key,
+        });
+    }
 }
 
 impl SegmentCollector for SegmentHits {
     type Fruit = Fruit;
 
     fn collect(&mut self, doc: DocId, score: Score) {
-        let channel = self.channel.get_val(doc);
-        if self.scope.binary_search(&channel).is_err() {
+        if !self.whole && !self.scope.contains(self.channel.get_val(doc)) {
             return;
         }
         self.total += 1;
-        let id = self.id.get_val(doc);
-        let key = match (self.order, self.after) {
-            (Order::IdDesc, Some(a)) if id >= a => return,
-            (Order::IdAsc, Some(a)) if id <= a => return,
-            (Order::Score, _) => (score, id),
-            (Order::IdDesc, _) => (0.0, id),
-            (Order::IdAsc, _) => (0.0, u64::MAX - id),
-        };
-        self.eligible += 1;
-        let entry = Entry {
-            score,
-            id,
-            addr: DocAddress::new(self.segment, doc),
-            key,
-        };
-        if self.heap.len() < self.k {
-            self.heap.push(Reverse(entry));
-        } else if self.heap.peek().is_some_and(|Reverse(min)| entry > *min) {
-            self.heap.pop();
-            self.heap.push(Reverse(entry));
+        if let Some(a) = self.after {
+            let id = self.id.get_val(doc);
+            let past = match self.order {
+                Order::IdDesc => id < a,
+                Order::IdAsc => id > a,
+                Order::Score => true,
+            };
+            if !past {
+                return;
+            }
         }
+        self.eligible += 1;
+        self.offer(doc, score);
     }
 
     fn harvest(self) -> Fruit {
         Fruit {
             total: self.total,
             eligible: self.eligible,
-            top: self.heap.into_iter().map(|Reverse(e)| e).collect(),
+            top: self.top.finish(),
         }
     }
 }

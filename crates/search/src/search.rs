@@ -12,7 +12,7 @@ use tantivy::query::{
 use tantivy::schema::{Field, IndexRecordOption, Value};
 use tantivy::{Searcher, TantivyDocument, Term};
 
-use crate::collect::{Fruit, HitCollector, Order};
+use crate::collect::{ChannelSet, Fruit, HitCollector, Order};
 use crate::error::SearchError;
 use crate::highlight::{self, Highlight, Marks};
 use crate::query::{
@@ -111,7 +111,8 @@ pub(crate) fn run(
         (Sort::Oldest, c) => (Order::IdAsc, q.limit, after_id(c), 0),
     };
     let collector = HitCollector {
-        scope: Arc::new(channels),
+        channel: f.channel,
+        scope: Arc::new(ChannelSet::new(&channels)),
         order,
         k,
         after,
@@ -270,6 +271,12 @@ fn plan(f: &Fields, q: &Query, channels: &[u64]) -> (Box<dyn TQuery>, Marks) {
     }
     if !clauses.iter().any(|(o, _)| *o == Occur::Must) {
         clauses.push((Occur::Must, filter(AllQuery)));
+    }
+    // One required clause alone keeps its own fast paths (a term's count
+    // is its posting list's length).
+    if clauses.len() == 1 && clauses[0].0 == Occur::Must {
+        let (_, only) = clauses.remove(0);
+        return (only, marks);
     }
     (Box::new(BooleanQuery::new(clauses)), marks)
 }

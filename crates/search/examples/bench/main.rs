@@ -26,6 +26,9 @@ struct Args {
     dir: Option<String>,
     tsv: Option<String>,
     seed: u64,
+    /// Run only the query phase on an index already in `dir` (the bench
+    /// runs itself this way, so RSS is the searching process's alone).
+    query_only: bool,
 }
 
 fn args() -> Args {
@@ -36,6 +39,7 @@ fn args() -> Args {
         dir: None,
         tsv: None,
         seed: 42,
+        query_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -47,6 +51,10 @@ fn args() -> Args {
             "--seed" => a.seed = v.parse().unwrap_or(a.seed),
             "--dir" => a.dir = Some(v),
             "--tsv" => a.tsv = Some(v),
+            "--query-only" => {
+                a.query_only = true;
+                continue;
+            }
             other => eprintln!("unknown argument {other}"),
         }
     }
@@ -76,6 +84,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         println!("wrote {} messages to {path}", a.messages);
         return Ok(());
+    }
+    if a.query_only {
+        let dir = std::path::PathBuf::from(a.dir.as_deref().unwrap_or("."));
+        return query_phase(&a, &dir, corpus);
     }
     let tmp;
     let dir = match &a.dir {
@@ -136,9 +148,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         rss_peak
     );
 
-    // Freshness under a 1,000 msg/s stream, with the default commit policy.
     drop(ix);
-    let ix = Arc::new(Index::open(&dir, IndexConfig::default())?);
+    // The query phase in a fresh process: its RSS is a searching server's.
+    let status = std::process::Command::new(std::env::current_exe()?)
+        .args(std::env::args().skip(1))
+        .args(["--dir", &dir.to_string_lossy(), "--query-only"])
+        .status()?;
+    if !status.success() {
+        return Err("query phase failed".into());
+    }
+    Ok(())
+}
+
+fn query_phase(
+    a: &Args,
+    dir: &std::path::Path,
+    mut corpus: Corpus,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let ix = Arc::new(Index::open(dir, IndexConfig::default())?);
+    let (rss_now, _) = rss();
+    println!(
+        "query process: opened {} docs, RSS {rss_now} MB",
+        ix.stats().docs
+    );
+    // Freshness under a 1,000 msg/s stream, with the default commit policy.
+    let position = ix.position();
     let freshness = freshness(&ix, &mut corpus, position);
     println!(
         "freshness at 1,000 msg/s: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
@@ -245,7 +279,7 @@ fn freshness(ix: &Arc<Index>, corpus: &mut Corpus, mut position: u64) -> (f64, f
     let mut lat = Vec::new();
     let scope = Scope::new((0..CHANNELS).map(channel));
     for i in 0..300 {
-        let mut m = corpus.next_message();
+        let mut m = fresh(corpus);
         let marker = format!("freshmarker{i}");
         m.content = format!("{} {marker}", m.content);
         let q = Query::parse(&marker, Sort::Newest, 1, None).expect("a valid query");
@@ -272,6 +306,14 @@ fn freshness(ix: &Arc<Index>, corpus: &mut Corpus, mut position: u64) -> (f64, f
         lat[lat.len() * 99 / 100],
         lat[lat.len() - 1],
     )
+}
+
+/// A new message whose ID is not among the indexed ones (the query
+/// process's generator starts over from the same seed).
+fn fresh(corpus: &mut Corpus) -> hearth_search::IndexedMessage {
+    let mut m = corpus.next_message();
+    m.id = hearth_types::MessageId(m.id.0 | (1 << 61));
+    m
 }
 
 fn run(
