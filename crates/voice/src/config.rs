@@ -9,7 +9,8 @@ pub struct VoiceConfig {
     /// Addresses to bind each peer connection's UDP socket on; their host candidates are
     /// these addresses. Loopback works (tests use `127.0.0.1`).
     pub host_addresses: Vec<IpAddr>,
-    /// Public addresses announced instead of the bound ones (1:1 NAT), or empty.
+    /// Public addresses announced instead of the bound ones (1:1 NAT): `public_ips[i]`
+    /// for `host_addresses[i]` (the last one for the rest), or empty.
     pub public_ips: Vec<IpAddr>,
     /// Inclusive UDP port range; `None` lets the OS choose. One port per participant.
     pub udp_ports: Option<(u16, u16)>,

@@ -12,7 +12,6 @@ use rtc::peer_connection::configuration::interceptor_registry::{
 };
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::{SettingEngine, SettingEngineBuilder};
-use rtc::peer_connection::transport::RTCIceCandidateType;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
@@ -60,6 +59,8 @@ pub(crate) fn media_and_interceptors(
     Ok((me, registry))
 }
 
+/// ICE settings. (NAT 1:1 addresses are not set here: webrtc-rs 0.21 keeps
+/// `with_nat_1to1_ips` but nothing reads it, so [`announce`] rewrites our candidates.)
 pub(crate) fn settings(cfg: &VoiceConfig) -> SettingEngine {
     let mut b = SettingEngineBuilder::new()
         // Disconnected after 5 s of silence, failed 10 s later: a vanished client is
@@ -71,12 +72,6 @@ pub(crate) fn settings(cfg: &VoiceConfig) -> SettingEngine {
         );
     if cfg.host_addresses.iter().any(|a| a.is_loopback()) {
         b = b.with_include_loopback_candidate(true);
-    }
-    if !cfg.public_ips.is_empty() {
-        b = b.with_nat_1to1_ips(
-            cfg.public_ips.iter().map(|ip| ip.to_string()).collect(),
-            RTCIceCandidateType::Host,
-        );
     }
     b.build()
 }
@@ -175,4 +170,75 @@ impl Interceptor for FeedbackToApp {
     fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+/// A candidate as the client should see it: a bound host address replaced by its public
+/// address (`public_ips[i]` for `host_addresses[i]`, or the only public address).
+pub(crate) fn announce(cfg: &VoiceConfig, candidate: &str) -> String {
+    if cfg.public_ips.is_empty() {
+        return candidate.to_owned();
+    }
+    let mut parts: Vec<&str> = candidate.split(' ').collect();
+    let mapped = parts
+        .get(4)
+        .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+        .and_then(|ip| {
+            let i = cfg.host_addresses.iter().position(|h| *h == ip)?;
+            cfg.public_ips
+                .get(i)
+                .or(cfg.public_ips.last())
+                .map(|p| p.to_string())
+        });
+    match mapped {
+        Some(public) => {
+            parts[4] = &public;
+            parts.join(" ")
+        }
+        None => candidate.to_owned(),
+    }
+}
+
+/// [`announce`] over the candidate lines of an SDP.
+pub(crate) fn announce_sdp(cfg: &VoiceConfig, sdp: String) -> String {
+    if cfg.public_ips.is_empty() {
+        return sdp;
+    }
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive("\r\n") {
+        match line.strip_prefix("a=") {
+            Some(c) if c.starts_with("candidate:") => {
+                out.push_str("a=");
+                out.push_str(&announce(cfg, c.trim_end_matches("\r\n")));
+                out.push_str("\r\n");
+            }
+            _ => out.push_str(line),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_addresses_replace_bound_ones() {
+        let cfg = VoiceConfig {
+            host_addresses: vec![[10, 0, 0, 5].into()],
+            public_ips: vec![[203, 0, 113, 7].into()],
+            ..VoiceConfig::default()
+        };
+        let c = "candidate:1 1 udp 2130706431 10.0.0.5 40000 typ host";
+        assert_eq!(
+            announce(&cfg, c),
+            "candidate:1 1 udp 2130706431 203.0.113.7 40000 typ host"
+        );
+        let sdp = format!("v=0\r\na={c}\r\na=mid:0\r\n");
+        assert_eq!(
+            announce_sdp(&cfg, sdp),
+            "v=0\r\na=candidate:1 1 udp 2130706431 203.0.113.7 40000 typ host\r\na=mid:0\r\n"
+        );
+        let other = "candidate:1 1 udp 2130706431 10.0.0.9 40000 typ host";
+        assert_eq!(announce(&cfg, other), other);
+    }
 }

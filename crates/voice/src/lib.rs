@@ -13,7 +13,9 @@
 //! 2. The client makes an `RTCPeerConnection` with those ICE servers and **makes the first
 //!    offer**: one `addTransceiver(track, {direction: "sendonly"})` per publication (camera
 //!    with `sendEncodings` of three rids for simulcast, e.g. `q`/`h`/`f` low→high), or, to
-//!    only listen, one `addTransceiver("audio", {direction: "recvonly"})`. After
+//!    only listen, `addTransceiver("audio", {direction: "recvonly"})` and the same for
+//!    `"video"` (so the first exchange settles every codec the browser has: webrtc-rs fixes
+//!    a connection's codec list at its first exchange of each kind). After
 //!    `setLocalDescription` it sends [`Signal::Offer`] with the SDP and a [`TrackLabel`]
 //!    per sending transceiver (`transceiver.mid` → camera or screen).
 //! 3. The SFU answers ([`SfuEvent::Answer`]); both sides trickle candidates
@@ -42,6 +44,13 @@
 //!   to probe back up on a timer (`layers.rs`); without padding probes GCC cannot show that
 //!   a higher layer would fit. [`Sfu::set_bandwidth_cap`] is the explicit knob.
 //! - [`Grants`] has `connect` too, so losing CONNECT at runtime kicks.
+//! - webrtc-rs 0.21 keeps `SettingEngine::with_nat_1to1_ips` but nothing reads it; the
+//!   session rewrites its host candidates (trickled and in SDP) to the public addresses.
+//! - Each peer connection binds its own UDP socket (no UDP mux in webrtc-rs 0.21): one port
+//!   of the range per participant, returned when it leaves.
+//! - A subscriber receives a video codec only if its connection negotiated it (webrtc-rs
+//!   fixes the codec list at the first exchange); browsers offer all their codecs, so in
+//!   practice VP8 and H.264 publishers mix; there is no transcoding.
 //! - m-sections of removed tracks are not reused: the SDP grows by one (inactive) section
 //!   per track a subscriber ever received in the session.
 

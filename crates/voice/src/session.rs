@@ -195,7 +195,14 @@ impl Session {
                 let r = self.on_signal(signal).await;
                 let _ = reply.send(r);
             }
-            Command::LocalCandidate(c) => self.member.events.send(SfuEvent::Candidate(c)),
+            Command::LocalCandidate(mut c) => {
+                c.candidate = engine::announce(&self.sfu.cfg, &c.candidate);
+                // webrtc-rs names no mid (""); browsers want the m-line index alone then.
+                if c.sdp_mid.as_deref() == Some("") {
+                    c.sdp_mid = None;
+                }
+                self.member.events.send(SfuEvent::Candidate(c));
+            }
             Command::Connection(state) => match state {
                 RTCPeerConnectionState::Connected => self.connected = true,
                 RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
@@ -282,9 +289,9 @@ impl Session {
         };
         self.offer = info;
         self.answered = true;
-        self.member
-            .events
-            .send(SfuEvent::Answer { sdp: answer.sdp });
+        self.member.events.send(SfuEvent::Answer {
+            sdp: engine::announce_sdp(&self.sfu.cfg, answer.sdp),
+        });
         self.after_negotiation().await;
         Ok(())
     }
@@ -373,7 +380,9 @@ impl Session {
             Ok(offer) => {
                 self.needs_offer = false;
                 self.have_local_offer = true;
-                self.member.events.send(SfuEvent::Offer { sdp: offer.sdp });
+                self.member.events.send(SfuEvent::Offer {
+                    sdp: engine::announce_sdp(&self.sfu.cfg, offer.sdp),
+                });
             }
             Err(e) => tracing::warn!(participant = %self.member.id, error = %e, "could not offer"),
         }

@@ -444,6 +444,13 @@ impl Sfu {
         Ok(())
     }
 
+    /// The current downlink estimate for a subscriber (bits/s; TWCC + GCC, or REMB), if
+    /// any feedback has arrived yet.
+    pub fn bandwidth_estimate(&self, subscriber: ParticipantId) -> Result<Option<u64>, VoiceError> {
+        let e = self.inner.member(subscriber)?.estimate();
+        Ok((e > 0).then_some(e))
+    }
+
     /// The participants of a room.
     pub fn participants(&self, room: RoomKey) -> Vec<ParticipantId> {
         let st = self.inner.state.lock();

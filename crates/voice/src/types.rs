@@ -170,7 +170,8 @@ pub enum LeaveReason {
         /// Shown to the user.
         message: String,
     },
-    /// ICE did not connect within the configured timeout.
+    /// The connection (ICE, then DTLS) was not up within the configured timeout: a client
+    /// that never connects, wrong ICE credentials, a DTLS handshake that fails.
     IceTimeout,
     /// ICE or DTLS failed after connecting, or the connection closed.
     ConnectionFailed,

@@ -58,6 +58,7 @@ const AV: Publish = Publish {
     video: true,
     simulcast: false,
     screen: false,
+    h264: false,
 };
 
 const LISTEN: Publish = Publish {
@@ -65,6 +66,7 @@ const LISTEN: Publish = Publish {
     video: false,
     simulcast: false,
     screen: false,
+    h264: false,
 };
 
 fn has_event(c: &Client, f: impl Fn(&SfuEvent) -> bool) -> bool {
@@ -85,7 +87,11 @@ async fn all_released(sfu: &Sfu) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_participants_exchange_audio_and_video() {
-    let sfu = Sfu::new(config()).expect("sfu");
+    let sfu = Sfu::new(VoiceConfig {
+        udp_ports: Some((43_000, 43_049)),
+        ..config()
+    })
+    .expect("sfu");
     let a = connect(&sfu, 1, AV).await;
     let b = connect(&sfu, 2, AV).await;
     let flowing = eventually(Duration::from_secs(10), || {
@@ -97,9 +103,17 @@ async fn two_participants_exchange_audio_and_video() {
     .await;
     assert!(
         flowing,
-        "a got {:?}, b got {:?}",
-        a.received(),
+        "a got {:?}, b got {:?}\nerrors a {:?}\nerrors b {:?}",
+        a.received()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.packets))
+            .collect::<Vec<_>>(),
         b.received()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.packets))
+            .collect::<Vec<_>>(),
+        a.shared.errors.lock(),
+        b.shared.errors.lock()
     );
     assert!(has_event(&a, |e| matches!(
         e,
@@ -119,6 +133,28 @@ async fn two_participants_exchange_audio_and_video() {
     b.close().await;
     drop((a, b));
     assert!(all_released(&sfu).await, "{:?}", sfu.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h264_is_forwarded_from_idr_on() {
+    // webrtc-rs clients offer only their track's codec, so a peer connection negotiates
+    // H.264 alone here (a browser offers all its codecs and can receive both).
+    let sfu = Sfu::new(config()).expect("sfu");
+    let h264 = Publish { h264: true, ..AV };
+    let a = connect(&sfu, 1, h264).await;
+    let b = connect(&sfu, 2, h264).await;
+    let flowing = eventually(Duration::from_secs(10), || {
+        a.count(2, "camera") > 10 && b.count(1, "camera") > 10
+    })
+    .await;
+    assert!(
+        flowing,
+        "a {:?}\nb {:?}",
+        a.shared.errors.lock(),
+        b.shared.errors.lock()
+    );
+    a.close().await;
+    b.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -566,6 +602,40 @@ async fn bad_input_is_refused_and_other_calls_keep_flowing() {
     .await;
     assert_eq!(left.ok().flatten(), Some(LeaveReason::IceTimeout));
 
+    // Wrong ICE credentials and a wrong DTLS fingerprint: the connection never comes up
+    // (ICE timeout) or fails (DTLS), and the participant is removed either way.
+    for (id, what) in [(16, "ice-pwd"), (17, "fingerprint")] {
+        let mut bad = Client::new(sfu.join(request(room2, id)).await.expect("join"), LISTEN).await;
+        let sdp = bad.prepare_offer().await;
+        let sdp = sdp
+            .lines()
+            .map(|l| {
+                if what == "ice-pwd" && l.starts_with("a=ice-pwd:") {
+                    "a=ice-pwd:0123456789abcdef0123456789".to_owned()
+                } else if what == "fingerprint" && l.starts_with("a=fingerprint:sha-256 ") {
+                    format!("a=fingerprint:sha-256 {}", vec!["AB"; 32].join(":"))
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\r\n")
+            + "\r\n";
+        bad.send_offer(sdp).await.expect("the SDP itself is fine");
+        let removed = eventually(Duration::from_secs(25), || bad.left().is_some()).await;
+        assert!(removed, "{what}: still in the room");
+        assert!(
+            matches!(
+                bad.left(),
+                Some(LeaveReason::IceTimeout | LeaveReason::ConnectionFailed)
+            ),
+            "{what}: {:?}",
+            bad.left()
+        );
+        eprintln!("{what}: {:?}", bad.left());
+        bad.close().await;
+    }
+
     // A full room, and a join without CONNECT.
     let mut limited = request(ROOM, 13);
     limited.user_limit = Some(2);
@@ -697,6 +767,32 @@ fn turn_credentials_match_a_known_vector() {
         turn_password(b"Jefe", "what do ya want for nothing?"),
         "7/zfauXrL6LSdBbV8YTfnCWafHk="
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn candidates_announce_the_public_address() {
+    let sfu = Sfu::new(VoiceConfig {
+        public_ips: vec![std::net::IpAddr::from([127, 0, 0, 2])],
+        ..config()
+    })
+    .expect("sfu");
+    let mut c = Client::new(joined(&sfu, 1).await, LISTEN).await;
+    c.offer().await.expect("offer");
+    let announced = eventually(Duration::from_secs(5), || {
+        c.events().iter().any(|e| match e {
+            SfuEvent::Candidate(x) => x.candidate.contains(" 127.0.0.2 "),
+            SfuEvent::Answer { sdp } => sdp.contains(" 127.0.0.2 "),
+            _ => false,
+        })
+    })
+    .await;
+    assert!(announced, "{:?}", c.events());
+    assert!(
+        !c.events()
+            .iter()
+            .any(|e| matches!(e, SfuEvent::Candidate(x) if x.candidate.contains(" 127.0.0.1 ")))
+    );
+    c.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -43,6 +43,7 @@ pub struct Shared {
     pub received: Mutex<HashMap<String, Received>>,
     pub events: Mutex<Vec<SfuEvent>>,
     pub offers_seen: Mutex<Vec<String>>,
+    pub errors: Mutex<Vec<String>>,
 }
 
 struct Handler {
@@ -101,6 +102,8 @@ pub struct Publish {
     pub simulcast: bool,
     /// A second video track, labelled screen.
     pub screen: bool,
+    /// H.264 instead of VP8 for the camera.
+    pub h264: bool,
 }
 
 struct Outgoing {
@@ -131,6 +134,17 @@ fn opus() -> RTCRtpCodec {
         clock_rate: 48000,
         channels: 2,
         sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+        rtcp_feedback: vec![],
+    }
+}
+
+fn h264() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: "video/H264".into(),
+        clock_rate: 90000,
+        channels: 0,
+        sdp_fmtp_line: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+            .into(),
         rtcp_feedback: vec![],
     }
 }
@@ -210,8 +224,9 @@ impl Client {
             } else {
                 &[]
             };
+            let codec = if publish.h264 { h264() } else { vp8() };
             client
-                .add_track(RtpCodecKind::Video, vp8(), rids, "camera")
+                .add_track(RtpCodecKind::Video, codec, rids, "camera")
                 .await;
         }
         if publish.screen {
@@ -398,6 +413,11 @@ impl Client {
                 .first()
                 .map(|c| c.payload_type)
                 .expect("negotiated codec");
+            let is_h264 = params
+                .rtp_parameters
+                .codecs
+                .first()
+                .is_some_and(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case("video/H264"));
             let ext = |uri: &str| {
                 params
                     .rtp_parameters
@@ -476,6 +496,16 @@ impl Client {
                             }
                             // An Opus TOC for a 20 ms CELT frame, then filler.
                             Bytes::from(vec![0xfc, 0xff, *layer, 0xfe])
+                        } else if is_h264 {
+                            // A single NAL unit: IDR slice (5) or non-IDR slice (1); the byte
+                            // after it says keyframe like the VP8 payload header's P bit.
+                            let key = n.is_multiple_of(15);
+                            Bytes::from(vec![
+                                if key { 0x65 } else { 0x41 },
+                                if key { 0x00 } else { 0x01 },
+                                *layer,
+                                0x88,
+                            ])
                         } else {
                             let key = n.is_multiple_of(15);
                             // VP8 descriptor (S=1, PID=0), payload header (P bit), layer.
@@ -516,6 +546,13 @@ impl Client {
             .filter(|(id, _)| id.starts_with(&prefix))
             .map(|(_, r)| r.packets)
             .sum()
+    }
+
+    pub fn left(&self) -> Option<hearth_voice::LeaveReason> {
+        self.shared.events.lock().iter().find_map(|e| match e {
+            SfuEvent::Left(r) => Some(r.clone()),
+            _ => None,
+        })
     }
 
     pub fn events(&self) -> Vec<SfuEvent> {
