@@ -237,7 +237,14 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
 
     let metrics = Metrics::new();
     let bus: Arc<dyn Bus> = if cfg.nats_url.is_empty() {
-        Arc::new(MemoryBus::new(65_536))
+        // One node: the log's durable copy is a table, for domain services.
+        let journal = Arc::new(crate::journal::StoreJournal(store.clone()));
+        crate::journal::spawn_retention(store.clone(), cfg.journal_keep_events);
+        Arc::new(
+            MemoryBus::journaled(65_536, journal)
+                .await
+                .map_err(|e| StartError::Bus(e.to_string()))?,
+        )
     } else {
         let mut opts = NatsOptions {
             subject_root: cfg.nats_subject_root.clone(),
@@ -245,8 +252,11 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
             log_subjects: vec!["chat.>".into()],
             ..Default::default()
         };
-        // The log keeps the resume window (and some margin) of chat events.
-        opts.log_limits.max_age = Duration::from_secs(cfg.gateway_resume_secs.max(60) * 2);
+        // The log serves resume (minutes) and the domain services reading
+        // it from their own position (search: days), within its byte limit.
+        opts.log_limits.max_age =
+            Duration::from_secs((cfg.log_retention_hours * 3600).max(cfg.gateway_resume_secs * 2));
+        opts.log_limits.max_bytes = 1 << 30;
         opts.log_limits.replicas = cfg.nats_stream_replicas;
         opts.stream_limits.replicas = cfg.nats_stream_replicas;
         let nats = NatsBus::connect(&cfg.nats_url, opts)
@@ -303,6 +313,11 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
     );
     if let Some(g) = gate {
         chat = chat.with_gate(Arc::new(crate::channel_gate::Gate(g)));
+    }
+    if let Some(conn) = &redis {
+        chat = chat.with_cooldowns(Arc::new(crate::cooldowns::SharedCooldowns(
+            hearth_state::RedisNonceGuard::new(conn.clone()),
+        )));
     }
     let web = web_assets(&cfg);
     let limiter: Arc<dyn RateLimiter> = match &redis {

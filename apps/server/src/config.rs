@@ -53,6 +53,13 @@ pub struct Config {
     /// Copies of the JetStream streams this node creates (the log, dead
     /// letters): 1 for one NATS server, 3 for a three-server cluster.
     pub nats_stream_replicas: usize,
+    /// How long the log (the JetStream stream in a cluster) keeps events for
+    /// domain services that read it from their own position (search on
+    /// every node): a service further behind rebuilds from the database.
+    pub log_retention_hours: u64,
+    /// On one node, most events the log's durable copy (the `event_journal`
+    /// table) keeps; older ones are trimmed every minute.
+    pub journal_keep_events: u64,
     /// Redis for a cluster's shared state; empty for in-memory.
     pub redis_url: Secret,
     /// The address people reach this server at (e.g. `https://chat.example.org`);
@@ -145,6 +152,8 @@ impl Default for Config {
             nats_url: String::new(),
             nats_subject_root: "hearth".into(),
             nats_stream_replicas: 1,
+            log_retention_hours: 168,
+            journal_keep_events: 1_000_000,
             redis_url: Secret::default(),
             public_url: String::new(),
             web_dir: String::new(),
@@ -321,6 +330,16 @@ impl Config {
             env("HEARTH_NATS_STREAM_REPLICAS"),
         )?;
         set(
+            &mut self.log_retention_hours,
+            "HEARTH_LOG_RETENTION_HOURS",
+            env("HEARTH_LOG_RETENTION_HOURS"),
+        )?;
+        set(
+            &mut self.journal_keep_events,
+            "HEARTH_JOURNAL_KEEP_EVENTS",
+            env("HEARTH_JOURNAL_KEEP_EVENTS"),
+        )?;
+        set(
             &mut self.gateway_heartbeat_ms,
             "HEARTH_GATEWAY_HEARTBEAT_MS",
             env("HEARTH_GATEWAY_HEARTBEAT_MS"),
@@ -493,6 +512,18 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "nats_stream_replicas",
                 "1 to 5 (JetStream's limit)".into(),
+            ));
+        }
+        if !(1..=24 * 365).contains(&self.log_retention_hours) {
+            return Err(ConfigError::Invalid(
+                "log_retention_hours",
+                "1 to 8760".into(),
+            ));
+        }
+        if self.journal_keep_events < 10_000 {
+            return Err(ConfigError::Invalid(
+                "journal_keep_events",
+                "at least 10000".into(),
             ));
         }
         if !(1_000..=300_000).contains(&self.gateway_heartbeat_ms) {

@@ -9,9 +9,11 @@
 pub mod app;
 pub mod channel_gate;
 pub mod config;
+pub mod cooldowns;
 pub mod events;
 pub mod gateway;
 pub mod http;
+pub mod journal;
 pub mod metrics;
 pub mod state;
 pub mod telemetry;

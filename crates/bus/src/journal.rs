@@ -142,7 +142,7 @@ impl ConsumerConfig {
         }
     }
 
-    fn wants(&self, e: &Envelope) -> bool {
+    pub(crate) fn wants(&self, e: &Envelope) -> bool {
         self.prefixes.is_empty() || self.prefixes.iter().any(|p| e.subject.starts_with(p))
     }
 }
@@ -225,6 +225,82 @@ pub fn run_consumer(
         }
     });
     JournalConsumer { stats, task }
+}
+
+/// Reads the journal after a position, then follows it as it grows: the
+/// embedded half of [`Bus::read_from`](crate::Bus::read_from).
+pub(crate) struct JournalReader {
+    journal: Arc<dyn Journal>,
+    head: watch::Receiver<u64>,
+    position: u64,
+    buffered: std::collections::VecDeque<(u64, Envelope)>,
+    /// Nothing read yet: the first read checks for a gap.
+    fresh: bool,
+    /// The log's last position when reading began (the journal may still
+    /// be catching up to it).
+    log_head: u64,
+}
+
+/// Events read from the journal at a time.
+const READ_BATCH: usize = 512;
+
+impl JournalReader {
+    pub(crate) fn new(
+        journal: Arc<dyn Journal>,
+        head: watch::Receiver<u64>,
+        position: u64,
+        log_head: u64,
+    ) -> JournalReader {
+        JournalReader {
+            journal,
+            head,
+            position,
+            buffered: Default::default(),
+            fresh: true,
+            log_head,
+        }
+    }
+}
+
+#[async_trait]
+impl crate::Subscription for JournalReader {
+    async fn next(&mut self) -> Option<crate::Delivery> {
+        loop {
+            if let Some((pos, ev)) = self.buffered.pop_front() {
+                self.position = pos;
+                return Some(crate::Delivery::Logged(pos, ev));
+            }
+            let fresh = std::mem::take(&mut self.fresh);
+            let events = match self.journal.after(self.position, READ_BATCH).await {
+                Ok(ev) => ev,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the journal; retrying");
+                    self.fresh = fresh;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if fresh {
+                // A position the journal has trimmed past, or one beyond its
+                // head (a journal that was reset): the reader must rebuild.
+                let gap = match events.first() {
+                    Some((first, _)) => first.saturating_sub(self.position + 1),
+                    None if self.position > self.log_head => 1,
+                    None => 0,
+                };
+                if gap > 0 {
+                    self.buffered.extend(events);
+                    return Some(crate::Delivery::Lagged(gap));
+                }
+            }
+            if events.is_empty() {
+                let at = self.position;
+                self.head.wait_for(|h| *h > at).await.ok()?;
+                continue;
+            }
+            self.buffered.extend(events);
+        }
+    }
 }
 
 /// One event: the handler, one retry, then the dead letters.
@@ -392,7 +468,10 @@ mod tests {
         // Real-time events are not journaled.
         bus.publish(ev("rt", "chat.community.1")).await.unwrap();
         let rec = Arc::new(Recorder::default());
-        let c = bus.consume(cfg("search", &["chat."]), rec.clone()).unwrap();
+        let c = bus
+            .consume(cfg("search", &["chat."]), rec.clone())
+            .await
+            .unwrap();
         until("four chat events", || rec.seen.lock().len() == 4).await;
         assert_eq!(
             *rec.seen.lock(),
@@ -423,6 +502,7 @@ mod tests {
         let rec2 = Arc::new(Recorder::default());
         let _c = bus
             .consume(cfg("search", &["chat."]), rec2.clone())
+            .await
             .unwrap();
         until("the new event", || rec2.seen.lock().len() == 1).await;
         assert_eq!(*rec2.seen.lock(), vec![(8, "8".into())]);
@@ -435,7 +515,7 @@ mod tests {
         assert_eq!(c_stats_processed(&_c), 1);
     }
 
-    fn c_stats_processed(c: &JournalConsumer) -> u64 {
+    fn c_stats_processed(c: &crate::Consumer) -> u64 {
         c.stats().processed
     }
 
@@ -446,9 +526,13 @@ mod tests {
         let rec = Arc::new(Recorder::default());
         rec.failures_left.lock().insert("flaky".into(), 1);
         rec.failures_left.lock().insert("poison".into(), 99);
-        let c = bus.consume(cfg("audit", &[]), rec.clone()).unwrap();
+        let c = bus.consume(cfg("audit", &[]), rec.clone()).await.unwrap();
         for id in ["a", "flaky", "poison", "b"] {
-            bus.append(ev(id, "chat.community.1")).await.unwrap();
+            bus.append(ev(id, "chat.community.1"))
+                .await
+                .unwrap()
+                .await
+                .unwrap();
         }
         until("a, flaky and b", || rec.seen.lock().len() == 3).await;
         let ids: Vec<String> = rec.seen.lock().iter().map(|(_, id)| id.clone()).collect();
@@ -467,15 +551,55 @@ mod tests {
         *journal.fail_appends.lock() = 3;
         let bus = MemoryBus::journaled(64, journal.clone()).await.unwrap();
         for i in 1..=5 {
-            bus.append(ev(&i.to_string(), "chat.x")).await.unwrap();
+            bus.append(ev(&i.to_string(), "chat.x"))
+                .await
+                .unwrap()
+                .await
+                .unwrap();
         }
         let rec = Arc::new(Recorder::default());
-        let _c = bus.consume(cfg("notify", &[]), rec.clone()).unwrap();
+        let _c = bus.consume(cfg("notify", &[]), rec.clone()).await.unwrap();
         until("all five after the journal recovers", || {
             rec.seen.lock().len() == 5
         })
         .await;
         let positions: Vec<u64> = rec.seen.lock().iter().map(|(p, _)| *p).collect();
         assert_eq!(positions, [1, 2, 3, 4, 5]);
+    }
+
+    #[tokio::test]
+    async fn a_reader_reads_after_its_position_then_follows_and_reports_gaps() {
+        let journal = Arc::new(MemJournal::default());
+        let bus = MemoryBus::journaled(64, journal.clone()).await.unwrap();
+        for i in 1..=4 {
+            bus.append(ev(&i.to_string(), "chat.x"))
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+        let mut r = bus.read_from(2).await.unwrap();
+        let mut next = async || match tokio::time::timeout(Duration::from_secs(5), r.next()).await {
+            Ok(Some(crate::Delivery::Logged(p, e))) => (p, e.id),
+            other => panic!("expected a logged event, got {other:?}"),
+        };
+        assert_eq!(next().await, (3, "3".to_string()));
+        assert_eq!(next().await, (4, "4".to_string()));
+        bus.append(ev("5", "chat.x")).await.unwrap().await.unwrap();
+        assert_eq!(next().await, (5, "5".to_string()), "then it follows");
+
+        // Trimmed past the position: the reader is told to rebuild.
+        journal.events.lock().retain(|p, _| *p > 3);
+        let mut r = bus.read_from(1).await.unwrap();
+        assert!(matches!(r.next().await, Some(crate::Delivery::Lagged(2))));
+        assert!(matches!(
+            r.next().await,
+            Some(crate::Delivery::Logged(4, _))
+        ));
+        // A position beyond the head (a journal that was reset).
+        let mut r = bus.read_from(99).await.unwrap();
+        assert!(matches!(r.next().await, Some(crate::Delivery::Lagged(_))));
+        // Without a journal there is no durable log.
+        assert!(MemoryBus::new(16).read_from(0).await.is_err());
     }
 }

@@ -70,4 +70,62 @@ pub trait Bus: Send + Sync + 'static {
     async fn subscribe(&self, prefix: &str) -> Result<Box<dyn Subscription>, BusError>;
     /// For `/readyz`.
     async fn ping(&self) -> Result<(), BusError>;
+    /// The log after `position`, from its durable copy (the embedded
+    /// journal, or the JetStream stream), as [`Delivery::Logged`] in order,
+    /// then whatever is appended later: for a service that keeps its own
+    /// position, such as a search index on every node. If events after
+    /// `position` are no longer kept (or `position` is past the log's end,
+    /// a log that was reset), the first delivery is [`Delivery::Lagged`]:
+    /// the reader must rebuild from the store. `Invalid` if this bus keeps
+    /// no durable log.
+    async fn read_from(&self, position: u64) -> Result<Box<dyn Subscription>, BusError> {
+        let _ = position;
+        Err(BusError::Invalid(format!(
+            "the {} bus keeps no durable log",
+            self.name()
+        )))
+    }
+    /// A durable consumer of the log shared by every node (each event is
+    /// handled by one of them, at least once; one retry, then the dead
+    /// letters), its cursor kept by the bus: for services whose work must
+    /// happen once per cluster (the audit log, notifications). Handlers are
+    /// idempotent by event id. `Invalid` if this bus keeps no durable log.
+    async fn consume(
+        &self,
+        cfg: journal::ConsumerConfig,
+        handler: std::sync::Arc<dyn journal::Handler>,
+    ) -> Result<Consumer, BusError> {
+        let _ = (cfg, handler);
+        Err(BusError::Invalid(format!(
+            "the {} bus keeps no durable log",
+            self.name()
+        )))
+    }
+}
+
+/// A running durable consumer ([`Bus::consume`]); dropping it stops it.
+pub struct Consumer {
+    stats: std::sync::Arc<nats::durable::ConsumerStats>,
+    _running: Box<dyn std::any::Any + Send + Sync>,
+}
+
+impl Consumer {
+    pub(crate) fn new(
+        stats: std::sync::Arc<nats::durable::ConsumerStats>,
+        running: Box<dyn std::any::Any + Send + Sync>,
+    ) -> Consumer {
+        Consumer {
+            stats,
+            _running: running,
+        }
+    }
+
+    pub fn stats(&self) -> nats::durable::StatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    /// The live counters, to hand to a metrics exporter.
+    pub fn counters(&self) -> std::sync::Arc<nats::durable::ConsumerStats> {
+        self.stats.clone()
+    }
 }

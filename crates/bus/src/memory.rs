@@ -44,19 +44,10 @@ impl MemoryBus {
         Ok(bus)
     }
 
-    /// Runs a durable consumer over the journal (`None` without one).
-    pub fn consume(
-        &self,
-        cfg: crate::journal::ConsumerConfig,
-        handler: Arc<dyn crate::journal::Handler>,
-    ) -> Option<crate::journal::JournalConsumer> {
-        let (journal, journaler) = self.journal.as_ref()?;
-        Some(crate::journal::run_consumer(
-            journal.clone(),
-            journaler.head(),
-            cfg,
-            handler,
-        ))
+    fn journal(&self) -> Result<&(Arc<dyn Journal>, Journaler), BusError> {
+        self.journal
+            .as_ref()
+            .ok_or_else(|| BusError::Invalid("this memory bus has no journal".into()))
     }
 }
 
@@ -132,6 +123,27 @@ impl Bus for MemoryBus {
 
     async fn ping(&self) -> Result<(), BusError> {
         Ok(())
+    }
+
+    async fn read_from(&self, position: u64) -> Result<Box<dyn Subscription>, BusError> {
+        let (journal, journaler) = self.journal()?;
+        let log_head = *self.position.lock();
+        Ok(Box::new(crate::journal::JournalReader::new(
+            journal.clone(),
+            journaler.head(),
+            position,
+            log_head,
+        )))
+    }
+
+    async fn consume(
+        &self,
+        cfg: crate::journal::ConsumerConfig,
+        handler: Arc<dyn crate::journal::Handler>,
+    ) -> Result<crate::Consumer, BusError> {
+        let (journal, journaler) = self.journal()?;
+        let running = crate::journal::run_consumer(journal.clone(), journaler.head(), cfg, handler);
+        Ok(crate::Consumer::new(running.counters(), Box::new(running)))
     }
 }
 

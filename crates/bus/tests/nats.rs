@@ -504,3 +504,69 @@ async fn the_log_orders_appends_for_every_follower_and_warms_from_a_backlog() {
     assert_eq!(take(&mut b, 1).await[0].1, "last");
     bus.delete_stream(&bus.log_stream()).await.unwrap();
 }
+
+#[tokio::test]
+async fn reading_the_log_from_a_position_and_a_shared_durable_consumer() {
+    let root = uniq("rd");
+    let opts = NatsOptions {
+        subject_root: root.clone(),
+        log_subjects: vec!["chat.>".into()],
+        ..Default::default()
+    };
+    let bus = bus_with(opts.clone()).await;
+    bus.open_log().await.unwrap();
+    for i in 1..=4 {
+        bus.append(ev("chat.community.1", format!("e{i}"), b""))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    async fn logged(sub: &mut Box<dyn Subscription>) -> (u64, String) {
+        match tokio::time::timeout(WAIT, sub.next()).await {
+            Ok(Some(Delivery::Logged(p, e))) => (p, e.id),
+            other => panic!("expected a logged event, got {other:?}"),
+        }
+    }
+    // After a position: what follows it, then what is appended later.
+    let mut r = bus.read_from(2).await.unwrap();
+    assert_eq!(logged(&mut r).await, (3, "e3".into()));
+    assert_eq!(logged(&mut r).await, (4, "e4".into()));
+    bus.append(ev("chat.community.1", "e5", b""))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(logged(&mut r).await, (5, "e5".into()));
+    // A position past the log's end (the log was reset): rebuild.
+    let mut r = bus.read_from(1_000).await.unwrap();
+    assert!(matches!(r.next().await, Some(Delivery::Lagged(_))));
+
+    // A shared consumer: two nodes with the same name split the work, and
+    // every wanted event is handled once; others are skipped.
+    struct Seen(parking_lot::Mutex<Vec<(u64, String)>>);
+    #[async_trait::async_trait]
+    impl hearth_bus::journal::Handler for Seen {
+        async fn handle(&self, position: u64, event: &Envelope) -> Result<(), String> {
+            self.0.lock().push((position, event.id.clone()));
+            Ok(())
+        }
+    }
+    let seen = Arc::new(Seen(Default::default()));
+    let other = bus_with(opts).await;
+    let cfg = hearth_bus::journal::ConsumerConfig::new("audit", &["chat.community.1"]);
+    let _a = bus.consume(cfg.clone(), seen.clone()).await.unwrap();
+    let _b = other.consume(cfg, seen.clone()).await.unwrap();
+    bus.append(ev("chat.community.2", "skip", b""))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    eventually("five events once", || seen.0.lock().len() >= 5).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut got = seen.0.lock().clone();
+    got.sort();
+    let want: Vec<(u64, String)> = (1..=5).map(|i| (i, format!("e{i}"))).collect();
+    assert_eq!(got, want, "positions are the stream's, each event once");
+    bus.delete_stream(&bus.log_stream()).await.unwrap();
+}

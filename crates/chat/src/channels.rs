@@ -18,6 +18,46 @@ pub struct ChannelInput {
     pub topic: Option<Option<String>>,
     pub parent_id: Option<Option<ChannelId>>,
     pub position: Option<i32>,
+    /// Voice channels: most members at once, 0-99 (0: no limit).
+    pub user_limit: Option<i32>,
+    /// Seconds between one member's messages, 0-21600 (0: off).
+    pub slowmode_secs: Option<i32>,
+    /// Only MANAGE_MESSAGES may send.
+    pub locked: Option<bool>,
+}
+
+/// Most members a voice channel can be limited to (Discord's bound too).
+pub const MAX_USER_LIMIT: i32 = 99;
+/// The longest slowmode: six hours.
+pub const MAX_SLOWMODE_SECS: i32 = 6 * 3600;
+
+impl ChannelInput {
+    /// The settings this input sets, checked against the channel's kind.
+    fn settings(&self, kind: ChannelKind) -> ChatResult<(Option<i32>, Option<i32>)> {
+        if let Some(n) = self.user_limit {
+            if kind != ChannelKind::Voice && n != 0 {
+                return Err(ChatError::Invalid(
+                    "user_limit",
+                    "only voice channels have a user limit".into(),
+                ));
+            }
+            if !(0..=MAX_USER_LIMIT).contains(&n) {
+                return Err(ChatError::Invalid(
+                    "user_limit",
+                    format!("0 (no limit) to {MAX_USER_LIMIT}"),
+                ));
+            }
+        }
+        if let Some(s) = self.slowmode_secs
+            && !(0..=MAX_SLOWMODE_SECS).contains(&s)
+        {
+            return Err(ChatError::Invalid(
+                "slowmode_secs",
+                format!("0 (off) to {MAX_SLOWMODE_SECS} seconds"),
+            ));
+        }
+        Ok((self.user_limit, self.slowmode_secs))
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -80,6 +120,7 @@ impl Chat {
         if kind.is_private() {
             return Err(ChatError::Invalid("kind", "\"text\" or \"voice\"".into()));
         }
+        let (user_limit, slowmode_secs) = input.settings(kind)?;
         let topic = input
             .topic
             .flatten()
@@ -114,6 +155,11 @@ impl Chat {
             dm_key: None,
             last_message_id: None,
             created_at: now_ms(),
+            settings: hearth_store::ChannelSettings {
+                user_limit: user_limit.unwrap_or(0),
+                slowmode_secs: slowmode_secs.unwrap_or(0),
+                locked: input.locked.unwrap_or(false),
+            },
         };
         self.store.create_channel(&ch).await?;
         self.emit(ChatEvent::ChannelCreate(ch.clone()));
@@ -168,6 +214,7 @@ impl Chat {
                 "a channel's kind cannot change".into(),
             ));
         }
+        let (user_limit, slowmode_secs) = input.settings(ch.kind)?;
         let name = input
             .name
             .as_deref()
@@ -186,6 +233,9 @@ impl Chat {
             topic,
             position: input.position,
             parent_id: input.parent_id,
+            user_limit,
+            slowmode_secs,
+            locked: input.locked,
         };
         let updated = self
             .store

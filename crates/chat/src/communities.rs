@@ -43,6 +43,7 @@ impl Chat {
             dm_key: None,
             last_message_id: None,
             created_at: now,
+            settings: Default::default(),
         };
         self.store
             .create_community(&community, &everyone, &general)

@@ -164,6 +164,7 @@ impl Chat {
             dm_key,
             last_message_id: None,
             created_at: now_ms(),
+            settings: Default::default(),
         };
         let ch = self
             .store

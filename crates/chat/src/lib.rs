@@ -27,6 +27,7 @@ mod ordering;
 mod perms;
 mod roles;
 mod service;
+mod slowmode;
 mod validate;
 pub mod view;
 
@@ -40,3 +41,4 @@ pub use mentions::parse_mentions;
 pub use messages::{MessageView, NewMessageInput, ReactionView, SendOutcome};
 pub use roles::RoleInput;
 pub use service::{Chat, ChatConfig};
+pub use slowmode::{Cooldowns, MemoryCooldowns};

@@ -209,6 +209,13 @@ impl Chat {
                 "no such message in this channel".into(),
             ));
         }
+        if let Some(dup) = self
+            .moderated_send(&ch, author, p, input.nonce.as_deref())
+            .await?
+        {
+            let mut views = self.with_reactions(&ch, vec![dup], author).await?;
+            return Ok(SendOutcome::Duplicate(views.remove(0)));
+        }
         let mentions = self.resolve_mentions(&ch, &content, p).await?;
         // Read on the (parallel) read pool, so the single writer does one thing.
         let author_rec = match self.hot.user(author) {
@@ -273,6 +280,46 @@ impl Chat {
                 Ok(SendOutcome::Duplicate(views.remove(0)))
             }
         }
+    }
+
+    /// A locked channel takes messages only from MANAGE_MESSAGES; slowmode
+    /// makes a member wait between messages (MANAGE_MESSAGES and
+    /// MANAGE_CHANNELS are exempt). A retry of a send that was stored
+    /// (same nonce) is not a new message: it returns the first one, as
+    /// outside slowmode.
+    async fn moderated_send(
+        &self,
+        ch: &ChannelRecord,
+        author: UserId,
+        p: Permissions,
+        nonce: Option<&str>,
+    ) -> ChatResult<Option<MessageRecord>> {
+        let s = ch.settings;
+        if s.locked {
+            require(p, Permissions::MANAGE_MESSAGES)?;
+        }
+        if s.slowmode_secs <= 0
+            || p.intersects(Permissions::MANAGE_MESSAGES | Permissions::MANAGE_CHANNELS)
+        {
+            return Ok(None);
+        }
+        let period = std::time::Duration::from_secs(s.slowmode_secs.unsigned_abs().into());
+        let key = format!("slowmode:{}:{}", ch.id, author);
+        let left = self.cooldowns.start(&key, period).await.map_err(|e| {
+            tracing::warn!(error = %e, "slowmode's clock did not answer");
+            ChatError::Unavailable("slowmode")
+        })?;
+        let Some(left) = left else { return Ok(None) };
+        if let Some(n) = nonce
+            && let Some(first) = self.store.message_by_nonce(ch.id, author, n).await?
+            && first.id.created_ms() > now_ms() - self.cfg.nonce_window_ms
+        {
+            return Ok(Some(first));
+        }
+        Err(ChatError::Limited {
+            what: "slowmode: wait before sending again in this channel",
+            retry_after_ms: u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1),
+        })
     }
 
     pub async fn messages(

@@ -41,6 +41,8 @@ pub struct Chat {
     pub(crate) cfg: ChatConfig,
     /// Cross-node ordering of sends (a cluster); none on one node.
     pub(crate) gate: Option<Arc<dyn crate::ChannelGate>>,
+    /// Slowmode's clock (shared by every node in a cluster).
+    pub(crate) cooldowns: Arc<dyn crate::Cooldowns>,
 }
 
 pub(crate) fn require(have: Permissions, need: Permissions) -> ChatResult<()> {
@@ -67,7 +69,14 @@ impl Chat {
             cache: PermCache::default(),
             cfg,
             gate: None,
+            cooldowns: Arc::new(crate::MemoryCooldowns::default()),
         }
+    }
+
+    /// Keeps slowmode's clock in `cooldowns` (shared by every node).
+    pub fn with_cooldowns(mut self, cooldowns: Arc<dyn crate::Cooldowns>) -> Self {
+        self.cooldowns = cooldowns;
+        self
     }
 
     /// Orders each channel's sends across nodes through `gate`.

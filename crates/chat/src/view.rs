@@ -256,6 +256,7 @@ mod tests {
             dm_key: None,
             last_message_id: None,
             created_at: 0,
+            settings: Default::default(),
         }
     }
 

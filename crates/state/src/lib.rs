@@ -22,6 +22,7 @@ mod revocation;
 pub mod sessions;
 mod slots;
 mod typing;
+mod voice;
 
 pub use error::{StateError, StateResult};
 pub use lease::{Leases, MemoryLeases};
@@ -36,3 +37,4 @@ pub use revocation::{MemoryRevocations, RevocationStream, Revocations};
 pub use sessions::{Append, Frame, MemorySessionLog, SessionLog, SessionMeta, SessionRecord};
 pub use slots::{MemorySlots, RedisSlots, Slots};
 pub use typing::{MemoryTyping, TYPING_TTL, Typing};
+pub use voice::{MemoryVoiceStates, RedisVoiceStates, VoiceEntry, VoiceStates};

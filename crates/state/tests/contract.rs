@@ -23,6 +23,7 @@ struct Env {
     sessions: Arc<dyn SessionLog>,
     leases: Arc<dyn Leases>,
     slots: Arc<dyn Slots>,
+    voice: Arc<dyn VoiceStates>,
     redis: Option<RedisConnection>,
 }
 
@@ -42,6 +43,7 @@ impl Env {
             sessions: Arc::new(MemorySessionLog::default()),
             leases: Arc::new(MemoryLeases::default()),
             slots: Arc::new(MemorySlots::default()),
+            voice: Arc::new(MemoryVoiceStates::default()),
             redis: None,
         }
     }
@@ -75,6 +77,7 @@ impl Env {
             sessions: Arc::new(RedisSessionLog::new(redis.clone())),
             leases: Arc::new(RedisLeases::new(redis.clone())),
             slots: Arc::new(RedisSlots::new(&url, &prefix).expect("redis url")),
+            voice: Arc::new(RedisVoiceStates::new(redis.clone())),
             redis: Some(redis),
         }
     }
@@ -149,6 +152,7 @@ contract!(
     session_records_expire_and_can_be_removed,
     leases_pass_a_floor_and_expire,
     slots_are_counted_and_lapse,
+    voice_states_move_and_expire,
 );
 
 fn ms(n: u64) -> Duration {
@@ -598,4 +602,46 @@ async fn slots_are_counted_and_lapse(env: &Env) {
     // A renewal brings back a slot that lapsed.
     s.renew(&[("u5".into(), "x".into())], ttl).await.unwrap();
     assert_eq!(s.count("u5").await.unwrap(), 1);
+}
+
+async fn voice_states_move_and_expire(env: &Env) {
+    let v = &env.voice;
+    let entry = |user: i64, community: i64, channel: i64, state: &[u8]| VoiceEntry {
+        user,
+        community,
+        channel,
+        host: "node-1".into(),
+        state: state.to_vec(),
+    };
+    let ttl = Duration::from_secs(10);
+    assert_eq!(v.put(&entry(1, 10, 100, b"m"), ttl).await.unwrap(), None);
+    v.put(&entry(2, 10, 101, b""), ttl).await.unwrap();
+    v.put(&entry(3, 20, 200, b"x\ny"), ttl).await.unwrap();
+    let users = |es: Vec<VoiceEntry>| es.iter().map(|e| e.user).collect::<Vec<_>>();
+    assert_eq!(users(v.in_community(10).await.unwrap()), [1, 2]);
+    assert_eq!(
+        v.of_user(3).await.unwrap().unwrap().state,
+        b"x\ny",
+        "the state is opaque bytes, newlines included"
+    );
+    // Moving to another community's channel: listed only there.
+    let old = v.put(&entry(1, 20, 201, b""), ttl).await.unwrap().unwrap();
+    assert_eq!(
+        (old.community, old.channel, old.state),
+        (10, 100, b"m".to_vec())
+    );
+    assert_eq!(users(v.in_community(10).await.unwrap()), [2]);
+    assert_eq!(users(v.in_community(20).await.unwrap()), [1, 3]);
+    // A leave naming an old channel does not undo the newer join.
+    assert_eq!(v.remove(1, Some(100)).await.unwrap(), None);
+    assert!(v.of_user(1).await.unwrap().is_some());
+    assert_eq!(v.remove(1, Some(201)).await.unwrap().unwrap().channel, 201);
+    assert_eq!(v.remove(1, None).await.unwrap(), None);
+    assert_eq!(users(v.in_community(20).await.unwrap()), [3]);
+    // Entries lapse unless their host puts them again.
+    v.put(&entry(4, 30, 300, b""), ms(200)).await.unwrap();
+    assert_eq!(users(v.in_community(30).await.unwrap()), [4]);
+    tokio::time::sleep(ms(350)).await;
+    assert!(v.in_community(30).await.unwrap().is_empty());
+    assert_eq!(v.of_user(4).await.unwrap(), None);
 }

@@ -37,6 +37,11 @@ pub const SQLITE: &[Migration] = &[
         name: "journal",
         sql: include_str!("../migrations/sqlite/0004_journal.sql"),
     },
+    Migration {
+        version: 5,
+        name: "channel_settings",
+        sql: include_str!("../migrations/sqlite/0005_channel_settings.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -59,6 +64,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 4,
         name: "journal",
         sql: include_str!("../migrations/postgres/0004_journal.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "channel_settings",
+        sql: include_str!("../migrations/postgres/0005_channel_settings.sql"),
     },
 ];
 

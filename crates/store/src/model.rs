@@ -207,6 +207,18 @@ pub struct ChannelRecord {
     pub dm_key: Option<String>,
     pub last_message_id: Option<MessageId>,
     pub created_at: i64,
+    pub settings: ChannelSettings,
+}
+
+/// What moderators set on a channel (all off by default).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChannelSettings {
+    /// Voice: most members connected at once (0: no limit).
+    pub user_limit: i32,
+    /// Seconds a member waits between messages (0: off).
+    pub slowmode_secs: i32,
+    /// Only members with MANAGE_MESSAGES may send.
+    pub locked: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -215,6 +227,9 @@ pub struct ChannelPatch {
     pub topic: Option<Option<String>>,
     pub position: Option<i32>,
     pub parent_id: Option<Option<ChannelId>>,
+    pub user_limit: Option<i32>,
+    pub slowmode_secs: Option<i32>,
+    pub locked: Option<bool>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -114,7 +114,8 @@ macro_rules! member_select {
 macro_rules! channel_select {
     () => {
         "SELECT c.id, c.community_id, c.kind, c.name, c.topic, c.position, c.parent_id, c.owner_id, c.dm_key, \
-         (SELECT MAX(m.id) FROM messages m WHERE m.channel_id = c.id) AS last_message_id, c.created_at FROM channels c "
+         (SELECT MAX(m.id) FROM messages m WHERE m.channel_id = c.id) AS last_message_id, c.created_at, \
+         c.user_limit, c.slowmode_secs, c.locked FROM channels c "
     };
 }
 
@@ -243,6 +244,11 @@ macro_rules! sql_impl {
                     dm_key: r.try_get("dm_key")?,
                     last_message_id: r.try_get::<Option<i64>, _>("last_message_id")?.map(MessageId),
                     created_at: r.try_get("created_at")?,
+                    settings: ChannelSettings {
+                        user_limit: r.try_get("user_limit")?,
+                        slowmode_secs: r.try_get("slowmode_secs")?,
+                        locked: r.try_get("locked")?,
+                    },
                 })
             }
 
@@ -315,7 +321,7 @@ macro_rules! sql_impl {
             {
                 sqlx::query(
                     "INSERT INTO channels (id, community_id, kind, name, topic, position, parent_id, owner_id, dm_key, \
-                     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                     created_at, user_limit, slowmode_secs, locked) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                 )
                 .bind(c.id.0)
                 .bind(c.community_id.map(|x| x.0))
@@ -327,6 +333,9 @@ macro_rules! sql_impl {
                 .bind(c.owner_id.map(|x| x.0))
                 .bind(&c.dm_key)
                 .bind(c.created_at)
+                .bind(c.settings.user_limit)
+                .bind(c.settings.slowmode_secs)
+                .bind(c.settings.locked)
                 .execute(e)
                 .await?;
                 Ok(())
@@ -1112,7 +1121,10 @@ macro_rules! sql_impl {
                      name = COALESCE($2, name), \
                      topic = CASE WHEN $3 THEN $4 ELSE topic END, \
                      position = COALESCE($5, position), \
-                     parent_id = CASE WHEN $6 THEN $7 ELSE parent_id END \
+                     parent_id = CASE WHEN $6 THEN $7 ELSE parent_id END, \
+                     user_limit = COALESCE($8, user_limit), \
+                     slowmode_secs = COALESCE($9, slowmode_secs), \
+                     locked = COALESCE($10, locked) \
                      WHERE id = $1",
                 )
                 .bind(id.0)
@@ -1122,6 +1134,9 @@ macro_rules! sql_impl {
                 .bind(p.position)
                 .bind(p.parent_id.is_some())
                 .bind(p.parent_id.flatten().map(|x| x.0))
+                .bind(p.user_limit)
+                .bind(p.slowmode_secs)
+                .bind(p.locked)
                 .execute(self.w())
                 .await?;
                 self.channel(id).await
@@ -1319,6 +1334,16 @@ macro_rules! sql_impl {
                     }
                 }
                 Err(StoreError::Conflict("nonce".into()))
+            }
+
+            async fn message_by_nonce(&self, channel: ChannelId, author: UserId, nonce: &str) -> StoreResult<Option<MessageRecord>> {
+                let row = sqlx::query(concat!(message_select!(), "WHERE m.channel_id = $1 AND m.author_id = $2 AND m.nonce = $3"))
+                    .bind(channel.0)
+                    .bind(author.0)
+                    .bind(nonce)
+                    .fetch_optional(self.r())
+                    .await?;
+                Ok(row.map(|r| Self::message_from(&r)).transpose()?)
             }
 
             async fn bulk_insert_messages(&self, msgs: &[NewMessage]) -> StoreResult<()> {

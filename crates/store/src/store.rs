@@ -191,6 +191,13 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
         nonce_window_ms: i64,
     ) -> StoreResult<MessageCreate>;
+    /// The author's message carrying `nonce` in the channel, if any.
+    async fn message_by_nonce(
+        &self,
+        channel: ChannelId,
+        author: UserId,
+        nonce: &str,
+    ) -> StoreResult<Option<MessageRecord>>;
     /// Inserts many messages in one transaction (seeding and imports).
     async fn bulk_insert_messages(&self, msgs: &[NewMessage]) -> StoreResult<()>;
     async fn message(

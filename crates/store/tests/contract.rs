@@ -158,6 +158,7 @@ fn text_channel(cid: CommunityId, name: &str) -> ChannelRecord {
         dm_key: None,
         last_message_id: None,
         created_at: now_ms(),
+        settings: Default::default(),
     }
 }
 
@@ -527,6 +528,52 @@ async fn channels_and_overwrites(s: &dyn Store) {
         (up.topic.as_deref(), up.position, up.name.as_deref()),
         (Some("welcome"), 9, Some("general"))
     );
+    assert_eq!(
+        up.settings,
+        ChannelSettings::default(),
+        "settings start off"
+    );
+    let set = s
+        .update_channel(
+            child.id,
+            &ChannelPatch {
+                user_limit: Some(5),
+                slowmode_secs: Some(30),
+                locked: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        set.settings,
+        ChannelSettings {
+            user_limit: 5,
+            slowmode_secs: 30,
+            locked: true
+        }
+    );
+    let kept = s
+        .update_channel(
+            child.id,
+            &ChannelPatch {
+                locked: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            kept.settings.user_limit,
+            kept.settings.slowmode_secs,
+            kept.settings.locked
+        ),
+        (5, 30, false),
+        "a patch changes only what it names"
+    );
 
     let ow = OverwriteRecord {
         channel_id: general.id,
@@ -586,6 +633,7 @@ async fn dms_are_stable(s: &dyn Store) {
         dm_key: Some(key.clone()),
         last_message_id: None,
         created_at: now_ms(),
+        settings: Default::default(),
     };
     let first = s
         .create_private_channel(&dm(a.id), &[a.id, b.id])
@@ -808,6 +856,9 @@ async fn message_edit_pin_react_delete(s: &dyn Store) {
     let react = |who: UserId, emoji: &'static str, max: u32| {
         let (ch, m) = (ch.id, m.id);
         async move {
+            // Reactions list in the order they were first added: distinct
+            // milliseconds, so the expected order does not hang on a tie.
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
             s.add_reaction(ch, m, who, emoji, now_ms(), max)
                 .await
                 .unwrap()
@@ -955,6 +1006,7 @@ async fn blocks_and_dm_reachability(s: &dyn Store) {
         dm_key: None,
         last_message_id: None,
         created_at: now_ms(),
+        settings: Default::default(),
     };
     s.create_private_channel(&group, &[a.id, b.id, c.id])
         .await

@@ -236,6 +236,17 @@ fn channel_record(d: &Value) -> Option<ChannelRecord> {
         dm_key: None,
         last_message_id: id_of(&d["last_message_id"]),
         created_at: 0,
+        settings: hearth_store::ChannelSettings {
+            user_limit: d["user_limit"]
+                .as_i64()
+                .and_then(|n| i32::try_from(n).ok())
+                .unwrap_or(0),
+            slowmode_secs: d["slowmode_secs"]
+                .as_i64()
+                .and_then(|n| i32::try_from(n).ok())
+                .unwrap_or(0),
+            locked: d["locked"].as_bool().unwrap_or(false),
+        },
     })
 }
 

@@ -42,6 +42,9 @@ pub async fn create(
             .map(|s| path_id("parent_id", s).map(Some))
             .transpose()?,
         position: req.position,
+        user_limit: req.user_limit,
+        slowmode_secs: req.slowmode_secs,
+        locked: req.locked,
     };
     let ch = state.chat.create_channel(id, p.user_id, input).await?;
     Ok((StatusCode::CREATED, Json(Channel::from(&ch))).into_response())
@@ -99,6 +102,9 @@ pub async fn update(
         topic: req.topic,
         parent_id,
         position: req.position,
+        user_limit: req.user_limit,
+        slowmode_secs: req.slowmode_secs,
+        locked: req.locked,
     };
     Ok(Json(
         (&state.chat.update_channel(id, p.user_id, input).await?).into(),

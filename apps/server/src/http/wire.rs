@@ -286,6 +286,13 @@ pub struct Channel {
     pub position: i32,
     pub parent_id: Option<String>,
     pub last_message_id: Option<String>,
+    /// Voice channels: most members connected at once (0: no limit).
+    pub user_limit: i32,
+    /// Seconds a member waits between messages (0: off); members with
+    /// MANAGE_MESSAGES or MANAGE_CHANNELS are exempt.
+    pub slowmode_secs: i32,
+    /// Only members with MANAGE_MESSAGES may send.
+    pub locked: bool,
     /// The participants, for DMs and group DMs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recipients: Option<Vec<User>>,
@@ -302,6 +309,9 @@ impl Channel {
             position: c.position,
             parent_id: c.parent_id.map(|x| x.to_string()),
             last_message_id: c.last_message_id.map(|x| x.to_string()),
+            user_limit: c.settings.user_limit,
+            slowmode_secs: c.settings.slowmode_secs,
+            locked: c.settings.locked,
             recipients: recipients.map(|r| r.iter().map(User::from).collect()),
         }
     }
@@ -600,6 +610,11 @@ pub struct CreateChannelRequest {
     pub topic: Option<String>,
     pub parent_id: Option<String>,
     pub position: Option<i32>,
+    /// Voice channels: 0 (no limit) to 99.
+    pub user_limit: Option<i32>,
+    /// 0 (off) to 21600.
+    pub slowmode_secs: Option<i32>,
+    pub locked: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
@@ -613,6 +628,11 @@ pub struct UpdateChannelRequest {
     #[schema(value_type = Option<String>)]
     pub parent_id: Option<Option<String>>,
     pub position: Option<i32>,
+    /// Voice channels: 0 (no limit) to 99.
+    pub user_limit: Option<i32>,
+    /// 0 (off) to 21600.
+    pub slowmode_secs: Option<i32>,
+    pub locked: Option<bool>,
 }
 
 #[derive(Clone, Debug, Deserialize, ToSchema)]

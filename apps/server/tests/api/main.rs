@@ -8,6 +8,7 @@ mod faults;
 mod gateway;
 mod harness;
 mod matrix;
+mod moderation;
 mod processes;
 mod scenarios;
 mod trust;
@@ -98,6 +99,12 @@ both_backends!(
     reactions_are_single_emoji_and_bounded,
     contract_clarifications,
     positions_are_bounded,
+);
+
+both_backends!(
+    moderation_settings = moderation:
+    slowmode_makes_members_wait,
+    locked_channels_take_moderators_only,
 );
 
 both_backends!(

@@ -140,8 +140,9 @@ impl Drop for DurableConsumer {
     }
 }
 
-type Handler =
-    Arc<dyn Fn(Envelope) -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync>;
+type Handler = Arc<
+    dyn Fn(u64, Envelope) -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync,
+>;
 
 impl NatsBus {
     /// Ensures the stream, the DLQ stream and the durable pull consumer, then
@@ -154,6 +155,20 @@ impl NatsBus {
     ) -> Result<DurableConsumer, BusError>
     where
         F: Fn(Envelope) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Display + 'static,
+    {
+        self.durable_at(config, move |_, e| handler(e)).await
+    }
+
+    /// [`NatsBus::durable`] with each event's stream sequence.
+    pub async fn durable_at<F, Fut, E>(
+        &self,
+        config: DurableConfig,
+        handler: F,
+    ) -> Result<DurableConsumer, BusError>
+    where
+        F: Fn(u64, Envelope) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), E>> + Send + 'static,
         E: Display + 'static,
     {
@@ -192,8 +207,8 @@ impl NatsBus {
             // Creating an existing durable with a new config updates it.
             pull = stream.create_consumer(want).await.map_err(unavailable)?;
         }
-        let handler: Handler = Arc::new(move |e| {
-            let fut = handler(e);
+        let handler: Handler = Arc::new(move |seq, e| {
+            let fut = handler(seq, e);
             Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
         });
         let stats = Arc::new(ConsumerStats::default());
@@ -257,7 +272,7 @@ async fn handle(
         .unwrap_or((1, 0));
     let error = match codec::from_message(msg.headers.as_ref(), msg.payload.clone()) {
         Err(why) => format!("undecodable: {why}"),
-        Ok(event) => match handler(event).await {
+        Ok(event) => match handler(seq, event).await {
             Ok(()) => {
                 match msg.ack().await {
                     Ok(()) => stats.processed.fetch_add(1, Ordering::Relaxed),

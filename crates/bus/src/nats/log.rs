@@ -135,9 +135,19 @@ impl NatsBus {
             return Err(BusError::Invalid("no log subjects configured".into()));
         }
         let subjects: Vec<&str> = self.opts.log_subjects.iter().map(String::as_str).collect();
-        self.ensure_stream_with(&self.log_stream(), &subjects, &self.opts.log_limits)
-            .await
-            .map(|_| ())
+        let limits = &self.opts.log_limits;
+        let mut s = self
+            .ensure_stream_with(&self.log_stream(), &subjects, limits)
+            .await?;
+        // The log's retention is configuration: a node started with new
+        // limits applies them to the existing stream (replicas stay).
+        let mut config = s.info().await.map_err(unavailable)?.config.clone();
+        if config.max_age != limits.max_age || config.max_bytes != limits.max_bytes {
+            config.max_age = limits.max_age;
+            config.max_bytes = limits.max_bytes;
+            self.js.update_stream(config).await.map_err(unavailable)?;
+        }
+        Ok(())
     }
 
     /// A JetStream publish into whichever stream captures the subject (the
@@ -162,27 +172,64 @@ impl NatsBus {
         &self,
         backlog: u64,
     ) -> Result<(Box<dyn Subscription>, u64), BusError> {
+        let (s, last) = self.log_state().await?;
+        let messages = self
+            .ordered_from(&s, last.saturating_sub(backlog) + 1)
+            .await?;
+        let follower = LogFollower {
+            stream: self.log_stream(),
+            messages,
+            expect: None,
+            pending: None,
+        };
+        Ok((Box::new(follower), last))
+    }
+
+    /// [`Bus::read_from`](crate::Bus::read_from): the log stream after
+    /// `position`; a first sequence beyond `position + 1` (aged out) or a
+    /// position beyond the stream's end (a stream that was recreated) is
+    /// reported as a gap first.
+    pub(crate) async fn read_log_from(
+        &self,
+        position: u64,
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        let (s, last) = self.log_state().await?;
+        let messages = self.ordered_from(&s, position + 1).await?;
+        Ok(Box::new(LogFollower {
+            stream: self.log_stream(),
+            messages,
+            expect: Some(if position > last {
+                None
+            } else {
+                Some(position + 1)
+            }),
+            pending: None,
+        }))
+    }
+
+    async fn log_state(&self) -> Result<(stream::Stream, u64), BusError> {
         let name = self.log_stream();
         let mut s = self.js.get_stream(&name).await.map_err(unavailable)?;
         let last = s.info().await.map_err(unavailable)?.state.last_sequence;
+        Ok((s, last))
+    }
+
+    async fn ordered_from(
+        &self,
+        s: &stream::Stream,
+        start_sequence: u64,
+    ) -> Result<std::pin::Pin<Box<consumer::push::Ordered>>, BusError> {
         // An ordered consumer: flow-controlled, in stream order, and recreated
         // by the client from the last sequence seen if it ever stalls.
         let c = s
             .create_consumer(consumer::push::OrderedConfig {
                 deliver_subject: self.client.new_inbox(),
-                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
-                    start_sequence: last.saturating_sub(backlog) + 1,
-                },
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence },
                 ..Default::default()
             })
             .await
             .map_err(unavailable)?;
-        let messages = c.messages().await.map_err(unavailable)?;
-        let follower = LogFollower {
-            stream: name,
-            messages: Box::pin(messages),
-        };
-        Ok((Box::new(follower), last))
+        Ok(Box::pin(c.messages().await.map_err(unavailable)?))
     }
 
     /// Publishes through JetStream and waits for the server to store it;
@@ -267,23 +314,43 @@ impl NatsBus {
 struct LogFollower {
     stream: String,
     messages: std::pin::Pin<Box<consumer::push::Ordered>>,
+    /// For `read_from`, before the first delivery: the sequence expected
+    /// first (`None` inside: the position was past the log's end).
+    expect: Option<Option<u64>>,
+    /// A message held back while a gap is reported.
+    pending: Option<async_nats::jetstream::Message>,
 }
 
 #[async_trait]
 impl Subscription for LogFollower {
     async fn next(&mut self) -> Option<Delivery> {
+        if self.expect == Some(None) {
+            // Past the log's end: whatever the reader built on is not this log.
+            self.expect = None;
+            return Some(Delivery::Lagged(1));
+        }
         loop {
-            let m = match self.messages.next().await? {
-                Ok(m) => m,
-                Err(e) => {
-                    // The client recreates the consumer after the last
-                    // sequence it delivered; nothing is skipped.
-                    tracing::warn!(stream = %self.stream, error = %e, "log follower hiccup");
-                    continue;
-                }
+            let m = match self.pending.take() {
+                Some(m) => m,
+                None => match self.messages.next().await? {
+                    Ok(m) => m,
+                    Err(e) => {
+                        // The client recreates the consumer after the last
+                        // sequence it delivered; nothing is skipped.
+                        tracing::warn!(stream = %self.stream, error = %e, "log follower hiccup");
+                        continue;
+                    }
+                },
             };
             let Ok(info) = m.info() else { continue };
             let seq = info.stream_sequence;
+            if let Some(Some(first)) = self.expect.take() {
+                if seq > first {
+                    // Aged out of the stream: tell of the gap; this event comes next.
+                    self.pending = Some(m);
+                    return Some(Delivery::Lagged(seq - first));
+                }
+            }
             match codec::from_message(m.headers.as_ref(), m.payload.clone()) {
                 Ok(e) => return Some(Delivery::Logged(seq, e)),
                 Err(why) => {

@@ -201,6 +201,39 @@ impl Bus for NatsBus {
         )))
     }
 
+    async fn read_from(&self, position: u64) -> Result<Box<dyn Subscription>, BusError> {
+        self.read_log_from(position).await
+    }
+
+    /// A durable pull consumer on the log stream, shared by every node
+    /// using the same name; events outside the prefixes are acked unseen.
+    async fn consume(
+        &self,
+        cfg: crate::journal::ConsumerConfig,
+        handler: std::sync::Arc<dyn crate::journal::Handler>,
+    ) -> Result<crate::Consumer, BusError> {
+        let subjects: Vec<&str> = self.opts.log_subjects.iter().map(String::as_str).collect();
+        let config = durable::DurableConfig::new(
+            &self.log_stream(),
+            &subjects,
+            &cfg.name,
+            cfg.batch.clamp(1, 256),
+        )
+        .retry_delay(cfg.retry_delay);
+        let running = self
+            .durable_at(config, move |seq, event: Envelope| {
+                let (handler, cfg) = (handler.clone(), cfg.clone());
+                async move {
+                    if !cfg.wants(&event) {
+                        return Ok(());
+                    }
+                    handler.handle(seq, &event).await
+                }
+            })
+            .await?;
+        Ok(crate::Consumer::new(running.counters(), Box::new(running)))
+    }
+
     /// A full round trip to the server (flush waits for its PONG).
     async fn ping(&self) -> Result<(), BusError> {
         tokio::time::timeout(self.opts.request_timeout, self.client.flush())

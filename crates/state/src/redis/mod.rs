@@ -72,17 +72,17 @@ impl RedisConnection {
     }
 
     /// The full key for `suffix`.
-    fn key(&self, suffix: &str) -> String {
+    pub(crate) fn key(&self, suffix: &str) -> String {
         format!("{}{suffix}", self.prefix)
     }
 
     /// A handle for one command; clones share the connection.
-    fn conn(&self) -> ConnectionManager {
+    pub(crate) fn conn(&self) -> ConnectionManager {
         self.conn.clone()
     }
 }
 
 /// Milliseconds for a TTL argument: at least 1, since Redis rejects 0.
-fn millis(d: Duration) -> u64 {
+pub(crate) fn millis(d: Duration) -> u64 {
     (d.as_millis() as u64).max(1)
 }
