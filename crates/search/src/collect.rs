@@ -219,12 +219,27 @@ impl Collector for HitCollector {
         let alive = reader.alive_bitset();
         let is_alive = |doc: DocId| alive.is_none_or(|a| a.is_alive(doc));
         match self.order {
-            Order::Score if seg.whole && self.after.is_none() => {
-                // Every match counts and is eligible: the count comes from
-                // the postings, and the top k from block-max pruning.
-                let n = weight.count(reader)? as usize;
+            Order::Score => {
+                // Relevance pages by offset (no `after`): every match in
+                // scope is eligible. Count first (from the postings when the
+                // whole segment is in scope, else one pass without scoring),
+                // then take the top k with block-max pruning.
+                let n = if seg.whole {
+                    weight.count(reader)? as usize
+                } else {
+                    let mut n = 0;
+                    weight.for_each_no_score(reader, &mut |docs| {
+                        for &doc in docs {
+                            if is_alive(doc) && seg.scope.contains(seg.channel.get_val(doc)) {
+                                n += 1;
+                            }
+                        }
+                    })?;
+                    n
+                };
                 weight.for_each_pruning(Score::MIN, reader, &mut |doc, score| {
-                    if is_alive(doc) {
+                    if is_alive(doc) && (seg.whole || seg.scope.contains(seg.channel.get_val(doc)))
+                    {
                         seg.offer(doc, score);
                     }
                     seg.top.min_score()
@@ -232,11 +247,6 @@ impl Collector for HitCollector {
                 seg.total = n;
                 seg.eligible = n;
             }
-            Order::Score => weight.for_each(reader, &mut |doc, score| {
-                if is_alive(doc) {
-                    seg.collect(doc, score);
-                }
-            })?,
             Order::IdDesc | Order::IdAsc => weight.for_each_no_score(reader, &mut |docs| {
                 for &doc in docs {
                     if is_alive(doc) {

@@ -61,7 +61,7 @@ pub(crate) fn highlight(analyzer: &mut TextAnalyzer, content: &str, marks: &Mark
     let mut ranges: Vec<Range<usize>> = Vec::new();
     if !marks.terms.is_empty() || !marks.prefixes.is_empty() {
         for t in analyzer::analyze(analyzer, content) {
-            let hit = marks.terms.iter().any(|m| *m == t.text)
+            let hit = marks.terms.contains(&t.text)
                 || marks
                     .prefixes
                     .iter()

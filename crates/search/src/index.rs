@@ -343,7 +343,7 @@ impl Index {
         let f = &self.shared.fields;
         w.writer
             .delete_term(Term::from_field_u64(f.id, schema::id(m.id.0)));
-        w.writer.add_document(f.to_doc(&m))?;
+        w.writer.add_document(f.document(&m))?;
         w.pending.insert(m.id.0, Some(m));
         w.dirty = true;
         Ok(())
@@ -374,7 +374,7 @@ impl Index {
         match top.first() {
             Some((_, addr)) => {
                 let doc: TantivyDocument = searcher.doc(*addr)?;
-                Ok(Some(f.from_doc(&doc)))
+                Ok(Some(f.message(&doc)))
             }
             None => Ok(None),
         }

@@ -65,7 +65,7 @@ pub(crate) fn id(v: i64) -> u64 {
 }
 
 impl Fields {
-    pub fn to_doc(&self, m: &IndexedMessage) -> TantivyDocument {
+    pub fn document(&self, m: &IndexedMessage) -> TantivyDocument {
         let mut d = TantivyDocument::new();
         d.add_u64(self.id, id(m.id.0));
         d.add_u64(self.channel, id(m.channel_id.0));
@@ -98,7 +98,7 @@ impl Fields {
         d
     }
 
-    pub fn from_doc(&self, d: &TantivyDocument) -> IndexedMessage {
+    pub fn message(&self, d: &TantivyDocument) -> IndexedMessage {
         let u64s = |f: Field| -> Vec<i64> {
             d.get_all(f)
                 .filter_map(|v| v.as_u64())

@@ -68,7 +68,7 @@ pub struct SearchPage {
 /// Channels to search above this many are checked per document only (by
 /// the collector); at most this many also become a query clause, so a
 /// narrow scope reads only its channels' postings.
-const SCOPE_CLAUSE_MAX: usize = 32;
+const SCOPE_CLAUSE_MAX: usize = 4;
 
 pub(crate) fn run(
     searcher: &Searcher,

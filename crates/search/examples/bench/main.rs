@@ -182,12 +182,7 @@ fn query_phase(
     let all = Arc::new(Scope::new((0..CHANNELS).map(channel)));
     let narrow = Arc::new(Scope::new((0..CHANNELS).step_by(5).map(channel)));
     let c = &corpus;
-    let kinds: Vec<(
-        &str,
-        Sort,
-        Arc<Scope>,
-        Box<dyn Fn(&mut Rng) -> String + Sync>,
-    )> = vec![
+    let kinds: Vec<QueryKind> = vec![
         ("common word", Sort::Relevance, all.clone(), {
             let words: Vec<String> = (0..10).map(|r| c.word(0, r).to_string()).collect();
             Box::new(move |r: &mut Rng| words[r.below(10) as usize].clone())
@@ -307,6 +302,15 @@ fn freshness(ix: &Arc<Index>, corpus: &mut Corpus, mut position: u64) -> (f64, f
         lat[lat.len() - 1],
     )
 }
+
+/// A named kind of query: its sort, the caller's scope, and a maker of
+/// query strings.
+type QueryKind<'a> = (
+    &'a str,
+    Sort,
+    Arc<Scope>,
+    Box<dyn Fn(&mut Rng) -> String + Sync>,
+);
 
 /// A new message whose ID is not among the indexed ones (the query
 /// process's generator starts over from the same seed).
