@@ -547,8 +547,16 @@ pub(crate) async fn run_feedback(
             evt = sub.track.poll() => evt,
             _ = stop.changed() => break,
         };
-        let Some(TrackLocalEvent::OnRtcpPacket(packets)) = evt else {
-            break;
+        let packets = match evt {
+            Some(TrackLocalEvent::OnRtcpPacket(packets)) => packets,
+            Some(_) => continue,
+            None => {
+                // Not bound (between negotiations): look again shortly, until stopped.
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(250)) => continue,
+                    _ = stop.changed() => break,
+                }
+            }
         };
         for p in &packets {
             let any = p.as_any();

@@ -129,6 +129,38 @@ async fn two_participants_exchange_audio_and_video() {
         s.keyframe_requests > 0,
         "new video subscribers ask for a keyframe: {s:?}"
     );
+    assert_eq!(s.ports_in_use, 2);
+    // The SFU's host candidates are on ports of the range.
+    let ports: Vec<u16> = a
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            SfuEvent::Candidate(c) => c.candidate.split_whitespace().nth(5)?.parse().ok(),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !ports.is_empty() && ports.iter().all(|p| (43_000..=43_049).contains(p)),
+        "{ports:?}"
+    );
+    // A subscriber's PLI reaches the publisher (throttled to one per 500 ms per layer).
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let before = sfu.stats().keyframe_requests;
+    for _ in 0..3 {
+        assert!(b.send_pli("1-camera-").await, "b has a's camera");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    let after = sfu.stats().keyframe_requests;
+    assert!(after >= before + 2, "PLIs passed on: {before} → {after}");
+    // TWCC feedback from the subscribers reaches the estimator.
+    let estimated = eventually(Duration::from_secs(5), || {
+        sfu.bandwidth_estimate(ParticipantId(1))
+            .ok()
+            .flatten()
+            .is_some()
+    })
+    .await;
+    assert!(estimated, "no bandwidth estimate for a subscriber");
     a.close().await;
     b.close().await;
     drop((a, b));
@@ -386,7 +418,29 @@ async fn glare_the_client_offer_wins_and_the_sfu_offers_again() {
         b.count(1, "screen") > 10 && a.count(3, "audio") > 10
     })
     .await;
-    assert!(both, "b {:?}\na {:?}", b.received(), a.received());
+    assert!(
+        both,
+        "b {:?} {:?}\na {:?} {:?}\nb events {:?}",
+        b.received()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.packets))
+            .collect::<Vec<_>>(),
+        b.shared.errors.lock(),
+        a.received()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.packets))
+            .collect::<Vec<_>>(),
+        a.shared.errors.lock(),
+        b.events()
+            .iter()
+            .filter(|e| !matches!(e, SfuEvent::Candidate(_)))
+            .map(|e| match e {
+                SfuEvent::Offer { .. } => "offer".to_owned(),
+                SfuEvent::Answer { .. } => "answer".to_owned(),
+                e => format!("{e:?}"),
+            })
+            .collect::<Vec<_>>()
+    );
     assert!(
         a.shared.offers_seen.lock().len() >= seen + 2,
         "the SFU offered again after the rollback"

@@ -44,6 +44,7 @@ pub struct Shared {
     pub events: Mutex<Vec<SfuEvent>>,
     pub offers_seen: Mutex<Vec<String>>,
     pub errors: Mutex<Vec<String>>,
+    pub remotes: Mutex<HashMap<String, Arc<dyn TrackRemote>>>,
 }
 
 struct Handler {
@@ -68,6 +69,7 @@ impl PeerConnectionEventHandler for Handler {
         let shared = self.shared.clone();
         tokio::spawn(async move {
             let id = track.track_id().await;
+            shared.remotes.lock().insert(id.clone(), track.clone());
             while let Some(evt) = track.poll().await {
                 match evt {
                     TrackRemoteEvent::OnRtpPacket(p) => {
@@ -553,6 +555,24 @@ impl Client {
             SfuEvent::Left(r) => Some(r.clone()),
             _ => None,
         })
+    }
+
+    /// Sends a PLI for the received track whose id starts with `prefix`.
+    pub async fn send_pli(&self, prefix: &str) -> bool {
+        let remote = self
+            .shared
+            .remotes
+            .lock()
+            .iter()
+            .find(|(id, _)| id.starts_with(prefix))
+            .map(|(_, t)| t.clone());
+        let Some(remote) = remote else { return false };
+        let ssrc = remote.ssrcs().await.first().copied().unwrap_or(0);
+        let pli = rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc: ssrc,
+        };
+        remote.write_rtcp(vec![Box::new(pli)]).await.is_ok()
     }
 
     pub fn events(&self) -> Vec<SfuEvent> {
