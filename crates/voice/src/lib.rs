@@ -32,6 +32,20 @@
 //! 6. The last event is [`SfuEvent::Left`] with the reason. Dropping the [`Participant`]
 //!    leaves.
 //!
+//! Hand a participant's signals over in the order they arrived, awaiting each
+//! [`Participant::signal`] (a candidate before its offer is refused). Errors from `signal`
+//! leave the session as it was (`MalformedSdp`, `SdpTooLarge`, `TooManyTracks`,
+//! `NoPendingOffer`, `BadCandidate`), except `SignalFlood`, which closes it.
+//!
+//! ## Invariants
+//!
+//! - One task per participant owns its peer connection; everything done to it goes through
+//!   that task's queue, so negotiation steps never interleave.
+//! - The packet path takes no SFU-wide lock: a forwarder reads its subscriber list (an
+//!   `Arc` swapped on change) and the members' atomics (grants, mutes, deafen, layers).
+//! - Every task the crate spawns is counted ([`SfuStats::live_tasks`]); a participant's
+//!   tasks, port and peer connection are gone once its `Left` event is sent.
+//!
 //! ## Deviations from the brief
 //!
 //! - webrtc-rs 0.21's `TrackLocalStaticRTP` does not rewrite SSRC or payload type, so the

@@ -468,7 +468,7 @@ impl Client {
                 loop {
                     tick.tick().await;
                     if !sending.load(Ordering::Relaxed) {
-                        continue;
+                        return;
                     }
                     for (i, (rid, ssrc, layer)) in streams.iter().enumerate() {
                         let mut header = rtp::header::Header {
@@ -520,13 +520,8 @@ impl Client {
                                 0x2a,
                             ])
                         };
-                        if track
-                            .write_rtp(rtp::Packet { header, payload })
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
+                        // Not bound yet (negotiation under way): skip this one.
+                        let _ = track.write_rtp(rtp::Packet { header, payload }).await;
                     }
                     n = n.wrapping_add(1);
                 }
