@@ -139,7 +139,12 @@ impl Published {
         simulcast: bool,
         remote: Arc<dyn TrackRemote>,
     ) -> Published {
-        let stream_id = publisher.id.to_string();
+        // Microphone and camera share a stream (browsers lip-sync within one); the screen is
+        // its own. A browser's `ontrack` sees this id as `streams[0].id`.
+        let stream_id = match kind {
+            TrackKind::Screen => format!("{}-screen", publisher.id),
+            _ => publisher.id.to_string(),
+        };
         let track_id = format!("{}-{}-{}", publisher.id, kind.as_str(), id);
         Published {
             id,

@@ -22,8 +22,9 @@
 //!    ([`SfuEvent::Candidate`] / [`Signal::Candidate`]).
 //! 4. Whenever others' tracks appear or go, the SFU sends [`SfuEvent::TrackPublished`] /
 //!    [`SfuEvent::TrackUnpublished`] and then an [`SfuEvent::Offer`]; the client answers
-//!    with [`Signal::Answer`]. The stream and track ids of the `ontrack` event (msid) are
-//!    the ones `TrackPublished` named.
+//!    with [`Signal::Answer`]. The `ontrack` event's `streams[0].id` is the stream id
+//!    `TrackPublished` named (`<participant>` for microphone and camera, in one stream so
+//!    they play in sync; `<participant>-screen` for the screen).
 //! 5. To publish more (screen share) or stop, the client renegotiates with a new offer as
 //!    in step 2. If an SFU offer is outstanding at that moment (glare), the client — the
 //!    impolite peer — ignores the SFU's offer; the SFU rolls back, answers, and offers again.

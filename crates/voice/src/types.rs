@@ -216,13 +216,16 @@ pub enum SfuEvent {
         participant: Option<ParticipantId>,
     },
     /// A track is available in the room; the subscriber sees it with this stream and track
-    /// id (`a=msid:<stream_id> <track_id>`).
+    /// id (`a=msid:<stream_id> <track_id>`). Browsers show the stream id as
+    /// `ontrack`'s `streams[0].id`: `<participant>` for microphone and camera (one stream,
+    /// so they play in sync), `<participant>-screen` for the screen; with the track's kind
+    /// that names the track. (A browser's `track.id` is its own, not the msid's.)
     TrackPublished {
         /// Its publisher.
         participant: ParticipantId,
         /// What it is.
         kind: TrackKind,
-        /// The msid stream id (the publisher's id in decimal).
+        /// The msid stream id (`<publisher>` or `<publisher>-screen`).
         stream_id: String,
         /// The msid track id.
         track_id: String,

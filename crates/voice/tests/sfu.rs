@@ -450,8 +450,9 @@ async fn glare_the_client_offer_wins_and_the_sfu_offers_again() {
         SfuEvent::TrackPublished {
             participant: ParticipantId(1),
             kind: TrackKind::Screen,
+            stream_id,
             ..
-        }
+        } if stream_id == "1-screen"
     )));
 }
 
