@@ -195,8 +195,10 @@ impl Published {
         self.want_key[layer.index()].store(true, Ordering::Relaxed);
     }
 
+    /// The first stream opened for a layer is its media stream; later ones (an RTX or FEC
+    /// repair flow) are not forwarded: their payloads are not the codec's.
     fn note_layer(&self, layer: Layer, ssrc: u32) {
-        self.layers.lock().ssrc[layer.index()] = Some(ssrc);
+        self.layers.lock().ssrc[layer.index()].get_or_insert(ssrc);
     }
 
     fn layer_of(&self, ssrc: u32) -> Option<Layer> {
@@ -489,13 +491,10 @@ pub(crate) async fn run_forwarder(spec: ForwarderSpec) {
                 let Some(p) = &published else { continue };
                 sfu.stats.packets_received.fetch_add(1, Ordering::Relaxed);
                 let now = Instant::now();
-                let layer = if simulcast {
-                    match p.layer_of(pkt.header.ssrc) {
-                        Some(l) => l,
-                        None => continue,
-                    }
-                } else {
-                    Layer::High
+                // Only the media streams noted at their opening: repair flows and strays are not
+                // forwarded as media.
+                let Some(layer) = p.layer_of(pkt.header.ssrc) else {
+                    continue;
                 };
                 p.account(layer, pkt.payload.len(), now);
                 let audio_level = if kind.is_audio() {
