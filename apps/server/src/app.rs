@@ -46,6 +46,8 @@ pub enum StartError {
     Unsupported(&'static str),
     #[error("event bus: {0}")]
     Bus(String),
+    #[error("voice: {0}")]
+    Voice(String),
     #[error("shared state (Redis): {0}")]
     State(String),
     #[error("accounts: {0}")]
@@ -338,6 +340,7 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         Some(conn) => Arc::new(hearth_state::RedisPresence::new(conn.clone())),
     };
     let hub = crate::gateway::hub::Hub::new(recorder, cfg.gateway_window_events, window);
+    let voice = voice_service(&cfg, redis.as_ref(), &node_key)?;
     tracing::info!(node, backend = store.backend(), "node ready");
     let state = AppState(Arc::new(Inner {
         cfg,
@@ -355,8 +358,10 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         presence,
         node_key,
         watched: Arc::default(),
+        voice,
     }));
     crate::gateway::start(state.clone());
+    crate::voice::Voice::start(state.clone());
     let router = crate::http::router(state.clone());
     Ok(Server {
         state,
@@ -364,6 +369,48 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         fatal,
         lease: (node, holder),
     })
+}
+
+/// The SFU and the shared voice states and room leases (Redis in a cluster).
+fn voice_service(
+    cfg: &Config,
+    redis: Option<&RedisConnection>,
+    node_key: &str,
+) -> Result<crate::voice::Voice, StartError> {
+    let bad = |e: crate::config::ConfigError| StartError::Voice(e.to_string());
+    let (host_addresses, public_ips) = cfg.voice_addresses().map_err(bad)?;
+    let turn = (!cfg.turn_urls.is_empty()).then(|| hearth_voice::TurnConfig {
+        urls: cfg.turn_urls.clone(),
+        secret: cfg.turn_secret.0.as_bytes().to_vec(),
+        ttl: Duration::from_secs(cfg.turn_ttl_secs),
+    });
+    let sfu = hearth_voice::Sfu::new(hearth_voice::VoiceConfig {
+        host_addresses,
+        public_ips,
+        udp_ports: cfg.voice_ports().map_err(bad)?,
+        turn,
+        ..Default::default()
+    })
+    .map_err(|e| StartError::Voice(e.to_string()))?;
+    let (states, leases): (
+        Arc<dyn hearth_state::VoiceStates>,
+        Arc<dyn hearth_state::Leases>,
+    ) = match redis {
+        None => (
+            Arc::new(hearth_state::MemoryVoiceStates::default()),
+            Arc::new(hearth_state::MemoryLeases::default()),
+        ),
+        Some(conn) => (
+            Arc::new(hearth_state::RedisVoiceStates::new(conn.clone())),
+            Arc::new(hearth_state::RedisLeases::new(conn.clone())),
+        ),
+    };
+    Ok(crate::voice::Voice::new(
+        sfu,
+        states,
+        leases,
+        node_key.to_string(),
+    ))
 }
 
 fn spawn_lease_renewal(

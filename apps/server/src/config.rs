@@ -100,6 +100,20 @@ pub struct Config {
     /// change reaches only the sessions that subscribed to that user
     /// (`subscribe_presence`), not every member.
     pub gateway_presence_threshold: usize,
+    /// Voice and video: addresses the SFU binds and offers as host
+    /// candidates (one UDP port per participant).
+    pub voice_host_addresses: Vec<String>,
+    /// Public addresses announced instead of the bound ones (a 1:1 NAT).
+    pub voice_public_ips: Vec<String>,
+    /// The SFU's UDP ports, `first-last` (e.g. `50000-50999`); empty: any.
+    pub voice_udp_ports: String,
+    /// TURN servers handed to clients (coturn with `use-auth-secret`), e.g.
+    /// `turn:turn.example.org:3478?transport=udp`; empty: none.
+    pub turn_urls: Vec<String>,
+    /// coturn's `static-auth-secret`: clients get short-lived credentials.
+    pub turn_secret: Secret,
+    /// How long handed-out TURN credentials stay valid.
+    pub turn_ttl_secs: u64,
     /// `text` or `json` logs.
     pub log_format: String,
     /// A tracing filter, e.g. `info` or `hearth=debug,info`.
@@ -169,6 +183,12 @@ impl Default for Config {
             gateway_max_sessions_per_user: 16,
             gateway_max_connections_per_address: 256,
             gateway_presence_threshold: 1_000,
+            voice_host_addresses: vec!["127.0.0.1".into()],
+            voice_public_ips: Vec::new(),
+            voice_udp_ports: String::new(),
+            turn_urls: Vec::new(),
+            turn_secret: Secret::default(),
+            turn_ttl_secs: 3600,
             log_format: "text".into(),
             log_level: "info".into(),
             otlp_endpoint: String::new(),
@@ -330,6 +350,32 @@ impl Config {
             env("HEARTH_NATS_STREAM_REPLICAS"),
         )?;
         set(
+            &mut self.voice_udp_ports,
+            "HEARTH_VOICE_UDP_PORTS",
+            env("HEARTH_VOICE_UDP_PORTS"),
+        )?;
+        set(
+            &mut self.turn_secret,
+            "HEARTH_TURN_SECRET",
+            env("HEARTH_TURN_SECRET"),
+        )?;
+        let list = |v: String| -> Vec<String> {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        if let Some(v) = env("HEARTH_VOICE_HOST_ADDRESSES") {
+            self.voice_host_addresses = list(v);
+        }
+        if let Some(v) = env("HEARTH_VOICE_PUBLIC_IPS") {
+            self.voice_public_ips = list(v);
+        }
+        if let Some(v) = env("HEARTH_TURN_URLS") {
+            self.turn_urls = list(v);
+        }
+        set(
             &mut self.log_retention_hours,
             "HEARTH_LOG_RETENTION_HOURS",
             env("HEARTH_LOG_RETENTION_HOURS"),
@@ -454,7 +500,64 @@ impl Config {
         Ok(())
     }
 
+    /// The SFU's UDP port range, if one is set.
+    pub fn voice_ports(&self) -> Result<Option<(u16, u16)>, ConfigError> {
+        let bad = || {
+            ConfigError::Invalid(
+                "voice_udp_ports",
+                "first-last, e.g. 50000-50999 (first <= last, not 0)".into(),
+            )
+        };
+        if self.voice_udp_ports.trim().is_empty() {
+            return Ok(None);
+        }
+        let (a, b) = self.voice_udp_ports.split_once('-').ok_or_else(bad)?;
+        let (a, b): (u16, u16) = (
+            a.trim().parse().map_err(|_| bad())?,
+            b.trim().parse().map_err(|_| bad())?,
+        );
+        if a == 0 || a > b {
+            return Err(bad());
+        }
+        Ok(Some((a, b)))
+    }
+
+    /// `voice_host_addresses` and `voice_public_ips`, parsed.
+    pub fn voice_addresses(
+        &self,
+    ) -> Result<(Vec<std::net::IpAddr>, Vec<std::net::IpAddr>), ConfigError> {
+        let parse = |field: &'static str, list: &[String]| {
+            list.iter()
+                .map(|a| {
+                    a.parse().map_err(|_| {
+                        ConfigError::Invalid(field, format!("{a:?} is not an IP address"))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok((
+            parse("voice_host_addresses", &self.voice_host_addresses)?,
+            parse("voice_public_ips", &self.voice_public_ips)?,
+        ))
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.voice_ports()?;
+        if self.voice_addresses()?.0.is_empty() {
+            return Err(ConfigError::Invalid(
+                "voice_host_addresses",
+                "at least one address".into(),
+            ));
+        }
+        if !self.turn_urls.is_empty() && self.turn_secret.0.is_empty() {
+            return Err(ConfigError::Invalid(
+                "turn_secret",
+                "needed with turn_urls (coturn's static-auth-secret)".into(),
+            ));
+        }
+        if !(60..=86_400).contains(&self.turn_ttl_secs) {
+            return Err(ConfigError::Invalid("turn_ttl_secs", "60 to 86400".into()));
+        }
         let url = &self.database_url.0;
         if !url.is_empty() && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {

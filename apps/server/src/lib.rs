@@ -17,4 +17,5 @@ pub mod journal;
 pub mod metrics;
 pub mod state;
 pub mod telemetry;
+pub mod voice;
 pub mod web;

@@ -36,6 +36,8 @@ pub struct Inner {
     /// This process's presence key (unique per process, never reused).
     pub node_key: String,
     pub watched: Arc<crate::gateway::presence::Watched>,
+    /// Voice and video calls hosted here (the SFU) and everyone's voice states.
+    pub voice: crate::voice::Voice,
 }
 
 impl Deref for AppState {

@@ -58,6 +58,22 @@ impl Chat {
         Ok(())
     }
 
+    /// Whether `actor` may act on `target` with `need` (held in the
+    /// community, target ranked below): for moderation done outside this
+    /// crate, such as muting someone in a call.
+    pub async fn may_moderate(
+        &self,
+        c: CommunityId,
+        actor: UserId,
+        target: UserId,
+        need: Permissions,
+    ) -> ChatResult<()> {
+        if actor == target {
+            return Err(ChatError::Refused("you cannot moderate yourself"));
+        }
+        self.moderate(c, actor, target, need).await
+    }
+
     /// Checks `need` and the role hierarchy between actor and target.
     async fn moderate(
         &self,

@@ -19,6 +19,7 @@ use super::ready;
 use super::resume;
 use crate::http::wire;
 use crate::state::AppState;
+use crate::voice::Voice;
 
 struct Conn {
     session: Option<Arc<Session>>,
@@ -202,6 +203,30 @@ async fn handle(
             // reveals nothing.
             let sess = identified(conn)?;
             state.hub.watch(sess, user_ids.into_iter().collect());
+            Ok(Beat::No)
+        }
+        ClientOp::VoiceJoin {
+            channel_id,
+            self_mute,
+            self_deaf,
+        } => {
+            Voice::join(state, identified(conn)?, channel_id, self_mute, self_deaf).await;
+            Ok(Beat::No)
+        }
+        ClientOp::VoiceLeave => {
+            Voice::leave(state, identified(conn)?).await;
+            Ok(Beat::No)
+        }
+        ClientOp::VoiceState(flags) => {
+            Voice::update(state, identified(conn)?, flags).await;
+            Ok(Beat::No)
+        }
+        ClientOp::VoiceSignal(signal) => {
+            Voice::signal(state, identified(conn)?, signal).await;
+            Ok(Beat::No)
+        }
+        ClientOp::VoiceLayer { user_id, layer } => {
+            Voice::layer(state, identified(conn)?, user_id, layer);
             Ok(Beat::No)
         }
     }

@@ -1,7 +1,7 @@
 //! The gateway's wire protocol: ops, close codes, limits and frame decoding.
 //! Pure functions, so the decoder can be tested (and fuzzed) without sockets.
 
-use hearth_types::{CommunityId, UserId};
+use hearth_types::{ChannelId, CommunityId, UserId};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -51,6 +51,32 @@ pub enum ClientOp {
     SubscribePresence {
         user_ids: Vec<UserId>,
     },
+    /// Joins a voice channel (leaving any other one).
+    VoiceJoin {
+        channel_id: ChannelId,
+        self_mute: bool,
+        self_deaf: bool,
+    },
+    VoiceLeave,
+    /// The user's own voice flags; absent ones stay.
+    VoiceState(VoiceFlags),
+    /// SDP and ICE for the call's peer connection.
+    VoiceSignal(hearth_voice::Signal),
+    /// The highest simulcast layer wanted of a user's video (thumbnail or spotlight).
+    VoiceLayer {
+        user_id: UserId,
+        layer: hearth_voice::Layer,
+    },
+}
+
+/// What `voice_state` may change.
+#[derive(Debug, Default, PartialEq, Eq, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoiceFlags {
+    pub self_mute: Option<bool>,
+    pub self_deaf: Option<bool>,
+    pub self_video: Option<bool>,
+    pub self_stream: Option<bool>,
 }
 
 /// Users one `subscribe_presence` may list.
@@ -131,6 +157,23 @@ struct RequestMembersD {
 #[serde(deny_unknown_fields)]
 struct SubscribePresenceD {
     user_ids: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VoiceJoinD {
+    channel_id: String,
+    #[serde(default)]
+    self_mute: bool,
+    #[serde(default)]
+    self_deaf: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VoiceLayerD {
+    user_id: String,
+    layer: hearth_voice::Layer,
 }
 
 fn decode_err(reason: &'static str) -> Refusal {
@@ -226,6 +269,30 @@ pub fn decode(text: &str) -> Result<ClientOp, Refusal> {
                 .collect::<Result<_, _>>()
                 .map_err(|_| decode_err(NEEDS))?;
             Ok(ClientOp::SubscribePresence { user_ids })
+        }
+        "voice_join" => {
+            const NEEDS: &str = "voice_join needs {channel_id, self_mute?, self_deaf?}";
+            let d: VoiceJoinD = serde_json::from_value(frame.d).map_err(|_| decode_err(NEEDS))?;
+            Ok(ClientOp::VoiceJoin {
+                channel_id: d.channel_id.parse().map_err(|_| decode_err(NEEDS))?,
+                self_mute: d.self_mute,
+                self_deaf: d.self_deaf,
+            })
+        }
+        "voice_leave" => Ok(ClientOp::VoiceLeave),
+        "voice_state" => serde_json::from_value(frame.d)
+            .map(ClientOp::VoiceState)
+            .map_err(|_| decode_err("voice_state takes {self_mute?, self_deaf?, self_video?, self_stream?}")),
+        "voice_signal" => serde_json::from_value(frame.d)
+            .map(ClientOp::VoiceSignal)
+            .map_err(|_| decode_err("voice_signal is {type: offer, sdp, tracks?} | {type: answer, sdp} | {type: candidate, candidate, sdp_mid?, sdp_mline_index?}")),
+        "voice_layer" => {
+            const NEEDS: &str = "voice_layer needs {user_id, layer: low|medium|high}";
+            let d: VoiceLayerD = serde_json::from_value(frame.d).map_err(|_| decode_err(NEEDS))?;
+            Ok(ClientOp::VoiceLayer {
+                user_id: d.user_id.parse().map_err(|_| decode_err(NEEDS))?,
+                layer: d.layer,
+            })
         }
         _ => Err(Refusal {
             code: close::UNKNOWN_OP,

@@ -408,6 +408,11 @@ fn route_live(state: &AppState, router: &Router, env: &Envelope) {
         // was made.
         Subject::Permissions(c) => {
             state.chat.invalidate_community(c);
+            if state.voice.calls() > 0 {
+                // Losing CONNECT or SPEAK ends or silences a call at once.
+                let state = state.clone();
+                tokio::spawn(async move { crate::voice::Voice::recheck(&state, Some(c)).await });
+            }
             if state.hub.views.want_reload(c) {
                 load_rules(state, router, c);
             }

@@ -11,6 +11,7 @@ pub mod middleware;
 pub mod ops;
 pub mod roles;
 pub mod users;
+pub mod voice;
 pub mod wire;
 
 use std::sync::Arc;
@@ -33,7 +34,7 @@ use crate::state::AppState;
     components(schemas(wire::ErrorBody, wire::ErrorDetail)),
     tags(
         (name = "auth"), (name = "users"), (name = "communities"), (name = "members"), (name = "invites"),
-        (name = "roles"), (name = "channels"), (name = "dms"), (name = "messages"), (name = "gateway"), (name = "operations")
+        (name = "roles"), (name = "channels"), (name = "dms"), (name = "messages"), (name = "voice"), (name = "gateway"), (name = "operations")
     )
 )]
 struct ApiDoc;
@@ -113,6 +114,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(messages::typing))
         .routes(routes!(messages::read))
         .routes(routes!(messages::read_states))
+        .routes(routes!(voice::list))
+        .routes(routes!(voice::update, voice::disconnect))
         .routes(routes!(crate::gateway::upgrade))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
