@@ -672,6 +672,11 @@ async fn pump(
                 if let Some(s) = state.hub.get(&session_id) {
                     let mut d = serde_json::to_value(&other).unwrap_or_default();
                     d["channel_id"] = json!(channel.to_string());
+                    // Ids travel as decimal strings, as everywhere on the wire
+                    // (JavaScript numbers cannot hold a snowflake).
+                    if let Some(n) = d.get("participant").and_then(Value::as_u64) {
+                        d["participant"] = json!(n.to_string());
+                    }
                     tell(&s, "VOICE_SIGNAL", d);
                 }
             }
