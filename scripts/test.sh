@@ -75,6 +75,12 @@ ensure_redis() {
   wait_port 6379 || die "Redis is not reachable at 127.0.0.1:6379"
 }
 
+# coturn for the voice e2e (relay-only calls); scripts/coturn.sh has the test config.
+ensure_coturn() {
+  export HEARTH_E2E_TURN_SECRET="${HEARTH_E2E_TURN_SECRET:-hearth-e2e-turn-secret}"
+  scripts/coturn.sh start
+}
+
 ensure_chromium() {
   command -v chromium >/dev/null || apt_install chromium
 }
@@ -102,6 +108,7 @@ run_web() {
   [ -f web/package.json ] || { say "no web app yet"; return 0; }
   command -v npm >/dev/null || die "npm is needed for the web tests"
   ensure_chromium
+  ensure_coturn
   build_web
   say "web: unit tests"
   (cd web && npm test --silent)

@@ -53,6 +53,10 @@ export default async function globalSetup() {
       // the suite signs dozens of people in from one address within a minute.
       HEARTH_RATE_LIMIT_AUTH_PER_IP_PER_SECOND: '50',
       HEARTH_RATE_LIMIT_AUTH_PER_IP_BURST: '200',
+      // Voice: TURN REST credentials for the local coturn (scripts/coturn.sh); the SFU
+      // offers host candidates on 127.0.0.1 (Chromium: --allow-loopback-in-peer-connection).
+      HEARTH_TURN_URLS: process.env.HEARTH_TURN_URLS ?? 'turn:127.0.0.1:3478?transport=udp',
+      HEARTH_TURN_SECRET: process.env.HEARTH_E2E_TURN_SECRET ?? 'hearth-e2e-turn-secret',
     },
     stdio: ['ignore', 'inherit', 'inherit'],
     detached: false,

@@ -17,4 +17,8 @@ if (!existsSync(join(root, 'out', 'app.html'))) {
   const code = run('npx', ['next', 'build']);
   if (code !== 0) process.exit(code);
 }
+// coturn for the relay-only voice test (scripts/coturn.sh: no-op if 3478 listens).
+process.env.HEARTH_E2E_TURN_SECRET ??= 'hearth-e2e-turn-secret';
+const coturn = join(root, '..', 'scripts', 'coturn.sh');
+if (existsSync(coturn) && run(coturn, ['start']) !== 0) console.log('e2e: coturn did not start; the relay voice test will fail');
 process.exit(run('npx', ['playwright', 'test', ...process.argv.slice(2)]));

@@ -16,6 +16,7 @@ import { ChannelView } from './ChannelView';
 import { CommunityRail } from './CommunityRail';
 import { MemberList } from './MemberList';
 import { Notices } from './ui';
+import { VoiceView } from './VoiceView';
 
 export type Dialog =
   | { kind: 'create-community' }
@@ -75,6 +76,8 @@ export function AppShell() {
   const search = useSearch();
   const params = useMemo(() => new URLSearchParams(search), [search]);
   const selection = useSelection(params.get('c'), params.get('ch'), everReady);
+  const selectedKind = useStore(communitiesStore, (s) => (selection.channelId ? s.channels[selection.channelId]?.kind : undefined));
+  const channelsMapKind = (_id: string) => selectedKind;
 
   if (status !== 'signed_in' || !started || !everReady) {
     return (
@@ -94,7 +97,9 @@ export function AppShell() {
       )}
       <CommunityRail selected={selection.communityId} onDialog={setDialog} />
       <ChannelSidebar communityId={selection.communityId} channelId={selection.channelId} onDialog={setDialog} dialog={dialog} />
-      {selection.channelId ? (
+      {selection.channelId && channelsMapKind(selection.channelId) === 'voice' ? (
+        <VoiceView key={selection.channelId} channelId={selection.channelId} />
+      ) : selection.channelId ? (
         <ChannelView key={selection.channelId} channelId={selection.channelId} showMembers={showMembers} onToggleMembers={() => setShowMembers((v) => !v)} />
       ) : (
         <main className="chat empty-state">

@@ -14,11 +14,14 @@ import { useStore } from '@/stores/store';
 import { Avatar, PresenceDot } from './ui';
 import { Dialogs } from './Dialogs';
 import { Icon } from './icons';
+import { CallPanel, VoiceMembers } from './VoiceParts';
+import { callStore, voiceCall } from '@/voice/call';
 
 export function ChannelSidebar({ communityId, channelId, onDialog, dialog }: { communityId: string; channelId: string | null; onDialog: (d: Dialog) => void; dialog: Dialog }) {
   return (
     <aside className="sidebar">
       {communityId === '@me' ? <DmList channelId={channelId} onDialog={onDialog} /> : <CommunityChannels communityId={communityId} channelId={channelId} onDialog={onDialog} />}
+      <CallPanel />
       <UserPanel onDialog={onDialog} />
       <Dialogs dialog={dialog} onClose={() => onDialog(null)} onDialog={onDialog} />
     </aside>
@@ -116,6 +119,8 @@ function CommunityChannels({ communityId, channelId, onDialog }: { communityId: 
 }
 
 function ChannelItem({ channel, active, communityId }: { channel: Channel; active: boolean; communityId: string }) {
+  const perms = usePermissions(communityId, channel);
+  const inThisCall = useStore(callStore, (s) => s.channelId === channel.id && s.status !== 'idle');
   const unread = useStore(readStatesStore, (s) => isUnread(s, channel.id));
   const mentions = useStore(readStatesStore, (s) => mentionCount(s, channel.id));
   const label = `${channel.kind === 'voice' ? 'voice channel' : 'channel'} ${channel.name}${mentions ? `, ${mentions} mention${mentions === 1 ? '' : 's'}` : unread ? ', unread' : ''}`;
@@ -131,6 +136,8 @@ function ChannelItem({ channel, active, communityId }: { channel: Channel; activ
           if (e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
           e.preventDefault();
           setQuery({ c: communityId, ch: channel.id });
+          // Clicking a voice channel joins it (when allowed).
+          if (channel.kind === 'voice' && !inThisCall && has(perms, 'CONNECT')) voiceCall().join(communityId, channel.id, { speak: has(perms, 'SPEAK') });
         }}
       >
         <span className="channel-hash" aria-hidden="true">
@@ -143,6 +150,7 @@ function ChannelItem({ channel, active, communityId }: { channel: Channel; activ
           </span>
         )}
       </a>
+      {channel.kind === 'voice' && <VoiceMembers communityId={communityId} channelId={channel.id} />}
     </li>
   );
 }

@@ -86,3 +86,29 @@ export function gatewayUrl(): string {
   const { protocol, host } = window.location;
   return `${protocol === 'https:' ? 'wss' : 'ws'}://${host}/api/v1/gateway`;
 }
+
+/** Authenticated JSON request for endpoints the generated schema may not name yet. */
+export async function requestJson<T>(method: string, path: string, body?: unknown): Promise<T> {
+  let res: Response;
+  try {
+    res = await authFetch(
+      new Request(`${baseUrl}${path}`, {
+        method,
+        credentials: 'same-origin',
+        headers: body !== undefined ? { 'Content-Type': 'application/json' } : {},
+        body: body !== undefined ? JSON.stringify(body) : undefined,
+      }),
+    );
+  } catch (e) {
+    throw networkError(e);
+  }
+  const text = await res.text();
+  let parsed: unknown = undefined;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  if (!res.ok) throw errorFromResponse(res, parsed);
+  return parsed as T;
+}

@@ -1,7 +1,7 @@
 // The running app: one gateway per tab, the outbox, and every dispatch applied to the
 // stores. Components call the actions here; nothing in here touches React.
 import type { Channel, Community, Member, Message, Overwrite, PresenceStatus, ReadState, ReadyCommunity, ReadyPayload, Role, User } from '@/api/types';
-import { api, gatewayUrl, unwrap } from './api';
+import { api, gatewayUrl, requestJson, unwrap } from './api';
 import { getAccessToken, refresh, sessionRevoked } from './auth';
 import { ApiError, describeError } from './errors';
 import { Gateway, type GatewayOptions } from './gateway';
@@ -14,6 +14,8 @@ import * as R from '@/stores/readStates';
 import { setComposerError, restoreDraft } from '@/stores/drafts';
 import { setPresence, startTyping, stopTyping, sweepTyping } from '@/stores/presence';
 import { sessionStore } from '@/stores/session';
+import { callStore, voiceCall } from '@/voice/call';
+import * as V from '@/voice/states';
 
 export const PAGE = 50;
 const CATCH_UP_PAGE = 100;
@@ -73,7 +75,13 @@ export class HearthClient {
     });
     this.gateway.on('state', (state) => sessionStore.set((s) => ({ ...s, gateway: state })));
     this.gateway.on('dispatch', (t, d) => this.onDispatch(t, d as Any));
+    voiceCall().setSender((op, d) => this.gateway.sendOp(op, d));
     this.gateway.on('ready', (info) => {
+      if (info.recovered) {
+        // A call belongs to the gateway session that joined it; that one is gone.
+        if (typeof window !== 'undefined') voiceCall().teardown();
+        void this.loadVoiceStates();
+      }
       if (info.recovered) void this.catchUp();
       void this.outbox.flush();
     });
@@ -178,6 +186,12 @@ export class HearthClient {
       }
       case 'READ_STATE_UPDATE':
         return readSet((s) => R.applyReadState(s, d as unknown as ReadState));
+      case 'VOICE_STATE_UPDATE':
+        return V.voiceStatesStore.set((s) => V.applyVoiceState(s, d as unknown as V.VoiceState));
+      case 'VOICE_SERVER':
+      case 'VOICE_SIGNAL':
+        if (typeof window !== 'undefined') voiceCall().onDispatch(t, d);
+        return;
       default:
         return;
     }
@@ -220,6 +234,7 @@ export class HearthClient {
     setPresence(d.user.id, 'online');
     if (typeof performance !== 'undefined' && performance.getEntriesByName('hearth:data-loaded').length === 0) performance.mark('hearth:data-loaded');
     this.preloadSelected();
+    void this.loadVoiceStates((d.communities ?? []).map((c) => c.id));
     // Channels we can no longer see lose their cached history.
     const chans = C_get().channels;
     messagesStoreSet((s) => {
@@ -348,7 +363,24 @@ export class HearthClient {
     messagesStoreSet((s) => M.dropChannel(s, id));
   }
 
+  /** Who is in which voice channel (then VOICE_STATE_UPDATE keeps it current). */
+  async loadVoiceStates(ids: readonly string[] = C_get().order) {
+    await Promise.all(
+      ids.map(async (id) => {
+        try {
+          const list = await requestJson<V.VoiceState[]>('GET', `/api/v1/communities/${id}/voice-states`);
+          V.voiceStatesStore.set((s) => V.loadStates(s, id, list ?? []));
+        } catch {
+          // not critical: updates still arrive
+        }
+      }),
+    );
+  }
+
   forgetCommunity(id: string) {
+    V.voiceStatesStore.set((s) => V.forgetCommunity(s, id));
+    const vc = typeof window !== 'undefined' ? voiceCall() : null;
+    if (vc && callCommunity() === id) vc.teardown();
     const chans = Object.values(C_get().channels).filter((c) => c.community_id === id).map((c) => c.id);
     C_set((s) => C.removeCommunity(s, id));
     messagesStoreSet((s) => chans.reduce((acc, cid) => M.dropChannel(acc, cid), s));
@@ -649,7 +681,13 @@ export function getClient(): HearthClient {
 }
 
 /** Sign-out: drop the connection and every cached byte of the old account. */
+function callCommunity(): string | null {
+  return callStore.get().communityId;
+}
+
 export function resetClient() {
+  if (typeof window !== 'undefined' && callStore.get().status !== 'idle') voiceCall().leave();
+  V.voiceStatesStore.set({});
   instance?.stop();
   instance = null;
   M.messagesStore.set({});

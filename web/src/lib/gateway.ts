@@ -195,6 +195,12 @@ export class Gateway {
     if (this.state === 'ready') this.send('subscribe_presence', { user_ids: this.presenceSubs });
   }
 
+  /** Sends a client op (voice_*) on the live session; false when not connected. */
+  sendOp(op: string, d: unknown): boolean {
+    if (this.state !== 'ready') return false;
+    return this.send(op, d);
+  }
+
   private send(op: string, d: unknown): boolean {
     const ws = this.ws;
     if (!ws || ws.readyState !== OPEN) return false;
