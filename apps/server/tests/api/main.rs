@@ -12,6 +12,7 @@ mod moderation;
 mod processes;
 mod scenarios;
 mod trust;
+mod voice;
 
 pub use harness::*;
 
@@ -105,6 +106,12 @@ both_backends!(
     moderation_settings = moderation:
     slowmode_makes_members_wait,
     locked_channels_take_moderators_only,
+);
+
+both_backends!(
+    voice_calls = voice:
+    two_people_talk_and_lose_permissions,
+    refusals_limits_and_moderation,
 );
 
 both_backends!(
