@@ -57,6 +57,8 @@ async function world(): Promise<World> {
 async function openUser(username: string, relay: boolean): Promise<Page> {
   const context = await browser.newContext({ baseURL: baseUrl(), viewport: { width: 1280, height: 800 } });
   if (relay) await context.addInitScript(() => window.localStorage.setItem('hearth.voice.relay', '1'));
+  // VOICE_ALL_CODECS=1: publish with the browser's whole codec list instead of VP8 only.
+  if (process.env.VOICE_ALL_CODECS) await context.addInitScript(() => window.localStorage.setItem('hearth.voice.allCodecs', '1'));
   const page = await context.newPage();
   page.on('dialog', (d) => void d.accept());
   if (process.env.VOICE_DEBUG) {
@@ -122,7 +124,7 @@ async function until(page: Page, what: string, ok: (s: Snap | null) => boolean, 
 }
 
 /** Both directions grow between two samples `ms` apart. */
-async function growth(page: Page, ms = 1500) {
+async function growth(page: Page, ms = 2000) {
   const a = await snap(page);
   await page.waitForTimeout(ms);
   const b = await snap(page);

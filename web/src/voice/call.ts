@@ -63,6 +63,15 @@ export function relayOnly(): boolean {
   }
 }
 
+/** `localStorage['hearth.voice.allCodecs'] = '1'`: offer every codec the browser has (tests the SFU's answers). */
+function allCodecs(): boolean {
+  try {
+    return typeof window !== 'undefined' && window.localStorage.getItem('hearth.voice.allCodecs') === '1';
+  } catch {
+    return false;
+  }
+}
+
 const SIMULCAST: RTCRtpEncodingParameters[] = [
   { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
   { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
@@ -288,7 +297,7 @@ class VoiceCall {
       try {
         const codecs = RTCRtpReceiver.getCapabilities?.('video')?.codecs ?? [];
         const vp8 = codecs.filter((c) => /^video\/(vp8|rtx)$/i.test(c.mimeType));
-        if (vp8.some((c) => /vp8/i.test(c.mimeType))) t.setCodecPreferences(vp8);
+        if (vp8.some((c) => /vp8/i.test(c.mimeType)) && !allCodecs()) t.setCodecPreferences(vp8);
       } catch {
         // older browsers: the default order
       }
