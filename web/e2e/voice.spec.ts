@@ -36,6 +36,7 @@ test.afterAll(async () => {
 });
 
 interface World {
+  ownerToken: string;
   communityId: string;
   voiceId: string;
   owner: string;
@@ -51,7 +52,7 @@ async function world(): Promise<World> {
   const voice = await rest<{ id: string }>('POST', `/api/v1/communities/${c.id}/channels`, ownerToken, { name: 'Lounge', kind: 'voice' });
   const invite = await rest<{ code: string }>('POST', `/api/v1/communities/${c.id}/invites`, ownerToken, {});
   await rest('POST', `/api/v1/invites/${invite.code}`, memberToken);
-  return { communityId: c.id, voiceId: voice.id, owner, member };
+  return { ownerToken, communityId: c.id, voiceId: voice.id, owner, member };
 }
 
 async function openUser(username: string, relay: boolean): Promise<Page> {
@@ -268,4 +269,22 @@ test('the same call through coturn with relay-only ICE', async () => {
   });
   expect(listening, 'coturn is not listening on 127.0.0.1:3478: run scripts/coturn.sh (npm run e2e does)').toBe(true);
   record('relay', await callScenario(true));
+});
+
+test('voice controls follow permissions: no camera or screen without VIDEO, mic disabled without SPEAK, no join without CONNECT', async () => {
+  const w = await world();
+  await rest('PUT', `/api/v1/channels/${w.voiceId}/overwrites/${w.communityId}`, w.ownerToken, { target_type: 'role', allow: [], deny: ['VIDEO', 'SPEAK'] });
+  const B = await openUser(w.member, false);
+  await B.goto(`/app?c=${w.communityId}&ch=${w.voiceId}`);
+  await B.getByRole('button', { name: 'Join voice' }).click();
+  await until(B, 'B connected (listening only)', (s) => s?.state === 'connected');
+  const footer = B.locator('.voice-footer');
+  await expect(footer.getByRole('button', { name: 'Mute', exact: true })).toBeDisabled();
+  await expect(footer.getByRole('button', { name: 'Turn camera on' })).toHaveCount(0);
+  await expect(footer.getByRole('button', { name: 'Share your screen' })).toHaveCount(0);
+  await footer.getByRole('button', { name: 'Leave call' }).click();
+  await rest('PUT', `/api/v1/channels/${w.voiceId}/overwrites/${w.communityId}`, w.ownerToken, { target_type: 'role', allow: [], deny: ['CONNECT'] });
+  await B.reload();
+  await expect(B.getByRole('button', { name: 'No permission to join' })).toBeDisabled();
+  await B.context().close();
 });

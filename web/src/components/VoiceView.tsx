@@ -2,6 +2,7 @@
 // A voice channel's main view: who is in it, their cameras and screens (grid or
 // spotlight), the call controls and device pickers. Not in the call: a join button.
 import { useEffect, useMemo, useRef, useState } from 'react';
+import { getClient } from '@/lib/client';
 import { has, useMe, usePermissions } from '@/lib/hooks';
 import { communitiesStore } from '@/stores/communities';
 import { useStore } from '@/stores/store';
@@ -21,6 +22,11 @@ export function VoiceView({ channelId }: { channelId: string }) {
   const [layout, setLayout] = useState<'grid' | 'spotlight'>('grid');
   const [pinned, setPinned] = useState<string | null>(null);
   const me = useMe();
+
+  // Channels don't always arrive with their overwrites: read them so the controls are right.
+  useEffect(() => {
+    if (communityId) void getClient().loadOverwrites(channelId);
+  }, [channelId, communityId]);
 
   // Tiles: one per member (camera or avatar), plus one per screen share.
   const tiles = useMemo(() => {
