@@ -200,6 +200,7 @@ pub(crate) fn announce(cfg: &VoiceConfig, candidate: &str) -> String {
 
 /// [`announce`] over the candidate lines of an SDP.
 pub(crate) fn announce_sdp(cfg: &VoiceConfig, sdp: String) -> String {
+    let sdp = crate::sdp::tidy(&sdp);
     if cfg.public_ips.is_empty() {
         return sdp;
     }

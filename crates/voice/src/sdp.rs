@@ -219,3 +219,111 @@ mod tests {
         ));
     }
 }
+
+/// Repairs what webrtc-rs 0.21 may write into an answer's m-sections when the offer lists
+/// more variants of a codec than the media engine has (a browser's VP9 profile 0 and 2,
+/// several H.264 profiles): a payload type listed twice (with its attribute lines twice),
+/// and RTX payload types whose `apt` names a payload type the section does not carry.
+/// Browsers refuse such an answer ("Failed to set remote video description send
+/// parameters"). Sections are otherwise left untouched.
+pub(crate) fn tidy(sdp: &str) -> String {
+    let mut out = String::with_capacity(sdp.len());
+    let mut section: Vec<&str> = Vec::new();
+    for line in sdp.split_inclusive("\r\n") {
+        if line.starts_with("m=") {
+            tidy_section(&section, &mut out);
+            section.clear();
+        }
+        section.push(line);
+    }
+    tidy_section(&section, &mut out);
+    out
+}
+
+fn pt_of<'a>(line: &'a str, prefix: &str) -> Option<&'a str> {
+    let rest = line.strip_prefix(prefix)?;
+    let end = rest.find([' ', '\r', '\n']).unwrap_or(rest.len());
+    Some(&rest[..end])
+}
+
+fn tidy_section(lines: &[&str], out: &mut String) {
+    let Some(first) = lines.first() else { return };
+    if !first.starts_with("m=") {
+        lines.iter().for_each(|l| out.push_str(l));
+        return;
+    }
+    let m = first.trim_end_matches("\r\n");
+    let parts: Vec<&str> = m.split(' ').collect();
+    if parts.len() < 4 {
+        lines.iter().for_each(|l| out.push_str(l));
+        return;
+    }
+    // Payload types in order, once each.
+    let mut pts: Vec<&str> = Vec::new();
+    for p in &parts[3..] {
+        if !pts.contains(p) {
+            pts.push(p);
+        }
+    }
+    // RTX whose apt is not carried.
+    let mut drop: Vec<String> = Vec::new();
+    for l in lines {
+        if let Some(pt) = pt_of(l, "a=fmtp:")
+            && let Some(apt) = l.trim_end().split("apt=").nth(1)
+        {
+            let apt = apt.split(';').next().unwrap_or("").trim();
+            let is_rtx = lines
+                .iter()
+                .any(|r| pt_of(r, "a=rtpmap:") == Some(pt) && r.contains(" rtx/"));
+            if is_rtx && !pts.contains(&apt) {
+                drop.push(pt.to_owned());
+            }
+        }
+    }
+    pts.retain(|p| !drop.iter().any(|d| d == p));
+    if pts.is_empty() {
+        // Nothing sensible to repair into; leave it as webrtc-rs wrote it.
+        lines.iter().for_each(|l| out.push_str(l));
+        return;
+    }
+    out.push_str(&parts[..3].join(" "));
+    for p in &pts {
+        out.push(' ');
+        out.push_str(p);
+    }
+    out.push_str("\r\n");
+    let mut seen: Vec<&str> = Vec::new();
+    for l in &lines[1..] {
+        let pt = pt_of(l, "a=rtpmap:")
+            .or_else(|| pt_of(l, "a=fmtp:"))
+            .or_else(|| pt_of(l, "a=rtcp-fb:"));
+        if let Some(pt) = pt {
+            if drop.iter().any(|d| d == pt) || seen.contains(l) {
+                continue;
+            }
+            seen.push(l);
+        }
+        out.push_str(l);
+    }
+}
+
+#[cfg(test)]
+mod tidy_tests {
+    use super::tidy;
+
+    #[test]
+    fn removes_duplicate_payload_types_and_orphan_rtx() {
+        let sdp = "v=0\r\ns=-\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 98 98 97 36\r\na=mid:3\r\n\
+a=rtpmap:96 VP8/90000\r\na=rtpmap:98 VP9/90000\r\na=fmtp:98 profile-id=0\r\n\
+a=rtcp-fb:98 nack\r\na=rtpmap:98 VP9/90000\r\na=fmtp:98 profile-id=0\r\na=rtcp-fb:98 nack\r\n\
+a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\na=rtpmap:36 rtx/90000\r\na=fmtp:36 apt=35\r\n\
+a=recvonly\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n";
+        let want = "v=0\r\ns=-\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 98 97\r\na=mid:3\r\n\
+a=rtpmap:96 VP8/90000\r\na=rtpmap:98 VP9/90000\r\na=fmtp:98 profile-id=0\r\n\
+a=rtcp-fb:98 nack\r\na=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n\
+a=recvonly\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n";
+        assert_eq!(tidy(sdp), want);
+        // A clean SDP is unchanged.
+        assert_eq!(tidy(want), want);
+    }
+}
