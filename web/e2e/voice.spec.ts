@@ -234,6 +234,10 @@ async function callScenario(relay: boolean) {
   // Speaker view asks for the spotlight's high layer and shows it big.
   await B.getByRole('button', { name: 'Speaker view' }).click();
   await expect(B.locator('.voice-spotlight .voice-tile')).toHaveCount(1);
+  await B.screenshot({ path: join(WEB, 'test-results', `voice-${relay ? 'relay' : 'direct'}-speaker.png`) });
+  await B.getByRole('button', { name: 'Grid view' }).click();
+  await B.screenshot({ path: join(WEB, 'test-results', `voice-${relay ? 'relay' : 'direct'}-grid.png`) });
+  await B.getByRole('button', { name: 'Speaker view' }).click();
 
   if (relay) {
     const a = await snap(A);
