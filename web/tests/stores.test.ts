@@ -166,7 +166,7 @@ describe('communities and permissions', () => {
   const everyone = { id: 'g', community_id: 'g', name: '@everyone', permissions: ['VIEW_CHANNEL', 'SEND_MESSAGES'] as never, color: null, position: 0 };
   const mods = { id: 'm', community_id: 'g', name: 'mods', permissions: ['MANAGE_MESSAGES'] as never, color: null, position: 1 };
   const member = { user: { id: 'u', username: 'u', display_name: null, avatar_url: null, created_at: '', plan: 'free' }, roles: ['m'], nickname: null, joined_at: '', timed_out_until: null };
-  const channel = { id: 'c', community_id: 'g', name: 'x', kind: 'text' as const, topic: null, position: 0, parent_id: null };
+  const channel = { id: 'c', community_id: 'g', name: 'x', kind: 'text' as const, topic: null, position: 0, parent_id: null, user_limit: 0, slowmode_secs: 0, locked: false };
 
   it('resolves base and channel permissions per the contract', () => {
     const ctx = { community, roles: [everyone, mods], member, userId: 'u' };

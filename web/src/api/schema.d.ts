@@ -744,6 +744,19 @@ export interface components {
             position: number;
             parent_id?: string | null;
             last_message_id?: string | null;
+            /**
+             * Format: int32
+             * @description Voice channels: most members connected at once (0: no limit).
+             */
+            user_limit: number;
+            /**
+             * Format: int32
+             * @description Seconds a member waits between messages (0: off); members with
+             *     MANAGE_MESSAGES or MANAGE_CHANNELS are exempt.
+             */
+            slowmode_secs: number;
+            /** @description Only members with MANAGE_MESSAGES may send. */
+            locked: boolean;
             /** @description The participants, for DMs and group DMs. */
             recipients?: components["schemas"]["User"][] | null;
         };
@@ -762,6 +775,17 @@ export interface components {
             parent_id?: string | null;
             /** Format: int32 */
             position?: number | null;
+            /**
+             * Format: int32
+             * @description Voice channels: 0 (no limit) to 99.
+             */
+            user_limit?: number | null;
+            /**
+             * Format: int32
+             * @description 0 (off) to 21600.
+             */
+            slowmode_secs?: number | null;
+            locked?: boolean | null;
         };
         CreateCommunityRequest: {
             name: string;
@@ -975,6 +999,17 @@ export interface components {
             parent_id?: string | null;
             /** Format: int32 */
             position?: number | null;
+            /**
+             * Format: int32
+             * @description Voice channels: 0 (no limit) to 99.
+             */
+            user_limit?: number | null;
+            /**
+             * Format: int32
+             * @description 0 (off) to 21600.
+             */
+            slowmode_secs?: number | null;
+            locked?: boolean | null;
         };
         UpdateCommunityRequest: {
             name?: string | null;
