@@ -471,6 +471,7 @@ impl Server {
         let res = axum::serve(listener, app)
             .with_graceful_shutdown(stop)
             .await;
+        self.state.voice.shutdown();
         let (node, holder) = self.lease;
         if let Err(e) = self.state.store.release_node(node, &holder).await {
             tracing::warn!(error = %e, "releasing the node id");

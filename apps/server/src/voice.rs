@@ -106,6 +106,8 @@ struct Call {
     channel: ChannelId,
     community: CommunityId,
     session_id: String,
+    /// Whether that session is on this node (else its node relays).
+    local: bool,
     participant: Arc<hearth_voice::Participant>,
     state: VoiceState,
     /// Incremented per join, so a late event pump of an old call never
@@ -119,7 +121,21 @@ pub struct Voice {
     leases: Arc<dyn Leases>,
     node: String,
     calls: Mutex<HashMap<UserId, Call>>,
+    /// This node's sessions whose call another node hosts.
+    fronted: Mutex<HashMap<UserId, Fronted>>,
+    /// Set when the server stops: no more ticks or relayed ops.
+    stopped: std::sync::atomic::AtomicBool,
     serial: std::sync::atomic::AtomicU64,
+}
+
+/// A local session's call hosted elsewhere: its ops are relayed on
+/// `voice.room.<channel>`, and if the host dies this node takes over.
+#[derive(Clone)]
+struct Fronted {
+    channel: ChannelId,
+    session_id: String,
+    self_mute: bool,
+    self_deaf: bool,
 }
 
 fn grants(p: Permissions) -> Grants {
@@ -143,11 +159,93 @@ fn tell(session: &Arc<Session>, t: &str, d: Value) {
 }
 
 fn tell_error(session: &Arc<Session>, r: &Refusal) {
-    tell(
-        session,
-        "VOICE_SIGNAL",
-        json!({ "type": "error", "code": r.code, "message": r.message }),
-    );
+    tell(session, "VOICE_SIGNAL", error_of(r));
+}
+
+fn error_of(r: &Refusal) -> Value {
+    json!({ "type": "error", "code": r.code, "message": r.message })
+}
+
+/// Sends a dispatch to a call's session: here, or relayed to its node on
+/// `gateway.voice.<session>`.
+fn send_to(state: &AppState, session_id: &str, local: bool, t: &str, d: Value) {
+    if local {
+        if let Some(s) = state.hub.get(session_id) {
+            tell(&s, t, d);
+        }
+    } else {
+        state.publisher.publish(
+            "VOICE_RELAY",
+            Subject::VoiceSession(session_id.to_string()).to_string(),
+            json!({ "t": t, "d": d }),
+        );
+    }
+}
+
+/// A relayed voice op, on `voice.room.<channel>`.
+#[derive(Serialize, Deserialize)]
+struct RoomOp {
+    op: String,
+    user: String,
+    session: String,
+    #[serde(default)]
+    self_mute: bool,
+    #[serde(default)]
+    self_deaf: bool,
+    #[serde(default)]
+    flags: Option<VoiceFlagsWire>,
+    #[serde(default)]
+    signal: Option<Signal>,
+    #[serde(default)]
+    publisher: Option<String>,
+    #[serde(default)]
+    layer: Option<Layer>,
+}
+
+impl RoomOp {
+    fn new(op: &str, user: UserId, session: &str) -> RoomOp {
+        RoomOp {
+            op: op.to_string(),
+            user: user.to_string(),
+            session: session.to_string(),
+            self_mute: false,
+            self_deaf: false,
+            flags: None,
+            signal: None,
+            publisher: None,
+            layer: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Default, Serialize, Deserialize)]
+struct VoiceFlagsWire {
+    self_mute: Option<bool>,
+    self_deaf: Option<bool>,
+    self_video: Option<bool>,
+    self_stream: Option<bool>,
+}
+
+impl From<VoiceFlags> for VoiceFlagsWire {
+    fn from(f: VoiceFlags) -> Self {
+        VoiceFlagsWire {
+            self_mute: f.self_mute,
+            self_deaf: f.self_deaf,
+            self_video: f.self_video,
+            self_stream: f.self_stream,
+        }
+    }
+}
+
+impl From<VoiceFlagsWire> for VoiceFlags {
+    fn from(f: VoiceFlagsWire) -> Self {
+        VoiceFlags {
+            self_mute: f.self_mute,
+            self_deaf: f.self_deaf,
+            self_video: f.self_video,
+            self_stream: f.self_stream,
+        }
+    }
 }
 
 impl Voice {
@@ -163,8 +261,23 @@ impl Voice {
             leases,
             node,
             calls: Mutex::new(HashMap::new()),
+            fronted: Mutex::new(HashMap::new()),
+            stopped: Default::default(),
             serial: Default::default(),
         }
+    }
+
+    /// Ends every call hosted here, as a dying node would (the rooms'
+    /// leases lapse and the participants' nodes re-host them).
+    pub fn shutdown(&self) {
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.calls.lock().clear();
+        self.sfu.shutdown();
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn stats(&self) -> hearth_voice::SfuStats {
@@ -197,7 +310,9 @@ impl Voice {
         }
     }
 
-    /// `voice_join`: refusals are told to the session.
+    /// `voice_join` from a session here: hosted here when this node holds
+    /// (or takes) the room's lease, else relayed to the node that does.
+    /// Refusals are told to the session.
     pub async fn join(
         state: &AppState,
         session: &Arc<Session>,
@@ -205,20 +320,83 @@ impl Voice {
         self_mute: bool,
         self_deaf: bool,
     ) {
-        if let Err(r) = Self::try_join(state, session, channel, self_mute, self_deaf).await {
-            tell_error(session, &r);
+        let voice = &state.voice;
+        let user = session.user;
+        // Leaving a call relayed elsewhere first (one call per user).
+        Self::unfront(state, user, Some(&session.id));
+        match voice
+            .leases
+            .acquire(&room_lease(channel), &voice.node, ROOM_LEASE)
+            .await
+        {
+            Ok(Some(_)) => {
+                if let Err(r) =
+                    Self::host_join(state, &session.id, true, user, channel, self_mute, self_deaf)
+                        .await
+                {
+                    tell_error(session, &r);
+                }
+            }
+            Ok(None) => {
+                voice.end(state, user, None, None).await;
+                voice.fronted.lock().insert(
+                    user,
+                    Fronted {
+                        channel,
+                        session_id: session.id.clone(),
+                        self_mute,
+                        self_deaf,
+                    },
+                );
+                Self::relay(
+                    state,
+                    channel,
+                    RoomOp {
+                        self_mute,
+                        self_deaf,
+                        ..RoomOp::new("join", user, &session.id)
+                    },
+                );
+            }
+            Err(_) => tell_error(session, &Refusal::new("unavailable", "voice leases did not answer")),
         }
     }
 
-    async fn try_join(
+    fn relay(state: &AppState, channel: ChannelId, op: RoomOp) {
+        state.publisher.publish(
+            "VOICE_OP",
+            Subject::VoiceRoom(channel).to_string(),
+            serde_json::to_value(&op).unwrap_or_default(),
+        );
+    }
+
+    /// Forgets a relayed call of `user` (only `session`'s, when given),
+    /// telling its host to end it.
+    fn unfront(state: &AppState, user: UserId, session: Option<&str>) {
+        let gone = {
+            let mut fronted = state.voice.fronted.lock();
+            match fronted.get(&user) {
+                Some(f) if session.is_none_or(|s| s == f.session_id) => fronted.remove(&user),
+                _ => None,
+            }
+        };
+        if let Some(f) = gone {
+            Self::relay(state, f.channel, RoomOp::new("leave", user, &f.session_id));
+        }
+    }
+
+    /// Hosts `user`'s call here, for a session here (`local`) or on the
+    /// node that relayed the join.
+    async fn host_join(
         state: &AppState,
-        session: &Arc<Session>,
+        session_id: &str,
+        local: bool,
+        user: UserId,
         channel: ChannelId,
         self_mute: bool,
         self_deaf: bool,
     ) -> Result<(), Refusal> {
         let voice = &state.voice;
-        let user = session.user;
         let (ch, p) = state.chat.visible_channel(channel, user).await?;
         let Some(c) = ch.community_id.filter(|_| ch.kind == ChannelKind::Voice) else {
             return Err(Refusal::new("invalid_request", "not a voice channel"));
@@ -237,25 +415,8 @@ impl Voice {
                 .filter(|e| e.channel == channel.0 && e.user != user.0)
                 .count();
             if inside >= limit {
-                return Err(Refusal::new(
-                    "channel_full",
-                    format!("at most {limit} members"),
-                ));
+                return Err(Refusal::new("channel_full", format!("at most {limit} members")));
             }
-        }
-        match voice
-            .leases
-            .acquire(&room_lease(channel), &voice.node, ROOM_LEASE)
-            .await
-        {
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                return Err(Refusal::new(
-                    "unavailable",
-                    "this call is hosted by another node; try again shortly",
-                ));
-            }
-            Err(_) => return Err(Refusal::new("unavailable", "voice leases did not answer")),
         }
         // One call per user: leaving the old one first tells its channel.
         voice.end(state, user, None, None).await;
@@ -264,7 +425,7 @@ impl Voice {
             .join(JoinRequest {
                 room: RoomKey(channel.0.unsigned_abs()),
                 participant: ParticipantId(user.0.unsigned_abs()),
-                session: SessionTag(session.id.clone()),
+                session: SessionTag(session_id.to_string()),
                 grants: grants(p),
                 user_limit: (limit > 0 && !p.contains(Permissions::MUTE_MEMBERS)).then_some(limit),
             })
@@ -277,7 +438,7 @@ impl Voice {
             user_id: user.to_string(),
             community_id: c.to_string(),
             channel_id: Some(channel.to_string()),
-            session_id: session.id.clone(),
+            session_id: session_id.to_string(),
             self_mute,
             self_deaf,
             ..Default::default()
@@ -290,15 +451,18 @@ impl Voice {
             Call {
                 channel,
                 community: c,
-                session_id: session.id.clone(),
+                session_id: session_id.to_string(),
+                local,
                 participant: Arc::new(joined.participant),
                 state: vs.clone(),
                 serial,
             },
         );
         voice.store_state(&vs, channel, c, user).await;
-        tell(
-            session,
+        send_to(
+            state,
+            session_id,
+            local,
             "VOICE_SERVER",
             json!({
                 "channel_id": channel.to_string(),
@@ -311,9 +475,85 @@ impl Voice {
         Ok(())
     }
 
+    /// A relayed op reached this node: only the room's host acts on it.
+    async fn on_room_op(state: &AppState, channel: ChannelId, op: RoomOp) {
+        let voice = &state.voice;
+        let Ok(user) = op.user.parse::<UserId>() else { return };
+        let ours = |voice: &Voice| {
+            voice
+                .calls
+                .lock()
+                .get(&user)
+                .is_some_and(|c| c.session_id == op.session && !c.local)
+        };
+        match op.op.as_str() {
+            "join" => {
+                // Whoever holds (or takes) the room's lease hosts it.
+                if !matches!(
+                    voice.leases.acquire(&room_lease(channel), &voice.node, ROOM_LEASE).await,
+                    Ok(Some(_))
+                ) || voice.fronted.lock().get(&user).is_some_and(|f| f.session_id == op.session)
+                {
+                    return;
+                }
+                if let Err(r) = Self::host_join(
+                    state,
+                    &op.session,
+                    false,
+                    user,
+                    channel,
+                    op.self_mute,
+                    op.self_deaf,
+                )
+                .await
+                {
+                    send_to(state, &op.session, false, "VOICE_SIGNAL", error_of(&r));
+                }
+            }
+            _ if !ours(voice) => {}
+            "leave" => voice.end(state, user, Some(&op.session), None).await,
+            "state" => {
+                if let Some(flags) = op.flags {
+                    Self::apply_flags(state, user, &op.session, flags.into()).await;
+                }
+            }
+            "signal" => {
+                if let Some(signal) = op.signal {
+                    Self::apply_signal(state, user, &op.session, signal).await;
+                }
+            }
+            "layer" => {
+                if let (Some(p), Some(layer)) = (op.publisher.and_then(|p| p.parse().ok()), op.layer) {
+                    Self::apply_layer(state, user, &op.session, p, layer);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A dispatch relayed from the host for a session here.
+    pub fn to_local_session(state: &AppState, session_id: &str, v: &Value) {
+        let Some(s) = state.hub.get(session_id) else {
+            return;
+        };
+        let (t, d) = (v["d"]["t"].as_str().unwrap_or_default(), &v["d"]["d"]);
+        if t.is_empty() {
+            return;
+        }
+        if t == "VOICE_SIGNAL" && d["type"] == "left" {
+            state
+                .voice
+                .fronted
+                .lock()
+                .retain(|_, f| f.session_id != session_id);
+        }
+        tell(&s, t, d.clone());
+    }
+
     /// `voice_leave` from this session (a leave from another session of
     /// the same user does not end a call it does not hold).
     pub async fn leave(state: &AppState, session: &Arc<Session>) {
+        Self::unfront(state, session.user, Some(&session.id));
         state
             .voice
             .end(state, session.user, Some(&session.id), None)
@@ -333,12 +573,10 @@ impl Voice {
         let Some(call) = call else { return };
         if let Some(message) = why {
             let _ = self.sfu.kick(call.participant.id(), message);
-        }
-        if let Some(message) = why
-            && let Some(s) = state.hub.get(&call.session_id)
-        {
-            tell(
-                &s,
+            send_to(
+                state,
+                &call.session_id,
+                call.local,
                 "VOICE_SIGNAL",
                 json!({ "type": "left", "reason": "kicked", "message": message }),
             );
@@ -353,77 +591,117 @@ impl Voice {
         Self::publish_state(state, &left, call.channel, call.community);
     }
 
+    /// The relayed call of a session here, if its host is elsewhere.
+    fn fronted_for(&self, session: &Session) -> Option<ChannelId> {
+        self.fronted
+            .lock()
+            .get(&session.user)
+            .filter(|f| f.session_id == session.id)
+            .map(|f| f.channel)
+    }
+
     /// `voice_state`: the user's own flags.
     pub async fn update(state: &AppState, session: &Arc<Session>, flags: VoiceFlags) {
+        if let Some(channel) = state.voice.fronted_for(session) {
+            if let Some(f) = state.voice.fronted.lock().get_mut(&session.user) {
+                f.self_mute = flags.self_mute.unwrap_or(f.self_mute);
+                f.self_deaf = flags.self_deaf.unwrap_or(f.self_deaf);
+            }
+            let op = RoomOp {
+                flags: Some(flags.into()),
+                ..RoomOp::new("state", session.user, &session.id)
+            };
+            return Self::relay(state, channel, op);
+        }
+        if !Self::apply_flags(state, session.user, &session.id, flags).await {
+            tell_error(session, &Refusal::new("not_in_call", "not in a voice channel"));
+        }
+    }
+
+    async fn apply_flags(state: &AppState, user: UserId, session: &str, flags: VoiceFlags) -> bool {
         let voice = &state.voice;
         let (vs, channel, c, pid) = {
             let mut calls = voice.calls.lock();
-            let Some(call) = calls
-                .get_mut(&session.user)
-                .filter(|c| c.session_id == session.id)
-            else {
-                drop(calls);
-                tell_error(
-                    session,
-                    &Refusal::new("not_in_call", "not in a voice channel"),
-                );
-                return;
+            let Some(call) = calls.get_mut(&user).filter(|c| c.session_id == session) else {
+                return false;
             };
             let s = &mut call.state;
             s.self_mute = flags.self_mute.unwrap_or(s.self_mute);
             s.self_deaf = flags.self_deaf.unwrap_or(s.self_deaf);
             s.self_video = flags.self_video.unwrap_or(s.self_video);
             s.self_stream = flags.self_stream.unwrap_or(s.self_stream);
-            (
-                s.clone(),
-                call.channel,
-                call.community,
-                call.participant.id(),
-            )
+            (s.clone(), call.channel, call.community, call.participant.id())
         };
         let _ = voice.sfu.set_self_mute(pid, vs.self_mute);
         let _ = voice.sfu.set_self_deaf(pid, vs.self_deaf);
-        voice.store_state(&vs, channel, c, session.user).await;
+        voice.store_state(&vs, channel, c, user).await;
         Self::publish_state(state, &vs, channel, c);
+        true
     }
 
     /// `voice_signal`: hands SDP or a candidate to the call's connection.
     pub async fn signal(state: &AppState, session: &Arc<Session>, signal: Signal) {
-        let participant = state
+        if let Some(channel) = state.voice.fronted_for(session) {
+            let op = RoomOp {
+                signal: Some(signal),
+                ..RoomOp::new("signal", session.user, &session.id)
+            };
+            return Self::relay(state, channel, op);
+        }
+        Self::apply_signal(state, session.user, &session.id, signal).await;
+    }
+
+    async fn apply_signal(state: &AppState, user: UserId, session: &str, signal: Signal) {
+        let call = state
             .voice
             .calls
             .lock()
-            .get(&session.user)
-            .filter(|c| c.session_id == session.id)
-            .map(|c| c.participant.clone());
-        let Some(p) = participant else {
-            tell_error(
-                session,
-                &Refusal::new("not_in_call", "not in a voice channel"),
-            );
-            return;
+            .get(&user)
+            .filter(|c| c.session_id == session)
+            .map(|c| (c.participant.clone(), c.local));
+        let refusal = match call {
+            None => Refusal::new("not_in_call", "not in a voice channel"),
+            Some((p, local)) => match p.signal(signal).await {
+                Ok(()) => return,
+                Err(e) => {
+                    let r = Refusal::new("bad_signal", e.to_string());
+                    return send_to(state, session, local, "VOICE_SIGNAL", error_of(&r));
+                }
+            },
         };
-        if let Err(e) = p.signal(signal).await {
-            tell_error(session, &Refusal::new("bad_signal", e.to_string()));
-        }
+        send_to(state, session, true, "VOICE_SIGNAL", error_of(&refusal));
     }
 
     /// `voice_layer`: the highest layer of `publisher`'s video this user wants.
     pub fn layer(state: &AppState, session: &Arc<Session>, publisher: UserId, layer: Layer) {
-        let pid = state
+        if let Some(channel) = state.voice.fronted_for(session) {
+            let op = RoomOp {
+                publisher: Some(publisher.to_string()),
+                layer: Some(layer),
+                ..RoomOp::new("layer", session.user, &session.id)
+            };
+            return Self::relay(state, channel, op);
+        }
+        Self::apply_layer(state, session.user, &session.id, publisher, layer);
+    }
+
+    fn apply_layer(state: &AppState, user: UserId, session: &str, publisher: UserId, layer: Layer) {
+        let call = state
             .voice
             .calls
             .lock()
-            .get(&session.user)
-            .map(|c| c.participant.id());
-        if let Some(pid) = pid
+            .get(&user)
+            .filter(|c| c.session_id == session)
+            .map(|c| (c.participant.id(), c.local));
+        if let Some((pid, local)) = call
             && let Err(e) =
                 state
                     .voice
                     .sfu
                     .set_max_layer(pid, ParticipantId(publisher.0.unsigned_abs()), layer)
         {
-            tell_error(session, &Refusal::new("bad_signal", e.to_string()));
+            let r = Refusal::new("bad_signal", e.to_string());
+            send_to(state, session, local, "VOICE_SIGNAL", error_of(&r));
         }
     }
 
@@ -476,22 +754,29 @@ impl Voice {
             .map(|call| {
                 (
                     call.session_id.clone(),
+                    call.local,
                     call.state.self_mute,
                     call.state.self_deaf,
                 )
             });
-        let Some((session_id, self_mute, self_deaf)) = found else {
+        let Some((session_id, local, self_mute, self_deaf)) = found else {
             return false;
         };
-        let Some(session) = state.hub.get(&session_id) else {
-            return false;
-        };
-        tell(
-            &session,
+        send_to(
+            state,
+            &session_id,
+            local,
             "VOICE_SIGNAL",
             json!({ "type": "moved", "channel_id": dest.to_string() }),
         );
-        Self::join(state, &session, dest, self_mute, self_deaf).await;
+        // The destination room may be hosted elsewhere: that host takes the
+        // join (this node stays the session's relay only if it is the
+        // session's node; a session elsewhere keeps its own node's relay).
+        if let Err(r) =
+            Self::host_join(state, &session_id, local, target, dest, self_mute, self_deaf).await
+        {
+            send_to(state, &session_id, local, "VOICE_SIGNAL", error_of(&r));
+        }
         true
     }
 
@@ -530,7 +815,7 @@ impl Voice {
     /// leaves, grants follow SPEAK and VIDEO, sessions that are gone leave.
     pub async fn recheck(state: &AppState, c: Option<CommunityId>) {
         let voice = &state.voice;
-        let calls: Vec<(UserId, ChannelId, String, ParticipantId)> = voice
+        let calls: Vec<(UserId, ChannelId, String, bool, ParticipantId)> = voice
             .calls
             .lock()
             .iter()
@@ -540,12 +825,14 @@ impl Voice {
                     *u,
                     call.channel,
                     call.session_id.clone(),
+                    call.local,
                     call.participant.id(),
                 )
             })
             .collect();
-        for (user, channel, session, pid) in calls {
-            if state.hub.get(&session).is_none() {
+        for (user, channel, session, local, pid) in calls {
+            // A session elsewhere is its own node's to watch (it relays a leave).
+            if local && state.hub.get(&session).is_none() {
                 voice.end(state, user, Some(&session), None).await;
                 continue;
             }
@@ -602,12 +889,86 @@ impl Voice {
                 .await;
         }
         *held = rooms;
+        Self::watch_fronted(state).await;
     }
 
-    /// The background work: ticks until the server stops.
+    /// This node's sessions in calls hosted elsewhere: a session that is
+    /// gone leaves; a room whose host stopped renewing its lease (the node
+    /// died) is taken over here, and the session told to reconnect
+    /// (`VOICE_SIGNAL` `reconnect`, then `VOICE_SERVER`), with no user action.
+    async fn watch_fronted(state: &AppState) {
+        let voice = &state.voice;
+        let fronted: Vec<(UserId, Fronted)> = voice
+            .fronted
+            .lock()
+            .iter()
+            .map(|(u, f)| (*u, f.clone()))
+            .collect();
+        for (user, f) in fronted {
+            let Some(session) = state.hub.get(&f.session_id) else {
+                Self::unfront(state, user, Some(&f.session_id));
+                continue;
+            };
+            let taken = matches!(
+                voice.leases.acquire(&room_lease(f.channel), &voice.node, ROOM_LEASE).await,
+                Ok(Some(_))
+            );
+            if !taken {
+                continue;
+            }
+            voice
+                .fronted
+                .lock()
+                .retain(|_, g| g.session_id != f.session_id);
+            tracing::info!(channel = %f.channel, "voice: the room's host is gone; hosting it here");
+            tell(
+                &session,
+                "VOICE_SIGNAL",
+                json!({ "type": "reconnect", "channel_id": f.channel.to_string() }),
+            );
+            if let Err(r) =
+                Self::host_join(state, &f.session_id, true, user, f.channel, f.self_mute, f.self_deaf)
+                    .await
+            {
+                tell_error(&session, &r);
+            }
+        }
+    }
+
+    /// The background work: ticks until the server stops, and takes the
+    /// relayed ops for the rooms hosted here.
     pub fn start(state: AppState) {
         let weak = Arc::downgrade(&state.0);
+        let bus = state.bus.clone();
         drop(state);
+        let ops = weak.clone();
+        tokio::spawn(async move {
+            let mut sub = match bus.subscribe("voice.room.").await {
+                Ok(sub) => sub,
+                Err(e) => {
+                    tracing::error!(error = %e, "voice: cannot follow relayed ops");
+                    return;
+                }
+            };
+            while let Some(d) = sub.next().await {
+                let hearth_bus::Delivery::Event(env) = d else { continue };
+                let Some(inner) = ops.upgrade() else { return };
+                if inner.voice.is_stopped() {
+                    return;
+                }
+                let Ok(Subject::VoiceRoom(channel)) = env.subject.parse::<Subject>() else {
+                    continue;
+                };
+                let Ok(v) = serde_json::from_slice::<Value>(&env.data) else {
+                    continue;
+                };
+                let Ok(op) = serde_json::from_value::<RoomOp>(v["d"].clone()) else {
+                    continue;
+                };
+                // In order: a call's candidates must follow its offer.
+                Self::on_room_op(&AppState(inner), channel, op).await;
+            }
+        });
         tokio::spawn(async move {
             let mut held = Vec::new();
             let mut every = tokio::time::interval(TICK);
@@ -615,6 +976,9 @@ impl Voice {
             loop {
                 every.tick().await;
                 let Some(inner) = weak.upgrade() else { return };
+                if inner.voice.is_stopped() {
+                    return;
+                }
                 Self::tick(&AppState(inner), &mut held).await;
             }
         });
@@ -636,9 +1000,9 @@ async fn pump(
             calls
                 .get(&user)
                 .filter(|c| c.serial == serial)
-                .map(|c| (c.session_id.clone(), c.channel, c.community))
+                .map(|c| (c.session_id.clone(), c.local, c.channel, c.community))
         };
-        let Some((session_id, channel, c)) = current else {
+        let Some((session_id, local, channel, c)) = current else {
             return;
         };
         match ev {
@@ -660,25 +1024,21 @@ async fn pump(
                 Voice::publish_state(&state, &vs, channel, c);
             }
             SfuEvent::Left(reason) => {
-                if let Some(s) = state.hub.get(&session_id) {
-                    let mut d = serde_json::to_value(&reason).unwrap_or_default();
-                    d["type"] = json!("left");
-                    tell(&s, "VOICE_SIGNAL", d);
-                }
+                let mut d = serde_json::to_value(&reason).unwrap_or_default();
+                d["type"] = json!("left");
+                send_to(&state, &session_id, local, "VOICE_SIGNAL", d);
                 state.voice.end(&state, user, Some(&session_id), None).await;
                 return;
             }
             other => {
-                if let Some(s) = state.hub.get(&session_id) {
-                    let mut d = serde_json::to_value(&other).unwrap_or_default();
-                    d["channel_id"] = json!(channel.to_string());
-                    // Ids travel as decimal strings, as everywhere on the wire
-                    // (JavaScript numbers cannot hold a snowflake).
-                    if let Some(n) = d.get("participant").and_then(Value::as_u64) {
-                        d["participant"] = json!(n.to_string());
-                    }
-                    tell(&s, "VOICE_SIGNAL", d);
+                let mut d = serde_json::to_value(&other).unwrap_or_default();
+                d["channel_id"] = json!(channel.to_string());
+                // Ids travel as decimal strings, as everywhere on the wire
+                // (JavaScript numbers cannot hold a snowflake).
+                if let Some(n) = d.get("participant").and_then(Value::as_u64) {
+                    d["participant"] = json!(n.to_string());
                 }
+                send_to(&state, &session_id, local, "VOICE_SIGNAL", d);
             }
         }
     }

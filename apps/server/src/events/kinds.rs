@@ -33,6 +33,11 @@ pub enum Subject {
     AuthSession(SessionId),
     /// `gateway.moved.<gateway session id>`: resumed on another node.
     Moved(String),
+    /// `gateway.voice.<gateway session id>`: a call's dispatch for a session
+    /// from the node hosting the call (`{t, d}`).
+    VoiceSession(String),
+    /// `voice.room.<channel>`: a voice op for whichever node hosts the room.
+    VoiceRoom(ChannelId),
 }
 
 /// The real-time subject prefixes the gateway follows besides the log.
@@ -75,6 +80,8 @@ impl fmt::Display for Subject {
             Subject::Permissions(c) => write!(f, "internal.permissions.{c}"),
             Subject::AuthSession(s) => write!(f, "auth.session.{s}"),
             Subject::Moved(id) => write!(f, "gateway.moved.{id}"),
+            Subject::VoiceSession(id) => write!(f, "gateway.voice.{id}"),
+            Subject::VoiceRoom(ch) => write!(f, "voice.room.{ch}"),
         }
     }
 }
@@ -99,6 +106,10 @@ impl FromStr for Subject {
             ["internal", "permissions", c] => Subject::Permissions(id(c)?),
             ["auth", "session", sid] => Subject::AuthSession(id(sid)?),
             ["gateway", "moved", sess] if !sess.is_empty() => Subject::Moved(sess.to_string()),
+            ["gateway", "voice", sess] if !sess.is_empty() => {
+                Subject::VoiceSession(sess.to_string())
+            }
+            ["voice", "room", ch] => Subject::VoiceRoom(id(ch)?),
             _ => return Err(UnknownSubject),
         })
     }

@@ -421,6 +421,12 @@ fn route_live(state: &AppState, router: &Router, env: &Envelope) {
             state.accounts.note_revoked(sid);
             revoke(state, sid);
         }
+        Subject::VoiceSession(id) => {
+            // A call hosted on another node speaks to its session here.
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&env.data) {
+                crate::voice::Voice::to_local_session(state, &id, &v);
+            }
+        }
         Subject::Moved(id) => {
             // Resumed on another node (which now owns its record): let it go.
             if let Some(s) = state.hub.get(&id)

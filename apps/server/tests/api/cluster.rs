@@ -345,3 +345,69 @@ async fn sessions_per_user_are_capped_across_nodes() {
     assert!(ok, "the place came free");
     c.stop().await;
 }
+
+/// A call across two nodes: the room lives on the first joiner's node and
+/// the other node relays its session's ops and the host's dispatches; when
+/// the host dies, the other node takes the room over and tells its session
+/// to reconnect within 5 s, with no user action.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voice_across_nodes_and_a_dead_host() {
+    use crate::voice::{Caller, WAIT, grows, voice_channel};
+    let mut c = Cluster::start(2).await;
+    let owner = c.nodes[0].register("vco").await;
+    let (cid, _) = c.nodes[0].community(&owner, "Voice cluster").await;
+    let room = voice_channel(&c.nodes[0], &owner, &cid, "Hall", 0).await;
+    let ann = c.nodes[0].register("vcann").await;
+    let bob = c.nodes[1].register("vcbob").await;
+    for u in [&ann, &bob] {
+        c.nodes[0].join(&owner, &cid, u).await;
+    }
+    let a = Caller::connect(&c.nodes[0], ann).await;
+    let b = Caller::connect(&c.nodes[1], bob).await;
+    a.join(&room).await;
+    b.join(&room).await;
+    grows("ann hears bob across nodes", WAIT, 25, || a.packets(&b.user, "audio")).await;
+    grows("bob hears ann across nodes", WAIT, 25, || b.packets(&a.user, "audio")).await;
+    grows("bob sees ann across nodes", WAIT, 5, || b.packets(&a.user, "video")).await;
+    // Bob's own flags, relayed to the host, reach ann.
+    b.op("voice_state", json!({"self_mute": true}));
+    a.dispatch("VOICE_STATE_UPDATE", WAIT, |d| {
+        d["user_id"] == b.user.id.as_str() && d["self_mute"] == true
+    })
+    .await
+    .expect("bob's mute, relayed");
+    // Both nodes list both callers.
+    for n in &c.nodes {
+        let (_, list) = n
+            .get(&format!("/api/v1/communities/{cid}/voice-states"), &owner.token)
+            .await;
+        assert_eq!(list.as_array().map(Vec::len), Some(2), "{list}");
+    }
+    // The host dies: bob's node re-hosts the room and bob reconnects.
+    let died = std::time::Instant::now();
+    let host = c.nodes.remove(0);
+    a.stop().await;
+    host.stop().await;
+    b.dispatch("VOICE_SIGNAL", Duration::from_secs(8), |d| d["type"] == "reconnect")
+        .await
+        .expect("bob is told to reconnect");
+    let until = std::time::Instant::now() + Duration::from_secs(2);
+    while b.count("VOICE_SERVER") < 2 {
+        assert!(std::time::Instant::now() < until, "no second VOICE_SERVER");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        died.elapsed() < Duration::from_secs(7),
+        "re-hosted after {:?}",
+        died.elapsed()
+    );
+    let (_, list) = c.nodes[0]
+        .get(&format!("/api/v1/communities/{cid}/voice-states"), &owner.token)
+        .await;
+    assert!(
+        list.as_array().unwrap().iter().any(|s| s["user_id"] == b.user.id.as_str()),
+        "bob is in the call on the new host: {list}"
+    );
+    b.stop().await;
+    c.stop().await;
+}

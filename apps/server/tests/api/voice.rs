@@ -31,7 +31,7 @@ use webrtc::peer_connection::{
 use crate::gateway::{Got, Gw};
 use crate::{TestServer, User, assert_error};
 
-const WAIT: Duration = Duration::from_secs(10);
+pub const WAIT: Duration = Duration::from_secs(10);
 
 /// What a call's peer saw: gateway dispatches and RTP per stream.
 #[derive(Default)]
@@ -82,8 +82,8 @@ impl PeerConnectionEventHandler for Events {
 
 /// One user in a call: a gateway session and a peer connection that
 /// publishes synthetic Opus (loud, with RFC 6464 levels) and VP8.
-struct Caller {
-    user: User,
+pub struct Caller {
+    pub user: User,
     pc: Arc<dyn PeerConnection>,
     ops: mpsc::UnboundedSender<Value>,
     seen: Arc<Seen>,
@@ -166,7 +166,7 @@ async fn local_track(
 
 impl Caller {
     /// Identifies `user` and prepares a peer connection (nothing joined yet).
-    async fn connect(s: &TestServer, user: User) -> Caller {
+    pub async fn connect(s: &TestServer, user: User) -> Caller {
         let (gw, _) = Gw::identify(s, &user).await;
         let mut me = MediaEngine::default();
         me.register_default_codecs().expect("codecs");
@@ -207,12 +207,12 @@ impl Caller {
         }
     }
 
-    fn op(&self, op: &str, d: Value) {
+    pub fn op(&self, op: &str, d: Value) {
         let _ = self.ops.send(json!({ "op": op, "d": d }));
     }
 
     /// The first dispatch `t` whose data satisfies `ok`, waiting up to `within`.
-    async fn dispatch(
+    pub async fn dispatch(
         &self,
         t: &str,
         within: Duration,
@@ -237,7 +237,12 @@ impl Caller {
         }
     }
 
-    fn packets(&self, publisher: &User, kind: &'static str) -> usize {
+    /// How many dispatches `t` arrived so far.
+    pub fn count(&self, t: &str) -> usize {
+        self.seen.dispatches.lock().iter().filter(|(name, _)| name == t).count()
+    }
+
+    pub fn packets(&self, publisher: &User, kind: &'static str) -> usize {
         self.seen
             .packets
             .lock()
@@ -248,7 +253,7 @@ impl Caller {
 
     /// Joins `channel`, publishes audio and video, and offers (with every
     /// candidate in the offer, so the client trickles nothing).
-    async fn join(&self, channel: &str) {
+    pub async fn join(&self, channel: &str) {
         self.op("voice_join", json!({ "channel_id": channel }));
         self.dispatch("VOICE_SERVER", WAIT, |d| d["channel_id"] == channel)
             .await
@@ -333,7 +338,7 @@ impl Caller {
         });
     }
 
-    async fn stop(&self) {
+    pub async fn stop(&self) {
         let _ = self.sending.send(false);
         let _ = self.pc.close().await;
     }
@@ -410,7 +415,7 @@ async fn apply(gw: &mut Gw, pc: &Arc<dyn PeerConnection>, d: &Value) {
 }
 
 /// Waits until `count()` grows by `by` within `within`.
-async fn grows(what: &str, within: Duration, by: usize, count: impl Fn() -> usize) {
+pub async fn grows(what: &str, within: Duration, by: usize, count: impl Fn() -> usize) {
     let start = count();
     let until = Instant::now() + within;
     while count() < start + by {
@@ -432,7 +437,7 @@ async fn stalls(what: &str, settle: Duration, count: impl Fn() -> usize) {
     assert!(count() <= at + 2, "{what} kept flowing: {at} → {}", count());
 }
 
-async fn voice_channel(s: &TestServer, owner: &User, c: &str, name: &str, limit: i32) -> String {
+pub async fn voice_channel(s: &TestServer, owner: &User, c: &str, name: &str, limit: i32) -> String {
     let (st, ch) = s
         .post(
             &format!("/api/v1/communities/{c}/channels"),
