@@ -316,6 +316,8 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
     if let Some(g) = gate {
         chat = chat.with_gate(Arc::new(crate::channel_gate::Gate(g)));
     }
+    let moderation = crate::moderation::Moderation::new(store.clone());
+    chat = chat.with_send_filter(moderation.automod.clone());
     if let Some(conn) = &redis {
         chat = chat.with_cooldowns(Arc::new(crate::cooldowns::SharedCooldowns(
             hearth_state::RedisNonceGuard::new(conn.clone()),
@@ -359,7 +361,11 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         node_key,
         watched: Arc::default(),
         voice,
+        moderation,
     }));
+    crate::moderation::Moderation::start(&state)
+        .await
+        .map_err(StartError::Bus)?;
     crate::gateway::start(state.clone());
     crate::voice::Voice::start(state.clone());
     let router = crate::http::router(state.clone());

@@ -124,6 +124,8 @@ pub struct Config {
     pub otlp_endpoint: String,
     /// The `service.name` the exported spans carry.
     pub otlp_service_name: String,
+    /// How long audit-log entries are kept (days); older ones are pruned hourly.
+    pub audit_retention_days: u64,
     pub rate_limit: RateLimitConfig,
     pub password_hash: PasswordHashConfig,
 }
@@ -193,6 +195,7 @@ impl Default for Config {
             log_level: "info".into(),
             otlp_endpoint: String::new(),
             otlp_service_name: "hearth".into(),
+            audit_retention_days: 365,
             rate_limit: RateLimitConfig::default(),
             password_hash: PasswordHashConfig::default(),
         }
@@ -435,6 +438,11 @@ impl Config {
             "HEARTH_OTLP_SERVICE_NAME",
             either("HEARTH_OTLP_SERVICE_NAME", "OTEL_SERVICE_NAME"),
         )?;
+        set(
+            &mut self.audit_retention_days,
+            "HEARTH_AUDIT_RETENTION_DAYS",
+            env("HEARTH_AUDIT_RETENTION_DAYS"),
+        )?;
         let rl = &mut self.rate_limit;
         set(
             &mut rl.enabled,
@@ -588,6 +596,12 @@ impl Config {
                 "an http:// URL (no TLS: send to a local collector) or empty".into(),
             ));
         }
+        if !(1..=36_500).contains(&self.audit_retention_days) {
+            return Err(ConfigError::Invalid(
+                "audit_retention_days",
+                "1 to 36500".into(),
+            ));
+        }
         if self.otlp_service_name.is_empty() {
             return Err(ConfigError::Invalid(
                 "otlp_service_name",
@@ -724,7 +738,7 @@ mod tests {
         let c = Config::load(Some(&f), env, &flags).unwrap();
         assert_eq!(
             c.listen,
-            "0.0.0.0:1".parse().unwrap(),
+            "0.0.0.0:1".parse::<std::net::SocketAddr>().unwrap(),
             "flags beat the file"
         );
         assert_eq!(c.log_level, "warn", "environment beats the file");

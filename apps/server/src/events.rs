@@ -354,6 +354,17 @@ impl EventSink for Publisher {
                 Subject::Permissions(community_id),
                 json!({ "community_id": community_id.to_string() }),
             ),
+            MessageDeleteBulk { channel_id, community_id, ids } => self.publish_event(
+                K::MessageDeleteBulk,
+                channel(community_id, channel_id),
+                json!({ "ids": ids.iter().map(ToString::to_string).collect::<Vec<_>>(), "channel_id": channel_id.to_string(), "community_id": community_id.map(|c| c.to_string()) }),
+            ),
+            // In the log for the audit consumer; the gateway never delivers it.
+            Audit(d) => self.publish_event(
+                K::AuditLogEntry,
+                Subject::Audit(d.community_id),
+                crate::moderation::audit_payload(&d),
+            ),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod gateway;
 pub mod http;
 pub mod journal;
 pub mod metrics;
+pub mod moderation;
 pub mod state;
 pub mod telemetry;
 pub mod voice;

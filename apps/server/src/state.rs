@@ -38,6 +38,8 @@ pub struct Inner {
     pub watched: Arc<crate::gateway::presence::Watched>,
     /// Voice and video calls hosted here (the SFU) and everyone's voice states.
     pub voice: crate::voice::Voice,
+    /// The audit log and automod.
+    pub moderation: crate::moderation::Moderation,
 }
 
 impl Deref for AppState {

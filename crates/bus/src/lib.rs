@@ -70,6 +70,11 @@ pub trait Bus: Send + Sync + 'static {
     async fn subscribe(&self, prefix: &str) -> Result<Box<dyn Subscription>, BusError>;
     /// For `/readyz`.
     async fn ping(&self) -> Result<(), BusError>;
+    /// The position of the log's last event, if this bus can tell (for
+    /// noticing a follower that stalled).
+    async fn log_head(&self) -> Result<Option<u64>, BusError> {
+        Ok(None)
+    }
     /// The log after `position`, from its durable copy (the embedded
     /// journal, or the JetStream stream), as [`Delivery::Logged`] in order,
     /// then whatever is appended later: for a service that keeps its own

@@ -6,6 +6,9 @@ use hearth_store::{
 };
 use hearth_types::{ChannelId, CommunityId, RoleId, UserId, now_ms};
 
+use hearth_moderation::{AuditAction, TargetKind};
+
+use crate::audit::{AuditDraft, AuditRecord};
 use crate::error::{ChatError, ChatResult};
 use crate::events::ChatEvent;
 use crate::service::{Chat, require};
@@ -163,6 +166,16 @@ impl Chat {
         };
         self.store.create_channel(&ch).await?;
         self.emit(ChatEvent::ChannelCreate(ch.clone()));
+        self.audit(
+            AuditDraft::new(
+                c,
+                actor,
+                AuditAction::ChannelCreate,
+                TargetKind::Channel,
+                Some(ch.id.0),
+            )
+            .after(AuditRecord::Channel(ch.clone())),
+        );
         Ok(ch)
     }
 
@@ -244,17 +257,38 @@ impl Chat {
             .ok_or(ChatError::NotFound)?;
         self.hot.forget_channel(id);
         self.emit(ChatEvent::ChannelUpdate(updated.clone()));
+        self.audit(
+            AuditDraft::new(
+                c,
+                actor,
+                AuditAction::ChannelUpdate,
+                TargetKind::Channel,
+                Some(id.0),
+            )
+            .before(AuditRecord::Channel(ch))
+            .after(AuditRecord::Channel(updated.clone())),
+        );
         Ok(updated)
     }
 
     pub async fn delete_channel(&self, id: ChannelId, actor: UserId) -> ChatResult<()> {
         let (ch, p) = self.visible_channel(id, actor).await?;
-        if ch.community_id.is_none() {
+        let Some(c) = ch.community_id else {
             return Err(ChatError::Refused("DM channels cannot be deleted"));
-        }
+        };
         require(p, Permissions::MANAGE_CHANNELS)?;
         self.store.delete_channel(id).await?;
         self.hot.forget_channel(id);
+        self.audit(
+            AuditDraft::new(
+                c,
+                actor,
+                AuditAction::ChannelDelete,
+                TargetKind::Channel,
+                Some(id.0),
+            )
+            .before(AuditRecord::Channel(ch.clone())),
+        );
         self.emit(ChatEvent::ChannelDelete(ch));
         Ok(())
     }
@@ -341,18 +375,20 @@ impl Chat {
         // Only the bits that change must be the actor's: replacing an
         // overwrite with an empty one changes every bit it held, so a member
         // denied SEND_MESSAGES here cannot lift that deny.
-        let (old_allow, old_deny) = self
+        let old = self
             .store
             .overwrites(id)
             .await?
-            .iter()
-            .find(|x| x.target_id == o.target_id)
-            .map_or((Permissions::EMPTY, Permissions::EMPTY), |x| {
-                (
-                    Permissions::from_i64(x.allow),
-                    Permissions::from_i64(x.deny),
-                )
-            });
+            .into_iter()
+            .find(|x| x.target_id == o.target_id);
+        let (old_allow, old_deny) =
+            old.as_ref()
+                .map_or((Permissions::EMPTY, Permissions::EMPTY), |x| {
+                    (
+                        Permissions::from_i64(x.allow),
+                        Permissions::from_i64(x.deny),
+                    )
+                });
         let changed = flipped(old_allow, o.allow) | flipped(old_deny, o.deny);
         check_grant(p, changed).map_err(ChatError::Forbidden)?;
         let rec = OverwriteRecord {
@@ -365,6 +401,18 @@ impl Chat {
         self.store.put_overwrite(&rec).await?;
         self.permissions_changed(c);
         self.emit(ChatEvent::ChannelUpdate(ch));
+        let mut draft = AuditDraft::new(
+            c,
+            actor,
+            AuditAction::OverwritePut,
+            TargetKind::Channel,
+            Some(id.0),
+        )
+        .after(AuditRecord::Overwrite(rec.clone()));
+        if let Some(old) = old {
+            draft = draft.before(AuditRecord::Overwrite(old));
+        }
+        self.audit(draft);
         Ok(rec)
     }
 
@@ -398,6 +446,16 @@ impl Chat {
         }
         self.permissions_changed(c);
         self.emit(ChatEvent::ChannelUpdate(ch));
+        self.audit(
+            AuditDraft::new(
+                c,
+                actor,
+                AuditAction::OverwriteDelete,
+                TargetKind::Channel,
+                Some(id.0),
+            )
+            .before(AuditRecord::Overwrite(current)),
+        );
         Ok(())
     }
 }

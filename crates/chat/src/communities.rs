@@ -4,6 +4,9 @@ use hearth_rbac::Permissions;
 use hearth_store::{ChannelKind, ChannelRecord, CommunityRecord, RoleRecord};
 use hearth_types::{ChannelId, CommunityId, RoleId, UserId, now_ms};
 
+use hearth_moderation::{AuditAction, TargetKind};
+
+use crate::audit::{AuditDraft, AuditRecord};
 use crate::error::{ChatError, ChatResult};
 use crate::events::ChatEvent;
 use crate::service::{Chat, require};
@@ -69,7 +72,7 @@ impl Chat {
         user: UserId,
         name: Option<&str>,
     ) -> ChatResult<CommunityRecord> {
-        let (_, p) = self.visible_community(id, user).await?;
+        let (before, p) = self.visible_community(id, user).await?;
         require(p, Permissions::MANAGE_COMMUNITY)?;
         let name = name
             .map(|n| validate::name("name", n, 1, 100))
@@ -80,6 +83,17 @@ impl Chat {
             .await?
             .ok_or(ChatError::NotFound)?;
         self.emit(ChatEvent::CommunityUpdate(c.clone()));
+        self.audit(
+            AuditDraft::new(
+                id,
+                user,
+                AuditAction::CommunityUpdate,
+                TargetKind::Community,
+                Some(id.0),
+            )
+            .before(AuditRecord::Community(before))
+            .after(AuditRecord::Community(c.clone())),
+        );
         Ok(c)
     }
 

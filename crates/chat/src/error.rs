@@ -31,6 +31,10 @@ pub enum ChatError {
     /// in time; the string names it. Nothing was stored: retry.
     #[error("{0} unavailable")]
     Unavailable(&'static str),
+    /// A community's automod rule refused a message: the rule is named so
+    /// the sender knows why. Nothing was stored.
+    #[error("blocked by the rule \"{rule_name}\"")]
+    Blocked { rule_id: i64, rule_name: String },
 }
 
 impl From<StoreError> for ChatError {

@@ -79,6 +79,15 @@ pub enum ChatEvent {
     PermissionsChanged {
         community_id: CommunityId,
     },
+    /// An audited change (configuration or moderation), for the audit log;
+    /// never shown to clients.
+    Audit(Box<crate::audit::AuditDraft>),
+    /// Several messages of one channel deleted at once.
+    MessageDeleteBulk {
+        channel_id: ChannelId,
+        community_id: Option<CommunityId>,
+        ids: Vec<MessageId>,
+    },
 }
 
 pub trait EventSink: Send + Sync + 'static {

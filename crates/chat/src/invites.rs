@@ -5,6 +5,9 @@ use hearth_store::{CommunityRecord, InviteRecord, InviteUse};
 use hearth_types::{CommunityId, UserId, now_ms};
 use rand::Rng;
 
+use hearth_moderation::{AuditAction, TargetKind};
+
+use crate::audit::{AuditDraft, AuditRecord};
 use crate::error::{ChatError, ChatResult};
 use crate::events::ChatEvent;
 use crate::service::{Chat, require};
@@ -72,6 +75,16 @@ impl Chat {
             created_at: now,
         };
         self.store.create_invite(&invite).await?;
+        self.audit(
+            AuditDraft::new(
+                c,
+                actor,
+                AuditAction::InviteCreate,
+                TargetKind::Invite,
+                None,
+            )
+            .after(AuditRecord::Invite(invite.clone())),
+        );
         Ok(invite)
     }
 
@@ -152,7 +165,18 @@ impl Chat {
         if invite.inviter_id != actor {
             require(p, Permissions::MANAGE_COMMUNITY)?;
         }
-        self.store.delete_invite(code).await?;
+        if self.store.delete_invite(code).await? {
+            self.audit(
+                AuditDraft::new(
+                    invite.community_id,
+                    actor,
+                    AuditAction::InviteDelete,
+                    TargetKind::Invite,
+                    None,
+                )
+                .before(AuditRecord::Invite(invite)),
+            );
+        }
         Ok(())
     }
 }

@@ -12,6 +12,7 @@
 //!   crate knows nothing of HTTP, JSON or sockets: the gateway decides who
 //!   hears what and how it is encoded.
 
+pub mod audit;
 mod channels;
 mod communities;
 mod dms;
@@ -26,6 +27,7 @@ mod messages;
 mod ordering;
 mod perms;
 mod roles;
+mod send_filter;
 mod service;
 mod slowmode;
 mod validate;
@@ -40,5 +42,6 @@ pub use invites::InvitePreview;
 pub use mentions::parse_mentions;
 pub use messages::{MessageView, NewMessageInput, ReactionView, SendOutcome};
 pub use roles::RoleInput;
+pub use send_filter::{Outgoing, SendFilter};
 pub use service::{Chat, ChatConfig};
 pub use slowmode::{Cooldowns, MemoryCooldowns};

@@ -4,6 +4,9 @@ use hearth_rbac::{Permissions, can_act_on, can_manage_role, check_grant};
 use hearth_store::{BanRecord, MemberPatch, MemberRecord};
 use hearth_types::{CommunityId, RoleId, UserId, now_ms};
 
+use hearth_moderation::{AuditAction, TargetKind};
+
+use crate::audit::{AuditDraft, AuditRecord};
 use crate::error::{ChatError, ChatResult};
 use crate::events::ChatEvent;
 use crate::service::{Chat, require};
@@ -11,6 +14,9 @@ use crate::validate;
 
 /// Discord's ceiling, and a sane one: a timeout is not a ban.
 const MAX_TIMEOUT_MS: i64 = 28 * 24 * 3600 * 1000;
+
+/// The furthest back a ban deletes the user's messages: 7 days.
+pub const MAX_BAN_DELETE_SECS: u32 = 7 * 24 * 3600;
 
 impl Chat {
     pub async fn members(
@@ -97,7 +103,21 @@ impl Chat {
     pub async fn kick(&self, c: CommunityId, actor: UserId, target: UserId) -> ChatResult<()> {
         self.moderate(c, actor, target, Permissions::KICK_MEMBERS)
             .await?;
-        self.remove(c, target).await
+        if self.store.remove_member(c, target).await? {
+            self.permissions_changed(c);
+            self.emit(ChatEvent::MemberRemove {
+                community_id: c,
+                user_id: target,
+            });
+            self.audit(AuditDraft::new(
+                c,
+                actor,
+                AuditAction::MemberKick,
+                TargetKind::User,
+                Some(target.0),
+            ));
+        }
+        Ok(())
     }
 
     /// Bans `target` (member or not) and removes them at once.
@@ -108,6 +128,25 @@ impl Chat {
         target: UserId,
         reason: Option<&str>,
     ) -> ChatResult<()> {
+        self.ban_deleting(c, actor, target, reason, 0).await
+    }
+
+    /// [`Chat::ban`], also deleting the messages `target` sent in the
+    /// community in the last `delete_message_secs` (0 to 604800: 7 days).
+    pub async fn ban_deleting(
+        &self,
+        c: CommunityId,
+        actor: UserId,
+        target: UserId,
+        reason: Option<&str>,
+        delete_message_secs: u32,
+    ) -> ChatResult<()> {
+        if delete_message_secs > MAX_BAN_DELETE_SECS {
+            return Err(ChatError::Invalid(
+                "delete_message_seconds",
+                format!("0 to {MAX_BAN_DELETE_SECS}"),
+            ));
+        }
         let reason = reason
             .map(|r| validate::text("reason", r, 512))
             .transpose()?;
@@ -131,7 +170,7 @@ impl Chat {
             .ban(&BanRecord {
                 community_id: c,
                 user_id: target,
-                reason,
+                reason: reason.clone(),
                 moderator_id: actor,
                 created_at: now_ms(),
             })
@@ -143,7 +182,64 @@ impl Chat {
                 user_id: target,
             });
         }
+        self.audit(
+            AuditDraft::new(
+                c,
+                actor,
+                AuditAction::MemberBan,
+                TargetKind::User,
+                Some(target.0),
+            )
+            .reason(reason.as_deref()),
+        );
+        if delete_message_secs > 0 {
+            self.delete_recent(c, target, delete_message_secs).await?;
+        }
         Ok(())
+    }
+
+    /// Deletes what `author` sent in the community's channels in the last
+    /// `secs` (message ids carry their time), channel by channel.
+    pub async fn delete_recent(
+        &self,
+        c: CommunityId,
+        author: UserId,
+        secs: u32,
+    ) -> ChatResult<usize> {
+        let since = now_ms() - i64::from(secs) * 1000;
+        let floor = hearth_types::MessageId(hearth_types::IdGenerator::floor_for(since).0 - 1);
+        let found = self
+            .store
+            .messages_by_author_since(c, author, floor)
+            .await?;
+        let mut by_channel: std::collections::BTreeMap<
+            hearth_types::ChannelId,
+            Vec<hearth_types::MessageId>,
+        > = Default::default();
+        for (ch, id) in found {
+            by_channel.entry(ch).or_default().push(id);
+        }
+        let mut total = 0;
+        for (ch, ids) in by_channel {
+            for chunk in ids.chunks(100) {
+                let deleted = self.store.delete_messages(ch, chunk).await?;
+                total += deleted.len();
+                match deleted.as_slice() {
+                    [] => {}
+                    [one] => self.emit(ChatEvent::MessageDelete {
+                        channel_id: ch,
+                        community_id: Some(c),
+                        id: *one,
+                    }),
+                    _ => self.emit(ChatEvent::MessageDeleteBulk {
+                        channel_id: ch,
+                        community_id: Some(c),
+                        ids: deleted,
+                    }),
+                }
+            }
+        }
+        Ok(total)
     }
 
     pub async fn unban(&self, c: CommunityId, actor: UserId, target: UserId) -> ChatResult<()> {
@@ -152,6 +248,13 @@ impl Chat {
         if !self.store.unban(c, target).await? {
             return Err(ChatError::NotFound);
         }
+        self.audit(AuditDraft::new(
+            c,
+            actor,
+            AuditAction::MemberUnban,
+            TargetKind::User,
+            Some(target.0),
+        ));
         Ok(())
     }
 
@@ -196,6 +299,14 @@ impl Chat {
                 ));
             }
         }
+        let before = match timed_out_until {
+            Some(_) => self
+                .store
+                .member(c, target)
+                .await?
+                .map(|m| m.timed_out_until),
+            None => None,
+        };
         let m = self
             .store
             .update_member(
@@ -208,8 +319,18 @@ impl Chat {
             )
             .await?
             .ok_or(ChatError::NotFound)?;
-        if timed_out_until.is_some() {
+        if let Some(until) = timed_out_until {
             self.permissions_changed(c);
+            let action = if until.is_some() {
+                AuditAction::MemberTimeout
+            } else {
+                AuditAction::MemberTimeoutClear
+            };
+            self.audit(
+                AuditDraft::new(c, actor, action, TargetKind::User, Some(target.0))
+                    .before(AuditRecord::Timeout(before.flatten()))
+                    .after(AuditRecord::Timeout(m.timed_out_until)),
+            );
         }
         self.emit(ChatEvent::MemberUpdate(m.clone()));
         Ok(m)
@@ -256,6 +377,7 @@ impl Chat {
                 "the member's highest role is not below yours",
             ));
         }
+        let before = t.member.role_ids.clone();
         let changed = if on {
             self.store.add_member_role(c, target, role).await?
         } else {
@@ -269,6 +391,16 @@ impl Chat {
         if changed {
             self.permissions_changed(c);
             self.emit(ChatEvent::MemberUpdate(m.clone()));
+            let action = if on {
+                AuditAction::MemberRoleAdd
+            } else {
+                AuditAction::MemberRoleRemove
+            };
+            self.audit(
+                AuditDraft::new(c, actor, action, TargetKind::User, Some(target.0))
+                    .before(AuditRecord::MemberRoles(before))
+                    .after(AuditRecord::MemberRoles(m.role_ids.clone())),
+            );
         }
         Ok(m)
     }

@@ -10,6 +10,9 @@ use hearth_store::{
 };
 use hearth_types::{AttachmentId, ChannelId, CommunityId, MessageId, RoleId, UserId, now_ms};
 
+use hearth_moderation::{AuditAction, TargetKind};
+
+use crate::audit::{AuditDraft, AuditRecord};
 use crate::error::{ChatError, ChatResult};
 use crate::events::ChatEvent;
 use crate::mentions::parse_mentions;
@@ -226,6 +229,17 @@ impl Chat {
                 u
             }
         };
+        if let (Some(f), Some(c)) = (&self.send_filter, ch.community_id) {
+            f.check(&crate::Outgoing {
+                community_id: c,
+                channel_id: channel,
+                author: &author_rec,
+                permissions: p,
+                content: &content,
+                mentions: &mentions,
+            })
+            .await?;
+        }
         // In a cluster, this node must hold the channel first (see gate.rs).
         let (floor, mut pass) = match self.gate.as_deref() {
             Some(g) => {
@@ -401,7 +415,8 @@ impl Chat {
             .message(channel, id)
             .await?
             .ok_or(ChatError::NotFound)?;
-        if current.author.id != actor {
+        let by_moderator = current.author.id != actor;
+        if by_moderator {
             require(p, Permissions::MANAGE_MESSAGES)?;
         }
         if self.store.delete_message(channel, id).await? {
@@ -410,8 +425,69 @@ impl Chat {
                 community_id: ch.community_id,
                 id,
             });
+            if let (true, Some(c)) = (by_moderator, ch.community_id) {
+                self.audit(
+                    AuditDraft::new(
+                        c,
+                        actor,
+                        AuditAction::MessageDelete,
+                        TargetKind::Message,
+                        Some(id.0),
+                    )
+                    .before(AuditRecord::Message {
+                        author_id: current.author.id,
+                        channel_id: channel,
+                    }),
+                );
+            }
         }
         Ok(())
+    }
+
+    /// Deletes 2 to 100 messages of a channel at once (MANAGE_MESSAGES);
+    /// ids not in the channel are skipped. Returns the ids deleted.
+    pub async fn bulk_delete_messages(
+        &self,
+        channel: ChannelId,
+        actor: UserId,
+        ids: &[MessageId],
+    ) -> ChatResult<Vec<MessageId>> {
+        let (ch, p) = self.visible_channel(channel, actor).await?;
+        require(p, Permissions::MANAGE_MESSAGES)?;
+        let mut ids: Vec<MessageId> = ids.to_vec();
+        ids.sort();
+        ids.dedup();
+        if !(2..=100).contains(&ids.len()) {
+            return Err(ChatError::Invalid(
+                "message_ids",
+                "2 to 100 distinct message ids".into(),
+            ));
+        }
+        let deleted = self.store.delete_messages(channel, &ids).await?;
+        if deleted.is_empty() {
+            return Ok(deleted);
+        }
+        self.emit(ChatEvent::MessageDeleteBulk {
+            channel_id: channel,
+            community_id: ch.community_id,
+            ids: deleted.clone(),
+        });
+        if let Some(c) = ch.community_id {
+            self.audit(
+                AuditDraft::new(
+                    c,
+                    actor,
+                    AuditAction::MessageBulkDelete,
+                    TargetKind::Channel,
+                    Some(channel.0),
+                )
+                .before(AuditRecord::Messages {
+                    channel_id: channel,
+                    count: deleted.len(),
+                }),
+            );
+        }
+        Ok(deleted)
     }
 
     pub async fn add_reaction(

@@ -4,6 +4,9 @@ use hearth_rbac::{Permissions, can_manage_role, check_grant};
 use hearth_store::{RolePatch, RoleRecord};
 use hearth_types::{CommunityId, RoleId, UserId};
 
+use hearth_moderation::{AuditAction, TargetKind};
+
+use crate::audit::{AuditDraft, AuditRecord};
 use crate::error::{ChatError, ChatResult};
 use crate::events::ChatEvent;
 use crate::service::{Chat, require};
@@ -68,6 +71,16 @@ impl Chat {
         };
         self.store.create_role(&role).await?;
         self.emit(ChatEvent::RoleCreate(role.clone()));
+        self.audit(
+            AuditDraft::new(
+                c,
+                actor,
+                AuditAction::RoleCreate,
+                TargetKind::Role,
+                Some(role.id.0),
+            )
+            .after(AuditRecord::Role(role.clone())),
+        );
         Ok(role)
     }
 
@@ -136,6 +149,17 @@ impl Chat {
             .ok_or(ChatError::NotFound)?;
         self.permissions_changed(c);
         self.emit(ChatEvent::RoleUpdate(updated.clone()));
+        self.audit(
+            AuditDraft::new(
+                c,
+                actor,
+                AuditAction::RoleUpdate,
+                TargetKind::Role,
+                Some(role.0),
+            )
+            .before(AuditRecord::Role(current))
+            .after(AuditRecord::Role(updated.clone())),
+        );
         Ok(updated)
     }
 
@@ -166,6 +190,16 @@ impl Chat {
             community_id: c,
             role_id: role,
         });
+        self.audit(
+            AuditDraft::new(
+                c,
+                actor,
+                AuditAction::RoleDelete,
+                TargetKind::Role,
+                Some(role.0),
+            )
+            .before(AuditRecord::Role(current)),
+        );
         Ok(())
     }
 }

@@ -43,6 +43,8 @@ pub struct Chat {
     pub(crate) gate: Option<Arc<dyn crate::ChannelGate>>,
     /// Slowmode's clock (shared by every node in a cluster).
     pub(crate) cooldowns: Arc<dyn crate::Cooldowns>,
+    /// Checks every community message before it is stored (automod).
+    pub(crate) send_filter: Option<Arc<dyn crate::SendFilter>>,
 }
 
 pub(crate) fn require(have: Permissions, need: Permissions) -> ChatResult<()> {
@@ -70,12 +72,19 @@ impl Chat {
             cfg,
             gate: None,
             cooldowns: Arc::new(crate::MemoryCooldowns::default()),
+            send_filter: None,
         }
     }
 
     /// Keeps slowmode's clock in `cooldowns` (shared by every node).
     pub fn with_cooldowns(mut self, cooldowns: Arc<dyn crate::Cooldowns>) -> Self {
         self.cooldowns = cooldowns;
+        self
+    }
+
+    /// Asks `filter` about every message sent to a community channel.
+    pub fn with_send_filter(mut self, filter: Arc<dyn crate::SendFilter>) -> Self {
+        self.send_filter = Some(filter);
         self
     }
 
@@ -87,6 +96,11 @@ impl Chat {
 
     pub(crate) fn emit(&self, e: ChatEvent) {
         self.events.emit(e);
+    }
+
+    /// Announces an audited change (see `audit.rs`).
+    pub(crate) fn audit(&self, draft: crate::audit::AuditDraft) {
+        self.events.emit(ChatEvent::Audit(Box::new(draft)));
     }
 
     /// Forgets every cached permission of a community, here and (through the

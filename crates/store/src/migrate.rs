@@ -42,6 +42,11 @@ pub const SQLITE: &[Migration] = &[
         name: "channel_settings",
         sql: include_str!("../migrations/sqlite/0005_channel_settings.sql"),
     },
+    Migration {
+        version: 6,
+        name: "moderation",
+        sql: include_str!("../migrations/sqlite/0006_moderation.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -69,6 +74,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 5,
         name: "channel_settings",
         sql: include_str!("../migrations/postgres/0005_channel_settings.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "moderation",
+        sql: include_str!("../migrations/postgres/0006_moderation.sql"),
     },
 ];
 

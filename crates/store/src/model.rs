@@ -379,3 +379,32 @@ pub struct DeadLetterRecord {
     pub error: String,
     pub created_at: i64,
 }
+
+/// One audit-log row. `action`, `target_kind` and `changes` (a JSON list)
+/// are opaque text here: the server's moderation layer gives them meaning.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub community_id: Option<CommunityId>,
+    pub actor_id: Option<UserId>,
+    pub action: String,
+    pub target_kind: String,
+    pub target_id: Option<i64>,
+    pub reason: Option<String>,
+    pub changes: String,
+    pub created_at: i64,
+}
+
+/// Which audit rows to list, newest (largest id) first. Every field set
+/// must match; `community_id: None` lists the instance's rows (no community).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AuditQuery {
+    pub community_id: Option<CommunityId>,
+    pub actor_id: Option<UserId>,
+    pub action: Option<String>,
+    pub target_id: Option<i64>,
+    /// Only rows with a smaller id.
+    pub before: Option<i64>,
+    /// Only rows with a larger id.
+    pub after: Option<i64>,
+}

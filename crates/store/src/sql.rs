@@ -1620,6 +1620,131 @@ macro_rules! sql_impl {
                 Ok(out)
             }
 
+            // ---- moderation ----
+
+            async fn insert_audit(&self, e: &AuditRecord) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO audit_log (id, community_id, actor_id, action, target_kind, target_id, reason, changes, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(e.id)
+                .bind(e.community_id.map(|c| c.0))
+                .bind(e.actor_id.map(|u| u.0))
+                .bind(&e.action)
+                .bind(&e.target_kind)
+                .bind(e.target_id)
+                .bind(&e.reason)
+                .bind(&e.changes)
+                .bind(e.created_at)
+                .execute(self.w())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn audit_entries(&self, q: &AuditQuery, lim: u32) -> StoreResult<Vec<AuditRecord>> {
+                // Unset filters bind a value that matches everything (0 for
+                // ids, which are snowflakes, never 0; "" for the action), so
+                // one statement serves every combination on both engines.
+                let rows = sqlx::query(
+                    "SELECT id, community_id, actor_id, action, target_kind, target_id, reason, changes, created_at \
+                     FROM audit_log WHERE COALESCE(community_id, 0) = $1 \
+                     AND ($2 = 0 OR actor_id = $2) AND ($3 = '' OR action = $3) \
+                     AND ($4 = 0 OR target_id = $4) AND id < $5 AND id > $6 \
+                     ORDER BY id DESC LIMIT $7",
+                )
+                .bind(q.community_id.map_or(0, |c| c.0))
+                .bind(q.actor_id.map_or(0, |u| u.0))
+                .bind(q.action.as_deref().unwrap_or(""))
+                .bind(q.target_id.unwrap_or(0))
+                .bind(q.before.unwrap_or(i64::MAX))
+                .bind(q.after.unwrap_or(i64::MIN))
+                .bind(limit(lim))
+                .fetch_all(self.r())
+                .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    out.push(AuditRecord {
+                        id: r.try_get("id")?,
+                        community_id: r.try_get::<Option<i64>, _>("community_id")?.map(CommunityId),
+                        actor_id: r.try_get::<Option<i64>, _>("actor_id")?.map(UserId),
+                        action: r.try_get("action")?,
+                        target_kind: r.try_get("target_kind")?,
+                        target_id: r.try_get("target_id")?,
+                        reason: r.try_get("reason")?,
+                        changes: r.try_get("changes")?,
+                        created_at: r.try_get("created_at")?,
+                    });
+                }
+                Ok(out)
+            }
+
+            async fn prune_audit(&self, before: i64) -> StoreResult<u64> {
+                let done = sqlx::query("DELETE FROM audit_log WHERE created_at < $1")
+                    .bind(before)
+                    .execute(self.w())
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn automod_rules(&self, community: CommunityId) -> StoreResult<Option<String>> {
+                Ok(sqlx::query_scalar("SELECT rules FROM automod_rules WHERE community_id = $1")
+                    .bind(community.0)
+                    .fetch_optional(self.r())
+                    .await?)
+            }
+
+            async fn set_automod_rules(&self, community: CommunityId, rules: &str, now: i64) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO automod_rules (community_id, rules, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (community_id) DO UPDATE SET rules = excluded.rules, updated_at = excluded.updated_at",
+                )
+                .bind(community.0)
+                .bind(rules)
+                .bind(now)
+                .execute(self.w())
+                .await?;
+                Ok(())
+            }
+
+            async fn delete_messages(&self, channel: ChannelId, ids: &[MessageId]) -> StoreResult<Vec<MessageId>> {
+                let mut tx = self.w().begin().await?;
+                let mut out = Vec::with_capacity(ids.len());
+                for id in ids {
+                    let done = sqlx::query("DELETE FROM messages WHERE channel_id = $1 AND id = $2")
+                        .bind(channel.0)
+                        .bind(id.0)
+                        .execute(&mut *tx)
+                        .await?;
+                    if done.rows_affected() == 1 {
+                        out.push(*id);
+                    }
+                }
+                tx.commit().await?;
+                Ok(out)
+            }
+
+            async fn messages_by_author_since(
+                &self,
+                community: CommunityId,
+                author: UserId,
+                after: MessageId,
+            ) -> StoreResult<Vec<(ChannelId, MessageId)>> {
+                let rows = sqlx::query(
+                    "SELECT m.channel_id, m.id FROM messages m JOIN channels c ON c.id = m.channel_id \
+                     WHERE c.community_id = $1 AND m.author_id = $2 AND m.id > $3 ORDER BY m.id LIMIT 10000",
+                )
+                .bind(community.0)
+                .bind(author.0)
+                .bind(after.0)
+                .fetch_all(self.r())
+                .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    out.push((ChannelId(r.try_get("channel_id")?), MessageId(r.try_get("id")?)));
+                }
+                Ok(out)
+            }
+
             // ---- trust ----
 
             async fn block_user(&self, user: UserId, blocked: UserId, now: i64) -> StoreResult<bool> {

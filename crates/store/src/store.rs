@@ -300,4 +300,35 @@ pub trait Store: Send + Sync + 'static {
     async fn add_dead_letter(&self, dead: &DeadLetterRecord) -> StoreResult<()>;
     /// A consumer's dead letters, oldest first.
     async fn dead_letters(&self, consumer: &str, limit: u32) -> StoreResult<Vec<DeadLetterRecord>>;
+
+    // ---- moderation: the audit log and automod rules ----
+    /// Stores an audit row unless one with its id exists; true if stored.
+    async fn insert_audit(&self, entry: &AuditRecord) -> StoreResult<bool>;
+    /// At most `limit` rows matching `query`, newest (largest id) first.
+    async fn audit_entries(&self, query: &AuditQuery, limit: u32) -> StoreResult<Vec<AuditRecord>>;
+    /// Drops rows created before `before` (ms); returns how many.
+    async fn prune_audit(&self, before: i64) -> StoreResult<u64>;
+    /// A community's automod rules as stored (a JSON list), if any.
+    async fn automod_rules(&self, community: CommunityId) -> StoreResult<Option<String>>;
+    /// Replaces a community's automod rules.
+    async fn set_automod_rules(
+        &self,
+        community: CommunityId,
+        rules: &str,
+        now: i64,
+    ) -> StoreResult<()>;
+    /// Deletes the messages of `ids` that are in `channel`; returns the ones deleted.
+    async fn delete_messages(
+        &self,
+        channel: ChannelId,
+        ids: &[MessageId],
+    ) -> StoreResult<Vec<MessageId>>;
+    /// The (channel, message) ids `author` sent in the community's channels
+    /// with an id above `after` (at most 10,000, oldest first).
+    async fn messages_by_author_since(
+        &self,
+        community: CommunityId,
+        author: UserId,
+        after: MessageId,
+    ) -> StoreResult<Vec<(ChannelId, MessageId)>>;
 }

@@ -24,6 +24,9 @@ pub enum Subject {
     Private(ChannelId),
     /// `chat.user.<u>`: one user's own events (joins, read states, profile).
     User(UserId),
+    /// `chat.audit.<c>`: a community's audit announcements. In the log (for
+    /// the audit-log consumer), never delivered to clients.
+    Audit(CommunityId),
     /// `presence.<u>`: a user's combined status.
     Presence(UserId),
     /// `internal.permissions.<c>`: anything in the community may have
@@ -38,6 +41,9 @@ pub enum Subject {
     VoiceSession(String),
     /// `voice.room.<channel>`: a voice op for whichever node hosts the room.
     VoiceRoom(ChannelId),
+    /// `internal.automod.<c>`: a community's automod rules changed; nodes
+    /// drop their compiled copy.
+    Automod(CommunityId),
 }
 
 /// The real-time subject prefixes the gateway follows besides the log.
@@ -56,7 +62,11 @@ impl Subject {
     pub fn in_log(&self) -> bool {
         matches!(
             self,
-            Subject::Community(_) | Subject::Channel(..) | Subject::Private(_) | Subject::User(_)
+            Subject::Community(_)
+                | Subject::Channel(..)
+                | Subject::Private(_)
+                | Subject::User(_)
+                | Subject::Audit(_)
         )
     }
 
@@ -76,6 +86,8 @@ impl fmt::Display for Subject {
             Subject::Channel(c, ch) => write!(f, "chat.community.{c}.channel.{ch}"),
             Subject::Private(ch) => write!(f, "chat.private.{ch}"),
             Subject::User(u) => write!(f, "chat.user.{u}"),
+            Subject::Audit(c) => write!(f, "chat.audit.{c}"),
+            Subject::Automod(c) => write!(f, "internal.automod.{c}"),
             Subject::Presence(u) => write!(f, "presence.{u}"),
             Subject::Permissions(c) => write!(f, "internal.permissions.{c}"),
             Subject::AuthSession(s) => write!(f, "auth.session.{s}"),
@@ -102,6 +114,8 @@ impl FromStr for Subject {
             ["chat", "community", c, "channel", ch] => Subject::Channel(id(c)?, id(ch)?),
             ["chat", "private", ch] => Subject::Private(id(ch)?),
             ["chat", "user", u] => Subject::User(id(u)?),
+            ["chat", "audit", c] => Subject::Audit(id(c)?),
+            ["internal", "automod", c] => Subject::Automod(id(c)?),
             ["presence", u] => Subject::Presence(id(u)?),
             ["internal", "permissions", c] => Subject::Permissions(id(c)?),
             ["auth", "session", sid] => Subject::AuthSession(id(sid)?),
@@ -143,6 +157,7 @@ event_kinds! {
     MessageCreate = "MESSAGE_CREATE",
     MessageUpdate = "MESSAGE_UPDATE",
     MessageDelete = "MESSAGE_DELETE",
+    MessageDeleteBulk = "MESSAGE_DELETE_BULK",
     ReactionAdd = "REACTION_ADD",
     ReactionRemove = "REACTION_REMOVE",
     ChannelPinsUpdate = "CHANNEL_PINS_UPDATE",
@@ -171,6 +186,10 @@ event_kinds! {
     SessionRevoked = "SESSION_REVOKED",
     /// Internal: a gateway session was resumed on another node.
     SessionMoved = "SESSION_MOVED",
+    /// Internal: an audited change, for the audit log (never dispatched).
+    AuditLogEntry = "AUDIT_LOG_ENTRY",
+    /// Internal: a community's automod rules changed.
+    AutomodRulesChanged = "AUTOMOD_RULES_CHANGED",
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -343,6 +362,8 @@ mod tests {
             Subject::Permissions(CommunityId(6)),
             Subject::AuthSession(SessionId(7)),
             Subject::Moved("abc123".into()),
+            Subject::Audit(CommunityId(8)),
+            Subject::Automod(CommunityId(9)),
         ];
         for s in all {
             assert_eq!(s.to_string().parse::<Subject>(), Ok(s.clone()), "{s}");
@@ -363,6 +384,8 @@ mod tests {
         }
         assert!(Subject::User(UserId(1)).in_log());
         assert!(!Subject::Presence(UserId(1)).in_log());
+        assert!(Subject::Audit(CommunityId(1)).in_log());
+        assert!(!Subject::Automod(CommunityId(1)).in_log());
         for p in LIVE_PREFIXES {
             assert!(!p.starts_with("chat."));
         }

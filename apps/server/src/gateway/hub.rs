@@ -498,6 +498,9 @@ pub struct Hub {
     /// Set (or dropped, with the hub) when the gateway stops: every
     /// background task of the gateway watches it.
     stop: watch::Sender<bool>,
+    /// Whether routing is following the bus log (false while it re-follows
+    /// after losing it): `/readyz` reports it.
+    pub following: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for Hub {
@@ -517,6 +520,11 @@ impl Hub {
     }
 
     /// Resolves once the gateway is stopping.
+    /// Whether the gateway was stopped.
+    pub fn is_stopped(&self) -> bool {
+        *self.stop.borrow()
+    }
+
     pub fn stopping(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let mut rx = self.stop.subscribe();
         async move {
@@ -543,6 +551,7 @@ impl Hub {
             adopt_tx,
             adopt_rx: Mutex::new(Some(adopt_rx)),
             stop: watch::channel(false).0,
+            following: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
@@ -681,6 +690,11 @@ impl Hub {
 
     /// Marks the log routed up to `pos` (sessions inserted from now on
     /// start after it).
+    /// The last log position routed here.
+    pub fn routed(&self) -> u64 {
+        self.sessions.lock().routed
+    }
+
     pub fn mark_routed(&self, pos: u64) {
         let mut g = self.sessions.lock();
         g.routed = g.routed.max(pos);

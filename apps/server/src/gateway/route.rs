@@ -109,6 +109,9 @@ pub async fn run(state: AppState, backlog: u64) {
     };
     drop(state);
     tokio::pin!(stop);
+    let mut quiet_since = Instant::now();
+    let mut check = tokio::time::interval(STALL / 2);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
             biased;
@@ -132,11 +135,82 @@ pub async fn run(state: AppState, backlog: u64) {
             d = log.next() => {
                 let Some(state) = router.state() else { return };
                 match d {
-                    Some(Delivery::Logged(pos, env)) => route_logged(&state, &router, pos, &env),
+                    Some(Delivery::Logged(pos, env)) => {
+                        quiet_since = Instant::now();
+                        route_logged(&state, &router, pos, &env)
+                    }
                     Some(Delivery::Lagged(n)) => lagged(&state, n),
                     Some(Delivery::Event(_)) => {}
-                    None => return,
+                    None => {
+                        // The bus ended the log's subscription (its server
+                        // went away): follow again from the last position
+                        // routed, so nothing in between is skipped.
+                        tracing::error!("gateway lost the bus log; following it again");
+                        log = match refollow(&state).await {
+                            Some(l) => l,
+                            None => return,
+                        };
+                        quiet_since = Instant::now();
+                    }
                 }
+            }
+            _ = check.tick() => {
+                let Some(state) = router.state() else { return };
+                // A subscription can also stall without ending: if the log
+                // grew past what was routed and nothing came for a while,
+                // follow it again.
+                if quiet_since.elapsed() > STALL
+                    && let Ok(Some(head)) = state.bus.log_head().await
+                    && head > state.hub.routed()
+                {
+                    tracing::error!(head, routed = state.hub.routed(), "gateway's log subscription stalled; following it again");
+                    log = match refollow(&state).await {
+                        Some(l) => l,
+                        None => return,
+                    };
+                    quiet_since = Instant::now();
+                }
+            }
+        }
+    }
+}
+
+/// How long the log may go quiet while its head moves on before routing
+/// follows it again.
+const STALL: Duration = Duration::from_secs(5);
+
+/// Follows the log again after the last routed position, retrying until the
+/// bus answers (or the gateway stops); not ready meanwhile.
+async fn refollow(state: &AppState) -> Option<Box<dyn hearth_bus::Subscription>> {
+    state
+        .hub
+        .following
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    let mut wait = Duration::from_millis(100);
+    loop {
+        if state.hub.is_stopped() {
+            return None;
+        }
+        let after = state.hub.routed();
+        let again = match state.bus.read_from(after).await {
+            Ok(s) => Ok(s),
+            // A bus without a durable copy of its log: follow from now.
+            Err(hearth_bus::BusError::Invalid(_)) => state.bus.follow(0).await.map(|(s, _)| s),
+            Err(e) => Err(e),
+        };
+        match again {
+            Ok(s) => {
+                state
+                    .hub
+                    .following
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!(after, "gateway follows the bus log again");
+                return Some(s);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "gateway cannot follow the bus log yet");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(2));
             }
         }
     }
@@ -577,6 +651,8 @@ fn deliver_now(state: &AppState, s: &Arc<Session>, ev: &Arc<LogEvent>) {
             Access::Sees
         }
         Subject::User(u) if *u != s.user => return,
+        // The audit log's announcements are for the audit consumer only.
+        Subject::Audit(_) => return,
         Subject::Private(ch) => {
             let mine = s.inner.lock().private.contains(ch)
                 || matches!(&ev.change, Some(Change::PrivateCreated(us)) if us.contains(&s.user));

@@ -247,9 +247,19 @@ pub async fn ban(
 ) -> ApiResult<StatusCode> {
     let id: CommunityId = path_id("id", &id)?;
     let target: UserId = path_id("user_id", &uid)?;
+    let delete_secs = match req.delete_message_seconds {
+        None => 0,
+        Some(n @ 0..=604_800) => n as u32,
+        Some(_) => {
+            return Err(ApiError::field(
+                "delete_message_seconds",
+                "0 to 604800 (7 days)",
+            ));
+        }
+    };
     state
         .chat
-        .ban(id, p.user_id, target, req.reason.as_deref())
+        .ban_deleting(id, p.user_id, target, req.reason.as_deref(), delete_secs)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

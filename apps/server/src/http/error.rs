@@ -165,6 +165,36 @@ impl From<ChatError> for ApiError {
             }
             ChatError::Store(s) => s.into(),
             ChatError::Unavailable(what) => ApiError::unavailable(what),
+            ChatError::Blocked { rule_id, rule_name } => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "automod_blocked",
+                format!("this message was blocked by the rule \"{rule_name}\""),
+            )
+            .details(json!({ "rule_id": rule_id.to_string(), "rule_name": rule_name })),
+        }
+    }
+}
+
+impl From<hearth_moderation::ModerationError> for ApiError {
+    fn from(e: hearth_moderation::ModerationError) -> Self {
+        use hearth_moderation::ModerationError as M;
+        let code = e.code();
+        match &e {
+            M::Store(_) | M::Engine(_) => ApiError::internal(e),
+            M::Forbidden { .. } => ApiError::new(StatusCode::FORBIDDEN, code, e.to_string()),
+            M::InvalidTransition { .. } => ApiError::new(StatusCode::CONFLICT, code, e.to_string()),
+            M::InvalidRule { rule, .. }
+            | M::InvalidKeyword { rule, .. }
+            | M::InvalidRegex { rule, .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, code, e.to_string()).details(json!({
+                    "rule_id": rule.id.to_string(),
+                    "rule_name": rule.name.as_ref(),
+                    "reason": e.to_string(),
+                }))
+            }
+            M::DuplicateRuleId(id) => ApiError::new(StatusCode::BAD_REQUEST, code, e.to_string())
+                .details(json!({ "rule_id": id.to_string() })),
+            _ => ApiError::new(StatusCode::BAD_REQUEST, code, e.to_string()),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod messages;
 pub mod middleware;
+pub mod moderation;
 pub mod ops;
 pub mod roles;
 pub mod users;
@@ -34,7 +35,7 @@ use crate::state::AppState;
     components(schemas(wire::ErrorBody, wire::ErrorDetail)),
     tags(
         (name = "auth"), (name = "users"), (name = "communities"), (name = "members"), (name = "invites"),
-        (name = "roles"), (name = "channels"), (name = "dms"), (name = "messages"), (name = "voice"), (name = "gateway"), (name = "operations")
+        (name = "roles"), (name = "channels"), (name = "dms"), (name = "messages"), (name = "moderation"), (name = "voice"), (name = "gateway"), (name = "operations")
     )
 )]
 struct ApiDoc;
@@ -114,6 +115,13 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(messages::typing))
         .routes(routes!(messages::read))
         .routes(routes!(messages::read_states))
+        .routes(routes!(moderation::bulk_delete))
+        .routes(routes!(moderation::audit_log))
+        .routes(routes!(
+            moderation::automod_rules,
+            moderation::put_automod_rules
+        ))
+        .routes(routes!(moderation::automod_test))
         .routes(routes!(voice::list))
         .routes(routes!(voice::update, voice::disconnect))
         .routes(routes!(crate::gateway::upgrade))
@@ -301,6 +309,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::any(middleware::api_not_found),
         )
         .fallback(crate::web::serve)
+        .layer(axum::middleware::from_fn(moderation::audit_reason))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::limits,

@@ -28,10 +28,15 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         Some(r) => matches!(tokio::time::timeout(timeout, r.ping()).await, Ok(Ok(()))),
     };
     let db_ok = matches!(db, Ok(Ok(())));
-    let bus_ok = matches!(bus, Ok(Ok(())));
+    // The bus answers and the gateway is following its log.
+    let following = state
+        .hub
+        .following
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let bus_ok = matches!(bus, Ok(Ok(()))) && following;
     let checks = json!({
         "database": { "ok": db_ok, "backend": state.store.backend() },
-        "bus": { "ok": bus_ok, "backend": state.bus.name() },
+        "bus": { "ok": bus_ok, "backend": state.bus.name(), "following_log": following },
         "cache": { "ok": cache_ok, "backend": if state.redis.is_some() { "redis" } else { "memory" } },
         "node_id": state.node_id,
     });

@@ -563,6 +563,9 @@ pub struct CreateInviteRequest {
 #[serde(deny_unknown_fields)]
 pub struct BanRequest {
     pub reason: Option<String>,
+    /// Also delete the user's messages in the community from the last this
+    /// many seconds (0 to 604800: 7 days; default 0).
+    pub delete_message_seconds: Option<i64>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]

@@ -254,6 +254,23 @@ pub async fn dependencies_down_answer_503() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Live delivery is back too: the gateway follows the log again after
+    // the bus outage (readiness said so), and a new message reaches a socket.
+    let (_, v) = readyz(&s).await;
+    assert_eq!(v["checks"]["bus"]["following_log"], true, "{v}");
+    let (mut gw, _) = crate::gateway::Gw::identify(&s, &u).await;
+    s.send(&u, &general, "live again").await;
+    let started = Instant::now();
+    loop {
+        let d = gw.expect("MESSAGE_CREATE").await;
+        if d["content"] == "live again" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no live delivery"
+        );
+    }
     let (_, page) = s.get(&format!("{msgs}?limit=100"), &u.token).await;
     let contents: Vec<&str> = page
         .as_array()

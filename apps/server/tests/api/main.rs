@@ -2,6 +2,7 @@
 //! fresh SQLite file and on a fresh Postgres database, through real HTTP on
 //! a real socket, the way a client (or a person with curl) uses the API.
 
+mod audit;
 mod cluster;
 mod edges;
 mod faults;
@@ -106,6 +107,15 @@ both_backends!(
     moderation_settings = moderation:
     slowmode_makes_members_wait,
     locked_channels_take_moderators_only,
+);
+
+both_backends!(
+    moderation_api = audit:
+    audited_actions_are_logged,
+    filters_paging_and_permissions,
+    automod_blocks_on_send,
+    automod_rules_are_validated_and_testable,
+    bulk_delete_and_ban_cleanup,
 );
 
 both_backends!(

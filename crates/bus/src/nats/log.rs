@@ -207,6 +207,11 @@ impl NatsBus {
         }))
     }
 
+    /// The log stream's last sequence.
+    pub async fn log_last_sequence(&self) -> Result<u64, BusError> {
+        Ok(self.log_state().await?.1)
+    }
+
     async fn log_state(&self) -> Result<(stream::Stream, u64), BusError> {
         let name = self.log_stream();
         let mut s = self.js.get_stream(&name).await.map_err(unavailable)?;

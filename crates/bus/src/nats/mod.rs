@@ -205,6 +205,10 @@ impl Bus for NatsBus {
         self.read_log_from(position).await
     }
 
+    async fn log_head(&self) -> Result<Option<u64>, BusError> {
+        self.log_last_sequence().await.map(Some)
+    }
+
     /// A durable pull consumer on the log stream, shared by every node
     /// using the same name; events outside the prefixes are acked unseen.
     async fn consume(

@@ -1,0 +1,442 @@
+//! Moderation in the server: the audit log and automod, wired from the
+//! pure pieces of `hearth-moderation` to the store, the bus and the chat
+//! domain.
+//!
+//! **Audit log.** The chat domain announces each configuration or
+//! moderation change as a [`ChatEvent::Audit`](hearth_chat::ChatEvent)
+//! (actor, action, target, reason, the records before and after).
+//! `events.rs` encodes it once ([`audit_payload`]) onto the log under
+//! `chat.audit.<community>`, a subject the gateway keeps in its window but
+//! never delivers. One durable consumer per cluster (`audit`, on the
+//! embedded journal or a JetStream durable) turns each event into an
+//! [`AuditEntry`] whose id is the event's id, with the changes diffed from
+//! the two records, and stores it through [`StoreAuditLog`]
+//! (`audit_log`, insert-if-absent: a redelivered event is stored once).
+//! Entries older than `audit_retention_days` are pruned hourly.
+//!
+//! **Automod.** Each community's rules are stored as one JSON list of
+//! [`RuleSpec`]s (`automod_rules`). [`Automod`] is the chat domain's
+//! [`SendFilter`]: it keeps each community's compiled [`RuleSet`] (loaded on
+//! first use, dropped when the rules change here or, through the
+//! `internal.automod.<c>` nudge, on another node) and one [`FloodTracker`],
+//! and refuses a message a rule blocks before anything is stored.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hearth_bus::Envelope;
+use hearth_bus::journal::{ConsumerConfig, Handler};
+use hearth_chat::audit::{AuditDraft, AuditRecord};
+use hearth_chat::{ChatError, Outgoing, Permissions, SendFilter};
+use hearth_moderation::automod::Mentions as RuleMentions;
+use hearth_moderation::{
+    AuditAction, AuditEntry, AuditEntryId, AuditFilter, AuditStore, FloodTracker, MessageContext,
+    ModerationError, RuleSet, RuleSpec, StoreError, TargetKind, Verdict,
+};
+use hearth_store::{AuditQuery, Store};
+use hearth_types::{CommunityId, UserId, now_ms};
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+
+use crate::http::wire;
+
+/// The audit-log consumer's name (its cursor and dead letters).
+pub const AUDIT_CONSUMER: &str = "audit";
+
+fn to_value<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// A record as the audit log shows it: the API's shape of the thing, without
+/// fields that change by themselves (a channel's `last_message_id`).
+fn record_json(r: &AuditRecord) -> Value {
+    match r {
+        AuditRecord::Role(r) => to_value(&wire::Role::from(r)),
+        AuditRecord::Channel(c) => {
+            let mut v = to_value(&wire::Channel::from(c));
+            if let Some(o) = v.as_object_mut() {
+                o.remove("last_message_id");
+            }
+            v
+        }
+        AuditRecord::Community(c) => to_value(&wire::Community::from(c)),
+        AuditRecord::Overwrite(o) => to_value(&wire::Overwrite::from(o)),
+        AuditRecord::Invite(i) => to_value(&wire::Invite::from(i)),
+        AuditRecord::MemberRoles(roles) => {
+            json!({ "roles": roles.iter().map(ToString::to_string).collect::<Vec<_>>() })
+        }
+        AuditRecord::Timeout(until) => {
+            json!({ "timed_out_until": until.map(hearth_types::format_rfc3339) })
+        }
+        AuditRecord::Message {
+            author_id,
+            channel_id,
+        } => json!({ "author_id": author_id.to_string(), "channel_id": channel_id.to_string() }),
+        AuditRecord::Messages { channel_id, count } => {
+            json!({ "channel_id": channel_id.to_string(), "count": count })
+        }
+    }
+}
+
+/// The `d` of an `AUDIT_LOG_ENTRY` event on the log.
+pub fn audit_payload(d: &AuditDraft) -> Value {
+    json!({
+        "community_id": d.community_id.to_string(),
+        "actor_id": d.actor.to_string(),
+        "action": d.action.as_str(),
+        "target_kind": d.target_kind.as_str(),
+        "target_id": d.target_id.map(|t| t.to_string()),
+        "reason": d.reason,
+        "before": d.before.as_ref().map(record_json),
+        "after": d.after.as_ref().map(record_json),
+        "at": d.at_ms,
+    })
+}
+
+fn opt_id(v: &Value) -> Option<i64> {
+    v.as_str().and_then(|s| s.parse().ok())
+}
+
+/// The entry an `AUDIT_LOG_ENTRY` event records (its id is the event's).
+pub fn entry_from_event(event: &Envelope) -> Result<AuditEntry, String> {
+    let id: i64 = event
+        .id
+        .parse()
+        .map_err(|_| format!("event id {:?} is not a number", event.id))?;
+    let v: Value = serde_json::from_slice(&event.data).map_err(|e| e.to_string())?;
+    let d = &v["d"];
+    let action: AuditAction = d["action"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e: ModerationError| e.to_string())?;
+    let target_kind: TargetKind = d["target_kind"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e: ModerationError| e.to_string())?;
+    let changes = hearth_moderation::audit::diff(&d["before"], &d["after"]);
+    let entry = AuditEntry {
+        id: AuditEntryId(id),
+        community_id: opt_id(&d["community_id"]).map(CommunityId),
+        actor_id: opt_id(&d["actor_id"]).map(UserId),
+        action,
+        target_kind,
+        target_id: opt_id(&d["target_id"]),
+        reason: None,
+        changes,
+        created_at: d["at"].as_i64().unwrap_or(event.time),
+    };
+    Ok(entry.with_reason(d["reason"].as_str()))
+}
+
+/// [`AuditStore`] over the database's `audit_log`.
+pub struct StoreAuditLog(pub Arc<dyn Store>);
+
+fn store_err(e: hearth_store::StoreError) -> StoreError {
+    StoreError::new(e)
+}
+
+#[async_trait]
+impl AuditStore for StoreAuditLog {
+    async fn record(&self, e: &AuditEntry) -> Result<bool, StoreError> {
+        let changes = serde_json::to_string(&e.changes).map_err(StoreError::new)?;
+        self.0
+            .insert_audit(&hearth_store::AuditRecord {
+                id: e.id.0,
+                community_id: e.community_id,
+                actor_id: e.actor_id,
+                action: e.action.as_str().to_string(),
+                target_kind: e.target_kind.as_str().to_string(),
+                target_id: e.target_id,
+                reason: e.reason.clone(),
+                changes,
+                created_at: e.created_at,
+            })
+            .await
+            .map_err(store_err)
+    }
+
+    async fn list(&self, f: &AuditFilter, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let q = AuditQuery {
+            community_id: f.community_id,
+            actor_id: f.actor_id,
+            action: f.action.map(|a| a.as_str().to_string()),
+            target_id: f.target_id,
+            before: f.before.map(|b| b.0),
+            after: f.after.map(|a| a.0),
+        };
+        let limit = limit.clamp(1, hearth_moderation::audit::MAX_PAGE) as u32;
+        let rows = self.0.audit_entries(&q, limit).await.map_err(store_err)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            // A row written by a newer binary with names this one does not
+            // know is skipped rather than failing the page.
+            let (Ok(action), Ok(target_kind)) = (r.action.parse(), r.target_kind.parse()) else {
+                continue;
+            };
+            out.push(AuditEntry {
+                id: AuditEntryId(r.id),
+                community_id: r.community_id,
+                actor_id: r.actor_id,
+                action,
+                target_kind,
+                target_id: r.target_id,
+                reason: r.reason,
+                changes: serde_json::from_str(&r.changes).unwrap_or_default(),
+                created_at: r.created_at,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// The durable consumer's handler: one entry per audit event, once.
+pub struct AuditConsumer {
+    pub log: Arc<dyn AuditStore>,
+}
+
+#[async_trait]
+impl Handler for AuditConsumer {
+    async fn handle(&self, _position: u64, event: &Envelope) -> Result<(), String> {
+        if !event.subject.starts_with("chat.audit.") {
+            return Ok(());
+        }
+        let entry = match entry_from_event(event) {
+            Ok(e) => e,
+            Err(e) => {
+                // Retrying cannot fix a malformed event: logged and skipped.
+                tracing::warn!(id = %event.id, error = %e, "an audit event that cannot be read");
+                return Ok(());
+            }
+        };
+        self.log
+            .record(&entry)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Everything moderation keeps for the life of the server.
+pub struct Moderation {
+    pub audit: Arc<dyn AuditStore>,
+    pub automod: Arc<Automod>,
+    /// The running audit consumer (dropping it stops it).
+    consumer: Mutex<Option<hearth_bus::Consumer>>,
+}
+
+impl Moderation {
+    pub fn new(store: Arc<dyn Store>) -> Moderation {
+        Moderation {
+            audit: Arc::new(StoreAuditLog(store.clone())),
+            automod: Arc::new(Automod::new(store)),
+            consumer: Mutex::new(None),
+        }
+    }
+
+    /// Starts the audit consumer, the retention task and the automod nudges.
+    pub async fn start(state: &crate::state::AppState) -> Result<(), String> {
+        let handler = Arc::new(AuditConsumer {
+            log: state.moderation.audit.clone(),
+        });
+        let consumer = state
+            .bus
+            .consume(
+                ConsumerConfig::new(AUDIT_CONSUMER, &["chat.audit."]),
+                handler,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        *state.moderation.consumer.lock() = Some(consumer);
+        spawn_retention(Arc::downgrade(&state.0), state.cfg.audit_retention_days);
+        let mut sub = state
+            .bus
+            .subscribe("internal.automod.")
+            .await
+            .map_err(|e| e.to_string())?;
+        let automod = Arc::downgrade(&state.moderation.automod);
+        tokio::spawn(async move {
+            while let Some(d) = sub.next().await {
+                let Some(automod) = automod.upgrade() else {
+                    return;
+                };
+                match d {
+                    hearth_bus::Delivery::Event(env) | hearth_bus::Delivery::Logged(_, env) => {
+                        if let Ok(crate::events::Subject::Automod(c)) =
+                            env.subject.parse::<crate::events::Subject>()
+                        {
+                            automod.forget(c);
+                        }
+                    }
+                    // Nudges were lost: every cached rule set may be stale.
+                    hearth_bus::Delivery::Lagged(_) => automod.forget_all(),
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Prunes entries older than `days` every hour while the server lives.
+fn spawn_retention(state: std::sync::Weak<crate::state::Inner>, days: u64) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let Some(state) = state.upgrade() else { return };
+            let before = now_ms() - i64::try_from(days).unwrap_or(i64::MAX / 2) * 86_400_000;
+            match state.store.prune_audit(before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(entries = n, "pruned the audit log"),
+                Err(e) => tracing::warn!(error = %e, "pruning the audit log"),
+            }
+        }
+    });
+}
+
+/// Most (community, author) pairs the flood tracker remembers.
+const FLOOD_AUTHORS: usize = 100_000;
+
+/// Automod on the send path: compiled rule sets per community, cached.
+pub struct Automod {
+    store: Arc<dyn Store>,
+    sets: Mutex<HashMap<CommunityId, Arc<RuleSet>>>,
+    flood: FloodTracker,
+}
+
+impl Automod {
+    pub fn new(store: Arc<dyn Store>) -> Automod {
+        Automod {
+            store,
+            sets: Mutex::new(HashMap::new()),
+            flood: FloodTracker::new(FLOOD_AUTHORS),
+        }
+    }
+
+    /// A community's rules as stored (none: empty).
+    pub async fn specs(&self, c: CommunityId) -> Result<Vec<RuleSpec>, hearth_store::StoreError> {
+        Ok(match self.store.automod_rules(c).await? {
+            Some(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
+                tracing::error!(community = %c, error = %e, "stored automod rules do not parse");
+                Vec::new()
+            }),
+            None => Vec::new(),
+        })
+    }
+
+    /// Validates and stores a community's rules, and uses them at once here.
+    pub async fn replace(&self, c: CommunityId, specs: &[RuleSpec]) -> Result<(), ReplaceError> {
+        let set = RuleSet::compile(specs).map_err(ReplaceError::Invalid)?;
+        let text =
+            serde_json::to_string(specs).map_err(|e| ReplaceError::Internal(e.to_string()))?;
+        self.store
+            .set_automod_rules(c, &text, now_ms())
+            .await
+            .map_err(ReplaceError::Store)?;
+        self.sets.lock().insert(c, Arc::new(set));
+        Ok(())
+    }
+
+    /// The community's compiled rules (loaded and compiled on first use).
+    pub async fn rules(&self, c: CommunityId) -> Result<Arc<RuleSet>, hearth_store::StoreError> {
+        if let Some(s) = self.sets.lock().get(&c) {
+            return Ok(s.clone());
+        }
+        let specs = self.specs(c).await?;
+        let set = Arc::new(RuleSet::compile(&specs).unwrap_or_else(|e| {
+            tracing::error!(community = %c, error = %e, "stored automod rules do not compile");
+            RuleSet::empty()
+        }));
+        let mut sets = self.sets.lock();
+        if sets.len() > 10_000 {
+            sets.clear();
+        }
+        sets.insert(c, set.clone());
+        Ok(set)
+    }
+
+    pub fn forget(&self, c: CommunityId) {
+        self.sets.lock().remove(&c);
+    }
+
+    pub fn forget_all(&self) {
+        self.sets.lock().clear();
+    }
+
+    /// Checks a message against the community's rules.
+    pub async fn verdict(
+        &self,
+        set: &RuleSet,
+        msg: &Outgoing<'_>,
+        record_flood: bool,
+    ) -> Result<Verdict, hearth_store::StoreError> {
+        let member = self.store.member(msg.community_id, msg.author.id).await?;
+        let (roles, joined) = member
+            .map(|m| (m.role_ids, m.joined_at))
+            .unwrap_or_default();
+        let ctx = MessageContext {
+            community_id: msg.community_id,
+            channel_id: msg.channel_id,
+            author_id: msg.author.id,
+            author_roles: &roles,
+            content: msg.content,
+            mentions: RuleMentions {
+                users: &msg.mentions.users,
+                roles: &msg.mentions.roles,
+                everyone: msg.mentions.everyone,
+            },
+            account_created_at: msg.author.created_at,
+            member_joined_at: joined,
+            now: now_ms(),
+        };
+        if record_flood {
+            Ok(set.check(&ctx, &self.flood))
+        } else {
+            // A dry run must not count towards the author's flood state.
+            Ok(set.check(&ctx, &FloodTracker::new(1)))
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum ReplaceError {
+    Invalid(ModerationError),
+    Store(hearth_store::StoreError),
+    Internal(String),
+}
+
+#[async_trait]
+impl SendFilter for Automod {
+    async fn check(&self, msg: &Outgoing<'_>) -> Result<(), ChatError> {
+        // Like Discord: members who manage the community are not checked.
+        if msg.permissions.contains(Permissions::MANAGE_COMMUNITY) {
+            return Ok(());
+        }
+        let set = self.rules(msg.community_id).await?;
+        if set.is_empty() {
+            return Ok(());
+        }
+        let verdict = self.verdict(&set, msg, true).await?;
+        if let Some(rule) = verdict.blocked_by {
+            return Err(ChatError::Blocked {
+                rule_id: rule.id.0,
+                rule_name: rule.name.to_string(),
+            });
+        }
+        if verdict.has_followups() {
+            // Flags, timeouts and deletions are not carried out yet.
+            tracing::info!(
+                community = %msg.community_id,
+                author = %msg.author.id,
+                flags = verdict.flags.len(),
+                timeout_secs = ?verdict.timeout_secs(),
+                delete_secs = ?verdict.delete_secs(),
+                "automod follow-up actions are not carried out yet"
+            );
+        }
+        Ok(())
+    }
+}
