@@ -434,6 +434,8 @@ pub(crate) struct ForwarderSpec {
     pub(crate) rids: Vec<String>,
     pub(crate) audio_level_ext: Option<u8>,
     pub(crate) closing: watch::Receiver<bool>,
+    /// Set when the publisher's offer no longer sends this track.
+    pub(crate) stop: watch::Receiver<bool>,
 }
 
 /// Reads the track until it ends or its publisher leaves; publishes it to the room at its
@@ -447,6 +449,7 @@ pub(crate) async fn run_forwarder(spec: ForwarderSpec) {
         rids,
         audio_level_ext,
         mut closing,
+        mut stop,
     } = spec;
     let rid_map = rid_layers(&rids);
     let simulcast = rid_map.len() > 1;
@@ -455,6 +458,7 @@ pub(crate) async fn run_forwarder(spec: ForwarderSpec) {
         let evt = tokio::select! {
             evt = remote.poll() => evt,
             _ = closing.changed() => break,
+            _ = stop.changed() => break,
         };
         let Some(evt) = evt else { break };
         match evt {

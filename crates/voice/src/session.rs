@@ -88,7 +88,8 @@ struct Session {
     _port: PortLease,
     subs: HashMap<u64, SubEntry>,
     offer: OfferInfo,
-    published: Vec<TrackKind>,
+    /// Kinds this participant publishes, each with its forwarder's stop signal.
+    published: Vec<(TrackKind, watch::Sender<bool>)>,
     have_local_offer: bool,
     needs_offer: bool,
     answered: bool,
@@ -287,6 +288,15 @@ impl Session {
                 return Err(e);
             }
         };
+        // Publications whose m-section no longer sends (stopped, inactive, recvonly) end:
+        // their forwarders stop and unpublish, and the kind may be published again.
+        self.published.retain(|(kind, stop)| {
+            let still = info.sending.iter().any(|s| s.kind == *kind);
+            if !still {
+                let _ = stop.send(true);
+            }
+            still
+        });
         self.offer = info;
         self.answered = true;
         self.member.events.send(SfuEvent::Answer {
@@ -467,6 +477,10 @@ impl Session {
         self.maybe_offer().await;
     }
 
+    fn publishes(&self, kind: TrackKind) -> bool {
+        self.published.iter().any(|(k, _)| *k == kind)
+    }
+
     async fn on_track(&mut self, remote: Arc<dyn TrackRemote>) {
         let is_audio = remote.kind().await == RtpCodecKind::Audio;
         let track_id = remote.track_id().await;
@@ -479,18 +493,19 @@ impl Session {
             self.offer
                 .sending
                 .iter()
-                .find(|s| s.kind.is_audio() == is_audio && !self.published.contains(&s.kind))
+                .find(|s| s.kind.is_audio() == is_audio && !self.publishes(s.kind))
         });
         let (kind, rids) = match sending {
             Some(s) => (s.kind, s.rids.clone()),
             None if is_audio => (TrackKind::Audio, Vec::new()),
             None => (TrackKind::Camera, Vec::new()),
         };
-        if self.published.contains(&kind) {
+        if self.publishes(kind) {
             tracing::warn!(participant = %self.member.id, ?kind, "second track of a kind ignored");
             return;
         }
-        self.published.push(kind);
+        let (stop_tx, stop) = watch::channel(false);
+        self.published.push((kind, stop_tx));
         self.sfu.tasks.spawn(forward::run_forwarder(ForwarderSpec {
             sfu: self.sfu.clone(),
             publisher: self.member.clone(),
@@ -499,6 +514,7 @@ impl Session {
             rids,
             audio_level_ext: self.offer.audio_level_ext,
             closing: self.closing.subscribe(),
+            stop,
         }));
     }
 
