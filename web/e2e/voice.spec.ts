@@ -231,6 +231,19 @@ async function callScenario(relay: boolean) {
   await expect(B.locator('.voice-members [data-voice-user] .live-badge')).toHaveCount(1);
   await expect(B.locator('[data-tile$="-screen"]')).toHaveCount(1);
 
+  // Camera off and on again (the same transceiver, renegotiated both times).
+  const aId = await A.evaluate(() => (window as unknown as { __hearthVoice: { call: { pcUser?: string } } }).__hearthVoice && document.querySelector('.voice-members [data-voice-user] .live-badge')?.closest('[data-voice-user]')?.getAttribute('data-voice-user'));
+  expect(aId).toBeTruthy();
+  await A.getByRole('button', { name: 'Turn camera off' }).click();
+  await expect(B.locator(`[data-tile="${aId}"] video`)).toHaveCount(0);
+  const camOff = await growth(B, 1500);
+  await A.getByRole('button', { name: 'Turn camera on' }).click();
+  await expect(B.locator(`[data-tile="${aId}"] video`)).toHaveCount(1);
+  await B.waitForTimeout(1000);
+  const camOn = await growth(B, 1500);
+  metrics.framesIn1500msCamOffOn = [camOff.frames, camOn.frames];
+  expect(camOn.frames, 'A camera decoded again after off/on').toBeGreaterThan(camOff.frames + 5);
+
   // Speaker view asks for the spotlight's high layer and shows it big.
   await B.getByRole('button', { name: 'Speaker view' }).click();
   await expect(B.locator('.voice-spotlight .voice-tile')).toHaveCount(1);

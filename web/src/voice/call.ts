@@ -306,11 +306,21 @@ class VoiceCall {
     this.tx[kind] = t;
   }
 
+  /**
+   * Stops a publication: the transceiver is stopped (its m-section rejected), so the SFU
+   * unpublishes the track; turning it on again adds a fresh transceiver. (Pausing the
+   * same transceiver with direction "inactive" is not seen as an unpublish by the SFU,
+   * and its forwarding did not resume after "sendonly" again.)
+   */
   private stopSender(kind: TrackKind) {
     const t = this.tx[kind];
     if (!t) return;
-    void t.sender.replaceTrack(null);
-    t.direction = 'inactive';
+    try {
+      t.stop();
+    } catch {
+      t.direction = 'inactive';
+    }
+    delete this.tx[kind];
   }
 
   toggleMute() {
