@@ -16,6 +16,7 @@ mod gateway;
 mod report;
 mod scenarios;
 mod server;
+mod voice;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -51,6 +52,10 @@ pub enum Scenario {
     /// Message latency while one user joins/leaves in a loop and another
     /// creates group DMs (the server's per-user rate limits on).
     GwAbuse,
+    /// Voice: --channels audio rooms of --members speakers (distinct
+    /// accounts, real WebRTC clients): packets forwarded per server core,
+    /// added latency, join time, RSS per participant.
+    VoiceForward,
 }
 
 #[derive(Parser, Debug, Clone)]
@@ -218,6 +223,7 @@ async fn main() {
             Scenario::GwStorm => results.extend(gateway::storm(&args, &server).await?),
             Scenario::GwReady => results.extend(gateway::ready(&args, &server).await?),
             Scenario::GwAbuse => results.extend(gateway::abuse(&args, &server).await?),
+            Scenario::VoiceForward => results.extend(voice::forward(&args, &server).await?),
             Scenario::Sends | Scenario::History | Scenario::All => {}
         }
         Ok::<(), String>(())

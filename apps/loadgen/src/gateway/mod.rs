@@ -18,10 +18,10 @@
 
 mod abuse;
 mod channels;
-mod client;
-mod cohort;
+pub(crate) mod client;
+pub(crate) mod cohort;
 mod fanout;
-mod probe;
+pub(crate) mod probe;
 mod ready;
 mod storm;
 
