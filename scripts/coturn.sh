@@ -37,12 +37,14 @@ fi
 command -v turnserver >/dev/null || apt_install coturn
 mkdir -p "$LOG_DIR"
 say "starting coturn on 127.0.0.1:3478 (logs in $LOG_DIR)"
-turnserver \
+# In the background with its log on stdout (coturn's own --log-file/--daemon pair wrote
+# nowhere here); setsid so it outlives this shell.
+setsid turnserver \
   --listening-ip=127.0.0.1 --listening-port=3478 --relay-ip=127.0.0.1 \
   --use-auth-secret --static-auth-secret="$SECRET" --realm=hearth.test \
   --no-tls --no-dtls --no-cli --allow-loopback-peers --fingerprint \
   --min-port=49160 --max-port=49200 \
-  --log-file="$LOG_DIR/turnserver.log" --simple-log --pidfile="$PIDFILE" \
-  --daemon
+  --log-file=stdout --pidfile="$PIDFILE" \
+  >"$LOG_DIR/turnserver.log" 2>&1 </dev/null &
 for _ in $(seq 1 40); do listening && exit 0; sleep 0.25; done
 die "coturn is not listening on 127.0.0.1:3478 (see $LOG_DIR)"
