@@ -248,9 +248,24 @@ async function callScenario(relay: boolean) {
   await B.getByRole('button', { name: 'Speaker view' }).click();
   await expect(B.locator('.voice-spotlight .voice-tile')).toHaveCount(1);
   await B.screenshot({ path: join(WEB, 'test-results', `voice-${relay ? 'relay' : 'direct'}-speaker.png`) });
+  // Layers (recorded, not asserted: which simulcast layers run depends on the bandwidth
+  // estimate): A's camera as a thumbnail (low), in the grid (medium), in the spotlight (high).
+  const widths = async () => (await snap(B))?.video.map((v) => v.width) ?? [];
+  await B.waitForTimeout(2000);
+  const layerWidths: Record<string, number[]> = { thumbnail: await widths() };
   await B.getByRole('button', { name: 'Grid view' }).click();
   await B.screenshot({ path: join(WEB, 'test-results', `voice-${relay ? 'relay' : 'direct'}-grid.png`) });
-  await B.getByRole('button', { name: 'Speaker view' }).click();
+  await B.waitForTimeout(2000);
+  layerWidths.grid = await widths();
+  await B.locator(`[data-tile="${aId}"]`).click();
+  await B.waitForTimeout(2000);
+  layerWidths.spotlight = await widths();
+  metrics.inboundVideoWidths = layerWidths;
+  if (!relay) {
+    // voice_layer reaches the SFU: the camera arrives smaller as a thumbnail than in the spotlight.
+    expect(Math.min(...layerWidths.thumbnail), `layers ${JSON.stringify(layerWidths)}`).toBeLessThan(Math.min(...layerWidths.spotlight));
+  }
+  await expect(B.locator('.voice-spotlight .voice-tile')).toHaveCount(1);
 
   if (relay) {
     const a = await snap(A);

@@ -54,7 +54,8 @@ export function VoiceView({ channelId }: { channelId: string }) {
     const vc = voiceCall();
     for (const v of members) {
       if (v.user_id === me?.id) continue;
-      const spot = spotKey === v.user_id || spotKey === `${v.user_id}-screen`;
+      // Layers are about the (simulcast) camera: a spotlighted screen leaves the camera a thumbnail.
+      const spot = spotKey === v.user_id;
       vc.setLayer(v.user_id, layout === 'spotlight' ? (spot ? 'high' : 'low') : members.length > 4 ? 'low' : 'medium');
     }
   }, [inCall, members, layout, spotKey, me?.id]);
