@@ -129,6 +129,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/channels/{id}/messages/bulk-delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["messages_bulk_delete"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/channels/{id}/messages/{message_id}": {
         parameters: {
             query?: never;
@@ -287,6 +303,54 @@ export interface paths {
         options?: never;
         head?: never;
         patch: operations["communities_update"];
+        trace?: never;
+    };
+    "/api/v1/communities/{id}/audit-log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["moderation_audit_log"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/communities/{id}/automod/rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["moderation_automod_rules"];
+        put: operations["moderation_put_automod_rules"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/communities/{id}/automod/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["moderation_automod_test"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/communities/{id}/bans": {
@@ -450,6 +514,38 @@ export interface paths {
         options?: never;
         head?: never;
         patch: operations["roles_update"];
+        trace?: never;
+    };
+    "/api/v1/communities/{id}/voice-states": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["voice_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/communities/{id}/voice-states/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete: operations["voice_disconnect"];
+        options?: never;
+        head?: never;
+        patch: operations["voice_update"];
         trace?: never;
     };
     "/api/v1/dms": {
@@ -706,6 +802,26 @@ export interface components {
         Attachment: {
             id: string;
         };
+        /** @description One changed field of an audit entry. */
+        AuditChange: {
+            key: string;
+            /** @description Absent or `null`: the field did not exist before. */
+            before?: Record<string, never> | null;
+            after?: Record<string, never> | null;
+        };
+        /** @description One audit-log entry. */
+        AuditLogEntry: {
+            id: string;
+            actor_id?: string | null;
+            /** @description A stable name: `role_create`, `member_ban`, `channel_update`, … */
+            action: string;
+            /** @description `user`, `community`, `channel`, `role`, `message`, `invite`, … */
+            target_kind: string;
+            target_id?: string | null;
+            reason?: string | null;
+            changes: components["schemas"]["AuditChange"][];
+            created_at: string;
+        };
         AuthResponse: {
             user: components["schemas"]["User"];
             access_token: string;
@@ -723,6 +839,31 @@ export interface components {
             display_name?: string | null;
             avatar_url?: string | null;
         };
+        /** @description A community's automod rules. */
+        AutomodRules: {
+            /**
+             * @description Rule objects: `{id, name, enabled, trigger: {type, …}, actions: [{type, …}],
+             *     exempt_channels, exempt_roles}` (see docs/api.md). On PUT a rule
+             *     without `id` gets one.
+             */
+            rules: Record<string, never>[];
+        };
+        AutomodTestRequest: {
+            content: string;
+            /** @description The channel to test it in (exempt channels); none: no channel. */
+            channel_id?: string | null;
+        };
+        /** @description What the rules would do with a message. */
+        AutomodVerdict: {
+            blocked: boolean;
+            blocked_by?: null | components["schemas"]["RuleRefWire"];
+            /** @description Rules that would post a notice: `{rule_id, rule_name, channel_id}`. */
+            flags: Record<string, never>[];
+            /** @description Rules that would time the author out: `{rule_id, rule_name, secs}`. */
+            timeouts: Record<string, never>[];
+            /** @description Rules that would delete the author's recent messages: `{rule_id, rule_name, secs}`. */
+            deletes: Record<string, never>[];
+        };
         Ban: {
             user_id: string;
             reason?: string | null;
@@ -731,6 +872,16 @@ export interface components {
         };
         BanRequest: {
             reason?: string | null;
+            /**
+             * Format: int64
+             * @description Also delete the user's messages in the community from the last this
+             *     many seconds (0 to 604800: 7 days; default 0).
+             */
+            delete_message_seconds?: number | null;
+        };
+        BulkDeleteRequest: {
+            /** @description 2 to 100 message ids of this channel. */
+            message_ids: string[];
         };
         Channel: {
             id: string;
@@ -963,6 +1114,10 @@ export interface components {
             /** Format: int32 */
             position?: number | null;
         };
+        RuleRefWire: {
+            rule_id: string;
+            rule_name: string;
+        };
         Session: {
             id: string;
             created_at: string;
@@ -1036,6 +1191,34 @@ export interface components {
             created_at: string;
             /** @description The user's plan (`free` until payments arrive). */
             plan: string;
+        };
+        VoiceModerationRequest: {
+            /** @description Server mute (the member's audio is not forwarded). */
+            mute?: boolean | null;
+            /** @description Server deafen (the member receives no audio). */
+            deaf?: boolean | null;
+            /**
+             * @description Moves the member to this voice channel of the community (they need
+             *     CONNECT there).
+             */
+            channel_id?: string | null;
+        };
+        /** @description One user's voice state, as clients see it. */
+        VoiceState: {
+            user_id: string;
+            community_id: string;
+            /** @description Null once the user left. */
+            channel_id?: string | null;
+            session_id: string;
+            self_mute: boolean;
+            self_deaf: boolean;
+            /** @description Muted by a moderator. */
+            mute: boolean;
+            /** @description Deafened by a moderator. */
+            deaf: boolean;
+            self_video: boolean;
+            self_stream: boolean;
+            speaking: boolean;
         };
     };
     responses: {
@@ -1599,6 +1782,59 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    messages_bulk_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BulkDeleteRequest"];
+            };
+        };
+        responses: {
+            /** @description deleted (ids not in the channel are skipped) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
         };
     };
@@ -2307,6 +2543,211 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    moderation_audit_log: {
+        parameters: {
+            query?: {
+                /** @description only this actor's entries */
+                actor_id?: string;
+                /** @description only this action (e.g. `member_ban`) */
+                action?: string;
+                /** @description only entries about this target */
+                target_id?: string;
+                /** @description entries older than this entry id (the next page) */
+                before?: string;
+                /** @description entries newer than this entry id */
+                after?: string;
+                /** @description 1-100, default 50 */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditLogEntry"][];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    moderation_automod_rules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AutomodRules"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    moderation_put_automod_rules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AutomodRules"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AutomodRules"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    moderation_automod_test: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AutomodTestRequest"];
+            };
+        };
+        responses: {
+            /** @description what the rules would do with this message from the caller; nothing is sent */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AutomodVerdict"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             401: components["responses"]["Unauthorized"];
             403: {
                 headers: {
@@ -3110,6 +3551,137 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    voice_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description who is in the voice channels the caller can view */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VoiceState"][];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    voice_disconnect: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description disconnected from the call */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not in a call of this community */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    voice_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VoiceModerationRequest"];
+            };
+        };
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description MUTE_MEMBERS missing, or the member ranks at or above you */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not in a call of this community */
             404: {
                 headers: {
                     [name: string]: unknown;
