@@ -343,6 +343,15 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
     };
     let hub = crate::gateway::hub::Hub::new(recorder, cfg.gateway_window_events, window);
     let voice = voice_service(&cfg, redis.as_ref(), &node_key)?;
+    let search = if cfg.search_enabled {
+        let (dir, m) = (cfg.data_dir.clone(), metrics.clone());
+        tokio::task::spawn_blocking(move || crate::search::Search::open(&dir, &m))
+            .await
+            .ok()
+            .flatten()
+    } else {
+        None
+    };
     tracing::info!(node, backend = store.backend(), "node ready");
     let state = AppState(Arc::new(Inner {
         cfg,
@@ -362,10 +371,18 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         watched: Arc::default(),
         voice,
         moderation,
+        search,
     }));
     crate::moderation::Moderation::start(&state)
         .await
         .map_err(StartError::Bus)?;
+    if let Some(s) = &state.search {
+        s.start(
+            state.bus.clone(),
+            state.store.clone(),
+            state.metrics.clone(),
+        );
+    }
     crate::gateway::start(state.clone());
     crate::voice::Voice::start(state.clone());
     let router = crate::http::router(state.clone());
@@ -478,6 +495,11 @@ impl Server {
             .with_graceful_shutdown(stop)
             .await;
         self.state.voice.shutdown();
+        // Commit the index and let go of it (a restart in this process
+        // opens it again).
+        if let Some(s) = &self.state.search {
+            s.shutdown().await;
+        }
         let (node, holder) = self.lease;
         if let Err(e) = self.state.store.release_node(node, &holder).await {
             tracing::warn!(error = %e, "releasing the node id");

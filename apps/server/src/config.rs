@@ -60,6 +60,9 @@ pub struct Config {
     /// On one node, most events the log's durable copy (the `event_journal`
     /// table) keeps; older ones are trimmed every minute.
     pub journal_keep_events: u64,
+    /// Message search: this node keeps an index in `data_dir/search`, fed
+    /// from the log (off: the search endpoints answer 503).
+    pub search_enabled: bool,
     /// Redis for a cluster's shared state; empty for in-memory.
     pub redis_url: Secret,
     /// The address people reach this server at (e.g. `https://chat.example.org`);
@@ -170,6 +173,7 @@ impl Default for Config {
             nats_stream_replicas: 1,
             log_retention_hours: 168,
             journal_keep_events: 1_000_000,
+            search_enabled: true,
             redis_url: Secret::default(),
             public_url: String::new(),
             web_dir: String::new(),
@@ -387,6 +391,11 @@ impl Config {
             &mut self.journal_keep_events,
             "HEARTH_JOURNAL_KEEP_EVENTS",
             env("HEARTH_JOURNAL_KEEP_EVENTS"),
+        )?;
+        set(
+            &mut self.search_enabled,
+            "HEARTH_SEARCH_ENABLED",
+            env("HEARTH_SEARCH_ENABLED"),
         )?;
         set(
             &mut self.gateway_heartbeat_ms,

@@ -16,6 +16,7 @@ pub mod http;
 pub mod journal;
 pub mod metrics;
 pub mod moderation;
+pub mod search;
 pub mod state;
 pub mod telemetry;
 pub mod voice;

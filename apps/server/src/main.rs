@@ -44,6 +44,24 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Message search on this node.
+    Search {
+        #[command(subcommand)]
+        task: SearchTask,
+    },
+}
+
+#[derive(Subcommand)]
+enum SearchTask {
+    /// Rebuild this node's search index (`data_dir/search`) from the
+    /// database, with the server on this data directory stopped. Stopped
+    /// midway (Ctrl-C), it continues from its checkpoint the next time
+    /// (or when the server starts).
+    Reindex {
+        /// Start over even if an earlier reindex stopped midway.
+        #[arg(long)]
+        fresh: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -90,6 +108,9 @@ async fn main() -> ExitCode {
         Command::Serve => serve(cfg).await,
         Command::Migrate => migrate(cfg).await,
         Command::Admin { task } => admin(cfg, task).await,
+        Command::Search {
+            task: SearchTask::Reindex { fresh },
+        } => reindex(cfg, fresh).await,
         Command::Openapi => Ok(()),
     };
     if let Err(e) = &result {
@@ -147,6 +168,87 @@ async fn migrate(cfg: Config) -> Result<(), String> {
     Ok(())
 }
 
+/// `hearth search reindex`: the index rebuilt from the database, with
+/// progress, resumable from its checkpoint.
+async fn reindex(cfg: Config, fresh: bool) -> Result<(), String> {
+    use hearth_server::search;
+    use std::sync::Arc;
+    let store = app::open_store(&cfg).await.map_err(|e| e.to_string())?;
+    let dir = search::index_dir(&cfg.data_dir);
+    let open_dir = dir.clone();
+    let index = tokio::task::spawn_blocking(move || search::open_index(&open_dir, Duration::ZERO))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| {
+            format!(
+                "cannot open the search index in {}: {e} (is a server running on this data directory? stop it first)",
+                dir.display()
+            )
+        })?;
+    let index = Arc::new(index);
+    match index.rebuild_checkpoint() {
+        Some(at) if !fresh && at.0 > 0 => {
+            println!("continuing an interrupted reindex after message {at}")
+        }
+        _ => {
+            // One node: the log is the database's journal, and everything
+            // before its head is in the database, read below. (In a
+            // cluster the server replays the stream from the index's old
+            // position, or rebuilds again if the stream lost it.)
+            let head = if cfg.nats_url.is_empty() {
+                Some(store.journal_head().await.map_err(|e| e.to_string())?)
+            } else {
+                None
+            };
+            let i = index.clone();
+            tokio::task::spawn_blocking(move || {
+                i.begin_rebuild()?;
+                match head {
+                    Some(h) => i.apply(Vec::new(), u64::try_from(h).unwrap_or(0)),
+                    None => Ok(()),
+                }
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+            println!("reindexing {} from the database", dir.display());
+        }
+    }
+    let (stop_tx, mut stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("stopping after this batch (run again to continue)");
+        let _ = stop_tx.send(true);
+    });
+    let started = std::time::Instant::now();
+    let mut last_print = started;
+    let result = search::backfill(&index, store.as_ref(), &mut stop, |done, last| {
+        if last_print.elapsed() >= Duration::from_secs(1) {
+            last_print = std::time::Instant::now();
+            println!("{done} messages (through id {last})");
+        }
+    })
+    .await;
+    let close = tokio::task::spawn_blocking(move || match Arc::try_unwrap(index) {
+        Ok(i) => i.close(),
+        Err(i) => i.commit(),
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let outcome = result.map_err(|e| e.to_string())?;
+    close.map_err(|e| e.to_string())?;
+    match outcome {
+        Some(n) => println!(
+            "reindexed {n} messages in {:.1} s",
+            started.elapsed().as_secs_f64()
+        ),
+        None => println!(
+            "stopped; the checkpoint is saved: run `hearth search reindex` again to continue"
+        ),
+    }
+    Ok(())
+}
+
 async fn admin(cfg: Config, task: AdminTask) -> Result<(), String> {
     match task {
         AdminTask::CreateUser {
@@ -155,6 +257,9 @@ async fn admin(cfg: Config, task: AdminTask) -> Result<(), String> {
             email,
             admin,
         } => {
+            // A one-off task: the running server keeps the search index.
+            let mut cfg = cfg;
+            cfg.search_enabled = false;
             let server = app::build(cfg).await.map_err(|e| e.to_string())?;
             let input = hearth_accounts::NewAccount {
                 username,

@@ -81,6 +81,11 @@ impl Metrics {
         }
     }
 
+    /// The registry, for parts that export their own metrics (search).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {

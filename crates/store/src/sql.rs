@@ -1375,6 +1375,15 @@ macro_rules! sql_impl {
                 Ok(row.map(|r| Self::message_from(&r)).transpose()?)
             }
 
+            async fn messages_after(&self, after: MessageId, lim: u32) -> StoreResult<Vec<MessageRecord>> {
+                let rows = sqlx::query(concat!(message_select!(), "WHERE m.id > $1 ORDER BY m.id ASC LIMIT $2"))
+                    .bind(after.0)
+                    .bind(limit(lim))
+                    .fetch_all(self.r())
+                    .await?;
+                Ok(rows.iter().map(Self::message_from).collect::<Result<_, _>>()?)
+            }
+
             async fn messages(&self, channel: ChannelId, page: Page<MessageId>) -> StoreResult<Vec<MessageRecord>> {
                 let upper = page.before.map_or(i64::MAX, |b| b.0);
                 let rows = match page.after {

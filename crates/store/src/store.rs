@@ -210,6 +210,9 @@ pub trait Store: Send + Sync + 'static {
         channel: ChannelId,
         page: Page<MessageId>,
     ) -> StoreResult<Vec<MessageRecord>>;
+    /// Every channel's messages after `after`, in ID order, at most
+    /// `limit` (rebuilding the search index).
+    async fn messages_after(&self, after: MessageId, limit: u32) -> StoreResult<Vec<MessageRecord>>;
     async fn edit_message(
         &self,
         channel: ChannelId,

@@ -11,6 +11,7 @@ pub mod middleware;
 pub mod moderation;
 pub mod ops;
 pub mod roles;
+pub mod search;
 pub mod users;
 pub mod voice;
 pub mod wire;
@@ -112,6 +113,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(messages::react, messages::unreact))
         .routes(routes!(messages::pin, messages::unpin))
         .routes(routes!(messages::pins))
+        .routes(routes!(search::community))
+        .routes(routes!(search::dms))
         .routes(routes!(messages::typing))
         .routes(routes!(messages::read))
         .routes(routes!(messages::read_states))

@@ -12,6 +12,7 @@ mod matrix;
 mod moderation;
 mod processes;
 mod scenarios;
+mod search;
 mod trust;
 mod voice;
 
@@ -123,6 +124,36 @@ both_backends!(
     two_people_talk_and_lose_permissions,
     refusals_limits_and_moderation,
 );
+
+both_backends!(
+    search_api = search:
+    finds_and_filters,
+    scope_follows_permissions,
+    dm_search_is_the_callers,
+    bad_input_is_refused,
+);
+
+mod search_restart {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        crate::search::restart_resumes(crate::Db::Sqlite).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        crate::search::restart_resumes(crate::Db::Postgres).await;
+    }
+}
+
+mod search_rebuild {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        crate::search::wiped_index_is_rebuilt(crate::Db::Sqlite).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        crate::search::wiped_index_is_rebuilt(crate::Db::Postgres).await;
+    }
+}
 
 both_backends!(
     gw = gateway:
