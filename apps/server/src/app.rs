@@ -316,7 +316,7 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
     if let Some(g) = gate {
         chat = chat.with_gate(Arc::new(crate::channel_gate::Gate(g)));
     }
-    let moderation = crate::moderation::Moderation::new(store.clone());
+    let moderation = crate::moderation::Moderation::new(store.clone(), publisher.clone());
     chat = chat.with_send_filter(moderation.automod.clone());
     if let Some(conn) = &redis {
         chat = chat.with_cooldowns(Arc::new(crate::cooldowns::SharedCooldowns(

@@ -229,10 +229,10 @@ pub struct Moderation {
 }
 
 impl Moderation {
-    pub fn new(store: Arc<dyn Store>) -> Moderation {
+    pub fn new(store: Arc<dyn Store>, publisher: crate::events::Publisher) -> Moderation {
         Moderation {
             audit: Arc::new(StoreAuditLog(store.clone())),
-            automod: Arc::new(Automod::new(store)),
+            automod: Arc::new(Automod::new(store, Some(publisher))),
             consumer: Mutex::new(None),
         }
     }
@@ -251,6 +251,9 @@ impl Moderation {
             .await
             .map_err(|e| e.to_string())?;
         *state.moderation.consumer.lock() = Some(consumer);
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        *state.moderation.automod.followups.lock() = Some(tx);
+        spawn_followups(Arc::downgrade(&state.0), rx);
         spawn_retention(Arc::downgrade(&state.0), state.cfg.audit_retention_days);
         let mut sub = state
             .bus
@@ -300,20 +303,61 @@ fn spawn_retention(state: std::sync::Weak<crate::state::Inner>, days: u64) {
 /// Most (community, author) pairs the flood tracker remembers.
 const FLOOD_AUTHORS: usize = 100_000;
 
+/// What a verdict leaves to do after the send path answered.
+pub struct FollowUp {
+    pub community_id: CommunityId,
+    pub channel_id: hearth_types::ChannelId,
+    pub author: UserId,
+    pub verdict: Verdict,
+}
+
 /// Automod on the send path: compiled rule sets per community, cached.
 pub struct Automod {
     store: Arc<dyn Store>,
     sets: Mutex<HashMap<CommunityId, Arc<RuleSet>>>,
     flood: FloodTracker,
+    /// Announces automod's own audit entries (blocks, flags, timeouts).
+    publisher: Option<crate::events::Publisher>,
+    /// Where follow-ups go (set when the server starts).
+    followups: Mutex<Option<tokio::sync::mpsc::UnboundedSender<FollowUp>>>,
 }
 
 impl Automod {
-    pub fn new(store: Arc<dyn Store>) -> Automod {
+    pub fn new(store: Arc<dyn Store>, publisher: Option<crate::events::Publisher>) -> Automod {
         Automod {
             store,
             sets: Mutex::new(HashMap::new()),
             flood: FloodTracker::new(FLOOD_AUTHORS),
+            publisher,
+            followups: Mutex::new(None),
         }
+    }
+
+    /// An audit entry of automod's own (no actor: the rule is the reason).
+    fn audit(
+        &self,
+        c: CommunityId,
+        action: AuditAction,
+        author: UserId,
+        rule: &hearth_moderation::RuleRef,
+        after: Value,
+    ) {
+        let Some(p) = &self.publisher else { return };
+        p.publish_event(
+            crate::events::EventKind::AuditLogEntry,
+            crate::events::Subject::Audit(c),
+            json!({
+                "community_id": c.to_string(),
+                "actor_id": null,
+                "action": action.as_str(),
+                "target_kind": "user",
+                "target_id": author.to_string(),
+                "reason": format!("automod {rule}"),
+                "before": null,
+                "after": after,
+                "at": now_ms(),
+            }),
+        );
     }
 
     /// A community's rules as stored (none: empty).
@@ -420,23 +464,115 @@ impl SendFilter for Automod {
             return Ok(());
         }
         let verdict = self.verdict(&set, msg, true).await?;
+        if verdict.has_followups() {
+            let followup = FollowUp {
+                community_id: msg.community_id,
+                channel_id: msg.channel_id,
+                author: msg.author.id,
+                verdict: verdict.clone(),
+            };
+            if let Some(tx) = self.followups.lock().as_ref() {
+                let _ = tx.send(followup);
+            }
+        }
         if let Some(rule) = verdict.blocked_by {
+            self.audit(
+                msg.community_id,
+                AuditAction::AutomodBlock,
+                msg.author.id,
+                &rule,
+                json!({ "channel_id": msg.channel_id.to_string(), "rule_id": rule.id.to_string() }),
+            );
             return Err(ChatError::Blocked {
                 rule_id: rule.id.0,
                 rule_name: rule.name.to_string(),
             });
         }
-        if verdict.has_followups() {
-            // Flags, timeouts and deletions are not carried out yet.
-            tracing::info!(
-                community = %msg.community_id,
-                author = %msg.author.id,
-                flags = verdict.flags.len(),
-                timeout_secs = ?verdict.timeout_secs(),
-                delete_secs = ?verdict.delete_secs(),
-                "automod follow-up actions are not carried out yet"
-            );
-        }
         Ok(())
     }
+}
+
+/// Carries out verdicts' follow-ups, one at a time, while the server lives:
+/// a timeout (the longest asked for, never shortening a longer one), the
+/// deletion of the author's recent messages, and flags, which are written
+/// to the audit log (`automod_flag`) for the moderators.
+fn spawn_followups(
+    state: std::sync::Weak<crate::state::Inner>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<FollowUp>,
+) {
+    tokio::spawn(async move {
+        while let Some(f) = rx.recv().await {
+            let Some(state) = state.upgrade() else { return };
+            if let Err(e) = followup(&state, &f).await {
+                tracing::warn!(community = %f.community_id, author = %f.author, error = %e, "an automod follow-up failed");
+            }
+        }
+    });
+}
+
+async fn followup(state: &crate::state::Inner, f: &FollowUp) -> Result<(), String> {
+    use hearth_chat::EventSink as _;
+    let automod = &state.moderation.automod;
+    let c = f.community_id;
+    for flag in &f.verdict.flags {
+        automod.audit(
+            c,
+            AuditAction::AutomodFlag,
+            f.author,
+            &flag.rule,
+            json!({ "channel_id": f.channel_id.to_string(), "flag_channel_id": flag.channel_id.to_string() }),
+        );
+    }
+    if let (Some(secs), Some(t)) = (f.verdict.timeout_secs(), f.verdict.timeouts.first()) {
+        let until = now_ms() + i64::from(secs) * 1000;
+        let member = state
+            .store
+            .member(c, f.author)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(m) = member
+            && m.timed_out_until.is_none_or(|u| u < until)
+        {
+            let patch = hearth_store::MemberPatch {
+                nickname: None,
+                timed_out_until: Some(Some(until)),
+            };
+            if let Some(m) = state
+                .store
+                .update_member(c, f.author, &patch)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                state.chat.invalidate_community(c);
+                state
+                    .publisher
+                    .emit(hearth_chat::ChatEvent::PermissionsChanged { community_id: c });
+                state
+                    .publisher
+                    .emit(hearth_chat::ChatEvent::MemberUpdate(m));
+                automod.audit(
+                    c,
+                    AuditAction::AutomodTimeout,
+                    f.author,
+                    &t.rule,
+                    json!({ "timed_out_until": hearth_types::format_rfc3339(until) }),
+                );
+            }
+        }
+    }
+    if let (Some(secs), Some(d)) = (f.verdict.delete_secs(), f.verdict.deletes.first()) {
+        let n = state
+            .chat
+            .delete_recent(c, f.author, secs)
+            .await
+            .map_err(|e| e.to_string())?;
+        automod.audit(
+            c,
+            AuditAction::AutomodDelete,
+            f.author,
+            &d.rule,
+            json!({ "deleted": n }),
+        );
+    }
+    Ok(())
 }

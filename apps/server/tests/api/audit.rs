@@ -839,3 +839,122 @@ pub async fn bulk_delete_and_ban_cleanup(s: &TestServer) {
         "the member's message stays, the spammer's are gone"
     );
 }
+
+/// Follow-ups: a timeout and the deletion of recent messages are carried
+/// out after the send; blocks, flags and timeouts are audited with no actor.
+pub async fn automod_follow_ups(s: &TestServer) {
+    let owner = s.register("amfown").await;
+    let (c, general) = s.community(&owner, "AutomodF").await;
+    let m = s.register("amfmem").await;
+    let r = s.register("amfraid").await;
+    s.join(&owner, &c, &m).await;
+    s.join(&owner, &c, &r).await;
+    let (st, v) = put_rules(
+        s,
+        &owner,
+        &c,
+        json!([
+            {"id": "1", "name": "Scam", "trigger": {"type": "keywords", "words": ["freecoins"]},
+             "actions": [{"type": "block"}, {"type": "timeout", "secs": 600}, {"type": "flag", "channel_id": general}]},
+            {"id": "2", "name": "Raid", "trigger": {"type": "keywords", "words": ["raidword"]},
+             "actions": [{"type": "delete_recent", "secs": 3600}]},
+        ]),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, e) = s
+        .post(
+            &format!("/api/v1/channels/{general}/messages"),
+            &m.token,
+            json!({"content": "get freecoins"}),
+        )
+        .await;
+    assert_error(st, &e, 400, "automod_blocked");
+    // The timeout lands a moment later.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, mem) = s
+            .get(
+                &format!("/api/v1/communities/{c}/members/{}", m.id),
+                &owner.token,
+            )
+            .await;
+        if mem["timed_out_until"].is_string() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no timeout: {mem}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = audit_log(s, &owner, &c, &format!("target_id={}", m.id), 3).await;
+    for action in ["automod_block", "automod_timeout", "automod_flag"] {
+        let e = find(&log, action);
+        assert!(e["actor_id"].is_null(), "{e}");
+        assert_eq!(e["reason"], "automod rule 1 \"Scam\"", "{e}");
+    }
+
+    // delete_recent without block: the raider's earlier messages go.
+    let first = s.send(&r, &general, "hello all").await;
+    let second = s.send(&r, &general, "raidword").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, msgs) = s
+            .get(
+                &format!("/api/v1/channels/{general}/messages"),
+                &owner.token,
+            )
+            .await;
+        let ids: Vec<&str> = msgs
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap())
+            .collect();
+        if !ids.contains(&first["id"].as_str().unwrap()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not deleted: {msgs}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = second;
+    find(
+        &audit_log(s, &owner, &c, "action=automod_delete", 1).await,
+        "automod_delete",
+    );
+}
+
+/// MESSAGE_DELETE_BULK reaches the channel's viewers; audit announcements
+/// (in the log) never reach a client.
+pub async fn gateway_sees_bulk_deletes_not_audit(s: &TestServer) {
+    use crate::gateway::Gw;
+    let owner = s.register("gwaown").await;
+    let (c, general) = s.community(&owner, "GwAudit").await;
+    let m = s.register("gwamem").await;
+    s.join(&owner, &c, &m).await;
+    let (mut gw, _) = Gw::identify(s, &m).await;
+    let a = s.send(&m, &general, "one").await;
+    let b = s.send(&m, &general, "two").await;
+    let (st, role) = s
+        .post(
+            &format!("/api/v1/communities/{c}/roles"),
+            &owner.token,
+            json!({"name": "Audited"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{role}");
+    let (st, v) = s
+        .post(
+            &format!("/api/v1/channels/{general}/messages/bulk-delete"),
+            &owner.token,
+            json!({"message_ids": [a["id"], b["id"]]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{v}");
+    let d = gw.expect("MESSAGE_DELETE_BULK").await;
+    assert_eq!(d["ids"], json!([a["id"], b["id"]]));
+    assert_eq!(d["channel_id"], general.as_str());
+    assert_eq!(d["community_id"], c.as_str());
+    // The audit entries exist, and no client was sent them.
+    audit_log(s, &owner, &c, "action=message_bulk_delete", 1).await;
+    gw.never("AUDIT_LOG_ENTRY", Duration::from_millis(500))
+        .await;
+}

@@ -117,6 +117,8 @@ both_backends!(
     automod_blocks_on_send,
     automod_rules_are_validated_and_testable,
     bulk_delete_and_ban_cleanup,
+    automod_follow_ups,
+    gateway_sees_bulk_deletes_not_audit,
 );
 
 both_backends!(
