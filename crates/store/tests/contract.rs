@@ -92,6 +92,7 @@ contract!(
     journal_cursors_and_dead_letters,
     totp_steps_are_single_use,
     bulk_insert_advances_the_channel,
+    moderation_tables,
 );
 
 static IDS: std::sync::LazyLock<IdGenerator> = std::sync::LazyLock::new(|| IdGenerator::new(1));
@@ -1254,4 +1255,138 @@ async fn journal_cursors_and_dead_letters(s: &dyn Store) {
     assert_eq!(s.journal_trim(3).await.unwrap(), 2);
     assert_eq!(s.journal_after(0, 10).await.unwrap()[0].position, 3);
     assert_eq!(s.journal_head().await.unwrap(), 6);
+}
+
+/// The audit log (insert-if-absent, filters, paging, pruning), automod
+/// rules, bulk deletion and an author's recent messages.
+async fn moderation_tables(s: &dyn Store) {
+    let owner = new_user(s, "modowner").await;
+    let (c, general) = new_community(s, &owner).await;
+    let entry = |id: i64, actor: i64, action: &str, target: Option<i64>, at: i64| AuditRecord {
+        id,
+        community_id: Some(c.id),
+        actor_id: Some(UserId(actor)),
+        action: action.into(),
+        target_kind: "user".into(),
+        target_id: target,
+        reason: Some("why ✓".into()),
+        changes: r#"[{"key":"name","before":"a","after":"b"}]"#.into(),
+        created_at: at,
+    };
+    for (i, (actor, action, target)) in [
+        (1, "member_kick", Some(10)),
+        (2, "member_ban", Some(11)),
+        (1, "member_ban", Some(12)),
+        (2, "role_create", None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let e = entry(100 + i as i64, actor, action, target, 1000 + i as i64);
+        assert!(s.insert_audit(&e).await.unwrap());
+        assert!(!s.insert_audit(&e).await.unwrap(), "stored once");
+    }
+    let ids = |v: Vec<AuditRecord>| v.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    let q = |f: fn(&mut AuditQuery)| {
+        let mut q = AuditQuery {
+            community_id: Some(c.id),
+            ..Default::default()
+        };
+        f(&mut q);
+        q
+    };
+    assert_eq!(
+        ids(s.audit_entries(&q(|_| {}), 50).await.unwrap()),
+        [103, 102, 101, 100]
+    );
+    let all = s.audit_entries(&q(|_| {}), 1).await.unwrap();
+    assert_eq!(all[0], entry(103, 2, "role_create", None, 1003));
+    assert_eq!(
+        ids(s
+            .audit_entries(&q(|q| q.actor_id = Some(UserId(1))), 50)
+            .await
+            .unwrap()),
+        [102, 100]
+    );
+    assert_eq!(
+        ids(s
+            .audit_entries(&q(|q| q.action = Some("member_ban".into())), 50)
+            .await
+            .unwrap()),
+        [102, 101]
+    );
+    assert_eq!(
+        ids(s
+            .audit_entries(&q(|q| q.target_id = Some(11)), 50)
+            .await
+            .unwrap()),
+        [101]
+    );
+    assert_eq!(
+        ids(s
+            .audit_entries(&q(|q| q.before = Some(102)), 50)
+            .await
+            .unwrap()),
+        [101, 100]
+    );
+    assert_eq!(
+        ids(s
+            .audit_entries(&q(|q| q.after = Some(101)), 50)
+            .await
+            .unwrap()),
+        [103, 102]
+    );
+    let other = AuditQuery {
+        community_id: Some(CommunityId(c.id.0 + 1)),
+        ..Default::default()
+    };
+    assert!(s.audit_entries(&other, 50).await.unwrap().is_empty());
+    assert!(
+        s.audit_entries(&AuditQuery::default(), 50)
+            .await
+            .unwrap()
+            .is_empty(),
+        "instance entries only"
+    );
+    assert_eq!(s.prune_audit(1002).await.unwrap(), 2);
+    assert_eq!(
+        ids(s.audit_entries(&q(|_| {}), 50).await.unwrap()),
+        [103, 102]
+    );
+
+    assert_eq!(s.automod_rules(c.id).await.unwrap(), None);
+    s.set_automod_rules(c.id, "[1]", 1).await.unwrap();
+    s.set_automod_rules(c.id, "[2]", 2).await.unwrap();
+    assert_eq!(s.automod_rules(c.id).await.unwrap().as_deref(), Some("[2]"));
+
+    let other_user = new_user(s, "modother").await;
+    let mut sent = Vec::new();
+    for (who, text) in [
+        (&owner, "a"),
+        (&other_user, "b"),
+        (&owner, "c"),
+        (&owner, "d"),
+    ] {
+        let m = msg(general.id, who.id, text, None);
+        s.create_message(&m, who, now_ms(), 1000).await.unwrap();
+        sent.push(m.id);
+    }
+    let mine = s
+        .messages_by_author_since(c.id, owner.id, sent[0])
+        .await
+        .unwrap();
+    assert_eq!(mine, [(general.id, sent[2]), (general.id, sent[3])]);
+    let gone = s
+        .delete_messages(general.id, &[sent[0], sent[2], MessageId(1)])
+        .await
+        .unwrap();
+    assert_eq!(gone, [sent[0], sent[2]]);
+    assert!(s.message(general.id, sent[0]).await.unwrap().is_none());
+    assert!(s.message(general.id, sent[1]).await.unwrap().is_some());
+    assert!(s.delete_community(c.id).await.unwrap());
+    assert_eq!(
+        s.automod_rules(c.id).await.unwrap(),
+        None,
+        "rules go with the community"
+    );
 }
