@@ -146,6 +146,17 @@ mod search_restart {
     }
 }
 
+mod search_reindex {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        crate::search::reindex_command(crate::Db::Sqlite).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        crate::search::reindex_command(crate::Db::Postgres).await;
+    }
+}
+
 mod search_rebuild {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite() {

@@ -556,3 +556,66 @@ pub async fn wiped_index_is_rebuilt(db: Db) {
             .expect("drop test database");
     }
 }
+
+/// `hearth search reindex` on a stopped node's data directory rebuilds the
+/// index from the database; the node then starts with it as it is.
+pub async fn reindex_command(db: Db) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cfg = crate::test_config(dir.path());
+    let mut pg = None;
+    if let Db::Postgres = db {
+        let admin = hearth_store::testing::admin_url();
+        let name = format!(
+            "hearth_api_search_{}_{}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        let url = hearth_store::testing::create_database(&admin, &name)
+            .await
+            .expect("Postgres for the API tests");
+        cfg.database_url = hearth_server::config::Secret(url);
+        pg = Some((admin, name));
+    }
+    let node = start_node(cfg.clone()).await;
+    let s = node.client();
+    let alice = s.register("alice").await;
+    let (cid, general) = s.community(&alice, "Reindexed").await;
+    for i in 0..3 {
+        s.send(&alice, &general, &format!("papaya {i}")).await;
+    }
+    let t = Instant::now();
+    eventually(&s, &alice, &community_path(&cid, "papaya", ""), t, |v| {
+        total(v) == 3
+    })
+    .await;
+    node.stop().await;
+
+    let mut cmd = crate::cli::hearth();
+    cmd.arg("--data-dir")
+        .arg(dir.path())
+        .args(["search", "reindex"]);
+    if !cfg.database_url.0.is_empty() {
+        cmd.env("HEARTH_DATABASE_URL", &cfg.database_url.0);
+    }
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run hearth"))
+        .await
+        .expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("reindexed 3 messages"), "{stdout}");
+
+    let node = start_node(cfg).await;
+    let s = node.client();
+    let v = search(&s, &alice, &community_path(&cid, "papaya", "")).await;
+    assert_eq!(total(&v), 3, "{v}");
+    node.stop().await;
+    if let Some((admin, name)) = pg {
+        hearth_store::testing::drop_database(&admin, &name)
+            .await
+            .expect("drop test database");
+    }
+}
