@@ -18,23 +18,15 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
+use hearth_voice::peer::{self, SendTrack};
 use parking_lot::Mutex;
-use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
-use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCIceCandidateInit, RTCSessionDescription, Registry, SettingEngineBuilder,
-    register_default_interceptors,
-};
+use webrtc::peer_connection::{PeerConnection, PeerConnectionEventHandler};
 
 use crate::Args;
 use crate::gateway::client::{connect, send_json};
@@ -109,16 +101,6 @@ struct Participant {
     task: tokio::task::JoinHandle<()>,
 }
 
-fn opus() -> RTCRtpCodec {
-    RTCRtpCodec {
-        mime_type: "audio/opus".into(),
-        clock_rate: 48_000,
-        channels: 2,
-        sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
-        rtcp_feedback: vec![],
-    }
-}
-
 async fn participant(
     server: &Server,
     i: usize,
@@ -127,62 +109,22 @@ async fn participant(
     tally: Arc<Tally>,
 ) -> Result<Participant, String> {
     let (mut ws, _) = connect(server.nodes[0].addr(), i, token).await?;
-    let mut me = MediaEngine::default();
-    me.register_default_codecs().map_err(|e| e.to_string())?;
-    let registry =
-        register_default_interceptors(Registry::new(), &mut me).map_err(|e| e.to_string())?;
     let joined_at = Arc::new(AtomicU64::new(0));
-    let pc: Arc<dyn PeerConnection> = Arc::new(
-        PeerConnectionBuilder::new()
-            .with_media_engine(me)
-            .with_interceptor_registry(registry)
-            .with_setting_engine(
-                SettingEngineBuilder::new()
-                    .with_include_loopback_candidate(true)
-                    .build(),
-            )
-            .with_handler(Arc::new(Receiver {
-                tally: tally.clone(),
-                joined_at: joined_at.clone(),
-                heard: Default::default(),
-            }))
-            .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
-            .build()
-            .await
-            .map_err(|e| e.to_string())?,
-    );
-    let ssrc: u32 = rand::random();
-    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-        "loadgen".to_owned(),
-        format!("mic{i}"),
-        format!("mic{i}"),
+    let pc = peer::client(Arc::new(Receiver {
+        tally: tally.clone(),
+        joined_at: joined_at.clone(),
+        heard: Default::default(),
+    }))
+    .await?;
+    let mic = SendTrack::add(
+        &pc,
         RtpCodecKind::Audio,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            },
-            active: true,
-            codec: opus(),
-            ..Default::default()
-        }],
-    )));
-    let tr = pc
-        .add_transceiver_from_track(
-            track.clone() as Arc<dyn TrackLocal>,
-            Some(RTCRtpTransceiverInit {
-                direction: RTCRtpTransceiverDirection::Sendonly,
-                streams: vec![],
-                send_encodings: vec![],
-            }),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    let sender = tr
-        .sender()
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("no sender")?;
+        peer::opus(),
+        &[],
+        &format!("mic{i}"),
+    )
+    .await?;
+    let (track, ssrc, sender) = (mic.track.clone(), mic.encodings[0].1, mic.sender.clone());
     joined_at.store(tally.now_us(), Ordering::Relaxed);
     send_json(
         &mut ws,
@@ -263,38 +205,18 @@ async fn apply(pc: &Arc<dyn PeerConnection>, d: &Value, tx: &mut Tx) {
     let sdp = d["sdp"].as_str().unwrap_or_default().to_string();
     match d["type"].as_str() {
         Some("answer") => {
-            if let Ok(desc) = RTCSessionDescription::answer(sdp) {
-                let _ = pc.set_remote_description(desc).await;
-            }
+            let _ = peer::accept(pc, sdp).await;
         }
         Some("offer") => {
-            let Ok(desc) = RTCSessionDescription::offer(sdp) else {
-                return;
-            };
-            if pc.set_remote_description(desc).await.is_err() {
-                return;
-            }
-            let Ok(answer) = pc.create_answer(None).await else {
-                return;
-            };
-            if pc.set_local_description(answer).await.is_err() {
-                return;
-            }
-            if let Some(local) = pc.local_description().await {
-                let op = json!({"op": "voice_signal", "d": {"type": "answer", "sdp": local.sdp}});
+            if let Ok(answer) = peer::answer(pc, sdp).await {
+                let op = json!({"op": "voice_signal", "d": {"type": "answer", "sdp": answer}});
                 let _ = tx.send(Message::Text(op.to_string().into())).await;
             }
         }
         Some("candidate") => {
-            let _ = pc
-                .add_ice_candidate(RTCIceCandidateInit {
-                    candidate: d["candidate"].as_str().unwrap_or_default().to_string(),
-                    sdp_mid: d["sdp_mid"].as_str().map(str::to_string),
-                    sdp_mline_index: d["sdp_mline_index"].as_u64().map(|i| i as u16),
-                    username_fragment: d["username_fragment"].as_str().map(str::to_string),
-                    ..Default::default()
-                })
-                .await;
+            if let Ok(c) = serde_json::from_value(d.clone()) {
+                peer::add_candidate(pc, c).await;
+            }
         }
         _ => {}
     }

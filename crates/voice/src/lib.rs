@@ -75,6 +75,7 @@ mod engine;
 mod error;
 mod forward;
 mod layers;
+pub mod peer;
 mod ports;
 mod sdp;
 mod session;

@@ -7,26 +7,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use hearth_voice::peer::{self, SendTrack};
 use parking_lot::Mutex;
 use reqwest::StatusCode;
-use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability,
-    RtpCodecKind,
-};
-use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
-use rtc::sdp::extmap::AUDIO_LEVEL_URI;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCIceCandidateInit, RTCIceGatheringState, RTCSessionDescription, Registry,
-    SettingEngineBuilder, register_default_interceptors,
-};
+use webrtc::peer_connection::{PeerConnection, PeerConnectionEventHandler, RTCIceGatheringState};
 
 use crate::gateway::{Got, Gw};
 use crate::{TestServer, User, assert_error};
@@ -90,111 +80,14 @@ pub struct Caller {
     sending: watch::Sender<bool>,
 }
 
-fn codec(mime: &str, clock: u32, channels: u16) -> RTCRtpCodec {
-    RTCRtpCodec {
-        mime_type: mime.into(),
-        clock_rate: clock,
-        channels,
-        sdp_fmtp_line: String::new(),
-        rtcp_feedback: vec![],
-    }
-}
-
-/// A sending track: where to write, its SSRC, and (once negotiated) the
-/// payload type and audio-level extension id to stamp on packets.
-struct Outgoing {
-    track: Arc<TrackLocalStaticRTP>,
-    ssrc: u32,
-    sender: Arc<dyn webrtc::rtp_transceiver::RtpSender>,
-}
-
-impl Outgoing {
-    /// (payload type, audio-level extension id) as negotiated.
-    async fn negotiated(&self) -> Option<(u8, Option<u8>)> {
-        let params = self.sender.get_parameters().await.ok()?;
-        let pt = params.rtp_parameters.codecs.first()?.payload_type;
-        let level = params
-            .rtp_parameters
-            .header_extensions
-            .iter()
-            .find(|h| h.uri == AUDIO_LEVEL_URI)
-            .map(|h| h.id as u8);
-        Some((pt, level))
-    }
-}
-
-async fn local_track(
-    pc: &Arc<dyn PeerConnection>,
-    kind: RtpCodecKind,
-    c: RTCRtpCodec,
-    name: &str,
-) -> Outgoing {
-    let ssrc: u32 = rand::random();
-    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-        "caller".to_owned(),
-        name.to_owned(),
-        name.to_owned(),
-        kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            },
-            active: true,
-            codec: c,
-            ..Default::default()
-        }],
-    )));
-    let tr = pc
-        .add_transceiver_from_track(
-            track.clone() as Arc<dyn TrackLocal>,
-            Some(RTCRtpTransceiverInit {
-                direction: RTCRtpTransceiverDirection::Sendonly,
-                streams: vec![],
-                send_encodings: vec![],
-            }),
-        )
-        .await
-        .expect("transceiver");
-    let sender = tr.sender().await.expect("sender").expect("a sender");
-    Outgoing {
-        track,
-        ssrc,
-        sender,
-    }
-}
-
 impl Caller {
     /// Identifies `user` and prepares a peer connection (nothing joined yet).
     pub async fn connect(s: &TestServer, user: User) -> Caller {
         let (gw, _) = Gw::identify(s, &user).await;
-        let mut me = MediaEngine::default();
-        me.register_default_codecs().expect("codecs");
-        me.register_header_extension(
-            RTCRtpHeaderExtensionCapability {
-                uri: AUDIO_LEVEL_URI.into(),
-            },
-            RtpCodecKind::Audio,
-            None,
-        )
-        .expect("audio level");
-        let registry = register_default_interceptors(Registry::new(), &mut me).expect("registry");
         let seen = Arc::new(Seen::default());
-        let pc: Arc<dyn PeerConnection> = Arc::new(
-            PeerConnectionBuilder::new()
-                .with_media_engine(me)
-                .with_interceptor_registry(registry)
-                .with_setting_engine(
-                    SettingEngineBuilder::new()
-                        .with_include_loopback_candidate(true)
-                        .build(),
-                )
-                .with_handler(Arc::new(Events(seen.clone())))
-                .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
-                .build()
-                .await
-                .expect("peer connection"),
-        );
+        let pc = peer::client(Arc::new(Events(seen.clone())))
+            .await
+            .expect("peer connection");
         let (ops, rx) = mpsc::unbounded_channel();
         tokio::spawn(drive(gw, rx, pc.clone(), seen.clone()));
         let (sending, _) = watch::channel(true);
@@ -239,7 +132,12 @@ impl Caller {
 
     /// How many dispatches `t` arrived so far.
     pub fn count(&self, t: &str) -> usize {
-        self.seen.dispatches.lock().iter().filter(|(name, _)| name == t).count()
+        self.seen
+            .dispatches
+            .lock()
+            .iter()
+            .filter(|(name, _)| name == t)
+            .count()
     }
 
     pub fn packets(&self, publisher: &User, kind: &'static str) -> usize {
@@ -258,20 +156,12 @@ impl Caller {
         self.dispatch("VOICE_SERVER", WAIT, |d| d["channel_id"] == channel)
             .await
             .expect("VOICE_SERVER");
-        let audio = local_track(
-            &self.pc,
-            RtpCodecKind::Audio,
-            codec("audio/opus", 48_000, 2),
-            "mic",
-        )
-        .await;
-        let video = local_track(
-            &self.pc,
-            RtpCodecKind::Video,
-            codec("video/VP8", 90_000, 0),
-            "cam",
-        )
-        .await;
+        let audio = SendTrack::add(&self.pc, RtpCodecKind::Audio, peer::opus(), &[], "mic")
+            .await
+            .expect("audio track");
+        let video = SendTrack::add(&self.pc, RtpCodecKind::Video, peer::vp8(), &[], "cam")
+            .await
+            .expect("video track");
         let offer = self.pc.create_offer(None).await.expect("offer");
         self.pc
             .set_local_description(offer)
@@ -290,7 +180,7 @@ impl Caller {
 
     /// 50 audio packets a second (loud, RFC 6464 level -10 dBov) and 16
     /// one-packet VP8 frames, once negotiation gives payload types.
-    async fn send_media(&self, audio: Outgoing, video: Outgoing) {
+    async fn send_media(&self, audio: SendTrack, video: SendTrack) {
         let mut on = self.sending.subscribe();
         tokio::spawn(async move {
             let (a, v) = loop {
@@ -310,7 +200,7 @@ impl Caller {
                     payload_type: a.0,
                     sequence_number: seq,
                     timestamp: n.wrapping_mul(960),
-                    ssrc: audio.ssrc,
+                    ssrc: audio.encodings[0].1,
                     ..Default::default()
                 };
                 if let Some(id) = a.1 {
@@ -327,7 +217,7 @@ impl Caller {
                         payload_type: v.0,
                         sequence_number: seq / 3,
                         timestamp: n.wrapping_mul(1800),
-                        ssrc: video.ssrc,
+                        ssrc: video.encodings[0].1,
                         marker: true,
                         ..Default::default()
                     };
@@ -379,36 +269,18 @@ async fn apply(gw: &mut Gw, pc: &Arc<dyn PeerConnection>, d: &Value) {
     let sdp = d["sdp"].as_str().unwrap_or_default().to_string();
     match d["type"].as_str() {
         Some("answer") => {
-            let _ = pc
-                .set_remote_description(RTCSessionDescription::answer(sdp).expect("answer"))
-                .await;
+            let _ = peer::accept(pc, sdp).await;
         }
         Some("offer") => {
-            if pc
-                .set_remote_description(RTCSessionDescription::offer(sdp).expect("offer"))
-                .await
-                .is_err()
-            {
-                return;
+            if let Ok(answer) = peer::answer(pc, sdp).await {
+                gw.send(json!({"op": "voice_signal", "d": {"type": "answer", "sdp": answer}}))
+                    .await;
             }
-            let answer = pc.create_answer(None).await.expect("create answer");
-            pc.set_local_description(answer)
-                .await
-                .expect("local answer");
-            let sdp = pc.local_description().await.expect("answer sdp").sdp;
-            gw.send(json!({"op": "voice_signal", "d": {"type": "answer", "sdp": sdp}}))
-                .await;
         }
         Some("candidate") => {
-            let _ = pc
-                .add_ice_candidate(RTCIceCandidateInit {
-                    candidate: d["candidate"].as_str().unwrap_or_default().to_string(),
-                    sdp_mid: d["sdp_mid"].as_str().map(str::to_string),
-                    sdp_mline_index: d["sdp_mline_index"].as_u64().map(|i| i as u16),
-                    username_fragment: d["username_fragment"].as_str().map(str::to_string),
-                    ..Default::default()
-                })
-                .await;
+            if let Ok(c) = serde_json::from_value(d.clone()) {
+                peer::add_candidate(pc, c).await;
+            }
         }
         _ => {}
     }
@@ -437,7 +309,13 @@ async fn stalls(what: &str, settle: Duration, count: impl Fn() -> usize) {
     assert!(count() <= at + 2, "{what} kept flowing: {at} → {}", count());
 }
 
-pub async fn voice_channel(s: &TestServer, owner: &User, c: &str, name: &str, limit: i32) -> String {
+pub async fn voice_channel(
+    s: &TestServer,
+    owner: &User,
+    c: &str,
+    name: &str,
+    limit: i32,
+) -> String {
     let (st, ch) = s
         .post(
             &format!("/api/v1/communities/{c}/channels"),

@@ -8,8 +8,7 @@ use parking_lot::Mutex;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability,
-    RtpCodecKind,
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sdp::extmap::{AUDIO_LEVEL_URI, SDES_MID_URI, SDES_RTP_STREAM_ID_URI};
@@ -22,9 +21,8 @@ use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCIceCandidateInit, RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription,
-    Registry, SettingEngineBuilder, register_default_interceptors,
+    PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCIceGatheringState,
+    RTCPeerConnectionState, RTCSessionDescription,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
@@ -130,37 +128,6 @@ pub struct Client {
     started: usize,
 }
 
-fn opus() -> RTCRtpCodec {
-    RTCRtpCodec {
-        mime_type: "audio/opus".into(),
-        clock_rate: 48000,
-        channels: 2,
-        sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
-        rtcp_feedback: vec![],
-    }
-}
-
-fn h264() -> RTCRtpCodec {
-    RTCRtpCodec {
-        mime_type: "video/H264".into(),
-        clock_rate: 90000,
-        channels: 0,
-        sdp_fmtp_line: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
-            .into(),
-        rtcp_feedback: vec![],
-    }
-}
-
-fn vp8() -> RTCRtpCodec {
-    RTCRtpCodec {
-        mime_type: "video/VP8".into(),
-        clock_rate: 90000,
-        channels: 0,
-        sdp_fmtp_line: String::new(),
-        rtcp_feedback: vec![],
-    }
-}
-
 impl Client {
     /// Makes the client's peer connection for a join (not yet negotiated).
     pub async fn new(joined: Joined, publish: Publish) -> Client {
@@ -170,39 +137,16 @@ impl Client {
             ..
         } = joined;
         let participant = Arc::new(participant);
-        let mut me = MediaEngine::default();
-        me.register_default_codecs().expect("codecs");
-        me.register_header_extension(
-            RTCRtpHeaderExtensionCapability {
-                uri: AUDIO_LEVEL_URI.into(),
-            },
-            RtpCodecKind::Audio,
-            None,
-        )
-        .expect("audio level");
-        let registry =
-            register_default_interceptors(Registry::new(), &mut me).expect("interceptors");
         let shared = Arc::new(Shared::default());
         let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
         let (gathered_tx, gathered) = watch::channel(false);
-        let pc = PeerConnectionBuilder::new()
-            .with_media_engine(me)
-            .with_interceptor_registry(registry)
-            .with_setting_engine(
-                SettingEngineBuilder::new()
-                    .with_include_loopback_candidate(true)
-                    .build(),
-            )
-            .with_handler(Arc::new(Handler {
-                shared: shared.clone(),
-                state: state_tx,
-                gathered: gathered_tx,
-            }))
-            .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
-            .build()
-            .await
-            .expect("client peer connection");
-        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+        let pc = hearth_voice::peer::client(Arc::new(Handler {
+            shared: shared.clone(),
+            state: state_tx,
+            gathered: gathered_tx,
+        }))
+        .await
+        .expect("client peer connection");
         let mut client = Client {
             pc,
             participant,
@@ -217,7 +161,12 @@ impl Client {
         };
         if publish.audio {
             client
-                .add_track(RtpCodecKind::Audio, opus(), &[], "audio")
+                .add_track(
+                    RtpCodecKind::Audio,
+                    hearth_voice::peer::opus(),
+                    &[],
+                    "audio",
+                )
                 .await;
         }
         if publish.video {
@@ -226,14 +175,23 @@ impl Client {
             } else {
                 &[]
             };
-            let codec = if publish.h264 { h264() } else { vp8() };
+            let codec = if publish.h264 {
+                hearth_voice::peer::h264()
+            } else {
+                hearth_voice::peer::vp8()
+            };
             client
                 .add_track(RtpCodecKind::Video, codec, rids, "camera")
                 .await;
         }
         if publish.screen {
             client
-                .add_track(RtpCodecKind::Video, vp8(), &[], "screen")
+                .add_track(
+                    RtpCodecKind::Video,
+                    hearth_voice::peer::vp8(),
+                    &[],
+                    "screen",
+                )
                 .await;
         }
         if !publish.audio && !publish.video && !publish.screen {
@@ -261,8 +219,13 @@ impl Client {
     }
 
     pub async fn add_screen(&mut self) {
-        self.add_track(RtpCodecKind::Video, vp8(), &[], "screen")
-            .await;
+        self.add_track(
+            RtpCodecKind::Video,
+            hearth_voice::peer::vp8(),
+            &[],
+            "screen",
+        )
+        .await;
     }
 
     async fn add_track(
