@@ -212,7 +212,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<MessageRecord>>;
     /// Every channel's messages after `after`, in ID order, at most
     /// `limit` (rebuilding the search index).
-    async fn messages_after(&self, after: MessageId, limit: u32) -> StoreResult<Vec<MessageRecord>>;
+    async fn messages_after(&self, after: MessageId, limit: u32)
+    -> StoreResult<Vec<MessageRecord>>;
     async fn edit_message(
         &self,
         channel: ChannelId,

@@ -93,6 +93,7 @@ contract!(
     totp_steps_are_single_use,
     bulk_insert_advances_the_channel,
     moderation_tables,
+    messages_after_pages_every_channel,
 );
 
 static IDS: std::sync::LazyLock<IdGenerator> = std::sync::LazyLock::new(|| IdGenerator::new(1));
@@ -1389,4 +1390,44 @@ async fn moderation_tables(s: &dyn Store) {
         None,
         "rules go with the community"
     );
+}
+
+/// Search rebuilds page every channel's messages in ID order.
+async fn messages_after_pages_every_channel(s: &dyn Store) {
+    let u = new_user(s, "pat").await;
+    let (_, a) = new_community(s, &u).await;
+    let (_, b) = new_community(s, &u).await;
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let ch = if i % 2 == 0 { a.id } else { b.id };
+        match s
+            .create_message(&msg(ch, u.id, &format!("m{i}"), None), &u, now_ms(), 0)
+            .await
+            .unwrap()
+        {
+            MessageCreate::Created(m) => ids.push(m.id),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(s.delete_message(b.id, ids[3]).await.unwrap());
+    let mut want = ids.clone();
+    want.remove(3);
+    let mut got = Vec::new();
+    let mut after = MessageId(0);
+    loop {
+        let page = s.messages_after(after, 2).await.unwrap();
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        got.extend(page.iter().map(|m| (m.id, m.channel_id, m.content.clone())));
+    }
+    let want: Vec<_> = want
+        .iter()
+        .enumerate()
+        .map(|(n, id)| {
+            let i = if n >= 3 { n + 1 } else { n };
+            (*id, if i % 2 == 0 { a.id } else { b.id }, format!("m{i}"))
+        })
+        .collect();
+    assert_eq!(got, want);
 }
