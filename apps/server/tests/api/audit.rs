@@ -958,3 +958,79 @@ pub async fn gateway_sees_bulk_deletes_not_audit(s: &TestServer) {
     gw.never("AUDIT_LOG_ENTRY", Duration::from_millis(500))
         .await;
 }
+
+/// Two nodes on one Postgres, NATS and Redis: a rule change on one node
+/// reaches the other's cached rules (the `internal.automod` nudge), and
+/// the audit log (one durable consumer for the cluster) stores each entry
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_automod_nudge_and_one_audit_entry() {
+    use crate::cluster::{drop_log, nats_url, redis_url};
+    let admin = hearth_store::testing::admin_url();
+    let db = format!(
+        "hearth_modcl_{}_{}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    let url = hearth_store::testing::create_database(&admin, &db)
+        .await
+        .expect("Postgres");
+    let root = format!("t{}", rand::random::<u32>());
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        let (url, root) = (url.clone(), root.clone());
+        nodes.push(
+            TestServer::start_with(crate::Db::Shared(url), move |c| {
+                c.nats_url = nats_url();
+                c.redis_url = hearth_server::config::Secret(redis_url());
+                c.nats_subject_root = root;
+                c.rate_limit.enabled = false;
+                c.jwt_secret = hearth_server::config::Secret("one secret for both nodes".into());
+            })
+            .await,
+        );
+    }
+    let (n1, n2) = (&nodes[0], &nodes[1]);
+    let owner = n1.register("mclown").await;
+    let m = n1.register("mclmem").await;
+    let (c, general) = n1.community(&owner, "ModCluster").await;
+    n1.join(&owner, &c, &m).await;
+    // Node 2 caches the community's (empty) rules.
+    n2.send(&m, &general, "forbidden fruit").await;
+    let (st, v) = put_rules(
+        n1,
+        &owner,
+        &c,
+        json!([{"id": "1", "name": "Fruit", "trigger": {"type": "keywords", "words": ["fruit"]}, "actions": [{"type": "block"}]}]),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (st, e) = n2
+            .post(
+                &format!("/api/v1/channels/{general}/messages"),
+                &m.token,
+                json!({"content": "fruit"}),
+            )
+            .await;
+        if st == StatusCode::BAD_REQUEST {
+            assert_eq!(e["error"]["code"], "automod_blocked");
+            break;
+        }
+        assert!(Instant::now() < deadline, "node 2 still uses its old rules");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Both nodes run the consumer; the rule's creation is stored once.
+    let log = audit_log(n2, &owner, &c, "action=automod_rule_create", 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let again = audit_log(n1, &owner, &c, "action=automod_rule_create", 1).await;
+    assert_eq!((log.len(), again.len()), (1, 1), "{again:#?}");
+    for n in nodes {
+        n.stop().await;
+    }
+    drop_log(&root).await;
+    hearth_store::testing::drop_database(&admin, &db)
+        .await
+        .expect("drop");
+}
