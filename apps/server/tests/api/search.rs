@@ -216,6 +216,32 @@ pub async fn finds_and_filters(s: &TestServer) {
     assert_eq!((total(&v), contents(&v).len()), (0, 0), "{v}");
     let t = Instant::now();
     eventually(s, &alice, &q("in:#random"), t, |v| total(v) == 1).await;
+
+    // The index's numbers are exported (refreshed every second).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = s
+            .http
+            .get(format!("{}/metrics", s.base))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("body");
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name} ")))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        };
+        assert!(value("hearth_search_lag_events").is_some(), "{text}");
+        assert!(value("hearth_search_size_bytes").is_some(), "{text}");
+        if value("hearth_search_docs") == Some(2.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "hearth_search_docs: {text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 pub async fn scope_follows_permissions(s: &TestServer) {
