@@ -330,9 +330,16 @@ impl Voice {
             .await
         {
             Ok(Some(_)) => {
-                if let Err(r) =
-                    Self::host_join(state, &session.id, true, user, channel, self_mute, self_deaf)
-                        .await
+                if let Err(r) = Self::host_join(
+                    state,
+                    &session.id,
+                    true,
+                    user,
+                    channel,
+                    self_mute,
+                    self_deaf,
+                )
+                .await
                 {
                     tell_error(session, &r);
                 }
@@ -358,7 +365,10 @@ impl Voice {
                     },
                 );
             }
-            Err(_) => tell_error(session, &Refusal::new("unavailable", "voice leases did not answer")),
+            Err(_) => tell_error(
+                session,
+                &Refusal::new("unavailable", "voice leases did not answer"),
+            ),
         }
     }
 
@@ -415,7 +425,10 @@ impl Voice {
                 .filter(|e| e.channel == channel.0 && e.user != user.0)
                 .count();
             if inside >= limit {
-                return Err(Refusal::new("channel_full", format!("at most {limit} members")));
+                return Err(Refusal::new(
+                    "channel_full",
+                    format!("at most {limit} members"),
+                ));
             }
         }
         // One call per user: leaving the old one first tells its channel.
@@ -478,7 +491,9 @@ impl Voice {
     /// A relayed op reached this node: only the room's host acts on it.
     async fn on_room_op(state: &AppState, channel: ChannelId, op: RoomOp) {
         let voice = &state.voice;
-        let Ok(user) = op.user.parse::<UserId>() else { return };
+        let Ok(user) = op.user.parse::<UserId>() else {
+            return;
+        };
         let ours = |voice: &Voice| {
             voice
                 .calls
@@ -490,9 +505,16 @@ impl Voice {
             "join" => {
                 // Whoever holds (or takes) the room's lease hosts it.
                 if !matches!(
-                    voice.leases.acquire(&room_lease(channel), &voice.node, ROOM_LEASE).await,
+                    voice
+                        .leases
+                        .acquire(&room_lease(channel), &voice.node, ROOM_LEASE)
+                        .await,
                     Ok(Some(_))
-                ) || voice.fronted.lock().get(&user).is_some_and(|f| f.session_id == op.session)
+                ) || voice
+                    .fronted
+                    .lock()
+                    .get(&user)
+                    .is_some_and(|f| f.session_id == op.session)
                 {
                     return;
                 }
@@ -523,7 +545,9 @@ impl Voice {
                 }
             }
             "layer" => {
-                if let (Some(p), Some(layer)) = (op.publisher.and_then(|p| p.parse().ok()), op.layer) {
+                if let (Some(p), Some(layer)) =
+                    (op.publisher.and_then(|p| p.parse().ok()), op.layer)
+                {
                     Self::apply_layer(state, user, &op.session, p, layer);
                 }
             }
@@ -614,7 +638,10 @@ impl Voice {
             return Self::relay(state, channel, op);
         }
         if !Self::apply_flags(state, session.user, &session.id, flags).await {
-            tell_error(session, &Refusal::new("not_in_call", "not in a voice channel"));
+            tell_error(
+                session,
+                &Refusal::new("not_in_call", "not in a voice channel"),
+            );
         }
     }
 
@@ -630,7 +657,12 @@ impl Voice {
             s.self_deaf = flags.self_deaf.unwrap_or(s.self_deaf);
             s.self_video = flags.self_video.unwrap_or(s.self_video);
             s.self_stream = flags.self_stream.unwrap_or(s.self_stream);
-            (s.clone(), call.channel, call.community, call.participant.id())
+            (
+                s.clone(),
+                call.channel,
+                call.community,
+                call.participant.id(),
+            )
         };
         let _ = voice.sfu.set_self_mute(pid, vs.self_mute);
         let _ = voice.sfu.set_self_deaf(pid, vs.self_deaf);
@@ -772,8 +804,16 @@ impl Voice {
         // The destination room may be hosted elsewhere: that host takes the
         // join (this node stays the session's relay only if it is the
         // session's node; a session elsewhere keeps its own node's relay).
-        if let Err(r) =
-            Self::host_join(state, &session_id, local, target, dest, self_mute, self_deaf).await
+        if let Err(r) = Self::host_join(
+            state,
+            &session_id,
+            local,
+            target,
+            dest,
+            self_mute,
+            self_deaf,
+        )
+        .await
         {
             send_to(state, &session_id, local, "VOICE_SIGNAL", error_of(&r));
         }
@@ -910,7 +950,10 @@ impl Voice {
                 continue;
             };
             let taken = matches!(
-                voice.leases.acquire(&room_lease(f.channel), &voice.node, ROOM_LEASE).await,
+                voice
+                    .leases
+                    .acquire(&room_lease(f.channel), &voice.node, ROOM_LEASE)
+                    .await,
                 Ok(Some(_))
             );
             if !taken {
@@ -926,9 +969,16 @@ impl Voice {
                 "VOICE_SIGNAL",
                 json!({ "type": "reconnect", "channel_id": f.channel.to_string() }),
             );
-            if let Err(r) =
-                Self::host_join(state, &f.session_id, true, user, f.channel, f.self_mute, f.self_deaf)
-                    .await
+            if let Err(r) = Self::host_join(
+                state,
+                &f.session_id,
+                true,
+                user,
+                f.channel,
+                f.self_mute,
+                f.self_deaf,
+            )
+            .await
             {
                 tell_error(&session, &r);
             }
@@ -951,7 +1001,9 @@ impl Voice {
                 }
             };
             while let Some(d) = sub.next().await {
-                let hearth_bus::Delivery::Event(env) = d else { continue };
+                let hearth_bus::Delivery::Event(env) = d else {
+                    continue;
+                };
                 let Some(inner) = ops.upgrade() else { return };
                 if inner.voice.is_stopped() {
                     return;

@@ -366,9 +366,18 @@ async fn voice_across_nodes_and_a_dead_host() {
     let b = Caller::connect(&c.nodes[1], bob).await;
     a.join(&room).await;
     b.join(&room).await;
-    grows("ann hears bob across nodes", WAIT, 25, || a.packets(&b.user, "audio")).await;
-    grows("bob hears ann across nodes", WAIT, 25, || b.packets(&a.user, "audio")).await;
-    grows("bob sees ann across nodes", WAIT, 5, || b.packets(&a.user, "video")).await;
+    grows("ann hears bob across nodes", WAIT, 25, || {
+        a.packets(&b.user, "audio")
+    })
+    .await;
+    grows("bob hears ann across nodes", WAIT, 25, || {
+        b.packets(&a.user, "audio")
+    })
+    .await;
+    grows("bob sees ann across nodes", WAIT, 5, || {
+        b.packets(&a.user, "video")
+    })
+    .await;
     // Bob's own flags, relayed to the host, reach ann.
     b.op("voice_state", json!({"self_mute": true}));
     a.dispatch("VOICE_STATE_UPDATE", WAIT, |d| {
@@ -379,7 +388,10 @@ async fn voice_across_nodes_and_a_dead_host() {
     // Both nodes list both callers.
     for n in &c.nodes {
         let (_, list) = n
-            .get(&format!("/api/v1/communities/{cid}/voice-states"), &owner.token)
+            .get(
+                &format!("/api/v1/communities/{cid}/voice-states"),
+                &owner.token,
+            )
             .await;
         assert_eq!(list.as_array().map(Vec::len), Some(2), "{list}");
     }
@@ -388,9 +400,11 @@ async fn voice_across_nodes_and_a_dead_host() {
     let host = c.nodes.remove(0);
     a.stop().await;
     host.stop().await;
-    b.dispatch("VOICE_SIGNAL", Duration::from_secs(8), |d| d["type"] == "reconnect")
-        .await
-        .expect("bob is told to reconnect");
+    b.dispatch("VOICE_SIGNAL", Duration::from_secs(8), |d| {
+        d["type"] == "reconnect"
+    })
+    .await
+    .expect("bob is told to reconnect");
     let until = std::time::Instant::now() + Duration::from_secs(2);
     while b.count("VOICE_SERVER") < 2 {
         assert!(std::time::Instant::now() < until, "no second VOICE_SERVER");
@@ -402,10 +416,16 @@ async fn voice_across_nodes_and_a_dead_host() {
         died.elapsed()
     );
     let (_, list) = c.nodes[0]
-        .get(&format!("/api/v1/communities/{cid}/voice-states"), &owner.token)
+        .get(
+            &format!("/api/v1/communities/{cid}/voice-states"),
+            &owner.token,
+        )
         .await;
     assert!(
-        list.as_array().unwrap().iter().any(|s| s["user_id"] == b.user.id.as_str()),
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["user_id"] == b.user.id.as_str()),
         "bob is in the call on the new host: {list}"
     );
     b.stop().await;
