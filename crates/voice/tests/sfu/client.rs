@@ -5,11 +5,8 @@
 use bytes::Bytes;
 use hearth_voice::{Joined, Participant, SfuEvent, Signal, TrackKind, TrackLabel};
 use parking_lot::Mutex;
-use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sdp::extmap::{AUDIO_LEVEL_URI, SDES_MID_URI, SDES_RTP_STREAM_ID_URI};
 use std::collections::HashMap;
@@ -235,47 +232,20 @@ impl Client {
         rids: &[&str],
         name: &'static str,
     ) {
-        let layers: Vec<(String, u32, u8)> = if rids.is_empty() {
-            vec![(String::new(), rand::random(), 2)]
-        } else {
-            rids.iter()
-                .enumerate()
-                .map(|(i, r)| (r.to_string(), rand::random(), i as u8))
-                .collect()
-        };
-        let encodings = layers
-            .iter()
-            .map(|(rid, ssrc, _)| RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    rid: rid.clone(),
-                    ssrc: Some(*ssrc),
-                    ..Default::default()
-                },
-                active: true,
-                codec: codec.clone(),
-                ..Default::default()
-            })
-            .collect();
-        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-            "client-stream".to_owned(),
-            format!("client-{name}"),
-            format!("client-{name}"),
-            kind,
-            encodings,
-        )));
-        let tr = self
-            .pc
-            .add_transceiver_from_track(
-                track.clone() as Arc<dyn TrackLocal>,
-                Some(RTCRtpTransceiverInit {
-                    direction: RTCRtpTransceiverDirection::Sendonly,
-                    streams: vec![],
-                    send_encodings: vec![],
-                }),
-            )
+        let sent = hearth_voice::peer::SendTrack::add(&self.pc, kind, codec, rids, name)
             .await
             .expect("add transceiver");
-        let sender = tr.sender().await.expect("sender").expect("has sender");
+        // One encoding is the full layer; simulcast rids are low to high.
+        let layers: Vec<(String, u32, u8)> = if rids.is_empty() {
+            vec![(String::new(), sent.encodings[0].1, 2)]
+        } else {
+            sent.encodings
+                .iter()
+                .enumerate()
+                .map(|(i, (rid, ssrc))| (rid.clone(), *ssrc, i as u8))
+                .collect()
+        };
+        let (track, sender) = (sent.track, sent.sender);
         self.outgoing.push(Outgoing {
             track,
             sender,
