@@ -484,6 +484,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/communities/{id}/messages/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["messages_community"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/communities/{id}/roles": {
         parameters: {
             query?: never;
@@ -558,6 +574,22 @@ export interface paths {
         get: operations["dms_dms"];
         put?: never;
         post: operations["dms_open_dm"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/dms/messages/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["dms_search_messages"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1118,6 +1150,28 @@ export interface components {
             rule_id: string;
             rule_name: string;
         };
+        /** @description One result: the message as everywhere else, plus its snippet. */
+        SearchHit: components["schemas"]["Message"] & {
+            /**
+             * @description At most 200 characters of the content around the first match,
+             *     HTML-escaped, each matched word inside `<mark>…</mark>` (a cut end
+             *     shows `…`). Safe to insert as HTML.
+             */
+            highlight: string;
+        };
+        SearchResults: {
+            /**
+             * Format: int64
+             * @description Every matching message the caller may read (not only this page).
+             */
+            total: number;
+            messages: components["schemas"]["SearchHit"][];
+            /**
+             * @description Pass as `cursor` with the same `q` and `sort` for the next page;
+             *     `null` on the last one.
+             */
+            next_cursor?: string | null;
+        };
         Session: {
             id: string;
             created_at: string;
@@ -1192,6 +1246,24 @@ export interface components {
             /** @description The user's plan (`free` until payments arrive). */
             plan: string;
         };
+        /** @description A STUN/TURN server for the call's peer connection. */
+        VoiceIceServer: {
+            urls: string[];
+            username: string;
+            credential: string;
+        };
+        /** @description Gateway op `voice_join` (`d`). */
+        VoiceJoinOp: {
+            channel_id: string;
+            self_mute?: boolean | null;
+            self_deaf?: boolean | null;
+        };
+        /** @description Gateway op `voice_layer` (`d`). */
+        VoiceLayerOp: {
+            user_id: string;
+            /** @description `low`, `medium` or `high`. */
+            layer: string;
+        };
         VoiceModerationRequest: {
             /** @description Server mute (the member's audio is not forwarded). */
             mute?: boolean | null;
@@ -1202,6 +1274,28 @@ export interface components {
              *     CONNECT there).
              */
             channel_id?: string | null;
+        };
+        /** @description Dispatch `VOICE_SERVER`: make a new peer connection and offer. */
+        VoiceServerDispatch: {
+            channel_id: string;
+            community_id: string;
+            ice_servers: components["schemas"]["VoiceIceServer"][];
+        };
+        /**
+         * @description Gateway op `voice_signal` (`d`), and the SDP/candidate kinds of the
+         *     `VOICE_SIGNAL` dispatch.
+         */
+        VoiceSignalOp: {
+            /** @description `offer`, `answer` or `candidate`. */
+            type: string;
+            sdp?: string | null;
+            /** @description Offers: labels for the sending m-sections. */
+            tracks?: components["schemas"]["VoiceTrackLabel"][] | null;
+            candidate?: string | null;
+            sdp_mid?: string | null;
+            /** Format: int32 */
+            sdp_mline_index?: number | null;
+            username_fragment?: string | null;
         };
         /** @description One user's voice state, as clients see it. */
         VoiceState: {
@@ -1219,6 +1313,19 @@ export interface components {
             self_video: boolean;
             self_stream: boolean;
             speaking: boolean;
+        };
+        /** @description Gateway op `voice_state` (`d`): absent flags stay as they are. */
+        VoiceStateOp: {
+            self_mute?: boolean | null;
+            self_deaf?: boolean | null;
+            self_video?: boolean | null;
+            self_stream?: boolean | null;
+        };
+        /** @description A sending m-section of an offer and what it carries. */
+        VoiceTrackLabel: {
+            mid: string;
+            /** @description `audio`, `camera` or `screen`. */
+            kind: string;
         };
     };
     responses: {
@@ -3390,6 +3497,64 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    messages_community: {
+        parameters: {
+            query: {
+                /** @description the query: words, "phrases", prefix*, -excluded, from:@user, mentions:@user, in:#channel, has:link|file|image|video|embed, before:/after:/during:YYYY-MM-DD, pinned:true|false (at most 1000 characters and 32 terms) */
+                q: string;
+                /** @description 1-100, default 25 */
+                limit?: number;
+                /** @description `next_cursor` of the previous page (same `q` and `sort`) */
+                cursor?: string;
+                /** @description relevance (default), newest or oldest */
+                sort?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SearchResults"];
+                };
+            };
+            /** @description invalid_request naming the parameter; details.reason and details.token say what */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            /** @description search is off on this node */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     roles_list: {
         parameters: {
             query?: never;
@@ -3753,6 +3918,54 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
+        };
+    };
+    dms_search_messages: {
+        parameters: {
+            query: {
+                /** @description as for a community; `from:` and `mentions:` name DM participants, `in:` takes a DM channel id */
+                q: string;
+                /** @description 1-100, default 25 */
+                limit?: number;
+                /** @description `next_cursor` of the previous page (same `q` and `sort`) */
+                cursor?: string;
+                /** @description relevance (default), newest or oldest */
+                sort?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SearchResults"];
+                };
+            };
+            /** @description invalid_request naming the parameter; details.reason and details.token say what */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["RateLimited"];
+            /** @description search is off on this node */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     gateway_upgrade: {

@@ -33,7 +33,11 @@ use crate::state::AppState;
 #[openapi(
     info(title = "Hearth API", version = "1", description = "The Hearth public API, v1. See the contract for guarantees."),
     modifiers(&BearerAuth),
-    components(schemas(wire::ErrorBody, wire::ErrorDetail)),
+    components(schemas(
+        wire::ErrorBody, wire::ErrorDetail,
+        voice::VoiceJoinOp, voice::VoiceStateOp, voice::VoiceSignalOp, voice::VoiceTrackLabel,
+        voice::VoiceLayerOp, voice::VoiceServerDispatch, voice::VoiceIceServer
+    )),
     tags(
         (name = "auth"), (name = "users"), (name = "communities"), (name = "members"), (name = "invites"),
         (name = "roles"), (name = "channels"), (name = "dms"), (name = "messages"), (name = "moderation"), (name = "voice"), (name = "gateway"), (name = "operations")

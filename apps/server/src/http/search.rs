@@ -206,7 +206,7 @@ pub async fn community(
     Ok(Json(run(&state, p.user_id, query, scope).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/dms/messages/search", tag = "dms", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/dms/messages/search", tag = "dms", operation_id = "search_messages", security(("bearer" = [])),
     params(
         ("q" = String, Query, description = "as for a community; `from:` and `mentions:` name DM participants, `in:` takes a DM channel id"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1-100, default 25"),

@@ -124,3 +124,79 @@ pub async fn disconnect(
     }
     Ok(StatusCode::NO_CONTENT)
 }
+
+// The voice ops and dispatches of the gateway, published as schemas in the
+// OpenAPI document (components) so clients can generate types for them; the
+// gateway decodes them in `gateway/protocol.rs` and the SFU's own types.
+
+/// Gateway op `voice_join` (`d`).
+#[derive(ToSchema)]
+#[allow(dead_code)] // a schema only
+pub struct VoiceJoinOp {
+    pub channel_id: String,
+    pub self_mute: Option<bool>,
+    pub self_deaf: Option<bool>,
+}
+
+/// Gateway op `voice_state` (`d`): absent flags stay as they are.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct VoiceStateOp {
+    pub self_mute: Option<bool>,
+    pub self_deaf: Option<bool>,
+    pub self_video: Option<bool>,
+    pub self_stream: Option<bool>,
+}
+
+/// A sending m-section of an offer and what it carries.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct VoiceTrackLabel {
+    pub mid: String,
+    /// `audio`, `camera` or `screen`.
+    pub kind: String,
+}
+
+/// Gateway op `voice_signal` (`d`), and the SDP/candidate kinds of the
+/// `VOICE_SIGNAL` dispatch.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct VoiceSignalOp {
+    /// `offer`, `answer` or `candidate`.
+    #[schema(rename = "type")]
+    pub kind: String,
+    pub sdp: Option<String>,
+    /// Offers: labels for the sending m-sections.
+    pub tracks: Option<Vec<VoiceTrackLabel>>,
+    pub candidate: Option<String>,
+    pub sdp_mid: Option<String>,
+    pub sdp_mline_index: Option<u16>,
+    pub username_fragment: Option<String>,
+}
+
+/// Gateway op `voice_layer` (`d`).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct VoiceLayerOp {
+    pub user_id: String,
+    /// `low`, `medium` or `high`.
+    pub layer: String,
+}
+
+/// A STUN/TURN server for the call's peer connection.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct VoiceIceServer {
+    pub urls: Vec<String>,
+    pub username: String,
+    pub credential: String,
+}
+
+/// Dispatch `VOICE_SERVER`: make a new peer connection and offer.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct VoiceServerDispatch {
+    pub channel_id: String,
+    pub community_id: String,
+    pub ice_servers: Vec<VoiceIceServer>,
+}
