@@ -837,9 +837,10 @@ export interface components {
         /** @description One changed field of an audit entry. */
         AuditChange: {
             key: string;
-            /** @description Absent or `null`: the field did not exist before. */
-            before?: Record<string, never> | null;
-            after?: Record<string, never> | null;
+            /** @description Any JSON value; absent or `null`: the field did not exist before. */
+            before?: unknown;
+            /** @description Any JSON value; absent or `null`: the field does not exist after. */
+            after?: unknown;
         };
         /** @description One audit-log entry. */
         AuditLogEntry: {

@@ -66,10 +66,9 @@ pub async fn audit_reason(req: Request, next: Next) -> Response {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct AuditChange {
     pub key: String,
-    /// Absent or `null`: the field did not exist before.
-    #[schema(value_type = Option<Object>)]
+    /// Any JSON value; absent or `null`: the field did not exist before.
     pub before: Option<Value>,
-    #[schema(value_type = Option<Object>)]
+    /// Any JSON value; absent or `null`: the field does not exist after.
     pub after: Option<Value>,
 }
 
