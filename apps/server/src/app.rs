@@ -258,7 +258,6 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         // it from their own position (search: days), within its byte limit.
         opts.log_limits.max_age =
             Duration::from_secs((cfg.log_retention_hours * 3600).max(cfg.gateway_resume_secs * 2));
-        opts.log_limits.max_bytes = 1 << 30;
         opts.log_limits.replicas = cfg.nats_stream_replicas;
         opts.stream_limits.replicas = cfg.nats_stream_replicas;
         let nats = NatsBus::connect(&cfg.nats_url, opts)
