@@ -468,22 +468,7 @@ impl Node {
 /// database, start the first again: the index resumes from its log
 /// position and finds what was sent while it was down, and what it had.
 pub async fn restart_resumes(db: Db) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut cfg = crate::test_config(dir.path());
-    let mut pg = None;
-    if let Db::Postgres = db {
-        let admin = hearth_store::testing::admin_url();
-        let name = format!(
-            "hearth_api_search_{}_{}",
-            std::process::id(),
-            rand::random::<u32>()
-        );
-        let url = hearth_store::testing::create_database(&admin, &name)
-            .await
-            .expect("Postgres for the API tests");
-        cfg.database_url = hearth_server::config::Secret(url);
-        pg = Some((admin, name));
-    }
+    let (_dir, cfg, pg) = node_config(db).await;
     let node = start_node(cfg.clone()).await;
     let s = node.client();
     let alice = s.register("alice").await;
@@ -522,32 +507,13 @@ pub async fn restart_resumes(db: Db) {
         ["before the restart", "the one sent while it was down"]
     );
     node.stop().await;
-    if let Some((admin, name)) = pg {
-        hearth_store::testing::drop_database(&admin, &name)
-            .await
-            .expect("drop test database");
-    }
+    drop_database(pg).await;
 }
 
 /// A wiped index is rebuilt from the database at start, and what is sent
 /// meanwhile is found too.
 pub async fn wiped_index_is_rebuilt(db: Db) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut cfg = crate::test_config(dir.path());
-    let mut pg = None;
-    if let Db::Postgres = db {
-        let admin = hearth_store::testing::admin_url();
-        let name = format!(
-            "hearth_api_search_{}_{}",
-            std::process::id(),
-            rand::random::<u32>()
-        );
-        let url = hearth_store::testing::create_database(&admin, &name)
-            .await
-            .expect("Postgres for the API tests");
-        cfg.database_url = hearth_server::config::Secret(url);
-        pg = Some((admin, name));
-    }
+    let (dir, cfg, pg) = node_config(db).await;
     let node = start_node(cfg.clone()).await;
     let s = node.client();
     let alice = s.register("alice").await;
@@ -576,32 +542,13 @@ pub async fn wiped_index_is_rebuilt(db: Db) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     node.stop().await;
-    if let Some((admin, name)) = pg {
-        hearth_store::testing::drop_database(&admin, &name)
-            .await
-            .expect("drop test database");
-    }
+    drop_database(pg).await;
 }
 
 /// `hearth search reindex` on a stopped node's data directory rebuilds the
 /// index from the database; the node then starts with it as it is.
 pub async fn reindex_command(db: Db) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut cfg = crate::test_config(dir.path());
-    let mut pg = None;
-    if let Db::Postgres = db {
-        let admin = hearth_store::testing::admin_url();
-        let name = format!(
-            "hearth_api_search_{}_{}",
-            std::process::id(),
-            rand::random::<u32>()
-        );
-        let url = hearth_store::testing::create_database(&admin, &name)
-            .await
-            .expect("Postgres for the API tests");
-        cfg.database_url = hearth_server::config::Secret(url);
-        pg = Some((admin, name));
-    }
+    let (dir, cfg, pg) = node_config(db).await;
     let node = start_node(cfg.clone()).await;
     let s = node.client();
     let alice = s.register("alice").await;
@@ -639,6 +586,38 @@ pub async fn reindex_command(db: Db) {
     let v = search(&s, &alice, &community_path(&cid, "papaya", "")).await;
     assert_eq!(total(&v), 3, "{v}");
     node.stop().await;
+    drop_database(pg).await;
+}
+
+/// A data directory and configuration a node can be restarted on, with a
+/// fresh Postgres database for `Db::Postgres` (dropped by [`drop_database`]).
+async fn node_config(
+    db: Db,
+) -> (
+    tempfile::TempDir,
+    hearth_server::config::Config,
+    Option<(String, String)>,
+) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cfg = crate::test_config(dir.path());
+    let mut pg = None;
+    if let Db::Postgres = db {
+        let admin = hearth_store::testing::admin_url();
+        let name = format!(
+            "hearth_api_search_{}_{}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        let url = hearth_store::testing::create_database(&admin, &name)
+            .await
+            .expect("Postgres for the API tests");
+        cfg.database_url = hearth_server::config::Secret(url);
+        pg = Some((admin, name));
+    }
+    (dir, cfg, pg)
+}
+
+async fn drop_database(pg: Option<(String, String)>) {
     if let Some((admin, name)) = pg {
         hearth_store::testing::drop_database(&admin, &name)
             .await
