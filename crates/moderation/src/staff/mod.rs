@@ -304,14 +304,8 @@ impl StaffPolicy {
         object: &str,
         action: &str,
     ) -> Result<bool, ModerationError> {
-        let rule = PolicyRule::permission(role.clone(), object, action)?;
-        if role.is_admin() {
-            return Err(ModerationError::BuiltInRole);
-        }
-        let _edit = self.edit.lock().await;
-        let rules = self.current.read().rules.clone();
-        self.authorize_pairs(actor, &pairs_of(object, action))?;
-        self.apply(rules, rule, true).await
+        self.edit_permission(actor, role, object, action, true)
+            .await
     }
 
     /// Removes a permission rule. False if there was no such rule.
@@ -322,6 +316,20 @@ impl StaffPolicy {
         object: &str,
         action: &str,
     ) -> Result<bool, ModerationError> {
+        self.edit_permission(actor, role, object, action, false)
+            .await
+    }
+
+    /// Adds (`add`) or removes a permission rule: the built-in admin role is
+    /// never edited, and the actor must hold what the rule names.
+    async fn edit_permission(
+        &self,
+        actor: Actor,
+        role: &StaffRole,
+        object: &str,
+        action: &str,
+        add: bool,
+    ) -> Result<bool, ModerationError> {
         let rule = PolicyRule::permission(role.clone(), object, action)?;
         if role.is_admin() {
             return Err(ModerationError::BuiltInRole);
@@ -329,7 +337,7 @@ impl StaffPolicy {
         let _edit = self.edit.lock().await;
         let rules = self.current.read().rules.clone();
         self.authorize_pairs(actor, &pairs_of(object, action))?;
-        self.apply(rules, rule, false).await
+        self.apply(rules, rule, add).await
     }
 
     /// The actor may edit the policy and holds every permission of `role`
