@@ -125,6 +125,10 @@ impl Bus for MemoryBus {
         Ok(())
     }
 
+    async fn log_head(&self) -> Result<Option<u64>, BusError> {
+        Ok(Some(*self.position.lock()))
+    }
+
     async fn read_from(&self, position: u64) -> Result<Box<dyn Subscription>, BusError> {
         let (journal, journaler) = self.journal()?;
         let log_head = *self.position.lock();
@@ -206,6 +210,8 @@ mod tests {
         let a = bus.append(ev("chat.channel.1", 1)).await.unwrap();
         let b = bus.append(ev("chat.channel.2", 2)).await.unwrap();
         assert_eq!((a.await.unwrap(), b.await.unwrap()), (1, 2));
+        // The head is the last appended position (a publish is not logged).
+        assert_eq!(bus.log_head().await.unwrap(), Some(2));
         for want in [(1, "1"), (2, "2")] {
             match log.next().await {
                 Some(Delivery::Logged(p, e)) => assert_eq!((p, e.id.as_str()), want),

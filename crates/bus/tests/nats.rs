@@ -538,6 +538,7 @@ async fn reading_the_log_from_a_position_and_a_shared_durable_consumer() {
         .await
         .unwrap();
     assert_eq!(logged(&mut r).await, (5, "e5".into()));
+    assert_eq!(bus.log_head().await.unwrap(), Some(5));
     // A position past the log's end (the log was reset): rebuild.
     let mut r = bus.read_from(1_000).await.unwrap();
     assert!(matches!(r.next().await, Some(Delivery::Lagged(_))));

@@ -342,6 +342,7 @@ async fn identify(state: &AppState, conn: &mut Conn, token: &str) -> Result<Beat
             Err(e) => tracing::warn!(error = %e, "opening a session record"),
         }
     }
+    caught_up(state).await;
     // Registered before READY is built, so nothing published meanwhile
     // is lost; it is sequenced right after READY.
     state.hub.insert(session.clone());
@@ -358,6 +359,24 @@ async fn identify(state: &AppState, conn: &mut Conn, token: &str) -> Result<Beat
     session.finish(vec![(Kind::Marker, tail)], None);
     crate::gateway::presence(state, p.user_id, "online");
     Ok(Beat::Yes)
+}
+
+/// Waits (briefly) until routing has reached the log's head as it is now.
+/// A change answered just before this identify (a join, a new channel) is
+/// in the log but may not be routed yet: READY reads the store, which has
+/// it, and the node's views, which get it when it is routed; a session
+/// registered before then would be sent it again after READY. If the head
+/// cannot be read or routing is slow, the session starts anyway (a repeat
+/// at worst, never a loss).
+async fn caught_up(state: &AppState) {
+    const WAIT: Duration = Duration::from_millis(500);
+    let deadline = Instant::now() + WAIT;
+    let Ok(Ok(Some(head))) = tokio::time::timeout(WAIT, state.bus.log_head()).await else {
+        return;
+    };
+    while state.hub.routed() < head && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 /// `resume {token, session_id, s}`: every missed dispatch then RESUMED, or
