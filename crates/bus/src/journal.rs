@@ -26,9 +26,10 @@
 //! **Consumers** ([`run_consumer`]) read after their cursor in batches,
 //! filtered by subject prefix, call the handler for each event, retry a
 //! failure once after `retry_delay`, then dead-letter it (kept in the
-//! journal's dead letters with the error) and go on; the cursor moves after
-//! each batch, so a crash redelivers at most one batch: handlers must be
-//! idempotent (the event id is unique).
+//! journal's dead letters with the error) and go on; the cursor is stored
+//! when the consumer goes idle and otherwise at most every
+//! [`CURSOR_EVERY`], so a crash redelivers what came since: handlers must
+//! be idempotent (the event id is unique).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -74,6 +75,18 @@ pub struct Journaler {
 /// Most events written in one transaction.
 const BATCH: usize = 512;
 
+/// How long the journaler lets events gather after the first of a batch.
+/// Under load this turns one transaction per send into one per few dozen
+/// (on SQLite every one of them queues behind the sends on the one writer
+/// connection); consumers see an event at most this much later.
+const LINGER: Duration = Duration::from_millis(20);
+
+/// The longest a consumer's stored cursor may trail what it has processed
+/// while events keep coming (it is stored at once when the consumer goes
+/// idle). A crash redelivers at most this much, which handlers tolerate
+/// (they are idempotent); storing it per batch cost a write per send.
+const CURSOR_EVERY: Duration = Duration::from_millis(250);
+
 impl Journaler {
     /// Starts the writer; `head` is the journal's head at start.
     pub fn start(journal: Arc<dyn Journal>, head: u64) -> Journaler {
@@ -82,6 +95,15 @@ impl Journaler {
         let task = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
             while rx.recv_many(&mut batch, BATCH).await > 0 {
+                if batch.len() < BATCH {
+                    tokio::time::sleep(LINGER).await;
+                    while batch.len() < BATCH {
+                        match rx.try_recv() {
+                            Ok(e) => batch.push(e),
+                            Err(_) => break,
+                        }
+                    }
+                }
                 let last = batch.last().map_or(0, |(p, _)| *p);
                 // A database that is down must not lose the batch: retry,
                 // backing off, until it is stored (or the process stops).
@@ -126,7 +148,7 @@ pub struct ConsumerConfig {
     pub name: String,
     /// Subject prefixes it wants (empty: everything).
     pub prefixes: Vec<String>,
-    /// Events read per batch (the cursor moves once per batch).
+    /// Events read per batch.
     pub batch: usize,
     /// Wait before the one retry of a failed event.
     pub retry_delay: Duration,
@@ -196,6 +218,8 @@ pub fn run_consumer(
                 }
             }
         };
+        let mut stored = cursor;
+        let mut stored_at = std::time::Instant::now();
         loop {
             let events = match journal.after(cursor, cfg.batch.max(1)).await {
                 Ok(ev) => ev,
@@ -206,7 +230,12 @@ pub fn run_consumer(
                 }
             };
             if events.is_empty() {
-                // Sleep until the journal grows past the cursor.
+                // Idle: the cursor is stored before sleeping until the
+                // journal grows past it.
+                if stored != cursor {
+                    store_cursor(&*journal, &cfg.name, cursor).await;
+                    (stored, stored_at) = (cursor, std::time::Instant::now());
+                }
                 if head.wait_for(|h| *h > cursor).await.is_err() {
                     return;
                 }
@@ -218,13 +247,20 @@ pub fn run_consumer(
                 }
                 cursor = *pos;
             }
-            while let Err(e) = journal.set_cursor(&cfg.name, cursor).await {
-                tracing::warn!(consumer = %cfg.name, error = %e, "cannot store the cursor; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+            if stored_at.elapsed() >= CURSOR_EVERY {
+                store_cursor(&*journal, &cfg.name, cursor).await;
+                (stored, stored_at) = (cursor, std::time::Instant::now());
             }
         }
     });
     JournalConsumer { stats, task }
+}
+
+async fn store_cursor(journal: &dyn Journal, name: &str, cursor: u64) {
+    while let Err(e) = journal.set_cursor(name, cursor).await {
+        tracing::warn!(consumer = %name, error = %e, "cannot store the cursor; retrying");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// Reads the journal after a position, then follows it as it grows: the
