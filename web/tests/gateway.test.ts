@@ -170,6 +170,24 @@ describe('gateway', () => {
     ]);
   });
 
+  it('on op reconnect (a node restarting) resumes the same session, not a new one', async () => {
+    const { server, gw } = await setup();
+    const seen: number[] = [];
+    gw.on('dispatch', (t, d: any) => {
+      if (t === 'MESSAGE_CREATE') seen.push(Number(d.id));
+    });
+    gw.connect();
+    await server.until(() => gw.state === 'ready');
+    server.dispatch(server.last(), 'sess1', 'MESSAGE_CREATE', { id: '20', channel_id: '5' });
+    await server.until(() => seen.length === 1);
+    server.last().ws.send(JSON.stringify({ op: 'reconnect', d: {} }));
+    server.dispatch(null, 'sess1', 'MESSAGE_CREATE', { id: '21', channel_id: '5' });
+    await server.until(() => server.conns.length === 2 && gw.state === 'ready' && seen.length === 2);
+    expect(server.last().frames.find((f) => f.op === 'resume')?.d).toEqual({ token: 'tok', session_id: 'sess1', s: 2 });
+    expect(server.last().frames.some((f) => f.op === 'identify')).toBe(false);
+    expect(seen).toEqual([20, 21]);
+  });
+
   it('shows reconnecting while the server is gone', async () => {
     const { server, gw } = await setup();
     gw.connect();

@@ -465,6 +465,28 @@ fn spawn_lease_renewal(
     });
 }
 
+/// Drains the node before it stops taking requests: not ready, gateway
+/// clients told to reconnect elsewhere, until they are gone and their
+/// frames recorded (or `drain_secs` passed).
+async fn drain(state: &AppState) {
+    let told = state.hub.drain();
+    let within = Duration::from_secs(state.cfg.drain_secs);
+    tracing::info!(
+        connections = told,
+        ?within,
+        "draining: gateway clients move to other nodes"
+    );
+    let started = std::time::Instant::now();
+    while !state.hub.drained() && started.elapsed() < within {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tracing::info!(
+        took_ms = started.elapsed().as_millis() as u64,
+        drained = state.hub.drained(),
+        "drained; finishing requests in flight"
+    );
+}
+
 impl Server {
     /// Serves until `shutdown` resolves or the node must stop, then drains
     /// in-flight requests and releases the node id.
@@ -474,10 +496,17 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let mut fatal = self.fatal.clone();
+        let state = self.state.clone();
         let stop = async move {
-            tokio::select! {
-                _ = shutdown => {}
-                _ = async { while fatal.changed().await.is_ok() { if let Some(why) = fatal.borrow().clone() { tracing::error!(%why, "stopping"); return; } } } => {}
+            let asked = tokio::select! {
+                _ = shutdown => true,
+                _ = async { while fatal.changed().await.is_ok() { if let Some(why) = fatal.borrow().clone() { tracing::error!(%why, "stopping"); return; } } } => false,
+            };
+            // Asked to stop (SIGTERM, a rolling restart): move the gateway's
+            // clients to other nodes while still serving. A node that must
+            // stop (it lost its node id) stops at once instead.
+            if asked {
+                drain(&state).await;
             }
         };
         let app = self

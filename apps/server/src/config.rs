@@ -89,6 +89,10 @@ pub struct Config {
     pub gateway_heartbeat_ms: u64,
     /// How long a disconnected gateway session stays resumable.
     pub gateway_resume_secs: u64,
+    /// On SIGTERM, how long the node keeps serving while its gateway
+    /// clients move to other nodes (it answers `/readyz` 503 meanwhile),
+    /// before it stops taking requests and finishes the ones in flight.
+    pub drain_secs: u64,
     /// Most bus-log events each node keeps for resume (the window is also
     /// bounded by `gateway_resume_secs`).
     pub gateway_window_events: usize,
@@ -185,6 +189,7 @@ impl Default for Config {
             allowed_origins: Vec::new(),
             gateway_heartbeat_ms: 30_000,
             gateway_resume_secs: 120,
+            drain_secs: 10,
             gateway_window_events: 50_000,
             gateway_max_sessions_per_user: 16,
             gateway_max_connections_per_address: 256,
@@ -401,6 +406,11 @@ impl Config {
             &mut self.gateway_heartbeat_ms,
             "HEARTH_GATEWAY_HEARTBEAT_MS",
             env("HEARTH_GATEWAY_HEARTBEAT_MS"),
+        )?;
+        set(
+            &mut self.drain_secs,
+            "HEARTH_DRAIN_SECS",
+            env("HEARTH_DRAIN_SECS"),
         )?;
         set(
             &mut self.gateway_resume_secs,
@@ -651,6 +661,9 @@ impl Config {
                 "journal_keep_events",
                 "at least 10000".into(),
             ));
+        }
+        if self.drain_secs > 600 {
+            return Err(ConfigError::Invalid("drain_secs", "0 to 600".into()));
         }
         if !(1_000..=300_000).contains(&self.gateway_heartbeat_ms) {
             return Err(ConfigError::Invalid(

@@ -245,6 +245,11 @@ export class Gateway {
         this.send('identify', { token });
         return;
       }
+      case 'reconnect':
+        // The node is restarting (a rolling restart) and closes with 1012
+        // next: close now and resume, which lands on another node.
+        if (this.ws === ws) ws.close(1000);
+        return;
       case 'dispatch':
         this.handleDispatch(f);
         return;

@@ -115,6 +115,11 @@ pub async fn run(mut ws: WebSocket, state: AppState) {
         }
     };
     if let Some((code, why)) = closing {
+        if code == close::RECONNECT {
+            // The node drains: resume elsewhere (the socket closes next, so
+            // a client that ignores the op still reconnects).
+            let _ = send_json(&mut ws, json!({ "op": "reconnect", "d": {} })).await;
+        }
         send_close(&mut ws, code, why).await;
     }
     detach(&state, &conn, code_is_final(closing.map(|c| c.0))).await;
@@ -314,6 +319,7 @@ async fn heartbeat(ws: &mut WebSocket, conn: &Conn, s: Option<u64>) -> Result<Be
 /// `identify {token}`: a new session (if the user has a slot left), READY.
 async fn identify(state: &AppState, conn: &mut Conn, token: &str) -> Result<Beat, Closing> {
     not_yet_identified(conn)?;
+    not_draining(state)?;
     let p = authenticate(state, token).await?;
     let id = format!("{:032x}", rand::random::<u128>());
     let max = state.cfg.gateway_max_sessions_per_user;
@@ -361,6 +367,17 @@ async fn identify(state: &AppState, conn: &mut Conn, token: &str) -> Result<Beat
     Ok(Beat::Yes)
 }
 
+/// A draining node starts no session: the client goes to another node.
+fn not_draining(state: &AppState) -> Result<(), Closing> {
+    if state.hub.is_draining() {
+        return Err((
+            close::RECONNECT,
+            "this node is restarting: connect to another",
+        ));
+    }
+    Ok(())
+}
+
 /// Waits (briefly) until routing has reached the log's head as it is now.
 /// A change answered just before this identify (a join, a new channel) is
 /// in the log but may not be routed yet: READY reads the store, which has
@@ -390,6 +407,7 @@ async fn resume(
     s: u64,
 ) -> Result<Beat, Closing> {
     not_yet_identified(conn)?;
+    not_draining(state)?;
     let p = authenticate(state, token).await?;
     let local = state.hub.get(session_id);
     let mine = local.as_ref().is_none_or(|sess| sess.user == p.user_id);

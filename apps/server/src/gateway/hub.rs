@@ -501,6 +501,8 @@ pub struct Hub {
     /// Whether routing is following the bus log (false while it re-follows
     /// after losing it): `/readyz` reports it.
     pub following: std::sync::atomic::AtomicBool,
+    /// The node is draining (a rolling restart): see [`Hub::drain`].
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for Hub {
@@ -552,6 +554,7 @@ impl Hub {
             adopt_rx: Mutex::new(Some(adopt_rx)),
             stop: watch::channel(false).0,
             following: std::sync::atomic::AtomicBool::new(true),
+            draining: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -682,6 +685,42 @@ impl Hub {
 
     pub fn get(&self, id: &str) -> Option<Arc<Session>> {
         self.sessions.lock().map.get(id).cloned()
+    }
+
+    /// Starts draining the node (a rolling restart): `/readyz` says 503,
+    /// no new session starts here, and every attached connection is told
+    /// to reconnect (op `reconnect`, then close 1012). The sessions stay
+    /// resumable: routing and recording go on until each client has
+    /// resumed on another node from the shared record (which fences this
+    /// node out), or the node exits. Returns how many connections were told.
+    pub fn drain(&self) -> usize {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Release);
+        let mut told = 0;
+        for s in self.all() {
+            let link = s.inner.lock().link.clone();
+            if let Some(l) = link {
+                l.close(
+                    super::protocol::close::RECONNECT,
+                    "this node is restarting: resume on another",
+                );
+                told += 1;
+            }
+        }
+        told
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// After [`Hub::drain`]: no connection is attached here any more and
+    /// every frame sequenced is in the shared record.
+    pub fn drained(&self) -> bool {
+        self.all().iter().all(|s| {
+            let g = s.inner.lock();
+            g.link.is_none() && (g.unrecorded || g.recorded >= g.seq)
+        })
     }
 
     pub fn all(&self) -> Vec<Arc<Session>> {

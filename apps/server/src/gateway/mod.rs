@@ -52,15 +52,25 @@ fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
 /// Upgrades to the gateway. The token travels in the first frame (identify),
 /// never in the URL, so it stays out of logs and proxies. An address that
 /// already has `gateway_max_connections_per_address` connections open here
-/// is refused with 429 `rate_limited` before upgrading.
+/// is refused with 429 `rate_limited` before upgrading; a draining node
+/// (rolling restart) with 503 `unavailable`, so a load balancer retries
+/// another.
 #[utoipa::path(get, path = "/api/v1/gateway", tag = "gateway",
-    responses((status = 101, description = "Switching to the WebSocket gateway protocol"), (status = 403, body = crate::http::wire::ErrorBody, description = "origin not allowed"), (status = 429, body = crate::http::wire::ErrorBody, description = "this address already has gateway_max_connections_per_address connections open here")))]
+    responses((status = 101, description = "Switching to the WebSocket gateway protocol"), (status = 403, body = crate::http::wire::ErrorBody, description = "origin not allowed"), (status = 429, body = crate::http::wire::ErrorBody, description = "this address already has gateway_max_connections_per_address connections open here"), (status = 503, body = crate::http::wire::ErrorBody, description = "this node is draining (restarting): connect to another")))]
 pub async fn upgrade(
     State(state): State<AppState>,
     headers: HeaderMap,
     extensions: axum::http::Extensions,
     ws: WebSocketUpgrade,
 ) -> Response {
+    if state.hub.is_draining() {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "this node is restarting; connect to another",
+        )
+        .into_response();
+    }
     if !origin_allowed(&state, &headers) {
         return ApiError::new(
             StatusCode::FORBIDDEN,

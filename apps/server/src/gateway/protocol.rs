@@ -18,6 +18,9 @@ pub mod close {
     pub const SESSION_TIMED_OUT: u16 = 4009;
     pub const SESSION_REVOKED: u16 = 4010;
     pub const MESSAGE_TOO_BIG: u16 = 1009;
+    /// "Service restart" (RFC 6455's registry): sent after the `reconnect`
+    /// op when the node drains; the session resumes on another node.
+    pub const RECONNECT: u16 = 1012;
 }
 
 /// Largest client frame accepted; larger closes with 1009.

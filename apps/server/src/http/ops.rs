@@ -17,7 +17,8 @@ pub async fn healthz() -> Json<Health> {
     })
 }
 
-/// 200 when the database and the bus answer, else 503 naming what failed.
+/// 200 when the database and the bus answer, else 503 naming what failed
+/// (or `draining`: the node is restarting).
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let timeout = std::time::Duration::from_secs(2);
@@ -34,13 +35,16 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         .following
         .load(std::sync::atomic::Ordering::Relaxed);
     let bus_ok = matches!(bus, Ok(Ok(()))) && following;
+    // A draining node (rolling restart) is alive but takes no new work.
+    let draining = state.hub.is_draining();
     let checks = json!({
+        "draining": draining,
         "database": { "ok": db_ok, "backend": state.store.backend() },
         "bus": { "ok": bus_ok, "backend": state.bus.name(), "following_log": following },
         "cache": { "ok": cache_ok, "backend": if state.redis.is_some() { "redis" } else { "memory" } },
         "node_id": state.node_id,
     });
-    let ok = db_ok && bus_ok && cache_ok;
+    let ok = db_ok && bus_ok && cache_ok && !draining;
     let status = if ok {
         StatusCode::OK
     } else {

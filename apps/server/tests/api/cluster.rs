@@ -431,3 +431,109 @@ async fn voice_across_nodes_and_a_dead_host() {
     b.stop().await;
     c.stop().await;
 }
+
+/// A rolling restart of one node: its gateway clients are told to
+/// reconnect, resume on another node from the shared record, and end with
+/// every acknowledged message once, in order, without identifying again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_node_moves_its_clients_to_another_without_loss() {
+    use crate::gateway::Got;
+    const TOTAL: usize = 150;
+    let mut c = Cluster::start(2).await;
+    let n1 = c.nodes.remove(0);
+    let n2 = &c.nodes[0];
+    let owner = n2.register("dro").await;
+    let (cid, general) = n2.community(&owner, "Drain").await;
+    let mut members = Vec::new();
+    for i in 0..4 {
+        let m = n2.register(&format!("drm{i}")).await;
+        n2.join(&owner, &cid, &m).await;
+        members.push(m);
+    }
+    let mut clients = Vec::new();
+    for m in &members {
+        let (gw, ready) = Gw::identify(&n1, m).await;
+        clients.push((gw, ready["session_id"].as_str().unwrap().to_string()));
+    }
+    let (n1_base, n1_addr) = (n1.base.clone(), n1.addr);
+    let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
+
+    // Messages keep coming through the other node, before, during and
+    // after the drain.
+    let sender = async {
+        let mut drain_tx = Some(drain_tx);
+        let mut acked = Vec::new();
+        for i in 0..TOTAL {
+            if i == 40 {
+                let _ = drain_tx.take().unwrap().send(());
+            }
+            let m = n2.send(&owner, &general, &format!("m{i}")).await;
+            acked.push(m["id"].as_str().unwrap().to_string());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        acked
+    };
+    // SIGTERM's path: the node drains, then stops.
+    let drainer = async move {
+        drain_rx.await.unwrap();
+        n1.stop().await;
+    };
+    let readers = futures::future::join_all(clients.into_iter().zip(&members).map(
+        |((mut gw, session), m)| {
+            let n1_base = n1_base.clone();
+            async move {
+                let mut ids = Vec::new();
+                let mut told = false;
+                let code = loop {
+                    match gw.next(Duration::from_secs(10)).await {
+                        Got::Frame(f) if f["op"] == "reconnect" => told = true,
+                        Got::Frame(f) if f["t"] == "MESSAGE_CREATE" => {
+                            ids.push(f["d"]["id"].as_str().unwrap().to_string())
+                        }
+                        Got::Frame(_) => {}
+                        Got::Closed(code) => break code,
+                        Got::Nothing => panic!("the draining node never told the client"),
+                    }
+                };
+                assert!(told, "op reconnect before the close");
+                assert_eq!(code, 1012, "closed as a service restart");
+                // From now on the draining node is not ready and opens no
+                // gateway (or is gone altogether).
+                if let Ok(r) = reqwest::get(format!("{n1_base}/readyz")).await {
+                    assert_eq!(r.status(), 503);
+                    let body: Value = r.json().await.unwrap();
+                    assert_eq!(body["checks"]["draining"], true, "{body}");
+                }
+                let again =
+                    tokio_tungstenite::connect_async(format!("ws://{n1_addr}/api/v1/gateway"))
+                        .await;
+                assert!(again.is_err(), "a draining node takes no new gateway");
+                // The client resumes on the other node: no identify.
+                let (mut gw, missed) = Gw::resume(n2, m, &session, gw.last_s).await;
+                let missed = missed.expect("the session resumes on the other node");
+                ids.extend(
+                    missed
+                        .iter()
+                        .filter(|f| f["t"] == "MESSAGE_CREATE")
+                        .map(|f| f["d"]["id"].as_str().unwrap().to_string()),
+                );
+                while ids.len() < TOTAL {
+                    match gw.next(Duration::from_secs(10)).await {
+                        Got::Frame(f) if f["t"] == "MESSAGE_CREATE" => {
+                            ids.push(f["d"]["id"].as_str().unwrap().to_string())
+                        }
+                        Got::Frame(_) => {}
+                        Got::Closed(c) => panic!("closed with {c} after resuming"),
+                        Got::Nothing => break,
+                    }
+                }
+                ids
+            }
+        },
+    ));
+    let (acked, (), seen) = tokio::join!(sender, drainer, readers);
+    for ids in seen {
+        assert_eq!(ids, acked, "every acknowledged message once, in order");
+    }
+    c.stop().await;
+}
