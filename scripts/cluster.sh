@@ -6,6 +6,10 @@
 #
 #   scripts/cluster.sh up        start everything (or what is not running), wait until ready
 #   scripts/cluster.sh status    health of every part (exit 1 if any part is down)
+#   scripts/cluster.sh restart   rolling restart (or upgrade, with a new HEARTH_BIN): one
+#                                node at a time out of nginx's rotation, SIGTERM (it drains:
+#                                its gateway clients resume on the others), started again,
+#                                back in rotation
 #   scripts/cluster.sh down      stop everything this script started, nothing else
 #   scripts/cluster.sh down --purge   ... and delete the state dir and drop the database
 #
@@ -96,6 +100,7 @@ stop_proc() {
 node_ready() { [ "$(http_code "http://127.0.0.1:$(node_port "$1")/readyz")" = 200 ]; }
 lb_ready() { [ "$(http_code "http://127.0.0.1:$LB_PORT/readyz")" = 200 ]; }
 all_in_rotation() { [ "$(cat "$STATE/nginx/ready-nodes" 2>/dev/null)" = "${NODES[*]}" ]; }
+out_of_rotation() { [[ " $(cat "$STATE/nginx/ready-nodes" 2>/dev/null) " != *" $1 "* ]]; }
 
 http_code() { curl -s -o /dev/null -m "${2:-2}" -w '%{http_code}' "$1" 2>/dev/null || true; }
 
@@ -348,6 +353,8 @@ readiness_loop() {
   while :; do
     ready=""
     for i in "${NODES[@]}"; do
+      # A node in maintenance (a restart under way) is out, ready or not.
+      grep -qx "$i" "$STATE/nginx/maintenance" 2>/dev/null && continue
       [ "$(http_code "http://127.0.0.1:$(node_port "$i")/readyz" 2)" = 200 ] && ready+="$i "
     done
     ready="${ready% }"
@@ -367,6 +374,34 @@ readiness_loop() {
 }
 
 # --- commands ----------------------------------------------------------------
+
+# start_node I BIN: node I on its port and data dir, configured for the cluster.
+start_node() {
+  local i="$1" bin="$2"
+  mkdir -p "$STATE/node-$i/data"
+  (
+    cd "$STATE/node-$i"
+    export HEARTH_DATABASE_URL="$PG_SERVER/$DB_NAME"
+    # Every NATS server, this node's own first: the client starts there and
+    # fails over to the others; streams the node creates are R3.
+    HEARTH_NATS_URL="nats://127.0.0.1:$(nats_port "$i")"
+    for j in 1 2 3; do
+      [ "$j" = "$i" ] || HEARTH_NATS_URL="$HEARTH_NATS_URL,nats://127.0.0.1:$(nats_port "$j")"
+    done
+    export HEARTH_NATS_URL
+    export HEARTH_NATS_STREAM_REPLICAS=3
+    export HEARTH_NATS_SUBJECT_ROOT="$SUBJECT_ROOT"
+    export HEARTH_REDIS_URL="$REDIS_URL"
+    HEARTH_JWT_SECRET="$(cat "$STATE/jwt-secret")"
+    export HEARTH_JWT_SECRET
+    export HEARTH_PUBLIC_URL="http://127.0.0.1:$LB_PORT"
+    export HEARTH_TRUST_FORWARDED_FOR=true
+    [ -d "$ROOT/web/out" ] && export HEARTH_WEB_DIR="$ROOT/web/out"
+    unset DATABASE_URL NATS_URL REDIS_URL
+    start_proc "node-$i" "$STATE/node-$i/hearth.log" "$bin" serve \
+      --listen "127.0.0.1:$(node_port "$i")" --data-dir "$STATE/node-$i/data"
+  )
+}
 
 cmd_up() {
   local t0=$SECONDS
@@ -402,29 +437,7 @@ cmd_up() {
       cp -f "$bin" "$STATE/bin/hearth.new" && mv -f "$STATE/bin/hearth.new" "$STATE/bin/hearth"
       bin="$STATE/bin/hearth"
     fi
-    mkdir -p "$STATE/node-$i/data"
-    (
-      cd "$STATE/node-$i"
-      export HEARTH_DATABASE_URL="$PG_SERVER/$DB_NAME"
-      # Every NATS server, this node's own first: the client starts there and
-      # fails over to the others; streams the node creates are R3.
-      HEARTH_NATS_URL="nats://127.0.0.1:$(nats_port "$i")"
-      for j in 1 2 3; do
-        [ "$j" = "$i" ] || HEARTH_NATS_URL="$HEARTH_NATS_URL,nats://127.0.0.1:$(nats_port "$j")"
-      done
-      export HEARTH_NATS_URL
-      export HEARTH_NATS_STREAM_REPLICAS=3
-      export HEARTH_NATS_SUBJECT_ROOT="$SUBJECT_ROOT"
-      export HEARTH_REDIS_URL="$REDIS_URL"
-      HEARTH_JWT_SECRET="$(cat "$STATE/jwt-secret")"
-      export HEARTH_JWT_SECRET
-      export HEARTH_PUBLIC_URL="http://127.0.0.1:$LB_PORT"
-      export HEARTH_TRUST_FORWARDED_FOR=true
-      [ -d "$ROOT/web/out" ] && export HEARTH_WEB_DIR="$ROOT/web/out"
-      unset DATABASE_URL NATS_URL REDIS_URL
-      start_proc "node-$i" "$STATE/node-$i/hearth.log" "$bin" serve \
-        --listen "127.0.0.1:$(node_port "$i")" --data-dir "$STATE/node-$i/data"
-    )
+    start_node "$i" "$bin"
   done
   for i in "${NODES[@]}"; do
     wait_for 90 "node $i (/readyz on $(node_port "$i"))" node_ready "$i"
@@ -445,6 +458,42 @@ cmd_up() {
   wait_for 30 "nginx on $LB_PORT" lb_ready
   wait_for 15 "every node in nginx's rotation" all_in_rotation
   say "cluster up in $((SECONDS - t0))s: http://127.0.0.1:$LB_PORT (nodes $(node_port 1)-$(node_port 3), state in $STATE)"
+}
+
+# Rolling restart: each node in turn leaves nginx's rotation (new requests
+# and gateway connections go to the others), gets SIGTERM (it drains: op
+# reconnect and close 1012 to its gateway clients, which resume on the other
+# nodes through nginx; requests in flight finish), is started again (from
+# HEARTH_BIN or a fresh build: a rolling upgrade) and rejoins the rotation.
+cmd_restart() {
+  local t0=$SECONDS i pid bin
+  live_pid nginx >/dev/null && live_pid readiness >/dev/null ||
+    die "the cluster is not up (scripts/cluster.sh up)"
+  bin="$(hearth_bin)"
+  mkdir -p "$STATE/bin"
+  cp -f "$bin" "$STATE/bin/hearth.new" && mv -f "$STATE/bin/hearth.new" "$STATE/bin/hearth"
+  bin="$STATE/bin/hearth"
+  for i in "${NODES[@]}"; do
+    local t1=$SECONDS
+    echo "$i" >"$STATE/nginx/maintenance"
+    wait_for 15 "node $i out of nginx's rotation" out_of_rotation "$i"
+    if pid="$(live_pid "node-$i")"; then
+      kill -TERM "$pid" 2>/dev/null || true
+      # drain_secs (10 by default) and requests in flight, then a kill.
+      for _ in $(seq 1 300); do running "$pid" || break; sleep 0.1; done
+      if running "$pid"; then
+        say "node $i did not stop in 30 s: killing it"
+        kill -KILL "$pid" 2>/dev/null || true
+      fi
+      rm -f "$RUN/node-$i.pid"
+    fi
+    start_node "$i" "$bin"
+    wait_for 90 "node $i (/readyz on $(node_port "$i"))" node_ready "$i"
+    rm -f "$STATE/nginx/maintenance"
+    wait_for 15 "node $i back in nginx's rotation" all_in_rotation
+    say "node $i restarted in $((SECONDS - t1))s"
+  done
+  say "rolling restart done in $((SECONDS - t0))s"
 }
 
 cmd_status() {
@@ -536,7 +585,8 @@ cmd_down() {
 case "${1:-}" in
   up) cmd_up ;;
   status) cmd_status ;;
+  restart) cmd_restart ;;
   down) cmd_down "${2:-}" ;;
   _readiness-loop) readiness_loop ;;
-  *) die "usage: scripts/cluster.sh up|status|down [--purge]" ;;
+  *) die "usage: scripts/cluster.sh up|status|restart|down [--purge]" ;;
 esac

@@ -13,6 +13,8 @@
 #                              (scripts/check-deploy.sh), a three-node cluster behind
 #                              nginx (scripts/cluster-check.sh, ~25 s) and the alerts
 #                              firing in a real Prometheus (scripts/alerts-live.sh, ~40 s)
+#                              and a rolling restart of that cluster under load, nothing
+#                              lost (scripts/rolling-restart.sh, ~60 s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -140,6 +142,8 @@ run_deploy() {
   scripts/cluster-check.sh
   say "deploy: alerts in a real Prometheus"
   scripts/alerts-live.sh
+  say "deploy: a rolling restart under load (scripts/rolling-restart.sh, ~60 s)"
+  scripts/rolling-restart.sh
 }
 
 RUST_PASSED=0

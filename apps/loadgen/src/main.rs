@@ -52,6 +52,10 @@ pub enum Scenario {
     /// Message latency while one user joins/leaves in a loop and another
     /// creates group DMs (the server's per-user rate limits on).
     GwAbuse,
+    /// Rolling restart: --connections clients through the balancer at
+    /// --external while --rate msg/s are sent and every node is restarted
+    /// (scripts/rolling-restart.sh): lost, repeated, out of order, resume time.
+    GwRolling,
     /// Voice: --channels audio rooms of --members speakers (distinct
     /// accounts, real WebRTC clients): packets forwarded per server core,
     /// added latency, join time, RSS per participant.
@@ -142,6 +146,11 @@ pub struct Args {
     /// Also write the results as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Drive a server (or a cluster's load balancer) already running at
+    /// this base URL, e.g. http://127.0.0.1:8090, instead of starting one
+    /// (gw-rolling). Its rate limits must be off or high enough.
+    #[arg(long)]
+    pub external: Option<String>,
     /// Postgres server to create the benchmark database on.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     pub postgres_admin_url: String,
@@ -188,7 +197,7 @@ fn check_open_files(args: &Args) -> Result<(), String> {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    if !args.server_bin.exists() {
+    if args.external.is_none() && !args.server_bin.exists() {
         eprintln!(
             "no server binary at {}: cargo build --release --bin hearth",
             args.server_bin.display()
@@ -199,7 +208,11 @@ async fn main() {
         eprintln!("{e}");
         std::process::exit(2);
     }
-    let server = match server::Server::start(&args).await {
+    let started = match &args.external {
+        Some(url) => Ok(server::Server::external(url)),
+        None => server::Server::start(&args).await,
+    };
+    let server = match started {
         Ok(s) => s,
         Err(e) => {
             eprintln!("starting the server: {e}");
@@ -223,6 +236,7 @@ async fn main() {
             Scenario::GwStorm => results.extend(gateway::storm(&args, &server).await?),
             Scenario::GwReady => results.extend(gateway::ready(&args, &server).await?),
             Scenario::GwAbuse => results.extend(gateway::abuse(&args, &server).await?),
+            Scenario::GwRolling => results.extend(gateway::rolling(&args, &server).await?),
             Scenario::VoiceForward => results.extend(voice::forward(&args, &server).await?),
             Scenario::Sends | Scenario::History | Scenario::All => {}
         }

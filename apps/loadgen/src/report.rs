@@ -30,19 +30,26 @@ impl Outcome {
 
 pub fn print(args: &Args, results: &[Outcome]) {
     println!();
-    println!(
-        "backend: {:?}   nodes: {}   duration: {} s per scenario   pinned: {}",
-        args.backend,
-        args.nodes,
-        args.duration,
-        if !args.pin {
-            "no"
-        } else if args.nodes > 1 {
-            "yes (every server node on CPU 0, load generator on CPU 1)"
-        } else {
-            "yes (server on CPU 0, load generator on CPU 1)"
-        }
-    );
+    if let Some(url) = &args.external {
+        println!(
+            "server: {url} (run elsewhere)   duration: {} s",
+            args.duration
+        );
+    } else {
+        println!(
+            "backend: {:?}   nodes: {}   duration: {} s per scenario   pinned: {}",
+            args.backend,
+            args.nodes,
+            args.duration,
+            if !args.pin {
+                "no"
+            } else if args.nodes > 1 {
+                "yes (every server node on CPU 0, load generator on CPU 1)"
+            } else {
+                "yes (server on CPU 0, load generator on CPU 1)"
+            }
+        );
+    }
     println!(
         "{:<16} {:>10} {:>10} {:>8} {:>8} {:>8} {:>9} {:>8} {:>10}",
         "scenario", "count", "per s", "p50 ms", "p99 ms", "p99.9", "max ms", "errors", "RSS MiB"

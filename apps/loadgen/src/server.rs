@@ -56,6 +56,17 @@ pub struct Server {
 }
 
 impl Server {
+    /// A server (or a cluster's balancer) someone else runs at `base`.
+    pub fn external(base: &str) -> Server {
+        Server {
+            base: base.trim_end_matches('/').to_string(),
+            backend: hearth_store::Backend::Postgres(String::new()),
+            nodes: Vec::new(),
+            pg: None,
+            _db_dir: tempfile::tempdir().unwrap_or_else(|e| panic!("a temp dir: {e}")),
+        }
+    }
+
     pub async fn start(args: &Args) -> Result<Server, String> {
         let nodes = args.nodes.max(1);
         if nodes > 1 && args.backend != BackendArg::Postgres {

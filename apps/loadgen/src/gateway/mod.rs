@@ -15,6 +15,9 @@
 //!   communities, and one page of members.
 //! - `abuse` (abuse.rs): message latency for everyone while one user joins
 //!   and leaves in a loop and another creates group DMs.
+//! - `rolling` (rolling.rs): clients through a cluster's load balancer
+//!   while every node is restarted in turn: nothing lost, repeated or out
+//!   of order, and how long resuming takes.
 
 mod abuse;
 mod channels;
@@ -23,6 +26,7 @@ pub(crate) mod cohort;
 mod fanout;
 pub(crate) mod probe;
 mod ready;
+mod rolling;
 mod storm;
 
 use std::sync::Arc;
@@ -32,6 +36,7 @@ pub use abuse::abuse;
 pub use channels::{channels, e2e};
 pub use fanout::{fanout, idle, rising};
 pub use ready::ready;
+pub use rolling::rolling;
 pub use storm::storm;
 
 use crate::server::Server;
