@@ -50,6 +50,8 @@ pub enum StartError {
     Voice(String),
     #[error("shared state (Redis): {0}")]
     State(String),
+    #[error("staff policy: {0}")]
+    StaffPolicy(String),
     #[error("accounts: {0}")]
     Accounts(#[from] hearth_accounts::AccountsError),
 }
@@ -316,6 +318,9 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         chat = chat.with_gate(Arc::new(crate::channel_gate::Gate(g)));
     }
     let moderation = crate::moderation::Moderation::new(store.clone(), publisher.clone());
+    let admin = crate::admin::Admin::open(store.clone())
+        .await
+        .map_err(|e| StartError::StaffPolicy(e.to_string()))?;
     chat = chat.with_send_filter(moderation.automod.clone());
     if let Some(conn) = &redis {
         chat = chat.with_cooldowns(Arc::new(crate::cooldowns::SharedCooldowns(
@@ -370,11 +375,13 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         watched: Arc::default(),
         voice,
         moderation,
+        admin,
         search,
     }));
     crate::moderation::Moderation::start(&state)
         .await
         .map_err(StartError::Bus)?;
+    crate::admin::start(&state).await.map_err(StartError::Bus)?;
     if let Some(s) = &state.search {
         s.start(
             state.bus.clone(),

@@ -146,6 +146,12 @@ impl Publisher {
         &self.source
     }
 
+    /// A fresh time-ordered id (for records this node makes, such as an
+    /// admin action's audit entry).
+    pub fn next_id(&self) -> i64 {
+        self.ids.next().0
+    }
+
     /// Queues one event: `kind` is the gateway dispatch name, `subject`
     /// routes it (under `chat.` it goes to the log).
     pub fn publish_event(&self, kind: EventKind, subject: Subject, d: Value) {

@@ -6,6 +6,7 @@
 //! - Configuration is read once into [`config::Config`] and passed down; there
 //!   is no global configuration and no `set_var`.
 
+pub mod admin;
 pub mod app;
 pub mod channel_gate;
 pub mod config;

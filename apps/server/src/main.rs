@@ -83,6 +83,150 @@ enum AdminTask {
     /// every node). Nodes sign with it from 20 s on; older keys keep verifying
     /// until the tokens they signed have expired, so nobody is signed out.
     RotateSigningKey,
+    /// Suspend an account: no sign-in, every session revoked (a running
+    /// cluster closes its sockets at once; a single node stops accepting its
+    /// tokens within a minute).
+    Suspend {
+        /// Username, email or user id.
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Lift a suspension.
+    Unsuspend {
+        /// Username, email or user id.
+        #[arg(long)]
+        user: String,
+    },
+    /// The staff policy (who may use the admin API for what).
+    Staff {
+        #[command(subcommand)]
+        task: StaffTask,
+    },
+}
+
+#[derive(Subcommand)]
+enum StaffTask {
+    /// Print every role with its permissions and members.
+    List,
+    /// Give a user a staff role (admin, trust_and_safety, support, or one
+    /// made with `allow`).
+    Grant {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        role: String,
+    },
+    /// Take a staff role from a user.
+    Revoke {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        role: String,
+    },
+    /// Let a role do `object:action` (either may be `*`); makes the role if new.
+    Allow {
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        permission: String,
+    },
+    /// Take `object:action` from a role.
+    Deny {
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        permission: String,
+    },
+}
+
+/// A user named by username, email or id.
+async fn find_user(
+    state: &hearth_server::state::AppState,
+    who: &str,
+) -> Result<hearth_store::UserRecord, String> {
+    let by_login = state
+        .store
+        .user_by_login(who)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(u) = by_login {
+        return Ok(u);
+    }
+    if let Ok(id) = who.parse::<hearth_types::UserId>()
+        && let Ok(u) = state.accounts.user(id).await
+    {
+        return Ok(u);
+    }
+    Err(format!("no user {who:?}"))
+}
+
+fn permission_parts(p: &str) -> Result<(&str, &str), String> {
+    p.split_once(':')
+        .ok_or_else(|| format!("{p:?}: expected object:action, e.g. users:suspend or reports:*"))
+}
+
+async fn staff(cfg: Config, task: StaffTask) -> Result<(), String> {
+    use hearth_moderation::staff::{Actor, StaffRole};
+    let mut cfg = cfg;
+    cfg.search_enabled = false;
+    let server = app::build(cfg).await.map_err(|e| e.to_string())?;
+    let state = &server.state;
+    let policy = &state.admin.policy;
+    let role = |r: &str| StaffRole::new(r).map_err(|e| e.to_string());
+    let listing = matches!(task, StaffTask::List);
+    let changed = match task {
+        StaffTask::List => {
+            for rule in policy.rules() {
+                println!("{}", serde_json::to_string(&rule).unwrap_or_default());
+            }
+            false
+        }
+        StaffTask::Grant { user, role: r } => {
+            let u = find_user(state, &user).await?;
+            policy
+                .grant(Actor::Operator, u.id, &role(&r)?)
+                .await
+                .map_err(|e| e.to_string())?
+        }
+        StaffTask::Revoke { user, role: r } => {
+            let u = find_user(state, &user).await?;
+            policy
+                .revoke(Actor::Operator, u.id, &role(&r)?)
+                .await
+                .map_err(|e| e.to_string())?
+        }
+        StaffTask::Allow {
+            role: r,
+            permission,
+        } => {
+            let (o, a) = permission_parts(&permission)?;
+            policy
+                .add_permission(Actor::Operator, &role(&r)?, o, a)
+                .await
+                .map_err(|e| e.to_string())?
+        }
+        StaffTask::Deny {
+            role: r,
+            permission,
+        } => {
+            let (o, a) = permission_parts(&permission)?;
+            policy
+                .remove_permission(Actor::Operator, &role(&r)?, o, a)
+                .await
+                .map_err(|e| e.to_string())?
+        }
+    };
+    if changed {
+        hearth_server::admin::announce_policy(state);
+        // Let the nudge leave before the process ends.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        println!("staff policy changed");
+    } else if !listing {
+        println!("staff policy unchanged");
+    }
+    Ok(())
 }
 
 #[tokio::main]
@@ -278,6 +422,51 @@ async fn admin(cfg: Config, task: AdminTask) -> Result<(), String> {
                 user.username,
                 user.id,
                 if admin { " as an administrator" } else { "" }
+            );
+            Ok(())
+        }
+        AdminTask::Staff { task } => staff(cfg, task).await,
+        AdminTask::Suspend { user, reason } => {
+            let mut cfg = cfg;
+            cfg.search_enabled = false;
+            let server = app::build(cfg).await.map_err(|e| e.to_string())?;
+            let u = find_user(&server.state, &user).await?;
+            let fresh = hearth_server::admin::suspend(&server.state, u.id, None, reason)
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            println!(
+                "{} (id {}) {}",
+                u.username,
+                u.id,
+                if fresh {
+                    "suspended; every session revoked"
+                } else {
+                    "was already suspended; every session revoked"
+                }
+            );
+            Ok(())
+        }
+        AdminTask::Unsuspend { user } => {
+            let mut cfg = cfg;
+            cfg.search_enabled = false;
+            let server = app::build(cfg).await.map_err(|e| e.to_string())?;
+            let u = find_user(&server.state, &user).await?;
+            let lifted = server
+                .state
+                .store
+                .unsuspend_user(u.id)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{} (id {}) {}",
+                u.username,
+                u.id,
+                if lifted {
+                    "may sign in again"
+                } else {
+                    "was not suspended"
+                }
             );
             Ok(())
         }

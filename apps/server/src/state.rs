@@ -40,6 +40,8 @@ pub struct Inner {
     pub voice: crate::voice::Voice,
     /// The audit log and automod.
     pub moderation: crate::moderation::Moderation,
+    /// The instance's staff policy (the admin API).
+    pub admin: crate::admin::Admin,
     /// This node's message search; `None` when off or its index could not
     /// be opened (the search endpoints answer 503).
     pub search: Option<Arc<crate::search::Search>>,

@@ -23,6 +23,9 @@ pub enum AccountsError {
     Unauthorized,
     #[error("not found")]
     NotFound,
+    /// The account is suspended by the instance's staff: no sign-in.
+    #[error("this account is suspended")]
+    Suspended,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal: {0}")]

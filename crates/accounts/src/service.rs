@@ -180,6 +180,10 @@ impl Accounts {
         let Some(user) = user.filter(|_| ok) else {
             return Err(AccountsError::InvalidCredentials);
         };
+        // Only after the password: a wrong one must not reveal a suspension.
+        if self.store.suspension(user.id).await?.is_some() {
+            return Err(AccountsError::Suspended);
+        }
         if user.totp_secret.is_some() {
             let code = totp_code.ok_or(AccountsError::MfaRequired)?;
             if !self.spend_totp(&user, code).await? {
@@ -428,6 +432,27 @@ impl Accounts {
         self.store.set_totp_secret(user, None).await?;
         self.store.reset_totp_step(user).await?;
         Ok(())
+    }
+
+    /// Turns two-factor sign-in off for a user who lost their device, on
+    /// the instance staff's word (no password or code): the admin API.
+    pub async fn reset_totp(&self, user: UserId) -> Result<(), AccountsError> {
+        self.user(user).await?;
+        self.store.set_totp_secret(user, None).await?;
+        self.store.reset_totp_step(user).await?;
+        Ok(())
+    }
+
+    /// Revokes every live session of `user`; returns those revoked.
+    pub async fn revoke_all(&self, user: UserId) -> Result<Vec<SessionId>, AccountsError> {
+        let mut out = Vec::new();
+        for s in self.store.sessions_for_user(user).await? {
+            if s.revoked_at.is_none() && self.store.revoke_session(s.id, user, now_ms()).await? {
+                self.forget(s.id);
+                out.push(s.id);
+            }
+        }
+        Ok(out)
     }
 
     pub async fn set_admin(&self, user: UserId, admin: bool) -> Result<(), AccountsError> {

@@ -47,6 +47,11 @@ pub const SQLITE: &[Migration] = &[
         name: "moderation",
         sql: include_str!("../migrations/sqlite/0006_moderation.sql"),
     },
+    Migration {
+        version: 9,
+        name: "admin",
+        sql: include_str!("../migrations/sqlite/0009_admin.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -79,6 +84,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 6,
         name: "moderation",
         sql: include_str!("../migrations/postgres/0006_moderation.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "admin",
+        sql: include_str!("../migrations/postgres/0009_admin.sql"),
     },
 ];
 

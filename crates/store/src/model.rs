@@ -395,6 +395,27 @@ pub struct AuditRecord {
     pub created_at: i64,
 }
 
+/// A suspended account: who suspended it, when and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SuspensionRecord {
+    pub user_id: UserId,
+    pub reason: Option<String>,
+    pub suspended_by: Option<UserId>,
+    pub suspended_at: i64,
+}
+
+/// Counts for the instance's operators.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InstanceStats {
+    pub users: i64,
+    pub suspended_users: i64,
+    pub communities: i64,
+    pub channels: i64,
+    pub messages: i64,
+    /// Sessions not revoked and seen within the last 30 days.
+    pub live_sessions: i64,
+}
+
 /// Which audit rows to list, newest (largest id) first. Every field set
 /// must match; `community_id: None` lists the instance's rows (no community).
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -1918,6 +1918,122 @@ macro_rules! sql_impl {
                 Ok(rows.iter().map(Self::read_state_from).collect::<Result<_, _>>()?)
             }
 
+            // ---- platform administration ----
+
+            async fn staff_rules(&self) -> StoreResult<Vec<String>> {
+                Ok(sqlx::query_scalar("SELECT rule FROM staff_policy ORDER BY created_at, rule")
+                    .fetch_all(self.r())
+                    .await?)
+            }
+
+            async fn add_staff_rule(&self, rule: &str, now: i64) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO staff_policy (rule, created_at) VALUES ($1, $2) ON CONFLICT (rule) DO NOTHING",
+                )
+                .bind(rule)
+                .bind(now)
+                .execute(self.w())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn remove_staff_rule(&self, rule: &str) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM staff_policy WHERE rule = $1")
+                    .bind(rule)
+                    .execute(self.w())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn suspend_user(&self, s: &SuspensionRecord) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO user_suspensions (user_id, reason, suspended_by, suspended_at) \
+                     SELECT id, $2, $3, $4 FROM users WHERE id = $1 \
+                     ON CONFLICT (user_id) DO NOTHING",
+                )
+                .bind(s.user_id.0)
+                .bind(&s.reason)
+                .bind(s.suspended_by.map(|u| u.0))
+                .bind(s.suspended_at)
+                .execute(self.w())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn unsuspend_user(&self, user: UserId) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM user_suspensions WHERE user_id = $1")
+                    .bind(user.0)
+                    .execute(self.w())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn suspension(&self, user: UserId) -> StoreResult<Option<SuspensionRecord>> {
+                let row = sqlx::query(
+                    "SELECT user_id, reason, suspended_by, suspended_at FROM user_suspensions WHERE user_id = $1",
+                )
+                .bind(user.0)
+                .fetch_optional(self.r())
+                .await?;
+                Ok(match row {
+                    None => None,
+                    Some(r) => Some(SuspensionRecord {
+                        user_id: UserId(r.try_get("user_id")?),
+                        reason: r.try_get("reason")?,
+                        suspended_by: r.try_get::<Option<i64>, _>("suspended_by")?.map(UserId),
+                        suspended_at: r.try_get("suspended_at")?,
+                    }),
+                })
+            }
+
+            async fn find_users(&self, query: &str, after: UserId, lim: u32) -> StoreResult<Vec<UserRecord>> {
+                // A prefix match on the lower-cased username (its index
+                // serves it), with LIKE's wildcards in the query escaped.
+                let q = query.trim().to_lowercase();
+                let escaped: String = q
+                    .chars()
+                    .flat_map(|c| match c {
+                        '%' | '_' | '\\' => vec!['\\', c],
+                        c => vec![c],
+                    })
+                    .collect();
+                let rows = sqlx::query(concat!(
+                    "SELECT ", user_cols!(), " FROM users u \
+                     WHERE (u.username_lower LIKE $1 ESCAPE '\\' OR u.email_lower = $2) AND u.id > $3 \
+                     ORDER BY u.id LIMIT $4"
+                ))
+                .bind(format!("{escaped}%"))
+                .bind(&q)
+                .bind(after.0)
+                .bind(limit(lim))
+                .fetch_all(self.r())
+                .await?;
+                Ok(rows.iter().map(Self::user_from).collect::<Result<_, _>>()?)
+            }
+
+            async fn instance_stats(&self, now: i64) -> StoreResult<InstanceStats> {
+                let month = now - 30 * 24 * 3_600_000;
+                let row = sqlx::query(
+                    "SELECT (SELECT COUNT(*) FROM users) AS users, \
+                     (SELECT COUNT(*) FROM user_suspensions) AS suspended, \
+                     (SELECT COUNT(*) FROM communities) AS communities, \
+                     (SELECT COUNT(*) FROM channels) AS channels, \
+                     (SELECT COUNT(*) FROM messages) AS messages, \
+                     (SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND last_seen_at > $1) AS live",
+                )
+                .bind(month)
+                .fetch_one(self.r())
+                .await?;
+                Ok(InstanceStats {
+                    users: row.try_get("users")?,
+                    suspended_users: row.try_get("suspended")?,
+                    communities: row.try_get("communities")?,
+                    channels: row.try_get("channels")?,
+                    messages: row.try_get("messages")?,
+                    live_sessions: row.try_get("live")?,
+                })
+            }
+
             async fn add_mentions(&self, channel: ChannelId, users: &[UserId]) -> StoreResult<()> {
                 if users.is_empty() {
                     return Ok(());

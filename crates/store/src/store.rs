@@ -335,4 +335,30 @@ pub trait Store: Send + Sync + 'static {
         author: UserId,
         after: MessageId,
     ) -> StoreResult<Vec<(ChannelId, MessageId)>>;
+
+    // ---- platform administration ----
+    /// The staff policy's rules as stored (opaque text: the moderation
+    /// layer gives them meaning), oldest first.
+    async fn staff_rules(&self) -> StoreResult<Vec<String>>;
+    /// Adds a rule; false if it was there already.
+    async fn add_staff_rule(&self, rule: &str, now: i64) -> StoreResult<bool>;
+    /// Removes a rule; false if it was not there.
+    async fn remove_staff_rule(&self, rule: &str) -> StoreResult<bool>;
+    /// Suspends an account; false (and the first suspension kept) if it
+    /// already is, or if there is no such user.
+    async fn suspend_user(&self, s: &SuspensionRecord) -> StoreResult<bool>;
+    /// Lifts a suspension; false if there was none.
+    async fn unsuspend_user(&self, user: UserId) -> StoreResult<bool>;
+    async fn suspension(&self, user: UserId) -> StoreResult<Option<SuspensionRecord>>;
+    /// Users whose username starts with `query` or whose email is `query`
+    /// (both ignoring case; an empty query matches everyone), by id after
+    /// `after`, at most `limit`.
+    async fn find_users(
+        &self,
+        query: &str,
+        after: UserId,
+        limit: u32,
+    ) -> StoreResult<Vec<UserRecord>>;
+    /// Counts for operators; `now` (ms) dates "live" sessions.
+    async fn instance_stats(&self, now: i64) -> StoreResult<InstanceStats>;
 }

@@ -94,6 +94,7 @@ contract!(
     bulk_insert_advances_the_channel,
     moderation_tables,
     messages_after_pages_every_channel,
+    administration_tables,
 );
 
 static IDS: std::sync::LazyLock<IdGenerator> = std::sync::LazyLock::new(|| IdGenerator::new(1));
@@ -1430,4 +1431,81 @@ async fn messages_after_pages_every_channel(s: &dyn Store) {
         })
         .collect();
     assert_eq!(got, want);
+}
+
+async fn administration_tables(s: &dyn Store) {
+    // The staff policy: opaque rules, each once, in the order added.
+    assert!(s.staff_rules().await.unwrap().is_empty());
+    assert!(
+        s.add_staff_rule(r#"{"kind":"member","user":"1"}"#, 10)
+            .await
+            .unwrap()
+    );
+    assert!(s.add_staff_rule("second ✓ 'quoted'", 20).await.unwrap());
+    assert!(!s.add_staff_rule("second ✓ 'quoted'", 30).await.unwrap());
+    assert_eq!(
+        s.staff_rules().await.unwrap(),
+        [r#"{"kind":"member","user":"1"}"#, "second ✓ 'quoted'"]
+    );
+    assert!(s.remove_staff_rule("second ✓ 'quoted'").await.unwrap());
+    assert!(!s.remove_staff_rule("second ✓ 'quoted'").await.unwrap());
+    assert_eq!(s.staff_rules().await.unwrap().len(), 1);
+
+    // Suspensions: the first one stays; none for a user that does not exist.
+    let alice = new_user(s, "adm_alice").await;
+    let alfred = new_user(s, "adm_alfred").await;
+    let bob = new_user(s, "adm_bob").await;
+    let staff = new_user(s, "adm_staff").await;
+    let first = SuspensionRecord {
+        user_id: alice.id,
+        reason: Some("spam".into()),
+        suspended_by: Some(staff.id),
+        suspended_at: 100,
+    };
+    assert!(s.suspend_user(&first).await.unwrap());
+    let again = SuspensionRecord {
+        reason: None,
+        suspended_at: 200,
+        ..first.clone()
+    };
+    assert!(!s.suspend_user(&again).await.unwrap());
+    assert_eq!(s.suspension(alice.id).await.unwrap(), Some(first));
+    let ghost = SuspensionRecord {
+        user_id: UserId(id()),
+        reason: None,
+        suspended_by: None,
+        suspended_at: 1,
+    };
+    assert!(!s.suspend_user(&ghost).await.unwrap());
+    assert_eq!(s.suspension(bob.id).await.unwrap(), None);
+
+    // Finding users: a username prefix or an exact email, ignoring case,
+    // paged by id; LIKE's wildcards are plain characters.
+    let found = s.find_users("ADM_AL", UserId(0), 10).await.unwrap();
+    assert_eq!(
+        found.iter().map(|u| u.id).collect::<Vec<_>>(),
+        [alice.id, alfred.id]
+    );
+    let page = s.find_users("adm_al", alice.id, 10).await.unwrap();
+    assert_eq!(page.iter().map(|u| u.id).collect::<Vec<_>>(), [alfred.id]);
+    let by_mail = s
+        .find_users("ADM_BOB@example.ORG", UserId(0), 10)
+        .await
+        .unwrap();
+    assert_eq!(by_mail.iter().map(|u| u.id).collect::<Vec<_>>(), [bob.id]);
+    assert!(
+        s.find_users("adm%", UserId(0), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(s.find_users("adm_", UserId(0), 10).await.unwrap().len() >= 4);
+    assert_eq!(s.find_users("", UserId(0), 2).await.unwrap().len(), 2);
+
+    let stats = s.instance_stats(hearth_types::now_ms()).await.unwrap();
+    assert!(stats.users >= 4, "{stats:?}");
+    assert_eq!(stats.suspended_users, 1);
+    assert!(s.unsuspend_user(alice.id).await.unwrap());
+    assert!(!s.unsuspend_user(alice.id).await.unwrap());
+    assert_eq!(s.instance_stats(0).await.unwrap().suspended_users, 0);
 }

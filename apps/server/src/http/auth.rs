@@ -223,7 +223,7 @@ pub async fn refresh(
     Ok(res)
 }
 
-fn announce_revoked(state: &AppState, user: hearth_types::UserId, sid: SessionId) {
+pub(crate) fn announce_revoked(state: &AppState, user: hearth_types::UserId, sid: SessionId) {
     state.publisher.publish(
         "SESSION_REVOKED",
         format!("auth.session.{sid}"),

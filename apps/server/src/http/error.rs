@@ -181,7 +181,11 @@ impl From<hearth_moderation::ModerationError> for ApiError {
         let code = e.code();
         match &e {
             M::Store(_) | M::Engine(_) => ApiError::internal(e),
-            M::Forbidden { .. } => ApiError::new(StatusCode::FORBIDDEN, code, e.to_string()),
+            // The contract's 403: code `forbidden`, details naming what is missing.
+            M::Forbidden { object, action, .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
+                    .details(json!({ "missing_permission": format!("{object}:{action}") }))
+            }
             M::InvalidTransition { .. } => ApiError::new(StatusCode::CONFLICT, code, e.to_string()),
             M::InvalidRule { rule, .. }
             | M::InvalidKeyword { rule, .. }
@@ -192,6 +196,13 @@ impl From<hearth_moderation::ModerationError> for ApiError {
                     "reason": e.to_string(),
                 }))
             }
+            // Staff policy edits: the contract's 400 naming the field, and
+            // 409 for the one refusal that is about the policy's state.
+            M::UnknownObject(_) | M::UnknownAction { .. } | M::BuiltInRole => {
+                ApiError::field("permission", e.to_string())
+            }
+            M::InvalidRole(_) => ApiError::field("role", e.to_string()),
+            M::LastAdmin(_) => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
             M::DuplicateRuleId(id) => ApiError::new(StatusCode::BAD_REQUEST, code, e.to_string())
                 .details(json!({ "rule_id": id.to_string() })),
             _ => ApiError::new(StatusCode::BAD_REQUEST, code, e.to_string()),
@@ -226,6 +237,12 @@ impl From<AccountsError> for ApiError {
             ),
             AccountsError::Unauthorized => ApiError::unauthorized(),
             AccountsError::NotFound => ApiError::not_found(),
+            AccountsError::Suspended => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this account is suspended",
+            )
+            .details(json!({ "reason": "account_suspended" })),
             AccountsError::Store(s) => s.into(),
             AccountsError::Internal(cause) => ApiError::internal(cause),
         }

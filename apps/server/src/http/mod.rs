@@ -1,6 +1,7 @@
 //! The HTTP API: routes, middleware and the OpenAPI document. The only
 //! module that knows about axum, status codes and JSON shapes.
 
+pub mod admin;
 pub mod auth;
 pub mod channels;
 pub mod communities;
@@ -40,7 +41,7 @@ use crate::state::AppState;
     )),
     tags(
         (name = "auth"), (name = "users"), (name = "communities"), (name = "members"), (name = "invites"),
-        (name = "roles"), (name = "channels"), (name = "dms"), (name = "messages"), (name = "moderation"), (name = "voice"), (name = "gateway"), (name = "operations")
+        (name = "roles"), (name = "channels"), (name = "dms"), (name = "messages"), (name = "moderation"), (name = "voice"), (name = "admin"), (name = "gateway"), (name = "operations")
     )
 )]
 struct ApiDoc;
@@ -129,6 +130,16 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             moderation::put_automod_rules
         ))
         .routes(routes!(moderation::automod_test))
+        .routes(routes!(admin::find_users))
+        .routes(routes!(admin::get_user))
+        .routes(routes!(admin::suspend, admin::unsuspend))
+        .routes(routes!(admin::reset_mfa))
+        .routes(routes!(admin::stats))
+        .routes(routes!(admin::me))
+        .routes(routes!(admin::staff))
+        .routes(routes!(admin::grant, admin::revoke))
+        .routes(routes!(admin::add_permission, admin::remove_permission))
+        .routes(routes!(admin::audit_log))
         .routes(routes!(voice::list))
         .routes(routes!(voice::update, voice::disconnect))
         .routes(routes!(crate::gateway::upgrade))

@@ -96,6 +96,66 @@ async fn migrate_admin_serve_and_stop() {
         .unwrap();
     assert!(!out.status.success(), "bad input fails with a message");
 
+    // The staff policy and suspensions from the shell.
+    let admin = |args: &[&str]| {
+        let mut all = vec!["admin"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--data-dir", data]);
+        hearth().args(&all).output().unwrap()
+    };
+    let ok = |out: &std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    ok(&admin(&[
+        "create-user",
+        "--username",
+        "helper",
+        "--password",
+        "helper password",
+    ]));
+    let out = ok(&admin(&[
+        "staff", "grant", "--user", "helper", "--role", "support",
+    ]));
+    assert!(out.contains("staff policy changed"), "{out}");
+    let out = ok(&admin(&[
+        "staff", "grant", "--user", "helper", "--role", "support",
+    ]));
+    assert!(out.contains("unchanged"), "{out}");
+    let out = ok(&admin(&["staff", "list"]));
+    assert!(out.contains("\"role\":\"support\""), "{out}");
+    let out = admin(&[
+        "staff",
+        "allow",
+        "--role",
+        "support",
+        "--permission",
+        "users",
+    ]);
+    assert!(
+        !out.status.success(),
+        "a permission without an action is refused"
+    );
+    let out = admin(&[
+        "staff",
+        "grant",
+        "--user",
+        "nobody-here",
+        "--role",
+        "support",
+    ]);
+    assert!(!out.status.success(), "an unknown user is refused");
+    let out = ok(&admin(&[
+        "suspend", "--user", "helper", "--reason", "testing",
+    ]));
+    assert!(out.contains("suspended"), "{out}");
+    let out = ok(&admin(&["unsuspend", "--user", "helper"]));
+    assert!(out.contains("may sign in again"), "{out}");
+
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -537,3 +537,55 @@ async fn a_draining_node_moves_its_clients_to_another_without_loss() {
     }
     c.stop().await;
 }
+
+/// Staff policy edits and suspensions made on one node hold on the others
+/// at once: a role granted on node 1 works on node 2, and an account
+/// suspended on node 1 loses its socket on node 2 within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_policy_and_suspensions_reach_every_node() {
+    let c = Cluster::start(2).await;
+    let (n1, n2) = (&c.nodes[0], &c.nodes[1]);
+    let admin = n1.register("cadm").await;
+    n1.make_admin(&admin).await;
+    let tns = n1.register("ctns").await;
+    let victim = n1.register("cvic").await;
+    // Loaded by node 2 before the edit, so it must hear of it.
+    let (st, _) = n2.get("/api/v1/admin/stats", &tns.token).await;
+    assert_eq!(st, 403);
+    let (st, _) = n1
+        .put(
+            &format!(
+                "/api/v1/admin/staff/roles/trust_and_safety/members/{}",
+                tns.id
+            ),
+            &admin.token,
+            None,
+        )
+        .await;
+    assert_eq!(st, 204);
+    let start = std::time::Instant::now();
+    loop {
+        let (st, _) = n2.get("/api/v1/admin/stats", &tns.token).await;
+        if st == 200 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "node 2 still refuses a second after the grant on node 1"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (mut gw, _) = Gw::identify(n2, &victim).await;
+    let (st, _) = n1
+        .put(
+            &format!("/api/v1/admin/users/{}/suspension", victim.id),
+            &tns.token,
+            Some(json!({"reason": "cluster"})),
+        )
+        .await;
+    assert_eq!(st, 204);
+    assert_eq!(gw.closed_with(Duration::from_secs(1)).await, 4010);
+    let (st, _) = n2.get("/api/v1/users/@me", &victim.token).await;
+    assert_eq!(st, 401);
+    c.stop().await;
+}

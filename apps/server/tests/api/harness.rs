@@ -22,6 +22,8 @@ pub struct TestServer {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     pg: Option<(String, String)>,
+    /// The database of an in-process server (for [`TestServer::make_admin`]).
+    backend: Option<hearth_store::Backend>,
     _dir: tempfile::TempDir,
 }
 
@@ -69,6 +71,7 @@ impl TestServer {
             pg = Some((admin, name));
         }
         tweak(&mut cfg);
+        let backend = hearth_server::app::backend(&cfg);
         let server = hearth_server::app::build(cfg).await.expect("server builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -90,6 +93,7 @@ impl TestServer {
             stop: Some(tx),
             task: Some(task),
             pg,
+            backend: Some(backend),
             _dir: dir,
         }
     }
@@ -103,6 +107,7 @@ impl TestServer {
             stop: None,
             task: None,
             pg: None,
+            backend: None,
             _dir: tempfile::tempdir().expect("temp dir"),
         }
     }
@@ -179,6 +184,15 @@ impl TestServer {
             token: v["access_token"].as_str().expect("token").to_string(),
             refresh: v["refresh_token"].as_str().expect("refresh").to_string(),
         }
+    }
+
+    /// Makes `u` a platform administrator (the `is_admin` flag, as
+    /// `hearth admin create-user --admin` does), straight in the database.
+    pub async fn make_admin(&self, u: &User) {
+        let backend = self.backend.as_ref().expect("an in-process server");
+        let store = hearth_store::connect(backend, 1).await.expect("store");
+        let id = hearth_types::UserId(u.id.parse().expect("user id"));
+        assert!(store.set_admin(id, true).await.expect("set_admin"));
     }
 
     /// Creates a community; returns (community id, general channel id).

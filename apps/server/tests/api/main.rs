@@ -2,6 +2,7 @@
 //! fresh SQLite file and on a fresh Postgres database, through real HTTP on
 //! a real socket, the way a client (or a person with curl) uses the API.
 
+mod admin;
 mod audit;
 mod cluster;
 mod edges;

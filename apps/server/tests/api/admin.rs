@@ -1,0 +1,402 @@
+//! The admin API: the staff policy (casbin) checked on every call, staff
+//! roles edited through the API, suspension (no sign-in, sessions revoked,
+//! sockets closed), MFA reset, statistics and the instance's audit log.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::gateway::Gw;
+use crate::{TestServer, User, assert_error};
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
+                let s = crate::TestServer::start(crate::Db::Sqlite).await;
+                super::$name(&s).await;
+                s.stop().await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
+                let s = crate::TestServer::start(crate::Db::Postgres).await;
+                super::$name(&s).await;
+                s.stop().await;
+            })*
+        }
+    };
+}
+
+on_both_backends!(
+    staff_policy_decides_every_admin_call,
+    suspension_locks_an_account_out
+);
+
+async fn login(s: &TestServer, name: &str, password: &str) -> (StatusCode, Value) {
+    s.call(
+        reqwest::Method::POST,
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"login": name, "password": password})),
+    )
+    .await
+}
+
+async fn get(s: &TestServer, u: &User, path: &str) -> (StatusCode, Value) {
+    s.get(path, &u.token).await
+}
+
+async fn put(s: &TestServer, u: &User, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    s.put(path, &u.token, body).await
+}
+
+async fn staff_policy_decides_every_admin_call(s: &TestServer) {
+    let admin = s.register("adm_root").await;
+    s.make_admin(&admin).await;
+    let helper = s.register("adm_helper").await;
+    let nobody = s.register("adm_nobody").await;
+
+    // Not staff: every admin call is the contract's 403, naming what is missing.
+    let (st, me) = get(s, &nobody, "/api/v1/admin/@me").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        me,
+        json!({"is_admin": false, "roles": [], "permissions": []})
+    );
+    for path in [
+        "/api/v1/admin/users",
+        "/api/v1/admin/stats",
+        "/api/v1/admin/staff",
+        "/api/v1/admin/audit-log",
+    ] {
+        let (st, body) = get(s, &nobody, path).await;
+        assert_error(st, &body, 403, "forbidden");
+        assert!(
+            body["error"]["details"]["missing_permission"].is_string(),
+            "{body}"
+        );
+    }
+    let (st, body) = put(
+        s,
+        &nobody,
+        &format!("/api/v1/admin/users/{}/suspension", helper.id),
+        Some(json!({})),
+    )
+    .await;
+    assert_error(st, &body, 403, "forbidden");
+    assert_eq!(
+        body["error"]["details"]["missing_permission"],
+        "users:suspend"
+    );
+
+    // The admin flag holds everything; it gives a user the support role.
+    let (st, me) = get(s, &admin, "/api/v1/admin/@me").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(me["is_admin"], true);
+    assert!(me["permissions"].as_array().unwrap().len() >= 10, "{me}");
+    let (st, _) = put(
+        s,
+        &admin,
+        &format!("/api/v1/admin/staff/roles/support/members/{}", helper.id),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (_, me) = get(s, &helper, "/api/v1/admin/@me").await;
+    assert_eq!(me["roles"], json!(["support"]));
+    let perms: Vec<&str> = me["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(
+        perms.contains(&"users:read") && perms.contains(&"users:reset_mfa"),
+        "{me}"
+    );
+    assert!(!perms.contains(&"users:suspend"), "{me}");
+
+    // Support finds users (by prefix or email) but may not suspend, read
+    // statistics or edit the policy.
+    let (st, found) = get(s, &helper, "/api/v1/admin/users?q=ADM_NO").await;
+    assert_eq!(st, StatusCode::OK, "{found}");
+    let found = found.as_array().unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["user"]["id"], nobody.id.as_str());
+    assert_eq!(found[0]["suspended"], Value::Null);
+    let (st, body) = put(
+        s,
+        &helper,
+        &format!("/api/v1/admin/users/{}/suspension", nobody.id),
+        Some(json!({"reason": "spam"})),
+    )
+    .await;
+    assert_error(st, &body, 403, "forbidden");
+    let (st, body) = get(s, &helper, "/api/v1/admin/stats").await;
+    assert_error(st, &body, 403, "forbidden");
+    assert_eq!(body["error"]["details"]["missing_permission"], "stats:read");
+    let (st, body) = put(
+        s,
+        &helper,
+        "/api/v1/admin/staff/roles/support/permissions/stats/read",
+        None,
+    )
+    .await;
+    assert_error(st, &body, 403, "forbidden");
+
+    // The admin lets a new role read statistics and gives it to the helper:
+    // it applies at once; taking it away does too.
+    let (st, body) = put(
+        s,
+        &admin,
+        "/api/v1/admin/staff/roles/analyst/permissions/stats/read",
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{body}");
+    let (st, _) = put(
+        s,
+        &admin,
+        &format!("/api/v1/admin/staff/roles/analyst/members/{}", helper.id),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, stats) = get(s, &helper, "/api/v1/admin/stats").await;
+    assert_eq!(st, StatusCode::OK, "{stats}");
+    assert!(stats["users"].as_i64().unwrap() >= 3, "{stats}");
+    let (st, policy) = get(s, &admin, "/api/v1/admin/staff").await;
+    assert_eq!(st, StatusCode::OK);
+    let analyst = policy["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["role"] == "analyst")
+        .cloned()
+        .expect("the analyst role");
+    assert_eq!(analyst["permissions"], json!(["stats:read"]));
+    assert_eq!(analyst["members"], json!([helper.id]));
+    let (st, _) = s
+        .delete(
+            &format!("/api/v1/admin/staff/roles/analyst/members/{}", helper.id),
+            &admin.token,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, _) = get(s, &helper, "/api/v1/admin/stats").await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+
+    // Bad input: clear 400s, nothing changed.
+    for (path, field) in [
+        (
+            "/api/v1/admin/staff/roles/Bad%20Role/permissions/stats/read",
+            "role",
+        ),
+        (
+            "/api/v1/admin/staff/roles/analyst/permissions/stats/fly",
+            "permission",
+        ),
+        (
+            "/api/v1/admin/staff/roles/analyst/permissions/moons/read",
+            "permission",
+        ),
+        (
+            "/api/v1/admin/staff/roles/admin/permissions/stats/read",
+            "permission",
+        ),
+    ] {
+        let (st, body) = put(s, &admin, path, None).await;
+        assert_error(st, &body, 400, "invalid_request");
+        assert!(
+            body["error"]["details"]["fields"][field].is_string(),
+            "{path}: {body}"
+        );
+    }
+    let (st, body) = get(s, &admin, "/api/v1/admin/users?limit=0").await;
+    assert_error(st, &body, 400, "invalid_request");
+    let (st, body) = put(
+        s,
+        &admin,
+        &format!("/api/v1/admin/staff/roles/nosuchrole/members/{}", helper.id),
+        None,
+    )
+    .await;
+    assert_error(st, &body, 400, "invalid_request");
+    let (st, _) = put(
+        s,
+        &admin,
+        "/api/v1/admin/staff/roles/support/members/12345",
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+
+    // Every staff action is in the instance's audit log, reads included.
+    let (st, log) = get(
+        s,
+        &admin,
+        "/api/v1/admin/audit-log?action=admin_policy_edit",
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{log}");
+    let edits = log.as_array().unwrap();
+    assert!(edits.len() >= 4, "{log}");
+    assert!(edits.iter().all(|e| e["actor_id"] == admin.id.as_str()));
+    let (_, log) = get(
+        s,
+        &admin,
+        "/api/v1/admin/audit-log?action=admin_users_search",
+    )
+    .await;
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["actor_id"] == helper.id.as_str()),
+        "{log}"
+    );
+}
+
+async fn suspension_locks_an_account_out(s: &TestServer) {
+    let admin = s.register("sus_admin").await;
+    s.make_admin(&admin).await;
+    let tns = s.register("sus_tns").await;
+    let victim = s.register("sus_victim").await;
+    let (st, _) = put(
+        s,
+        &admin,
+        &format!(
+            "/api/v1/admin/staff/roles/trust_and_safety/members/{}",
+            tns.id
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (mut gw, _) = Gw::identify(s, &victim).await;
+
+    // Trust and safety suspends the victim: the open socket closes with
+    // 4010, the token stops working, and signing in is refused (only with
+    // the right password: a wrong one says nothing of the suspension).
+    let (st, body) = put(
+        s,
+        &tns,
+        &format!("/api/v1/admin/users/{}/suspension", victim.id),
+        Some(json!({"reason": "spam waves"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(gw.closed_with(Duration::from_secs(1)).await, 4010);
+    let (st, _) = s.get("/api/v1/users/@me", &victim.token).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, body) = login(s, "sus_victim", "correct horse battery").await;
+    assert_error(st, &body, 403, "forbidden");
+    assert_eq!(body["error"]["details"]["reason"], "account_suspended");
+    let (st, body) = login(s, "sus_victim", "wrong password here").await;
+    assert_error(st, &body, 401, "invalid_credentials");
+    let (st, body) = s
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": victim.refresh})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{body}");
+    let (_, found) = get(s, &tns, &format!("/api/v1/admin/users/{}", victim.id)).await;
+    assert_eq!(found["suspended"]["reason"], "spam waves");
+    assert_eq!(found["suspended"]["suspended_by"], tns.id.as_str());
+
+    // Staff cannot turn on their own or on a more powerful account.
+    let (st, body) = put(
+        s,
+        &tns,
+        &format!("/api/v1/admin/users/{}/suspension", admin.id),
+        Some(json!({})),
+    )
+    .await;
+    assert_error(st, &body, 403, "forbidden");
+    let (st, body) = put(
+        s,
+        &admin,
+        &format!("/api/v1/admin/users/{}/suspension", admin.id),
+        Some(json!({})),
+    )
+    .await;
+    assert_error(st, &body, 400, "invalid_request");
+    let (st, body) = put(
+        s,
+        &tns,
+        &format!("/api/v1/admin/users/{}/suspension", victim.id),
+        Some(json!({"reason": "x".repeat(513)})),
+    )
+    .await;
+    assert_error(st, &body, 400, "invalid_request");
+    let (st, body) = put(
+        s,
+        &tns,
+        &format!("/api/v1/admin/users/{}/suspension", victim.id),
+        Some(json!({"surprise": true})),
+    )
+    .await;
+    assert_error(st, &body, 400, "invalid_request");
+
+    // Lifted: the victim signs in again (with a new session).
+    let (st, _) = s
+        .delete(
+            &format!("/api/v1/admin/users/{}/suspension", victim.id),
+            &tns.token,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, _) = s
+        .delete(
+            &format!("/api/v1/admin/users/{}/suspension", victim.id),
+            &tns.token,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, body) = login(s, "sus_victim", "correct horse battery").await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+
+    // MFA reset is support's and trust and safety's lacks it.
+    let (st, body) = s
+        .delete(
+            &format!("/api/v1/admin/users/{}/mfa", victim.id),
+            &tns.token,
+        )
+        .await;
+    assert_error(st, &body, 403, "forbidden");
+    let (st, _) = s
+        .delete(
+            &format!("/api/v1/admin/users/{}/mfa", victim.id),
+            &admin.token,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+
+    let (_, log) = get(s, &admin, "/api/v1/admin/audit-log").await;
+    let actions: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for want in [
+        "admin_user_suspend",
+        "admin_user_unsuspend",
+        "admin_user_reset_mfa",
+    ] {
+        assert!(actions.contains(&want), "{want} in {actions:?}");
+    }
+    let suspend = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "admin_user_suspend")
+        .unwrap();
+    assert_eq!(suspend["reason"], "spam waves");
+    assert_eq!(suspend["target_id"], victim.id.as_str());
+}
