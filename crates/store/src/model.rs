@@ -404,6 +404,21 @@ pub struct SuspensionRecord {
     pub suspended_at: i64,
 }
 
+/// A report as stored: the queue's columns and the whole report (JSON the
+/// moderation crate defines).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportRecord {
+    pub id: i64,
+    /// `None`: to the instance's staff.
+    pub community_id: Option<CommunityId>,
+    pub reporter_id: UserId,
+    pub state: String,
+    pub report: String,
+    /// Rises with every change (optimistic concurrency).
+    pub version: i64,
+    pub created_at: i64,
+}
+
 /// Counts for the instance's operators.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct InstanceStats {

@@ -289,6 +289,18 @@ macro_rules! sql_impl {
                 })
             }
 
+            fn report_from(r: &$Row) -> Result<ReportRecord, sqlx::Error> {
+                Ok(ReportRecord {
+                    id: r.try_get("id")?,
+                    community_id: r.try_get::<Option<i64>, _>("community_id")?.map(CommunityId),
+                    reporter_id: UserId(r.try_get("reporter_id")?),
+                    state: r.try_get("state")?,
+                    report: r.try_get("report")?,
+                    version: r.try_get("version")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            }
+
             fn read_state_from(r: &$Row) -> Result<ReadStateRecord, sqlx::Error> {
                 Ok(ReadStateRecord {
                     channel_id: ChannelId(r.try_get("channel_id")?),
@@ -2032,6 +2044,70 @@ macro_rules! sql_impl {
                     messages: row.try_get("messages")?,
                     live_sessions: row.try_get("live")?,
                 })
+            }
+
+            // ---- reports ----
+
+            async fn insert_report(&self, r: &ReportRecord) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO reports (id, community_id, reporter_id, state, report, version, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(r.id)
+                .bind(r.community_id.map(|c| c.0))
+                .bind(r.reporter_id.0)
+                .bind(&r.state)
+                .bind(&r.report)
+                .bind(r.version)
+                .bind(r.created_at)
+                .execute(self.w())
+                .await?;
+                Ok(())
+            }
+
+            async fn report(&self, id: i64) -> StoreResult<Option<ReportRecord>> {
+                let row = sqlx::query(
+                    "SELECT id, community_id, reporter_id, state, report, version, created_at FROM reports WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(self.r())
+                .await?;
+                Ok(row.map(|r| Self::report_from(&r)).transpose()?)
+            }
+
+            async fn update_report(&self, r: &ReportRecord, expected: i64) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE reports SET state = $2, report = $3, version = $4 WHERE id = $1 AND version = $5",
+                )
+                .bind(r.id)
+                .bind(&r.state)
+                .bind(&r.report)
+                .bind(r.version)
+                .bind(expected)
+                .execute(self.w())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn reports(
+                &self,
+                community: Option<CommunityId>,
+                state: Option<&str>,
+                before: i64,
+                lim: u32,
+            ) -> StoreResult<Vec<ReportRecord>> {
+                let rows = sqlx::query(
+                    "SELECT id, community_id, reporter_id, state, report, version, created_at FROM reports \
+                     WHERE COALESCE(community_id, 0) = $1 AND ($2 = '' OR state = $2) AND id < $3 \
+                     ORDER BY id DESC LIMIT $4",
+                )
+                .bind(community.map_or(0, |c| c.0))
+                .bind(state.unwrap_or(""))
+                .bind(before)
+                .bind(limit(lim))
+                .fetch_all(self.r())
+                .await?;
+                Ok(rows.iter().map(Self::report_from).collect::<Result<_, _>>()?)
             }
 
             async fn add_mentions(&self, channel: ChannelId, users: &[UserId]) -> StoreResult<()> {

@@ -361,4 +361,20 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<UserRecord>>;
     /// Counts for operators; `now` (ms) dates "live" sessions.
     async fn instance_stats(&self, now: i64) -> StoreResult<InstanceStats>;
+
+    // ---- reports ----
+    async fn insert_report(&self, r: &ReportRecord) -> StoreResult<()>;
+    async fn report(&self, id: i64) -> StoreResult<Option<ReportRecord>>;
+    /// Writes `r` (its version one above `expected`) if the stored version
+    /// is still `expected`; false if someone changed it meanwhile.
+    async fn update_report(&self, r: &ReportRecord, expected: i64) -> StoreResult<bool>;
+    /// A queue: reports to `community` (`None`: the instance), in `state`
+    /// if given, with an id below `before`, newest first.
+    async fn reports(
+        &self,
+        community: Option<CommunityId>,
+        state: Option<&str>,
+        before: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<ReportRecord>>;
 }

@@ -1508,4 +1508,54 @@ async fn administration_tables(s: &dyn Store) {
     assert!(s.unsuspend_user(alice.id).await.unwrap());
     assert!(!s.unsuspend_user(alice.id).await.unwrap());
     assert_eq!(s.instance_stats(0).await.unwrap().suspended_users, 0);
+
+    // Reports: queues per community (None: the instance), by state, newest
+    // first; an update applies only on the version it read.
+    let (c, _) = new_community(s, &alice).await;
+    let report = |id: i64, to: Option<CommunityId>, state: &str| ReportRecord {
+        id,
+        community_id: to,
+        reporter_id: bob.id,
+        state: state.into(),
+        report: format!(r#"{{"reason":"r{id} ✓"}}"#),
+        version: 1,
+        created_at: id,
+    };
+    let (r1, r2, r3) = (id(), id(), id());
+    s.insert_report(&report(r1, Some(c.id), "open"))
+        .await
+        .unwrap();
+    s.insert_report(&report(r2, Some(c.id), "dismissed"))
+        .await
+        .unwrap();
+    s.insert_report(&report(r3, None, "open")).await.unwrap();
+    let ids = |v: Vec<ReportRecord>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.reports(Some(c.id), None, i64::MAX, 10).await.unwrap()),
+        [r2, r1]
+    );
+    assert_eq!(
+        ids(s
+            .reports(Some(c.id), Some("open"), i64::MAX, 10)
+            .await
+            .unwrap()),
+        [r1]
+    );
+    assert_eq!(
+        ids(s.reports(None, None, i64::MAX, 10).await.unwrap()),
+        [r3]
+    );
+    assert_eq!(
+        ids(s.reports(Some(c.id), None, r2, 10).await.unwrap()),
+        [r1]
+    );
+    let mut changed = report(r1, Some(c.id), "actioned");
+    changed.version = 2;
+    assert!(s.update_report(&changed, 1).await.unwrap());
+    assert!(
+        !s.update_report(&changed, 1).await.unwrap(),
+        "a stale version loses"
+    );
+    assert_eq!(s.report(r1).await.unwrap(), Some(changed));
+    assert_eq!(s.report(id()).await.unwrap(), None);
 }

@@ -186,7 +186,10 @@ impl From<hearth_moderation::ModerationError> for ApiError {
                 ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
                     .details(json!({ "missing_permission": format!("{object}:{action}") }))
             }
-            M::InvalidTransition { .. } => ApiError::new(StatusCode::CONFLICT, code, e.to_string()),
+            M::InvalidTransition { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+                    .details(json!({ "reason": code }))
+            }
             M::InvalidRule { rule, .. }
             | M::InvalidKeyword { rule, .. }
             | M::InvalidRegex { rule, .. } => {

@@ -11,6 +11,7 @@ pub mod messages;
 pub mod middleware;
 pub mod moderation;
 pub mod ops;
+pub mod reports;
 pub mod roles;
 pub mod search;
 pub mod users;
@@ -140,6 +141,10 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::grant, admin::revoke))
         .routes(routes!(admin::add_permission, admin::remove_permission))
         .routes(routes!(admin::audit_log))
+        .routes(routes!(reports::file))
+        .routes(routes!(reports::get, reports::update))
+        .routes(routes!(reports::community_queue))
+        .routes(routes!(reports::instance_queue))
         .routes(routes!(voice::list))
         .routes(routes!(voice::update, voice::disconnect))
         .routes(routes!(crate::gateway::upgrade))

@@ -31,7 +31,8 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     staff_policy_decides_every_admin_call,
-    suspension_locks_an_account_out
+    suspension_locks_an_account_out,
+    reports_reach_moderators_and_staff
 );
 
 async fn login(s: &TestServer, name: &str, password: &str) -> (StatusCode, Value) {
@@ -399,4 +400,241 @@ async fn suspension_locks_an_account_out(s: &TestServer) {
         .unwrap();
     assert_eq!(suspend["reason"], "spam waves");
     assert_eq!(suspend["target_id"], victim.id.as_str());
+}
+
+async fn reports_reach_moderators_and_staff(s: &TestServer) {
+    let owner = s.register("rep_owner").await;
+    let moder = s.register("rep_mod").await;
+    let alice = s.register("rep_alice").await;
+    let bob = s.register("rep_bob").await;
+    let stranger = s.register("rep_stranger").await;
+    let (cid, general) = s.community(&owner, "Reports").await;
+    for u in [&moder, &alice, &bob] {
+        s.join(&owner, &cid, u).await;
+    }
+    let (st, role) = s
+        .post(
+            &format!("/api/v1/communities/{cid}/roles"),
+            &owner.token,
+            json!({"name": "mods", "permissions": ["MANAGE_MESSAGES"]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{role}");
+    let rolid = role["id"].as_str().unwrap();
+    let (st, _) = s
+        .put(
+            &format!(
+                "/api/v1/communities/{cid}/members/{}/roles/{rolid}",
+                moder.id
+            ),
+            &owner.token,
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+
+    // Alice reports Bob's message to the moderators; the content is kept
+    // as evidence even after Bob deletes it.
+    let bad = s.send(&bob, &general, "bad words here").await;
+    let mid = bad["id"].as_str().unwrap();
+    let (st, report) = s
+        .post(
+            "/api/v1/reports",
+            &alice.token,
+            json!({"to": "community", "message_id": mid, "channel_id": general, "reason": "insults"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{report}");
+    assert_eq!(report["state"], "open");
+    assert_eq!(report["community_id"], cid.as_str());
+    assert_eq!(report["subject"]["kind"], "message");
+    assert_eq!(report["subject"]["evidence"], "bad words here");
+    assert_eq!(report["subject"]["author_id"], bob.id.as_str());
+    let rid = report["id"].as_str().unwrap().to_string();
+    let (st, _) = s
+        .delete(
+            &format!("/api/v1/channels/{general}/messages/{mid}"),
+            &bob.token,
+        )
+        .await;
+    assert!(st.is_success());
+
+    // What may not be reported: one's own message, what one cannot see, a
+    // deleted message, a DM's message to a community, nothing at all.
+    let mine = s.send(&alice, &general, "my own").await;
+    let (st, body) = s
+        .post(
+            "/api/v1/reports",
+            &alice.token,
+            json!({"to": "community", "message_id": mine["id"], "channel_id": general, "reason": "x"}),
+        )
+        .await;
+    assert_error(st, &body, 400, "invalid_request");
+    let other = s.send(&bob, &general, "seen by members only").await;
+    let (st, body) = s
+        .post(
+            "/api/v1/reports",
+            &stranger.token,
+            json!({"to": "instance", "message_id": other["id"], "channel_id": general, "reason": "x"}),
+        )
+        .await;
+    assert_error(st, &body, 404, "not_found");
+    let (st, body) = s
+        .post(
+            "/api/v1/reports",
+            &alice.token,
+            json!({"to": "community", "message_id": mid, "channel_id": general, "reason": "again"}),
+        )
+        .await;
+    assert_error(st, &body, 404, "not_found");
+    let (st, dm) = s
+        .post("/api/v1/dms", &bob.token, json!({"user_ids": [alice.id]}))
+        .await;
+    assert!(st.is_success(), "{dm}");
+    let dm_id = dm["id"].as_str().unwrap();
+    let in_dm = s.send(&bob, dm_id, "dm insult").await;
+    let (st, body) = s
+        .post(
+            "/api/v1/reports",
+            &alice.token,
+            json!({"to": "community", "message_id": in_dm["id"], "channel_id": dm_id, "reason": "x"}),
+        )
+        .await;
+    assert_error(st, &body, 400, "invalid_request");
+    for bad in [
+        json!({"to": "community", "reason": "nothing"}),
+        json!({"to": "elsewhere", "user_id": bob.id, "community_id": cid, "reason": "x"}),
+        json!({"to": "community", "user_id": bob.id, "community_id": cid, "reason": "  "}),
+        json!({"to": "community", "user_id": bob.id, "community_id": cid, "reason": "x", "extra": 1}),
+    ] {
+        let (st, body) = s.post("/api/v1/reports", &alice.token, bad.clone()).await;
+        assert_error(st, &body, 400, "invalid_request");
+    }
+    let (st, body) = s
+        .post(
+            "/api/v1/reports",
+            &alice.token,
+            json!({"to": "community", "user_id": stranger.id, "community_id": cid, "reason": "not here"}),
+        )
+        .await;
+    assert_error(st, &body, 404, "not_found");
+
+    // The queue is the moderators'; the reporter sees their report, without notes.
+    let (st, body) = s
+        .get(&format!("/api/v1/communities/{cid}/reports"), &alice.token)
+        .await;
+    assert_error(st, &body, 403, "forbidden");
+    let (st, queue) = s
+        .get(
+            &format!("/api/v1/communities/{cid}/reports?state=open"),
+            &moder.token,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{queue}");
+    assert_eq!(queue.as_array().unwrap().len(), 1);
+    assert_eq!(queue[0]["subject"]["evidence"], "bad words here");
+    let (st, _) = s
+        .patch(
+            &format!("/api/v1/reports/{rid}"),
+            &alice.token,
+            json!({"state": "dismissed"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, handled) = s
+        .patch(
+            &format!("/api/v1/reports/{rid}"),
+            &moder.token,
+            json!({"state": "actioned", "note": "removed and warned"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{handled}");
+    assert_eq!(handled["state"], "actioned");
+    assert_eq!(handled["resolved_by"], moder.id.as_str());
+    assert_eq!(handled["notes"][0]["body"], "removed and warned");
+    let (st, body) = s
+        .patch(
+            &format!("/api/v1/reports/{rid}"),
+            &moder.token,
+            json!({"state": "dismissed"}),
+        )
+        .await;
+    assert_error(st, &body, 409, "conflict");
+    assert_eq!(
+        body["error"]["details"]["reason"],
+        "report_invalid_transition"
+    );
+    let (st, mine) = s.get(&format!("/api/v1/reports/{rid}"), &alice.token).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(mine["state"], "actioned");
+    assert_eq!(mine["notes"], json!([]));
+    let (st, _) = s
+        .get(&format!("/api/v1/reports/{rid}"), &stranger.token)
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (_, log) = s
+        .get(
+            &format!("/api/v1/communities/{cid}/audit-log?action=report_actioned"),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(log.as_array().map(Vec::len), Some(1), "{log}");
+
+    // To the instance's staff: support reads the queue but may not close a
+    // report; trust and safety may.
+    let (st, r2) = s
+        .post(
+            "/api/v1/reports",
+            &alice.token,
+            json!({"to": "instance", "message_id": in_dm["id"], "channel_id": dm_id, "reason": "harassment"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{r2}");
+    assert_eq!(r2["to"], "instance");
+    let admin = s.register("rep_admin").await;
+    s.make_admin(&admin).await;
+    let support = s.register("rep_support").await;
+    let tns = s.register("rep_tns").await;
+    for (u, role) in [(&support, "support"), (&tns, "trust_and_safety")] {
+        let (st, _) = s
+            .put(
+                &format!("/api/v1/admin/staff/roles/{role}/members/{}", u.id),
+                &admin.token,
+                None,
+            )
+            .await;
+        assert_eq!(st, StatusCode::NO_CONTENT);
+    }
+    let (st, queue) = s
+        .get("/api/v1/admin/reports?state=open", &support.token)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{queue}");
+    assert_eq!(queue[0]["id"], r2["id"]);
+    let r2id = r2["id"].as_str().unwrap();
+    let (st, body) = s
+        .patch(
+            &format!("/api/v1/reports/{r2id}"),
+            &support.token,
+            json!({"state": "dismissed"}),
+        )
+        .await;
+    assert_error(st, &body, 403, "forbidden");
+    let (st, body) = s.get("/api/v1/admin/reports", &moder.token).await;
+    assert_error(st, &body, 403, "forbidden");
+    let (st, done) = s
+        .patch(
+            &format!("/api/v1/reports/{r2id}"),
+            &tns.token,
+            json!({"state": "dismissed"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{done}");
+    assert_eq!(done["state"], "dismissed");
+    let (_, log) = s
+        .get(
+            "/api/v1/admin/audit-log?action=admin_report_dismiss",
+            &admin.token,
+        )
+        .await;
+    assert_eq!(log.as_array().map(Vec::len), Some(1), "{log}");
 }
