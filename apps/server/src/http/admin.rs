@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use hearth_moderation::TargetKind;
 use hearth_moderation::staff::{Actor, AdminOp, StaffRole};
-use hearth_moderation::{AuditAction, AuditEntryId, AuditFilter, TargetKind};
 use hearth_store::UserRecord;
 use hearth_types::UserId;
 use serde::{Deserialize, Serialize};
@@ -499,22 +499,7 @@ pub async fn add_permission(
     Auth(p): Auth,
     Path((role, object, action)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
-    let role = role_of(&role)?;
-    let by = actor(&state, p.user_id).await?;
-    if state
-        .admin
-        .policy
-        .add_permission(by, &role, &object, &action)
-        .await?
-    {
-        edited(
-            &state,
-            p.user_id,
-            json!({ "allow": { "role": role.to_string(), "permission": format!("{object}:{action}") } }),
-        )
-        .await;
-    }
-    Ok(StatusCode::NO_CONTENT)
+    edit_permission(&state, p.user_id, &role, &object, &action, true).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/admin/staff/roles/{role}/permissions/{object}/{action}", tag = "admin", security(("bearer" = [])),
@@ -525,22 +510,40 @@ pub async fn remove_permission(
     Auth(p): Auth,
     Path((role, object, action)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
-    let role = role_of(&role)?;
-    let by = actor(&state, p.user_id).await?;
-    if !state
-        .admin
-        .policy
-        .remove_permission(by, &role, &object, &action)
-        .await?
-    {
+    edit_permission(&state, p.user_id, &role, &object, &action, false).await
+}
+
+/// Adds (`allow`) or removes a role's permission; removing one that is not
+/// there is 404, adding one that is changes nothing.
+async fn edit_permission(
+    state: &AppState,
+    by: UserId,
+    role: &str,
+    object: &str,
+    action: &str,
+    allow: bool,
+) -> ApiResult<StatusCode> {
+    let role = role_of(role)?;
+    let actor = actor(state, by).await?;
+    let policy = &state.admin.policy;
+    let changed = if allow {
+        policy.add_permission(actor, &role, object, action).await?
+    } else {
+        policy
+            .remove_permission(actor, &role, object, action)
+            .await?
+    };
+    if changed {
+        let key = if allow { "allow" } else { "deny" };
+        edited(
+            state,
+            by,
+            json!({ key: { "role": role.to_string(), "permission": format!("{object}:{action}") } }),
+        )
+        .await;
+    } else if !allow {
         return Err(ApiError::not_found());
     }
-    edited(
-        &state,
-        p.user_id,
-        json!({ "deny": { "role": role.to_string(), "permission": format!("{object}:{action}") } }),
-    )
-    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -554,27 +557,7 @@ pub async fn audit_log(
     Auth(p): Auth,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Vec<AuditLogEntry>>> {
-    let limit = limit_of(&q)? as usize;
-    let id = |k: &str| -> ApiResult<Option<i64>> {
-        q.get(k)
-            .map(|v| path_id::<UserId>(k, v).map(|u| u.0))
-            .transpose()
-    };
-    let action = match q.get("action") {
-        None => None,
-        Some(a) => Some(
-            a.parse::<AuditAction>()
-                .map_err(|_| ApiError::field("action", format!("unknown action {a:?}")))?,
-        ),
-    };
-    let filter = AuditFilter {
-        community_id: None,
-        actor_id: id("actor_id")?.map(UserId),
-        action,
-        target_id: id("target_id")?,
-        before: id("before")?.map(AuditEntryId),
-        after: id("after")?.map(AuditEntryId),
-    };
+    let (filter, limit) = super::moderation::audit_query(&q, None)?;
     require(&state, p.user_id, AdminOp::ReadAudit).await?;
     let entries = state
         .moderation

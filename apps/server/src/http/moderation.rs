@@ -128,6 +128,37 @@ fn query_id<T: std::str::FromStr>(q: &HashMap<String, String>, k: &str) -> ApiRe
     q.get(k).map(|v| path_id::<T>(k, v)).transpose()
 }
 
+/// An audit-log page's filter and size from its query (a community's, or
+/// the instance's with `None`).
+pub(crate) fn audit_query(
+    q: &HashMap<String, String>,
+    community: Option<CommunityId>,
+) -> ApiResult<(AuditFilter, usize)> {
+    let limit = match q.get("limit") {
+        None => 50,
+        Some(s) => match s.parse::<usize>() {
+            Ok(n @ 1..=100) => n,
+            _ => return Err(ApiError::field("limit", "an integer from 1 to 100")),
+        },
+    };
+    let action = match q.get("action") {
+        None => None,
+        Some(a) => Some(
+            a.parse::<AuditAction>()
+                .map_err(|_| ApiError::field("action", format!("unknown action {a:?}")))?,
+        ),
+    };
+    let filter = AuditFilter {
+        community_id: community,
+        actor_id: query_id::<UserId>(q, "actor_id")?,
+        action,
+        target_id: query_id::<UserId>(q, "target_id")?.map(|t| t.0),
+        before: query_id::<AuditEntryId>(q, "before")?,
+        after: query_id::<AuditEntryId>(q, "after")?,
+    };
+    Ok((filter, limit))
+}
+
 #[utoipa::path(get, path = "/api/v1/communities/{id}/audit-log", tag = "moderation", security(("bearer" = [])),
     params(("id" = String, Path),
         ("actor_id" = Option<String>, Query, description = "only this actor's entries"),
@@ -144,28 +175,7 @@ pub async fn audit_log(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Vec<AuditLogEntry>>> {
     let c: CommunityId = path_id("id", &id)?;
-    let limit = match q.get("limit") {
-        None => 50,
-        Some(s) => match s.parse::<usize>() {
-            Ok(n @ 1..=100) => n,
-            _ => return Err(ApiError::field("limit", "an integer from 1 to 100")),
-        },
-    };
-    let action = match q.get("action") {
-        None => None,
-        Some(a) => Some(
-            a.parse::<AuditAction>()
-                .map_err(|_| ApiError::field("action", format!("unknown action {a:?}")))?,
-        ),
-    };
-    let filter = AuditFilter {
-        community_id: Some(c),
-        actor_id: query_id::<UserId>(&q, "actor_id")?,
-        action,
-        target_id: query_id::<UserId>(&q, "target_id")?.map(|t| t.0),
-        before: query_id::<AuditEntryId>(&q, "before")?,
-        after: query_id::<AuditEntryId>(&q, "after")?,
-    };
+    let (filter, limit) = audit_query(&q, Some(c))?;
     require(&state, c, p.user_id, Permissions::VIEW_AUDIT_LOG).await?;
     let entries = state
         .moderation

@@ -10,31 +10,6 @@ use serde_json::{Value, json};
 use crate::gateway::Gw;
 use crate::{TestServer, User, assert_error};
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
-                let s = crate::TestServer::start(crate::Db::Sqlite).await;
-                super::$name(&s).await;
-                s.stop().await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
-                let s = crate::TestServer::start(crate::Db::Postgres).await;
-                super::$name(&s).await;
-                s.stop().await;
-            })*
-        }
-    };
-}
-
-on_both_backends!(
-    staff_policy_decides_every_admin_call,
-    suspension_locks_an_account_out,
-    reports_reach_moderators_and_staff
-);
-
 async fn login(s: &TestServer, name: &str, password: &str) -> (StatusCode, Value) {
     s.call(
         reqwest::Method::POST,
@@ -53,7 +28,7 @@ async fn put(s: &TestServer, u: &User, path: &str, body: Option<Value>) -> (Stat
     s.put(path, &u.token, body).await
 }
 
-async fn staff_policy_decides_every_admin_call(s: &TestServer) {
+pub async fn staff_policy_decides_every_admin_call(s: &TestServer) {
     let admin = s.register("adm_root").await;
     s.make_admin(&admin).await;
     let helper = s.register("adm_helper").await;
@@ -260,7 +235,7 @@ async fn staff_policy_decides_every_admin_call(s: &TestServer) {
     );
 }
 
-async fn suspension_locks_an_account_out(s: &TestServer) {
+pub async fn suspension_locks_an_account_out(s: &TestServer) {
     let admin = s.register("sus_admin").await;
     s.make_admin(&admin).await;
     let tns = s.register("sus_tns").await;
@@ -402,7 +377,7 @@ async fn suspension_locks_an_account_out(s: &TestServer) {
     assert_eq!(suspend["target_id"], victim.id.as_str());
 }
 
-async fn reports_reach_moderators_and_staff(s: &TestServer) {
+pub async fn reports_reach_moderators_and_staff(s: &TestServer) {
     let owner = s.register("rep_owner").await;
     let moder = s.register("rep_mod").await;
     let alice = s.register("rep_alice").await;

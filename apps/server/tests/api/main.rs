@@ -67,6 +67,12 @@ macro_rules! both_backends_with {
     };
 }
 
+both_backends!(admin_api = admin:
+    staff_policy_decides_every_admin_call,
+    suspension_locks_an_account_out,
+    reports_reach_moderators_and_staff,
+);
+
 both_backends!(
     api = scenarios:
     accounts_and_sessions,
