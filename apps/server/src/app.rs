@@ -495,6 +495,16 @@ async fn drain(state: &AppState) {
 }
 
 impl Server {
+    /// Lets go of the node id without serving: for one-off commands that
+    /// built a server (`hearth admin create-user`), so the database is not
+    /// held for a minute after they exit.
+    pub async fn release(self) {
+        let (node, holder) = self.lease;
+        if let Err(e) = self.state.store.release_node(node, &holder).await {
+            tracing::warn!(error = %e, "releasing the node id");
+        }
+    }
+
     /// Serves until `shutdown` resolves or the node must stop, then drains
     /// in-flight requests and releases the node id.
     pub async fn serve(

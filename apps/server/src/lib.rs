@@ -17,6 +17,7 @@ pub mod http;
 pub mod journal;
 pub mod metrics;
 pub mod moderation;
+pub mod ops;
 pub mod search;
 pub mod state;
 pub mod telemetry;

@@ -1,4 +1,5 @@
-//! `hearth`: run the server, migrate the database, administer accounts.
+//! `hearth`: run the server, migrate the database, administer accounts,
+//! move data to Postgres, back up and restore.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,6 +45,40 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Copy a SQLite instance into an empty Postgres database (every table,
+    /// IDs unchanged), in batches, resumable (run it again after an
+    /// interruption), verified by row counts and checksums. Stop the server
+    /// first.
+    MigrateData {
+        /// The SQLite data directory (or its hearth.db file).
+        #[arg(long)]
+        from: PathBuf,
+        /// The target's postgres:// URL (or set HEARTH_MIGRATE_TO to keep
+        /// its password out of shell history).
+        #[arg(long, env = "HEARTH_MIGRATE_TO", hide_env_values = true)]
+        to: String,
+        /// Rows per batch (one INSERT and one transaction each).
+        #[arg(long, default_value_t = 2000)]
+        batch_rows: usize,
+        /// Tests: stop with an error after this many batches.
+        #[arg(long, hide = true)]
+        fail_after_batches: Option<u64>,
+    },
+    /// Back up the SQLite database to a new file, while the server runs
+    /// (a consistent snapshot). For Postgres use scripts/pg-backup.sh.
+    Backup {
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Restore a backup made by `hearth backup` into the data directory,
+    /// with the server stopped. Refuses a data directory that has a
+    /// database unless --force (which moves it aside, never deletes it).
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long)]
+        force: bool,
+    },
     /// Message search on this node.
     Search {
         #[command(subcommand)]
@@ -255,6 +290,20 @@ async fn main() -> ExitCode {
         Command::Search {
             task: SearchTask::Reindex { fresh },
         } => reindex(cfg, fresh).await,
+        Command::MigrateData {
+            from,
+            to,
+            batch_rows,
+            fail_after_batches,
+        } => {
+            let opts = hearth_store::copy::CopyOptions {
+                batch_rows,
+                fail_after_batches,
+            };
+            hearth_server::ops::migrate_data(&from, &to, &opts).await
+        }
+        Command::Backup { to } => hearth_server::ops::backup(&cfg, &to).await,
+        Command::Restore { from, force } => hearth_server::ops::restore(&cfg, &from, force).await,
         Command::Openapi => Ok(()),
     };
     if let Err(e) = &result {
@@ -416,7 +465,9 @@ async fn admin(cfg: Config, task: AdminTask) -> Result<(), String> {
                 .accounts
                 .create_user(input, admin)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| e.to_string());
+            server.release().await;
+            let user = user?;
             println!(
                 "created user {} (id {}){}",
                 user.username,

@@ -11,7 +11,9 @@
 //!   `@everyone` role and `general` channel, a message with its nonce, a ban
 //!   with the member's removal) run in one transaction.
 
+pub mod backup;
 mod connect;
+pub mod copy;
 mod error;
 mod migrate;
 mod model;
