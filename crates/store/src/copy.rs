@@ -995,32 +995,8 @@ pub async fn migrate_data(
     let mut problems = Vec::new();
     for t in &tables {
         progress(CopyProgress::Verifying { table: &t.name });
-        let limit = t.batch_rows(5000);
-        let mut buf = Vec::new();
-        let mut here = Checksum::default();
-        let mut after: Option<Vec<Value>> = None;
-        loop {
-            let rows = sqlite_page(&mut snap, t, after.as_deref(), limit).await?;
-            for r in &rows {
-                here.add(r, &mut buf);
-            }
-            match rows.last() {
-                Some(r) => after = Some(t.key_of(r)),
-                None => break,
-            }
-        }
-        let mut there = Checksum::default();
-        let mut after: Option<Vec<Value>> = None;
-        loop {
-            let rows = pg_page(&pool, t, after.as_deref(), limit).await?;
-            for r in &rows {
-                there.add(r, &mut buf);
-            }
-            match rows.last() {
-                Some(r) => after = Some(t.key_of(r)),
-                None => break,
-            }
-        }
+        let here = sqlite_checksum(&mut snap, t).await?;
+        let there = pg_checksum(&pool, t).await?;
         if here != there {
             problems.push(format!(
                 "{}: source {} rows ({}), target {} rows ({})",
@@ -1055,31 +1031,60 @@ pub async fn migrate_data(
     })
 }
 
-/// Row counts and checksums of every copied table of a Postgres database,
-/// computed as [`migrate_data`] verifies (for tests and for checking a
-/// target later).
-pub async fn postgres_checksums(url: &str) -> Result<Vec<TableSummary>, CopyError> {
+async fn sqlite_checksum(conn: &mut SqliteConnection, t: &Table) -> Result<Checksum, CopyError> {
+    let limit = t.batch_rows(5000);
+    let (mut sum, mut buf, mut after) = (Checksum::default(), Vec::new(), None::<Vec<Value>>);
+    loop {
+        let rows = sqlite_page(conn, t, after.as_deref(), limit).await?;
+        for r in &rows {
+            sum.add(r, &mut buf);
+        }
+        match rows.last() {
+            Some(r) => after = Some(t.key_of(r)),
+            None => return Ok(sum),
+        }
+    }
+}
+
+async fn pg_checksum(pool: &PgPool, t: &Table) -> Result<Checksum, CopyError> {
+    let limit = t.batch_rows(5000);
+    let (mut sum, mut buf, mut after) = (Checksum::default(), Vec::new(), None::<Vec<Value>>);
+    loop {
+        let rows = pg_page(pool, t, after.as_deref(), limit).await?;
+        for r in &rows {
+            sum.add(r, &mut buf);
+        }
+        match rows.last() {
+            Some(r) => after = Some(t.key_of(r)),
+            None => return Ok(sum),
+        }
+    }
+}
+
+/// Row counts and checksums of every copied table, computed as
+/// [`migrate_data`] verifies: of the Postgres database at `target_url`, and
+/// (with `source`) of that SQLite database instead, read with the target's
+/// schema. For tests, and for checking a target later.
+pub async fn checksums(
+    target_url: &str,
+    source: Option<&Path>,
+) -> Result<Vec<TableSummary>, CopyError> {
     let pool = PgPoolOptions::new()
         .max_connections(1)
-        .connect(url)
+        .connect(target_url)
         .await
         .map_err(target_err)?;
     let tables = target_tables(&pool).await?;
+    let mut src = match source {
+        Some(p) => Some(open_source(&sqlite_file(p)).await?),
+        None => None,
+    };
     let mut out = Vec::new();
     for t in &tables {
-        let mut sum = Checksum::default();
-        let mut buf = Vec::new();
-        let mut after: Option<Vec<Value>> = None;
-        loop {
-            let rows = pg_page(&pool, t, after.as_deref(), 5000).await?;
-            for r in &rows {
-                sum.add(r, &mut buf);
-            }
-            match rows.last() {
-                Some(r) => after = Some(t.key_of(r)),
-                None => break,
-            }
-        }
+        let sum = match &mut src {
+            Some(conn) => sqlite_checksum(conn, t).await?,
+            None => pg_checksum(&pool, t).await?,
+        };
         out.push(TableSummary {
             table: t.name.clone(),
             rows: sum.rows,

@@ -11,6 +11,7 @@ mod gateway;
 mod harness;
 mod matrix;
 mod moderation;
+mod ops;
 mod processes;
 mod scenarios;
 mod search;
