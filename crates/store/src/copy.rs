@@ -164,6 +164,9 @@ pub struct CopySummary {
     /// Rows written by this run (less than the total when it resumed).
     pub copied_rows: u64,
     pub resumed: bool,
+    /// From the start to the last row written (opening and migrating included).
+    pub copy_elapsed: Duration,
+    /// The whole run, verification included.
     pub elapsed: Duration,
     /// Postgres sequences set past the copied values.
     pub sequences_fixed: u32,
@@ -856,6 +859,32 @@ async fn fix_sequences(pool: &PgPool, tables: &[Table]) -> Result<u32, CopyError
     Ok(fixed)
 }
 
+/// One batch and its progress row, in one transaction.
+async fn write_batch(
+    pool: &PgPool,
+    t: &Table,
+    rows: &[Vec<Value>],
+    insert_full: &str,
+    full_rows: usize,
+    last: Option<&[Value]>,
+    rows_after: u64,
+) -> Result<(), CopyError> {
+    let mut tx = pool.begin().await.map_err(target_err)?;
+    let sql = if rows.len() == full_rows {
+        insert_full.to_string()
+    } else {
+        t.insert_sql(rows.len())
+    };
+    let q = sqlx::query::<sqlx::Postgres>(AssertSqlSafe(sql));
+    let q = bind_values!(q, rows.iter().flatten());
+    q.execute(&mut *tx)
+        .await
+        .map_err(|e| CopyError::Target(format!("inserting into {}: {e}", t.name)))?;
+    save_progress(&mut tx, &t.name, last, rows_after, false).await?;
+    tx.commit().await.map_err(target_err)?;
+    Ok(())
+}
+
 // ---- the run ----
 
 /// Copies the SQLite database at `source` (a file, or a data directory
@@ -945,35 +974,18 @@ pub async fn migrate_data(
         }
         let limit = t.batch_rows(opts.batch_rows);
         let insert_full = t.insert_sql(limit);
-        loop {
-            let rows = sqlite_page(&mut snap, t, state.last_key.as_deref(), limit).await?;
-            let mut tx = pool.begin().await.map_err(target_err)?;
-            if rows.is_empty() {
-                save_progress(
-                    &mut tx,
-                    &t.name,
-                    state.last_key.as_deref(),
-                    state.rows,
-                    true,
-                )
-                .await?;
-                tx.commit().await.map_err(target_err)?;
-                break;
-            }
-            let sql = if rows.len() == limit {
-                insert_full.clone()
-            } else {
-                t.insert_sql(rows.len())
-            };
-            let q = sqlx::query::<sqlx::Postgres>(AssertSqlSafe(sql));
-            let q = bind_values!(q, rows.iter().flatten());
-            q.execute(&mut *tx)
-                .await
-                .map_err(|e| CopyError::Target(format!("inserting into {}: {e}", t.name)))?;
+        // Reading the next page from SQLite overlaps writing this one to
+        // Postgres (the key to read after is known before the write).
+        let mut rows = sqlite_page(&mut snap, t, state.last_key.as_deref(), limit).await?;
+        while !rows.is_empty() {
             let last = rows.last().map(|r| t.key_of(r));
-            state.rows += rows.len() as u64;
-            save_progress(&mut tx, &t.name, last.as_deref(), state.rows, false).await?;
-            tx.commit().await.map_err(target_err)?;
+            let after = state.rows + rows.len() as u64;
+            let (next, written) = tokio::join!(
+                sqlite_page(&mut snap, t, last.as_deref(), limit),
+                write_batch(&pool, t, &rows, &insert_full, limit, last.as_deref(), after)
+            );
+            written?;
+            state.rows = after;
             state.last_key = last;
             copied += rows.len() as u64;
             batches += 1;
@@ -985,18 +997,30 @@ pub async fn migrate_data(
             if opts.fail_after_batches.is_some_and(|n| batches >= n) {
                 return Err(CopyError::Injected(batches));
             }
+            rows = next?;
         }
+        let mut tx = pool.begin().await.map_err(target_err)?;
+        save_progress(
+            &mut tx,
+            &t.name,
+            state.last_key.as_deref(),
+            state.rows,
+            true,
+        )
+        .await?;
+        tx.commit().await.map_err(target_err)?;
         tracing::info!(table = %t.name, rows = state.rows, "table copied");
     }
     let sequences_fixed = fix_sequences(&pool, &tables).await?;
+    let copy_elapsed = started.elapsed();
 
     // Verify: the same canonical checksum on both sides.
     let mut summary = Vec::with_capacity(tables.len());
     let mut problems = Vec::new();
     for t in &tables {
         progress(CopyProgress::Verifying { table: &t.name });
-        let here = sqlite_checksum(&mut snap, t).await?;
-        let there = pg_checksum(&pool, t).await?;
+        let (here, there) = tokio::join!(sqlite_checksum(&mut snap, t), pg_checksum(&pool, t));
+        let (here, there) = (here?, there?);
         if here != there {
             problems.push(format!(
                 "{}: source {} rows ({}), target {} rows ({})",
@@ -1026,6 +1050,7 @@ pub async fn migrate_data(
         tables: summary,
         copied_rows: copied,
         resumed,
+        copy_elapsed,
         elapsed: started.elapsed(),
         sequences_fixed,
     })
