@@ -866,3 +866,50 @@ async fn bad_restores_are_refused() {
     assert_eq!(aside.len(), 1, "{aside:?}");
     assert_eq!(sha256_file(&aside[0]), original);
 }
+
+/// The Postgres path: `scripts/pg-backup.sh` backs up a migrated database
+/// and restores it into an empty one with identical checksums; a database
+/// with tables is refused and left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_backup_script_round_trips() {
+    let f = populate().await;
+    let pg = Pg::new().await;
+    let (good, out, err) = migrate_data(f.data(), &pg.url, &[]);
+    assert!(good, "{out}\n{err}");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/pg-backup.sh");
+    let dump = f.data().join("pg.dump");
+    let sh = |args: &[&str]| {
+        let out = std::process::Command::new("bash")
+            .arg(&script)
+            .args(args)
+            .output()
+            .expect("bash");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (good, err) = sh(&["backup", &pg.url, dump.to_str().unwrap()]);
+    assert!(good, "{err}");
+    let restored = Pg::new().await;
+    let (good, err) = sh(&["restore", dump.to_str().unwrap(), &restored.url]);
+    assert!(good, "{err}");
+    let want = copy::checksums(&pg.url, None).await.unwrap();
+    assert_eq!(copy::checksums(&restored.url, None).await.unwrap(), want);
+    let (good, err) = sh(&["restore", dump.to_str().unwrap(), &pg.url]);
+    assert!(
+        !good && err.contains("restore into an empty database"),
+        "{err}"
+    );
+    assert_eq!(copy::checksums(&pg.url, None).await.unwrap(), want);
+    let cut = f.data().join("cut.dump");
+    let bytes = std::fs::read(&dump).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
+    let (good, err) = sh(&["restore", cut.to_str().unwrap(), &restored.url]);
+    assert!(
+        !good && err.contains("not a usable pg_dump archive"),
+        "{err}"
+    );
+    pg.drop().await;
+    restored.drop().await;
+}
