@@ -480,8 +480,9 @@ async fn everything_moves_and_is_served_the_same() {
     pg.drop().await;
 }
 
-/// Interrupted after a few batches, then run again: it continues (not
-/// refused as non-empty), and the end is identical to the source.
+/// Interrupted after a few batches (twice), then killed mid-table, then run
+/// again: each run continues (not refused as non-empty), and the end is
+/// identical to the source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_run_resumes() {
     let f = populate().await;
@@ -513,6 +514,40 @@ async fn an_interrupted_run_resumes() {
         &["--batch-rows", "4", "--fail-after-batches", "5"],
     );
     assert!(!good && err.contains("stopped after 5 batches"), "{err}");
+    // Killed (SIGKILL) in the middle of a table, one row a batch.
+    let (data, url) = (f.data().to_path_buf(), pg.url.clone());
+    let said = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut child = hearth()
+            .args(["migrate-data", "--batch-rows", "1", "--from"])
+            .arg(&data)
+            .args(["--to", &url])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut said = Vec::new();
+        // The first line is the start; the next one reports a copied table.
+        for line in lines.by_ref().take(2) {
+            said.push(line.unwrap());
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        said
+    })
+    .await
+    .unwrap();
+    assert!(
+        said[0].contains("continuing an interrupted migration"),
+        "{said:?}"
+    );
+    assert!(said[1].contains(" rows"), "{said:?}");
+    assert!(
+        pg.tables()
+            .await
+            .contains(&copy::PROGRESS_TABLE.to_string())
+    );
     let (good, out, err) = migrate_data(f.data(), &pg.url, &["--batch-rows", "4"]);
     assert!(good, "{out}\n{err}");
     assert!(out.contains("continuing an interrupted run"), "{out}");
