@@ -920,12 +920,18 @@ pub async fn migrate_data(
     crate::sql::PostgresStore::new(pool.clone())
         .migrate()
         .await?;
+    tracing::info!(source = %source_name, resumed, "migrating data to Postgres");
+
+    let tables = target_tables(&pool).await?;
+    check_source_schema(&mut src, &tables).await?;
     if !resumed {
+        // The table and the row naming the source, together.
+        let mut tx = pool.begin().await.map_err(target_err)?;
         sqlx::query(AssertSqlSafe(format!(
             "CREATE TABLE {PROGRESS_TABLE} (table_name TEXT PRIMARY KEY, last_key BYTEA, \
              rows BIGINT NOT NULL, done BOOLEAN NOT NULL, source TEXT NOT NULL, updated_at BIGINT NOT NULL)"
         )))
-        .execute(&pool)
+        .execute(&mut *tx)
         .await
         .map_err(target_err)?;
         sqlx::query(AssertSqlSafe(format!(
@@ -933,14 +939,11 @@ pub async fn migrate_data(
         )))
         .bind(&source_name)
         .bind(hearth_types::now_ms())
-        .execute(&pool)
+        .execute(&mut *tx)
         .await
         .map_err(target_err)?;
+        tx.commit().await.map_err(target_err)?;
     }
-    tracing::info!(source = %source_name, resumed, "migrating data to Postgres");
-
-    let tables = target_tables(&pool).await?;
-    check_source_schema(&mut src, &tables).await?;
 
     // One snapshot of the source for the whole run.
     let mut snap = src.begin().await.map_err(source_err)?;
