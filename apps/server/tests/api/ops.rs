@@ -302,6 +302,26 @@ async fn populate() -> Fixture {
         .await,
     )
     .await;
+    // A report to the moderators, and a suspension by a platform admin.
+    ok(
+        "report",
+        s.post(
+            "/api/v1/reports",
+            &alice.token,
+            json!({"to": "community", "message_id": ids[5], "channel_id": general, "reason": "insults"}),
+        )
+        .await,
+    )
+    .await;
+    s.make_admin(&owner).await;
+    let (st, v) = s
+        .put(
+            &format!("/api/v1/admin/users/{}/suspension", carol.id),
+            &owner.token,
+            Some(json!({"reason": "spam waves"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "suspension: {v}");
     // The audit consumer stores entries a moment after.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
