@@ -83,6 +83,12 @@ ensure_coturn() {
   scripts/coturn.sh start
 }
 
+# moto in server mode, the S3-compatible server the blob-store tests run against.
+ensure_moto() {
+  export HEARTH_TEST_S3_URL="${HEARTH_TEST_S3_URL:-http://127.0.0.1:${HEARTH_MOTO_PORT:-5055}}"
+  scripts/moto.sh start
+}
+
 ensure_chromium() {
   command -v chromium >/dev/null || apt_install chromium
 }
@@ -106,6 +112,7 @@ run_rust() {
   ensure_nats
   nats_gc
   ensure_redis
+  ensure_moto
   say "Rust: formatting"
   cargo fmt --all -- --check
   say "Rust: tests (SQLite and Postgres)"
