@@ -52,6 +52,8 @@ pub enum StartError {
     State(String),
     #[error("staff policy: {0}")]
     StaffPolicy(String),
+    #[error("blob store: {0}")]
+    Blobs(String),
     #[error("accounts: {0}")]
     Accounts(#[from] hearth_accounts::AccountsError),
 }
@@ -356,7 +358,16 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
     } else {
         None
     };
-    tracing::info!(node, backend = store.backend(), "node ready");
+    let blobs = crate::media::open_blobs(&cfg)
+        .await
+        .map_err(|e| StartError::Blobs(e.to_string()))?;
+    let media = crate::media::Media::new(&cfg, blobs, ids.clone(), &metrics);
+    tracing::info!(
+        node,
+        backend = store.backend(),
+        blobs = media.blobs.kind(),
+        "node ready"
+    );
     let state = AppState(Arc::new(Inner {
         cfg,
         store,
@@ -377,11 +388,15 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         moderation,
         admin,
         search,
+        media,
     }));
     crate::moderation::Moderation::start(&state)
         .await
         .map_err(StartError::Bus)?;
     crate::admin::start(&state).await.map_err(StartError::Bus)?;
+    crate::media::Media::start(&state)
+        .await
+        .map_err(StartError::Bus)?;
     if let Some(s) = &state.search {
         s.start(
             state.bus.clone(),

@@ -135,6 +135,44 @@ pub struct Config {
     pub audit_retention_days: u64,
     pub rate_limit: RateLimitConfig,
     pub password_hash: PasswordHashConfig,
+    pub media: MediaConfig,
+}
+
+/// Uploads and where their bytes live.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Largest file accepted (bytes); larger gets 413 payload_too_large.
+    pub max_upload_bytes: u64,
+    /// Uploads not attached to a message (or used as an avatar) within this
+    /// many seconds are deleted.
+    pub upload_ttl_secs: u64,
+    /// `disk` (`data_dir/blobs`) or `s3`.
+    pub blob_backend: String,
+    pub s3_bucket: String,
+    /// Empty for AWS; the URL of an S3-compatible service otherwise.
+    pub s3_endpoint: String,
+    pub s3_region: String,
+    pub s3_access_key_id: String,
+    pub s3_secret_access_key: Secret,
+    /// Allow a plain-HTTP `s3_endpoint`.
+    pub s3_allow_http: bool,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            max_upload_bytes: 25 * 1024 * 1024,
+            upload_ttl_secs: 86_400,
+            blob_backend: "disk".into(),
+            s3_bucket: String::new(),
+            s3_endpoint: String::new(),
+            s3_region: "us-east-1".into(),
+            s3_access_key_id: String::new(),
+            s3_secret_access_key: Secret::default(),
+            s3_allow_http: false,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -207,6 +245,7 @@ impl Default for Config {
             audit_retention_days: 365,
             rate_limit: RateLimitConfig::default(),
             password_hash: PasswordHashConfig::default(),
+            media: MediaConfig::default(),
         }
     }
 }
@@ -462,6 +501,36 @@ impl Config {
             "HEARTH_AUDIT_RETENTION_DAYS",
             env("HEARTH_AUDIT_RETENTION_DAYS"),
         )?;
+        let m = &mut self.media;
+        for (field, name) in [
+            (&mut m.blob_backend, "HEARTH_MEDIA_BLOB_BACKEND"),
+            (&mut m.s3_bucket, "HEARTH_MEDIA_S3_BUCKET"),
+            (&mut m.s3_endpoint, "HEARTH_MEDIA_S3_ENDPOINT"),
+            (&mut m.s3_region, "HEARTH_MEDIA_S3_REGION"),
+            (&mut m.s3_access_key_id, "HEARTH_MEDIA_S3_ACCESS_KEY_ID"),
+        ] {
+            set(field, name, env(name))?;
+        }
+        set(
+            &mut m.s3_secret_access_key,
+            "HEARTH_MEDIA_S3_SECRET_ACCESS_KEY",
+            env("HEARTH_MEDIA_S3_SECRET_ACCESS_KEY"),
+        )?;
+        set(
+            &mut m.s3_allow_http,
+            "HEARTH_MEDIA_S3_ALLOW_HTTP",
+            env("HEARTH_MEDIA_S3_ALLOW_HTTP"),
+        )?;
+        set(
+            &mut m.max_upload_bytes,
+            "HEARTH_MEDIA_MAX_UPLOAD_BYTES",
+            env("HEARTH_MEDIA_MAX_UPLOAD_BYTES"),
+        )?;
+        set(
+            &mut m.upload_ttl_secs,
+            "HEARTH_MEDIA_UPLOAD_TTL_SECS",
+            env("HEARTH_MEDIA_UPLOAD_TTL_SECS"),
+        )?;
         let rl = &mut self.rate_limit;
         set(
             &mut rl.enabled,
@@ -689,6 +758,29 @@ impl Config {
                 "password_hash",
                 "memory_kib >= 8, iterations >= 1".into(),
             ));
+        }
+        let m = &self.media;
+        if m.max_upload_bytes == 0 || m.upload_ttl_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "media",
+                "max_upload_bytes and upload_ttl_secs must be at least 1".into(),
+            ));
+        }
+        match m.blob_backend.as_str() {
+            "disk" => {}
+            "s3" if !m.s3_bucket.is_empty() => {}
+            "s3" => {
+                return Err(ConfigError::Invalid(
+                    "media.s3_bucket",
+                    "needed for s3".into(),
+                ));
+            }
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "media.blob_backend",
+                    "disk or s3".into(),
+                ));
+            }
         }
         let rl = &self.rate_limit;
         if rl.per_ip_per_second <= 0.0

@@ -45,6 +45,8 @@ pub struct Inner {
     /// This node's message search; `None` when off or its index could not
     /// be opened (the search endpoints answer 503).
     pub search: Option<Arc<crate::search::Search>>,
+    /// Uploads, the blob store and the image pipeline.
+    pub media: crate::media::Media,
 }
 
 impl Deref for AppState {

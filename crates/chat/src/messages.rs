@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use hearth_rbac::Permissions;
 use hearth_store::{
-    ChannelRecord, Mentions, MessageCreate, MessageRecord, NewMessage, Page, ReactionAdded,
-    ReadStateRecord,
+    AttachmentRecord, ChannelRecord, Mentions, MessageCreate, MessageRecord, NewMessage, Page,
+    ReactionAdded, ReadStateRecord,
 };
 use hearth_types::{AttachmentId, ChannelId, CommunityId, MessageId, RoleId, UserId, now_ms};
 
@@ -21,6 +21,8 @@ use crate::validate;
 
 pub const MAX_CONTENT_CHARS: usize = 4000;
 const MAX_NONCE_CHARS: usize = 64;
+/// The most files one message carries (issue #11).
+pub const MAX_ATTACHMENTS: usize = 10;
 const MAX_PINS: usize = 50;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +39,8 @@ pub struct MessageView {
     pub record: MessageRecord,
     pub community_id: Option<CommunityId>,
     pub reactions: Vec<ReactionView>,
+    /// The message's files, in the order they were attached.
+    pub attachments: Vec<AttachmentRecord>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -74,12 +78,80 @@ fn check_emoji(e: &str) -> ChatResult<&'static str> {
 }
 
 impl Chat {
-    fn view(&self, ch: &ChannelRecord, record: MessageRecord) -> MessageView {
-        MessageView {
+    /// A view without reactions (what change events carry), with its files.
+    async fn view(&self, ch: &ChannelRecord, record: MessageRecord) -> ChatResult<MessageView> {
+        let attachments = self.store.attachments(&record.attachment_ids).await?;
+        Ok(MessageView {
             record,
             community_id: ch.community_id,
             reactions: Vec::new(),
+            attachments,
+        })
+    }
+
+    /// Whether `user` may upload a file into `channel` now: VIEW_CHANNEL (else
+    /// 404), SEND_MESSAGES and ATTACH_FILES (else 403), and a DM they may send in.
+    pub async fn check_upload(&self, channel: ChannelId, user: UserId) -> ChatResult<()> {
+        let (ch, p) = self.visible_channel(channel, user).await?;
+        require(p, Permissions::SEND_MESSAGES | Permissions::ATTACH_FILES)?;
+        self.dm_send_allowed(&ch, user).await
+    }
+
+    /// Announces MESSAGE_UPDATE for a message whose files changed (the image
+    /// pipeline wrote a preview). No permission check: the caller is the server.
+    pub async fn announce_files_changed(
+        &self,
+        channel: ChannelId,
+        id: MessageId,
+    ) -> ChatResult<()> {
+        let ch = self
+            .store
+            .channel(channel)
+            .await?
+            .ok_or(ChatError::NotFound)?;
+        if let Some(rec) = self.store.message(channel, id).await? {
+            let view = self.view(&ch, rec).await?;
+            self.emit(ChatEvent::MessageUpdate(view));
         }
+        Ok(())
+    }
+
+    /// Checks that `ids` are at most [`MAX_ATTACHMENTS`] distinct unsent uploads
+    /// of `author` to `channel`; anything else is one answer, so ids cannot be probed.
+    async fn check_attachments(
+        &self,
+        channel: ChannelId,
+        author: UserId,
+        ids: &[AttachmentId],
+    ) -> ChatResult<Vec<AttachmentRecord>> {
+        if ids.len() > MAX_ATTACHMENTS {
+            return Err(ChatError::Invalid(
+                "attachment_ids",
+                format!("at most {MAX_ATTACHMENTS} files a message"),
+            ));
+        }
+        let distinct: BTreeSet<AttachmentId> = ids.iter().copied().collect();
+        if distinct.len() != ids.len() {
+            return Err(ChatError::Invalid(
+                "attachment_ids",
+                "an attachment twice".into(),
+            ));
+        }
+        let found = self.store.attachments(ids).await?;
+        let usable = found.len() == ids.len()
+            && found.iter().all(|a| {
+                a.uploader_id == author
+                    && a.channel_id == Some(channel)
+                    && a.purpose == "message"
+                    && a.message_id.is_none()
+            });
+        if !usable {
+            return Err(ChatError::Invalid(
+                "attachment_ids",
+                "unknown attachment".into(),
+            ));
+        }
+        Ok(found)
     }
 
     /// Attaches reaction counts (with `me` for `viewer`) to a page of messages.
@@ -91,9 +163,19 @@ impl Chat {
     ) -> ChatResult<Vec<MessageView>> {
         let ids: Vec<MessageId> = records.iter().map(|m| m.id).collect();
         let counts = self.store.reactions(ch.id, &ids, viewer).await?;
+        let file_ids: Vec<AttachmentId> = records
+            .iter()
+            .flat_map(|m| m.attachment_ids.iter().copied())
+            .collect();
+        let files = self.store.attachments(&file_ids).await?;
         Ok(records
             .into_iter()
             .map(|record| {
+                let attachments = record
+                    .attachment_ids
+                    .iter()
+                    .filter_map(|id| files.iter().find(|f| f.id == *id).cloned())
+                    .collect();
                 let reactions = counts
                     .iter()
                     .filter(|r| r.message_id == record.id)
@@ -107,6 +189,7 @@ impl Chat {
                     record,
                     community_id: ch.community_id,
                     reactions,
+                    attachments,
                 }
             })
             .collect())
@@ -191,13 +274,12 @@ impl Chat {
                 "1-4000 characters after trimming, or attachments".into(),
             ));
         }
+        let mut files = Vec::new();
         if !input.attachment_ids.is_empty() {
             require(p, Permissions::ATTACH_FILES)?;
-            // File uploads arrive with the media service; until then no ID can name one.
-            return Err(ChatError::Invalid(
-                "attachment_ids",
-                "unknown attachment".into(),
-            ));
+            files = self
+                .check_attachments(channel, author, &input.attachment_ids)
+                .await?;
         }
         if let Some(n) = &input.nonce
             && (n.is_empty() || n.chars().count() > MAX_NONCE_CHARS || n.contains('\0'))
@@ -274,7 +356,27 @@ impl Chat {
             .await;
         match outcome? {
             MessageCreate::Created(rec) => {
-                let view = self.view(&ch, rec);
+                // Bound to the message before it is announced, so every reader of
+                // the event can fetch them. A concurrent send that claimed one
+                // first wins; this message then names a file it does not own,
+                // which serving refuses (the file's message_id is the other's).
+                if !files.is_empty()
+                    && !self
+                        .store
+                        .claim_attachments(&rec.attachment_ids, author, channel, rec.id)
+                        .await?
+                {
+                    tracing::warn!(message = %rec.id, "attachments claimed by a concurrent send");
+                }
+                for f in &mut files {
+                    f.message_id = Some(rec.id);
+                }
+                let view = MessageView {
+                    record: rec,
+                    community_id: ch.community_id,
+                    reactions: Vec::new(),
+                    attachments: files,
+                };
                 if let Some(p) = pass.as_mut() {
                     p.emitted = Some(view.record.id);
                 }
@@ -591,7 +693,7 @@ impl Chat {
             pinned,
         });
         if let Some(rec) = self.store.message(channel, id).await? {
-            self.emit(ChatEvent::MessageUpdate(self.view(&ch, rec)));
+            self.emit(ChatEvent::MessageUpdate(self.view(&ch, rec).await?));
         }
         Ok(())
     }

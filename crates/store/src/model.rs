@@ -444,3 +444,41 @@ pub struct AuditQuery {
     /// Only rows with a larger id.
     pub after: Option<i64>,
 }
+
+/// An uploaded file (the bytes are in the blob store under `blob_key`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttachmentRecord {
+    pub id: AttachmentId,
+    pub uploader_id: UserId,
+    /// The channel it was uploaded to (`None` for avatars).
+    pub channel_id: Option<ChannelId>,
+    /// `message` or `avatar`: opaque here.
+    pub purpose: String,
+    pub filename: String,
+    pub declared_type: String,
+    /// What the bytes are (sniffed), not what the client said.
+    pub content_type: String,
+    pub size: i64,
+    pub sha256: String,
+    pub blob_key: String,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub blurhash: Option<String>,
+    pub preview_key: Option<String>,
+    /// The pipeline refused it as an image (corrupt, a bomb, a polyglot).
+    pub undecodable: bool,
+    pub message_id: Option<MessageId>,
+    pub created_at: i64,
+}
+
+/// What the image pipeline found.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AttachmentProcessed {
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub blurhash: Option<String>,
+    pub preview_key: Option<String>,
+    pub undecodable: bool,
+    /// Set when the original was rewritten (metadata stripped).
+    pub size_sha256: Option<(i64, String)>,
+}

@@ -99,6 +99,13 @@ macro_rules! message_select {
     };
 }
 
+macro_rules! attachment_select {
+    () => {
+        "SELECT id, uploader_id, channel_id, purpose, filename, declared_type, content_type, size, sha256, \
+         blob_key, width, height, blurhash, preview_key, undecodable, message_id, created_at FROM attachments "
+    };
+}
+
 macro_rules! member_select {
     () => {
         concat!(
@@ -122,6 +129,28 @@ macro_rules! channel_select {
 macro_rules! sql_impl {
     ($Store:ident, $Db:ty, $Row:ty, $backend:literal, $migrations:expr) => {
         impl $Store {
+            fn attachment_row(r: &$Row) -> StoreResult<AttachmentRecord> {
+                Ok(AttachmentRecord {
+                    id: AttachmentId(r.try_get("id")?),
+                    uploader_id: UserId(r.try_get("uploader_id")?),
+                    channel_id: r.try_get::<Option<i64>, _>("channel_id")?.map(ChannelId),
+                    purpose: r.try_get("purpose")?,
+                    filename: r.try_get("filename")?,
+                    declared_type: r.try_get("declared_type")?,
+                    content_type: r.try_get("content_type")?,
+                    size: r.try_get("size")?,
+                    sha256: r.try_get("sha256")?,
+                    blob_key: r.try_get("blob_key")?,
+                    width: r.try_get("width")?,
+                    height: r.try_get("height")?,
+                    blurhash: r.try_get("blurhash")?,
+                    preview_key: r.try_get("preview_key")?,
+                    undecodable: r.try_get("undecodable")?,
+                    message_id: r.try_get::<Option<i64>, _>("message_id")?.map(MessageId),
+                    created_at: r.try_get("created_at")?,
+                })
+            }
+
             fn user_from(r: &$Row) -> Result<UserRecord, sqlx::Error> {
                 Ok(UserRecord {
                     id: UserId(r.try_get("u_id")?),
@@ -1764,6 +1793,131 @@ macro_rules! sql_impl {
                     out.push((ChannelId(r.try_get("channel_id")?), MessageId(r.try_get("id")?)));
                 }
                 Ok(out)
+            }
+
+            // ---- attachments ----
+
+            async fn insert_attachment(&self, a: &AttachmentRecord) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO attachments (id, uploader_id, channel_id, purpose, filename, declared_type, \
+                     content_type, size, sha256, blob_key, width, height, blurhash, preview_key, undecodable, \
+                     message_id, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+                )
+                .bind(a.id.0)
+                .bind(a.uploader_id.0)
+                .bind(a.channel_id.map(|c| c.0))
+                .bind(&a.purpose)
+                .bind(&a.filename)
+                .bind(&a.declared_type)
+                .bind(&a.content_type)
+                .bind(a.size)
+                .bind(&a.sha256)
+                .bind(&a.blob_key)
+                .bind(a.width)
+                .bind(a.height)
+                .bind(&a.blurhash)
+                .bind(&a.preview_key)
+                .bind(a.undecodable)
+                .bind(a.message_id.map(|m| m.0))
+                .bind(a.created_at)
+                .execute(self.w())
+                .await?;
+                Ok(())
+            }
+
+            async fn attachment(&self, id: AttachmentId) -> StoreResult<Option<AttachmentRecord>> {
+                let row = sqlx::query(concat!(attachment_select!(), "WHERE id = $1"))
+                    .bind(id.0)
+                    .fetch_optional(self.r())
+                    .await?;
+                row.as_ref().map(Self::attachment_row).transpose()
+            }
+
+            async fn attachments(&self, ids: &[AttachmentId]) -> StoreResult<Vec<AttachmentRecord>> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // One statement for a page of messages' files: `$1, $2, …` as many as ids.
+                let params: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+                let sql = format!("{} WHERE id IN ({})", attachment_select!(), params.join(", "));
+                // Safe: fixed text and generated placeholders, no input.
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for id in ids {
+                    q = q.bind(id.0);
+                }
+                let rows = q.fetch_all(self.r()).await?;
+                let mut found = rows.iter().map(Self::attachment_row).collect::<StoreResult<Vec<_>>>()?;
+                found.sort_by_key(|a| ids.iter().position(|i| *i == a.id));
+                Ok(found)
+            }
+
+            async fn claim_attachments(
+                &self,
+                ids: &[AttachmentId],
+                uploader: UserId,
+                channel: ChannelId,
+                message: MessageId,
+            ) -> StoreResult<bool> {
+                let mut tx = self.w().begin().await?;
+                for id in ids {
+                    let done = sqlx::query(
+                        "UPDATE attachments SET message_id = $1 WHERE id = $2 AND uploader_id = $3 \
+                         AND channel_id = $4 AND purpose = 'message' AND message_id IS NULL",
+                    )
+                    .bind(message.0)
+                    .bind(id.0)
+                    .bind(uploader.0)
+                    .bind(channel.0)
+                    .execute(&mut *tx)
+                    .await?;
+                    if done.rows_affected() != 1 {
+                        // Dropping the transaction rolls the others back.
+                        return Ok(false);
+                    }
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn set_attachment_processed(&self, id: AttachmentId, p: &AttachmentProcessed) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE attachments SET width = $2, height = $3, blurhash = $4, preview_key = $5, \
+                     undecodable = $6, size = COALESCE($7, size), sha256 = COALESCE($8, sha256) WHERE id = $1",
+                )
+                .bind(id.0)
+                .bind(p.width)
+                .bind(p.height)
+                .bind(&p.blurhash)
+                .bind(&p.preview_key)
+                .bind(p.undecodable)
+                .bind(p.size_sha256.as_ref().map(|s| s.0))
+                .bind(p.size_sha256.as_ref().map(|s| s.1.clone()))
+                .execute(self.w())
+                .await?;
+                Ok(())
+            }
+
+            async fn expired_attachments(&self, before: i64, limit: u32) -> StoreResult<Vec<AttachmentRecord>> {
+                let rows = sqlx::query(concat!(
+                    attachment_select!(),
+                    "WHERE message_id IS NULL AND created_at < $1 \
+                     AND NOT EXISTS (SELECT 1 FROM users u WHERE u.avatar_id = attachments.id) \
+                     ORDER BY created_at LIMIT $2"
+                ))
+                .bind(before)
+                .bind(i64::from(limit))
+                .fetch_all(self.r())
+                .await?;
+                rows.iter().map(Self::attachment_row).collect()
+            }
+
+            async fn delete_attachment(&self, id: AttachmentId) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM attachments WHERE id = $1")
+                    .bind(id.0)
+                    .execute(self.w())
+                    .await?;
+                Ok(done.rows_affected() == 1)
             }
 
             // ---- trust ----

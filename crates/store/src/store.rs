@@ -1,7 +1,7 @@
 //! The repository API every backend implements.
 
 use async_trait::async_trait;
-use hearth_types::{ChannelId, CommunityId, MessageId, RoleId, SessionId, UserId};
+use hearth_types::{AttachmentId, ChannelId, CommunityId, MessageId, RoleId, SessionId, UserId};
 
 use crate::StoreResult;
 use crate::model::*;
@@ -377,4 +377,32 @@ pub trait Store: Send + Sync + 'static {
         before: i64,
         limit: u32,
     ) -> StoreResult<Vec<ReportRecord>>;
+
+    // ---- attachments ----
+    async fn insert_attachment(&self, a: &AttachmentRecord) -> StoreResult<()>;
+    async fn attachment(&self, id: AttachmentId) -> StoreResult<Option<AttachmentRecord>>;
+    /// The rows of `ids` that exist, in the order of `ids`.
+    async fn attachments(&self, ids: &[AttachmentId]) -> StoreResult<Vec<AttachmentRecord>>;
+    /// Binds `ids` to `message` where each is `uploader`'s unclaimed upload to
+    /// `channel`, all or none (one transaction); true if all were.
+    async fn claim_attachments(
+        &self,
+        ids: &[AttachmentId],
+        uploader: UserId,
+        channel: ChannelId,
+        message: MessageId,
+    ) -> StoreResult<bool>;
+    async fn set_attachment_processed(
+        &self,
+        id: AttachmentId,
+        p: &AttachmentProcessed,
+    ) -> StoreResult<()>;
+    /// Unclaimed message uploads created before `before` and unused avatar
+    /// uploads, at most `limit`, oldest first: what collection removes.
+    async fn expired_attachments(
+        &self,
+        before: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<AttachmentRecord>>;
+    async fn delete_attachment(&self, id: AttachmentId) -> StoreResult<bool>;
 }

@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use hearth_chat::Permissions;
 use hearth_store::{ChannelKind, ChannelRecord, RoleRecord};
-use hearth_types::{ChannelId, CommunityId, RoleId, SessionId, UserId};
+use hearth_types::{AttachmentId, ChannelId, CommunityId, RoleId, SessionId, UserId};
 use serde_json::Value;
 
 /// Where an event goes. Under `chat.` (the first four) events are appended
@@ -27,6 +27,9 @@ pub enum Subject {
     /// `chat.audit.<c>`: a community's audit announcements. In the log (for
     /// the audit-log consumer), never delivered to clients.
     Audit(CommunityId),
+    /// `chat.media.<attachment>`: a stored upload for the image pipeline. In
+    /// the log (for its durable consumer), never delivered to clients.
+    Media(AttachmentId),
     /// `presence.<u>`: a user's combined status.
     Presence(UserId),
     /// `internal.permissions.<c>`: anything in the community may have
@@ -67,6 +70,7 @@ impl Subject {
                 | Subject::Private(_)
                 | Subject::User(_)
                 | Subject::Audit(_)
+                | Subject::Media(_)
         )
     }
 
@@ -87,6 +91,7 @@ impl fmt::Display for Subject {
             Subject::Private(ch) => write!(f, "chat.private.{ch}"),
             Subject::User(u) => write!(f, "chat.user.{u}"),
             Subject::Audit(c) => write!(f, "chat.audit.{c}"),
+            Subject::Media(a) => write!(f, "chat.media.{a}"),
             Subject::Automod(c) => write!(f, "internal.automod.{c}"),
             Subject::Presence(u) => write!(f, "presence.{u}"),
             Subject::Permissions(c) => write!(f, "internal.permissions.{c}"),
@@ -115,6 +120,7 @@ impl FromStr for Subject {
             ["chat", "private", ch] => Subject::Private(id(ch)?),
             ["chat", "user", u] => Subject::User(id(u)?),
             ["chat", "audit", c] => Subject::Audit(id(c)?),
+            ["chat", "media", a] => Subject::Media(id(a)?),
             ["internal", "automod", c] => Subject::Automod(id(c)?),
             ["presence", u] => Subject::Presence(id(u)?),
             ["internal", "permissions", c] => Subject::Permissions(id(c)?),
@@ -188,6 +194,8 @@ event_kinds! {
     SessionMoved = "SESSION_MOVED",
     /// Internal: an audited change, for the audit log (never dispatched).
     AuditLogEntry = "AUDIT_LOG_ENTRY",
+    /// Internal: an upload stored, for the image pipeline (never dispatched).
+    MediaUploaded = "MEDIA_UPLOADED",
     /// Internal: a community's automod rules changed.
     AutomodRulesChanged = "AUTOMOD_RULES_CHANGED",
 }

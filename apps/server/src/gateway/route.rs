@@ -653,6 +653,8 @@ fn deliver_now(state: &AppState, s: &Arc<Session>, ev: &Arc<LogEvent>) {
         Subject::User(u) if *u != s.user => return,
         // The audit log's announcements are for the audit consumer only.
         Subject::Audit(_) => return,
+        // Uploads announced for the image pipeline only.
+        Subject::Media(_) => return,
         Subject::Private(ch) => {
             let mine = s.inner.lock().private.contains(ch)
                 || matches!(&ev.change, Some(Change::PrivateCreated(us)) if us.contains(&s.user));

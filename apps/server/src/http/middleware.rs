@@ -95,14 +95,25 @@ const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
 /// per client address.
 pub async fn limits(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let is_api = req.uri().path().starts_with("/api/");
+    // Uploads stream past the JSON body limit; the media service enforces
+    // theirs while the bytes arrive (a Content-Length may lie).
+    let is_upload = req.method() == Method::POST
+        && is_api
+        && (req.uri().path().ends_with("/attachments")
+            || req.uri().path() == "/api/v1/users/@me/avatar");
+    let max = if is_upload {
+        state.cfg.media.max_upload_bytes + super::media::MULTIPART_OVERHEAD
+    } else {
+        state.cfg.max_body_bytes as u64
+    };
     if let Some(len) = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
-        && len > state.cfg.max_body_bytes as u64
+        && len > max
     {
-        let mut res = ApiError::too_large(state.cfg.max_body_bytes).into_response();
+        let mut res = ApiError::too_large(max as usize).into_response();
         if len <= DRAIN_LIMIT {
             // Read and discard it: a client still writing its body would
             // otherwise see a broken pipe instead of our 413.

@@ -7,6 +7,7 @@ pub mod channels;
 pub mod communities;
 pub mod error;
 pub mod extract;
+pub mod media;
 pub mod messages;
 pub mod middleware;
 pub mod moderation;
@@ -119,6 +120,11 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(messages::react, messages::unreact))
         .routes(routes!(messages::pin, messages::unpin))
         .routes(routes!(messages::pins))
+        .routes(routes!(media::upload))
+        .routes(routes!(media::upload_avatar))
+        .routes(routes!(media::file))
+        .routes(routes!(media::file_by_id))
+        .routes(routes!(media::preview))
         .routes(routes!(search::community))
         .routes(routes!(search::dms))
         .routes(routes!(messages::typing))

@@ -25,13 +25,24 @@ pub async fn update_me(
     Auth(p): Auth,
     Body(req): Body<UpdateMeRequest>,
 ) -> ApiResult<Json<Me>> {
-    if let Some(Some(_)) = req.avatar_id {
-        // Uploads arrive with the media service; until then no id names a file.
-        return Err(ApiError::field("avatar_id", "unknown attachment"));
-    }
+    let avatar_id = match req.avatar_id {
+        Some(Some(raw)) => {
+            let id: hearth_types::AttachmentId = super::extract::path_id("avatar_id", &raw)?;
+            if !super::media::usable_avatar(&state, p.user_id, id).await? {
+                // One answer for every refusal, so ids cannot be probed.
+                return Err(ApiError::field(
+                    "avatar_id",
+                    "unknown attachment (upload an image with POST /users/@me/avatar)",
+                ));
+            }
+            Some(Some(id))
+        }
+        Some(None) => Some(None),
+        None => None,
+    };
     let patch = UserPatch {
         display_name: req.display_name,
-        avatar_id: req.avatar_id.map(|_| None),
+        avatar_id,
         allow_dms_from: req.allow_dms_from.map(Into::into),
     };
     let u = state.accounts.update_profile(p.user_id, patch).await?;

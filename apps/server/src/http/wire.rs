@@ -361,9 +361,89 @@ pub struct Reaction {
     pub me: bool,
 }
 
+/// A file in a message.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct Attachment {
     pub id: String,
+    /// Sanitised: the last path component, no control or bidi characters, at most 255 bytes.
+    pub filename: String,
+    /// What the bytes are (from their magic numbers), not what the uploader said.
+    pub content_type: String,
+    pub size: i64,
+    pub url: String,
+    /// Images, once processed (after EXIF orientation).
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    /// A placeholder to paint until the preview loads (https://blurha.sh).
+    pub blurhash: Option<String>,
+    /// A WebP preview (at most 640 px a side), once processed.
+    pub preview_url: Option<String>,
+}
+
+/// Percent-encodes a path segment (unreserved ASCII kept).
+pub fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+pub fn attachment_url(a: &hearth_store::AttachmentRecord) -> String {
+    format!("/api/v1/attachments/{}/{}", a.id, path_segment(&a.filename))
+}
+
+impl From<&hearth_store::AttachmentRecord> for Attachment {
+    fn from(a: &hearth_store::AttachmentRecord) -> Self {
+        Attachment {
+            id: a.id.to_string(),
+            filename: a.filename.clone(),
+            content_type: a.content_type.clone(),
+            size: a.size,
+            url: attachment_url(a),
+            width: a.width,
+            height: a.height,
+            blurhash: a.blurhash.clone(),
+            preview_url: a
+                .preview_key
+                .as_ref()
+                .map(|_| format!("/api/v1/attachments/{}/previews/preview.webp", a.id)),
+        }
+    }
+}
+
+/// What an upload answers.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct UploadedAttachment {
+    pub id: String,
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+    pub url: String,
+}
+
+impl From<&hearth_store::AttachmentRecord> for UploadedAttachment {
+    fn from(a: &hearth_store::AttachmentRecord) -> Self {
+        UploadedAttachment {
+            id: a.id.to_string(),
+            filename: a.filename.clone(),
+            content_type: a.content_type.clone(),
+            size: a.size,
+            url: attachment_url(a),
+        }
+    }
+}
+
+/// A multipart form with one file.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -411,11 +491,7 @@ impl From<&MessageView> for Message {
             mentions: m.mentions.users.iter().map(ToString::to_string).collect(),
             mention_roles: m.mentions.roles.iter().map(ToString::to_string).collect(),
             mention_everyone: m.mentions.everyone,
-            attachments: m
-                .attachment_ids
-                .iter()
-                .map(|a| Attachment { id: a.to_string() })
-                .collect(),
+            attachments: v.attachments.iter().map(Attachment::from).collect(),
             reactions: v
                 .reactions
                 .iter()

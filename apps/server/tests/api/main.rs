@@ -10,6 +10,7 @@ mod faults;
 mod gateway;
 mod harness;
 mod matrix;
+mod media;
 mod moderation;
 mod ops;
 mod processes;
