@@ -95,6 +95,7 @@ contract!(
     moderation_tables,
     messages_after_pages_every_channel,
     administration_tables,
+    attachments_claim_and_expire,
 );
 
 static IDS: std::sync::LazyLock<IdGenerator> = std::sync::LazyLock::new(|| IdGenerator::new(1));
@@ -1558,4 +1559,93 @@ async fn administration_tables(s: &dyn Store) {
     );
     assert_eq!(s.report(r1).await.unwrap(), Some(changed));
     assert_eq!(s.report(id()).await.unwrap(), None);
+fn attachment(uploader: UserId, channel: Option<ChannelId>, purpose: &str, created_at: i64) -> AttachmentRecord {
+    let aid = AttachmentId(id());
+    AttachmentRecord {
+        id: aid,
+        uploader_id: uploader,
+        channel_id: channel,
+        purpose: purpose.into(),
+        filename: "r\u{e9}sum\u{e9} \u{1f600}.pdf".into(),
+        declared_type: "application/pdf".into(),
+        content_type: "application/pdf".into(),
+        size: 1234,
+        sha256: "ab".repeat(32),
+        blob_key: format!("att/{aid}"),
+        width: None,
+        height: None,
+        blurhash: None,
+        preview_key: None,
+        undecodable: false,
+        message_id: None,
+        created_at,
+    }
+}
+
+async fn attachments_claim_and_expire(s: &dyn Store) {
+    let u = new_user(s, "uploader").await;
+    let v = new_user(s, "other").await;
+    let (_, ch) = new_community(s, &u).await;
+    let now = now_ms();
+    let a = attachment(u.id, Some(ch.id), "message", now);
+    let b = attachment(u.id, Some(ch.id), "message", now);
+    let old = attachment(u.id, Some(ch.id), "message", now - 100_000);
+    let theirs = attachment(v.id, Some(ch.id), "message", now);
+    let avatar = attachment(u.id, None, "avatar", now - 100_000);
+    for x in [&a, &b, &old, &theirs, &avatar] {
+        s.insert_attachment(x).await.expect("insert");
+    }
+    assert_eq!(s.attachment(a.id).await.unwrap().as_ref(), Some(&a));
+    assert_eq!(s.attachment(AttachmentId(id())).await.unwrap(), None);
+    // In the order asked, unknown ids left out.
+    let got = s.attachments(&[b.id, AttachmentId(id()), a.id]).await.unwrap();
+    assert_eq!(got.iter().map(|x| x.id).collect::<Vec<_>>(), vec![b.id, a.id]);
+    assert!(s.attachments(&[]).await.unwrap().is_empty());
+
+    // Claims are all or nothing, and only the uploader's, in the channel, once.
+    let m1 = MessageId(id());
+    assert!(!s.claim_attachments(&[a.id, theirs.id], u.id, ch.id, m1).await.unwrap());
+    assert_eq!(s.attachment(a.id).await.unwrap().unwrap().message_id, None);
+    assert!(!s.claim_attachments(&[a.id], u.id, ChannelId(id()), m1).await.unwrap());
+    assert!(s.claim_attachments(&[a.id, b.id], u.id, ch.id, m1).await.unwrap());
+    assert_eq!(s.attachment(b.id).await.unwrap().unwrap().message_id, Some(m1));
+    assert!(!s.claim_attachments(&[a.id], u.id, ch.id, MessageId(id())).await.unwrap());
+    assert!(!s.claim_attachments(&[avatar.id], u.id, ch.id, m1).await.unwrap());
+
+    // The pipeline's results.
+    let done = AttachmentProcessed {
+        width: Some(640),
+        height: Some(480),
+        blurhash: Some("LEHV6nWB2yk8pyo0adR*.7kCMdnj".into()),
+        preview_key: Some(format!("prev/{}.webp", a.id)),
+        undecodable: false,
+        size_sha256: Some((1000, "cd".repeat(32))),
+    };
+    s.set_attachment_processed(a.id, &done).await.unwrap();
+    let a2 = s.attachment(a.id).await.unwrap().unwrap();
+    assert_eq!((a2.width, a2.height, a2.size), (Some(640), Some(480), 1000));
+    assert_eq!(a2.sha256, "cd".repeat(32));
+    assert_eq!(a2.preview_key, done.preview_key);
+    s.set_attachment_processed(b.id, &AttachmentProcessed { undecodable: true, ..Default::default() })
+        .await
+        .unwrap();
+    let b2 = s.attachment(b.id).await.unwrap().unwrap();
+    assert!(b2.undecodable && b2.width.is_none());
+    assert_eq!(b2.size, 1234, "size kept when the original was not rewritten");
+
+    // Expiry: unclaimed and old, avatars included unless in use.
+    let mut expired: Vec<AttachmentId> =
+        s.expired_attachments(now - 50_000, 100).await.unwrap().iter().map(|x| x.id).collect();
+    expired.sort_by_key(|i| i.0);
+    let mut want = vec![old.id, avatar.id];
+    want.sort_by_key(|i| i.0);
+    assert_eq!(expired, want);
+    s.update_user(u.id, &UserPatch { avatar_id: Some(Some(avatar.id)), ..Default::default() })
+        .await
+        .unwrap();
+    let expired = s.expired_attachments(now - 50_000, 100).await.unwrap();
+    assert_eq!(expired.iter().map(|x| x.id).collect::<Vec<_>>(), vec![old.id]);
+    assert!(s.delete_attachment(old.id).await.unwrap());
+    assert!(!s.delete_attachment(old.id).await.unwrap());
+    assert!(s.expired_attachments(now - 50_000, 100).await.unwrap().is_empty());
 }
