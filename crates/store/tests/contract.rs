@@ -1559,7 +1559,14 @@ async fn administration_tables(s: &dyn Store) {
     );
     assert_eq!(s.report(r1).await.unwrap(), Some(changed));
     assert_eq!(s.report(id()).await.unwrap(), None);
-fn attachment(uploader: UserId, channel: Option<ChannelId>, purpose: &str, created_at: i64) -> AttachmentRecord {
+}
+
+fn attachment(
+    uploader: UserId,
+    channel: Option<ChannelId>,
+    purpose: &str,
+    created_at: i64,
+) -> AttachmentRecord {
     let aid = AttachmentId(id());
     AttachmentRecord {
         id: aid,
@@ -1598,19 +1605,48 @@ async fn attachments_claim_and_expire(s: &dyn Store) {
     assert_eq!(s.attachment(a.id).await.unwrap().as_ref(), Some(&a));
     assert_eq!(s.attachment(AttachmentId(id())).await.unwrap(), None);
     // In the order asked, unknown ids left out.
-    let got = s.attachments(&[b.id, AttachmentId(id()), a.id]).await.unwrap();
-    assert_eq!(got.iter().map(|x| x.id).collect::<Vec<_>>(), vec![b.id, a.id]);
+    let got = s
+        .attachments(&[b.id, AttachmentId(id()), a.id])
+        .await
+        .unwrap();
+    assert_eq!(
+        got.iter().map(|x| x.id).collect::<Vec<_>>(),
+        vec![b.id, a.id]
+    );
     assert!(s.attachments(&[]).await.unwrap().is_empty());
 
     // Claims are all or nothing, and only the uploader's, in the channel, once.
     let m1 = MessageId(id());
-    assert!(!s.claim_attachments(&[a.id, theirs.id], u.id, ch.id, m1).await.unwrap());
+    assert!(
+        !s.claim_attachments(&[a.id, theirs.id], u.id, ch.id, m1)
+            .await
+            .unwrap()
+    );
     assert_eq!(s.attachment(a.id).await.unwrap().unwrap().message_id, None);
-    assert!(!s.claim_attachments(&[a.id], u.id, ChannelId(id()), m1).await.unwrap());
-    assert!(s.claim_attachments(&[a.id, b.id], u.id, ch.id, m1).await.unwrap());
-    assert_eq!(s.attachment(b.id).await.unwrap().unwrap().message_id, Some(m1));
-    assert!(!s.claim_attachments(&[a.id], u.id, ch.id, MessageId(id())).await.unwrap());
-    assert!(!s.claim_attachments(&[avatar.id], u.id, ch.id, m1).await.unwrap());
+    assert!(
+        !s.claim_attachments(&[a.id], u.id, ChannelId(id()), m1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.claim_attachments(&[a.id, b.id], u.id, ch.id, m1)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.attachment(b.id).await.unwrap().unwrap().message_id,
+        Some(m1)
+    );
+    assert!(
+        !s.claim_attachments(&[a.id], u.id, ch.id, MessageId(id()))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.claim_attachments(&[avatar.id], u.id, ch.id, m1)
+            .await
+            .unwrap()
+    );
 
     // The pipeline's results.
     let done = AttachmentProcessed {
@@ -1626,26 +1662,54 @@ async fn attachments_claim_and_expire(s: &dyn Store) {
     assert_eq!((a2.width, a2.height, a2.size), (Some(640), Some(480), 1000));
     assert_eq!(a2.sha256, "cd".repeat(32));
     assert_eq!(a2.preview_key, done.preview_key);
-    s.set_attachment_processed(b.id, &AttachmentProcessed { undecodable: true, ..Default::default() })
-        .await
-        .unwrap();
+    s.set_attachment_processed(
+        b.id,
+        &AttachmentProcessed {
+            undecodable: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     let b2 = s.attachment(b.id).await.unwrap().unwrap();
     assert!(b2.undecodable && b2.width.is_none());
-    assert_eq!(b2.size, 1234, "size kept when the original was not rewritten");
+    assert_eq!(
+        b2.size, 1234,
+        "size kept when the original was not rewritten"
+    );
 
     // Expiry: unclaimed and old, avatars included unless in use.
-    let mut expired: Vec<AttachmentId> =
-        s.expired_attachments(now - 50_000, 100).await.unwrap().iter().map(|x| x.id).collect();
+    let mut expired: Vec<AttachmentId> = s
+        .expired_attachments(now - 50_000, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|x| x.id)
+        .collect();
     expired.sort_by_key(|i| i.0);
     let mut want = vec![old.id, avatar.id];
     want.sort_by_key(|i| i.0);
     assert_eq!(expired, want);
-    s.update_user(u.id, &UserPatch { avatar_id: Some(Some(avatar.id)), ..Default::default() })
-        .await
-        .unwrap();
+    s.update_user(
+        u.id,
+        &UserPatch {
+            avatar_id: Some(Some(avatar.id)),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     let expired = s.expired_attachments(now - 50_000, 100).await.unwrap();
-    assert_eq!(expired.iter().map(|x| x.id).collect::<Vec<_>>(), vec![old.id]);
+    assert_eq!(
+        expired.iter().map(|x| x.id).collect::<Vec<_>>(),
+        vec![old.id]
+    );
     assert!(s.delete_attachment(old.id).await.unwrap());
     assert!(!s.delete_attachment(old.id).await.unwrap());
-    assert!(s.expired_attachments(now - 50_000, 100).await.unwrap().is_empty());
+    assert!(
+        s.expired_attachments(now - 50_000, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
