@@ -52,7 +52,8 @@ async fn upload_to(
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
-async fn upload(
+/// Uploads `bytes` as the multipart field `file` to `channel`.
+pub async fn upload(
     s: &TestServer,
     who: &User,
     channel: &str,

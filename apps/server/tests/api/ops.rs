@@ -124,6 +124,27 @@ async fn populate() -> Fixture {
     for u in [&alice, &bob, &carol] {
         s.join(&owner, &cid, u).await;
     }
+    // A sent file, so the attachments table (migration 7) has a row to copy.
+    let (st, file) = crate::media::upload(
+        &s,
+        &alice,
+        &general,
+        "notes.txt",
+        "text/plain",
+        b"meeting notes",
+    )
+    .await;
+    assert_eq!(st.as_u16(), 201, "{file}");
+    ok(
+        "message with a file",
+        s.post(
+            &format!("/api/v1/channels/{general}/messages"),
+            &alice.token,
+            json!({"content": "the notes", "attachment_ids": [file["id"]]}),
+        )
+        .await,
+    )
+    .await;
     let role = ok(
         "role",
         s.post(
