@@ -13,6 +13,7 @@
 
 mod connect;
 mod error;
+mod mail;
 mod migrate;
 mod model;
 mod sql;
@@ -21,5 +22,6 @@ pub mod testing;
 
 pub use connect::{Backend, connect, connect_postgres, connect_sqlite};
 pub use error::{StoreError, StoreResult};
+pub use mail::{AccountTokenRecord, MailRecord, MailStatus, MailStore};
 pub use model::*;
 pub use store::Store;

@@ -48,6 +48,11 @@ pub const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0006_moderation.sql"),
     },
     Migration {
+        version: 8,
+        name: "mail",
+        sql: include_str!("../migrations/sqlite/0008_mail.sql"),
+    },
+    Migration {
         version: 9,
         name: "admin",
         sql: include_str!("../migrations/sqlite/0009_admin.sql"),
@@ -84,6 +89,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 6,
         name: "moderation",
         sql: include_str!("../migrations/postgres/0006_moderation.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "mail",
+        sql: include_str!("../migrations/postgres/0008_mail.sql"),
     },
     Migration {
         version: 9,

@@ -115,6 +115,8 @@ fn user(name: &str) -> UserRecord {
         totp_secret: None,
         allow_dms_from: DmPolicy::CommunityMembers,
         created_at: now_ms(),
+        email_verified_at: None,
+        email_bounced_at: None,
     }
 }
 
