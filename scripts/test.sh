@@ -83,6 +83,11 @@ ensure_coturn() {
   scripts/coturn.sh start
 }
 
+# A real SMTP server for the mail tests; scripts/smtp.sh has the details.
+ensure_smtp() {
+  scripts/smtp.sh start
+}
+
 ensure_chromium() {
   command -v chromium >/dev/null || apt_install chromium
 }
@@ -106,6 +111,7 @@ run_rust() {
   ensure_nats
   nats_gc
   ensure_redis
+  ensure_smtp
   say "Rust: formatting"
   cargo fmt --all -- --check
   say "Rust: tests (SQLite and Postgres)"

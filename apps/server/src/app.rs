@@ -52,6 +52,8 @@ pub enum StartError {
     State(String),
     #[error("staff policy: {0}")]
     StaffPolicy(String),
+    #[error("mail: {0}")]
+    Mail(#[from] hearth_mail::MailError),
     #[error("accounts: {0}")]
     Accounts(#[from] hearth_accounts::AccountsError),
 }
@@ -356,6 +358,14 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
     } else {
         None
     };
+    let mail = crate::mail::Mail::new(
+        &cfg,
+        store.clone(),
+        ids.clone(),
+        bus.clone(),
+        metrics.clone(),
+        node,
+    )?;
     tracing::info!(node, backend = store.backend(), "node ready");
     let state = AppState(Arc::new(Inner {
         cfg,
@@ -377,7 +387,11 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         moderation,
         admin,
         search,
+        mail,
     }));
+    if let Some(m) = &state.mail {
+        m.start().await.map_err(StartError::Bus)?;
+    }
     crate::moderation::Moderation::start(&state)
         .await
         .map_err(StartError::Bus)?;

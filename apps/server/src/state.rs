@@ -45,6 +45,9 @@ pub struct Inner {
     /// This node's message search; `None` when off or its index could not
     /// be opened (the search endpoints answer 503).
     pub search: Option<Arc<crate::search::Search>>,
+    /// The mail outbox; `None` when `smtp_url` is empty (the endpoints
+    /// that need mail answer 503).
+    pub mail: Option<Arc<crate::mail::Mail>>,
 }
 
 impl Deref for AppState {

@@ -40,7 +40,10 @@ pub enum EmailConfirmed {
     /// The account's current address is verified.
     Verified(UserRecord),
     /// The account's address is now the new one (verified).
-    Changed { user: UserRecord, old: Option<String> },
+    Changed {
+        user: UserRecord,
+        old: Option<String>,
+    },
 }
 
 impl Accounts {
@@ -104,7 +107,10 @@ impl Accounts {
     /// Redeems a verification or email-change token.
     pub async fn confirm_email(&self, secret: &str) -> Result<EmailConfirmed, AccountsError> {
         let t = self
-            .check_token(secret, &[TokenPurpose::VerifyEmail, TokenPurpose::EmailChange])
+            .check_token(
+                secret,
+                &[TokenPurpose::VerifyEmail, TokenPurpose::EmailChange],
+            )
             .await?;
         let user = self.user(t.user_id).await?;
         let current = user.email.as_deref().map(str::to_lowercase);
@@ -182,8 +188,7 @@ impl Accounts {
     ) -> Result<(UserRecord, String), AccountsError> {
         let email = validate_email(email)?;
         let u = self.reauthenticate(user, password, totp_code).await?;
-        if u
-            .email
+        if u.email
             .as_deref()
             .is_some_and(|e| e.eq_ignore_ascii_case(&email))
         {

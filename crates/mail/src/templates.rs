@@ -75,7 +75,10 @@ impl Template {
                 format!("Verify your email address for {site}"),
                 vec![
                     vec![Text("Hi "), Text(username), Text(",")],
-                    vec![Text("open this link to verify your email address: "), Link(link)],
+                    vec![
+                        Text("open this link to verify your email address: "),
+                        Link(link),
+                    ],
                     vec![Text(
                         "It works once and expires in 24 hours. If you did not ask for this, ignore this mail.",
                     )],
@@ -85,7 +88,10 @@ impl Template {
                 format!("Reset your {site} password"),
                 vec![
                     vec![Text("Hi "), Text(username), Text(",")],
-                    vec![Text("open this link to choose a new password: "), Link(link)],
+                    vec![
+                        Text("open this link to choose a new password: "),
+                        Link(link),
+                    ],
                     vec![Text(&reset_validity)],
                     vec![Text(
                         "If you did not ask for this, ignore this mail: your password stays as it is.",
@@ -117,7 +123,9 @@ impl Template {
                 vec![
                     vec![Text("Hi "), Text(username), Text(",")],
                     vec![
-                        Text("someone signed in to your account asked to change its email address to "),
+                        Text(
+                            "someone signed in to your account asked to change its email address to ",
+                        ),
                         Text(new_email),
                         Text(". It changes once the new address is confirmed."),
                     ],
@@ -199,7 +207,9 @@ mod tests {
         assert!(r.html.contains("&lt;script&gt;"), "{}", r.html);
         assert!(r.html.contains("a&amp;b@example.org"), "{}", r.html);
         assert!(
-            r.html.contains("href=\"https://chat.example.org/verify-email?token=abc&quot;&gt;&lt;x\""),
+            r.html.contains(
+                "href=\"https://chat.example.org/verify-email?token=abc&quot;&gt;&lt;x\""
+            ),
             "{}",
             r.html
         );

@@ -27,6 +27,9 @@ pub enum Subject {
     /// `chat.audit.<c>`: a community's audit announcements. In the log (for
     /// the audit-log consumer), never delivered to clients.
     Audit(CommunityId),
+    /// `chat.account.<u>`: account lifecycle (USER_CREATED), for domain
+    /// services such as mail. In the log, never delivered to clients.
+    Account(UserId),
     /// `presence.<u>`: a user's combined status.
     Presence(UserId),
     /// `internal.permissions.<c>`: anything in the community may have
@@ -67,6 +70,7 @@ impl Subject {
                 | Subject::Private(_)
                 | Subject::User(_)
                 | Subject::Audit(_)
+                | Subject::Account(_)
         )
     }
 
@@ -87,6 +91,7 @@ impl fmt::Display for Subject {
             Subject::Private(ch) => write!(f, "chat.private.{ch}"),
             Subject::User(u) => write!(f, "chat.user.{u}"),
             Subject::Audit(c) => write!(f, "chat.audit.{c}"),
+            Subject::Account(u) => write!(f, "chat.account.{u}"),
             Subject::Automod(c) => write!(f, "internal.automod.{c}"),
             Subject::Presence(u) => write!(f, "presence.{u}"),
             Subject::Permissions(c) => write!(f, "internal.permissions.{c}"),
@@ -115,6 +120,7 @@ impl FromStr for Subject {
             ["chat", "private", ch] => Subject::Private(id(ch)?),
             ["chat", "user", u] => Subject::User(id(u)?),
             ["chat", "audit", c] => Subject::Audit(id(c)?),
+            ["chat", "account", u] => Subject::Account(id(u)?),
             ["internal", "automod", c] => Subject::Automod(id(c)?),
             ["presence", u] => Subject::Presence(id(u)?),
             ["internal", "permissions", c] => Subject::Permissions(id(c)?),
@@ -190,6 +196,8 @@ event_kinds! {
     AuditLogEntry = "AUDIT_LOG_ENTRY",
     /// Internal: a community's automod rules changed.
     AutomodRulesChanged = "AUTOMOD_RULES_CHANGED",
+    /// Internal: an account was registered (the welcome mail).
+    UserCreated = "USER_CREATED",
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -385,6 +393,8 @@ mod tests {
         assert!(Subject::User(UserId(1)).in_log());
         assert!(!Subject::Presence(UserId(1)).in_log());
         assert!(Subject::Audit(CommunityId(1)).in_log());
+        assert!(Subject::Account(UserId(1)).in_log());
+        assert_eq!("chat.account.7".parse(), Ok(Subject::Account(UserId(7))));
         assert!(!Subject::Automod(CommunityId(1)).in_log());
         for p in LIVE_PREFIXES {
             assert!(!p.starts_with("chat."));

@@ -651,8 +651,9 @@ fn deliver_now(state: &AppState, s: &Arc<Session>, ev: &Arc<LogEvent>) {
             Access::Sees
         }
         Subject::User(u) if *u != s.user => return,
-        // The audit log's announcements are for the audit consumer only.
-        Subject::Audit(_) => return,
+        // The audit log's announcements are for the audit consumer only,
+        // account events for the mail consumer.
+        Subject::Audit(_) | Subject::Account(_) => return,
         Subject::Private(ch) => {
             let mine = s.inner.lock().private.contains(ch)
                 || matches!(&ev.change, Some(Change::PrivateCreated(us)) if us.contains(&s.user));
