@@ -223,7 +223,6 @@ pub async fn change_email(
     Body(req): Body<ChangeEmailRequest>,
 ) -> ApiResult<StatusCode> {
     let mail = mail(&state)?;
-    mail_rate_limit(&state, format!("mail-change:{}", p.user_id)).await?;
     let (u, new_email) = state
         .accounts
         .check_email_change(
@@ -233,6 +232,8 @@ pub async fn change_email(
             &req.email,
         )
         .await?;
+    // Counted once the request would mail: only mails spend the budget.
+    mail_rate_limit(&state, format!("mail-change:{}", p.user_id)).await?;
     let token = state
         .accounts
         .issue_token(u.id, TokenPurpose::EmailChange, &new_email, EMAIL_TOKEN_TTL)
