@@ -599,3 +599,56 @@ pub async fn mail_off_answers_503(db: Db) {
     assert_error(st, &v, 400, "invalid_request");
     s.stop().await;
 }
+
+/// Two nodes on one Postgres and NATS: the welcome consumer is shared (each
+/// account gets one welcome, whichever node registered it, though both
+/// nodes' workers send), and a reset on one node closes the account's
+/// socket on the other with 4010.
+pub async fn two_nodes_mail_once_and_reset_everywhere() {
+    require_sink();
+    let smtp = sink_addr();
+    let c = crate::cluster::Cluster::start_with(2, move |cfg| mail_on(cfg, &smtp)).await;
+    let (n1, n2) = (&c.nodes[0], &c.nodes[1]);
+    let mut emails = Vec::new();
+    for i in 0..4 {
+        let email = address(&format!("node{i}"));
+        register(if i % 2 == 0 { n1 } else { n2 }, &email).await;
+        emails.push(email);
+    }
+    for e in &emails {
+        wait_for(e, 1, WAIT).await;
+    }
+    let email = &emails[1];
+    let (st, v) = login(n2, email, "correct horse battery").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let user = User {
+        id: v["user"]["id"].as_str().expect("id").into(),
+        token: v["access_token"].as_str().expect("token").into(),
+        refresh: v["refresh_token"].as_str().expect("refresh").into(),
+    };
+    let (mut gw, _) = Gw::identify(n2, &user).await;
+    let (st, _) = anon(n1, "/api/v1/auth/password-reset", json!({"login": email})).await;
+    assert_eq!(st, StatusCode::ACCEPTED);
+    let token = wait_for(email, 2, WAIT).await[1].token();
+    let (st, v) = anon(
+        n1,
+        "/api/v1/auth/password-reset/confirm",
+        json!({"token": token, "password": "a brand new secret"}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{v}");
+    assert_eq!(gw.closed_with(Duration::from_secs(3)).await, 4010);
+    let (st, v) = n2.get("/api/v1/users/@me", &user.token).await;
+    assert_error(st, &v, 401, "unauthorized");
+    // Nothing went out twice.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for e in &emails {
+        let welcomes = delivered(e)
+            .iter()
+            .filter(|m| m.subject == "Welcome to Hearth")
+            .count();
+        assert_eq!(welcomes, 1, "{e}");
+    }
+    assert_eq!(delivered(email).len(), 2);
+    c.stop().await;
+}

@@ -269,3 +269,8 @@ mail_scenarios!(
     email_change_confirms_the_new_address,
     mail_off_answers_503,
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_cluster_sends_once_and_resets_everywhere() {
+    mail::two_nodes_mail_once_and_reset_everywhere().await;
+}
