@@ -87,6 +87,9 @@ ensure_coturn() {
 ensure_moto() {
   export HEARTH_TEST_S3_URL="${HEARTH_TEST_S3_URL:-http://127.0.0.1:${HEARTH_MOTO_PORT:-5055}}"
   scripts/moto.sh start
+# A real SMTP server for the mail tests; scripts/smtp.sh has the details.
+ensure_smtp() {
+  scripts/smtp.sh start
 }
 
 ensure_chromium() {
@@ -113,6 +116,7 @@ run_rust() {
   nats_gc
   ensure_redis
   ensure_moto
+  ensure_smtp
   say "Rust: formatting"
   cargo fmt --all -- --check
   say "Rust: tests (SQLite and Postgres)"

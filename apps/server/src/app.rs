@@ -54,6 +54,8 @@ pub enum StartError {
     StaffPolicy(String),
     #[error("blob store: {0}")]
     Blobs(String),
+    #[error("mail: {0}")]
+    Mail(#[from] hearth_mail::MailError),
     #[error("accounts: {0}")]
     Accounts(#[from] hearth_accounts::AccountsError),
 }
@@ -362,6 +364,14 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         .await
         .map_err(|e| StartError::Blobs(e.to_string()))?;
     let media = crate::media::Media::new(&cfg, blobs, ids.clone(), &metrics);
+    let mail = crate::mail::Mail::new(
+        &cfg,
+        store.clone(),
+        ids.clone(),
+        bus.clone(),
+        metrics.clone(),
+        node,
+    )?;
     tracing::info!(
         node,
         backend = store.backend(),
@@ -389,7 +399,11 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         admin,
         search,
         media,
+        mail,
     }));
+    if let Some(m) = &state.mail {
+        m.start().await.map_err(StartError::Bus)?;
+    }
     crate::moderation::Moderation::start(&state)
         .await
         .map_err(StartError::Bus)?;

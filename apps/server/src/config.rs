@@ -133,6 +133,17 @@ pub struct Config {
     pub otlp_service_name: String,
     /// How long audit-log entries are kept (days); older ones are pruned hourly.
     pub audit_retention_days: u64,
+    /// The mail server (`smtp://host:port`, `smtp://host?tls=required` for
+    /// STARTTLS, `smtps://host`; credentials as `smtp://user:pass@host`);
+    /// empty: mail is off and the endpoints that need it answer 503.
+    pub smtp_url: Secret,
+    /// The sender of every mail, `Name <address>` or an address.
+    pub mail_from: String,
+    /// The first wait before a failed mail is retried; each of the three
+    /// retries waits four times longer than the one before.
+    pub mail_retry_base_ms: u64,
+    /// How long a password-reset link works.
+    pub password_reset_ttl_secs: u64,
     pub rate_limit: RateLimitConfig,
     pub password_hash: PasswordHashConfig,
     pub media: MediaConfig,
@@ -243,6 +254,10 @@ impl Default for Config {
             otlp_endpoint: String::new(),
             otlp_service_name: "hearth".into(),
             audit_retention_days: 365,
+            smtp_url: Secret::default(),
+            mail_from: "Hearth <hearth@localhost>".into(),
+            mail_retry_base_ms: 30_000,
+            password_reset_ttl_secs: 1800,
             rate_limit: RateLimitConfig::default(),
             password_hash: PasswordHashConfig::default(),
             media: MediaConfig::default(),
@@ -531,6 +546,26 @@ impl Config {
             "HEARTH_MEDIA_UPLOAD_TTL_SECS",
             env("HEARTH_MEDIA_UPLOAD_TTL_SECS"),
         )?;
+        set(
+            &mut self.smtp_url,
+            "HEARTH_SMTP_URL",
+            env("HEARTH_SMTP_URL"),
+        )?;
+        set(
+            &mut self.mail_from,
+            "HEARTH_MAIL_FROM",
+            env("HEARTH_MAIL_FROM"),
+        )?;
+        set(
+            &mut self.mail_retry_base_ms,
+            "HEARTH_MAIL_RETRY_BASE_MS",
+            env("HEARTH_MAIL_RETRY_BASE_MS"),
+        )?;
+        set(
+            &mut self.password_reset_ttl_secs,
+            "HEARTH_PASSWORD_RESET_TTL_SECS",
+            env("HEARTH_PASSWORD_RESET_TTL_SECS"),
+        )?;
         let rl = &mut self.rate_limit;
         set(
             &mut rl.enabled,
@@ -688,6 +723,33 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "audit_retention_days",
                 "1 to 36500".into(),
+            ));
+        }
+        if !self.smtp_url.0.is_empty()
+            && !(self.smtp_url.0.starts_with("smtp://") || self.smtp_url.0.starts_with("smtps://"))
+        {
+            // Never echo the URL: it may carry the mail server's password.
+            return Err(ConfigError::Invalid(
+                "smtp_url",
+                "an smtp:// or smtps:// URL, or empty to turn mail off".into(),
+            ));
+        }
+        if !self.mail_from.contains('@') {
+            return Err(ConfigError::Invalid(
+                "mail_from",
+                "an address, e.g. \"Hearth <hearth@example.org>\"".into(),
+            ));
+        }
+        if !(10..=3_600_000).contains(&self.mail_retry_base_ms) {
+            return Err(ConfigError::Invalid(
+                "mail_retry_base_ms",
+                "10 to 3600000".into(),
+            ));
+        }
+        if !(1..=86_400).contains(&self.password_reset_ttl_secs) {
+            return Err(ConfigError::Invalid(
+                "password_reset_ttl_secs",
+                "1 to 86400".into(),
             ));
         }
         if self.otlp_service_name.is_empty() {

@@ -15,6 +15,7 @@ pub mod events;
 pub mod gateway;
 pub mod http;
 pub mod journal;
+pub mod mail;
 pub mod media;
 pub mod metrics;
 pub mod moderation;

@@ -15,6 +15,8 @@ pub struct Metrics {
     pub gateway_log_position: IntGauge,
     /// Gateway resumes by where they were served and how they ended.
     pub gateway_resumes: IntCounterVec,
+    /// Mails by template and outcome (queued, sent, retried, failed, bounced).
+    pub mail: IntCounterVec,
 }
 
 impl Metrics {
@@ -60,12 +62,21 @@ impl Metrics {
             &["where", "outcome"],
         )
         .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        let mail = IntCounterVec::new(
+            Opts::new(
+                "hearth_mail_total",
+                "Mails by template (kind) and outcome: queued, sent, retried, failed (out of retries), bounced (refused for good)",
+            ),
+            &["kind", "outcome"],
+        )
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
         for m in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
             Box::new(events.clone()),
             Box::new(gateway_log_position.clone()),
             Box::new(gateway_resumes.clone()),
+            Box::new(mail.clone()),
         ] {
             registry
                 .register(m)
@@ -78,6 +89,7 @@ impl Metrics {
             events,
             gateway_log_position,
             gateway_resumes,
+            mail,
         }
     }
 

@@ -16,14 +16,16 @@ mod error;
 mod jwt;
 mod password;
 mod service;
+mod tokens;
 mod totp;
 mod validate;
 
-pub use error::AccountsError;
+pub use error::{AccountsError, TokenProblem};
 pub use jwt::{Claims, TokenKeys};
 pub use password::{HashCost, PasswordHasher};
 pub use service::{
     Accounts, AccountsConfig, AuthSuccess, NewAccount, Principal, SESSION_CHECK_TTL, TokenPair,
 };
+pub use tokens::{EMAIL_TOKEN_TTL, EmailConfirmed, TokenPurpose};
 pub use totp::{totp_at, verify_totp};
 pub use validate::{validate_display_name, validate_email, validate_password, validate_username};

@@ -79,12 +79,12 @@ pub struct Accounts {
     live: Mutex<LiveCache>,
 }
 
-fn hash_refresh(token: &str) -> String {
+pub(crate) fn hash_refresh(token: &str) -> String {
     let d = Sha256::digest(token.as_bytes());
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     let mut b = [0u8; 32];
     rand::rng().fill_bytes(&mut b);
     B64.encode(b)
@@ -151,6 +151,8 @@ impl Accounts {
             totp_secret: None,
             allow_dms_from: Default::default(),
             created_at: now_ms(),
+            email_verified_at: None,
+            email_bounced_at: None,
         };
         match self.store.create_user(&user).await {
             Ok(()) => Ok(user),
@@ -328,6 +330,14 @@ impl Accounts {
         Ok(self.store.sessions_for_user(user).await?)
     }
 
+    /// The account a sign-in name (username or email) names, if any.
+    pub async fn user_by_login(&self, login: &str) -> Result<Option<UserRecord>, AccountsError> {
+        if login.is_empty() || login.len() > 254 {
+            return Ok(None);
+        }
+        Ok(self.store.user_by_login(login.trim()).await?)
+    }
+
     pub async fn user(&self, id: UserId) -> Result<UserRecord, AccountsError> {
         self.store.user(id).await?.ok_or(AccountsError::NotFound)
     }
@@ -370,7 +380,7 @@ impl Accounts {
 
     /// Proves the caller is the account holder, not just a holder of its
     /// access token: the password, and a current code when TOTP is on.
-    async fn reauthenticate(
+    pub(crate) async fn reauthenticate(
         &self,
         user: UserId,
         password: String,
@@ -453,6 +463,15 @@ impl Accounts {
             }
         }
         Ok(out)
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Hashes a password on the blocking pool (bounded, like sign-in).
+    pub(crate) async fn hash_password(&self, password: String) -> Result<String, AccountsError> {
+        self.hasher.hash(password).await
     }
 
     pub async fn set_admin(&self, user: UserId, admin: bool) -> Result<(), AccountsError> {

@@ -15,6 +15,7 @@ pub mod backup;
 mod connect;
 pub mod copy;
 mod error;
+mod mail;
 mod migrate;
 mod model;
 mod sql;
@@ -23,5 +24,6 @@ pub mod testing;
 
 pub use connect::{Backend, connect, connect_postgres, connect_sqlite};
 pub use error::{StoreError, StoreResult};
+pub use mail::{AccountTokenRecord, MailRecord, MailStatus, MailStore};
 pub use model::*;
 pub use store::Store;

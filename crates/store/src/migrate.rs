@@ -53,6 +53,11 @@ pub const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0007_attachments.sql"),
     },
     Migration {
+        version: 8,
+        name: "mail",
+        sql: include_str!("../migrations/sqlite/0008_mail.sql"),
+    },
+    Migration {
         version: 9,
         name: "admin",
         sql: include_str!("../migrations/sqlite/0009_admin.sql"),
@@ -94,6 +99,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 7,
         name: "attachments",
         sql: include_str!("../migrations/postgres/0007_attachments.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "mail",
+        sql: include_str!("../migrations/postgres/0008_mail.sql"),
     },
     Migration {
         version: 9,

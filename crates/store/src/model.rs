@@ -17,6 +17,12 @@ pub struct UserRecord {
     /// Who may open a DM with this user.
     pub allow_dms_from: DmPolicy,
     pub created_at: i64,
+    /// When the current `email` was proven to be the user's (a link mailed
+    /// to it was opened); cleared when the address changes.
+    pub email_verified_at: Option<i64>,
+    /// When a mail server refused the current `email` for good (5xx);
+    /// nothing more is mailed there until the address changes.
+    pub email_bounced_at: Option<i64>,
 }
 
 /// Who may open a DM with a user (contract v1.1, "DMs").

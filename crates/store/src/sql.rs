@@ -28,10 +28,10 @@ impl SqliteStore {
     pub(crate) fn new(read: sqlx::SqlitePool, write: sqlx::SqlitePool) -> Self {
         SqliteStore { read, write }
     }
-    fn r(&self) -> &sqlx::SqlitePool {
+    pub(crate) fn r(&self) -> &sqlx::SqlitePool {
         &self.read
     }
-    fn w(&self) -> &sqlx::SqlitePool {
+    pub(crate) fn w(&self) -> &sqlx::SqlitePool {
         &self.write
     }
 }
@@ -44,10 +44,10 @@ impl PostgresStore {
     pub(crate) fn new(pool: sqlx::PgPool) -> Self {
         PostgresStore { pool }
     }
-    fn r(&self) -> &sqlx::PgPool {
+    pub(crate) fn r(&self) -> &sqlx::PgPool {
         &self.pool
     }
-    fn w(&self) -> &sqlx::PgPool {
+    pub(crate) fn w(&self) -> &sqlx::PgPool {
         &self.pool
     }
 }
@@ -84,7 +84,8 @@ macro_rules! user_cols {
         "u.id AS u_id, u.username AS u_username, u.email AS u_email, u.display_name AS u_display_name, \
          u.avatar_id AS u_avatar_id, u.password_hash AS u_password_hash, u.is_admin AS u_is_admin, \
          u.plan AS u_plan, u.totp_secret AS u_totp_secret, u.allow_dms_from AS u_allow_dms_from, \
-         u.created_at AS u_created_at"
+         u.created_at AS u_created_at, u.email_verified_at AS u_email_verified_at, \
+         u.email_bounced_at AS u_email_bounced_at"
     };
 }
 
@@ -166,6 +167,8 @@ macro_rules! sql_impl {
                     allow_dms_from: DmPolicy::parse(&r.try_get::<String, _>("u_allow_dms_from")?)
                         .unwrap_or(DmPolicy::Nobody),
                     created_at: r.try_get("u_created_at")?,
+                    email_verified_at: r.try_get("u_email_verified_at")?,
+                    email_bounced_at: r.try_get("u_email_bounced_at")?,
                 })
             }
 

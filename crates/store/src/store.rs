@@ -7,7 +7,7 @@ use crate::StoreResult;
 use crate::model::*;
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: crate::mail::MailStore + Send + Sync + 'static {
     /// `"sqlite"` or `"postgres"`, for logs and `/readyz`.
     fn backend(&self) -> &'static str;
     /// A trivial round trip, for `/readyz`.

@@ -96,6 +96,7 @@ contract!(
     messages_after_pages_every_channel,
     administration_tables,
     attachments_claim_and_expire,
+    mail_outbox_and_account_tokens,
 );
 
 static IDS: std::sync::LazyLock<IdGenerator> = std::sync::LazyLock::new(|| IdGenerator::new(1));
@@ -116,6 +117,8 @@ fn user(name: &str) -> UserRecord {
         totp_secret: None,
         allow_dms_from: DmPolicy::CommunityMembers,
         created_at: now_ms(),
+        email_verified_at: None,
+        email_bounced_at: None,
     }
 }
 
@@ -1711,5 +1714,193 @@ async fn attachments_claim_and_expire(s: &dyn Store) {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+/// The outbox: enqueueing is idempotent by key, a mail is claimed by one
+/// caller at a time (and again once its claim lapses), retries wait, and
+/// done mails lose their bodies. Account tokens are spent once; a reset
+/// sets the password and revokes every session together; a bounce marks
+/// the address and a confirmed change clears it.
+async fn mail_outbox_and_account_tokens(s: &dyn Store) {
+    let u = new_user(s, "mailer").await;
+    let email = u.email.clone().expect("email");
+    let now = now_ms();
+    let mail = |key: &str| MailRecord {
+        id: id(),
+        dedupe_key: key.into(),
+        user_id: Some(u.id),
+        kind: "welcome".into(),
+        recipient: email.clone(),
+        subject: "s".into(),
+        text_body: "t".into(),
+        html_body: "<p>t</p>".into(),
+        status: MailStatus::Queued,
+        attempts: 0,
+        next_attempt_at: now,
+        last_error: None,
+        created_at: now,
+        done_at: None,
+    };
+    let first = mail("welcome:1");
+    assert!(s.enqueue_mail(&first).await.unwrap());
+    assert!(
+        !s.enqueue_mail(&mail("welcome:1")).await.unwrap(),
+        "same key: one mail"
+    );
+    // Concurrent claims: exactly one wins.
+    let (a, b) = tokio::join!(s.claim_mail(now, 60_000, 10), s.claim_mail(now, 60_000, 10));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.len() + b.len(), 1, "{a:?} {b:?}");
+    let claimed = a.into_iter().chain(b).next().unwrap();
+    assert_eq!(
+        (claimed.id, claimed.attempts, claimed.status),
+        (first.id, 1, MailStatus::Sending)
+    );
+    assert!(
+        s.claim_mail(now + 1_000, 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A lapsed claim (its node died) is taken again.
+    let again = s.claim_mail(now + 61_000, 60_000, 10).await.unwrap();
+    assert_eq!((again.len(), again[0].attempts), (1, 2));
+    s.mail_retry(first.id, now + 5_000, "451 later")
+        .await
+        .unwrap();
+    assert!(
+        s.claim_mail(now + 4_000, 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.claim_mail(now + 5_000, 60_000, 10).await.unwrap().len(),
+        1
+    );
+    s.mail_sent(first.id, now).await.unwrap();
+    let done = s.mail(first.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            done.status,
+            done.text_body.as_str(),
+            done.html_body.as_str()
+        ),
+        (MailStatus::Sent, "", "")
+    );
+    assert!(
+        s.claim_mail(now + 999_999, 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let second = mail("verify:2");
+    s.enqueue_mail(&second).await.unwrap();
+    s.mail_given_up(second.id, MailStatus::Bounced, "550 no", now)
+        .await
+        .unwrap();
+    let gone = s.mail(second.id).await.unwrap().unwrap();
+    assert_eq!(
+        (gone.status, gone.last_error.as_deref()),
+        (MailStatus::Bounced, Some("550 no"))
+    );
+
+    // Bounces mark the address once, ignoring case.
+    assert!(
+        s.mark_email_bounced(&email.to_uppercase(), now)
+            .await
+            .unwrap()
+    );
+    assert!(!s.mark_email_bounced(&email, now).await.unwrap());
+    assert_eq!(
+        s.user(u.id).await.unwrap().unwrap().email_bounced_at,
+        Some(now)
+    );
+
+    // Tokens: stored by hash, spent once.
+    let token = AccountTokenRecord {
+        hash: "h-reset".into(),
+        user_id: u.id,
+        purpose: "password_reset".into(),
+        email: email.clone(),
+        created_at: now,
+        expires_at: now + 60_000,
+        used_at: None,
+    };
+    s.create_account_token(&token).await.unwrap();
+    s.create_account_token(&AccountTokenRecord {
+        hash: "h-reset-2".into(),
+        ..token.clone()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        s.account_token("h-reset").await.unwrap(),
+        Some(token.clone())
+    );
+    assert!(s.use_account_token("h-reset", now).await.unwrap());
+    assert!(!s.use_account_token("h-reset", now).await.unwrap(), "once");
+    assert_eq!(
+        s.spend_account_tokens(u.id, "password_reset", now)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(s.account_token("nope").await.unwrap(), None);
+
+    // A reset revokes every live session with the new password.
+    for k in ["r1", "r2"] {
+        let sess = SessionRecord {
+            id: SessionId(id()),
+            user_id: u.id,
+            user_agent: None,
+            created_at: now,
+            last_seen_at: now,
+            revoked_at: None,
+        };
+        s.create_session(&sess, k).await.unwrap();
+    }
+    let revoked = s.reset_password(u.id, "new-hash", now).await.unwrap();
+    assert_eq!(revoked.len(), 2);
+    assert!(s.sessions_for_user(u.id).await.unwrap().is_empty());
+    assert_eq!(
+        s.user(u.id).await.unwrap().unwrap().password_hash,
+        "new-hash"
+    );
+
+    // Verification only for the current address; a change verifies and clears the bounce.
+    assert!(
+        !s.set_email_verified(u.id, "other@example.org", now)
+            .await
+            .unwrap()
+    );
+    assert!(s.set_email_verified(u.id, &email, now).await.unwrap());
+    let other = new_user(s, "mailer2").await;
+    assert!(matches!(
+        s.change_email(u.id, &other.email.clone().unwrap().to_uppercase(), now)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(
+        s.change_email(u.id, "New@Example.org", now + 1)
+            .await
+            .unwrap()
+    );
+    let changed = s.user(u.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            changed.email.as_deref(),
+            changed.email_verified_at,
+            changed.email_bounced_at
+        ),
+        (Some("New@Example.org"), Some(now + 1), None)
+    );
+    assert_eq!(
+        s.user_by_login("new@example.org")
+            .await
+            .unwrap()
+            .map(|x| x.id),
+        Some(u.id)
     );
 }

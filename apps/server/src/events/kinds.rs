@@ -30,6 +30,9 @@ pub enum Subject {
     /// `chat.media.<attachment>`: a stored upload for the image pipeline. In
     /// the log (for its durable consumer), never delivered to clients.
     Media(AttachmentId),
+    /// `chat.account.<u>`: account lifecycle (USER_CREATED), for domain
+    /// services such as mail. In the log, never delivered to clients.
+    Account(UserId),
     /// `presence.<u>`: a user's combined status.
     Presence(UserId),
     /// `internal.permissions.<c>`: anything in the community may have
@@ -71,6 +74,7 @@ impl Subject {
                 | Subject::User(_)
                 | Subject::Audit(_)
                 | Subject::Media(_)
+                | Subject::Account(_)
         )
     }
 
@@ -92,6 +96,7 @@ impl fmt::Display for Subject {
             Subject::User(u) => write!(f, "chat.user.{u}"),
             Subject::Audit(c) => write!(f, "chat.audit.{c}"),
             Subject::Media(a) => write!(f, "chat.media.{a}"),
+            Subject::Account(u) => write!(f, "chat.account.{u}"),
             Subject::Automod(c) => write!(f, "internal.automod.{c}"),
             Subject::Presence(u) => write!(f, "presence.{u}"),
             Subject::Permissions(c) => write!(f, "internal.permissions.{c}"),
@@ -121,6 +126,7 @@ impl FromStr for Subject {
             ["chat", "user", u] => Subject::User(id(u)?),
             ["chat", "audit", c] => Subject::Audit(id(c)?),
             ["chat", "media", a] => Subject::Media(id(a)?),
+            ["chat", "account", u] => Subject::Account(id(u)?),
             ["internal", "automod", c] => Subject::Automod(id(c)?),
             ["presence", u] => Subject::Presence(id(u)?),
             ["internal", "permissions", c] => Subject::Permissions(id(c)?),
@@ -198,6 +204,8 @@ event_kinds! {
     MediaUploaded = "MEDIA_UPLOADED",
     /// Internal: a community's automod rules changed.
     AutomodRulesChanged = "AUTOMOD_RULES_CHANGED",
+    /// Internal: an account was registered (the welcome mail).
+    UserCreated = "USER_CREATED",
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -393,6 +401,8 @@ mod tests {
         assert!(Subject::User(UserId(1)).in_log());
         assert!(!Subject::Presence(UserId(1)).in_log());
         assert!(Subject::Audit(CommunityId(1)).in_log());
+        assert!(Subject::Account(UserId(1)).in_log());
+        assert_eq!("chat.account.7".parse(), Ok(Subject::Account(UserId(7))));
         assert!(!Subject::Automod(CommunityId(1)).in_log());
         for p in LIVE_PREFIXES {
             assert!(!p.starts_with("chat."));

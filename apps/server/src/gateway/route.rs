@@ -651,10 +651,10 @@ fn deliver_now(state: &AppState, s: &Arc<Session>, ev: &Arc<LogEvent>) {
             Access::Sees
         }
         Subject::User(u) if *u != s.user => return,
-        // The audit log's announcements are for the audit consumer only.
-        Subject::Audit(_) => return,
-        // Uploads announced for the image pipeline only.
-        Subject::Media(_) => return,
+        // The audit log's announcements are for the audit consumer only,
+        // account events for the mail consumer, uploads for the image
+        // pipeline.
+        Subject::Audit(_) | Subject::Account(_) | Subject::Media(_) => return,
         Subject::Private(ch) => {
             let mine = s.inner.lock().private.contains(ch)
                 || matches!(&ev.change, Some(Change::PrivateCreated(us)) if us.contains(&s.user));

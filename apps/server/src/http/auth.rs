@@ -55,7 +55,7 @@ fn set_cookie(state: &AppState, value: &str, max_age: u64) -> HeaderValue {
 
 const COOKIE_MAX_AGE: u64 = 30 * 24 * 3600;
 
-async fn auth_rate_limit(state: &AppState, ip: &str) -> ApiResult<()> {
+pub(crate) async fn auth_rate_limit(state: &AppState, ip: &str) -> ApiResult<()> {
     let rl = &state.cfg.rate_limit;
     if rl.enabled {
         let q = Quota {
@@ -130,6 +130,7 @@ pub async fn register(
         display_name: req.display_name,
     };
     let ok = state.accounts.register(input, user_agent(&headers)).await?;
+    super::email::announce_created(&state, ok.user.id);
     Ok(auth_response(
         &state,
         is_web(&headers),

@@ -246,6 +246,14 @@ impl From<AccountsError> for ApiError {
                 "this account is suspended",
             )
             .details(json!({ "reason": "account_suspended" })),
+            // 400 invalid_request naming the field, with a code per problem
+            // so clients can say "ask for a new link" or "check the link".
+            AccountsError::Token(problem) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("token: {}", problem.reason()),
+            )
+            .details(json!({ "fields": { "token": problem.reason() }, "reason": problem.code() })),
             AccountsError::Store(s) => s.into(),
             AccountsError::Internal(cause) => ApiError::internal(cause),
         }

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod auth;
 pub mod channels;
 pub mod communities;
+pub mod email;
 pub mod error;
 pub mod extract;
 pub mod media;
@@ -74,6 +75,11 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::logout))
         .routes(routes!(auth::sessions, auth::revoke_other_sessions))
         .routes(routes!(auth::revoke_session))
+        .routes(routes!(email::verify_email))
+        .routes(routes!(email::password_reset))
+        .routes(routes!(email::password_reset_confirm))
+        .routes(routes!(email::request_verification))
+        .routes(routes!(email::change_email))
         .routes(routes!(users::me, users::update_me))
         .routes(routes!(
             users::totp_setup,

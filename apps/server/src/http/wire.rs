@@ -50,6 +50,8 @@ pub struct Me {
     #[serde(flatten)]
     pub user: User,
     pub email: Option<String>,
+    /// Whether `email` was proven to be yours (a mailed link was opened).
+    pub email_verified: bool,
     pub mfa_enabled: bool,
     pub is_admin: bool,
     /// Who may open a DM with you.
@@ -61,6 +63,7 @@ impl From<&UserRecord> for Me {
         Me {
             user: u.into(),
             email: u.email.clone(),
+            email_verified: u.email.is_some() && u.email_verified_at.is_some(),
             mfa_enabled: u.totp_secret.is_some(),
             is_admin: u.is_admin,
             allow_dms_from: u.allow_dms_from.into(),
@@ -568,6 +571,42 @@ pub struct LoginRequest {
     /// Username or email.
     pub login: String,
     pub password: String,
+    pub totp_code: Option<String>,
+}
+
+/// Asks for a password-reset mail.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetRequest {
+    /// Username or email.
+    pub login: String,
+}
+
+/// Sets a new password with the token from a reset mail.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetConfirm {
+    pub token: String,
+    /// The new password (8-256 characters).
+    pub password: String,
+}
+
+/// The token from a verification or email-change mail.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyEmailRequest {
+    pub token: String,
+}
+
+/// Changes your email address (applied once the new address confirms).
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeEmailRequest {
+    /// The new address.
+    pub email: String,
+    /// Your current password.
+    pub password: String,
+    /// A current code when two-factor sign-in is on.
     pub totp_code: Option<String>,
 }
 

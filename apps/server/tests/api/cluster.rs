@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use crate::gateway::Gw;
 use crate::{Db, TestServer};
 
-struct Cluster {
-    nodes: Vec<TestServer>,
+pub struct Cluster {
+    pub nodes: Vec<TestServer>,
     admin: String,
     db: String,
     root: String,
@@ -42,7 +42,7 @@ impl Cluster {
         Self::start_with(n, |_| {}).await
     }
 
-    async fn start_with(
+    pub async fn start_with(
         n: usize,
         tweak: impl Fn(&mut hearth_server::config::Config) + Clone + Send + 'static,
     ) -> Cluster {
@@ -82,7 +82,7 @@ impl Cluster {
         }
     }
 
-    async fn stop(self) {
+    pub async fn stop(self) {
         for n in self.nodes {
             n.stop().await;
         }

@@ -21,14 +21,14 @@ use crate::{Db, TestServer};
 /// Forwards one local port to an upstream address; `cut` drops every
 /// connection and refuses new ones, `restore` listens again on the same
 /// port.
-struct Forwarder {
-    addr: SocketAddr,
+pub struct Forwarder {
+    pub addr: SocketAddr,
     upstream: String,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
 impl Forwarder {
-    async fn start(upstream: &str) -> Forwarder {
+    pub async fn start(upstream: &str) -> Forwarder {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let f = Forwarder {
             addr: listener.local_addr().expect("addr"),
@@ -56,13 +56,13 @@ impl Forwarder {
     }
 
     /// The part is gone: open connections drop, new ones are refused.
-    fn cut(&self) {
+    pub fn cut(&self) {
         for t in self.tasks.lock().drain(..) {
             t.abort();
         }
     }
 
-    async fn restore(&self) {
+    pub async fn restore(&self) {
         let listener = loop {
             match TcpListener::bind(self.addr).await {
                 Ok(l) => break l,

@@ -9,6 +9,7 @@ mod edges;
 mod faults;
 mod gateway;
 mod harness;
+mod mail;
 mod matrix;
 mod media;
 mod moderation;
@@ -242,3 +243,36 @@ both_backends_with!(burst = crate::scenarios::burst_is_rate_limited, |c| {
 
 mod cli;
 mod telemetry;
+
+/// Mail scenarios (each starts its own server against the test SMTP sink).
+macro_rules! mail_scenarios {
+    ($($name:ident),* $(,)?) => {
+        mod mail_flows {
+            $(mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    crate::mail::$name(crate::Db::Sqlite).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    crate::mail::$name(crate::Db::Postgres).await;
+                }
+            })*
+        }
+    };
+}
+
+mail_scenarios!(
+    welcome_and_verification,
+    password_reset_signs_out_everywhere,
+    reset_links_expire,
+    retries_and_bounces,
+    smtp_down_queues_and_retries,
+    email_change_confirms_the_new_address,
+    mail_off_answers_503,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_cluster_sends_once_and_resets_everywhere() {
+    mail::two_nodes_mail_once_and_reset_everywhere().await;
+}
