@@ -261,6 +261,7 @@ async fn staff(cfg: Config, task: StaffTask) -> Result<(), String> {
     } else if !listing {
         println!("staff policy unchanged");
     }
+    server.release().await;
     Ok(())
 }
 
@@ -496,6 +497,7 @@ async fn admin(cfg: Config, task: AdminTask) -> Result<(), String> {
                     "was already suspended; every session revoked"
                 }
             );
+            server.release().await;
             Ok(())
         }
         AdminTask::Unsuspend { user } => {
@@ -519,6 +521,7 @@ async fn admin(cfg: Config, task: AdminTask) -> Result<(), String> {
                     "was not suspended"
                 }
             );
+            server.release().await;
             Ok(())
         }
         AdminTask::RotateSigningKey => {

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::gateway::Gw;
 use crate::{Db, TestServer, User, assert_error};
 
-fn sink_addr() -> String {
+pub(crate) fn sink_addr() -> String {
     std::env::var("HEARTH_TEST_SMTP").unwrap_or_else(|_| "127.0.0.1:2526".into())
 }
 
@@ -28,7 +28,7 @@ fn sink_dir() -> PathBuf {
 }
 
 /// Fails the test when the sink is absent: mail untested is not mail tested.
-fn require_sink() {
+pub(crate) fn require_sink() {
     let addr = sink_addr();
     assert!(
         std::net::TcpStream::connect_timeout(
@@ -41,7 +41,7 @@ fn require_sink() {
 }
 
 /// Mail on, through `smtp` (the sink unless a test cuts in), fast retries.
-fn mail_on(c: &mut Config, smtp: &str) {
+pub(crate) fn mail_on(c: &mut Config, smtp: &str) {
     c.smtp_url = Secret(format!("smtp://{smtp}"));
     c.mail_from = "Hearth <hearth@hearth.test>".into();
     c.mail_retry_base_ms = 100;

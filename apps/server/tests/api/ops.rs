@@ -111,9 +111,13 @@ async fn history(s: &TestServer, who: &User, ch: &str) -> Value {
 async fn populate() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_path_buf();
+    // Mail on (the test SMTP server), so the outbox and account tokens
+    // (migration 8) have rows to copy.
+    crate::mail::require_sink();
     let s = TestServer::start_with(Db::Sqlite, |c| {
         c.data_dir = data.clone();
         c.rate_limit.enabled = false;
+        crate::mail::mail_on(c, &crate::mail::sink_addr());
     })
     .await;
     let owner = s.register("owner").await;
@@ -124,6 +128,15 @@ async fn populate() -> Fixture {
     for u in [&alice, &bob, &carol] {
         s.join(&owner, &cid, u).await;
     }
+    // An email change: a confirmation token and two mails.
+    let (st, body) = s
+        .patch(
+            "/api/v1/users/@me/email",
+            &carol.token,
+            json!({"email": "carol.ops@hearth.test", "password": "correct horse battery"}),
+        )
+        .await;
+    assert!(st.is_success(), "{body}");
     // A sent file, so the attachments table (migration 7) has a row to copy.
     let (st, file) = crate::media::upload(
         &s,
