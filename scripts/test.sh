@@ -87,6 +87,8 @@ ensure_coturn() {
 ensure_moto() {
   export HEARTH_TEST_S3_URL="${HEARTH_TEST_S3_URL:-http://127.0.0.1:${HEARTH_MOTO_PORT:-5055}}"
   scripts/moto.sh start
+}
+
 # A real SMTP server for the mail tests; scripts/smtp.sh has the details.
 ensure_smtp() {
   scripts/smtp.sh start
