@@ -453,41 +453,50 @@ pub async fn grant(
     Auth(p): Auth,
     Path((role, user)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let role = role_of(&role)?;
-    let user: UserId = path_id("user_id", &user)?;
-    let by = actor(&state, p.user_id).await?;
-    state.accounts.user(user).await?;
-    if state.admin.policy.grant(by, user, &role).await? {
-        edited(
-            &state,
-            p.user_id,
-            json!({ "grant": { "role": role.to_string(), "user": user.to_string() } }),
-        )
-        .await;
-    }
-    Ok(StatusCode::NO_CONTENT)
+    edit_membership(&state, p.user_id, &role, &user, true).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/admin/staff/roles/{role}/members/{user_id}", tag = "admin", security(("bearer" = [])),
     params(("role" = String, Path), ("user_id" = String, Path)),
-    responses((status = 204), (status = 400, body = ErrorBody, description = "the last admin keeps the role"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "the user does not hold the role")))]
+    responses((status = 204), (status = 409, body = ErrorBody, description = "the last admin keeps the role"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "the user does not hold the role")))]
 pub async fn revoke(
     State(state): State<AppState>,
     Auth(p): Auth,
     Path((role, user)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let role = role_of(&role)?;
-    let user: UserId = path_id("user_id", &user)?;
-    let by = actor(&state, p.user_id).await?;
-    if !state.admin.policy.revoke(by, user, &role).await? {
+    edit_membership(&state, p.user_id, &role, &user, false).await
+}
+
+/// Gives (`grant`) or takes a staff role; taking one the user does not
+/// hold is 404, giving one they hold changes nothing.
+async fn edit_membership(
+    state: &AppState,
+    by: UserId,
+    role: &str,
+    user: &str,
+    grant: bool,
+) -> ApiResult<StatusCode> {
+    let role = role_of(role)?;
+    let user: UserId = path_id("user_id", user)?;
+    let actor = actor(state, by).await?;
+    let policy = &state.admin.policy;
+    let changed = if grant {
+        state.accounts.user(user).await?;
+        policy.grant(actor, user, &role).await?
+    } else {
+        policy.revoke(actor, user, &role).await?
+    };
+    if changed {
+        let key = if grant { "grant" } else { "revoke" };
+        edited(
+            state,
+            by,
+            json!({ key: { "role": role.to_string(), "user": user.to_string() } }),
+        )
+        .await;
+    } else if !grant {
         return Err(ApiError::not_found());
     }
-    edited(
-        &state,
-        p.user_id,
-        json!({ "revoke": { "role": role.to_string(), "user": user.to_string() } }),
-    )
-    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
