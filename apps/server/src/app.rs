@@ -231,6 +231,8 @@ fn web_assets(cfg: &Config) -> Option<WebAssets> {
 }
 
 pub async fn build(cfg: Config) -> Result<Server, StartError> {
+    // For servers made in-process (tests, tools) too: see there.
+    hearth_blobs::install_tls_provider();
     let store = open_store(&cfg).await?;
 
     // A distinct node id for this process, so IDs never collide across nodes.

@@ -267,6 +267,8 @@ async fn staff(cfg: Config, task: StaffTask) -> Result<(), String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Before anything makes an HTTP client (telemetry, S3): see there.
+    hearth_blobs::install_tls_provider();
     let cli = Cli::parse();
     if let Some(Command::Openapi) = cli.command {
         println!("{}", hearth_server::http::openapi_json());

@@ -23,6 +23,17 @@ use futures::stream::BoxStream;
 pub use disk::DiskStore;
 pub use s3::{S3Config, S3Store};
 
+/// Installs ring as the process's rustls crypto provider (idempotent).
+///
+/// The S3 client's reqwest 0.13 is built with `rustls-no-provider` (so no
+/// aws-lc, a C build), and Cargo unifies that feature into every reqwest
+/// 0.13 in the binary, the OTLP exporter's included: any of them panics on
+/// its first client unless a provider is installed. The server calls this
+/// first thing, before telemetry or storage make a client.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A stream of body chunks from the client; an `Err` means the upload stopped.
 pub type ByteStream<'a> = BoxStream<'a, Result<Bytes, std::io::Error>>;
 

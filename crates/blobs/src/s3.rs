@@ -48,7 +48,7 @@ impl S3Store {
     pub fn new(cfg: &S3Config) -> Result<Self, BlobError> {
         // reqwest is built without a bundled TLS provider (no aws-lc); ring is the one
         // compiled in, and installing it twice is harmless.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::install_tls_provider();
         let mut builder = AmazonS3Builder::new()
             .with_bucket_name(&cfg.bucket)
             .with_region(&cfg.region)

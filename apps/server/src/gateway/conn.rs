@@ -26,14 +26,35 @@ struct Conn {
     link: Option<Arc<Link>>,
 }
 
+/// Sends a close frame, then reads (and drops) what the client still sends
+/// until its own close, for at most [`CLOSE_WAIT`]: the closing handshake.
+/// Dropping the socket with the client's frames unread would make the
+/// kernel answer with a reset, which can destroy the close frame (and its
+/// code) before the client reads it: a client flooding frames would see
+/// its connection reset instead of 4008.
 async fn send_close(ws: &mut WebSocket, code: u16, reason: &str) {
-    let _ = ws
+    if ws
         .send(Message::Close(Some(CloseFrame {
             code,
             reason: Utf8Bytes::from(reason.to_string()),
         })))
-        .await;
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        while let Some(Ok(m)) = ws.next().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
+
+/// The longest a closing connection waits for the client's close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 async fn send_json(ws: &mut WebSocket, v: serde_json::Value) -> bool {
     ws.send(Message::Text(Utf8Bytes::from(v.to_string())))
