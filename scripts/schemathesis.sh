@@ -39,7 +39,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Mail through the test SMTP sink (scripts/smtp.sh, started by the test
+# command), so the operations that mail answer as they do in production
+# instead of 503 for mail being off.
+scripts/smtp.sh start >/dev/null
 HEARTH_RATE_LIMIT_ENABLED=false HEARTH_PASSWORD_HASH_MEMORY_KIB=64 HEARTH_PASSWORD_HASH_ITERATIONS=1 \
+  HEARTH_SMTP_URL="smtp://${HEARTH_TEST_SMTP:-127.0.0.1:2526}" HEARTH_MAIL_FROM="Hearth <hearth@hearth.test>" \
   HEARTH_WEB_DIR="$WORK/no-web" HEARTH_LOG_LEVEL="${HEARTH_LOG_LEVEL:-warn}" \
   "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!

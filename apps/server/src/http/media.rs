@@ -359,8 +359,8 @@ async fn download(
 /// Download a file (`Range` and `If-None-Match` supported).
 #[utoipa::path(get, path = "/api/v1/attachments/{id}/{filename}", tag = "messages", security(("bearer" = [])),
     params(("id" = String, Path), ("filename" = String, Path)),
-    responses((status = 200, description = "the file", content_type = "application/octet-stream"),
-        (status = 206, description = "the requested range"), (status = 304, description = "not modified"),
+    responses((status = 200, description = "the file, with its sniffed type (images, video and audio inline; anything else as a download)", content_type = "*/*"),
+        (status = 206, description = "the requested range", content_type = "*/*"), (status = 304, description = "not modified"),
         (status = 404, body = ErrorBody), (status = 416, body = ErrorBody)))]
 pub async fn file(
     State(state): State<AppState>,
