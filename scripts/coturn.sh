@@ -22,18 +22,8 @@ listening() {
   (exec 3<>/dev/tcp/127.0.0.1/3478) 2>/dev/null
 }
 
-case "${1:-start}" in
-  stop)
-    if [ -f "$PIDFILE" ]; then kill "$(cat "$PIDFILE")" 2>/dev/null || true; rm -f "$PIDFILE"; fi
-    exit 0
-    ;;
-  start) ;;
-  *) die "usage: scripts/coturn.sh [start|stop]" ;;
-esac
-
-if listening; then
-  exit 0
-fi
+# UDP can't be probed with /dev/tcp; coturn also listens on TCP 3478.
+service_verb coturn "$PIDFILE" "${1:-start}" 127.0.0.1 3478
 command -v turnserver >/dev/null || apt_install coturn
 mkdir -p "$LOG_DIR"
 say "starting coturn on 127.0.0.1:3478 (logs in $LOG_DIR)"

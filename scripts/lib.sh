@@ -30,3 +30,29 @@ build_web() {
     (cd web && npm run --silent build)
   fi
 }
+
+# The Python venv the test tools share ($HEARTH_VENV, default
+# /var/tmp/hearth-venv), made (with python3-venv installed) if missing.
+HEARTH_VENV="${HEARTH_VENV:-/var/tmp/hearth-venv}"
+ensure_venv() {
+  [ -x "$HEARTH_VENV/bin/python" ] && return 0
+  command -v python3 >/dev/null || apt_install python3 python3-venv
+  python3 -m venv "$HEARTH_VENV" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$HEARTH_VENV"; }
+}
+
+# For the scripts that run a local test service (coturn, moto, the SMTP
+# sink): `service_verb NAME PIDFILE VERB HOST PORT` stops it for `stop`
+# (exiting), exits for `start` when HOST:PORT already listens, returns
+# to start it otherwise.
+service_verb() {
+  local name=$1 pidfile=$2 verb=$3 host=$4 port=$5
+  case "$verb" in
+    stop)
+      if [ -f "$pidfile" ]; then kill "$(cat "$pidfile")" 2>/dev/null || true; rm -f "$pidfile"; fi
+      exit 0
+      ;;
+    start) ;;
+    *) die "usage: scripts/$name.sh [start|stop]" ;;
+  esac
+  if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then exit 0; fi
+}

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 PORT="${HEARTH_MOTO_PORT:-5055}"
-VENV="${HEARTH_VENV:-/var/tmp/hearth-venv}"
+VENV="$HEARTH_VENV"
 LOG_DIR="${HEARTH_MOTO_LOG_DIR:-/tmp/hearth-moto}"
 PIDFILE="$LOG_DIR/moto.pid"
 MOTO_VERSION="5.2.5"
@@ -21,22 +21,8 @@ listening() {
   (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null
 }
 
-case "${1:-start}" in
-  stop)
-    if [ -f "$PIDFILE" ]; then kill "$(cat "$PIDFILE")" 2>/dev/null || true; rm -f "$PIDFILE"; fi
-    exit 0
-    ;;
-  start) ;;
-  *) die "usage: scripts/moto.sh [start|stop]" ;;
-esac
-
-if listening; then
-  exit 0
-fi
-if [ ! -x "$VENV/bin/python" ]; then
-  command -v python3 >/dev/null || apt_install python3 python3-venv
-  python3 -m venv "$VENV" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$VENV"; }
-fi
+service_verb moto "$PIDFILE" "${1:-start}" 127.0.0.1 "$PORT"
+ensure_venv
 [ -x "$VENV/bin/moto_server" ] ||
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
 mkdir -p "$LOG_DIR"

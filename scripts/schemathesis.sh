@@ -16,15 +16,14 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 ST_VERSION=4.32.5
-VENV="${HEARTH_VENV:-/var/tmp/hearth-venv}"
+VENV="$HEARTH_VENV"
 BIN="${HEARTH_BIN:-$CARGO_TARGET_DIR/debug/hearth}"
 MAX_EXAMPLES="${ST_MAX_EXAMPLES:-50}"
 [ -x "$BIN" ] || die "no hearth binary at $BIN (cargo build --bin hearth)"
 
 if [ "$("$VENV/bin/schemathesis" --version 2>/dev/null)" != "schemathesis, version $ST_VERSION" ]; then
   say "installing schemathesis $ST_VERSION into $VENV"
-  command -v python3 >/dev/null || apt_install python3 python3-venv
-  python3 -m venv "$VENV" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$VENV"; }
+  ensure_venv
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$ST_VERSION"
 fi
 PY="$VENV/bin/python"

@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-VENV="${HEARTH_VENV:-/var/tmp/hearth-venv}"
+VENV="$HEARTH_VENV"
 ADDR="${HEARTH_TEST_SMTP:-127.0.0.1:2526}"
 HOST="${ADDR%:*}"
 PORT="${ADDR##*:}"
@@ -27,22 +27,8 @@ listening() {
   (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null
 }
 
-case "${1:-start}" in
-  stop)
-    if [ -f "$PIDFILE" ]; then kill "$(cat "$PIDFILE")" 2>/dev/null || true; rm -f "$PIDFILE"; fi
-    exit 0
-    ;;
-  start) ;;
-  *) die "usage: scripts/smtp.sh [start|stop]" ;;
-esac
-
-if listening; then
-  exit 0
-fi
-if [ ! -x "$VENV/bin/python" ]; then
-  command -v python3 >/dev/null || apt_install python3 python3-venv
-  python3 -m venv "$VENV" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$VENV"; }
-fi
+service_verb smtp "$PIDFILE" "${1:-start}" "$HOST" "$PORT"
+ensure_venv
 "$VENV/bin/python" -c 'import aiosmtpd' 2>/dev/null ||
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "aiosmtpd==1.4.6"
 mkdir -p "$MAIL_DIR"

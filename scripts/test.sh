@@ -101,11 +101,8 @@ ensure_chromium() {
 # Streams that killed test runs left on the local NATS each reserve storage;
 # enough of them make new streams fail. Delete those older than an hour.
 nats_gc() {
-  local venv="${HEARTH_VENV:-/var/tmp/hearth-venv}"
-  if [ ! -x "$venv/bin/python" ]; then
-    command -v python3 >/dev/null || apt_install python3 python3-venv
-    python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$venv"; }
-  fi
+  local venv="$HEARTH_VENV"
+  ensure_venv
   "$venv/bin/python" -c 'import nats' 2>/dev/null ||
     "$venv/bin/pip" install --quiet --disable-pip-version-check "nats-py==2.9.0"
   "$venv/bin/python" scripts/nats-gc.py --older-than 60
