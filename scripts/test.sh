@@ -99,13 +99,14 @@ ensure_chromium() {
 }
 
 # Streams that killed test runs left on the local NATS each reserve storage;
-# enough of them make new streams fail. Delete those older than an hour.
+# enough of them make new streams fail. Delete those older than 20 minutes
+# (a whole Rust run takes about 5; several runs an hour left 60 behind).
 nats_gc() {
   local venv="$HEARTH_VENV"
   ensure_venv
   "$venv/bin/python" -c 'import nats' 2>/dev/null ||
     "$venv/bin/pip" install --quiet --disable-pip-version-check "nats-py==2.9.0"
-  "$venv/bin/python" scripts/nats-gc.py --older-than 60
+  "$venv/bin/python" scripts/nats-gc.py --older-than 20
 }
 
 run_rust() {
