@@ -203,18 +203,7 @@ impl Index {
         needs_rebuild |= payload.rebuild.is_some();
         let threads = config.writer_threads.max(1);
         let memory = config.writer_memory_bytes.max(threads * 15_000_000);
-        // Made on a thread of lower priority, so tantivy's indexing and
-        // merge threads (which inherit it) yield to requests when the
-        // server is busy: a send must not wait behind indexing, which may
-        // lag a little instead.
-        let writer = std::thread::scope(|s| {
-            s.spawn(|| {
-                lower_priority();
-                index.writer_with_num_threads(threads, memory)
-            })
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p))
-        })?;
+        let writer = index.writer_with_num_threads(threads, memory)?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -542,22 +531,7 @@ fn commit(shared: &Shared) -> Result<(), IndexError> {
     Ok(())
 }
 
-/// Lowers the calling thread's scheduling priority (Linux keeps a nice
-/// value per thread, and threads it starts inherit it). Failure leaves it
-/// as it was: only slower under load.
-fn lower_priority() {
-    if let Err(e) = rustix::process::nice(INDEXING_NICE) {
-        tracing::debug!(error = %e, "search: could not lower the indexing threads' priority");
-    }
-}
-
-/// How much lower than requests indexing runs (0-19; 10 gives it about a
-/// tenth of a core that requests want).
-const INDEXING_NICE: i32 = 10;
-
 fn commit_loop(shared: &Shared) {
-    // Commits respawn tantivy's indexing workers from this thread.
-    lower_priority();
     let mut last = Instant::now() - shared.config.commit_interval;
     loop {
         {
