@@ -75,12 +75,6 @@ pub struct Journaler {
 /// Most events written in one transaction.
 const BATCH: usize = 512;
 
-/// How long the journaler lets events gather after the first of a batch.
-/// Under load this turns one transaction per send into one per few dozen
-/// (on SQLite every one of them queues behind the sends on the one writer
-/// connection); consumers see an event at most this much later.
-const LINGER: Duration = Duration::from_millis(20);
-
 /// The longest a consumer's stored cursor may trail what it has processed
 /// while events keep coming (it is stored at once when the consumer goes
 /// idle). A crash redelivers at most this much, which handlers tolerate
@@ -95,15 +89,6 @@ impl Journaler {
         let task = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
             while rx.recv_many(&mut batch, BATCH).await > 0 {
-                if batch.len() < BATCH {
-                    tokio::time::sleep(LINGER).await;
-                    while batch.len() < BATCH {
-                        match rx.try_recv() {
-                            Ok(e) => batch.push(e),
-                            Err(_) => break,
-                        }
-                    }
-                }
                 let last = batch.last().map_or(0, |(p, _)| *p);
                 // A database that is down must not lose the batch: retry,
                 // backing off, until it is stored (or the process stops).
