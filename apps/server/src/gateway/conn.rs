@@ -430,6 +430,9 @@ async fn resume(
     not_yet_identified(conn)?;
     not_draining(state)?;
     let p = authenticate(state, token).await?;
+    // What was published before this resume belongs in its replay, not
+    // after RESUMED: let routing reach the log's head first.
+    caught_up(state).await;
     let local = state.hub.get(session_id);
     let mine = local.as_ref().is_none_or(|sess| sess.user == p.user_id);
     let max = state.cfg.gateway_max_sessions_per_user;
