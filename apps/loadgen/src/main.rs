@@ -6,12 +6,15 @@
 //! - `sends`: N concurrent senders posting messages in a closed loop (3,000/s, p99 < 30 ms).
 //! - `history`: 50-message pages at random cursors in a channel seeded with
 //!   1,000,000 messages (p99 < 5 ms).
+//! - `audit-lag`: audited moderation actions at --rate a second, and how
+//!   long each takes to reach the audit log (issue 12).
 //! - `gw-*`: the gateway; see `gateway/mod.rs`. `--nodes 2` starts a
 //!   two-node cluster (Postgres, NATS, Redis) for gw-fanout and gw-e2e.
 //!
 //! Gateway runs need one file descriptor per connection in this process and
 //! in the server (which inherits our limit): `ulimit -n 20000` for 10,000.
 
+mod audit;
 mod gateway;
 mod report;
 mod scenarios;
@@ -52,6 +55,9 @@ pub enum Scenario {
     /// Message latency while one user joins/leaves in a loop and another
     /// creates group DMs (the server's per-user rate limits on).
     GwAbuse,
+    /// Moderation under load: --rate audited actions a second from --users
+    /// moderators, and how long until each is in the audit log.
+    AuditLag,
     /// Rolling restart: --connections clients through the balancer at
     /// --external while --rate msg/s are sent and every node is restarted
     /// (scripts/rolling-restart.sh): lost, repeated, out of order, resume time.
@@ -168,7 +174,7 @@ impl Args {
 fn check_open_files(args: &Args) -> Result<(), String> {
     let gateway = !matches!(
         args.scenario,
-        Scenario::Sends | Scenario::History | Scenario::All
+        Scenario::Sends | Scenario::History | Scenario::All | Scenario::AuditLag
     );
     if !gateway {
         return Ok(());
@@ -238,6 +244,7 @@ async fn main() {
             Scenario::GwAbuse => results.extend(gateway::abuse(&args, &server).await?),
             Scenario::GwRolling => results.extend(gateway::rolling(&args, &server).await?),
             Scenario::VoiceForward => results.extend(voice::forward(&args, &server).await?),
+            Scenario::AuditLag => results.extend(audit::lag(&args, &server).await?),
             Scenario::Sends | Scenario::History | Scenario::All => {}
         }
         Ok::<(), String>(())

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use hearth_moderation::staff::{AdminOp, PolicyRule, PolicyStore, StaffPolicy};
 use hearth_moderation::{AuditEntry, AuditEntryId, ModerationError, StoreError, TargetKind};
 use hearth_store::{Store, SuspensionRecord};
-use hearth_types::{SessionId, UserId, now_ms};
+use hearth_types::{CommunityId, SessionId, UserId, now_ms};
 use serde_json::json;
 
 use crate::state::AppState;
@@ -81,6 +81,148 @@ pub enum AdminError {
     Accounts(#[from] hearth_accounts::AccountsError),
     #[error(transparent)]
     Store(#[from] hearth_store::StoreError),
+    #[error(transparent)]
+    Chat(#[from] hearth_chat::ChatError),
+    /// No such account (or it was erased already).
+    #[error("not found")]
+    NotFound,
+    /// An account that owns communities is not erased: their members would
+    /// be left without an owner. Transfer or take them down first.
+    #[error("the account owns communities")]
+    OwnsCommunities(Vec<CommunityId>),
+}
+
+/// What becomes of an erased account's messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErasedMessages {
+    /// Kept, shown as from a deleted user.
+    Keep,
+    /// Deleted everywhere (communities and DMs), announced as deletions.
+    Remove,
+}
+
+impl ErasedMessages {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErasedMessages::Keep => "keep",
+            ErasedMessages::Remove => "remove",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ErasedMessages> {
+        match s {
+            "keep" => Some(ErasedMessages::Keep),
+            "remove" => Some(ErasedMessages::Remove),
+            _ => None,
+        }
+    }
+}
+
+/// The username an erased account keeps (its id is all that is left).
+/// Usernames cannot hold a `-`, so nobody can sign up as one.
+pub fn tombstone(user: UserId) -> String {
+    format!("deleted-{user}")
+}
+
+/// What an erasure did.
+#[derive(Clone, Debug, Default)]
+pub struct Erased {
+    pub messages_deleted: usize,
+    pub communities_left: usize,
+}
+
+/// Erases `user`'s account: every session revoked (sockets closed on every
+/// node), its messages deleted if `messages` says so, its communities left,
+/// its staff roles taken, and then its personal data removed for good (see
+/// `Store::erase_user`). An owner of communities is refused before anything
+/// changes.
+pub async fn erase(
+    state: &AppState,
+    user: UserId,
+    by: Option<UserId>,
+    messages: ErasedMessages,
+) -> Result<Erased, AdminError> {
+    let u = state.store.user(user).await?.ok_or(AdminError::NotFound)?;
+    if state.store.erasure(user).await?.is_some() {
+        return Err(AdminError::NotFound);
+    }
+    let communities = state.store.communities_for_user(user).await?;
+    let owned: Vec<CommunityId> = communities
+        .iter()
+        .filter(|c| c.owner_id == user)
+        .map(|c| c.id)
+        .collect();
+    if !owned.is_empty() {
+        return Err(AdminError::OwnsCommunities(owned));
+    }
+    for sid in state.accounts.revoke_all(user).await? {
+        announce_revoked(state, user, sid);
+    }
+    let mut out = Erased::default();
+    if messages == ErasedMessages::Remove {
+        out.messages_deleted = state.chat.delete_all_by(user).await?;
+    }
+    for c in &communities {
+        state.chat.remove_member_for_erasure(c.id, user).await?;
+        out.communities_left += 1;
+    }
+    for role in state.admin.policy.roles_of(user) {
+        // The last admin is refused here as anywhere: they keep the role
+        // row, which now names an account that can never sign in.
+        if let Err(e) = state
+            .admin
+            .policy
+            .revoke(hearth_moderation::staff::Actor::Operator, user, &role)
+            .await
+        {
+            tracing::warn!(error = %e, %role, "taking a staff role from an erased account");
+        }
+    }
+    announce_policy(state);
+    let erased = state
+        .store
+        .erase_user(
+            &hearth_store::ErasureRecord {
+                user_id: user,
+                erased_by: by,
+                messages: messages.as_str().to_string(),
+                erased_at: now_ms(),
+            },
+            &tombstone(user),
+        )
+        .await?;
+    if !erased {
+        // Another erasure of the same account won the race.
+        return Err(AdminError::NotFound);
+    }
+    if let Some(avatar) = u.avatar_id
+        && let Err(e) = crate::media::delete_attachment(state, avatar).await
+    {
+        tracing::warn!(error = %e, "deleting an erased account's avatar");
+    }
+    state.chat.user_changed(user);
+    if let Ok(after) = state.accounts.user(user).await {
+        let view: crate::http::wire::User = (&after).into();
+        state.publisher.publish(
+            "USER_UPDATE",
+            format!("chat.user.{user}"),
+            serde_json::to_value(&view).unwrap_or_default(),
+        );
+    }
+    Ok(out)
+}
+
+/// Takes a community down: deleted with everything in it, whoever owns it.
+pub async fn take_down(
+    state: &AppState,
+    community: CommunityId,
+) -> Result<hearth_store::CommunityRecord, AdminError> {
+    match state.chat.take_down(community).await {
+        Ok(c) => Ok(c),
+        Err(hearth_chat::ChatError::NotFound) => Err(AdminError::NotFound),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Whether `user` may do `op`: the `is_admin` flag, or the policy.

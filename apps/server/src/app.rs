@@ -525,11 +525,22 @@ async fn drain(state: &AppState) {
     );
 }
 
+/// Waits (at most 5 s) for what this process published to be in the log's
+/// durable copy: the embedded journal writes behind the answer, and a
+/// process that exits first would lose the tail (a restarted index or
+/// another consumer would never see it).
+async fn flush_bus(state: &AppState) {
+    if let Err(e) = state.bus.flush(Duration::from_secs(5)).await {
+        tracing::error!(error = %e, "stopping with events not yet in the journal");
+    }
+}
+
 impl Server {
     /// Lets go of the node id without serving: for one-off commands that
     /// built a server (`hearth admin create-user`), so the database is not
     /// held for a minute after they exit.
     pub async fn release(self) {
+        flush_bus(&self.state).await;
         let (node, holder) = self.lease;
         if let Err(e) = self.state.store.release_node(node, &holder).await {
             tracing::warn!(error = %e, "releasing the node id");
@@ -571,6 +582,7 @@ impl Server {
             .with_graceful_shutdown(stop)
             .await;
         self.state.voice.shutdown();
+        flush_bus(&self.state).await;
         // Commit the index and let go of it (a restart in this process
         // opens it again).
         if let Some(s) = &self.state.search {

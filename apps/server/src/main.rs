@@ -134,6 +134,33 @@ enum AdminTask {
         #[arg(long)]
         user: String,
     },
+    /// Erase an account for good: every session revoked, its communities
+    /// left, its email, names, avatar, password and two-factor secret
+    /// removed (it keeps its id, as `deleted-<id>`). An owner of communities
+    /// is refused.
+    Erase {
+        /// Username, email or user id.
+        #[arg(long)]
+        user: String,
+        /// `keep` its messages (shown as from a deleted user) or `remove` them.
+        #[arg(long, default_value = "keep")]
+        messages: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// List communities (by id), with their size.
+    Communities {
+        /// A name prefix or an exact id.
+        #[arg(long, default_value = "")]
+        query: String,
+    },
+    /// Take a community down: deleted with everything in it, whoever owns it.
+    Takedown {
+        #[arg(long)]
+        community: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// The staff policy (who may use the admin API for what).
     Staff {
         #[command(subcommand)]
@@ -525,6 +552,136 @@ async fn admin(cfg: Config, task: AdminTask) -> Result<(), String> {
             );
             server.release().await;
             Ok(())
+        }
+        AdminTask::Erase {
+            user,
+            messages,
+            reason,
+        } => {
+            let how = hearth_server::admin::ErasedMessages::parse(&messages)
+                .ok_or_else(|| format!("--messages must be keep or remove, not {messages:?}"))?;
+            let mut cfg = cfg;
+            cfg.search_enabled = false;
+            let server = app::build(cfg).await.map_err(|e| e.to_string())?;
+            let result = async {
+                let u = find_user(&server.state, &user).await?;
+                let done = hearth_server::admin::erase(&server.state, u.id, None, how)
+                    .await
+                    .map_err(|e| match e {
+                        hearth_server::admin::AdminError::OwnsCommunities(ids) => format!(
+                            "{} owns communities {}: transfer them or take them down first",
+                            u.username,
+                            ids.iter()
+                                .map(|c| c.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        hearth_server::admin::AdminError::NotFound => {
+                            format!("{} is erased already", u.username)
+                        }
+                        e => e.to_string(),
+                    })?;
+                hearth_server::admin::audit(
+                    &server.state,
+                    None,
+                    hearth_moderation::staff::AdminOp::EraseUser,
+                    (hearth_moderation::TargetKind::User, Some(u.id.0)),
+                    reason.as_deref(),
+                    serde_json::json!({ "erased": true, "messages": how.as_str(),
+                        "messages_deleted": done.messages_deleted }),
+                )
+                .await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                println!(
+                    "{} (id {}) erased: now {}; {} communities left, {} messages deleted",
+                    u.username,
+                    u.id,
+                    hearth_server::admin::tombstone(u.id),
+                    done.communities_left,
+                    done.messages_deleted
+                );
+                Ok::<(), String>(())
+            }
+            .await;
+            server.release().await;
+            result
+        }
+        AdminTask::Communities { query } => {
+            let mut cfg = cfg;
+            cfg.search_enabled = false;
+            let server = app::build(cfg).await.map_err(|e| e.to_string())?;
+            let mut after = hearth_types::CommunityId(0);
+            let result = loop {
+                let page = match server
+                    .state
+                    .store
+                    .admin_communities(&query, after, 100)
+                    .await
+                {
+                    Ok(p) => p,
+                    Err(e) => break Err(e.to_string()),
+                };
+                let Some(last) = page.last() else {
+                    break Ok(());
+                };
+                after = last.community.id;
+                for c in &page {
+                    println!(
+                        "{}\t{}\towner {}\t{} members\t{} channels",
+                        c.community.id,
+                        c.community.name,
+                        c.community.owner_id,
+                        c.members,
+                        c.channels
+                    );
+                }
+            };
+            server.release().await;
+            result
+        }
+        AdminTask::Takedown { community, reason } => {
+            let id: hearth_types::CommunityId = community
+                .parse()
+                .map_err(|_| format!("--community must be a community id, not {community:?}"))?;
+            let mut cfg = cfg;
+            cfg.search_enabled = false;
+            let server = app::build(cfg).await.map_err(|e| e.to_string())?;
+            let result = async {
+                let members = server
+                    .state
+                    .store
+                    .member_ids(id)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .len();
+                let c = hearth_server::admin::take_down(&server.state, id)
+                    .await
+                    .map_err(|e| match e {
+                        hearth_server::admin::AdminError::NotFound => {
+                            format!("no community {id}")
+                        }
+                        e => e.to_string(),
+                    })?;
+                hearth_server::admin::audit(
+                    &server.state,
+                    None,
+                    hearth_moderation::staff::AdminOp::TakedownCommunity,
+                    (hearth_moderation::TargetKind::Community, Some(id.0)),
+                    reason.as_deref(),
+                    serde_json::json!({ "name": c.name, "owner_id": c.owner_id.to_string(),
+                        "members": members, "taken_down": true }),
+                )
+                .await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                println!(
+                    "{} ({id}) taken down; its {members} members were told",
+                    c.name
+                );
+                Ok::<(), String>(())
+            }
+            .await;
+            server.release().await;
+            result
         }
         AdminTask::RotateSigningKey => {
             let key = app::rotate_signing_key(&cfg)

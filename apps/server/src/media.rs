@@ -382,22 +382,41 @@ impl Media {
                 return Ok(n);
             }
             for a in batch {
-                self.blobs
-                    .delete(&a.blob_key)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if let Some(p) = &a.preview_key {
-                    self.blobs.delete(p).await.map_err(|e| e.to_string())?;
-                }
-                state
-                    .store
-                    .delete_attachment(a.id)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                self.delete(state, &a).await?;
                 self.metrics.collected.inc();
                 n += 1;
             }
         }
+    }
+
+    /// Deletes one upload: its blob, its preview, then its row (so a failure
+    /// midway leaves a row to find and delete again, never a lost blob).
+    pub async fn delete(&self, state: &Inner, a: &AttachmentRecord) -> Result<(), String> {
+        self.blobs
+            .delete(&a.blob_key)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(p) = &a.preview_key {
+            self.blobs.delete(p).await.map_err(|e| e.to_string())?;
+        }
+        state
+            .store
+            .delete_attachment(a.id)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+/// Deletes the upload `id` if it exists (an erased account's avatar).
+pub async fn delete_attachment(
+    state: &crate::state::AppState,
+    id: AttachmentId,
+) -> Result<(), String> {
+    match state.store.attachment(id).await {
+        Ok(Some(a)) => state.media.delete(&state.0, &a).await,
+        Ok(None) => Ok(()),
+        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -75,6 +75,10 @@ impl PasswordHasher {
         password: String,
         hash: Option<String>,
     ) -> Result<bool, AccountsError> {
+        // A stored hash starting with `!` locks the account (an erased one):
+        // it is checked like a missing user, against the decoy, so it takes
+        // the same time and never matches.
+        let hash = hash.filter(|h| !h.starts_with('!'));
         let real = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.decoy.to_string());
         let ok = self

@@ -69,6 +69,8 @@ pub trait Journal: Send + Sync + 'static {
 pub struct Journaler {
     tx: mpsc::UnboundedSender<(u64, Envelope)>,
     head: watch::Receiver<u64>,
+    /// The last position queued (what `flush` waits for).
+    queued: std::sync::atomic::AtomicU64,
     task: JoinHandle<()>,
 }
 
@@ -105,13 +107,26 @@ impl Journaler {
         Journaler {
             tx,
             head: head_rx,
+            queued: std::sync::atomic::AtomicU64::new(head),
             task,
         }
     }
 
     /// Queues an appended event (never blocks, never drops).
     pub fn push(&self, position: u64, event: Envelope) {
+        self.queued
+            .fetch_max(position, std::sync::atomic::Ordering::Relaxed);
         let _ = self.tx.send((position, event));
+    }
+
+    /// Waits until everything queued so far is written, or `within` passes
+    /// (false then: a database that is down keeps the writer retrying).
+    pub async fn flush(&self, within: Duration) -> bool {
+        let target = self.queued.load(std::sync::atomic::Ordering::Relaxed);
+        let mut head = self.head.clone();
+        tokio::time::timeout(within, head.wait_for(|h| *h >= target))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// The last position known to be in the journal; changes wake consumers.

@@ -70,6 +70,14 @@ pub trait Bus: Send + Sync + 'static {
     async fn subscribe(&self, prefix: &str) -> Result<Box<dyn Subscription>, BusError>;
     /// For `/readyz`.
     async fn ping(&self) -> Result<(), BusError>;
+    /// Waits (at most `within`) until every event appended so far is in
+    /// the log's durable copy: called by a stopping process, so what it
+    /// published is not lost with it. Buses that store before answering
+    /// `append` have nothing to wait for.
+    async fn flush(&self, within: std::time::Duration) -> Result<(), BusError> {
+        let _ = within;
+        Ok(())
+    }
     /// The position of the log's last event, if this bus can tell (for
     /// noticing a follower that stalled).
     async fn log_head(&self) -> Result<Option<u64>, BusError> {

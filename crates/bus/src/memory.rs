@@ -125,6 +125,15 @@ impl Bus for MemoryBus {
         Ok(())
     }
 
+    async fn flush(&self, within: std::time::Duration) -> Result<(), BusError> {
+        match &self.journal {
+            Some((_, j)) if !j.flush(within).await => Err(BusError::Unavailable(
+                "the journal did not take every event in time".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     async fn log_head(&self) -> Result<Option<u64>, BusError> {
         Ok(Some(*self.position.lock()))
     }

@@ -103,6 +103,19 @@ impl Chat {
         if c.owner_id != user {
             return Err(ChatError::Refused("only the owner can delete a community"));
         }
+        self.remove_community(id).await
+    }
+
+    /// Deletes a community whoever owns it: the instance's staff taking it
+    /// down (they checked their own policy). Its channels, messages, roles
+    /// and members go with it, as when its owner deletes it.
+    pub async fn take_down(&self, id: CommunityId) -> ChatResult<CommunityRecord> {
+        let c = self.store.community(id).await?.ok_or(ChatError::NotFound)?;
+        self.remove_community(id).await?;
+        Ok(c)
+    }
+
+    async fn remove_community(&self, id: CommunityId) -> ChatResult<()> {
         self.store.delete_community(id).await?;
         self.permissions_changed(id);
         self.emit(ChatEvent::CommunityDelete { id });

@@ -221,22 +221,66 @@ impl Chat {
         }
         let mut total = 0;
         for (ch, ids) in by_channel {
-            for chunk in ids.chunks(100) {
-                let deleted = self.store.delete_messages(ch, chunk).await?;
-                total += deleted.len();
-                match deleted.as_slice() {
-                    [] => {}
-                    [one] => self.emit(ChatEvent::MessageDelete {
-                        channel_id: ch,
-                        community_id: Some(c),
-                        id: *one,
-                    }),
-                    _ => self.emit(ChatEvent::MessageDeleteBulk {
-                        channel_id: ch,
-                        community_id: Some(c),
-                        ids: deleted,
-                    }),
-                }
+            total += self.delete_in_chunks(ch, Some(c), &ids).await?;
+        }
+        Ok(total)
+    }
+
+    /// Removes `user` from a community with the usual events, for an
+    /// account being erased (owners are refused before this is reached).
+    pub async fn remove_member_for_erasure(&self, c: CommunityId, user: UserId) -> ChatResult<()> {
+        self.remove(c, user).await
+    }
+
+    /// Deletes every message `author` ever sent, in communities and in DMs,
+    /// channel by channel (one `MESSAGE_DELETE_BULK` per hundred), for an
+    /// erased account whose messages go by policy. Returns how many went.
+    pub async fn delete_all_by(&self, author: UserId) -> ChatResult<usize> {
+        let mut after = hearth_types::MessageId(0);
+        let mut total = 0;
+        loop {
+            let page = self.store.messages_by_author(author, after, 10_000).await?;
+            let Some(last) = page.last() else {
+                return Ok(total);
+            };
+            after = last.2;
+            let mut by_channel: std::collections::BTreeMap<
+                hearth_types::ChannelId,
+                (Option<CommunityId>, Vec<hearth_types::MessageId>),
+            > = Default::default();
+            for (ch, c, id) in page {
+                by_channel.entry(ch).or_insert((c, Vec::new())).1.push(id);
+            }
+            for (ch, (c, ids)) in by_channel {
+                total += self.delete_in_chunks(ch, c, &ids).await?;
+            }
+        }
+    }
+
+    /// Deletes `ids` from `channel` a hundred at a time, announcing each
+    /// chunk (one `MESSAGE_DELETE`, or one `MESSAGE_DELETE_BULK`).
+    async fn delete_in_chunks(
+        &self,
+        ch: hearth_types::ChannelId,
+        c: Option<CommunityId>,
+        ids: &[hearth_types::MessageId],
+    ) -> ChatResult<usize> {
+        let mut total = 0;
+        for chunk in ids.chunks(100) {
+            let deleted = self.store.delete_messages(ch, chunk).await?;
+            total += deleted.len();
+            match deleted.as_slice() {
+                [] => {}
+                [one] => self.emit(ChatEvent::MessageDelete {
+                    channel_id: ch,
+                    community_id: c,
+                    id: *one,
+                }),
+                _ => self.emit(ChatEvent::MessageDeleteBulk {
+                    channel_id: ch,
+                    community_id: c,
+                    ids: deleted,
+                }),
             }
         }
         Ok(total)

@@ -101,7 +101,6 @@ stable_names!(
         AdminUserErase = "admin_user_erase",
         AdminCommunitiesList = "admin_communities_list",
         AdminCommunityTakedown = "admin_community_takedown",
-        AdminCommunityRestore = "admin_community_restore",
         AdminReportsList = "admin_reports_list",
         AdminReportAction = "admin_report_action",
         AdminReportDismiss = "admin_report_dismiss",

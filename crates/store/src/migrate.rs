@@ -62,6 +62,11 @@ pub const SQLITE: &[Migration] = &[
         name: "admin",
         sql: include_str!("../migrations/sqlite/0009_admin.sql"),
     },
+    Migration {
+        version: 10,
+        name: "erasure",
+        sql: include_str!("../migrations/sqlite/0010_erasure.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -109,6 +114,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 9,
         name: "admin",
         sql: include_str!("../migrations/postgres/0009_admin.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "erasure",
+        sql: include_str!("../migrations/postgres/0010_erasure.sql"),
     },
 ];
 

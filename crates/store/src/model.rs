@@ -410,6 +410,24 @@ pub struct SuspensionRecord {
     pub suspended_at: i64,
 }
 
+/// An erased account: when, by whom, and what became of its messages
+/// (`keep`: shown as from a deleted user; `remove`: deleted).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErasureRecord {
+    pub user_id: UserId,
+    pub erased_by: Option<UserId>,
+    pub messages: String,
+    pub erased_at: i64,
+}
+
+/// A community as the instance's staff list it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommunitySummary {
+    pub community: CommunityRecord,
+    pub members: i64,
+    pub channels: i64,
+}
+
 /// A report as stored: the queue's columns and the whole report (JSON the
 /// moderation crate defines).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -2155,6 +2155,141 @@ macro_rules! sql_impl {
                 })
             }
 
+            async fn erase_user(&self, e: &ErasureRecord, tombstone: &str) -> StoreResult<bool> {
+                let mut tx = self.w().begin().await?;
+                let done = sqlx::query(
+                    "UPDATE users SET username = $2, username_lower = $3, email = NULL, email_lower = NULL, \
+                     display_name = NULL, avatar_id = NULL, password_hash = '!erased', is_admin = FALSE, \
+                     totp_secret = NULL, totp_last_step = NULL, email_verified_at = NULL, \
+                     email_bounced_at = NULL, allow_dms_from = 'nobody' \
+                     WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM user_erasures WHERE user_id = $1)",
+                )
+                .bind(e.user_id.0)
+                .bind(tombstone)
+                .bind(tombstone.to_lowercase())
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                let user = e.user_id.0;
+                for sql in [
+                    "DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE user_id = $1)",
+                    "DELETE FROM account_tokens WHERE user_id = $1",
+                    "DELETE FROM mail_outbox WHERE user_id = $1",
+                    "DELETE FROM user_blocks WHERE user_id = $1 OR blocked_id = $1",
+                    "DELETE FROM read_states WHERE user_id = $1",
+                    "DELETE FROM member_roles WHERE user_id = $1",
+                    "DELETE FROM members WHERE user_id = $1",
+                    "DELETE FROM user_suspensions WHERE user_id = $1",
+                ] {
+                    sqlx::query(sql).bind(user).execute(&mut *tx).await?;
+                }
+                sqlx::query(
+                    "UPDATE sessions SET user_agent = NULL, revoked_at = COALESCE(revoked_at, $2) WHERE user_id = $1",
+                )
+                .bind(user)
+                .bind(e.erased_at)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO user_erasures (user_id, erased_by, messages, erased_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(user)
+                .bind(e.erased_by.map(|u| u.0))
+                .bind(&e.messages)
+                .bind(e.erased_at)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn erasure(&self, user: UserId) -> StoreResult<Option<ErasureRecord>> {
+                let row = sqlx::query(
+                    "SELECT user_id, erased_by, messages, erased_at FROM user_erasures WHERE user_id = $1",
+                )
+                .bind(user.0)
+                .fetch_optional(self.r())
+                .await?;
+                Ok(match row {
+                    None => None,
+                    Some(r) => Some(ErasureRecord {
+                        user_id: UserId(r.try_get("user_id")?),
+                        erased_by: r.try_get::<Option<i64>, _>("erased_by")?.map(UserId),
+                        messages: r.try_get("messages")?,
+                        erased_at: r.try_get("erased_at")?,
+                    }),
+                })
+            }
+
+            async fn messages_by_author(
+                &self,
+                author: UserId,
+                after: MessageId,
+                lim: u32,
+            ) -> StoreResult<Vec<(ChannelId, Option<CommunityId>, MessageId)>> {
+                // No index on the author (it would tax every send for a
+                // rare erasure): a walk along the primary key, in pages.
+                let rows = sqlx::query(
+                    "SELECT m.channel_id, c.community_id, m.id FROM messages m JOIN channels c ON c.id = m.channel_id \
+                     WHERE m.author_id = $1 AND m.id > $2 ORDER BY m.id LIMIT $3",
+                )
+                .bind(author.0)
+                .bind(after.0)
+                .bind(i64::from(lim))
+                .fetch_all(self.r())
+                .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    out.push((
+                        ChannelId(r.try_get("channel_id")?),
+                        r.try_get::<Option<i64>, _>("community_id")?.map(CommunityId),
+                        MessageId(r.try_get("id")?),
+                    ));
+                }
+                Ok(out)
+            }
+
+            async fn admin_communities(
+                &self,
+                query: &str,
+                after: CommunityId,
+                lim: u32,
+            ) -> StoreResult<Vec<CommunitySummary>> {
+                let q = query.trim().to_lowercase();
+                let escaped: String = q
+                    .chars()
+                    .flat_map(|c| match c {
+                        '%' | '_' | '\\' => vec!['\\', c],
+                        c => vec![c],
+                    })
+                    .collect();
+                let rows = sqlx::query(
+                    "SELECT c.id, c.name, c.owner_id, c.icon_id, c.created_at, \
+                     (SELECT COUNT(*) FROM members mb WHERE mb.community_id = c.id) AS member_count, \
+                     (SELECT COUNT(*) FROM channels ch WHERE ch.community_id = c.id) AS channel_count \
+                     FROM communities c \
+                     WHERE (LOWER(c.name) LIKE $1 ESCAPE '\\' OR c.id = $2) AND c.id > $3 \
+                     ORDER BY c.id LIMIT $4",
+                )
+                .bind(format!("{escaped}%"))
+                .bind(q.parse::<i64>().unwrap_or(-1))
+                .bind(after.0)
+                .bind(limit(lim))
+                .fetch_all(self.r())
+                .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    out.push(CommunitySummary {
+                        community: Self::community_from(r)?,
+                        members: r.try_get("member_count")?,
+                        channels: r.try_get("channel_count")?,
+                    });
+                }
+                Ok(out)
+            }
+
             async fn find_users(&self, query: &str, after: UserId, lim: u32) -> StoreResult<Vec<UserRecord>> {
                 // A prefix match on the lower-cased username (its index
                 // serves it), with LIKE's wildcards in the query escaped.

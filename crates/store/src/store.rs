@@ -353,6 +353,31 @@ pub trait Store: crate::mail::MailStore + Send + Sync + 'static {
     /// Users whose username starts with `query` or whose email is `query`
     /// (both ignoring case; an empty query matches everyone), by id after
     /// `after`, at most `limit`.
+    /// Erases an account's personal data for good (see `ErasureRecord`):
+    /// the row keeps its id under `tombstone` (its username from now on)
+    /// and nothing else of the person; its refresh and account tokens,
+    /// pending mail, blocks, read states, memberships and suspension go,
+    /// and its sessions are revoked. One transaction. False if there is no
+    /// such user or it was erased already.
+    async fn erase_user(&self, e: &ErasureRecord, tombstone: &str) -> StoreResult<bool>;
+    async fn erasure(&self, user: UserId) -> StoreResult<Option<ErasureRecord>>;
+    /// `(channel, community, message)` for the messages `author` sent
+    /// anywhere (communities and DMs) with an id above `after`, oldest
+    /// first, at most `limit`.
+    async fn messages_by_author(
+        &self,
+        author: UserId,
+        after: MessageId,
+        limit: u32,
+    ) -> StoreResult<Vec<(ChannelId, Option<CommunityId>, MessageId)>>;
+    /// Communities by id for the instance's staff: `query` is a name
+    /// prefix (ignoring case) or an exact id; empty lists them all.
+    async fn admin_communities(
+        &self,
+        query: &str,
+        after: CommunityId,
+        limit: u32,
+    ) -> StoreResult<Vec<CommunitySummary>>;
     async fn find_users(
         &self,
         query: &str,

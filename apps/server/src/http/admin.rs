@@ -29,6 +29,17 @@ impl From<AdminError> for ApiError {
             AdminError::Policy(e) => e.into(),
             AdminError::Accounts(e) => e.into(),
             AdminError::Store(e) => e.into(),
+            AdminError::Chat(e) => e.into(),
+            AdminError::NotFound => ApiError::not_found(),
+            AdminError::OwnsCommunities(ids) => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "the account owns communities: transfer them or take them down first",
+            )
+            .details(json!({
+                "reason": "owns_communities",
+                "community_ids": ids.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+            })),
         }
     }
 }
@@ -53,6 +64,17 @@ pub struct AdminUser {
     pub mfa_enabled: bool,
     /// Present while the account is suspended.
     pub suspended: Option<Suspension>,
+    /// Present once the account is erased.
+    pub erased: Option<Erasure>,
+}
+
+/// An erasure: when, by whom, and what became of the messages.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Erasure {
+    pub erased_by: Option<String>,
+    /// `keep` (shown as from a deleted user) or `remove` (deleted).
+    pub messages: String,
+    pub erased_at: String,
 }
 
 async fn admin_user(state: &AppState, u: &UserRecord) -> ApiResult<AdminUser> {
@@ -60,6 +82,11 @@ async fn admin_user(state: &AppState, u: &UserRecord) -> ApiResult<AdminUser> {
         reason: s.reason,
         suspended_by: s.suspended_by.map(|b| b.to_string()),
         suspended_at: hearth_types::format_rfc3339(s.suspended_at),
+    });
+    let erased = state.store.erasure(u.id).await?.map(|e| Erasure {
+        erased_by: e.erased_by.map(|b| b.to_string()),
+        messages: e.messages,
+        erased_at: hearth_types::format_rfc3339(e.erased_at),
     });
     Ok(AdminUser {
         user: u.into(),
@@ -74,6 +101,7 @@ async fn admin_user(state: &AppState, u: &UserRecord) -> ApiResult<AdminUser> {
             .collect(),
         mfa_enabled: u.totp_secret.is_some(),
         suspended,
+        erased,
     })
 }
 
@@ -184,13 +212,7 @@ pub async fn suspend(
     Body(req): Body<SuspendRequest>,
 ) -> ApiResult<StatusCode> {
     let id: UserId = path_id("id", &id)?;
-    let reason = req
-        .reason
-        .map(|r| r.trim().to_string())
-        .filter(|r| !r.is_empty());
-    if reason.as_ref().is_some_and(|r| r.chars().count() > 512) {
-        return Err(ApiError::field("reason", "at most 512 characters"));
-    }
+    let reason = reason_of(req.reason)?;
     require(&state, p.user_id, AdminOp::SuspendUser).await?;
     let target = state.accounts.user(id).await?;
     may_act_on(&state, p.user_id, &target).await?;
@@ -254,6 +276,164 @@ pub async fn reset_mfa(
         (TargetKind::User, Some(id.0)),
         None,
         json!({ "mfa_enabled": false }),
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// What to do with an erased account's messages, and why it is erased.
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EraseRequest {
+    /// `keep` (the default: kept, shown as from a deleted user) or `remove`
+    /// (deleted everywhere, communities and DMs alike).
+    pub messages: Option<String>,
+    /// Kept in the audit log (at most 512 characters).
+    pub reason: Option<String>,
+}
+
+/// What an erasure did.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct EraseResult {
+    pub messages_deleted: usize,
+    pub communities_left: usize,
+}
+
+fn reason_of(r: Option<String>) -> ApiResult<Option<String>> {
+    let reason = r.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
+    if reason.as_ref().is_some_and(|r| r.chars().count() > 512) {
+        return Err(ApiError::field("reason", "at most 512 characters"));
+    }
+    Ok(reason)
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/erasure", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = EraseRequest,
+    responses((status = 200, body = EraseResult, description = "erased for good: every session revoked (sockets closed on every node), its communities left, its staff roles taken, and its email, names, avatar, password and two-factor secret removed; the account keeps only its id, under the username `deleted-<id>`"),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody, description = "needs users:erase (and policy:edit for a staff account)"),
+        (status = 404, body = ErrorBody, description = "no such account, or erased already"),
+        (status = 409, body = ErrorBody, description = "`details.reason: \"owns_communities\"` with `details.community_ids`: transfer or take them down first")))]
+pub async fn erase(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    Body(req): Body<EraseRequest>,
+) -> ApiResult<Json<EraseResult>> {
+    let id: UserId = path_id("id", &id)?;
+    let messages = match req.messages.as_deref() {
+        None => crate::admin::ErasedMessages::Keep,
+        Some(m) => crate::admin::ErasedMessages::parse(m)
+            .ok_or_else(|| ApiError::field("messages", "\"keep\" or \"remove\""))?,
+    };
+    let reason = reason_of(req.reason)?;
+    require(&state, p.user_id, AdminOp::EraseUser).await?;
+    let target = state.accounts.user(id).await?;
+    may_act_on(&state, p.user_id, &target).await?;
+    let done = crate::admin::erase(&state, id, Some(p.user_id), messages).await?;
+    audit(
+        &state,
+        Some(p.user_id),
+        AdminOp::EraseUser,
+        (TargetKind::User, Some(id.0)),
+        reason.as_deref(),
+        json!({
+            "erased": true,
+            "messages": messages.as_str(),
+            "messages_deleted": done.messages_deleted,
+            "communities_left": done.communities_left,
+        }),
+    )
+    .await;
+    Ok(Json(EraseResult {
+        messages_deleted: done.messages_deleted,
+        communities_left: done.communities_left,
+    }))
+}
+
+/// A community as the instance's staff see it.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct AdminCommunity {
+    pub community: super::wire::Community,
+    pub members: i64,
+    pub channels: i64,
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/communities", tag = "admin", security(("bearer" = [])),
+    params(("q" = Option<String>, Query, description = "a name prefix (ignoring case) or an exact id; empty: every community"),
+        ("after" = Option<String>, Query, description = "communities after this id (the next page)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1-100, default 50")),
+    responses((status = 200, body = [AdminCommunity], description = "by id"), (status = 403, body = ErrorBody, description = "needs communities:read")))]
+pub async fn communities(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Vec<AdminCommunity>>> {
+    let limit = limit_of(&q)?;
+    let query = q.get("q").map(String::as_str).unwrap_or("");
+    if query.chars().count() > 100 {
+        return Err(ApiError::field("q", "at most 100 characters"));
+    }
+    let after = match q.get("after") {
+        Some(a) => path_id::<hearth_types::CommunityId>("after", a)?,
+        None => hearth_types::CommunityId(0),
+    };
+    require(&state, p.user_id, AdminOp::ListCommunities).await?;
+    let found = state.store.admin_communities(query, after, limit).await?;
+    let out: Vec<AdminCommunity> = found
+        .iter()
+        .map(|c| AdminCommunity {
+            community: (&c.community).into(),
+            members: c.members,
+            channels: c.channels,
+        })
+        .collect();
+    audit(
+        &state,
+        Some(p.user_id),
+        AdminOp::ListCommunities,
+        (TargetKind::Instance, None),
+        None,
+        json!({ "query": query, "results": out.len() }),
+    )
+    .await;
+    Ok(Json(out))
+}
+
+/// Why a community is taken down.
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TakedownRequest {
+    /// Kept in the audit log (at most 512 characters).
+    pub reason: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/communities/{id}/takedown", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = TakedownRequest,
+    responses((status = 204, description = "deleted with everything in it, whoever owns it: its members get COMMUNITY_DELETE; the instance's audit log keeps its name, owner and size"),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody, description = "needs communities:takedown"), (status = 404, body = ErrorBody)))]
+pub async fn takedown(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    Body(req): Body<TakedownRequest>,
+) -> ApiResult<StatusCode> {
+    let id: hearth_types::CommunityId = path_id("id", &id)?;
+    let reason = reason_of(req.reason)?;
+    require(&state, p.user_id, AdminOp::TakedownCommunity).await?;
+    let members = state.store.member_ids(id).await?.len();
+    let c = crate::admin::take_down(&state, id).await?;
+    audit(
+        &state,
+        Some(p.user_id),
+        AdminOp::TakedownCommunity,
+        (TargetKind::Community, Some(id.0)),
+        reason.as_deref(),
+        json!({
+            "name": c.name,
+            "owner_id": c.owner_id.to_string(),
+            "members": members,
+            "taken_down": true,
+        }),
     )
     .await;
     Ok(StatusCode::NO_CONTENT)

@@ -613,3 +613,233 @@ pub async fn reports_reach_moderators_and_staff(s: &TestServer) {
         .await;
     assert_eq!(log.as_array().map(Vec::len), Some(1), "{log}");
 }
+
+async fn message_ids(s: &TestServer, u: &User, channel: &str) -> Vec<String> {
+    let (st, list) = s
+        .get(&format!("/api/v1/channels/{channel}/messages"), &u.token)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{list}");
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+pub async fn erasure_removes_the_person_for_good(s: &TestServer) {
+    let admin = s.register("er_admin").await;
+    s.make_admin(&admin).await;
+    let owner = s.register("er_owner").await;
+    let keeper = s.register("er_keeper").await;
+    let remover = s.register("er_remover").await;
+    let (cid, general) = s.community(&owner, "Erasures").await;
+    s.join(&owner, &cid, &keeper).await;
+    s.join(&owner, &cid, &remover).await;
+    let (st, dm) = s
+        .post(
+            "/api/v1/dms",
+            &remover.token,
+            json!({"user_ids": [owner.id]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{dm}");
+    let dm = dm["id"].as_str().unwrap().to_string();
+    let kept = s.send(&keeper, &general, "mine, kept").await;
+    let gone = s.send(&remover, &general, "mine, removed").await;
+    let gone_dm = s.send(&remover, &dm, "in a DM, removed").await;
+    let stays = s.send(&owner, &general, "the owner's").await;
+
+    // A staff member without users:erase is refused; bad input is 400.
+    let support = s.register("er_support").await;
+    let (st, _) = put(
+        s,
+        &admin,
+        &format!("/api/v1/admin/staff/roles/support/members/{}", support.id),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let erase_path = |u: &User| format!("/api/v1/admin/users/{}/erasure", u.id);
+    let (st, body) = s
+        .post(&erase_path(&keeper), &support.token, json!({}))
+        .await;
+    assert_error(st, &body, 403, "forbidden");
+    assert_eq!(
+        body["error"]["details"]["missing_permission"],
+        "users:erase"
+    );
+    let (st, body) = s
+        .post(
+            &erase_path(&keeper),
+            &admin.token,
+            json!({"messages": "shred"}),
+        )
+        .await;
+    assert_error(st, &body, 400, "invalid_request");
+    // An owner is refused, naming what they own; nothing changes.
+    let (st, body) = s.post(&erase_path(&owner), &admin.token, json!({})).await;
+    assert_error(st, &body, 409, "conflict");
+    assert_eq!(body["error"]["details"]["reason"], "owns_communities");
+    assert_eq!(body["error"]["details"]["community_ids"], json!([cid]));
+    let (st, _) = s.get("/api/v1/users/@me", &owner.token).await;
+    assert_eq!(st, StatusCode::OK);
+
+    // Erased, messages kept: the socket closes, sign-in fails like a wrong
+    // password, the messages stay under a tombstone, the person is gone.
+    let (mut gw, _) = Gw::identify(s, &keeper).await;
+    let (mut watcher, _) = Gw::identify(s, &owner).await;
+    let (st, done) = s
+        .post(
+            &erase_path(&keeper),
+            &admin.token,
+            json!({"reason": "asked to be forgotten"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{done}");
+    assert_eq!(done, json!({"messages_deleted": 0, "communities_left": 1}));
+    assert_eq!(gw.closed_with(Duration::from_secs(1)).await, 4010);
+    loop {
+        let gone = watcher.expect("MEMBER_REMOVE").await;
+        if gone["user_id"] == keeper.id.as_str() {
+            break;
+        }
+    }
+    let (st, _) = s.get("/api/v1/users/@me", &keeper.token).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, body) = login(s, "er_keeper", "correct horse battery").await;
+    assert_error(st, &body, 401, "invalid_credentials");
+    let (st, u) = s
+        .get(&format!("/api/v1/users/{}", keeper.id), &owner.token)
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(u["username"], format!("deleted-{}", keeper.id));
+    assert_eq!(u["display_name"], Value::Null);
+    assert_eq!(u["avatar_url"], Value::Null);
+    let (_, found) = get(s, &admin, &format!("/api/v1/admin/users/{}", keeper.id)).await;
+    assert_eq!(found["email"], Value::Null);
+    assert_eq!(found["erased"]["messages"], "keep");
+    assert_eq!(found["erased"]["erased_by"], admin.id.as_str());
+    let ids = message_ids(s, &owner, &general).await;
+    assert!(ids.contains(&kept["id"].as_str().unwrap().to_string()));
+    let (_, members) = s
+        .get(&format!("/api/v1/communities/{cid}/members"), &owner.token)
+        .await;
+    assert!(
+        !members.to_string().contains(keeper.id.as_str()),
+        "{members}"
+    );
+    // The name is free again; the account is not erased twice.
+    let again = s.register("er_keeper").await;
+    assert_ne!(again.id, keeper.id);
+    let (st, body) = s.post(&erase_path(&keeper), &admin.token, json!({})).await;
+    assert_error(st, &body, 404, "not_found");
+
+    // Erased, messages removed: gone from the community and the DM, and
+    // their viewers are told.
+    let (st, done) = s
+        .post(
+            &erase_path(&remover),
+            &admin.token,
+            json!({"messages": "remove"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{done}");
+    assert_eq!(done["messages_deleted"], 2);
+    let ids = message_ids(s, &owner, &general).await;
+    assert!(!ids.contains(&gone["id"].as_str().unwrap().to_string()));
+    assert!(ids.contains(&stays["id"].as_str().unwrap().to_string()));
+    let dm_ids = message_ids(s, &owner, &dm).await;
+    assert!(!dm_ids.contains(&gone_dm["id"].as_str().unwrap().to_string()));
+    loop {
+        let f = watcher.frame().await;
+        if f["t"] == "MESSAGE_DELETE" && f["d"]["id"] == gone["id"] {
+            break;
+        }
+    }
+
+    // Both are in the instance's audit log, with what was done.
+    let (st, log) = get(s, &admin, "/api/v1/admin/audit-log?action=admin_user_erase").await;
+    assert_eq!(st, StatusCode::OK, "{log}");
+    let entries = log.as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{log}");
+    assert_eq!(entries[1]["target_id"], keeper.id.as_str());
+    assert_eq!(entries[1]["reason"], "asked to be forgotten");
+}
+
+pub async fn takedown_removes_a_community_for_everyone(s: &TestServer) {
+    let admin = s.register("td_admin").await;
+    s.make_admin(&admin).await;
+    let tns = s.register("td_tns").await;
+    let support = s.register("td_support").await;
+    for (u, role) in [(&tns, "trust_and_safety"), (&support, "support")] {
+        let (st, _) = put(
+            s,
+            &admin,
+            &format!("/api/v1/admin/staff/roles/{role}/members/{}", u.id),
+            None,
+        )
+        .await;
+        assert_eq!(st, StatusCode::NO_CONTENT);
+    }
+    let owner = s.register("td_owner").await;
+    let member = s.register("td_member").await;
+    let (cid, general) = s.community(&owner, "Spam Central").await;
+    s.join(&owner, &cid, &member).await;
+    s.send(&owner, &general, "buy now").await;
+    let (other, _) = s.community(&owner, "Book Club").await;
+
+    // Listing: by name prefix (any case) or exact id, with sizes.
+    let (st, list) = get(s, &tns, "/api/v1/admin/communities?q=spam").await;
+    assert_eq!(st, StatusCode::OK, "{list}");
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["community"]["id"], cid.as_str());
+    assert_eq!(list[0]["members"], 2);
+    assert!(list[0]["channels"].as_i64().unwrap() >= 1);
+    let (_, by_id) = get(s, &tns, &format!("/api/v1/admin/communities?q={other}")).await;
+    assert_eq!(by_id[0]["community"]["name"], "Book Club");
+    let (st, body) = get(s, &support, "/api/v1/admin/communities").await;
+    assert_error(st, &body, 403, "forbidden");
+    assert_eq!(
+        body["error"]["details"]["missing_permission"],
+        "communities:read"
+    );
+    let (st, body) = get(s, &tns, "/api/v1/admin/communities?limit=0").await;
+    assert_error(st, &body, 400, "invalid_request");
+
+    // Support may not take it down; trust and safety may.
+    let path = format!("/api/v1/admin/communities/{cid}/takedown");
+    let (st, body) = s.post(&path, &support.token, json!({})).await;
+    assert_error(st, &body, 403, "forbidden");
+    let (mut gw, _) = Gw::identify(s, &member).await;
+    let (st, body) = s
+        .post(&path, &tns.token, json!({"reason": "spam operation"}))
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(gw.expect("COMMUNITY_DELETE").await["id"], cid.as_str());
+    for who in [&owner, &member] {
+        let (st, _) = s
+            .get(&format!("/api/v1/communities/{cid}"), &who.token)
+            .await;
+        assert_eq!(st, StatusCode::NOT_FOUND);
+        let (st, _) = s
+            .get(&format!("/api/v1/channels/{general}/messages"), &who.token)
+            .await;
+        assert_eq!(st, StatusCode::NOT_FOUND);
+    }
+    let (st, _) = s
+        .get(&format!("/api/v1/communities/{other}"), &owner.token)
+        .await;
+    assert_eq!(st, StatusCode::OK, "only the one taken down goes");
+    let (st, body) = s.post(&path, &tns.token, json!({})).await;
+    assert_error(st, &body, 404, "not_found");
+    let (_, log) = get(
+        s,
+        &admin,
+        "/api/v1/admin/audit-log?action=admin_community_takedown",
+    )
+    .await;
+    assert_eq!(log[0]["target_id"], cid.as_str());
+    assert_eq!(log[0]["reason"], "spam operation");
+    let change = log[0]["changes"].to_string();
+    assert!(change.contains("Spam Central"), "{change}");
+}

@@ -155,6 +155,38 @@ async fn migrate_admin_serve_and_stop() {
     assert!(out.contains("suspended"), "{out}");
     let out = ok(&admin(&["unsuspend", "--user", "helper"]));
     assert!(out.contains("may sign in again"), "{out}");
+    // Erasure and takedowns from the shell.
+    ok(&admin(&[
+        "create-user",
+        "--username",
+        "leaver",
+        "--password",
+        "leaver password",
+    ]));
+    let out = admin(&["erase", "--user", "leaver", "--messages", "shred"]);
+    assert!(
+        !out.status.success(),
+        "an unknown messages policy is refused"
+    );
+    let out = ok(&admin(&[
+        "erase",
+        "--user",
+        "leaver",
+        "--messages",
+        "remove",
+    ]));
+    assert!(out.contains("erased: now deleted-"), "{out}");
+    let out = admin(&["erase", "--user", "leaver"]);
+    assert!(!out.status.success(), "the name is gone with the account");
+    let out = ok(&admin(&["communities"]));
+    assert!(out.trim().is_empty(), "no communities yet: {out}");
+    let out = admin(&["takedown", "--community", "12345"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no community 12345"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -74,6 +74,8 @@ both_backends!(admin_api = admin:
     staff_policy_decides_every_admin_call,
     suspension_locks_an_account_out,
     reports_reach_moderators_and_staff,
+    erasure_removes_the_person_for_good,
+    takedown_removes_a_community_for_everyone,
 );
 
 both_backends!(

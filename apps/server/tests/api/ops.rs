@@ -356,6 +356,16 @@ async fn populate() -> Fixture {
         )
         .await;
     assert_eq!(st, StatusCode::NO_CONTENT, "suspension: {v}");
+    // An erased account (migration 10), with no messages to change.
+    let gone = s.register("erased").await;
+    let (st, v) = s
+        .post(
+            &format!("/api/v1/admin/users/{}/erasure", gone.id),
+            &owner.token,
+            json!({"messages": "keep"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "erasure: {v}");
     // The audit consumer stores entries a moment after.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

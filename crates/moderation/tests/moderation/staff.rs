@@ -26,7 +26,6 @@ const MATRIX: &[(&str, &str, [bool; 4])] = &[
     ("users", "erase", [true, false, false, false]),
     ("communities", "read", [true, true, false, false]),
     ("communities", "takedown", [true, true, false, false]),
-    ("communities", "restore", [true, true, false, false]),
     ("reports", "read", [true, true, true, false]),
     ("reports", "handle", [true, true, false, false]),
     ("stats", "read", [true, true, false, false]),
