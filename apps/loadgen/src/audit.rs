@@ -61,7 +61,10 @@ async fn change_topic(http: &reqwest::Client, base: &str, m: &Moderator, n: u64)
         .json(&json!({"topic": format!("topic {n}")}))
         .send()
         .await;
-    matches!(res, Ok(r) if r.status().is_success() && r.bytes().await.is_ok())
+    match res {
+        Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+        _ => false,
+    }
 }
 
 /// The newest audit entry's id in the moderator's community.

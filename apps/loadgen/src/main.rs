@@ -87,6 +87,11 @@ pub struct Args {
     /// Concurrent senders.
     #[arg(long, default_value_t = 64)]
     pub senders: usize,
+    /// sends: automod rules installed on the senders' community first (60%
+    /// keyword lists of 180 words, 40% regex rules of 5 patterns, all
+    /// blocking; the messages sent match none), to compare with 0.
+    #[arg(long, default_value_t = 0)]
+    pub automod_rules: usize,
     /// Concurrent history readers.
     #[arg(long, default_value_t = 16)]
     pub readers: usize,

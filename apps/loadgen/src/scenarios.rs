@@ -171,7 +171,10 @@ where
 
 pub async fn sends(args: &Args, server: &Server) -> Result<Outcome, String> {
     let http = client();
-    let (_, channel, members) = setup(&http, &server.base, "sends", args.senders).await?;
+    let (owner, channel, members) = setup(&http, &server.base, "sends", args.senders).await?;
+    if args.automod_rules > 0 {
+        install_automod(&http, &server.base, &owner, &channel, args.automod_rules).await?;
+    }
     let members = Arc::new(members);
     let base = server.base.clone();
     let (h, n, errors, secs) = drive(args, args.senders, move |c, i| {
@@ -198,11 +201,72 @@ pub async fn sends(args: &Args, server: &Server) -> Result<Outcome, String> {
         latency_us: h,
         server_rss_kib: server.rss_kib(),
         notes: format!(
-            "{} concurrent senders, one channel, POST /channels/{{id}}/messages with a nonce",
-            args.senders
+            "{} concurrent senders, one channel, POST /channels/{{id}}/messages with a nonce{}",
+            args.senders,
+            if args.automod_rules > 0 {
+                format!(", {} automod rules on the community", args.automod_rules)
+            } else {
+                String::new()
+            }
         ),
         extra: Value::Null,
     })
+}
+
+/// Puts `n` blocking automod rules on the channel's community: keyword
+/// lists and regexes of made-up words the load's messages never contain,
+/// so every message is checked against all of them and none is refused.
+async fn install_automod(
+    http: &reqwest::Client,
+    base: &str,
+    owner: &Account,
+    channel: &str,
+    n: usize,
+) -> Result<(), String> {
+    let ch = json_of(
+        http.get(format!("{base}/api/v1/channels/{channel}"))
+            .bearer_auth(&owner.token),
+    )
+    .await?;
+    let community = ch["community_id"].as_str().ok_or("no community id")?;
+    let keyword_rules = n * 6 / 10;
+    let rules: Vec<Value> = (0..n)
+        .map(|i| {
+            let trigger = if i < keyword_rules {
+                let words: Vec<String> = (0..180)
+                    .map(|j| match j % 3 {
+                        0 => format!("zq{i}x{j}"),
+                        1 => format!("*blorp{i}y{j}"),
+                        _ => format!("snarf{i}z{j}*"),
+                    })
+                    .collect();
+                json!({"type": "keywords", "words": words})
+            } else {
+                let patterns: Vec<String> = (0..5)
+                    .map(|j| format!(r"(?i)\bqx{i}_{j}[0-9]{{3,}}\b"))
+                    .collect();
+                json!({"type": "regex", "patterns": patterns})
+            };
+            json!({"name": format!("rule {i}"), "trigger": trigger, "actions": [{"type": "block"}]})
+        })
+        .collect();
+    let res = http
+        .put(format!(
+            "{base}/api/v1/communities/{community}/automod/rules"
+        ))
+        .bearer_auth(&owner.token)
+        .json(&json!({ "rules": rules }))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !res.status().is_success() {
+        let st = res.status();
+        return Err(format!(
+            "installing automod rules: {st} {}",
+            res.text().await.unwrap_or_default()
+        ));
+    }
+    Ok(())
 }
 
 pub async fn history(args: &Args, server: &Server) -> Result<Outcome, String> {
