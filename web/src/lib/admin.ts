@@ -53,6 +53,7 @@ export const STAFF_PERMISSIONS: readonly string[] = [
   'users:suspend',
   'users:unsuspend',
   'users:reset_mfa',
+  'users:erase',
   'communities:read',
   'communities:takedown',
   'communities:restore',
