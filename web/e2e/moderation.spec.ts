@@ -210,9 +210,11 @@ test('automod: a rule made in the editor blocks a message with its name; the tes
   // A member's message is refused with the rule's name, and the text stays in the box.
   const E = await open(browser, w, eve.name);
   await send(E, 'free spam for everyone');
-  await expect(E.locator('.composer-error')).toContainText('Your message was blocked by the automod rule “No spam please”.');
+  await expect(E.locator('.composer-error[role="alert"]')).toHaveText(/Your message was blocked by the automod rule “No spam please”\./);
   await expect(composer(E)).toHaveValue('free spam for everyone');
   await expect(message(A, 'free spam for everyone')).toHaveCount(0);
+  // The rule's timeout action follows a moment later: the member shows as timed out.
+  await expect(E.getByRole('complementary', { name: 'Members' }).getByTitle('Timed out')).toBeVisible();
   // The audit log names the rule that blocked it.
   const log = await settingsTab(A, w, 'Audit log');
   await log.getByLabel('Action', { exact: true }).selectOption('automod_block');
