@@ -16,6 +16,8 @@ import { ChannelView } from './ChannelView';
 import { CommunityRail } from './CommunityRail';
 import { MemberList } from './MemberList';
 import { Notices } from './ui';
+import { ReportDialogHost } from './ReportDialog';
+import { loadStaffMe, resetStaff } from '@/lib/admin';
 import { VoiceView } from './VoiceView';
 
 export type Dialog =
@@ -48,9 +50,12 @@ export function AppShell() {
       }
       getClient().start();
       setStarted(true);
+      // Staff get a link to the admin area (everyone else: an empty answer).
+      void loadStaffMe(true).catch(() => undefined);
     });
     const off = onSignedOut(() => {
       resetClient();
+      resetStaff();
       router.replace('/login');
     });
     return () => {
@@ -112,6 +117,7 @@ export function AppShell() {
         </main>
       )}
       {showMembers && selection.channelId && <MemberList communityId={selection.communityId === '@me' ? null : selection.communityId} channelId={selection.channelId} />}
+      <ReportDialogHost />
       <Notices />
     </div>
   );

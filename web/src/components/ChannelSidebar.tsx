@@ -37,7 +37,7 @@ function CommunityChannels({ communityId, channelId, onDialog }: { communityId: 
   if (!community) return null;
   const categories = channels.filter((c) => !c.parent_id && c.kind !== 'text' && c.kind !== 'voice');
   const top = channels.filter((c) => !c.parent_id && (c.kind === 'text' || c.kind === 'voice'));
-  const canManage = has(perms, 'MANAGE_COMMUNITY') || has(perms, 'MANAGE_ROLES') || has(perms, 'MANAGE_CHANNELS') || has(perms, 'KICK_MEMBERS') || has(perms, 'BAN_MEMBERS');
+  const canManage = ['MANAGE_COMMUNITY', 'MANAGE_ROLES', 'MANAGE_CHANNELS', 'KICK_MEMBERS', 'BAN_MEMBERS', 'MODERATE_MEMBERS', 'MANAGE_MESSAGES', 'VIEW_AUDIT_LOG'].some((p) => has(perms, p));
   const leave = async () => {
     setMenu(false);
     if (!window.confirm(`Leave ${community.name}?`)) return;

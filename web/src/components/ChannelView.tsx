@@ -17,6 +17,8 @@ import { MessageList } from './MessageList';
 import { useRenderContext } from './MessageItem';
 import { formatStamp } from './ui';
 import { Icon } from './icons';
+import { bulkState, sendState, slowmodeExempt, toggleSelection } from '@/lib/moderation';
+import { notify } from '@/stores/notices';
 
 export function ChannelView({ channelId, showMembers, onToggleMembers }: { channelId: string; showMembers: boolean; onToggleMembers: () => void }) {
   const channel = useStore(communitiesStore, (s) => s.channels[channelId]);
@@ -27,8 +29,29 @@ export function ChannelView({ channelId, showMembers, onToggleMembers }: { chann
   const [editingId, setEditingId] = useState<string | null>(null);
   const [replyTo, setReplyTo] = useState<Message | null>(null);
   const [pinsOpen, setPinsOpen] = useState(false);
+  const [selecting, setSelecting] = useState(false);
+  const [selected, setSelected] = useState<ReadonlySet<string>>(() => new Set());
+  const [deleting, setDeleting] = useState(false);
+  const onToggleSelect = useCallback((id: string) => setSelected((s) => toggleSelection(s, id)), []);
+  // Messages deleted meanwhile (by anyone) drop out of the selection.
+  const liveIds = useStore(messagesStore, (s) => s[channelId]?.messages);
+  useEffect(() => {
+    if (!liveIds) return;
+    setSelected((sel) => {
+      if (sel.size === 0) return sel;
+      const have = new Set(liveIds.map((m) => m.id));
+      const next = new Set([...sel].filter((id) => have.has(id)));
+      return next.size === sel.size ? sel : next;
+    });
+  }, [liveIds]);
+  const stopSelecting = () => {
+    setSelecting(false);
+    setSelected(new Set());
+  };
 
-  const canSend = isDm || has(perms, 'SEND_MESSAGES');
+  const blockedBy = isDm ? null : sendState(perms, channel);
+  const canSend = blockedBy === null;
+  const slowmodeSecs = !isDm && channel?.slowmode_secs && !slowmodeExempt(perms) ? channel.slowmode_secs : 0;
   const canManage = !isDm && has(perms, 'MANAGE_MESSAGES');
   const canReact = isDm || has(perms, 'ADD_REACTIONS');
 
@@ -60,6 +83,11 @@ export function ChannelView({ channelId, showMembers, onToggleMembers }: { chann
         <h1 className="chat-title">{label}</h1>
         {channel.topic && <p className="chat-topic">{channel.topic}</p>}
         <div className="chat-header-actions">
+          {canManage && (
+            <button type="button" className={selecting ? 'btn btn-secondary btn-small' : 'icon-btn'} aria-pressed={selecting} aria-label={selecting ? 'Stop selecting messages' : 'Select messages'} title="Select messages to delete" onClick={() => (selecting ? stopSelecting() : setSelecting(true))}>
+              {selecting ? 'Done' : <Icon name="check" />}
+            </button>
+          )}
           <button type="button" className="icon-btn" aria-label="Pinned messages" title="Pinned messages" aria-expanded={pinsOpen} onClick={() => setPinsOpen((v) => !v)}>
             <Icon name="pin" />
           </button>
@@ -69,9 +97,47 @@ export function ChannelView({ channelId, showMembers, onToggleMembers }: { chann
         </div>
       </header>
       {pinsOpen && <PinsPanel channelId={channelId} communityId={channel.community_id ?? null} onClose={() => setPinsOpen(false)} />}
-      <MessageList channel={channel} editingId={editingId} onEdit={setEditingId} onReply={setReplyTo} canManage={canManage} canReact={canReact} />
+      {selecting && canManage && (
+        <div className="select-bar" role="region" aria-label="Bulk delete">
+          <span role="status">{bulkState(selected.size).hint}</span>
+          <button
+            type="button"
+            className="btn btn-danger"
+            disabled={!bulkState(selected.size).canDelete || deleting}
+            onClick={() => {
+              const ids = [...selected];
+              if (!window.confirm(`Delete ${ids.length} messages? This cannot be undone.`)) return;
+              setDeleting(true);
+              getClient()
+                .bulkDelete(channelId, ids)
+                .then(() => {
+                  notify(`${ids.length} messages deleted.`, 'info');
+                  stopSelecting();
+                })
+                .catch((e) => notify(describeError(e)))
+                .finally(() => setDeleting(false));
+            }}
+          >
+            Delete {selected.size >= 2 ? selected.size : ''} messages
+          </button>
+          <button type="button" className="btn btn-secondary" onClick={stopSelecting}>
+            Cancel
+          </button>
+        </div>
+      )}
+      <MessageList channel={channel} editingId={editingId} onEdit={setEditingId} onReply={setReplyTo} canManage={canManage} canReact={canReact} selecting={selecting && canManage} selectedIds={selected} onToggleSelect={onToggleSelect} />
       <TypingIndicator channelId={channelId} communityId={channel.community_id ?? null} />
-      <Composer channel={channel} label={isDm ? `Message @${label}` : `Message #${label}`} disabled={!canSend} replyTo={replyTo} onCancelReply={() => setReplyTo(null)} onEditLast={editLast} />
+      <Composer
+        channel={channel}
+        label={isDm ? `Message @${label}` : `Message #${label}`}
+        disabled={!canSend}
+        blockedBy={blockedBy}
+        slowmodeSecs={slowmodeSecs}
+        lockedForOthers={!isDm && !!channel.locked && canSend}
+        replyTo={replyTo}
+        onCancelReply={() => setReplyTo(null)}
+        onEditLast={editLast}
+      />
     </main>
   );
 }

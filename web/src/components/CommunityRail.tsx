@@ -7,11 +7,14 @@ import { communitiesStore } from '@/stores/communities';
 import { anyUnread, readStatesStore, sumMentions } from '@/stores/readStates';
 import { useStore } from '@/stores/store';
 import { colorFor } from './ui';
+import { isStaff, staffStore } from '@/lib/admin';
+import { Icon } from './icons';
 
 export function CommunityRail({ selected, onDialog }: { selected: string; onDialog: (d: Dialog) => void }) {
   const communities = useCommunities();
   const dmIds = useStore(communitiesStore, (s) => s.dms);
   const dmMentions = useStore(readStatesStore, (s) => sumMentions(s, dmIds));
+  const staff = useStore(staffStore, (s) => isStaff(s.me));
   return (
     <nav className="rail" aria-label="Communities">
       <ul role="list">
@@ -33,6 +36,13 @@ export function CommunityRail({ selected, onDialog }: { selected: string; onDial
             +
           </button>
         </li>
+        {staff && (
+          <li>
+            <a className="rail-btn rail-admin" href="/admin" aria-label="Instance admin" title="Instance admin">
+              <Icon name="shield" size={22} />
+            </a>
+          </li>
+        )}
       </ul>
     </nav>
   );

@@ -1,6 +1,7 @@
 'use client';
 // Community settings: overview (name, delete), roles with permission toggles, channel
-// permission overwrites, invites, and members (roles, kick, ban, timeout).
+// settings (slowmode, lock) and permission overwrites, invites, members (roles, kick,
+// ban, timeout), and for moderators: the audit log, the reports queue and automod.
 import { useEffect, useMemo, useState } from 'react';
 import type { Channel, Community, Member, Overwrite, Permission, Role } from '@/api/types';
 import type { Dialog } from './AppShell';
@@ -13,20 +14,42 @@ import { ALL_PERMISSIONS, PERMISSION_LABELS } from '@/lib/permissions';
 import { communitiesStore, displayName, upsertChannel, upsertCommunity, upsertMember, upsertRole, removeRole } from '@/stores/communities';
 import { useStore } from '@/stores/store';
 import { InviteCreator } from './Dialogs';
+import { AuditLogView } from './AuditLog';
+import { AutomodSettings } from './Automod';
+import { ReportsQueue } from './Reports';
+import { COMMUNITY_AUDIT_ACTIONS, getAuditLog, slowmodeChoices } from '@/lib/moderation';
+import type { PermSet } from '@/lib/permissions';
 import { Avatar, Modal } from './ui';
 
-const TABS = ['Overview', 'Roles', 'Channels', 'Invites', 'Members'] as const;
+const TABS = ['Overview', 'Roles', 'Channels', 'Invites', 'Members', 'Audit log', 'Reports', 'Automod'] as const;
 type Tab = (typeof TABS)[number];
 
-export function CommunitySettings({ communityId, onClose }: { communityId: string; onClose: () => void; onDialog: (d: Dialog) => void }) {
+/** Moderators handle the community's reports (docs/api.md "Reports"). */
+export function isCommunityModerator(perms: PermSet): boolean {
+  return ['MANAGE_MESSAGES', 'KICK_MEMBERS', 'BAN_MEMBERS', 'MODERATE_MEMBERS'].some((p) => has(perms, p));
+}
+
+/** The settings tabs a member with these permissions sees. */
+export function visibleTabs(perms: PermSet): Tab[] {
+  return TABS.filter((t) => {
+    if (t === 'Audit log') return has(perms, 'VIEW_AUDIT_LOG');
+    if (t === 'Reports') return isCommunityModerator(perms);
+    if (t === 'Automod') return has(perms, 'MANAGE_COMMUNITY');
+    return true;
+  });
+}
+
+export function CommunitySettings({ communityId, onClose, initialTab }: { communityId: string; onClose: () => void; onDialog: (d: Dialog) => void; initialTab?: string }) {
   const community = useStore(communitiesStore, (s) => s.communities[communityId]);
-  const [tab, setTab] = useState<Tab>('Overview');
+  const perms = usePermissions(communityId);
+  const tabs = visibleTabs(perms);
+  const [tab, setTab] = useState<Tab>(() => (TABS as readonly string[]).includes(initialTab ?? '') ? (initialTab as Tab) : 'Overview');
   if (!community) return null;
   return (
     <Modal title={`${community.name} settings`} onClose={onClose} wide>
       <div className="settings">
         <div className="tabs" role="tablist" aria-label="Settings sections">
-          {TABS.map((t) => (
+          {tabs.map((t) => (
             <button key={t} type="button" role="tab" id={`tab-${t}`} aria-selected={tab === t} aria-controls={`panel-${t}`} className={tab === t ? 'tab active' : 'tab'} onClick={() => setTab(t)}>
               {t}
             </button>
@@ -38,6 +61,9 @@ export function CommunitySettings({ communityId, onClose }: { communityId: strin
           {tab === 'Channels' && <Channels community={community} />}
           {tab === 'Invites' && <InviteCreator communityId={communityId} />}
           {tab === 'Members' && <Members community={community} />}
+          {tab === 'Audit log' && tabs.includes(tab) && <CommunityAuditLog community={community} />}
+          {tab === 'Reports' && tabs.includes(tab) && <ReportsQueue scope={{ communityId }} canHandle />}
+          {tab === 'Automod' && tabs.includes(tab) && <AutomodSettings communityId={communityId} />}
         </div>
       </div>
     </Modal>
@@ -251,6 +277,9 @@ function ChannelEditor({ channel, community }: { channel: Channel; community: Co
   const members = useMembers(community.id);
   const [name, setName] = useState(channel.name ?? '');
   const [topic, setTopic] = useState(channel.topic ?? '');
+  const [slowmode, setSlowmode] = useState<number>(channel.slowmode_secs ?? 0);
+  const [locked, setLocked] = useState<boolean>(!!channel.locked);
+  const [channelSaved, setChannelSaved] = useState(false);
   const r = useRun();
   const [overwrites, setOverwrites] = useState<Overwrite[]>(channel.overwrites ?? []);
   const [target, setTarget] = useState<string>(community.id);
@@ -308,10 +337,16 @@ function ChannelEditor({ channel, community }: { channel: Channel; community: Co
         className="inline-form"
         onSubmit={(e) => {
           e.preventDefault();
+          setChannelSaved(false);
           void r.run(async () => {
-            const body: { name: string; topic: string | null } = { name: name.trim(), topic: topic.trim() || null };
+            const body: { name: string; topic: string | null; slowmode_secs?: number; locked?: boolean } = { name: name.trim(), topic: topic.trim() || null };
+            if (channel.kind === 'text') {
+              body.slowmode_secs = slowmode;
+              body.locked = locked;
+            }
             const updated = await unwrap<Channel>(api.PATCH('/api/v1/channels/{id}', { params: { path: { id: channel.id } }, body }));
             communitiesStore.set((s) => upsertChannel(s, updated));
+            setChannelSaved(true);
           });
         }}
       >
@@ -323,6 +358,23 @@ function ChannelEditor({ channel, community }: { channel: Channel; community: Co
           <label htmlFor="ch-topic">Topic</label>
           <input id="ch-topic" value={topic} onChange={(e) => setTopic(e.target.value)} maxLength={1024} />
         </div>
+        {channel.kind === 'text' && (
+          <>
+            <div>
+              <label htmlFor="ch-slowmode">Slowmode</label>
+              <select id="ch-slowmode" value={slowmode} onChange={(e) => setSlowmode(Number(e.target.value))}>
+                {slowmodeChoices(slowmode).map(([v, l]) => (
+                  <option key={v} value={v}>
+                    {l}
+                  </option>
+                ))}
+              </select>
+            </div>
+            <label className="switch">
+              <input type="checkbox" role="switch" checked={locked} onChange={(e) => setLocked(e.target.checked)} /> Locked (only moderators can post)
+            </label>
+          </>
+        )}
         <button className="btn btn-primary" type="submit" disabled={r.busy}>
           Save
         </button>
@@ -339,6 +391,7 @@ function ChannelEditor({ channel, community }: { channel: Channel; community: Co
         >
           Delete channel
         </button>
+        {channelSaved && <span role="status">Channel saved.</span>}
       </form>
       <h3>Permission overwrites</h3>
       <label htmlFor="ow-target">Role or member</label>
@@ -552,4 +605,23 @@ function Members({ community }: { community: Community }) {
       </ul>
     </div>
   );
+}
+
+function CommunityAuditLog({ community }: { community: Community }) {
+  const members = useMembers(community.id);
+  const roles = useStore(communitiesStore, (s) => s.roles[community.id]) ?? [];
+  const channels = useCommunityChannels(community.id);
+  const actors = useMemo(
+    () => members.map((m) => ({ id: m.user.id, label: `${displayName(m.user, m)} (@${m.user.username})` })).sort((a, b) => a.label.localeCompare(b.label)),
+    [members],
+  );
+  const targets = useMemo(
+    () => [
+      { group: 'Members', choices: actors },
+      { group: 'Channels', choices: channels.map((c) => ({ id: c.id, label: `#${c.name}` })) },
+      { group: 'Roles', choices: roles.map((r) => ({ id: r.id, label: r.name })) },
+    ],
+    [actors, channels, roles],
+  );
+  return <AuditLogView communityId={community.id} load={(f) => getAuditLog(community.id, f)} actions={COMMUNITY_AUDIT_ACTIONS} actors={actors} targets={targets} />;
 }

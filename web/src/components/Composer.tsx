@@ -7,7 +7,8 @@ import { useEffect, useMemo, useRef, useState, type KeyboardEvent } from 'react'
 import type { Channel, Message, UserSummary } from '@/api/types';
 import { getClient } from '@/lib/client';
 import { communitiesStore, displayName } from '@/stores/communities';
-import { draftsStore, setComposerError, setDraft } from '@/stores/drafts';
+import { draftsStore, setComposerError, setCooldown, setDraft } from '@/stores/drafts';
+import { formatDuration, secondsLeft } from '@/lib/moderation';
 import { useStore } from '@/stores/store';
 import { useMe } from '@/lib/hooks';
 import { Avatar } from './ui';
@@ -19,6 +20,12 @@ interface Props {
   replyTo: Message | null;
   onCancelReply: () => void;
   onEditLast: () => void;
+  /** Why we can't post, when `disabled`: the channel is locked, or a permission is missing. */
+  blockedBy?: 'locked' | 'no_permission' | null;
+  /** The channel's slowmode for us (0: off or exempt). */
+  slowmodeSecs?: number;
+  /** We may post, but the channel is locked for members (shown to moderators). */
+  lockedForOthers?: boolean;
 }
 
 interface Candidate {
@@ -42,8 +49,29 @@ export function encodeMentions(text: string, byName: ReadonlyMap<string, string>
     .join('');
 }
 
-export function Composer({ channel, label, disabled, replyTo, onCancelReply, onEditLast }: Props) {
+/** Seconds until slowmode lets us send again in this channel (ticks while it runs). */
+function useCooldown(channelId: string): number {
+  const until = useStore(draftsStore, (s) => s.cooldown[channelId]);
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    if (!until) return;
+    setNow(Date.now());
+    const t = setInterval(() => {
+      const n = Date.now();
+      setNow(n);
+      if (n >= until) {
+        clearInterval(t);
+        setCooldown(channelId, null);
+      }
+    }, 250);
+    return () => clearInterval(t);
+  }, [until, channelId]);
+  return secondsLeft(until, now);
+}
+
+export function Composer({ channel, label, disabled, replyTo, onCancelReply, onEditLast, blockedBy = null, slowmodeSecs = 0, lockedForOthers = false }: Props) {
   const channelId = channel.id;
+  const wait = useCooldown(channelId);
   const text = useStore(draftsStore, (s) => s.text[channelId] ?? '');
   const error = useStore(draftsStore, (s) => s.error[channelId] ?? null);
   const me = useMe();
@@ -100,7 +128,7 @@ export function Composer({ channel, label, disabled, replyTo, onCancelReply, onE
   };
 
   const send = () => {
-    if (disabled) return;
+    if (disabled || wait > 0) return;
     const content = encodeMentions(text.trim(), byName);
     if (!content) return;
     if (content.length > 4000) {
@@ -183,11 +211,23 @@ export function Composer({ channel, label, disabled, replyTo, onCancelReply, onE
           ))}
         </ul>
       )}
-      {disabled && text.trim() !== '' && (
+      {disabled && text.trim() !== '' && blockedBy !== 'locked' && (
         <div className="composer-error" role="status">
           You no longer have permission to send messages here. Your text is kept below.
         </div>
       )}
+      {disabled && blockedBy === 'locked' && (
+        <div className="composer-note composer-locked" role="status">
+          🔒 This channel is locked. Only moderators can send messages here.
+        </div>
+      )}
+      {!disabled && lockedForOthers && <div className="composer-note">🔒 This channel is locked: members can&apos;t post, you can.</div>}
+      {!disabled && wait > 0 && (
+        <div className="composer-note composer-slowmode" role="status">
+          Slowmode is on. You can send again in {wait}s.
+        </div>
+      )}
+      {!disabled && wait === 0 && slowmodeSecs > 0 && <div className="composer-note">Slowmode: one message every {formatDuration(slowmodeSecs)}.</div>}
       <div className={disabled ? 'composer disabled' : 'composer'}>
         <label htmlFor={`composer-${channelId}`} className="sr-only">
           {label}
@@ -197,7 +237,7 @@ export function Composer({ channel, label, disabled, replyTo, onCancelReply, onE
           ref={ref}
           rows={1}
           value={text}
-          placeholder={disabled ? 'You do not have permission to send messages here.' : label}
+          placeholder={disabled ? (blockedBy === 'locked' ? 'This channel is locked.' : 'You do not have permission to send messages here.') : label}
           disabled={!me}
           readOnly={disabled}
           aria-disabled={disabled || undefined}

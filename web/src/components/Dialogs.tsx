@@ -29,7 +29,7 @@ export function Dialogs({ dialog, onClose, onDialog }: { dialog: Dialog; onClose
     case 'user-settings':
       return <UserSettings onClose={onClose} />;
     case 'community-settings':
-      return <CommunitySettings communityId={dialog.communityId} onClose={onClose} onDialog={onDialog} />;
+      return <CommunitySettings communityId={dialog.communityId} onClose={onClose} onDialog={onDialog} initialTab={dialog.tab} />;
   }
 }
 

@@ -13,6 +13,7 @@ import { notify } from '@/stores/notices';
 import { presenceStore } from '@/stores/presence';
 import { useStore } from '@/stores/store';
 import { Avatar, colorFor } from './ui';
+import { openReport } from './ReportDialog';
 
 export function MemberList({ communityId, channelId }: { communityId: string | null; channelId: string }) {
   const members = useMembers(communityId);
@@ -45,7 +46,7 @@ export function MemberList({ communityId, channelId }: { communityId: string | n
             </h2>
             <ul role="list">
               {(list as typeof people).sort(sortByName).map((p) => (
-                <MemberRow key={p.user.id} user={p.user} member={p.member} color={roleColor(p.member)} dim={title === 'Offline'} />
+                <MemberRow key={p.user.id} user={p.user} member={p.member} color={roleColor(p.member)} dim={title === 'Offline'} communityId={communityId} />
               ))}
             </ul>
           </section>
@@ -55,7 +56,7 @@ export function MemberList({ communityId, channelId }: { communityId: string | n
   );
 }
 
-function MemberRow({ user, member, color, dim }: { user: UserSummary; member?: Member; color?: string; dim: boolean }) {
+function MemberRow({ user, member, color, dim, communityId }: { user: UserSummary; member?: Member; color?: string; dim: boolean; communityId: string | null }) {
   const me = useMe();
   const [open, setOpen] = useState(false);
   const name = displayName(user, member);
@@ -111,6 +112,18 @@ function MemberRow({ user, member, color, dim }: { user: UserSummary; member?: M
               }}
             >
               Block
+            </button>
+          )}
+          {user.id !== me?.id && (
+            <button
+              type="button"
+              className="btn btn-secondary"
+              onClick={() => {
+                setOpen(false);
+                openReport({ kind: 'user', userId: user.id, communityId, name });
+              }}
+            >
+              Report
             </button>
           )}
         </div>

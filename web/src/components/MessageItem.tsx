@@ -14,6 +14,7 @@ import { sessionStore } from '@/stores/session';
 import { useStore } from '@/stores/store';
 import { Avatar, formatFull, formatStamp, formatTime } from './ui';
 import { Icon } from './icons';
+import { openReport } from './ReportDialog';
 
 export const QUICK_EMOJI = ['👍', '❤️', '😂', '🎉', '😮', '😢', '👀', '✅'];
 
@@ -26,6 +27,10 @@ interface Props {
   onReply: (m: Message) => void;
   canManage: boolean;
   canReact: boolean;
+  /** Bulk-delete select mode: a checkbox per message instead of the action bar. */
+  selecting?: boolean;
+  selected?: boolean;
+  onToggleSelect?: (id: string) => void;
 }
 
 export function useRenderContext(communityId: string | null | undefined): RenderContext {
@@ -47,7 +52,7 @@ export function useRenderContext(communityId: string | null | undefined): Render
   );
 }
 
-export const MessageItem = memo(function MessageItem({ message, pending, header, editing, onEdit, onReply, canManage, canReact }: Props) {
+export const MessageItem = memo(function MessageItem({ message, pending, header, editing, onEdit, onReply, canManage, canReact, selecting = false, selected = false, onToggleSelect }: Props) {
   const meId = useStore(sessionStore, (s) => s.user?.id ?? null);
   const m = message;
   const author = m?.author ?? pending!.author;
@@ -63,7 +68,7 @@ export const MessageItem = memo(function MessageItem({ message, pending, header,
   const mentioned = !!m && !!meId && (m.mentions?.includes(meId) || content.includes(`<@${meId}>`) || /(^|\s)@everyone\b/.test(content));
   const [picker, setPicker] = useState(false);
 
-  const classes = ['message', header ? 'message-head' : 'message-cont', pending ? `pending pending-${pending.status}` : '', mentioned ? 'mentioned' : '', editing ? 'editing' : '']
+  const classes = ['message', header ? 'message-head' : 'message-cont', pending ? `pending pending-${pending.status}` : '', mentioned ? 'mentioned' : '', editing ? 'editing' : '', selected ? 'selected' : '']
     .filter(Boolean)
     .join(' ');
 
@@ -75,6 +80,12 @@ export const MessageItem = memo(function MessageItem({ message, pending, header,
     <article className={classes} aria-label={`${name}, ${formatFull(created)}`} data-message-id={m?.id} data-nonce={pending?.nonce}>
       {m?.reply_to_id && <ReplyPreview channelId={m.channel_id} id={m.reply_to_id} ctx={ctx} />}
       <div className="message-row">
+        {selecting && m && (
+          <label className="select-box">
+            <input type="checkbox" checked={selected} onChange={() => onToggleSelect?.(m.id)} />
+            <span className="sr-only">Select message from {name}: {content.slice(0, 60)}</span>
+          </label>
+        )}
         <div className="message-gutter">
           {header ? (
             <Avatar id={author.id} name={name} />
@@ -146,7 +157,7 @@ export const MessageItem = memo(function MessageItem({ message, pending, header,
           )}
         </div>
       </div>
-      {m && !editing && (
+      {m && !editing && !selecting && (
         <div className="message-actions" role="toolbar" aria-label="Message actions">
           {canReact && (
             <button type="button" className="icon-btn" aria-label="Add reaction" title="Add reaction" aria-expanded={picker} onClick={() => setPicker((p) => !p)}>
@@ -164,6 +175,17 @@ export const MessageItem = memo(function MessageItem({ message, pending, header,
           {canManage && (
             <button type="button" className="icon-btn" aria-label={m.pinned ? 'Unpin message' : 'Pin message'} title={m.pinned ? 'Unpin' : 'Pin'} onClick={act(() => getClient().setPinned(m.channel_id, m.id, !m.pinned))}>
               <Icon name="pin" size={18} />
+            </button>
+          )}
+          {!mine && (
+            <button
+              type="button"
+              className="icon-btn"
+              aria-label="Report message"
+              title="Report"
+              onClick={() => openReport({ kind: 'message', messageId: m.id, channelId: m.channel_id, communityId: m.community_id ?? null, authorName: name, preview: toPlainText(m.content, ctx) })}
+            >
+              <Icon name="flag" size={18} />
             </button>
           )}
           {(mine || canManage) && (

@@ -49,9 +49,15 @@ interface Props {
   onReply: (m: Message) => void;
   canManage: boolean;
   canReact: boolean;
+  /** Bulk-delete select mode (moderators). */
+  selecting?: boolean;
+  selectedIds?: ReadonlySet<string>;
+  onToggleSelect?: (id: string) => void;
 }
 
-export function MessageList({ channel, editingId, onEdit, onReply, canManage, canReact }: Props) {
+const NO_SELECTION: ReadonlySet<string> = new Set();
+
+export function MessageList({ channel, editingId, onEdit, onReply, canManage, canReact, selecting = false, selectedIds = NO_SELECTION, onToggleSelect }: Props) {
   const channelId = channel.id;
   const log = useStore(messagesStore, (s) => s[channelId] ?? EMPTY_LOG);
   const rows = useMemo(() => buildRows(log.messages, log.pending), [log.messages, log.pending]);
@@ -133,7 +139,18 @@ export function MessageList({ channel, editingId, onEdit, onReply, canManage, ca
             const row = rows[vi.index];
             return (
               <div key={vi.key} data-index={vi.index} ref={virt.measureElement} className="row" style={{ transform: `translateY(${vi.start - headerHeight}px)` }}>
-                <RowView row={row} channel={channel} editing={row.kind === 'message' && row.message.id === editingId} onEdit={onEdit} onReply={onReply} canManage={canManage} canReact={canReact} />
+                <RowView
+                  row={row}
+                  channel={channel}
+                  editing={row.kind === 'message' && row.message.id === editingId}
+                  onEdit={onEdit}
+                  onReply={onReply}
+                  canManage={canManage}
+                  canReact={canReact}
+                  selecting={selecting}
+                  selected={row.kind === 'message' && selectedIds.has(row.message.id)}
+                  onToggleSelect={onToggleSelect}
+                />
               </div>
             );
           })}
@@ -162,7 +179,20 @@ export function MessageList({ channel, editingId, onEdit, onReply, canManage, ca
   );
 }
 
-const RowView = memo(function RowView({ row, channel, editing, onEdit, onReply, canManage, canReact }: { row: Row; channel: Channel; editing: boolean; onEdit: (id: string | null) => void; onReply: (m: Message) => void; canManage: boolean; canReact: boolean }) {
+interface RowProps {
+  row: Row;
+  channel: Channel;
+  editing: boolean;
+  onEdit: (id: string | null) => void;
+  onReply: (m: Message) => void;
+  canManage: boolean;
+  canReact: boolean;
+  selecting: boolean;
+  selected: boolean;
+  onToggleSelect?: (id: string) => void;
+}
+
+const RowView = memo(function RowView({ row, channel, editing, onEdit, onReply, canManage, canReact, selecting, selected, onToggleSelect }: RowProps) {
   void channel;
   return (
     <>
@@ -172,7 +202,7 @@ const RowView = memo(function RowView({ row, channel, editing, onEdit, onReply, 
         </div>
       )}
       {row.kind === 'message' ? (
-        <MessageItem message={row.message} header={row.header} editing={editing} onEdit={onEdit} onReply={onReply} canManage={canManage} canReact={canReact} />
+        <MessageItem message={row.message} header={row.header} editing={editing} onEdit={onEdit} onReply={onReply} canManage={canManage} canReact={canReact} selecting={selecting} selected={selected} onToggleSelect={onToggleSelect} />
       ) : (
         <MessageItem pending={row.pending} header={row.header} editing={false} onEdit={onEdit} onReply={onReply} canManage={false} canReact={false} />
       )}

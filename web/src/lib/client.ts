@@ -11,7 +11,8 @@ import { channelPermissions } from './permissions';
 import * as C from '@/stores/communities';
 import * as M from '@/stores/messages';
 import * as R from '@/stores/readStates';
-import { setComposerError, restoreDraft } from '@/stores/drafts';
+import { setComposerError, setCooldown, restoreDraft } from '@/stores/drafts';
+import { bulkDelete as postBulkDelete } from './moderation';
 import { setPresence, startTyping, stopTyping, sweepTyping } from '@/stores/presence';
 import { sessionStore } from '@/stores/session';
 import { callStore, voiceCall } from '@/voice/call';
@@ -65,10 +66,19 @@ export class HearthClient {
       onSending: (item) => this.patchPending(item, { status: 'sending', error: undefined }),
       onSent: (_item, message) => this.applyMessage(message),
       onQueued: (item, err) => this.patchPending(item, { status: 'queued', error: err ? err.human : undefined }),
+      // Slowmode: the server says when we may send again; the text goes back in the box
+      // with a countdown instead of being resent by itself.
+      failOn429: (item) => (C_get().channels[item.channelId]?.slowmode_secs ?? 0) > 0,
       onFailed: (item, err) => {
         messagesStoreSet((s) => M.removePending(s, item.channelId, item.nonce));
         restoreDraft(item.channelId, item.content);
-        setComposerError(item.channelId, err.status === 403 ? SEND_FORBIDDEN : err.human);
+        if (err.status === 429) {
+          setCooldown(item.channelId, Date.now() + (err.retryAfterMs ?? 1000));
+          setComposerError(item.channelId, null);
+          return;
+        }
+        const locked = err.status === 403 && C_get().channels[item.channelId]?.locked;
+        setComposerError(item.channelId, locked ? SEND_LOCKED : err.status === 403 ? SEND_FORBIDDEN : err.human);
         // Our permissions changed under us: re-read them so the composer explains itself.
         if (err.status === 403) void this.loadOverwrites(item.channelId);
       },
@@ -138,6 +148,8 @@ export class HearthClient {
         return messagesStoreSet((s) => M.applyUpdate(s, d as unknown as Message));
       case 'MESSAGE_DELETE':
         return messagesStoreSet((s) => M.applyDelete(s, String(d.channel_id), String(d.id ?? d.message_id)));
+      case 'MESSAGE_DELETE_BULK':
+        return messagesStoreSet((s) => M.applyDeleteMany(s, String(d.channel_id), ((d.ids ?? d.message_ids) as unknown[] | undefined ?? []).map(String)));
       case 'REACTION_ADD':
       case 'REACTION_REMOVE':
         return messagesStoreSet((s) =>
@@ -517,6 +529,12 @@ export class HearthClient {
     messagesStoreSet((s) => M.applyDelete(s, channelId, id));
   }
 
+  /** Deletes 2-100 messages of a channel in one call (MANAGE_MESSAGES); every viewer gets MESSAGE_DELETE_BULK. */
+  async bulkDelete(channelId: string, ids: readonly string[]) {
+    await postBulkDelete(channelId, ids);
+    messagesStoreSet((s) => M.applyDeleteMany(s, channelId, ids));
+  }
+
   async toggleReaction(channelId: string, messageId: string, emoji: string, add: boolean) {
     const me = this.me();
     const ev = { channel_id: channelId, message_id: messageId, emoji, user_id: me?.id ?? '' };
@@ -672,6 +690,7 @@ function R_get() {
 
 let instance: HearthClient | null = null;
 
+export const SEND_LOCKED = 'This channel is locked: only moderators can send messages. Your text is back in the box.';
 export const SEND_FORBIDDEN = 'You no longer have permission to send messages in this channel. Your text is back in the box.';
 
 /** The tab's one client (and so one gateway connection). */

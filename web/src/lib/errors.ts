@@ -79,6 +79,16 @@ export function humanMessage(e: ApiError): string {
     case 'invalid_credentials': return 'Wrong username/email or password.';
     case 'mfa_required': return 'This account needs a two-factor code.';
     case 'token_reused': return 'Your session was ended for safety. Please sign in again.';
+    case 'automod_blocked': {
+      const rule = typeof e.details.rule_name === 'string' ? e.details.rule_name : null;
+      return rule ? `Your message was blocked by the automod rule “${rule}”.` : 'Your message was blocked by this community\'s automod rules.';
+    }
+  }
+  if (e.status === 403 && typeof e.details.missing_permission === 'string') {
+    return `You don't have the staff permission for that (${e.details.missing_permission}).`;
+  }
+  if (e.status === 409 && e.details.reason === 'report_invalid_transition') {
+    return 'Someone else already closed this report.';
   }
   switch (e.status) {
     case 400: {

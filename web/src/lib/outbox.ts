@@ -21,6 +21,11 @@ export interface OutboxOptions {
   onQueued?(item: OutboxItem, error: ApiError | null): void;
   /** Rejected for good (400, 403, 413…): the app puts the text back in the composer. */
   onFailed?(item: OutboxItem, error: ApiError): void;
+  /**
+   * A 429 that should not be retried by itself (a channel's slowmode: the person
+   * waits and sends again): the item fails through onFailed instead of waiting.
+   */
+  failOn429?(item: OutboxItem, error: ApiError): boolean;
   /** Schedules a retry after a 429 (injected for tests). */
   setTimer?(fn: () => void, ms: number): void;
 }
@@ -110,7 +115,7 @@ export class Outbox {
           this.scheduleRetry(Math.min(30_000, 1000 * 2 ** Math.min(this.transientFailures, 5)));
           return false;
         }
-        if (err.status === 429) {
+        if (err.status === 429 && !this.opts.failOn429?.(item, err)) {
           for (const q of this.queue) this.opts.onQueued?.(q, err);
           this.scheduleRetry(err.retryAfterMs ?? 1000);
           return false;

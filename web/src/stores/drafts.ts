@@ -5,9 +5,20 @@ import { createStore } from './store';
 export interface DraftsState {
   text: Readonly<Record<string, string>>;
   error: Readonly<Record<string, string | null>>;
+  /** Slowmode: when (ms since epoch) we may send in a channel again, from a 429's retry_after_ms. */
+  cooldown: Readonly<Record<string, number>>;
 }
 
-export const draftsStore = createStore<DraftsState>({ text: {}, error: {} });
+export const draftsStore = createStore<DraftsState>({ text: {}, error: {}, cooldown: {} });
+
+export function setCooldown(channelId: string, until: number | null) {
+  draftsStore.set((s) => {
+    const cooldown = { ...s.cooldown };
+    if (until === null) delete cooldown[channelId];
+    else cooldown[channelId] = until;
+    return { ...s, cooldown };
+  });
+}
 
 export function setDraft(channelId: string, text: string) {
   draftsStore.set((s) => (s.text[channelId] === text ? s : { ...s, text: { ...s.text, [channelId]: text } }));

@@ -114,6 +114,16 @@ export function applyDelete(state: MessagesState, channelId: string, id: string)
   return withLog(state, channelId, { ...l, messages });
 }
 
+/** MESSAGE_DELETE_BULK: drops every listed id from the channel's log in one update. */
+export function applyDeleteMany(state: MessagesState, channelId: string, ids: readonly string[]): MessagesState {
+  const l = state[channelId];
+  if (!l || ids.length === 0) return state;
+  const gone = new Set(ids);
+  const messages = l.messages.filter((m) => !gone.has(m.id));
+  if (messages.length === l.messages.length) return state;
+  return withLog(state, channelId, { ...l, messages });
+}
+
 export interface ReactionEvent {
   channel_id: string;
   message_id: string;
