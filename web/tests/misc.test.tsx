@@ -15,6 +15,9 @@ describe('errors', () => {
     expect(e.human).toBe('Slow down, retry in 7s.');
     const e2 = errorFromResponse(res(429), { error: { code: 'rate_limited', message: 'x', details: { retry_after_ms: 2500 } } });
     expect(e2.human).toBe('Slow down, retry in 3s.');
+    // Both: the body's exact milliseconds win over the header's rounded-up seconds.
+    const e3 = errorFromResponse(res(429, { 'Retry-After': '10' }), { error: { code: 'rate_limited', message: 'x', details: { retry_after_ms: 9841 } } });
+    expect(e3.retryAfterMs).toBe(9841);
   });
 
   it('403 says permission was lost and names it', () => {

@@ -25,6 +25,9 @@ use crate::state::AppState;
 /// The bus subject that tells every node to reload the staff policy.
 pub const NUDGE: &str = "internal.staff";
 
+/// How often a node reads the stored policy regardless of nudges.
+const POLL: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// [`PolicyStore`] over the database's `staff_policy` (one JSON rule a row).
 pub struct StorePolicy(pub Arc<dyn Store>);
 
@@ -311,6 +314,24 @@ pub async fn start(state: &AppState) -> Result<(), String> {
         .subscribe(NUDGE)
         .await
         .map_err(|e| e.to_string())?;
+    // A single node has no bus to other processes: `hearth admin staff`
+    // run beside it edits the database only. So every node also looks at
+    // the stored policy every few seconds (installing it only if changed).
+    let polled = Arc::downgrade(&state.0);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(state) = polled.upgrade().map(AppState) else {
+                return;
+            };
+            if let Err(e) = state.admin.policy.refresh().await {
+                tracing::warn!(error = %e, "reading the staff policy");
+            }
+        }
+    });
     let server = Arc::downgrade(&state.0);
     tokio::spawn(async move {
         while let Some(d) = sub.next().await {

@@ -49,7 +49,8 @@ export function errorFromResponse(res: Response, body: unknown): ApiError {
     const header = res.headers.get('Retry-After');
     const fromHeader = header && /^\d+(\.\d+)?$/.test(header.trim()) ? Number(header) * 1000 : NaN;
     const fromBody = typeof details.retry_after_ms === 'number' ? details.retry_after_ms : NaN;
-    retryAfterMs = Number.isFinite(fromHeader) ? fromHeader : Number.isFinite(fromBody) ? fromBody : 1000;
+    // The body's milliseconds are exact; the header is whole seconds, rounded up.
+    retryAfterMs = Number.isFinite(fromBody) ? fromBody : Number.isFinite(fromHeader) ? fromHeader : 1000;
   }
   return new ApiError(res.status, code, message, details, retryAfterMs);
 }

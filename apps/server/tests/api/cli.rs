@@ -221,6 +221,45 @@ async fn migrate_admin_serve_and_stop() {
         .await
         .unwrap();
     assert_eq!(me["is_admin"], true);
+    // A policy edit from the shell beside the running node (no shared bus)
+    // applies within seconds.
+    let helper: Value = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"login": "helper", "password": "helper password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let helper_token = helper["access_token"].as_str().unwrap().to_string();
+    let staff_roles = |http: reqwest::Client, base: String, token: String| async move {
+        let me: Value = http
+            .get(format!("{base}/api/v1/admin/@me"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        me["roles"].clone()
+    };
+    assert_eq!(
+        staff_roles(http.clone(), base.clone(), helper_token.clone()).await,
+        json!(["support"])
+    );
+    ok(&admin(&[
+        "staff", "revoke", "--user", "helper", "--role", "support",
+    ]));
+    let edited = Instant::now();
+    while staff_roles(http.clone(), base.clone(), helper_token.clone()).await != json!([]) {
+        assert!(
+            edited.elapsed() < Duration::from_secs(5),
+            "the running node did not apply the shell's policy edit"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let html = http
         .get(format!("{base}/"))
         .send()

@@ -160,6 +160,25 @@ impl StaffPolicy {
         self.install(valid(rules)).await
     }
 
+    /// Reads the policy again and installs it only if it changed (so the
+    /// cached answers survive): for a node polling the store, which a
+    /// process without a shared bus (`hearth admin staff` next to a
+    /// single node) edits behind its back. True if it changed.
+    pub async fn refresh(&self) -> Result<bool, ModerationError> {
+        let _edit = self.edit.lock().await;
+        let rules = valid(self.store.load().await?);
+        let same = {
+            let now = self.current.read();
+            let had: std::collections::HashSet<&PolicyRule> = now.rules.iter().collect();
+            rules.len() == now.rules.len() && rules.iter().all(|r| had.contains(r))
+        };
+        if same {
+            return Ok(false);
+        }
+        self.install(rules).await?;
+        Ok(true)
+    }
+
     /// Whether `user` may do `action` on `object`. Cached; a pair outside
     /// the catalog is always false.
     pub fn check(&self, user: UserId, object: StaffObject, action: StaffAction) -> bool {
