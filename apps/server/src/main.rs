@@ -148,6 +148,26 @@ enum AdminTask {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Find users: a username prefix or an exact email (empty: everyone).
+    Users {
+        #[arg(long, default_value = "")]
+        query: String,
+    },
+    /// Turn two-factor sign-in off for a user who lost their device.
+    ResetMfa {
+        /// Username, email or user id.
+        #[arg(long)]
+        user: String,
+    },
+    /// Counts of users, communities, channels, messages and live sessions.
+    Stats,
+    /// The instance's report queue (handle reports in the admin API or the
+    /// web app's admin area, which name who handled them).
+    Reports {
+        /// open, actioned or dismissed (default: every state).
+        #[arg(long)]
+        state: Option<String>,
+    },
     /// List communities (by id), with their size.
     Communities {
         /// A name prefix or an exact id.
@@ -472,6 +492,14 @@ async fn reindex(cfg: Config, fresh: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// A server built for a one-off command (no search index: the running
+/// server keeps it). Call `release` when done.
+async fn one_off(cfg: Config) -> Result<app::Server, String> {
+    let mut cfg = cfg;
+    cfg.search_enabled = false;
+    app::build(cfg).await.map_err(|e| e.to_string())
+}
+
 async fn admin(cfg: Config, task: AdminTask) -> Result<(), String> {
     match task {
         AdminTask::CreateUser {
@@ -603,6 +631,126 @@ async fn admin(cfg: Config, task: AdminTask) -> Result<(), String> {
                 Ok::<(), String>(())
             }
             .await;
+            server.release().await;
+            result
+        }
+        AdminTask::Users { query } => {
+            let server = one_off(cfg).await?;
+            let mut after = hearth_types::UserId(0);
+            let result = loop {
+                let page = match server.state.store.find_users(&query, after, 100).await {
+                    Ok(p) => p,
+                    Err(e) => break Err(e.to_string()),
+                };
+                let Some(last) = page.last() else {
+                    break Ok(());
+                };
+                after = last.id;
+                for u in &page {
+                    let suspended =
+                        matches!(server.state.store.suspension(u.id).await, Ok(Some(_)));
+                    let roles: Vec<String> = server
+                        .state
+                        .admin
+                        .policy
+                        .roles_of(u.id)
+                        .iter()
+                        .map(|r| r.to_string())
+                        .collect();
+                    println!(
+                        "{}\t{}\t{}\t{}{}{}",
+                        u.id,
+                        u.username,
+                        u.email.as_deref().unwrap_or("-"),
+                        if u.is_admin { "admin " } else { "" },
+                        if suspended { "suspended " } else { "" },
+                        roles.join(",")
+                    );
+                }
+            };
+            server.release().await;
+            result
+        }
+        AdminTask::ResetMfa { user } => {
+            let server = one_off(cfg).await?;
+            let result = async {
+                let u = find_user(&server.state, &user).await?;
+                server
+                    .state
+                    .accounts
+                    .reset_totp(u.id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                hearth_server::admin::audit(
+                    &server.state,
+                    None,
+                    hearth_moderation::staff::AdminOp::ResetMfa,
+                    (hearth_moderation::TargetKind::User, Some(u.id.0)),
+                    None,
+                    serde_json::json!({ "mfa_enabled": false }),
+                )
+                .await;
+                println!(
+                    "{} (id {}) signs in with their password alone now",
+                    u.username, u.id
+                );
+                Ok::<(), String>(())
+            }
+            .await;
+            server.release().await;
+            result
+        }
+        AdminTask::Stats => {
+            let server = one_off(cfg).await?;
+            let result = server
+                .state
+                .store
+                .instance_stats(hearth_types::now_ms())
+                .await
+                .map_err(|e| e.to_string());
+            server.release().await;
+            let s = result?;
+            println!(
+                "users {}\nsuspended users {}\ncommunities {}\nchannels {}\nmessages {}\nlive sessions {}",
+                s.users, s.suspended_users, s.communities, s.channels, s.messages, s.live_sessions
+            );
+            Ok(())
+        }
+        AdminTask::Reports { state } => {
+            if let Some(s) = &state
+                && !matches!(s.as_str(), "open" | "actioned" | "dismissed")
+            {
+                return Err(format!(
+                    "--state must be open, actioned or dismissed, not {s:?}"
+                ));
+            }
+            let server = one_off(cfg).await?;
+            let mut before = i64::MAX;
+            let result = loop {
+                let page = match server
+                    .state
+                    .store
+                    .reports(None, state.as_deref(), before, 100)
+                    .await
+                {
+                    Ok(p) => p,
+                    Err(e) => break Err(e.to_string()),
+                };
+                let Some(last) = page.last() else {
+                    break Ok(());
+                };
+                before = last.id;
+                for r in &page {
+                    println!(
+                        "{}\t{}\t{}\treporter {}\t{}",
+                        r.id,
+                        hearth_types::format_rfc3339(r.created_at),
+                        r.state,
+                        r.reporter_id,
+                        r.report
+                    );
+                }
+            };
             server.release().await;
             result
         }

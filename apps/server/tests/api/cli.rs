@@ -178,6 +178,20 @@ async fn migrate_admin_serve_and_stop() {
     assert!(out.contains("erased: now deleted-"), "{out}");
     let out = admin(&["erase", "--user", "leaver"]);
     assert!(!out.status.success(), "the name is gone with the account");
+    let out = ok(&admin(&["users", "--query", "help"]));
+    assert!(out.contains("\thelper\t"), "{out}");
+    assert!(!out.contains("root"), "a prefix search: {out}");
+    let out = ok(&admin(&["reset-mfa", "--user", "helper"]));
+    assert!(out.contains("password alone"), "{out}");
+    let out = ok(&admin(&["stats"]));
+    assert!(
+        out.contains("users 3"),
+        "root, helper and the erased account: {out}"
+    );
+    let out = ok(&admin(&["reports", "--state", "open"]));
+    assert!(out.trim().is_empty(), "no reports yet: {out}");
+    let out = admin(&["reports", "--state", "closed"]);
+    assert!(!out.status.success(), "an unknown state is refused");
     let out = ok(&admin(&["communities"]));
     assert!(out.trim().is_empty(), "no communities yet: {out}");
     let out = admin(&["takedown", "--community", "12345"]);
