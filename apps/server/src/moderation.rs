@@ -309,6 +309,10 @@ pub struct FollowUp {
     pub channel_id: hearth_types::ChannelId,
     pub author: UserId,
     pub verdict: Verdict,
+    /// The message's text, quoted in a flag's notice (empty without flags).
+    pub content: String,
+    /// Whether the message was blocked (a flag's notice says so).
+    pub blocked: bool,
 }
 
 /// Automod on the send path: compiled rule sets per community, cached.
@@ -470,6 +474,12 @@ impl SendFilter for Automod {
                 channel_id: msg.channel_id,
                 author: msg.author.id,
                 verdict: verdict.clone(),
+                content: if verdict.flags.is_empty() {
+                    String::new()
+                } else {
+                    msg.content.to_string()
+                },
+                blocked: verdict.blocked_by.is_some(),
             };
             if let Some(tx) = self.followups.lock().as_ref() {
                 let _ = tx.send(followup);
@@ -510,6 +520,67 @@ fn spawn_followups(
     });
 }
 
+/// The username of the account automod's notices are posted as: with a
+/// `-`, which sign-up refuses, so nobody can pass for it.
+pub const AUTOMOD_USERNAME: &str = "hearth-automod";
+
+/// The account automod posts as, made on first use (by whichever node gets
+/// there first). Nobody can sign in as it: its password hash starts with
+/// `!`, which no password matches.
+async fn automod_account(state: &crate::state::Inner) -> Result<hearth_store::UserRecord, String> {
+    if let Some(u) = state
+        .store
+        .user_by_login(AUTOMOD_USERNAME)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        return Ok(u);
+    }
+    let u = hearth_store::UserRecord {
+        id: UserId(state.publisher.next_id()),
+        username: AUTOMOD_USERNAME.to_string(),
+        email: None,
+        display_name: Some("Automod".to_string()),
+        avatar_id: None,
+        password_hash: "!system".to_string(),
+        is_admin: false,
+        plan: "free".to_string(),
+        totp_secret: None,
+        allow_dms_from: hearth_store::DmPolicy::Nobody,
+        created_at: now_ms(),
+        email_verified_at: None,
+        email_bounced_at: None,
+    };
+    if let Err(e) = state.store.create_user(&u).await {
+        // Another node made it a moment ago.
+        return match state.store.user_by_login(AUTOMOD_USERNAME).await {
+            Ok(Some(u)) => Ok(u),
+            _ => Err(e.to_string()),
+        };
+    }
+    Ok(u)
+}
+
+/// What a flag posts in the moderators' channel: who, where, which rule,
+/// and the message quoted (cut at 1,000 characters).
+fn flag_notice(f: &FollowUp, rule: &str) -> String {
+    let mut quoted: String = f.content.chars().take(1000).collect();
+    if quoted.len() < f.content.len() {
+        quoted.push('…');
+    }
+    let quoted = quoted
+        .lines()
+        .map(|l| format!("> {l}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    format!(
+        "Automod flagged a message from <@{}> in <#{}> (rule \"{rule}\"){}:\n{quoted}",
+        f.author,
+        f.channel_id,
+        if f.blocked { "; it was blocked" } else { "" }
+    )
+}
+
 async fn followup(state: &crate::state::Inner, f: &FollowUp) -> Result<(), String> {
     use hearth_chat::EventSink as _;
     let automod = &state.moderation.automod;
@@ -522,6 +593,19 @@ async fn followup(state: &crate::state::Inner, f: &FollowUp) -> Result<(), Strin
             &flag.rule,
             json!({ "channel_id": f.channel_id.to_string(), "flag_channel_id": flag.channel_id.to_string() }),
         );
+        let notice = flag_notice(f, &flag.rule.name);
+        let posted = match automod_account(state).await {
+            Ok(system) => state
+                .chat
+                .post_notice(c, flag.channel_id, &system, &notice)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = posted {
+            // The audit entry stands; the channel may be gone since.
+            tracing::warn!(community = %c, channel = %flag.channel_id, error = %e, "posting an automod flag");
+        }
     }
     if let (Some(secs), Some(t)) = (f.verdict.timeout_secs(), f.verdict.timeouts.first()) {
         let until = now_ms() + i64::from(secs) * 1000;

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use hearth_rbac::Permissions;
 use hearth_store::{
     AttachmentRecord, ChannelRecord, Mentions, MessageCreate, MessageRecord, NewMessage, Page,
-    ReactionAdded, ReadStateRecord,
+    ReactionAdded, ReadStateRecord, UserRecord,
 };
 use hearth_types::{AttachmentId, ChannelId, CommunityId, MessageId, RoleId, UserId, now_ms};
 
@@ -52,6 +52,22 @@ pub struct NewMessageInput {
 }
 
 #[derive(Clone, Debug)]
+/// A message's own parts, before it has an id.
+struct Draft {
+    content: String,
+    reply_to_id: Option<MessageId>,
+    mentions: Mentions,
+    attachment_ids: Vec<AttachmentId>,
+    nonce: Option<String>,
+}
+
+/// What storing a message did.
+enum Stored {
+    Created(MessageView),
+    /// The same author sent the same nonce here recently: the first one.
+    Duplicate(MessageRecord),
+}
+
 pub enum SendOutcome {
     Created(MessageView),
     /// The same nonce was sent before: this is the first message, unchanged.
@@ -322,7 +338,44 @@ impl Chat {
             })
             .await?;
         }
-        // In a cluster, this node must hold the channel first (see gate.rs).
+        let draft = Draft {
+            content,
+            reply_to_id: input.reply_to_id,
+            mentions,
+            attachment_ids: input.attachment_ids,
+            nonce: input.nonce,
+        };
+        match self.store_in_line(&ch, &author_rec, draft, files).await? {
+            Stored::Created(view) => {
+                if !(view.record.mentions.users.is_empty()
+                    && view.record.mentions.roles.is_empty()
+                    && !view.record.mentions.everyone)
+                {
+                    self.count_mentions(&ch, author, &view.record.mentions)
+                        .await?;
+                }
+                Ok(SendOutcome::Created(view))
+            }
+            Stored::Duplicate(rec) => {
+                let mut views = self.with_reactions(&ch, vec![rec], author).await?;
+                Ok(SendOutcome::Duplicate(views.remove(0)))
+            }
+        }
+    }
+
+    /// Stores a message and announces it in its channel's order: in a
+    /// cluster this node holds the channel first (see gate.rs); the id is
+    /// reserved in the channel's line, and MESSAGE_CREATE leaves only after
+    /// every lower id of the channel. `files` are bound to it before it is
+    /// announced. The caller has checked everything else.
+    async fn store_in_line(
+        &self,
+        ch: &ChannelRecord,
+        author: &UserRecord,
+        draft: Draft,
+        mut files: Vec<AttachmentRecord>,
+    ) -> ChatResult<Stored> {
+        let channel = ch.id;
         let (floor, mut pass) = match self.gate.as_deref() {
             Some(g) => {
                 let floor = g.enter(channel).await?;
@@ -335,35 +388,32 @@ impl Chat {
             }
             None => (0, None),
         };
-        // Reserve this message's place in the channel's line: the ID is minted
-        // now, the event leaves only after every lower ID of this channel.
         let slot = self.sequencer.reserve(channel, self.events.clone(), || {
             MessageId(self.ids.next_above(floor).0)
         });
         let new = NewMessage {
             id: slot.id(),
             channel_id: channel,
-            author_id: author,
-            content,
-            reply_to_id: input.reply_to_id,
-            mentions,
-            attachment_ids: input.attachment_ids,
-            nonce: input.nonce,
+            author_id: author.id,
+            content: draft.content,
+            reply_to_id: draft.reply_to_id,
+            mentions: draft.mentions,
+            attachment_ids: draft.attachment_ids,
+            nonce: draft.nonce,
         };
         let outcome = self
             .store
-            .create_message(&new, &author_rec, now_ms(), self.cfg.nonce_window_ms)
+            .create_message(&new, author, now_ms(), self.cfg.nonce_window_ms)
             .await;
         match outcome? {
             MessageCreate::Created(rec) => {
-                // Bound to the message before it is announced, so every reader of
-                // the event can fetch them. A concurrent send that claimed one
-                // first wins; this message then names a file it does not own,
-                // which serving refuses (the file's message_id is the other's).
+                // A concurrent send that claimed a file first wins; this
+                // message then names a file it does not own, which serving
+                // refuses (the file's message_id is the other's).
                 if !files.is_empty()
                     && !self
                         .store
-                        .claim_attachments(&rec.attachment_ids, author, channel, rec.id)
+                        .claim_attachments(&rec.attachment_ids, author.id, channel, rec.id)
                         .await?
                 {
                     tracing::warn!(message = %rec.id, "attachments claimed by a concurrent send");
@@ -382,19 +432,40 @@ impl Chat {
                 }
                 slot.finish(Some(ChatEvent::MessageCreate(view.clone())));
                 drop(pass);
-                if !(view.record.mentions.users.is_empty()
-                    && view.record.mentions.roles.is_empty()
-                    && !view.record.mentions.everyone)
-                {
-                    self.count_mentions(&ch, author, &view.record.mentions)
-                        .await?;
-                }
-                Ok(SendOutcome::Created(view))
+                Ok(Stored::Created(view))
             }
-            MessageCreate::Duplicate(rec) => {
-                let mut views = self.with_reactions(&ch, vec![rec], author).await?;
-                Ok(SendOutcome::Duplicate(views.remove(0)))
-            }
+            MessageCreate::Duplicate(rec) => Ok(Stored::Duplicate(rec)),
+        }
+    }
+
+    /// Posts a notice from a system account (`author`, which no member can
+    /// sign in as) into a community channel, with no permission checks and
+    /// no pings: automod's flags in the moderators' channel. Not found if
+    /// the channel is gone or not in `community`.
+    pub async fn post_notice(
+        &self,
+        community: CommunityId,
+        channel: ChannelId,
+        author: &UserRecord,
+        content: &str,
+    ) -> ChatResult<MessageView> {
+        let ch = self
+            .store
+            .channel(channel)
+            .await?
+            .filter(|ch| ch.community_id == Some(community))
+            .ok_or(ChatError::NotFound)?;
+        let content: String = content.chars().take(MAX_CONTENT_CHARS).collect();
+        let draft = Draft {
+            content,
+            reply_to_id: None,
+            mentions: Mentions::default(),
+            attachment_ids: Vec::new(),
+            nonce: None,
+        };
+        match self.store_in_line(&ch, author, draft, Vec::new()).await? {
+            Stored::Created(view) => Ok(view),
+            Stored::Duplicate(_) => Err(ChatError::Conflict("a notice without a nonce repeated")),
         }
     }
 

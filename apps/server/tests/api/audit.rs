@@ -891,6 +891,41 @@ pub async fn automod_follow_ups(s: &TestServer) {
         assert!(e["actor_id"].is_null(), "{e}");
         assert_eq!(e["reason"], "automod rule 1 \"Scam\"", "{e}");
     }
+    // The flag is also a notice in the moderators' channel, from automod's
+    // own account, which nobody can sign in as.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let notice = loop {
+        let (_, msgs) = s
+            .get(
+                &format!("/api/v1/channels/{general}/messages"),
+                &owner.token,
+            )
+            .await;
+        if let Some(n) = msgs
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["author"]["username"] == "hearth-automod")
+        {
+            break n.clone();
+        }
+        assert!(Instant::now() < deadline, "no flag notice: {msgs}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let text = notice["content"].as_str().unwrap();
+    assert!(text.contains(&format!("<@{}>", m.id)), "{text}");
+    assert!(text.contains("\"Scam\""), "{text}");
+    assert!(text.contains("> get freecoins"), "{text}");
+    assert!(text.contains("it was blocked"), "{text}");
+    let (st, _) = s
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"login": "hearth-automod", "password": "!system"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
 
     // delete_recent without block: the raider's earlier messages go.
     let first = s.send(&r, &general, "hello all").await;
