@@ -75,6 +75,20 @@ fn next_kid(keys: &[SigningKeyRecord]) -> String {
     )
 }
 
+/// A LIKE pattern for "starts with `q`", its wildcards escaped (with
+/// `ESCAPE '\\'` in the query).
+fn like_prefix(q: &str) -> String {
+    let mut out = String::with_capacity(q.len() + 1);
+    for c in q.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
 fn limit(l: u32) -> i64 {
     i64::from(l.clamp(1, 1000))
 }
@@ -2258,13 +2272,6 @@ macro_rules! sql_impl {
                 lim: u32,
             ) -> StoreResult<Vec<CommunitySummary>> {
                 let q = query.trim().to_lowercase();
-                let escaped: String = q
-                    .chars()
-                    .flat_map(|c| match c {
-                        '%' | '_' | '\\' => vec!['\\', c],
-                        c => vec![c],
-                    })
-                    .collect();
                 let rows = sqlx::query(
                     "SELECT c.id, c.name, c.owner_id, c.icon_id, c.created_at, \
                      (SELECT COUNT(*) FROM members mb WHERE mb.community_id = c.id) AS member_count, \
@@ -2273,7 +2280,7 @@ macro_rules! sql_impl {
                      WHERE (LOWER(c.name) LIKE $1 ESCAPE '\\' OR c.id = $2) AND c.id > $3 \
                      ORDER BY c.id LIMIT $4",
                 )
-                .bind(format!("{escaped}%"))
+                .bind(like_prefix(&q))
                 .bind(q.parse::<i64>().unwrap_or(-1))
                 .bind(after.0)
                 .bind(limit(lim))
@@ -2294,19 +2301,12 @@ macro_rules! sql_impl {
                 // A prefix match on the lower-cased username (its index
                 // serves it), with LIKE's wildcards in the query escaped.
                 let q = query.trim().to_lowercase();
-                let escaped: String = q
-                    .chars()
-                    .flat_map(|c| match c {
-                        '%' | '_' | '\\' => vec!['\\', c],
-                        c => vec![c],
-                    })
-                    .collect();
                 let rows = sqlx::query(concat!(
                     "SELECT ", user_cols!(), " FROM users u \
                      WHERE (u.username_lower LIKE $1 ESCAPE '\\' OR u.email_lower = $2) AND u.id > $3 \
                      ORDER BY u.id LIMIT $4"
                 ))
-                .bind(format!("{escaped}%"))
+                .bind(like_prefix(&q))
                 .bind(&q)
                 .bind(after.0)
                 .bind(limit(lim))
