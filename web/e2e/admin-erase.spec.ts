@@ -76,6 +76,12 @@ test('staff take down a community live, are told why an owner cannot be erased, 
   await S.goto('/admin');
   await expect(S.getByRole('tab')).toHaveText(['Overview', 'Users', 'Communities', 'Reports', 'Staff', 'Audit log']);
   await S.getByRole('tab', { name: 'Users' }).click();
+  // Never on one's own account.
+  await S.getByLabel('Find users').fill(boss);
+  await S.getByRole('button', { name: 'Search' }).click();
+  await S.getByRole('option', { name: new RegExp(`@${boss}`) }).click();
+  await expect(S.getByRole('article', { name: `User @${boss}` })).toContainText("staff can't act on themselves");
+  await expect(S.getByRole('button', { name: 'Erase account…' })).toHaveCount(0);
   await S.getByLabel('Find users').fill(owner.name);
   await S.getByRole('button', { name: 'Search' }).click();
   await S.getByRole('option', { name: new RegExp(`@${owner.name}`) }).click();
@@ -142,6 +148,10 @@ test('staff take down a community live, are told why an owner cannot be erased, 
   await expect(erased).toContainText('messages removed everywhere');
   await expect(erased.getByRole('button')).toHaveCount(0);
   await expect(S.getByRole('option', { name: new RegExp(`deleted-${owner.id}`) })).toContainText('erased');
+  // The community they were in lists one member fewer (a plain visit lists them all).
+  await S.getByRole('tab', { name: 'Communities' }).click();
+  await expect(S.getByLabel('Find communities')).toHaveValue('');
+  await expect(S.getByRole('row', { name: new RegExp(`Keep ${tag}`) }).locator('[data-count="members"]')).toHaveText('1');
 
   // The member's open channel loses the owner's message live; their own stays.
   await expect(message(M, `owner in keep ${tag}`)).toHaveCount(0);

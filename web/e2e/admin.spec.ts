@@ -106,6 +106,7 @@ test('staff suspend a user from /admin and that user is signed out at once; perm
   await expect(hd.getByRole('button', { name: 'Reset two-factor' })).toBeVisible();
   await expect(hd.getByRole('button', { name: 'Reset two-factor' })).toBeDisabled();
   await expect(hd.getByRole('button', { name: 'Suspend' })).toHaveCount(0);
+  await expect(hd.getByRole('button', { name: 'Erase account…' })).toHaveCount(0);
 
   // The instance audit log records the suspension with its reason.
   await S.getByRole('tab', { name: 'Audit log' }).click();

@@ -97,7 +97,20 @@ function AdminScreens({ me }: { me: StaffMe }) {
         <div className="settings admin-body">
           <div className="tabs" role="tablist" aria-label="Admin sections">
             {sections.map((t) => (
-              <button key={t} type="button" role="tab" id={`admin-tab-${t}`} aria-selected={tab === t} aria-controls={`admin-panel-${t}`} className={tab === t ? 'tab active' : 'tab'} onClick={() => setTab(t)}>
+              <button
+                key={t}
+                type="button"
+                role="tab"
+                id={`admin-tab-${t}`}
+                aria-selected={tab === t}
+                aria-controls={`admin-panel-${t}`}
+                className={tab === t ? 'tab active' : 'tab'}
+                onClick={() => {
+                  // A plain visit lists every community; "Find in Communities" searches an id.
+                  if (t === 'communities' && tab !== t) setCommunityQuery((c) => ({ q: '', n: c.n + 1 }));
+                  setTab(t);
+                }}
+              >
                 {label(t)}
               </button>
             ))}
