@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test } from '@playwright/test';
-import { composer, login, message, rest, tabTracker, uniqueName, WEB } from './helpers';
+import { axeCheck, composer, login, message, rest, tabTracker, uniqueName, WEB } from './helpers';
 
 const PASSWORD = 'correct horse battery';
 const tabs = tabTracker();
@@ -98,6 +98,7 @@ test('staff take down a community live, are told why an owner cannot be erased, 
   await eraseBtn.click();
   const owned = dialog.getByRole('alert');
   await expect(owned).toContainText(`@${owner.name} owns a community: “${doomedName}” (${doomed.id}). Nothing was erased`);
+  await axeCheck(S, 'erase dialog with the owns_communities refusal');
   // Nothing changed: the owner can still sign in (checked over REST).
   await rest('POST', '/api/v1/auth/login', null, { login: owner.name, password: PASSWORD });
 
@@ -111,6 +112,7 @@ test('staff take down a community live, are told why an owner cannot be erased, 
   await expect(row).toContainText(`@${owner.name}`);
   await expect(row.locator('[data-count="members"]')).toHaveText('2');
 
+  await axeCheck(S, 'communities tab');
   // Take it down: the confirmation wants the exact name.
   await row.getByRole('button', { name: /Take down/ }).click();
   dialog = S.getByRole('dialog', { name: `Take down “${doomedName}”` });
