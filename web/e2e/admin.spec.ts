@@ -54,7 +54,7 @@ test('staff suspend a user from /admin and that user is signed out at once; perm
   await S.getByRole('link', { name: 'Instance admin' }).click();
   await S.waitForURL(/\/admin/);
   await expect(S.getByRole('heading', { name: 'Instance admin', level: 1 })).toBeVisible();
-  await expect(S.getByRole('tab')).toHaveText(['Overview', 'Users', 'Reports', 'Staff', 'Audit log']);
+  await expect(S.getByRole('tab')).toHaveText(['Overview', 'Users', 'Communities', 'Reports', 'Staff', 'Audit log']);
   const users = Number((await S.locator('[data-stat="users"]').textContent())?.replace(/\D/g, ''));
   expect(users).toBeGreaterThanOrEqual(3);
 
@@ -106,6 +106,7 @@ test('staff suspend a user from /admin and that user is signed out at once; perm
   await expect(hd.getByRole('button', { name: 'Reset two-factor' })).toBeVisible();
   await expect(hd.getByRole('button', { name: 'Reset two-factor' })).toBeDisabled();
   await expect(hd.getByRole('button', { name: 'Suspend' })).toHaveCount(0);
+  await expect(hd.getByRole('button', { name: 'Erase account…' })).toHaveCount(0);
 
   // The instance audit log records the suspension with its reason.
   await S.getByRole('tab', { name: 'Audit log' }).click();

@@ -305,7 +305,7 @@ describe('permission gating', () => {
     expect(staffCan({ is_admin: true, roles: [], permissions: [] }, 'policy:edit')).toBe(true);
     expect(staffCan(null, 'users:read')).toBe(false);
     expect(visibleSections(tns)).toEqual(['overview', 'users', 'reports']);
-    expect(visibleSections({ is_admin: true, roles: [], permissions: [] })).toEqual(['overview', 'users', 'reports', 'staff', 'audit']);
+    expect(visibleSections({ is_admin: true, roles: [], permissions: [] })).toEqual(['overview', 'users', 'communities', 'reports', 'staff', 'audit']);
   });
 
   it('tells staff from everyone else', () => {

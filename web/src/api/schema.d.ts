@@ -32,6 +32,38 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/communities": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["admin_communities"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/communities/{id}/takedown": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["admin_takedown"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/reports": {
         parameters: {
             query?: never;
@@ -138,6 +170,22 @@ export interface paths {
         get: operations["admin_get_user"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/users/{id}/erasure": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["admin_erase"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1258,6 +1306,14 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description A community as the instance's staff see it. */
+        AdminCommunity: {
+            community: components["schemas"]["Community"];
+            /** Format: int64 */
+            members: number;
+            /** Format: int64 */
+            channels: number;
+        };
         /** @description A user as the instance's staff see them. */
         AdminUser: {
             user: components["schemas"]["User"];
@@ -1268,6 +1324,7 @@ export interface components {
             staff_roles: string[];
             mfa_enabled: boolean;
             suspended?: null | components["schemas"]["Suspension"];
+            erased?: null | components["schemas"]["Erasure"];
         };
         /**
          * @description Who may open a DM with a user: members of a community they share (the
@@ -1472,6 +1529,28 @@ export interface components {
         };
         EditMessageRequest: {
             content: string;
+        };
+        /** @description What to do with an erased account's messages, and why it is erased. */
+        EraseRequest: {
+            /**
+             * @description `keep` (the default: kept, shown as from a deleted user) or `remove`
+             *     (deleted everywhere, communities and DMs alike).
+             */
+            messages?: string | null;
+            /** @description Kept in the audit log (at most 512 characters). */
+            reason?: string | null;
+        };
+        /** @description What an erasure did. */
+        EraseResult: {
+            messages_deleted: number;
+            communities_left: number;
+        };
+        /** @description An erasure: when, by whom, and what became of the messages. */
+        Erasure: {
+            erased_by?: string | null;
+            /** @description `keep` (shown as from a deleted user) or `remove` (deleted). */
+            messages: string;
+            erased_at: string;
         };
         /** @description The error shape every failure uses. */
         ErrorBody: {
@@ -1768,6 +1847,11 @@ export interface components {
             reason?: string | null;
             suspended_by?: string | null;
             suspended_at: string;
+        };
+        /** @description Why a community is taken down. */
+        TakedownRequest: {
+            /** @description Kept in the audit log (at most 512 characters). */
+            reason?: string | null;
         };
         TokenResponse: {
             access_token: string;
@@ -2068,6 +2152,100 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    admin_communities: {
+        parameters: {
+            query?: {
+                /** @description a name prefix (ignoring case) or an exact id; empty: every community */
+                q?: string;
+                /** @description communities after this id (the next page) */
+                after?: string;
+                /** @description 1-100, default 50 */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description by id */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminCommunity"][];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description needs communities:read */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    admin_takedown: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TakedownRequest"];
+            };
+        };
+        responses: {
+            /** @description deleted with everything in it, whoever owns it: its members get COMMUNITY_DELETE; the instance's audit log keeps its name, owner and size */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description needs communities:takedown */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
         };
@@ -2442,6 +2620,72 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    admin_erase: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EraseRequest"];
+            };
+        };
+        responses: {
+            /** @description erased for good: every session revoked (sockets closed on every node), its communities left, its staff roles taken, and its email, names, avatar, password and two-factor secret removed; the account keeps only its id, under the username `deleted-<id>` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EraseResult"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description needs users:erase (and policy:edit for a staff account) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such account, or erased already */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `details.reason: "owns_communities"` with `details.community_ids`: transfer or take them down first */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
         };

@@ -1,18 +1,19 @@
 'use client';
 // /admin: the instance's staff area. Stats, user search with suspend/unsuspend and MFA
-// reset, the instance's reports queue, the staff roles and permissions editor, and the
-// instance audit log. What a staff member sees follows GET /admin/@me: sections and
+// reset and account erasure, the communities list with takedown, the instance's reports
+// queue, the staff roles and permissions editor, and the instance audit log. What a staff member sees follows GET /admin/@me: sections and
 // buttons they lack the permission for are hidden or disabled (the server checks every
 // call anyway, and a 403 names the missing permission).
 import { useCallback, useEffect, useMemo, useState, type FormEvent } from 'react';
 import { useRouter } from 'next/navigation';
 import { onSignedOut, restoreSession } from '@/lib/auth';
-import { ADMIN_SECTIONS, adminApi, isStaff, loadStaffMe, parsePermission, resetStaff, staffCan, staffStore, STAFF_PERMISSIONS, visibleSections, type AdminSection, type AdminUser, type InstanceStats, type StaffMe, type StaffRole } from '@/lib/admin';
+import { ADMIN_SECTIONS, adminApi, ERASED_MESSAGES_LABEL, eraseGate, isErased, isStaff, loadStaffMe, parsePermission, resetStaff, staffCan, staffStore, STAFF_PERMISSIONS, visibleSections, type AdminSection, type AdminUser, type ErasedMessages, type InstanceStats, type StaffMe, type StaffRole } from '@/lib/admin';
 import { describeError } from '@/lib/errors';
 import { ADMIN_AUDIT_ACTIONS, parseTime } from '@/lib/moderation';
 import { useMe } from '@/lib/hooks';
 import { resetClient } from '@/lib/client';
 import { useStore } from '@/stores/store';
+import { Communities, EraseDialog } from './AdminDanger';
 import { AuditLogView, useNameLookup } from './AuditLog';
 import { ReportsQueue } from './Reports';
 import { Avatar, formatFull, Notices } from './ui';
@@ -72,6 +73,14 @@ export function AdminArea() {
 function AdminScreens({ me }: { me: StaffMe }) {
   const sections = visibleSections(me);
   const [tab, setTab] = useState<AdminSection | null>(sections[0] ?? null);
+  // "Find in Communities" from the erase dialog: open that tab searching for an id.
+  const [communityQuery, setCommunityQuery] = useState<{ q: string; n: number }>({ q: '', n: 0 });
+  const findCommunity = sections.includes('communities')
+    ? (q: string) => {
+        setCommunityQuery((c) => ({ q, n: c.n + 1 }));
+        setTab('communities');
+      }
+    : undefined;
   const label = (id: AdminSection) => ADMIN_SECTIONS.find((s) => s.id === id)!.label;
   return (
     <main className="admin-page">
@@ -88,7 +97,20 @@ function AdminScreens({ me }: { me: StaffMe }) {
         <div className="settings admin-body">
           <div className="tabs" role="tablist" aria-label="Admin sections">
             {sections.map((t) => (
-              <button key={t} type="button" role="tab" id={`admin-tab-${t}`} aria-selected={tab === t} aria-controls={`admin-panel-${t}`} className={tab === t ? 'tab active' : 'tab'} onClick={() => setTab(t)}>
+              <button
+                key={t}
+                type="button"
+                role="tab"
+                id={`admin-tab-${t}`}
+                aria-selected={tab === t}
+                aria-controls={`admin-panel-${t}`}
+                className={tab === t ? 'tab active' : 'tab'}
+                onClick={() => {
+                  // A plain visit lists every community; "Find in Communities" searches an id.
+                  if (t === 'communities' && tab !== t) setCommunityQuery((c) => ({ q: '', n: c.n + 1 }));
+                  setTab(t);
+                }}
+              >
                 {label(t)}
               </button>
             ))}
@@ -96,7 +118,8 @@ function AdminScreens({ me }: { me: StaffMe }) {
           {tab && (
             <section className="tab-panel" role="tabpanel" id={`admin-panel-${tab}`} aria-labelledby={`admin-tab-${tab}`}>
               {tab === 'overview' && <Stats />}
-              {tab === 'users' && <Users me={me} />}
+              {tab === 'users' && <Users me={me} onFindCommunity={findCommunity} />}
+              {tab === 'communities' && <Communities key={communityQuery.n} me={me} initialQuery={communityQuery.q} />}
               {tab === 'reports' && <ReportsQueue scope="instance" canHandle={staffCan(me, 'reports:handle')} />}
               {tab === 'staff' && <Staff me={me} />}
               {tab === 'audit' && <AuditLogView communityId={null} load={adminApi.auditLog} actions={ADMIN_AUDIT_ACTIONS} />}
@@ -170,7 +193,7 @@ function Stats() {
 
 const USER_PAGE = 50;
 
-function Users({ me }: { me: StaffMe }) {
+function Users({ me, onFindCommunity }: { me: StaffMe; onFindCommunity?: (id: string) => void }) {
   const [q, setQ] = useState('');
   const [list, setList] = useState<AdminUser[] | null>(null);
   const [more, setMore] = useState(false);
@@ -220,7 +243,7 @@ function Users({ me }: { me: StaffMe }) {
             <li key={u.user.id} role="option" aria-selected={selected?.user.id === u.user.id} tabIndex={0} className={selected?.user.id === u.user.id ? 'selected' : ''} onClick={() => setSelected(u)} onKeyDown={(e) => (e.key === 'Enter' || e.key === ' ') && setSelected(u)}>
               <Avatar id={u.user.id} name={u.user.display_name || u.user.username} size={24} />
               <span className="grow">@{u.user.username}</span>
-              {u.suspended && <span className="tag tag-danger">suspended</span>}
+              {isErased(u) ? <span className="tag tag-muted">erased</span> : u.suspended && <span className="tag tag-danger">suspended</span>}
               {(u.is_admin || u.staff_roles.length > 0) && <span className="tag">staff</span>}
             </li>
           ))}
@@ -231,18 +254,23 @@ function Users({ me }: { me: StaffMe }) {
           </button>
         )}
       </div>
-      <div className="split-main">{selected ? <UserDetail key={selected.user.id} user={selected} me={me} onChanged={replace} /> : <p className="muted">Pick a user.</p>}</div>
+      <div className="split-main">{selected ? <UserDetail key={selected.user.id} user={selected} me={me} onChanged={replace} onFindCommunity={onFindCommunity} /> : <p className="muted">Pick a user.</p>}</div>
     </div>
   );
 }
 
-function UserDetail({ user: u, me, onChanged }: { user: AdminUser; me: StaffMe; onChanged: (u: AdminUser) => void }) {
+function UserDetail({ user: u, me, onChanged, onFindCommunity }: { user: AdminUser; me: StaffMe; onChanged: (u: AdminUser) => void; onFindCommunity?: (id: string) => void }) {
   const self = useMe();
   const [reason, setReason] = useState('');
   const [done, setDone] = useState<string | null>(null);
+  const [erasing, setErasing] = useState(false);
   const r = useRun();
   const isSelf = self?.id === u.user.id;
-  const names = useNameLookup(null, u.suspended?.suspended_by ? [u.suspended.suspended_by] : []);
+  const erased = isErased(u);
+  const erase = eraseGate(me, u, self?.id);
+  const names = useNameLookup(null, [u.suspended?.suspended_by, u.erased?.erased_by].filter((x): x is string => !!x));
+  const byName = (id: string) => (names.user(id) ? `@${names.user(id)}` : `user ${id}`);
+  const erasedAt = parseTime(u.erased?.erased_at);
   const refresh = async (msg: string) => {
     const fresh = await adminApi.user(u.user.id).catch(() => null);
     if (fresh) onChanged(fresh);
@@ -268,11 +296,18 @@ function UserDetail({ user: u, me, onChanged }: { user: AdminUser; me: StaffMe; 
         <dd>{u.is_admin ? 'administrator' : u.staff_roles.join(', ') || 'no'}</dd>
         <dt>Status</dt>
         <dd>
-          {u.suspended ? (
+          {erased ? (
+            <>
+              <strong className="tag tag-muted erased-badge">Erased</strong>
+              {erasedAt && <> on {formatFull(erasedAt)}</>}
+              {u.erased?.erased_by && <> by {byName(u.erased.erased_by)}</>}
+              {u.erased?.messages && <> · {ERASED_MESSAGES_LABEL[u.erased.messages as ErasedMessages] ?? `messages: ${u.erased.messages}`}</>}
+            </>
+          ) : u.suspended ? (
             <>
               <strong className="danger-text">Suspended</strong>
               {suspendedAt && <> since {formatFull(suspendedAt)}</>}
-              {u.suspended.suspended_by && <> by {names.user(u.suspended.suspended_by) ? `@${names.user(u.suspended.suspended_by)}` : `user ${u.suspended.suspended_by}`}</>}
+              {u.suspended.suspended_by && <> by {byName(u.suspended.suspended_by)}</>}
               {u.suspended.reason && <> · reason: {u.suspended.reason}</>}
             </>
           ) : (
@@ -280,6 +315,7 @@ function UserDetail({ user: u, me, onChanged }: { user: AdminUser; me: StaffMe; 
           )}
         </dd>
       </dl>
+      {erased && <p className="hint">This account is erased for good: there is nothing more to do with it.</p>}
       {isSelf && <p className="hint">This is your own account: staff can't act on themselves.</p>}
       {r.error && (
         <p className="form-error" role="alert">
@@ -287,7 +323,7 @@ function UserDetail({ user: u, me, onChanged }: { user: AdminUser; me: StaffMe; 
         </p>
       )}
       {done && <p role="status">{done}</p>}
-      {!u.suspended && staffCan(me, 'users:suspend') && (
+      {!erased && !u.suspended && staffCan(me, 'users:suspend') && (
         <form
           className="suspend-form"
           onSubmit={(e) => {
@@ -308,42 +344,68 @@ function UserDetail({ user: u, me, onChanged }: { user: AdminUser; me: StaffMe; 
           </button>
         </form>
       )}
-      <div className="button-row">
-        {u.suspended && staffCan(me, 'users:unsuspend') && (
-          <button
-            type="button"
-            className="btn btn-primary"
-            disabled={r.busy || isSelf}
-            onClick={() => {
-              setDone(null);
-              void r.run(async () => {
-                await adminApi.unsuspend(u.user.id);
-                await refresh(`@${u.user.username} can sign in again.`);
-              });
-            }}
-          >
-            Lift suspension
-          </button>
-        )}
-        {staffCan(me, 'users:reset_mfa') && (
-          <button
-            type="button"
-            className="btn btn-secondary"
-            disabled={r.busy || isSelf || !u.mfa_enabled}
-            title={u.mfa_enabled ? undefined : 'Two-factor sign-in is off'}
-            onClick={() => {
-              if (!window.confirm(`Turn off two-factor sign-in for @${u.user.username}? Only do this after checking who is asking.`)) return;
-              setDone(null);
-              void r.run(async () => {
-                await adminApi.resetMfa(u.user.id);
-                await refresh(`Two-factor sign-in is off for @${u.user.username}.`);
-              });
-            }}
-          >
-            Reset two-factor
-          </button>
-        )}
-      </div>
+      {!erased && (
+        <div className="button-row">
+          {u.suspended && staffCan(me, 'users:unsuspend') && (
+            <button
+              type="button"
+              className="btn btn-primary"
+              disabled={r.busy || isSelf}
+              onClick={() => {
+                setDone(null);
+                void r.run(async () => {
+                  await adminApi.unsuspend(u.user.id);
+                  await refresh(`@${u.user.username} can sign in again.`);
+                });
+              }}
+            >
+              Lift suspension
+            </button>
+          )}
+          {staffCan(me, 'users:reset_mfa') && (
+            <button
+              type="button"
+              className="btn btn-secondary"
+              disabled={r.busy || isSelf || !u.mfa_enabled}
+              title={u.mfa_enabled ? undefined : 'Two-factor sign-in is off'}
+              onClick={() => {
+                if (!window.confirm(`Turn off two-factor sign-in for @${u.user.username}? Only do this after checking who is asking.`)) return;
+                setDone(null);
+                void r.run(async () => {
+                  await adminApi.resetMfa(u.user.id);
+                  await refresh(`Two-factor sign-in is off for @${u.user.username}.`);
+                });
+              }}
+            >
+              Reset two-factor
+            </button>
+          )}
+          {erase.show && (
+            <button type="button" className="btn btn-danger" disabled={r.busy || !!erase.blocked} title={erase.blocked ?? undefined} onClick={() => setErasing(true)}>
+              Erase account…
+            </button>
+          )}
+        </div>
+      )}
+      {erase.show && erase.blocked && <p className="hint">{erase.blocked}</p>}
+      {erasing && (
+        <EraseDialog
+          user={u}
+          me={me}
+          onClose={() => setErasing(false)}
+          onFindCommunity={
+            onFindCommunity &&
+            ((id) => {
+              setErasing(false);
+              onFindCommunity(id);
+            })
+          }
+          onErased={(msg) => {
+            setErasing(false);
+            void refresh(msg);
+          }}
+        />
+      )}
     </article>
   );
 }

@@ -122,7 +122,7 @@ export function AuditLogView({ load, actions, communityId, actors = [], targets 
     for (const e of entries ?? []) {
       if (e.actor_id) out.push(e.actor_id);
       if (e.target_kind === 'user' && e.target_id) out.push(e.target_id);
-      for (const c of e.changes) if (c.key === 'author_id' && typeof (c.before ?? c.after) === 'string') out.push(String(c.before ?? c.after));
+      for (const c of e.changes) if ((c.key === 'author_id' || c.key === 'owner_id') && typeof (c.before ?? c.after) === 'string') out.push(String(c.before ?? c.after));
     }
     return out;
   }, [entries]);

@@ -1,7 +1,8 @@
 // Platform administration (docs/api.md "Platform administration"): what the signed-in
 // user may do as instance staff, and the admin REST calls. Staff permissions are
 // `object:action` pairs from the staff policy; `*` stands for any object or action.
-import type { User } from '@/api/types';
+import type { Community, User } from '@/api/types';
+import { ApiError } from './errors';
 import { createStore } from '@/stores/store';
 import { requestJson } from './api';
 import type { AuditEntry, AuditFilter } from './moderation';
@@ -21,6 +22,15 @@ export interface Suspension {
   suspended_at: string;
 }
 
+/** What becomes of an erased account's messages. */
+export type ErasedMessages = 'keep' | 'remove';
+
+export interface Erasure {
+  erased_by: string | null;
+  messages: ErasedMessages | (string & {});
+  erased_at: string;
+}
+
 export interface AdminUser {
   user: User;
   email: string | null;
@@ -28,6 +38,20 @@ export interface AdminUser {
   staff_roles: string[];
   mfa_enabled: boolean;
   suspended: Suspension | null;
+  /** Set once the account is erased (for good): it keeps only its id. */
+  erased?: Erasure | null;
+}
+
+export interface EraseResult {
+  messages_deleted: number;
+  communities_left: number;
+}
+
+/** A community as the instance's staff see it (GET /admin/communities). */
+export interface AdminCommunity {
+  community: Community;
+  members: number;
+  channels: number;
 }
 
 export interface InstanceStats {
@@ -86,6 +110,7 @@ export function staffCan(me: StaffMe | null | undefined, perm: string): boolean 
 export const ADMIN_SECTIONS = [
   { id: 'overview', label: 'Overview', needs: 'stats:read' },
   { id: 'users', label: 'Users', needs: 'users:read' },
+  { id: 'communities', label: 'Communities', needs: 'communities:read' },
   { id: 'reports', label: 'Reports', needs: 'reports:read' },
   { id: 'staff', label: 'Staff', needs: 'policy:read' },
   { id: 'audit', label: 'Audit log', needs: 'audit:read' },
@@ -150,6 +175,10 @@ export const adminApi = {
     const [o, a] = perm.split(':');
     return requestJson<void>('DELETE', `/api/v1/admin/staff/roles/${encodeURIComponent(role)}/permissions/${encodeURIComponent(o)}/${encodeURIComponent(a)}`);
   },
+  erase: (id: string, body: { messages: ErasedMessages; reason?: string }) =>
+    requestJson<EraseResult>('POST', `/api/v1/admin/users/${id}/erasure`, body.reason?.trim() ? { messages: body.messages, reason: body.reason.trim() } : { messages: body.messages }),
+  communities: (q: { q?: string; after?: string; limit?: number }) => requestJson<AdminCommunity[]>('GET', `/api/v1/admin/communities${toQuery(q)}`),
+  takedown: (id: string, reason: string) => requestJson<void>('POST', `/api/v1/admin/communities/${id}/takedown`, reason.trim() ? { reason: reason.trim() } : {}),
   auditLog: (filter: AuditFilter) => requestJson<AuditEntry[]>('GET', `/api/v1/admin/audit-log${toQuery({ ...filter })}`),
 };
 
@@ -157,4 +186,84 @@ export const adminApi = {
 export function parsePermission(text: string): string | null {
   const m = /^\s*([a-z_*]+)\s*:\s*([a-z_*]+)\s*$/i.exec(text);
   return m ? `${m[1].toLowerCase()}:${m[2].toLowerCase()}` : null;
+}
+
+// ---- erasure and takedown: the pure rules the screens follow ---------------------------
+
+/** An erased account's username: `deleted-<id>` (real usernames cannot hold `-`). */
+export function isTombstone(username: string | null | undefined): boolean {
+  return !!username && /^deleted-\d+$/.test(username);
+}
+
+export function isErased(u: Pick<AdminUser, 'erased' | 'user'>): boolean {
+  return !!u.erased || isTombstone(u.user.username);
+}
+
+export function isStaffAccount(u: Pick<AdminUser, 'is_admin' | 'staff_roles'>): boolean {
+  return u.is_admin || u.staff_roles.length > 0;
+}
+
+/**
+ * Whether the "Erase account…" action shows, and why it is disabled when it shows.
+ * Hidden without users:erase, on one's own account and on an account already erased;
+ * disabled (with the reason) on another staff account without policy:edit.
+ */
+export function eraseGate(me: StaffMe | null | undefined, u: AdminUser, selfId: string | null | undefined): { show: boolean; blocked: string | null } {
+  if (!staffCan(me, 'users:erase') || isErased(u) || (selfId && selfId === u.user.id)) return { show: false, blocked: null };
+  if (isStaffAccount(u) && !staffCan(me, 'policy:edit')) return { show: true, blocked: 'Erasing a staff account needs policy:edit.' };
+  return { show: true, blocked: null };
+}
+
+/** Whether the "Take down…" action shows for a community. */
+export function canTakeDown(me: StaffMe | null | undefined): boolean {
+  return staffCan(me, 'communities:takedown');
+}
+
+/**
+ * A destructive confirmation is enabled only when the typed text is exactly the expected
+ * name: same case, same characters (surrounding spaces from a paste are forgiven).
+ */
+export function confirmMatches(typed: string, expected: string): boolean {
+  return expected.length > 0 && typed.trim() === expected;
+}
+
+/** The community ids a 409 `owns_communities` names, or null for any other failure. */
+export function ownedCommunities(err: unknown): string[] | null {
+  if (!(err instanceof ApiError) || err.status !== 409 || err.details.reason !== 'owns_communities') return null;
+  const ids = err.details.community_ids;
+  return Array.isArray(ids) ? ids.map(String) : [];
+}
+
+/** What to tell staff when erasing an owner is refused (nothing changed). */
+export function ownsCommunitiesMessage(username: string, communities: readonly { id: string; name?: string | null }[]): string {
+  const n = communities.length;
+  const what = n === 1 ? 'a community' : n > 1 ? `${n} communities` : 'communities';
+  const list = communities.map((c) => (c.name ? `“${c.name}” (${c.id})` : `community ${c.id}`)).join(', ');
+  return `@${username} owns ${what}${list ? `: ${list}` : ''}. Nothing was erased: the ownership must be transferred or ${n === 1 ? 'the community' : 'the communities'} taken down first.`;
+}
+
+export const ERASED_MESSAGES_LABEL: Record<ErasedMessages, string> = {
+  keep: 'messages kept, shown as from a deleted user',
+  remove: 'messages removed everywhere',
+};
+
+function plural(n: number, one: string, many: string) {
+  return `${n.toLocaleString()} ${n === 1 ? one : many}`;
+}
+
+/** The notice after an erasure. */
+export function erasureSummary(username: string, r: EraseResult, messages: ErasedMessages): string {
+  const msgs = messages === 'remove' ? `${plural(r.messages_deleted, 'message', 'messages')} deleted` : 'messages kept under “deleted user”';
+  return `@${username} is erased for good: ${msgs}, ${plural(r.communities_left, 'community', 'communities')} left.`;
+}
+
+/** The notice after a takedown. */
+export function takedownSummary(c: Pick<Community, 'name' | 'id'>): string {
+  return `“${c.name}” (${c.id}) was taken down: it is deleted with everything in it.`;
+}
+
+/** Appends a page of communities, skipping any already listed (by id). */
+export function mergeCommunities(list: readonly AdminCommunity[], page: readonly AdminCommunity[]): AdminCommunity[] {
+  const seen = new Set(list.map((c) => c.community.id));
+  return [...list, ...page.filter((c) => !seen.has(c.community.id))];
 }

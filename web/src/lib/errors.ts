@@ -88,6 +88,9 @@ export function humanMessage(e: ApiError): string {
   if (e.status === 403 && typeof e.details.missing_permission === 'string') {
     return `You don't have the staff permission for that (${e.details.missing_permission}).`;
   }
+  if (e.status === 409 && e.details.reason === 'owns_communities') {
+    return 'That account owns communities: transfer them or take them down first. Nothing was erased.';
+  }
   if (e.status === 409 && e.details.reason === 'report_invalid_transition') {
     return 'Someone else already closed this report.';
   }

@@ -193,6 +193,13 @@ export function describeEntry(e: AuditEntry, names: NameLookup = NO_NAMES): Entr
     const authorId = (author?.before ?? author?.after) as string | undefined;
     if (typeof authorId === 'string') target = targetLabel('user', authorId, names);
   }
+  if (kind === 'community' && e.target_id && e.action.startsWith('admin_')) {
+    // A staff action on a community (a takedown) names it from what the log kept;
+    // within a community's own log, "the community" says enough.
+    const name = e.changes.find((c) => c.key === 'name');
+    const v = (name?.before ?? name?.after) as string | undefined;
+    target = typeof v === 'string' && v ? `“${v}” (${e.target_id})` : `community ${e.target_id}`;
+  }
   if (kind === 'invite') {
     const code = e.changes.find((c) => c.key === 'code');
     const v = (code?.after ?? code?.before) as string | undefined;
