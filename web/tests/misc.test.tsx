@@ -1,3 +1,4 @@
+import { displayName } from '@/stores/communities';
 import { describe, expect, it } from 'vitest';
 import { ApiError, errorFromResponse, humanMessage, NETWORK_MESSAGE } from '@/lib/errors';
 import { encodeMentions } from '@/components/Composer';
@@ -87,5 +88,13 @@ describe('navigation safety', () => {
   it('reads invite codes from links or bare codes', () => {
     expect(parseInviteCode('https://chat.example/invite?code=abc123')).toBe('abc123');
     expect(parseInviteCode(' abc123 ')).toBe('abc123');
+  });
+});
+
+describe('display names', () => {
+  it('an erased account shows as a deleted user, others by display name or username', () => {
+    expect(displayName({ username: 'deleted-253853243044528128', display_name: null })).toBe('Deleted user');
+    expect(displayName({ username: 'alice', display_name: 'Alice A' })).toBe('Alice A');
+    expect(displayName({ username: 'deleted_fan', display_name: null })).toBe('deleted_fan');
   });
 });

@@ -92,7 +92,7 @@ pub enum AdminError {
     /// An account that owns communities is not erased: their members would
     /// be left without an owner. Transfer or take them down first.
     #[error("the account owns communities")]
-    OwnsCommunities(Vec<CommunityId>),
+    OwnsCommunities(Vec<(CommunityId, String)>),
 }
 
 /// What becomes of an erased account's messages.
@@ -151,10 +151,10 @@ pub async fn erase(
         return Err(AdminError::NotFound);
     }
     let communities = state.store.communities_for_user(user).await?;
-    let owned: Vec<CommunityId> = communities
+    let owned: Vec<(CommunityId, String)> = communities
         .iter()
         .filter(|c| c.owner_id == user)
-        .map(|c| c.id)
+        .map(|c| (c.id, c.name.clone()))
         .collect();
     if !owned.is_empty() {
         return Err(AdminError::OwnsCommunities(owned));

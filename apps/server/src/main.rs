@@ -600,7 +600,7 @@ async fn admin(cfg: Config, task: AdminTask) -> Result<(), String> {
                             "{} owns communities {}: transfer them or take them down first",
                             u.username,
                             ids.iter()
-                                .map(|c| c.to_string())
+                                .map(|(c, name)| format!("{name} ({c})"))
                                 .collect::<Vec<_>>()
                                 .join(", ")
                         ),

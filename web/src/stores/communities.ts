@@ -187,6 +187,9 @@ export function sortChannels(list: readonly Channel[]): Channel[] {
 export function displayName(u: Pick<UserSummary, 'username' | 'display_name'> | undefined, member?: Member): string {
   if (member?.nickname) return member.nickname;
   if (!u) return 'Unknown user';
+  // An erased account keeps only its id, as `deleted-<id>` (no real
+  // username can hold a `-`).
+  if (/^deleted-\d+$/.test(u.username)) return 'Deleted user';
   return u.display_name || u.username;
 }
 

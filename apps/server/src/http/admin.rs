@@ -38,7 +38,8 @@ impl From<AdminError> for ApiError {
             )
             .details(json!({
                 "reason": "owns_communities",
-                "community_ids": ids.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+                "community_ids": ids.iter().map(|(c, _)| c.to_string()).collect::<Vec<_>>(),
+                "communities": ids.iter().map(|(c, name)| json!({"id": c.to_string(), "name": name})).collect::<Vec<_>>(),
             })),
         }
     }

@@ -681,6 +681,10 @@ pub async fn erasure_removes_the_person_for_good(s: &TestServer) {
     assert_error(st, &body, 409, "conflict");
     assert_eq!(body["error"]["details"]["reason"], "owns_communities");
     assert_eq!(body["error"]["details"]["community_ids"], json!([cid]));
+    assert_eq!(
+        body["error"]["details"]["communities"],
+        json!([{"id": cid, "name": "Erasures"}])
+    );
     let (st, _) = s.get("/api/v1/users/@me", &owner.token).await;
     assert_eq!(st, StatusCode::OK);
 
