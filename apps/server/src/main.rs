@@ -168,6 +168,20 @@ enum AdminTask {
         #[arg(long)]
         state: Option<String>,
     },
+    /// Close or annotate an instance report, in the name of a staff account.
+    Report {
+        #[arg(long)]
+        id: String,
+        /// actioned or dismissed (a report closes once).
+        #[arg(long)]
+        state: Option<String>,
+        /// A note for the other handlers.
+        #[arg(long)]
+        note: Option<String>,
+        /// The account recorded as the handler (username, email or id).
+        #[arg(long = "as")]
+        by: String,
+    },
     /// List communities (by id), with their size.
     Communities {
         /// A name prefix or an exact id.
@@ -753,6 +767,29 @@ async fn admin(cfg: Config, task: AdminTask) -> Result<(), String> {
             };
             server.release().await;
             result
+        }
+        AdminTask::Report {
+            id,
+            state,
+            note,
+            by,
+        } => {
+            let server = one_off(cfg).await?;
+            let result = async {
+                let u = find_user(&server.state, &by).await?;
+                hearth_server::http::reports::handle_from_shell(
+                    &server.state,
+                    &id,
+                    u.id,
+                    state.as_deref(),
+                    note.as_deref(),
+                )
+                .await
+            }
+            .await;
+            server.release().await;
+            println!("{}", result?);
+            Ok(())
         }
         AdminTask::Communities { query } => {
             let mut cfg = cfg;

@@ -173,6 +173,23 @@ impl ConsumerConfig {
 #[async_trait]
 pub trait Handler: Send + Sync + 'static {
     async fn handle(&self, position: u64, event: &Envelope) -> Result<(), String>;
+
+    /// Whether the consumer should hand this handler what it reads in one
+    /// call to [`Handler::handle_batch`] (one transaction, say).
+    fn batched(&self) -> bool {
+        false
+    }
+
+    /// Handles several events at once, in order, for a `batched` handler.
+    /// Ok means every one is handled. On an error the consumer goes through
+    /// them again one at a time, with its retry and dead letters, so what
+    /// the batch did is done again: handlers are idempotent.
+    async fn handle_batch(&self, events: &[(u64, &Envelope)]) -> Result<(), String> {
+        for (position, event) in events {
+            self.handle(*position, event).await?;
+        }
+        Ok(())
+    }
 }
 
 /// A running journal consumer; dropping it stops it (what it had not yet
@@ -241,10 +258,33 @@ pub fn run_consumer(
                 }
                 continue;
             }
-            for (pos, ev) in &events {
-                if cfg.wants(ev) {
+            let wanted: Vec<(u64, &Envelope)> = events
+                .iter()
+                .filter(|(_, ev)| cfg.wants(ev))
+                .map(|(pos, ev)| (*pos, ev))
+                .collect();
+            let together = wanted.len() > 1
+                && handler.batched()
+                && {
+                    match handler.handle_batch(&wanted).await {
+                        Ok(()) => {
+                            counters
+                                .processed
+                                .fetch_add(wanted.len() as u64, Ordering::Relaxed);
+                            true
+                        }
+                        Err(e) => {
+                            tracing::info!(consumer = %cfg.name, events = wanted.len(), error = %e, "a batch failed; one at a time");
+                            false
+                        }
+                    }
+                };
+            if !together {
+                for (pos, ev) in &wanted {
                     deliver(&*journal, &cfg, &*handler, &counters, *pos, ev).await;
                 }
+            }
+            if let Some((pos, _)) = events.last() {
                 cursor = *pos;
             }
             if stored_at.elapsed() >= CURSOR_EVERY {
@@ -553,6 +593,72 @@ mod tests {
 
     fn c_stats_processed(c: &crate::Consumer) -> u64 {
         c.stats().processed
+    }
+
+    #[derive(Default)]
+    struct Batcher {
+        seen: Mutex<Vec<String>>,
+        batches: Mutex<Vec<usize>>,
+        fail_batches: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait]
+    impl Handler for Batcher {
+        async fn handle(&self, _position: u64, event: &Envelope) -> Result<(), String> {
+            self.seen.lock().push(event.id.clone());
+            Ok(())
+        }
+
+        fn batched(&self) -> bool {
+            true
+        }
+
+        async fn handle_batch(&self, events: &[(u64, &Envelope)]) -> Result<(), String> {
+            if self.fail_batches.load(Ordering::Relaxed) {
+                return Err("the batch failed".into());
+            }
+            self.batches.lock().push(events.len());
+            self.seen
+                .lock()
+                .extend(events.iter().map(|(_, e)| e.id.clone()));
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batched_handler_gets_what_was_read_at_once_and_one_by_one_if_that_fails() {
+        let journal = Arc::new(MemJournal::default());
+        let bus = MemoryBus::journaled(64, journal.clone()).await.unwrap();
+        for id in ["a", "b", "c", "d", "e"] {
+            bus.append(ev(id, "chat.community.1"))
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+        // All five in the journal first (also tests `flush`), so the reads
+        // find them together.
+        crate::Bus::flush(&bus, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let whole = Arc::new(Batcher::default());
+        let c = bus.consume(cfg("whole", &[]), whole.clone()).await.unwrap();
+        until("five in a batch", || whole.seen.lock().len() == 5).await;
+        // (The tests read three events at a time.)
+        assert_eq!(*whole.batches.lock(), vec![3, 2]);
+        assert_eq!(c.stats().processed, 5);
+
+        let failing = Arc::new(Batcher::default());
+        failing.fail_batches.store(true, Ordering::Relaxed);
+        let c = bus
+            .consume(cfg("failing", &[]), failing.clone())
+            .await
+            .unwrap();
+        until("five one by one", || failing.seen.lock().len() == 5).await;
+        assert_eq!(*failing.seen.lock(), ["a", "b", "c", "d", "e"]);
+        assert!(failing.batches.lock().is_empty());
+        let s = c.stats();
+        assert_eq!((s.processed, s.retried, s.dead_lettered), (5, 0, 0));
     }
 
     #[tokio::test]

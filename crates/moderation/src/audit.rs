@@ -248,6 +248,15 @@ pub const MAX_PAGE: usize = 100;
 pub trait AuditStore: Send + Sync {
     /// Stores `entry` unless an entry with its ID exists; true if stored.
     async fn record(&self, entry: &AuditEntry) -> Result<bool, StoreError>;
+    /// Stores each of `entries` unless one with its ID exists, all or none
+    /// (one transaction where the store has them); how many were new.
+    async fn record_many(&self, entries: &[AuditEntry]) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for e in entries {
+            n += u64::from(self.record(e).await?);
+        }
+        Ok(n)
+    }
     /// At most `limit` entries matching `filter`, newest (largest ID) first.
     async fn list(&self, filter: &AuditFilter, limit: usize)
     -> Result<Vec<AuditEntry>, StoreError>;

@@ -309,6 +309,8 @@ pub trait Store: crate::mail::MailStore + Send + Sync + 'static {
     /// Stores an audit row unless one with its id exists; true if stored.
     async fn insert_audit(&self, entry: &AuditRecord) -> StoreResult<bool>;
     /// At most `limit` rows matching `query`, newest (largest id) first.
+    /// `insert_audit` for many, in one transaction; how many were new.
+    async fn insert_audits(&self, entries: &[AuditRecord]) -> StoreResult<u64>;
     async fn audit_entries(&self, query: &AuditQuery, limit: u32) -> StoreResult<Vec<AuditRecord>>;
     /// Drops rows created before `before` (ms); returns how many.
     async fn prune_audit(&self, before: i64) -> StoreResult<u64>;

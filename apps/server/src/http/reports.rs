@@ -415,20 +415,34 @@ pub async fn update(
         }
         return Err(ApiError::not_found());
     }
+    apply(&state, &mut r, version, p.user_id, to, req.note.as_deref()).await?;
+    Ok(Json(view(&r, true)))
+}
+
+/// Adds a handler's note and/or closes the report (the caller checked that
+/// `by` may), written only over the version read, and audits a closing.
+async fn apply(
+    state: &AppState,
+    r: &mut Report,
+    version: i64,
+    by: UserId,
+    to: Option<ReportState>,
+    note: Option<&str>,
+) -> ApiResult<()> {
     let now = now_ms();
-    if let Some(note) = &req.note {
-        r.add_note(p.user_id, note, now).map_err(invalid)?;
+    if let Some(note) = note {
+        r.add_note(by, note, now).map_err(invalid)?;
     }
     match to {
-        Some(ReportState::Actioned) => r.action(p.user_id, now)?,
-        Some(ReportState::Dismissed) => r.dismiss(p.user_id, now)?,
+        Some(ReportState::Actioned) => r.action(by, now)?,
+        Some(ReportState::Dismissed) => r.dismiss(by, now)?,
         _ => {}
     }
     // Written only over the version read: a moderator acting at the same
     // moment wins, and this one is told to look again.
     if !state
         .store
-        .update_report(&record(&r, version + 1)?, version)
+        .update_report(&record(r, version + 1)?, version)
         .await?
     {
         return Err(ApiError::new(
@@ -438,9 +452,44 @@ pub async fn update(
         ));
     }
     if let Some(to) = to {
-        audit_closed(&state, &r, p.user_id, to).await;
+        audit_closed(state, r, by, to).await;
     }
-    Ok(Json(view(&r, true)))
+    Ok(())
+}
+
+/// `hearth admin report`: the operator closes (or annotates) an instance
+/// report in the name of the account `by`. Community reports stay with
+/// their community's moderators. The answer says what it did, or why not.
+pub async fn handle_from_shell(
+    state: &AppState,
+    id: &str,
+    by: UserId,
+    to: Option<&str>,
+    note: Option<&str>,
+) -> Result<String, String> {
+    let to = match to {
+        None => None,
+        Some("actioned") => Some(ReportState::Actioned),
+        Some("dismissed") => Some(ReportState::Dismissed),
+        Some(other) => {
+            return Err(format!(
+                "--state must be actioned or dismissed, not {other:?}"
+            ));
+        }
+    };
+    if to.is_none() && note.is_none() {
+        return Err("give --state, --note or both".into());
+    }
+    let (mut r, version) = load(state, id).await.map_err(|e| e.message)?;
+    if r.scope != ReportScope::Instance {
+        return Err(format!(
+            "report {id} is to a community's moderators, not to the instance's staff"
+        ));
+    }
+    apply(state, &mut r, version, by, to, note)
+        .await
+        .map_err(|e| e.message)?;
+    Ok(format!("report {id} is {}", r.state))
 }
 
 async fn audit_closed(state: &AppState, r: &Report, by: UserId, to: ReportState) {

@@ -286,6 +286,49 @@ async fn migrate_admin_serve_and_stop() {
         html.contains("web app has not been built"),
         "a clear message without the web build"
     );
+    // An instance report handled from the shell, in a staff account's name.
+    let root_token = v["access_token"].as_str().unwrap().to_string();
+    let c: Value = http
+        .post(format!("{base}/api/v1/communities"))
+        .bearer_auth(&root_token)
+        .json(&json!({"name": "Reported"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let report: Value = http
+        .post(format!("{base}/api/v1/reports"))
+        .bearer_auth(&root_token)
+        .json(&json!({"to": "instance", "community_id": c["id"], "reason": "looks like spam"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rid = report["id"].as_str().expect("a report id").to_string();
+    let out = admin(&["report", "--id", &rid, "--state", "closed", "--as", "root"]);
+    assert!(!out.status.success(), "an unknown state is refused");
+    let out = ok(&admin(&[
+        "report",
+        "--id",
+        &rid,
+        "--state",
+        "dismissed",
+        "--note",
+        "not spam",
+        "--as",
+        "root",
+    ]));
+    assert!(out.contains("dismissed"), "{out}");
+    let out = admin(&[
+        "report", "--id", &rid, "--state", "actioned", "--as", "root",
+    ]);
+    assert!(!out.status.success(), "a report closes once");
+    let out = ok(&admin(&["reports", "--state", "dismissed"]));
+    assert!(out.contains(&rid) && out.contains("not spam"), "{out}");
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
