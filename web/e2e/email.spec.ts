@@ -4,6 +4,7 @@
 // every open session stop working); change of address → confirmation link → settings
 // show the new one. The mails are read from the sink's files and their links opened.
 // Without the sink these tests fail (assertSinkUp), never skip.
+import { createHmac } from 'node:crypto';
 import { expect, test, type Page } from '@playwright/test';
 import { axeCheck, baseUrl, login, newUserPage, uniqueName } from './helpers';
 import { assertSinkUp, linkIn, mailsTo, waitForMail } from './mail';
@@ -14,13 +15,42 @@ test.beforeAll(async () => {
   await assertSinkUp();
 });
 
-async function apiRegister(username: string, email: string, password = PASSWORD) {
+async function apiRegister(username: string, email: string, password = PASSWORD): Promise<string> {
   const res = await fetch(`${baseUrl()}/api/v1/auth/register`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify({ username, password, email }),
   });
   expect(res.status, await res.clone().text()).toBe(201);
+  return ((await res.json()) as { access_token: string }).access_token;
+}
+
+/** RFC 6238 (SHA-1, 6 digits, 30 s), as the server and authenticator apps compute it. */
+function totp(base32: string, at = Date.now()): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of base32.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
+  const key = Buffer.from((bits.match(/.{8}/g) ?? []).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(at / 30_000)));
+  const mac = createHmac('sha1', key).update(counter).digest();
+  const o = mac[mac.length - 1] & 0xf;
+  return String((mac.readUInt32BE(o) & 0x7fffffff) % 1_000_000).padStart(6, '0');
+}
+
+/** Turns TOTP on with the code of the step before `t0` (the server takes each step once, and only later ones). */
+async function enableTotp(accessToken: string, t0: number): Promise<string> {
+  const auth = { Authorization: `Bearer ${accessToken}`, 'Content-Type': 'application/json' };
+  const setup = await fetch(`${baseUrl()}/api/v1/users/@me/mfa/totp`, { method: 'POST', headers: auth });
+  expect(setup.status).toBe(200);
+  const { secret } = (await setup.json()) as { secret: string };
+  const on = await fetch(`${baseUrl()}/api/v1/users/@me/mfa/totp`, {
+    method: 'PUT',
+    headers: auth,
+    body: JSON.stringify({ secret, code: totp(secret, t0 - 30_000), password: PASSWORD }),
+  });
+  expect(on.status, await on.text()).toBe(204);
+  return secret;
 }
 
 async function openEmailSettings(page: Page) {
@@ -251,5 +281,66 @@ test('change the address: password checked, confirmation mailed to the new one, 
   await expect(after.getByText('Verified', { exact: true })).toBeVisible();
   // Only the mails this test caused went to these addresses.
   expect(mailsTo(newEmail, since)).toHaveLength(1);
+  await context.close();
+});
+
+test('with two-factor sign-in on, changing the address asks for a current code', async ({ browser }) => {
+  const since = Date.now();
+  const username = uniqueName('mf');
+  const newEmail = `${username}.new@example.test`;
+  const token = await apiRegister(username, `${username}@example.test`);
+  // Three codes of three successive steps: enabling, signing in, changing the address.
+  const t0 = Date.now();
+  const secret = await enableTotp(token, t0);
+
+  const { context, page } = await newUserPage(browser);
+  await page.goto('/login');
+  await page.getByLabel('Username or email').fill(username);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByLabel('Two-factor code').fill(totp(secret, t0));
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL(/\/app/);
+
+  const section = await openEmailSettings(page);
+  await section.getByRole('button', { name: 'Change email' }).click();
+  const form = section.getByRole('form', { name: 'Change email' });
+  // The code field is there from the start: the account has two-factor sign-in on.
+  await form.getByLabel('New email address').fill(newEmail);
+  await form.getByLabel('Current password').fill(PASSWORD);
+  await form.getByRole('button', { name: 'Send confirmation link' }).click();
+  await expect(section.getByRole('alert')).toHaveText('Enter the code from your authenticator app.');
+  await form.getByLabel('Two-factor code').fill(totp(secret, Date.now() - 10 * 60_000));
+  await form.getByRole('button', { name: 'Send confirmation link' }).click();
+  await expect(section.getByRole('alert')).toHaveText('Wrong password or two-factor code.');
+  await form.getByLabel('Two-factor code').fill(totp(secret, t0 + 30_000));
+  await form.getByRole('button', { name: 'Send confirmation link' }).click();
+  await expect(section.getByRole('status')).toContainText(`We sent a confirmation link to ${newEmail}.`);
+  linkIn(await waitForMail(newEmail, /verify-email\?token=/, since), '/verify-email');
+  await context.close();
+});
+
+test('a server that does not send email says so', async ({ browser }) => {
+  // This suite's server mails; the answer of one without smtp_url is played back here
+  // (the body is the server's own for that case).
+  const noMail = {
+    status: 503,
+    contentType: 'application/json',
+    body: JSON.stringify({ error: { code: 'unavailable', message: 'mail (no smtp_url is configured) is unavailable; try again shortly', details: {} } }),
+  };
+  const { context, page } = await newUserPage(browser);
+  await context.route('**/api/v1/auth/password-reset', (route) => route.fulfill(noMail));
+  await context.route('**/api/v1/users/@me/email/verify', (route) => route.fulfill(noMail));
+  await page.goto('/forgot-password');
+  await page.getByLabel('Username or email').fill('someone');
+  await page.getByRole('button', { name: 'Send reset link' }).click();
+  await expect(alertIn(page)).toHaveText("This server does not send email, so passwords cannot be reset by mail. Ask the server's administrator for help.");
+
+  const username = uniqueName('mn');
+  await apiRegister(username, `${username}@example.test`);
+  await login(page, username);
+  const section = await openEmailSettings(page);
+  await section.getByRole('button', { name: 'Send verification link' }).click();
+  await expect(section.getByRole('alert')).toHaveText('This server does not send email, so addresses cannot be verified.');
   await context.close();
 });
