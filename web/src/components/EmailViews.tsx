@@ -96,15 +96,18 @@ export function VerifyEmailView() {
     );
   } else if (state.phase === 'done') {
     const { before, after } = state;
-    const changed = before && after?.email && before.email?.toLowerCase() !== after.email.toLowerCase();
+    // The token may be another account's than the one signed in here: name the address
+    // only when this account visibly changed (its address, or its verified mark).
+    const changed = !!(before && after?.email && before.email?.toLowerCase() !== after.email.toLowerCase());
+    const nowVerified = !!(before && !before.email_verified && after?.email_verified && !changed);
     body = (
       <>
         <h1 id="verify-title">{changed ? 'Email address changed' : 'Email address verified'}</h1>
         <p className="auth-info" role="status">
           {changed
             ? `Your email address is now ${after!.email}.`
-            : after?.email
-              ? `Your email address ${after.email} is verified.`
+            : nowVerified
+              ? `Your email address ${after!.email} is verified.`
               : 'Your email address is verified. If you were changing it, the new address is now the one on your account.'}
         </p>
         <div className="button-row center">
