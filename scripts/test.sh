@@ -136,6 +136,7 @@ run_web() {
   command -v npm >/dev/null || die "npm is needed for the web tests"
   ensure_chromium
   ensure_coturn
+  ensure_smtp
   build_web
   say "web: unit tests"
   (cd web && npm test --silent)

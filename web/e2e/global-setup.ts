@@ -1,7 +1,8 @@
 // Starts a real `hearth` server for the suite:
 //   $HEARTH_BIN serve --listen 127.0.0.1:<free port> --data-dir <fresh temp dir>
-// with HEARTH_WEB_DIR=<web/out>, and waits for GET /healthz = 200. Missing pieces fail
-// the run (never skip): no browser, no server binary, no build.
+// with HEARTH_WEB_DIR=<web/out> and mail going to the SMTP sink, and waits for
+// GET /healthz = 200. Missing pieces fail the run (never skip): no browser, no server
+// binary, no build.
 import { spawn } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -11,6 +12,9 @@ import { fileURLToPath } from 'node:url';
 
 const WEB = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const STATE_FILE = join(WEB, 'test-results', '.e2e-server.json');
+/** The SMTP sink (scripts/smtp.sh): host:port, and where it writes each message. */
+export const SMTP_ADDR = process.env.HEARTH_TEST_SMTP ?? '127.0.0.1:2526';
+export const MAIL_DIR = process.env.HEARTH_TEST_MAIL_DIR ?? '/var/tmp/hearth-smtp/mail';
 
 function freePort(): Promise<number> {
   return new Promise((res, rej) => {
@@ -57,6 +61,10 @@ export default async function globalSetup() {
       // offers host candidates on 127.0.0.1 (Chromium: --allow-loopback-in-peer-connection).
       HEARTH_TURN_URLS: process.env.HEARTH_TURN_URLS ?? 'turn:127.0.0.1:3478?transport=udp',
       HEARTH_TURN_SECRET: process.env.HEARTH_E2E_TURN_SECRET ?? 'hearth-e2e-turn-secret',
+      // Real mail into the SMTP sink (scripts/smtp.sh, started by scripts/e2e.mjs); the
+      // links in it point at this server. e2e/email.spec.ts fails when the sink is absent.
+      HEARTH_SMTP_URL: `smtp://${SMTP_ADDR}`,
+      HEARTH_PUBLIC_URL: url,
     },
     stdio: ['ignore', 'inherit', 'inherit'],
     detached: false,

@@ -21,4 +21,7 @@ if (!existsSync(join(root, 'out', 'app.html'))) {
 process.env.HEARTH_E2E_TURN_SECRET ??= 'hearth-e2e-turn-secret';
 const coturn = join(root, '..', 'scripts', 'coturn.sh');
 if (existsSync(coturn) && run(coturn, ['start']) !== 0) console.log('e2e: coturn did not start; the relay voice test will fail');
+// The SMTP sink the email tests read (scripts/smtp.sh: no-op if 2526 listens).
+const smtp = join(root, '..', 'scripts', 'smtp.sh');
+if (existsSync(smtp) && run('bash', [smtp, 'start']) !== 0) console.log('e2e: the SMTP sink did not start; the email tests will fail');
 process.exit(run('npx', ['playwright', 'test', ...process.argv.slice(2)]));

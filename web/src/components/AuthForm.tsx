@@ -7,6 +7,7 @@ import { useRouter } from 'next/navigation';
 import { login, register } from '@/lib/auth';
 import { getClient } from '@/lib/client';
 import { describeError, ApiError } from '@/lib/errors';
+import { looksLikeEmail } from '@/lib/email';
 import { safeNext, useQueryParam } from '@/lib/nav';
 import { sessionStore } from '@/stores/session';
 import { useStore } from '@/stores/store';
@@ -17,6 +18,7 @@ export function AuthForm({ mode }: { mode: 'login' | 'register' }) {
   const reason = useStore(sessionStore, (s) => s.signedOutReason);
   const [name, setName] = useState('');
   const [displayName, setDisplayName] = useState('');
+  const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
   const [totp, setTotp] = useState('');
   const [needTotp, setNeedTotp] = useState(false);
@@ -32,11 +34,15 @@ export function AuthForm({ mode }: { mode: 'login' | 'register' }) {
     e.preventDefault();
     if (busy) return;
     performance.mark('hearth:signin-click');
+    if (mode === 'register' && email.trim() && !looksLikeEmail(email)) {
+      setError('That is not a valid email address (or leave it empty).');
+      return;
+    }
     setBusy(true);
     setError(null);
     try {
       if (mode === 'login') await login(name.trim(), password, needTotp ? totp.trim() : undefined);
-      else await register({ username: name.trim().toLowerCase(), password, display_name: displayName.trim() || undefined });
+      else await register({ username: name.trim().toLowerCase(), password, email: email.trim() || undefined, display_name: displayName.trim() || undefined });
       performance.mark('hearth:signed-in');
       // Connect and load while the route changes, unless we're heading somewhere else.
       if (next.startsWith('/app')) getClient().start();
@@ -75,6 +81,18 @@ export function AuthForm({ mode }: { mode: 'login' | 'register' }) {
             <p className="hint">2–32 characters: lowercase letters, digits, _ and .</p>
             <label htmlFor="auth-display">Display name (optional)</label>
             <input id="auth-display" name="display_name" autoComplete="nickname" maxLength={64} value={displayName} onChange={(e) => setDisplayName(e.target.value)} />
+            <label htmlFor="auth-email">Email (optional)</label>
+            <input
+              id="auth-email"
+              name="email"
+              type="email"
+              autoComplete="email"
+              maxLength={254}
+              aria-describedby="auth-email-hint"
+              value={email}
+              onChange={(e) => setEmail(e.target.value)}
+            />
+            <p className="hint" id="auth-email-hint">Lets you reset your password by mail.</p>
           </>
         )}
         <label htmlFor="auth-password">Password</label>
@@ -89,6 +107,11 @@ export function AuthForm({ mode }: { mode: 'login' | 'register' }) {
           value={password}
           onChange={(e) => setPassword(e.target.value)}
         />
+        {isLogin && (
+          <p className="hint forgot-link">
+            <Link href={name.trim() ? `/forgot-password?login=${encodeURIComponent(name.trim())}` : '/forgot-password'}>Forgot password?</Link>
+          </p>
+        )}
         {needTotp && (
           <>
             <label htmlFor="auth-totp">Two-factor code</label>

@@ -13,6 +13,7 @@ import { communitiesStore, displayName } from '@/stores/communities';
 import { sessionStore } from '@/stores/session';
 import { useStore } from '@/stores/store';
 import { CommunitySettings } from './CommunitySettings';
+import { EmailSettings } from './EmailSettings';
 import { Avatar, Modal, formatStamp } from './ui';
 
 export function Dialogs({ dialog, onClose, onDialog }: { dialog: Dialog; onClose: () => void; onDialog: (d: Dialog) => void }) {
@@ -338,6 +339,7 @@ function UserSettings({ onClose }: { onClose: () => void }) {
           Username @{me.username} · plan {me.plan} · member since {new Date(me.created_at).toLocaleDateString()}
         </p>
       </section>
+      <EmailSettings />
       <PrivacySettings />
       <section aria-labelledby="status-h">
         <h3 id="status-h">Status</h3>

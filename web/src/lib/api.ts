@@ -31,6 +31,17 @@ export function getBaseUrl() {
 
 const AUTH_PATHS = /\/api\/v1\/auth\/(login|register|refresh)$/;
 
+const REAUTH_CODES = new Set<string | null>(['invalid_credentials', 'mfa_required']);
+
+async function errorCodeOf(res: Response): Promise<string | null> {
+  try {
+    const body = (await res.clone().json()) as { error?: { code?: unknown } } | null;
+    return typeof body?.error?.code === 'string' ? body.error.code : null;
+  } catch {
+    return null;
+  }
+}
+
 async function authFetch(request: Request): Promise<Response> {
   // Keep a pristine copy: a body can be read once, and we may need to resend it.
   const retry = request.clone();
@@ -38,6 +49,9 @@ async function authFetch(request: Request): Promise<Response> {
   if (token) request.headers.set('Authorization', `Bearer ${token}`);
   const res = await globalThis.fetch(request);
   if (res.status !== 401 || AUTH_PATHS.test(new URL(request.url).pathname)) return res;
+  // A wrong password or missing code on a call that re-asks for them (changing the
+  // email address) is the person's mistake, not an expired session: no refresh.
+  if (REAUTH_CODES.has(await errorCodeOf(res))) return res;
   const fresh = await handlers.refresh();
   if (!fresh) return res;
   retry.headers.set('Authorization', `Bearer ${fresh}`);
