@@ -461,10 +461,15 @@ impl Automod {
         msg: &Outgoing<'_>,
         record_flood: bool,
     ) -> Result<Verdict, hearth_store::StoreError> {
-        let member = self.store.member(msg.community_id, msg.author.id).await?;
-        let (roles, joined) = member
-            .map(|m| (m.role_ids, m.joined_at))
-            .unwrap_or_default();
+        let (roles, joined) = if set.needs_member() {
+            self.store
+                .member(msg.community_id, msg.author.id)
+                .await?
+                .map(|m| (m.role_ids, m.joined_at))
+                .unwrap_or_default()
+        } else {
+            Default::default()
+        };
         let ctx = MessageContext {
             community_id: msg.community_id,
             channel_id: msg.channel_id,

@@ -210,6 +210,19 @@ struct Rule {
     delete: Option<u32>,
 }
 
+impl RuleSet {
+    /// Whether a check needs the author's membership (their roles, for
+    /// exemptions, or when they joined, for a new-member restriction). The
+    /// send path reads it from the store only then: a read per send costs
+    /// more than the rules themselves.
+    pub fn needs_member(&self) -> bool {
+        !self.exempt_roles.is_empty()
+            || self.rules.iter().any(
+                |r| matches!(r.trigger, Compiled::NewAccount { member_ms, .. } if member_ms > 0),
+            )
+    }
+}
+
 /// A community's enabled rules, compiled. Cheap to check, immutable: on a
 /// rule change, compile a new one and swap it in.
 pub struct RuleSet {

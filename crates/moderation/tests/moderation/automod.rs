@@ -584,3 +584,33 @@ fn word_boundaries_work_on_non_ascii_text() {
         start.elapsed() / 100
     );
 }
+
+#[test]
+fn the_membership_is_needed_only_for_role_exemptions_and_member_age() {
+    let plain = RuleSet::compile(&[keywords(1, &["spam"])]).unwrap();
+    assert!(!plain.needs_member());
+    let account_age = RuleSet::compile(&[rule(
+        1,
+        Trigger::NewAccount {
+            min_account_age_secs: 3600,
+            min_member_age_secs: 0,
+        },
+    )])
+    .unwrap();
+    assert!(
+        !account_age.needs_member(),
+        "the account's age is on the author"
+    );
+    let member_age = RuleSet::compile(&[rule(
+        1,
+        Trigger::NewAccount {
+            min_account_age_secs: 0,
+            min_member_age_secs: 600,
+        },
+    )])
+    .unwrap();
+    assert!(member_age.needs_member());
+    let mut exempt = keywords(1, &["spam"]);
+    exempt.exempt_roles = vec![RoleId(7)];
+    assert!(RuleSet::compile(&[exempt]).unwrap().needs_member());
+}
