@@ -158,6 +158,9 @@ pub struct MediaConfig {
     /// Uploads not attached to a message (or used as an avatar) within this
     /// many seconds are deleted.
     pub upload_ttl_secs: u64,
+    /// Files of a deleted message, channel or community are deleted this
+    /// many seconds after it (a grace period for mistakes and caches).
+    pub deleted_file_grace_secs: u64,
     /// `disk` (`data_dir/blobs`) or `s3`.
     pub blob_backend: String,
     pub s3_bucket: String,
@@ -175,6 +178,7 @@ impl Default for MediaConfig {
         MediaConfig {
             max_upload_bytes: 25 * 1024 * 1024,
             upload_ttl_secs: 86_400,
+            deleted_file_grace_secs: 86_400,
             blob_backend: "disk".into(),
             s3_bucket: String::new(),
             s3_endpoint: String::new(),
@@ -545,6 +549,11 @@ impl Config {
             &mut m.upload_ttl_secs,
             "HEARTH_MEDIA_UPLOAD_TTL_SECS",
             env("HEARTH_MEDIA_UPLOAD_TTL_SECS"),
+        )?;
+        set(
+            &mut m.deleted_file_grace_secs,
+            "HEARTH_MEDIA_DELETED_FILE_GRACE_SECS",
+            env("HEARTH_MEDIA_DELETED_FILE_GRACE_SECS"),
         )?;
         set(
             &mut self.smtp_url,

@@ -116,6 +116,8 @@ pub struct Media {
     pub blobs: Arc<dyn BlobStore>,
     pub max_upload_bytes: u64,
     ttl: Duration,
+    /// How long a deleted message's files are kept.
+    grace: Duration,
     limits: ImageLimits,
     ids: Arc<IdGenerator>,
     metrics: MediaMetrics,
@@ -161,6 +163,7 @@ impl Media {
             blobs,
             max_upload_bytes: cfg.media.max_upload_bytes,
             ttl: Duration::from_secs(cfg.media.upload_ttl_secs),
+            grace: Duration::from_secs(cfg.media.deleted_file_grace_secs),
             limits: ImageLimits::default(),
             ids,
             metrics: MediaMetrics::new(metrics),
@@ -182,7 +185,10 @@ impl Media {
             .await
             .map_err(|e| e.to_string())?;
         *state.media.consumer.lock() = Some(consumer);
-        spawn_collector(Arc::downgrade(&state.0), state.media.ttl);
+        spawn_collector(
+            Arc::downgrade(&state.0),
+            state.media.ttl.min(state.media.grace),
+        );
         Ok(())
     }
 
@@ -368,25 +374,32 @@ impl Media {
         Ok(())
     }
 
-    /// Deletes uploads past their time to live (blob, preview, row).
+    /// Deletes uploads past their time to live, and the files of deleted
+    /// messages, channels and communities past the grace period (blob,
+    /// preview, row).
     async fn collect(&self, state: &Inner) -> Result<u64, String> {
-        let before = now_ms() - self.ttl.as_millis() as i64;
+        let unsent_before = now_ms() - self.ttl.as_millis() as i64;
+        let orphaned_before = now_ms() - self.grace.as_millis() as i64;
         let mut n = 0;
-        loop {
-            let batch = state
-                .store
-                .expired_attachments(before, 200)
-                .await
+        for orphans in [false, true] {
+            loop {
+                let batch = if orphans {
+                    state.store.orphaned_attachments(orphaned_before, 200).await
+                } else {
+                    state.store.expired_attachments(unsent_before, 200).await
+                }
                 .map_err(|e| e.to_string())?;
-            if batch.is_empty() {
-                return Ok(n);
-            }
-            for a in batch {
-                self.delete(state, &a).await?;
-                self.metrics.collected.inc();
-                n += 1;
+                if batch.is_empty() {
+                    break;
+                }
+                for a in batch {
+                    self.delete(state, &a).await?;
+                    self.metrics.collected.inc();
+                    n += 1;
+                }
             }
         }
+        Ok(n)
     }
 
     /// Deletes one upload: its blob, its preview, then its row (so a failure
@@ -464,8 +477,8 @@ fn spawn_collector(state: Weak<Inner>, ttl: Duration) {
             let Some(state) = state.upgrade() else { return };
             match state.media.collect(&state).await {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(n, "collected unsent uploads"),
-                Err(e) => tracing::warn!(error = %e, "collecting unsent uploads"),
+                Ok(n) => tracing::info!(n, "collected unsent uploads and deleted messages' files"),
+                Err(e) => tracing::warn!(error = %e, "collecting files"),
             }
         }
     });

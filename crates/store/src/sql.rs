@@ -881,7 +881,18 @@ macro_rules! sql_impl {
             }
 
             async fn delete_community(&self, id: CommunityId) -> StoreResult<bool> {
-                let done = sqlx::query("DELETE FROM communities WHERE id = $1").bind(id.0).execute(self.w()).await?;
+                let mut tx = self.w().begin().await?;
+                // Its channels' files go too, after the grace period.
+                sqlx::query(
+                    "UPDATE attachments SET orphaned_at = $2 WHERE orphaned_at IS NULL \
+                     AND channel_id IN (SELECT id FROM channels WHERE community_id = $1)",
+                )
+                .bind(id.0)
+                .bind(hearth_types::now_ms())
+                .execute(&mut *tx)
+                .await?;
+                let done = sqlx::query("DELETE FROM communities WHERE id = $1").bind(id.0).execute(&mut *tx).await?;
+                tx.commit().await?;
                 Ok(done.rows_affected() == 1)
             }
 
@@ -1222,6 +1233,11 @@ macro_rules! sql_impl {
                     .bind(id.0)
                     .execute(&mut *tx)
                     .await?;
+                sqlx::query("UPDATE attachments SET orphaned_at = $2 WHERE channel_id = $1 AND orphaned_at IS NULL")
+                    .bind(id.0)
+                    .bind(hearth_types::now_ms())
+                    .execute(&mut *tx)
+                    .await?;
                 let done = sqlx::query("DELETE FROM channels WHERE id = $1").bind(id.0).execute(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(done.rows_affected() == 1)
@@ -1516,12 +1532,7 @@ macro_rules! sql_impl {
             }
 
             async fn delete_message(&self, channel: ChannelId, id: MessageId) -> StoreResult<bool> {
-                let done = sqlx::query("DELETE FROM messages WHERE channel_id = $1 AND id = $2")
-                    .bind(channel.0)
-                    .bind(id.0)
-                    .execute(self.w())
-                    .await?;
-                Ok(done.rows_affected() == 1)
+                Ok(self.delete_messages(channel, &[id]).await?.len() == 1)
             }
 
             async fn set_pinned(&self, channel: ChannelId, id: MessageId, pinned: bool) -> StoreResult<bool> {
@@ -1790,6 +1801,7 @@ macro_rules! sql_impl {
             async fn delete_messages(&self, channel: ChannelId, ids: &[MessageId]) -> StoreResult<Vec<MessageId>> {
                 let mut tx = self.w().begin().await?;
                 let mut out = Vec::with_capacity(ids.len());
+                let now = hearth_types::now_ms();
                 for id in ids {
                     let done = sqlx::query("DELETE FROM messages WHERE channel_id = $1 AND id = $2")
                         .bind(channel.0)
@@ -1798,6 +1810,12 @@ macro_rules! sql_impl {
                         .await?;
                     if done.rows_affected() == 1 {
                         out.push(*id);
+                        // Its files go after the grace period.
+                        sqlx::query("UPDATE attachments SET orphaned_at = $2 WHERE message_id = $1 AND orphaned_at IS NULL")
+                            .bind(id.0)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
                     }
                 }
                 tx.commit().await?;
@@ -1935,6 +1953,18 @@ macro_rules! sql_impl {
                     "WHERE message_id IS NULL AND created_at < $1 \
                      AND NOT EXISTS (SELECT 1 FROM users u WHERE u.avatar_id = attachments.id) \
                      ORDER BY created_at LIMIT $2"
+                ))
+                .bind(before)
+                .bind(i64::from(limit))
+                .fetch_all(self.r())
+                .await?;
+                rows.iter().map(Self::attachment_row).collect()
+            }
+
+            async fn orphaned_attachments(&self, before: i64, limit: u32) -> StoreResult<Vec<AttachmentRecord>> {
+                let rows = sqlx::query(concat!(
+                    attachment_select!(),
+                    "WHERE orphaned_at IS NOT NULL AND orphaned_at < $1 ORDER BY orphaned_at LIMIT $2"
                 ))
                 .bind(before)
                 .bind(i64::from(limit))

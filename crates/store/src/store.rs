@@ -431,5 +431,12 @@ pub trait Store: crate::mail::MailStore + Send + Sync + 'static {
         before: i64,
         limit: u32,
     ) -> StoreResult<Vec<AttachmentRecord>>;
+    /// Files whose message, channel or community was deleted before
+    /// `before` (oldest first, at most `limit`): for the collector.
+    async fn orphaned_attachments(
+        &self,
+        before: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<AttachmentRecord>>;
     async fn delete_attachment(&self, id: AttachmentId) -> StoreResult<bool>;
 }

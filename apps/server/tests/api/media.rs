@@ -808,6 +808,70 @@ pub async fn unsent_uploads_expire(db: Db) {
     s.stop().await;
 }
 
+pub async fn deleted_messages_lose_their_files(db: Db) {
+    let data = tempfile::tempdir().expect("dir");
+    let data_dir = data.path().to_path_buf();
+    let s = TestServer::start_with(db, |c| {
+        c.data_dir = data_dir.clone();
+        c.media.upload_ttl_secs = 60;
+        c.media.deleted_file_grace_secs = 1;
+    })
+    .await;
+    let owner = s.register("orphanowner").await;
+    let (_, ch) = s.community(&owner, "Orphans").await;
+    let mut sent = Vec::new();
+    for name in ["a.txt", "b.txt"] {
+        let (_, f) = upload(&s, &owner, &ch, name, "text/plain", name.as_bytes()).await;
+        let id = f["id"].as_str().expect("id").to_string();
+        let (st, m) = send_files(&s, &owner, &ch, &[&id]).await;
+        assert_eq!(st, StatusCode::CREATED, "{m}");
+        sent.push((m["id"].as_str().expect("id").to_string(), f));
+    }
+    let (other, other_ch) = s.community(&owner, "Doomed").await;
+    let (_, c) = upload(&s, &owner, &other_ch, "c.txt", "text/plain", b"c").await;
+    let (st, _) = send_files(&s, &owner, &other_ch, &[c["id"].as_str().expect("id")]).await;
+    assert_eq!(st, StatusCode::CREATED);
+    let att = data.path().join("blobs/att");
+    assert_eq!(files_under(&att).len(), 3);
+
+    // A deleted message's file goes after the grace period; the other stays.
+    let (st, _) = s
+        .delete(
+            &format!("/api/v1/channels/{ch}/messages/{}", sent[0].0),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    eventually("the deleted message's file collected", || async {
+        (files_under(&att).len() == 2).then_some(())
+    })
+    .await;
+    let url = |f: &Value| f["url"].as_str().expect("url").to_string();
+    assert_eq!(
+        fetch(&s, &owner, &url(&sent[0].1), &[]).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        fetch(&s, &owner, &url(&sent[1].1), &[]).await.0,
+        StatusCode::OK
+    );
+
+    // A deleted community's files go too, and nothing else.
+    let (st, _) = s
+        .delete(&format!("/api/v1/communities/{other}"), &owner.token)
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    eventually("the deleted community's file collected", || async {
+        (files_under(&att).len() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(
+        fetch(&s, &owner, &url(&sent[1].1), &[]).await.0,
+        StatusCode::OK
+    );
+    s.stop().await;
+}
+
 /// A server whose blob store is S3 (a real moto, `scripts/moto.sh`).
 pub async fn s3_backend_serves_files() {
     let url =
@@ -911,7 +975,7 @@ macro_rules! on_both {
 on_both!(
     server: upload_send_fetch_download, permissions_are_checked,
         bad_input_is_refused_or_served_safely, ranges_and_etags, avatars;
-    db: limits_and_broken_uploads, unsent_uploads_expire,
+    db: limits_and_broken_uploads, unsent_uploads_expire, deleted_messages_lose_their_files,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,3 +9,9 @@ CREATE TABLE user_erasures (
     messages  TEXT NOT NULL,
     erased_at BIGINT NOT NULL
 );
+
+-- Files whose message, channel or community was deleted: when that
+-- happened. The media collector deletes them (blob and row) once
+-- `media.deleted_file_grace_secs` has passed since.
+ALTER TABLE attachments ADD COLUMN orphaned_at BIGINT;
+CREATE INDEX attachments_orphaned ON attachments (orphaned_at) WHERE orphaned_at IS NOT NULL;
