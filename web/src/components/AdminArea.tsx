@@ -10,7 +10,7 @@ import { onSignedOut, restoreSession } from '@/lib/auth';
 import { ADMIN_SECTIONS, adminApi, ERASED_MESSAGES_LABEL, eraseGate, isErased, isStaff, loadStaffMe, parsePermission, resetStaff, staffCan, staffStore, STAFF_PERMISSIONS, visibleSections, type AdminSection, type AdminUser, type ErasedMessages, type InstanceStats, type StaffMe, type StaffRole } from '@/lib/admin';
 import { describeError } from '@/lib/errors';
 import { ADMIN_AUDIT_ACTIONS, parseTime } from '@/lib/moderation';
-import { useMe } from '@/lib/hooks';
+import { useMe, useRun } from '@/lib/hooks';
 import { resetClient } from '@/lib/client';
 import { useStore } from '@/stores/store';
 import { Communities, EraseDialog } from './AdminDanger';
@@ -132,22 +132,6 @@ function AdminScreens({ me }: { me: StaffMe }) {
   );
 }
 
-function useRun() {
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const run = async (fn: () => Promise<void>) => {
-    setBusy(true);
-    setError(null);
-    try {
-      await fn();
-    } catch (e) {
-      setError(describeError(e));
-    } finally {
-      setBusy(false);
-    }
-  };
-  return { error, busy, run, setError };
-}
 
 const STAT_LABELS: [keyof InstanceStats, string][] = [
   ['users', 'Users'],

@@ -2,6 +2,7 @@
 // The admin area's irreversible actions: the Communities tab (search, paging, take down)
 // and the account erasure dialog. Both sit behind a confirmation that says there is no
 // undo and is enabled only once the exact name is typed (lib/admin.ts confirmMatches).
+import { useRun } from '@/lib/hooks';
 import { useEffect, useMemo, useState, type FormEvent } from 'react';
 import {
   adminApi,
@@ -18,29 +19,13 @@ import {
   type ErasedMessages,
   type StaffMe,
 } from '@/lib/admin';
-import { ApiError, describeError } from '@/lib/errors';
+import { ApiError } from '@/lib/errors';
 import { parseTime } from '@/lib/moderation';
 import { communitiesStore } from '@/stores/communities';
 import { useStore } from '@/stores/store';
 import { useNameLookup } from './AuditLog';
 import { formatFull, Modal } from './ui';
 
-function useRun() {
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const run = async (fn: () => Promise<void>) => {
-    setBusy(true);
-    setError(null);
-    try {
-      await fn();
-    } catch (e) {
-      setError(describeError(e));
-    } finally {
-      setBusy(false);
-    }
-  };
-  return { error, busy, run, setError };
-}
 
 const DATE = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' });
 const PAGE = 50;

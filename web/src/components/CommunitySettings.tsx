@@ -7,8 +7,7 @@ import type { Channel, Community, Member, Overwrite, Permission, Role } from '@/
 import type { Dialog } from './AppShell';
 import { api, unwrap } from '@/lib/api';
 import { getClient } from '@/lib/client';
-import { describeError } from '@/lib/errors';
-import { has, useCommunityChannels, useMe, useMembers, usePermissions } from '@/lib/hooks';
+import { has, useCommunityChannels, useMe, useMembers, usePermissions, useRun } from '@/lib/hooks';
 import { setQuery } from '@/lib/nav';
 import { ALL_PERMISSIONS, PERMISSION_LABELS } from '@/lib/permissions';
 import { communitiesStore, displayName, upsertChannel, upsertCommunity, upsertMember, upsertRole, removeRole } from '@/stores/communities';
@@ -70,22 +69,6 @@ export function CommunitySettings({ communityId, onClose, initialTab }: { commun
   );
 }
 
-function useRun() {
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const run = async (fn: () => Promise<void>) => {
-    setBusy(true);
-    setError(null);
-    try {
-      await fn();
-    } catch (e) {
-      setError(describeError(e));
-    } finally {
-      setBusy(false);
-    }
-  };
-  return { error, busy, run };
-}
 
 function Overview({ community, onClose }: { community: Community; onClose: () => void }) {
   const me = useMe();

@@ -6,8 +6,7 @@ import type { Dialog } from './AppShell';
 import { api, unwrap } from '@/lib/api';
 import { logout, logoutEverywhere } from '@/lib/auth';
 import { getClient } from '@/lib/client';
-import { describeError } from '@/lib/errors';
-import { useMe } from '@/lib/hooks';
+import { useMe, useRun } from '@/lib/hooks';
 import { setQuery } from '@/lib/nav';
 import { communitiesStore, displayName } from '@/stores/communities';
 import { sessionStore } from '@/stores/session';
@@ -34,22 +33,6 @@ export function Dialogs({ dialog, onClose, onDialog }: { dialog: Dialog; onClose
   }
 }
 
-function useAction() {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const run = async (fn: () => Promise<void>) => {
-    setBusy(true);
-    setError(null);
-    try {
-      await fn();
-    } catch (e) {
-      setError(describeError(e));
-    } finally {
-      setBusy(false);
-    }
-  };
-  return { busy, error, run, setError };
-}
 
 /** Accepts a bare code or a full invite link (…/invite?code=abc). */
 export function parseInviteCode(input: string): string {
@@ -65,8 +48,8 @@ export function parseInviteCode(input: string): string {
 function CreateCommunityDialog({ onClose }: { onClose: () => void }) {
   const [name, setName] = useState('');
   const [invite, setInvite] = useState('');
-  const create = useAction();
-  const join = useAction();
+  const create = useRun();
+  const join = useRun();
   return (
     <Modal title="Create or join a community" onClose={onClose}>
       <form
@@ -119,7 +102,7 @@ export function InviteCreator({ communityId }: { communityId: string }) {
   const [maxAge, setMaxAge] = useState('604800');
   const [invites, setInvites] = useState<Invite[]>([]);
   const [copied, setCopied] = useState<string | null>(null);
-  const a = useAction();
+  const a = useRun();
   const create = (e: FormEvent) => {
     e.preventDefault();
     void a.run(async () => {
@@ -199,7 +182,7 @@ function CreateChannelDialog({ communityId, onClose }: { communityId: string; on
   const [name, setName] = useState('');
   const [kind, setKind] = useState<'text' | 'voice'>('text');
   const [topic, setTopic] = useState('');
-  const a = useAction();
+  const a = useRun();
   return (
     <Modal title="Create channel" onClose={onClose}>
       <form
@@ -242,7 +225,7 @@ function NewDmDialog({ onClose }: { onClose: () => void }) {
   const users = useStore(communitiesStore, (s) => s.users);
   const [filter, setFilter] = useState('');
   const [picked, setPicked] = useState<string[]>([]);
-  const a = useAction();
+  const a = useRun();
   const list = useMemo(
     () =>
       Object.values(users)
@@ -296,8 +279,8 @@ function UserSettings({ onClose }: { onClose: () => void }) {
   const me = useMe();
   const [displayNameValue, setDisplayName] = useState(me?.display_name ?? '');
   const [sessions, setSessions] = useState<Session[] | null>(null);
-  const save = useAction();
-  const sess = useAction();
+  const save = useRun();
+  const sess = useRun();
   const [saved, setSaved] = useState(false);
   const load = () =>
     sess.run(async () => {
@@ -411,7 +394,7 @@ type DmPolicy = 'community_members' | 'nobody';
 function PrivacySettings() {
   const [policy, setPolicy] = useState<DmPolicy | null>(null);
   const [blocked, setBlocked] = useState<User[] | null>(null);
-  const act = useAction();
+  const act = useRun();
   const [saved, setSaved] = useState(false);
   useEffect(() => {
     void act.run(async () => {

@@ -1,10 +1,11 @@
 'use client';
 // React hooks over the stores: derived lists and permission checks for the UI.
-import { useMemo } from 'react';
+import { useMemo, useState } from 'react';
 import type { Channel, Member, Permission } from '@/api/types';
 import { communitiesStore, sortChannels, type CommunitiesState } from '@/stores/communities';
 import { sessionStore } from '@/stores/session';
 import { shallowEqualArray, useStore } from '@/stores/store';
+import { describeError } from './errors';
 import { basePermissions, channelPermissions, type PermSet } from './permissions';
 
 export function useMe() {
@@ -63,4 +64,22 @@ export function usePermissions(communityId: string | null, channel?: Channel | n
 
 export function has(perms: PermSet, p: Permission) {
   return perms.has(p) || perms.has('ADMINISTRATOR');
+}
+
+/** Runs a user's action: `busy` while it runs, and its failure in words as `error`. */
+export function useRun() {
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const run = async (fn: () => Promise<void>) => {
+    setBusy(true);
+    setError(null);
+    try {
+      await fn();
+    } catch (e) {
+      setError(describeError(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { error, busy, run, setError };
 }
