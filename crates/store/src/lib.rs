@@ -18,6 +18,7 @@ mod error;
 mod mail;
 mod migrate;
 mod model;
+mod notify;
 mod sql;
 mod store;
 pub mod testing;
@@ -26,4 +27,8 @@ pub use connect::{Backend, connect, connect_postgres, connect_sqlite};
 pub use error::{StoreError, StoreResult};
 pub use mail::{AccountTokenRecord, MailRecord, MailStatus, MailStore};
 pub use model::*;
+pub use notify::{
+    ACCOUNT_SCOPE, NewNotification, NotificationRecord, NotifySettingRecord, NotifyStore,
+    PushRecord, PushSubscriptionRecord,
+};
 pub use store::Store;

@@ -67,6 +67,11 @@ pub const SQLITE: &[Migration] = &[
         name: "erasure",
         sql: include_str!("../migrations/sqlite/0010_erasure.sql"),
     },
+    Migration {
+        version: 11,
+        name: "notifications",
+        sql: include_str!("../migrations/sqlite/0011_notifications.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -119,6 +124,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 10,
         name: "erasure",
         sql: include_str!("../migrations/postgres/0010_erasure.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "notifications",
+        sql: include_str!("../migrations/postgres/0011_notifications.sql"),
     },
 ];
 

@@ -52,7 +52,7 @@ impl PostgresStore {
     }
 }
 
-fn join_ids(ids: impl IntoIterator<Item = i64>) -> String {
+pub(crate) fn join_ids(ids: impl IntoIterator<Item = i64>) -> String {
     let mut s = String::new();
     for id in ids {
         if !s.is_empty() {
@@ -2237,6 +2237,9 @@ macro_rules! sql_impl {
                     "DELETE FROM mail_outbox WHERE user_id = $1",
                     "DELETE FROM user_blocks WHERE user_id = $1 OR blocked_id = $1",
                     "DELETE FROM read_states WHERE user_id = $1",
+                    "DELETE FROM notifications WHERE user_id = $1",
+                    "DELETE FROM notification_settings WHERE user_id = $1",
+                    "DELETE FROM push_subscriptions WHERE user_id = $1",
                     "DELETE FROM member_roles WHERE user_id = $1",
                     "DELETE FROM members WHERE user_id = $1",
                     "DELETE FROM user_suspensions WHERE user_id = $1",

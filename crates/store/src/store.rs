@@ -7,7 +7,9 @@ use crate::StoreResult;
 use crate::model::*;
 
 #[async_trait]
-pub trait Store: crate::mail::MailStore + Send + Sync + 'static {
+pub trait Store:
+    crate::mail::MailStore + crate::notify::NotifyStore + Send + Sync + 'static
+{
     /// `"sqlite"` or `"postgres"`, for logs and `/readyz`.
     fn backend(&self) -> &'static str;
     /// A trivial round trip, for `/readyz`.

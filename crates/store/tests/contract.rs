@@ -97,6 +97,7 @@ contract!(
     administration_tables,
     attachments_claim_and_expire,
     mail_outbox_and_account_tokens,
+    notifications_settings_and_push,
 );
 
 static IDS: std::sync::LazyLock<IdGenerator> = std::sync::LazyLock::new(|| IdGenerator::new(1));
@@ -1903,4 +1904,303 @@ async fn mail_outbox_and_account_tokens(s: &dyn Store) {
             .map(|x| x.id),
         Some(u.id)
     );
+}
+
+async fn created(s: &dyn Store, m: &NewMessage, author: &UserRecord) -> MessageRecord {
+    match s
+        .create_message(m, author, now_ms(), 86_400_000)
+        .await
+        .unwrap()
+    {
+        MessageCreate::Created(m) => m,
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn notifications_settings_and_push(s: &dyn Store) {
+    let a = new_user(s, "ann").await;
+    let b = new_user(s, "bob").await;
+    let (c, ch) = new_community(s, &a).await;
+    s.add_member(c.id, b.id, now_ms()).await.unwrap();
+    let m1 = created(s, &msg(ch.id, a.id, "hi <@b>", None), &a).await;
+    let m2 = created(s, &msg(ch.id, a.id, "again", None), &a).await;
+    let now = now_ms();
+    let n = |user: UserId, kind: &str| NewNotification {
+        id: id(),
+        user_id: user,
+        kind: kind.into(),
+    };
+
+    // One per user and message: a second add (a redelivered event) adds nothing.
+    let added = s
+        .add_notifications(m1.id, ch.id, Some(c.id), now, &[n(b.id, "mention")])
+        .await
+        .unwrap();
+    assert_eq!(added.len(), 1);
+    assert_eq!(
+        (
+            added[0].user_id,
+            added[0].kind.as_str(),
+            added[0].community_id
+        ),
+        (b.id, "mention", Some(c.id))
+    );
+    let again = s
+        .add_notifications(
+            m1.id,
+            ch.id,
+            Some(c.id),
+            now,
+            &[n(b.id, "mention"), n(a.id, "reply")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        again.iter().map(|r| r.user_id).collect::<Vec<_>>(),
+        vec![a.id]
+    );
+    // Many rows at once (more than one statement's chunk).
+    let many: Vec<UserId> = {
+        let mut v = Vec::new();
+        for i in 0..600 {
+            v.push(new_user(s, &format!("u{i}")).await.id);
+        }
+        v
+    };
+    let rows: Vec<NewNotification> = many.iter().map(|u| n(*u, "everyone")).collect();
+    assert_eq!(
+        s.add_notifications(m2.id, ch.id, Some(c.id), now, &rows)
+            .await
+            .unwrap()
+            .len(),
+        600
+    );
+    // A message deleted before its event is handled notifies nobody.
+    let gone = created(s, &msg(ch.id, a.id, "oops", None), &a).await;
+    assert!(s.delete_message(ch.id, gone.id).await.unwrap());
+    assert!(
+        s.add_notifications(gone.id, ch.id, Some(c.id), now, &[n(b.id, "mention")])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The inbox: newest first, pages, unread counts, reads.
+    let b2 = s
+        .add_notifications(m2.id, ch.id, Some(c.id), now, &[n(b.id, "message")])
+        .await
+        .unwrap();
+    let list = s.notifications(b.id, None, 10, false).await.unwrap();
+    assert_eq!(
+        list.iter().map(|r| r.message_id).collect::<Vec<_>>(),
+        vec![m2.id, m1.id]
+    );
+    let page = s
+        .notifications(b.id, Some(list[0].id), 10, false)
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(
+        s.unread_notification_channels(b.id).await.unwrap(),
+        vec![(ch.id, Some(c.id), 2)]
+    );
+    let read = s
+        .read_notification(b.id, b2[0].id, now)
+        .await
+        .unwrap()
+        .expect("mine");
+    assert_eq!(read.read_at, Some(now));
+    assert!(
+        s.read_notification(a.id, b2[0].id, now)
+            .await
+            .unwrap()
+            .is_none(),
+        "not a's"
+    );
+    assert_eq!(
+        s.notifications(b.id, None, 10, true).await.unwrap().len(),
+        1
+    );
+    // Reading up to m1 marks m1's; the digest sees only unread, unmailed ones.
+    assert_eq!(s.digest_due(now, 1000).await.unwrap().contains(&b.id), true);
+    let ids = s
+        .read_notifications(b.id, Some(ch.id), Some(m1.id), now)
+        .await
+        .unwrap();
+    assert_eq!(ids, vec![added[0].id]);
+    assert!(
+        s.read_notifications(b.id, None, None, now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!s.digest_due(now, 1000).await.unwrap().contains(&b.id));
+    let pending = s.undigested(many[0], now, 10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    s.mark_notifications_emailed(many[0], &[pending[0].id], now)
+        .await
+        .unwrap();
+    assert!(s.undigested(many[0], now, 10).await.unwrap().is_empty());
+    // Deleting the message takes its notifications along.
+    assert!(s.delete_message(ch.id, m2.id).await.unwrap());
+    assert!(
+        s.notifications(many[1], None, 10, false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Settings: rows per scope, `all` subscribers by channel, community or account.
+    let set = |user: UserId, scope_id: i64, scope: &str, level: Option<&str>| NotifySettingRecord {
+        user_id: user,
+        scope_id,
+        scope: scope.into(),
+        level: level.map(Into::into),
+        muted_until: Some(now + 1000),
+        suppress_everyone: Some(true),
+        push_previews: None,
+        email_digest: Some(false),
+    };
+    s.put_notify_setting(&set(b.id, ch.id.0, "channel", Some("all")))
+        .await
+        .unwrap();
+    s.put_notify_setting(&set(b.id, ch.id.0, "channel", Some("nothing")))
+        .await
+        .unwrap();
+    s.put_notify_setting(&set(b.id, ACCOUNT_SCOPE, "account", Some("all")))
+        .await
+        .unwrap();
+    s.put_notify_setting(&set(many[0], c.id.0, "community", Some("all")))
+        .await
+        .unwrap();
+    // An account-wide `all` counts only where the user is a member.
+    s.put_notify_setting(&set(many[1], ACCOUNT_SCOPE, "account", Some("all")))
+        .await
+        .unwrap();
+    let mut subs = s.notify_all_subscribers(Some(c.id), ch.id).await.unwrap();
+    subs.sort();
+    let mut want = vec![b.id, many[0]];
+    want.sort();
+    assert_eq!(subs, want);
+    assert!(
+        s.notify_all_subscribers(None, ch.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let mine = s.notify_settings(b.id).await.unwrap();
+    assert_eq!(mine.len(), 2);
+    assert_eq!(mine[1].level.as_deref(), Some("nothing"));
+    assert_eq!(
+        (
+            mine[1].muted_until,
+            mine[1].suppress_everyone,
+            mine[1].push_previews
+        ),
+        (Some(now + 1000), Some(true), None)
+    );
+    let of = s
+        .notify_settings_of(&[b.id, many[0]], &[ACCOUNT_SCOPE, c.id.0])
+        .await
+        .unwrap();
+    assert_eq!(of.len(), 2);
+    assert!(s.delete_notify_setting(b.id, ch.id.0).await.unwrap());
+    assert!(!s.delete_notify_setting(b.id, ch.id.0).await.unwrap());
+
+    // Push subscriptions: an endpoint is one row, the newest `keep` stay.
+    let sub = |user: UserId, endpoint: &str, key: &str| PushSubscriptionRecord {
+        id: id(),
+        user_id: user,
+        endpoint: endpoint.into(),
+        p256dh: key.into(),
+        auth: "auth".into(),
+        created_at: now_ms(),
+    };
+    let (first, new) = s
+        .put_push_subscription(&sub(b.id, "https://push/1", "k1"), 2)
+        .await
+        .unwrap();
+    assert!(new);
+    let (same, new) = s
+        .put_push_subscription(&sub(b.id, "https://push/1", "k1"), 2)
+        .await
+        .unwrap();
+    assert_eq!((same.id, new), (first.id, false));
+    s.enqueue_push(id(), first.id, "chan", "{\"n\":1}", now)
+        .await
+        .unwrap();
+    // The same browser now signed in as someone else: it moves, its queue goes.
+    let (moved, new) = s
+        .put_push_subscription(&sub(a.id, "https://push/1", "k2"), 2)
+        .await
+        .unwrap();
+    assert!(new);
+    assert!(s.push_subscriptions(b.id).await.unwrap().is_empty());
+    assert!(s.claim_push(now, 60_000, 10).await.unwrap().is_empty());
+    for i in 2..5 {
+        s.put_push_subscription(&sub(a.id, &format!("https://push/{i}"), "k"), 2)
+            .await
+            .unwrap();
+    }
+    let kept = s.push_subscriptions(a.id).await.unwrap();
+    assert_eq!(
+        kept.iter().map(|k| k.endpoint.as_str()).collect::<Vec<_>>(),
+        vec!["https://push/3", "https://push/4"]
+    );
+    assert!(!kept.iter().any(|k| k.id == moved.id));
+    assert_eq!(
+        s.push_subscriptions_of(&[a.id, b.id]).await.unwrap().len(),
+        2
+    );
+
+    // The outbox: a waiting push for a topic is replaced; claims are exclusive;
+    // an outcome for an older version leaves the newer payload due.
+    let target = kept[0].id;
+    s.enqueue_push(id(), target, "chan", "one", now)
+        .await
+        .unwrap();
+    s.enqueue_push(id(), target, "chan", "two", now)
+        .await
+        .unwrap();
+    let (x, y) = tokio::join!(s.claim_push(now, 60_000, 10), s.claim_push(now, 60_000, 10));
+    let claimed: Vec<PushRecord> = x.unwrap().into_iter().chain(y.unwrap()).collect();
+    assert_eq!(claimed.len(), 1);
+    let p = &claimed[0];
+    assert_eq!(
+        (p.payload.as_str(), p.version, p.attempts, p.subscription.id),
+        ("two", 1, 1, target)
+    );
+    s.enqueue_push(id(), target, "chan", "three", now)
+        .await
+        .unwrap();
+    s.push_done(p.id, p.version).await.unwrap();
+    let next = s.claim_push(now, 60_000, 10).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!((next[0].payload.as_str(), next[0].attempts), ("three", 1));
+    // A failure: due again later, not now.
+    s.push_retry(next[0].id, next[0].version, now + 5_000)
+        .await
+        .unwrap();
+    assert!(s.claim_push(now, 60_000, 10).await.unwrap().is_empty());
+    let later = s.claim_push(now + 5_000, 60_000, 10).await.unwrap();
+    assert_eq!(later[0].attempts, 2);
+    s.push_done(later[0].id, later[0].version).await.unwrap();
+    assert!(
+        s.claim_push(now + 999_999, 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Removing a subscription (by its owner only, or by anyone for a 410).
+    assert!(
+        !s.delete_push_subscription(Some(b.id), target)
+            .await
+            .unwrap()
+    );
+    assert!(s.delete_push_subscription(None, target).await.unwrap());
+
+    // The VAPID key: the first one stored stays.
+    let k = s.ensure_vapid_key("priv1", "pub1", now).await.unwrap();
+    assert_eq!(k, ("priv1".to_string(), "pub1".to_string()));
+    assert_eq!(s.ensure_vapid_key("priv2", "pub2", now).await.unwrap(), k);
 }
