@@ -94,6 +94,12 @@ ensure_smtp() {
   scripts/smtp.sh start
 }
 
+# A real Web Push service for the push tests (checks VAPID, decrypts with
+# http-ece); scripts/push.sh has the details.
+ensure_push() {
+  scripts/push.sh start
+}
+
 ensure_chromium() {
   command -v chromium >/dev/null || apt_install chromium
 }
@@ -117,6 +123,7 @@ run_rust() {
   ensure_redis
   ensure_moto
   ensure_smtp
+  ensure_push
   say "Rust: formatting"
   cargo fmt --all -- --check
   say "Rust: tests (SQLite and Postgres)"

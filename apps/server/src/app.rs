@@ -56,6 +56,8 @@ pub enum StartError {
     Blobs(String),
     #[error("mail: {0}")]
     Mail(#[from] hearth_mail::MailError),
+    #[error("notifications: {0}")]
+    Notify(#[from] crate::notify::NotifyStartError),
     #[error("accounts: {0}")]
     Accounts(#[from] hearth_accounts::AccountsError),
 }
@@ -374,6 +376,8 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         metrics.clone(),
         node,
     )?;
+    let notify =
+        Arc::new(crate::notify::Notify::new(&cfg, &store, ids.clone(), &metrics, node).await?);
     tracing::info!(
         node,
         backend = store.backend(),
@@ -402,6 +406,7 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         search,
         media,
         mail,
+        notify,
     }));
     if let Some(m) = &state.mail {
         m.start().await.map_err(StartError::Bus)?;
@@ -410,6 +415,9 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         .await
         .map_err(StartError::Bus)?;
     crate::admin::start(&state).await.map_err(StartError::Bus)?;
+    crate::notify::Notify::start(&state)
+        .await
+        .map_err(StartError::Bus)?;
     crate::media::Media::start(&state)
         .await
         .map_err(StartError::Bus)?;

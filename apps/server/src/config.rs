@@ -147,6 +147,46 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     pub password_hash: PasswordHashConfig,
     pub media: MediaConfig,
+    pub notify: NotifyConfig,
+}
+
+/// Notifications: the inbox, Web Push and the email digest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// Run the notification consumer (one per cluster) and the push and
+    /// digest workers on this node.
+    pub enabled: bool,
+    /// The contact push services see in VAPID tokens (`mailto:` or
+    /// `https:`); empty: `public_url` when it is https, else
+    /// `mailto:hearth@localhost`.
+    pub push_subject: String,
+    /// Accept push endpoints over plain http or on private, loopback and
+    /// link-local addresses (for a push service on your own network, and
+    /// for tests). Off, such endpoints are refused (server-side request
+    /// forgery).
+    pub push_allow_private: bool,
+    /// How long one push request may take.
+    pub push_timeout_ms: u64,
+    /// The first wait before a failed push is retried; each of the three
+    /// retries waits four times longer.
+    pub push_retry_base_ms: u64,
+    /// Unread mentions older than this are mailed in a digest to users who
+    /// are not online (0: no digests).
+    pub digest_after_secs: u64,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            enabled: true,
+            push_subject: String::new(),
+            push_allow_private: false,
+            push_timeout_ms: 10_000,
+            push_retry_base_ms: 5_000,
+            digest_after_secs: 3_600,
+        }
+    }
 }
 
 /// Uploads and where their bytes live.
@@ -265,6 +305,7 @@ impl Default for Config {
             rate_limit: RateLimitConfig::default(),
             password_hash: PasswordHashConfig::default(),
             media: MediaConfig::default(),
+            notify: NotifyConfig::default(),
         }
     }
 }
@@ -520,6 +561,37 @@ impl Config {
             "HEARTH_AUDIT_RETENTION_DAYS",
             env("HEARTH_AUDIT_RETENTION_DAYS"),
         )?;
+        let n = &mut self.notify;
+        set(
+            &mut n.enabled,
+            "HEARTH_NOTIFY_ENABLED",
+            env("HEARTH_NOTIFY_ENABLED"),
+        )?;
+        set(
+            &mut n.push_subject,
+            "HEARTH_NOTIFY_PUSH_SUBJECT",
+            env("HEARTH_NOTIFY_PUSH_SUBJECT"),
+        )?;
+        set(
+            &mut n.push_allow_private,
+            "HEARTH_NOTIFY_PUSH_ALLOW_PRIVATE",
+            env("HEARTH_NOTIFY_PUSH_ALLOW_PRIVATE"),
+        )?;
+        set(
+            &mut n.push_timeout_ms,
+            "HEARTH_NOTIFY_PUSH_TIMEOUT_MS",
+            env("HEARTH_NOTIFY_PUSH_TIMEOUT_MS"),
+        )?;
+        set(
+            &mut n.push_retry_base_ms,
+            "HEARTH_NOTIFY_PUSH_RETRY_BASE_MS",
+            env("HEARTH_NOTIFY_PUSH_RETRY_BASE_MS"),
+        )?;
+        set(
+            &mut n.digest_after_secs,
+            "HEARTH_NOTIFY_DIGEST_AFTER_SECS",
+            env("HEARTH_NOTIFY_DIGEST_AFTER_SECS"),
+        )?;
         let m = &mut self.media;
         for (field, name) in [
             (&mut m.blob_backend, "HEARTH_MEDIA_BLOB_BACKEND"),
@@ -720,6 +792,22 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "log_format",
                 "\"text\" or \"json\"".into(),
+            ));
+        }
+        let subject = &self.notify.push_subject;
+        if !subject.is_empty()
+            && !(subject.starts_with("mailto:") || subject.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid(
+                "notify.push_subject",
+                "a mailto: or https: URL (push services contact the operator there), or empty"
+                    .into(),
+            ));
+        }
+        if !(100..=120_000).contains(&self.notify.push_timeout_ms) {
+            return Err(ConfigError::Invalid(
+                "notify.push_timeout_ms",
+                "100 to 120000".into(),
             ));
         }
         if !self.otlp_endpoint.is_empty() && !self.otlp_endpoint.starts_with("http://") {

@@ -19,6 +19,8 @@ pub mod mail;
 pub mod media;
 pub mod metrics;
 pub mod moderation;
+pub mod netguard;
+pub mod notify;
 pub mod ops;
 pub mod search;
 pub mod state;

@@ -50,6 +50,8 @@ pub struct Inner {
     /// The mail outbox; `None` when `smtp_url` is empty (the endpoints
     /// that need mail answer 503).
     pub mail: Option<Arc<crate::mail::Mail>>,
+    /// Notifications: the VAPID key, the push client and the consumer.
+    pub notify: Arc<crate::notify::Notify>,
 }
 
 impl Deref for AppState {

@@ -20,7 +20,7 @@ mod smtp;
 pub mod templates;
 
 pub use smtp::SmtpMailer;
-pub use templates::{Rendered, Template};
+pub use templates::{DigestItem, Rendered, Template};
 
 /// One message ready to go: one recipient, both parts rendered.
 #[derive(Clone, Debug, PartialEq, Eq)]

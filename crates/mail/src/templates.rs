@@ -32,6 +32,23 @@ pub enum Template {
     },
     /// To the old address of an email change: it is being changed.
     EmailChangeNotice { username: String, new_email: String },
+    /// Unread mentions and DMs while the user was away.
+    Digest {
+        username: String,
+        /// One line each: who, where, and the start of the message.
+        items: Vec<DigestItem>,
+        /// Mentions not listed (the mail shows the first few).
+        more: usize,
+        app_url: String,
+    },
+}
+
+/// One unread notification in a digest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DigestItem {
+    /// `ann mentioned you in #general (Town)`.
+    pub headline: String,
+    pub excerpt: String,
 }
 
 /// A piece of a paragraph: text (escaped in HTML) or a link.
@@ -49,6 +66,7 @@ impl Template {
             Template::PasswordReset { .. } => "password_reset",
             Template::EmailChangeConfirm { .. } => "email_change_confirm",
             Template::EmailChangeNotice { .. } => "email_change_notice",
+            Template::Digest { .. } => "digest",
         }
     }
 
@@ -59,6 +77,23 @@ impl Template {
                 "It works once and expires in {valid_minutes} minutes. Setting a new password signs you out everywhere."
             ),
             _ => String::new(),
+        };
+        let digest_lines: Vec<String> = match self {
+            Template::Digest { items, more, .. } => {
+                let mut v: Vec<String> = items
+                    .iter()
+                    .map(|i| format!("{}: \u{201c}{}\u{201d}", i.headline, i.excerpt))
+                    .collect();
+                if *more > 0 {
+                    v.push(format!("…and {more} more."));
+                }
+                v
+            }
+            _ => Vec::new(),
+        };
+        let digest_count = match self {
+            Template::Digest { items, more, .. } => items.len() + more,
+            _ => 0,
         };
         let (subject, paragraphs): (String, Vec<Vec<Part>>) = match self {
             Template::Welcome { username, app_url } => (
@@ -134,6 +169,27 @@ impl Template {
                     )],
                 ],
             ),
+            Template::Digest {
+                username, app_url, ..
+            } => {
+                let mut p = vec![
+                    vec![Text("Hi "), Text(username), Text(",")],
+                    vec![Text("while you were away:")],
+                ];
+                p.extend(digest_lines.iter().map(|l| vec![Text(l)]));
+                p.push(vec![Text("Catch up at "), Link(app_url)]);
+                p.push(vec![Text(
+                    "You get this mail for mentions and direct messages left unread. Turn it off under Notifications in your settings.",
+                )]);
+                (
+                    if digest_count == 1 {
+                        format!("1 unread mention on {site}")
+                    } else {
+                        format!("{digest_count} unread mentions on {site}")
+                    },
+                    p,
+                )
+            }
         };
         let text = paragraphs
             .iter()
@@ -240,11 +296,43 @@ mod tests {
                 username: "ann".into(),
                 new_email: "n@h".into(),
             },
+            Template::Digest {
+                username: "ann".into(),
+                items: vec![DigestItem {
+                    headline: "bob mentioned you in #general (Town)".into(),
+                    excerpt: "<b>look</b>".into(),
+                }],
+                more: 2,
+                app_url: "http://h".into(),
+            },
         ];
         for t in all {
             let r = t.render("Hearth");
             assert!(!r.subject.is_empty() && r.text.contains("ann") && r.html.contains("ann"));
             assert!(r.html.starts_with("<!doctype html>"), "{}", t.kind());
         }
+    }
+
+    #[test]
+    fn a_digest_lists_and_counts() {
+        let r = Template::Digest {
+            username: "ann".into(),
+            items: vec![DigestItem {
+                headline: "bob mentioned you in #general (Town)".into(),
+                excerpt: "<b>look</b>".into(),
+            }],
+            more: 2,
+            app_url: "http://h".into(),
+        }
+        .render("Hearth");
+        assert_eq!(r.subject, "3 unread mentions on Hearth");
+        assert!(
+            r.text
+                .contains("bob mentioned you in #general (Town): \u{201c}<b>look</b>\u{201d}"),
+            "{}",
+            r.text
+        );
+        assert!(r.text.contains("…and 2 more."));
+        assert!(r.html.contains("&lt;b&gt;look"), "{}", r.html);
     }
 }

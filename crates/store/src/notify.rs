@@ -101,6 +101,9 @@ pub trait NotifyStore: Send + Sync {
         channel: ChannelId,
     ) -> StoreResult<Vec<UserId>>;
 
+    /// Who has blocked `user` (they are never notified of `user`'s messages).
+    async fn users_blocking(&self, user: UserId) -> StoreResult<Vec<UserId>>;
+
     /// Adds notifications for a message that still exists, one per user at
     /// most (a user notified already is skipped); returns those added.
     async fn add_notifications(
@@ -124,6 +127,9 @@ pub trait NotifyStore: Send + Sync {
         &self,
         user: UserId,
     ) -> StoreResult<Vec<(ChannelId, Option<CommunityId>, i64)>>;
+    /// Unread notifications of each of these users (those with none are left out).
+    async fn unread_notification_counts(&self, users: &[UserId])
+    -> StoreResult<Vec<(UserId, i64)>>;
     /// Marks one read (if unread); `None` if the user has no such notification.
     async fn read_notification(
         &self,
@@ -344,6 +350,14 @@ macro_rules! notify_impl {
                 Ok(ids.into_iter().map(UserId).collect())
             }
 
+            async fn users_blocking(&self, user: UserId) -> StoreResult<Vec<UserId>> {
+                let ids: Vec<i64> = sqlx::query_scalar("SELECT user_id FROM user_blocks WHERE blocked_id = $1")
+                    .bind(user.0)
+                    .fetch_all(self.r())
+                    .await?;
+                Ok(ids.into_iter().map(UserId).collect())
+            }
+
             async fn add_notifications(
                 &self,
                 message: MessageId,
@@ -418,6 +432,21 @@ macro_rules! notify_impl {
                         r.try_get::<Option<i64>, _>("community_id")?.map(CommunityId),
                         r.try_get::<i64, _>("n")?,
                     ));
+                }
+                Ok(out)
+            }
+
+            async fn unread_notification_counts(&self, users: &[UserId]) -> StoreResult<Vec<(UserId, i64)>> {
+                let mut out = Vec::with_capacity(users.len());
+                for chunk in users.chunks(CHUNK) {
+                    let sql = format!(
+                        "SELECT user_id, COUNT(*) AS n FROM notifications WHERE read_at IS NULL AND user_id IN ({}) \
+                         GROUP BY user_id",
+                        join_ids(chunk.iter().map(|u| u.0))
+                    );
+                    for r in &sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(self.r()).await? {
+                        out.push((UserId(r.try_get("user_id")?), r.try_get::<i64, _>("n")?));
+                    }
                 }
                 Ok(out)
             }

@@ -189,6 +189,7 @@ event_kinds! {
     PresenceUpdate = "PRESENCE_UPDATE",
     ReadStateUpdate = "READ_STATE_UPDATE",
     NotificationCreate = "NOTIFICATION_CREATE",
+    NotificationRead = "NOTIFICATION_READ",
     VoiceStateUpdate = "VOICE_STATE_UPDATE",
     UserUpdate = "USER_UPDATE",
     MembersChunk = "MEMBERS_CHUNK",

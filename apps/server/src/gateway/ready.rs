@@ -177,6 +177,9 @@ pub async fn build(state: &AppState, s: &Arc<Session>) -> Result<Value, String> 
         .read_states(s.user)
         .await
         .map_err(|e| e.to_string())?;
+    let notifications_unread = crate::notify::unread_count(state, s.user)
+        .await
+        .map_err(|e| e.to_string())?;
     let people: Vec<i64> = people.into_iter().collect();
     let presences = super::presence::of(state, &people).await;
     Ok(json!({
@@ -185,6 +188,7 @@ pub async fn build(state: &AppState, s: &Arc<Session>) -> Result<Value, String> 
         "communities": out,
         "dms": dms.iter().map(|(c, r)| wire::Channel::new(c, Some(r))).collect::<Vec<_>>(),
         "read_states": read_states.iter().map(wire::ReadState::from).collect::<Vec<_>>(),
+        "notifications_unread": notifications_unread,
         "presences": presences.iter().map(|(u, st)| json!({ "user_id": u.to_string(), "status": st })).collect::<Vec<_>>(),
     }))
 }

@@ -219,6 +219,7 @@ pub async fn read(
     let id: ChannelId = path_id("id", &id)?;
     let mid: MessageId = path_id("message_id", &req.message_id)?;
     state.chat.ack(id, p.user_id, mid).await?;
+    super::notifications::channel_read(&state, p.user_id, id, mid).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

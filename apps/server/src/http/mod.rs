@@ -12,6 +12,7 @@ pub mod media;
 pub mod messages;
 pub mod middleware;
 pub mod moderation;
+pub mod notifications;
 pub mod ops;
 pub mod reports;
 pub mod roles;
@@ -44,7 +45,7 @@ use crate::state::AppState;
     )),
     tags(
         (name = "auth"), (name = "users"), (name = "communities"), (name = "members"), (name = "invites"),
-        (name = "roles"), (name = "channels"), (name = "dms"), (name = "messages"), (name = "moderation"), (name = "voice"), (name = "admin"), (name = "gateway"), (name = "operations")
+        (name = "roles"), (name = "channels"), (name = "dms"), (name = "messages"), (name = "moderation"), (name = "voice"), (name = "notifications"), (name = "admin"), (name = "gateway"), (name = "operations")
     )
 )]
 struct ApiDoc;
@@ -133,6 +134,27 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(media::preview))
         .routes(routes!(search::community))
         .routes(routes!(search::dms))
+        .routes(routes!(notifications::list))
+        .routes(routes!(notifications::read_one))
+        .routes(routes!(notifications::read_all))
+        .routes(routes!(
+            notifications::get_settings,
+            notifications::patch_settings
+        ))
+        .routes(routes!(
+            notifications::put_community,
+            notifications::delete_community
+        ))
+        .routes(routes!(
+            notifications::put_channel,
+            notifications::delete_channel
+        ))
+        .routes(routes!(notifications::vapid_key))
+        .routes(routes!(
+            notifications::subscribe,
+            notifications::subscriptions
+        ))
+        .routes(routes!(notifications::unsubscribe))
         .routes(routes!(messages::typing))
         .routes(routes!(messages::read))
         .routes(routes!(messages::read_states))

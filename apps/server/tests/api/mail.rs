@@ -652,3 +652,32 @@ pub async fn two_nodes_mail_once_and_reset_everywhere() {
     assert_eq!(delivered(email).len(), 2);
     c.stop().await;
 }
+
+/// (subject, text, html) of every mail to `to` whose subject has `has`.
+pub(crate) fn subjects(to: &str, has: &str) -> Vec<(String, String, String)> {
+    delivered(to)
+        .into_iter()
+        .filter(|m| m.subject.contains(has))
+        .map(|m| (m.subject, m.text, m.html))
+        .collect()
+}
+
+/// Waits for a mail to `to` whose subject has `has`; returns all such.
+pub(crate) async fn wait_for_subject(
+    to: &str,
+    has: &str,
+    within: Duration,
+) -> Vec<(String, String, String)> {
+    let until = Instant::now() + within;
+    loop {
+        let got = subjects(to, has);
+        if !got.is_empty() {
+            return got;
+        }
+        assert!(
+            Instant::now() < until,
+            "a mail to {to} about {has:?} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

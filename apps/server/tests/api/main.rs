@@ -13,6 +13,7 @@ mod mail;
 mod matrix;
 mod media;
 mod moderation;
+mod notify;
 mod ops;
 mod processes;
 mod scenarios;
@@ -137,6 +138,20 @@ both_backends!(
     voice_calls = voice:
     two_people_talk_and_lose_permissions,
     refusals_limits_and_moderation,
+);
+
+both_backends!(notifications = notify: who_is_told_and_the_inbox);
+
+both_backends_with!(web_push = crate::notify::pushes_reach_away_users, |c| {
+    crate::notify::push_on(c);
+});
+
+both_backends_with!(
+    email_digest = crate::notify::digests_mail_unread_mentions,
+    |c| {
+        crate::mail::mail_on(c, &crate::mail::sink_addr());
+        c.notify.digest_after_secs = 1;
+    }
 );
 
 both_backends!(

@@ -294,8 +294,46 @@ async fn populate() -> Fixture {
         .as_str()
         .unwrap()
         .to_string();
+    // Notification settings, and a browser whose push service cannot be
+    // reached (a name that never resolves): its push waits in the outbox.
+    ok(
+        "notification setting",
+        s.put(
+            &format!("/api/v1/users/@me/notification-settings/communities/{cid}"),
+            &alice.token,
+            Some(json!({"level": "all"})),
+        )
+        .await,
+    )
+    .await;
+    crate::notify::require_push_sink();
+    let browser = crate::notify::sink_subscription(json!({})).await;
+    ok(
+        "push subscription",
+        s.post(
+            "/api/v1/users/@me/push-subscriptions",
+            &alice.token,
+            json!({"endpoint": "https://push.hearth.invalid/ops", "keys": browser["keys"]}),
+        )
+        .await,
+    )
+    .await;
     s.send(&bob, &dm, "psst").await;
     s.send(&alice, &dm, "hi bob").await;
+    // The notification consumer runs behind the log: wait for its rows.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, inbox) = s.get("/api/v1/notifications", &alice.token).await;
+        if !inbox["notifications"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "a notification for the DM"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(
         s.put(
             &format!("/api/v1/users/@me/blocks/{}", bob.id),
