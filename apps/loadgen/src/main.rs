@@ -16,6 +16,7 @@
 
 mod audit;
 mod gateway;
+mod notify;
 mod report;
 mod scenarios;
 mod server;
@@ -62,6 +63,11 @@ pub enum Scenario {
     /// --external while --rate msg/s are sent and every node is restarted
     /// (scripts/rolling-restart.sh): lost, repeated, out of order, resume time.
     GwRolling,
+    /// Notifications: @everyone in a community of --members distinct
+    /// accounts with mixed settings, --online of them connected and
+    /// --push-subscriptions browsers: time until all are stored, announced
+    /// and pushes queued (needs scripts/push.sh).
+    NotifyFanout,
     /// Voice: --channels audio rooms of --members speakers (distinct
     /// accounts, real WebRTC clients): packets forwarded per server core,
     /// added latency, join time, RSS per participant.
@@ -92,6 +98,16 @@ pub struct Args {
     /// blocking; the messages sent match none), to compare with 0.
     #[arg(long, default_value_t = 0)]
     pub automod_rules: usize,
+    /// sends: every Nth message of a sender mentions another sender (0:
+    /// none), so the notification service has work behind the log.
+    #[arg(long, default_value_t = 0)]
+    pub mention_every: u64,
+    /// notify-fanout: members with an identified gateway session.
+    #[arg(long, default_value_t = 1_000)]
+    pub online: usize,
+    /// notify-fanout: offline members with a browser at the push sink.
+    #[arg(long, default_value_t = 1_000)]
+    pub push_subscriptions: usize,
     /// Concurrent history readers.
     #[arg(long, default_value_t = 16)]
     pub readers: usize,
@@ -192,6 +208,8 @@ fn check_open_files(args: &Args) -> Result<(), String> {
         .and_then(|v| v.parse::<usize>().ok());
     let need = if args.scenario == Scenario::GwReady {
         1_000
+    } else if args.scenario == Scenario::NotifyFanout {
+        args.online + 1_000
     } else {
         args.connections + 1_000
     };
@@ -250,6 +268,7 @@ async fn main() {
             Scenario::GwRolling => results.extend(gateway::rolling(&args, &server).await?),
             Scenario::VoiceForward => results.extend(voice::forward(&args, &server).await?),
             Scenario::AuditLag => results.extend(audit::lag(&args, &server).await?),
+            Scenario::NotifyFanout => results.extend(notify::fanout(&args, &server).await?),
             Scenario::Sends | Scenario::History | Scenario::All => {}
         }
         Ok::<(), String>(())

@@ -177,13 +177,30 @@ pub async fn sends(args: &Args, server: &Server) -> Result<Outcome, String> {
     }
     let members = Arc::new(members);
     let base = server.base.clone();
+    let every = args.mention_every;
+    let ids: Arc<Vec<String>> = Arc::new(members.iter().map(|m| m.id.clone()).collect());
+    let content = move |c: usize, i: u64| {
+        let text =
+            format!("message {i} from sender {c}: the quick brown fox jumps over the lazy dog");
+        if every > 0 && i % every == 0 {
+            format!("<@{}> {text}", ids[(c + 1) % ids.len()])
+        } else {
+            text
+        }
+    };
     let (h, n, errors, secs) = drive(args, args.senders, move |c, i| {
-        let (http, base, members, channel) = (http.clone(), base.clone(), members.clone(), channel.clone());
+        let (http, base, members, channel, content) = (
+            http.clone(),
+            base.clone(),
+            members.clone(),
+            channel.clone(),
+            content.clone(),
+        );
         async move {
             let res = http
                 .post(format!("{base}/api/v1/channels/{channel}/messages"))
                 .bearer_auth(&members[c].token)
-                .json(&json!({"content": format!("message {i} from sender {c}: the quick brown fox jumps over the lazy dog"), "nonce": format!("{c}-{i}")}))
+                .json(&json!({"content": content(c, i), "nonce": format!("{c}-{i}")}))
                 .send()
                 .await;
             match res {
@@ -201,8 +218,16 @@ pub async fn sends(args: &Args, server: &Server) -> Result<Outcome, String> {
         latency_us: h,
         server_rss_kib: server.rss_kib(),
         notes: format!(
-            "{} concurrent senders, one channel, POST /channels/{{id}}/messages with a nonce{}",
+            "{} concurrent senders, one channel, POST /channels/{{id}}/messages with a nonce{}{}",
             args.senders,
+            if args.mention_every > 0 {
+                format!(
+                    ", every {}th message mentions another sender",
+                    args.mention_every
+                )
+            } else {
+                String::new()
+            },
             if args.automod_rules > 0 {
                 format!(", {} automod rules on the community", args.automod_rules)
             } else {

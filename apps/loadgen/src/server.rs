@@ -183,6 +183,8 @@ impl Server {
             .env("HEARTH_PASSWORD_HASH_MEMORY_KIB", "1024")
             .env("HEARTH_PASSWORD_HASH_ITERATIONS", "1")
             .env("HEARTH_LOG_LEVEL", "warn")
+            // notify-fanout's push service is the local sink (plain http on loopback).
+            .env("HEARTH_NOTIFY_PUSH_ALLOW_PRIVATE", "true")
             .env("HEARTH_WEB_DIR", dir.path().join("none"))
             .env("HEARTH_JWT_SECRET", jwt)
             .env_remove("HEARTH_NATS_URL")

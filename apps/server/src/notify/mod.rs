@@ -298,9 +298,6 @@ struct Candidate {
 #[tracing::instrument(skip_all, fields(message = m.id.0, channel = m.channel_id.0))]
 async fn on_message(state: &AppState, m: &MessageEvent, wire: &Value) -> Result<(), StoreError> {
     let store = &state.store;
-    let Some(ch) = store.channel(m.channel_id).await? else {
-        return Ok(());
-    };
     let author = m.author.id;
     let reply_to_author = match m.reply_to_id {
         Some(r) => store.message(m.channel_id, r).await?.map(|x| x.author.id),
@@ -316,9 +313,6 @@ async fn on_message(state: &AppState, m: &MessageEvent, wire: &Value) -> Result<
             }
         }
         Some(c) => {
-            let Some(r) = state.chat.community_rules(c).await.map_err(chat_err)? else {
-                return Ok(());
-            };
             let mut wanted: HashSet<UserId> = m.mentions.iter().copied().collect();
             wanted.extend(reply_to_author);
             wanted.extend(store.notify_all_subscribers(Some(c), m.channel_id).await?);
@@ -327,6 +321,13 @@ async fn on_message(state: &AppState, m: &MessageEvent, wire: &Value) -> Result<
             }
             let everyone = m.mention_everyone;
             wanted.remove(&author);
+            // Most messages address nobody: one indexed query, and done.
+            if wanted.is_empty() && !everyone {
+                return Ok(());
+            }
+            let Some(r) = state.chat.community_rules(c).await.map_err(chat_err)? else {
+                return Ok(());
+            };
             // Members with their roles: all of them in pages for a big
             // audience, else one by one. Non-members drop out here.
             if everyone || wanted.len() > PAGED_MEMBERS {
@@ -428,6 +429,9 @@ async fn on_message(state: &AppState, m: &MessageEvent, wire: &Value) -> Result<
             .inc();
     }
     announce(state, &created, wire).await;
+    let Some(ch) = store.channel(m.channel_id).await? else {
+        return Ok(());
+    };
     let title = push_title(m, &ch, rules.as_ref());
     push::queue(state, m, &created, &title, &previews).await;
     Ok(())

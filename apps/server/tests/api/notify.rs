@@ -536,7 +536,7 @@ async fn push_metric(s: &TestServer, outcome: &str) -> u64 {
 }
 
 async fn wait_push_metric(s: &TestServer, outcome: &str, at_least: u64) {
-    let until = Instant::now() + Duration::from_secs(15);
+    let until = Instant::now() + Duration::from_secs(30);
     while push_metric(s, outcome).await < at_least {
         assert!(
             Instant::now() < until,
@@ -672,19 +672,19 @@ pub async fn pushes_reach_away_users(s: &TestServer) {
         .len();
     assert_eq!(attempts, 1, "a refused push is not retried");
 
-    // A push service that keeps failing: three retries, then dropped and counted.
+    // A push service that keeps failing, and one that never answers (the
+    // request times out): three retries each, then dropped and counted.
     let broken = sink_subscription(json!({"mode": "error"})).await;
     register_browser(s, &b, &broken).await;
+    let hung = sink_subscription(json!({"mode": "hang"})).await;
+    register_browser(s, &b, &hung).await;
     let failed = push_metric(s, "failed").await;
     s.send(&a, &general, &format!("<@{}> last one", b.id)).await;
-    wait_push_metric(s, "failed", failed + 1).await;
-    assert_eq!(
-        sink_state(&broken).await["attempts"]
-            .as_array()
-            .unwrap()
-            .len(),
-        4
-    );
+    wait_push_metric(s, "failed", failed + 2).await;
+    for sub in [&broken, &hung] {
+        let attempts = sink_state(sub).await["attempts"].as_array().unwrap().len();
+        assert_eq!(attempts, 4, "{sub}");
+    }
 
     // Unsubscribing is the owner's alone.
     let (st, _) = s
