@@ -9,6 +9,7 @@ import { useStore } from '@/stores/store';
 import { colorFor } from './ui';
 import { isStaff, staffStore } from '@/lib/admin';
 import { Icon } from './icons';
+import { InboxButton } from './Inbox';
 
 export function CommunityRail({ selected, onDialog }: { selected: string; onDialog: (d: Dialog) => void }) {
   const communities = useCommunities();
@@ -24,6 +25,9 @@ export function CommunityRail({ selected, onDialog }: { selected: string; onDial
               <path fill="currentColor" d="M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H8l-4 4V6a2 2 0 0 1 2-2z" />
             </svg>
           </RailButton>
+        </li>
+        <li>
+          <InboxButton />
         </li>
         <li className="rail-sep" aria-hidden="true" />
         {communities.map((c) => (
