@@ -27,6 +27,7 @@ export type Dialog =
   | { kind: 'new-dm' }
   | { kind: 'invite'; communityId: string }
   | { kind: 'create-channel'; communityId: string }
+  | { kind: 'community-notifications'; communityId: string }
   | null;
 
 export function AppShell() {
