@@ -1,5 +1,6 @@
 'use client';
-// Notification settings: the account's (in user settings), a community's (from its menu) and a channel's or DM's (from its header).
+// Notification settings: the account's (in user settings, with the desktop notifications
+// switch), a community's (from its menu) and a channel's or DM's (from its header).
 // Every change is saved as it is made; what is in force is said in one line.
 import { useEffect, useState } from 'react';
 import type { NotificationLevel } from '@/api/types';
@@ -18,6 +19,7 @@ import {
   saveCommunitySettings,
   type MuteOption,
 } from '@/lib/notifications';
+import { disablePush, enablePush, pushStatus, type PushStatus } from '@/lib/push';
 import { channelLabel, communitiesStore } from '@/stores/communities';
 import { notificationSettingsStore, resolve, resolveCommunity } from '@/stores/notificationSettings';
 import { sessionStore } from '@/stores/session';
@@ -66,6 +68,7 @@ export function AccountNotificationSettings() {
     <section aria-labelledby="notif-h">
       <h3 id="notif-h">Notifications</h3>
       <LoadError error={error} />
+      <DesktopNotificationsSwitch />
       <label htmlFor="notif-level">In communities, notify me about</label>
       <select id="notif-level" value={account.level} disabled={!loaded || save.busy} onChange={(e) => change({ level: e.target.value as NotificationLevel })}>
         {LEVELS.map((l) => (
@@ -91,6 +94,55 @@ export function AccountNotificationSettings() {
         </p>
       )}
     </section>
+  );
+}
+
+const PUSH_HINT: Record<PushStatus, string> = {
+  unsupported: 'This browser cannot show notifications from Hearth (it needs service workers and the Push API, over HTTPS).',
+  denied: 'Notifications are blocked for this site. Allow them in your browser’s site settings to turn this on.',
+  off: 'Get a notification on this device when you are away or idle and someone mentions or messages you.',
+  on: 'This device gets a notification when you are away or idle and someone mentions or messages you.',
+};
+
+/** Web Push for this browser: permission, service worker, subscription, server registration. */
+function DesktopNotificationsSwitch() {
+  const [status, setStatus] = useState<PushStatus | null>(null);
+  const act = useRun();
+  useEffect(() => {
+    pushStatus()
+      .then(setStatus)
+      .catch(() => setStatus('off'));
+  }, []);
+  const on = status === 'on';
+  const toggle = (next: boolean) =>
+    act.run(async () => {
+      try {
+        if (next) await enablePush();
+        else await disablePush();
+      } finally {
+        // Whatever happened, show what is true now (the permission may have changed).
+        setStatus(await pushStatus().catch(() => 'off' as const));
+      }
+    });
+  return (
+    <div className="push-switch">
+      <label className="switch">
+        <input
+          type="checkbox"
+          role="switch"
+          checked={on}
+          disabled={status === null || status === 'unsupported' || (status === 'denied' && !on) || act.busy}
+          onChange={(e) => void toggle(e.target.checked)}
+        />{' '}
+        Desktop notifications
+      </label>
+      <p className="hint">{act.busy ? 'Working…' : status ? PUSH_HINT[status] : 'Checking this browser…'}</p>
+      {act.error && (
+        <p className="form-error" role="alert">
+          {act.error}
+        </p>
+      )}
+    </div>
   );
 }
 
