@@ -21,6 +21,8 @@ import {
   previewText,
   readAllNotifications,
   readNotification,
+  resetChannelSettings,
+  saveAccountSettings,
   saveChannelSettings,
   saveCommunitySettings,
   setInboxUnreadOnly,
@@ -323,13 +325,35 @@ describe('calls', () => {
 
   it('a community PUT sends the fields it does not change as they are', async () => {
     S.notificationSettingsStore.set(S.fromServer(settings({ communities: [{ community_id: '9', level: 'all', muted_until: null, suppress_everyone: true }] })));
-    answer = (_m, url) => ({ community_id: '9', level: 'all', muted_until: '2025-06-01T13:00:00.000Z', suppress_everyone: true, _url: url.pathname });
+    answer = () => ({ community_id: '9', level: 'all', muted_until: '2025-06-01T13:00:00.000Z', suppress_everyone: true });
     await saveCommunitySettings('9', { muted_until: '2025-06-01T13:00:00.000Z' });
     expect(calls).toEqual([{ method: 'PUT', url: '/api/v1/users/@me/notification-settings/communities/9', body: { level: 'all', muted_until: '2025-06-01T13:00:00.000Z', suppress_everyone: true } }]);
     expect(S.notificationSettingsStore.get().communities['9']?.muted_until).toBe('2025-06-01T13:00:00.000Z');
     answer = () => ({ channel_id: '50', level: 'nothing', muted_until: null });
     await saveChannelSettings('50', { level: 'nothing' });
     expect(calls[1]).toEqual({ method: 'PUT', url: '/api/v1/users/@me/notification-settings/channels/50', body: { level: 'nothing', muted_until: null } });
+  });
+
+  it('a change shows at once; a refused one puts back what was there', async () => {
+    S.notificationSettingsStore.set(S.fromServer(settings()));
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((r) => (release = r));
+    const fetchNow = globalThis.fetch;
+    globalThis.fetch = (async (req: Request) => {
+      await held;
+      if (req.method === 'PATCH') return new Response(JSON.stringify({ error: { code: 'invalid_request', message: 'level: unknown', details: {} } }), { status: 400 });
+      return fetchNow(req);
+    }) as typeof fetch;
+    const saving = saveAccountSettings({ level: 'all' });
+    expect(S.notificationSettingsStore.get().account.level).toBe('all');
+    release();
+    await expect(saving).rejects.toThrow();
+    expect(S.notificationSettingsStore.get().account.level).toBe('mentions');
+    // A reset shows at once too, and stays when the server agrees.
+    S.notificationSettingsStore.set(S.fromServer(settings({ channels: [{ channel_id: '50', level: 'nothing', muted_until: null }] })));
+    globalThis.fetch = fetchNow;
+    await resetChannelSettings('50');
+    expect(S.notificationSettingsStore.get().channels).toEqual({});
   });
 
   it('pages the inbox with before=next_before and the unread filter; a stale answer is dropped', async () => {

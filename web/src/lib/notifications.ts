@@ -87,9 +87,29 @@ export async function loadNotificationSettings(): Promise<void> {
   S.notificationSettingsStore.set(S.fromServer(settings));
 }
 
-export async function saveAccountSettings(patch: Parameters<typeof notificationsApi.patchSettings>[0]): Promise<void> {
-  const settings = await notificationsApi.patchSettings(patch);
-  S.notificationSettingsStore.set((s) => S.applyAccount(s, settings));
+/**
+ * Shows a change at once (a switch that waited for the server would snap back and
+ * forth), then sends it; a refusal puts back what was there.
+ */
+async function optimistic<T>(apply: (s: S.NotificationSettingsState) => S.NotificationSettingsState, send: () => Promise<T>, settle: (answer: T) => (s: S.NotificationSettingsState) => S.NotificationSettingsState): Promise<void> {
+  const before = S.notificationSettingsStore.get();
+  S.notificationSettingsStore.set(apply);
+  let answer: T;
+  try {
+    answer = await send();
+  } catch (e) {
+    S.notificationSettingsStore.set(before);
+    throw e;
+  }
+  S.notificationSettingsStore.set(settle(answer));
+}
+
+export function saveAccountSettings(patch: Parameters<typeof notificationsApi.patchSettings>[0]): Promise<void> {
+  return optimistic(
+    (s) => S.applyAccount(s, { ...s.account, ...patch }),
+    () => notificationsApi.patchSettings(patch),
+    (settings) => (s) => S.applyAccount(s, settings),
+  );
 }
 
 /** The community's override as it would be sent: every field, null where it inherits. */
@@ -105,26 +125,38 @@ export function channelBody(entry: Partial<ChannelNotificationSettings> | undefi
  * Changes some fields of a community's override. The PUT replaces the whole entry, so
  * the fields not changed are sent as they are.
  */
-export async function saveCommunitySettings(communityId: string, change: Partial<Omit<CommunityNotificationSettings, 'community_id'>>): Promise<void> {
-  const cur = S.notificationSettingsStore.get().communities[communityId];
-  const entry = await notificationsApi.putCommunity(communityId, { ...communityBody(cur), ...change });
-  S.notificationSettingsStore.set((s) => S.putCommunity(s, { ...entry, community_id: entry?.community_id ?? communityId }));
+export function saveCommunitySettings(communityId: string, change: Partial<Omit<CommunityNotificationSettings, 'community_id'>>): Promise<void> {
+  const body = { ...communityBody(S.notificationSettingsStore.get().communities[communityId]), ...change };
+  return optimistic(
+    (s) => S.putCommunity(s, { ...body, community_id: communityId }),
+    () => notificationsApi.putCommunity(communityId, body),
+    (entry) => (s) => S.putCommunity(s, { ...body, ...entry, community_id: communityId }),
+  );
 }
 
-export async function resetCommunitySettings(communityId: string): Promise<void> {
-  await notificationsApi.deleteCommunity(communityId);
-  S.notificationSettingsStore.set((s) => S.clearCommunity(s, communityId));
+export function resetCommunitySettings(communityId: string): Promise<void> {
+  return optimistic(
+    (s) => S.clearCommunity(s, communityId),
+    () => notificationsApi.deleteCommunity(communityId),
+    () => (s) => S.clearCommunity(s, communityId),
+  );
 }
 
-export async function saveChannelSettings(channelId: string, change: Partial<Omit<ChannelNotificationSettings, 'channel_id'>>): Promise<void> {
-  const cur = S.notificationSettingsStore.get().channels[channelId];
-  const entry = await notificationsApi.putChannel(channelId, { ...channelBody(cur), ...change });
-  S.notificationSettingsStore.set((s) => S.putChannel(s, { ...entry, channel_id: entry?.channel_id ?? channelId }));
+export function saveChannelSettings(channelId: string, change: Partial<Omit<ChannelNotificationSettings, 'channel_id'>>): Promise<void> {
+  const body = { ...channelBody(S.notificationSettingsStore.get().channels[channelId]), ...change };
+  return optimistic(
+    (s) => S.putChannel(s, { ...body, channel_id: channelId }),
+    () => notificationsApi.putChannel(channelId, body),
+    (entry) => (s) => S.putChannel(s, { ...body, ...entry, channel_id: channelId }),
+  );
 }
 
-export async function resetChannelSettings(channelId: string): Promise<void> {
-  await notificationsApi.deleteChannel(channelId);
-  S.notificationSettingsStore.set((s) => S.clearChannel(s, channelId));
+export function resetChannelSettings(channelId: string): Promise<void> {
+  return optimistic(
+    (s) => S.clearChannel(s, channelId),
+    () => notificationsApi.deleteChannel(channelId),
+    () => (s) => S.clearChannel(s, channelId),
+  );
 }
 
 /**
