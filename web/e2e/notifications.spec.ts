@@ -132,6 +132,12 @@ test('a mention while the page is open counts on the bell and lists in the inbox
   await A.keyboard.press('Escape');
   await expect(inbox(A)).toHaveCount(0);
   await expect(bell(A)).toBeFocused();
+
+  // A deleted message takes its notification with it (no dispatch says so: the count is re-read).
+  const gone = await post(w.bob, w.random, `<@${w.alice.id}> never mind`);
+  await expect(bell(A)).toHaveAccessibleName('Notifications, 1 unread');
+  await rest('DELETE', `/api/v1/channels/${w.random}/messages/${gone.id}`, w.bob.token);
+  await expect(bell(A)).toHaveAccessibleName('Notifications');
 });
 
 test('a mention in the channel Alice is reading is read at once; older notifications page in', async ({ browser }) => {

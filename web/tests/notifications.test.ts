@@ -21,6 +21,7 @@ import {
   previewText,
   readAllNotifications,
   readNotification,
+  refreshUnreadCount,
   resetChannelSettings,
   saveAccountSettings,
   saveChannelSettings,
@@ -104,6 +105,9 @@ describe('inbox store', () => {
     expect(s.unread).toBe(0);
     // The count is the server's even when nothing listed matched.
     expect(I.applyRead(first, { ids: ['99'], unread_count: 7 }).unread).toBe(7);
+    // Reading a channel up to a message names the ones it read: a newer one stays unread.
+    const upTo = I.applyRead(first, { ids: ['1'], channel_id: '50', all: false, unread_count: 2 });
+    expect(upTo.items.map((n) => n.read)).toEqual([false, false, true]);
   });
 
   it('marking one read locally lowers the count once; mark all read zeroes it', () => {
@@ -380,6 +384,19 @@ describe('calls', () => {
     expect(calls.slice(-2).map((c) => c.url)).toEqual(['/api/v1/notifications?limit=25&unread=true', '/api/v1/notifications?limit=25']);
     expect(ids(I.inboxStore.get())).toEqual(['7']);
     expect(I.inboxStore.get().unreadOnly).toBe(true);
+  });
+
+  it('re-reads the unread count, unless a dispatch changed the inbox meanwhile', async () => {
+    I.inboxStore.set(I.fromReady(I.EMPTY_INBOX, 3));
+    answer = () => page([], 1, null);
+    await refreshUnreadCount();
+    expect(calls.map((c) => c.url)).toEqual(['/api/v1/notifications?limit=1&unread=true']);
+    expect(I.inboxStore.get().unread).toBe(1);
+    answer = () => page([], 0, null);
+    const pending = refreshUnreadCount();
+    I.inboxStore.set((s) => I.applyCreate(s, note('9'), 2));
+    await pending;
+    expect(I.inboxStore.get().unread).toBe(2);
   });
 
   it('reading one and all: shown at once, then the PUTs', async () => {

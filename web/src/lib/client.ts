@@ -13,7 +13,7 @@ import * as M from '@/stores/messages';
 import * as R from '@/stores/readStates';
 import * as I from '@/stores/inbox';
 import * as NS from '@/stores/notificationSettings';
-import { loadNotificationSettings, notificationsApi, startMuteClock } from './notifications';
+import { loadNotificationSettings, notificationsApi, refreshUnreadCount, startMuteClock } from './notifications';
 import { setComposerError, setCooldown, restoreDraft } from '@/stores/drafts';
 import { bulkDelete as postBulkDelete } from './moderation';
 import { setPresence, startTyping, stopTyping, sweepTyping } from '@/stores/presence';
@@ -45,6 +45,7 @@ export class HearthClient {
   private ackTimers = new Map<string, ReturnType<typeof setTimeout>>();
   private acked = new Map<string, string>();
   private cleanups: (() => void)[] = [];
+  private unreadRefresh: ReturnType<typeof setTimeout> | null = null;
   private readySeen = false;
   private started = false;
 
@@ -138,6 +139,8 @@ export class HearthClient {
     for (const c of this.cleanups) c();
     this.cleanups = [];
     for (const t of this.ackTimers.values()) clearTimeout(t);
+    if (this.unreadRefresh) clearTimeout(this.unreadRefresh);
+    this.unreadRefresh = null;
   }
 
   me(): User | null {
@@ -157,12 +160,14 @@ export class HearthClient {
       case 'MESSAGE_DELETE': {
         const [channelId, id] = [String(d.channel_id), String(d.id ?? d.message_id)];
         inboxSet((s) => I.dropMessages(s, channelId, [id]));
+        this.refreshUnreadSoon();
         return messagesStoreSet((s) => M.applyDelete(s, channelId, id));
       }
       case 'MESSAGE_DELETE_BULK': {
         const channelId = String(d.channel_id);
         const ids = ((d.ids ?? d.message_ids) as unknown[] | undefined ?? []).map(String);
         inboxSet((s) => I.dropMessages(s, channelId, ids));
+        this.refreshUnreadSoon();
         return messagesStoreSet((s) => M.applyDeleteMany(s, channelId, ids));
       }
       case 'REACTION_ADD':
@@ -397,6 +402,7 @@ export class HearthClient {
 
   forgetChannel(id: string) {
     inboxSet((s) => I.dropChannels(s, [id]));
+    this.refreshUnreadSoon();
     C_set((s) => C.removeChannel(s, id));
     messagesStoreSet((s) => M.dropChannel(s, id));
   }
@@ -422,7 +428,21 @@ export class HearthClient {
     const chans = Object.values(C_get().channels).filter((c) => c.community_id === id).map((c) => c.id);
     C_set((s) => C.removeCommunity(s, id));
     inboxSet((s) => I.dropChannels(s, chans));
+    this.refreshUnreadSoon();
     messagesStoreSet((s) => chans.reduce((acc, cid) => M.dropChannel(acc, cid), s));
+  }
+
+  /**
+   * A deleted message or a channel we lost may take unread notifications with it, and no
+   * dispatch says so: re-read the count shortly after (once for a burst), and only when
+   * the bell shows any.
+   */
+  private refreshUnreadSoon() {
+    if (I.inboxStore.get().unread === 0 || this.unreadRefresh || !this.started) return;
+    this.unreadRefresh = setTimeout(() => {
+      this.unreadRefresh = null;
+      void refreshUnreadCount().catch(() => undefined);
+    }, 1500);
   }
 
   // ---- history --------------------------------------------------------------------

@@ -75,6 +75,22 @@ export async function readNotification(id: string): Promise<void> {
   await notificationsApi.read(id);
 }
 
+/**
+ * Asks the server for the unread count. For changes no dispatch announces (a notification
+ * goes away with its deleted message, or with a channel we can no longer see); an answer
+ * is dropped if the inbox changed while it was on its way (a dispatch's count is newer).
+ */
+export async function refreshUnreadCount(): Promise<void> {
+  let changed = false;
+  const off = I.inboxStore.subscribe(() => (changed = true));
+  try {
+    const page = await notificationsApi.list({ limit: 1, unread: true });
+    if (!changed) I.inboxStore.set((s) => I.setUnread(s, page.unread_count ?? s.unread));
+  } finally {
+    off();
+  }
+}
+
 export async function readAllNotifications(): Promise<void> {
   I.inboxStore.set((s) => I.markAllRead(s));
   await notificationsApi.readAll();

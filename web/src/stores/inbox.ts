@@ -72,10 +72,14 @@ function markRead(s: InboxState, read: (n: InboxNotification) => boolean): { ite
   return { items: changed ? items : s.items, changed };
 }
 
-/** NOTIFICATION_READ: by ids, by channel, or every one; then the server's count. */
+/**
+ * NOTIFICATION_READ: every one (`all`), else the ids when it lists them (reading a channel
+ * up to a message reads only those), else the channel's; then the server's count.
+ */
 export function applyRead(s: InboxState, ev: NotificationReadEvent): InboxState {
   const ids = new Set((ev.ids ?? []).map(String));
-  const { items } = markRead(s, (n) => !!ev.all || ids.has(n.id) || (!!ev.channel_id && n.channel_id === ev.channel_id));
+  const read = ev.all ? () => true : ids.size > 0 ? (n: InboxNotification) => ids.has(n.id) : (n: InboxNotification) => !!ev.channel_id && n.channel_id === ev.channel_id;
+  const { items } = markRead(s, read);
   const unread = typeof ev.unread_count === 'number' ? Math.max(0, ev.unread_count) : s.unread;
   if (items === s.items && unread === s.unread) return s;
   return { ...s, items, unread };
