@@ -46,4 +46,90 @@ export interface ReadyPayload {
   dms: Channel[];
   read_states: ReadState[];
   presences?: PresenceEntry[];
+  /** How many unread notifications the inbox holds (docs/api.md "Notifications"). */
+  notifications_unread?: number;
+}
+
+// ---- notifications (docs/api.md "Notifications"; hand-written until the OpenAPI
+// document describes them, then these become aliases of the generated schemas) ----
+
+/** Why someone was told about a message. */
+export type NotificationKind = 'mention' | 'role_mention' | 'everyone' | 'reply' | 'dm' | 'message';
+export type NotificationLevel = 'all' | 'mentions' | 'nothing';
+
+/** One entry of the inbox. Named for the inbox so it never shadows the DOM's `Notification`. */
+export interface InboxNotification {
+  id: string;
+  kind: NotificationKind | (string & {});
+  channel_id: string;
+  community_id: string | null;
+  /** null once the message is deleted. */
+  message: Message | null;
+  created_at: string;
+  read: boolean;
+}
+
+/** GET /notifications: newest first; `next_before` pages on, null on the last page. */
+export interface NotificationPage {
+  notifications: InboxNotification[];
+  unread_count: number;
+  next_before: string | null;
+}
+
+/** NOTIFICATION_CREATE: a notification plus the new unread count. */
+export type NotificationCreateEvent = InboxNotification & { unread_count: number };
+
+/** NOTIFICATION_READ: these ids, or the channel's (`channel_id`), or every one (`all`) are read. */
+export interface NotificationReadEvent {
+  ids?: string[] | null;
+  channel_id?: string | null;
+  all?: boolean;
+  unread_count: number;
+}
+
+/** A community's override; every null field inherits from the account. */
+export interface CommunityNotificationSettings {
+  community_id: string;
+  level: NotificationLevel | null;
+  muted_until: string | null;
+  suppress_everyone: boolean | null;
+}
+
+/** A channel's (or DM's) override; null fields inherit from the community or account. */
+export interface ChannelNotificationSettings {
+  channel_id: string;
+  level: NotificationLevel | null;
+  muted_until: string | null;
+}
+
+export interface AccountNotificationSettings {
+  level: NotificationLevel;
+  suppress_everyone: boolean;
+  push_previews: boolean;
+  email_digest: boolean;
+}
+
+/** GET /users/@me/notification-settings: the account's, plus overrides where something is set. */
+export interface NotificationSettings extends AccountNotificationSettings {
+  communities: CommunityNotificationSettings[];
+  channels: ChannelNotificationSettings[];
+}
+
+/** A browser registered for Web Push (the keys stay with the server). */
+export interface PushSubscriptionEntry {
+  id: string;
+  endpoint: string;
+  created_at: string;
+}
+
+/** What a push carries (decrypted by the browser, read by public/sw.js). */
+export interface PushPayload {
+  notification_id: string;
+  kind: NotificationKind | (string & {});
+  channel_id: string;
+  community_id: string | null;
+  title: string;
+  body: string;
+  /** The channel id: the browser keeps one notification per tag. */
+  tag: string;
 }

@@ -18,6 +18,10 @@ import { MemberList } from './MemberList';
 import { Notices } from './ui';
 import { ReportDialogHost } from './ReportDialog';
 import { loadStaffMe, resetStaff } from '@/lib/admin';
+import { describeError } from '@/lib/errors';
+import { readNotification } from '@/lib/notifications';
+import { dropPushSubscription, isOpenChannelMessage } from '@/lib/push';
+import { notify } from '@/stores/notices';
 import { VoiceView } from './VoiceView';
 
 export type Dialog =
@@ -27,6 +31,7 @@ export type Dialog =
   | { kind: 'new-dm' }
   | { kind: 'invite'; communityId: string }
   | { kind: 'create-channel'; communityId: string }
+  | { kind: 'community-notifications'; communityId: string }
   | null;
 
 export function AppShell() {
@@ -54,6 +59,8 @@ export function AppShell() {
       void loadStaffMe(true).catch(() => undefined);
     });
     const off = onSignedOut(() => {
+      // This browser must not show the next account this one's notifications.
+      void dropPushSubscription();
       resetClient();
       resetStaff();
       router.replace('/login');
@@ -67,6 +74,20 @@ export function AppShell() {
   useEffect(() => {
     if (gateway === 'ready' || loaded) setEverReady(true);
   }, [gateway, loaded]);
+
+  // A click on a desktop notification (public/sw.js) while the app is open: switch to
+  // its channel here instead of loading the app again, and mark it read.
+  useEffect(() => {
+    const sw = typeof navigator !== 'undefined' ? navigator.serviceWorker : undefined;
+    if (!sw) return;
+    const onMessage = (e: MessageEvent) => {
+      if (!isOpenChannelMessage(e.data)) return;
+      setQuery({ c: e.data.community_id ?? '@me', ch: e.data.channel_id });
+      if (e.data.notification_id) readNotification(e.data.notification_id).catch((err) => notify(describeError(err)));
+    };
+    sw.addEventListener('message', onMessage);
+    return () => sw.removeEventListener('message', onMessage);
+  }, []);
 
   // Don't flash a banner for a handshake that takes a moment.
   useEffect(() => {

@@ -10,6 +10,7 @@ import { setQuery } from '@/lib/nav';
 import { channelLabel, communitiesStore } from '@/stores/communities';
 import { notify } from '@/stores/notices';
 import { isUnread, mentionCount, readStatesStore } from '@/stores/readStates';
+import { channelMuted, communityMuted, notificationSettingsStore } from '@/stores/notificationSettings';
 import { useStore } from '@/stores/store';
 import { Avatar, PresenceDot } from './ui';
 import { Dialogs } from './Dialogs';
@@ -34,6 +35,7 @@ function CommunityChannels({ communityId, channelId, onDialog }: { communityId: 
   const perms = usePermissions(communityId);
   const [menu, setMenu] = useState(false);
   const meId = useMe()?.id ?? null;
+  const muted = useStore(notificationSettingsStore, (s) => communityMuted(s, communityId));
   if (!community) return null;
   const categories = channels.filter((c) => !c.parent_id && c.kind !== 'text' && c.kind !== 'voice');
   const top = channels.filter((c) => !c.parent_id && (c.kind === 'text' || c.kind === 'voice'));
@@ -53,6 +55,11 @@ function CommunityChannels({ communityId, channelId, onDialog }: { communityId: 
       <header className="sidebar-header">
         <button type="button" className="sidebar-title" aria-expanded={menu} aria-haspopup="menu" onClick={() => setMenu((m) => !m)}>
           <h2>{community.name}</h2>
+          {muted && (
+            <span className="muted-icon" role="img" aria-label="muted" title="Notifications muted">
+              <Icon name="bellOff" size={16} />
+            </span>
+          )}
           <Icon name={menu ? 'close' : 'chevron'} size={18} />
         </button>
         {menu && (
@@ -78,6 +85,11 @@ function CommunityChannels({ communityId, channelId, onDialog }: { communityId: 
                 </button>
               </li>
             )}
+            <li role="none">
+              <button role="menuitem" type="button" onClick={() => (setMenu(false), onDialog({ kind: 'community-notifications', communityId }))}>
+                Notification settings
+              </button>
+            </li>
             {community.owner_id !== meId && (
               <li role="none">
                 <button role="menuitem" type="button" className="danger" onClick={leave}>
@@ -123,12 +135,16 @@ function ChannelItem({ channel, active, communityId }: { channel: Channel; activ
   const inThisCall = useStore(callStore, (s) => s.channelId === channel.id && s.status !== 'idle');
   const unread = useStore(readStatesStore, (s) => isUnread(s, channel.id));
   const mentions = useStore(readStatesStore, (s) => mentionCount(s, channel.id));
-  const label = `${channel.kind === 'voice' ? 'voice channel' : 'channel'} ${channel.name}${mentions ? `, ${mentions} mention${mentions === 1 ? '' : 's'}` : unread ? ', unread' : ''}`;
+  // Its own mute gets the icon; a muted community dims every channel in it.
+  const ownMute = useStore(notificationSettingsStore, (s) => channelMuted(s, channel.id));
+  const inMutedCommunity = useStore(notificationSettingsStore, (s) => communityMuted(s, communityId));
+  const silenced = ownMute || inMutedCommunity;
+  const label = `${channel.kind === 'voice' ? 'voice channel' : 'channel'} ${channel.name}${mentions ? `, ${mentions} mention${mentions === 1 ? '' : 's'}` : unread ? ', unread' : ''}${silenced ? ', muted' : ''}`;
   return (
     <li>
       <a
         href={`/app?c=${communityId}&ch=${channel.id}`}
-        className={`channel-item${active ? ' active' : ''}${unread && !active ? ' unread' : ''}`}
+        className={`channel-item${active ? ' active' : ''}${unread && !active ? ' unread' : ''}${silenced ? ' silenced' : ''}`}
         aria-current={active ? 'page' : undefined}
         aria-label={label}
         data-channel-name={channel.name ?? ''}
@@ -144,6 +160,11 @@ function ChannelItem({ channel, active, communityId }: { channel: Channel; activ
           {channel.kind === 'voice' ? <Icon name="speaker" size={18} /> : '#'}
         </span>
         <span className="channel-name">{channel.name}</span>
+        {ownMute && (
+          <span className="muted-icon" aria-hidden="true" title="Notifications muted">
+            <Icon name="bellOff" size={14} />
+          </span>
+        )}
         {mentions > 0 && !active && (
           <span className="badge" aria-hidden="true">
             {mentions > 99 ? '99+' : mentions}
@@ -184,12 +205,14 @@ function DmList({ channelId, onDialog }: { channelId: string | null; onDialog: (
 function DmItem({ dm, active, label, otherId }: { dm: Channel; active: boolean; label: string; otherId: string | null }) {
   const unread = useStore(readStatesStore, (s) => isUnread(s, dm.id));
   const mentions = useStore(readStatesStore, (s) => mentionCount(s, dm.id));
+  const muted = useStore(notificationSettingsStore, (s) => channelMuted(s, dm.id));
   return (
     <li>
       <a
         href={`/app?c=@me&ch=${dm.id}`}
-        className={`channel-item dm-item${active ? ' active' : ''}${unread && !active ? ' unread' : ''}`}
+        className={`channel-item dm-item${active ? ' active' : ''}${unread && !active ? ' unread' : ''}${muted ? ' silenced' : ''}`}
         aria-current={active ? 'page' : undefined}
+        aria-label={muted ? `${label}${mentions ? `, ${mentions} mention${mentions === 1 ? '' : 's'}` : ''}, muted` : undefined}
         onClick={(e) => {
           if (e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
           e.preventDefault();
@@ -198,6 +221,11 @@ function DmItem({ dm, active, label, otherId }: { dm: Channel; active: boolean; 
       >
         <Avatar id={otherId ?? dm.id} name={label} size={28} presence={!!otherId} />
         <span className="channel-name">{label}</span>
+        {muted && (
+          <span className="muted-icon" aria-hidden="true" title="Notifications muted">
+            <Icon name="bellOff" size={14} />
+          </span>
+        )}
         {mentions > 0 && !active && <span className="badge">{mentions}</span>}
       </a>
     </li>

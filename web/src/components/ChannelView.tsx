@@ -19,6 +19,8 @@ import { formatStamp } from './ui';
 import { Icon } from './icons';
 import { bulkState, sendState, slowmodeExempt, toggleSelection } from '@/lib/moderation';
 import { notify } from '@/stores/notices';
+import { notificationSettingsStore, resolve } from '@/stores/notificationSettings';
+import { ChannelNotificationsDialog } from './NotificationSettings';
 
 export function ChannelView({ channelId, showMembers, onToggleMembers }: { channelId: string; showMembers: boolean; onToggleMembers: () => void }) {
   const channel = useStore(communitiesStore, (s) => s.channels[channelId]);
@@ -29,6 +31,8 @@ export function ChannelView({ channelId, showMembers, onToggleMembers }: { chann
   const [editingId, setEditingId] = useState<string | null>(null);
   const [replyTo, setReplyTo] = useState<Message | null>(null);
   const [pinsOpen, setPinsOpen] = useState(false);
+  const [notifOpen, setNotifOpen] = useState(false);
+  const silenced = useStore(notificationSettingsStore, (s) => resolve(s, { channelId, communityId: channel?.community_id ?? null }).muted);
   const [selecting, setSelecting] = useState(false);
   const [selected, setSelected] = useState<ReadonlySet<string>>(() => new Set());
   const [deleting, setDeleting] = useState(false);
@@ -88,6 +92,9 @@ export function ChannelView({ channelId, showMembers, onToggleMembers }: { chann
               {selecting ? 'Done' : <Icon name="check" />}
             </button>
           )}
+          <button type="button" className="icon-btn" aria-label={silenced ? 'Notification settings (muted)' : 'Notification settings'} title="Notification settings" aria-haspopup="dialog" onClick={() => setNotifOpen(true)}>
+            <Icon name={silenced ? 'bellOff' : 'bell'} />
+          </button>
           <button type="button" className="icon-btn" aria-label="Pinned messages" title="Pinned messages" aria-expanded={pinsOpen} onClick={() => setPinsOpen((v) => !v)}>
             <Icon name="pin" />
           </button>
@@ -96,6 +103,7 @@ export function ChannelView({ channelId, showMembers, onToggleMembers }: { chann
           </button>
         </div>
       </header>
+      {notifOpen && <ChannelNotificationsDialog channelId={channelId} onClose={() => setNotifOpen(false)} />}
       {pinsOpen && <PinsPanel channelId={channelId} communityId={channel.community_id ?? null} onClose={() => setPinsOpen(false)} />}
       {selecting && canManage && (
         <div className="select-bar" role="region" aria-label="Bulk delete">

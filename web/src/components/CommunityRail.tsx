@@ -5,10 +5,12 @@ import { channelIdsOf, useCommunities } from '@/lib/hooks';
 import { setQuery } from '@/lib/nav';
 import { communitiesStore } from '@/stores/communities';
 import { anyUnread, readStatesStore, sumMentions } from '@/stores/readStates';
+import { communityMuted, notificationSettingsStore } from '@/stores/notificationSettings';
 import { useStore } from '@/stores/store';
 import { colorFor } from './ui';
 import { isStaff, staffStore } from '@/lib/admin';
 import { Icon } from './icons';
+import { InboxButton } from './Inbox';
 
 export function CommunityRail({ selected, onDialog }: { selected: string; onDialog: (d: Dialog) => void }) {
   const communities = useCommunities();
@@ -24,6 +26,9 @@ export function CommunityRail({ selected, onDialog }: { selected: string; onDial
               <path fill="currentColor" d="M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H8l-4 4V6a2 2 0 0 1 2-2z" />
             </svg>
           </RailButton>
+        </li>
+        <li>
+          <InboxButton />
         </li>
         <li className="rail-sep" aria-hidden="true" />
         {communities.map((c) => (
@@ -53,6 +58,7 @@ function CommunityIcon({ id, name, active }: { id: string; name: string; active:
   const list = ids ? ids.split(',') : [];
   const mentions = useStore(readStatesStore, (s) => sumMentions(s, list));
   const unread = useStore(readStatesStore, (s) => anyUnread(s, list));
+  const muted = useStore(notificationSettingsStore, (s) => communityMuted(s, id));
   const initials = name
     .split(/\s+/)
     .filter(Boolean)
@@ -60,17 +66,17 @@ function CommunityIcon({ id, name, active }: { id: string; name: string; active:
     .map((w) => w[0]!.toUpperCase())
     .join('');
   return (
-    <RailButton active={active} label={name} mentions={mentions} unread={unread} onClick={() => setQuery({ c: id, ch: null })} color={colorFor(id)}>
+    <RailButton active={active} label={name} mentions={mentions} unread={unread} muted={muted} onClick={() => setQuery({ c: id, ch: null })} color={colorFor(id)}>
       <span className="rail-initials" data-initials={initials || '?'} aria-hidden="true" />
     </RailButton>
   );
 }
 
-function RailButton(props: { active: boolean; label: string; mentions: number; unread: boolean; onClick: () => void; color?: string; children: React.ReactNode }) {
-  const { active, label, mentions, unread, onClick, color, children } = props;
-  const desc = [label, mentions ? `${mentions} mention${mentions === 1 ? '' : 's'}` : unread ? 'unread messages' : ''].filter(Boolean).join(', ');
+function RailButton(props: { active: boolean; label: string; mentions: number; unread: boolean; muted?: boolean; onClick: () => void; color?: string; children: React.ReactNode }) {
+  const { active, label, mentions, unread, muted, onClick, color, children } = props;
+  const desc = [label, mentions ? `${mentions} mention${mentions === 1 ? '' : 's'}` : unread ? 'unread messages' : '', muted ? 'muted' : ''].filter(Boolean).join(', ');
   return (
-    <div className={`rail-item${active ? ' active' : ''}${unread ? ' unread' : ''}`}>
+    <div className={`rail-item${active ? ' active' : ''}${unread ? ' unread' : ''}${muted ? ' silenced' : ''}`}>
       <span className="rail-pill" aria-hidden="true" />
       <button
         type="button"
@@ -83,6 +89,11 @@ function RailButton(props: { active: boolean; label: string; mentions: number; u
       >
         {children}
       </button>
+      {muted && (
+        <span className="rail-muted" aria-hidden="true" title="Notifications muted">
+          <Icon name="bellOff" size={14} />
+        </span>
+      )}
       {mentions > 0 && (
         <span className="badge rail-badge" aria-hidden="true">
           {mentions > 99 ? '99+' : mentions}

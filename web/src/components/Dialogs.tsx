@@ -13,6 +13,7 @@ import { sessionStore } from '@/stores/session';
 import { useStore } from '@/stores/store';
 import { CommunitySettings } from './CommunitySettings';
 import { EmailSettings } from './EmailSettings';
+import { AccountNotificationSettings, CommunityNotificationsDialog } from './NotificationSettings';
 import { Avatar, Modal, formatStamp } from './ui';
 
 export function Dialogs({ dialog, onClose, onDialog }: { dialog: Dialog; onClose: () => void; onDialog: (d: Dialog) => void }) {
@@ -30,6 +31,8 @@ export function Dialogs({ dialog, onClose, onDialog }: { dialog: Dialog; onClose
       return <UserSettings onClose={onClose} />;
     case 'community-settings':
       return <CommunitySettings communityId={dialog.communityId} onClose={onClose} onDialog={onDialog} initialTab={dialog.tab} />;
+    case 'community-notifications':
+      return <CommunityNotificationsDialog communityId={dialog.communityId} onClose={onClose} />;
   }
 }
 
@@ -323,6 +326,7 @@ function UserSettings({ onClose }: { onClose: () => void }) {
         </p>
       </section>
       <EmailSettings />
+      <AccountNotificationSettings />
       <PrivacySettings />
       <section aria-labelledby="status-h">
         <h3 id="status-h">Status</h3>

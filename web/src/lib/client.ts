@@ -1,6 +1,6 @@
 // The running app: one gateway per tab, the outbox, and every dispatch applied to the
 // stores. Components call the actions here; nothing in here touches React.
-import type { Channel, Community, Member, Message, Overwrite, PresenceStatus, ReadState, ReadyCommunity, ReadyPayload, Role, User } from '@/api/types';
+import type { Channel, Community, Member, Message, NotificationCreateEvent, NotificationReadEvent, Overwrite, PresenceStatus, ReadState, ReadyCommunity, ReadyPayload, Role, User } from '@/api/types';
 import { api, gatewayUrl, requestJson, unwrap } from './api';
 import { getAccessToken, refresh, sessionRevoked } from './auth';
 import { ApiError, describeError } from './errors';
@@ -11,6 +11,9 @@ import { channelPermissions } from './permissions';
 import * as C from '@/stores/communities';
 import * as M from '@/stores/messages';
 import * as R from '@/stores/readStates';
+import * as I from '@/stores/inbox';
+import * as NS from '@/stores/notificationSettings';
+import { loadNotificationSettings, notificationsApi, refreshUnreadCount, startMuteClock } from './notifications';
 import { setComposerError, setCooldown, restoreDraft } from '@/stores/drafts';
 import { bulkDelete as postBulkDelete } from './moderation';
 import { setPresence, startTyping, stopTyping, sweepTyping } from '@/stores/presence';
@@ -42,6 +45,7 @@ export class HearthClient {
   private ackTimers = new Map<string, ReturnType<typeof setTimeout>>();
   private acked = new Map<string, string>();
   private cleanups: (() => void)[] = [];
+  private unreadRefresh: ReturnType<typeof setTimeout> | null = null;
   private readySeen = false;
   private started = false;
 
@@ -93,6 +97,8 @@ export class HearthClient {
         void this.loadVoiceStates();
       }
       if (info.recovered) void this.catchUp();
+      // No dispatch carries settings changed on another device while we were away.
+      if (info.recovered) void loadNotificationSettings().catch(() => undefined);
       void this.outbox.flush();
     });
     this.gateway.on('revoked', () => sessionRevoked());
@@ -103,6 +109,9 @@ export class HearthClient {
     if (this.started) return;
     this.started = true;
     this.gateway.connect();
+    // Mutes show in the sidebar from the start (READY does not carry settings).
+    void loadNotificationSettings().catch(() => undefined);
+    this.cleanups.push(startMuteClock());
     // Render from REST while the socket handshakes (and if it can't connect at all):
     // the first screen shouldn't wait for READY.
     void this.bootstrap().catch(() => undefined);
@@ -130,6 +139,8 @@ export class HearthClient {
     for (const c of this.cleanups) c();
     this.cleanups = [];
     for (const t of this.ackTimers.values()) clearTimeout(t);
+    if (this.unreadRefresh) clearTimeout(this.unreadRefresh);
+    this.unreadRefresh = null;
   }
 
   me(): User | null {
@@ -146,10 +157,19 @@ export class HearthClient {
         return this.onMessageCreate(d as unknown as Message);
       case 'MESSAGE_UPDATE':
         return messagesStoreSet((s) => M.applyUpdate(s, d as unknown as Message));
-      case 'MESSAGE_DELETE':
-        return messagesStoreSet((s) => M.applyDelete(s, String(d.channel_id), String(d.id ?? d.message_id)));
-      case 'MESSAGE_DELETE_BULK':
-        return messagesStoreSet((s) => M.applyDeleteMany(s, String(d.channel_id), ((d.ids ?? d.message_ids) as unknown[] | undefined ?? []).map(String)));
+      case 'MESSAGE_DELETE': {
+        const [channelId, id] = [String(d.channel_id), String(d.id ?? d.message_id)];
+        inboxSet((s) => I.dropMessages(s, channelId, [id]));
+        this.refreshUnreadSoon();
+        return messagesStoreSet((s) => M.applyDelete(s, channelId, id));
+      }
+      case 'MESSAGE_DELETE_BULK': {
+        const channelId = String(d.channel_id);
+        const ids = ((d.ids ?? d.message_ids) as unknown[] | undefined ?? []).map(String);
+        inboxSet((s) => I.dropMessages(s, channelId, ids));
+        this.refreshUnreadSoon();
+        return messagesStoreSet((s) => M.applyDeleteMany(s, channelId, ids));
+      }
       case 'REACTION_ADD':
       case 'REACTION_REMOVE':
         return messagesStoreSet((s) =>
@@ -198,6 +218,13 @@ export class HearthClient {
       }
       case 'READ_STATE_UPDATE':
         return readSet((s) => R.applyReadState(s, d as unknown as ReadState));
+      case 'NOTIFICATION_CREATE': {
+        const { unread_count, ...n } = d as unknown as NotificationCreateEvent;
+        if (n.message?.author) C_set((s) => C.rememberUser(s, n.message!.author));
+        return inboxSet((s) => I.applyCreate(s, n, unread_count));
+      }
+      case 'NOTIFICATION_READ':
+        return inboxSet((s) => I.applyRead(s, d as unknown as NotificationReadEvent));
       case 'VOICE_STATE_UPDATE':
         return V.voiceStatesStore.set((s) => V.applyVoiceState(s, d as unknown as V.VoiceState));
       case 'VOICE_SERVER':
@@ -212,10 +239,12 @@ export class HearthClient {
   /** Loads what READY would carry over REST; ignored if READY got here first. */
   async bootstrap(): Promise<void> {
     const me = this.me() ?? (await unwrap<User>(api.GET('/api/v1/users/@me')));
-    const [communities, dms, readStates] = await Promise.all([
+    const [communities, dms, readStates, unread] = await Promise.all([
       unwrap<Community[]>(api.GET('/api/v1/communities')),
       unwrap<Channel[]>(api.GET('/api/v1/dms')).catch(() => [] as Channel[]),
       unwrap<ReadState[]>(api.GET('/api/v1/read-states')).catch(() => [] as ReadState[]),
+      // READY's `notifications_unread`, over REST: the count of a one-entry page.
+      notificationsApi.list({ limit: 1, unread: true }).then((p) => p.unread_count, () => undefined),
     ]);
     const full: ReadyCommunity[] = await Promise.all(
       communities.map(async (c) => {
@@ -227,7 +256,7 @@ export class HearthClient {
       }),
     );
     if (this.readySeen) return;
-    this.onReady({ session_id: '', user: me, communities: full, dms, read_states: readStates }, true);
+    this.onReady({ session_id: '', user: me, communities: full, dms, read_states: readStates, notifications_unread: unread }, true);
   }
 
   private onReady(d: ReadyPayload, fromRest = false) {
@@ -244,6 +273,7 @@ export class HearthClient {
     readSet(() => R.fromReady(d.read_states ?? [], last));
     for (const p of d.presences ?? []) setPresence(p.user_id, p.status);
     setPresence(d.user.id, 'online');
+    if (typeof d.notifications_unread === 'number') inboxSet((s) => I.fromReady(s, d.notifications_unread!));
     if (typeof performance !== 'undefined' && performance.getEntriesByName('hearth:data-loaded').length === 0) performance.mark('hearth:data-loaded');
     this.preloadSelected();
     void this.loadVoiceStates((d.communities ?? []).map((c) => c.id));
@@ -371,6 +401,8 @@ export class HearthClient {
   }
 
   forgetChannel(id: string) {
+    inboxSet((s) => I.dropChannels(s, [id]));
+    this.refreshUnreadSoon();
     C_set((s) => C.removeChannel(s, id));
     messagesStoreSet((s) => M.dropChannel(s, id));
   }
@@ -395,7 +427,22 @@ export class HearthClient {
     if (vc && callCommunity() === id) vc.teardown();
     const chans = Object.values(C_get().channels).filter((c) => c.community_id === id).map((c) => c.id);
     C_set((s) => C.removeCommunity(s, id));
+    inboxSet((s) => I.dropChannels(s, chans));
+    this.refreshUnreadSoon();
     messagesStoreSet((s) => chans.reduce((acc, cid) => M.dropChannel(acc, cid), s));
+  }
+
+  /**
+   * A deleted message or a channel we lost may take unread notifications with it, and no
+   * dispatch says so: re-read the count shortly after (once for a burst), and only when
+   * the bell shows any.
+   */
+  private refreshUnreadSoon() {
+    if (I.inboxStore.get().unread === 0 || this.unreadRefresh || !this.started) return;
+    this.unreadRefresh = setTimeout(() => {
+      this.unreadRefresh = null;
+      void refreshUnreadCount().catch(() => undefined);
+    }, 1500);
   }
 
   // ---- history --------------------------------------------------------------------
@@ -687,6 +734,9 @@ function readSet(fn: (s: R.ReadStatesState) => R.ReadStatesState) {
 function R_get() {
   return R.readStatesStore.get();
 }
+function inboxSet(fn: (s: I.InboxState) => I.InboxState) {
+  I.inboxStore.set(fn);
+}
 
 let instance: HearthClient | null = null;
 
@@ -713,6 +763,8 @@ export function resetClient() {
   sessionStore.set((s) => ({ ...s, loaded: false, gateway: 'idle' }));
   C.communitiesStore.set({ communities: {}, order: [], channels: {}, roles: {}, members: {}, membersLoaded: {}, dms: [], users: {} });
   R.readStatesStore.set({ byChannel: {}, lastMessage: {} });
+  I.inboxStore.set(I.EMPTY_INBOX);
+  NS.notificationSettingsStore.set(NS.EMPTY_SETTINGS);
 }
 
 export { describeError, ApiError };
