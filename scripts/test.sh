@@ -100,6 +100,13 @@ ensure_push() {
   scripts/push.sh start
 }
 
+# A real OpenID Connect provider for the sign-in tests (panva's
+# oidc-provider from npm); scripts/oidc.sh has the details.
+ensure_oidc() {
+  command -v node >/dev/null || die "node is needed for the OpenID provider the tests sign in with"
+  scripts/oidc.sh start
+}
+
 ensure_chromium() {
   command -v chromium >/dev/null || apt_install chromium
 }
@@ -124,6 +131,7 @@ run_rust() {
   ensure_moto
   ensure_smtp
   ensure_push
+  ensure_oidc
   say "Rust: formatting"
   cargo fmt --all -- --check
   say "Rust: tests (SQLite and Postgres)"
@@ -144,6 +152,7 @@ run_web() {
   ensure_chromium
   ensure_coturn
   ensure_smtp
+  ensure_oidc
   build_web
   say "web: unit tests"
   (cd web && npm test --silent)

@@ -56,6 +56,8 @@ pub enum StartError {
     Blobs(String),
     #[error("mail: {0}")]
     Mail(#[from] hearth_mail::MailError),
+    #[error("OpenID Connect: {0}")]
+    Oidc(String),
     #[error("notifications: {0}")]
     Notify(#[from] crate::notify::NotifyStartError),
     #[error("accounts: {0}")]
@@ -376,6 +378,7 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         metrics.clone(),
         node,
     )?;
+    let oidc = crate::oidc::Oidc::new(&cfg).map_err(StartError::Oidc)?;
     let notify =
         Arc::new(crate::notify::Notify::new(&cfg, &store, ids.clone(), &metrics, node).await?);
     tracing::info!(
@@ -407,6 +410,7 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         media,
         mail,
         notify,
+        oidc,
     }));
     if let Some(m) = &state.mail {
         m.start().await.map_err(StartError::Bus)?;

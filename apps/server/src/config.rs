@@ -148,6 +148,36 @@ pub struct Config {
     pub password_hash: PasswordHashConfig,
     pub media: MediaConfig,
     pub notify: NotifyConfig,
+    /// "Sign in with …": OpenID Connect providers (env
+    /// `HEARTH_OIDC_PROVIDERS`, a JSON array of the same tables).
+    pub oidc_providers: Vec<OidcProviderConfig>,
+    /// Accept OIDC issuers over plain http or on private addresses (a
+    /// provider on your own network; tests).
+    pub oidc_allow_private: bool,
+}
+
+/// One OpenID Connect provider.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcProviderConfig {
+    /// A short name for URLs (`/api/v1/auth/oidc/<name>/start`): a-z, 0-9, `-`, `_`.
+    pub name: String,
+    /// What the button says ("Sign in with <display_name>").
+    pub display_name: String,
+    /// The issuer; discovery is `<issuer>/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// Only these email domains may sign in (empty: any).
+    #[serde(default)]
+    pub allowed_email_domains: Vec<String>,
+    /// Whether a first sign-in creates an account.
+    #[serde(default = "yes")]
+    pub allow_signup: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Notifications: the inbox, Web Push and the email digest.
@@ -306,6 +336,8 @@ impl Default for Config {
             password_hash: PasswordHashConfig::default(),
             media: MediaConfig::default(),
             notify: NotifyConfig::default(),
+            oidc_providers: Vec::new(),
+            oidc_allow_private: false,
         }
     }
 }
@@ -561,6 +593,19 @@ impl Config {
             "HEARTH_AUDIT_RETENTION_DAYS",
             env("HEARTH_AUDIT_RETENTION_DAYS"),
         )?;
+        if let Some(v) = env("HEARTH_OIDC_PROVIDERS") {
+            self.oidc_providers = serde_json::from_str(&v).map_err(|e| {
+                ConfigError::Invalid(
+                    "HEARTH_OIDC_PROVIDERS",
+                    format!("a JSON array of providers: {e}"),
+                )
+            })?;
+        }
+        set(
+            &mut self.oidc_allow_private,
+            "HEARTH_OIDC_ALLOW_PRIVATE",
+            env("HEARTH_OIDC_ALLOW_PRIVATE"),
+        )?;
         let n = &mut self.notify;
         set(
             &mut n.enabled,
@@ -793,6 +838,35 @@ impl Config {
                 "log_format",
                 "\"text\" or \"json\"".into(),
             ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for p in &self.oidc_providers {
+            let ok_name = !p.name.is_empty()
+                && p.name.len() <= 32
+                && p.name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
+            if !ok_name || !names.insert(p.name.as_str()) {
+                return Err(ConfigError::Invalid(
+                    "oidc_providers.name",
+                    format!("{:?}: unique, 1-32 of a-z, 0-9, - and _", p.name),
+                ));
+            }
+            if crate::netguard::check_url(&p.issuer, self.oidc_allow_private).is_err() {
+                return Err(ConfigError::Invalid(
+                    "oidc_providers.issuer",
+                    format!(
+                        "{:?}: an https URL (plain http and private addresses need oidc_allow_private)",
+                        p.issuer
+                    ),
+                ));
+            }
+            if p.client_id.is_empty() || p.display_name.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "oidc_providers",
+                    format!("{}: client_id and display_name are needed", p.name),
+                ));
+            }
         }
         let subject = &self.notify.push_subject;
         if !subject.is_empty()

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod moderation;
 pub mod netguard;
 pub mod notify;
+pub mod oidc;
 pub mod ops;
 pub mod search;
 pub mod state;

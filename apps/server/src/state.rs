@@ -52,6 +52,8 @@ pub struct Inner {
     pub mail: Option<Arc<crate::mail::Mail>>,
     /// Notifications: the VAPID key, the push client and the consumer.
     pub notify: Arc<crate::notify::Notify>,
+    /// OpenID Connect providers (discovery and keys cached).
+    pub oidc: crate::oidc::Oidc,
 }
 
 impl Deref for AppState {

@@ -14,6 +14,7 @@
 
 mod error;
 mod jwt;
+pub mod oidc;
 mod password;
 mod service;
 mod tokens;

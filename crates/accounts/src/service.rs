@@ -164,6 +164,88 @@ impl Accounts {
         }
     }
 
+    /// An account made by a sign-in elsewhere (OpenID Connect): no password
+    /// (a `!` hash, which never verifies), the email verified when the
+    /// provider vouches for it. `wanted` is a name hint (the provider's
+    /// username or the email's local part): it is folded to what usernames
+    /// allow and made unique with a number when taken.
+    pub async fn create_external_user(
+        &self,
+        wanted: &str,
+        email: Option<&str>,
+        email_verified: bool,
+        display_name: Option<&str>,
+    ) -> Result<UserRecord, AccountsError> {
+        let mut base: String = wanted
+            .chars()
+            .map(|c| c.to_ascii_lowercase())
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(24)
+            .collect();
+        if base.len() < 3 {
+            base = format!("user{base}");
+        }
+        let email = email.map(validate_email).transpose()?;
+        let display_name = display_name
+            .map(|d| d.chars().take(64).collect::<String>())
+            .and_then(|d| validate_display_name(&d).ok());
+        let now = now_ms();
+        for attempt in 0..8 {
+            let username = if attempt == 0 {
+                base.clone()
+            } else {
+                format!("{base}{}", rand::random_range(1000..100_000))
+            };
+            if validate_username(&username).is_err() {
+                continue;
+            }
+            let user = UserRecord {
+                id: UserId::from(self.ids.next()),
+                username,
+                email: email.clone(),
+                display_name: display_name.clone(),
+                avatar_id: None,
+                password_hash: "!".into(),
+                is_admin: false,
+                plan: "free".into(),
+                totp_secret: None,
+                allow_dms_from: Default::default(),
+                created_at: now,
+                email_verified_at: (email_verified && email.is_some()).then_some(now),
+                email_bounced_at: None,
+            };
+            match self.store.create_user(&user).await {
+                Ok(()) => {
+                    // create_user stores addresses unverified; this one is proven.
+                    if let (Some(e), Some(_)) = (&user.email, user.email_verified_at) {
+                        self.store.set_email_verified(user.id, e, now).await?;
+                    }
+                    return Ok(user);
+                }
+                Err(StoreError::Conflict(what)) if what == "email" => {
+                    return Err(AccountsError::Taken("email"));
+                }
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AccountsError::Taken("username"))
+    }
+
+    /// Opens a session for a user proven by other means (a provider's ID
+    /// token): refused while the account is suspended or locked.
+    pub async fn sign_in(
+        &self,
+        user: UserRecord,
+        user_agent: Option<String>,
+    ) -> Result<AuthSuccess, AccountsError> {
+        if self.store.suspension(user.id).await?.is_some() {
+            return Err(AccountsError::Suspended);
+        }
+        let tokens = self.open_session(user.id, user_agent).await?;
+        Ok(AuthSuccess { user, tokens })
+    }
+
     pub async fn login(
         &self,
         login: &str,
@@ -380,7 +462,7 @@ impl Accounts {
 
     /// Proves the caller is the account holder, not just a holder of its
     /// access token: the password, and a current code when TOTP is on.
-    pub(crate) async fn reauthenticate(
+    pub async fn reauthenticate(
         &self,
         user: UserId,
         password: String,

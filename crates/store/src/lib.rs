@@ -19,6 +19,7 @@ mod mail;
 mod migrate;
 mod model;
 mod notify;
+mod oidc;
 mod sql;
 mod store;
 pub mod testing;
@@ -31,4 +32,5 @@ pub use notify::{
     ACCOUNT_SCOPE, NewNotification, NotificationRecord, NotifySettingRecord, NotifyStore,
     PushRecord, PushSubscriptionRecord,
 };
+pub use oidc::{IdentityRecord, OidcFlowRecord, OidcStore};
 pub use store::Store;

@@ -72,6 +72,11 @@ pub const SQLITE: &[Migration] = &[
         name: "notifications",
         sql: include_str!("../migrations/sqlite/0011_notifications.sql"),
     },
+    Migration {
+        version: 12,
+        name: "oidc",
+        sql: include_str!("../migrations/sqlite/0012_oidc.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -129,6 +134,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 11,
         name: "notifications",
         sql: include_str!("../migrations/postgres/0011_notifications.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "oidc",
+        sql: include_str!("../migrations/postgres/0012_oidc.sql"),
     },
 ];
 

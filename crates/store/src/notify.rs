@@ -105,7 +105,8 @@ pub trait NotifyStore: Send + Sync {
     async fn users_blocking(&self, user: UserId) -> StoreResult<Vec<UserId>>;
 
     /// Adds notifications for a message that still exists, one per user at
-    /// most (a user notified already is skipped); returns those added.
+    /// most (a user notified already is skipped); returns those added. A
+    /// user who has read the channel up to the message gets it read.
     async fn add_notifications(
         &self,
         message: MessageId,
@@ -371,8 +372,11 @@ macro_rules! notify_impl {
                 for chunk in rows.chunks(CHUNK) {
                     // VALUES rows name their columns column1.. in both engines.
                     let mut sql = String::from(
-                        "INSERT INTO notifications (id, user_id, message_id, channel_id, community_id, kind, created_at) \
-                         SELECT column1, column2, $1, $2, $3, column3, $4 FROM (VALUES ",
+                        // Created read when the user has read the channel past the
+                        // message already (their client acked it before this ran).
+                        "INSERT INTO notifications (id, user_id, message_id, channel_id, community_id, kind, created_at, read_at) \
+                         SELECT column1, column2, $1, $2, $3, column3, $4, (SELECT $4 FROM read_states rs \
+                         WHERE rs.user_id = v.column2 AND rs.channel_id = $2 AND rs.last_read_id >= $1) FROM (VALUES ",
                     );
                     for i in 0..chunk.len() {
                         let p = 5 + i * 3;

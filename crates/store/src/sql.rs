@@ -2240,6 +2240,8 @@ macro_rules! sql_impl {
                     "DELETE FROM notifications WHERE user_id = $1",
                     "DELETE FROM notification_settings WHERE user_id = $1",
                     "DELETE FROM push_subscriptions WHERE user_id = $1",
+                    "DELETE FROM user_identities WHERE user_id = $1",
+                    "DELETE FROM oidc_flows WHERE link_user_id = $1",
                     "DELETE FROM member_roles WHERE user_id = $1",
                     "DELETE FROM members WHERE user_id = $1",
                     "DELETE FROM user_suspensions WHERE user_id = $1",

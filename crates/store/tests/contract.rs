@@ -98,6 +98,7 @@ contract!(
     attachments_claim_and_expire,
     mail_outbox_and_account_tokens,
     notifications_settings_and_push,
+    oidc_flows_and_identities,
 );
 
 static IDS: std::sync::LazyLock<IdGenerator> = std::sync::LazyLock::new(|| IdGenerator::new(1));
@@ -1975,6 +1976,24 @@ async fn notifications_settings_and_push(s: &dyn Store) {
             .len(),
         600
     );
+    // Read already (the reader's ack came first): created read.
+    let seen = created(s, &msg(ch.id, a.id, "seen", None), &a).await;
+    s.ack(many[5], ch.id, seen.id).await.unwrap();
+    let pre_read = s
+        .add_notifications(
+            seen.id,
+            ch.id,
+            Some(c.id),
+            now,
+            &[n(many[5], "mention"), n(many[0], "mention")],
+        )
+        .await
+        .unwrap();
+    let by_user: std::collections::HashMap<UserId, Option<i64>> =
+        pre_read.iter().map(|r| (r.user_id, r.read_at)).collect();
+    assert_eq!(by_user[&many[5]], Some(now));
+    assert_eq!(by_user[&many[0]], None);
+    assert!(s.delete_message(ch.id, seen.id).await.unwrap());
     // A message deleted before its event is handled notifies nobody.
     let gone = created(s, &msg(ch.id, a.id, "oops", None), &a).await;
     assert!(s.delete_message(ch.id, gone.id).await.unwrap());
@@ -2203,4 +2222,56 @@ async fn notifications_settings_and_push(s: &dyn Store) {
     let k = s.ensure_vapid_key("priv1", "pub1", now).await.unwrap();
     assert_eq!(k, ("priv1".to_string(), "pub1".to_string()));
     assert_eq!(s.ensure_vapid_key("priv2", "pub2", now).await.unwrap(), k);
+}
+
+async fn oidc_flows_and_identities(s: &dyn Store) {
+    let u = new_user(s, "oidcer").await;
+    let v = new_user(s, "other").await;
+    let now = now_ms();
+    let flow = |hash: &str, expires_at: i64| OidcFlowRecord {
+        state_hash: hash.into(),
+        provider: "google".into(),
+        nonce: "n".into(),
+        verifier: "v".into(),
+        link_user_id: Some(u.id),
+        redirect: "/app".into(),
+        created_at: now,
+        expires_at,
+    };
+    s.create_oidc_flow(&flow("h1", now + 600_000))
+        .await
+        .unwrap();
+    s.create_oidc_flow(&flow("h2", now - 1)).await.unwrap();
+    // Spent once; a racing second take gets nothing; an expired one never.
+    let (a, b) = tokio::join!(s.take_oidc_flow("h1", now), s.take_oidc_flow("h1", now));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.is_some() as u8 + b.is_some() as u8, 1);
+    assert_eq!(a.or(b).unwrap(), flow("h1", now + 600_000));
+    assert!(s.take_oidc_flow("h2", now).await.unwrap().is_none());
+    assert!(s.take_oidc_flow("nope", now).await.unwrap().is_none());
+    assert_eq!(s.prune_oidc_flows(now).await.unwrap(), 1);
+    // Identities: one holder per (provider, subject).
+    let ident = |id: i64, user: UserId, subject: &str| IdentityRecord {
+        id,
+        user_id: user,
+        provider: "google".into(),
+        subject: subject.into(),
+        email: Some("x@example.org".into()),
+        created_at: now,
+    };
+    let first = ident(id(), u.id, "sub-1");
+    s.add_identity(&first).await.unwrap();
+    assert!(matches!(
+        s.add_identity(&ident(id(), v.id, "sub-1")).await,
+        Err(StoreError::Conflict(what)) if what == "identity"
+    ));
+    assert_eq!(
+        s.identity("google", "sub-1").await.unwrap(),
+        Some(first.clone())
+    );
+    assert!(s.identity("github", "sub-1").await.unwrap().is_none());
+    assert_eq!(s.identities(u.id).await.unwrap(), vec![first.clone()]);
+    assert!(!s.delete_identity(v.id, first.id).await.unwrap(), "not v's");
+    assert!(s.delete_identity(u.id, first.id).await.unwrap());
+    assert!(s.identities(u.id).await.unwrap().is_empty());
 }

@@ -24,13 +24,13 @@ fn is_web(h: &HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("web"))
 }
 
-fn user_agent(h: &HeaderMap) -> Option<String> {
+pub(crate) fn user_agent(h: &HeaderMap) -> Option<String> {
     h.get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(String::from)
 }
 
-fn cookie(h: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn cookie(h: &HeaderMap, name: &str) -> Option<String> {
     h.get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -40,7 +40,7 @@ fn cookie(h: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-fn set_cookie(state: &AppState, value: &str, max_age: u64) -> HeaderValue {
+pub(crate) fn set_cookie(state: &AppState, value: &str, max_age: u64) -> HeaderValue {
     let secure = if state.cfg.secure_cookies() {
         "; Secure"
     } else {
@@ -53,7 +53,7 @@ fn set_cookie(state: &AppState, value: &str, max_age: u64) -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static("hearth_refresh=; Max-Age=0"))
 }
 
-const COOKIE_MAX_AGE: u64 = 30 * 24 * 3600;
+pub(crate) const COOKIE_MAX_AGE: u64 = 30 * 24 * 3600;
 
 pub(crate) async fn auth_rate_limit(state: &AppState, ip: &str) -> ApiResult<()> {
     let rl = &state.cfg.rate_limit;

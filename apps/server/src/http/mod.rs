@@ -13,6 +13,7 @@ pub mod messages;
 pub mod middleware;
 pub mod moderation;
 pub mod notifications;
+pub mod oidc;
 pub mod ops;
 pub mod reports;
 pub mod roles;
@@ -155,6 +156,11 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             notifications::subscriptions
         ))
         .routes(routes!(notifications::unsubscribe))
+        .routes(routes!(oidc::providers))
+        .routes(routes!(oidc::start))
+        .routes(routes!(oidc::callback))
+        .routes(routes!(oidc::link, oidc::unlink))
+        .routes(routes!(oidc::identities))
         .routes(routes!(messages::typing))
         .routes(routes!(messages::read))
         .routes(routes!(messages::read_states))

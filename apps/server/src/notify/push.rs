@@ -46,6 +46,12 @@ pub(super) async fn queue(
     title: &str,
     previews: &HashMap<UserId, bool>,
 ) {
+    // Read already: nothing to tell a phone.
+    let created: Vec<&NotificationRecord> =
+        created.iter().filter(|n| n.read_at.is_none()).collect();
+    if created.is_empty() {
+        return;
+    }
     let users: Vec<i64> = created.iter().map(|n| n.user_id.0).collect();
     let statuses = match state.presence.get(&users).await {
         Ok(s) => s,
@@ -60,7 +66,7 @@ pub(super) async fn queue(
         .iter()
         .zip(statuses)
         .filter(|(_, s)| matches!(s, Status::Offline | Status::Idle))
-        .map(|(n, _)| (n.user_id, n))
+        .map(|(n, _)| (n.user_id, *n))
         .collect();
     if away.is_empty() {
         return;

@@ -14,6 +14,7 @@ mod matrix;
 mod media;
 mod moderation;
 mod notify;
+mod oidc;
 mod ops;
 mod processes;
 mod scenarios;
@@ -144,6 +145,10 @@ both_backends!(notifications = notify: who_is_told_and_the_inbox);
 
 both_backends_with!(web_push = crate::notify::pushes_reach_away_users, |c| {
     crate::notify::push_on(c);
+});
+
+both_backends_with!(oidc_sign_in = crate::oidc::sign_in_with_a_provider, |c| {
+    crate::oidc::oidc_on(c);
 });
 
 both_backends_with!(

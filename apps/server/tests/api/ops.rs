@@ -118,6 +118,9 @@ async fn populate() -> Fixture {
         c.data_dir = data.clone();
         c.rate_limit.enabled = false;
         crate::mail::mail_on(c, &crate::mail::sink_addr());
+        crate::oidc::oidc_on(c);
+        // The provider sends codes to loopback callbacks only.
+        c.public_url = "http://127.0.0.1".into();
     })
     .await;
     let owner = s.register("owner").await;
@@ -306,6 +309,8 @@ async fn populate() -> Fixture {
         .await,
     )
     .await;
+    // A provider identity (user_identities) and its spent flow (oidc_flows).
+    crate::oidc::link_identity(&s, &alice).await;
     crate::notify::require_push_sink();
     let browser = crate::notify::sink_subscription(json!({})).await;
     ok(
