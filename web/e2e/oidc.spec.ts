@@ -8,7 +8,7 @@
 // never skip.
 import { expect, test, type Page } from '@playwright/test';
 import { OIDC_ISSUER } from './global-setup';
-import { axeCheck, login, newUserPage, rest, uniqueName } from './helpers';
+import { axeCheck, baseUrl, login, newUserPage, rest, uniqueName } from './helpers';
 import { enableTotp, totp } from './totp';
 
 const PASSWORD = 'correct horse battery';
@@ -21,17 +21,29 @@ test.beforeAll(async () => {
 
 /**
  * The test provider has no login page: its authorization URL logs in the account named
- * by an extra `login_hint`. The browser's visit there (from our /start, or from linking)
- * goes on to the same URL with the hint added. Without this the visit goes as it is,
- * which the provider answers as a person cancelling.
+ * by an extra `login_hint`. The browser's visits there get the hint. Without this they
+ * go as they are, which the provider answers as a person cancelling.
  */
 async function signInAtProviderAs(page: Page, account: string) {
+  const atProvider = (url: URL) => url.origin === OIDC_ISSUER && url.pathname === '/auth';
+  const withHint = (url: URL) => {
+    const hinted = new URL(url);
+    hinted.searchParams.set('login_hint', account);
+    return hinted.href;
+  };
+  // Straight there (linking answers the provider's URL and the page goes to it).
+  await page.route(atProvider, (route) => route.continue({ url: withHint(new URL(route.request().url())) }));
+  // Through our start URL: the browser follows its redirect without routing it again, so
+  // the redirect itself gets the hint; the cookie binding the flow still reaches the browser.
   await page.route(
-    (url) => url.origin === OIDC_ISSUER && url.pathname === '/auth',
-    (route) => {
-      const url = new URL(route.request().url());
-      url.searchParams.set('login_hint', account);
-      return route.continue({ url: url.href });
+    (url) => url.origin === baseUrl() && url.pathname.startsWith('/api/v1/auth/oidc/') && !url.pathname.endsWith('/callback'),
+    async (route) => {
+      if (!route.request().isNavigationRequest()) return route.fallback();
+      const res = await route.fetch({ maxRedirects: 0 });
+      const location = res.headers()['location'];
+      const to = location ? new URL(location, route.request().url()) : null;
+      if (!to || !atProvider(to)) return route.fulfill({ response: res });
+      return route.fulfill({ response: res, headers: { ...res.headers(), location: withHint(to) } });
     },
   );
 }
