@@ -96,12 +96,14 @@ describe('linkedNotice', () => {
 });
 
 describe('identityErrorMessage', () => {
-  it('linking: a wrong password (maybe there is none), a missing code, a provider gone', () => {
+  it('linking: a wrong password (maybe there is none), a missing code, a provider gone or unreachable', () => {
     const wrong = identityErrorMessage('link', apiError(401, 'invalid_credentials'));
     expect(wrong).toMatch(/^Wrong password or two-factor code\./);
     expect(wrong).toMatch(/no password until you set one with “Forgot password\?”/);
     expect(identityErrorMessage('link', apiError(401, 'mfa_required'))).toBe('Enter the code from your authenticator app.');
     expect(identityErrorMessage('link', apiError(404, 'not_found'))).toMatch(/no longer set up/);
+    // The server could not reach the provider to begin (nothing is retried by itself).
+    expect(identityErrorMessage('link', apiError(503, 'unavailable', 'the identity provider is unavailable'))).toBe('The provider could not be reached. Please try again in a moment.');
   });
 
   it('removing the only way to sign in (409) says how to get another', () => {

@@ -67,6 +67,8 @@ export function identityErrorMessage(action: 'link' | 'remove', e: unknown): str
         return 'Wrong password or two-factor code. (An account created by signing in with a provider has no password until you set one with “Forgot password?” on the sign-in page.)';
       if (e.code === 'mfa_required') return 'Enter the code from your authenticator app.';
       if (e.status === 404) return 'That provider is no longer set up on this server.';
+      // The server could not reach the provider to start; not the "busy, retrying" of other 503s.
+      if (e.status === 503) return 'The provider could not be reached. Please try again in a moment.';
     }
     if (action === 'remove' && e.status === 409)
       return 'This is the only way to sign in to your account: it has no password. Set one first with “Forgot password?” on the sign-in page (it mails you a link), then remove this.';
