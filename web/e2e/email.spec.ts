@@ -4,10 +4,10 @@
 // every open session stop working); change of address → confirmation link → settings
 // show the new one. The mails are read from the sink's files and their links opened.
 // Without the sink these tests fail (assertSinkUp), never skip.
-import { createHmac } from 'node:crypto';
 import { expect, test, type Page } from '@playwright/test';
 import { axeCheck, baseUrl, login, newUserPage, uniqueName } from './helpers';
 import { assertSinkUp, linkIn, mailsTo, waitForMail } from './mail';
+import { enableTotp, totp } from './totp';
 
 const PASSWORD = 'correct horse battery';
 
@@ -23,34 +23,6 @@ async function apiRegister(username: string, email: string, password = PASSWORD)
   });
   expect(res.status, await res.clone().text()).toBe(201);
   return ((await res.json()) as { access_token: string }).access_token;
-}
-
-/** RFC 6238 (SHA-1, 6 digits, 30 s), as the server and authenticator apps compute it. */
-function totp(base32: string, at = Date.now()): string {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const c of base32.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
-  const key = Buffer.from((bits.match(/.{8}/g) ?? []).map((b) => parseInt(b, 2)));
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(Math.floor(at / 30_000)));
-  const mac = createHmac('sha1', key).update(counter).digest();
-  const o = mac[mac.length - 1] & 0xf;
-  return String((mac.readUInt32BE(o) & 0x7fffffff) % 1_000_000).padStart(6, '0');
-}
-
-/** Turns TOTP on with the code of the step before `t0` (the server takes each step once, and only later ones). */
-async function enableTotp(accessToken: string, t0: number): Promise<string> {
-  const auth = { Authorization: `Bearer ${accessToken}`, 'Content-Type': 'application/json' };
-  const setup = await fetch(`${baseUrl()}/api/v1/users/@me/mfa/totp`, { method: 'POST', headers: auth });
-  expect(setup.status).toBe(200);
-  const { secret } = (await setup.json()) as { secret: string };
-  const on = await fetch(`${baseUrl()}/api/v1/users/@me/mfa/totp`, {
-    method: 'PUT',
-    headers: auth,
-    body: JSON.stringify({ secret, code: totp(secret, t0 - 30_000), password: PASSWORD }),
-  });
-  expect(on.status, await on.text()).toBe(204);
-  return secret;
 }
 
 async function openEmailSettings(page: Page) {
@@ -291,7 +263,7 @@ test('with two-factor sign-in on, changing the address asks for a current code',
   const token = await apiRegister(username, `${username}@example.test`);
   // Three codes of three successive steps: enabling, signing in, changing the address.
   const t0 = Date.now();
-  const secret = await enableTotp(token, t0);
+  const secret = await enableTotp(token, PASSWORD, t0);
 
   const { context, page } = await newUserPage(browser);
   await page.goto('/login');

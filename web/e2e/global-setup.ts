@@ -1,6 +1,7 @@
 // Starts a real `hearth` server for the suite:
 //   $HEARTH_BIN serve --listen 127.0.0.1:<free port> --data-dir <fresh temp dir>
-// with HEARTH_WEB_DIR=<web/out> and mail going to the SMTP sink, and waits for
+// with HEARTH_WEB_DIR=<web/out>, mail going to the SMTP sink and the test OpenID
+// Connect provider (scripts/oidc.sh) configured as "test", and waits for
 // GET /healthz = 200. Missing pieces fail the run (never skip): no browser, no server
 // binary, no build.
 import { spawn } from 'node:child_process';
@@ -15,6 +16,11 @@ export const STATE_FILE = join(WEB, 'test-results', '.e2e-server.json');
 /** The SMTP sink (scripts/smtp.sh): host:port, and where it writes each message. */
 export const SMTP_ADDR = process.env.HEARTH_TEST_SMTP ?? '127.0.0.1:2526';
 export const MAIL_DIR = process.env.HEARTH_TEST_MAIL_DIR ?? '/var/tmp/hearth-smtp/mail';
+/** The OpenID Connect provider (scripts/oidc.sh): host:port, also its issuer over plain http. */
+export const OIDC_ADDR = process.env.HEARTH_TEST_OIDC ?? '127.0.0.1:9400';
+export const OIDC_ISSUER = `http://${OIDC_ADDR}`;
+/** How the server knows it: the provider `test`, shown as "Test ID". */
+export const OIDC_PROVIDER = { name: 'test', display_name: 'Test ID', issuer: OIDC_ISSUER, client_id: 'hearth-test', client_secret: 'hearth-test-secret' };
 
 function freePort(): Promise<number> {
   return new Promise((res, rej) => {
@@ -65,6 +71,10 @@ export default async function globalSetup() {
       // links in it point at this server. e2e/email.spec.ts fails when the sink is absent.
       HEARTH_SMTP_URL: `smtp://${SMTP_ADDR}`,
       HEARTH_PUBLIC_URL: url,
+      // "Sign in with Test ID" (e2e/oidc.spec.ts). Its issuer is plain http on loopback,
+      // which the server accepts only with HEARTH_OIDC_ALLOW_PRIVATE.
+      HEARTH_OIDC_PROVIDERS: JSON.stringify([OIDC_PROVIDER]),
+      HEARTH_OIDC_ALLOW_PRIVATE: 'true',
     },
     stdio: ['ignore', 'inherit', 'inherit'],
     detached: false,

@@ -24,4 +24,7 @@ if (existsSync(coturn) && run(coturn, ['start']) !== 0) console.log('e2e: coturn
 // The SMTP sink the email tests read (scripts/smtp.sh: no-op if 2526 listens).
 const smtp = join(root, '..', 'scripts', 'smtp.sh');
 if (existsSync(smtp) && run('bash', [smtp, 'start']) !== 0) console.log('e2e: the SMTP sink did not start; the email tests will fail');
+// The OpenID Connect provider the sign-in tests use (scripts/oidc.sh: no-op if 9400 listens).
+const oidc = join(root, '..', 'scripts', 'oidc.sh');
+if (existsSync(oidc) && run('bash', [oidc, 'start']) !== 0) console.log('e2e: the OIDC provider did not start; the OIDC tests will fail');
 process.exit(run('npx', ['playwright', 'test', ...process.argv.slice(2)]));

@@ -14,8 +14,9 @@ import {
   tokenProblem,
   waitText,
 } from '@/lib/email';
-import { requestJson, setAuthHandlers, setBaseUrl } from '@/lib/api';
+import { requestJson, setAuthHandlers } from '@/lib/api';
 import { changeEmail, confirmPasswordReset, requestPasswordReset, verifyEmail } from '@/lib/emailApi';
+import { fakeServer, json, restoreFetch } from './fake-server';
 
 const TOKEN = 'oXzn1VIZPEbHz3xybeGPh2mY0Nhj3BvCrS6xGkLFasE'; // 32 bytes, base64url, as the server makes them
 
@@ -177,27 +178,7 @@ describe('onceByKey', () => {
 });
 
 describe('email calls', () => {
-  const realFetch = globalThis.fetch;
-  afterEach(() => {
-    globalThis.fetch = realFetch;
-    setBaseUrl('');
-    setAuthHandlers({ getToken: () => null, refresh: async () => null });
-  });
-
-  type Seen = { method: string; path: string; body: unknown; auth: string | null };
-  function fakeServer(answer: (s: Seen) => Response) {
-    const seen: Seen[] = [];
-    globalThis.fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
-      const req = input instanceof Request ? input : new Request(String(input), init);
-      const text = await req.text();
-      const s = { method: req.method, path: new URL(req.url).pathname, body: text ? JSON.parse(text) : undefined, auth: req.headers.get('Authorization') };
-      seen.push(s);
-      return answer(s);
-    }) as typeof fetch;
-    setBaseUrl('http://hearth.test');
-    return seen;
-  }
-  const json = (status: number, body: unknown) => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
+  afterEach(restoreFetch);
 
   it('posts tokens and logins without a session, and reads 202/204 with no body', async () => {
     const seen = fakeServer((s) => new Response(null, { status: s.path.endsWith('/password-reset') ? 202 : 204 }));

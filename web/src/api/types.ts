@@ -133,3 +133,28 @@ export interface PushPayload {
   /** The channel id: the browser keeps one notification per tag. */
   tag: string;
 }
+
+// ---- sign in with OpenID Connect (docs/api.md "Sign in with OpenID Connect";
+// hand-written until the OpenAPI document describes it) ----
+
+/** A configured provider: `name` goes in URLs, `display_name` on the buttons. */
+export interface OidcProvider {
+  name: string;
+  display_name: string;
+}
+
+/** A provider identity linked to the signed-in account. */
+export interface LinkedIdentity {
+  id: string;
+  /** The provider's `name`. */
+  provider: string;
+  display_name: string;
+  /** The email the provider gave when it was linked (a provider may give none). */
+  email: string | null;
+  created_at: string;
+}
+
+/** POST /users/@me/identities/{name}: where to send the browser to link the provider. */
+export interface IdentityLinkStart {
+  url: string;
+}

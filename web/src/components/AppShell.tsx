@@ -16,6 +16,7 @@ import { ChannelView } from './ChannelView';
 import { CommunityRail } from './CommunityRail';
 import { MemberList } from './MemberList';
 import { Notices } from './ui';
+import { useLinkedConfirmation } from './LinkedIdentities';
 import { ReportDialogHost } from './ReportDialog';
 import { loadStaffMe, resetStaff } from '@/lib/admin';
 import { describeError } from '@/lib/errors';
@@ -74,6 +75,7 @@ export function AppShell() {
   useEffect(() => {
     if (gateway === 'ready' || loaded) setEverReady(true);
   }, [gateway, loaded]);
+  useLinkedConfirmation(everReady);
 
   // A click on a desktop notification (public/sw.js) while the app is open: switch to
   // its channel here instead of loading the app again, and mark it read.

@@ -8,13 +8,15 @@ import { login, register } from '@/lib/auth';
 import { getClient } from '@/lib/client';
 import { describeError, ApiError } from '@/lib/errors';
 import { looksLikeEmail } from '@/lib/email';
-import { safeNext, useQueryParam } from '@/lib/nav';
+import { safeNext, setQuery, useQueryParam } from '@/lib/nav';
 import { sessionStore } from '@/stores/session';
 import { useStore } from '@/stores/store';
+import { SignInProviderError, SignInProviders } from './SignInProviders';
 
 export function AuthForm({ mode }: { mode: 'login' | 'register' }) {
   const router = useRouter();
   const next = safeNext(useQueryParam('next'));
+  const oidcError = useQueryParam('oidc_error');
   const reason = useStore(sessionStore, (s) => s.signedOutReason);
   const [name, setName] = useState('');
   const [displayName, setDisplayName] = useState('');
@@ -40,6 +42,8 @@ export function AuthForm({ mode }: { mode: 'login' | 'register' }) {
     }
     setBusy(true);
     setError(null);
+    // A provider's refusal is old news once they try their password (and a reload should not repeat it).
+    if (oidcError) setQuery({ oidc_error: null }, { replace: true });
     try {
       if (mode === 'login') await login(name.trim(), password, needTotp ? totp.trim() : undefined);
       else await register({ username: name.trim().toLowerCase(), password, email: email.trim() || undefined, display_name: displayName.trim() || undefined });
@@ -62,7 +66,8 @@ export function AuthForm({ mode }: { mode: 'login' | 'register' }) {
       <form className="auth-card" onSubmit={onSubmit} aria-labelledby="auth-title" noValidate>
         <h1 id="auth-title">{isLogin ? 'Welcome back' : 'Create an account'}</h1>
         <p className="muted">{isLogin ? 'Sign in to your Hearth server.' : 'Join your Hearth server.'}</p>
-        {reason && isLogin && <p className="auth-info" role="status">{reason}</p>}
+        {reason && isLogin && !oidcError && <p className="auth-info" role="status">{reason}</p>}
+        {oidcError && isLogin && <SignInProviderError reason={oidcError} />}
         <label htmlFor="auth-name">{isLogin ? 'Username or email' : 'Username'}</label>
         <input
           id="auth-name"
@@ -126,6 +131,7 @@ export function AuthForm({ mode }: { mode: 'login' | 'register' }) {
         <button className="btn btn-primary btn-block" type="submit" disabled={busy}>
           {busy ? 'Please wait…' : isLogin ? 'Sign in' : 'Create account'}
         </button>
+        <SignInProviders next={next} />
         <p className="muted small">
           {isLogin ? 'Need an account? ' : 'Already have an account? '}
           <Link href={otherHref}>{isLogin ? 'Register' : 'Sign in'}</Link>

@@ -13,6 +13,7 @@ import { sessionStore } from '@/stores/session';
 import { useStore } from '@/stores/store';
 import { CommunitySettings } from './CommunitySettings';
 import { EmailSettings } from './EmailSettings';
+import { LinkedIdentities } from './LinkedIdentities';
 import { AccountNotificationSettings, CommunityNotificationsDialog } from './NotificationSettings';
 import { Avatar, Modal, formatStamp } from './ui';
 
@@ -326,6 +327,7 @@ function UserSettings({ onClose }: { onClose: () => void }) {
         </p>
       </section>
       <EmailSettings />
+      <LinkedIdentities />
       <AccountNotificationSettings />
       <PrivacySettings />
       <section aria-labelledby="status-h">

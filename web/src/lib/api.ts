@@ -101,11 +101,15 @@ export function gatewayUrl(): string {
   return `${protocol === 'https:' ? 'wss' : 'ws'}://${host}/api/v1/gateway`;
 }
 
-/** Authenticated JSON request for endpoints the generated schema may not name yet. */
-export async function requestJson<T>(method: string, path: string, body?: unknown): Promise<T> {
+/**
+ * JSON request for endpoints the generated schema may not name yet: authenticated, or
+ * with `anonymous` as it is (calls that need no sign-in, made before there is one).
+ */
+export async function requestJson<T>(method: string, path: string, body?: unknown, opts: { anonymous?: boolean } = {}): Promise<T> {
+  const send = opts.anonymous ? (r: Request) => globalThis.fetch(r) : authFetch;
   let res: Response;
   try {
-    res = await authFetch(
+    res = await send(
       new Request(`${baseUrl}${path}`, {
         method,
         credentials: 'same-origin',
