@@ -17,6 +17,7 @@ import { loadNotificationSettings, notificationsApi, refreshUnreadCount, startMu
 import { setComposerError, setCooldown, restoreDraft } from '@/stores/drafts';
 import { bulkDelete as postBulkDelete } from './moderation';
 import { setPresence, startTyping, stopTyping, sweepTyping } from '@/stores/presence';
+import { startAutoIdle, type AutoIdle } from './autoIdle';
 import { sessionStore } from '@/stores/session';
 import { callStore, voiceCall } from '@/voice/call';
 import * as V from '@/voice/states';
@@ -48,6 +49,8 @@ export class HearthClient {
   private unreadRefresh: ReturnType<typeof setTimeout> | null = null;
   private readySeen = false;
   private started = false;
+  /** Says idle while the tab is hidden (see lib/autoIdle.ts). */
+  private autoIdle: AutoIdle | null = null;
 
   constructor(opts: ClientOptions = {}) {
     this.gateway = new Gateway({
@@ -122,6 +125,14 @@ export class HearthClient {
         void this.outbox.flush();
       };
       const focus = () => this.maybeAck();
+      if (typeof document !== 'undefined') {
+        const idle = startAutoIdle(document, (s) => this.gateway.setPresence(s));
+        this.autoIdle = idle;
+        this.cleanups.push(() => {
+          idle.stop();
+          this.autoIdle = null;
+        });
+      }
       window.addEventListener('online', online);
       window.addEventListener('focus', focus);
       const sweep = setInterval(() => sweepTyping(), 2_000);
@@ -709,6 +720,7 @@ export class HearthClient {
   }
 
   setPresence(status: 'online' | 'idle' | 'dnd' | 'invisible') {
+    this.autoIdle?.choose(status);
     this.gateway.setPresence(status);
     const me = this.me();
     if (me) setPresence(me.id, status === 'invisible' ? 'offline' : status);
