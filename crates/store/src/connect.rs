@@ -23,11 +23,38 @@ pub enum Backend {
 /// Opens the backend and runs migrations.
 pub async fn connect(backend: &Backend, max_connections: u32) -> StoreResult<Arc<dyn Store>> {
     let store: Arc<dyn Store> = match backend {
-        Backend::Sqlite(path) => Arc::new(connect_sqlite(path, max_connections).await?),
+        Backend::Sqlite(path) => return connect_sqlite_migrated(path, max_connections).await,
         Backend::Postgres(url) => Arc::new(connect_postgres(url, max_connections).await?),
     };
     store.migrate().await?;
     Ok(store)
+}
+
+/// Opens and migrates a SQLite file, waiting out other processes that are
+/// opening it at the same moment: switching a new file to WAL needs it to
+/// itself, and SQLite answers "database is locked" at once there instead
+/// of waiting the busy timeout (several nodes, or the server and a `hearth`
+/// command, starting together on one file).
+async fn connect_sqlite_migrated(path: &Path, max_connections: u32) -> StoreResult<Arc<dyn Store>> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let attempt = async {
+            let store: Arc<dyn Store> = Arc::new(connect_sqlite(path, max_connections).await?);
+            store.migrate().await?;
+            Ok::<_, StoreError>(store)
+        }
+        .await;
+        match attempt {
+            Err(e)
+                if e.to_string().contains("database is locked")
+                    && std::time::Instant::now() < deadline =>
+            {
+                tracing::debug!(error = %e, "the SQLite file is busy being opened elsewhere; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 pub async fn connect_sqlite(path: &Path, max_connections: u32) -> StoreResult<SqliteStore> {
