@@ -129,6 +129,23 @@ impl Resolve for GuardedResolver {
     }
 }
 
+/// An HTTP client for user-given URLs: resolves through
+/// [`GuardedResolver`] and never follows a redirect (one could lead
+/// anywhere, the server's own network included).
+pub fn client(
+    allow_private: bool,
+    timeout: std::time::Duration,
+) -> Result<reqwest13::Client, String> {
+    reqwest13::Client::builder()
+        .dns_resolver(GuardedResolver { allow_private })
+        .redirect(reqwest13::redirect::Policy::none())
+        .timeout(timeout)
+        .connect_timeout(timeout.min(std::time::Duration::from_secs(5)))
+        .user_agent(concat!("hearth/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -65,15 +65,7 @@ struct TokenResponse {
 
 impl Oidc {
     pub fn new(cfg: &Config) -> Result<Oidc, String> {
-        let http = reqwest13::Client::builder()
-            .dns_resolver(crate::netguard::GuardedResolver {
-                allow_private: cfg.oidc_allow_private,
-            })
-            .redirect(reqwest13::redirect::Policy::none())
-            .timeout(Duration::from_secs(10))
-            .user_agent(concat!("hearth/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| e.to_string())?;
+        let http = crate::netguard::client(cfg.oidc_allow_private, Duration::from_secs(10))?;
         Ok(Oidc {
             providers: cfg
                 .oidc_providers

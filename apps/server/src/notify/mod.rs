@@ -152,19 +152,11 @@ impl Notify {
         } else {
             "mailto:hearth@localhost".into()
         };
-        let http = reqwest13::Client::builder()
-            .dns_resolver(crate::netguard::GuardedResolver {
-                allow_private: n.push_allow_private,
-            })
-            // A redirect could lead anywhere, the server's own network included.
-            .redirect(reqwest13::redirect::Policy::none())
-            .timeout(std::time::Duration::from_millis(n.push_timeout_ms))
-            .connect_timeout(std::time::Duration::from_millis(
-                n.push_timeout_ms.min(5_000),
-            ))
-            .user_agent(concat!("hearth/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| NotifyStartError::Client(e.to_string()))?;
+        let http = crate::netguard::client(
+            n.push_allow_private,
+            std::time::Duration::from_millis(n.push_timeout_ms),
+        )
+        .map_err(NotifyStartError::Client)?;
         let base_url = if cfg.public_url.is_empty() {
             format!("http://{}", cfg.listen)
         } else {
