@@ -521,6 +521,52 @@ impl Chat {
         self.with_reactions(&ch, records, viewer).await
     }
 
+    /// Up to `limit` messages centred on `around`, newest first like a
+    /// `before` page: the older half ends with `around` itself (when it
+    /// still exists) and the newer half follows it. This is what a client
+    /// opens when it jumps to a message (a search result, a reply, a link).
+    pub async fn messages_around(
+        &self,
+        channel: ChannelId,
+        viewer: UserId,
+        around: MessageId,
+        limit: u32,
+    ) -> ChatResult<Vec<MessageView>> {
+        let (ch, p) = self.visible_channel(channel, viewer).await?;
+        require(p, Permissions::READ_MESSAGE_HISTORY)?;
+        let newer_limit = limit / 2;
+        let older = self
+            .store
+            .messages(
+                channel,
+                Page {
+                    // `before` is exclusive; the target belongs to this half.
+                    before: Some(MessageId(around.0.saturating_add(1))),
+                    after: None,
+                    limit: limit - newer_limit,
+                },
+            )
+            .await?;
+        let mut records = if newer_limit == 0 {
+            Vec::new()
+        } else {
+            self.store
+                .messages(
+                    channel,
+                    Page {
+                        before: None,
+                        after: Some(around),
+                        limit: newer_limit,
+                    },
+                )
+                .await?
+        };
+        // The newer half comes oldest first; the page is newest first.
+        records.reverse();
+        records.extend(older);
+        self.with_reactions(&ch, records, viewer).await
+    }
+
     pub async fn message(
         &self,
         channel: ChannelId,

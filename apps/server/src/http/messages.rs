@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use hearth_chat::{NewMessageInput, SendOutcome};
 use hearth_types::{AttachmentId, ChannelId, MessageId};
 
-use super::error::ApiResult;
+use super::error::{ApiError, ApiResult};
 use super::extract::{Auth, Body, page, path_id};
 use super::wire::*;
 use crate::state::AppState;
@@ -59,8 +59,8 @@ pub async fn send(
 }
 
 #[utoipa::path(get, path = "/api/v1/channels/{id}/messages", tag = "messages", security(("bearer" = [])),
-    params(("id" = String, Path), ("before" = Option<String>, Query), ("after" = Option<String>, Query), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1-100, default 50")),
-    responses((status = 200, body = [Message], description = "newest first, or oldest first with `after`"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("id" = String, Path), ("before" = Option<String>, Query), ("after" = Option<String>, Query), ("around" = Option<String>, Query, description = "a message id: up to `limit` messages centred on it, newest first (the older half ends with it); not with `before` or `after`"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1-100, default 50")),
+    responses((status = 200, body = [Message], description = "newest first (also with `around`), or oldest first with `after`"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -69,15 +69,23 @@ pub async fn list(
 ) -> ApiResult<Json<Vec<Message>>> {
     let id: ChannelId = path_id("id", &id)?;
     let pg = page::<MessageId>(&q)?;
-    Ok(Json(
-        state
-            .chat
-            .messages(id, p.user_id, pg)
-            .await?
-            .iter()
-            .map(Message::from)
-            .collect(),
-    ))
+    let views = match q.get("around") {
+        None => state.chat.messages(id, p.user_id, pg).await?,
+        Some(a) => {
+            if pg.before.is_some() || pg.after.is_some() {
+                return Err(ApiError::field(
+                    "around",
+                    "cannot be combined with before or after",
+                ));
+            }
+            let around: MessageId = path_id("around", a)?;
+            state
+                .chat
+                .messages_around(id, p.user_id, around, pg.limit)
+                .await?
+        }
+    };
+    Ok(Json(views.iter().map(Message::from).collect()))
 }
 
 #[utoipa::path(get, path = "/api/v1/channels/{id}/messages/{message_id}", tag = "messages", security(("bearer" = [])),

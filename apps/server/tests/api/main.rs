@@ -165,6 +165,7 @@ both_backends!(
     scope_follows_permissions,
     dm_search_is_the_callers,
     bad_input_is_refused,
+    around_centres_a_page,
 );
 
 mod search_restart {

@@ -624,3 +624,76 @@ async fn drop_database(pg: Option<(String, String)>) {
             .expect("drop test database");
     }
 }
+
+/// Jumping to a result: `messages?around=` centres a page on the message,
+/// newest first, with the message in the older half; it never mixes with
+/// `before`/`after` and obeys READ_MESSAGE_HISTORY like any page.
+pub async fn around_centres_a_page(s: &TestServer) {
+    let alice = s.register("alice").await;
+    let bob = s.register("bob").await;
+    let (cid, general) = s.community(&alice, "Around").await;
+    s.join(&alice, &cid, &bob).await;
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        let m = s.send(&alice, &general, &format!("message {i}")).await;
+        ids.push(m["id"].as_str().unwrap().to_string());
+    }
+    let page = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .expect("an array")
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let base = format!("/api/v1/channels/{general}/messages");
+    // 10 around #12: #16..#12 newer half would be 5 (13..17), older 5 (8..12).
+    let (st, v) = s
+        .get(&format!("{base}?around={}&limit=10", ids[12]), &bob.token)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let want: Vec<String> = (8..=17).rev().map(|i| ids[i].clone()).collect();
+    assert_eq!(page(&v), want);
+    // Near the newest end the newer half is short; nothing is invented.
+    let (_, v) = s
+        .get(&format!("{base}?around={}&limit=10", ids[28]), &bob.token)
+        .await;
+    let want: Vec<String> = (24..=29).rev().map(|i| ids[i].clone()).collect();
+    assert_eq!(page(&v), want);
+    // The default limit (50): #0 is the whole older half, 25 newer follow.
+    let (_, v) = s
+        .get(&format!("{base}?around={}", ids[0]), &bob.token)
+        .await;
+    let want: Vec<String> = (0..=25).rev().map(|i| ids[i].clone()).collect();
+    assert_eq!(page(&v), want);
+    // A deleted target still centres the page.
+    let (st, _) = s.delete(&format!("{base}/{}", ids[12]), &alice.token).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (_, v) = s
+        .get(&format!("{base}?around={}&limit=4", ids[12]), &bob.token)
+        .await;
+    let want: Vec<String> = [14, 13, 11, 10].iter().map(|&i| ids[i].clone()).collect();
+    assert_eq!(page(&v), want);
+
+    for bad in [
+        format!("{base}?around={}&before={}", ids[3], ids[5]),
+        format!("{base}?around={}&after={}", ids[3], ids[1]),
+        format!("{base}?around=abc"),
+        format!("{base}?around={}&limit=0", ids[3]),
+    ] {
+        let (st, v) = s.get(&bad, &bob.token).await;
+        assert_error(st, &v, 400, "invalid_request");
+    }
+    // Without READ_MESSAGE_HISTORY there is no page around anything.
+    let (st, v) = s
+        .put(
+            &format!("/api/v1/channels/{general}/overwrites/{cid}"),
+            &alice.token,
+            Some(json!({"target_type": "role", "allow": [], "deny": ["READ_MESSAGE_HISTORY"]})),
+        )
+        .await;
+    assert!(st.is_success(), "{v}");
+    let (st, v) = s
+        .get(&format!("{base}?around={}&limit=4", ids[3]), &bob.token)
+        .await;
+    assert_error(st, &v, 403, "forbidden");
+}
