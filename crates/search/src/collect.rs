@@ -3,14 +3,17 @@
 //! and keeps the best `k` by score or by ID.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::ColumnValues;
-use tantivy::index::SegmentReader;
+use tantivy::index::{SegmentId, SegmentReader};
 use tantivy::query::Weight;
 use tantivy::schema::Field;
-use tantivy::{DocAddress, DocId, Score, SegmentOrdinal};
+use tantivy::{DocAddress, DocId, DocSet, Score, SegmentOrdinal, TERMINATED};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Order {
@@ -102,6 +105,56 @@ impl ChannelSet {
     }
 }
 
+/// Documents per block of [`IdBlocks`].
+const BLOCK_DOCS: u32 = 4096;
+
+/// The lowest and highest message ID in each run of [`BLOCK_DOCS`]
+/// documents of one segment. Documents are added in log order, so a block
+/// covers a short stretch of time and a date-ordered page is found in the
+/// few blocks with the newest (or oldest) IDs, without visiting the
+/// thousands of older matches of a common word.
+pub(crate) type IdBlocks = Arc<Vec<(u64, u64)>>;
+
+/// [`IdBlocks`] per segment, computed once (segments never change).
+#[derive(Default)]
+pub(crate) struct BlockCache {
+    segments: Mutex<HashMap<SegmentId, IdBlocks>>,
+}
+
+impl BlockCache {
+    /// A merged-away segment's entry is never asked for again; past this
+    /// many entries the cache starts over rather than tracking which.
+    const MAX_SEGMENTS: usize = 512;
+
+    fn blocks(&self, reader: &SegmentReader, id: &dyn ColumnValues<u64>) -> IdBlocks {
+        let key = reader.segment_id();
+        if let Some(b) = self.segments.lock().get(&key) {
+            return b.clone();
+        }
+        let max_doc = reader.max_doc();
+        let mut blocks = Vec::with_capacity((max_doc / BLOCK_DOCS + 1) as usize);
+        let mut start = 0;
+        while start < max_doc {
+            let end = (start + BLOCK_DOCS).min(max_doc);
+            let (mut lo, mut hi) = (u64::MAX, 0);
+            for doc in start..end {
+                let v = id.get_val(doc);
+                lo = lo.min(v);
+                hi = hi.max(v);
+            }
+            blocks.push((lo, hi));
+            start = end;
+        }
+        let blocks = Arc::new(blocks);
+        let mut map = self.segments.lock();
+        if map.len() >= Self::MAX_SEGMENTS {
+            map.clear();
+        }
+        map.insert(key, blocks.clone());
+        blocks
+    }
+}
+
 /// The best `k` entries seen, in amortized constant time per offer: a
 /// buffer of `2k` cut back to `k` when full, below a rising threshold.
 struct TopN {
@@ -130,8 +183,16 @@ impl TopN {
         }
     }
 
+    /// Settles the threshold once `k` entries are held (a pass over a
+    /// block may leave up to `2k` unsorted).
+    fn cut_if_full(&mut self) {
+        if self.buf.len() >= self.k {
+            self.cut();
+        }
+    }
+
     fn cut(&mut self) {
-        if self.buf.len() > self.k {
+        if self.k > 0 && self.buf.len() >= self.k {
             self.buf.select_nth_unstable_by(self.k - 1, |a, b| b.cmp(a));
             self.buf.truncate(self.k);
             self.threshold = Some(self.buf[self.k - 1]);
@@ -182,6 +243,7 @@ pub(crate) struct HitCollector {
     pub k: usize,
     /// Date order: only IDs strictly past this one.
     pub after: Option<u64>,
+    pub blocks: Arc<BlockCache>,
 }
 
 impl Collector for HitCollector {
@@ -247,13 +309,30 @@ impl Collector for HitCollector {
                 seg.total = n;
                 seg.eligible = n;
             }
-            Order::IdDesc | Order::IdAsc => weight.for_each_no_score(reader, &mut |docs| {
-                for &doc in docs {
-                    if is_alive(doc) {
-                        seg.collect(doc, 0.0);
-                    }
-                }
-            })?,
+            Order::IdDesc | Order::IdAsc => {
+                // The total (every match in scope, whatever the cursor):
+                // from the postings when the whole segment is in scope,
+                // else one pass checking each match's channel.
+                seg.total = if seg.whole {
+                    weight.count(reader)? as usize
+                } else {
+                    let mut n = 0;
+                    weight.for_each_no_score(reader, &mut |docs| {
+                        for &doc in docs {
+                            if is_alive(doc) && seg.scope.contains(seg.channel.get_val(doc)) {
+                                n += 1;
+                            }
+                        }
+                    })?;
+                    n
+                };
+                seg.eligible = if seg.total <= WINDOWS_FROM {
+                    seg.top_by_id_in_one_pass(weight, reader, &is_alive)?
+                } else {
+                    let blocks = self.blocks.blocks(reader, seg.id.as_ref());
+                    seg.top_by_id(weight, reader, &blocks, &is_alive)?
+                };
+            }
         }
         Ok(seg.harvest())
     }
@@ -309,6 +388,110 @@ impl SegmentHits {
             addr: DocAddress::new(self.segment, doc),
             key,
         });
+    }
+}
+
+/// Below this many matches in a segment, a date-ordered page is found in
+/// one pass over them (cheaper than opening a scorer per block).
+const WINDOWS_FROM: usize = 2 * BLOCK_DOCS as usize;
+
+impl SegmentHits {
+    /// The page in date order from every eligible match; returns how many
+    /// were eligible.
+    fn top_by_id_in_one_pass(
+        &mut self,
+        weight: &dyn Weight,
+        reader: &SegmentReader,
+        is_alive: &dyn Fn(DocId) -> bool,
+    ) -> tantivy::Result<usize> {
+        let mut eligible = 0;
+        weight.for_each_no_score(reader, &mut |docs| {
+            for &doc in docs {
+                if is_alive(doc)
+                    && (self.whole || self.scope.contains(self.channel.get_val(doc)))
+                    && self.past_cursor(self.id.get_val(doc))
+                {
+                    eligible += 1;
+                    self.offer(doc, 0.0);
+                }
+            }
+        })?;
+        Ok(eligible)
+    }
+
+    /// Date order: whether `id` is past the cursor (always, without one).
+    #[inline]
+    fn past_cursor(&self, id: u64) -> bool {
+        match (self.after, self.order) {
+            (None, _) | (_, Order::Score) => true,
+            (Some(a), Order::IdDesc) => id < a,
+            (Some(a), Order::IdAsc) => id > a,
+        }
+    }
+
+    /// The page in date order, reading only the blocks that can hold it:
+    /// blocks in order of their newest (oldest) ID, until the next block's
+    /// best ID cannot beat the `k + 1`-th kept. One more than the page is
+    /// kept so that "is there a next page" is answered; the count returned
+    /// is the eligible documents seen, which exceeds `k` exactly when there
+    /// are more than `k` eligible in this segment.
+    fn top_by_id(
+        &mut self,
+        weight: &dyn Weight,
+        reader: &SegmentReader,
+        blocks: &[(u64, u64)],
+        is_alive: &dyn Fn(DocId) -> bool,
+    ) -> tantivy::Result<usize> {
+        let desc = self.order == Order::IdDesc;
+        let k = self.top.k;
+        self.top = TopN::new(k + 1);
+        let mut order: Vec<u32> = (0..blocks.len() as u32)
+            .filter(|&b| {
+                let (lo, hi) = blocks[b as usize];
+                match self.after {
+                    Some(a) if desc => lo < a,
+                    Some(a) => hi > a,
+                    None => true,
+                }
+            })
+            .collect();
+        if desc {
+            order.sort_unstable_by_key(|&b| std::cmp::Reverse(blocks[b as usize].1));
+        } else {
+            order.sort_unstable_by_key(|&b| blocks[b as usize].0);
+        }
+        let mut seen = 0;
+        for b in order {
+            let (lo, hi) = blocks[b as usize];
+            if let Some(t) = self.top.threshold {
+                // k + 1 are held and every ID in this block (and in the
+                // blocks after it) is worse than all of them.
+                if (desc && hi <= t.id) || (!desc && lo >= t.id) {
+                    break;
+                }
+            }
+            let start = b * BLOCK_DOCS;
+            let end = start + BLOCK_DOCS;
+            let mut scorer = weight.scorer(reader, 1.0)?;
+            let mut doc = if scorer.doc() >= start {
+                scorer.doc()
+            } else {
+                scorer.seek(start)
+            };
+            while doc != TERMINATED && doc < end {
+                if is_alive(doc)
+                    && (self.whole || self.scope.contains(self.channel.get_val(doc)))
+                    && self.past_cursor(self.id.get_val(doc))
+                {
+                    seen += 1;
+                    self.offer(doc, 0.0);
+                }
+                doc = scorer.advance();
+            }
+            // Keep the threshold current so the next block can be skipped.
+            self.top.cut_if_full();
+        }
+        Ok(seen)
     }
 }
 

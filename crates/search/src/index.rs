@@ -108,6 +108,8 @@ struct Signal {
 
 struct Shared {
     fields: Fields,
+    /// Per-segment ID ranges for date-ordered pages (see `collect`).
+    blocks: Arc<crate::collect::BlockCache>,
     reader: IndexReader,
     writer: Mutex<Writer>,
     committed: Mutex<(Payload, Option<i64>)>,
@@ -210,6 +212,7 @@ impl Index {
             .try_into()?;
         let shared = Arc::new(Shared {
             fields,
+            blocks: Arc::default(),
             reader,
             writer: Mutex::new(Writer {
                 writer,
@@ -450,7 +453,13 @@ impl Index {
 
     pub fn search(&self, query: &Query, scope: &Scope) -> Result<SearchPage, SearchError> {
         let searcher = self.shared.reader.searcher();
-        search::run(&searcher, &self.shared.fields, query, scope)
+        search::run(
+            &searcher,
+            &self.shared.fields,
+            &self.shared.blocks,
+            query,
+            scope,
+        )
     }
 
     pub fn stats(&self) -> Stats {

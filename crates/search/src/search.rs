@@ -12,7 +12,7 @@ use tantivy::query::{
 use tantivy::schema::{Field, IndexRecordOption, Value};
 use tantivy::{Searcher, TantivyDocument, Term};
 
-use crate::collect::{ChannelSet, Fruit, HitCollector, Order};
+use crate::collect::{BlockCache, ChannelSet, Fruit, HitCollector, Order};
 use crate::error::SearchError;
 use crate::highlight::{self, Highlight, Marks};
 use crate::query::{
@@ -73,6 +73,7 @@ const SCOPE_CLAUSE_MAX: usize = 4;
 pub(crate) fn run(
     searcher: &Searcher,
     f: &Fields,
+    blocks: &Arc<BlockCache>,
     q: &Query,
     scope: &Scope,
 ) -> Result<SearchPage, SearchError> {
@@ -116,6 +117,7 @@ pub(crate) fn run(
         order,
         k,
         after,
+        blocks: blocks.clone(),
     };
     let Fruit {
         total,

@@ -25,10 +25,17 @@ struct Args {
     queries: usize,
     dir: Option<String>,
     tsv: Option<String>,
+    /// Write every query the query phase would run (kind, sort, scope,
+    /// client, text) as TSV and exit: the same queries, in the same order
+    /// per client, for the Postgres and SQLite side of the comparison.
+    dump_queries: Option<String>,
     seed: u64,
     /// Run only the query phase on an index already in `dir` (the bench
     /// runs itself this way, so RSS is the searching process's alone).
     query_only: bool,
+    /// Skip the freshness phase (it writes to the index), so one built
+    /// index can be queried again and again unchanged.
+    no_freshness: bool,
 }
 
 fn args() -> Args {
@@ -38,24 +45,29 @@ fn args() -> Args {
         queries: 300,
         dir: None,
         tsv: None,
+        dump_queries: None,
         seed: 42,
         query_only: false,
+        no_freshness: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
-        let v = it.next().unwrap_or_default();
         match k.as_str() {
-            "--messages" => a.messages = v.parse().unwrap_or(a.messages),
-            "--clients" => a.clients = v.parse().unwrap_or(a.clients),
-            "--queries" => a.queries = v.parse().unwrap_or(a.queries),
-            "--seed" => a.seed = v.parse().unwrap_or(a.seed),
-            "--dir" => a.dir = Some(v),
-            "--tsv" => a.tsv = Some(v),
-            "--query-only" => {
-                a.query_only = true;
-                continue;
+            "--no-freshness" => a.no_freshness = true,
+            "--query-only" => a.query_only = true,
+            _ => {
+                let v = it.next().unwrap_or_default();
+                match k.as_str() {
+                    "--messages" => a.messages = v.parse().unwrap_or(a.messages),
+                    "--clients" => a.clients = v.parse().unwrap_or(a.clients),
+                    "--queries" => a.queries = v.parse().unwrap_or(a.queries),
+                    "--seed" => a.seed = v.parse().unwrap_or(a.seed),
+                    "--dir" => a.dir = Some(v),
+                    "--tsv" => a.tsv = Some(v),
+                    "--dump-queries" => a.dump_queries = Some(v),
+                    other => eprintln!("unknown argument {other}"),
+                }
             }
-            other => eprintln!("unknown argument {other}"),
         }
     }
     a
@@ -84,6 +96,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         println!("wrote {} messages to {path}", a.messages);
         return Ok(());
+    }
+    if a.dump_queries.is_some() {
+        return query_phase(&a, std::path::Path::new("."), corpus);
     }
     if a.query_only {
         let dir = std::path::PathBuf::from(a.dir.as_deref().unwrap_or("."));
@@ -165,19 +180,17 @@ fn query_phase(
     dir: &std::path::Path,
     mut corpus: Corpus,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let ix = Arc::new(Index::open(dir, IndexConfig::default())?);
-    let (rss_now, _) = rss();
-    println!(
-        "query process: opened {} docs, RSS {rss_now} MB",
-        ix.stats().docs
-    );
-    // Freshness under a 1,000 msg/s stream, with the default commit policy.
-    let position = ix.position();
-    let freshness = freshness(&ix, &mut corpus, position);
-    println!(
-        "freshness at 1,000 msg/s: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        freshness.0, freshness.1, freshness.2
-    );
+    let ix = if a.dump_queries.is_some() {
+        None
+    } else {
+        let ix = Arc::new(Index::open(dir, IndexConfig::default())?);
+        let (rss_now, _) = rss();
+        println!(
+            "query process: opened {} docs, RSS {rss_now} MB",
+            ix.stats().docs
+        );
+        Some(ix)
+    };
 
     let all = Arc::new(Scope::new((0..CHANNELS).map(channel)));
     let narrow = Arc::new(Scope::new((0..CHANNELS).step_by(5).map(channel)));
@@ -254,6 +267,26 @@ fn query_phase(
             Box::new(move |r: &mut Rng| words[r.below(words.len() as u64) as usize].to_string())
         }),
     ];
+    if let Some(path) = &a.dump_queries {
+        use std::io::Write;
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+        for (name, sort, scope, make) in &kinds {
+            let scope = if Arc::ptr_eq(scope, &all) {
+                "all"
+            } else {
+                "narrow"
+            };
+            for c in 0..a.clients {
+                let mut rng = client_rng(c);
+                for _ in 0..a.queries {
+                    writeln!(out, "{name}\t{sort:?}\t{scope}\t{c}\t{}", make(&mut rng))?;
+                }
+            }
+        }
+        println!("wrote the queries to {path}");
+        return Ok(());
+    }
+    let ix = ix.expect("an index to query");
     println!(
         "{:<26} {:>9} {:>9} {:>9} {:>10} {:>9}",
         "query (top 20)", "p50 ms", "p99 ms", "max ms", "qps", "avg total"
@@ -264,7 +297,22 @@ fn query_phase(
         println!("{name:<26} {p50:>9.3} {p99:>9.3} {max:>9.3} {qps:>10.0} {avg_total:>9.0}");
     }
     let (rss_now, rss_peak) = rss();
-    println!("RSS after queries: {rss_now} MB (peak {rss_peak} MB)");
+    println!(
+        "RSS after queries: {rss_now} MB (peak {rss_peak} MB); {} segments",
+        ix.stats().segments
+    );
+    // Freshness under a 1,000 msg/s stream, with the default commit policy.
+    // It runs last: its commits start segment merges, which would compete
+    // with the queries above for the two cores for a minute or more.
+    if a.no_freshness {
+        return Ok(());
+    }
+    let position = ix.position();
+    let freshness = freshness(&ix, &mut corpus, position);
+    println!(
+        "freshness at 1,000 msg/s: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        freshness.0, freshness.1, freshness.2
+    );
     Ok(())
 }
 
@@ -320,6 +368,11 @@ fn fresh(corpus: &mut Corpus) -> hearth_search::IndexedMessage {
     m
 }
 
+/// Each client's own query sequence (the same in `--dump-queries`).
+fn client_rng(client: usize) -> Rng {
+    Rng::new(1000 + client as u64)
+}
+
 fn run(
     ix: &Arc<Index>,
     clients: usize,
@@ -333,7 +386,7 @@ fn run(
         let handles: Vec<_> = (0..clients)
             .map(|c| {
                 s.spawn(move || {
-                    let mut rng = Rng::new(1000 + c as u64);
+                    let mut rng = client_rng(c);
                     let mut lat = Vec::with_capacity(per_client);
                     let mut totals = 0;
                     for _ in 0..per_client {
