@@ -2,7 +2,7 @@
 // request carried and answers with `answer`. Call restoreFetch() after each test.
 import { setAuthHandlers, setBaseUrl } from '@/lib/api';
 
-export type Seen = { method: string; path: string; body: unknown; auth: string | null };
+export type Seen = { method: string; path: string; body: unknown; auth: string | null; readonly query: URLSearchParams };
 
 const realFetch = globalThis.fetch;
 
@@ -11,7 +11,10 @@ export function fakeServer(answer: (s: Seen) => Response): Seen[] {
   globalThis.fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
     const req = input instanceof Request ? input : new Request(String(input), init);
     const text = await req.text();
-    const s = { method: req.method, path: new URL(req.url).pathname, body: text ? JSON.parse(text) : undefined, auth: req.headers.get('Authorization') };
+    const url = new URL(req.url);
+    const s = { method: req.method, path: url.pathname, body: text ? JSON.parse(text) : undefined, auth: req.headers.get('Authorization') } as Seen;
+    // Not enumerable: tests that compare whole records with toEqual don't list it.
+    Object.defineProperty(s, 'query', { value: url.searchParams, enumerable: false });
     seen.push(s);
     return answer(s);
   }) as typeof fetch;

@@ -24,6 +24,9 @@ import { readNotification } from '@/lib/notifications';
 import { dropPushSubscription, isOpenChannelMessage } from '@/lib/push';
 import { notify } from '@/stores/notices';
 import { VoiceView } from './VoiceView';
+import { SearchPanel } from './SearchPanel';
+import { searchStore } from '@/stores/search';
+import { closeSearch } from '@/lib/search';
 
 export type Dialog =
   | { kind: 'create-community' }
@@ -106,6 +109,9 @@ export function AppShell() {
   const selection = useSelection(params.get('c'), params.get('ch'), everReady);
   const selectedKind = useStore(communitiesStore, (s) => (selection.channelId ? s.channels[selection.channelId]?.kind : undefined));
   const channelsMapKind = (_id: string) => selectedKind;
+  // Results of the place being shown take the member list's place (another place's stay
+  // in the store until a search there replaces them).
+  const searching = useStore(searchStore, (s) => s.open && s.scope !== null && s.scope === selection.communityId);
 
   if (status !== 'signed_in' || !started || !everReady) {
     return (
@@ -117,7 +123,7 @@ export function AppShell() {
   }
 
   return (
-    <div className={showMembers ? 'shell' : 'shell shell-no-members'}>
+    <div className={searching ? 'shell shell-search' : showMembers ? 'shell' : 'shell shell-no-members'}>
       {gateway !== 'ready' && showBanner && (
         <div className="conn-banner" role="status">
           {gateway === 'connecting' ? 'Connecting…' : 'Reconnecting…'} Messages you send will go out when the connection is back.
@@ -128,7 +134,18 @@ export function AppShell() {
       {selection.channelId && channelsMapKind(selection.channelId) === 'voice' ? (
         <VoiceView key={selection.channelId} channelId={selection.channelId} />
       ) : selection.channelId ? (
-        <ChannelView key={selection.channelId} channelId={selection.channelId} showMembers={showMembers} onToggleMembers={() => setShowMembers((v) => !v)} />
+        <ChannelView
+          key={selection.channelId}
+          channelId={selection.channelId}
+          showMembers={showMembers && !searching}
+          onToggleMembers={() => {
+            // The member list and the results share a column: asking for members closes the results.
+            if (searching) {
+              closeSearch();
+              setShowMembers(true);
+            } else setShowMembers((v) => !v);
+          }}
+        />
       ) : (
         <main className="chat empty-state">
           <h1>{selection.communityId === '@me' ? 'No direct messages yet' : 'Nothing here yet'}</h1>
@@ -139,7 +156,11 @@ export function AppShell() {
           </p>
         </main>
       )}
-      {showMembers && selection.channelId && <MemberList communityId={selection.communityId === '@me' ? null : selection.communityId} channelId={selection.channelId} />}
+      {searching ? (
+        <SearchPanel />
+      ) : (
+        showMembers && selection.channelId && <MemberList communityId={selection.communityId === '@me' ? null : selection.communityId} channelId={selection.channelId} />
+      )}
       <ReportDialogHost />
       <Notices />
     </div>

@@ -21,6 +21,7 @@ import { bulkState, sendState, slowmodeExempt, toggleSelection } from '@/lib/mod
 import { notify } from '@/stores/notices';
 import { notificationSettingsStore, resolve } from '@/stores/notificationSettings';
 import { ChannelNotificationsDialog } from './NotificationSettings';
+import { SearchBox } from './SearchBox';
 
 export function ChannelView({ channelId, showMembers, onToggleMembers }: { channelId: string; showMembers: boolean; onToggleMembers: () => void }) {
   const channel = useStore(communitiesStore, (s) => s.channels[channelId]);
@@ -33,6 +34,7 @@ export function ChannelView({ channelId, showMembers, onToggleMembers }: { chann
   const [pinsOpen, setPinsOpen] = useState(false);
   const [notifOpen, setNotifOpen] = useState(false);
   const silenced = useStore(notificationSettingsStore, (s) => resolve(s, { channelId, communityId: channel?.community_id ?? null }).muted);
+  const communityName = useStore(communitiesStore, (s) => (channel?.community_id ? s.communities[channel.community_id]?.name : undefined));
   const [selecting, setSelecting] = useState(false);
   const [selected, setSelected] = useState<ReadonlySet<string>>(() => new Set());
   const [deleting, setDeleting] = useState(false);
@@ -101,6 +103,8 @@ export function ChannelView({ channelId, showMembers, onToggleMembers }: { chann
           <button type="button" className="icon-btn" aria-label={showMembers ? 'Hide member list' : 'Show member list'} title="Member list" aria-pressed={showMembers} onClick={onToggleMembers}>
             <Icon name="members" />
           </button>
+          {/* A DM searches every DM; a community channel, the whole community. */}
+          {isDm ? <SearchBox scope="@me" placeName="direct messages" /> : channel.community_id && <SearchBox scope={channel.community_id} placeName={communityName ?? 'this community'} />}
         </div>
       </header>
       {notifOpen && <ChannelNotificationsDialog channelId={channelId} onClose={() => setNotifOpen(false)} />}

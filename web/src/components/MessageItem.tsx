@@ -31,6 +31,8 @@ interface Props {
   selecting?: boolean;
   selected?: boolean;
   onToggleSelect?: (id: string) => void;
+  /** The message a jump landed on (a search result): marked for a moment. */
+  flash?: boolean;
 }
 
 export function useRenderContext(communityId: string | null | undefined): RenderContext {
@@ -52,7 +54,7 @@ export function useRenderContext(communityId: string | null | undefined): Render
   );
 }
 
-export const MessageItem = memo(function MessageItem({ message, pending, header, editing, onEdit, onReply, canManage, canReact, selecting = false, selected = false, onToggleSelect }: Props) {
+export const MessageItem = memo(function MessageItem({ message, pending, header, editing, onEdit, onReply, canManage, canReact, selecting = false, selected = false, onToggleSelect, flash = false }: Props) {
   const meId = useStore(sessionStore, (s) => s.user?.id ?? null);
   const m = message;
   const author = m?.author ?? pending!.author;
@@ -68,7 +70,7 @@ export const MessageItem = memo(function MessageItem({ message, pending, header,
   const mentioned = !!m && !!meId && (m.mentions?.includes(meId) || content.includes(`<@${meId}>`) || /(^|\s)@everyone\b/.test(content));
   const [picker, setPicker] = useState(false);
 
-  const classes = ['message', header ? 'message-head' : 'message-cont', pending ? `pending pending-${pending.status}` : '', mentioned ? 'mentioned' : '', editing ? 'editing' : '', selected ? 'selected' : '']
+  const classes = ['message', header ? 'message-head' : 'message-cont', pending ? `pending pending-${pending.status}` : '', mentioned ? 'mentioned' : '', editing ? 'editing' : '', selected ? 'selected' : '', flash ? 'jump-target' : '']
     .filter(Boolean)
     .join(' ');
 
@@ -230,17 +232,24 @@ export const MessageItem = memo(function MessageItem({ message, pending, header,
 function ReplyPreview({ channelId, id, ctx }: { channelId: string; id: string; ctx: RenderContext }) {
   const target = useStore(messagesStore, (s) => findMessage(s, channelId, id));
   const user = useStore(communitiesStore, (s) => (target ? s.users[target.author.id] : undefined));
+  // A click goes to the original (loading the history around it when it is further back).
+  const jump = () => {
+    getClient()
+      .jumpTo(channelId, id)
+      .catch((e) => notify(describeError(e)));
+  };
   return (
     <div className="reply-preview">
       <span className="reply-spine" aria-hidden="true" />
-      {target ? (
-        <>
-          <span className="reply-author">@{displayName(user ?? target.author)}</span>
-          <span className="reply-text">{toPlainText(target.content, ctx).slice(0, 120)}</span>
-        </>
-      ) : (
-        <span className="muted">Original message was deleted or is not loaded.</span>
-      )}
+      <button type="button" className="reply-jump" onClick={jump} title="Jump to the original message">
+        {target ? (
+          <>
+            <span className="reply-author">@{displayName(user ?? target.author)}</span> <span className="reply-text">{toPlainText(target.content, ctx).slice(0, 120)}</span>
+          </>
+        ) : (
+          <span className="muted">Original message was deleted or is not loaded.</span>
+        )}
+      </button>
     </div>
   );
 }

@@ -41,7 +41,11 @@ export class HearthClient {
   /** The message list is scrolled to the bottom (new messages are being seen). */
   atBottom = true;
   private loadingOlder = new Set<string>();
+  private loadingNewer = new Set<string>();
   private loadingInitial = new Map<string, Promise<void>>();
+  /** Jumps to a message in flight, by channel: the first page of that channel is the jump's. */
+  private jumping = new Map<string, { seq: number; done: Promise<void> }>();
+  private focusSeq = 0;
   private lastTyping = new Map<string, number>();
   private ackTimers = new Map<string, ReturnType<typeof setTimeout>>();
   private acked = new Map<string, string>();
@@ -462,14 +466,18 @@ export class HearthClient {
   loadInitial(channelId: string): Promise<void> {
     const log = M_get()[channelId];
     if (log?.loaded) return Promise.resolve();
+    // Opening the channel for a jump: the window around the message is its first page.
+    const jump = this.jumping.get(channelId);
+    if (jump) return jump.done;
     const running = this.loadingInitial.get(channelId);
     if (running) return running;
     const p = (async () => {
+      const epoch = M_get()[channelId]?.epoch ?? 0;
       const page = await unwrap<Message[]>(
         api.GET('/api/v1/channels/{id}/messages', { params: { path: { id: channelId }, query: { limit: PAGE } } }),
       );
       this.rememberAuthors(page);
-      messagesStoreSet((s) => M.applyPage(s, channelId, page, { initial: true, limit: PAGE }));
+      messagesStoreSet((s) => M.applyPage(s, channelId, page, { initial: true, limit: PAGE, epoch }));
       const newest = M.newestId(M_get()[channelId]);
       if (newest) readSet((s) => R.noteLastMessage(s, channelId, newest));
     })().finally(() => this.loadingInitial.delete(channelId));
@@ -483,16 +491,90 @@ export class HearthClient {
     if (!log?.loaded || !log.hasMoreBefore || this.loadingOlder.has(channelId)) return;
     const oldest = log.messages[0]?.id;
     if (!oldest) return;
+    const epoch = log.epoch;
     this.loadingOlder.add(channelId);
     try {
       const page = await unwrap<Message[]>(
         api.GET('/api/v1/channels/{id}/messages', { params: { path: { id: channelId }, query: { before: oldest, limit: PAGE } } }),
       );
       this.rememberAuthors(page);
-      messagesStoreSet((s) => M.applyPage(s, channelId, page, { older: true, limit: PAGE }));
+      messagesStoreSet((s) => M.applyPage(s, channelId, page, { older: true, limit: PAGE, epoch }));
     } finally {
       this.loadingOlder.delete(channelId);
     }
+  }
+
+  /** The page after the newest message of a detached window (scrolling down); may make it live again. */
+  async loadNewer(channelId: string): Promise<void> {
+    const log = M_get()[channelId];
+    if (!log?.loaded || !log.detached || this.loadingNewer.has(channelId)) return;
+    const newest = M.newestId(log);
+    if (!newest) return;
+    const epoch = log.epoch;
+    this.loadingNewer.add(channelId);
+    try {
+      const page = await unwrap<Message[]>(
+        api.GET('/api/v1/channels/{id}/messages', { params: { path: { id: channelId }, query: { after: newest, limit: PAGE } } }),
+      );
+      this.rememberAuthors(page);
+      messagesStoreSet((s) => M.applyNewer(s, channelId, page, { limit: PAGE, epoch }));
+      const now = M_get()[channelId];
+      if (now && now.epoch === epoch && !now.detached) await this.joined(channelId);
+    } finally {
+      this.loadingNewer.delete(channelId);
+    }
+  }
+
+  /**
+   * Opens a channel's history at one message (a search result): the log becomes the
+   * window `messages?around=` answers, and the list scrolls to the message and marks it.
+   * A message already in the log is only scrolled to.
+   */
+  jumpTo(channelId: string, messageId: string): Promise<void> {
+    const seq = ++this.focusSeq;
+    const have = M_get()[channelId];
+    // (Unless another jump is on its way: its window would replace this one's scroll.)
+    if (have?.loaded && !this.jumping.has(channelId) && M.findMessage(M_get(), channelId, messageId)) {
+      messagesStoreSet((s) => M.setFocus(s, channelId, messageId, seq));
+      return Promise.resolve();
+    }
+    const done = (async () => {
+      const page = await requestJson<Message[]>('GET', `/api/v1/channels/${channelId}/messages?around=${encodeURIComponent(messageId)}&limit=${PAGE}`);
+      // A later jump in the same channel wins.
+      if (this.jumping.get(channelId)?.seq !== seq) return;
+      this.rememberAuthors(page ?? []);
+      messagesStoreSet((s) => M.applyAround(s, channelId, page ?? [], { limit: PAGE, targetId: messageId, seq }));
+      const now = M_get()[channelId];
+      if (now && !now.detached) await this.joined(channelId);
+    })().finally(() => {
+      if (this.jumping.get(channelId)?.seq === seq) this.jumping.delete(channelId);
+    });
+    this.jumping.set(channelId, { seq, done });
+    return done;
+  }
+
+  /** "Jump to present": a detached window gives way to the newest page, live again. */
+  async jumpToPresent(channelId: string): Promise<void> {
+    const seq = ++this.focusSeq;
+    this.jumping.delete(channelId);
+    const page = await unwrap<Message[]>(
+      api.GET('/api/v1/channels/{id}/messages', { params: { path: { id: channelId }, query: { limit: PAGE } } }),
+    );
+    this.rememberAuthors(page);
+    messagesStoreSet((s) => M.applyPresent(s, channelId, page, { limit: PAGE, seq }));
+    await this.joined(channelId);
+  }
+
+  /**
+   * A window just became live. A message sent while it was detached and not in the last
+   * page (it arrived between the server's answer and now) was not added: fetch after the
+   * newest we have, as after a reconnect. Later ones arrive live.
+   */
+  private async joined(channelId: string) {
+    await this.catchUpChannel(channelId);
+    const newest = M.newestId(M_get()[channelId]);
+    if (newest) readSet((s) => R.noteLastMessage(s, channelId, newest));
+    this.maybeAck();
   }
 
   private rememberAuthors(page: readonly Message[]) {
@@ -507,29 +589,36 @@ export class HearthClient {
     const logs = M_get();
     const chans = C_get().channels;
     await Promise.all(
-      Object.entries(logs).map(async ([channelId, log]) => {
+      Object.keys(logs).map(async (channelId) => {
         if (!chans[channelId] && Object.keys(chans).length > 0) return;
-        const start = M.newestId(log);
-        if (!start) return;
-        let after: string = start;
-        for (let guard = 0; guard < 1000; guard++) {
-          let page: Message[];
-          try {
-            page = await unwrap<Message[]>(
-              api.GET('/api/v1/channels/{id}/messages', { params: { path: { id: channelId }, query: { after, limit: CATCH_UP_PAGE } } }),
-            );
-          } catch {
-            return;
-          }
-          this.rememberAuthors(page);
-          for (const m of page) this.applyMessage(m, false);
-          if (page.length < CATCH_UP_PAGE) break;
-          const newest: string = page.reduce<string>((a, m) => (compareIds(m.id, a) > 0 ? m.id : a), after);
-          if (newest === after) break;
-          after = newest;
-        }
+        await this.catchUpChannel(channelId);
       }),
     );
+  }
+
+  /** One channel's catch-up; a detached window has nothing live to catch up (it pages forward instead). */
+  private async catchUpChannel(channelId: string): Promise<void> {
+    const log = M_get()[channelId];
+    if (!log || log.detached) return;
+    const start = M.newestId(log);
+    if (!start) return;
+    let after: string = start;
+    for (let guard = 0; guard < 1000; guard++) {
+      let page: Message[];
+      try {
+        page = await unwrap<Message[]>(
+          api.GET('/api/v1/channels/{id}/messages', { params: { path: { id: channelId }, query: { after, limit: CATCH_UP_PAGE } } }),
+        );
+      } catch {
+        return;
+      }
+      this.rememberAuthors(page);
+      for (const m of page) this.applyMessage(m, false);
+      if (page.length < CATCH_UP_PAGE) break;
+      const newest: string = page.reduce<string>((a, m) => (compareIds(m.id, a) > 0 ? m.id : a), after);
+      if (newest === after) break;
+      after = newest;
+    }
   }
 
   // ---- sending --------------------------------------------------------------------
@@ -548,6 +637,8 @@ export class HearthClient {
   sendMessage(channelId: string, content: string, replyToId: string | null = null): string {
     const me = this.me();
     const nonce = newNonce();
+    // Sending from a window of the past goes back to the present, where the message shows.
+    if (M_get()[channelId]?.detached) void this.jumpToPresent(channelId).catch(() => undefined);
     setComposerError(channelId, null);
     messagesStoreSet((s) =>
       M.addPending(s, {
@@ -624,6 +715,8 @@ export class HearthClient {
 
   isReading(channelId: string): boolean {
     if (channelId !== this.activeChannelId || !this.atBottom) return false;
+    // The bottom of a window of the past is not the newest message.
+    if (M_get()[channelId]?.detached) return false;
     if (typeof document === 'undefined') return true;
     return document.visibilityState === 'visible' && document.hasFocus();
   }

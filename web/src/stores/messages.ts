@@ -2,6 +2,12 @@
 // order) and unique by ID; messages we are still sending live in `pending`, keyed by
 // their nonce, until the server's copy (same nonce) replaces them. Pure functions below
 // do the merging so they can be unit-tested without React.
+//
+// A log is one contiguous stretch of history. Usually it ends at the newest message and
+// live messages are appended. After a jump to an old message (a search result) it is a
+// *detached* window somewhere in the past: live messages are not added (they would sit
+// after a gap), pages are added at either end, and when a newer page comes back short
+// the window has reached the present and is live again.
 import type { Message, Reaction, UserSummary } from '@/api/types';
 import { compareIds } from '@/lib/ids';
 import { createStore } from './store';
@@ -26,11 +32,20 @@ export interface ChannelLog {
   loaded: boolean;
   /** Older history may exist on the server. */
   hasMoreBefore: boolean;
+  /** A window into the past: newer history exists and live messages are not added. */
+  detached: boolean;
+  /**
+   * Bumped each time the log is replaced by another window. A page asked for under an
+   * older epoch is dropped: it would join two stretches of history with a gap between.
+   */
+  epoch: number;
+  /** Where the list should go next: a message (`id`) or the bottom (`null`); `seq` tells repeats apart. */
+  focus: { id: string | null; seq: number } | null;
 }
 
 export type MessagesState = Readonly<Record<string, ChannelLog>>;
 
-export const EMPTY_LOG: ChannelLog = Object.freeze({ messages: [], pending: [], loaded: false, hasMoreBefore: true }) as ChannelLog;
+export const EMPTY_LOG: ChannelLog = Object.freeze({ messages: [], pending: [], loaded: false, hasMoreBefore: true, detached: false, epoch: 0, focus: null }) as ChannelLog;
 
 export const messagesStore = createStore<MessagesState>({});
 
@@ -84,6 +99,9 @@ function withLog(state: MessagesState, channelId: string, next: ChannelLog): Mes
 export function applyCreate(state: MessagesState, m: Message): MessagesState {
   const l = log(state, m.channel_id);
   const pending = m.nonce ? l.pending.filter((p) => p.nonce !== m.nonce) : l.pending;
+  // A detached window does not reach the present: the message belongs after a gap. The
+  // window pages forward to it (or the user jumps to the present) instead.
+  if (l.detached) return pending === l.pending ? state : withLog(state, m.channel_id, { ...l, pending });
   let messages = l.messages;
   // Same nonce from the same author already confirmed under another id: never show twice.
   const dupByNonce =
@@ -153,16 +171,91 @@ export function applyReaction(state: MessagesState, ev: ReactionEvent, meId: str
   return withLog(state, ev.channel_id, { ...l, messages });
 }
 
-/** A page of history: `before` pages are newest-first from the server; order does not matter here. */
-export function applyPage(state: MessagesState, channelId: string, page: readonly Message[], opts: { older?: boolean; limit?: number; initial?: boolean }): MessagesState {
+/** Pending copies whose nonce came back in a page are retired. */
+function retirePending(pending: PendingMessage[], page: readonly Message[]): PendingMessage[] {
+  const nonces = new Set(page.map((m) => m.nonce).filter(Boolean));
+  return nonces.size ? pending.filter((p) => !nonces.has(p.nonce)) : pending;
+}
+
+/**
+ * A page of history: `before` pages are newest-first from the server; order does not matter here.
+ * `epoch` is the log's epoch when the page was asked for: a page for a replaced window is dropped.
+ */
+export function applyPage(state: MessagesState, channelId: string, page: readonly Message[], opts: { older?: boolean; limit?: number; initial?: boolean; epoch?: number }): MessagesState {
   const l = log(state, channelId);
+  if (opts.epoch !== undefined && opts.epoch !== l.epoch) return state;
+  // The newest page never goes into a window of the past (that would leave a gap).
+  if (opts.initial && l.detached) return state;
   const messages = mergeMessages(l.messages, page);
   let hasMoreBefore = l.hasMoreBefore;
   if (opts.older || opts.initial) hasMoreBefore = page.length >= (opts.limit ?? 50);
-  // Pending copies whose nonce came back in the page are retired too.
-  const nonces = new Set(page.map((m) => m.nonce).filter(Boolean));
-  const pending = nonces.size ? l.pending.filter((p) => !nonces.has(p.nonce)) : l.pending;
-  return withLog(state, channelId, { messages, pending, loaded: l.loaded || !!opts.initial, hasMoreBefore });
+  return withLog(state, channelId, { ...l, messages, pending: retirePending(l.pending, page), loaded: l.loaded || !!opts.initial, hasMoreBefore });
+}
+
+/**
+ * `messages?around=<target>`: the log becomes a window centred on the target (whatever it
+ * held is dropped). The server sends ceil(limit/2) messages up to and including the target
+ * and floor(limit/2) after it; a short newer half means the window reaches the present, so
+ * it is live at once (the caller then fetches what came meanwhile). A count that is off
+ * only costs one more page request, never a gap.
+ */
+export function applyAround(state: MessagesState, channelId: string, page: readonly Message[], opts: { limit: number; targetId: string; seq: number }): MessagesState {
+  const l = log(state, channelId);
+  const half = Math.floor(opts.limit / 2);
+  const newer = page.filter((m) => compareIds(m.id, opts.targetId) > 0).length;
+  const older = page.length - newer;
+  return withLog(state, channelId, {
+    messages: mergeMessages([], page),
+    pending: retirePending(l.pending, page),
+    loaded: true,
+    hasMoreBefore: older >= Math.max(1, half),
+    detached: newer >= Math.max(1, half),
+    epoch: l.epoch + 1,
+    focus: { id: opts.targetId, seq: opts.seq },
+  });
+}
+
+/**
+ * A page after the newest message of a detached window (`after` pages come oldest first).
+ * A short page means it reached the present: the window is live again.
+ */
+export function applyNewer(state: MessagesState, channelId: string, page: readonly Message[], opts: { limit: number; epoch: number }): MessagesState {
+  const l = state[channelId];
+  if (!l || l.epoch !== opts.epoch || !l.detached) return state;
+  return withLog(state, channelId, {
+    ...l,
+    messages: mergeMessages(l.messages, page),
+    pending: retirePending(l.pending, page),
+    detached: page.length >= opts.limit,
+  });
+}
+
+/** "Jump to present": the newest page replaces whatever window the log held. */
+export function applyPresent(state: MessagesState, channelId: string, page: readonly Message[], opts: { limit: number; seq: number }): MessagesState {
+  const l = log(state, channelId);
+  return withLog(state, channelId, {
+    messages: mergeMessages([], page),
+    pending: retirePending(l.pending, page),
+    loaded: true,
+    hasMoreBefore: page.length >= opts.limit,
+    detached: false,
+    epoch: l.epoch + 1,
+    focus: { id: null, seq: opts.seq },
+  });
+}
+
+/** The list went where `focus` asked: forget it, so opening the channel again lands as usual. */
+export function clearFocus(state: MessagesState, channelId: string, seq: number): MessagesState {
+  const l = state[channelId];
+  if (!l?.focus || l.focus.seq !== seq) return state;
+  return withLog(state, channelId, { ...l, focus: null });
+}
+
+/** Asks the list to scroll to a message it already holds. */
+export function setFocus(state: MessagesState, channelId: string, id: string | null, seq: number): MessagesState {
+  const l = state[channelId];
+  if (!l) return state;
+  return withLog(state, channelId, { ...l, focus: { id, seq } });
 }
 
 export function addPending(state: MessagesState, p: PendingMessage): MessagesState {
