@@ -19,6 +19,7 @@ mod gateway;
 mod notify;
 mod report;
 mod scenarios;
+mod search;
 mod server;
 mod voice;
 
@@ -72,6 +73,9 @@ pub enum Scenario {
     /// accounts, real WebRTC clients): packets forwarded per server core,
     /// added latency, join time, RSS per participant.
     VoiceForward,
+    /// Search freshness: --rate msg/s from --users senders over --channels
+    /// channels while probes measure send → found by search.
+    SearchFresh,
 }
 
 #[derive(Parser, Debug, Clone)]
@@ -269,6 +273,7 @@ async fn main() {
             Scenario::VoiceForward => results.extend(voice::forward(&args, &server).await?),
             Scenario::AuditLag => results.extend(audit::lag(&args, &server).await?),
             Scenario::NotifyFanout => results.extend(notify::fanout(&args, &server).await?),
+            Scenario::SearchFresh => results.extend(search::fresh(&args, &server).await?),
             Scenario::Sends | Scenario::History | Scenario::All => {}
         }
         Ok::<(), String>(())

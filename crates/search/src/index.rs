@@ -37,6 +37,9 @@ pub struct IndexConfig {
     /// period is committed at once; under load, one commit per interval.
     /// A change is searchable after at most this long plus one commit.
     pub commit_interval: Duration,
+    /// Searches run at once; more wait their turn in arrival order (see
+    /// `gate.rs`). Default: the machine's cores.
+    pub search_threads: usize,
 }
 
 impl Default for IndexConfig {
@@ -45,6 +48,7 @@ impl Default for IndexConfig {
             writer_memory_bytes: 64 << 20,
             writer_threads: 1,
             commit_interval: Duration::from_millis(200),
+            search_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
 }
@@ -108,6 +112,8 @@ struct Signal {
 
 struct Shared {
     fields: Fields,
+    /// At most `search_threads` searches at once.
+    gate: crate::gate::Gate,
     /// Per-segment ID ranges for date-ordered pages (see `collect`).
     blocks: Arc<crate::collect::BlockCache>,
     reader: IndexReader,
@@ -212,6 +218,7 @@ impl Index {
             .try_into()?;
         let shared = Arc::new(Shared {
             fields,
+            gate: crate::gate::Gate::new(config.search_threads),
             blocks: Arc::default(),
             reader,
             writer: Mutex::new(Writer {
@@ -452,6 +459,7 @@ impl Index {
     }
 
     pub fn search(&self, query: &Query, scope: &Scope) -> Result<SearchPage, SearchError> {
+        let _turn = self.shared.gate.enter();
         let searcher = self.shared.reader.searcher();
         search::run(
             &searcher,

@@ -28,6 +28,7 @@ mod analyzer;
 mod collect;
 mod error;
 mod events;
+mod gate;
 mod highlight;
 mod index;
 mod message;

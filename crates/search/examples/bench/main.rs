@@ -120,6 +120,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             writer_memory_bytes: 512 << 20,
             writer_threads: 2,
             commit_interval: Duration::from_secs(3600),
+            ..IndexConfig::default()
         },
     )?;
     println!(
