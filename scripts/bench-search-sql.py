@@ -9,7 +9,9 @@ average total.
 
 Each query does what a team building search on the database would do, and
 what Hearth's answer holds: the exact total in the caller's scope (a count)
-and the top 20 (by rank or by date) in it. Both statements run on the
+and the top 20 (by rank or by date) in it with a highlighted snippet of
+each (Hearth answers with one: `ts_headline` on Postgres, `snippet()` on
+FTS5, the content itself where LIKE found it). Both statements run on the
 client's own connection, one after the other; the latency is both.
 
   bench-search-sql.py load-pg     --tsv F --db NAME
@@ -185,9 +187,17 @@ def pg_statements(p, sort, scope):
         order = f"{rank} DESC, id DESC"
     else:
         order = "id DESC"
+    # The snippet only for the 20 kept (ts_headline re-parses the text).
+    snippet = (
+        f"ts_headline('hearth', content, {text}, "
+        "'StartSel=<mark>, StopSel=</mark>, MaxFragments=1, MaxWords=30, MinWords=10')"
+        if text
+        else "left(content, 200)"
+    )
     return (
         f"SELECT count(*) FROM messages WHERE {w}",
-        f"SELECT id FROM messages WHERE {w} ORDER BY {order} LIMIT 20",
+        f"SELECT id, {snippet} FROM (SELECT id, content FROM messages WHERE {w} "
+        f"ORDER BY {order} LIMIT 20) top",
         params,
     )
 
@@ -284,13 +294,15 @@ def sqlite_statements(p, sort, scope):
         where.insert(0, f"{table} MATCH ?")
         params.insert(0, match)
         order = "f.rank, m.id DESC" if sort == "Relevance" else "m.id DESC"
+        snippet = f"snippet({table}, 0, '<mark>', '</mark>', '…', 30)"
     else:
         src = "messages m"
         order = "m.id DESC"
+        snippet = "substr(m.content, 1, 200)"
     w = " AND ".join(where)
     return (
         f"SELECT count(*) FROM {src} WHERE {w}",
-        f"SELECT m.id FROM {src} WHERE {w} ORDER BY {order} LIMIT 20",
+        f"SELECT m.id, {snippet} FROM {src} WHERE {w} ORDER BY {order} LIMIT 20",
         params,
     )
 

@@ -17,6 +17,8 @@ pub enum SearchError {
     BadDate(String),
     #[error("bad value in `{0}`")]
     BadValue(String),
+    #[error("`{0}`: a filter cannot be negated (only words and phrases can)")]
+    NegatedFilter(String),
     #[error("`{0}`: a prefix needs at least 2 characters before `*`")]
     PrefixTooShort(String),
     #[error("limit {0} is outside 1..=100")]
@@ -39,6 +41,7 @@ impl SearchError {
             SearchError::UnknownFilter(_) => "unknown_filter",
             SearchError::BadDate(_) => "bad_date",
             SearchError::BadValue(_) => "bad_value",
+            SearchError::NegatedFilter(_) => "negated_filter",
             SearchError::PrefixTooShort(_) => "prefix_too_short",
             SearchError::BadLimit(_) => "bad_limit",
             SearchError::BadCursor => "bad_cursor",

@@ -7,41 +7,59 @@
 //! follows the work instead of the scheduler. It also bounds the CPU and
 //! memory searches can take from the rest of the server.
 
-use parking_lot::{Condvar, Mutex};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::Thread;
+
+use parking_lot::Mutex;
 
 pub(crate) struct Gate {
-    permits: u64,
-    state: Mutex<Tickets>,
-    turn: Condvar,
+    permits: usize,
+    state: Mutex<State>,
 }
 
 #[derive(Default)]
-struct Tickets {
-    /// Tickets handed out.
-    issued: u64,
-    /// Searches finished.
-    finished: u64,
+struct State {
+    running: usize,
+    /// Callers waiting, first come first.
+    queue: VecDeque<Arc<Waiter>>,
+}
+
+struct Waiter {
+    thread: Thread,
+    /// Set (before the unpark) when a finishing search hands its place
+    /// over; a spurious wake-up finds it still false and parks again.
+    admitted: AtomicBool,
 }
 
 impl Gate {
     pub fn new(permits: usize) -> Gate {
         Gate {
-            permits: permits.max(1) as u64,
-            state: Mutex::new(Tickets::default()),
-            turn: Condvar::new(),
+            permits: permits.max(1),
+            state: Mutex::new(State::default()),
         }
     }
 
-    /// Waits for this caller's turn. Ticket `t` runs once `t - permits + 1`
-    /// searches have finished: every earlier ticket is running, done, or
-    /// (being earlier) allowed before it, so at most `permits` run and they
-    /// start in arrival order.
+    /// Runs at once if fewer than `permits` run, else waits its turn. A
+    /// finishing search hands its place straight to the first waiter
+    /// (waking only that thread), so they start in arrival order.
     pub fn enter(&self) -> Pass<'_> {
-        let mut s = self.state.lock();
-        let ticket = s.issued;
-        s.issued += 1;
-        while ticket >= s.finished + self.permits {
-            self.turn.wait(&mut s);
+        let waiter = {
+            let mut s = self.state.lock();
+            if s.running < self.permits {
+                s.running += 1;
+                return Pass { gate: self };
+            }
+            let w = Arc::new(Waiter {
+                thread: std::thread::current(),
+                admitted: AtomicBool::new(false),
+            });
+            s.queue.push_back(w.clone());
+            w
+        };
+        while !waiter.admitted.load(Ordering::Acquire) {
+            std::thread::park();
         }
         Pass { gate: self }
     }
@@ -55,9 +73,15 @@ pub(crate) struct Pass<'a> {
 impl Drop for Pass<'_> {
     fn drop(&mut self) {
         let mut s = self.gate.state.lock();
-        s.finished += 1;
-        drop(s);
-        self.gate.turn.notify_all();
+        match s.queue.pop_front() {
+            // The place passes on: `running` stays the same.
+            Some(w) => {
+                drop(s);
+                w.admitted.store(true, Ordering::Release);
+                w.thread.unpark();
+            }
+            None => s.running -= 1,
+        }
     }
 }
 

@@ -251,7 +251,7 @@ impl Query {
             && let Some((key, value)) = filter_parts(&l.text)
         {
             if l.negated {
-                return Err(SearchError::BadValue(l.raw.clone()));
+                return Err(SearchError::NegatedFilter(l.raw.clone()));
             }
             return self.add_filter(key, value, &l.raw).map(|()| 1);
         }

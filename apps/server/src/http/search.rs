@@ -67,6 +67,7 @@ fn refused(e: SearchError) -> ApiError {
         SearchError::UnknownFilter(t)
         | SearchError::BadDate(t)
         | SearchError::BadValue(t)
+        | SearchError::NegatedFilter(t)
         | SearchError::PrefixTooShort(t)
         | SearchError::Unresolved(t) => Some(t.clone()),
         _ => None,

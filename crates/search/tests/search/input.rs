@@ -60,7 +60,7 @@ fn errors_name_the_token() {
         ("has:", SearchError::BadValue("has:".into())),
         ("pinned:maybe", SearchError::BadValue("pinned:maybe".into())),
         ("from:-3", SearchError::BadValue("from:-3".into())),
-        ("-from:1", SearchError::BadValue("-from:1".into())),
+        ("-from:1", SearchError::NegatedFilter("-from:1".into())),
         ("a*", SearchError::PrefixTooShort("a*".into())),
         ("*", SearchError::PrefixTooShort("*".into())),
         ("**", SearchError::PrefixTooShort("**".into())),
