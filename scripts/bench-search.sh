@@ -38,6 +38,7 @@ PY="$VENV/bin/python"
 
 for r in $(seq 1 "$RUNS"); do
   echo "== hearth run $r"
+  rm -rf "$OUT/index-$r"
   "$BENCH" --messages "$N" --dir "$OUT/index-$r" | tee "$OUT/hearth-$r.log"
   rm -rf "$OUT/index-$r"
 done
