@@ -222,14 +222,17 @@ impl Index {
         let threads = config.writer_threads.max(1);
         let memory = config.writer_memory_bytes.max(threads * 15_000_000);
         let writer = index.writer_with_num_threads(threads, memory)?;
+        let blocks: Arc<crate::collect::BlockCache> = Arc::default();
+        let warmer: std::sync::Weak<dyn tantivy::Warmer> = Arc::downgrade(&blocks) as _;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
+            .warmers(vec![warmer])
             .try_into()?;
         let shared = Arc::new(Shared {
             fields,
             gate: crate::gate::Gate::new(config.search_threads),
-            blocks: Arc::default(),
+            blocks,
             reader,
             writer: Mutex::new(Writer {
                 writer,
@@ -597,4 +600,54 @@ fn dir_size(dir: &Path) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{Has, IndexedMessage};
+    use hearth_types::{ChannelId, MessageId, UserId};
+
+    fn msg(id: i64) -> IndexedMessage {
+        IndexedMessage {
+            id: MessageId(id),
+            channel_id: ChannelId(1),
+            community_id: None,
+            author_id: UserId(2),
+            content: format!("message {id}"),
+            mentions: vec![],
+            role_mentions: vec![],
+            mentions_everyone: false,
+            has: Has::default(),
+            pinned: false,
+            reply_to: None,
+            created_at_ms: id,
+            edited_at_ms: None,
+        }
+    }
+
+    /// The reader's warmer computes each new segment's ID ranges when it
+    /// reloads (not on the first query) and forgets merged-away segments.
+    #[test]
+    fn the_warmer_keeps_ranges_for_the_live_segments() {
+        let ix = Index::open_in_ram(IndexConfig::default()).expect("index");
+        for batch in 0..12 {
+            let ops = (0..50)
+                .map(|i| Op::Upsert(msg(batch * 50 + i + 1)))
+                .collect();
+            ix.apply(ops, batch as u64 + 1).expect("apply");
+            ix.commit().expect("commit");
+        }
+        let live: HashSet<_> = ix
+            .shared
+            .reader
+            .searcher()
+            .segment_readers()
+            .iter()
+            .map(|r| r.segment_id())
+            .collect();
+        let cached = ix.shared.blocks.cached_segments();
+        assert!(live.is_subset(&cached), "every live segment is warmed");
+        assert!(cached.len() <= live.len() + 12, "{cached:?}");
+    }
 }
