@@ -10,6 +10,15 @@ import type { Message } from '@/api/types';
 const res = (status: number, headers: Record<string, string> = {}) => new Response(null, { status, headers });
 
 describe('errors', () => {
+  it('names the fields of a 400 from details.fields, never its other keys', () => {
+    const search = errorFromResponse(res(400), {
+      error: { code: 'invalid_request', message: 'q: unknown filter `foo:bar`', details: { fields: { q: 'unknown filter' }, reason: 'unknown_filter', token: 'foo:bar' } },
+    });
+    expect(search.human).toBe('q: unknown filter `foo:bar` (q)');
+    const two = errorFromResponse(res(400), { error: { code: 'invalid_request', message: 'bad', details: { fields: { name: 'x', topic: 'y' } } } });
+    expect(two.human).toBe('bad (name, topic)');
+  });
+
   it('429 says when to retry, from Retry-After or details.retry_after_ms', () => {
     const e = errorFromResponse(res(429, { 'Retry-After': '7' }), { error: { code: 'rate_limited', message: 'x', details: {} } });
     expect(e.retryAfterMs).toBe(7000);

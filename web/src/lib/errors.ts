@@ -96,7 +96,13 @@ export function humanMessage(e: ApiError): string {
   }
   switch (e.status) {
     case 400: {
-      const fields = e.details && typeof e.details === 'object' ? Object.keys(e.details) : [];
+      // The contract's 400 names the fields in `details.fields` ({name: reason});
+      // other keys beside it (a search's `reason`, `token`) are not field names.
+      const named = e.details.fields;
+      const fields =
+        named && typeof named === 'object'
+          ? Object.keys(named as Record<string, unknown>)
+          : Object.keys(e.details).filter((k) => k !== 'reason' && k !== 'token');
       return fields.length ? `${e.message} (${fields.join(', ')})` : e.message || 'That request was not valid.';
     }
     case 401: return 'Your session has ended. Please sign in again.';
