@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test } from '@playwright/test';
-import { axeCheck, composer, login, message, rest, tabTracker, uniqueName, WEB } from './helpers';
+import { axeCheck, composer, login, message, rest, tabTracker, uniqueName, WEB, apiAccount, type ApiAccount } from './helpers';
 
 const PASSWORD = 'correct horse battery';
 const tabs = tabTracker();
@@ -23,17 +23,9 @@ function hearthAdmin(args: string[]) {
   execFileSync(bin, ['admin', ...args, '--data-dir', dataDir], { cwd: tmpdir(), stdio: 'pipe', env: { ...process.env, RUST_LOG: 'error' } });
 }
 
-interface Account {
-  name: string;
-  id: string;
-  token: string;
-}
+type Account = ApiAccount;
 
-async function account(prefix: string): Promise<Account> {
-  const name = uniqueName(prefix);
-  const r = await rest<{ access_token: string; user: { id: string } }>('POST', '/api/v1/auth/register', null, { username: name, password: PASSWORD });
-  return { name, id: r.user.id, token: r.access_token };
-}
+const account = (prefix: string) => apiAccount(prefix, PASSWORD);
 
 async function community(owner: Account, name: string, joiners: Account[]) {
   const c = await rest<{ id: string }>('POST', '/api/v1/communities', owner.token, { name });

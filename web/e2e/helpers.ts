@@ -111,3 +111,17 @@ export function tabTracker() {
     },
   };
 }
+
+/** An account made through the API (name, id, token), for specs that set up a world first. */
+export interface ApiAccount {
+  name: string;
+  id: string;
+  token: string;
+}
+
+/** Registers `uniqueName(prefix)` with the tests' password through the API. */
+export async function apiAccount(prefix: string, password = 'correct horse battery'): Promise<ApiAccount> {
+  const name = uniqueName(prefix);
+  const r = await rest<{ access_token: string; user: { id: string } }>('POST', '/api/v1/auth/register', null, { username: name, password });
+  return { name, id: r.user.id, token: r.access_token };
+}

@@ -7,7 +7,7 @@
 // what Alice sees. That something did *not* notify is shown by a later message that
 // does: the server handles one user's messages in order.
 import { expect, test, type Browser, type Page } from '@playwright/test';
-import { axeCheck, baseUrl, login, openCommunityMenu, rest, shot, tabTracker, uniqueName } from './helpers';
+import { axeCheck, baseUrl, login, openCommunityMenu, rest, shot, tabTracker, apiAccount, type ApiAccount } from './helpers';
 
 const PASSWORD = 'correct horse battery';
 
@@ -16,11 +16,7 @@ test.afterEach(async () => {
   await tabs.closeAll();
 });
 
-interface Account {
-  name: string;
-  id: string;
-  token: string;
-}
+type Account = ApiAccount;
 
 interface World {
   alice: Account;
@@ -31,11 +27,7 @@ interface World {
   random: string;
 }
 
-async function account(prefix: string): Promise<Account> {
-  const name = uniqueName(prefix);
-  const r = await rest<{ access_token: string; user: { id: string } }>('POST', '/api/v1/auth/register', null, { username: name, password: PASSWORD });
-  return { name, id: r.user.id, token: r.access_token };
-}
+const account = (prefix: string) => apiAccount(prefix, PASSWORD);
 
 /** Alice owns a community with #general and #random; Bob joined it. */
 async function world(): Promise<World> {

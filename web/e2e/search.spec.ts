@@ -7,7 +7,7 @@
 // Set-up goes over REST; what is asserted is what Bob sees. The index is near-real-time
 // (about a second), so a search that must find a fresh message is retried.
 import { expect, test, type Browser, type Locator, type Page } from '@playwright/test';
-import { axeCheck, login, message, rest, send, shot, tabTracker, uniqueName } from './helpers';
+import { axeCheck, login, message, rest, send, shot, tabTracker, apiAccount, type ApiAccount } from './helpers';
 
 const PASSWORD = 'correct horse battery';
 
@@ -16,11 +16,7 @@ test.afterEach(async () => {
   await tabs.closeAll();
 });
 
-interface Account {
-  name: string;
-  id: string;
-  token: string;
-}
+type Account = ApiAccount;
 
 interface World {
   alice: Account;
@@ -31,11 +27,7 @@ interface World {
   secret: string;
 }
 
-async function account(prefix: string): Promise<Account> {
-  const name = uniqueName(prefix);
-  const r = await rest<{ access_token: string; user: { id: string } }>('POST', '/api/v1/auth/register', null, { username: name, password: PASSWORD });
-  return { name, id: r.user.id, token: r.access_token };
-}
+const account = (prefix: string) => apiAccount(prefix, PASSWORD);
 
 /** Alice owns the community (#general, #random, #secret hidden from @everyone); Bob joined. */
 async function world(): Promise<World> {

@@ -81,7 +81,8 @@ async fn newest_entry(http: &reqwest::Client, base: &str, m: &Moderator) -> Opti
     v.get(0)?["id"].as_str().map(str::to_owned)
 }
 
-fn histogram() -> Histogram<u64> {
+/// Microseconds up to ten minutes (audit lag and search freshness).
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)
         .unwrap_or_else(|_| unreachable!("valid bounds"))
 }

@@ -19,6 +19,7 @@ use rand::Rng;
 use serde_json::{Value, json};
 
 use crate::Args;
+use crate::audit::histogram;
 use crate::report::Outcome;
 use crate::scenarios::{Account, client, join, json_of, register};
 use crate::server::Server;
@@ -97,11 +98,6 @@ async fn found(
     .await
     .ok()?;
     v["total"].as_u64()
-}
-
-fn histogram() -> Histogram<u64> {
-    Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)
-        .unwrap_or_else(|_| unreachable!("valid bounds"))
 }
 
 pub async fn fresh(args: &Args, server: &Server) -> Result<Vec<Outcome>, String> {
