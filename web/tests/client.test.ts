@@ -10,25 +10,10 @@ import type { SocketLike } from '@/lib/gateway';
 import { messagesStore } from '@/stores/messages';
 import { readStatesStore, mentionCount, isUnread } from '@/stores/readStates';
 import type { Message } from '@/api/types';
+import { message } from './fixtures';
 
-const msg = (id: number, extra: Partial<Message> = {}): Message => ({
-  id: String(id),
-  channel_id: '5',
-  community_id: '9',
-  author: { id: '2', username: 'bob', display_name: null, avatar_url: null },
-  content: `m${id}`,
-  created_at: new Date().toISOString(),
-  edited_at: null,
-  reply_to_id: null,
-  mentions: [],
-  mention_roles: [],
-  mention_everyone: false,
-  attachments: [],
-  reactions: [],
-  pinned: false,
-  nonce: null,
-  ...extra,
-});
+const msg = (id: number, extra: Partial<Message> = {}): Message =>
+  message(id, { channel_id: '5', community_id: '9', created_at: new Date().toISOString(), ...extra });
 
 let http: Server;
 let wss: WebSocketServer;

@@ -9,26 +9,10 @@ import * as M from '@/stores/messages';
 import { readStatesStore } from '@/stores/readStates';
 import { focusIndex, buildRows } from '@/components/MessageList';
 import { fakeServer, json, restoreFetch } from './fake-server';
+import { message } from './fixtures';
 
 const author = { id: '2', username: 'bob', display_name: null, avatar_url: null };
-const msg = (id: number | string, extra: Partial<Message> = {}): Message => ({
-  id: String(id),
-  channel_id: 'c',
-  community_id: 'g',
-  author,
-  content: `m${id}`,
-  created_at: '2025-06-01T00:00:00Z',
-  edited_at: null,
-  reply_to_id: null,
-  mentions: [],
-  mention_roles: [],
-  mention_everyone: false,
-  attachments: [],
-  reactions: [],
-  pinned: false,
-  nonce: null,
-  ...extra,
-});
+const msg = message;
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => msg(from + i));
 const newestFirst = (list: Message[]) => [...list].sort((a, b) => compareIds(b.id, a.id));
 const ids = (s: M.MessagesState, ch = 'c') => (s[ch]?.messages ?? []).map((m) => Number(m.id));

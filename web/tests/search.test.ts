@@ -6,6 +6,7 @@ import { fetchResults, loadMoreResults, runSearch, searchFailure } from '@/lib/s
 import { ApiError } from '@/lib/errors';
 import * as S from '@/stores/search';
 import { fakeServer, json, restoreFetch } from './fake-server';
+import { message } from './fixtures';
 
 afterEach(() => {
   restoreFetch();
@@ -121,21 +122,7 @@ describe('suggestions', () => {
 });
 
 const hit = (id: string, channel_id: string, extra: Partial<S.SearchHit> = {}): S.SearchHit => ({
-  id,
-  channel_id,
-  community_id: 'g',
-  author: { id: '11', username: 'alice', display_name: null, avatar_url: null },
-  content: `m${id}`,
-  created_at: '2025-06-01T00:00:00Z',
-  edited_at: null,
-  reply_to_id: null,
-  mentions: [],
-  mention_roles: [],
-  mention_everyone: false,
-  attachments: [],
-  reactions: [],
-  pinned: false,
-  nonce: null,
+  ...message(id, { channel_id, author: { id: '11', username: 'alice', display_name: null, avatar_url: null } }),
   highlight: `<mark>m${id}</mark>`,
   ...extra,
 });

@@ -5,26 +5,10 @@ import * as M from '@/stores/messages';
 import * as R from '@/stores/readStates';
 import * as C from '@/stores/communities';
 import { basePermissions, channelPermissions } from '@/lib/permissions';
+import { message } from './fixtures';
 
 const author = { id: '2', username: 'bob', display_name: null, avatar_url: null };
-const msg = (id: string, extra: Partial<Message> = {}): Message => ({
-  id,
-  channel_id: 'c',
-  community_id: 'g',
-  author,
-  content: `m${id}`,
-  created_at: '2025-06-01T00:00:00Z',
-  edited_at: null,
-  reply_to_id: null,
-  mentions: [],
-  mention_roles: [],
-  mention_everyone: false,
-  attachments: [],
-  reactions: [],
-  pinned: false,
-  nonce: null,
-  ...extra,
-});
+const msg = (id: string, extra: Partial<Message> = {}): Message => message(id, { author, ...extra });
 const ids = (s: M.MessagesState, ch = 'c') => s[ch].messages.map((m) => m.id);
 
 describe('ids', () => {
