@@ -82,7 +82,7 @@ async function openUser(username: string, relay: boolean): Promise<Page> {
 interface Snap {
   state: string;
   audio: { packets: number; samples: number; concealed: number }[];
-  video: { packets: number; frames: number; width: number }[];
+  video: { packets: number; frames: number; width: number; keyframes: number; freezes: number; plis: number }[];
   localType: string | null;
   remoteType: string | null;
 }
@@ -93,10 +93,10 @@ async function snap(page: Page): Promise<Snap | null> {
     const pc = v?.pc;
     if (!pc) return null;
     const r = await pc.getStats();
-    const out = { state: pc.connectionState, audio: [] as { packets: number; samples: number; concealed: number }[], video: [] as { packets: number; frames: number; width: number }[], localType: null as string | null, remoteType: null as string | null };
+    const out = { state: pc.connectionState, audio: [] as { packets: number; samples: number; concealed: number }[], video: [] as { packets: number; frames: number; width: number; keyframes: number; freezes: number; plis: number }[], localType: null as string | null, remoteType: null as string | null };
     r.forEach((s) => {
       if (s.type === 'inbound-rtp' && s.kind === 'audio') out.audio.push({ packets: s.packetsReceived ?? 0, samples: s.totalSamplesReceived ?? 0, concealed: s.concealedSamples ?? 0 });
-      if (s.type === 'inbound-rtp' && s.kind === 'video') out.video.push({ packets: s.packetsReceived ?? 0, frames: s.framesDecoded ?? 0, width: s.frameWidth ?? 0 });
+      if (s.type === 'inbound-rtp' && s.kind === 'video') out.video.push({ packets: s.packetsReceived ?? 0, frames: s.framesDecoded ?? 0, width: s.frameWidth ?? 0, keyframes: s.keyFramesDecoded ?? 0, freezes: s.freezeCount ?? 0, plis: s.pliCount ?? 0 });
       if (s.type === 'transport' && s.selectedCandidatePairId) {
         const pair = r.get(s.selectedCandidatePairId);
         out.localType = pair ? r.get(pair.localCandidateId)?.candidateType ?? null : null;
@@ -134,6 +134,21 @@ async function growth(page: Page, ms = 2000) {
     packets: audioPackets(b) - audioPackets(a),
     frames: sum((b?.video ?? []).map((v) => v.frames)) - sum((a?.video ?? []).map((v) => v.frames)),
   };
+}
+
+/**
+ * Audio and video keep flowing on `page`: samples and decoded frames grow within a 2 s
+ * window. On a loaded 2-core machine a window can fall inside a wait for a keyframe
+ * (a simulcast layer switch, a lost keyframe through the relay), so up to three windows
+ * are tried; how many it took is recorded, and the last stats go in the error.
+ */
+async function flowing(page: Page, name: string) {
+  let last: Awaited<ReturnType<typeof growth>> | null = null;
+  for (let windows = 1; windows <= 3; windows++) {
+    last = await growth(page);
+    if (last.samples > 10_000 && last.frames > 5) return { ...last, windows };
+  }
+  throw new Error(`${name}: audio samples > 10000 and video frames > 5 in none of three 2 s windows; last ${JSON.stringify(last)}, stats ${JSON.stringify(await snap(page))}`);
 }
 
 function record(name: string, data: unknown) {
@@ -179,10 +194,7 @@ async function callScenario(relay: boolean) {
   await until(A, "A decodes B's camera", (s) => decodingVideos(s) >= 1);
   metrics.cameraToFirstFrameMs = Date.now() - t2;
   for (const [name, p] of [['A', A], ['B', B]] as const) {
-    const g = await growth(p);
-    expect(g.samples, `${name}: audio samples grow`).toBeGreaterThan(10_000);
-    expect(g.frames, `${name}: video frames decoded grow`).toBeGreaterThan(5);
-    metrics[`${name}growth`] = g;
+    metrics[`${name}growth`] = await flowing(p, name);
   }
   // The remote camera shows in a tile.
   await expect(B.locator(`.voice-tile video`).first()).toBeVisible();
