@@ -28,7 +28,7 @@
 # port, default 0: a second cluster beside the first, as scripts/cluster-check.sh does).
 #
 # nginx (open source) has passive health checks only (max_fails/fail_timeout:
-# a node that refuses connections or answers 502/503/504 is skipped for
+# a node that refuses connections or answers 502/504 is skipped for
 # fail_timeout). The active check is a small loop started by `up`: every 2 s it
 # asks each node's /readyz and, when the set of ready nodes changes, rewrites
 # the upstream list (a failing node is marked `down`) and reloads nginx.
@@ -279,7 +279,7 @@ http {
   upstream hearth {
     # One line per node, rewritten by the readiness loop (a node whose
     # /readyz fails is marked down). Passive checks: 2 failures (errors,
-    # timeouts, 502/503/504) take a node out for 10 s.
+    # timeouts, 502/504) take a node out for 10 s.
     include $STATE/nginx/upstream.conf;
     keepalive 32;
   }
@@ -290,7 +290,11 @@ http {
     proxy_set_header Host \$http_host;
     proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
     proxy_set_header X-Forwarded-Proto \$scheme;
-    proxy_next_upstream error timeout http_502 http_503 http_504;
+    # Not http_503: a node answers 503 `unavailable` when a part every node shares
+    # (Postgres, Redis) is down. Counted as failures, those would take every node out
+    # and leave nginx's own 502; a node that is itself unready leaves the rotation
+    # through the readiness check instead.
+    proxy_next_upstream error timeout http_502 http_504;
     proxy_next_upstream_tries 3;
     proxy_connect_timeout 2s;
 
@@ -319,6 +323,10 @@ EOF
 
 upstream_lines() { # upstream_lines "1 3" → ready nodes 1 and 3, the others down
   local ready=" $1 " i
+  # None ready: a part every node shares (Postgres, Redis, NATS) is down. Keep them all
+  # in: each answers 503 `unavailable` in the API's shape (nginx alone would answer 502
+  # with its own page), and the first to recover serves at once.
+  if [ -z "$1" ]; then ready=" ${NODES[*]} "; fi
   for i in "${NODES[@]}"; do
     if [[ "$ready" == *" $i "* ]]; then
       echo "server 127.0.0.1:$(node_port "$i") max_fails=2 fail_timeout=10s;"

@@ -10,7 +10,10 @@
 #   scripts/test.sh web        only the web app
 #   scripts/test.sh deploy     only the deployment files and the cluster: promtool
 #                              check/test rules, dashboard, compose and Helm checks
-#                              (scripts/check-deploy.sh), a three-node cluster behind
+#                              (scripts/check-deploy.sh), the web app compiled into the
+#                              binary (scripts/embedded-web-check.sh), Redis and Postgres
+#                              restarted under a cluster's clients (scripts/cluster-faults.sh),
+#                              a three-node cluster behind
 #                              nginx (scripts/cluster-check.sh, ~25 s) and the alerts
 #                              firing in a real Prometheus (scripts/alerts-live.sh, ~40 s)
 #                              and a rolling restart of that cluster under load, nothing
@@ -166,8 +169,13 @@ run_deploy() {
   ensure_redis
   say "deploy: rules, dashboard, compose file, Helm chart"
   scripts/check-deploy.sh
+  say "deploy: one file to ship: the web app compiled into hearth, served from an empty directory"
+  build_web
+  scripts/embedded-web-check.sh
   say "deploy: a cluster on one machine (scripts/cluster.sh)"
   scripts/cluster-check.sh
+  say "deploy: Redis and Postgres restarted under a cluster's clients (scripts/cluster-faults.sh, ~25 s)"
+  scripts/cluster-faults.sh
   say "deploy: alerts in a real Prometheus"
   scripts/alerts-live.sh
   say "deploy: a rolling restart under load (scripts/rolling-restart.sh, ~60 s)"

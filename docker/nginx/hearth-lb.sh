@@ -3,7 +3,7 @@
 # active readiness check, which open-source nginx lacks. Every 2 s each node's
 # /readyz is asked (plain bash, no curl needed); when the set of ready nodes
 # changes the upstream list is rewritten (a failing node marked `down`, a name
-# that does not resolve left out) and nginx reloaded.
+# that does not resolve left out; when none is ready, all stay in) and nginx reloaded.
 #   HEARTH_NODES        "host:port ..." (default: hearth-1:8080 hearth-2:8080 hearth-3:8080)
 #   HEARTH_UPSTREAM     the file nginx.conf includes (default /etc/nginx/hearth/upstream.conf)
 #   NGINX               nginx command line (default: nginx)
@@ -27,11 +27,15 @@ ready() { # ready host:port → /readyz answered 200 within 2 s
 resolves() { getent hosts "${1%:*}" >/dev/null 2>&1; }
 
 write_upstream() { # write_upstream "ready nodes"
-  local n any="" out=""
+  local n any="" out="" ready=" $1 "
+  # None ready: a part every node shares (Postgres, Redis, NATS) is down. Keep them all
+  # in: each answers 503 `unavailable` in the API's shape (nginx alone would answer 502
+  # with its own page), and the first to recover serves at once.
+  [ -n "$1" ] || ready=" $NODES "
   for n in $NODES; do
     if ! resolves "$n"; then
       out+="# server $n: name does not resolve"$'\n'
-    elif [[ " $1 " == *" $n "* ]]; then
+    elif [[ "$ready" == *" $n "* ]]; then
       out+="server $n max_fails=2 fail_timeout=10s;"$'\n'
       any=1
     else

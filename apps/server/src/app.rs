@@ -217,15 +217,21 @@ pub async fn rotate_signing_key(cfg: &Config) -> Result<SigningKeyRecord, StartE
     Ok(store.add_signing_key(&random_secret(), now_ms()).await?)
 }
 
+/// The web app to serve: `web_dir` when set; else the app compiled into the binary (a
+/// release built with `embed-web`); else `./web/out` when it has been built.
 fn web_assets(cfg: &Config) -> Option<WebAssets> {
     let dir = if cfg.web_dir.is_empty() {
+        if let Some(w) = WebAssets::embedded() {
+            tracing::info!(from = %w.describe(), "serving the web app");
+            return Some(w);
+        }
         PathBuf::from("web/out")
     } else {
         PathBuf::from(&cfg.web_dir)
     };
     let found = WebAssets::open(&dir);
     match &found {
-        Some(w) => tracing::info!(dir = %w.root().display(), "serving the web app"),
+        Some(w) => tracing::info!(from = %w.describe(), "serving the web app"),
         None => tracing::warn!(
             dir = %dir.display(),
             "the web app is not built (no index.html); the API still works. Build it: npm --prefix web ci && npm --prefix web run build"
@@ -275,9 +281,22 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         let nats = NatsBus::connect(&cfg.nats_url, opts)
             .await
             .map_err(|e| StartError::Bus(e.to_string()))?;
-        nats.open_log()
-            .await
-            .map_err(|e| StartError::Bus(e.to_string()))?;
+        // JetStream can be slow to answer while its cluster starts beside the
+        // nodes (a meta leader being elected, other nodes creating consumers):
+        // a timeout then is worth retrying, for a while, before giving up.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match nats.open_log().await {
+                Ok(()) => break,
+                Err(e @ hearth_bus::BusError::Unavailable(_))
+                    if std::time::Instant::now() < deadline =>
+                {
+                    tracing::warn!(error = %e, "opening the bus log; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(StartError::Bus(e.to_string())),
+            }
+        }
         Arc::new(nats)
     };
     // Rate-limit counters: per node in memory, or shared by every node in Redis.
@@ -340,7 +359,13 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
     let web = web_assets(&cfg);
     let limiter: Arc<dyn RateLimiter> = match &redis {
         None => Arc::new(MemoryRateLimiter::default()),
-        Some(conn) => Arc::new(RedisRateLimiter::new(conn.clone())),
+        Some(conn) => Arc::new(RedisRateLimiter::with_outage(
+            conn.clone(),
+            match cfg.rate_limit.when_redis_down {
+                crate::config::RedisDown::Local => hearth_state::WhenDown::Local,
+                crate::config::RedisDown::Allow => hearth_state::WhenDown::Allow,
+            },
+        )),
     };
     // Session records for resume on any node: shared in Redis, else none
     // (one node: a session it does not hold has expired).
@@ -387,6 +412,7 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         blobs = media.blobs.kind(),
         "node ready"
     );
+    let db_gate = crate::db_gate::DbGate::start(&store);
     let state = AppState(Arc::new(Inner {
         cfg,
         store,
@@ -395,6 +421,7 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         bus,
         publisher,
         limiter,
+        db_gate,
         redis,
         metrics,
         node_id: node,

@@ -277,6 +277,30 @@ pub struct RateLimitConfig {
     /// spread over many addresses).
     pub auth_per_account_per_second: f64,
     pub auth_per_account_burst: u32,
+    /// While the cluster's Redis is unreachable: `local` counts on each node alone
+    /// (limits keep working, each node allowing the whole quota), `allow` lets
+    /// everything through (fail open).
+    pub when_redis_down: RedisDown,
+}
+
+/// `rate_limit.when_redis_down`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisDown {
+    #[default]
+    Local,
+    Allow,
+}
+
+impl FromStr for RedisDown {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "local" => Ok(RedisDown::Local),
+            "allow" => Ok(RedisDown::Allow),
+            _ => Err(()),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -354,6 +378,7 @@ impl Default for RateLimitConfig {
             auth_per_ip_burst: 20,
             auth_per_account_per_second: 0.1,
             auth_per_account_burst: 10,
+            when_redis_down: RedisDown::Local,
         }
     }
 }
@@ -738,6 +763,11 @@ impl Config {
             "HEARTH_RATE_LIMIT_AUTH_PER_ACCOUNT_BURST",
             env("HEARTH_RATE_LIMIT_AUTH_PER_ACCOUNT_BURST"),
         )?;
+        set(
+            &mut rl.when_redis_down,
+            "HEARTH_RATE_LIMIT_WHEN_REDIS_DOWN",
+            env("HEARTH_RATE_LIMIT_WHEN_REDIS_DOWN"),
+        )?;
         let ph = &mut self.password_hash;
         set(
             &mut ph.memory_kib,
@@ -1073,6 +1103,7 @@ mod tests {
             "HEARTH_LOG_LEVEL" => Some("warn".to_string()),
             "DATABASE_URL" => Some("postgres://x@y/z".to_string()),
             "HEARTH_RATE_LIMIT_ENABLED" => Some("false".to_string()),
+            "HEARTH_RATE_LIMIT_WHEN_REDIS_DOWN" => Some("allow".to_string()),
             "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://otel:4318".to_string()),
             "HEARTH_OTLP_SERVICE_NAME" => Some("chat".to_string()),
             "OTEL_SERVICE_NAME" => Some("ignored".to_string()),
@@ -1091,6 +1122,7 @@ mod tests {
         assert_eq!(c.log_level, "warn", "environment beats the file");
         assert_eq!(c.rate_limit.per_ip_burst, 7, "the file beats defaults");
         assert!(!c.rate_limit.enabled);
+        assert_eq!(c.rate_limit.when_redis_down, RedisDown::Allow);
         assert!(c.uses_postgres());
         assert_eq!(
             c.otlp_endpoint, "http://otel:4318",

@@ -11,6 +11,7 @@ pub mod app;
 pub mod channel_gate;
 pub mod config;
 pub mod cooldowns;
+pub mod db_gate;
 pub mod events;
 pub mod gateway;
 pub mod http;

@@ -25,6 +25,8 @@ pub struct Inner {
     pub bus: Arc<dyn Bus>,
     pub publisher: Publisher,
     pub limiter: Arc<dyn RateLimiter>,
+    /// Closed while the database is surely down: API calls answer 503 at once.
+    pub db_gate: Arc<crate::db_gate::DbGate>,
     /// The shared Redis, when configured (for readiness and shared state).
     pub redis: Option<hearth_state::RedisConnection>,
     pub metrics: Metrics,

@@ -31,7 +31,7 @@ pub use presence::{MemoryPresence, PRESENCE_TTL, Presence, Status};
 pub use rate_limit::{Decision, MemoryRateLimiter, Quota, RateLimiter};
 pub use redis::{
     RedisConnection, RedisLeases, RedisNonceGuard, RedisPresence, RedisRateLimiter,
-    RedisRevocations, RedisSessionLog, RedisTyping,
+    RedisRevocations, RedisSessionLog, RedisTyping, WhenDown,
 };
 pub use revocation::{MemoryRevocations, RevocationStream, Revocations};
 pub use sessions::{Append, Frame, MemorySessionLog, SessionLog, SessionMeta, SessionRecord};

@@ -81,8 +81,11 @@ pub trait Presence: Send + Sync + 'static {
     async fn set(&self, user: i64, node: &str, status: Status, ttl: Duration) -> StateResult<()>;
 
     /// The heartbeat: extends every live entry `node` holds to `ttl` from
-    /// now. Entries that already expired stay expired.
-    async fn refresh(&self, node: &str, ttl: Duration) -> StateResult<()>;
+    /// now. Entries that already expired stay expired. Returns how many were
+    /// live: fewer than the node holds means entries were lost (Redis
+    /// restarted empty, or failed over to a replica behind), and the node
+    /// should [`Presence::set`] its users again.
+    async fn refresh(&self, node: &str, ttl: Duration) -> StateResult<usize>;
 
     /// Removes `node`'s entry for `user` (their last socket there closed).
     async fn clear(&self, user: i64, node: &str) -> StateResult<()>;
@@ -116,17 +119,19 @@ impl Presence for MemoryPresence {
         Ok(())
     }
 
-    async fn refresh(&self, node: &str, ttl: Duration) -> StateResult<()> {
+    async fn refresh(&self, node: &str, ttl: Duration) -> StateResult<usize> {
         let now = Instant::now();
+        let mut live = 0;
         let mut users = self.users.lock();
         users.retain(|_, nodes| {
             nodes.retain(|_, (_, deadline)| *deadline > now);
             if let Some((_, deadline)) = nodes.get_mut(node) {
                 *deadline = now + ttl;
+                live += 1;
             }
             !nodes.is_empty()
         });
-        Ok(())
+        Ok(live)
     }
 
     async fn clear(&self, user: i64, node: &str) -> StateResult<()> {

@@ -275,15 +275,20 @@ async fn presence_expires_without_heartbeat(env: &Env) {
     // "alive" heartbeats; "dead" does not.
     for _ in 0..8 {
         tokio::time::sleep(ms(100)).await;
-        p.refresh("alive", ttl).await.expect("refresh");
+        assert_eq!(
+            p.refresh("alive", ttl).await.expect("refresh"),
+            2,
+            "the heartbeat counts the node's live entries"
+        );
     }
     assert_eq!(
         p.get(&[1, 2, 3]).await.expect("get"),
         [Status::Online, Status::Offline, Status::Idle],
         "a dead node's users go offline within one TTL"
     );
-    // A late heartbeat does not revive expired entries.
-    p.refresh("dead", ttl).await.expect("refresh");
+    // A late heartbeat does not revive expired entries, and says none were live
+    // (how a node learns its entries were lost and sets them again).
+    assert_eq!(p.refresh("dead", ttl).await.expect("refresh"), 0);
     assert_eq!(p.get(&[2]).await.expect("get"), [Status::Offline]);
     // Once the heartbeat stops, everyone goes.
     tokio::time::sleep(ms(500)).await;

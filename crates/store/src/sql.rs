@@ -28,6 +28,11 @@ impl SqliteStore {
     pub(crate) fn new(read: sqlx::SqlitePool, write: sqlx::SqlitePool) -> Self {
         SqliteStore { read, write }
     }
+
+    /// A file in this process: there while the process is.
+    async fn reachable_now(&self) -> bool {
+        true
+    }
     pub(crate) fn r(&self) -> &sqlx::SqlitePool {
         &self.read
     }
@@ -43,6 +48,27 @@ pub struct PostgresStore {
 impl PostgresStore {
     pub(crate) fn new(pool: sqlx::PgPool) -> Self {
         PostgresStore { pool }
+    }
+
+    /// A fresh connection with the pool's options (see `Store::reachable`).
+    async fn reachable_now(&self) -> bool {
+        use sqlx::Connection;
+        let opts = self.pool.connect_options();
+        let attempt = sqlx::PgConnection::connect_with(&opts);
+        match tokio::time::timeout(std::time::Duration::from_secs(2), attempt).await {
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+                true
+            }
+            // Nothing listens, or the connection broke on the way.
+            Ok(Err(sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_))) => false,
+            // admin_shutdown, crash_shutdown, cannot_connect_now (starting or stopping).
+            Ok(Err(sqlx::Error::Database(e))) => {
+                !matches!(e.code().as_deref(), Some("57P01" | "57P02" | "57P03"))
+            }
+            // Anything else (too many clients, a slow answer) is a database that is there.
+            Ok(Err(_)) | Err(_) => true,
+        }
     }
     pub(crate) fn r(&self) -> &sqlx::PgPool {
         &self.pool
@@ -500,6 +526,10 @@ macro_rules! sql_impl {
             async fn ping(&self) -> StoreResult<()> {
                 sqlx::query("SELECT 1").execute(self.r()).await?;
                 Ok(())
+            }
+
+            async fn reachable(&self) -> bool {
+                self.reachable_now().await
             }
 
             async fn migrate(&self) -> StoreResult<()> {

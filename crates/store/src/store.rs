@@ -14,6 +14,11 @@ pub trait Store:
     fn backend(&self) -> &'static str;
     /// A trivial round trip, for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
+    /// Whether the database takes a new connection now, tried outside the pool
+    /// (whose acquire keeps retrying a refused connection until its timeout,
+    /// 10 s). False only when it is surely down (refused, shutting down,
+    /// starting up); slow or saturated is not down. Embedded SQLite: true.
+    async fn reachable(&self) -> bool;
     /// Runs every embedded migration not yet applied. Idempotent.
     async fn migrate(&self) -> StoreResult<()>;
 

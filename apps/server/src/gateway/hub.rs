@@ -787,6 +787,12 @@ impl Hub {
         }
     }
 
+    /// Every user with a status on this node: what its shared presence entries
+    /// should say.
+    pub fn local_presence(&self) -> Vec<(UserId, &'static str)> {
+        self.presence.lock().iter().map(|(u, s)| (*u, *s)).collect()
+    }
+
     pub fn presence_of(&self, user: UserId) -> Option<&'static str> {
         self.presence.lock().get(&user).copied()
     }

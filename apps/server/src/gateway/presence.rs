@@ -70,12 +70,15 @@ fn announce(state: &AppState, user: i64, status: &str) {
 }
 
 /// Renews this node's entries and announces users whose entries all
-/// expired, every [`SWEEP`], until the gateway stops.
+/// expired, every [`SWEEP`], until the gateway stops. Entries the shared
+/// state lost (Redis restarted empty) are written again and announced, so
+/// presence rebuilds within one sweep of Redis coming back.
 pub fn start_sweeper(state: &AppState) {
     super::every(state, SWEEP, |state| async move {
         {
-            if let Err(e) = state.presence.refresh(&state.node_key, TTL).await {
-                tracing::warn!(error = %e, "renewing presence");
+            match state.presence.refresh(&state.node_key, TTL).await {
+                Ok(live) => restore_lost(&state, live).await,
+                Err(e) => tracing::warn!(error = %e, "renewing presence"),
             }
             let users: Vec<i64> = state.watched.0.lock().iter().copied().collect();
             if users.is_empty() {
@@ -92,6 +95,36 @@ pub fn start_sweeper(state: &AppState) {
             }
         }
     });
+}
+
+/// Fewer live entries than local users: write them all again (setting is
+/// idempotent) and announce each user's combined status, since other nodes
+/// may have announced them offline meanwhile.
+async fn restore_lost(state: &AppState, live: usize) {
+    let local = state.hub.local_presence();
+    if live >= local.len() {
+        return;
+    }
+    tracing::warn!(
+        live,
+        local = local.len(),
+        "presence entries were lost (shared state restarted?); writing them again"
+    );
+    let node = state.node_key.as_str();
+    for (user, status) in &local {
+        let st = Status::parse(status).unwrap_or(Status::Online);
+        if let Err(e) = state.presence.set(user.0, node, st, TTL).await {
+            tracing::warn!(error = %e, "restoring presence");
+            return;
+        }
+    }
+    let users: Vec<i64> = local.iter().map(|(u, _)| u.0).collect();
+    if let Ok(statuses) = state.presence.get(&users).await {
+        for (u, st) in users.iter().zip(statuses) {
+            state.watched.note(*u, st.as_str());
+            announce(state, *u, st.as_str());
+        }
+    }
 }
 
 /// Sends presence updates, wherever the user is connected (they may have

@@ -91,8 +91,8 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
 /// get the 413 and a closed connection.
 const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
 
-/// Refuses oversized bodies before parsing them, and rate-limits API calls
-/// per client address.
+/// Refuses oversized bodies before parsing them, API calls while the database
+/// is down (`db_gate`), and rate-limits API calls per client address.
 pub async fn limits(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let is_api = req.uri().path().starts_with("/api/");
     // Uploads stream past the JSON body limit; the media service enforces
@@ -128,6 +128,13 @@ pub async fn limits(State(state): State<AppState>, req: Request, next: Next) -> 
             res.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
+        return res;
+    }
+    // The database is down: every API call needs it (the document does not).
+    if is_api && state.db_gate.is_down() && req.uri().path() != "/api/v1/openapi.json" {
+        let mut res = ApiError::unavailable("the database").into_response();
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return res;
     }
     let rl = &state.cfg.rate_limit;

@@ -204,6 +204,31 @@ pub async fn dependencies_down_answer_503() {
     )
     .await;
     call_during_outage(&s, reqwest::Method::POST, &msgs, &u.token, Some(send(1))).await;
+    // Limits keep working on the node's own counts (rate_limit.when_redis_down =
+    // local, the default): the sign-in quota per account (burst 10) refuses the
+    // eleventh wrong password though Redis, where the counts live, is gone.
+    // (A request must not wait on the unreachable Redis for every key it checks,
+    // or the quota refills between attempts: eleven take well under its 10 s.)
+    let mut statuses = Vec::new();
+    let attempts = Instant::now();
+    for _ in 0..11 {
+        let (st, _) = s
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"login": "faulty", "password": "not the password"})),
+            )
+            .await;
+        statuses.push(st.as_u16());
+    }
+    assert_eq!(&statuses[..10], &[401; 10], "{statuses:?}");
+    assert_eq!(statuses[10], 429, "limited without Redis: {statuses:?}");
+    assert!(
+        attempts.elapsed() < Duration::from_secs(5),
+        "eleven sign-ins took {:?} without Redis",
+        attempts.elapsed()
+    );
     redis.restore().await;
     wait_part(&s, "cache", true, Duration::from_secs(30)).await;
 

@@ -40,6 +40,9 @@ use super::log::StreamLimits;
 use super::{NatsBus, codec, unavailable};
 use crate::{BusError, Envelope};
 
+/// How long creating a durable consumer keeps retrying a JetStream that does not answer.
+const SETUP_PATIENCE: Duration = Duration::from_secs(30);
+
 pub const H_ERROR: &str = "hearth-error";
 pub const H_STREAM: &str = "hearth-stream";
 pub const H_STREAM_SEQ: &str = "hearth-stream-seq";
@@ -162,22 +165,12 @@ impl NatsBus {
     }
 
     /// [`NatsBus::durable`] with each event's stream sequence.
-    pub async fn durable_at<F, Fut, E>(
+    /// The streams a durable consumer needs, and the consumer, made or updated.
+    async fn open_durable(
         &self,
-        config: DurableConfig,
-        handler: F,
-    ) -> Result<DurableConsumer, BusError>
-    where
-        F: Fn(u64, Envelope) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), E>> + Send + 'static,
-        E: Display + 'static,
-    {
-        if config.consumer.is_empty()
-            || !super::subscribe::valid_prefix(&config.consumer)
-            || config.consumer.contains('.')
-        {
-            return Err(BusError::Invalid(format!("consumer {:?}", config.consumer)));
-        }
+        config: &DurableConfig,
+        max: usize,
+    ) -> Result<PullConsumer, BusError> {
         let subjects: Vec<&str> = config.subjects.iter().map(String::as_str).collect();
         let stream = self.ensure_stream(&config.stream, &subjects).await?;
         let dlq_limits = StreamLimits {
@@ -190,7 +183,6 @@ impl NatsBus {
             &dlq_limits,
         )
         .await?;
-        let max = config.max_in_flight.max(1);
         let want = consumer::pull::Config {
             durable_name: Some(config.consumer.clone()),
             ack_policy: consumer::AckPolicy::Explicit,
@@ -207,6 +199,40 @@ impl NatsBus {
             // Creating an existing durable with a new config updates it.
             pull = stream.create_consumer(want).await.map_err(unavailable)?;
         }
+        Ok(pull)
+    }
+
+    pub async fn durable_at<F, Fut, E>(
+        &self,
+        config: DurableConfig,
+        handler: F,
+    ) -> Result<DurableConsumer, BusError>
+    where
+        F: Fn(u64, Envelope) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Display + 'static,
+    {
+        if config.consumer.is_empty()
+            || !super::subscribe::valid_prefix(&config.consumer)
+            || config.consumer.contains('.')
+        {
+            return Err(BusError::Invalid(format!("consumer {:?}", config.consumer)));
+        }
+        let max = config.max_in_flight.max(1);
+        // Every step is idempotent. JetStream can be slow to answer while its cluster
+        // starts beside the nodes (several nodes creating their consumers on a
+        // just-elected meta leader), so a timeout is retried for a while.
+        let deadline = std::time::Instant::now() + SETUP_PATIENCE;
+        let pull = loop {
+            match self.open_durable(&config, max).await {
+                Ok(pull) => break pull,
+                Err(e @ BusError::Unavailable(_)) if std::time::Instant::now() < deadline => {
+                    tracing::warn!(consumer = %config.consumer, error = %e, "creating a durable consumer; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let handler: Handler = Arc::new(move |seq, e| {
             let fut = handler(seq, e);
             Box::pin(async move { fut.await.map_err(|e| e.to_string()) })

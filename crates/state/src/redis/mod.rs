@@ -27,7 +27,7 @@ use crate::StateResult;
 pub use lease::RedisLeases;
 pub use nonce::RedisNonceGuard;
 pub use presence::RedisPresence;
-pub use rate_limit::RedisRateLimiter;
+pub use rate_limit::{RedisRateLimiter, WhenDown};
 pub use revocation::RedisRevocations;
 pub use sessions::RedisSessionLog;
 pub use typing::RedisTyping;

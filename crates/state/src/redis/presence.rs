@@ -126,15 +126,15 @@ impl Presence for RedisPresence {
         Ok(())
     }
 
-    async fn refresh(&self, node: &str, ttl: Duration) -> StateResult<()> {
-        let _: i64 = REFRESH
+    async fn refresh(&self, node: &str, ttl: Duration) -> StateResult<usize> {
+        let live: i64 = REFRESH
             .key(self.node_users(node))
             .arg(millis(ttl))
             .arg(self.redis.key("presence:"))
             .arg(node)
             .invoke_async(&mut self.redis.conn())
             .await?;
-        Ok(())
+        Ok(live.max(0) as usize)
     }
 
     async fn clear(&self, user: i64, node: &str) -> StateResult<()> {
