@@ -128,7 +128,9 @@ pub struct Args {
     #[arg(long, default_value_t = 100)]
     pub channels: usize,
     /// Accounts the gateway connections are spread over [default: one per
-    /// connection in gw-channels, gw-e2e and gw-idle, 100 in gw-rising and gw-storm].
+    /// connection in gw-channels, gw-e2e and gw-idle, 100 in gw-rising and gw-storm,
+    /// one per ten connections in gw-fanout; gw-fanout and gw-rising never put more
+    /// than the server's 16 sessions on one account].
     #[arg(long)]
     pub users: Option<usize>,
     /// gw-rising: messages per second at each step.

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::client::{OnFrame, Opened, Target, open_many};
 use super::probe::{Probe, WARMUP};
-use super::{Poster, cohort, node_name, owner_and_channel};
+use super::{Poster, cohort, node_name};
 use crate::Args;
 use crate::report::Outcome;
 use crate::server::Server;
@@ -120,12 +120,34 @@ pub(super) async fn send_at(
     (sent, start_us)
 }
 
+/// Accounts for `connections` gateway connections: `--users`, else `default`,
+/// but never more connections on one account than the server's limit of
+/// sessions per user allows (real clients are not one account on 2,000 sockets).
+pub(super) fn accounts(args: &Args, default: usize) -> usize {
+    const MAX_SESSIONS_PER_USER: usize = 16;
+    let n = args.connections.max(1);
+    args.users
+        .unwrap_or(default)
+        .max(n.div_ceil(MAX_SESSIONS_PER_USER))
+        .clamp(1, n)
+}
+
 pub async fn fanout(args: &Args, server: &Server) -> Result<Vec<Outcome>, String> {
-    let (token, channel) = owner_and_channel(server).await?;
+    let http = crate::scenarios::client();
+    let owner = crate::scenarios::register(&http, &server.base, "fanout_owner").await?;
+    // The receivers are members on accounts of their own, ten connections each
+    // (a person's devices and tabs), in the channel the owner posts to.
+    let users = accounts(args, args.connections.div_ceil(10));
+    let mut made = cohort::communities(&http, &server.base, "fanout", &owner, 1, users).await?;
+    let community = made.pop().ok_or("no community")?;
+    let tokens: Vec<String> = community.members.iter().map(|a| a.token.clone()).collect();
+    let (token, channel) = (owner.token.clone(), community.channel.clone());
     let nodes = server.nodes.len();
     // Bucket 1 + n: measured deliveries on node n.
     let probe = Arc::new(Probe::new(1 + nodes));
-    let targets = spread(server, args.connections, |_| token.clone());
+    let targets = spread(server, args.connections, |i| {
+        tokens[i % tokens.len()].clone()
+    });
     let opened = open_recording(targets, &probe, move |i, b| {
         if b == WARMUP { WARMUP } else { 1 + i % nodes }
     })
@@ -165,12 +187,12 @@ pub async fn fanout(args: &Args, server: &Server) -> Result<Vec<Outcome>, String
             latency_us: probe.histogram(1 + n),
             server_rss_kib: server.nodes[n].rss_kib(),
             notes: format!(
-                "{} connections in one channel over {nodes} node(s), {} msg/s sent over REST to node A{whose}; deliveries/s and send-to-receive latency; errors = expected deliveries missing ({} posts failed, {closed} connections closed by the server)",
+                "{} connections ({users} accounts) in one channel over {nodes} node(s), {} msg/s sent over REST to node A{whose}; deliveries/s and send-to-receive latency; errors = expected deliveries missing ({} posts failed, {closed} connections closed by the server)",
                 args.connections,
                 args.rate,
                 poster.failed()
             ),
-            extra: json!({ "sent": sent, "receivers": here, "posts_failed": poster.failed(), "closed_by_server": closed }),
+            extra: json!({ "sent": sent, "receivers": here, "accounts": users, "posts_failed": poster.failed(), "closed_by_server": closed }),
         });
     }
     Ok(rows)
@@ -187,7 +209,7 @@ pub async fn rising(args: &Args, server: &Server) -> Result<Vec<Outcome>, String
     // presence to the whole community once, and READY lists every online
     // member, so 10,000 distinct accounts in one community would measure
     // the presence storm instead of message fan-out.
-    let users = args.users.unwrap_or(100).clamp(1, args.connections.max(1));
+    let users = accounts(args, 100);
     let mut made = cohort::communities(&http, &server.base, "rising", &owner, 1, users).await?;
     let community = made.pop().ok_or("no community")?;
     let tokens: Vec<String> = community.members.iter().map(|a| a.token.clone()).collect();

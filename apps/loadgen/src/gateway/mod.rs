@@ -39,17 +39,9 @@ pub use ready::ready;
 pub use rolling::rolling;
 pub use storm::storm;
 
-use crate::server::Server;
-
 /// Node names in result rows.
 fn node_name(n: usize) -> char {
     (b'A' + n as u8) as char
-}
-
-async fn owner_and_channel(server: &Server) -> Result<(String, String), String> {
-    let (owner, channel, _) =
-        crate::scenarios::setup(&crate::scenarios::client(), &server.base, "gateway", 0).await?;
-    Ok((owner.token, channel))
 }
 
 /// Posts messages over REST without waiting for the answers (an open loop),
