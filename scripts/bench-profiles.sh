@@ -24,8 +24,8 @@ run() { # run NAME BIN SCENARIO RUN
   local name="$1" bin="$2" scenario="$3" i="$4" args=()
   case "$scenario" in
     sends) args=(--scenario sends --duration 15 --pin) ;;
-    # gw-fanout puts every connection on one account, which the 16-sessions-per-user
-    # limit now refuses; gw-rising at one step is the same shape over 200 accounts.
+    # gw-rising at one step: 2,000 connections over 200 accounts in one channel (the
+    # shape gw-fanout now has too; the recorded pair was run this way).
     fanout) args=(--scenario gw-rising --connections 2000 --users 200 --steps 50 --step-secs 15 --pin) ;;
   esac
   "$L" --server-bin "$bin" "${args[@]}" --json "$OUT/$name-$scenario-$i.json" >"$OUT/$name-$scenario-$i.log" 2>&1 ||
