@@ -68,18 +68,17 @@ PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
 command -v redis-server >/dev/null || apt_install redis-server
 command -v node >/dev/null || die "node is needed for the fault clients"
 
-cleanup() {
-  scripts/cluster.sh down --purge >/dev/null 2>&1 || true
+stop_all() { # stop_all [--purge]: the cluster, its Redis and Postgres (and their files)
+  scripts/cluster.sh down "$@" >/dev/null 2>&1 || true
   redis_stop
-  [ -f "$DEPS/pg/PG_VERSION" ] && pg_stop
-  rm -rf "$DEPS"
+  if [ -f "$DEPS/pg/PG_VERSION" ]; then pg_stop; fi
+  if [ "${1:-}" = --purge ]; then rm -rf "$DEPS"; fi
 }
+cleanup() { stop_all --purge; }
 on_exit() {
   local rc=$?
   if [ "$rc" = 0 ]; then cleanup; else
-    scripts/cluster.sh down >/dev/null 2>&1 || true
-    redis_stop
-    [ -f "$DEPS/pg/PG_VERSION" ] && pg_stop
+    stop_all
     say "cluster faults failed: logs in $HEARTH_CLUSTER_DIR and $DEPS"
   fi
 }

@@ -281,22 +281,9 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         let nats = NatsBus::connect(&cfg.nats_url, opts)
             .await
             .map_err(|e| StartError::Bus(e.to_string()))?;
-        // JetStream can be slow to answer while its cluster starts beside the
-        // nodes (a meta leader being elected, other nodes creating consumers):
-        // a timeout then is worth retrying, for a while, before giving up.
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            match nats.open_log().await {
-                Ok(()) => break,
-                Err(e @ hearth_bus::BusError::Unavailable(_))
-                    if std::time::Instant::now() < deadline =>
-                {
-                    tracing::warn!(error = %e, "opening the bus log; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-                Err(e) => return Err(StartError::Bus(e.to_string())),
-            }
-        }
+        nats.open_log()
+            .await
+            .map_err(|e| StartError::Bus(e.to_string()))?;
         Arc::new(nats)
     };
     // Rate-limit counters: per node in memory, or shared by every node in Redis.

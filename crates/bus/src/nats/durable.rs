@@ -40,9 +40,6 @@ use super::log::StreamLimits;
 use super::{NatsBus, codec, unavailable};
 use crate::{BusError, Envelope};
 
-/// How long creating a durable consumer keeps retrying a JetStream that does not answer.
-const SETUP_PATIENCE: Duration = Duration::from_secs(30);
-
 pub const H_ERROR: &str = "hearth-error";
 pub const H_STREAM: &str = "hearth-stream";
 pub const H_STREAM_SEQ: &str = "hearth-stream-seq";
@@ -219,20 +216,8 @@ impl NatsBus {
             return Err(BusError::Invalid(format!("consumer {:?}", config.consumer)));
         }
         let max = config.max_in_flight.max(1);
-        // Every step is idempotent. JetStream can be slow to answer while its cluster
-        // starts beside the nodes (several nodes creating their consumers on a
-        // just-elected meta leader), so a timeout is retried for a while.
-        let deadline = std::time::Instant::now() + SETUP_PATIENCE;
-        let pull = loop {
-            match self.open_durable(&config, max).await {
-                Ok(pull) => break pull,
-                Err(e @ BusError::Unavailable(_)) if std::time::Instant::now() < deadline => {
-                    tracing::warn!(consumer = %config.consumer, error = %e, "creating a durable consumer; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        };
+        let pull = super::with_setup_patience(&config.consumer, || self.open_durable(&config, max))
+            .await?;
         let handler: Handler = Arc::new(move |seq, e| {
             let fut = handler(seq, e);
             Box::pin(async move { fut.await.map_err(|e| e.to_string()) })

@@ -129,8 +129,13 @@ impl NatsBus {
         format!("{root}_LOG")
     }
 
-    /// Creates the log stream if it does not exist (call once at start).
+    /// Creates the log stream if it does not exist (call once at start), waiting
+    /// a while for a JetStream that does not answer yet.
     pub async fn open_log(&self) -> Result<(), BusError> {
+        super::with_setup_patience("log stream", || self.open_log_once()).await
+    }
+
+    async fn open_log_once(&self) -> Result<(), BusError> {
         if self.opts.log_subjects.is_empty() {
             return Err(BusError::Invalid("no log subjects configured".into()));
         }

@@ -155,6 +155,29 @@ pub(crate) fn unavailable(e: impl std::fmt::Display) -> BusError {
     BusError::Unavailable(e.to_string())
 }
 
+/// How long JetStream setup (the log stream, durable consumers) keeps retrying a
+/// server that does not answer: it can be slow while its cluster starts beside the
+/// nodes (a meta leader being elected, every node creating its consumers at once).
+const SETUP_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs an idempotent setup step, retrying `Unavailable` for [`SETUP_PATIENCE`].
+pub(crate) async fn with_setup_patience<T, F, Fut>(what: &str, mut step: F) -> Result<T, BusError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, BusError>>,
+{
+    let deadline = std::time::Instant::now() + SETUP_PATIENCE;
+    loop {
+        match step().await {
+            Err(e @ BusError::Unavailable(_)) if std::time::Instant::now() < deadline => {
+                tracing::warn!(step = what, error = %e, "JetStream setup; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            done => return done,
+        }
+    }
+}
+
 #[async_trait]
 impl Bus for NatsBus {
     fn name(&self) -> &'static str {
