@@ -290,7 +290,7 @@ http {
     proxy_set_header Host \$http_host;
     proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
     proxy_set_header X-Forwarded-Proto \$scheme;
-    # Not http_503: a node answers 503 `unavailable` when a part every node shares
+    # Not http_503: a node answers 503 "unavailable" when a part every node shares
     # (Postgres, Redis) is down. Counted as failures, those would take every node out
     # and leave nginx's own 502; a node that is itself unready leaves the rotation
     # through the readiness check instead.
@@ -324,7 +324,7 @@ EOF
 upstream_lines() { # upstream_lines "1 3" → ready nodes 1 and 3, the others down
   local ready=" $1 " i
   # None ready: a part every node shares (Postgres, Redis, NATS) is down. Keep them all
-  # in: each answers 503 `unavailable` in the API's shape (nginx alone would answer 502
+  # in: each answers 503 "unavailable" in the API's shape (nginx alone would answer 502
   # with its own page), and the first to recover serves at once.
   if [ -z "$1" ]; then ready=" ${NODES[*]} "; fi
   for i in "${NODES[@]}"; do

@@ -45,6 +45,19 @@ struct Client {
     reconnects: AtomicU64,
     /// Close → RESUMED, in µs.
     back_us: Mutex<Histogram<u64>>,
+    /// When its connections closed and came back (s since [`epoch`]), to
+    /// place any loss in time when the run fails.
+    history: Mutex<Vec<(f64, &'static str)>>,
+}
+
+/// The run's clock for [`Client::history`] and the acknowledgements.
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn since_epoch() -> f64 {
+    epoch().elapsed().as_secs_f64()
 }
 
 impl Client {
@@ -68,6 +81,12 @@ impl Client {
         }
     }
 
+    fn note(&self, what: &'static str) {
+        if let Ok(mut h) = self.history.lock() {
+            h.push((since_epoch(), what));
+        }
+    }
+
     fn seen(&self) -> usize {
         self.ids.lock().map_or(0, |i| i.len())
     }
@@ -79,7 +98,14 @@ async fn run_client(addr: SocketAddr, i: usize, c: Arc<Client>, stop: Arc<Atomic
     let mut closed_at: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
         let ws = match connect(addr, i, &c).await {
-            Ok(ws) => ws,
+            Ok(ws) => {
+                c.note(if closed_at.is_some() {
+                    "resumed"
+                } else {
+                    "ready"
+                });
+                ws
+            }
             Err(_) => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
@@ -103,7 +129,10 @@ async fn run_client(addr: SocketAddr, i: usize, c: Arc<Client>, stop: Arc<Atomic
             }
         };
         tokio::select! {
-            _ = reading => closed_at = Some(Instant::now()),
+            _ = reading => {
+                c.note("closed");
+                closed_at = Some(Instant::now());
+            }
             _ = stopped => return,
         }
     }
@@ -130,6 +159,46 @@ async fn connect(addr: SocketAddr, i: usize, c: &Client) -> Result<super::client
     })
     .await
     .map_err(|_| "timed out".to_string())?
+}
+
+/// One client's losses as runs of consecutive acknowledged messages, with
+/// when they were acknowledged and when its connections closed and resumed.
+fn where_lost(i: usize, c: &Client, acked: &[(u64, u64, f64)], seen: &HashSet<u64>) -> String {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for (n, a) in acked.iter().enumerate() {
+        if seen.contains(&a.0) {
+            continue;
+        }
+        match runs.last_mut() {
+            Some(r) if r.1 + 1 == n => r.1 = n,
+            _ => runs.push((n, n)),
+        }
+    }
+    let shown: Vec<String> = runs
+        .iter()
+        .take(5)
+        .map(|&(a, b)| {
+            format!(
+                "{} message(s) k {}..{} acked {:.2}-{:.2} s",
+                b - a + 1,
+                acked[a].1,
+                acked[b].1,
+                acked[a].2,
+                acked[b].2
+            )
+        })
+        .collect();
+    let history: Vec<String> = c
+        .history
+        .lock()
+        .map(|h| h.iter().map(|(t, w)| format!("{w} {t:.2}")).collect())
+        .unwrap_or_default();
+    format!(
+        "client {i} missed {} run(s): {}; its connection: {}",
+        runs.len(),
+        shown.join(", "),
+        history.join(", ")
+    )
 }
 
 /// Posts message `k` until it is acknowledged (same nonce each time);
@@ -167,6 +236,7 @@ async fn send_one(
 }
 
 pub async fn rolling(args: &Args, server: &Server) -> Result<Vec<Outcome>, String> {
+    epoch();
     let base = server.base.clone();
     let addr: SocketAddr = base
         .trim_start_matches("http://")
@@ -190,6 +260,7 @@ pub async fn rolling(args: &Args, server: &Server) -> Result<Vec<Outcome>, Strin
                 reidentified: AtomicBool::new(false),
                 reconnects: AtomicU64::new(0),
                 back_us: Mutex::new(histogram()),
+                history: Mutex::new(Vec::new()),
             })
         })
         .collect();
@@ -218,7 +289,8 @@ pub async fn rolling(args: &Args, server: &Server) -> Result<Vec<Outcome>, Strin
     // The sender: an open loop at --rate, each message retried until acked.
     let sends = Arc::new(Mutex::new(histogram()));
     let retries = Arc::new(AtomicU64::new(0));
-    let acked = Arc::new(Mutex::new(Vec::<u64>::new()));
+    // (id, k, acknowledged at s since epoch)
+    let acked = Arc::new(Mutex::new(Vec::<(u64, u64, f64)>::new()));
     let unacked = Arc::new(AtomicU64::new(0));
     let total = args.rate * args.duration;
     let gap = Duration::from_secs_f64(1.0 / args.rate.max(1) as f64);
@@ -247,7 +319,7 @@ pub async fn rolling(args: &Args, server: &Server) -> Result<Vec<Outcome>, Strin
                         let _ = h.record(took.as_micros() as u64);
                     }
                     if let Ok(mut a) = acked.lock() {
-                        a.push(id);
+                        a.push((id, k, since_epoch()));
                     }
                 }
                 Err(e) => {
@@ -261,9 +333,10 @@ pub async fn rolling(args: &Args, server: &Server) -> Result<Vec<Outcome>, Strin
         let _ = p.await;
     }
     let sent_for = sending.elapsed();
-    let mut acked: Vec<u64> = acked.lock().map(|a| a.clone()).unwrap_or_default();
-    acked.sort_unstable();
-    acked.dedup();
+    let mut acked_at: Vec<(u64, u64, f64)> = acked.lock().map(|a| a.clone()).unwrap_or_default();
+    acked_at.sort_unstable_by_key(|a| a.0);
+    acked_at.dedup_by_key(|a| a.0);
+    let acked: Vec<u64> = acked_at.iter().map(|a| a.0).collect();
     // Wait for the backlog to drain rather than a fixed window.
     let drain = Instant::now();
     while clients.iter().any(|c| c.seen() < acked.len())
@@ -279,7 +352,8 @@ pub async fn rolling(args: &Args, server: &Server) -> Result<Vec<Outcome>, Strin
     let want: HashSet<u64> = acked.iter().copied().collect();
     let (mut lost, mut twice, mut disorder, mut reidentified, mut reconnects) = (0, 0, 0, 0, 0);
     let mut back = histogram();
-    for c in &clients {
+    let mut told = 0;
+    for (i, c) in clients.iter().enumerate() {
         let ids = c.ids.lock().map(|i| i.clone()).unwrap_or_default();
         let mut seen = HashSet::new();
         for w in ids.windows(2) {
@@ -292,7 +366,12 @@ pub async fn rolling(args: &Args, server: &Server) -> Result<Vec<Outcome>, Strin
                 twice += 1;
             }
         }
-        lost += want.difference(&seen).count() as u64;
+        let missed = want.difference(&seen).count() as u64;
+        lost += missed;
+        if missed > 0 && told < 10 {
+            told += 1;
+            eprintln!("rolling: {}", where_lost(i, c, &acked_at, &seen));
+        }
         disorder += c.out_of_seq.load(Ordering::Relaxed);
         reidentified += u64::from(c.reidentified.load(Ordering::Relaxed));
         reconnects += c.reconnects.load(Ordering::Relaxed);

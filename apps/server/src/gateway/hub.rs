@@ -503,6 +503,29 @@ pub struct Hub {
     pub following: std::sync::atomic::AtomicBool,
     /// The node is draining (a rolling restart): see [`Hub::drain`].
     draining: std::sync::atomic::AtomicBool,
+    /// Users whose views are loaded for a session not registered yet (a
+    /// resume taking over another node's session loads them before
+    /// routing adopts it): the reaper keeps their views ([`Hub::retain_views`]).
+    preparing: Mutex<HashMap<UserId, usize>>,
+}
+
+/// Keeps a user's views from the reaper while a session of theirs is being
+/// prepared outside the hub; see [`Hub::preparing`].
+pub struct Preparing<'a> {
+    hub: &'a Hub,
+    user: UserId,
+}
+
+impl Drop for Preparing<'_> {
+    fn drop(&mut self) {
+        let mut p = self.hub.preparing.lock();
+        if let Some(n) = p.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                p.remove(&self.user);
+            }
+        }
+    }
 }
 
 impl Drop for Hub {
@@ -555,7 +578,26 @@ impl Hub {
             stop: watch::channel(false).0,
             following: std::sync::atomic::AtomicBool::new(true),
             draining: std::sync::atomic::AtomicBool::new(false),
+            preparing: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Marks `user` as having a session in preparation until the guard
+    /// drops: take it before loading the session's views.
+    pub fn preparing(&self, user: UserId) -> Preparing<'_> {
+        *self.preparing.lock().entry(user).or_default() += 1;
+        Preparing { hub: self, user }
+    }
+
+    /// Drops the views nobody here needs: users with neither a registered
+    /// session nor one in preparation. The preparing set stays locked
+    /// throughout, so a view installed under a guard taken after the users
+    /// were read cannot be dropped by this pass.
+    pub fn retain_views(&self) {
+        let preparing = self.preparing.lock();
+        let mut users = self.users();
+        users.extend(preparing.keys().copied());
+        self.views.retain_used(&users);
     }
 
     pub fn new_session(&self, id: String, user: UserId, auth: SessionId) -> Arc<Session> {

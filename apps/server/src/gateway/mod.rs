@@ -143,7 +143,7 @@ pub fn start(state: AppState) {
             }
         }
         // Views nobody here needs any more go too.
-        state.hub.views.retain_used(&state.hub.users());
+        state.hub.retain_views();
     });
 }
 

@@ -97,28 +97,48 @@ pub fn start_sweeper(state: &AppState) {
     });
 }
 
-/// Fewer live entries than local users: write them all again (setting is
-/// idempotent) and announce each user's combined status, since other nodes
-/// may have announced them offline meanwhile.
+/// Fewer live entries than local users: write again the entries of the
+/// users the shared state shows offline although they have a status here
+/// (setting is idempotent), and announce each one's combined status, since
+/// other nodes may have announced them offline meanwhile. The count alone
+/// also falls short for a moment when a status set here is still on its
+/// way to the shared state (a session moving in during a rolling restart),
+/// so only the users found missing are rewritten, not every local one.
 async fn restore_lost(state: &AppState, live: usize) {
     let local = state.hub.local_presence();
     if live >= local.len() {
         return;
     }
+    let users: Vec<i64> = local.iter().map(|(u, _)| u.0).collect();
+    let Ok(statuses) = state.presence.get(&users).await else {
+        return;
+    };
+    let missing: Vec<(UserId, &'static str)> = local
+        .iter()
+        .zip(statuses)
+        .filter(|(_, st)| *st == Status::Offline)
+        .map(|(l, _)| *l)
+        // Still here: one that went offline since needs nothing.
+        .filter(|(u, _)| state.hub.presence_of(*u).is_some())
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
     tracing::warn!(
         live,
         local = local.len(),
+        missing = missing.len(),
         "presence entries were lost (shared state restarted?); writing them again"
     );
     let node = state.node_key.as_str();
-    for (user, status) in &local {
+    for (user, status) in &missing {
         let st = Status::parse(status).unwrap_or(Status::Online);
         if let Err(e) = state.presence.set(user.0, node, st, TTL).await {
             tracing::warn!(error = %e, "restoring presence");
             return;
         }
     }
-    let users: Vec<i64> = local.iter().map(|(u, _)| u.0).collect();
+    let users: Vec<i64> = missing.iter().map(|(u, _)| u.0).collect();
     if let Ok(statuses) = state.presence.get(&users).await {
         for (u, st) in users.iter().zip(statuses) {
             state.watched.note(*u, st.as_str());

@@ -93,6 +93,10 @@ pub async fn remote(
     let session = state
         .hub
         .new_session(id.to_string(), p.user_id, p.session_id);
+    // Until routing adopts the session the hub does not know it: without
+    // this the reaper could drop the views loaded next, and routing would
+    // then hide every message from it.
+    let _preparing = state.hub.preparing(p.user_id);
     if let Err(e) = super::ready::load_view(state, &session).await {
         tracing::warn!(error = %e, "loading a resumed session's view");
         return None;

@@ -730,4 +730,31 @@ mod tests {
         v.retain_used(&HashSet::new());
         assert_eq!(v.size(), (0, 0), "nobody here: everything goes");
     }
+
+    /// A resume from another node loads the user's views before routing
+    /// adopts its session: the reaper must not drop them in between.
+    #[test]
+    fn views_of_a_session_in_preparation_survive_the_reaper() {
+        let hub = super::super::hub::Hub::new(None, 100, std::time::Duration::from_secs(60));
+        let guard = hub.preparing(UserId(7));
+        let again = hub.preparing(UserId(7));
+        hub.views.install(C, UserId(7), fresh(&[7]), vec![]);
+        hub.retain_views();
+        assert!(
+            hub.views.view(C, UserId(7)).is_some(),
+            "kept while preparing"
+        );
+        drop(guard);
+        hub.retain_views();
+        assert!(
+            hub.views.view(C, UserId(7)).is_some(),
+            "a second resume still prepares"
+        );
+        drop(again);
+        hub.retain_views();
+        assert!(
+            hub.views.view(C, UserId(7)).is_none(),
+            "dropped once nobody needs it"
+        );
+    }
 }
