@@ -72,7 +72,10 @@ for name, values in scenarios():
     replicas = dep["spec"]["replicas"]
     pod = dep["spec"]["template"]
     c = pod["spec"]["containers"][0]
-    check(c["readinessProbe"]["httpGet"]["path"] == "/readyz", f"{name}: readiness probe is not /readyz")
+    # Node scope: a database or Redis every pod shares being down must not
+    # leave the Service without endpoints (the pods answer 503 themselves).
+    check(c["readinessProbe"]["httpGet"]["path"] == "/readyz?scope=node",
+          f"{name}: readiness probe is not /readyz?scope=node")
     check(c["livenessProbe"]["httpGet"]["path"] == "/healthz", f"{name}: liveness probe is not /healthz")
     refs = {("ConfigMap" if "configMapRef" in e else "Secret"): (e.get("configMapRef") or e.get("secretRef"))["name"]
             for e in c["envFrom"]}

@@ -1,11 +1,14 @@
 //! Operations: liveness, readiness, metrics, the OpenAPI document.
 
 use axum::Json;
-use axum::extract::State;
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::error::ApiError;
 use super::wire::Health;
 use crate::state::AppState;
 
@@ -19,8 +22,26 @@ pub async fn healthz() -> Json<Health> {
 
 /// 200 when the database and the bus answer, else 503 naming what failed
 /// (or `draining`: the node is restarting).
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, body = Health), (status = 503, body = Health)))]
-pub async fn readyz(State(state): State<AppState>) -> Response {
+///
+/// `scope=node` asks only whether this node can take traffic (it is not
+/// draining); the shared parts are reported but do not fail it. That is the
+/// readiness probe for an orchestrator that drops unready nodes from
+/// rotation: when the database or Redis every node shares is down, failing
+/// every node would leave the balancer nobody to send to, and clients would
+/// get its bare error instead of the nodes' own 503 `unavailable` with
+/// `Retry-After`.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    params(("scope" = Option<String>, Query, description = "`all` (default): the database, the bus and the cache answer and the node is not draining; `node`: only that the node is not draining (the shared parts are reported, not counted)")),
+    responses((status = 200, body = Health), (status = 503, body = Health), (status = 400, body = super::wire::ErrorBody, description = "an unknown scope")))]
+pub async fn readyz(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let node_only = match q.get("scope").map(String::as_str) {
+        None | Some("all") => false,
+        Some("node") => true,
+        Some(_) => return ApiError::field("scope", "`all` or `node`").into_response(),
+    };
     let timeout = std::time::Duration::from_secs(2);
     // Known down (the gate's probe): no need to wait out a ping.
     let db = if state.db_gate.is_down() {
@@ -50,8 +71,9 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         "bus": { "ok": bus_ok, "backend": state.bus.name(), "following_log": following },
         "cache": { "ok": cache_ok, "backend": if state.redis.is_some() { "redis" } else { "memory" } },
         "node_id": state.node_id,
+        "scope": if node_only { "node" } else { "all" },
     });
-    let ok = db_ok && bus_ok && cache_ok && !draining;
+    let ok = !draining && (node_only || (db_ok && bus_ok && cache_ok));
     let status = if ok {
         StatusCode::OK
     } else {

@@ -504,6 +504,10 @@ async fn a_draining_node_moves_its_clients_to_another_without_loss() {
                     let body: Value = r.json().await.unwrap();
                     assert_eq!(body["checks"]["draining"], true, "{body}");
                 }
+                // The orchestrator's probe (node scope) says so too.
+                if let Ok(r) = reqwest::get(format!("{n1_base}/readyz?scope=node")).await {
+                    assert_eq!(r.status(), 503, "a draining node is out of rotation");
+                }
                 let again =
                     tokio_tungstenite::connect_async(format!("ws://{n1_addr}/api/v1/gateway"))
                         .await;

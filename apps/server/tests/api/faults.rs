@@ -253,6 +253,18 @@ pub async fn dependencies_down_answer_503() {
     pg.cut();
     let (st, v) = wait_part(&s, "database", false, Duration::from_secs(15)).await;
     assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    // An orchestrator's probe asks only about the node: the database every
+    // node shares being down must not take every node out of rotation.
+    let r = s
+        .http
+        .get(format!("{}/readyz?scope=node", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["checks"]["database"]["ok"], false, "still reported: {v}");
+    assert_eq!(v["checks"]["scope"], "node", "{v}");
     let st = call_during_outage(
         &s,
         reqwest::Method::GET,

@@ -1896,6 +1896,14 @@ pub async fn operations(s: &TestServer) {
     let (st, v) = s.call(Method::GET, "/readyz", None, None).await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["checks"]["database"]["ok"], true);
+    let (st, v) = s.call(Method::GET, "/readyz?scope=node", None, None).await;
+    assert_eq!(
+        (st, &v["checks"]["scope"]),
+        (StatusCode::OK, &json!("node")),
+        "{v}"
+    );
+    let (st, v) = s.call(Method::GET, "/readyz?scope=nodes", None, None).await;
+    assert_error(st, &v, 400, "invalid_request");
     let u = s.register("ops").await;
     s.get("/api/v1/users/@me", &u.token).await;
     let res = s
