@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Redis and Postgres restarted under a running three-node cluster (issue 14, faults),
+# Redis and Postgres restarted, one NATS server killed and one node frozen (SIGSTOP)
+# for 10 s under a running three-node cluster (issue 14, faults),
 # with what the clients see checked by scripts/cluster-faults.mjs (see there). The
 # cluster (scripts/cluster.sh, ports +300: nginx 8390, nodes 8381-8383, NATS 4531-4533)
 # runs on its own Redis (port 6499) and its own Postgres (port 5499, a throwaway
 # initdb), which this script stops and starts, so the machine's shared servers, and
-# tests using them, are never touched. About a minute. Run by scripts/test.sh deploy.
+# tests using them, are never touched. About a minute and a half. Run by
+# scripts/test.sh deploy.
 #
 #   scripts/cluster-faults.sh                 the whole check
-#   scripts/cluster-faults.sh _fault WHAT     (called back) redis-stop|redis-start|pg-stop|pg-start
+#   scripts/cluster-faults.sh _fault WHAT     (called back) redis-stop|redis-start|pg-stop|pg-start|
+#                                             nats-kill|nats-start|node-freeze|node-thaw
 #
 # FAULTS_JSON=FILE appends the figures (time until whole again, per fault) to FILE.
 set -euo pipefail
@@ -58,6 +61,13 @@ if [ "${1:-}" = _fault ]; then
     redis-start) redis_start ;;
     pg-stop) pg_stop ;;
     pg-start) pg_start ;;
+    # NATS server 2 killed outright (no clean shutdown); started again by `up`,
+    # which starts whatever part of the cluster is missing.
+    nats-kill) kill -KILL "$(cat "$HEARTH_CLUSTER_DIR/run/nats-2.pid")" ;;
+    nats-start) scripts/cluster.sh up >/dev/null ;;
+    # Node 3 frozen and woken, as a long GC pause or a stalled VM would.
+    node-freeze) kill -STOP "$(cat "$HEARTH_CLUSTER_DIR/run/node-3.pid")" ;;
+    node-thaw) kill -CONT "$(cat "$HEARTH_CLUSTER_DIR/run/node-3.pid")" ;;
     *) die "unknown fault '${2:-}'" ;;
   esac
   exit 0
@@ -97,7 +107,7 @@ redis_start
 say "cluster faults: cluster up"
 scripts/cluster.sh up
 
-say "cluster faults: Redis restarted empty, then Postgres restarted, under connected clients"
+say "cluster faults: Redis restarted empty, Postgres restarted, a NATS server killed, a node frozen, under connected clients"
 out="$HEARTH_CLUSTER_DIR.out"
 node --experimental-websocket --no-warnings scripts/cluster-faults.mjs "$LB" scripts/cluster-faults.sh \
   8381 8382 8383 | tee "$out" || die "the fault clients failed (above)"

@@ -81,8 +81,12 @@ pub trait SessionLog: Send + Sync + 'static {
         ttl: Duration,
     ) -> StateResult<u64>;
     /// Records frames for many sessions in one round trip; a stale
-    /// generation is ignored. Every write extends the record's life to `ttl`.
-    async fn append(&self, batch: &[Append], ttl: Duration) -> StateResult<()>;
+    /// generation is ignored (another node took the session over). Every
+    /// write extends the record's life to `ttl`. Returns the indexes, into
+    /// `batch`, of the appends whose session has no record any more
+    /// (expired, or the shared state restarted empty): their frames were
+    /// not kept, and the holder may `open` the record again.
+    async fn append(&self, batch: &[Append], ttl: Duration) -> StateResult<Vec<usize>>;
     async fn load(&self, session: &str) -> StateResult<Option<SessionRecord>>;
     /// Forgets a session that can never be resumed (revoked, failed).
     async fn remove(&self, session: &str) -> StateResult<()>;
@@ -204,14 +208,16 @@ impl SessionLog for MemorySessionLog {
         Ok(generation)
     }
 
-    async fn append(&self, batch: &[Append], ttl: Duration) -> StateResult<()> {
+    async fn append(&self, batch: &[Append], ttl: Duration) -> StateResult<Vec<usize>> {
         let now = Instant::now();
         let mut all = self.sessions.lock();
-        for a in batch {
-            let Some(e) = all.get_mut(&a.session) else {
+        let mut lost = Vec::new();
+        for (i, a) in batch.iter().enumerate() {
+            let Some(e) = all.get_mut(&a.session).filter(|e| e.deadline > now) else {
+                lost.push(i);
                 continue;
             };
-            if e.deadline <= now || e.record.generation != a.generation {
+            if e.record.generation != a.generation {
                 continue;
             }
             if a.replace {
@@ -227,7 +233,7 @@ impl SessionLog for MemorySessionLog {
             }
             e.deadline = now + ttl;
         }
-        Ok(())
+        Ok(lost)
     }
 
     async fn load(&self, session: &str) -> StateResult<Option<SessionRecord>> {

@@ -507,12 +507,31 @@ async fn session_take_over_fences_the_old_generation(env: &Env) {
         frames: vec![Frame::Log(3)],
         replace: false,
     };
-    s.append(&[stale], ttl).await.unwrap();
+    assert!(
+        s.append(&[stale.clone()], ttl).await.unwrap().is_empty(),
+        "a stale generation is ignored, not reported lost"
+    );
     let r = s.load("b").await.unwrap().unwrap();
     assert_eq!(
         (r.generation, r.first_seq, r.frames),
         (new, 2, vec![Frame::Marker(5)])
     );
+    // A record that is gone (the shared state restarted empty) is reported,
+    // so its holder can open it again; the others in the batch still land.
+    s.remove("b").await.unwrap();
+    let g = s
+        .open("b2", &meta(), 1, &[Frame::Marker(1)], ttl)
+        .await
+        .unwrap();
+    let fine = Append {
+        session: "b2".into(),
+        generation: g,
+        first_seq: 2,
+        frames: vec![Frame::Log(2)],
+        replace: false,
+    };
+    assert_eq!(s.append(&[fine, stale], ttl).await.unwrap(), vec![1]);
+    assert_eq!(s.load("b2").await.unwrap().unwrap().last_seq(), 2);
 }
 
 async fn session_records_expire_and_can_be_removed(env: &Env) {

@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hearth_state::{Append, Frame, SessionLog};
+use hearth_state::{Append, Frame, SessionLog, SessionMeta};
 use hearth_types::{ChannelId, CommunityId, SessionId, UserId};
 use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
@@ -105,8 +105,10 @@ pub struct Inner {
     pub generation: u64,
     /// The first sequence in the shared record (for trimming it).
     pub record_first: u64,
-    /// Recording failed: frames are sent unrecorded, and a resume elsewhere
-    /// answers `invalid_session` (the record ends before them).
+    /// Recording failed, or the record was lost: frames are sent
+    /// unrecorded, and a resume elsewhere answers `invalid_session` (the
+    /// record ends before them) until the recorder opens the record again
+    /// from the replay window ([`Recorder::reopen`]).
     pub unrecorded: bool,
     dirty: bool,
 }
@@ -293,7 +295,13 @@ pub struct Recorder {
     dirty: Mutex<Vec<Arc<Session>>>,
     wake: Notify,
     stopped: std::sync::atomic::AtomicBool,
+    /// No attempt to open unrecorded sessions' records again before this
+    /// (the shared state failed: do not ask it once per batch).
+    reopen_after: Mutex<Instant>,
 }
+
+/// Between attempts to open lost records again while the shared state fails.
+const REOPEN_BACKOFF: Duration = Duration::from_secs(1);
 
 impl Recorder {
     pub fn start(log: Arc<dyn SessionLog>, ttl: Duration) -> Arc<Recorder> {
@@ -303,6 +311,7 @@ impl Recorder {
             dirty: Mutex::new(Vec::new()),
             wake: Notify::new(),
             stopped: std::sync::atomic::AtomicBool::new(false),
+            reopen_after: Mutex::new(Instant::now()),
         });
         tokio::spawn(r.clone().run());
         r
@@ -339,6 +348,7 @@ impl Recorder {
     async fn flush(&self, batch: Vec<Arc<Session>>) {
         let mut appends = Vec::with_capacity(batch.len());
         let mut upto = Vec::with_capacity(batch.len());
+        let mut reopen = Vec::new();
         for s in &batch {
             let mut g = s.inner.lock();
             g.dirty = false;
@@ -346,9 +356,13 @@ impl Recorder {
             let oldest = g.replay.front().map_or(target + 1, |f| f.seq);
             if g.unrecorded || g.generation == 0 || oldest > g.recorded + 1 {
                 // Nothing recordable (no record, or frames lost to the
-                // window before recording): send without recording.
+                // window before recording): send without recording, and
+                // try to record it again from the window.
                 g.unrecorded = true;
                 upto.push((s.clone(), target, false));
+                if !g.closed {
+                    reopen.push(s.clone());
+                }
                 continue;
             }
             let replace = target + 1 - g.record_first > 2 * REPLAY_FRAMES as u64;
@@ -375,21 +389,84 @@ impl Recorder {
             });
             upto.push((s.clone(), target, true));
         }
-        let ok = match self.log.append(&appends, self.ttl).await {
-            Ok(()) => true,
+        let (ok, lost) = match self.log.append(&appends, self.ttl).await {
+            Ok(lost) => (true, lost),
             Err(e) => {
                 tracing::error!(error = %e, sessions = appends.len(), "recording gateway frames failed; sending them unrecorded");
-                false
+                (false, Vec::new())
             }
         };
+        // Records the shared state no longer has (it restarted empty):
+        // their frames were not kept.
+        let lost: std::collections::HashSet<&str> =
+            lost.iter().map(|&i| appends[i].session.as_str()).collect();
+        if !lost.is_empty() {
+            tracing::warn!(
+                sessions = lost.len(),
+                "gateway session records were lost (shared state restarted?); recording them again"
+            );
+        }
         for (s, target, recorded) in upto {
             let mut g = s.inner.lock();
-            if recorded && ok {
+            if recorded && ok && !lost.contains(s.id.as_str()) {
                 g.recorded = g.recorded.max(target);
             } else {
                 g.unrecorded = true;
+                if recorded && ok && !g.closed {
+                    reopen.push(s.clone());
+                }
             }
             send_upto(&mut g, target);
+        }
+        if !ok {
+            *self.reopen_after.lock() = Instant::now() + REOPEN_BACKOFF;
+        }
+        self.reopen(reopen).await;
+    }
+
+    /// Opens the records of sessions that have none (lost, or never
+    /// written) again, from their replay window: afterwards they resume on
+    /// any node again from anywhere in that window, instead of answering
+    /// `invalid_session` until the client identifies anew. At most once per
+    /// [`REOPEN_BACKOFF`] while the shared state fails.
+    async fn reopen(&self, sessions: Vec<Arc<Session>>) {
+        if sessions.is_empty() || Instant::now() < *self.reopen_after.lock() {
+            return;
+        }
+        for s in sessions {
+            let (first, target, frames) = {
+                let g = s.inner.lock();
+                let target = g.seq;
+                let first = g.replay.front().map_or(target + 1, |f| f.seq);
+                let frames: Vec<Frame> = g
+                    .replay
+                    .iter()
+                    .map(|f| match f.kind {
+                        Kind::Log(p) => Frame::Log(p),
+                        Kind::Inline => Frame::Inline(f.tail.to_string()),
+                        Kind::Marker => Frame::Marker(g.pos),
+                    })
+                    .collect();
+                (first, target, frames)
+            };
+            let meta = SessionMeta {
+                user: s.user.0,
+                auth_session: s.auth_session.0,
+            };
+            match self.log.open(&s.id, &meta, first, &frames, self.ttl).await {
+                Ok(generation) => {
+                    let mut g = s.inner.lock();
+                    g.generation = generation;
+                    g.record_first = first;
+                    g.recorded = target;
+                    g.unrecorded = false;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "opening a lost gateway session record again");
+                    *self.reopen_after.lock() = Instant::now() + REOPEN_BACKOFF;
+                    return;
+                }
+            }
         }
     }
 }

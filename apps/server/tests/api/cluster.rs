@@ -247,6 +247,62 @@ async fn a_session_resumes_on_any_node_with_every_missed_event_in_order() {
     c.stop().await;
 }
 
+/// Redis restarted empty loses every session record. The node that holds a
+/// live session learns it on its next write and records the session again
+/// from its replay window, so the client can still move to another node
+/// (a rolling restart after a Redis restart) without identifying anew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_whose_record_was_lost_is_recorded_again() {
+    use hearth_state::SessionLog;
+    let c = Cluster::start(2).await;
+    let (n1, n2) = (&c.nodes[0], &c.nodes[1]);
+    let owner = n1.register("rlo").await;
+    let member = n1.register("rlm").await;
+    let (cid, general) = n1.community(&owner, "Lost records").await;
+    n1.join(&owner, &cid, &member).await;
+    let (mut gw, ready) = Gw::identify(n1, &member).await;
+    let session = ready["session_id"].as_str().unwrap().to_string();
+    let first = n2.send(&owner, &general, "before").await;
+    assert_eq!(gw.expect("MESSAGE_CREATE").await["id"], first["id"]);
+
+    // The shared state forgets the record, as a Redis restarted empty would.
+    let conn = hearth_state::RedisConnection::connect(&redis_url(), &format!("{}:", c.root))
+        .await
+        .expect("Redis");
+    let records = hearth_state::RedisSessionLog::new(conn);
+    assert!(records.load(&session).await.unwrap().is_some());
+    records.remove(&session).await.unwrap();
+
+    // The next frame's write finds it gone and records the session again.
+    let second = n2.send(&owner, &general, "after the loss").await;
+    assert_eq!(gw.expect("MESSAGE_CREATE").await["id"], second["id"]);
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(r) = records.load(&session).await.unwrap()
+            && r.last_seq() >= gw.last_s
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "the lost record was not written again"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let seen = gw.last_s;
+    drop(gw);
+    let missed = n2.send(&owner, &general, "missed").await;
+    let (_, got) = Gw::resume(n2, &member, &session, seen).await;
+    let got = got.expect("the session resumes on the other node after its record was lost");
+    let ids: Vec<Value> = got
+        .iter()
+        .filter(|f| f["t"] == "MESSAGE_CREATE")
+        .map(|f| f["d"]["id"].clone())
+        .collect();
+    assert_eq!(ids, vec![missed["id"].clone()]);
+    c.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_sends_through_two_nodes_arrive_in_id_order_everywhere() {
     let c = Cluster::start(3).await;

@@ -37,11 +37,14 @@ return gen
     )
 });
 
-/// KEYS: the hash. ARGV: generation, run, ttl ms, replace (0/1).
+/// KEYS: the hash. ARGV: generation, run, ttl ms, replace (0/1). Returns 1
+/// (appended), 0 (another generation is current) or -1 (no record).
 static APPEND: LazyLock<::redis::Script> = LazyLock::new(|| {
     ::redis::Script::new(
         r"
-if redis.call('HGET', KEYS[1], 'gen') ~= ARGV[1] then return 0 end
+local gen = redis.call('HGET', KEYS[1], 'gen')
+if not gen then return -1 end
+if gen ~= ARGV[1] then return 0 end
 local frames = KEYS[1] .. ':' .. ARGV[1]
 if ARGV[4] == '1' then
   redis.call('SET', frames, ARGV[2], 'PX', ARGV[3])
@@ -90,9 +93,9 @@ impl SessionLog for RedisSessionLog {
         Ok(generation)
     }
 
-    async fn append(&self, batch: &[Append], ttl: Duration) -> StateResult<()> {
+    async fn append(&self, batch: &[Append], ttl: Duration) -> StateResult<Vec<usize>> {
         if batch.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         // One pipeline: each script call is atomic, the batch one round trip.
         let mut pipe = ::redis::pipe();
@@ -102,21 +105,26 @@ impl SessionLog for RedisSessionLog {
                 .arg(encode_run(a.first_seq, &a.frames))
                 .arg(millis(ttl))
                 .arg(if a.replace { "1" } else { "0" });
-            pipe.invoke_script(&inv).ignore();
+            pipe.invoke_script(&inv);
         }
         let mut c = self.redis.conn();
-        match pipe.query_async::<()>(&mut c).await {
-            Ok(()) => Ok(()),
+        let answers: Vec<i64> = match pipe.query_async(&mut c).await {
+            Ok(a) => a,
             // The server lost the script cache (restart): load and retry once.
             Err(e)
                 if e.kind() == ::redis::ErrorKind::Server(::redis::ServerErrorKind::NoScript) =>
             {
                 APPEND.prepare_invoke().load_async(&mut c).await?;
-                pipe.query_async::<()>(&mut c).await?;
-                Ok(())
+                pipe.query_async(&mut c).await?
             }
-            Err(e) => Err(e.into()),
-        }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(answers
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| **a < 0)
+            .map(|(i, _)| i)
+            .collect())
     }
 
     async fn load(&self, session: &str) -> StateResult<Option<SessionRecord>> {
