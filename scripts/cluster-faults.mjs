@@ -97,6 +97,7 @@ class Gateway {
       ws.onerror = () => {};
       ws.onclose = (e) => {
         this.closed = e.code;
+        this.reason = e.reason;
         clearInterval(this.hb);
         this.wake();
       };
@@ -328,7 +329,11 @@ async function sendFor(prefix, ms) {
 /** Every message in `acked` reached every session in `sessions` (waiting up to `ms`). */
 async function allDelivered(what, acked, sessions, ms) {
   for (const [i, g] of sessions.entries())
-    for (const c of acked) if (!(await g.got(c, ms))) fail(`${what}: "${c}" (acknowledged) never reached session ${i}`);
+    for (const c of acked)
+      if (!(await g.got(c, ms))) {
+        if (g.closed !== null) fail(`${what}: session ${i} was closed (${g.closed} ${g.reason ?? ""}) before "${c}" reached it`);
+        fail(`${what}: "${c}" (acknowledged) never reached session ${i} (it has ${g.contents().length} messages, the last "${g.contents().at(-1)}")`);
+      }
 }
 /** Message ids each session got, in arrival order: strictly increasing, none twice. */
 function inOrder(what, sessions) {

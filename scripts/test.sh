@@ -12,7 +12,7 @@
 #                              check/test rules, dashboard, compose and Helm checks
 #                              (scripts/check-deploy.sh), the web app compiled into the
 #                              binary (scripts/embedded-web-check.sh), Redis and Postgres
-#                              restarted under a cluster's clients (scripts/cluster-faults.sh),
+#                              restarted and a node frozen under a cluster's clients (scripts/cluster-faults.sh),
 #                              a three-node cluster behind
 #                              nginx (scripts/cluster-check.sh, ~25 s) and the alerts
 #                              firing in a real Prometheus (scripts/alerts-live.sh, ~40 s)
@@ -174,7 +174,7 @@ run_deploy() {
   scripts/embedded-web-check.sh
   say "deploy: a cluster on one machine (scripts/cluster.sh)"
   scripts/cluster-check.sh
-  say "deploy: Redis and Postgres restarted under a cluster's clients (scripts/cluster-faults.sh, ~25 s)"
+  say "deploy: Redis and Postgres restarted, a node frozen 10 s, under a cluster's clients (scripts/cluster-faults.sh, ~50 s)"
   scripts/cluster-faults.sh
   say "deploy: alerts in a real Prometheus"
   scripts/alerts-live.sh

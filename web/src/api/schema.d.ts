@@ -1516,6 +1516,13 @@ export interface paths {
         /**
          * 200 when the database and the bus answer, else 503 naming what failed
          *     (or `draining`: the node is restarting).
+         * @description `scope=node` asks only whether this node can take traffic (it is not
+         *     draining); the shared parts are reported but do not fail it. That is the
+         *     readiness probe for an orchestrator that drops unready nodes from
+         *     rotation: when the database or Redis every node shares is down, failing
+         *     every node would leave the balancer nobody to send to, and clients would
+         *     get its bare error instead of the nodes' own 503 `unavailable` with
+         *     `Retry-After`.
          */
         get: operations["operations_readyz"];
         put?: never;
@@ -7521,7 +7528,10 @@ export interface operations {
     };
     operations_readyz: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description `all` (default): the database, the bus and the cache answer and the node is not draining; `node`: only that the node is not draining (the shared parts are reported, not counted) */
+                scope?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -7534,6 +7544,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Health"];
+                };
+            };
+            /** @description an unknown scope */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             503: {
