@@ -99,7 +99,9 @@ pub async fn storm(args: &Args, server: &Server) -> Result<Vec<Outcome>, String>
     let n = args.connections;
     let http = crate::scenarios::client();
     let owner = crate::scenarios::register(&http, &server.base, "storm_owner").await?;
-    let users = args.users.unwrap_or(100).clamp(1, n.max(1));
+    // 100 accounts by default, raised so none holds more than 16 sessions
+    // (the per-user limit): 625 for 10,000 connections.
+    let users = super::fanout::accounts(args, 100);
     let mut made = cohort::communities(&http, &server.base, "storm", &owner, 1, users).await?;
     let community = made.pop().ok_or("no community")?;
     tokio::time::sleep(Duration::from_secs(1)).await;
