@@ -107,7 +107,7 @@ redis_start
 say "cluster faults: cluster up"
 scripts/cluster.sh up
 
-say "cluster faults: Redis restarted empty, Postgres restarted, a NATS server killed, a node frozen, under connected clients"
+say "cluster faults: Redis restarted empty, Postgres restarted, a node frozen (and a NATS server killed with FAULTS_NATS=1), under connected clients"
 out="$HEARTH_CLUSTER_DIR.out"
 node --experimental-websocket --no-warnings scripts/cluster-faults.mjs "$LB" scripts/cluster-faults.sh \
   8381 8382 8383 | tee "$out" || die "the fault clients failed (above)"
