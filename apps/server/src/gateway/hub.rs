@@ -68,6 +68,18 @@ pub struct Sent {
     pub tail: Arc<str>,
 }
 
+impl Sent {
+    /// How the shared record keeps this frame; a marker records `pos`, how
+    /// far in the log the session had got.
+    fn recorded_as(&self, pos: u64) -> Frame {
+        match self.kind {
+            Kind::Log(p) => Frame::Log(p),
+            Kind::Inline => Frame::Inline(self.tail.to_string()),
+            Kind::Marker => Frame::Marker(pos),
+        }
+    }
+}
+
 pub struct Session {
     pub id: String,
     pub user: UserId,
@@ -371,11 +383,7 @@ impl Recorder {
                 .replay
                 .iter()
                 .filter(|f| f.seq >= from && f.seq <= target)
-                .map(|f| match f.kind {
-                    Kind::Log(p) => Frame::Log(p),
-                    Kind::Inline => Frame::Inline(f.tail.to_string()),
-                    Kind::Marker => Frame::Marker(g.pos),
-                })
+                .map(|f| f.recorded_as(g.pos))
                 .collect();
             if replace {
                 g.record_first = from;
@@ -438,15 +446,7 @@ impl Recorder {
                 let g = s.inner.lock();
                 let target = g.seq;
                 let first = g.replay.front().map_or(target + 1, |f| f.seq);
-                let frames: Vec<Frame> = g
-                    .replay
-                    .iter()
-                    .map(|f| match f.kind {
-                        Kind::Log(p) => Frame::Log(p),
-                        Kind::Inline => Frame::Inline(f.tail.to_string()),
-                        Kind::Marker => Frame::Marker(g.pos),
-                    })
-                    .collect();
+                let frames: Vec<Frame> = g.replay.iter().map(|f| f.recorded_as(g.pos)).collect();
                 (first, target, frames)
             };
             let meta = SessionMeta {
