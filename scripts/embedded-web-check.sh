@@ -28,7 +28,10 @@ trap cleanup EXIT
 bin="${1:-}"
 if [ -z "$bin" ]; then
   say "building hearth with the web app compiled in (debug)"
-  cargo build --quiet --bin hearth --features hearth/embed-web
+  # Named explicitly, so the build is this checkout's: two checkouts sharing one
+  # CARGO_TARGET_DIR build the same units, and cargo would otherwise take the other
+  # checkout's embedded app as fresh (its build script watched that checkout's web/out).
+  HEARTH_EMBED_WEB_DIR="$PWD/web/out" cargo build --quiet --bin hearth --features hearth/embed-web
   cp "$CARGO_TARGET_DIR/debug/hearth" "$work/hearth"
   cargo build --quiet --bin hearth
   bin="$work/hearth"

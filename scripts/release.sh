@@ -13,7 +13,8 @@ cd "$(dirname "$0")/.."
 build_web
 say "building hearth (dist profile, web app embedded)"
 start=$(date +%s)
-cargo build --locked --profile dist --bin hearth --features hearth/embed-web
+# This checkout's web/out, named (see scripts/embedded-web-check.sh).
+HEARTH_EMBED_WEB_DIR="$PWD/web/out" cargo build --locked --profile dist --bin hearth --features hearth/embed-web
 bin="$CARGO_TARGET_DIR/dist/hearth"
 say "built in $(( $(date +%s) - start )) s: $bin, $(stat -c %s "$bin") bytes"
 scripts/embedded-web-check.sh "$bin"
