@@ -5,7 +5,19 @@ import type { components, paths } from './schema';
 type S = components['schemas'];
 export type { paths };
 export type User = S['User'];
-export type Message = S['Message'];
+/** Link previews (`embeds`) are coming to the server: absent until then, and shown when present. */
+export type Message = S['Message'] & { embeds?: Embed[] };
+export type Attachment = S['Attachment'];
+/** A link preview: every field but `url` may be missing; `image.url` is a Hearth file URL. */
+export interface Embed {
+  url: string;
+  title?: string | null;
+  description?: string | null;
+  site_name?: string | null;
+  author_name?: string | null;
+  provider?: string | null;
+  image?: { url: string; width?: number | null; height?: number | null } | null;
+}
 /** A message author / cached user (the schema's `Author`). */
 export type UserSummary = Message['author'];
 export type AuthResponse = S['AuthResponse'];

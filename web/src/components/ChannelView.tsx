@@ -1,7 +1,7 @@
 'use client';
 // The open channel: header (name, topic, pins, members toggle), message list, typing
 // indicator and composer.
-import { useCallback, useEffect, useMemo, useState } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState, type DragEvent } from 'react';
 import type { Message } from '@/api/types';
 import { api, unwrap } from '@/lib/api';
 import { getClient } from '@/lib/client';
@@ -12,7 +12,7 @@ import { channelLabel, communitiesStore, displayName } from '@/stores/communitie
 import { messagesStore } from '@/stores/messages';
 import { typingStore } from '@/stores/presence';
 import { useStore } from '@/stores/store';
-import { Composer } from './Composer';
+import { Composer, attachFiles } from './Composer';
 import { MessageList } from './MessageList';
 import { useRenderContext } from './MessageItem';
 import { formatStamp } from './ui';
@@ -60,6 +60,38 @@ export function ChannelView({ channelId, showMembers, onToggleMembers }: { chann
   const slowmodeSecs = !isDm && channel?.slowmode_secs && !slowmodeExempt(perms) ? channel.slowmode_secs : 0;
   const canManage = !isDm && has(perms, 'MANAGE_MESSAGES');
   const canReact = isDm || has(perms, 'ADD_REACTIONS');
+  const canAttach = canSend && (isDm || has(perms, 'ATTACH_FILES'));
+  // Files dragged over the channel: an overlay says where they go; dropped, they join the tray.
+  const [dragging, setDragging] = useState(false);
+  const dragDepth = useRef(0);
+  const hasFiles = (e: DragEvent) => [...(e.dataTransfer?.types ?? [])].includes('Files');
+  const dropHandlers = canAttach
+    ? {
+        onDragEnter: (e: DragEvent) => {
+          if (!hasFiles(e)) return;
+          e.preventDefault();
+          dragDepth.current++;
+          setDragging(true);
+        },
+        onDragOver: (e: DragEvent) => {
+          if (!hasFiles(e)) return;
+          e.preventDefault();
+          e.dataTransfer.dropEffect = 'copy';
+        },
+        onDragLeave: (e: DragEvent) => {
+          if (!hasFiles(e)) return;
+          dragDepth.current = Math.max(0, dragDepth.current - 1);
+          if (dragDepth.current === 0) setDragging(false);
+        },
+        onDrop: (e: DragEvent) => {
+          if (!hasFiles(e)) return;
+          e.preventDefault();
+          dragDepth.current = 0;
+          setDragging(false);
+          attachFiles(channelId, [...e.dataTransfer.files]);
+        },
+      }
+    : {};
 
   // Channels don't always arrive with their overwrites: read them so "can I send?" is right.
   const communityId = channel?.community_id ?? null;
@@ -81,7 +113,15 @@ export function ChannelView({ channelId, showMembers, onToggleMembers }: { chann
   if (!channel) return <main className="chat" />;
   const label = channelLabel(channel, me?.id ?? null, users);
   return (
-    <main className="chat" aria-label={isDm ? label : `#${label}`}>
+    <main className="chat" aria-label={isDm ? label : `#${label}`} {...dropHandlers}>
+      {dragging && (
+        <div className="drop-overlay" aria-hidden="true">
+          <div>
+            <Icon name="download" size={40} />
+            <p>Drop files to send them to {isDm ? label : `#${label}`}</p>
+          </div>
+        </div>
+      )}
       <header className="chat-header">
         <span className="channel-hash big" aria-hidden="true">
           {isDm ? '@' : '#'}
@@ -146,6 +186,7 @@ export function ChannelView({ channelId, showMembers, onToggleMembers }: { chann
         blockedBy={blockedBy}
         slowmodeSecs={slowmodeSecs}
         lockedForOthers={!isDm && !!channel.locked && canSend}
+        canAttach={canAttach}
         replyTo={replyTo}
         onCancelReply={() => setReplyTo(null)}
         onEditLast={editLast}

@@ -1,5 +1,6 @@
 'use client';
 // The far-left rail: DMs home, one icon per community (unread pill, mention badge), and "+".
+import { useState } from 'react';
 import type { Dialog } from './AppShell';
 import { channelIdsOf, useCommunities } from '@/lib/hooks';
 import { setQuery } from '@/lib/nav';
@@ -59,6 +60,8 @@ function CommunityIcon({ id, name, active }: { id: string; name: string; active:
   const mentions = useStore(readStatesStore, (s) => sumMentions(s, list));
   const unread = useStore(readStatesStore, (s) => anyUnread(s, list));
   const muted = useStore(notificationSettingsStore, (s) => communityMuted(s, id));
+  const icon = useStore(communitiesStore, (s) => s.communities[id]?.icon_url ?? null);
+  const [broken, setBroken] = useState<string | null>(null);
   const initials = name
     .split(/\s+/)
     .filter(Boolean)
@@ -67,7 +70,11 @@ function CommunityIcon({ id, name, active }: { id: string; name: string; active:
     .join('');
   return (
     <RailButton active={active} label={name} mentions={mentions} unread={unread} muted={muted} onClick={() => setQuery({ c: id, ch: null })} color={colorFor(id)}>
-      <span className="rail-initials" data-initials={initials || '?'} aria-hidden="true" />
+      {icon && broken !== icon ? (
+        <img className="rail-icon" src={icon} alt="" width={48} height={48} onError={() => setBroken(icon)} />
+      ) : (
+        <span className="rail-initials" data-initials={initials || '?'} aria-hidden="true" />
+      )}
     </RailButton>
   );
 }

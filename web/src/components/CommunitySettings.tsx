@@ -19,6 +19,8 @@ import { ReportsQueue } from './Reports';
 import { COMMUNITY_AUDIT_ACTIONS, getAuditLog, slowmodeChoices } from '@/lib/moderation';
 import type { PermSet } from '@/lib/permissions';
 import { Avatar, Modal } from './ui';
+import { ImagePicker } from './ImageCrop';
+import { clearCommunityIcon, setCommunityIcon } from '@/lib/images';
 
 const TABS = ['Overview', 'Roles', 'Channels', 'Invites', 'Members', 'Audit log', 'Reports', 'Automod'] as const;
 type Tab = (typeof TABS)[number];
@@ -76,8 +78,45 @@ function Overview({ community, onClose }: { community: Community; onClose: () =>
   const [name, setName] = useState(community.name);
   const r = useRun();
   const [saved, setSaved] = useState(false);
+  const canManage = has(perms, 'MANAGE_COMMUNITY');
+  const icon = useRun();
+  const [iconDone, setIconDone] = useState<string | null>(null);
   return (
     <div>
+      <div className="avatar-editor" role="group" aria-label="Community icon">
+        <span className="rail-btn" aria-hidden="true">
+          {community.icon_url ? <img className="rail-icon" src={community.icon_url} alt="" width={48} height={48} /> : community.name.slice(0, 1).toUpperCase()}
+        </span>
+        <ImagePicker
+          label={community.icon_url ? 'Change icon' : 'Upload icon'}
+          title="Crop the community icon"
+          round={false}
+          disabled={!canManage}
+          onCropped={async (image, filename) => {
+            setIconDone(null);
+            await setCommunityIcon(community.id, image, filename);
+            setIconDone('Icon updated.');
+          }}
+        />
+        {community.icon_url && canManage && (
+          <button
+            type="button"
+            className="btn btn-secondary"
+            disabled={icon.busy}
+            onClick={() =>
+              void icon.run(async () => {
+                setIconDone(null);
+                await clearCommunityIcon(community.id);
+                setIconDone('Icon removed.');
+              })
+            }
+          >
+            Remove icon
+          </button>
+        )}
+        {iconDone && <span role="status">{iconDone}</span>}
+        {icon.error && <p className="form-error" role="alert">{icon.error}</p>}
+      </div>
       <form
         onSubmit={(e) => {
           e.preventDefault();

@@ -2,8 +2,10 @@
 // The message box. Enter sends, Shift+Enter adds a line, Up in an empty box edits your
 // last message, Escape cancels a reply. "@" opens member autocomplete: the box shows
 // @name, the wire gets <@id>. The draft is kept per channel and failed sends come back
-// into it, so nothing typed is lost.
-import { useEffect, useMemo, useRef, useState, type KeyboardEvent } from 'react';
+// into it, so nothing typed is lost. Files (the attach button, a paste, a drop on the
+// channel) go up at once into the tray above the box, each with progress and a cancel;
+// the message goes when they have all finished.
+import { useEffect, useMemo, useRef, useState, type ClipboardEvent, type KeyboardEvent } from 'react';
 import type { Channel, Message, UserSummary } from '@/api/types';
 import { getClient } from '@/lib/client';
 import { communitiesStore, displayName } from '@/stores/communities';
@@ -12,6 +14,10 @@ import { formatDuration, secondsLeft } from '@/lib/moderation';
 import { useStore } from '@/stores/store';
 import { useMe } from '@/lib/hooks';
 import { Avatar } from './ui';
+import { Icon } from './icons';
+import { addFiles, removeUpload, retryUpload, takeUploads } from '@/lib/attachments';
+import { formatBytes } from '@/lib/uploader';
+import { MAX_FILES, percent, trayOf, trayState, uploadsStore, type TrayItem } from '@/stores/uploads';
 
 interface Props {
   channel: Channel;
@@ -26,6 +32,8 @@ interface Props {
   slowmodeSecs?: number;
   /** We may post, but the channel is locked for members (shown to moderators). */
   lockedForOthers?: boolean;
+  /** We may attach files (ATTACH_FILES, or a DM). */
+  canAttach?: boolean;
 }
 
 interface Candidate {
@@ -69,7 +77,13 @@ function useCooldown(channelId: string): number {
   return secondsLeft(until, now);
 }
 
-export function Composer({ channel, label, disabled, replyTo, onCancelReply, onEditLast, blockedBy = null, slowmodeSecs = 0, lockedForOthers = false }: Props) {
+/** Adds files to the channel's tray; a sentence above the box when some were left out. */
+export function attachFiles(channelId: string, files: readonly File[]) {
+  if (!files.length) return;
+  setComposerError(channelId, addFiles(channelId, files));
+}
+
+export function Composer({ channel, label, disabled, replyTo, onCancelReply, onEditLast, blockedBy = null, slowmodeSecs = 0, lockedForOthers = false, canAttach = false }: Props) {
   const channelId = channel.id;
   const wait = useCooldown(channelId);
   const text = useStore(draftsStore, (s) => s.text[channelId] ?? '');
@@ -78,6 +92,9 @@ export function Composer({ channel, label, disabled, replyTo, onCancelReply, onE
   const ref = useRef<HTMLTextAreaElement>(null);
   const [query, setQuery] = useState<string | null>(null);
   const [sel, setSel] = useState(0);
+  const tray = useStore(uploadsStore, (s) => trayOf(s, channelId));
+  const trayInfo = trayState(tray);
+  const fileInput = useRef<HTMLInputElement>(null);
 
   const communityId = channel.community_id;
   const members = useStore(communitiesStore, (s) => (communityId ? s.members[communityId] : undefined));
@@ -130,14 +147,32 @@ export function Composer({ channel, label, disabled, replyTo, onCancelReply, onE
   const send = () => {
     if (disabled || wait > 0) return;
     const content = encodeMentions(text.trim(), byName);
-    if (!content) return;
+    if (tray.length > 0 && !trayInfo.ready) {
+      setComposerError(channelId, trayInfo.uploading ? 'Wait for the uploads to finish, then send.' : 'Remove or retry the files that failed, then send.');
+      return;
+    }
+    if (!content && !trayInfo.ready) return;
     if (content.length > 4000) {
       setComposerError(channelId, `That message is too long (${content.length}/4000).`);
       return;
     }
-    getClient().sendMessage(channelId, content, replyTo?.id ?? null);
+    const attachments = tray.length ? takeUploads(channelId) : [];
+    getClient().sendMessage(channelId, content, replyTo?.id ?? null, attachments);
     setDraft(channelId, '');
     onCancelReply();
+  };
+
+  // Files and images pasted into the box (a screenshot, a copied file) join the tray.
+  const onPaste = (e: ClipboardEvent<HTMLTextAreaElement>) => {
+    const files = [...(e.clipboardData?.files ?? [])];
+    if (!files.length) return;
+    e.preventDefault();
+    if (disabled) return;
+    if (!canAttach) {
+      setComposerError(channelId, "You can't attach files in this channel.");
+      return;
+    }
+    attachFiles(channelId, files);
   };
 
   const onKey = (e: KeyboardEvent<HTMLTextAreaElement>) => {
@@ -228,7 +263,28 @@ export function Composer({ channel, label, disabled, replyTo, onCancelReply, onE
         </div>
       )}
       {!disabled && wait === 0 && slowmodeSecs > 0 && <div className="composer-note">Slowmode: one message every {formatDuration(slowmodeSecs)}.</div>}
+      {tray.length > 0 && <UploadTray channelId={channelId} items={tray} ready={trayInfo.ready} onSend={send} />}
       <div className={disabled ? 'composer disabled' : 'composer'}>
+        {canAttach && !disabled && (
+          <>
+            <button type="button" className="icon-btn composer-attach" aria-label="Attach files" title={`Attach files (up to ${MAX_FILES})`} onClick={() => fileInput.current?.click()}>
+              <Icon name="plus" size={20} />
+            </button>
+            <input
+              ref={fileInput}
+              type="file"
+              multiple
+              className="sr-only"
+              tabIndex={-1}
+              aria-hidden="true"
+              onChange={(e) => {
+                attachFiles(channelId, [...(e.target.files ?? [])]);
+                e.target.value = '';
+                ref.current?.focus();
+              }}
+            />
+          </>
+        )}
         <label htmlFor={`composer-${channelId}`} className="sr-only">
           {label}
         </label>
@@ -251,8 +307,58 @@ export function Composer({ channel, label, disabled, replyTo, onCancelReply, onE
             if (e.target.value.trim()) getClient().typing(channelId);
           }}
           onKeyDown={onKey}
+          onPaste={onPaste}
           onBlur={() => setQuery(null)}
         />
+      </div>
+    </div>
+  );
+}
+
+/** The files waiting to go with the next message. */
+function UploadTray({ channelId, items, ready, onSend }: { channelId: string; items: readonly TrayItem[]; ready: boolean; onSend: () => void }) {
+  const uploading = items.filter((t) => t.status === 'uploading').length;
+  return (
+    <div className="upload-tray" role="region" aria-label="Files to send">
+      <ul role="list">
+        {items.map((t) => (
+          <li key={t.key} className={`upload upload-${t.status}`} data-upload-status={t.status}>
+            {t.thumb ? (
+              <img className="upload-thumb" src={t.thumb} alt="" width={44} height={44} />
+            ) : (
+              <span className="upload-thumb" aria-hidden="true">
+                <Icon name="file" size={24} />
+              </span>
+            )}
+            <div className="upload-info">
+              <span className="upload-name" title={t.name}>
+                {t.name}
+              </span>
+              <span className="small muted">
+                {formatBytes(t.size)}
+                {t.status === 'done' ? ' · uploaded' : t.status === 'uploading' ? ` · ${percent(t)}%` : ''}
+              </span>
+              {t.status === 'uploading' && <progress className="upload-progress" max={100} value={percent(t)} aria-label={`Uploading ${t.name}`} />}
+              {t.status === 'failed' && <span className="upload-error">{t.error}</span>}
+            </div>
+            {t.status === 'failed' && t.retryable && (
+              <button type="button" className="btn btn-secondary btn-small" onClick={() => retryUpload(channelId, t.key)}>
+                Retry
+              </button>
+            )}
+            <button type="button" className="icon-btn" aria-label={t.status === 'uploading' ? `Cancel upload of ${t.name}` : `Remove ${t.name}`} title={t.status === 'uploading' ? 'Cancel upload' : 'Remove'} onClick={() => removeUpload(channelId, t.key)}>
+              <Icon name="close" size={16} />
+            </button>
+          </li>
+        ))}
+      </ul>
+      <div className="upload-tray-footer">
+        <span className="small muted" role="status">
+          {uploading ? `Uploading ${uploading} of ${items.length}…` : ready ? `${items.length} ${items.length === 1 ? 'file' : 'files'} ready` : 'Some files failed.'}
+        </span>
+        <button type="button" className="btn btn-primary btn-small" disabled={!ready} onClick={onSend}>
+          Send
+        </button>
       </div>
     </div>
   );

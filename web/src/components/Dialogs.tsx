@@ -16,6 +16,8 @@ import { EmailSettings } from './EmailSettings';
 import { LinkedIdentities } from './LinkedIdentities';
 import { AccountNotificationSettings, CommunityNotificationsDialog } from './NotificationSettings';
 import { Avatar, Modal, formatStamp } from './ui';
+import { ImagePicker } from './ImageCrop';
+import { clearAvatar, setAvatar } from '@/lib/images';
 
 export function Dialogs({ dialog, onClose, onDialog }: { dialog: Dialog; onClose: () => void; onDialog: (d: Dialog) => void }) {
   if (!dialog) return null;
@@ -279,6 +281,47 @@ function NewDmDialog({ onClose }: { onClose: () => void }) {
   );
 }
 
+/** The avatar: upload one (cropped square in the browser) or remove it. */
+function AvatarEditor() {
+  const me = useMe();
+  const r = useRun();
+  const [done, setDone] = useState<string | null>(null);
+  if (!me) return null;
+  return (
+    <div className="avatar-editor" role="group" aria-label="Avatar">
+      <Avatar id={me.id} name={me.display_name || me.username} size={80} />
+      <ImagePicker
+        label={me.avatar_url ? 'Change avatar' : 'Upload avatar'}
+        title="Crop your avatar"
+        round
+        onCropped={async (image, filename) => {
+          setDone(null);
+          await setAvatar(image, filename);
+          setDone('Avatar updated.');
+        }}
+      />
+      {me.avatar_url && (
+        <button
+          type="button"
+          className="btn btn-secondary"
+          disabled={r.busy}
+          onClick={() =>
+            void r.run(async () => {
+              setDone(null);
+              await clearAvatar();
+              setDone('Avatar removed.');
+            })
+          }
+        >
+          Remove avatar
+        </button>
+      )}
+      {done && <span role="status">{done}</span>}
+      {r.error && <p className="form-error" role="alert">{r.error}</p>}
+    </div>
+  );
+}
+
 function UserSettings({ onClose }: { onClose: () => void }) {
   const me = useMe();
   const [displayNameValue, setDisplayName] = useState(me?.display_name ?? '');
@@ -299,6 +342,7 @@ function UserSettings({ onClose }: { onClose: () => void }) {
     <Modal title="User settings" onClose={onClose} wide>
       <section aria-labelledby="profile-h">
         <h3 id="profile-h">Profile</h3>
+        <AvatarEditor />
         <form
           className="inline-form"
           onSubmit={(e) => {

@@ -15,6 +15,7 @@ import { useStore } from '@/stores/store';
 import { Avatar, formatFull, formatStamp, formatTime } from './ui';
 import { Icon } from './icons';
 import { openReport } from './ReportDialog';
+import { MessageAttachments, MessageEmbeds } from './Attachments';
 
 export const QUICK_EMOJI = ['👍', '❤️', '😂', '🎉', '😮', '😢', '👀', '✅'];
 
@@ -109,6 +110,7 @@ export const MessageItem = memo(function MessageItem({ message, pending, header,
           {editing && m ? (
             <EditBox message={m} onDone={() => onEdit(null)} />
           ) : (
+            (content !== '' || m?.edited_at) && (
             <div className="message-body">
               {body}
               {m?.edited_at && (
@@ -118,6 +120,16 @@ export const MessageItem = memo(function MessageItem({ message, pending, header,
                 </span>
               )}
             </div>
+            )
+          )}
+          {m && m.attachments && m.attachments.length > 0 && <MessageAttachments attachments={m.attachments} createdAt={created.getTime()} />}
+          {m && m.embeds && m.embeds.length > 0 && <MessageEmbeds embeds={m.embeds} />}
+          {pending?.attachments && pending.attachments.length > 0 && (
+            <ul className="pending-files small muted" aria-label="Files">
+              {pending.attachments.map((a) => (
+                <li key={a.id}>📎 {a.filename}</li>
+              ))}
+            </ul>
           )}
           {pending && pending.status === 'sending' && (
             // Visible, not announced: every message passes through this state.

@@ -1,8 +1,10 @@
 'use client';
 // Small shared pieces: avatar, presence dot, modal dialog, notices.
-import { useEffect, useId, useRef, type ReactNode } from 'react';
+import { useEffect, useId, useRef, useState, type ReactNode } from 'react';
 import type { PresenceStatus } from '@/api/types';
+import { communitiesStore } from '@/stores/communities';
 import { presenceStore } from '@/stores/presence';
+import { sessionStore } from '@/stores/session';
 import { noticesStore, dismiss } from '@/stores/notices';
 import { useStore } from '@/stores/store';
 
@@ -14,10 +16,20 @@ export function colorFor(id: string): string {
   return PALETTE[h % PALETTE.length];
 }
 
-export function Avatar({ id, name, size = 40, presence }: { id: string; name: string; size?: number; presence?: boolean }) {
+/**
+ * A user's picture: their `avatar_url` (from the user cache, or ours from the session)
+ * when they have one, else their initial on a colour of their id. `url` overrides both
+ * (`null`: initials). An image that fails to load falls back to the initial.
+ */
+export function Avatar({ id, name, size = 40, presence, url }: { id: string; name: string; size?: number; presence?: boolean; url?: string | null }) {
+  const mine = useStore(sessionStore, (s) => (s.user?.id === id ? s.user.avatar_url ?? null : undefined));
+  const cached = useStore(communitiesStore, (s) => s.users[id]?.avatar_url ?? null);
+  const src = url !== undefined ? url : mine !== undefined ? mine : cached;
+  const [broken, setBroken] = useState<string | null>(null);
+  const showImage = !!src && broken !== src;
   return (
-    <span className="avatar" style={{ width: size, height: size, background: colorFor(id), fontSize: size * 0.42 }} aria-hidden="true">
-      {(name.trim()[0] ?? '?').toUpperCase()}
+    <span className={showImage ? 'avatar has-image' : 'avatar'} style={{ width: size, height: size, background: showImage ? undefined : colorFor(id), fontSize: size * 0.42 }} aria-hidden="true">
+      {showImage ? <img className="avatar-img" src={src} alt="" width={size} height={size} loading="lazy" onError={() => setBroken(src)} /> : (name.trim()[0] ?? '?').toUpperCase()}
       {presence && <PresenceDot userId={id} />}
     </span>
   );
@@ -41,6 +53,9 @@ export function PresenceDot({ userId }: { userId: string }) {
   return <span className={`presence presence-${s}`} role="img" aria-label={PRESENCE_LABEL[s]} title={PRESENCE_LABEL[s]} />;
 }
 
+/** Open modals, innermost last: only the innermost answers Escape and keeps focus (a crop dialog over settings). */
+const modalStack: object[] = [];
+
 export function Modal({ title, onClose, children, wide }: { title: string; onClose: () => void; children: ReactNode; wide?: boolean }) {
   const id = useId();
   const ref = useRef<HTMLDivElement>(null);
@@ -51,7 +66,10 @@ export function Modal({ title, onClose, children, wide }: { title: string; onClo
     const el = ref.current;
     const first = el?.querySelector<HTMLElement>('input, select, textarea, button:not(.modal-close)');
     (first ?? el)?.focus();
+    const token = {};
+    modalStack.push(token);
     const onKey = (e: KeyboardEvent) => {
+      if (modalStack[modalStack.length - 1] !== token) return;
       if (e.key === 'Escape') {
         e.stopPropagation();
         closeRef.current();
@@ -73,6 +91,7 @@ export function Modal({ title, onClose, children, wide }: { title: string; onClo
     document.addEventListener('keydown', onKey, true);
     return () => {
       document.removeEventListener('keydown', onKey, true);
+      modalStack.splice(modalStack.indexOf(token), 1);
       prev?.focus?.();
     };
   }, []);

@@ -130,3 +130,27 @@ export async function requestJson<T>(method: string, path: string, body?: unknow
   if (!res.ok) throw errorFromResponse(res, parsed);
   return parsed as T;
 }
+
+/**
+ * Uploads one file as `multipart/form-data` (field `file`) to `path`, authenticated;
+ * resolves with the JSON answer. For uploads without a progress bar (avatars, icons).
+ */
+export async function postFile<T>(path: string, file: Blob, filename: string): Promise<T> {
+  const form = new FormData();
+  form.append('file', file, filename);
+  let res: Response;
+  try {
+    res = await authFetch(new Request(`${baseUrl}${path}`, { method: 'POST', credentials: 'same-origin', body: form }));
+  } catch (e) {
+    throw networkError(e);
+  }
+  const text = await res.text();
+  let parsed: unknown = undefined;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  if (!res.ok) throw errorFromResponse(res, parsed);
+  return parsed as T;
+}

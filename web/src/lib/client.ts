@@ -7,6 +7,8 @@ import { ApiError, describeError } from './errors';
 import { Gateway, type GatewayOptions } from './gateway';
 import { compareIds, newNonce } from './ids';
 import { Outbox, type OutboxItem } from './outbox';
+import { restoreUploads } from './attachments';
+import type { UploadedFile } from './uploader';
 import { channelPermissions } from './permissions';
 import * as C from '@/stores/communities';
 import * as M from '@/stores/messages';
@@ -83,6 +85,7 @@ export class HearthClient {
       onFailed: (item, err) => {
         messagesStoreSet((s) => M.removePending(s, item.channelId, item.nonce));
         restoreDraft(item.channelId, item.content);
+        restoreUploads(item.channelId, item.attachments ?? []);
         if (err.status === 429) {
           setCooldown(item.channelId, Date.now() + (err.retryAfterMs ?? 1000));
           setComposerError(item.channelId, null);
@@ -624,8 +627,9 @@ export class HearthClient {
   // ---- sending --------------------------------------------------------------------
 
   private postMessage(item: OutboxItem): Promise<Message> {
-    const body: { content: string; nonce: string; reply_to_id?: string } = { content: item.content, nonce: item.nonce };
+    const body: { content: string; nonce: string; reply_to_id?: string; attachment_ids?: string[] } = { content: item.content, nonce: item.nonce };
     if (item.replyToId) body.reply_to_id = item.replyToId;
+    if (item.attachments?.length) body.attachment_ids = item.attachments.map((a) => a.id);
     return unwrap<Message>(api.POST('/api/v1/channels/{id}/messages', { params: { path: { id: item.channelId } }, body }));
   }
 
@@ -634,7 +638,7 @@ export class HearthClient {
   }
 
   /** Optimistic send: shown at once as pending, posted now or when back online. */
-  sendMessage(channelId: string, content: string, replyToId: string | null = null): string {
+  sendMessage(channelId: string, content: string, replyToId: string | null = null, attachments: UploadedFile[] = []): string {
     const me = this.me();
     const nonce = newNonce();
     // Sending from a window of the past goes back to the present, where the message shows.
@@ -649,10 +653,11 @@ export class HearthClient {
         created_at: new Date().toISOString(),
         author: { id: me?.id ?? '', username: me?.username ?? '', display_name: me?.display_name ?? null, avatar_url: me?.avatar_url ?? null },
         status: typeof navigator === 'undefined' || navigator.onLine !== false ? 'sending' : 'queued',
+        ...(attachments.length ? { attachments: attachments.map((a) => ({ id: a.id, filename: a.filename })) } : {}),
       }),
     );
     this.lastTyping.delete(channelId);
-    this.outbox.enqueue({ nonce, channelId, content, replyToId });
+    this.outbox.enqueue({ nonce, channelId, content, replyToId, ...(attachments.length ? { attachments } : {}) });
     return nonce;
   }
 

@@ -2,6 +2,7 @@
 // nonce and go out in order once the gateway is ready again. Resending is safe: the
 // server answers a repeated nonce with the first message (200), never a duplicate.
 import type { Message } from '@/api/types';
+import type { UploadedFile } from './uploader';
 import { ApiError, networkError } from './errors';
 
 export interface OutboxItem {
@@ -9,6 +10,8 @@ export interface OutboxItem {
   channelId: string;
   content: string;
   replyToId: string | null;
+  /** Uploaded files sent with it (`attachment_ids`); kept whole so a failed send can put them back. */
+  attachments?: UploadedFile[];
 }
 
 export interface OutboxOptions {

@@ -23,6 +23,8 @@ export interface PendingMessage {
   author: UserSummary;
   status: PendingStatus;
   error?: string;
+  /** Files going with it (names shown while it sends). */
+  attachments?: readonly { id: string; filename: string }[];
 }
 
 export interface ChannelLog {

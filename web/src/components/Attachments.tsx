@@ -1,0 +1,202 @@
+'use client';
+// A message's files and link previews. Images are sized from their width/height (so the
+// list never jumps) and show their BlurHash until the WebP preview loads; an image the
+// server is still processing shows a placeholder until MESSAGE_UPDATE brings the preview.
+// Videos and audio play inline (the server answers Range requests); anything else is a
+// card with a download link. Every file URL is same-origin and authorised by the
+// `hearth_files` cookie, so plain <img>/<video>/<a> work. A click on an image opens the
+// lightbox over the message's images.
+import { useEffect, useRef, useState } from 'react';
+import type { Attachment, Embed } from '@/api/types';
+import { paintBlurhash, isBlurhash } from '@/lib/blurhash';
+import { formatBytes } from '@/lib/uploader';
+import { Icon } from './icons';
+import { Lightbox } from './Lightbox';
+
+export type AttachmentKind = 'image' | 'video' | 'audio' | 'file';
+
+/** Images the server makes previews of (and AVIF, which browsers show but it does not process). */
+const IMAGE = /^image\/(png|jpeg|gif|webp|avif)$/;
+/** An image with no preview this long after its message is one the server could not process. */
+export const PROCESSING_GIVE_UP_MS = 2 * 60 * 1000;
+
+export function attachmentKind(a: Pick<Attachment, 'content_type'>): AttachmentKind {
+  if (IMAGE.test(a.content_type)) return 'image';
+  if (a.content_type.startsWith('video/')) return 'video';
+  if (a.content_type.startsWith('audio/')) return 'audio';
+  return 'file';
+}
+
+/** Fits w×h in max box, never enlarging. */
+export function fitBox(w: number, h: number, maxW = 400, maxH = 300): { width: number; height: number } {
+  const k = Math.min(1, maxW / w, maxH / h);
+  return { width: Math.max(1, Math.round(w * k)), height: Math.max(1, Math.round(h * k)) };
+}
+
+/** What an image attachment shows now: the placeholder while processing, its preview once done, a card if it never will be. */
+export function imageState(a: Attachment, messageAgeMs: number): 'processing' | 'ready' | 'unprocessable' {
+  if (a.preview_url || (a.width && a.height)) return 'ready';
+  return messageAgeMs > PROCESSING_GIVE_UP_MS ? 'unprocessable' : 'processing';
+}
+
+/** Only web links (never javascript: or data:) and our own paths are followed or shown. */
+export function safeUrl(url: string | null | undefined): string | null {
+  if (!url) return null;
+  if (url.startsWith('/') && !url.startsWith('//')) return url;
+  try {
+    const u = new URL(url);
+    return u.protocol === 'http:' || u.protocol === 'https:' ? u.href : null;
+  } catch {
+    return null;
+  }
+}
+
+export function MessageAttachments({ attachments, createdAt }: { attachments: readonly Attachment[]; createdAt: number }) {
+  const [open, setOpen] = useState<number | null>(null);
+  const age = Date.now() - createdAt;
+  const images = attachments.filter((a) => attachmentKind(a) === 'image' && imageState(a, age) === 'ready');
+  return (
+    <div className="attachments">
+      {attachments.map((a) => {
+        const kind = attachmentKind(a);
+        if (kind === 'image') {
+          const state = imageState(a, age);
+          if (state === 'unprocessable') return <FileCard key={a.id} a={a} />;
+          return <ImageAttachment key={a.id} a={a} processing={state === 'processing'} onOpen={() => setOpen(images.findIndex((i) => i.id === a.id))} />;
+        }
+        if (kind === 'video') return <VideoAttachment key={a.id} a={a} />;
+        if (kind === 'audio') return <AudioAttachment key={a.id} a={a} />;
+        return <FileCard key={a.id} a={a} />;
+      })}
+      {open !== null && images[open] && <Lightbox images={images} index={open} onIndex={setOpen} onClose={() => setOpen(null)} />}
+    </div>
+  );
+}
+
+function BlurhashCanvas({ hash, ratio }: { hash: string; ratio: number }) {
+  const ref = useRef<HTMLCanvasElement>(null);
+  // A handful of pixels is enough: the browser smooths them when it stretches the canvas.
+  const w = 32;
+  const h = Math.max(1, Math.round(32 / ratio));
+  useEffect(() => {
+    if (ref.current) paintBlurhash(ref.current, hash);
+  }, [hash, w, h]);
+  return <canvas ref={ref} className="blurhash" width={w} height={h} aria-hidden="true" />;
+}
+
+function ImageAttachment({ a, processing, onOpen }: { a: Attachment; processing: boolean; onOpen: () => void }) {
+  const [loaded, setLoaded] = useState(false);
+  const [failed, setFailed] = useState(false);
+  const box = a.width && a.height ? fitBox(a.width, a.height) : { width: 240, height: 160 };
+  // GIFs animate only in the original; everything else loads the ≤640 px preview.
+  const src = a.content_type === 'image/gif' ? a.url : a.preview_url ?? a.url;
+  const hash = isBlurhash(a.blurhash) ? a.blurhash : null;
+  if (processing) {
+    return (
+      <div className="attachment-image processing" style={box} data-attachment-id={a.id}>
+        <span className="attachment-spinner" aria-hidden="true" />
+        <span className="small">Processing {a.filename}…</span>
+      </div>
+    );
+  }
+  return (
+    <button type="button" className={`attachment-image${loaded ? ' loaded' : ''}`} style={box} onClick={onOpen} aria-label={`Open image ${a.filename}`} data-attachment-id={a.id}>
+      {hash && !loaded && <BlurhashCanvas hash={hash} ratio={box.width / box.height} />}
+      {failed ? (
+        <span className="small muted">Image unavailable</span>
+      ) : (
+        <img src={src} alt={a.filename} width={box.width} height={box.height} loading="lazy" decoding="async" onLoad={() => setLoaded(true)} onError={() => setFailed(true)} />
+      )}
+    </button>
+  );
+}
+
+function VideoAttachment({ a }: { a: Attachment }) {
+  const box = a.width && a.height ? fitBox(a.width, a.height, 480, 320) : undefined;
+  return (
+    <figure className="attachment-media">
+      <video controls preload="metadata" src={a.url} aria-label={a.filename} style={box} />
+      <figcaption className="small muted">
+        <a href={a.url} download={a.filename}>
+          {a.filename}
+        </a>{' '}
+        · {formatBytes(a.size)}
+      </figcaption>
+    </figure>
+  );
+}
+
+function AudioAttachment({ a }: { a: Attachment }) {
+  return (
+    <figure className="attachment-media attachment-audio">
+      <figcaption className="small">
+        <a href={a.url} download={a.filename}>
+          {a.filename}
+        </a>{' '}
+        <span className="muted">· {formatBytes(a.size)}</span>
+      </figcaption>
+      <audio controls preload="metadata" src={a.url} aria-label={a.filename} />
+    </figure>
+  );
+}
+
+export function FileCard({ a }: { a: Pick<Attachment, 'filename' | 'size' | 'url' | 'content_type'> }) {
+  return (
+    <div className="file-card">
+      <span className="file-icon" aria-hidden="true">
+        <Icon name="file" size={28} />
+      </span>
+      <div className="file-meta">
+        <a className="file-name" href={a.url} download={a.filename}>
+          {a.filename}
+        </a>
+        <span className="small muted">{formatBytes(a.size)}</span>
+      </div>
+      <a className="icon-btn" href={a.url} download={a.filename} aria-label={`Download ${a.filename}`} title="Download">
+        <Icon name="download" size={20} />
+      </a>
+    </div>
+  );
+}
+
+/** Link previews under a message; fields the server leaves out are simply not shown. */
+export function MessageEmbeds({ embeds }: { embeds: readonly Embed[] }) {
+  const shown = embeds.filter((e) => safeUrl(e.url) && (e.title || e.description || e.image));
+  if (!shown.length) return null;
+  return (
+    <div className="embeds">
+      {shown.map((e, i) => {
+        const href = safeUrl(e.url)!;
+        const img = e.image ? safeUrl(e.image.url) : null;
+        const site = e.site_name || e.provider || hostOf(href);
+        return (
+          <article key={`${href}-${i}`} className="embed" aria-label={`Link preview: ${e.title || site}`}>
+            <div className="embed-text">
+              {site && <div className="embed-site small muted">{site}</div>}
+              {e.author_name && <div className="embed-author small">{e.author_name}</div>}
+              {e.title && (
+                <a className="embed-title" href={href} target="_blank" rel="noopener noreferrer nofollow">
+                  {e.title}
+                </a>
+              )}
+              {e.description && <p className="embed-description">{e.description}</p>}
+            </div>
+            {img && (
+              <a className="embed-thumb" href={href} target="_blank" rel="noopener noreferrer nofollow" tabIndex={-1} aria-hidden="true">
+                <img src={img} alt="" loading="lazy" width={e.image?.width ? Math.min(80, e.image.width) : 80} height={e.image?.width && e.image.height ? Math.round((Math.min(80, e.image.width) * e.image.height) / e.image.width) : 80} />
+              </a>
+            )}
+          </article>
+        );
+      })}
+    </div>
+  );
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url, 'http://x').host.replace(/^www\./, '');
+  } catch {
+    return '';
+  }
+}

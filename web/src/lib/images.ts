@@ -1,0 +1,52 @@
+// Avatars and community icons (docs/api.md "Files"): upload the cropped image, then
+// point the profile or the community at it. The stores change at once, so every Avatar
+// and the community rail show the new picture without waiting for an event.
+import type { Community, User } from '@/api/types';
+import { api, postFile, requestJson, unwrap } from './api';
+import { ApiError } from './errors';
+import type { UploadedFile } from './uploader';
+import { communitiesStore, upsertCommunity } from '@/stores/communities';
+import { sessionStore } from '@/stores/session';
+
+function applyUser(u: User) {
+  sessionStore.set((s) => ({ ...s, user: u }));
+  communitiesStore.set((s) => ({ ...s, users: { ...s.users, [u.id]: { id: u.id, username: u.username, display_name: u.display_name ?? null, avatar_url: u.avatar_url ?? null } } }));
+}
+
+export async function setAvatar(image: Blob, filename: string): Promise<User> {
+  const up = await postFile<UploadedFile>('/api/v1/users/@me/avatar', image, filename);
+  const u = await unwrap<User>(api.PATCH('/api/v1/users/@me', { body: { avatar_id: up.id } }));
+  applyUser(u);
+  return u;
+}
+
+export async function clearAvatar(): Promise<User> {
+  const u = await unwrap<User>(api.PATCH('/api/v1/users/@me', { body: { avatar_id: null } }));
+  applyUser(u);
+  return u;
+}
+
+export const ICONS_UNAVAILABLE = 'Community icons are not available on this server yet.';
+
+/** Uploads the icon and sets it; a server without the icon route says so in words. */
+export async function setCommunityIcon(communityId: string, image: Blob, filename: string): Promise<Community> {
+  let up: UploadedFile;
+  try {
+    up = await postFile<UploadedFile>(`/api/v1/communities/${communityId}/icon`, image, filename);
+  } catch (e) {
+    if (e instanceof ApiError && (e.status === 404 || e.status === 405)) throw new Error(ICONS_UNAVAILABLE);
+    throw e;
+  }
+  return patchIcon(communityId, up.id);
+}
+
+export async function clearCommunityIcon(communityId: string): Promise<Community> {
+  return patchIcon(communityId, null);
+}
+
+async function patchIcon(communityId: string, iconId: string | null): Promise<Community> {
+  // `icon_id` is not in the generated schema yet (it comes with the icon route).
+  const c = await requestJson<Community>('PATCH', `/api/v1/communities/${communityId}`, { icon_id: iconId });
+  communitiesStore.set((s) => upsertCommunity(s, c));
+  return c;
+}
