@@ -8,6 +8,8 @@ import { setBaseUrl } from '@/lib/api';
 import { HearthClient } from '@/lib/client';
 import type { SocketLike } from '@/lib/gateway';
 import { messagesStore } from '@/stores/messages';
+import { draftsStore } from '@/stores/drafts';
+import { trayOf, trayState, uploadsStore } from '@/stores/uploads';
 import { readStatesStore, mentionCount, isUnread } from '@/stores/readStates';
 import type { Message } from '@/api/types';
 import { message } from './fixtures';
@@ -22,9 +24,9 @@ const requests: string[] = [];
 let serverMessages: Message[] = [];
 let resumeAnswer: 'invalid' | 'resume' = 'invalid';
 let sessions = 0;
-const posts: { nonce: string }[] = [];
+const posts: { nonce: string; content: string; attachment_ids?: string[] }[] = [];
 /** 'drop': store the message, then cut the connection before answering (answer lost). */
-let postMode: 'ok' | 'drop' | '503' = 'ok';
+let postMode: 'ok' | 'drop' | '503' | '400' = 'ok';
 
 beforeEach(async () => {
   requests.length = 0;
@@ -52,13 +54,19 @@ beforeEach(async () => {
       req.on('end', () => {
         const b = JSON.parse(body);
         posts.push(b);
+        if (postMode === '400') {
+          res.writeHead(400, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ error: { code: 'invalid_request', message: 'attachment_ids: not yours', details: { fields: { attachment_ids: 'unknown' } } } }));
+          return;
+        }
         if (postMode === '503') {
           res.writeHead(503, { 'content-type': 'application/json' });
           res.end(JSON.stringify({ error: { code: 'unavailable', message: 'down', details: {} } }));
           return;
         }
         const existing = serverMessages.find((m) => m.nonce === b.nonce);
-        const m = existing ?? msg(1000 + serverMessages.length, { content: b.content, nonce: b.nonce, author: { id: '1', username: 'me', display_name: null, avatar_url: null } });
+        const files = (b.attachment_ids ?? []).map((id: string) => ({ id, filename: `f${id}.txt`, content_type: 'text/plain', size: 3, url: `/api/v1/attachments/${id}/f${id}.txt`, width: null, height: null, blurhash: null, preview_url: null }));
+        const m = existing ?? msg(1000 + serverMessages.length, { content: b.content, nonce: b.nonce, attachments: files, author: { id: '1', username: 'me', display_name: null, avatar_url: null } });
         if (!existing) serverMessages.push(m);
         if (postMode === 'drop') {
           req.socket.destroy();
@@ -187,6 +195,31 @@ describe('HearthClient', () => {
     const log = messagesStore.get()['5'];
     expect(log.messages.map((m) => m.content)).toEqual(['hello', 'world']);
     resumeAnswer = 'invalid';
+    postMode = 'ok';
+    client.stop();
+  });
+
+  it('sends the uploaded files as attachment_ids; a refused send puts the text and the files back', async () => {
+    const client = makeClient();
+    client.start();
+    await until(() => client.gateway.state === 'ready');
+    await client.loadInitial('5');
+    const file = (id: string) => ({ id, filename: `f${id}.txt`, content_type: 'text/plain', size: 3, url: `/api/v1/attachments/${id}/f${id}.txt` });
+    postMode = 'ok';
+    client.sendMessage('5', '', null, [file('71'), file('72')]);
+    // While it sends, the pending copy names the files.
+    expect(messagesStore.get()['5'].pending[0].attachments?.map((a) => a.filename)).toEqual(['f71.txt', 'f72.txt']);
+    await until(() => messagesStore.get()['5'].pending.length === 0);
+    expect(posts[posts.length - 1]).toMatchObject({ content: '', attachment_ids: ['71', '72'] });
+    expect(messagesStore.get()['5'].messages.at(-1)?.attachments.map((a) => a.id)).toEqual(['71', '72']);
+
+    postMode = '400';
+    client.sendMessage('5', 'with a file', null, [file('73')]);
+    await until(() => messagesStore.get()['5'].pending.length === 0);
+    expect(draftsStore.get().text['5']).toBe('with a file');
+    const tray = trayOf(uploadsStore.get(), '5');
+    expect(tray.map((t) => [t.status, t.attachment?.id])).toEqual([['done', '73']]);
+    expect(trayState(tray).ready).toBe(true);
     postMode = 'ok';
     client.stop();
   });
