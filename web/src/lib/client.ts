@@ -175,6 +175,13 @@ export class HearthClient {
         return this.onMessageCreate(d as unknown as Message);
       case 'MESSAGE_UPDATE':
         return messagesStoreSet((s) => M.applyUpdate(s, d as unknown as Message));
+      case 'USER_UPDATE': {
+        // Our own profile changed (here or in another tab: a new avatar, a new name).
+        const u = d as unknown as User;
+        C_set((s) => C.rememberUser(s, u));
+        if (u.id === this.me()?.id) sessionStore.set((s) => (s.user ? { ...s, user: { ...s.user, ...u } } : s));
+        return;
+      }
       case 'MESSAGE_DELETE': {
         const [channelId, id] = [String(d.channel_id), String(d.id ?? d.message_id)];
         inboxSet((s) => I.dropMessages(s, channelId, [id]));

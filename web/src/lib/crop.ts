@@ -78,10 +78,10 @@ export function cropKey(s: CropState, key: string, shift: boolean): CropState | 
       return panBy(s, 0, -step);
     case '+':
     case '=':
-      return zoomTo(s, s.zoom + 0.1);
+      return zoomTo(s, Math.round(s.zoom * 10 + 1) / 10);
     case '-':
     case '_':
-      return zoomTo(s, s.zoom - 0.1);
+      return zoomTo(s, Math.round(s.zoom * 10 - 1) / 10);
     case '0':
       return initialCrop(s.imageW, s.imageH, s.view);
   }

@@ -1,0 +1,269 @@
+// Files in the browser against the real server: Alice attaches a PNG and a text file
+// with the file picker, watches them finish, sends; Bob sees the image (its BlurHash
+// while the preview loads, then the preview itself, decoded: the HttpOnly `hearth_files`
+// cookie is what authorises a plain <img>), downloads the text file from its card and
+// opens the image in the lightbox (Escape closes it). Then a pasted image and a dropped
+// file, a large upload cancelled half-way on a throttled link, and an avatar cropped in
+// the browser showing in the member list and next to messages, for Alice and for Bob.
+// Set-up goes over REST; what is asserted is what people see.
+import { expect, test, type Browser, type Locator, type Page } from '@playwright/test';
+import { readFileSync } from 'node:fs';
+import { deflateSync } from 'node:zlib';
+import { apiAccount, axeCheck, baseUrl, composer, login, message, rest, tabTracker, type ApiAccount } from './helpers';
+
+const PASSWORD = 'correct horse battery';
+const tabs = tabTracker();
+test.afterEach(async () => {
+  await tabs.closeAll();
+});
+
+// ---- a real PNG, made here (RGB, 8 bits, no filter) ----
+
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+function crc32(buf: Buffer): number {
+  let c = 0xffffffff;
+  for (const b of buf) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+function chunk(type: string, data: Buffer): Buffer {
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(data.length);
+  const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(body));
+  return Buffer.concat([len, body, crc]);
+}
+/** A w×h gradient PNG (colours vary so the BlurHash and preview are not flat). */
+function png(w: number, h: number, seed = 0): Buffer {
+  const raw = Buffer.alloc((w * 3 + 1) * h);
+  for (let y = 0; y < h; y++) {
+    raw[y * (w * 3 + 1)] = 0;
+    for (let x = 0; x < w; x++) {
+      const o = y * (w * 3 + 1) + 1 + x * 3;
+      raw[o] = (x * 255) / w;
+      raw[o + 1] = (y * 255) / h;
+      raw[o + 2] = (seed * 60 + ((x + y) * 255) / (w + h)) % 256;
+    }
+  }
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 2; // RGB
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
+}
+
+// ---- the world ----
+
+interface World {
+  alice: ApiAccount;
+  bob: ApiAccount;
+  communityId: string;
+  general: string;
+}
+
+async function world(): Promise<World> {
+  const alice = await apiAccount('fa', PASSWORD);
+  const bob = await apiAccount('fb', PASSWORD);
+  const c = await rest<{ id: string }>('POST', '/api/v1/communities', alice.token, { name: `Files ${alice.name.slice(-5)}` });
+  const channels = await rest<{ id: string; name: string }[]>('GET', `/api/v1/communities/${c.id}/channels`, alice.token);
+  const general = channels.find((x) => x.name === 'general');
+  if (!general) throw new Error('no #general');
+  const invite = await rest<{ code: string }>('POST', `/api/v1/communities/${c.id}/invites`, alice.token, {});
+  await rest('POST', `/api/v1/invites/${invite.code}`, bob.token);
+  return { alice, bob, communityId: c.id, general: general.id };
+}
+
+async function openAs(browser: Browser, who: ApiAccount, w: World): Promise<Page> {
+  const { page } = await tabs.open(browser);
+  await login(page, who.name, PASSWORD);
+  await page.goto(`/app?c=${w.communityId}&ch=${w.general}`);
+  await expect(composer(page)).toBeEnabled();
+  return page;
+}
+
+const tray = (page: Page) => page.getByRole('region', { name: 'Files to send' });
+const trayItem = (page: Page, name: string) => tray(page).locator('li.upload').filter({ hasText: name });
+
+/** Width of a decoded <img>: > 0 only once the bytes arrived and decoded. */
+function naturalWidth(img: Locator) {
+  return img.evaluate((el: HTMLImageElement) => (el.complete ? el.naturalWidth : 0));
+}
+
+test('attach, send, see the preview, download, lightbox', async ({ browser }) => {
+  const w = await world();
+  const alice = await openAs(browser, w.alice, w);
+  const bob = await openAs(browser, w.bob, w);
+  // Bob's previews arrive slowly: the BlurHash placeholder must be there meanwhile.
+  let releasePreview: () => void = () => undefined;
+  const previewHeld = new Promise<void>((r) => (releasePreview = r));
+  await bob.route('**/previews/preview.webp', async (route) => {
+    await previewHeld;
+    await route.continue();
+  });
+
+  const picture = png(320, 200);
+  await alice.getByRole('button', { name: 'Attach files' }).isVisible();
+  await alice.locator('.composer input[type=file]').setInputFiles([
+    { name: 'gradient.png', mimeType: 'image/png', buffer: picture },
+    { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('hello from a file\n') },
+  ]);
+  await expect(trayItem(alice, 'gradient.png')).toHaveAttribute('data-upload-status', 'done');
+  await expect(trayItem(alice, 'notes.txt')).toHaveAttribute('data-upload-status', 'done');
+  await expect(tray(alice).getByRole('status')).toHaveText('2 files ready');
+  await expect(trayItem(alice, 'gradient.png')).toContainText('uploaded');
+  await axeCheck(alice, 'composer with the upload tray');
+  await composer(alice).fill('two files');
+  await composer(alice).press('Enter');
+  await expect(tray(alice)).toHaveCount(0);
+
+  // Bob: the message with a file card and the image, its BlurHash painted until the preview comes.
+  const msg = message(bob, 'two files');
+  await expect(msg.locator('.file-card')).toContainText('notes.txt');
+  const image = msg.getByRole('button', { name: 'Open image gradient.png' });
+  await expect(image).toBeVisible({ timeout: 20_000 });
+  await expect(image.locator('canvas.blurhash')).toBeVisible();
+  const box = await image.boundingBox();
+  expect(Math.round(box!.width)).toBe(320);
+  expect(Math.round(box!.height)).toBe(200);
+  releasePreview();
+  await expect.poll(() => naturalWidth(image.locator('img')), { timeout: 15_000 }).toBeGreaterThan(0);
+  await expect(image.locator('canvas.blurhash')).toHaveCount(0);
+
+  // The cookie that makes it work: HttpOnly, on the API path; without it the file is refused.
+  const cookies = await bob.context().cookies();
+  const files = cookies.find((c) => c.name === 'hearth_files');
+  expect(files).toMatchObject({ httpOnly: true, path: '/api/v1', sameSite: 'Strict' });
+  const src = await image.locator('img').getAttribute('src');
+  expect((await fetch(`${baseUrl()}${src}`)).status).not.toBe(200);
+
+  // The file card downloads the file as it was.
+  const [download] = await Promise.all([bob.waitForEvent('download'), msg.getByRole('link', { name: 'Download notes.txt' }).click()]);
+  expect(download.suggestedFilename()).toBe('notes.txt');
+  expect(readFileSync((await download.path())!, 'utf8')).toBe('hello from a file\n');
+
+  // The lightbox: the original, full size; Escape closes it and focus comes back.
+  await image.click();
+  const viewer = bob.getByRole('dialog', { name: /^Image gradient\.png/ });
+  await expect(viewer).toBeVisible();
+  await expect.poll(() => naturalWidth(viewer.locator('img'))).toBe(320);
+  await expect(viewer.getByRole('button', { name: 'Close image viewer' })).toBeFocused();
+  await axeCheck(bob, 'lightbox');
+  await bob.keyboard.press('Escape');
+  await expect(viewer).toHaveCount(0);
+  await expect(image).toBeFocused();
+});
+
+test('paste an image, drop a file, cancel a large upload half-way', async ({ browser }) => {
+  const w = await world();
+  const alice = await openAs(browser, w.alice, w);
+
+  // Paste: an image on the clipboard goes into the tray; a files-only message can be sent.
+  await composer(alice).evaluate((el, b64) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const data = new DataTransfer();
+    data.items.add(new File([bytes], 'pasted.png', { type: 'image/png' }));
+    el.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }));
+  }, png(64, 64, 1).toString('base64'));
+  await expect(trayItem(alice, 'pasted.png')).toHaveAttribute('data-upload-status', 'done');
+  await expect(trayItem(alice, 'pasted.png').locator('img.upload-thumb')).toBeVisible();
+  await tray(alice).getByRole('button', { name: 'Send' }).click();
+  const pasted = alice.locator('article.message').filter({ has: alice.getByRole('button', { name: 'Open image pasted.png' }) });
+  await expect(pasted).toHaveCount(1, { timeout: 20_000 });
+  await expect.poll(() => naturalWidth(pasted.locator('.attachment-image img')), { timeout: 15_000 }).toBeGreaterThan(0);
+
+  // Drop: dragging files over the channel shows where they go; dropping adds them.
+  const chat = alice.getByRole('main', { name: '#general' });
+  await chat.evaluate((el) => {
+    const data = new DataTransfer();
+    data.items.add(new File(['dropped text'], 'dropped.txt', { type: 'text/plain' }));
+    el.dispatchEvent(new DragEvent('dragenter', { dataTransfer: data, bubbles: true, cancelable: true }));
+    (window as unknown as { __drop: DataTransfer }).__drop = data;
+  });
+  await expect(alice.locator('.drop-overlay')).toContainText('Drop files to send them to #general');
+  await chat.evaluate((el) => {
+    const data = (window as unknown as { __drop: DataTransfer }).__drop;
+    el.dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));
+  });
+  await expect(alice.locator('.drop-overlay')).toHaveCount(0);
+  await expect(trayItem(alice, 'dropped.txt')).toHaveAttribute('data-upload-status', 'done');
+  await trayItem(alice, 'dropped.txt').getByRole('button', { name: 'Remove dropped.txt' }).click();
+  await expect(tray(alice)).toHaveCount(0);
+
+  // Cancel: 9 MiB (over the resumable threshold: this server answers its route with 404,
+  // so the file goes as multipart) on a link throttled to 1 MiB/s, cancelled part-way.
+  const cdp = await alice.context().newCDPSession(alice);
+  await cdp.send('Network.enable');
+  await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 1024 * 1024 });
+  const failed = alice.waitForEvent('requestfailed', (r) => r.url().endsWith(`/channels/${w.general}/attachments`));
+  const big = Buffer.alloc(9 * 1024 * 1024, 7);
+  await alice.locator('.composer input[type=file]').setInputFiles({ name: 'big.bin', mimeType: 'application/octet-stream', buffer: big });
+  const bar = tray(alice).getByRole('progressbar', { name: 'Uploading big.bin' });
+  await expect(bar).toBeVisible();
+  await expect.poll(async () => Number(await bar.getAttribute('value')), { timeout: 20_000 }).toBeGreaterThan(5);
+  expect(Number(await bar.getAttribute('value'))).toBeLessThan(100);
+  // Sending waits for uploads.
+  await expect(tray(alice).getByRole('button', { name: 'Send' })).toBeDisabled();
+  await tray(alice).getByRole('button', { name: 'Cancel upload of big.bin' }).click();
+  await expect(tray(alice)).toHaveCount(0);
+  expect((await failed).failure()?.errorText).toMatch(/ABORTED/i);
+  await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+  // Nothing was sent: the channel holds only the pasted image's message.
+  const list = await rest<{ attachments: { filename: string }[] }[]>('GET', `/api/v1/channels/${w.general}/messages?limit=10`, w.alice.token);
+  expect(list.map((m) => m.attachments.map((a) => a.filename))).toEqual([['pasted.png']]);
+});
+
+test('avatar: upload, crop, and it shows in the member list and beside messages', async ({ browser }) => {
+  const w = await world();
+  const alice = await openAs(browser, w.alice, w);
+  const bob = await openAs(browser, w.bob, w);
+
+  await alice.getByRole('button', { name: 'User settings' }).click();
+  const settings = alice.getByRole('dialog', { name: 'User settings' });
+  await settings.locator('input[type=file][aria-label="Upload avatar"]').setInputFiles({ name: 'me.png', mimeType: 'image/png', buffer: png(400, 240, 2) });
+  const crop = alice.getByRole('dialog', { name: 'Crop your avatar' });
+  await expect(crop).toBeVisible();
+  const area = crop.getByRole('group', { name: /^Crop area/ });
+  await area.focus();
+  await alice.keyboard.press('+');
+  await alice.keyboard.press('+');
+  await alice.keyboard.press('ArrowLeft');
+  await expect(crop.getByLabel('Zoom')).toHaveValue('1.2');
+  // Escape belongs to the innermost dialog: the crop closes, settings stay.
+  await alice.keyboard.press('Escape');
+  await expect(crop).toHaveCount(0);
+  await expect(settings).toBeVisible();
+  await settings.locator('input[type=file][aria-label="Upload avatar"]').setInputFiles({ name: 'me.png', mimeType: 'image/png', buffer: png(400, 240, 2) });
+  await crop.getByRole('group', { name: /^Crop area/ }).focus();
+  await alice.keyboard.press('+');
+  await crop.getByRole('button', { name: 'Apply' }).click();
+  await expect(settings.getByRole('status').filter({ hasText: 'Avatar updated.' })).toBeVisible();
+  await expect(crop).toHaveCount(0);
+
+  // The server holds the square the crop cut out: at zoom 1.1 the 240 px short side
+  // shows 240 / 1.1 = 218 image pixels.
+  const me = await rest<{ avatar_url: string | null }>('GET', '/api/v1/users/@me', w.alice.token);
+  expect(me.avatar_url).toMatch(/^\/api\/v1\/attachments\/\d+/);
+  const settingsImg = settings.locator('.avatar-editor img.avatar-img');
+  await expect.poll(() => naturalWidth(settingsImg)).toBe(218);
+  expect(await settingsImg.evaluate((el: HTMLImageElement) => el.naturalHeight)).toBe(218);
+  await settings.getByRole('button', { name: 'Close' }).click();
+
+  // Alice's own view: the member list and her messages show the picture.
+  await composer(alice).fill('new look');
+  await composer(alice).press('Enter');
+  const memberImg = alice.getByRole('complementary', { name: 'Members' }).locator('li', { hasText: w.alice.name }).locator('img.avatar-img');
+  await expect.poll(() => naturalWidth(memberImg)).toBe(218);
+  await expect(memberImg).toHaveAttribute('src', me.avatar_url!);
+  const mine = message(alice, 'new look').locator('img.avatar-img');
+  await expect.poll(() => naturalWidth(mine)).toBe(218);
+
+  // Bob learns it from her next message's author.
+  const theirs = message(bob, 'new look').locator('img.avatar-img');
+  await expect(theirs).toHaveAttribute('src', me.avatar_url!);
+  await expect.poll(() => naturalWidth(theirs)).toBe(218);
+});
