@@ -232,7 +232,7 @@ test('avatar: upload, crop, and it shows in the member list and beside messages'
   await alice.keyboard.press('+');
   await alice.keyboard.press('+');
   await alice.keyboard.press('ArrowLeft');
-  await expect(crop.getByLabel('Zoom')).toHaveValue('1.2');
+  await expect(crop.getByRole('slider', { name: 'Zoom' })).toHaveValue('1.2');
   // Escape belongs to the innermost dialog: the crop closes, settings stay.
   await alice.keyboard.press('Escape');
   await expect(crop).toHaveCount(0);
