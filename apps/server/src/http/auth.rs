@@ -17,6 +17,9 @@ use super::wire::*;
 use crate::state::AppState;
 
 pub const REFRESH_COOKIE: &str = "hearth_refresh";
+/// The web app's access token again, for file reads only (`FileAuth`): a
+/// browser's `<img>` and `<video>` cannot send a bearer header.
+pub const FILES_COOKIE: &str = "hearth_files";
 
 fn is_web(h: &HeaderMap) -> bool {
     h.get("x-hearth-client")
@@ -51,6 +54,22 @@ pub(crate) fn set_cookie(state: &AppState, value: &str, max_age: u64) -> HeaderV
     );
     HeaderValue::from_str(&v)
         .unwrap_or_else(|_| HeaderValue::from_static("hearth_refresh=; Max-Age=0"))
+}
+
+/// `hearth_files`: lives as long as the access token in it, and goes to
+/// `/api/v1` because files are served from several routes under it (only
+/// file reads look at it).
+pub(crate) fn files_cookie(state: &AppState, access_token: &str, max_age: u64) -> HeaderValue {
+    let secure = if state.cfg.secure_cookies() {
+        "; Secure"
+    } else {
+        ""
+    };
+    let v = format!(
+        "{FILES_COOKIE}={access_token}; Path=/api/v1; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    );
+    HeaderValue::from_str(&v)
+        .unwrap_or_else(|_| HeaderValue::from_static("hearth_files=; Max-Age=0"))
 }
 
 pub(crate) const COOKIE_MAX_AGE: u64 = 30 * 24 * 3600;
@@ -104,12 +123,14 @@ fn auth_response(state: &AppState, web: bool, status: StatusCode, ok: AuthSucces
         refresh_token: (!web).then(|| refresh_token.clone()),
         expires_in,
     };
+    let files = files_cookie(state, &body.access_token, expires_in);
     let mut res = (status, axum::Json(body)).into_response();
     if web {
         res.headers_mut().insert(
             header::SET_COOKIE,
             set_cookie(state, &refresh_token, COOKIE_MAX_AGE),
         );
+        res.headers_mut().append(header::SET_COOKIE, files);
     }
     res
 }
@@ -203,6 +224,8 @@ pub async fn refresh(
             if web || from_cookie {
                 res.headers_mut()
                     .insert(header::SET_COOKIE, set_cookie(&state, "", 0));
+                res.headers_mut()
+                    .append(header::SET_COOKIE, files_cookie(&state, "", 0));
             }
             return Ok(res);
         }
@@ -214,12 +237,14 @@ pub async fn refresh(
         refresh_token: (!in_cookie).then(|| pair.refresh_token.clone()),
         expires_in: pair.expires_in,
     };
+    let files = files_cookie(&state, &body.access_token, body.expires_in);
     let mut res = axum::Json(body).into_response();
     if in_cookie {
         res.headers_mut().insert(
             header::SET_COOKIE,
             set_cookie(&state, &pair.refresh_token, COOKIE_MAX_AGE),
         );
+        res.headers_mut().append(header::SET_COOKIE, files);
     }
     Ok(res)
 }
@@ -240,6 +265,8 @@ pub async fn logout(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<R
     let mut res = StatusCode::NO_CONTENT.into_response();
     res.headers_mut()
         .insert(header::SET_COOKIE, set_cookie(&state, "", 0));
+    res.headers_mut()
+        .append(header::SET_COOKIE, files_cookie(&state, "", 0));
     Ok(res)
 }
 

@@ -123,23 +123,52 @@ impl FromRequestParts<AppState> for Auth {
                     .or_else(|| v.strip_prefix("bearer "))
             })
             .ok_or_else(ApiError::unauthorized)?;
-        let p = state.accounts.authenticate(token.trim()).await?;
-        tracing::Span::current().record("user_id", p.user_id.0);
-        let rl = &state.cfg.rate_limit;
-        if rl.enabled {
-            let quota = Quota {
-                per_second: rl.per_user_per_second,
-                burst: rl.per_user_burst,
-            };
-            if let Decision::Limited { retry_after } = state
-                .limiter
-                .check(&format!("user:{}", p.user_id), quota)
-                .await
-            {
-                return Err(ApiError::rate_limited(retry_after.as_millis() as u64));
-            }
+        authenticate(state, token.trim()).await.map(Auth)
+    }
+}
+
+/// Checks an access token and counts the request against the per-user limit.
+async fn authenticate(state: &AppState, token: &str) -> ApiResult<Principal> {
+    let p = state.accounts.authenticate(token).await?;
+    tracing::Span::current().record("user_id", p.user_id.0);
+    let rl = &state.cfg.rate_limit;
+    if rl.enabled {
+        let quota = Quota {
+            per_second: rl.per_user_per_second,
+            burst: rl.per_user_burst,
+        };
+        if let Decision::Limited { retry_after } = state
+            .limiter
+            .check(&format!("user:{}", p.user_id), quota)
+            .await
+        {
+            return Err(ApiError::rate_limited(retry_after.as_millis() as u64));
         }
-        Ok(Auth(p))
+    }
+    Ok(p)
+}
+
+/// The caller of a file route: a bearer token, or else the web app's
+/// `hearth_files` cookie (the access token again, `HttpOnly`,
+/// `SameSite=Strict`), so `<img>`, `<video>` and downloads in the browser can
+/// fetch files that are access-checked like messages. Only file reads accept
+/// the cookie: they change nothing, so a cookie riding along cannot be used
+/// to act as the user.
+pub struct FileAuth(pub Principal);
+
+impl FromRequestParts<AppState> for FileAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        if parts.headers.contains_key(header::AUTHORIZATION) {
+            return Auth::from_request_parts(parts, state)
+                .await
+                .map(|a| FileAuth(a.0));
+        }
+        let token = super::auth::cookie(&parts.headers, super::auth::FILES_COOKIE)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(ApiError::unauthorized)?;
+        authenticate(state, token.trim()).await.map(FileAuth)
     }
 }
 

@@ -21,7 +21,7 @@ use hearth_store::AttachmentRecord;
 use hearth_types::{AttachmentId, ChannelId, UserId};
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{Auth, path_id};
+use super::extract::{Auth, FileAuth, path_id};
 use super::wire::{ErrorBody, UploadForm, UploadedAttachment, path_segment};
 use crate::media::{Purpose, UploadError};
 use crate::state::AppState;
@@ -364,7 +364,7 @@ async fn download(
         (status = 404, body = ErrorBody), (status = 416, body = ErrorBody)))]
 pub async fn file(
     State(state): State<AppState>,
-    Auth(p): Auth,
+    FileAuth(p): FileAuth,
     Path((id, _filename)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
@@ -379,7 +379,7 @@ pub async fn file(
         (status = 404, body = ErrorBody), (status = 416, body = ErrorBody)))]
 pub async fn file_by_id(
     State(state): State<AppState>,
-    Auth(p): Auth,
+    FileAuth(p): FileAuth,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
@@ -393,7 +393,7 @@ pub async fn file_by_id(
         (status = 304, description = "not modified"), (status = 404, body = ErrorBody)))]
 pub async fn preview(
     State(state): State<AppState>,
-    Auth(p): Auth,
+    FileAuth(p): FileAuth,
     Path((id, _name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {

@@ -949,6 +949,105 @@ pub async fn s3_backend_serves_files() {
     s.stop().await;
 }
 
+/// Signs in as the web app does (`X-Hearth-Client: web`) and returns the
+/// `hearth_files` cookie's value and attributes.
+async fn web_login(s: &TestServer, username: &str) -> (String, String) {
+    let res = s
+        .http
+        .post(format!("{}/api/v1/auth/login", s.base))
+        .header("x-hearth-client", "web")
+        .json(&json!({"login": username, "password": "correct horse battery"}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(res.status(), StatusCode::OK);
+    let set = res
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("hearth_files="))
+        .expect("a hearth_files cookie")
+        .to_string();
+    let value = set
+        .trim_start_matches("hearth_files=")
+        .split(';')
+        .next()
+        .expect("value")
+        .to_string();
+    (value, set)
+}
+
+async fn with_cookie(s: &TestServer, url: &str, cookie: &str) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let res = s
+        .http
+        .get(format!("{}{url}", s.base))
+        .header(header::COOKIE, format!("hearth_files={cookie}"))
+        .send()
+        .await
+        .expect("get");
+    let (status, headers) = (res.status(), res.headers().clone());
+    (status, headers, res.bytes().await.expect("body").to_vec())
+}
+
+/// The browser cannot put a bearer header on `<img src>`: the web app's
+/// sign-in also sets `hearth_files`, which file reads (and nothing else)
+/// accept, with the same access checks.
+pub async fn web_file_cookie(s: &TestServer) {
+    let owner = s.register("cookieowner").await;
+    let outsider = s.register("cookieoutsider").await;
+    let (_cid, ch) = s.community(&owner, "Cookies").await;
+    let picture = png(64, 48);
+    let (st, up) = upload(s, &owner, &ch, "c.png", "image/png", &picture).await;
+    assert_eq!(st, StatusCode::CREATED, "{up}");
+    let url = up["url"].as_str().expect("url").to_string();
+
+    let (cookie, attrs) = web_login(s, "cookieowner").await;
+    for want in ["HttpOnly", "SameSite=Strict", "Path=/api/v1;", "Max-Age="] {
+        assert!(attrs.contains(want), "{want} in {attrs}");
+    }
+    let (st, headers, body) = with_cookie(s, &url, &cookie).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(body, picture);
+    assert_eq!(h(&headers, "content-security-policy"), "sandbox");
+
+    // Another account's cookie reads by that account's rights: not this unsent upload.
+    let (other, _) = web_login(s, "cookieoutsider").await;
+    let (st, _, _) = with_cookie(s, &url, &other).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let _ = outsider;
+    // A made-up cookie is no one.
+    let (st, _, _) = with_cookie(s, &url, "not-a-token").await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    // Nothing but file reads looks at the cookie.
+    let (st, _, _) = with_cookie(s, "/api/v1/users/@me", &cookie).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+
+    // A refresh renews it; signing out clears it.
+    let res = s
+        .http
+        .post(format!("{}/api/v1/auth/logout", s.base))
+        .bearer_auth(&cookie)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert!(
+        res.headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.starts_with("hearth_files=;") && v.contains("Max-Age=0")),
+        "logout clears hearth_files"
+    );
+    let (st, _, _) = with_cookie(s, &url, &cookie).await;
+    assert_eq!(
+        st,
+        StatusCode::UNAUTHORIZED,
+        "a signed-out session's cookie"
+    );
+}
+
 /// Each scenario on both backends (`media::sqlite::…`, `media::postgres::…`):
 /// `server:` ones get a started server, `db:` ones start their own.
 macro_rules! on_both {
@@ -974,7 +1073,7 @@ macro_rules! on_both {
 
 on_both!(
     server: upload_send_fetch_download, permissions_are_checked,
-        bad_input_is_refused_or_served_safely, ranges_and_etags, avatars;
+        bad_input_is_refused_or_served_safely, ranges_and_etags, avatars, web_file_cookie;
     db: limits_and_broken_uploads, unsent_uploads_expire, deleted_messages_lose_their_files,
 );
 
