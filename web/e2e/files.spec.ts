@@ -5,7 +5,8 @@
 // opens the image in the lightbox (Escape closes it). Then a pasted image and a dropped
 // file, a large upload cancelled half-way on a throttled link, and an avatar cropped in
 // the browser showing in the member list and next to messages, for Alice and for Bob.
-// Set-up goes over REST; what is asserted is what people see.
+// Set-up goes over REST; what is asserted is what people see. Screenshots of each step go
+// to test-results/files-*.png.
 import { expect, test, type Browser, type Locator, type Page } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import { deflateSync } from 'node:zlib';
@@ -117,6 +118,7 @@ test('attach, send, see the preview, download, lightbox', async ({ browser }) =>
   await expect(tray(alice).getByRole('status')).toHaveText('2 files ready');
   await expect(trayItem(alice, 'gradient.png')).toContainText('uploaded');
   await axeCheck(alice, 'composer with the upload tray');
+  await alice.screenshot({ path: 'test-results/files-tray.png' });
   await composer(alice).fill('two files');
   await composer(alice).press('Enter');
   await expect(tray(alice)).toHaveCount(0);
@@ -127,12 +129,14 @@ test('attach, send, see the preview, download, lightbox', async ({ browser }) =>
   const image = msg.getByRole('button', { name: 'Open image gradient.png' });
   await expect(image).toBeVisible({ timeout: 20_000 });
   await expect(image.locator('canvas.blurhash')).toBeVisible();
+  await bob.screenshot({ path: 'test-results/files-blurhash.png' });
   const box = await image.boundingBox();
   expect(Math.round(box!.width)).toBe(320);
   expect(Math.round(box!.height)).toBe(200);
   releasePreview();
   await expect.poll(() => naturalWidth(image.locator('img')), { timeout: 15_000 }).toBeGreaterThan(0);
   await expect(image.locator('canvas.blurhash')).toHaveCount(0);
+  await bob.screenshot({ path: 'test-results/files-message.png' });
 
   // The cookie that makes it work: HttpOnly, on the API path; without it the file is refused.
   const cookies = await bob.context().cookies();
@@ -153,6 +157,7 @@ test('attach, send, see the preview, download, lightbox', async ({ browser }) =>
   await expect.poll(() => naturalWidth(viewer.locator('img'))).toBe(320);
   await expect(viewer.getByRole('button', { name: 'Close image viewer' })).toBeFocused();
   await axeCheck(bob, 'lightbox');
+  await bob.screenshot({ path: 'test-results/files-lightbox.png' });
   await bob.keyboard.press('Escape');
   await expect(viewer).toHaveCount(0);
   await expect(image).toBeFocused();
@@ -185,6 +190,7 @@ test('paste an image, drop a file, cancel a large upload half-way', async ({ bro
     (window as unknown as { __drop: DataTransfer }).__drop = data;
   });
   await expect(alice.locator('.drop-overlay')).toContainText('Drop files to send them to #general');
+  await alice.screenshot({ path: 'test-results/files-drop.png' });
   await chat.evaluate((el) => {
     const data = (window as unknown as { __drop: DataTransfer }).__drop;
     el.dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));
@@ -206,6 +212,7 @@ test('paste an image, drop a file, cancel a large upload half-way', async ({ bro
   await expect(bar).toBeVisible();
   await expect.poll(async () => Number(await bar.getAttribute('value')), { timeout: 20_000 }).toBeGreaterThan(5);
   expect(Number(await bar.getAttribute('value'))).toBeLessThan(100);
+  await alice.screenshot({ path: 'test-results/files-progress.png' });
   // Sending waits for uploads.
   await expect(tray(alice).getByRole('button', { name: 'Send' })).toBeDisabled();
   await tray(alice).getByRole('button', { name: 'Cancel upload of big.bin' }).click();
@@ -233,6 +240,8 @@ test('avatar: upload, crop, and it shows in the member list and beside messages'
   await alice.keyboard.press('+');
   await alice.keyboard.press('ArrowLeft');
   await expect(crop.getByRole('slider', { name: 'Zoom' })).toHaveValue('1.2');
+  await axeCheck(alice, 'crop dialog');
+  await alice.screenshot({ path: 'test-results/files-crop.png' });
   // Escape belongs to the innermost dialog: the crop closes, settings stay.
   await alice.keyboard.press('Escape');
   await expect(crop).toHaveCount(0);
@@ -266,4 +275,26 @@ test('avatar: upload, crop, and it shows in the member list and beside messages'
   const theirs = message(bob, 'new look').locator('img.avatar-img');
   await expect(theirs).toHaveAttribute('src', me.avatar_url!);
   await expect.poll(() => naturalWidth(theirs)).toBe(218);
+  await bob.screenshot({ path: 'test-results/files-avatar.png' });
+});
+
+test('without ATTACH_FILES there is no attach button, and a pasted file is refused in words', async ({ browser }) => {
+  const w = await world();
+  await rest('PUT', `/api/v1/channels/${w.general}/overwrites/${w.communityId}`, w.alice.token, { target_type: 'role', allow: [], deny: ['ATTACH_FILES'] });
+  const bob = await openAs(browser, w.bob, w);
+  await expect(bob.getByRole('button', { name: 'Attach files' })).toHaveCount(0);
+  await composer(bob).evaluate((el) => {
+    const data = new DataTransfer();
+    data.items.add(new File(['x'], 'nope.txt', { type: 'text/plain' }));
+    el.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }));
+  });
+  await expect(bob.locator('.composer-error')).toContainText("You can't attach files in this channel.");
+  await expect(tray(bob)).toHaveCount(0);
+  // Text still goes.
+  await composer(bob).fill('words only');
+  await composer(bob).press('Enter');
+  await expect(message(bob, 'words only')).toHaveCount(1);
+  // The owner still may.
+  const alice = await openAs(browser, w.alice, w);
+  await expect(alice.getByRole('button', { name: 'Attach files' })).toBeVisible();
 });

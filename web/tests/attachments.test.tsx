@@ -7,6 +7,7 @@ import { attachmentKind, fitBox, imageState, MessageAttachments, MessageEmbeds, 
 import { Avatar } from '@/components/ui';
 import { MessageItem } from '@/components/MessageItem';
 import { communitiesStore } from '@/stores/communities';
+import { canAttachFiles } from '@/lib/permissions';
 import { addItems, MAX_FILES, patchItem, percent, removeItem, trayOf, trayState, type TrayItem } from '@/stores/uploads';
 import { message } from './fixtures';
 
@@ -153,6 +154,16 @@ describe('Avatar', () => {
     expect(none).not.toContain('<img');
     expect(none).toContain('>B<');
     expect(html(<Avatar id="u1" name="Ann" url={null} />)).not.toContain('<img');
+  });
+});
+
+describe('canAttachFiles', () => {
+  it('needs ATTACH_FILES in a community channel, nothing more in a DM, and never where we cannot send', () => {
+    expect(canAttachFiles(new Set(['SEND_MESSAGES', 'ATTACH_FILES']), { isDm: false, canSend: true })).toBe(true);
+    expect(canAttachFiles(new Set(['SEND_MESSAGES']), { isDm: false, canSend: true })).toBe(false);
+    expect(canAttachFiles(new Set(['ADMINISTRATOR']), { isDm: false, canSend: true })).toBe(true);
+    expect(canAttachFiles(new Set(), { isDm: true, canSend: true })).toBe(true);
+    expect(canAttachFiles(new Set(['ATTACH_FILES']), { isDm: false, canSend: false })).toBe(false);
   });
 });
 

@@ -7,6 +7,7 @@ import { api, unwrap } from '@/lib/api';
 import { getClient } from '@/lib/client';
 import { describeError } from '@/lib/errors';
 import { has, useMe, usePermissions } from '@/lib/hooks';
+import { canAttachFiles } from '@/lib/permissions';
 import { renderMarkdown } from '@/lib/markdown';
 import { channelLabel, communitiesStore, displayName } from '@/stores/communities';
 import { messagesStore } from '@/stores/messages';
@@ -60,7 +61,7 @@ export function ChannelView({ channelId, showMembers, onToggleMembers }: { chann
   const slowmodeSecs = !isDm && channel?.slowmode_secs && !slowmodeExempt(perms) ? channel.slowmode_secs : 0;
   const canManage = !isDm && has(perms, 'MANAGE_MESSAGES');
   const canReact = isDm || has(perms, 'ADD_REACTIONS');
-  const canAttach = canSend && (isDm || has(perms, 'ATTACH_FILES'));
+  const canAttach = canAttachFiles(perms, { isDm, canSend });
   // Files dragged over the channel: an overlay says where they go; dropped, they join the tray.
   const [dragging, setDragging] = useState(false);
   const dragDepth = useRef(0);

@@ -354,7 +354,7 @@ function UploadTray({ channelId, items, ready, onSend }: { channelId: string; it
       </ul>
       <div className="upload-tray-footer">
         <span className="small muted" role="status">
-          {uploading ? `Uploading ${uploading} of ${items.length}…` : ready ? `${items.length} ${items.length === 1 ? 'file' : 'files'} ready` : 'Some files failed.'}
+          {uploading ? `Uploading ${uploading} ${uploading === 1 ? 'file' : 'files'}…` : ready ? `${items.length} ${items.length === 1 ? 'file' : 'files'} ready` : 'Some files failed.'}
         </span>
         <button type="button" className="btn btn-primary btn-small" disabled={!ready} onClick={onSend}>
           Send

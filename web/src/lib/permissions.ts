@@ -82,3 +82,12 @@ export function highestRolePosition(roles: readonly Role[], member: Member | und
   for (const r of roles) if (member?.roles.includes(r.id) && r.position > max) max = r.position;
   return max;
 }
+
+/**
+ * Whether the attach button shows: we may send here and attach files (ATTACH_FILES in a
+ * community channel; anyone in a DM). The server checks again on every upload.
+ */
+export function canAttachFiles(perms: PermSet, opts: { isDm: boolean; canSend: boolean }): boolean {
+  if (!opts.canSend) return false;
+  return opts.isDm || perms.has('ATTACH_FILES') || perms.has('ADMINISTRATOR');
+}
