@@ -110,6 +110,12 @@ ensure_oidc() {
   scripts/oidc.sh start
 }
 
+# ffmpeg/ffprobe (Debian): video posters and audio/video durations in the
+# media pipeline; the media tests fail (never skip) without them.
+ensure_ffmpeg() {
+  command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || apt_install --no-install-recommends ffmpeg
+}
+
 ensure_chromium() {
   command -v chromium >/dev/null || apt_install chromium
 }
@@ -135,6 +141,7 @@ run_rust() {
   ensure_smtp
   ensure_push
   ensure_oidc
+  ensure_ffmpeg
   say "Rust: formatting"
   cargo fmt --all -- --check
   say "Rust: tests (SQLite and Postgres)"

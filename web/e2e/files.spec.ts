@@ -167,19 +167,35 @@ test('paste an image, drop a file, cancel a large upload half-way', async ({ bro
   const w = await world();
   const alice = await openAs(browser, w.alice, w);
 
-  // Paste: an image on the clipboard goes into the tray; a files-only message can be sent.
-  await composer(alice).evaluate((el, b64) => {
-    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  // Paste: images on the clipboard go into the tray; a files-only message can be sent.
+  await composer(alice).evaluate((el, [a, b]) => {
     const data = new DataTransfer();
-    data.items.add(new File([bytes], 'pasted.png', { type: 'image/png' }));
+    for (const [name, b64] of [['pasted.png', a], ['second.png', b]]) data.items.add(new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name, { type: 'image/png' }));
     el.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }));
-  }, png(64, 64, 1).toString('base64'));
+  }, [png(64, 64, 1).toString('base64'), png(96, 48, 3).toString('base64')]);
   await expect(trayItem(alice, 'pasted.png')).toHaveAttribute('data-upload-status', 'done');
+  await expect(trayItem(alice, 'second.png')).toHaveAttribute('data-upload-status', 'done');
   await expect(trayItem(alice, 'pasted.png').locator('img.upload-thumb')).toBeVisible();
   await tray(alice).getByRole('button', { name: 'Send' }).click();
   const pasted = alice.locator('article.message').filter({ has: alice.getByRole('button', { name: 'Open image pasted.png' }) });
   await expect(pasted).toHaveCount(1, { timeout: 20_000 });
-  await expect.poll(() => naturalWidth(pasted.locator('.attachment-image img')), { timeout: 15_000 }).toBeGreaterThan(0);
+  await expect.poll(() => naturalWidth(pasted.locator('.attachment-image img').first()), { timeout: 15_000 }).toBeGreaterThan(0);
+
+  // The lightbox goes between the message's images with the arrow keys and keeps focus inside.
+  await pasted.getByRole('button', { name: 'Open image pasted.png' }).click();
+  await expect(alice.getByRole('dialog', { name: 'Image pasted.png, 1 of 2' })).toBeVisible();
+  await alice.keyboard.press('ArrowRight');
+  const second = alice.getByRole('dialog', { name: 'Image second.png, 2 of 2' });
+  await expect(second).toBeVisible();
+  await expect.poll(() => naturalWidth(second.locator('.lightbox-stage img'))).toBe(96);
+  for (let i = 0; i < 6; i++) {
+    await alice.keyboard.press('Tab');
+    expect(await second.evaluate((el) => el.contains(document.activeElement))).toBe(true);
+  }
+  await second.getByRole('button', { name: 'Previous image' }).click();
+  await expect(alice.getByRole('dialog', { name: 'Image pasted.png, 1 of 2' })).toBeVisible();
+  await alice.getByRole('button', { name: 'Close image viewer' }).click();
+  await expect(alice.getByRole('dialog')).toHaveCount(0);
 
   // Drop: dragging files over the channel shows where they go; dropping adds them.
   const chat = alice.getByRole('main', { name: '#general' });
@@ -221,7 +237,7 @@ test('paste an image, drop a file, cancel a large upload half-way', async ({ bro
   await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
   // Nothing was sent: the channel holds only the pasted image's message.
   const list = await rest<{ attachments: { filename: string }[] }[]>('GET', `/api/v1/channels/${w.general}/messages?limit=10`, w.alice.token);
-  expect(list.map((m) => m.attachments.map((a) => a.filename))).toEqual([['pasted.png']]);
+  expect(list.map((m) => m.attachments.map((a) => a.filename))).toEqual([['pasted.png', 'second.png']]);
 });
 
 test('avatar: upload, crop, and it shows in the member list and beside messages', async ({ browser }) => {

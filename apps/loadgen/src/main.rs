@@ -8,6 +8,7 @@
 //!   1,000,000 messages (p99 < 5 ms).
 //! - `audit-lag`: audited moderation actions at --rate a second, and how
 //!   long each takes to reach the audit log (issue 12).
+//! - `media-pipeline`, `media-serve`: the image pipeline and file serving; see `media.rs`.
 //! - `gw-*`: the gateway; see `gateway/mod.rs`. `--nodes 2` starts a
 //!   two-node cluster (Postgres, NATS, Redis) for gw-fanout and gw-e2e.
 //!
@@ -16,6 +17,7 @@
 
 mod audit;
 mod gateway;
+mod media;
 mod notify;
 mod report;
 mod scenarios;
@@ -76,6 +78,12 @@ pub enum Scenario {
     /// Search freshness: --rate msg/s from --users senders over --channels
     /// channels while probes measure send → found by search.
     SearchFresh,
+    /// The image pipeline: --images 12 MP photos and PNG screenshots, at
+    /// once and one by one: previews/s and upload → MESSAGE_UPDATE.
+    MediaPipeline,
+    /// File serving: --users members reading a hot thumbnail, then 1 MiB
+    /// ranges of a 100 MiB file.
+    MediaServe,
 }
 
 #[derive(Parser, Debug, Clone)]
@@ -155,6 +163,9 @@ pub struct Args {
     /// gw-ready: members of each community (the user included).
     #[arg(long, default_value_t = 10_000)]
     pub members: usize,
+    /// media-pipeline: images of each kind per phase.
+    #[arg(long, default_value_t = 20)]
+    pub images: usize,
     /// gw-ready: identifies (and member pages) measured one after another.
     #[arg(long, default_value_t = 5)]
     pub repeat: usize,
@@ -201,7 +212,12 @@ impl Args {
 fn check_open_files(args: &Args) -> Result<(), String> {
     let gateway = !matches!(
         args.scenario,
-        Scenario::Sends | Scenario::History | Scenario::All | Scenario::AuditLag
+        Scenario::Sends
+            | Scenario::History
+            | Scenario::All
+            | Scenario::AuditLag
+            | Scenario::MediaPipeline
+            | Scenario::MediaServe
     );
     if !gateway {
         return Ok(());
@@ -276,6 +292,8 @@ async fn main() {
             Scenario::AuditLag => results.extend(audit::lag(&args, &server).await?),
             Scenario::NotifyFanout => results.extend(notify::fanout(&args, &server).await?),
             Scenario::SearchFresh => results.extend(search::fresh(&args, &server).await?),
+            Scenario::MediaPipeline => results.extend(media::pipeline(&args, &server).await?),
+            Scenario::MediaServe => results.extend(media::serve(&args, &server).await?),
             Scenario::Sends | Scenario::History | Scenario::All => {}
         }
         Ok::<(), String>(())

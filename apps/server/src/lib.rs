@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod avprobe;
 pub mod channel_gate;
 pub mod config;
 pub mod cooldowns;
