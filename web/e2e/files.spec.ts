@@ -314,3 +314,26 @@ test('without ATTACH_FILES there is no attach button, and a pasted file is refus
   const alice = await openAs(browser, w.alice, w);
   await expect(alice.getByRole('button', { name: 'Attach files' })).toBeVisible();
 });
+
+test('a file over the server limit is refused with the limit named, and the next one before it is sent', async ({ browser }) => {
+  const w = await world();
+  const alice = await openAs(browser, w.alice, w);
+  const requests: string[] = [];
+  alice.on('request', (r) => {
+    if (r.url().includes(`/channels/${w.general}/`) && r.method() === 'POST' && !r.url().endsWith('/messages')) requests.push(r.url());
+  });
+  const tooBig = Buffer.alloc(25 * 1024 * 1024 + 1, 1);
+  await alice.locator('.composer input[type=file]').setInputFiles({ name: 'huge.bin', mimeType: 'application/octet-stream', buffer: tooBig });
+  await expect(trayItem(alice, 'huge.bin')).toHaveAttribute('data-upload-status', 'failed', { timeout: 30_000 });
+  await expect(trayItem(alice, 'huge.bin')).toContainText('Too large: the limit is 25 MB.');
+  // No retry for a refusal; Send stays off until it is removed.
+  await expect(trayItem(alice, 'huge.bin').getByRole('button', { name: 'Retry' })).toHaveCount(0);
+  await expect(tray(alice).getByRole('button', { name: 'Send' })).toBeDisabled();
+  await trayItem(alice, 'huge.bin').getByRole('button', { name: 'Remove huge.bin' }).click();
+  const sent = requests.length;
+  // Now the limit is known: the next big file is refused at once, nothing sent.
+  await alice.locator('.composer input[type=file]').setInputFiles({ name: 'again.bin', mimeType: 'application/octet-stream', buffer: tooBig });
+  await expect(trayItem(alice, 'again.bin')).toContainText('Too large: the limit is 25 MB.');
+  await expect(trayItem(alice, 'again.bin')).toHaveAttribute('data-upload-status', 'failed');
+  expect(requests.length).toBe(sent);
+});

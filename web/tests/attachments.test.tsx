@@ -49,6 +49,10 @@ describe('attachment helpers', () => {
     expect(imageState(raw, 1000)).toBe('processing');
     expect(imageState(raw, PROCESSING_GIVE_UP_MS + 1)).toBe('unprocessable');
     expect(imageState(png('1'), PROCESSING_GIVE_UP_MS + 1)).toBe('ready');
+    // AVIF never gets a preview: the original is shown.
+    expect(imageState(att('2', { content_type: 'image/avif' }), 1000)).toBe('ready');
+    const avif = html(<MessageAttachments attachments={[att('2', { content_type: 'image/avif', filename: 'a.avif' })]} createdAt={Date.now()} />);
+    expect(avif).toContain('src="/api/v1/attachments/2/f2.bin"');
   });
 
   it('follows only web links and our own paths', () => {

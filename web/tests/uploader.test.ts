@@ -109,6 +109,7 @@ describe('uploader: multipart', () => {
     expect(maxUploadBytes()).toBe(1024);
     expect(precheck({ size: 2000 })).toBe('Too large: 2.0 KB, the limit is 1.0 KB.');
     expect(precheck({ size: 1000 })).toBeNull();
+    expect(precheck({ size: 1025 })).toBe('Too large: the limit is 1.0 KB.');
     expect(precheck({ size: 0 })).toBe('This file is empty.');
     rememberMaxBytes(null);
   });

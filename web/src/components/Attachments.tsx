@@ -33,9 +33,13 @@ export function fitBox(w: number, h: number, maxW = 400, maxH = 300): { width: n
   return { width: Math.max(1, Math.round(w * k)), height: Math.max(1, Math.round(h * k)) };
 }
 
+/** The image types the server processes (size, BlurHash, preview). */
+const PROCESSED = /^image\/(png|jpeg|gif|webp)$/;
+
 /** What an image attachment shows now: the placeholder while processing, its preview once done, a card if it never will be. */
 export function imageState(a: Attachment, messageAgeMs: number): 'processing' | 'ready' | 'unprocessable' {
-  if (a.preview_url || (a.width && a.height)) return 'ready';
+  // AVIF is shown as it is: the server serves it inline but never makes a preview.
+  if (a.preview_url || (a.width && a.height) || !PROCESSED.test(a.content_type)) return 'ready';
   return messageAgeMs > PROCESSING_GIVE_UP_MS ? 'unprocessable' : 'processing';
 }
 

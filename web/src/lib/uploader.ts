@@ -102,7 +102,11 @@ export function formatBytes(n: number): string {
 /** Why a file can't go up, known before sending it: empty, or over the size the server told us. */
 export function precheck(file: { size: number }, maxBytes: number | null = knownMaxBytes): string | null {
   if (file.size === 0) return 'This file is empty.';
-  if (maxBytes !== null && file.size > maxBytes) return `Too large: ${formatBytes(file.size)}, the limit is ${formatBytes(maxBytes)}.`;
+  if (maxBytes !== null && file.size > maxBytes) {
+    const [size, max] = [formatBytes(file.size), formatBytes(maxBytes)];
+    // Just over the limit both round alike ("25 MB, the limit is 25 MB"): then the limit alone.
+    return size === max ? `Too large: the limit is ${max}.` : `Too large: ${size}, the limit is ${max}.`;
+  }
   return null;
 }
 
