@@ -240,3 +240,27 @@ describe('formatBytes', () => {
     expect(formatBytes(3 * 1024 ** 3)).toBe('3.0 GB');
   });
 });
+
+describe('uploader: what a 413 teaches', () => {
+  it('a chunk over chunk_max_bytes is an error but not the upload limit; a quota is said as such', async () => {
+    rememberMaxBytes(null);
+    const r = resumable(1000, { misbehave: () => ({ status: 413, body: { error: { code: 'payload_too_large', message: 'chunk', details: { max_bytes: 100 } } } }) });
+    const err = await uploadFile('5', file(1000), { chunkedThreshold: 100, chunkBytes: 300 }, deps(r.server)).promise.catch((e: unknown) => e);
+    expect((err as ApiError).status).toBe(413);
+    expect(maxUploadBytes()).toBeNull();
+    const quota = fakeServer(() => ({ status: 413, body: { error: { code: 'payload_too_large', message: 'quota', details: { reason: 'quota_exceeded', quota_bytes: 10, used_bytes: 10 } } } }));
+    const q = await uploadFile('5', file(10), {}, deps(quota)).promise.catch((e: unknown) => e);
+    expect(uploadErrorText(q)).toBe('Your storage quota is full: delete some files first.');
+    expect(maxUploadBytes()).toBeNull();
+  });
+
+  it('the resumable route’s 413 on opening names the limit before any byte is sent', async () => {
+    rememberMaxBytes(null);
+    const server = fakeServer(() => ({ status: 413, body: { error: { code: 'payload_too_large', message: 'too large', details: { max_bytes: 500 } } } }));
+    const err = await uploadFile('5', file(1000), { chunkedThreshold: 100 }, deps(server)).promise.catch((e: unknown) => e);
+    expect(uploadErrorText(err)).toBe('Too large: the limit is 500 B.');
+    expect(server.requests.map((q) => q.method)).toEqual(['POST']);
+    expect(maxUploadBytes()).toBe(500);
+    rememberMaxBytes(null);
+  });
+});

@@ -112,6 +112,7 @@ export function precheck(file: { size: number }, maxBytes: number | null = known
 
 /** The sentence for a failed upload. */
 export function uploadErrorText(e: unknown): string {
+  if (e instanceof ApiError && e.status === 413 && e.details.reason === 'quota_exceeded') return 'Your storage quota is full: delete some files first.';
   if (e instanceof ApiError && e.status === 413) {
     const max = typeof e.details.max_bytes === 'number' ? e.details.max_bytes : null;
     return max ? `Too large: the limit is ${formatBytes(max)}.` : 'Too large for this server.';
@@ -129,12 +130,16 @@ function parseJson(text: string): unknown {
   }
 }
 
-function toError(a: Answer): ApiError {
+/**
+ * The answer as an ApiError. `learn`: a 413 here names the server's upload limit (a
+ * chunk's 413 names the chunk limit instead, which must not be taken for it).
+ */
+function toError(a: Answer, learn = false): ApiError {
   const headers = new Headers();
   const ra = a.header('Retry-After');
   if (ra) headers.set('Retry-After', ra);
   const err = errorFromResponse(new Response(null, { status: a.status, headers }), parseJson(a.text));
-  if (err.status === 413 && typeof err.details.max_bytes === 'number') rememberMaxBytes(err.details.max_bytes);
+  if (learn && err.status === 413 && err.details.reason !== 'quota_exceeded' && typeof err.details.max_bytes === 'number') rememberMaxBytes(err.details.max_bytes);
   return err;
 }
 
@@ -202,7 +207,7 @@ export function uploadFile(channelId: string, file: File, opts: UploadOptions, d
       form.append('file', file, file.name);
       return form;
     }, (n) => progress(n));
-    if (a.status !== 201 && a.status !== 200) throw toError(a);
+    if (a.status !== 201 && a.status !== 200) throw toError(a, true);
     progress(total);
     return parseJson(a.text) as UploadedFile;
   };
@@ -226,7 +231,7 @@ export function uploadFile(channelId: string, file: File, opts: UploadOptions, d
     );
     // Not deployed on this server: the whole file in one multipart request instead.
     if (opened.status === 404 || opened.status === 405) return multipart();
-    if (opened.status !== 201 && opened.status !== 200) throw toError(opened);
+    if (opened.status !== 201 && opened.status !== 200) throw toError(opened, true);
     const info = parseJson(opened.text) as { id: string; offset?: number; chunk_max_bytes?: number };
     uploadId = info.id;
     const chunk = Math.max(1, Math.min(opts.chunkBytes ?? CHUNK_BYTES, info.chunk_max_bytes ?? Infinity));
