@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { renderToStaticMarkup } from 'react-dom/server';
 import type { Attachment, Embed } from '@/api/types';
-import { attachmentKind, fitBox, imageState, MessageAttachments, MessageEmbeds, PROCESSING_GIVE_UP_MS, safeUrl } from '@/components/Attachments';
+import { attachmentKind, embedImageLayout, fitBox, imageState, MessageAttachments, MessageEmbeds, PROCESSING_GIVE_UP_MS, safeUrl } from '@/components/Attachments';
 import { Avatar } from '@/components/ui';
 import { MessageItem } from '@/components/MessageItem';
 import { communitiesStore } from '@/stores/communities';
@@ -114,8 +114,8 @@ describe('MessageEmbeds', () => {
     description: 'What it says',
     site_name: 'Example',
     author_name: 'Ann',
-    provider: null,
-    image: { url: '/api/v1/attachments/9/previews/preview.webp', width: 160, height: 80 },
+    provider: 'opengraph',
+    image: { url: '/api/v1/embeds/9/image.webp', width: 160, height: 80 },
   };
 
   it('renders the title as a safe new-tab link, the description, site and thumbnail', () => {
@@ -124,8 +124,23 @@ describe('MessageEmbeds', () => {
     expect(out).toContain('<p class="embed-description">What it says</p>');
     expect(out).toContain('Example');
     expect(out).toContain('Ann');
-    expect(out).toContain('src="/api/v1/attachments/9/previews/preview.webp"');
+    expect(out).toContain('<a class="embed-thumb"');
+    expect(out).toContain('src="/api/v1/embeds/9/image.webp"');
     expect(out).toContain('width="80" height="40"');
+    // Where the text came from is not a name to show.
+    expect(out).not.toContain('opengraph');
+  });
+
+  it('a wide page image is shown large under the text', () => {
+    expect(embedImageLayout({ width: 400, height: 210 })).toBe('large');
+    expect(embedImageLayout({ width: 400, height: 400 })).toBe('thumb');
+    expect(embedImageLayout({ width: 200, height: 100 })).toBe('thumb');
+    expect(embedImageLayout({})).toBe('thumb');
+    const out = html(<MessageEmbeds embeds={[{ ...full, image: { url: '/api/v1/embeds/9/image.webp', width: 400, height: 210 } }]} />);
+    expect(out).toContain('class="embed embed-large"');
+    expect(out).toContain('<a class="embed-image"');
+    expect(out).toContain('width="400" height="210"');
+    expect(out).not.toContain('embed-thumb');
   });
 
   it('missing fields are left out; unsafe or empty embeds are not shown', () => {

@@ -163,7 +163,18 @@ export function FileCard({ a }: { a: Pick<Attachment, 'filename' | 'size' | 'url
   );
 }
 
-/** Link previews under a message; fields the server leaves out are simply not shown. */
+/** A page image wide enough is shown large under the text; others as a thumbnail beside it. */
+export function embedImageLayout(image: { width?: number | null; height?: number | null }): 'large' | 'thumb' {
+  const w = image.width ?? 0;
+  const h = image.height ?? 0;
+  return w >= 300 && h > 0 && w / h >= 1.3 ? 'large' : 'thumb';
+}
+
+/**
+ * Link previews under a message; fields the server leaves out are simply not shown.
+ * `provider` says where the server read the text (oembed, opengraph, html), not a name
+ * to show: the site is `site_name`, else the link's host.
+ */
 export function MessageEmbeds({ embeds }: { embeds: readonly Embed[] }) {
   const shown = embeds.filter((e) => safeUrl(e.url) && (e.title || e.description || e.image));
   if (!shown.length) return null;
@@ -172,9 +183,13 @@ export function MessageEmbeds({ embeds }: { embeds: readonly Embed[] }) {
       {shown.map((e, i) => {
         const href = safeUrl(e.url)!;
         const img = e.image ? safeUrl(e.image.url) : null;
-        const site = e.site_name || e.provider || hostOf(href);
+        const site = e.site_name || hostOf(href);
+        const layout = img && e.image ? embedImageLayout(e.image) : null;
+        const large = layout === 'large' && e.image?.width && e.image.height ? fitBox(e.image.width, e.image.height, 400, 300) : null;
+        const thumbW = e.image?.width ? Math.min(80, e.image.width) : 80;
+        const thumbH = e.image?.width && e.image.height ? Math.round((thumbW * e.image.height) / e.image.width) : 80;
         return (
-          <article key={`${href}-${i}`} className="embed" aria-label={`Link preview: ${e.title || site}`}>
+          <article key={`${href}-${i}`} className={large ? 'embed embed-large' : 'embed'} aria-label={`Link preview: ${e.title || site}`}>
             <div className="embed-text">
               {site && <div className="embed-site small muted">{site}</div>}
               {e.author_name && <div className="embed-author small">{e.author_name}</div>}
@@ -184,10 +199,15 @@ export function MessageEmbeds({ embeds }: { embeds: readonly Embed[] }) {
                 </a>
               )}
               {e.description && <p className="embed-description">{e.description}</p>}
+              {img && large && (
+                <a className="embed-image" href={href} target="_blank" rel="noopener noreferrer nofollow" tabIndex={-1} aria-hidden="true">
+                  <img src={img} alt="" loading="lazy" width={large.width} height={large.height} />
+                </a>
+              )}
             </div>
-            {img && (
+            {img && !large && (
               <a className="embed-thumb" href={href} target="_blank" rel="noopener noreferrer nofollow" tabIndex={-1} aria-hidden="true">
-                <img src={img} alt="" loading="lazy" width={e.image?.width ? Math.min(80, e.image.width) : 80} height={e.image?.width && e.image.height ? Math.round((Math.min(80, e.image.width) * e.image.height) / e.image.width) : 80} />
+                <img src={img} alt="" loading="lazy" width={thumbW} height={thumbH} />
               </a>
             )}
           </article>
