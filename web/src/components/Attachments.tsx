@@ -6,12 +6,14 @@
 // card with a download link. Every file URL is same-origin and authorised by the
 // `hearth_files` cookie, so plain <img>/<video>/<a> work. A click on an image opens the
 // lightbox over the message's images.
-import { useEffect, useRef, useState } from 'react';
+import { lazy, Suspense, useEffect, useRef, useState } from 'react';
 import type { Attachment, Embed } from '@/api/types';
 import { paintBlurhash, isBlurhash } from '@/lib/blurhash';
 import { formatBytes } from '@/lib/uploader';
 import { Icon } from './icons';
-import { Lightbox } from './Lightbox';
+
+// Loaded on the first click on an image: most sessions never open it.
+const Lightbox = lazy(() => import('./Lightbox').then((m) => ({ default: m.Lightbox })));
 
 export type AttachmentKind = 'image' | 'video' | 'audio' | 'file';
 
@@ -72,7 +74,11 @@ export function MessageAttachments({ attachments, createdAt }: { attachments: re
         if (kind === 'audio') return <AudioAttachment key={a.id} a={a} />;
         return <FileCard key={a.id} a={a} />;
       })}
-      {open !== null && images[open] && <Lightbox images={images} index={open} onIndex={setOpen} onClose={() => setOpen(null)} />}
+      {open !== null && images[open] && (
+        <Suspense fallback={null}>
+          <Lightbox images={images} index={open} onIndex={setOpen} onClose={() => setOpen(null)} />
+        </Suspense>
+      )}
     </div>
   );
 }

@@ -19,7 +19,7 @@ import { ReportsQueue } from './Reports';
 import { COMMUNITY_AUDIT_ACTIONS, getAuditLog, slowmodeChoices } from '@/lib/moderation';
 import type { PermSet } from '@/lib/permissions';
 import { Avatar, Modal } from './ui';
-import { ImagePicker } from './ImageCrop';
+import { ImagePicker } from './ImagePicker';
 import { clearCommunityIcon, setCommunityIcon } from '@/lib/images';
 
 const TABS = ['Overview', 'Roles', 'Channels', 'Invites', 'Members', 'Audit log', 'Reports', 'Automod'] as const;

@@ -16,7 +16,7 @@ import { EmailSettings } from './EmailSettings';
 import { LinkedIdentities } from './LinkedIdentities';
 import { AccountNotificationSettings, CommunityNotificationsDialog } from './NotificationSettings';
 import { Avatar, Modal, formatStamp } from './ui';
-import { ImagePicker } from './ImageCrop';
+import { ImagePicker } from './ImagePicker';
 import { clearAvatar, setAvatar } from '@/lib/images';
 
 export function Dialogs({ dialog, onClose, onDialog }: { dialog: Dialog; onClose: () => void; onDialog: (d: Dialog) => void }) {

@@ -9,7 +9,6 @@ import { describeError } from '@/lib/errors';
 import { Modal } from './ui';
 
 const VIEW = 280;
-export const IMAGE_ACCEPT = 'image/png,image/jpeg,image/gif,image/webp';
 
 /** Cuts the square out of the image. */
 function cropToBlob(img: HTMLImageElement, s: CropState): Promise<Blob> {
@@ -125,32 +124,5 @@ export function CropDialog({ file, title, round = true, onClose, onCropped }: { 
         </button>
       </div>
     </Modal>
-  );
-}
-
-/** A button that opens the file picker for an image, then the crop dialog. */
-export function ImagePicker({ label, title, round, disabled, onCropped }: { label: string; title: string; round?: boolean; disabled?: boolean; onCropped: (image: Blob, filename: string) => Promise<void> }) {
-  const input = useRef<HTMLInputElement>(null);
-  const [file, setFile] = useState<File | null>(null);
-  return (
-    <>
-      <button type="button" className="btn btn-secondary" disabled={disabled} onClick={() => input.current?.click()}>
-        {label}
-      </button>
-      <input
-        ref={input}
-        type="file"
-        accept={IMAGE_ACCEPT}
-        className="sr-only"
-        tabIndex={-1}
-        aria-label={label}
-        onChange={(e) => {
-          const f = e.target.files?.[0] ?? null;
-          e.target.value = '';
-          if (f) setFile(f);
-        }}
-      />
-      {file && <CropDialog file={file} title={title} round={round} onClose={() => setFile(null)} onCropped={onCropped} />}
-    </>
   );
 }
