@@ -3,8 +3,11 @@
 // while the preview loads, then the preview itself, decoded: the HttpOnly `hearth_files`
 // cookie is what authorises a plain <img>), downloads the text file from its card and
 // opens the image in the lightbox (Escape closes it). Then a pasted image and a dropped
-// file, a large upload cancelled half-way on a throttled link, and an avatar cropped in
-// the browser showing in the member list and next to messages, for Alice and for Bob.
+// file, a large upload cancelled half-way on a throttled link (Send and Enter wait for
+// uploads), an avatar cropped in the browser showing in the member list and next to
+// messages, for Alice and for Bob; no attach button without ATTACH_FILES; a file over the
+// server's limit refused with the limit named (and the next one before it is sent); an
+// upload cut off in transit retried.
 // Set-up goes over REST; what is asserted is what people see. Screenshots of each step go
 // to test-results/files-*.png.
 import { expect, test, type Browser, type Locator, type Page } from '@playwright/test';
@@ -229,8 +232,13 @@ test('paste an image, drop a file, cancel a large upload half-way', async ({ bro
   await expect.poll(async () => Number(await bar.getAttribute('value')), { timeout: 20_000 }).toBeGreaterThan(5);
   expect(Number(await bar.getAttribute('value'))).toBeLessThan(100);
   await alice.screenshot({ path: 'test-results/files-progress.png' });
-  // Sending waits for uploads.
+  // Sending waits for uploads, the button and Enter alike.
   await expect(tray(alice).getByRole('button', { name: 'Send' })).toBeDisabled();
+  await composer(alice).fill('not yet');
+  await composer(alice).press('Enter');
+  await expect(alice.locator('.composer-error')).toContainText('Wait for the uploads to finish, then send.');
+  await expect(composer(alice)).toHaveValue('not yet');
+  await composer(alice).fill('');
   await tray(alice).getByRole('button', { name: 'Cancel upload of big.bin' }).click();
   await expect(tray(alice)).toHaveCount(0);
   expect((await failed).failure()?.errorText).toMatch(/ABORTED/i);
@@ -336,4 +344,28 @@ test('a file over the server limit is refused with the limit named, and the next
   await expect(trayItem(alice, 'again.bin')).toContainText('Too large: the limit is 25 MB.');
   await expect(trayItem(alice, 'again.bin')).toHaveAttribute('data-upload-status', 'failed');
   expect(requests.length).toBe(sent);
+});
+
+test('an upload cut off in transit says so and goes up on Retry', async ({ browser }) => {
+  const w = await world();
+  const alice = await openAs(browser, w.alice, w);
+  let cut = true;
+  await alice.route(`**/api/v1/channels/${w.general}/attachments`, async (route) => {
+    if (cut) {
+      cut = false;
+      await route.abort('connectionreset');
+    } else await route.continue();
+  });
+  await alice.locator('.composer input[type=file]').setInputFiles({ name: 'flaky.txt', mimeType: 'text/plain', buffer: Buffer.from('second time lucky') });
+  await expect(trayItem(alice, 'flaky.txt')).toHaveAttribute('data-upload-status', 'failed');
+  await expect(trayItem(alice, 'flaky.txt')).toContainText('The upload was interrupted. Check your connection and retry.');
+  await expect(tray(alice).getByRole('button', { name: 'Send' })).toBeDisabled();
+  await trayItem(alice, 'flaky.txt').getByRole('button', { name: 'Retry' }).click();
+  await expect(trayItem(alice, 'flaky.txt')).toHaveAttribute('data-upload-status', 'done');
+  await tray(alice).getByRole('button', { name: 'Send' }).click();
+  const card = alice.locator('article.message .file-card').filter({ hasText: 'flaky.txt' });
+  await expect(card).toBeVisible();
+  const href = await card.getByRole('link', { name: 'Download flaky.txt' }).getAttribute('href');
+  // The same URL, fetched in the page with its cookie, is the file.
+  expect(await alice.evaluate(async (u) => (await fetch(u!)).text(), href)).toBe('second time lucky');
 });

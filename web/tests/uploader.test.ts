@@ -201,6 +201,7 @@ describe('uploader: chunked', () => {
     const err = await uploadFile('5', big(900), { chunkedThreshold: 100, chunkBytes: 300 }, deps(r.server)).promise.catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApiError);
     expect((err as ApiError).status).toBe(0);
+    expect(uploadErrorText(err)).toBe('The upload was interrupted. Check your connection and retry.');
     expect(r.server.requests.filter((q) => q.method === 'HEAD')).toHaveLength(4);
   });
 

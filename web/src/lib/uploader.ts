@@ -118,6 +118,8 @@ export function uploadErrorText(e: unknown): string {
     return max ? `Too large: the limit is ${formatBytes(max)}.` : 'Too large for this server.';
   }
   if (e instanceof ApiError && e.status === 403) return 'You may not attach files here.';
+  // Uploads are not retried by themselves (the Retry button is): say so, not "retrying…".
+  if (e instanceof ApiError && e.status === 0) return 'The upload was interrupted. Check your connection and retry.';
   if (e instanceof ApiError) return e.human;
   return e instanceof Error ? e.message : String(e);
 }
