@@ -16,6 +16,7 @@ import { useStore } from '@/stores/store';
 import { Composer, attachFiles } from './Composer';
 import { MessageList } from './MessageList';
 import { useRenderContext } from './MessageItem';
+import { MessageAttachments } from './Attachments';
 import { formatStamp } from './ui';
 import { Icon } from './icons';
 import { bulkState, sendState, slowmodeExempt, toggleSelection } from '@/lib/moderation';
@@ -254,7 +255,8 @@ function PinsPanel({ channelId, communityId, onClose }: { channelId: string; com
               <span className="author">{displayName(m.author)}</span>
               <time dateTime={m.created_at}>{formatStamp(new Date(m.created_at))}</time>
             </div>
-            <div className="message-body">{renderMarkdown(m.content, ctx)}</div>
+            {m.content && <div className="message-body">{renderMarkdown(m.content, ctx)}</div>}
+            {m.attachments?.length > 0 && <MessageAttachments attachments={m.attachments} createdAt={Date.parse(m.created_at)} />}
           </li>
         ))}
       </ul>
