@@ -67,6 +67,23 @@ export function ChannelView({ channelId, showMembers, onToggleMembers }: { chann
   const [dragging, setDragging] = useState(false);
   const dragDepth = useRef(0);
   const hasFiles = (e: DragEvent) => [...(e.dataTransfer?.types ?? [])].includes('Files');
+  // A file dropped beside the channel (the sidebar, the member list) must not make the
+  // browser leave the app to open it.
+  useEffect(() => {
+    const stop = (e: globalThis.DragEvent) => {
+      if ([...(e.dataTransfer?.types ?? [])].includes('Files')) e.preventDefault();
+    };
+    window.addEventListener('dragover', stop);
+    window.addEventListener('drop', stop);
+    return () => {
+      window.removeEventListener('dragover', stop);
+      window.removeEventListener('drop', stop);
+    };
+  }, []);
+  useEffect(() => {
+    dragDepth.current = 0;
+    setDragging(false);
+  }, [channelId]);
   const dropHandlers = canAttach
     ? {
         onDragEnter: (e: DragEvent) => {
