@@ -24,7 +24,7 @@ use futures::StreamExt;
 use hdrhistogram::Histogram;
 use image::ImageEncoder;
 use parking_lot::Mutex;
-use rand::{Rng, SeedableRng};
+use rand::{Rng, RngCore, SeedableRng};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
@@ -57,7 +57,7 @@ fn photo() -> Vec<u8> {
                 (((x + y) / 23) % 255) as i32,
             ];
             for c in 0..3 {
-                px[i + c] = (base[c] + rng.random_range(-24..=24)).clamp(0, 255) as u8;
+                px[i + c] = (base[c] + rng.random_range(-8..=8)).clamp(0, 255) as u8;
             }
         }
     }
@@ -80,7 +80,8 @@ fn screenshot() -> Vec<u8> {
             [49, 51, 56]
         };
         let line = y % 28;
-        let text = x > 340 && line > 8 && line < 20 && (x / 7 + y / 28) % 11 != 0 && (x / 97) % 7 != 3;
+        let text =
+            x > 340 && line > 8 && line < 20 && (x / 7 + y / 28) % 11 != 0 && (x / 97) % 7 != 3;
         let c = if text { [219, 222, 225] } else { panel };
         image::Rgba([c[0], c[1], c[2], 255])
     });
@@ -445,7 +446,8 @@ pub async fn serve(args: &Args, server: &Server) -> Result<Vec<Outcome>, String>
     });
 
     let (h, count, errors, secs) = {
-        let (http, base, members, file) = (http.clone(), base.clone(), members.clone(), file.clone());
+        let (http, base, members, file) =
+            (http.clone(), base.clone(), members.clone(), file.clone());
         drive(args, users, move |c, i| {
             let mut rng = rand::rngs::StdRng::seed_from_u64((c as u64) << 32 | i);
             let start = rng.random_range(0..(BIG - (1 << 20)) as u64);

@@ -119,7 +119,11 @@ pub(crate) fn client() -> reqwest::Client {
 
 /// Runs `clients` closed loops of `op` for warm-up + duration; records only
 /// the measured window.
-pub(crate) async fn drive<F, Fut>(args: &Args, clients: usize, op: F) -> (Histogram<u64>, u64, u64, f64)
+pub(crate) async fn drive<F, Fut>(
+    args: &Args,
+    clients: usize,
+    op: F,
+) -> (Histogram<u64>, u64, u64, f64)
 where
     F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = bool> + Send,

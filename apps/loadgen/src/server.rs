@@ -185,6 +185,8 @@ impl Server {
             .env("HEARTH_LOG_LEVEL", "warn")
             // notify-fanout's push service is the local sink (plain http on loopback).
             .env("HEARTH_NOTIFY_PUSH_ALLOW_PRIVATE", "true")
+            // media-serve's range reads need a 100 MiB file (the default cap is 25 MiB).
+            .env("HEARTH_MEDIA_MAX_UPLOAD_BYTES", (200u64 << 20).to_string())
             .env("HEARTH_WEB_DIR", dir.path().join("none"))
             .env("HEARTH_JWT_SECRET", jwt)
             .env_remove("HEARTH_NATS_URL")

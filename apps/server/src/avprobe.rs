@@ -98,7 +98,10 @@ impl AvTools {
         let format = demuxer(mime).ok_or_else(|| format!("{mime} is not probed"))?;
         let mut cmd = Command::new(&self.ffprobe);
         cmd.args(["-v", "error", "-protocol_whitelist", "file", "-f", format])
-            .args(["-show_entries", "format=duration:stream=codec_type,width,height"])
+            .args([
+                "-show_entries",
+                "format=duration:stream=codec_type,width,height",
+            ])
             .args(["-of", "json"])
             .arg(file);
         let out = run(cmd, MAX_PROBE_OUTPUT).await?;
@@ -142,9 +145,12 @@ async fn run(mut cmd: Command, max: u64) -> Result<Vec<u8>, String> {
         let mut out = Vec::new();
         let mut err = Vec::new();
         // One byte over the cap tells an oversized answer from one that fits.
-        let read_out = (&mut stdout).take(max + 1).read_to_end(&mut out);
-        let read_err = (&mut stderr).take(4096).read_to_end(&mut err);
-        let (a, _) = tokio::join!(read_out, read_err);
+        let mut capped_out = (&mut stdout).take(max + 1);
+        let mut capped_err = (&mut stderr).take(4096);
+        let (a, _) = tokio::join!(
+            capped_out.read_to_end(&mut out),
+            capped_err.read_to_end(&mut err)
+        );
         a.map_err(|e| e.to_string())?;
         if out.len() as u64 > max {
             return Err(format!("more than {max} bytes of output"));
