@@ -241,6 +241,10 @@ pub struct MediaConfig {
     pub s3_secret_access_key: Secret,
     /// Allow a plain-HTTP `s3_endpoint`.
     pub s3_allow_http: bool,
+    /// ffmpeg (a path, or a name on `PATH`; ffprobe is looked for beside
+    /// it) for audio and video durations and video posters. Empty: off;
+    /// missing: those files stay plain files.
+    pub ffmpeg: String,
 }
 
 impl Default for MediaConfig {
@@ -256,6 +260,7 @@ impl Default for MediaConfig {
             s3_access_key_id: String::new(),
             s3_secret_access_key: Secret::default(),
             s3_allow_http: false,
+            ffmpeg: "ffmpeg".into(),
         }
     }
 }
@@ -669,6 +674,7 @@ impl Config {
             (&mut m.s3_endpoint, "HEARTH_MEDIA_S3_ENDPOINT"),
             (&mut m.s3_region, "HEARTH_MEDIA_S3_REGION"),
             (&mut m.s3_access_key_id, "HEARTH_MEDIA_S3_ACCESS_KEY_ID"),
+            (&mut m.ffmpeg, "HEARTH_MEDIA_FFMPEG"),
         ] {
             set(field, name, env(name))?;
         }

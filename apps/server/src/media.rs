@@ -13,6 +13,10 @@
 //! height and blurhash, and, when the file is already in a message, announces
 //! MESSAGE_UPDATE. An "image" it cannot decode (corrupt, a bomb, a polyglot)
 //! is marked undecodable and served as a download.
+//!
+//! Audio and video go through the same consumer when ffmpeg is installed
+//! ([`crate::avprobe`]): their duration is recorded, and a video's poster
+//! frame becomes its preview (width, height, blurhash) like an image's.
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -119,6 +123,10 @@ pub struct Media {
     /// How long a deleted message's files are kept.
     grace: Duration,
     limits: ImageLimits,
+    /// ffprobe and ffmpeg, when configured and installed.
+    av: Option<crate::avprobe::AvTools>,
+    /// Where audio and video are copied for the tools to read.
+    scratch: std::path::PathBuf,
     ids: Arc<IdGenerator>,
     metrics: MediaMetrics,
     consumer: Mutex<Option<hearth_bus::Consumer>>,
@@ -165,6 +173,14 @@ impl Media {
             ttl: Duration::from_secs(cfg.media.upload_ttl_secs),
             grace: Duration::from_secs(cfg.media.deleted_file_grace_secs),
             limits: ImageLimits::default(),
+            av: {
+                let av = crate::avprobe::AvTools::find(&cfg.media.ffmpeg);
+                if av.is_none() && !cfg.media.ffmpeg.trim().is_empty() {
+                    tracing::info!(ffmpeg = %cfg.media.ffmpeg, "ffmpeg or ffprobe not found: audio and video get no duration or poster");
+                }
+                av
+            },
+            scratch: cfg.data_dir.join("tmp"),
             ids,
             metrics: MediaMetrics::new(metrics),
             consumer: Mutex::new(None),
@@ -267,6 +283,7 @@ impl Media {
             undecodable: false,
             message_id: None,
             created_at: now_ms(),
+            duration_ms: None,
         };
         if let Err(e) = state.store.insert_attachment(&rec).await {
             let _ = self.blobs.delete(&key).await;
@@ -274,7 +291,8 @@ impl Media {
         }
         self.metrics.uploads.with_label_values(&["stored"]).inc();
         self.metrics.upload_bytes.inc_by(stored.size);
-        if sniffed.is_decodable_image() {
+        let probed = self.av.is_some() && crate::avprobe::demuxer(sniffed.mime).is_some();
+        if sniffed.is_decodable_image() || probed {
             state.publisher.publish_event(
                 EventKind::MediaUploaded,
                 Subject::Media(id),
@@ -294,10 +312,13 @@ impl Media {
         else {
             return Ok(()); // collected meanwhile
         };
-        if rec.preview_key.is_some() || rec.undecodable {
+        if rec.preview_key.is_some() || rec.undecodable || rec.duration_ms.is_some() {
             return Ok(());
         }
         let started = Instant::now();
+        if crate::avprobe::demuxer(&rec.content_type).is_some() {
+            return self.process_av(state, &rec, started).await;
+        }
         let blob = match self.blobs.get(&rec.blob_key, None).await {
             Ok(b) => b,
             Err(BlobError::NotFound(_)) => return Ok(()),
@@ -358,6 +379,102 @@ impl Media {
             .pipeline_seconds
             .observe(started.elapsed().as_secs_f64());
         // Read again: a send may have claimed it while it was processed.
+        self.announce(state, id).await
+    }
+
+    /// Audio and video: the tools read a copy on local disk (the blob may be
+    /// in S3); the duration, and for video a poster as the preview.
+    async fn process_av(
+        &self,
+        state: &Inner,
+        rec: &AttachmentRecord,
+        started: Instant,
+    ) -> Result<(), String> {
+        let Some(av) = &self.av else {
+            return Ok(()); // no tools on this node: a plain file
+        };
+        let blob = match self.blobs.get(&rec.blob_key, None).await {
+            Ok(b) => b,
+            Err(BlobError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e.to_string()),
+        };
+        tokio::fs::create_dir_all(&self.scratch)
+            .await
+            .map_err(|e| e.to_string())?;
+        let copy = Scratch(self.scratch.join(format!("av-{}", rec.id)));
+        {
+            let mut file = tokio::fs::File::create(&copy.0)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut stream = blob.stream;
+            while let Some(chunk) = stream.next().await {
+                tokio::io::AsyncWriteExt::write_all(&mut file, &chunk.map_err(|e| e.to_string())?)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            tokio::io::AsyncWriteExt::flush(&mut file)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let facts = match av.probe(&copy.0, &rec.content_type).await {
+            Ok(f) => f,
+            Err(e) => {
+                // Not the pipeline's failure: the file stays a plain file.
+                tracing::info!(id = %rec.id, error = %e, "audio or video the tools could not read");
+                self.metrics
+                    .pipeline
+                    .with_label_values(&["unreadable_av"])
+                    .inc();
+                return Ok(());
+            }
+        };
+        drop(copy);
+        let mut outcome = AttachmentProcessed {
+            duration_ms: Some(facts.duration_ms.unwrap_or(0)),
+            width: facts.width.map(|w| w as i32),
+            height: facts.height.map(|h| h as i32),
+            ..AttachmentProcessed::default()
+        };
+        if let Some(png) = facts.poster_png {
+            let limits = self.limits;
+            let poster =
+                tokio::task::spawn_blocking(move || hearth_media::process_image(&png, &limits))
+                    .await
+                    .map_err(|e| format!("the poster task failed: {e}"))?;
+            match poster {
+                Ok(p) => {
+                    let pkey = preview_key(rec.id);
+                    let len = p.preview_webp.len() as u64;
+                    self.blobs
+                        .put(&pkey, one_chunk(p.preview_webp), len)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    outcome.blurhash = Some(p.blurhash);
+                    outcome.preview_key = Some(pkey);
+                    if outcome.width.is_none() {
+                        outcome.width = Some(p.width as i32);
+                        outcome.height = Some(p.height as i32);
+                    }
+                }
+                Err(e) => {
+                    tracing::info!(id = %rec.id, error = %e, "a poster frame that does not decode")
+                }
+            }
+        }
+        state
+            .store
+            .set_attachment_processed(rec.id, &outcome)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.metrics.pipeline.with_label_values(&["av"]).inc();
+        self.metrics
+            .pipeline_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.announce(state, rec.id).await
+    }
+
+    /// MESSAGE_UPDATE for the message holding `id`, if a send has claimed it.
+    async fn announce(&self, state: &Inner, id: AttachmentId) -> Result<(), String> {
         if let Some(now) = state
             .store
             .attachment(id)
@@ -430,6 +547,15 @@ pub async fn delete_attachment(
         Ok(Some(a)) => state.media.delete(&state.0, &a).await,
         Ok(None) => Ok(()),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A scratch copy, removed however processing ends.
+struct Scratch(std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 

@@ -493,6 +493,8 @@ pub struct AttachmentRecord {
     pub undecodable: bool,
     pub message_id: Option<MessageId>,
     pub created_at: i64,
+    /// Audio and video: how long it plays, once probed.
+    pub duration_ms: Option<i64>,
 }
 
 /// What the image pipeline found.
@@ -505,4 +507,6 @@ pub struct AttachmentProcessed {
     pub undecodable: bool,
     /// Set when the original was rewritten (metadata stripped).
     pub size_sha256: Option<(i64, String)>,
+    /// Audio and video.
+    pub duration_ms: Option<i64>,
 }

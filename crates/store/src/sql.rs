@@ -143,7 +143,7 @@ macro_rules! message_select {
 macro_rules! attachment_select {
     () => {
         "SELECT id, uploader_id, channel_id, purpose, filename, declared_type, content_type, size, sha256, \
-         blob_key, width, height, blurhash, preview_key, undecodable, message_id, created_at FROM attachments "
+         blob_key, width, height, blurhash, preview_key, undecodable, message_id, created_at, duration_ms FROM attachments "
     };
 }
 
@@ -189,6 +189,7 @@ macro_rules! sql_impl {
                     undecodable: r.try_get("undecodable")?,
                     message_id: r.try_get::<Option<i64>, _>("message_id")?.map(MessageId),
                     created_at: r.try_get("created_at")?,
+                    duration_ms: r.try_get("duration_ms")?,
                 })
             }
 
@@ -1880,8 +1881,8 @@ macro_rules! sql_impl {
                 sqlx::query(
                     "INSERT INTO attachments (id, uploader_id, channel_id, purpose, filename, declared_type, \
                      content_type, size, sha256, blob_key, width, height, blurhash, preview_key, undecodable, \
-                     message_id, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+                     message_id, created_at, duration_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
                 )
                 .bind(a.id.0)
                 .bind(a.uploader_id.0)
@@ -1900,6 +1901,7 @@ macro_rules! sql_impl {
                 .bind(a.undecodable)
                 .bind(a.message_id.map(|m| m.0))
                 .bind(a.created_at)
+                .bind(a.duration_ms)
                 .execute(self.w())
                 .await?;
                 Ok(())
@@ -1962,7 +1964,8 @@ macro_rules! sql_impl {
             async fn set_attachment_processed(&self, id: AttachmentId, p: &AttachmentProcessed) -> StoreResult<()> {
                 sqlx::query(
                     "UPDATE attachments SET width = $2, height = $3, blurhash = $4, preview_key = $5, \
-                     undecodable = $6, size = COALESCE($7, size), sha256 = COALESCE($8, sha256) WHERE id = $1",
+                     undecodable = $6, size = COALESCE($7, size), sha256 = COALESCE($8, sha256), \
+                     duration_ms = $9 WHERE id = $1",
                 )
                 .bind(id.0)
                 .bind(p.width)
@@ -1972,6 +1975,7 @@ macro_rules! sql_impl {
                 .bind(p.undecodable)
                 .bind(p.size_sha256.as_ref().map(|s| s.0))
                 .bind(p.size_sha256.as_ref().map(|s| s.1.clone()))
+                .bind(p.duration_ms)
                 .execute(self.w())
                 .await?;
                 Ok(())

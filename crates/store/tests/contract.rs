@@ -1591,6 +1591,7 @@ fn attachment(
         undecodable: false,
         message_id: None,
         created_at,
+        duration_ms: None,
     }
 }
 
@@ -1661,10 +1662,12 @@ async fn attachments_claim_and_expire(s: &dyn Store) {
         preview_key: Some(format!("prev/{}.webp", a.id)),
         undecodable: false,
         size_sha256: Some((1000, "cd".repeat(32))),
+        duration_ms: Some(2_040),
     };
     s.set_attachment_processed(a.id, &done).await.unwrap();
     let a2 = s.attachment(a.id).await.unwrap().unwrap();
     assert_eq!((a2.width, a2.height, a2.size), (Some(640), Some(480), 1000));
+    assert_eq!(a2.duration_ms, Some(2_040));
     assert_eq!(a2.sha256, "cd".repeat(32));
     assert_eq!(a2.preview_key, done.preview_key);
     s.set_attachment_processed(

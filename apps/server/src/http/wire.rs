@@ -379,8 +379,11 @@ pub struct Attachment {
     pub height: Option<i32>,
     /// A placeholder to paint until the preview loads (https://blurha.sh).
     pub blurhash: Option<String>,
-    /// A WebP preview (at most 640 px a side), once processed.
+    /// A WebP preview (at most 640 px a side), once processed: an image's,
+    /// or a video's poster frame.
     pub preview_url: Option<String>,
+    /// Audio and video: how long it plays, in seconds, once probed.
+    pub duration_secs: Option<f64>,
 }
 
 /// Percent-encodes a path segment (unreserved ASCII kept).
@@ -415,6 +418,11 @@ impl From<&hearth_store::AttachmentRecord> for Attachment {
                 .preview_key
                 .as_ref()
                 .map(|_| format!("/api/v1/attachments/{}/previews/preview.webp", a.id)),
+            // 0 records "probed, length unknown".
+            duration_secs: a
+                .duration_ms
+                .filter(|ms| *ms > 0)
+                .map(|ms| ms as f64 / 1000.0),
         }
     }
 }

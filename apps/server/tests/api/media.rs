@@ -949,6 +949,135 @@ pub async fn s3_backend_serves_files() {
     s.stop().await;
 }
 
+/// A clip made by Debian's ffmpeg (the test command installs it; without
+/// it this fails rather than skips).
+fn ffmpeg_clip(args: &[&str], ext: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join(format!("clip.{ext}"));
+    let st = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y"])
+        .args(args)
+        .arg(&out)
+        .status()
+        .expect("ffmpeg is installed (scripts/test.sh installs it)");
+    assert!(st.success(), "ffmpeg made {ext}");
+    std::fs::read(out).expect("clip")
+}
+
+/// Video gets its duration and a poster frame as its preview; audio its
+/// duration; something that only starts like a video stays a plain file
+/// and the pipeline goes on.
+pub async fn video_and_audio(s: &TestServer) {
+    let owner = s.register("avowner").await;
+    let member = s.register("avmember").await;
+    let (cid, ch) = s.community(&owner, "Clips").await;
+    s.join(&owner, &cid, &member).await;
+    let webm = ffmpeg_clip(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=10",
+            "-t",
+            "2",
+            "-c:v",
+            "libvpx",
+            "-b:v",
+            "200k",
+        ],
+        "webm",
+    );
+    let wav = ffmpeg_clip(
+        &["-f", "lavfi", "-i", "sine=frequency=440:duration=3"],
+        "wav",
+    );
+    // WebM's magic, then nothing a demuxer can use.
+    let mut broken = webm[..64.min(webm.len())].to_vec();
+    broken.extend(std::iter::repeat_n(0x5a, 4096));
+
+    let mut ids = Vec::new();
+    for (name, mime, bytes) in [
+        ("clip.webm", "video/webm", &webm),
+        ("tone.wav", "audio/wav", &wav),
+        ("broken.webm", "video/webm", &broken),
+    ] {
+        let (st, up) = upload(s, &owner, &ch, name, mime, bytes).await;
+        assert_eq!(st, StatusCode::CREATED, "{up}");
+        ids.push(up["id"].as_str().expect("id").to_string());
+    }
+    let mut mids = Vec::new();
+    for id in &ids {
+        let (st, m) = send_files(s, &owner, &ch, &[id]).await;
+        assert_eq!(st, StatusCode::CREATED, "{m}");
+        mids.push(m["id"].as_str().expect("mid").to_string());
+    }
+    let video = eventually("the video's poster", || async {
+        let m = message(s, &member, &ch, &mids[0]).await;
+        m["attachments"][0]["preview_url"].is_string().then_some(m)
+    })
+    .await;
+    let v = &video["attachments"][0];
+    assert_eq!(v["content_type"], "video/webm");
+    assert_eq!(v["duration_secs"].as_f64(), Some(2.0));
+    assert_eq!(
+        (v["width"].as_i64(), v["height"].as_i64()),
+        (Some(320), Some(240))
+    );
+    assert_eq!(v["blurhash"].as_str().map(str::len), Some(28));
+    let (st, hd, poster) = fetch(s, &member, v["preview_url"].as_str().expect("poster"), &[]).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(h(&hd, "content-type"), "image/webp");
+    let frame = image::load_from_memory(&poster).expect("the poster decodes");
+    assert_eq!((frame.width(), frame.height()), (320, 240));
+    // The video itself is served inline, with ranges, for a <video> to seek.
+    let (st, hd, part) = fetch(
+        s,
+        &member,
+        v["url"].as_str().expect("url"),
+        &[("range", "bytes=0-99")],
+    )
+    .await;
+    assert_eq!(st, StatusCode::PARTIAL_CONTENT);
+    assert!(h(&hd, "content-disposition").starts_with("inline"));
+    assert_eq!(part, webm[..100]);
+
+    let audio = eventually("the audio's duration", || async {
+        let m = message(s, &member, &ch, &mids[1]).await;
+        m["attachments"][0]["duration_secs"]
+            .is_number()
+            .then_some(m)
+    })
+    .await;
+    let a = &audio["attachments"][0];
+    assert_eq!(a["content_type"], "audio/wav");
+    assert_eq!(a["duration_secs"].as_f64(), Some(3.0));
+    assert!(a["preview_url"].is_null() && a["width"].is_null());
+
+    // The broken one: the pipeline goes on after it (it handles the log in
+    // order, so a later image's preview means the clip was dealt with), and
+    // it has no poster or duration but is still downloadable.
+    let (st, up) = upload(s, &owner, &ch, "after.png", "image/png", &png(40, 30)).await;
+    assert_eq!(st, StatusCode::CREATED, "{up}");
+    let id = up["id"].as_str().expect("id").to_string();
+    let (_, m) = send_files(s, &owner, &ch, &[&id]).await;
+    let mid = m["id"].as_str().expect("mid").to_string();
+    eventually("a preview after the broken clip", || async {
+        message(s, &owner, &ch, &mid).await["attachments"][0]["preview_url"]
+            .as_str()
+            .map(|_| ())
+    })
+    .await;
+    let b = message(s, &member, &ch, &mids[2]).await;
+    let b = &b["attachments"][0];
+    assert!(
+        b["preview_url"].is_null() && b["duration_secs"].is_null(),
+        "{b}"
+    );
+    let (st, _, body) = fetch(s, &member, b["url"].as_str().expect("url"), &[]).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(body, broken);
+}
+
 /// Signs in as the web app does (`X-Hearth-Client: web`) and returns the
 /// `hearth_files` cookie's value and attributes.
 async fn web_login(s: &TestServer, username: &str) -> (String, String) {
@@ -1073,7 +1202,7 @@ macro_rules! on_both {
 
 on_both!(
     server: upload_send_fetch_download, permissions_are_checked,
-        bad_input_is_refused_or_served_safely, ranges_and_etags, avatars, web_file_cookie;
+        bad_input_is_refused_or_served_safely, ranges_and_etags, avatars, web_file_cookie, video_and_audio;
     db: limits_and_broken_uploads, unsent_uploads_expire, deleted_messages_lose_their_files,
 );
 
