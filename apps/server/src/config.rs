@@ -241,6 +241,14 @@ pub struct MediaConfig {
     pub s3_secret_access_key: Secret,
     /// Allow a plain-HTTP `s3_endpoint`.
     pub s3_allow_http: bool,
+    /// Unfurl URLs in messages (title, description, image), fetched by the
+    /// server through the SSRF guard.
+    pub link_previews: bool,
+    /// How long one fetch for a preview may take (connect and whole body).
+    pub link_preview_timeout_ms: u64,
+    /// Addresses exempt from the rule that previews never reach private,
+    /// loopback or reserved addresses (tests; a wiki on your own network).
+    pub link_preview_allow_addresses: Vec<std::net::IpAddr>,
 }
 
 impl Default for MediaConfig {
@@ -256,6 +264,9 @@ impl Default for MediaConfig {
             s3_access_key_id: String::new(),
             s3_secret_access_key: Secret::default(),
             s3_allow_http: false,
+            link_previews: true,
+            link_preview_timeout_ms: 5000,
+            link_preview_allow_addresses: Vec::new(),
         }
     }
 }
@@ -698,6 +709,16 @@ impl Config {
             env("HEARTH_MEDIA_DELETED_FILE_GRACE_SECS"),
         )?;
         set(
+            &mut m.link_previews,
+            "HEARTH_MEDIA_LINK_PREVIEWS",
+            env("HEARTH_MEDIA_LINK_PREVIEWS"),
+        )?;
+        set(
+            &mut m.link_preview_timeout_ms,
+            "HEARTH_MEDIA_LINK_PREVIEW_TIMEOUT_MS",
+            env("HEARTH_MEDIA_LINK_PREVIEW_TIMEOUT_MS"),
+        )?;
+        set(
             &mut self.smtp_url,
             "HEARTH_SMTP_URL",
             env("HEARTH_SMTP_URL"),
@@ -1023,6 +1044,12 @@ impl Config {
             ));
         }
         let m = &self.media;
+        if m.link_preview_timeout_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "media.link_preview_timeout_ms",
+                "must be at least 1".into(),
+            ));
+        }
         if m.max_upload_bytes == 0 || m.upload_ttl_secs == 0 {
             return Err(ConfigError::Invalid(
                 "media",
