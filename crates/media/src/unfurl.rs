@@ -193,8 +193,8 @@ pub fn parse_html(html: &[u8]) -> PageMeta {
         }
         let at = i + off;
         let rest = &lower[at..];
-        if rest.starts_with("<!--") {
-            i = match rest[4..].find("-->") {
+        if let Some(comment) = rest.strip_prefix("<!--") {
+            i = match comment.find("-->") {
                 Some(e) => at + 4 + e + 3,
                 None => break,
             };
@@ -280,14 +280,12 @@ fn apply_meta(
             clean(&content, MAX_DESCRIPTION_CHARS),
         ),
         "og:site_name" => first(&mut meta.og_site_name, clean(&content, MAX_NAME_CHARS)),
-        "og:image" | "og:image:url" | "og:image:secure_url" => {
-            if meta.og_image.is_none() {
-                meta.og_image = clean_url(&content).map(|url| ImageRef {
-                    url,
-                    width: None,
-                    height: None,
-                });
-            }
+        "og:image" | "og:image:url" | "og:image:secure_url" if meta.og_image.is_none() => {
+            meta.og_image = clean_url(&content).map(|url| ImageRef {
+                url,
+                width: None,
+                height: None,
+            });
         }
         "og:image:width" if og_width.is_none() => *og_width = dimension(&content),
         "og:image:height" if og_height.is_none() => *og_height = dimension(&content),
