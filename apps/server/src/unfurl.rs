@@ -17,7 +17,8 @@
 //!   resolver drops non-public addresses again when it connects (a name
 //!   that rebinds between the two checks cannot reach one either);
 //! - redirects are followed by hand, at most 3, each hop checked again;
-//! - a total time limit per request (`media.link_preview_timeout_ms`),
+//! - one time limit for a fetch, redirects included
+//!   (`media.link_preview_timeout_ms`),
 //!   pages and oEmbed answers at most 1 MiB of `text/html` or JSON,
 //!   images at most 8 MiB of `image/*`, decoded within the media crate's
 //!   limits and turned into a WebP of at most 400 px stored in the blob
@@ -380,6 +381,9 @@ impl Unfurler {
 
     async fn fetch_inner(&self, mut url: Url, want: Want) -> Result<(Url, Bytes), FetchError> {
         let mut redirects = 0;
+        // One time limit for the whole fetch, redirects included, counted
+        // from the first request (waiting for a slot is not the site's time).
+        let mut deadline: Option<tokio::time::Instant> = None;
         loop {
             self.check(&url).await.map_err(FetchError::Blocked)?;
             let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
@@ -393,11 +397,17 @@ impl Unfurler {
                 .acquire()
                 .await
                 .map_err(|e| FetchError::Network(e.to_string()))?;
+            let until = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + self.timeout);
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Err(FetchError::Timeout);
+            }
             let span = tracing::info_span!("unfurl.fetch", kind = want.label(), %host, redirects);
             let resp = self
                 .http
                 .get(url.clone())
                 .header(reqwest13::header::ACCEPT, want.accept())
+                .timeout(left)
                 .send()
                 .instrument(span)
                 .await
