@@ -563,6 +563,21 @@ pub async fn a_url_is_fetched_once(s: &TestServer) {
     assert!(hits >= 10, "{hits} cache hits");
 }
 
+/// With `media.link_previews` off nothing is fetched and messages carry
+/// no previews.
+pub async fn previews_can_be_turned_off(s: &TestServer) {
+    let site = start_site().await;
+    let owner = s.register("offowner").await;
+    let (_, ch) = s.community(&owner, "Quiet").await;
+    let m = s.send(&owner, &ch, &site.url("/og")).await;
+    let id = m["id"].as_str().expect("id").to_string();
+    // The consumers that do run (search, notifications) have long seen it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(message(s, &owner, &ch, &id).await["embeds"], json!([]));
+    assert_eq!(site.allowed.total.load(Ordering::SeqCst), 0);
+    assert_eq!(site.forbidden.total.load(Ordering::SeqCst), 0);
+}
+
 /// A site for other modules (the operations fixture) and the address it
 /// serves a previewable page at.
 pub async fn page_for_fixture() -> (Site, String) {

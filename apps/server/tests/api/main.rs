@@ -164,6 +164,13 @@ both_backends_with!(
         crate::link_previews::previews_on(c);
     }
 );
+both_backends_with!(
+    link_previews_off = crate::link_previews::previews_can_be_turned_off,
+    |c| {
+        crate::link_previews::previews_on(c);
+        c.media.link_previews = false;
+    }
+);
 
 both_backends_with!(web_push = crate::notify::pushes_reach_away_users, |c| {
     crate::notify::push_on(c);
