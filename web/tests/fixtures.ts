@@ -18,6 +18,7 @@ export function message(id: number | string, extra: Partial<Message> = {}): Mess
     mention_roles: [],
     mention_everyone: false,
     attachments: [],
+    embeds: [],
     reactions: [],
     pinned: false,
     nonce: null,

@@ -47,6 +47,7 @@ const message = (id: string, extra: Partial<Message> = {}): Message => ({
   mention_roles: [],
   mention_everyone: false,
   attachments: [],
+  embeds: [],
   reactions: [],
   pinned: false,
   nonce: null,

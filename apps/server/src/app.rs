@@ -58,6 +58,8 @@ pub enum StartError {
     Mail(#[from] hearth_mail::MailError),
     #[error("OpenID Connect: {0}")]
     Oidc(String),
+    #[error("link previews: {0}")]
+    Unfurl(String),
     #[error("notifications: {0}")]
     Notify(#[from] crate::notify::NotifyStartError),
     #[error("accounts: {0}")]
@@ -382,6 +384,8 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         .await
         .map_err(|e| StartError::Blobs(e.to_string()))?;
     let media = crate::media::Media::new(&cfg, blobs, ids.clone(), &metrics);
+    let unfurl =
+        crate::unfurl::Unfurler::new(&cfg, ids.clone(), &metrics).map_err(StartError::Unfurl)?;
     let mail = crate::mail::Mail::new(
         &cfg,
         store.clone(),
@@ -422,6 +426,7 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         admin,
         search,
         media,
+        unfurl,
         mail,
         notify,
         oidc,
@@ -437,6 +442,9 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         .await
         .map_err(StartError::Bus)?;
     crate::media::Media::start(&state)
+        .await
+        .map_err(StartError::Bus)?;
+    crate::unfurl::Unfurler::start(&state)
         .await
         .map_err(StartError::Bus)?;
     if let Some(s) = &state.search {

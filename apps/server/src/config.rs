@@ -245,6 +245,14 @@ pub struct MediaConfig {
     /// it) for audio and video durations and video posters. Empty: off;
     /// missing: those files stay plain files.
     pub ffmpeg: String,
+    /// Unfurl URLs in messages (title, description, image), fetched by the
+    /// server through the SSRF guard.
+    pub link_previews: bool,
+    /// How long one fetch for a preview may take (connect and whole body).
+    pub link_preview_timeout_ms: u64,
+    /// Addresses exempt from the rule that previews never reach private,
+    /// loopback or reserved addresses (tests; a wiki on your own network).
+    pub link_preview_allow_addresses: Vec<std::net::IpAddr>,
 }
 
 impl Default for MediaConfig {
@@ -261,6 +269,9 @@ impl Default for MediaConfig {
             s3_secret_access_key: Secret::default(),
             s3_allow_http: false,
             ffmpeg: "ffmpeg".into(),
+            link_previews: true,
+            link_preview_timeout_ms: 5000,
+            link_preview_allow_addresses: Vec::new(),
         }
     }
 }
@@ -704,6 +715,16 @@ impl Config {
             env("HEARTH_MEDIA_DELETED_FILE_GRACE_SECS"),
         )?;
         set(
+            &mut m.link_previews,
+            "HEARTH_MEDIA_LINK_PREVIEWS",
+            env("HEARTH_MEDIA_LINK_PREVIEWS"),
+        )?;
+        set(
+            &mut m.link_preview_timeout_ms,
+            "HEARTH_MEDIA_LINK_PREVIEW_TIMEOUT_MS",
+            env("HEARTH_MEDIA_LINK_PREVIEW_TIMEOUT_MS"),
+        )?;
+        set(
             &mut self.smtp_url,
             "HEARTH_SMTP_URL",
             env("HEARTH_SMTP_URL"),
@@ -1029,6 +1050,12 @@ impl Config {
             ));
         }
         let m = &self.media;
+        if m.link_preview_timeout_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "media.link_preview_timeout_ms",
+                "must be at least 1".into(),
+            ));
+        }
         if m.max_upload_bytes == 0 || m.upload_ttl_secs == 0 {
             return Err(ConfigError::Invalid(
                 "media",

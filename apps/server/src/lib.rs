@@ -28,5 +28,6 @@ pub mod ops;
 pub mod search;
 pub mod state;
 pub mod telemetry;
+pub mod unfurl;
 pub mod voice;
 pub mod web;

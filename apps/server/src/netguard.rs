@@ -1,5 +1,5 @@
-//! Outbound requests to addresses users give us (Web Push endpoints; link
-//! previews later) must not reach the server's own network: a user who
+//! Outbound requests to addresses users give us (Web Push endpoints, link
+//! previews) must not reach the server's own network: a user who
 //! registers `http://127.0.0.1:6379/` or a cloud metadata address as a
 //! "push endpoint" would otherwise make the server talk to it (server-side
 //! request forgery). Two checks, because either alone is not enough:
@@ -14,25 +14,50 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use reqwest13::dns::{Addrs, Name, Resolve, Resolving};
 
 /// Whether the address is on the public internet (not loopback, private,
-/// link-local, carrier-grade NAT, unspecified, multicast or reserved).
+/// link-local, carrier-grade NAT, unspecified, broadcast, multicast,
+/// documentation or reserved). IPv6 forms that carry an IPv4 address
+/// (mapped, compatible, NAT64, 6to4, Teredo) are refused outright: a real
+/// host is reachable without them, and they could lead into v4 space.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => public_v4(v4),
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return public_v4(v4);
-            }
-            let s = v6.segments();
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                // fc00::/7 unique local, fe80::/10 link-local.
-                || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80
-                // 64:ff9b::/96 NAT64 could reach private v4 space.
-                || (s[0] == 0x64 && s[1] == 0xff9b)
-                || v6 == Ipv6Addr::from_bits(1))
-        }
+        IpAddr::V6(v6) => public_v6(v6),
+    }
+}
+
+fn public_v6(v6: Ipv6Addr) -> bool {
+    let s = v6.segments();
+    !(v6.is_loopback()
+        || v6.is_unspecified()
+        || v6.is_multicast()
+        // ::/96 IPv4-compatible (:: and ::1 included), ::ffff:0:0/96 mapped.
+        || (s[..5] == [0; 5] && (s[5] == 0 || s[5] == 0xffff))
+        // fc00::/7 unique local, fe80::/10 link-local, fec0::/10 site-local.
+        || (s[0] & 0xfe00) == 0xfc00
+        || (s[0] & 0xffc0) == 0xfe80
+        || (s[0] & 0xffc0) == 0xfec0
+        // 64:ff9b::/96 and 64:ff9b:1::/48 NAT64 could reach private v4 space.
+        || (s[0] == 0x64 && s[1] == 0xff9b)
+        // 100::/64 discard.
+        || (s[0] == 0x100 && s[1..4] == [0; 3])
+        // 2001::/32 Teredo, 2001:db8::/32 documentation, 2002::/16 6to4.
+        || (s[0] == 0x2001 && (s[1] == 0 || s[1] == 0xdb8))
+        || s[0] == 0x2002)
+}
+
+/// Which addresses outbound requests may reach: public ones, and every
+/// address with `allow_private` (a push service on your own network), or
+/// just the `exempt` ones (link previews' tests reach a local server on
+/// one loopback address while the others stay forbidden).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AddressPolicy {
+    pub allow_private: bool,
+    pub exempt: Vec<IpAddr>,
+}
+
+impl AddressPolicy {
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        self.allow_private || is_public(ip) || self.exempt.contains(&ip)
     }
 }
 
@@ -97,7 +122,7 @@ pub fn check_url(url: &str, allow_private: bool) -> Result<reqwest13::Url, UrlRe
 }
 
 /// Names that only ever mean this machine or its network.
-fn is_local_name(host: &str) -> bool {
+pub fn is_local_name(host: &str) -> bool {
     let h = host.trim_end_matches('.').to_ascii_lowercase();
     h == "localhost"
         || h.ends_with(".localhost")
@@ -105,20 +130,20 @@ fn is_local_name(host: &str) -> bool {
         || h.ends_with(".internal")
 }
 
-/// The system resolver, keeping public addresses only (all of them when
-/// `allow_private`). A name with none left fails to resolve.
+/// The system resolver, keeping the addresses the policy permits. A name
+/// with none left fails to resolve.
 pub struct GuardedResolver {
-    pub allow_private: bool,
+    pub policy: AddressPolicy,
 }
 
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
-        let allow = self.allow_private;
+        let policy = self.policy.clone();
         let host = name.as_str().to_string();
         Box::pin(async move {
             let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
                 .await?
-                .filter(|a| allow || is_public(a.ip()))
+                .filter(|a| policy.permits(a.ip()))
                 .collect();
             if found.is_empty() {
                 return Err(format!("{host}: no public address").into());
@@ -137,7 +162,12 @@ pub fn client(
     timeout: std::time::Duration,
 ) -> Result<reqwest13::Client, String> {
     reqwest13::Client::builder()
-        .dns_resolver(GuardedResolver { allow_private })
+        .dns_resolver(GuardedResolver {
+            policy: AddressPolicy {
+                allow_private,
+                exempt: Vec::new(),
+            },
+        })
         .redirect(reqwest13::redirect::Policy::none())
         .timeout(timeout)
         .connect_timeout(timeout.min(std::time::Duration::from_secs(5)))
@@ -169,6 +199,18 @@ mod tests {
             "::ffff:127.0.0.1",
             "64:ff9b::a00:1",
             "240.0.0.1",
+            "::ffff:8.8.8.8",
+            "::127.0.0.1",
+            "2002:7f00:1::1",
+            "2001:0:4136:e378::1",
+            "2001:db8::1",
+            "fec0::1",
+            "100::1",
+            "192.0.2.1",
+            "198.51.100.7",
+            "203.0.113.9",
+            "198.18.0.1",
+            "192.0.0.8",
         ] {
             assert!(!is_public(ip.parse().expect(ip)), "{ip}");
         }

@@ -49,6 +49,8 @@ pub struct Inner {
     pub search: Option<Arc<crate::search::Search>>,
     /// Uploads, the blob store and the image pipeline.
     pub media: crate::media::Media,
+    /// Link previews: the guarded fetcher and its consumer.
+    pub unfurl: crate::unfurl::Unfurler,
     /// The mail outbox; `None` when `smtp_url` is empty (the endpoints
     /// that need mail answer 503).
     pub mail: Option<Arc<crate::mail::Mail>>,

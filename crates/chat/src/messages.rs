@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use hearth_rbac::Permissions;
 use hearth_store::{
-    AttachmentRecord, ChannelRecord, Mentions, MessageCreate, MessageRecord, NewMessage, Page,
-    ReactionAdded, ReadStateRecord, UserRecord,
+    AttachmentRecord, ChannelRecord, EmbedRecord, Mentions, MessageCreate, MessageRecord,
+    NewMessage, Page, ReactionAdded, ReadStateRecord, UserRecord,
 };
 use hearth_types::{AttachmentId, ChannelId, CommunityId, MessageId, RoleId, UserId, now_ms};
 
@@ -41,6 +41,8 @@ pub struct MessageView {
     pub reactions: Vec<ReactionView>,
     /// The message's files, in the order they were attached.
     pub attachments: Vec<AttachmentRecord>,
+    /// Its link previews, in the order of its URLs (made after it is sent).
+    pub embeds: Vec<EmbedRecord>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -94,14 +96,17 @@ fn check_emoji(e: &str) -> ChatResult<&'static str> {
 }
 
 impl Chat {
-    /// A view without reactions (what change events carry), with its files.
+    /// A view without reactions (what change events carry), with its files
+    /// and previews.
     async fn view(&self, ch: &ChannelRecord, record: MessageRecord) -> ChatResult<MessageView> {
         let attachments = self.store.attachments(&record.attachment_ids).await?;
+        let embeds = self.store.embeds(&[record.id]).await?;
         Ok(MessageView {
             record,
             community_id: ch.community_id,
             reactions: Vec::new(),
             attachments,
+            embeds,
         })
     }
 
@@ -113,8 +118,9 @@ impl Chat {
         self.dm_send_allowed(&ch, user).await
     }
 
-    /// Announces MESSAGE_UPDATE for a message whose files changed (the image
-    /// pipeline wrote a preview). No permission check: the caller is the server.
+    /// Announces MESSAGE_UPDATE for a message whose files or link previews
+    /// changed (the image pipeline wrote a preview, the unfurler stored
+    /// embeds). No permission check: the caller is the server.
     pub async fn announce_files_changed(
         &self,
         channel: ChannelId,
@@ -184,6 +190,7 @@ impl Chat {
             .flat_map(|m| m.attachment_ids.iter().copied())
             .collect();
         let files = self.store.attachments(&file_ids).await?;
+        let mut embeds = self.store.embeds(&ids).await?;
         Ok(records
             .into_iter()
             .map(|record| {
@@ -201,11 +208,17 @@ impl Chat {
                         me: r.me,
                     })
                     .collect();
+                let (mine, rest): (Vec<EmbedRecord>, Vec<EmbedRecord>) =
+                    std::mem::take(&mut embeds)
+                        .into_iter()
+                        .partition(|e| e.message_id == record.id);
+                embeds = rest;
                 MessageView {
                     record,
                     community_id: ch.community_id,
                     reactions,
                     attachments,
+                    embeds: mine,
                 }
             })
             .collect())
@@ -426,6 +439,7 @@ impl Chat {
                     community_id: ch.community_id,
                     reactions: Vec::new(),
                     attachments: files,
+                    embeds: Vec::new(),
                 };
                 if let Some(p) = pass.as_mut() {
                     p.emitted = Some(view.record.id);

@@ -2,7 +2,8 @@
 //! safe to store and send back ([`sanitize_filename`]), and the image pipeline
 //! ([`process_image`]: a decode bounded in pixels and memory, EXIF orientation applied,
 //! a WebP preview, width, height and a [`blurhash`]; [`strip_metadata`] removes EXIF/XMP
-//! from the original without re-encoding it).
+//! from the original without re-encoding it), and link previews' parsing ([`unfurl`]:
+//! which URLs of a message, what a page's head and an oEmbed answer say).
 //!
 //! **Knows nothing of HTTP, storage, the database or events**: the server feeds it bytes
 //! and stores what it returns. Every function takes untrusted input and answers with a
@@ -14,6 +15,7 @@ mod image;
 mod name;
 mod sniff;
 mod strip;
+pub mod unfurl;
 
 pub use blurhash::blurhash;
 pub use image::{ImageLimits, Processed, process_image};

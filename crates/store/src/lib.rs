@@ -14,6 +14,7 @@
 pub mod backup;
 mod connect;
 pub mod copy;
+mod embeds;
 mod error;
 mod mail;
 mod migrate;
@@ -25,6 +26,7 @@ mod store;
 pub mod testing;
 
 pub use connect::{Backend, connect, connect_postgres, connect_sqlite};
+pub use embeds::{EmbedImage, EmbedRecord, EmbedStore, LinkPreviewRecord, PreviewData};
 pub use error::{StoreError, StoreResult};
 pub use mail::{AccountTokenRecord, MailRecord, MailStatus, MailStore};
 pub use model::*;

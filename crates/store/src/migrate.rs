@@ -78,6 +78,11 @@ pub const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0012_oidc.sql"),
     },
     Migration {
+        version: 13,
+        name: "link_previews",
+        sql: include_str!("../migrations/sqlite/0013_link_previews.sql"),
+    },
+    Migration {
         version: 15,
         name: "media_duration",
         sql: include_str!("../migrations/sqlite/0015_media_duration.sql"),
@@ -144,6 +149,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 12,
         name: "oidc",
         sql: include_str!("../migrations/postgres/0012_oidc.sql"),
+    },
+    Migration {
+        version: 13,
+        name: "link_previews",
+        sql: include_str!("../migrations/postgres/0013_link_previews.sql"),
     },
     Migration {
         version: 15,

@@ -8,7 +8,13 @@ use crate::model::*;
 
 #[async_trait]
 pub trait Store:
-    crate::mail::MailStore + crate::notify::NotifyStore + crate::oidc::OidcStore + Send + Sync + 'static
+    crate::mail::MailStore
+    + crate::notify::NotifyStore
+    + crate::oidc::OidcStore
+    + crate::embeds::EmbedStore
+    + Send
+    + Sync
+    + 'static
 {
     /// `"sqlite"` or `"postgres"`, for logs and `/readyz`.
     fn backend(&self) -> &'static str;

@@ -99,6 +99,7 @@ contract!(
     mail_outbox_and_account_tokens,
     notifications_settings_and_push,
     oidc_flows_and_identities,
+    link_previews_and_embeds,
 );
 
 static IDS: std::sync::LazyLock<IdGenerator> = std::sync::LazyLock::new(|| IdGenerator::new(1));
@@ -2277,4 +2278,127 @@ async fn oidc_flows_and_identities(s: &dyn Store) {
     assert!(!s.delete_identity(v.id, first.id).await.unwrap(), "not v's");
     assert!(s.delete_identity(u.id, first.id).await.unwrap());
     assert!(s.identities(u.id).await.unwrap().is_empty());
+}
+
+async fn link_previews_and_embeds(s: &dyn Store) {
+    let u = new_user(s, "linker").await;
+    let (_, ch) = new_community(s, &u).await;
+    let now = now_ms();
+    let created = |m: MessageCreate| match m {
+        MessageCreate::Created(r) => r,
+        MessageCreate::Duplicate(_) => panic!("not a duplicate"),
+    };
+    let m1 = created(
+        s.create_message(&msg(ch.id, u.id, "one", None), &u, now, 1000)
+            .await
+            .expect("store"),
+    );
+    let m2 = created(
+        s.create_message(&msg(ch.id, u.id, "two", None), &u, now, 1000)
+            .await
+            .expect("store"),
+    );
+    let data = |title: &str, image: Option<&str>| PreviewData {
+        title: Some(title.into()),
+        description: Some("d\u{202e}'; DROP TABLE x; --".into()),
+        site_name: None,
+        author_name: Some("a".into()),
+        provider: "opengraph".into(),
+        image: image.map(|k| EmbedImage {
+            key: k.into(),
+            width: 400,
+            height: 300,
+        }),
+    };
+
+    // The cache: absent, stored, replaced, a refusal (no preview) kept too.
+    let url = "https://example.org/a";
+    assert_eq!(s.link_preview(url).await.expect("store"), None);
+    let first = LinkPreviewRecord {
+        url: url.into(),
+        preview: Some(data("first", Some("emb/1.webp"))),
+        fetched_at: now,
+        expires_at: now + 1000,
+    };
+    s.put_link_preview(&first).await.expect("store");
+    assert_eq!(
+        s.link_preview(url).await.expect("store"),
+        Some(first.clone())
+    );
+    let refused = LinkPreviewRecord {
+        preview: None,
+        expires_at: now - 1,
+        ..first.clone()
+    };
+    s.put_link_preview(&refused).await.expect("store");
+    assert_eq!(s.link_preview(url).await.expect("store"), Some(refused));
+    assert!(!s.embed_image_in_use("emb/1.webp").await.expect("store"));
+    s.put_link_preview(&first).await.expect("store");
+    assert!(s.embed_image_in_use("emb/1.webp").await.expect("store"));
+
+    // Embeds: replaced as a whole, in order, per message.
+    let embed = |m: MessageId, position: i32, title: &str, image: Option<&str>| EmbedRecord {
+        id: EmbedId(id()),
+        message_id: m,
+        position,
+        url: format!("https://example.org/{title}"),
+        preview: data(title, image),
+    };
+    let e1 = vec![
+        embed(m1.id, 0, "a", Some("emb/2.webp")),
+        embed(m1.id, 1, "b", None),
+    ];
+    assert!(s.set_embeds(ch.id, m1.id, &e1).await.expect("store"));
+    let e2 = vec![embed(m2.id, 0, "c", Some("emb/2.webp"))];
+    assert!(s.set_embeds(ch.id, m2.id, &e2).await.expect("store"));
+    let both = s.embeds(&[m2.id, m1.id]).await.expect("store");
+    let mut want = e1.clone();
+    want.extend(e2.clone());
+    want.sort_by_key(|e| (e.message_id, e.position));
+    assert_eq!(both, want);
+    assert_eq!(s.embed(e1[1].id).await.expect("store"), Some(e1[1].clone()));
+    assert!(s.embeds(&[]).await.expect("store").is_empty());
+    let again = vec![embed(m1.id, 0, "z", None)];
+    assert!(s.set_embeds(ch.id, m1.id, &again).await.expect("store"));
+    assert_eq!(s.embeds(&[m1.id]).await.expect("store"), again);
+    assert_eq!(s.embed(e1[0].id).await.expect("store"), None, "replaced");
+    // Another channel's message, or none: nothing stored.
+    assert!(
+        !s.set_embeds(ChannelId(id()), m1.id, &e1)
+            .await
+            .expect("store")
+    );
+    assert!(
+        !s.set_embeds(ch.id, MessageId(id()), &[])
+            .await
+            .expect("store"),
+        "no such message"
+    );
+    assert_eq!(s.embeds(&[m1.id]).await.expect("store"), again);
+
+    // Embeds go with their message; the image stays named while another
+    // message's embed names it.
+    assert!(s.delete_message(ch.id, m1.id).await.expect("store"));
+    assert!(s.embeds(&[m1.id]).await.expect("store").is_empty());
+    assert!(s.embed_image_in_use("emb/2.webp").await.expect("store"));
+    assert!(s.delete_message(ch.id, m2.id).await.expect("store"));
+    assert!(!s.embed_image_in_use("emb/2.webp").await.expect("store"));
+
+    // Expired answers are pruned.
+    s.put_link_preview(&LinkPreviewRecord {
+        url: "https://example.org/old".into(),
+        preview: None,
+        fetched_at: now - 10,
+        expires_at: now - 5,
+    })
+    .await
+    .expect("store");
+    assert_eq!(s.prune_link_previews(now).await.expect("store"), 1);
+    assert!(s.link_preview(url).await.expect("store").is_some());
+    assert_eq!(
+        s.link_preview("https://example.org/old")
+            .await
+            .expect("store"),
+        None
+    );
 }

@@ -71,6 +71,8 @@ id_type! {
     SessionId,
     /// An uploaded file (media comes later; avatars reference it already).
     AttachmentId,
+    /// A link preview shown under a message.
+    EmbedId,
 }
 
 impl From<CommunityId> for RoleId {

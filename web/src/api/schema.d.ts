@@ -1026,6 +1026,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/embeds/{id}/image.webp": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A link preview's image: a WebP the server made of the page's image.
+         * @description Any signed-in user (the page it came from is public).
+         */
+        get: operations["messages_embed_image"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/gateway": {
         parameters: {
             query?: never;
@@ -1588,8 +1608,16 @@ export interface components {
             height?: number | null;
             /** @description A placeholder to paint until the preview loads (https://blurha.sh). */
             blurhash?: string | null;
-            /** @description A WebP preview (at most 640 px a side), once processed. */
+            /**
+             * @description A WebP preview (at most 640 px a side), once processed: an image's,
+             *     or a video's poster frame.
+             */
             preview_url?: string | null;
+            /**
+             * Format: double
+             * @description Audio and video: how long it plays, in seconds, once probed.
+             */
+            duration_secs?: number | null;
         };
         /** @description One changed field of an audit entry. */
         AuditChange: {
@@ -1779,6 +1807,30 @@ export interface components {
         EditMessageRequest: {
             content: string;
         };
+        /**
+         * @description A link preview under a message, made by the server from the page (never
+         *     its markup).
+         */
+        Embed: {
+            /** @description The URL as written in the message. */
+            url: string;
+            title?: string | null;
+            description?: string | null;
+            site_name?: string | null;
+            /** @description From oEmbed. */
+            author_name?: string | null;
+            /** @description Where the text came from: `oembed`, `opengraph` (OpenGraph or Twitter card tags) or `html` (`<title>`, `<meta name=description>`). */
+            provider: string;
+            image?: null | components["schemas"]["EmbedImage"];
+        };
+        EmbedImage: {
+            /** @description `/api/v1/embeds/{id}/image.webp`. */
+            url: string;
+            /** Format: int32 */
+            width: number;
+            /** Format: int32 */
+            height: number;
+        };
         /** @description What to do with an erased account's messages, and why it is erased. */
         EraseRequest: {
             /**
@@ -1913,6 +1965,11 @@ export interface components {
             /** @description Whether `@everyone` pinged (only for authors with MENTION_EVERYONE). */
             mention_everyone: boolean;
             attachments: components["schemas"]["Attachment"][];
+            /**
+             * @description Link previews, in the order of the URLs (empty until the server has
+             *     fetched them; a MESSAGE_UPDATE announces them).
+             */
+            embeds: components["schemas"]["Embed"][];
             reactions: components["schemas"]["Reaction"][];
             pinned: boolean;
             nonce?: string | null;
@@ -6185,6 +6242,47 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+        };
+    };
+    messages_embed_image: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the image (at most 400 px a side) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/webp": unknown;
+                };
+            };
+            /** @description not modified */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     gateway_upgrade: {

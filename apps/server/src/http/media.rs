@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use hearth_blobs::BlobError;
 use hearth_store::AttachmentRecord;
-use hearth_types::{AttachmentId, ChannelId, UserId};
+use hearth_types::{AttachmentId, ChannelId, EmbedId, UserId};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{Auth, FileAuth, path_id};
@@ -237,7 +237,7 @@ fn hv(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
-async fn serve(
+pub(super) async fn serve(
     state: &AppState,
     headers: &HeaderMap,
     key: &str,
@@ -412,6 +412,38 @@ pub async fn preview(
         format!("\"p-{}\"", a.sha256),
         "image/webp",
         "inline; filename=\"preview.webp\"".into(),
+        true,
+    )
+    .await
+}
+
+/// A link preview's image: a WebP the server made of the page's image.
+///
+/// Any signed-in user (the page it came from is public).
+#[utoipa::path(get, path = "/api/v1/embeds/{id}/image.webp", tag = "messages", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, description = "the image (at most 400 px a side)", content_type = "image/webp"),
+        (status = 304, description = "not modified"), (status = 404, body = ErrorBody)))]
+pub async fn embed_image(
+    State(state): State<AppState>,
+    Auth(_viewer): Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let id: EmbedId = path_id("id", &id)?;
+    let e = state
+        .store
+        .embed(id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let image = e.preview.image.ok_or_else(ApiError::not_found)?;
+    serve(
+        &state,
+        &headers,
+        &image.key,
+        format!("\"e-{id}\""),
+        "image/webp",
+        "inline; filename=\"image.webp\"".into(),
         true,
     )
     .await

@@ -133,6 +133,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(media::file))
         .routes(routes!(media::file_by_id))
         .routes(routes!(media::preview))
+        .routes(routes!(media::embed_image))
         .routes(routes!(search::community))
         .routes(routes!(search::dms))
         .routes(routes!(notifications::list))

@@ -427,6 +427,50 @@ impl From<&hearth_store::AttachmentRecord> for Attachment {
     }
 }
 
+/// A link preview under a message, made by the server from the page (never
+/// its markup).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Embed {
+    /// The URL as written in the message.
+    pub url: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub site_name: Option<String>,
+    /// From oEmbed.
+    pub author_name: Option<String>,
+    /// Where the text came from: `oembed`, `opengraph` (OpenGraph or Twitter card tags) or `html` (`<title>`, `<meta name=description>`).
+    pub provider: String,
+    /// A WebP the server made of the page's image (at most 400 px a side), served from this API: clients never load a third-party URL.
+    pub image: Option<EmbedImage>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct EmbedImage {
+    /// `/api/v1/embeds/{id}/image.webp`.
+    pub url: String,
+    pub width: i32,
+    pub height: i32,
+}
+
+impl From<&hearth_store::EmbedRecord> for Embed {
+    fn from(e: &hearth_store::EmbedRecord) -> Self {
+        let p = &e.preview;
+        Embed {
+            url: e.url.clone(),
+            title: p.title.clone(),
+            description: p.description.clone(),
+            site_name: p.site_name.clone(),
+            author_name: p.author_name.clone(),
+            provider: p.provider.clone(),
+            image: p.image.as_ref().map(|i| EmbedImage {
+                url: format!("/api/v1/embeds/{}/image.webp", e.id),
+                width: i.width,
+                height: i.height,
+            }),
+        }
+    }
+}
+
 /// What an upload answers.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct UploadedAttachment {
@@ -474,6 +518,9 @@ pub struct Message {
     /// Whether `@everyone` pinged (only for authors with MENTION_EVERYONE).
     pub mention_everyone: bool,
     pub attachments: Vec<Attachment>,
+    /// Link previews, in the order of the URLs (empty until the server has
+    /// fetched them; a MESSAGE_UPDATE announces them).
+    pub embeds: Vec<Embed>,
     pub reactions: Vec<Reaction>,
     pub pinned: bool,
     pub nonce: Option<String>,
@@ -503,6 +550,7 @@ impl From<&MessageView> for Message {
             mention_roles: m.mentions.roles.iter().map(ToString::to_string).collect(),
             mention_everyone: m.mentions.everyone,
             attachments: v.attachments.iter().map(Attachment::from).collect(),
+            embeds: v.embeds.iter().map(Embed::from).collect(),
             reactions: v
                 .reactions
                 .iter()

@@ -9,6 +9,7 @@ mod edges;
 mod faults;
 mod gateway;
 mod harness;
+mod link_previews;
 mod mail;
 mod matrix;
 mod media;
@@ -142,6 +143,34 @@ both_backends!(
 );
 
 both_backends!(notifications = notify: who_is_told_and_the_inbox);
+
+// Link previews from a local site on an allow-listed loopback address; the
+// same site on forbidden addresses is never reached.
+both_backends_with!(
+    link_previews_allowed = crate::link_previews::previews_come_from_allowed_addresses,
+    |c| {
+        crate::link_previews::previews_on(c);
+    }
+);
+both_backends_with!(
+    link_previews_forbidden = crate::link_previews::forbidden_addresses_are_never_reached,
+    |c| {
+        crate::link_previews::previews_on(c);
+    }
+);
+both_backends_with!(
+    link_previews_cache = crate::link_previews::a_url_is_fetched_once,
+    |c| {
+        crate::link_previews::previews_on(c);
+    }
+);
+both_backends_with!(
+    link_previews_off = crate::link_previews::previews_can_be_turned_off,
+    |c| {
+        crate::link_previews::previews_on(c);
+        c.media.link_previews = false;
+    }
+);
 
 both_backends_with!(web_push = crate::notify::pushes_reach_away_users, |c| {
     crate::notify::push_on(c);

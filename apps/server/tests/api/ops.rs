@@ -119,6 +119,7 @@ async fn populate() -> Fixture {
         c.rate_limit.enabled = false;
         crate::mail::mail_on(c, &crate::mail::sink_addr());
         crate::oidc::oidc_on(c);
+        crate::link_previews::previews_on(c);
         // The provider sends codes to loopback callbacks only.
         c.public_url = "http://127.0.0.1".into();
     })
@@ -161,6 +162,11 @@ async fn populate() -> Fixture {
         .await,
     )
     .await;
+    // A link preview, so the cache and the embeds (migration 13) have rows.
+    let (_site, link) = crate::link_previews::page_for_fixture().await;
+    let linked = s.send(&alice, &general, &format!("read {link}")).await;
+    crate::link_previews::embeds_of(&s, &alice, &general, linked["id"].as_str().expect("id"), 1)
+        .await;
     let role = ok(
         "role",
         s.post(
