@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { renderToStaticMarkup } from 'react-dom/server';
 import type { Attachment, Embed } from '@/api/types';
-import { attachmentKind, embedImageLayout, fitBox, imageState, MessageAttachments, MessageEmbeds, PROCESSING_GIVE_UP_MS, safeUrl } from '@/components/Attachments';
+import { attachmentKind, embedImageLayout, fitBox, formatDuration, imageState, MessageAttachments, MessageEmbeds, PROCESSING_GIVE_UP_MS, safeUrl } from '@/components/Attachments';
 import { Avatar } from '@/components/ui';
 import { MessageItem } from '@/components/MessageItem';
 import { communitiesStore } from '@/stores/communities';
@@ -105,10 +105,27 @@ describe('MessageAttachments', () => {
     expect(out).toContain('3.0 MB');
     expect(out).toContain('aria-label="Download doc.pdf"');
   });
+
+  it("a processed video shows the server's poster frame and its length; audio its length", () => {
+    const out = html(
+      <MessageAttachments
+        attachments={[
+          att('7', { content_type: 'video/webm', filename: 'clip.webm', url: '/v/clip.webm', preview_url: '/p/7.webp', width: 320, height: 240, duration_secs: 75.4 }),
+          att('8', { content_type: 'audio/wav', filename: 'tone.wav', url: '/a/tone.wav', duration_secs: 3725 }),
+        ]}
+        createdAt={now}
+      />,
+    );
+    expect(out).toMatch(/<video [^>]*poster="\/p\/7.webp"/);
+    expect(out).toContain('1:15');
+    expect(out).toContain('1:02:05');
+    expect(formatDuration(0.4)).toBe('0:00');
+    expect(formatDuration(59.6)).toBe('1:00');
+  });
 });
 
 describe('MessageEmbeds', () => {
-  const full: Embed = {
+  const full = {
     url: 'https://example.com/post',
     title: 'A post',
     description: 'What it says',
@@ -116,7 +133,7 @@ describe('MessageEmbeds', () => {
     author_name: 'Ann',
     provider: 'opengraph',
     image: { url: '/api/v1/embeds/9/image.webp', width: 160, height: 80 },
-  };
+  } satisfies Embed;
 
   it('renders the title as a safe new-tab link, the description, site and thumbnail', () => {
     const out = html(<MessageEmbeds embeds={[full]} />);

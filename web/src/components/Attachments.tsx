@@ -121,16 +121,27 @@ function ImageAttachment({ a, processing, onOpen }: { a: Attachment; processing:
   );
 }
 
+/** 75.4 → "1:15", 3725 → "1:02:05". */
+export function formatDuration(secs: number): string {
+  const t = Math.max(0, Math.round(secs));
+  const h = Math.floor(t / 3600);
+  const m = Math.floor((t % 3600) / 60);
+  const s = String(t % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${s}` : `${m}:${s}`;
+}
+
 function VideoAttachment({ a }: { a: Attachment }) {
   const box = a.width && a.height ? fitBox(a.width, a.height, 480, 320) : undefined;
   return (
     <figure className="attachment-media">
-      <video controls preload="metadata" src={a.url} aria-label={a.filename} style={box} />
+      {/* The server's poster frame (once processed) shows before anything loads. */}
+      <video controls preload="metadata" src={a.url} poster={a.preview_url ?? undefined} aria-label={a.filename} style={box} />
       <figcaption className="small muted">
         <a href={a.url} download={a.filename}>
           {a.filename}
         </a>{' '}
         · {formatBytes(a.size)}
+        {a.duration_secs ? ` · ${formatDuration(a.duration_secs)}` : ''}
       </figcaption>
     </figure>
   );
@@ -143,7 +154,10 @@ function AudioAttachment({ a }: { a: Attachment }) {
         <a href={a.url} download={a.filename}>
           {a.filename}
         </a>{' '}
-        <span className="muted">· {formatBytes(a.size)}</span>
+        <span className="muted">
+          · {formatBytes(a.size)}
+          {a.duration_secs ? ` · ${formatDuration(a.duration_secs)}` : ''}
+        </span>
       </figcaption>
       <audio controls preload="metadata" src={a.url} aria-label={a.filename} />
     </figure>
