@@ -11,7 +11,12 @@
 // Set-up goes over REST; what is asserted is what people see. Screenshots of each step go
 // to test-results/files-*.png.
 import { expect, test, type Browser, type Locator, type Page } from '@playwright/test';
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { apiAccount, axeCheck, baseUrl, composer, login, message, rest, tabTracker, type ApiAccount } from './helpers';
 
@@ -368,4 +373,58 @@ test('an upload cut off in transit says so and goes up on Retry', async ({ brows
   const href = await card.getByRole('link', { name: 'Download flaky.txt' }).getAttribute('href');
   // The same URL, fetched in the page with its cookie, is the file.
   expect(await alice.evaluate(async (u) => (await fetch(u!)).text(), href)).toBe('second time lucky');
+});
+
+test('a link becomes a preview card; a video shows its poster frame and length', async ({ browser }) => {
+  const w = await world();
+  // A site on 127.0.0.2, which this server's unfurler is allowed to reach.
+  const picture = png(600, 300, 2);
+  const site = createServer((req, res) => {
+    if (req.url === '/card.png') {
+      res.writeHead(200, { 'content-type': 'image/png' });
+      res.end(picture);
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(
+      '<html><head><title>fallback</title><meta property="og:title" content="The Hearth field guide">' +
+        '<meta property="og:description" content="Everything about campfires &amp; chat.">' +
+        '<meta property="og:site_name" content="Guides"><meta property="og:image" content="/card.png">' +
+        '<meta property="og:image:width" content="600"><meta property="og:image:height" content="300"></head><body>hi</body></html>',
+    );
+  });
+  await new Promise<void>((r) => site.listen(0, '127.0.0.2', () => r()));
+  const port = (site.address() as AddressInfo).port;
+  try {
+    const alice = await openAs(browser, w.alice, w);
+    const bob = await openAs(browser, w.bob, w);
+    const link = `http://127.0.0.2:${port}/guide`;
+    await composer(alice).fill(`read this ${link}`);
+    await composer(alice).press('Enter');
+    const card = message(bob, 'read this').getByRole('article', { name: 'Link preview: The Hearth field guide' });
+    await expect(card).toBeVisible({ timeout: 20_000 });
+    await expect(card.getByRole('link', { name: 'The Hearth field guide' })).toHaveAttribute('href', link);
+    await expect(card).toContainText('Everything about campfires & chat.');
+    await expect(card).toContainText('Guides');
+    // The image comes from Hearth (stored by the server), never from the site.
+    const img = card.locator('img');
+    await expect(img).toHaveAttribute('src', /^\/api\/v1\/embeds\//);
+    await expect.poll(() => naturalWidth(img), { timeout: 15_000 }).toBeGreaterThan(0);
+    await bob.screenshot({ path: 'test-results/files-link-preview.png' });
+
+    // A two-second WebM made by ffmpeg: the server's poster frame and "0:02".
+    const dir = mkdtempSync(join(tmpdir(), 'hearth-e2e-'));
+    const clip = join(dir, 'clip.webm');
+    const made = spawnSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=320x240:rate=10', '-t', '2', '-c:v', 'libvpx', '-b:v', '200k', clip]);
+    expect(made.status, 'ffmpeg made a clip (scripts/test.sh installs ffmpeg)').toBe(0);
+    await alice.locator('.composer input[type=file]').setInputFiles([{ name: 'clip.webm', mimeType: 'video/webm', buffer: readFileSync(clip) }]);
+    await expect(trayItem(alice, 'clip.webm')).toHaveAttribute('data-upload-status', 'done');
+    await composer(alice).fill('a clip');
+    await composer(alice).press('Enter');
+    const video = message(bob, 'a clip').locator('video');
+    await expect(video).toHaveAttribute('poster', /\/previews\/preview\.webp$/, { timeout: 20_000 });
+    await expect(message(bob, 'a clip')).toContainText('0:02');
+  } finally {
+    site.close();
+  }
 });

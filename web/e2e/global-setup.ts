@@ -52,6 +52,9 @@ export default async function globalSetup() {
     env: {
       ...process.env,
       HEARTH_WEB_DIR: webDir,
+      // files.spec.ts serves a page for link previews on 127.0.0.2 (loopback is
+      // otherwise forbidden to the unfurler, as every private address is).
+      HEARTH_MEDIA_LINK_PREVIEW_ALLOW_ADDRESSES: '127.0.0.2',
       // The 10,000-message scenario seeds over REST; the shipped per-user limit
       // (20/s) and address (50/s) limits would make that take minutes; the
       // API tests check the shipped limits.

@@ -724,6 +724,18 @@ impl Config {
             "HEARTH_MEDIA_LINK_PREVIEW_TIMEOUT_MS",
             env("HEARTH_MEDIA_LINK_PREVIEW_TIMEOUT_MS"),
         )?;
+        // Comma-separated addresses (e.g. the browser tests' local site).
+        if let Some(v) = env("HEARTH_MEDIA_LINK_PREVIEW_ALLOW_ADDRESSES") {
+            m.link_preview_allow_addresses = v
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(|a| a.parse())
+                .collect::<Result<_, _>>()
+                .map_err(|_| {
+                    ConfigError::Env("HEARTH_MEDIA_LINK_PREVIEW_ALLOW_ADDRESSES", v.clone())
+                })?;
+        }
         set(
             &mut self.smtp_url,
             "HEARTH_SMTP_URL",

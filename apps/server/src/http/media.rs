@@ -426,7 +426,7 @@ pub async fn preview(
         (status = 304, description = "not modified"), (status = 404, body = ErrorBody)))]
 pub async fn embed_image(
     State(state): State<AppState>,
-    Auth(_viewer): Auth,
+    FileAuth(_viewer): FileAuth,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
