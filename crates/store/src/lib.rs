@@ -23,6 +23,7 @@ mod oidc;
 mod sql;
 mod store;
 pub mod testing;
+mod uploads;
 
 pub use connect::{Backend, connect, connect_postgres, connect_sqlite};
 pub use error::{StoreError, StoreResult};
@@ -34,3 +35,4 @@ pub use notify::{
 };
 pub use oidc::{IdentityRecord, OidcFlowRecord, OidcStore};
 pub use store::Store;
+pub use uploads::{UploadPartRecord, UploadRecord, UploadStore};

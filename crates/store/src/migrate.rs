@@ -77,6 +77,11 @@ pub const SQLITE: &[Migration] = &[
         name: "oidc",
         sql: include_str!("../migrations/sqlite/0012_oidc.sql"),
     },
+    Migration {
+        version: 14,
+        name: "uploads",
+        sql: include_str!("../migrations/sqlite/0014_uploads.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -139,6 +144,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 12,
         name: "oidc",
         sql: include_str!("../migrations/postgres/0012_oidc.sql"),
+    },
+    Migration {
+        version: 14,
+        name: "uploads",
+        sql: include_str!("../migrations/postgres/0014_uploads.sql"),
     },
 ];
 

@@ -8,7 +8,13 @@ use crate::model::*;
 
 #[async_trait]
 pub trait Store:
-    crate::mail::MailStore + crate::notify::NotifyStore + crate::oidc::OidcStore + Send + Sync + 'static
+    crate::mail::MailStore
+    + crate::notify::NotifyStore
+    + crate::oidc::OidcStore
+    + crate::uploads::UploadStore
+    + Send
+    + Sync
+    + 'static
 {
     /// `"sqlite"` or `"postgres"`, for logs and `/readyz`.
     fn backend(&self) -> &'static str;
@@ -85,10 +91,13 @@ pub trait Store:
     ) -> StoreResult<()>;
     async fn community(&self, id: CommunityId) -> StoreResult<Option<CommunityRecord>>;
     async fn communities_for_user(&self, user: UserId) -> StoreResult<Vec<CommunityRecord>>;
+    /// Changes what is given: the name, and the icon when `icon` is `Some`
+    /// (`Some(None)` clears it).
     async fn update_community(
         &self,
         id: CommunityId,
         name: Option<&str>,
+        icon: Option<Option<AttachmentId>>,
     ) -> StoreResult<Option<CommunityRecord>>;
     async fn delete_community(&self, id: CommunityId) -> StoreResult<bool>;
 
@@ -432,7 +441,8 @@ pub trait Store:
         p: &AttachmentProcessed,
     ) -> StoreResult<()>;
     /// Unclaimed message uploads created before `before` and unused avatar
-    /// uploads, at most `limit`, oldest first: what collection removes.
+    /// and icon uploads (no user's avatar, no community's icon), at most
+    /// `limit`, oldest first: what collection removes.
     async fn expired_attachments(
         &self,
         before: i64,
