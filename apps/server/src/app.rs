@@ -381,7 +381,7 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
     let blobs = crate::media::open_blobs(&cfg)
         .await
         .map_err(|e| StartError::Blobs(e.to_string()))?;
-    let media = crate::media::Media::new(&cfg, blobs, ids.clone(), &metrics);
+    let media = crate::media::Media::new(&cfg, blobs, ids.clone(), &metrics, redis.as_ref());
     let mail = crate::mail::Mail::new(
         &cfg,
         store.clone(),

@@ -20,6 +20,7 @@ mod processes;
 mod scenarios;
 mod search;
 mod trust;
+mod uploads;
 mod voice;
 
 pub use harness::*;
