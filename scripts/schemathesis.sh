@@ -13,6 +13,7 @@
 # ST_ARGS (more schemathesis options), ST_KEEP=1 (keep the server log and reports).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT="$PWD"
 . scripts/lib.sh
 
 ST_VERSION=4.32.5
@@ -186,7 +187,8 @@ run_pass() {
 run_once() {
   local name=$1 phases=$2
   say "schemathesis $ST_VERSION as the $name ($phases): every operation at $BASE, up to $MAX_EXAMPLES examples each"
-  (cd "$WORK" && "$VENV/bin/schemathesis" --config-file "$WORK/$name.toml" run "$BASE/api/v1/openapi.json" \
+  (cd "$WORK" && SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH="$ROOT/scripts" \
+    "$VENV/bin/schemathesis" --config-file "$WORK/$name.toml" run "$BASE/api/v1/openapi.json" \
     --checks "$checks" \
     --phases "$phases" \
     --max-examples "$MAX_EXAMPLES" \

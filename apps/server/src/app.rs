@@ -383,7 +383,7 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
     let blobs = crate::media::open_blobs(&cfg)
         .await
         .map_err(|e| StartError::Blobs(e.to_string()))?;
-    let media = crate::media::Media::new(&cfg, blobs, ids.clone(), &metrics);
+    let media = crate::media::Media::new(&cfg, blobs, ids.clone(), &metrics, redis.as_ref());
     let unfurl =
         crate::unfurl::Unfurler::new(&cfg, ids.clone(), &metrics).map_err(StartError::Unfurl)?;
     let mail = crate::mail::Mail::new(

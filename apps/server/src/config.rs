@@ -253,6 +253,18 @@ pub struct MediaConfig {
     /// Addresses exempt from the rule that previews never reach private,
     /// loopback or reserved addresses (tests; a wiki on your own network).
     pub link_preview_allow_addresses: Vec<std::net::IpAddr>,
+    /// What one user may store (bytes): their files not deleted plus the
+    /// declared sizes of their resumable uploads in progress. 0: no limit.
+    pub user_quota_bytes: u64,
+    /// The largest chunk one `PATCH /uploads/{id}` may carry (bytes).
+    pub upload_chunk_max_bytes: u64,
+    /// This node's in-memory cache of hot small files (previews, avatars,
+    /// icons), in bytes. 0: off.
+    pub hot_cache_bytes: u64,
+    /// Files larger than this are never cached (in memory or Redis).
+    pub hot_cache_max_file_bytes: u64,
+    /// How long a cached file is kept (memory and Redis).
+    pub hot_cache_ttl_secs: u64,
 }
 
 impl Default for MediaConfig {
@@ -272,6 +284,11 @@ impl Default for MediaConfig {
             link_previews: true,
             link_preview_timeout_ms: 5000,
             link_preview_allow_addresses: Vec::new(),
+            user_quota_bytes: 10 * 1024 * 1024 * 1024,
+            upload_chunk_max_bytes: 8 * 1024 * 1024,
+            hot_cache_bytes: 64 * 1024 * 1024,
+            hot_cache_max_file_bytes: 256 * 1024,
+            hot_cache_ttl_secs: 3600,
         }
     }
 }
@@ -714,6 +731,21 @@ impl Config {
             "HEARTH_MEDIA_DELETED_FILE_GRACE_SECS",
             env("HEARTH_MEDIA_DELETED_FILE_GRACE_SECS"),
         )?;
+        for (field, name) in [
+            (&mut m.user_quota_bytes, "HEARTH_MEDIA_USER_QUOTA_BYTES"),
+            (
+                &mut m.upload_chunk_max_bytes,
+                "HEARTH_MEDIA_UPLOAD_CHUNK_MAX_BYTES",
+            ),
+            (&mut m.hot_cache_bytes, "HEARTH_MEDIA_HOT_CACHE_BYTES"),
+            (
+                &mut m.hot_cache_max_file_bytes,
+                "HEARTH_MEDIA_HOT_CACHE_MAX_FILE_BYTES",
+            ),
+            (&mut m.hot_cache_ttl_secs, "HEARTH_MEDIA_HOT_CACHE_TTL_SECS"),
+        ] {
+            set(field, name, env(name))?;
+        }
         set(
             &mut m.link_previews,
             "HEARTH_MEDIA_LINK_PREVIEWS",
@@ -1068,10 +1100,11 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
-        if m.max_upload_bytes == 0 || m.upload_ttl_secs == 0 {
+        if m.max_upload_bytes == 0 || m.upload_ttl_secs == 0 || m.upload_chunk_max_bytes == 0 {
             return Err(ConfigError::Invalid(
                 "media",
-                "max_upload_bytes and upload_ttl_secs must be at least 1".into(),
+                "max_upload_bytes, upload_ttl_secs and upload_chunk_max_bytes must be at least 1"
+                    .into(),
             ));
         }
         match m.blob_backend.as_str() {

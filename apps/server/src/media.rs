@@ -47,7 +47,23 @@ pub const PIPELINE_CONSUMER: &str = "media-pipeline";
 pub enum Purpose {
     Message(ChannelId),
     Avatar,
+    /// A community's icon (the uploader had MANAGE_COMMUNITY there).
+    Icon,
 }
+
+impl Purpose {
+    /// The `attachments.purpose` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Message(_) => "message",
+            Purpose::Avatar => "avatar",
+            Purpose::Icon => "icon",
+        }
+    }
+}
+
+/// Avatars and icons are stored as squares of at most this many pixels a side.
+pub const SQUARE_EDGE: u32 = 512;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
@@ -58,6 +74,15 @@ pub enum UploadError {
     Stopped,
     #[error("{0}: {1}")]
     Invalid(&'static str, String),
+    /// The uploader's quota (`media.user_quota_bytes`) would be passed.
+    #[error("over the storage quota of {quota_bytes} bytes ({used_bytes} used)")]
+    Quota { quota_bytes: u64, used_bytes: u64 },
+    /// A chunk for another offset than the upload's current one.
+    #[error("the upload is at offset {offset}")]
+    Conflict { offset: u64 },
+    /// The resumable upload is unknown, expired, cancelled or finished.
+    #[error("no such upload")]
+    Gone,
     #[error("blob store: {0}")]
     Blob(BlobError),
     #[error(transparent)]
@@ -65,12 +90,14 @@ pub enum UploadError {
 }
 
 #[derive(Clone)]
-struct MediaMetrics {
-    uploads: IntCounterVec,
-    upload_bytes: IntCounter,
+pub(crate) struct MediaMetrics {
+    pub(crate) uploads: IntCounterVec,
+    pub(crate) upload_bytes: IntCounter,
+    /// Resumable uploads' chunks by result.
+    pub(crate) chunks: IntCounterVec,
     pipeline: IntCounterVec,
     pipeline_seconds: Histogram,
-    collected: IntCounter,
+    pub(crate) collected: IntCounter,
 }
 
 impl MediaMetrics {
@@ -91,6 +118,14 @@ impl MediaMetrics {
                 "Bytes stored by uploads",
             )
             .unwrap_or_else(|e| unreachable!("static metric definition: {e}")),
+            chunks: IntCounterVec::new(
+                Opts::new(
+                    "hearth_media_upload_chunks_total",
+                    "Resumable upload chunks by result",
+                ),
+                &["result"],
+            )
+            .unwrap_or_else(|e| unreachable!("static metric definition: {e}")),
             pipeline: IntCounterVec::new(
                 Opts::new("hearth_media_pipeline_total", "Images processed by result"),
                 &["result"],
@@ -109,6 +144,7 @@ impl MediaMetrics {
         };
         reg(Box::new(m.uploads.clone()));
         reg(Box::new(m.upload_bytes.clone()));
+        reg(Box::new(m.chunks.clone()));
         reg(Box::new(m.pipeline.clone()));
         reg(Box::new(m.pipeline_seconds.clone()));
         reg(Box::new(m.collected.clone()));
@@ -119,7 +155,11 @@ impl MediaMetrics {
 pub struct Media {
     pub blobs: Arc<dyn BlobStore>,
     pub max_upload_bytes: u64,
-    ttl: Duration,
+    /// `media.user_quota_bytes`; 0 is no limit.
+    pub quota_bytes: u64,
+    /// The largest chunk of a resumable upload.
+    pub chunk_max_bytes: u64,
+    pub(crate) ttl: Duration,
     /// How long a deleted message's files are kept.
     grace: Duration,
     limits: ImageLimits,
@@ -127,9 +167,11 @@ pub struct Media {
     av: Option<crate::avprobe::AvTools>,
     /// Where audio and video are copied for the tools to read.
     scratch: std::path::PathBuf,
-    ids: Arc<IdGenerator>,
-    metrics: MediaMetrics,
+    pub(crate) ids: Arc<IdGenerator>,
+    pub(crate) metrics: MediaMetrics,
     consumer: Mutex<Option<hearth_bus::Consumer>>,
+    /// Hot small files (previews, avatars, icons) in memory and Redis.
+    pub hot: crate::hot_files::HotFiles,
 }
 
 /// The blob store the configuration names.
@@ -156,7 +198,7 @@ fn preview_key(id: AttachmentId) -> String {
     format!("prev/{id}.webp")
 }
 
-fn one_chunk(bytes: Vec<u8>) -> ByteStream<'static> {
+pub(crate) fn one_chunk(bytes: Vec<u8>) -> ByteStream<'static> {
     futures::stream::once(async move { Ok(Bytes::from(bytes)) }).boxed()
 }
 
@@ -166,10 +208,14 @@ impl Media {
         blobs: Arc<dyn BlobStore>,
         ids: Arc<IdGenerator>,
         metrics: &Metrics,
+        redis: Option<&hearth_state::RedisConnection>,
     ) -> Media {
         Media {
             blobs,
             max_upload_bytes: cfg.media.max_upload_bytes,
+            quota_bytes: cfg.media.user_quota_bytes,
+            chunk_max_bytes: cfg.media.upload_chunk_max_bytes,
+            hot: crate::hot_files::HotFiles::new(&cfg.media, redis, metrics),
             ttl: Duration::from_secs(cfg.media.upload_ttl_secs),
             grace: Duration::from_secs(cfg.media.deleted_file_grace_secs),
             limits: ImageLimits::default(),
@@ -220,6 +266,8 @@ impl Media {
         declared_type: &str,
         body: ByteStream<'_>,
     ) -> Result<AttachmentRecord, UploadError> {
+        let (room, used) = self.quota_room(state, uploader).await?;
+        let cap = self.max_upload_bytes.min(room);
         let id = AttachmentId(self.ids.next().0);
         let key = blob_key(id);
         // The first bytes, for the type: kept as they stream past.
@@ -234,10 +282,17 @@ impl Media {
                 }
             })
             .boxed();
-        let stored = match self.blobs.put(&key, body, self.max_upload_bytes).await {
+        let stored = match self.blobs.put(&key, body, cap).await {
             Ok(s) => s,
             Err(e) => {
                 let (result, err) = match e {
+                    BlobError::TooLarge { limit } if limit < self.max_upload_bytes => (
+                        "over_quota",
+                        UploadError::Quota {
+                            quota_bytes: self.quota_bytes,
+                            used_bytes: used,
+                        },
+                    ),
                     BlobError::TooLarge { limit } => ("too_large", UploadError::TooLarge { limit }),
                     BlobError::Source(cause) => {
                         tracing::debug!(error = %cause, "upload stopped");
@@ -264,12 +319,9 @@ impl Media {
             uploader_id: uploader,
             channel_id: match purpose {
                 Purpose::Message(c) => Some(c),
-                Purpose::Avatar => None,
+                Purpose::Avatar | Purpose::Icon => None,
             },
-            purpose: match purpose {
-                Purpose::Message(_) => "message".into(),
-                Purpose::Avatar => "avatar".into(),
-            },
+            purpose: purpose.as_str().into(),
             filename: hearth_media::sanitize_filename(filename),
             declared_type: declared_type.chars().take(255).collect(),
             content_type: sniffed.mime.to_string(),
@@ -291,8 +343,7 @@ impl Media {
         }
         self.metrics.uploads.with_label_values(&["stored"]).inc();
         self.metrics.upload_bytes.inc_by(stored.size);
-        let probed = self.av.is_some() && crate::avprobe::demuxer(sniffed.mime).is_some();
-        if sniffed.is_decodable_image() || probed {
+        if self.wants_pipeline(&sniffed) {
             state.publisher.publish_event(
                 EventKind::MediaUploaded,
                 Subject::Media(id),
@@ -300,6 +351,112 @@ impl Media {
             );
         }
         Ok(rec)
+    }
+
+    /// How many more bytes `user` may store, and how many they use; refused
+    /// at once when nothing is left. `u64::MAX` room without a quota.
+    pub async fn quota_room(&self, state: &Inner, user: UserId) -> Result<(u64, u64), UploadError> {
+        if self.quota_bytes == 0 {
+            return Ok((u64::MAX, 0));
+        }
+        let used = state.store.storage_used(user).await?.max(0) as u64;
+        if used >= self.quota_bytes {
+            self.metrics
+                .uploads
+                .with_label_values(&["over_quota"])
+                .inc();
+            return Err(UploadError::Quota {
+                quota_bytes: self.quota_bytes,
+                used_bytes: used,
+            });
+        }
+        Ok((self.quota_bytes - used, used))
+    }
+
+    /// Stores an avatar or a community icon: `source` (at most
+    /// `max_upload_bytes`, read whole by the caller: decoding needs it)
+    /// decoded within the image limits, cut to the square `crop` selects
+    /// (the centred square without one), scaled to at most
+    /// [`SQUARE_EDGE`] a side and re-encoded as lossless WebP, so no
+    /// metadata of the original is kept. Settled at once: no pipeline run.
+    pub async fn upload_square(
+        &self,
+        state: &Inner,
+        uploader: UserId,
+        purpose: Purpose,
+        source: Vec<u8>,
+        crop: Option<hearth_media::Crop>,
+    ) -> Result<AttachmentRecord, UploadError> {
+        if source.is_empty() {
+            return Err(UploadError::Invalid("file", "the file is empty".into()));
+        }
+        let (room, used) = self.quota_room(state, uploader).await?;
+        let limits = self.limits;
+        let square = tokio::task::spawn_blocking(move || {
+            hearth_media::square_image(&source, crop, SQUARE_EDGE, &limits)
+        })
+        .await
+        .map_err(|e| UploadError::Invalid("file", format!("the image task failed: {e}")))?
+        .map_err(|e| match e {
+            hearth_media::MediaError::BadCrop(reason) => UploadError::Invalid("crop", reason),
+            other => UploadError::Invalid(
+                "file",
+                format!("an image (PNG, JPEG, GIF or WebP) is needed: {other}"),
+            ),
+        })?;
+        let len = square.webp.len() as u64;
+        if len > room {
+            self.metrics
+                .uploads
+                .with_label_values(&["over_quota"])
+                .inc();
+            return Err(UploadError::Quota {
+                quota_bytes: self.quota_bytes,
+                used_bytes: used,
+            });
+        }
+        let id = AttachmentId(self.ids.next().0);
+        let key = blob_key(id);
+        let stored = self
+            .blobs
+            .put(&key, one_chunk(square.webp), len)
+            .await
+            .map_err(UploadError::Blob)?;
+        let side = square.side as i32;
+        let rec = AttachmentRecord {
+            id,
+            uploader_id: uploader,
+            channel_id: None,
+            purpose: purpose.as_str().into(),
+            filename: format!("{}.webp", purpose.as_str()),
+            declared_type: "image/webp".into(),
+            content_type: "image/webp".into(),
+            size: stored.size as i64,
+            sha256: stored.sha256,
+            blob_key: key.clone(),
+            width: Some(side),
+            height: Some(side),
+            blurhash: None,
+            preview_key: None,
+            undecodable: false,
+            message_id: None,
+            created_at: now_ms(),
+            duration_ms: None,
+        };
+        if let Err(e) = state.store.insert_attachment(&rec).await {
+            let _ = self.blobs.delete(&key).await;
+            return Err(e.into());
+        }
+        self.metrics.uploads.with_label_values(&["stored"]).inc();
+        self.metrics.upload_bytes.inc_by(stored.size);
+        Ok(rec)
+    }
+
+    /// Whether the pipeline has work for a file of this type: an image it
+    /// decodes, or audio and video when the tools are here.
+    pub(crate) fn wants_pipeline(&self, sniffed: &hearth_media::Sniffed) -> bool {
+        sniffed.is_decodable_image()
+            || (self.av.is_some() && crate::avprobe::demuxer(sniffed.mime).is_some())
     }
 
     /// Processes one stored image (idempotent: a processed one is left alone).
@@ -498,6 +655,21 @@ impl Media {
         let unsent_before = now_ms() - self.ttl.as_millis() as i64;
         let orphaned_before = now_ms() - self.grace.as_millis() as i64;
         let mut n = 0;
+        loop {
+            let batch = state
+                .store
+                .expired_uploads(now_ms(), 200)
+                .await
+                .map_err(|e| e.to_string())?;
+            if batch.is_empty() {
+                break;
+            }
+            for u in batch {
+                self.discard_upload(state, u.id).await?;
+                self.metrics.collected.inc();
+                n += 1;
+            }
+        }
         for orphans in [false, true] {
             loop {
                 let batch = if orphans {
@@ -526,8 +698,10 @@ impl Media {
             .delete(&a.blob_key)
             .await
             .map_err(|e| e.to_string())?;
+        self.hot.forget(&a.blob_key).await;
         if let Some(p) = &a.preview_key {
             self.blobs.delete(p).await.map_err(|e| e.to_string())?;
+            self.hot.forget(p).await;
         }
         state
             .store

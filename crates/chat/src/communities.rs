@@ -1,8 +1,8 @@
-//! Communities: create, list, read, rename, delete.
+//! Communities: create, list, read, rename (and set the icon), delete.
 
 use hearth_rbac::Permissions;
 use hearth_store::{ChannelKind, ChannelRecord, CommunityRecord, RoleRecord};
-use hearth_types::{ChannelId, CommunityId, RoleId, UserId, now_ms};
+use hearth_types::{AttachmentId, ChannelId, CommunityId, RoleId, UserId, now_ms};
 
 use hearth_moderation::{AuditAction, TargetKind};
 
@@ -66,20 +66,38 @@ impl Chat {
         Ok(self.visible_community(id, user).await?.0)
     }
 
+    /// Renames the community and/or sets its icon (`Some(None)` clears it).
+    /// An icon must be an image the actor uploaded as an icon
+    /// (`POST /communities/{id}/icon`); any other id is refused alike.
     pub async fn update_community(
         &self,
         id: CommunityId,
         user: UserId,
         name: Option<&str>,
+        icon: Option<Option<AttachmentId>>,
     ) -> ChatResult<CommunityRecord> {
         let (before, p) = self.visible_community(id, user).await?;
         require(p, Permissions::MANAGE_COMMUNITY)?;
         let name = name
             .map(|n| validate::name("name", n, 1, 100))
             .transpose()?;
+        if let Some(Some(icon)) = icon {
+            let usable = self.store.attachment(icon).await?.is_some_and(|a| {
+                a.uploader_id == user
+                    && a.purpose == "icon"
+                    && a.content_type.starts_with("image/")
+                    && !a.undecodable
+            });
+            if !usable {
+                return Err(ChatError::Invalid(
+                    "icon_id",
+                    "unknown attachment (upload an image with POST /communities/{id}/icon)".into(),
+                ));
+            }
+        }
         let c = self
             .store
-            .update_community(id, name.as_deref())
+            .update_community(id, name.as_deref(), icon)
             .await?
             .ok_or(ChatError::NotFound)?;
         self.emit(ChatEvent::CommunityUpdate(c.clone()));
@@ -95,6 +113,13 @@ impl Chat {
             .after(AuditRecord::Community(c.clone())),
         );
         Ok(c)
+    }
+
+    /// Whether `user` may upload an icon for the community: MANAGE_COMMUNITY,
+    /// what setting it needs (404 if not a member).
+    pub async fn check_icon_upload(&self, id: CommunityId, user: UserId) -> ChatResult<()> {
+        let (_, p) = self.visible_community(id, user).await?;
+        require(p, Permissions::MANAGE_COMMUNITY)
     }
 
     /// Only the owner may delete a community.

@@ -40,11 +40,16 @@ pub struct Processed {
     pub preview_height: u32,
 }
 
-fn undecodable(e: impl std::fmt::Display) -> MediaError {
+pub(crate) fn undecodable(e: impl std::fmt::Display) -> MediaError {
     MediaError::Undecodable(e.to_string())
 }
 
-pub fn process_image(bytes: &[u8], limits: &ImageLimits) -> Result<Processed, MediaError> {
+/// Decodes within `limits` (the header's pixel count is checked before any
+/// pixel is allocated) and applies the EXIF orientation: the image as shown.
+pub(crate) fn decode_oriented(
+    bytes: &[u8],
+    limits: &ImageLimits,
+) -> Result<DynamicImage, MediaError> {
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(undecodable)?;
@@ -72,6 +77,11 @@ pub fn process_image(bytes: &[u8], limits: &ImageLimits) -> Result<Processed, Me
         .unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut img = DynamicImage::from_decoder(decoder).map_err(undecodable)?;
     img.apply_orientation(orientation);
+    Ok(img)
+}
+
+pub fn process_image(bytes: &[u8], limits: &ImageLimits) -> Result<Processed, MediaError> {
+    let img = decode_oriented(bytes, limits)?;
     let (width, height) = (img.width(), img.height());
 
     let preview = if width.max(height) > limits.preview_edge {
@@ -100,7 +110,7 @@ pub fn process_image(bytes: &[u8], limits: &ImageLimits) -> Result<Processed, Me
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use image::{ImageEncoder, RgbaImage};
 

@@ -2,7 +2,8 @@
 //! safe to store and send back ([`sanitize_filename`]), and the image pipeline
 //! ([`process_image`]: a decode bounded in pixels and memory, EXIF orientation applied,
 //! a WebP preview, width, height and a [`blurhash`]; [`strip_metadata`] removes EXIF/XMP
-//! from the original without re-encoding it), and link previews' parsing ([`unfurl`]:
+//! from the original without re-encoding it; [`square_image`]: avatars and icons, a
+//! cropped square re-encoded from its pixels), and link previews' parsing ([`unfurl`]:
 //! which URLs of a message, what a page's head and an oEmbed answer say).
 //!
 //! **Knows nothing of HTTP, storage, the database or events**: the server feeds it bytes
@@ -14,6 +15,7 @@ mod blurhash;
 mod image;
 mod name;
 mod sniff;
+mod square;
 mod strip;
 pub mod unfurl;
 
@@ -21,6 +23,7 @@ pub use blurhash::blurhash;
 pub use image::{ImageLimits, Processed, process_image};
 pub use name::{MAX_FILENAME_BYTES, sanitize_filename};
 pub use sniff::{Kind, OCTET_STREAM, SNIFF_LEN, Sniffed, sniff};
+pub use square::{Crop, Square, square_image, square_region};
 pub use strip::strip_metadata;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -37,4 +40,7 @@ pub enum MediaError {
     Undecodable(String),
     #[error("encoding the preview failed: {0}")]
     Encode(String),
+    /// A crop that is empty or not inside the image.
+    #[error("bad crop: {0}")]
+    BadCrop(String),
 }

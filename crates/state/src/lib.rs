@@ -1,6 +1,6 @@
 //! The shared-state seam: state every node must agree on — rate-limit
 //! counters, presence, typing indicators, session revocations and
-//! idempotency nonces. Each piece is a small trait with a memory
+//! idempotency nonces, and a cache of small hot files. Each piece is a small trait with a memory
 //! implementation for one node and a Redis one for clusters, so the server
 //! depends on the traits and a deployment picks the backend.
 //!
@@ -13,6 +13,7 @@
 //! server. The key layouts are documented in each `redis::*` module.
 
 mod error;
+mod files;
 mod lease;
 mod nonce;
 mod presence;
@@ -25,12 +26,13 @@ mod typing;
 mod voice;
 
 pub use error::{StateError, StateResult};
+pub use files::{FileCache, MemoryFileCache};
 pub use lease::{Leases, MemoryLeases};
 pub use nonce::{Claim, MemoryNonceGuard, NonceGuard};
 pub use presence::{MemoryPresence, PRESENCE_TTL, Presence, Status};
 pub use rate_limit::{Decision, MemoryRateLimiter, Quota, RateLimiter};
 pub use redis::{
-    RedisConnection, RedisLeases, RedisNonceGuard, RedisPresence, RedisRateLimiter,
+    RedisConnection, RedisFileCache, RedisLeases, RedisNonceGuard, RedisPresence, RedisRateLimiter,
     RedisRevocations, RedisSessionLog, RedisTyping, WhenDown,
 };
 pub use revocation::{MemoryRevocations, RevocationStream, Revocations};

@@ -24,6 +24,7 @@ struct Env {
     leases: Arc<dyn Leases>,
     slots: Arc<dyn Slots>,
     voice: Arc<dyn VoiceStates>,
+    files: Arc<dyn FileCache>,
     redis: Option<RedisConnection>,
 }
 
@@ -44,6 +45,7 @@ impl Env {
             leases: Arc::new(MemoryLeases::default()),
             slots: Arc::new(MemorySlots::default()),
             voice: Arc::new(MemoryVoiceStates::default()),
+            files: Arc::new(MemoryFileCache::new(1024 * 1024)),
             redis: None,
         }
     }
@@ -78,6 +80,7 @@ impl Env {
             leases: Arc::new(RedisLeases::new(redis.clone())),
             slots: Arc::new(RedisSlots::new(&url, &prefix).expect("redis url")),
             voice: Arc::new(RedisVoiceStates::new(redis.clone())),
+            files: Arc::new(RedisFileCache::new(redis.clone())),
             redis: Some(redis),
         }
     }
@@ -153,6 +156,7 @@ contract!(
     leases_pass_a_floor_and_expire,
     slots_are_counted_and_lapse,
     voice_states_move_and_expire,
+    files_are_kept_replaced_removed_and_expire,
 );
 
 fn ms(n: u64) -> Duration {
@@ -668,4 +672,31 @@ async fn voice_states_move_and_expire(env: &Env) {
     tokio::time::sleep(ms(350)).await;
     assert!(v.in_community(30).await.unwrap().is_empty());
     assert_eq!(v.of_user(4).await.unwrap(), None);
+}
+
+async fn files_are_kept_replaced_removed_and_expire(env: &Env) {
+    let f = &env.files;
+    let bytes = bytes::Bytes::from((0..=255u8).cycle().take(5000).collect::<Vec<u8>>());
+    assert_eq!(f.get("prev/1.webp").await.expect("get"), None);
+    f.put("prev/1.webp", bytes.clone(), Duration::from_secs(60))
+        .await
+        .expect("put");
+    assert_eq!(
+        f.get("prev/1.webp").await.expect("get"),
+        Some(bytes.clone())
+    );
+    f.put("prev/1.webp", bytes.slice(..10), Duration::from_secs(60))
+        .await
+        .expect("replace");
+    assert_eq!(
+        f.get("prev/1.webp").await.expect("get"),
+        Some(bytes.slice(..10))
+    );
+    f.remove("prev/1.webp").await.expect("remove");
+    f.remove("prev/1.webp").await.expect("removing twice");
+    assert_eq!(f.get("prev/1.webp").await.expect("get"), None);
+    f.put("att/2", bytes.clone(), ms(150)).await.expect("put");
+    assert!(f.get("att/2").await.expect("get").is_some());
+    tokio::time::sleep(ms(300)).await;
+    assert_eq!(f.get("att/2").await.expect("get"), None, "expired");
 }

@@ -24,6 +24,7 @@ mod oidc;
 mod sql;
 mod store;
 pub mod testing;
+mod uploads;
 
 pub use connect::{Backend, connect, connect_postgres, connect_sqlite};
 pub use embeds::{EmbedImage, EmbedRecord, EmbedStore, LinkPreviewRecord, PreviewData};
@@ -36,3 +37,4 @@ pub use notify::{
 };
 pub use oidc::{IdentityRecord, OidcFlowRecord, OidcStore};
 pub use store::Store;
+pub use uploads::{UploadPartRecord, UploadRecord, UploadStore};

@@ -83,6 +83,11 @@ pub const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0013_link_previews.sql"),
     },
     Migration {
+        version: 14,
+        name: "uploads",
+        sql: include_str!("../migrations/sqlite/0014_uploads.sql"),
+    },
+    Migration {
         version: 15,
         name: "media_duration",
         sql: include_str!("../migrations/sqlite/0015_media_duration.sql"),
@@ -154,6 +159,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 13,
         name: "link_previews",
         sql: include_str!("../migrations/postgres/0013_link_previews.sql"),
+    },
+    Migration {
+        version: 14,
+        name: "uploads",
+        sql: include_str!("../migrations/postgres/0014_uploads.sql"),
     },
     Migration {
         version: 15,

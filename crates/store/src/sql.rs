@@ -900,13 +900,23 @@ macro_rules! sql_impl {
                 Ok(rows.iter().map(Self::community_from).collect::<Result<_, _>>()?)
             }
 
-            async fn update_community(&self, id: CommunityId, name: Option<&str>) -> StoreResult<Option<CommunityRecord>> {
-                if let Some(name) = name {
-                    sqlx::query("UPDATE communities SET name = $2 WHERE id = $1")
-                        .bind(id.0)
-                        .bind(name)
-                        .execute(self.w())
-                        .await?;
+            async fn update_community(
+                &self,
+                id: CommunityId,
+                name: Option<&str>,
+                icon: Option<Option<AttachmentId>>,
+            ) -> StoreResult<Option<CommunityRecord>> {
+                if name.is_some() || icon.is_some() {
+                    sqlx::query(
+                        "UPDATE communities SET name = COALESCE($2, name), \
+                         icon_id = CASE WHEN $3 THEN $4 ELSE icon_id END WHERE id = $1",
+                    )
+                    .bind(id.0)
+                    .bind(name)
+                    .bind(icon.is_some())
+                    .bind(icon.flatten().map(|a| a.0))
+                    .execute(self.w())
+                    .await?;
                 }
                 self.community(id).await
             }
@@ -1986,6 +1996,7 @@ macro_rules! sql_impl {
                     attachment_select!(),
                     "WHERE message_id IS NULL AND created_at < $1 \
                      AND NOT EXISTS (SELECT 1 FROM users u WHERE u.avatar_id = attachments.id) \
+                     AND NOT EXISTS (SELECT 1 FROM communities c WHERE c.icon_id = attachments.id) \
                      ORDER BY created_at LIMIT $2"
                 ))
                 .bind(before)

@@ -12,6 +12,7 @@ pub trait Store:
     + crate::notify::NotifyStore
     + crate::oidc::OidcStore
     + crate::embeds::EmbedStore
+    + crate::uploads::UploadStore
     + Send
     + Sync
     + 'static
@@ -91,10 +92,13 @@ pub trait Store:
     ) -> StoreResult<()>;
     async fn community(&self, id: CommunityId) -> StoreResult<Option<CommunityRecord>>;
     async fn communities_for_user(&self, user: UserId) -> StoreResult<Vec<CommunityRecord>>;
+    /// Changes what is given: the name, and the icon when `icon` is `Some`
+    /// (`Some(None)` clears it).
     async fn update_community(
         &self,
         id: CommunityId,
         name: Option<&str>,
+        icon: Option<Option<AttachmentId>>,
     ) -> StoreResult<Option<CommunityRecord>>;
     async fn delete_community(&self, id: CommunityId) -> StoreResult<bool>;
 
@@ -438,7 +442,8 @@ pub trait Store:
         p: &AttachmentProcessed,
     ) -> StoreResult<()>;
     /// Unclaimed message uploads created before `before` and unused avatar
-    /// uploads, at most `limit`, oldest first: what collection removes.
+    /// and icon uploads (no user's avatar, no community's icon), at most
+    /// `limit`, oldest first: what collection removes.
     async fn expired_attachments(
         &self,
         before: i64,

@@ -100,6 +100,7 @@ contract!(
     notifications_settings_and_push,
     oidc_flows_and_identities,
     link_previews_and_embeds,
+    resumable_uploads_and_quota,
 );
 
 static IDS: std::sync::LazyLock<IdGenerator> = std::sync::LazyLock::new(|| IdGenerator::new(1));
@@ -326,7 +327,7 @@ async fn community_lifecycle(s: &dyn Store) {
     assert_eq!(s.roles(c.id).await.unwrap()[0].id, RoleId(c.id.0));
     assert_eq!(s.channels(c.id).await.unwrap(), vec![general.clone()]);
     let renamed = s
-        .update_community(c.id, Some("City"))
+        .update_community(c.id, Some("City"), None)
         .await
         .unwrap()
         .unwrap();
@@ -2401,4 +2402,152 @@ async fn link_previews_and_embeds(s: &dyn Store) {
             .expect("store"),
         None
     );
+}
+
+async fn resumable_uploads_and_quota(s: &dyn Store) {
+    let u = new_user(s, "resumer").await;
+    let v = new_user(s, "bystander").await;
+    let (c, ch) = new_community(s, &u).await;
+    let now = now_ms();
+    let up = UploadRecord {
+        id: AttachmentId(id()),
+        uploader_id: u.id,
+        channel_id: ch.id,
+        filename: "big \u{1f600}.bin".into(),
+        declared_type: "application/octet-stream".into(),
+        size: 10,
+        received: 0,
+        created_at: now,
+        expires_at: now + 1000,
+    };
+    s.create_upload(&up).await.expect("store");
+    assert_eq!(s.upload(up.id).await.expect("store"), Some(up.clone()));
+    assert_eq!(s.upload(AttachmentId(id())).await.expect("store"), None);
+    // The declared size counts against the quota at once.
+    assert_eq!(s.storage_used(u.id).await.expect("store"), 10);
+    assert_eq!(s.storage_used(v.id).await.expect("store"), 0);
+
+    // Chunks move `received` from exactly the offset they start at; two
+    // writers at one offset: one wins.
+    let (a, b) = tokio::join!(
+        s.add_upload_part(up.id, 0, 4, "upl/a"),
+        s.add_upload_part(up.id, 0, 3, "upl/b")
+    );
+    let (a, b) = (a.expect("store"), b.expect("store"));
+    assert_eq!(a.is_some() as u8 + b.is_some() as u8, 1, "{a:?} {b:?}");
+    let first = a.or(b).expect("store");
+    assert!(first == 4 || first == 3);
+    assert_eq!(
+        s.add_upload_part(up.id, 0, 4, "upl/c")
+            .await
+            .expect("store"),
+        None
+    );
+    // Past the declared size: refused.
+    assert_eq!(
+        s.add_upload_part(up.id, first, 11 - first, "upl/d")
+            .await
+            .expect("store"),
+        None
+    );
+    assert_eq!(
+        s.add_upload_part(up.id, first, 10 - first, "upl/e")
+            .await
+            .expect("store"),
+        Some(10)
+    );
+    let parts = s.upload_parts(up.id).await.expect("store");
+    assert_eq!(parts.len(), 2);
+    assert_eq!((parts[0].start, parts[1].start), (0, first));
+    assert_eq!(parts[1].blob_key, "upl/e");
+    assert_eq!(
+        s.upload(up.id)
+            .await
+            .expect("store")
+            .expect("store")
+            .received,
+        10
+    );
+
+    // Finishing: the attachment (same id) appears, the upload goes; twice is harmless.
+    let mut done = attachment(u.id, Some(ch.id), "message", now);
+    done.id = up.id;
+    done.size = 10;
+    s.finish_upload(up.id, &done).await.expect("store");
+    s.finish_upload(up.id, &done).await.expect("store");
+    assert_eq!(s.upload(up.id).await.expect("store"), None);
+    assert!(s.upload_parts(up.id).await.expect("store").is_empty());
+    assert_eq!(
+        s.attachment(up.id).await.expect("store"),
+        Some(done.clone())
+    );
+    assert_eq!(s.storage_used(u.id).await.expect("store"), 10);
+
+    // Expiry and cancelling.
+    let old = UploadRecord {
+        id: AttachmentId(id()),
+        expires_at: now - 1,
+        ..up.clone()
+    };
+    s.create_upload(&old).await.expect("store");
+    s.add_upload_part(old.id, 0, 2, "upl/f")
+        .await
+        .expect("store");
+    assert_eq!(s.storage_used(u.id).await.expect("store"), 20);
+    let expired = s.expired_uploads(now, 10).await.expect("store");
+    assert_eq!(
+        expired.iter().map(|x| x.id).collect::<Vec<_>>(),
+        vec![old.id]
+    );
+    assert!(s.delete_upload(old.id).await.expect("store"));
+    assert!(!s.delete_upload(old.id).await.expect("store"));
+    assert!(s.upload_parts(old.id).await.expect("store").is_empty());
+    assert_eq!(s.storage_used(u.id).await.expect("store"), 10);
+
+    // A deleted message's files stop counting.
+    let sent = msg(ch.id, u.id, "with a file", None);
+    let m = sent.id;
+    s.create_message(&sent, &u, now, 0).await.expect("store");
+    assert!(
+        s.claim_attachments(&[done.id], u.id, ch.id, m)
+            .await
+            .expect("store")
+    );
+    s.delete_message(ch.id, m).await.expect("store");
+    assert_eq!(s.storage_used(u.id).await.expect("store"), 0);
+
+    // Icons in use are not collected; cleared, they are.
+    let icon = attachment(u.id, None, "icon", now - 100_000);
+    s.insert_attachment(&icon).await.expect("store");
+    let with = s
+        .update_community(c.id, None, Some(Some(icon.id)))
+        .await
+        .expect("store")
+        .expect("store");
+    assert_eq!(
+        (with.icon_id, with.name.as_str()),
+        (Some(icon.id), c.name.as_str())
+    );
+    let expired: Vec<AttachmentId> = s
+        .expired_attachments(now, 100)
+        .await
+        .expect("store")
+        .iter()
+        .map(|a| a.id)
+        .collect();
+    assert!(!expired.contains(&icon.id));
+    let cleared = s
+        .update_community(c.id, Some("Renamed"), Some(None))
+        .await
+        .expect("store")
+        .expect("store");
+    assert_eq!((cleared.icon_id, cleared.name.as_str()), (None, "Renamed"));
+    let expired: Vec<AttachmentId> = s
+        .expired_attachments(now, 100)
+        .await
+        .expect("store")
+        .iter()
+        .map(|a| a.id)
+        .collect();
+    assert!(expired.contains(&icon.id));
 }

@@ -687,6 +687,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/channels/{id}/uploads": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start a resumable upload to a channel.
+         * @description Same permissions and size limit as `POST /channels/{id}/attachments`;
+         *     the declared size counts against the uploader's quota at once. Send the
+         *     bytes with `PATCH /uploads/{id}`.
+         */
+        post: operations["messages_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/communities": {
         parameters: {
             query?: never;
@@ -716,6 +738,7 @@ export interface paths {
         delete: operations["communities_delete"];
         options?: never;
         head?: never;
+        /** Rename the community or set its icon (MANAGE_COMMUNITY); announced as COMMUNITY_UPDATE. */
         patch: operations["communities_update"];
         trace?: never;
     };
@@ -809,6 +832,27 @@ export interface paths {
         get: operations["channels_list"];
         put?: never;
         post: operations["channels_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/communities/{id}/icon": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upload an image to use as the community's icon (`PATCH /communities/{id}` `icon_id`).
+         * @description Needs MANAGE_COMMUNITY. Stored like an avatar: the square `crop` selects,
+         *     at most 512 px, WebP, no metadata.
+         */
+        post: operations["communities_upload_icon"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1233,6 +1277,32 @@ export interface paths {
         patch: operations["moderation_update"];
         trace?: never;
     };
+    "/api/v1/uploads/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Where a resumable upload stands (`HEAD` gives the same headers, no body). */
+        get: operations["messages_status"];
+        put?: never;
+        post?: never;
+        /** Cancel a resumable upload: the bytes received so far are deleted. */
+        delete: operations["messages_cancel"];
+        options?: never;
+        head?: never;
+        /**
+         * Send the next chunk of a resumable upload.
+         * @description Headers: `Upload-Offset` (the upload's current offset) and `Content-Type:
+         *     application/offset+octet-stream`; the body is the bytes from there, at
+         *     most `chunk_max_bytes` and never past the declared size. A chunk is
+         *     all-or-nothing: one that stops halfway is not kept (ask `HEAD` and send
+         *     it again). The last chunk answers 201 with the attachment.
+         */
+        patch: operations["messages_chunk"];
+        trace?: never;
+    };
     "/api/v1/users/@me": {
         parameters: {
             query?: never;
@@ -1258,7 +1328,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Upload an image to use as the caller's avatar (`PATCH /users/@me` `avatar_id`). */
+        /**
+         * Upload an image to use as the caller's avatar (`PATCH /users/@me` `avatar_id`).
+         * @description Stored as the square `crop` selects (the centred square without one), at
+         *     most 512 px a side, as WebP without the original's metadata.
+         */
         post: operations["users_upload_avatar"];
         delete?: never;
         options?: never;
@@ -1804,6 +1878,32 @@ export interface components {
             reply_to_id?: string | null;
             attachment_ids?: string[];
         };
+        /** @description `POST /channels/{id}/uploads`: a resumable upload to come. */
+        CreateUploadRequest: {
+            /** @description The file's name (sanitised like a multipart upload's). */
+            filename: string;
+            /**
+             * Format: int64
+             * @description The whole file's size in bytes (1 to `media.max_upload_bytes`).
+             */
+            size: number;
+            /** @description What the client thinks it is; the stored type is sniffed from the bytes. */
+            content_type?: string | null;
+        };
+        /**
+         * @description A rectangle of an image (pixels, after EXIF orientation). A crop that is
+         *     not square keeps its largest centred square.
+         */
+        Crop: {
+            /** Format: int32 */
+            x: number;
+            /** Format: int32 */
+            y: number;
+            /** Format: int32 */
+            width: number;
+            /** Format: int32 */
+            height: number;
+        };
         EditMessageRequest: {
             content: string;
         };
@@ -2214,6 +2314,15 @@ export interface components {
             /** @description True for the session making this request. */
             current: boolean;
         };
+        /** @description An avatar or a community icon: the image and, optionally, where to cut it. */
+        SquareUploadForm: {
+            /**
+             * Format: binary
+             * @description A PNG, JPEG, GIF (first frame) or WebP.
+             */
+            file: string;
+            crop?: null | components["schemas"]["Crop"];
+        };
         /** @description The staff policy. */
         StaffPolicyView: {
             roles: components["schemas"]["StaffRoleView"][];
@@ -2283,6 +2392,8 @@ export interface components {
         };
         UpdateCommunityRequest: {
             name?: string | null;
+            /** @description An id from `POST /communities/{id}/icon` uploaded by you; `null` clears it. */
+            icon_id?: string | null;
         };
         UpdateMeRequest: {
             /** @description `null` clears it. */
@@ -2296,6 +2407,25 @@ export interface components {
             nickname?: string | null;
             /** @description RFC 3339; `null` ends a timeout. */
             timed_out_until?: string | null;
+        };
+        /** @description A resumable upload in progress. */
+        Upload: {
+            /** @description Also the attachment's id once the last byte arrives. */
+            id: string;
+            /**
+             * Format: int64
+             * @description Bytes received: where the next chunk starts.
+             */
+            offset: number;
+            /** Format: int64 */
+            size: number;
+            /**
+             * Format: int64
+             * @description The largest chunk one `PATCH` may carry.
+             */
+            chunk_max_bytes: number;
+            /** @description When an unfinished upload is deleted (RFC 3339). */
+            expires_at: string;
         };
         /** @description A multipart form with one file. */
         UploadForm: {
@@ -4723,6 +4853,69 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    messages_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateUploadRequest"];
+            };
+        };
+        responses: {
+            /** @description the upload, at offset 0 (also in `Location`, `Upload-Offset`, `Upload-Length`) */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Upload"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description over `media.max_upload_bytes` (`details.max_bytes`) or the quota (`details.reason: quota_exceeded`, `quota_bytes`, `used_bytes`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     communities_list: {
         parameters: {
             query?: never;
@@ -4876,7 +5069,14 @@ export interface operations {
                     "application/json": components["schemas"]["Community"];
                 };
             };
-            400: components["responses"]["BadRequest"];
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             401: components["responses"]["Unauthorized"];
             403: {
                 headers: {
@@ -5302,6 +5502,74 @@ export interface operations {
             404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    communities_upload_icon: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["SquareUploadForm"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UploadedAttachment"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
         };
@@ -6724,6 +6992,154 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    messages_status: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description also as `Upload-Offset` and `Upload-Length` headers */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Upload"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description not yours, unknown, expired, cancelled or finished */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    messages_cancel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    messages_chunk: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description where this chunk starts: the upload's current offset */
+                "Upload-Offset": number;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/offset+octet-stream": number[];
+            };
+        };
+        responses: {
+            /** @description the last byte arrived: the file, usable in `attachment_ids` */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UploadedAttachment"];
+                };
+            };
+            /** @description stored; `Upload-Offset` is the new offset */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description no or a bad `Upload-Offset`, or the chunk stopped before its end */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `Upload-Offset` is not the current offset: resume from `details.offset` (also the `Upload-Offset` header) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description more than `chunk_max_bytes`, or bytes past the declared size (`details.max_bytes`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     users_me: {
         parameters: {
             query?: never;
@@ -6798,7 +7214,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "multipart/form-data": components["schemas"]["UploadForm"];
+                "multipart/form-data": components["schemas"]["SquareUploadForm"];
             };
         };
         responses: {

@@ -49,8 +49,9 @@ pub async fn get(
     Ok(Json((&state.chat.community(id, p.user_id).await?).into()))
 }
 
+/// Rename the community or set its icon (MANAGE_COMMUNITY); announced as COMMUNITY_UPDATE.
 #[utoipa::path(patch, path = "/api/v1/communities/{id}", tag = "communities", security(("bearer" = [])), params(("id" = String, Path)),
-    request_body = UpdateCommunityRequest, responses((status = 200, body = Community), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    request_body = UpdateCommunityRequest, responses((status = 200, body = Community), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -58,10 +59,17 @@ pub async fn update(
     Body(req): Body<UpdateCommunityRequest>,
 ) -> ApiResult<Json<Community>> {
     let id: CommunityId = path_id("id", &id)?;
+    let icon = match req.icon_id {
+        Some(Some(raw)) => Some(Some(path_id::<hearth_types::AttachmentId>(
+            "icon_id", &raw,
+        )?)),
+        Some(None) => Some(None),
+        None => None,
+    };
     Ok(Json(
         (&state
             .chat
-            .update_community(id, p.user_id, req.name.as_deref())
+            .update_community(id, p.user_id, req.name.as_deref(), icon)
             .await?)
             .into(),
     ))

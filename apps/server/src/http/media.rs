@@ -18,11 +18,13 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use hearth_blobs::BlobError;
 use hearth_store::AttachmentRecord;
-use hearth_types::{AttachmentId, ChannelId, EmbedId, UserId};
+use hearth_types::{AttachmentId, ChannelId, CommunityId, EmbedId, UserId};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{Auth, FileAuth, path_id};
-use super::wire::{ErrorBody, UploadForm, UploadedAttachment, path_segment};
+use super::wire::{
+    Crop, ErrorBody, SquareUploadForm, UploadForm, UploadedAttachment, path_segment,
+};
 use crate::media::{Purpose, UploadError};
 use crate::state::AppState;
 
@@ -76,6 +78,66 @@ async fn upload_from(
     }
 }
 
+/// The largest `crop` field read.
+const CROP_FIELD_MAX: usize = 1024;
+
+/// Reads an avatar's or icon's multipart body: the `file` field whole (at
+/// most `media.max_upload_bytes`: decoding needs all of it) and the
+/// optional `crop` field, in either order; then stores the square.
+async fn square_from(
+    state: &AppState,
+    user: UserId,
+    purpose: Purpose,
+    req: Request,
+) -> ApiResult<AttachmentRecord> {
+    let boundary = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| multer::parse_boundary(ct).ok())
+        .ok_or_else(unsupported)?;
+    let stream = req.into_body().into_data_stream();
+    let mut form = multer::Multipart::new(stream, boundary);
+    let max = state.media.max_upload_bytes;
+    let mut file: Option<Vec<u8>> = None;
+    let mut crop: Option<Crop> = None;
+    while let Some(mut field) = form.next_field().await.map_err(multipart_error)? {
+        match field.name() {
+            Some("file") if file.is_none() => {
+                let mut bytes = Vec::new();
+                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                    if (bytes.len() + chunk.len()) as u64 > max {
+                        return Err(UploadError::TooLarge { limit: max }.into());
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                file = Some(bytes);
+            }
+            Some("crop") if crop.is_none() => {
+                let mut text = Vec::new();
+                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                    if text.len() + chunk.len() > CROP_FIELD_MAX {
+                        return Err(ApiError::field("crop", "too long"));
+                    }
+                    text.extend_from_slice(&chunk);
+                }
+                crop = Some(serde_json::from_slice(&text).map_err(|e| {
+                    ApiError::field(
+                        "crop",
+                        format!("expected {{x, y, width, height}} in pixels: {e}"),
+                    )
+                })?);
+            }
+            _ => {} // other fields are ignored (drained by the next call)
+        }
+    }
+    let file = file.ok_or_else(|| ApiError::field("file", "required"))?;
+    Ok(state
+        .media
+        .upload_square(state, user, purpose, file, crop.map(Into::into))
+        .await?)
+}
+
 fn multipart_error(e: multer::Error) -> ApiError {
     match e {
         multer::Error::StreamReadFailed(_) | multer::Error::IncompleteStream => {
@@ -96,6 +158,26 @@ impl From<UploadError> for ApiError {
             .details(serde_json::json!({ "max_bytes": limit })),
             UploadError::Stopped => ApiError::field("file", "the upload stopped before the end"),
             UploadError::Invalid(field, reason) => ApiError::field(field, reason),
+            UploadError::Quota {
+                quota_bytes,
+                used_bytes,
+            } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("over your storage quota of {quota_bytes} bytes ({used_bytes} used)"),
+            )
+            .details(serde_json::json!({
+                "reason": "quota_exceeded",
+                "quota_bytes": quota_bytes,
+                "used_bytes": used_bytes,
+            })),
+            UploadError::Conflict { offset } => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("the upload is at offset {offset}: resume from there"),
+            )
+            .details(serde_json::json!({ "offset": offset })),
+            UploadError::Gone => ApiError::not_found(),
             UploadError::Store(s) => s.into(),
             UploadError::Blob(b) => ApiError::internal(b),
         }
@@ -123,8 +205,11 @@ pub async fn upload(
 }
 
 /// Upload an image to use as the caller's avatar (`PATCH /users/@me` `avatar_id`).
+///
+/// Stored as the square `crop` selects (the centred square without one), at
+/// most 512 px a side, as WebP without the original's metadata.
 #[utoipa::path(post, path = "/api/v1/users/@me/avatar", tag = "users", security(("bearer" = [])),
-    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    request_body(content = SquareUploadForm, content_type = "multipart/form-data"),
     responses((status = 201, body = UploadedAttachment), (status = 400, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub async fn upload_avatar(
@@ -132,12 +217,28 @@ pub async fn upload_avatar(
     Auth(p): Auth,
     req: Request,
 ) -> ApiResult<Response> {
-    let rec = upload_from(&state, p.user_id, Purpose::Avatar, req).await?;
-    if !is_inline(&rec) || !rec.content_type.starts_with("image/") {
-        let _ = state.media.blobs.delete(&rec.blob_key).await;
-        let _ = state.store.delete_attachment(rec.id).await;
-        return Err(ApiError::field("file", "an image (PNG, JPEG, GIF or WebP)"));
-    }
+    let rec = square_from(&state, p.user_id, Purpose::Avatar, req).await?;
+    Ok((StatusCode::CREATED, Json(UploadedAttachment::from(&rec))).into_response())
+}
+
+/// Upload an image to use as the community's icon (`PATCH /communities/{id}` `icon_id`).
+///
+/// Needs MANAGE_COMMUNITY. Stored like an avatar: the square `crop` selects,
+/// at most 512 px, WebP, no metadata.
+#[utoipa::path(post, path = "/api/v1/communities/{id}/icon", tag = "communities", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    request_body(content = SquareUploadForm, content_type = "multipart/form-data"),
+    responses((status = 201, body = UploadedAttachment), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
+pub async fn upload_icon(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    req: Request,
+) -> ApiResult<Response> {
+    let community: CommunityId = path_id("id", &id)?;
+    state.chat.check_icon_upload(community, p.user_id).await?;
+    let rec = square_from(&state, p.user_id, Purpose::Icon, req).await?;
     Ok((StatusCode::CREATED, Json(UploadedAttachment::from(&rec))).into_response())
 }
 
@@ -159,11 +260,23 @@ fn is_inline(a: &AttachmentRecord) -> bool {
         || (t.starts_with("image/") && t != "image/svg+xml" && !a.undecodable)
 }
 
-/// Whether `viewer` may read the file: avatars are public to signed-in users;
+/// Avatars and community icons: shown to every signed-in user.
+fn is_public(a: &AttachmentRecord) -> bool {
+    a.purpose == "avatar" || a.purpose == "icon"
+}
+
+/// Whether the bytes under the file's key are final: anything but an
+/// image the pipeline has not processed yet (its metadata may still be
+/// stripped in place). Avatars and icons are settled when stored.
+fn is_settled(a: &AttachmentRecord) -> bool {
+    !(a.content_type.starts_with("image/") && is_inline(a) && a.width.is_none())
+}
+
+/// Whether `viewer` may read the file: avatars and icons are public to signed-in users;
 /// a sent file follows its message (VIEW_CHANNEL + READ_MESSAGE_HISTORY); an
 /// unsent one is its uploader's. Anything else is 404.
 async fn check_read(state: &AppState, viewer: UserId, a: &AttachmentRecord) -> ApiResult<()> {
-    if a.purpose == "avatar" {
+    if is_public(a) {
         return Ok(());
     }
     match (a.channel_id, a.message_id) {
@@ -237,6 +350,11 @@ fn hv(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
+/// Answers a file. `cache`: the bytes under `key` never change and are
+/// small enough to be worth keeping (previews, avatars, icons); they are
+/// then served from the hot-file cache when there, and put there when not.
+/// Access was checked before.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn serve(
     state: &AppState,
     headers: &HeaderMap,
@@ -245,6 +363,7 @@ pub(super) async fn serve(
     content_type: &str,
     disposition: String,
     immutable: bool,
+    cache: bool,
 ) -> ApiResult<Response> {
     let mut out = HeaderMap::new();
     out.insert(
@@ -274,11 +393,30 @@ pub(super) async fn serve(
     if matches {
         return Ok((StatusCode::NOT_MODIFIED, out).into_response());
     }
+    if cache && let Some(bytes) = state.media.hot.get(key).await {
+        return Ok(from_memory(out, headers, bytes, content_type));
+    }
     let meta = match state.media.blobs.head(key).await {
         Ok(m) => m,
         Err(BlobError::NotFound(_)) => return Err(ApiError::not_found()),
         Err(e) => return Err(ApiError::internal(e)),
     };
+    if cache && state.media.hot.fits(meta.size) {
+        // Small: read it whole once, keep it, answer from memory.
+        let blob = match state.media.blobs.get(key, None).await {
+            Ok(b) => b,
+            Err(BlobError::NotFound(_)) => return Err(ApiError::not_found()),
+            Err(e) => return Err(ApiError::internal(e)),
+        };
+        let mut whole = Vec::with_capacity(blob.size as usize);
+        let mut stream = blob.stream;
+        while let Some(chunk) = stream.next().await {
+            whole.extend_from_slice(&chunk.map_err(ApiError::internal)?);
+        }
+        let bytes = bytes::Bytes::from(whole);
+        state.media.hot.put(key, bytes.clone()).await;
+        return Ok(from_memory(out, headers, bytes, content_type));
+    }
     let range = match parse_range(headers, meta.size) {
         Ok(r) => r,
         Err(()) => {
@@ -322,6 +460,44 @@ pub(super) async fn serve(
     Ok((status, out, body).into_response())
 }
 
+/// Answers a file held in memory (the hot-file cache), with ranges.
+fn from_memory(
+    mut out: HeaderMap,
+    headers: &HeaderMap,
+    bytes: bytes::Bytes,
+    content_type: &str,
+) -> Response {
+    let size = bytes.len() as u64;
+    let range = match parse_range(headers, size) {
+        Ok(r) => r,
+        Err(()) => {
+            out.insert(header::CONTENT_RANGE, hv(&format!("bytes */{size}")));
+            let body = ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "invalid_request",
+                format!("the range is outside the file's {size} bytes"),
+            );
+            return (out, body).into_response();
+        }
+    };
+    out.insert(header::CONTENT_TYPE, hv(content_type));
+    let (status, body) = match range {
+        Some(r) => {
+            out.insert(
+                header::CONTENT_RANGE,
+                hv(&format!("bytes {}-{}/{size}", r.start, r.end - 1)),
+            );
+            (
+                StatusCode::PARTIAL_CONTENT,
+                bytes.slice(r.start as usize..r.end as usize),
+            )
+        }
+        None => (StatusCode::OK, bytes),
+    };
+    out.insert(header::CONTENT_LENGTH, hv(&body.len().to_string()));
+    (status, out, Body::from(body)).into_response()
+}
+
 async fn download(
     state: AppState,
     viewer: UserId,
@@ -343,7 +519,7 @@ async fn download(
     );
     // An image the pipeline has not seen yet may still be rewritten (its
     // metadata stripped): cache it only once that is settled.
-    let settled = !(a.content_type.starts_with("image/") && inline && a.preview_key.is_none());
+    let settled = is_settled(&a);
     serve(
         &state,
         &headers,
@@ -352,6 +528,7 @@ async fn download(
         served_type(&a),
         disposition,
         settled,
+        settled && is_public(&a),
     )
     .await
 }
@@ -413,6 +590,7 @@ pub async fn preview(
         "image/webp",
         "inline; filename=\"preview.webp\"".into(),
         true,
+        true,
     )
     .await
 }
@@ -444,6 +622,7 @@ pub async fn embed_image(
         format!("\"e-{id}\""),
         "image/webp",
         "inline; filename=\"image.webp\"".into(),
+        true,
         true,
     )
     .await

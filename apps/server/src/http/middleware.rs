@@ -100,9 +100,16 @@ pub async fn limits(State(state): State<AppState>, req: Request, next: Next) -> 
     let is_upload = req.method() == Method::POST
         && is_api
         && (req.uri().path().ends_with("/attachments")
+            || req.uri().path().ends_with("/icon")
             || req.uri().path() == "/api/v1/users/@me/avatar");
+    // A resumable upload's chunk: capped by its own limit (and, as it
+    // streams, by what is left of the declared size).
+    let is_chunk =
+        req.method() == Method::PATCH && req.uri().path().starts_with("/api/v1/uploads/");
     let max = if is_upload {
         state.cfg.media.max_upload_bytes + super::media::MULTIPART_OVERHEAD
+    } else if is_chunk {
+        state.cfg.media.upload_chunk_max_bytes
     } else {
         state.cfg.max_body_bytes as u64
     };

@@ -18,6 +18,7 @@ pub mod ops;
 pub mod reports;
 pub mod roles;
 pub mod search;
+pub mod uploads;
 pub mod users;
 pub mod voice;
 pub mod wire;
@@ -130,6 +131,9 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(messages::pins))
         .routes(routes!(media::upload))
         .routes(routes!(media::upload_avatar))
+        .routes(routes!(media::upload_icon))
+        .routes(routes!(uploads::create))
+        .routes(routes!(uploads::status, uploads::chunk, uploads::cancel))
         .routes(routes!(media::file))
         .routes(routes!(media::file_by_id))
         .routes(routes!(media::preview))

@@ -501,6 +501,78 @@ pub struct UploadForm {
     pub file: Vec<u8>,
 }
 
+/// An avatar or a community icon: the image and, optionally, where to cut it.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SquareUploadForm {
+    /// A PNG, JPEG, GIF (first frame) or WebP.
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
+    /// JSON `{x, y, width, height}` in the image's pixels as displayed (after
+    /// EXIF orientation), before or after `file`. Without it: the centred square.
+    pub crop: Option<Crop>,
+}
+
+/// A rectangle of an image (pixels, after EXIF orientation). A crop that is
+/// not square keeps its largest centred square.
+#[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Crop {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl From<Crop> for hearth_media::Crop {
+    fn from(c: Crop) -> Self {
+        hearth_media::Crop {
+            x: c.x,
+            y: c.y,
+            width: c.width,
+            height: c.height,
+        }
+    }
+}
+
+/// `POST /channels/{id}/uploads`: a resumable upload to come.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUploadRequest {
+    /// The file's name (sanitised like a multipart upload's).
+    pub filename: String,
+    /// The whole file's size in bytes (1 to `media.max_upload_bytes`).
+    pub size: u64,
+    /// What the client thinks it is; the stored type is sniffed from the bytes.
+    pub content_type: Option<String>,
+}
+
+/// A resumable upload in progress.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Upload {
+    /// Also the attachment's id once the last byte arrives.
+    pub id: String,
+    /// Bytes received: where the next chunk starts.
+    pub offset: u64,
+    pub size: u64,
+    /// The largest chunk one `PATCH` may carry.
+    pub chunk_max_bytes: u64,
+    /// When an unfinished upload is deleted (RFC 3339).
+    pub expires_at: String,
+}
+
+impl Upload {
+    pub fn from(u: &hearth_store::UploadRecord, chunk_max_bytes: u64) -> Self {
+        Upload {
+            id: u.id.to_string(),
+            offset: u.received.max(0) as u64,
+            size: u.size.max(0) as u64,
+            chunk_max_bytes,
+            expires_at: hearth_types::format_rfc3339(u.expires_at),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct Message {
     pub id: String,
@@ -719,6 +791,10 @@ pub struct CreateCommunityRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdateCommunityRequest {
     pub name: Option<String>,
+    /// An id from `POST /communities/{id}/icon` uploaded by you; `null` clears it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub icon_id: Option<Option<String>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]

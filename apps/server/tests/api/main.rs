@@ -21,6 +21,7 @@ mod processes;
 mod scenarios;
 mod search;
 mod trust;
+mod uploads;
 mod voice;
 
 pub use harness::*;

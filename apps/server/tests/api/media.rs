@@ -740,7 +740,8 @@ pub async fn avatars(s: &TestServer) {
     );
     let (st, hd, body) = fetch(s, &other, &url, &[]).await;
     assert_eq!(st, StatusCode::OK);
-    assert_eq!(h(&hd, "content-type"), "image/png");
+    // Stored as a square WebP (tests/api/uploads.rs checks the crop).
+    assert_eq!(h(&hd, "content-type"), "image/webp");
     assert!(image::load_from_memory(&body).is_ok());
     // Not an image: refused.
     let (st, e) = upload_to(

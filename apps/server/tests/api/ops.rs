@@ -167,6 +167,14 @@ async fn populate() -> Fixture {
     let linked = s.send(&alice, &general, &format!("read {link}")).await;
     crate::link_previews::embeds_of(&s, &alice, &general, linked["id"].as_str().expect("id"), 1)
         .await;
+    // A resumable upload in progress with one chunk, so `uploads` and
+    // `upload_parts` (migration 14) have rows to copy.
+    let (st, _, upload) = crate::uploads::start_upload(&s, &alice, &general, "half.bin", 10).await;
+    assert_eq!(st.as_u16(), 201, "{upload}");
+    let (st, _, chunk) =
+        crate::uploads::send_chunk(&s, &alice, upload["id"].as_str().expect("id"), 0, b"12345")
+            .await;
+    assert_eq!(st.as_u16(), 204, "{chunk}");
     let role = ok(
         "role",
         s.post(

@@ -9,6 +9,7 @@
 //! Scripts build some keys from their arguments (presence), so this targets
 //! one Redis server (or a primary with replicas), not Redis Cluster.
 
+mod files;
 mod lease;
 mod nonce;
 mod presence;
@@ -24,6 +25,7 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::StateResult;
 
+pub use files::RedisFileCache;
 pub use lease::RedisLeases;
 pub use nonce::RedisNonceGuard;
 pub use presence::RedisPresence;
