@@ -3,22 +3,27 @@
 // while the preview loads, then the preview itself, decoded: the HttpOnly `hearth_files`
 // cookie is what authorises a plain <img>), downloads the text file from its card and
 // opens the image in the lightbox (Escape closes it). Then a pasted image and a dropped
-// file, a large upload cancelled half-way on a throttled link (Send and Enter wait for
-// uploads), an avatar cropped in the browser showing in the member list and next to
-// messages, for Alice and for Bob; no attach button without ATTACH_FILES; a file over the
-// server's limit refused with the limit named (and the next one before it is sent); an
-// upload cut off in transit retried.
+// file, a large resumable upload cancelled half-way on a throttled link (Send and Enter
+// wait for uploads; the upload is DELETEd, the server then answers 404 for it), an avatar
+// cropped in the browser showing in the member list and next to messages, for Alice and
+// for Bob; no attach button without ATTACH_FILES; a file over the server's limit refused
+// with the limit named (and the next one before it is sent); an upload cut off in transit
+// retried; a 20 MiB file sent in resumable chunks and downloaded by Bob byte for byte; a
+// chunk whose answer is lost resumed from the server's offset (HEAD); a community icon
+// cropped and set by the owner, in the rail for her and (COMMUNITY_UPDATE) for Bob; no
+// icon control without MANAGE_COMMUNITY.
 // Set-up goes over REST; what is asserted is what people see. Screenshots of each step go
 // to test-results/files-*.png.
 import { expect, test, type Browser, type Locator, type Page } from '@playwright/test';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
-import { apiAccount, axeCheck, baseUrl, composer, login, message, rest, tabTracker, type ApiAccount } from './helpers';
+import { apiAccount, axeCheck, baseUrl, composer, login, message, openCommunityMenu, rest, tabTracker, type ApiAccount } from './helpers';
 
 const PASSWORD = 'correct horse battery';
 const tabs = tabTracker();
@@ -72,19 +77,21 @@ interface World {
   alice: ApiAccount;
   bob: ApiAccount;
   communityId: string;
+  community: string;
   general: string;
 }
 
 async function world(): Promise<World> {
   const alice = await apiAccount('fa', PASSWORD);
   const bob = await apiAccount('fb', PASSWORD);
-  const c = await rest<{ id: string }>('POST', '/api/v1/communities', alice.token, { name: `Files ${alice.name.slice(-5)}` });
+  const community = `Files ${alice.name.slice(-5)}`;
+  const c = await rest<{ id: string }>('POST', '/api/v1/communities', alice.token, { name: community });
   const channels = await rest<{ id: string; name: string }[]>('GET', `/api/v1/communities/${c.id}/channels`, alice.token);
   const general = channels.find((x) => x.name === 'general');
   if (!general) throw new Error('no #general');
   const invite = await rest<{ code: string }>('POST', `/api/v1/communities/${c.id}/invites`, alice.token, {});
   await rest('POST', `/api/v1/invites/${invite.code}`, bob.token);
-  return { alice, bob, communityId: c.id, general: general.id };
+  return { alice, bob, communityId: c.id, community, general: general.id };
 }
 
 async function openAs(browser: Browser, who: ApiAccount, w: World): Promise<Page> {
@@ -97,6 +104,31 @@ async function openAs(browser: Browser, who: ApiAccount, w: World): Promise<Page
 
 const tray = (page: Page) => page.getByRole('region', { name: 'Files to send' });
 const trayItem = (page: Page, name: string) => tray(page).locator('li.upload').filter({ hasText: name });
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+/** A resumable upload's own URL (PATCH, HEAD, DELETE). */
+const isUploadUrl = (url: string) => /\/api\/v1\/uploads\/\d+$/.test(url);
+
+/** Fetches a file in the page (its `hearth_files` cookie authorises it): status, size and SHA-256. */
+function fetchInPage(page: Page, url: string) {
+  return page.evaluate(async (u) => {
+    const res = await fetch(u, { credentials: 'same-origin' });
+    const bytes = await res.arrayBuffer();
+    const digest = await crypto.subtle.digest('SHA-256', bytes);
+    return { status: res.status, size: bytes.byteLength, sha256: Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('') };
+  }, url);
+}
+
+/** The community's button in the rail, and its picture when it has one. */
+const railIcon = (page: Page, w: World) => page.getByRole('navigation', { name: 'Communities' }).locator(`button[title="${w.community}"] img.rail-icon`);
+
+async function openCommunitySettings(page: Page, w: World): Promise<Locator> {
+  await openCommunityMenu(page, w.community);
+  await page.getByRole('menuitem', { name: 'Community settings' }).click();
+  const dialog = page.getByRole('dialog', { name: `${w.community} settings` });
+  await expect(dialog).toBeVisible();
+  return dialog;
+}
 
 /** Width of a decoded <img>: > 0 only once the bytes arrived and decoded. */
 function naturalWidth(img: Locator) {
@@ -224,17 +256,34 @@ test('paste an image, drop a file, cancel a large upload half-way', async ({ bro
   await trayItem(alice, 'dropped.txt').getByRole('button', { name: 'Remove dropped.txt' }).click();
   await expect(tray(alice)).toHaveCount(0);
 
-  // Cancel: 9 MiB (over the resumable threshold: this server answers its route with 404,
-  // so the file goes as multipart) on a link throttled to 1 MiB/s, cancelled part-way.
+  // Cancel: 9 MiB is over the resumable threshold (8 MiB), so it goes up in chunks
+  // (POST /channels/{id}/uploads, then PATCH /uploads/{id}) on a link throttled to 1 MiB/s.
+  // Cancelled once the server holds the first chunk: the chunk in flight is aborted, the
+  // upload DELETEd (its bytes with it) and the server knows it no more.
   const cdp = await alice.context().newCDPSession(alice);
   await cdp.send('Network.enable');
   await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 1024 * 1024 });
-  const failed = alice.waitForEvent('requestfailed', (r) => r.url().endsWith(`/channels/${w.general}/attachments`));
+  const isUpload = (url: string) => /\/api\/v1\/uploads\/\d+$/.test(url);
+  const created = alice.waitForResponse((r) => r.url().endsWith(`/channels/${w.general}/uploads`) && r.request().method() === 'POST');
+  const firstChunk = alice.waitForResponse((r) => isUpload(r.url()) && r.request().method() === 'PATCH');
+  const failed = alice.waitForEvent('requestfailed', (r) => isUpload(r.url()) && r.method() === 'PATCH');
+  const deleted = alice.waitForResponse((r) => isUpload(r.url()) && r.request().method() === 'DELETE');
   const big = Buffer.alloc(9 * 1024 * 1024, 7);
   await alice.locator('.composer input[type=file]').setInputFiles({ name: 'big.bin', mimeType: 'application/octet-stream', buffer: big });
   const bar = tray(alice).getByRole('progressbar', { name: 'Uploading big.bin' });
   await expect(bar).toBeVisible();
-  await expect.poll(async () => Number(await bar.getAttribute('value')), { timeout: 20_000 }).toBeGreaterThan(5);
+  const opened = await created;
+  expect(opened.status()).toBe(201);
+  const upload = (await opened.json()) as { id: string; size: number };
+  expect(upload.size).toBe(big.length);
+  // The first chunk is stored (204, the offset moved), the second is on its way.
+  const stored = await firstChunk;
+  expect(stored.status()).toBe(204);
+  const held = Number(stored.headers()['upload-offset']);
+  expect(held).toBeGreaterThan(0);
+  expect(held).toBeLessThan(big.length);
+  expect((await rest<{ offset: number }>('GET', `/api/v1/uploads/${upload.id}`, w.alice.token)).offset).toBe(held);
+  await expect.poll(async () => Number(await bar.getAttribute('value')), { timeout: 20_000 }).toBeGreaterThan(Math.floor((held / big.length) * 100));
   expect(Number(await bar.getAttribute('value'))).toBeLessThan(100);
   await alice.screenshot({ path: 'test-results/files-progress.png' });
   // Sending waits for uploads, the button and Enter alike.
@@ -246,8 +295,18 @@ test('paste an image, drop a file, cancel a large upload half-way', async ({ bro
   await composer(alice).fill('');
   await tray(alice).getByRole('button', { name: 'Cancel upload of big.bin' }).click();
   await expect(tray(alice)).toHaveCount(0);
-  expect((await failed).failure()?.errorText).toMatch(/ABORTED/i);
+  const aborted = await failed;
+  expect(aborted.failure()?.errorText).toMatch(/ABORTED/i);
+  expect(aborted.url()).toContain(`/api/v1/uploads/${upload.id}`);
+  const dropped = await deleted;
+  expect(dropped.url()).toContain(`/api/v1/uploads/${upload.id}`);
+  expect(dropped.status()).toBe(204);
   await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+  // The upload is gone: HEAD (and GET) are 404, and its id can't be sent.
+  const head = await fetch(`${baseUrl()}/api/v1/uploads/${upload.id}`, { method: 'HEAD', headers: { Authorization: `Bearer ${w.alice.token}` } });
+  expect(head.status).toBe(404);
+  await expect(rest('GET', `/api/v1/uploads/${upload.id}`, w.alice.token)).rejects.toThrow(/→ 404/);
+  await expect(rest('POST', `/api/v1/channels/${w.general}/messages`, w.alice.token, { content: 'sneaky', attachment_ids: [upload.id] })).rejects.toThrow(/→ 400/);
   // Nothing was sent: the channel holds only the pasted image's message.
   const list = await rest<{ attachments: { filename: string }[] }[]>('GET', `/api/v1/channels/${w.general}/messages?limit=10`, w.alice.token);
   expect(list.map((m) => m.attachments.map((a) => a.filename))).toEqual([['pasted.png', 'second.png']]);
@@ -427,4 +486,164 @@ test('a link becomes a preview card; a video shows its poster frame and length',
   } finally {
     site.close();
   }
+});
+
+test('a 20 MiB file goes up in chunks over the resumable route; Bob downloads the same bytes', async ({ browser }) => {
+  const w = await world();
+  const alice = await openAs(browser, w.alice, w);
+  const bob = await openAs(browser, w.bob, w);
+  const seen: { method: string; url: string; offset: string | undefined }[] = [];
+  alice.on('request', (r) => {
+    const url = r.url();
+    if (isUploadUrl(url) || url.endsWith(`/channels/${w.general}/uploads`) || url.endsWith(`/channels/${w.general}/attachments`)) seen.push({ method: r.method(), url, offset: r.headers()['upload-offset'] });
+  });
+  const bytes = randomBytes(20 * 1024 * 1024);
+  await alice.locator('.composer input[type=file]').setInputFiles({ name: 'archive.bin', mimeType: 'application/octet-stream', buffer: bytes });
+  await expect(trayItem(alice, 'archive.bin')).toHaveAttribute('data-upload-status', 'done', { timeout: 60_000 });
+
+  // One resumable upload, no multipart: the bytes went as PATCHes, in order, from 0, none twice.
+  expect(seen.filter((r) => r.url.endsWith('/attachments'))).toEqual([]);
+  expect(seen.filter((r) => r.url.endsWith('/uploads')).map((r) => r.method)).toEqual(['POST']);
+  const patches = seen.filter((r) => r.method === 'PATCH');
+  expect(patches.length).toBeGreaterThanOrEqual(3);
+  const offsets = patches.map((r) => Number(r.offset));
+  expect(offsets[0]).toBe(0);
+  for (let i = 1; i < offsets.length; i++) expect(offsets[i]).toBeGreaterThan(offsets[i - 1]);
+  expect(offsets[offsets.length - 1]).toBeLessThan(bytes.length);
+  expect(new Set(patches.map((r) => r.url)).size).toBe(1);
+  // Finished: the upload itself is no more (HEAD 404); its id is the file's.
+  const uploadId = patches[0].url.split('/').pop()!;
+  expect((await fetch(`${baseUrl()}/api/v1/uploads/${uploadId}`, { method: 'HEAD', headers: { Authorization: `Bearer ${w.alice.token}` } })).status).toBe(404);
+
+  await composer(alice).fill('the archive');
+  await composer(alice).press('Enter');
+  await expect(tray(alice)).toHaveCount(0);
+  const [sent] = await rest<{ attachments: { id: string; filename: string; size: number }[] }[]>('GET', `/api/v1/channels/${w.general}/messages?limit=1`, w.alice.token);
+  expect(sent.attachments).toEqual([expect.objectContaining({ id: uploadId, filename: 'archive.bin', size: bytes.length })]);
+
+  // Bob sees the file card with its size, downloads it: the same bytes.
+  const card = message(bob, 'the archive').locator('.file-card');
+  await expect(card).toContainText('archive.bin', { timeout: 20_000 });
+  await expect(card).toContainText('20 MB');
+  const [download] = await Promise.all([bob.waitForEvent('download'), card.getByRole('link', { name: 'Download archive.bin' }).click()]);
+  expect(download.suggestedFilename()).toBe('archive.bin');
+  const got = readFileSync((await download.path())!);
+  expect(got.length).toBe(bytes.length);
+  expect(sha256(got)).toBe(sha256(bytes));
+  // And fetched in his page, with the cookie: the same again.
+  const href = await card.getByRole('link', { name: 'Download archive.bin' }).getAttribute('href');
+  expect(await fetchInPage(bob, href!)).toEqual({ status: 200, size: bytes.length, sha256: sha256(bytes) });
+});
+
+test('a chunk whose answer is lost: the upload asks the server where it got to and carries on from there', async ({ browser }) => {
+  const w = await world();
+  const alice = await openAs(browser, w.alice, w);
+  const log: string[] = [];
+  alice.on('request', (r) => {
+    if (isUploadUrl(r.url())) log.push(r.method() === 'PATCH' ? `PATCH ${r.headers()['upload-offset']}` : r.method());
+  });
+  // The second chunk reaches the server (which stores it) but the browser's request is cut:
+  // the app never hears the 204, so its own idea of the offset is one chunk behind.
+  let patches = 0;
+  let lost: { status: number; offset: string | undefined } | null = null;
+  await alice.route((url) => isUploadUrl(url.href), async (route) => {
+    if (route.request().method() !== 'PATCH' || ++patches !== 2) return route.fallback();
+    const answer = await route.fetch();
+    lost = { status: answer.status(), offset: answer.headers()['upload-offset'] };
+    await route.abort('connectionreset');
+  });
+  const bytes = randomBytes(12 * 1024 * 1024);
+  await alice.locator('.composer input[type=file]').setInputFiles({ name: 'resumed.bin', mimeType: 'application/octet-stream', buffer: bytes });
+  await expect(trayItem(alice, 'resumed.bin')).toHaveAttribute('data-upload-status', 'done', { timeout: 60_000 });
+  // No "interrupted", no Retry: it resumed by itself.
+  await expect(trayItem(alice, 'resumed.bin').getByRole('button', { name: 'Retry' })).toHaveCount(0);
+  expect(lost).not.toBeNull();
+  expect(lost!.status).toBe(204);
+  // PATCH 0, PATCH c (cut), HEAD → 2c, PATCH 2c (the last): never the stored chunk again.
+  const c = Number(log[1]?.split(' ')[1]);
+  expect(c).toBeGreaterThan(0);
+  expect(Number(lost!.offset)).toBe(2 * c);
+  expect(log).toEqual(['PATCH 0', `PATCH ${c}`, 'HEAD', `PATCH ${2 * c}`]);
+
+  await tray(alice).getByRole('button', { name: 'Send' }).click();
+  const card = alice.locator('article.message .file-card').filter({ hasText: 'resumed.bin' });
+  await expect(card).toBeVisible({ timeout: 20_000 });
+  const href = await card.getByRole('link', { name: 'Download resumed.bin' }).getAttribute('href');
+  expect(await fetchInPage(alice, href!)).toEqual({ status: 200, size: bytes.length, sha256: sha256(bytes) });
+});
+
+test('community icon: the owner uploads and crops it; the rail shows it to her and, live, to Bob', async ({ browser }) => {
+  const w = await world();
+  const alice = await openAs(browser, w.alice, w);
+  const bob = await openAs(browser, w.bob, w);
+  await expect(railIcon(alice, w)).toHaveCount(0);
+  await expect(railIcon(bob, w)).toHaveCount(0);
+
+  const settings = await openCommunitySettings(alice, w);
+  await settings.locator('input[type=file][aria-label="Upload icon"]').setInputFiles({ name: 'icon.png', mimeType: 'image/png', buffer: png(400, 240, 4) });
+  const crop = alice.getByRole('dialog', { name: 'Crop the community icon' });
+  await expect(crop).toBeVisible();
+  await crop.getByRole('group', { name: /^Crop area/ }).focus();
+  await alice.keyboard.press('+');
+  await alice.keyboard.press('ArrowRight');
+  await expect(crop.getByRole('slider', { name: 'Zoom' })).toHaveValue('1.1');
+  await alice.screenshot({ path: 'test-results/files-icon-crop.png' });
+  await crop.getByRole('button', { name: 'Apply' }).click();
+  await expect(settings.getByRole('status').filter({ hasText: 'Icon updated.' })).toBeVisible();
+  await expect(crop).toHaveCount(0);
+
+  // The server holds the cut square (at zoom 1.1: 240 / 1.1 = 218 px a side).
+  const community = await rest<{ icon_url: string | null }>('GET', `/api/v1/communities/${w.communityId}`, w.alice.token);
+  expect(community.icon_url).toMatch(/^\/api\/v1\/attachments\/\d+/);
+  const preview = settings.getByRole('group', { name: 'Community icon' }).locator('img');
+  await expect.poll(() => naturalWidth(preview)).toBe(218);
+  // (The file input behind the button carries the same name: the <button> is what people see.)
+  await expect(settings.locator('button', { hasText: 'Change icon' })).toBeVisible();
+  await settings.getByRole('button', { name: 'Close' }).click();
+
+  // Alice's rail, and Bob's: he learns it from COMMUNITY_UPDATE, without reloading.
+  for (const page of [alice, bob]) {
+    await expect(railIcon(page, w)).toHaveAttribute('src', community.icon_url!);
+    await expect.poll(() => naturalWidth(railIcon(page, w))).toBe(218);
+    expect(await railIcon(page, w).evaluate((el: HTMLImageElement) => el.naturalHeight)).toBe(218);
+  }
+  await bob.screenshot({ path: 'test-results/files-icon-rail.png' });
+  // After a reload (READY) it is still there.
+  await bob.reload();
+  await expect(composer(bob)).toBeEnabled();
+  await expect.poll(() => naturalWidth(railIcon(bob, w))).toBe(218);
+});
+
+test('without MANAGE_COMMUNITY there is no icon control (and the server refuses the upload)', async ({ browser }) => {
+  const w = await world();
+  // An icon already set (over REST), so "Remove icon" would show too if it were allowed.
+  const form = new FormData();
+  form.append('file', new Blob([new Uint8Array(png(64, 64, 5))], { type: 'image/png' }), 'icon.png');
+  const up = await fetch(`${baseUrl()}/api/v1/communities/${w.communityId}/icon`, { method: 'POST', headers: { Authorization: `Bearer ${w.alice.token}` }, body: form });
+  expect(up.status).toBe(201);
+  const { id: iconId } = (await up.json()) as { id: string };
+  await rest('PATCH', `/api/v1/communities/${w.communityId}`, w.alice.token, { icon_id: iconId });
+  // Bob moderates (kicks, manages channels: he gets community settings) but may not manage the community.
+  const role = await rest<{ id: string }>('POST', `/api/v1/communities/${w.communityId}/roles`, w.alice.token, { name: 'Mods', permissions: ['KICK_MEMBERS', 'MANAGE_CHANNELS'] });
+  await rest('PUT', `/api/v1/communities/${w.communityId}/members/${w.bob.id}/roles/${role.id}`, w.alice.token);
+
+  const bob = await openAs(browser, w.bob, w);
+  await expect.poll(() => naturalWidth(railIcon(bob, w))).toBe(64);
+  const settings = await openCommunitySettings(bob, w);
+  const group = settings.getByRole('group', { name: 'Community icon' });
+  await expect(group.locator('img')).toBeVisible();
+  await expect(group.getByRole('button')).toHaveCount(0);
+  await expect(settings.locator('input[type=file]')).toHaveCount(0);
+  await expect(settings.getByRole('button', { name: /icon/i })).toHaveCount(0);
+  await bob.screenshot({ path: 'test-results/files-icon-member.png' });
+  // The server agrees: his upload is refused, naming the permission.
+  const refused = await fetch(`${baseUrl()}/api/v1/communities/${w.communityId}/icon`, { method: 'POST', headers: { Authorization: `Bearer ${w.bob.token}` }, body: form });
+  expect(refused.status).toBe(403);
+  expect(await refused.text()).toContain('MANAGE_COMMUNITY');
+
+  // The owner, same screen: both controls.
+  const alice = await openAs(browser, w.alice, w);
+  const hers = (await openCommunitySettings(alice, w)).getByRole('group', { name: 'Community icon' });
+  await expect(hers.locator('button', { hasText: 'Change icon' })).toBeEnabled();
+  await expect(hers.getByRole('button', { name: 'Remove icon' })).toBeEnabled();
 });

@@ -87,17 +87,19 @@ function Overview({ community, onClose }: { community: Community; onClose: () =>
         <span className="rail-btn" aria-hidden="true">
           {community.icon_url ? <img className="rail-icon" src={community.icon_url} alt="" width={48} height={48} /> : community.name.slice(0, 1).toUpperCase()}
         </span>
-        <ImagePicker
-          label={community.icon_url ? 'Change icon' : 'Upload icon'}
-          title="Crop the community icon"
-          round={false}
-          disabled={!canManage}
-          onCropped={async (image, filename) => {
-            setIconDone(null);
-            await setCommunityIcon(community.id, image, filename);
-            setIconDone('Icon updated.');
-          }}
-        />
+        {/* Only MANAGE_COMMUNITY sets the icon (the server says 403 to anyone else): no control for others. */}
+        {canManage && (
+          <ImagePicker
+            label={community.icon_url ? 'Change icon' : 'Upload icon'}
+            title="Crop the community icon"
+            round={false}
+            onCropped={async (image, filename) => {
+              setIconDone(null);
+              await setCommunityIcon(community.id, image, filename);
+              setIconDone('Icon updated.');
+            }}
+          />
+        )}
         {community.icon_url && canManage && (
           <button
             type="button"

@@ -2,7 +2,7 @@
 // point the profile or the community at it. The stores change at once, so every Avatar
 // and the community rail show the new picture without waiting for an event.
 import type { Community, User } from '@/api/types';
-import { api, postFile, requestJson, unwrap } from './api';
+import { api, postFile, unwrap } from './api';
 import { ApiError } from './errors';
 import type { UploadedFile } from './uploader';
 import { communitiesStore, upsertCommunity } from '@/stores/communities';
@@ -45,8 +45,7 @@ export async function clearCommunityIcon(communityId: string): Promise<Community
 }
 
 async function patchIcon(communityId: string, iconId: string | null): Promise<Community> {
-  // `icon_id` is not in the generated schema yet (it comes with the icon route).
-  const c = await requestJson<Community>('PATCH', `/api/v1/communities/${communityId}`, { icon_id: iconId });
+  const c = await unwrap<Community>(api.PATCH('/api/v1/communities/{id}', { params: { path: { id: communityId } }, body: { icon_id: iconId } }));
   communitiesStore.set((s) => upsertCommunity(s, c));
   return c;
 }
