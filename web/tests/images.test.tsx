@@ -4,10 +4,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { renderToStaticMarkup } from 'react-dom/server';
 import { setAuthHandlers, setBaseUrl } from '@/lib/api';
-import { clearAvatar, ICONS_UNAVAILABLE, setAvatar, setCommunityIcon } from '@/lib/images';
+import { clearAvatar, setAvatar, setCommunityIcon } from '@/lib/images';
 import { CommunityRail } from '@/components/CommunityRail';
 import { communitiesStore } from '@/stores/communities';
 import { sessionStore } from '@/stores/session';
+import { ApiError } from '@/lib/errors';
 
 interface Seen {
   method: string;
@@ -90,9 +91,11 @@ describe('community icon', () => {
     expect(renderToStaticMarkup(<CommunityRail selected="9" onDialog={() => undefined} />)).toContain('<img class="rail-icon" src="/api/v1/attachments/500"');
   });
 
-  it.each([404, 405])('a server without the icon route (%i) says so and changes nothing', async (status) => {
-    const seen = server(() => json(status, { error: { code: 'not_found', message: 'no' } }));
-    await expect(setCommunityIcon('9', image(), 'image.webp')).rejects.toThrow(ICONS_UNAVAILABLE);
+  it('a refusal is the server\'s own error, and nothing is set', async () => {
+    const seen = server(() => json(403, { error: { code: 'missing_permissions', message: 'MANAGE_COMMUNITY is needed' } }));
+    const err = await setCommunityIcon('9', image(), 'image.webp').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect((err as ApiError).status).toBe(403);
     expect(seen).toHaveLength(1);
   });
 });

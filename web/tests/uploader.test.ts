@@ -218,6 +218,26 @@ describe('uploader: chunked', () => {
     expect(del?.headers.Authorization).toBe('Bearer tok');
   });
 
+  it('a cancel while the upload is being opened lets it open, then DELETEs it (nothing left holding quota)', async () => {
+    let release: () => void = () => undefined;
+    const opened = new Promise<void>((r) => (release = r));
+    const server = fakeServer(async (req) => {
+      if (req.method === 'POST') {
+        await opened;
+        return { status: 201, body: { id: '9', offset: 0, size: 1000, chunk_max_bytes: 1 << 20, expires_at: '2030-01-01T00:00:00Z' } };
+      }
+      return req.method === 'DELETE' ? { status: 204 } : { status: 500 };
+    });
+    const h = uploadFile('5', big(1000), { chunkedThreshold: 100, chunkBytes: 300 }, deps(server));
+    await expect.poll(() => server.requests.length).toBe(1);
+    h.cancel();
+    release();
+    await expect(h.promise).rejects.toBeInstanceOf(UploadCancelled);
+    await tick();
+    expect(server.aborted).toEqual([]);
+    expect(server.requests.map((q) => `${q.method} ${q.url}`)).toEqual(['POST http://h/api/v1/channels/5/uploads', 'DELETE http://h/api/v1/uploads/9']);
+  });
+
   it.each([404, 405])('falls back to multipart when the resumable route answers %i', async (status) => {
     const server = fakeServer((req) => (req.url.endsWith('/uploads') ? { status } : { status: 201, body: uploaded(1000) }));
     const seen: number[] = [];

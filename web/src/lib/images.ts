@@ -3,7 +3,6 @@
 // and the community rail show the new picture without waiting for an event.
 import type { Community, User } from '@/api/types';
 import { api, postFile, unwrap } from './api';
-import { ApiError } from './errors';
 import type { UploadedFile } from './uploader';
 import { communitiesStore, upsertCommunity } from '@/stores/communities';
 import { sessionStore } from '@/stores/session';
@@ -26,17 +25,10 @@ export async function clearAvatar(): Promise<User> {
   return u;
 }
 
-export const ICONS_UNAVAILABLE = 'Community icons are not available on this server yet.';
-
-/** Uploads the icon and sets it; a server without the icon route says so in words. */
+/** Uploads the icon and sets it. The server's refusal (403 without MANAGE_COMMUNITY,
+ *  404 for a community you are not in, 413, a bad crop) is the error shown. */
 export async function setCommunityIcon(communityId: string, image: Blob, filename: string): Promise<Community> {
-  let up: UploadedFile;
-  try {
-    up = await postFile<UploadedFile>(`/api/v1/communities/${communityId}/icon`, image, filename);
-  } catch (e) {
-    if (e instanceof ApiError && (e.status === 404 || e.status === 405)) throw new Error(ICONS_UNAVAILABLE);
-    throw e;
-  }
+  const up = await postFile<UploadedFile>(`/api/v1/communities/${communityId}/icon`, image, filename);
   return patchIcon(communityId, up.id);
 }
 

@@ -150,6 +150,10 @@ export function uploadFile(channelId: string, file: File, opts: UploadOptions, d
   let current: XhrLike | null = null;
   let uploadId: string | null = null;
   let dropped = false;
+  // While the request that opens a resumable upload is out, a cancel lets it
+  // finish (then DELETEs what it opened): aborting it could leave an upload
+  // the server made, unknown to us, holding quota until it expires.
+  let opening = false;
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const total = file.size;
   const progress = (n: number) => opts.onProgress?.(Math.min(n, total), total);
@@ -225,17 +229,24 @@ export function uploadFile(channelId: string, file: File, opts: UploadOptions, d
   };
 
   const chunked = async (): Promise<UploadedFile> => {
-    const opened = await request(
-      'POST',
-      `/api/v1/channels/${channelId}/uploads`,
-      { 'Content-Type': 'application/json' },
-      () => JSON.stringify({ filename: file.name, size: total, ...(file.type ? { content_type: file.type } : {}) }),
-    );
+    opening = true;
+    let opened: Answer;
+    try {
+      opened = await request(
+        'POST',
+        `/api/v1/channels/${channelId}/uploads`,
+        { 'Content-Type': 'application/json' },
+        () => JSON.stringify({ filename: file.name, size: total, ...(file.type ? { content_type: file.type } : {}) }),
+      );
+    } finally {
+      opening = false;
+    }
     // Not deployed on this server: the whole file in one multipart request instead.
     if (opened.status === 404 || opened.status === 405) return multipart();
     if (opened.status !== 201 && opened.status !== 200) throw toError(opened, true);
     const info = parseJson(opened.text) as { id: string; offset?: number; chunk_max_bytes?: number };
     uploadId = info.id;
+    if (cancelled) throw new UploadCancelled();
     const chunk = Math.max(1, Math.min(opts.chunkBytes ?? CHUNK_BYTES, info.chunk_max_bytes ?? Infinity));
     let offset = info.offset ?? 0;
     let failures = 0;
@@ -305,7 +316,7 @@ export function uploadFile(channelId: string, file: File, opts: UploadOptions, d
     cancel() {
       if (cancelled) return;
       cancelled = true;
-      current?.abort();
+      if (!opening) current?.abort();
       drop();
     },
   };
