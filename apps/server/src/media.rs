@@ -682,6 +682,18 @@ impl Media {
                     break;
                 }
                 for a in batch {
+                    // An unsent upload leaves reach before its bytes go: a
+                    // send racing the collector either claims it first (and
+                    // it stays) or finds it gone, never a file without bytes.
+                    if !orphans
+                        && !state
+                            .store
+                            .withdraw_unsent_attachment(a.id)
+                            .await
+                            .map_err(|e| e.to_string())?
+                    {
+                        continue;
+                    }
                     self.delete(state, &a).await?;
                     self.metrics.collected.inc();
                     n += 1;

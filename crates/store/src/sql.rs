@@ -1971,6 +1971,16 @@ macro_rules! sql_impl {
                 Ok(true)
             }
 
+            async fn withdraw_unsent_attachment(&self, id: AttachmentId) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE attachments SET purpose = 'expired' WHERE id = $1 AND message_id IS NULL",
+                )
+                .bind(id.0)
+                .execute(self.w())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
             async fn set_attachment_processed(&self, id: AttachmentId, p: &AttachmentProcessed) -> StoreResult<()> {
                 sqlx::query(
                     "UPDATE attachments SET width = $2, height = $3, blurhash = $4, preview_key = $5, \

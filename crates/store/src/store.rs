@@ -457,4 +457,8 @@ pub trait Store:
         limit: u32,
     ) -> StoreResult<Vec<AttachmentRecord>>;
     async fn delete_attachment(&self, id: AttachmentId) -> StoreResult<bool>;
+    /// Takes an expired unsent upload out of reach before its bytes are
+    /// deleted (purpose `expired`, which no send, avatar or icon accepts);
+    /// false when a send claimed it first (then it must be kept).
+    async fn withdraw_unsent_attachment(&self, id: AttachmentId) -> StoreResult<bool>;
 }

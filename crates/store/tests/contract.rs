@@ -1714,6 +1714,15 @@ async fn attachments_claim_and_expire(s: &dyn Store) {
         expired.iter().map(|x| x.id).collect::<Vec<_>>(),
         vec![old.id]
     );
+    // Withdrawn before its bytes go: no send can claim it any more; a
+    // claimed file is never withdrawn.
+    assert!(s.withdraw_unsent_attachment(old.id).await.unwrap());
+    assert!(
+        !s.claim_attachments(&[old.id], u.id, ch.id, MessageId(id()))
+            .await
+            .unwrap()
+    );
+    assert!(!s.withdraw_unsent_attachment(a.id).await.unwrap());
     assert!(s.delete_attachment(old.id).await.unwrap());
     assert!(!s.delete_attachment(old.id).await.unwrap());
     assert!(
