@@ -40,6 +40,7 @@ pub async fn update_me(
         Some(None) => Some(None),
         None => None,
     };
+    let public_change = req.display_name.is_some() || avatar_id.is_some();
     let patch = UserPatch {
         display_name: req.display_name,
         avatar_id,
@@ -48,11 +49,29 @@ pub async fn update_me(
     let u = state.accounts.update_profile(p.user_id, patch).await?;
     state.chat.user_changed(p.user_id);
     let me: Me = (&u).into();
+    let public = serde_json::to_value(&me.user).unwrap_or_default();
     state.publisher.publish(
         "USER_UPDATE",
         format!("chat.user.{}", p.user_id),
-        serde_json::to_value(&me.user).unwrap_or_default(),
+        public.clone(),
     );
+    if public_change {
+        // A new name or avatar shows live to everyone who shares a
+        // community (clients keep a user cache): one event per community,
+        // routed like the community's other events.
+        match state.chat.communities(p.user_id).await {
+            Ok(list) => {
+                for c in list {
+                    state.publisher.publish(
+                        "USER_UPDATE",
+                        format!("chat.community.{}", c.id),
+                        public.clone(),
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "announcing a profile change to communities"),
+        }
+    }
     Ok(Json(me))
 }
 

@@ -711,6 +711,10 @@ fn hex_lower(b: &[u8]) -> String {
 pub async fn avatars(s: &TestServer) {
     let me = s.register("avatarme").await;
     let other = s.register("avatarother").await;
+    // A member of a community `me` is in sees the new avatar live.
+    let (cid, _) = s.community(&me, "Faces").await;
+    s.join(&me, &cid, &other).await;
+    let (mut gw, _) = Gw::identify(s, &other).await;
     let (st, up) = upload_to(
         s,
         &me,
@@ -738,6 +742,14 @@ pub async fn avatars(s: &TestServer) {
         Some(url.as_str()),
         "{u}"
     );
+    let seen = loop {
+        let d = gw.expect("USER_UPDATE").await;
+        if d["id"] == me.id.as_str() {
+            break d;
+        }
+    };
+    assert_eq!(seen["avatar_url"], url.as_str(), "{seen}");
+    assert!(seen.get("email").is_none(), "public fields only: {seen}");
     let (st, hd, body) = fetch(s, &other, &url, &[]).await;
     assert_eq!(st, StatusCode::OK);
     // Stored as a square WebP (tests/api/uploads.rs checks the crop).
