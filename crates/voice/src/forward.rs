@@ -239,6 +239,10 @@ impl Published {
                 media_ssrc: ssrc,
             };
             if let Err(e) = self.remote.write_rtcp(vec![Box::new(pli)]).await {
+                // Asked again at the next interval: a lost request would
+                // otherwise leave a subscriber waiting for a keyframe that
+                // nobody asks for.
+                want.store(true, Ordering::Relaxed);
                 tracing::debug!(track = self.id, error = %e, "keyframe request not sent");
             }
         }
@@ -302,6 +306,12 @@ impl Published {
                 }
                 _ => {
                     sfu.stats.packets_dropped.fetch_add(1, Ordering::Relaxed);
+                    // A keyframe the subscriber never got (its SRTP not ready
+                    // yet, a full queue): what follows cannot be decoded
+                    // without another, so ask for one.
+                    if inc.keyframe {
+                        self.want_key[inc.layer.index()].store(true, Ordering::Relaxed);
+                    }
                 }
             }
         }
