@@ -20,6 +20,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::gateway::Gw;
+use crate::media::{eventually, message};
 use crate::{TestServer, User};
 
 /// The web site's address, allowed for previews.
@@ -206,36 +207,6 @@ async fn counter(s: &TestServer, name: &str, labels: &[&str]) -> Option<u64> {
         .find(|l| labels.iter().all(|want| l.contains(want)))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|n| n.trim().parse().ok())
-}
-
-/// Polls `f` every 50 ms for up to 10 s until it returns Some.
-pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let until = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < until,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn message(s: &TestServer, who: &User, channel: &str, id: &str) -> Value {
-    let (st, m) = s
-        .get(
-            &format!("/api/v1/channels/{channel}/messages/{id}"),
-            &who.token,
-        )
-        .await;
-    assert_eq!(st, StatusCode::OK, "{m}");
-    m
 }
 
 /// The message's embeds once it has `n` of them.

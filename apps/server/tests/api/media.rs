@@ -147,7 +147,7 @@ async fn send_files(
 }
 
 /// Polls `f` every 50 ms for up to 10 s until it returns Some.
-async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -165,7 +165,7 @@ where
     }
 }
 
-async fn message(s: &TestServer, who: &User, channel: &str, id: &str) -> Value {
+pub async fn message(s: &TestServer, who: &User, channel: &str, id: &str) -> Value {
     let (st, m) = s
         .get(
             &format!("/api/v1/channels/{channel}/messages/{id}"),

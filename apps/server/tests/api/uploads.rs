@@ -14,6 +14,7 @@ use sha2::Digest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::gateway::Gw;
+use crate::media::eventually;
 use crate::{Db, TestServer, User, assert_error};
 
 const BOUNDARY: &str = "hearth-uploads-boundary-51c2";
@@ -183,25 +184,6 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
-}
-
-/// Polls `f` every 50 ms for up to 10 s until it returns Some.
-async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let until = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < until,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// A chunk whose request stops halfway: the headers promise `declared`
