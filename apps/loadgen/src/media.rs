@@ -174,6 +174,24 @@ impl Previews {
         }
     }
 
+    /// One gateway session as `who`, noting every preview it is told of.
+    async fn watch(
+        server: &Server,
+        who: &Account,
+    ) -> Result<(Arc<Previews>, crate::gateway::client::Opened), String> {
+        let previews = Arc::new(Previews::default());
+        let seen = previews.clone();
+        let sessions = open_many(
+            vec![Target {
+                addr: server.nodes[0].addr(),
+                token: who.token.clone(),
+            }],
+            Arc::new(move |_, frame: &str| seen.on_frame(frame)),
+        )
+        .await?;
+        Ok((previews, sessions))
+    }
+
     async fn wait(&self, id: &str, limit: Duration) -> Result<Instant, String> {
         let deadline = Instant::now() + limit;
         loop {
@@ -212,16 +230,7 @@ pub async fn pipeline(args: &Args, server: &Server) -> Result<Vec<Outcome>, Stri
     let http = client();
     let base = server.base.clone();
     let (owner, channel, members) = setup(&http, &base, "media", UPLOADERS).await?;
-    let previews = Arc::new(Previews::default());
-    let watch = previews.clone();
-    let sessions = open_many(
-        vec![Target {
-            addr: server.nodes[0].addr(),
-            token: owner.token.clone(),
-        }],
-        Arc::new(move |_, frame: &str| watch.on_frame(frame)),
-    )
-    .await?;
+    let (previews, sessions) = Previews::watch(server, &owner).await?;
     let kinds = tokio::task::spawn_blocking(|| {
         [
             Kind {
@@ -356,16 +365,7 @@ pub async fn serve(args: &Args, server: &Server) -> Result<Vec<Outcome>, String>
     let base = server.base.clone();
     let users = args.users.unwrap_or(50).max(1);
     let (owner, channel, members) = setup(&http, &base, "serve", users).await?;
-    let previews = Arc::new(Previews::default());
-    let watch = previews.clone();
-    let sessions = open_many(
-        vec![Target {
-            addr: server.nodes[0].addr(),
-            token: owner.token.clone(),
-        }],
-        Arc::new(move |_, frame: &str| watch.on_frame(frame)),
-    )
-    .await?;
+    let (previews, sessions) = Previews::watch(server, &owner).await?;
     let picture = tokio::task::spawn_blocking(screenshot)
         .await
         .map_err(|e| e.to_string())?;

@@ -39,6 +39,21 @@ fn unsupported() -> ApiError {
     )
 }
 
+/// The request's multipart body as a stream of fields (415 unless it is
+/// `multipart/form-data` with a boundary).
+fn multipart_of(req: Request) -> ApiResult<multer::Multipart<'static>> {
+    let boundary = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| multer::parse_boundary(ct).ok())
+        .ok_or_else(unsupported)?;
+    Ok(multer::Multipart::new(
+        req.into_body().into_data_stream(),
+        boundary,
+    ))
+}
+
 /// Streams the `file` field of a multipart body into the media service.
 async fn upload_from(
     state: &AppState,
@@ -46,14 +61,7 @@ async fn upload_from(
     purpose: Purpose,
     req: Request,
 ) -> ApiResult<AttachmentRecord> {
-    let boundary = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|ct| multer::parse_boundary(ct).ok())
-        .ok_or_else(unsupported)?;
-    let stream = req.into_body().into_data_stream();
-    let mut form = multer::Multipart::new(stream, boundary);
+    let mut form = multipart_of(req)?;
     loop {
         let field = match form.next_field().await {
             Ok(Some(f)) => f,
@@ -90,14 +98,7 @@ async fn square_from(
     purpose: Purpose,
     req: Request,
 ) -> ApiResult<AttachmentRecord> {
-    let boundary = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|ct| multer::parse_boundary(ct).ok())
-        .ok_or_else(unsupported)?;
-    let stream = req.into_body().into_data_stream();
-    let mut form = multer::Multipart::new(stream, boundary);
+    let mut form = multipart_of(req)?;
     let max = state.media.max_upload_bytes;
     let mut file: Option<Vec<u8>> = None;
     let mut crop: Option<Crop> = None;
