@@ -6,7 +6,8 @@
 # unit and end-to-end tests in Debian's Chromium.
 #
 #   scripts/test.sh            everything
-#   scripts/test.sh rust       only the Rust workspace
+#   scripts/test.sh rust       only the Rust workspace (tests, schemathesis, and the
+#                              gateway under overload: scripts/overload.sh)
 #   scripts/test.sh web        only the web app
 #   scripts/test.sh deploy     only the deployment files and the cluster: promtool
 #                              check/test rules, dashboard, compose and Helm checks
@@ -154,6 +155,8 @@ run_rust() {
   say "API: schemathesis against a real hearth"
   cargo build --quiet --bin hearth
   scripts/schemathesis.sh
+  say "gateway: overload without silent gaps (scripts/overload.sh, ~60 s)"
+  scripts/overload.sh
 }
 
 run_web() {

@@ -66,6 +66,11 @@ pub enum Scenario {
     /// --external while --rate msg/s are sent and every node is restarted
     /// (scripts/rolling-restart.sh): lost, repeated, out of order, resume time.
     GwRolling,
+    /// Overload: --connections readers of one channel while --rate msg/s
+    /// (meant as twice the sustainable rate) are sent for --duration s, and
+    /// --slow percent of them stall for --pause s: live, late (resume or
+    /// REST) and never-delivered messages, waiting for the backlog to drain.
+    GwOverload,
     /// Notifications: @everyone in a community of --members distinct
     /// accounts with mixed settings, --online of them connected and
     /// --push-subscriptions browsers: time until all are stored, announced
@@ -190,6 +195,12 @@ pub struct Args {
     /// Also write the results as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// gw-overload: percent of the readers that stall once.
+    #[arg(long, default_value_t = 5)]
+    pub slow: usize,
+    /// gw-overload: seconds a stalling reader stops reading.
+    #[arg(long, default_value_t = 10)]
+    pub pause: u64,
     /// Drive a server (or a cluster's load balancer) already running at
     /// this base URL, e.g. http://127.0.0.1:8090, instead of starting one
     /// (gw-rolling). Its rate limits must be off or high enough.
@@ -288,6 +299,7 @@ async fn main() {
             Scenario::GwReady => results.extend(gateway::ready(&args, &server).await?),
             Scenario::GwAbuse => results.extend(gateway::abuse(&args, &server).await?),
             Scenario::GwRolling => results.extend(gateway::rolling(&args, &server).await?),
+            Scenario::GwOverload => results.extend(gateway::overload(&args, &server).await?),
             Scenario::VoiceForward => results.extend(voice::forward(&args, &server).await?),
             Scenario::AuditLag => results.extend(audit::lag(&args, &server).await?),
             Scenario::NotifyFanout => results.extend(notify::fanout(&args, &server).await?),

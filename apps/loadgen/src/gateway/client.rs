@@ -216,12 +216,24 @@ pub async fn open_many(targets: Vec<Target>, on_frame: OnFrame) -> Result<Opened
 }
 
 /// Reads frames until the server closes, heartbeating every 20 s (the
-/// server's interval is 30 s).
+/// server's interval is 30 s) with the last sequence seen, as the contract
+/// asks of clients (and as lets the server forget what was acknowledged).
 async fn pump(ws: Ws, i: usize, on_frame: OnFrame) {
+    let last = AtomicU64::new(0);
     read_loop(
         ws,
-        || r#"{"op":"heartbeat","d":{}}"#.to_string(),
-        |t| on_frame(i, t),
+        || {
+            format!(
+                r#"{{"op":"heartbeat","d":{{"s":{}}}}}"#,
+                last.load(Ordering::Relaxed)
+            )
+        },
+        |t| {
+            if let Some(s) = seq_of(t) {
+                last.store(s, Ordering::Relaxed);
+            }
+            on_frame(i, t)
+        },
     )
     .await;
 }

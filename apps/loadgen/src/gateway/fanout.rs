@@ -42,9 +42,16 @@ pub async fn idle(args: &Args, server: &Server) -> Result<Vec<Outcome>, String> 
     });
     let opened = open_many(targets, Arc::new(|_: usize, _: &str| {})).await?;
     let took = opened.took;
+    // Twice: just after signing in (what identify leaves behind), and once
+    // every connection has heartbeated (every 20 s) with the sequence it
+    // has seen, which lets the server forget what was acknowledged: the
+    // cost of a connection that stays idle.
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let fresh = server.rss_kib().unwrap_or(0);
+    tokio::time::sleep(Duration::from_secs(22)).await;
     let after = server.rss_kib().unwrap_or(0);
-    let per_conn = (after.saturating_sub(before)) as f64 * 1024.0 / args.connections as f64;
+    let per = |rss: u64| (rss.saturating_sub(before)) as f64 * 1024.0 / args.connections as f64;
+    let (per_conn, per_conn_fresh) = (per(after), per(fresh));
     let mut h = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
     let _ = h.record(took.as_micros() as u64);
     opened.drop_all();
@@ -56,16 +63,17 @@ pub async fn idle(args: &Args, server: &Server) -> Result<Vec<Outcome>, String> 
         latency_us: h,
         server_rss_kib: Some(after),
         notes: format!(
-            "{} identified idle connections of {} accounts in {} communities opened in {:.1} s; server RSS {:.1} → {:.1} MiB = {:.1} KB per connection",
+            "{} identified idle connections of {} accounts in {} communities opened in {:.1} s; server RSS {:.1} → {:.1} MiB = {:.1} KB per connection after a heartbeat ({:.1} KB just after signing in)",
             args.connections,
             tokens.len(),
             made.len(),
             took.as_secs_f64(),
             before as f64 / 1024.0,
             after as f64 / 1024.0,
-            per_conn / 1000.0
+            per_conn / 1000.0,
+            per_conn_fresh / 1000.0
         ),
-        extra: json!({"accounts": tokens.len(), "communities": made.len(), "connect_secs": took.as_secs_f64(), "bytes_per_connection": per_conn}),
+        extra: json!({"accounts": tokens.len(), "communities": made.len(), "connect_secs": took.as_secs_f64(), "bytes_per_connection": per_conn, "bytes_per_connection_signed_in": per_conn_fresh}),
     }])
 }
 

@@ -18,12 +18,16 @@
 //! - `rolling` (rolling.rs): clients through a cluster's load balancer
 //!   while every node is restarted in turn: nothing lost, repeated or out
 //!   of order, and how long resuming takes.
+//! - `overload` (overload.rs): one channel sent to faster than it can be
+//!   delivered, some readers stalling: every message reaches every client,
+//!   live or (after a close) by resume or REST, and none silently skipped.
 
 mod abuse;
 mod channels;
 pub(crate) mod client;
 pub(crate) mod cohort;
 mod fanout;
+mod overload;
 pub(crate) mod probe;
 mod ready;
 mod rolling;
@@ -35,6 +39,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use abuse::abuse;
 pub use channels::{channels, e2e};
 pub use fanout::{fanout, idle, rising};
+pub use overload::overload;
 pub use ready::ready;
 pub use rolling::rolling;
 pub use storm::storm;

@@ -203,11 +203,12 @@ fn where_lost(i: usize, c: &Client, acked: &[(u64, u64, f64)], seen: &HashSet<u6
 
 /// Posts message `k` until it is acknowledged (same nonce each time);
 /// returns its id, the time from the first attempt, and the retries.
-async fn send_one(
+pub(super) async fn send_one(
     http: &reqwest::Client,
     base: &str,
     channel: &str,
     token: &str,
+    label: &str,
     k: u64,
 ) -> Result<(u64, Duration, u64), String> {
     let start = Instant::now();
@@ -216,7 +217,7 @@ async fn send_one(
         let res = http
             .post(format!("{base}/api/v1/channels/{channel}/messages"))
             .bearer_auth(token)
-            .json(&json!({"content": format!("rolling {k}"), "nonce": format!("rolling-{k}")}))
+            .json(&json!({"content": format!("{label} {k}"), "nonce": format!("{label}-{k}")}))
             .timeout(Duration::from_secs(10))
             .send()
             .await;
@@ -312,7 +313,7 @@ pub async fn rolling(args: &Args, server: &Server) -> Result<Vec<Outcome>, Strin
             unacked.clone(),
         );
         pending.push(tokio::spawn(async move {
-            match send_one(&http, &base, &channel, &token, k).await {
+            match send_one(&http, &base, &channel, &token, "rolling", k).await {
                 Ok((id, took, r)) => {
                     retries.fetch_add(r, Ordering::Relaxed);
                     if let Ok(mut h) = sends.lock() {

@@ -4,10 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures::{SinkExt, StreamExt};
 use hearth_accounts::Principal;
 use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
 
 use hearth_state::SessionMeta;
 use hearth_types::{CommunityId, UserId};
@@ -17,6 +16,7 @@ use super::limits::FrameWindow;
 use super::protocol::{ClientOp, MAX_FRAME_BYTES, MAX_FRAMES_PER_MINUTE, close, decode, tail_of};
 use super::ready;
 use super::resume;
+use super::socket::Socket;
 use crate::http::wire;
 use crate::state::AppState;
 use crate::voice::Voice;
@@ -32,15 +32,8 @@ struct Conn {
 /// kernel answer with a reset, which can destroy the close frame (and its
 /// code) before the client reads it: a client flooding frames would see
 /// its connection reset instead of 4008.
-async fn send_close(ws: &mut WebSocket, code: u16, reason: &str) {
-    if ws
-        .send(Message::Close(Some(CloseFrame {
-            code,
-            reason: Utf8Bytes::from(reason.to_string()),
-        })))
-        .await
-        .is_err()
-    {
+async fn send_close(ws: &mut Socket, code: u16, reason: &str) {
+    if ws.close(code, reason).await.is_err() {
         return;
     }
     let _ = tokio::time::timeout(CLOSE_WAIT, async {
@@ -56,13 +49,11 @@ async fn send_close(ws: &mut WebSocket, code: u16, reason: &str) {
 /// The longest a closing connection waits for the client's close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
-async fn send_json(ws: &mut WebSocket, v: serde_json::Value) -> bool {
-    ws.send(Message::Text(Utf8Bytes::from(v.to_string())))
-        .await
-        .is_ok()
+async fn send_json(ws: &mut Socket, v: serde_json::Value) -> bool {
+    ws.text(&v.to_string()).await.is_ok()
 }
 
-pub async fn run(mut ws: WebSocket, state: AppState) {
+pub async fn run(mut ws: Socket, state: AppState) {
     let interval = Duration::from_millis(state.cfg.gateway_heartbeat_ms);
     if !send_json(
         &mut ws,
@@ -94,15 +85,11 @@ pub async fn run(mut ws: WebSocket, state: AppState) {
             o = out => match o {
                 Ok(frames) => {
                     // Everything due goes out in as few writes as the
-                    // socket takes: buffered, then one flush.
-                    let mut failed = false;
-                    for f in frames {
-                        if ws.feed(Message::Text(Utf8Bytes::from(f))).await.is_err() {
-                            failed = true;
-                            break;
-                        }
-                    }
-                    if failed || ws.flush().await.is_err() { break None; }
+                    // socket takes, straight from the shared bytes. A
+                    // reader that takes nothing for a while fails the
+                    // write (see `socket::STALL`): the connection drops and
+                    // the session stays resumable.
+                    if ws.dispatches(&frames).await.is_err() { break None; }
                 }
                 Err((code, why)) => break Some((code, why)),
             },
@@ -110,7 +97,11 @@ pub async fn run(mut ws: WebSocket, state: AppState) {
                 let text = match msg {
                     Some(Ok(Message::Text(t))) => t,
                     Some(Ok(Message::Binary(_))) => break Some((close::DECODE_ERROR, "binary frames are not accepted")),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Ping(p))) => {
+                        if ws.pong(&p).await.is_err() { break None; }
+                        continue;
+                    }
+                    Some(Ok(Message::Pong(_) | Message::Frame(_))) => continue,
                     Some(Ok(Message::Close(_))) | None => break None,
                     Some(Err(_)) => break Some((close::MESSAGE_TOO_BIG, "frame too large or malformed")),
                 };
@@ -201,7 +192,7 @@ enum Beat {
 /// Handles one op: one function per op, below.
 async fn handle(
     state: &AppState,
-    ws: &mut WebSocket,
+    ws: &mut Socket,
     conn: &mut Conn,
     op: ClientOp,
 ) -> Result<Beat, Closing> {
@@ -323,13 +314,16 @@ fn not_yet_identified(conn: &Conn) -> Result<(), Closing> {
 pub const TOO_MANY_SESSIONS: &str = "too many sessions for this user";
 
 /// `heartbeat {s}`: `s` beyond what was sent closes with 4007.
-async fn heartbeat(ws: &mut WebSocket, conn: &Conn, s: Option<u64>) -> Result<Beat, Closing> {
+async fn heartbeat(ws: &mut Socket, conn: &Conn, s: Option<u64>) -> Result<Beat, Closing> {
     if let Some(sess) = &conn.session {
         if s.is_some_and(|seen| seen > sess.inner.lock().sent) {
             return Err((
                 close::INVALID_SEQUENCE,
                 "heartbeat acknowledges a sequence never sent",
             ));
+        }
+        if let Some(seen) = s {
+            sess.acked(seen);
         }
         sess.touch();
     }
@@ -421,7 +415,7 @@ async fn caught_up(state: &AppState) {
 /// `invalid_session`.
 async fn resume(
     state: &AppState,
-    ws: &mut WebSocket,
+    ws: &mut Socket,
     conn: &mut Conn,
     token: &str,
     session_id: &str,

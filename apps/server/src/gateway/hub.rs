@@ -18,8 +18,8 @@ use hearth_types::{ChannelId, CommunityId, SessionId, UserId};
 use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
-use super::protocol::dispatch_frame;
 use super::ring::Ring;
+use super::socket::Dispatch;
 
 /// Frames kept for resume per session.
 pub const REPLAY_FRAMES: usize = 2048;
@@ -244,7 +244,7 @@ impl Session {
     }
 
     /// The frames `link` should write next, or the close it must perform.
-    pub fn take(&self, link: &Arc<Link>) -> Result<Vec<String>, (u16, &'static str)> {
+    pub fn take(&self, link: &Arc<Link>) -> Result<Vec<Dispatch>, (u16, &'static str)> {
         if let Some(c) = *link.close.lock() {
             return Err(c);
         }
@@ -259,18 +259,34 @@ impl Session {
             if f.seq > upto {
                 break;
             }
-            if f.kind == Kind::Marker {
+            let tail = if f.kind == Kind::Marker {
                 if f.tail.is_empty() {
                     continue; // an old READY or RESUMED: never sent again
                 }
-                frames.push(dispatch_frame(f.seq, &f.tail));
-                f.tail = empty();
+                std::mem::replace(&mut f.tail, empty())
             } else {
-                frames.push(dispatch_frame(f.seq, &f.tail));
-            }
+                f.tail.clone()
+            };
+            frames.push(Dispatch { seq: f.seq, tail });
         }
         g.written = upto;
         Ok(frames)
+    }
+
+    /// The client has every frame up to `seq` (its heartbeat says so), and
+    /// any resume it makes will start after it: those frames need not be
+    /// kept any more. An idle session thus keeps nothing (what it was sent
+    /// while signing in, such as every member's presence, used to stay for
+    /// its whole life), and a window left mostly empty gives its memory back.
+    pub fn acked(&self, seq: u64) {
+        let mut g = self.inner.lock();
+        let upto = seq.min(g.written);
+        while g.replay.front().is_some_and(|f| f.seq <= upto) {
+            g.replay.pop_front();
+        }
+        if g.replay.len() * 4 < g.replay.capacity() {
+            g.replay.shrink_to_fit();
+        }
     }
 
     pub fn in_community(&self, c: CommunityId) -> bool {

@@ -12,17 +12,18 @@ pub mod ready;
 pub mod resume;
 pub mod ring;
 pub mod route;
+pub mod socket;
 pub mod views;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hearth_types::UserId;
+use hyper_util::rt::TokioIo;
 use serde_json::json;
 
 use crate::http::error::ApiError;
@@ -56,13 +57,8 @@ fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
 /// (rolling restart) with 503 `unavailable`, so a load balancer retries
 /// another.
 #[utoipa::path(get, path = "/api/v1/gateway", tag = "gateway",
-    responses((status = 101, description = "Switching to the WebSocket gateway protocol"), (status = 403, body = crate::http::wire::ErrorBody, description = "origin not allowed"), (status = 429, body = crate::http::wire::ErrorBody, description = "this address already has gateway_max_connections_per_address connections open here"), (status = 503, body = crate::http::wire::ErrorBody, description = "this node is draining (restarting): connect to another")))]
-pub async fn upgrade(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    extensions: axum::http::Extensions,
-    ws: WebSocketUpgrade,
-) -> Response {
+    responses((status = 101, description = "Switching to the WebSocket gateway protocol"), (status = 400, body = crate::http::wire::ErrorBody, description = "not a WebSocket upgrade: details.field names the header at fault"), (status = 403, body = crate::http::wire::ErrorBody, description = "origin not allowed"), (status = 429, body = crate::http::wire::ErrorBody, description = "this address already has gateway_max_connections_per_address connections open here"), (status = 503, body = crate::http::wire::ErrorBody, description = "this node is draining (restarting): connect to another")))]
+pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Response {
     if state.hub.is_draining() {
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -71,7 +67,7 @@ pub async fn upgrade(
         )
         .into_response();
     }
-    if !origin_allowed(&state, &headers) {
+    if !origin_allowed(&state, req.headers()) {
         return ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -80,8 +76,11 @@ pub async fn upgrade(
         .details(json!({ "reason": "origin" }))
         .into_response();
     }
-    let peer = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-    let ip = crate::http::extract::client_ip(&headers, peer, state.cfg.trust_forwarded_for);
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let ip = crate::http::extract::client_ip(req.headers(), peer, state.cfg.trust_forwarded_for);
     let max = state.cfg.gateway_max_connections_per_address;
     let Some(counted) = state.hub.limits.open(&ip, max) else {
         let mut e = ApiError::rate_limited(5_000);
@@ -90,21 +89,21 @@ pub async fn upgrade(
             .details(json!({ "retry_after_ms": 5_000, "reason": "connections_per_address", "limit": max }))
             .into_response();
     };
-    // Frames up to 1 MiB reach our own check, which answers 1009 for anything
-    // over 64 KiB; beyond that tungstenite refuses the frame outright.
-    // Small per-socket buffers: tungstenite's defaults (128 KiB to read and
-    // 128 KiB to write) would cost ~300 KB per idle connection. Frames due
-    // together are written together (up to 16 KiB, then flushed), so a busy
-    // connection makes one write per batch; a quiet one never grows its
-    // buffer beyond the largest frame it was sent.
-    ws.read_buffer_size(512)
-        .write_buffer_size(16 * 1024)
-        .max_message_size(1024 * 1024)
-        .max_frame_size(1024 * 1024)
-        .on_upgrade(move |socket| async move {
-            conn::run(socket, state).await;
-            drop(counted);
-        })
+    let (response, on_upgrade) = match socket::accept(&mut req) {
+        Ok(ok) => ok,
+        Err(bad) => return bad,
+    };
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let ws = socket::Socket::new(TokioIo::new(upgraded)).await;
+                conn::run(ws, state).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "gateway upgrade failed"),
+        }
+        drop(counted);
+    });
+    response
 }
 
 /// Records a user's status on this node and announces it (see [`presence`]).

@@ -304,15 +304,11 @@ pub fn decode(text: &str) -> Result<ClientOp, Refusal> {
     }
 }
 
-/// A dispatch frame: the shared `"t"`/`"d"` part is encoded once per event
-/// and only the sequence differs per connection.
-pub fn dispatch_frame(seq: u64, shared_tail: &str) -> String {
-    let mut f = String::with_capacity(shared_tail.len() + 32);
-    f.push_str("{\"op\":\"dispatch\",\"s\":");
-    f.push_str(&seq.to_string());
-    f.push(',');
-    f.push_str(shared_tail);
-    f
+/// What a dispatch frame holds before the shared `"t"`/`"d"` part, which
+/// is encoded once per event: only the sequence differs per connection.
+pub fn dispatch_head(out: &mut Vec<u8>, seq: u64) {
+    use std::io::Write;
+    let _ = write!(out, "{{\"op\":\"dispatch\",\"s\":{seq},");
 }
 
 /// The tail of `{"t":..,"d":..}` without its opening brace.
@@ -435,7 +431,9 @@ mod tests {
     #[test]
     fn frames_share_the_tail() {
         let tail = tail_of(r#"{"d":{"id":"1"},"t":"MESSAGE_CREATE"}"#).unwrap();
-        let f = dispatch_frame(7, tail);
+        let mut head = Vec::new();
+        dispatch_head(&mut head, 7);
+        let f = String::from_utf8(head).unwrap() + tail;
         let v: Value = serde_json::from_str(&f).unwrap();
         assert_eq!(
             (v["op"].as_str(), v["s"].as_u64(), v["t"].as_str()),

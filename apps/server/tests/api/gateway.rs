@@ -1112,7 +1112,96 @@ mod protocol_edges {
         heartbeat_beyond_what_was_sent_closes_with_4007,
         exactly_120_frames_a_minute,
         resume_while_the_old_socket_is_open,
+        acknowledged_frames_are_forgotten,
+        pings_are_answered_and_plain_requests_refused,
     );
+
+    /// A heartbeat's `s` tells the server the client has every frame up to
+    /// it: they are no longer kept, so a resume from before it cannot be
+    /// served, while a resume from it is.
+    async fn acknowledged_frames_are_forgotten(s: &TestServer) {
+        let owner = s.register("ackf").await;
+        let (_, general) = s.community(&owner, "Acked").await;
+        let (mut gw, ready) = Gw::identify(s, &owner).await;
+        let session = ready["session_id"].as_str().unwrap().to_string();
+        for i in 0..3 {
+            s.send(&owner, &general, &format!("a{i}")).await;
+            gw.expect("MESSAGE_CREATE").await;
+        }
+        let acked = gw.last_s;
+        gw.send(json!({"op": "heartbeat", "d": {"s": acked}})).await;
+        while gw.frame().await["op"] != "heartbeat_ack" {}
+        drop(gw);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Resumable from what was acknowledged: nothing is missing.
+        let (gw, r) = Gw::resume(s, &owner, &session, acked).await;
+        assert_eq!(r.expect("resumed from the acknowledged frame").len(), 0);
+        let seen = gw.last_s;
+        drop(gw);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Not from before it: those frames are gone.
+        let (_, r) = Gw::resume(s, &owner, &session, acked - 2).await;
+        assert!(
+            r.is_err(),
+            "frames before the acknowledgement are forgotten"
+        );
+        // The session itself still resumes from where it is.
+        let (mut gw, r) = Gw::resume(s, &owner, &session, seen).await;
+        assert!(r.is_ok());
+        s.send(&owner, &general, "after").await;
+        assert_eq!(gw.expect("MESSAGE_CREATE").await["content"], "after");
+    }
+
+    /// The socket is ours to write (gateway/socket.rs): a ping gets its
+    /// pong, and a request that is not an upgrade gets the contract's 400.
+    async fn pings_are_answered_and_plain_requests_refused(s: &TestServer) {
+        use futures::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async(format!("ws://{}/api/v1/gateway", s.addr))
+                .await
+                .expect("connect");
+        let _hello = ws.next().await;
+        ws.send(Message::Ping(b"are you there".to_vec().into()))
+            .await
+            .unwrap();
+        let pong = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Pong(p))) => return p.to_vec(),
+                    Some(Ok(_)) => continue,
+                    other => panic!("no pong: {other:?}"),
+                }
+            }
+        })
+        .await
+        .expect("a pong within 5 s");
+        assert_eq!(pong, b"are you there");
+
+        let res = s
+            .http
+            .get(format!("http://{}/api/v1/gateway", s.addr))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 400);
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_request");
+        assert_eq!(body["error"]["details"]["field"], "connection");
+        let res = s
+            .http
+            .get(format!("http://{}/api/v1/gateway", s.addr))
+            .header("connection", "Upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "8")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 400);
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["details"]["field"], "sec-websocket-version");
+    }
 
     async fn heartbeat_beyond_what_was_sent_closes_with_4007(s: &TestServer) {
         let u = s.register("hb4007").await;

@@ -1,0 +1,491 @@
+//! Overload: the members of one channel read while messages are sent
+//! faster than the server can deliver them (`--rate`, meant as twice the
+//! sustainable rate) for `--duration` seconds, and `--slow` percent of the
+//! readers also stop reading for `--pause` seconds with a small receive
+//! buffer, as a phone on a bad network does.
+//!
+//! The contract's promise under overload: a connection that falls behind
+//! is closed and its session stays resumable; nothing is skipped silently.
+//! Every client here behaves as the web app does: on a close it resumes
+//! with its last sequence; on `invalid_session` it identifies again and
+//! fetches `messages?after=<last seen id>` over REST. After the sends, the
+//! run waits for the backlog to drain (until every client has every
+//! acknowledged message, or nothing has arrived anywhere for 15 s), then
+//! reports each (client, message) once as delivered live, late (replayed
+//! by a resume), late (fetched over REST) or never delivered. A message
+//! never delivered, a message received twice on the gateway, or one out of
+//! ID order on it fails the run: a client missing one in the middle of its
+//! stream without a close would show as all three.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::client::{Resumed, Ws, field, identify, resume, seq_of, source};
+use super::cohort;
+use super::probe::histogram;
+use super::rolling::send_one;
+use crate::Args;
+use crate::report::Outcome;
+use crate::server::Server;
+
+/// How a client first got a message.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum How {
+    Live,
+    Replayed,
+    Fetched,
+}
+
+struct Client {
+    token: String,
+    /// Reads slowly (see the module's comment).
+    slow: bool,
+    session: Mutex<String>,
+    last_s: AtomicU64,
+    /// The highest message id seen (the REST catch-up starts after it).
+    last_id: AtomicU64,
+    got: Mutex<HashMap<u64, How>>,
+    /// Gateway dispatches of a message already received (a bug).
+    twice: AtomicU64,
+    /// A message id at or below the last one received on the gateway, or a
+    /// sequence at or below the last one (a bug).
+    disorder: AtomicU64,
+    closes: AtomicU64,
+    invalid: AtomicU64,
+    /// Set while a resume replays: what arrives then is late.
+    replaying: AtomicBool,
+    /// Set during the REST catch-up after `invalid_session`: ids fetched
+    /// then may come again live (sent between READY and the fetch).
+    fetched_upto: AtomicU64,
+}
+
+/// A message of this run in a frame: its id.
+fn message_id(frame: &str) -> Option<u64> {
+    if !frame.contains("\"t\":\"MESSAGE_CREATE\"")
+        || !field(frame, "content").is_some_and(|c| c.starts_with("overload "))
+    {
+        return None;
+    }
+    // Parsed in full: the message's own id is not the frame's first "id".
+    let v: serde_json::Value = serde_json::from_str(frame).ok()?;
+    v["d"]["id"].as_str()?.parse().ok()
+}
+
+impl Client {
+    fn see(&self, frame: &str) {
+        if let Some(s) = seq_of(frame) {
+            if s <= self.last_s.load(Ordering::Relaxed) {
+                self.disorder.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.last_s.store(s, Ordering::Relaxed);
+            }
+        }
+        let Some(id) = message_id(frame) else {
+            return;
+        };
+        let how = if self.replaying.load(Ordering::Relaxed) {
+            How::Replayed
+        } else {
+            How::Live
+        };
+        let Ok(mut got) = self.got.lock() else {
+            return;
+        };
+        if got.contains_key(&id) {
+            // Fetched over REST and then sent live as well is expected
+            // (identify came before the fetch); anything else is a repeat.
+            if id > self.fetched_upto.load(Ordering::Relaxed) {
+                self.twice.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
+        if id <= self.last_id.load(Ordering::Relaxed) {
+            self.disorder.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.last_id.store(id, Ordering::Relaxed);
+        }
+        got.insert(id, how);
+    }
+
+    fn count(&self) -> usize {
+        self.got.lock().map_or(0, |g| g.len())
+    }
+}
+
+/// TCP from connection `i`'s source address with a small receive buffer for
+/// slow readers, the upgrade, and hello.
+async fn dial(addr: SocketAddr, i: usize, slow: bool) -> Result<Ws, String> {
+    use futures::StreamExt;
+    let sock = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
+    sock.bind(SocketAddr::from((source(i), 0)))
+        .map_err(|e| e.to_string())?;
+    if slow {
+        let _ = sock.set_recv_buffer_size(8 * 1024);
+    }
+    let stream = sock.connect(addr).await.map_err(|e| e.to_string())?;
+    let _ = stream.set_nodelay(true);
+    let (mut ws, _) =
+        tokio_tungstenite::client_async(format!("ws://{addr}/api/v1/gateway"), stream)
+            .await
+            .map_err(|e| e.to_string())?;
+    ws.next()
+        .await
+        .ok_or("closed before hello")?
+        .map_err(|e| e.to_string())?;
+    Ok(ws)
+}
+
+/// After `invalid_session`: every message after the last one seen, over REST.
+async fn fetch_missed(
+    http: &reqwest::Client,
+    base: &str,
+    channel: &str,
+    c: &Client,
+) -> Result<(), String> {
+    loop {
+        let after = c.last_id.load(Ordering::Relaxed);
+        let page: Vec<serde_json::Value> = http
+            .get(format!(
+                "{base}/api/v1/channels/{channel}/messages?after={after}&limit=100"
+            ))
+            .bearer_auth(&c.token)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut ids: Vec<u64> = page
+            .iter()
+            .filter(|m| {
+                m["content"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("overload "))
+            })
+            .filter_map(|m| m["id"].as_str()?.parse().ok())
+            .collect();
+        ids.sort_unstable();
+        let newest = page
+            .iter()
+            .filter_map(|m| m["id"].as_str()?.parse::<u64>().ok())
+            .max();
+        if let Ok(mut got) = c.got.lock() {
+            for id in ids {
+                got.entry(id).or_insert(How::Fetched);
+            }
+        }
+        match newest {
+            Some(n) if n > after => {
+                c.last_id.store(n, Ordering::Relaxed);
+                c.fetched_upto.store(n, Ordering::Relaxed);
+            }
+            _ => return Ok(()),
+        }
+        if page.len() < 100 {
+            return Ok(());
+        }
+    }
+}
+
+/// Connects (identify, or resume after a close; identify and fetch on
+/// `invalid_session`), reads until the connection ends, and again, until
+/// `stop`. A slow client stops reading once, for `pause`, `pause_at` after
+/// it starts.
+async fn run_client(
+    addr: SocketAddr,
+    i: usize,
+    c: Arc<Client>,
+    (http, base, channel): (reqwest::Client, String, String),
+    stop: Arc<AtomicBool>,
+    (pause_at, pause): (Arc<Mutex<Option<Instant>>>, Duration),
+) {
+    use futures::{SinkExt, StreamExt};
+    let mut paused = !c.slow;
+    while !stop.load(Ordering::Relaxed) {
+        let connected = tokio::time::timeout(Duration::from_secs(30), async {
+            let mut ws = dial(addr, i, c.slow).await?;
+            let session = c.session.lock().map(|s| s.clone()).unwrap_or_default();
+            if !session.is_empty() {
+                let s = c.last_s.load(Ordering::Relaxed);
+                c.replaying.store(true, Ordering::Relaxed);
+                let mut see = |f: &str| c.see(f);
+                let r = resume(&mut ws, &c.token, &session, s, &mut see).await;
+                c.replaying.store(false, Ordering::Relaxed);
+                match r? {
+                    Resumed::Resumed => return Ok(ws),
+                    Resumed::Invalid => {
+                        c.invalid.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            let id = identify(&mut ws, &c.token).await?;
+            if let Ok(mut g) = c.session.lock() {
+                *g = id;
+            }
+            c.last_s.store(1, Ordering::Relaxed);
+            if !session.is_empty() {
+                fetch_missed(&http, &base, &channel, &c).await?;
+            }
+            Ok::<Ws, String>(ws)
+        })
+        .await;
+        let ws = match connected {
+            Ok(Ok(ws)) => ws,
+            _ => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let (mut tx, mut rx) = ws.split();
+        let mut beat = tokio::time::interval(Duration::from_secs(20));
+        beat.tick().await;
+        let mut check = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                _ = beat.tick() => {
+                    let s = c.last_s.load(Ordering::Relaxed);
+                    if tx.send(tokio_tungstenite::tungstenite::Message::Text(json!({"op": "heartbeat", "d": {"s": s}}).to_string().into())).await.is_err() { break; }
+                }
+                _ = check.tick() => {
+                    if stop.load(Ordering::Relaxed) { return; }
+                    let due = pause_at.lock().ok().and_then(|a| *a);
+                    if !paused && due.is_some_and(|at| Instant::now() >= at) {
+                        paused = true;
+                        tokio::time::sleep(pause).await;
+                    }
+                }
+                m = rx.next() => match m {
+                    Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => c.see(t.as_str()),
+                    Some(Ok(_)) => {}
+                    _ => break,
+                },
+            }
+        }
+        c.closes.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+pub async fn overload(args: &Args, server: &Server) -> Result<Vec<Outcome>, String> {
+    let base = server.base.clone();
+    let n = args.connections;
+    let http = crate::scenarios::client();
+    let owner = crate::scenarios::register(&http, &base, "overload_owner").await?;
+    let users = args.users.unwrap_or(n.div_ceil(10)).clamp(1, n.max(1));
+    let mut made = cohort::communities(&http, &base, "overload", &owner, 1, users).await?;
+    let community = made.pop().ok_or("no community")?;
+    let slow_every = if args.slow == 0 {
+        usize::MAX
+    } else {
+        (100 / args.slow.min(100)).max(1)
+    };
+    let clients: Vec<Arc<Client>> = (0..n)
+        .map(|i| {
+            Arc::new(Client {
+                token: community.members[i % users].token.clone(),
+                slow: i % slow_every == slow_every - 1,
+                session: Mutex::new(String::new()),
+                last_s: AtomicU64::new(0),
+                last_id: AtomicU64::new(0),
+                got: Mutex::new(HashMap::new()),
+                twice: AtomicU64::new(0),
+                disorder: AtomicU64::new(0),
+                closes: AtomicU64::new(0),
+                invalid: AtomicU64::new(0),
+                replaying: AtomicBool::new(false),
+                fetched_upto: AtomicU64::new(0),
+            })
+        })
+        .collect();
+    let slow = clients.iter().filter(|c| c.slow).count();
+    let stop = Arc::new(AtomicBool::new(false));
+    // Slow readers stop reading a third of the way into the sends.
+    let pause_at = Arc::new(Mutex::new(None::<Instant>));
+    let pause = Duration::from_secs(args.pause);
+    let tasks: Vec<_> = clients
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let addr = server.nodes[i % server.nodes.len()].addr();
+            let rest = (http.clone(), base.clone(), community.channel.clone());
+            tokio::spawn(run_client(
+                addr,
+                i,
+                c.clone(),
+                rest,
+                stop.clone(),
+                (pause_at.clone(), pause),
+            ))
+        })
+        .collect();
+    // Everyone identified before the first message.
+    let start = Instant::now();
+    while clients
+        .iter()
+        .any(|c| c.session.lock().map_or(true, |s| s.is_empty()))
+    {
+        if start.elapsed() > Duration::from_secs(120) {
+            stop.store(true, Ordering::Relaxed);
+            return Err("clients did not identify within 120 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "overload: {n} clients ({users} accounts, {slow} slow readers pausing {} s) identified; sending {} msg/s for {} s",
+        args.pause, args.rate, args.duration
+    );
+    if let Ok(mut p) = pause_at.lock() {
+        *p = Some(Instant::now() + Duration::from_secs_f64(args.duration as f64 / 3.0));
+    }
+    // The sender: an open loop at --rate, each message retried until
+    // acknowledged (same nonce), as the web app's outbox does.
+    let sends = Arc::new(Mutex::new(histogram()));
+    let acked = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let unacked = Arc::new(AtomicU64::new(0));
+    let total = args.rate * args.duration;
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate.max(1) as f64));
+    let mut pending = Vec::new();
+    let sending = Instant::now();
+    for k in 0..total {
+        tick.tick().await;
+        let (http, base, channel, token) = (
+            http.clone(),
+            base.clone(),
+            community.channel.clone(),
+            owner.token.clone(),
+        );
+        let (sends, acked, unacked) = (sends.clone(), acked.clone(), unacked.clone());
+        pending.push(tokio::spawn(async move {
+            match send_one(&http, &base, &channel, &token, "overload", k).await {
+                Ok((id, took, _)) => {
+                    if let Ok(mut h) = sends.lock() {
+                        let _ = h.record(took.as_micros() as u64);
+                    }
+                    if let Ok(mut a) = acked.lock() {
+                        a.push(id);
+                    }
+                }
+                Err(e) => {
+                    eprintln!("overload: {e}");
+                    unacked.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for p in pending {
+        let _ = p.await;
+    }
+    let sent_for = sending.elapsed();
+    let mut acked: Vec<u64> = acked.lock().map(|a| a.clone()).unwrap_or_default();
+    acked.sort_unstable();
+    acked.dedup();
+    // The backlog drains: wait while anything still arrives anywhere.
+    let drain = Instant::now();
+    let mut last_total = 0usize;
+    let mut quiet_since = Instant::now();
+    loop {
+        let have: usize = clients.iter().map(|c| c.count()).sum();
+        if clients.iter().all(|c| c.count() >= acked.len()) {
+            break;
+        }
+        if have != last_total {
+            last_total = have;
+            quiet_since = Instant::now();
+        } else if quiet_since.elapsed() > Duration::from_secs(15) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let drained_in = drain.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+
+    let (mut live, mut replayed, mut fetched, mut never) = (0u64, 0u64, 0u64, 0u64);
+    let (mut twice, mut disorder, mut closes, mut invalid, mut closed_clients) = (0, 0, 0, 0, 0);
+    let mut told = 0;
+    for (i, c) in clients.iter().enumerate() {
+        let got = c.got.lock().map(|g| g.clone()).unwrap_or_default();
+        let mut missing = 0;
+        for id in &acked {
+            match got.get(id) {
+                Some(How::Live) => live += 1,
+                Some(How::Replayed) => replayed += 1,
+                Some(How::Fetched) => fetched += 1,
+                None => missing += 1,
+            }
+        }
+        never += missing;
+        if missing > 0 && told < 10 {
+            told += 1;
+            eprintln!(
+                "overload: client {i}{} never got {missing} of {} (closed {} times, invalid_session {} times)",
+                if c.slow { " (slow)" } else { "" },
+                acked.len(),
+                c.closes.load(Ordering::Relaxed),
+                c.invalid.load(Ordering::Relaxed)
+            );
+        }
+        twice += c.twice.load(Ordering::Relaxed);
+        disorder += c.disorder.load(Ordering::Relaxed);
+        let cl = c.closes.load(Ordering::Relaxed);
+        closes += cl;
+        closed_clients += u64::from(cl > 0);
+        invalid += c.invalid.load(Ordering::Relaxed);
+    }
+    let unacked = unacked.load(Ordering::Relaxed);
+    let expected = acked.len() as u64 * n as u64;
+    let verdict = json!({
+        "clients": n,
+        "accounts": users,
+        "slow_readers": slow,
+        "rate": args.rate,
+        "seconds": args.duration,
+        "messages_acknowledged": acked.len(),
+        "messages_unacknowledged": unacked,
+        "deliveries_expected": expected,
+        "live": live,
+        "late_replayed": replayed,
+        "late_fetched": fetched,
+        "never": never,
+        "duplicates": twice,
+        "out_of_order": disorder,
+        "closes": closes,
+        "clients_closed": closed_clients,
+        "invalid_sessions": invalid,
+        "drained_secs": drained_in.as_secs_f64(),
+    });
+    let sends = sends
+        .lock()
+        .map(|h| h.clone())
+        .unwrap_or_else(|_| histogram());
+    let out = vec![Outcome {
+        name: "gw-overload".into(),
+        requests: acked.len() as u64,
+        errors: unacked,
+        seconds: sent_for.as_secs_f64(),
+        latency_us: sends,
+        server_rss_kib: server.rss_kib(),
+        notes: format!(
+            "{n} clients, {} msg/s offered for {} s ({:.0} deliveries/s): {live} live, {replayed} late by resume, {fetched} late by REST, {never} never; {closed_clients} clients closed ({closes} closes, {invalid} invalid_session); duplicates {twice}, out of order {disorder}; drained {:.1} s after the last send",
+            args.rate,
+            args.duration,
+            args.rate as f64 * n as f64,
+            drained_in.as_secs_f64()
+        ),
+        extra: verdict,
+    }];
+    if never + twice + disorder + unacked > 0 {
+        crate::report::print(args, &out);
+        return Err(format!(
+            "overload broke the guarantees: never delivered {never}, duplicates {twice}, out of order {disorder}, unacknowledged {unacked}"
+        ));
+    }
+    Ok(out)
+}
