@@ -2,8 +2,9 @@
 # Overload without silent gaps (issue 15): hearth-loadgen's gw-overload
 # scenario against a fresh hearth. OVERLOAD_CONNECTIONS readers of one
 # channel (ten per account) while OVERLOAD_RATE messages a second are sent
-# for OVERLOAD_SECS, and 5% of the readers stall for 10 s with a small
-# receive buffer. It fails unless every client ends with every
+# for OVERLOAD_SECS, and 5% of the readers misbehave with a small receive
+# buffer: a third stall 20 s, a third 40 s (beyond their session's replay
+# window), a third lose their connection for 2 s. It fails unless every client ends with every
 # acknowledged message (live, replayed by a resume, or fetched over REST
 # after invalid_session) and none came twice or out of order on the
 # gateway; it prints how many were live, late and never delivered, and
@@ -33,7 +34,7 @@ fi
 ulimit -n 20000 2>/dev/null || true
 json_args=()
 [ -n "${OVERLOAD_JSON:-}" ] && json_args=(--json "$OVERLOAD_JSON")
-say "overload: $CONNS readers, $RATE msg/s for ${SECS}s, 5% stalling 10 s"
+say "overload: $CONNS readers, $RATE msg/s for ${SECS}s, 5% stalling 20 s or 40 s or dropping 2 s"
 "$LOADGEN_BIN" --scenario gw-overload --server-bin "$HEARTH_BIN" \
-  --connections "$CONNS" --rate "$RATE" --duration "$SECS" --slow 5 --pause 10 \
+  --connections "$CONNS" --rate "$RATE" --duration "$SECS" --slow 5 --pause "${OVERLOAD_PAUSE:-20}" \
   "${json_args[@]}"

@@ -1,8 +1,9 @@
 //! Overload: the members of one channel read while messages are sent
 //! faster than the server can deliver them (`--rate`, meant as twice the
 //! sustainable rate) for `--duration` seconds, and `--slow` percent of the
-//! readers also stop reading for `--pause` seconds with a small receive
-//! buffer, as a phone on a bad network does.
+//! readers misbehave as phones on a bad network do: with a small receive
+//! buffer, a third stop reading for `--pause` seconds, a third for twice as
+//! long, and a third lose their connection for 2 s.
 //!
 //! The contract's promise under overload: a connection that falls behind
 //! is closed and its session stays resumable; nothing is skipped silently.
@@ -41,8 +42,23 @@ enum How {
     Fetched,
 }
 
+/// When each message was first sent (µs since the run's start; 0: not yet).
+struct Sent {
+    start: Instant,
+    at_us: Vec<AtomicU64>,
+}
+
+impl Sent {
+    fn now_us(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
+    }
+}
+
 struct Client {
     token: String,
+    sent: Arc<Sent>,
+    /// Send → receipt of the messages delivered live, in µs.
+    latency: Mutex<hdrhistogram::Histogram<u64>>,
     /// Reads slowly (see the module's comment).
     slow: bool,
     session: Mutex<String>,
@@ -64,16 +80,15 @@ struct Client {
     fetched_upto: AtomicU64,
 }
 
-/// A message of this run in a frame: its id.
-fn message_id(frame: &str) -> Option<u64> {
-    if !frame.contains("\"t\":\"MESSAGE_CREATE\"")
-        || !field(frame, "content").is_some_and(|c| c.starts_with("overload "))
-    {
+/// A message of this run in a frame: its id and its number.
+fn message_id(frame: &str) -> Option<(u64, usize)> {
+    if !frame.contains("\"t\":\"MESSAGE_CREATE\"") {
         return None;
     }
+    let k = field(frame, "content")?.strip_prefix("overload ")?.parse().ok()?;
     // Parsed in full: the message's own id is not the frame's first "id".
     let v: serde_json::Value = serde_json::from_str(frame).ok()?;
-    v["d"]["id"].as_str()?.parse().ok()
+    Some((v["d"]["id"].as_str()?.parse().ok()?, k))
 }
 
 impl Client {
@@ -85,7 +100,7 @@ impl Client {
                 self.last_s.store(s, Ordering::Relaxed);
             }
         }
-        let Some(id) = message_id(frame) else {
+        let Some((id, k)) = message_id(frame) else {
             return;
         };
         let how = if self.replaying.load(Ordering::Relaxed) {
@@ -93,6 +108,12 @@ impl Client {
         } else {
             How::Live
         };
+        if how == How::Live
+            && let Some(at) = self.sent.at_us.get(k).map(|a| a.load(Ordering::Relaxed))
+            && let Ok(mut h) = self.latency.lock()
+        {
+            let _ = h.record(self.sent.now_us().saturating_sub(at));
+        }
         let Ok(mut got) = self.got.lock() else {
             return;
         };
@@ -195,7 +216,8 @@ async fn fetch_missed(
 
 /// Connects (identify, or resume after a close; identify and fetch on
 /// `invalid_session`), reads until the connection ends, and again, until
-/// `stop`. A slow client stops reading once, for `pause`, `pause_at` after
+/// `stop`. A slow client stops reading once, for `pause` (or, with a zero
+/// `pause`, drops its connection and comes back 2 s later), `pause_at` after
 /// it starts.
 async fn run_client(
     addr: SocketAddr,
@@ -207,6 +229,7 @@ async fn run_client(
 ) {
     use futures::{SinkExt, StreamExt};
     let mut paused = !c.slow;
+    let mut dropped = false;
     while !stop.load(Ordering::Relaxed) {
         let connected = tokio::time::timeout(Duration::from_secs(30), async {
             let mut ws = dial(addr, i, c.slow).await?;
@@ -257,6 +280,10 @@ async fn run_client(
                     let due = pause_at.lock().ok().and_then(|a| *a);
                     if !paused && due.is_some_and(|at| Instant::now() >= at) {
                         paused = true;
+                        if pause.is_zero() {
+                            dropped = true;
+                            break;
+                        }
                         tokio::time::sleep(pause).await;
                     }
                 }
@@ -268,6 +295,10 @@ async fn run_client(
             }
         }
         c.closes.fetch_add(1, Ordering::Relaxed);
+        if std::mem::take(&mut dropped) {
+            // Out of coverage for a moment, then back with a resume.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
     }
 }
 
@@ -284,10 +315,17 @@ pub async fn overload(args: &Args, server: &Server) -> Result<Vec<Outcome>, Stri
     } else {
         (100 / args.slow.min(100)).max(1)
     };
+    let total = args.rate * args.duration;
+    let sent = Arc::new(Sent {
+        start: Instant::now(),
+        at_us: (0..total).map(|_| AtomicU64::new(0)).collect(),
+    });
     let clients: Vec<Arc<Client>> = (0..n)
         .map(|i| {
             Arc::new(Client {
                 token: community.members[i % users].token.clone(),
+                sent: sent.clone(),
+                latency: Mutex::new(histogram()),
                 slow: i % slow_every == slow_every - 1,
                 session: Mutex::new(String::new()),
                 last_s: AtomicU64::new(0),
@@ -313,13 +351,22 @@ pub async fn overload(args: &Args, server: &Server) -> Result<Vec<Outcome>, Stri
         .map(|(i, c)| {
             let addr = server.nodes[i % server.nodes.len()].addr();
             let rest = (http.clone(), base.clone(), community.channel.clone());
+            // A third of the slow readers stall for --pause, a third twice
+            // as long (out of their session's replay window), and a third
+            // lose their connection for 2 s: each way back (live after the
+            // stall, invalid_session + REST, resume) is taken.
+            let stall = match (i / slow_every) % 3 {
+                0 => pause,
+                1 => pause * 2,
+                _ => Duration::ZERO,
+            };
             tokio::spawn(run_client(
                 addr,
                 i,
                 c.clone(),
                 rest,
                 stop.clone(),
-                (pause_at.clone(), pause),
+                (pause_at.clone(), stall),
             ))
         })
         .collect();
@@ -347,12 +394,12 @@ pub async fn overload(args: &Args, server: &Server) -> Result<Vec<Outcome>, Stri
     let sends = Arc::new(Mutex::new(histogram()));
     let acked = Arc::new(Mutex::new(Vec::<u64>::new()));
     let unacked = Arc::new(AtomicU64::new(0));
-    let total = args.rate * args.duration;
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate.max(1) as f64));
     let mut pending = Vec::new();
     let sending = Instant::now();
     for k in 0..total {
         tick.tick().await;
+        sent.at_us[k as usize].store(sent.now_us(), Ordering::Relaxed);
         let (http, base, channel, token) = (
             http.clone(),
             base.clone(),
@@ -388,6 +435,12 @@ pub async fn overload(args: &Args, server: &Server) -> Result<Vec<Outcome>, Stri
     let drain = Instant::now();
     let mut last_total = 0usize;
     let mut quiet_since = Instant::now();
+    // Stalled readers read again only once their stall is over.
+    let stalls_end = pause_at
+        .lock()
+        .ok()
+        .and_then(|p| *p)
+        .map_or(drain, |at| at + pause * 2);
     loop {
         let have: usize = clients.iter().map(|c| c.count()).sum();
         if clients.iter().all(|c| c.count() >= acked.len()) {
@@ -396,7 +449,7 @@ pub async fn overload(args: &Args, server: &Server) -> Result<Vec<Outcome>, Stri
         if have != last_total {
             last_total = have;
             quiet_since = Instant::now();
-        } else if quiet_since.elapsed() > Duration::from_secs(15) {
+        } else if quiet_since.elapsed() > Duration::from_secs(15) && Instant::now() > stalls_end {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -410,7 +463,11 @@ pub async fn overload(args: &Args, server: &Server) -> Result<Vec<Outcome>, Stri
     let (mut live, mut replayed, mut fetched, mut never) = (0u64, 0u64, 0u64, 0u64);
     let (mut twice, mut disorder, mut closes, mut invalid, mut closed_clients) = (0, 0, 0, 0, 0);
     let mut told = 0;
+    let mut delivery = histogram();
     for (i, c) in clients.iter().enumerate() {
+        if let Ok(h) = c.latency.lock() {
+            let _ = delivery.add(&*h);
+        }
         let got = c.got.lock().map(|g| g.clone()).unwrap_or_default();
         let mut missing = 0;
         for id in &acked {
@@ -460,6 +517,10 @@ pub async fn overload(args: &Args, server: &Server) -> Result<Vec<Outcome>, Stri
         "clients_closed": closed_clients,
         "invalid_sessions": invalid,
         "drained_secs": drained_in.as_secs_f64(),
+        "live_p50_ms": delivery.value_at_quantile(0.5) as f64 / 1000.0,
+        "live_p99_ms": delivery.value_at_quantile(0.99) as f64 / 1000.0,
+        "live_max_ms": delivery.max() as f64 / 1000.0,
+        "live_over_1s": delivery.count_between(1_000_000, u64::MAX),
     });
     let sends = sends
         .lock()
@@ -473,10 +534,14 @@ pub async fn overload(args: &Args, server: &Server) -> Result<Vec<Outcome>, Stri
         latency_us: sends,
         server_rss_kib: server.rss_kib(),
         notes: format!(
-            "{n} clients, {} msg/s offered for {} s ({:.0} deliveries/s): {live} live, {replayed} late by resume, {fetched} late by REST, {never} never; {closed_clients} clients closed ({closes} closes, {invalid} invalid_session); duplicates {twice}, out of order {disorder}; drained {:.1} s after the last send",
+            "{n} clients, {} msg/s offered for {} s ({:.0} deliveries/s): {live} live (send → receipt p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; {} over 1 s), {replayed} late by resume, {fetched} late by REST, {never} never; {closed_clients} clients closed ({closes} closes, {invalid} invalid_session); duplicates {twice}, out of order {disorder}; drained {:.1} s after the last send (sends: the latency columns)",
             args.rate,
             args.duration,
             args.rate as f64 * n as f64,
+            delivery.value_at_quantile(0.5) as f64 / 1000.0,
+            delivery.value_at_quantile(0.99) as f64 / 1000.0,
+            delivery.max() as f64 / 1000.0,
+            delivery.count_between(1_000_000, u64::MAX),
             drained_in.as_secs_f64()
         ),
         extra: verdict,
