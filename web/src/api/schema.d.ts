@@ -6569,6 +6569,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description not a WebSocket upgrade: details.field names the header at fault */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description origin not allowed */
             403: {
                 headers: {
