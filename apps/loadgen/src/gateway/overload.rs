@@ -78,6 +78,12 @@ struct Client {
     /// Set during the REST catch-up after `invalid_session`: ids fetched
     /// then may come again live (sent between READY and the fetch).
     fetched_upto: AtomicU64,
+    /// `Some(after)` while a catch-up over REST is owed (from
+    /// `invalid_session` until the channel's end is fetched), kept across
+    /// reconnects so an interrupted catch-up continues where it stopped.
+    fetch_from: Mutex<Option<u64>>,
+    /// Connecting, catching up or stalled (the drain waits for these).
+    busy: AtomicBool,
 }
 
 /// A message of this run in a frame: its id and its number.
@@ -161,7 +167,8 @@ async fn dial(addr: SocketAddr, i: usize, slow: bool) -> Result<Ws, String> {
     Ok(ws)
 }
 
-/// After `invalid_session`: every message after the last one seen, over REST.
+/// After `invalid_session`: every message after the last one seen, over
+/// REST, oldest first, page by page, from where the catch-up stands.
 async fn fetch_missed(
     http: &reqwest::Client,
     base: &str,
@@ -169,7 +176,9 @@ async fn fetch_missed(
     c: &Client,
 ) -> Result<(), String> {
     loop {
-        let after = c.last_id.load(Ordering::Relaxed);
+        let Some(after) = c.fetch_from.lock().ok().and_then(|f| *f) else {
+            return Ok(());
+        };
         let page: Vec<serde_json::Value> = http
             .get(format!(
                 "{base}/api/v1/channels/{channel}/messages?after={after}&limit=100"
@@ -182,7 +191,7 @@ async fn fetch_missed(
             .json()
             .await
             .map_err(|e| e.to_string())?;
-        let mut ids: Vec<u64> = page
+        let ids: Vec<u64> = page
             .iter()
             .filter(|m| {
                 m["content"]
@@ -191,7 +200,6 @@ async fn fetch_missed(
             })
             .filter_map(|m| m["id"].as_str()?.parse().ok())
             .collect();
-        ids.sort_unstable();
         let newest = page
             .iter()
             .filter_map(|m| m["id"].as_str()?.parse::<u64>().ok())
@@ -201,14 +209,18 @@ async fn fetch_missed(
                 got.entry(id).or_insert(How::Fetched);
             }
         }
-        match newest {
-            Some(n) if n > after => {
-                c.last_id.store(n, Ordering::Relaxed);
-                c.fetched_upto.store(n, Ordering::Relaxed);
-            }
-            _ => return Ok(()),
+        let next = match newest {
+            Some(n) if n > after && page.len() == 100 => Some(n),
+            _ => None,
+        };
+        if let Some(n) = newest {
+            c.last_id.fetch_max(n, Ordering::Relaxed);
+            c.fetched_upto.fetch_max(n, Ordering::Relaxed);
         }
-        if page.len() < 100 {
+        if let Ok(mut f) = c.fetch_from.lock() {
+            *f = next;
+        }
+        if next.is_none() {
             return Ok(());
         }
     }
@@ -230,7 +242,9 @@ async fn run_client(
     use futures::{SinkExt, StreamExt};
     let mut paused = !c.slow;
     let mut dropped = false;
+    let mut backoff = Duration::from_millis(200);
     while !stop.load(Ordering::Relaxed) {
+        c.busy.store(true, Ordering::Relaxed);
         let connected = tokio::time::timeout(Duration::from_secs(30), async {
             let mut ws = dial(addr, i, c.slow).await?;
             let session = c.session.lock().map(|s| s.clone()).unwrap_or_default();
@@ -244,6 +258,11 @@ async fn run_client(
                     Resumed::Resumed => return Ok(ws),
                     Resumed::Invalid => {
                         c.invalid.fetch_add(1, Ordering::Relaxed);
+                        // Owed: everything after the last message seen (or
+                        // after where an earlier catch-up stands).
+                        if let Ok(mut f) = c.fetch_from.lock() {
+                            f.get_or_insert(c.last_id.load(Ordering::Relaxed));
+                        }
                     }
                 }
             }
@@ -252,19 +271,31 @@ async fn run_client(
                 *g = id;
             }
             c.last_s.store(1, Ordering::Relaxed);
-            if !session.is_empty() {
-                fetch_missed(&http, &base, &channel, &c).await?;
-            }
             Ok::<Ws, String>(ws)
         })
         .await;
         let ws = match connected {
             Ok(Ok(ws)) => ws,
-            _ => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
+            failed => {
+                if std::env::var_os("OVERLOAD_DEBUG").is_some() {
+                    eprintln!("overload: client {i} could not connect: {:?}", failed.map(|r| r.err()));
+                }
+                // Backing off (with a per-client jitter), as a real client
+                // does, so a crowd of them does not hammer an overloaded server.
+                let jitter = Duration::from_millis((i as u64 * 37) % 250);
+                tokio::time::sleep(backoff + jitter).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
             }
         };
+        // A catch-up owed (now, or left unfinished by a lost connection).
+        if fetch_missed(&http, &base, &channel, &c).await.is_err() {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+            continue;
+        }
+        backoff = Duration::from_millis(200);
+        c.busy.store(false, Ordering::Relaxed);
         let (mut tx, mut rx) = ws.split();
         let mut beat = tokio::time::interval(Duration::from_secs(20));
         beat.tick().await;
@@ -284,7 +315,9 @@ async fn run_client(
                             dropped = true;
                             break;
                         }
+                        c.busy.store(true, Ordering::Relaxed);
                         tokio::time::sleep(pause).await;
+                        c.busy.store(false, Ordering::Relaxed);
                     }
                 }
                 m = rx.next() => match m {
@@ -337,6 +370,8 @@ pub async fn overload(args: &Args, server: &Server) -> Result<Vec<Outcome>, Stri
                 invalid: AtomicU64::new(0),
                 replaying: AtomicBool::new(false),
                 fetched_upto: AtomicU64::new(0),
+                fetch_from: Mutex::new(None),
+                busy: AtomicBool::new(false),
             })
         })
         .collect();
@@ -449,7 +484,24 @@ pub async fn overload(args: &Args, server: &Server) -> Result<Vec<Outcome>, Stri
         if have != last_total {
             last_total = have;
             quiet_since = Instant::now();
-        } else if quiet_since.elapsed() > Duration::from_secs(15) && Instant::now() > stalls_end {
+        } else if quiet_since.elapsed() > Duration::from_secs(15)
+            && Instant::now() > stalls_end
+            && !clients.iter().any(|c| c.busy.load(Ordering::Relaxed))
+        {
+            break;
+        }
+        if drain.elapsed().as_secs() % 10 == 0 && drain.elapsed().subsec_millis() < 100 {
+            eprintln!(
+                "overload: draining {:.0} s: {} of {} deliveries, {} readers incomplete, {} connecting or catching up",
+                drain.elapsed().as_secs_f64(),
+                have,
+                acked.len() * n,
+                clients.iter().filter(|c| c.count() < acked.len()).count(),
+                clients.iter().filter(|c| c.busy.load(Ordering::Relaxed)).count()
+            );
+        }
+        // However busy, a run ends: what is missing then counts as never.
+        if drain.elapsed() > Duration::from_secs(600) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
