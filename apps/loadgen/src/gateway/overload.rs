@@ -91,7 +91,10 @@ fn message_id(frame: &str) -> Option<(u64, usize)> {
     if !frame.contains("\"t\":\"MESSAGE_CREATE\"") {
         return None;
     }
-    let k = field(frame, "content")?.strip_prefix("overload ")?.parse().ok()?;
+    let k = field(frame, "content")?
+        .strip_prefix("overload ")?
+        .parse()
+        .ok()?;
     // Parsed in full: the message's own id is not the frame's first "id".
     let v: serde_json::Value = serde_json::from_str(frame).ok()?;
     Some((v["d"]["id"].as_str()?.parse().ok()?, k))
@@ -278,7 +281,10 @@ async fn run_client(
             Ok(Ok(ws)) => ws,
             failed => {
                 if std::env::var_os("OVERLOAD_DEBUG").is_some() {
-                    eprintln!("overload: client {i} could not connect: {:?}", failed.map(|r| r.err()));
+                    eprintln!(
+                        "overload: client {i} could not connect: {:?}",
+                        failed.map(|r| r.err())
+                    );
                 }
                 // Backing off (with a per-client jitter), as a real client
                 // does, so a crowd of them does not hammer an overloaded server.
@@ -497,7 +503,10 @@ pub async fn overload(args: &Args, server: &Server) -> Result<Vec<Outcome>, Stri
                 have,
                 acked.len() * n,
                 clients.iter().filter(|c| c.count() < acked.len()).count(),
-                clients.iter().filter(|c| c.busy.load(Ordering::Relaxed)).count()
+                clients
+                    .iter()
+                    .filter(|c| c.busy.load(Ordering::Relaxed))
+                    .count()
             );
         }
         // However busy, a run ends: what is missing then counts as never.
