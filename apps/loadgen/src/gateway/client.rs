@@ -29,10 +29,18 @@ pub fn source(i: usize) -> Ipv4Addr {
 
 /// TCP from connection `i`'s source address, the WebSocket upgrade, and hello.
 pub async fn dial(addr: SocketAddr, i: usize) -> Result<Ws, String> {
+    dial_with(addr, i, None).await
+}
+
+/// [`dial`], with this receive buffer (a reader on a slow link).
+pub async fn dial_with(addr: SocketAddr, i: usize, recv_buffer: Option<u32>) -> Result<Ws, String> {
     let local = source(i);
     let sock = TcpSocket::new_v4().map_err(|e| e.to_string())?;
     sock.bind(SocketAddr::from((local, 0)))
         .map_err(|e| format!("bind {local}: {e}"))?;
+    if let Some(bytes) = recv_buffer {
+        let _ = sock.set_recv_buffer_size(bytes);
+    }
     let stream = sock.connect(addr).await.map_err(|e| e.to_string())?;
     // Dispatches are small and latency is what we measure.
     let _ = stream.set_nodelay(true);

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::client::{Resumed, Ws, field, identify, resume, seq_of, source};
+use super::client::{Resumed, Ws, field, identify, resume, seq_of};
 use super::cohort;
 use super::probe::histogram;
 use super::rolling::send_one;
@@ -147,27 +147,11 @@ impl Client {
     }
 }
 
-/// TCP from connection `i`'s source address with a small receive buffer for
-/// slow readers, the upgrade, and hello.
+/// A slow reader's small receive buffer.
+const SLOW_RECV_BUFFER: u32 = 8 * 1024;
+
 async fn dial(addr: SocketAddr, i: usize, slow: bool) -> Result<Ws, String> {
-    use futures::StreamExt;
-    let sock = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
-    sock.bind(SocketAddr::from((source(i), 0)))
-        .map_err(|e| e.to_string())?;
-    if slow {
-        let _ = sock.set_recv_buffer_size(8 * 1024);
-    }
-    let stream = sock.connect(addr).await.map_err(|e| e.to_string())?;
-    let _ = stream.set_nodelay(true);
-    let (mut ws, _) =
-        tokio_tungstenite::client_async(format!("ws://{addr}/api/v1/gateway"), stream)
-            .await
-            .map_err(|e| e.to_string())?;
-    ws.next()
-        .await
-        .ok_or("closed before hello")?
-        .map_err(|e| e.to_string())?;
-    Ok(ws)
+    super::client::dial_with(addr, i, slow.then_some(SLOW_RECV_BUFFER)).await
 }
 
 /// After `invalid_session`: every message after the last one seen, over
