@@ -96,6 +96,10 @@ pub struct Inner {
     pub link: Option<Arc<Link>>,
     /// Frames up to here were taken by the attached connection.
     pub written: u64,
+    /// The last frame sequenced when the connection attached (plus the
+    /// RESUMED that follows): what it starts behind by is a resume's
+    /// replay, not slowness, and does not count towards [`OUTBOUND_QUEUE`].
+    pub replay_until: u64,
     pub detached_at: Option<Instant>,
     /// Frames that arrived while READY (or a resume) was being prepared:
     /// sequenced after it.
@@ -225,6 +229,7 @@ impl Session {
             old.close(4000, "resumed elsewhere");
         }
         g.written = written;
+        g.replay_until = g.seq + 1;
         g.detached_at = None;
         if g.sent > written {
             link.wake.notify_one();
@@ -295,15 +300,17 @@ impl Session {
 }
 
 /// Releases frames `(sent, upto]` to the connection. One that has let more
-/// than [`OUTBOUND_QUEUE`] frames pile up is detached (told to close; the
-/// session stays resumable).
+/// than [`OUTBOUND_QUEUE`] frames pile up since it attached is detached
+/// (told to close; the session stays resumable). A resume's replay does not
+/// count: a connection resuming 1,500 frames behind would otherwise be
+/// closed as too slow before it read one, every time it tried.
 fn send_upto(g: &mut Inner, upto: u64) {
     if upto <= g.sent {
         return;
     }
     g.sent = upto;
     if let Some(l) = &g.link {
-        if upto.saturating_sub(g.written) > OUTBOUND_QUEUE {
+        if upto.saturating_sub(g.written.max(g.replay_until)) > OUTBOUND_QUEUE {
             if let Some(l) = g.link.take() {
                 l.close(4000, "too slow to read; resume to continue");
             }

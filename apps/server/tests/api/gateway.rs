@@ -1114,7 +1114,68 @@ mod protocol_edges {
         resume_while_the_old_socket_is_open,
         acknowledged_frames_are_forgotten,
         pings_are_answered_and_plain_requests_refused,
+        a_resume_far_behind_is_not_too_slow,
     );
+
+    /// Sends, waiting out the per-user send rate when told to.
+    async fn send_patiently(s: &TestServer, who: &crate::User, channel: &str, text: &str) {
+        loop {
+            let (st, body) = s
+                .post(
+                    &format!("/api/v1/channels/{channel}/messages"),
+                    &who.token,
+                    json!({ "content": text }),
+                )
+                .await;
+            if st.as_u16() == 201 {
+                return;
+            }
+            assert_eq!(st.as_u16(), 429, "{body}");
+            let wait = body["error"]["details"]["retry_after_ms"]
+                .as_u64()
+                .unwrap_or(10);
+            tokio::time::sleep(Duration::from_millis(wait.max(1))).await;
+        }
+    }
+
+    /// A resume that starts more than the outbound queue (1,024 frames)
+    /// behind, but within the replay window, replays all of it: the
+    /// backlog it starts with is not slowness. (It used to be closed with
+    /// 4000 "too slow" before it read a frame, on every attempt: found by
+    /// the overload load test.)
+    async fn a_resume_far_behind_is_not_too_slow(s: &TestServer) {
+        let owner = s.register("farown").await;
+        let other = s.register("farsnd").await;
+        let member = s.register("farmem").await;
+        let (cid, general) = s.community(&owner, "Far behind").await;
+        s.join(&owner, &cid, &other).await;
+        s.join(&owner, &cid, &member).await;
+        let (mut gw, ready) = Gw::identify(s, &member).await;
+        let session = ready["session_id"].as_str().unwrap().to_string();
+        s.send(&owner, &general, "before").await;
+        gw.expect("MESSAGE_CREATE").await;
+        let seen = gw.last_s;
+        drop(gw);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // 1,100 messages while away, from two senders (each within its burst).
+        const MISSED: usize = 1_100;
+        for batch in (0..MISSED).collect::<Vec<_>>().chunks(20) {
+            let texts: Vec<(usize, String)> =
+                batch.iter().map(|&k| (k, format!("away {k}"))).collect();
+            futures::future::join_all(texts.iter().map(|(k, text)| {
+                let who = if k % 2 == 0 { &owner } else { &other };
+                send_patiently(s, who, &general, text)
+            }))
+            .await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (mut gw, r) = Gw::resume(s, &member, &session, seen).await;
+        let missed = r.expect("resumed, not closed as too slow");
+        let created = missed.iter().filter(|f| f["t"] == "MESSAGE_CREATE").count();
+        assert_eq!(created, MISSED, "every missed message replayed");
+        s.send(&owner, &general, "live").await;
+        assert_eq!(gw.expect("MESSAGE_CREATE").await["content"], "live");
+    }
 
     /// A heartbeat's `s` tells the server the client has every frame up to
     /// it: they are no longer kept, so a resume from before it cannot be
