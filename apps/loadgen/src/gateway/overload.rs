@@ -367,7 +367,8 @@ pub async fn overload(args: &Args, server: &Server) -> Result<Vec<Outcome>, Stri
         .collect();
     let slow = clients.iter().filter(|c| c.slow).count();
     let stop = Arc::new(AtomicBool::new(false));
-    // Slow readers stop reading a third of the way into the sends.
+    // Slow readers stop reading a sixth of the way into the sends (so the
+    // long stalls miss more than a replay window at any rate).
     let pause_at = Arc::new(Mutex::new(None::<Instant>));
     let pause = Duration::from_secs(args.pause);
     let tasks: Vec<_> = clients
@@ -412,7 +413,7 @@ pub async fn overload(args: &Args, server: &Server) -> Result<Vec<Outcome>, Stri
         args.pause, args.rate, args.duration
     );
     if let Ok(mut p) = pause_at.lock() {
-        *p = Some(Instant::now() + Duration::from_secs_f64(args.duration as f64 / 3.0));
+        *p = Some(Instant::now() + Duration::from_secs_f64(args.duration as f64 / 6.0));
     }
     // The sender: an open loop at --rate, each message retried until
     // acknowledged (same nonce), as the web app's outbox does.
