@@ -166,6 +166,7 @@ run_web() {
   ensure_coturn
   ensure_smtp
   ensure_oidc
+  ensure_ffmpeg
   build_web
   say "web: unit tests"
   (cd web && npm test --silent)

@@ -72,18 +72,24 @@ pub async fn connect_sqlite(path: &Path, max_connections: u32) -> StoreResult<Sq
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(10))
-        .pragma("cache_size", "-65536")
         .pragma("temp_store", "memory");
     // One writer connection (see `sql.rs` for why); readers get the rest.
+    // Page caches: the writer's survives its own commits, so a large one pays
+    // (64 MiB). A reader's is thrown away whenever it starts a read after any
+    // commit (WAL mode checks the WAL index and resets the pager), which on a
+    // chat server is nearly every read; a large one there only holds copies
+    // of pages the OS already caches, once per reader: at 15,000 sign-ins of
+    // distinct accounts that was ~2.7 KB per connection (docs/benchmarks.md,
+    // issue 15). 1 MiB keeps a query's interior pages between its steps.
     let write = SqlitePoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(30))
-        .connect_with(opts.clone())
+        .connect_with(opts.clone().pragma("cache_size", "-65536"))
         .await?;
     let read = SqlitePoolOptions::new()
         .max_connections(max_connections.max(1))
         .acquire_timeout(Duration::from_secs(10))
-        .connect_with(opts.read_only(false))
+        .connect_with(opts.pragma("cache_size", "-1024"))
         .await?;
     Ok(SqliteStore::new(read, write))
 }

@@ -5,7 +5,7 @@
 // into it, so nothing typed is lost. Files (the attach button, a paste, a drop on the
 // channel) go up at once into the tray above the box, each with progress and a cancel;
 // the message goes when they have all finished.
-import { useEffect, useMemo, useRef, useState, type ClipboardEvent, type KeyboardEvent } from 'react';
+import { useEffect, useLayoutEffect, useMemo, useRef, useState, type ClipboardEvent, type KeyboardEvent } from 'react';
 import type { Channel, Message, UserSummary } from '@/api/types';
 import { getClient } from '@/lib/client';
 import { communitiesStore, displayName } from '@/stores/communities';
@@ -124,6 +124,16 @@ export function Composer({ channel, label, disabled, replyTo, onCancelReply, onE
     el.style.height = `${Math.min(el.scrollHeight, 240)}px`;
   }, [text]);
 
+  const caretAfterPick = useRef<number | null>(null);
+  useLayoutEffect(() => {
+    const el = ref.current;
+    const at = caretAfterPick.current;
+    if (!el || at === null) return;
+    caretAfterPick.current = null;
+    el.focus();
+    el.setSelectionRange(at, at);
+  }, [text]);
+
   const updateQuery = (value: string, caret: number) => {
     const m = /(^|\s)@([\w.]{0,32})$/.exec(value.slice(0, caret));
     setQuery(m ? m[2] : null);
@@ -136,12 +146,11 @@ export function Composer({ channel, label, disabled, replyTo, onCancelReply, onE
     const caret = el.selectionStart ?? text.length;
     const before = text.slice(0, caret).replace(/@([\w.]{0,32})$/, `@${c.user.username} `);
     const next = before + text.slice(caret);
+    // The caret goes after the inserted name in the same commit that shows it (a layout
+    // effect, below), not in a later frame: keys typed in between would land before it.
+    caretAfterPick.current = before.length;
     setDraft(channelId, next);
     setQuery(null);
-    requestAnimationFrame(() => {
-      el.focus();
-      el.setSelectionRange(before.length, before.length);
-    });
   };
 
   const send = () => {

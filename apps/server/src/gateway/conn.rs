@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 
 use hearth_accounts::Principal;
 use serde_json::json;
-use tokio_tungstenite::tungstenite::Message;
 
 use hearth_state::SessionMeta;
 use hearth_types::{CommunityId, UserId};
 
 use super::hub::{Kind, Link, Session};
+use super::inbound::{FrameError, Incoming};
 use super::limits::FrameWindow;
 use super::protocol::{ClientOp, MAX_FRAME_BYTES, MAX_FRAMES_PER_MINUTE, close, decode, tail_of};
 use super::ready;
@@ -38,7 +38,7 @@ async fn send_close(ws: &mut Socket, code: u16, reason: &str) {
     }
     let _ = tokio::time::timeout(CLOSE_WAIT, async {
         while let Some(Ok(m)) = ws.next().await {
-            if matches!(m, Message::Close(_)) {
+            if m == Incoming::Close {
                 break;
             }
         }
@@ -95,15 +95,16 @@ pub async fn run(mut ws: Socket, state: AppState) {
             },
             msg = ws.next() => {
                 let text = match msg {
-                    Some(Ok(Message::Text(t))) => t,
-                    Some(Ok(Message::Binary(_))) => break Some((close::DECODE_ERROR, "binary frames are not accepted")),
-                    Some(Ok(Message::Ping(p))) => {
+                    Some(Ok(Incoming::Text(t))) => t,
+                    Some(Ok(Incoming::Binary)) => break Some((close::DECODE_ERROR, "binary frames are not accepted")),
+                    Some(Ok(Incoming::Ping(p))) => {
                         if ws.pong(&p).await.is_err() { break None; }
                         continue;
                     }
-                    Some(Ok(Message::Pong(_) | Message::Frame(_))) => continue,
-                    Some(Ok(Message::Close(_))) | None => break None,
-                    Some(Err(_)) => break Some((close::MESSAGE_TOO_BIG, "frame too large or malformed")),
+                    Some(Ok(Incoming::Pong)) => continue,
+                    Some(Ok(Incoming::Close)) | None => break None,
+                    Some(Err(FrameError::TooBig)) => break Some((close::MESSAGE_TOO_BIG, "frame over 1 MiB")),
+                    Some(Err(e)) => break Some((close::DECODE_ERROR, e.reason())),
                 };
                 if !window.admit(Instant::now()) {
                     break Some((close::RATE_LIMITED, "more than 120 frames a minute"));
@@ -111,7 +112,7 @@ pub async fn run(mut ws: Socket, state: AppState) {
                 if text.len() > MAX_FRAME_BYTES {
                     break Some((close::MESSAGE_TOO_BIG, "frame over 64 KiB"));
                 }
-                let op = match decode(text.as_str()) {
+                let op = match decode(&text) {
                     Ok(op) => op,
                     Err(r) => break Some((r.code, r.reason)),
                 };

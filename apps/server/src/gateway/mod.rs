@@ -5,6 +5,7 @@
 
 pub mod conn;
 pub mod hub;
+pub mod inbound;
 pub mod limits;
 pub mod presence;
 pub mod protocol;
@@ -96,7 +97,7 @@ pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Respons
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
-                let ws = socket::Socket::new(TokioIo::new(upgraded)).await;
+                let ws = socket::Socket::new(TokioIo::new(upgraded));
                 conn::run(ws, state).await;
             }
             Err(e) => tracing::debug!(error = %e, "gateway upgrade failed"),

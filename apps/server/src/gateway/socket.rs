@@ -1,51 +1,45 @@
 //! The gateway's WebSocket (RFC 6455, server side): the upgrade, reading
-//! with tungstenite, writing with our own frames.
+//! (frames parsed in `inbound.rs`) and writing with our own frames.
 //!
-//! Why not tungstenite both ways: it copies every outgoing frame into a
-//! per-socket buffer that keeps, for the connection's life, the capacity
-//! of the largest batch it ever wrote (READY, a burst of presence): on
-//! 15,000 idle connections of distinct accounts that buffer was the
-//! largest single cost per connection. Server frames are simple (no mask),
-//! so the writer here sends each dispatch straight from the bytes every
-//! recipient shares (the event's encoded tail), behind a small head of its
-//! own (the frame header and `{"op":"dispatch","s":N,`), with vectored
-//! writes: one system call for a batch, no copy of the payload, and no
-//! buffer left behind.
-//!
-//! Reading stays tungstenite's (masks, fragments, UTF-8, size limits, the
-//! close handshake). Its writes (automatic pongs, close replies) go
-//! nowhere: the connection answers pings and closes with this writer,
-//! which owns the socket's write side.
+//! Why not a WebSocket library: a general one keeps a read buffer and a
+//! write buffer per socket for the connection's life, each grown to the
+//! largest frame or batch it has seen (READY, a burst of presence); on
+//! 15,000 idle connections of distinct accounts those were the largest
+//! costs per connection. Server frames are simple (no mask), so the writer
+//! here sends each dispatch straight from the bytes every recipient shares
+//! (the event's encoded tail), behind a small head of its own (the frame
+//! header and `{"op":"dispatch","s":N,`), with vectored writes: one system
+//! call for a batch, no copy of the payload, and no buffer left behind.
+//! The reader reads into a buffer on the stack and keeps only the bytes of
+//! a frame that has not fully arrived, so an idle connection holds none.
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::tungstenite;
 
+use super::inbound::{FrameError, Frames, Incoming};
 use crate::http::error::ApiError;
 
 /// The upgraded connection as the gateway uses it.
 pub type Io = TokioIo<Upgraded>;
 
 /// Frames up to 1 MiB reach the gateway's own check, which answers 1009
-/// for anything over 64 KiB; beyond that tungstenite refuses the frame.
+/// for anything over 64 KiB; beyond that the reader refuses the frame from
+/// its header.
 const MAX_INBOUND: usize = 1024 * 1024;
-/// Clients send small frames: a small read buffer (tungstenite's default
-/// is 128 KiB) grows only for a frame that needs it.
-const READ_BUFFER: usize = 512;
+/// Bytes read from the socket at a time, into a buffer on the stack.
+const READ_CHUNK: usize = 4096;
 /// At most this many frames in one vectored write (two slices each; Linux
 /// takes at most 1,024 slices a call).
 const FRAMES_PER_WRITE: usize = 256;
@@ -110,62 +104,55 @@ fn has_token(h: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
     })
 }
 
-/// Reads of the socket, for tungstenite; its writes are dropped (see the
-/// module's comment). Holding the socket here lets the writer reach it
-/// through [`WebSocketStream::get_mut`] between reads.
-pub struct Inbound<S>(S);
-
-impl<S: AsyncRead + Unpin> AsyncRead for Inbound<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl<S: Unpin> AsyncWrite for Inbound<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Poll::Ready(Ok(buf.len()))
-    }
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
-/// A server-side WebSocket: tungstenite reads, [`Socket`]'s methods write.
+/// A server-side WebSocket.
 pub struct Socket<S = Io> {
-    ws: WebSocketStream<Inbound<S>>,
+    io: S,
+    frames: Frames,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
-    pub async fn new(io: S) -> Socket<S> {
-        let config = WebSocketConfig::default()
-            .read_buffer_size(READ_BUFFER)
-            .write_buffer_size(0)
-            .max_message_size(Some(MAX_INBOUND))
-            .max_frame_size(Some(MAX_INBOUND));
+    pub fn new(io: S) -> Socket<S> {
         Socket {
-            ws: WebSocketStream::from_raw_socket(Inbound(io), Role::Server, Some(config)).await,
+            io,
+            frames: Frames::new(MAX_INBOUND),
         }
     }
 
-    /// The next message from the client (cancel-safe: a partly read frame
-    /// stays in the reader).
-    pub async fn next(&mut self) -> Option<Result<Message, tungstenite::Error>> {
-        self.ws.next().await
+    /// The next message from the client; `None` once the client is gone
+    /// (end of stream or a read error). Cancel-safe: bytes read stay in the
+    /// reader until their frame is whole.
+    pub async fn next(&mut self) -> Option<Result<Incoming, FrameError>> {
+        loop {
+            match self.frames.next() {
+                Ok(Some(m)) => return Some(Ok(m)),
+                Ok(None) => {}
+                Err(e) => return Some(Err(e)),
+            }
+            let (io, frames) = (&mut self.io, &mut self.frames);
+            let read = std::future::poll_fn(|cx| {
+                // On the stack of this poll only: a connection waiting for
+                // its client holds no buffer.
+                let mut chunk = [0u8; READ_CHUNK];
+                let mut rb = ReadBuf::new(&mut chunk);
+                match Pin::new(&mut *io).poll_read(cx, &mut rb) {
+                    Poll::Ready(Ok(())) => {
+                        frames.feed(rb.filled());
+                        Poll::Ready(Ok(rb.filled().len()))
+                    }
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                    Poll::Pending => Poll::Pending,
+                }
+            })
+            .await;
+            match read {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
     }
 
     fn io(&mut self) -> &mut S {
-        &mut self.ws.get_mut().0
+        &mut self.io
     }
 
     /// One text frame.
@@ -273,16 +260,18 @@ async fn write_all_vectored<S: AsyncWrite + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures::SinkExt;
-    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
     async fn pair() -> (
         Socket<tokio::io::DuplexStream>,
         WebSocketStream<tokio::io::DuplexStream>,
     ) {
         let (a, b) = tokio::io::duplex(1 << 20);
-        let server = Socket::new(a).await;
+        let server = Socket::new(a);
         let client = WebSocketStream::from_raw_socket(b, Role::Client, None).await;
         (server, client)
     }
@@ -343,12 +332,15 @@ mod tests {
     async fn reads_masked_client_frames_and_answers_pings_and_closes() {
         let (mut server, mut client) = pair().await;
         client.send(Message::text("hello")).await.unwrap();
-        assert!(matches!(server.next().await, Some(Ok(Message::Text(t))) if t == "hello"));
+        assert_eq!(
+            server.next().await,
+            Some(Ok(Incoming::Text("hello".into())))
+        );
         client
             .send(Message::Ping(b"p1".to_vec().into()))
             .await
             .unwrap();
-        let Some(Ok(Message::Ping(p))) = server.next().await else {
+        let Some(Ok(Incoming::Ping(p))) = server.next().await else {
             panic!("a ping reaches the connection");
         };
         server.pong(&p).await.unwrap();
@@ -375,8 +367,34 @@ mod tests {
             let _ = client.send(Message::text(big)).await;
             client
         });
-        assert!(matches!(server.next().await, Some(Err(_))));
+        assert_eq!(server.next().await, Some(Err(FrameError::TooBig)));
         drop(server);
         let _ = sending.await;
+    }
+
+    #[tokio::test]
+    async fn a_message_split_over_many_reads_and_a_read_cancelled_halfway() {
+        let (a, mut client) = tokio::io::duplex(1 << 20);
+        let mut server = Socket::new(a);
+        let body = "ü".repeat(20_000); // 40,000 bytes: ten reads of the stack buffer
+        let wire = super::super::inbound::tests::frame(true, 0x1, body.as_bytes());
+        client.write_all(&wire[..25_000]).await.unwrap();
+        // A read given up on halfway (as `select!` does when a dispatch is
+        // due) loses nothing of what it read.
+        let cut = tokio::time::timeout(Duration::from_millis(50), server.next()).await;
+        assert!(cut.is_err(), "the frame is not whole yet");
+        client.write_all(&wire[25_000..]).await.unwrap();
+        assert_eq!(server.next().await, Some(Ok(Incoming::Text(body))));
+        client
+            .write_all(&super::super::inbound::tests::frame(
+                true,
+                0x8,
+                &[0x03, 0xE8],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(server.next().await, Some(Ok(Incoming::Close)));
+        drop(client);
+        assert_eq!(server.next().await, None, "the client is gone");
     }
 }

@@ -91,6 +91,34 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
 /// get the 413 and a closed connection.
 const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
 
+/// Answers `res` to a request whose body was not read (an upload refused
+/// before its bytes were wanted), reading and discarding the body first,
+/// up to [`DRAIN_LIMIT`]: a client still writing its body would otherwise
+/// see a broken pipe instead of the answer. Past the limit the answer
+/// closes the connection.
+pub async fn refuse_unread(req: Request, res: Response) -> Response {
+    let mut body = req.into_body().into_data_stream();
+    let mut read = 0u64;
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(bytes) => {
+                read += bytes.len() as u64;
+                if read > DRAIN_LIMIT {
+                    return closing(res);
+                }
+            }
+            Err(_) => return closing(res),
+        }
+    }
+    res
+}
+
+fn closing(mut res: Response) -> Response {
+    res.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    res
+}
+
 /// Refuses oversized bodies before parsing them, API calls while the database
 /// is down (`db_gate`), and rate-limits API calls per client address.
 pub async fn limits(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -120,22 +148,12 @@ pub async fn limits(State(state): State<AppState>, req: Request, next: Next) -> 
         .and_then(|v| v.parse::<u64>().ok())
         && len > max
     {
-        let mut res = ApiError::too_large(max as usize).into_response();
+        let res = ApiError::too_large(max as usize).into_response();
         if len <= DRAIN_LIMIT {
-            // Read and discard it: a client still writing its body would
-            // otherwise see a broken pipe instead of our 413.
-            let mut body = req.into_body().into_data_stream();
-            while let Some(chunk) = body.next().await {
-                if chunk.is_err() {
-                    break;
-                }
-            }
-        } else {
-            // Too big to be worth reading: answer and close the connection.
-            res.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return refuse_unread(req, res).await;
         }
-        return res;
+        // Too big to be worth reading: answer and close the connection.
+        return closing(res);
     }
     // The database is down: every API call needs it (the document does not).
     if is_api && state.db_gate.is_down() && req.uri().path() != "/api/v1/openapi.json" {
