@@ -80,7 +80,9 @@ pub async fn connect_sqlite(path: &Path, max_connections: u32) -> StoreResult<Sq
     // chat server is nearly every read; a large one there only holds copies
     // of pages the OS already caches, once per reader: at 15,000 sign-ins of
     // distinct accounts that was ~2.7 KB per connection (docs/benchmarks.md,
-    // issue 15). 1 MiB keeps a query's interior pages between its steps.
+    // issue 15). 256 KiB (64 pages) holds a query's working set; the 1M-
+    // message history benchmark measured the same with 256 KiB, 1 MiB and
+    // 64 MiB per reader.
     let write = SqlitePoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(30))
@@ -89,7 +91,7 @@ pub async fn connect_sqlite(path: &Path, max_connections: u32) -> StoreResult<Sq
     let read = SqlitePoolOptions::new()
         .max_connections(max_connections.max(1))
         .acquire_timeout(Duration::from_secs(10))
-        .connect_with(opts.pragma("cache_size", "-1024"))
+        .connect_with(opts.pragma("cache_size", "-256"))
         .await?;
     Ok(SqliteStore::new(read, write))
 }
