@@ -1262,6 +1262,55 @@ mod protocol_edges {
         assert_eq!(res.status().as_u16(), 400);
         let body: serde_json::Value = res.json().await.unwrap();
         assert_eq!(body["error"]["details"]["field"], "sec-websocket-version");
+
+        // A frame no browser sends (unmasked) closes with 4002, the
+        // contract's decode error; a raw socket, since client libraries mask.
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut raw = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+        raw.write_all(
+            format!(
+                "GET /api/v1/gateway HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\n\
+                 Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+                s.addr
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(raw.read_u8().await.unwrap());
+        }
+        assert!(
+            head.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        async fn server_frame(raw: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
+            let b0 = raw.read_u8().await.unwrap();
+            let len = match raw.read_u8().await.unwrap() & 0x7F {
+                126 => raw.read_u16().await.unwrap() as usize,
+                127 => raw.read_u64().await.unwrap() as usize,
+                n => n as usize,
+            };
+            let mut body = vec![0u8; len];
+            raw.read_exact(&mut body).await.unwrap();
+            (b0 & 0x0F, body)
+        }
+        let (op, hello) = server_frame(&mut raw).await;
+        assert_eq!(op, 0x1, "hello is a text frame");
+        assert!(String::from_utf8_lossy(&hello).contains("hello"));
+        let payload = br#"{"op":"heartbeat","d":{}}"#;
+        let mut frame = vec![0x81, payload.len() as u8];
+        frame.extend_from_slice(payload);
+        raw.write_all(&frame).await.unwrap();
+        let (op, close) = tokio::time::timeout(Duration::from_secs(5), server_frame(&mut raw))
+            .await
+            .expect("a close within 5 s");
+        assert_eq!(op, 0x8, "a close frame");
+        assert_eq!(u16::from_be_bytes([close[0], close[1]]), 4002);
+        assert!(String::from_utf8_lossy(&close[2..]).contains("masked"));
     }
 
     async fn heartbeat_beyond_what_was_sent_closes_with_4007(s: &TestServer) {
