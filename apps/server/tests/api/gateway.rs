@@ -998,7 +998,11 @@ mod routing {
         assert_eq!(st, StatusCode::CREATED);
         let id = ch["id"].as_str().unwrap().to_string();
         let m = s.send(&owner, &id, "first words").await;
-        let got = until_message(&mut gw, &m["id"]).await;
+        let mut got = until_message(&mut gw, &m["id"]).await;
+        // The join's COMMUNITY_CREATE may come again after READY when routing
+        // lags the identify by more than its wait (`conn::caught_up`: a
+        // repeat at worst, never a loss); it says nothing of the new channel.
+        got.retain(|t| t != "COMMUNITY_CREATE");
         assert_eq!(got, ["CHANNEL_CREATE", "MESSAGE_CREATE"]);
         let (st, _) = s
             .delete(&format!("/api/v1/channels/{id}"), &owner.token)
