@@ -85,7 +85,7 @@ impl Frames {
 
     /// The next whole message in what was fed, if one has arrived. After an
     /// error the stream is unusable (the connection closes).
-    pub fn next(&mut self) -> Result<Option<Incoming>, FrameError> {
+    pub fn message(&mut self) -> Result<Option<Incoming>, FrameError> {
         loop {
             let Some((head, len)) = self.header()? else {
                 return Ok(None);
@@ -268,8 +268,8 @@ pub mod tests {
             let body = "é".repeat(n / 2) + "a".repeat(n % 2).as_str();
             let mut f = Frames::new(1 << 20);
             f.feed(&frame(true, OP_TEXT, body.as_bytes()));
-            assert_eq!(f.next(), Ok(Some(text(&body))), "length {n}");
-            assert_eq!(f.next(), Ok(None));
+            assert_eq!(f.message(), Ok(Some(text(&body))), "length {n}");
+            assert_eq!(f.message(), Ok(None));
             assert_eq!(f.held(), 0, "nothing is kept once the frame is read");
         }
     }
@@ -288,7 +288,7 @@ pub mod tests {
         let mut got = Vec::new();
         for b in &wire {
             f.feed(&[*b]);
-            while let Some(m) = f.next().unwrap() {
+            while let Some(m) = f.message().unwrap() {
                 got.push(m);
             }
         }
@@ -351,7 +351,7 @@ pub mod tests {
         for (wire, want) in cases {
             let mut f = Frames::new(1 << 20);
             f.feed(&wire);
-            assert_eq!(f.next(), Err(want));
+            assert_eq!(f.message(), Err(want));
         }
     }
 
@@ -361,11 +361,11 @@ pub mod tests {
         let mut f = Frames::new(1 << 20);
         let whole = frame(true, OP_TEXT, &vec![b'a'; 2 << 20]);
         f.feed(&whole[..14]);
-        assert_eq!(f.next(), Err(FrameError::TooBig));
+        assert_eq!(f.message(), Err(FrameError::TooBig));
         // Fragments each under the limit, together over it.
         let mut f = Frames::new(1000);
         f.feed(&frame(false, OP_TEXT, &[b'a'; 600]));
         f.feed(&frame(true, OP_CONTINUATION, &[b'a'; 600]));
-        assert_eq!(f.next(), Err(FrameError::TooBig));
+        assert_eq!(f.message(), Err(FrameError::TooBig));
     }
 }

@@ -92,7 +92,7 @@ pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Respons
     };
     let (response, on_upgrade) = match socket::accept(&mut req) {
         Ok(ok) => ok,
-        Err(bad) => return bad,
+        Err(bad) => return *bad,
     };
     tokio::spawn(async move {
         match on_upgrade.await {

@@ -61,12 +61,14 @@ pub struct Dispatch {
 /// Checks the upgrade request and answers it: the 101 response and the
 /// connection to come. A request that is not a WebSocket upgrade answers
 /// 400 `invalid_request` naming the header at fault.
-pub fn accept(req: &mut Request) -> Result<(Response, OnUpgrade), Response> {
+pub fn accept(req: &mut Request) -> Result<(Response, OnUpgrade), Box<Response>> {
     let h = req.headers();
     let bad = |field: &str, why: &str| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", why)
-            .details(json!({ "field": field }))
-            .into_response()
+        Box::new(
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", why)
+                .details(json!({ "field": field }))
+                .into_response(),
+        )
     };
     if !has_token(h, header::CONNECTION, "upgrade") {
         return Err(bad("connection", "not a WebSocket upgrade (Connection)"));
@@ -123,7 +125,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
     /// reader until their frame is whole.
     pub async fn next(&mut self) -> Option<Result<Incoming, FrameError>> {
         loop {
-            match self.frames.next() {
+            match self.frames.message() {
                 Ok(Some(m)) => return Some(Ok(m)),
                 Ok(None) => {}
                 Err(e) => return Some(Err(e)),
