@@ -22,7 +22,6 @@ use hearth_types::{AttachmentId, ChannelId, CommunityId, EmbedId, UserId};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{Auth, FileAuth, path_id};
-use super::middleware::refuse_unread;
 use super::wire::{
     Crop, ErrorBody, SquareUploadForm, UploadForm, UploadedAttachment, path_segment,
 };
@@ -201,9 +200,7 @@ pub async fn upload(
     req: Request,
 ) -> ApiResult<Response> {
     let channel: ChannelId = path_id("id", &id)?;
-    if let Err(e) = state.chat.check_upload(channel, p.user_id).await {
-        return Ok(refuse_unread(req, ApiError::from(e).into_response()).await);
-    }
+    state.chat.check_upload(channel, p.user_id).await?;
     let rec = upload_from(&state, p.user_id, Purpose::Message(channel), req).await?;
     Ok((StatusCode::CREATED, Json(UploadedAttachment::from(&rec))).into_response())
 }
@@ -241,9 +238,7 @@ pub async fn upload_icon(
     req: Request,
 ) -> ApiResult<Response> {
     let community: CommunityId = path_id("id", &id)?;
-    if let Err(e) = state.chat.check_icon_upload(community, p.user_id).await {
-        return Ok(refuse_unread(req, ApiError::from(e).into_response()).await);
-    }
+    state.chat.check_icon_upload(community, p.user_id).await?;
     let rec = square_from(&state, p.user_id, Purpose::Icon, req).await?;
     Ok((StatusCode::CREATED, Json(UploadedAttachment::from(&rec))).into_response())
 }

@@ -1,14 +1,19 @@
 //! Cross-cutting request handling: request ids, tracing spans, metrics,
 //! body-size and per-address rate limits, panics, security headers.
 
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
+use axum::body::{Body, BodyDataStream};
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
 use hearth_state::{Decision, Quota};
+use tokio::sync::oneshot;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -87,17 +92,47 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
     res
 }
 
-/// Oversized bodies up to this size are drained before the 413; larger ones
-/// get the 413 and a closed connection.
+/// An upload's body left unread when its answer is ready (refused before or
+/// while it streamed) is read and discarded up to this many bytes first;
+/// past it the answer closes the connection.
 const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
 
-/// Answers `res` to a request whose body was not read (an upload refused
-/// before its bytes were wanted), reading and discarding the body first,
-/// up to [`DRAIN_LIMIT`]: a client still writing its body would otherwise
-/// see a broken pipe instead of the answer. Past the limit the answer
-/// closes the connection.
-pub async fn refuse_unread(req: Request, res: Response) -> Response {
-    let mut body = req.into_body().into_data_stream();
+/// An upload's body as handlers see it. If whoever reads it stops before
+/// its end (a refusal, an extractor's rejection, a type refused from the
+/// first bytes), the rest comes back to [`limits`] when it is dropped.
+struct Returning {
+    body: Option<BodyDataStream>,
+    back: Option<oneshot::Sender<BodyDataStream>>,
+}
+
+impl Stream for Returning {
+    type Item = Result<Bytes, axum::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let Some(body) = self.body.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let next = ready!(body.poll_next_unpin(cx));
+        if next.is_none() {
+            self.body = None;
+        }
+        Poll::Ready(next)
+    }
+}
+
+impl Drop for Returning {
+    fn drop(&mut self) {
+        if let (Some(body), Some(back)) = (self.body.take(), self.back.take()) {
+            let _ = back.send(body);
+        }
+    }
+}
+
+/// Answers `res` after reading and discarding what is left of a request's
+/// body, up to [`DRAIN_LIMIT`] (past it the answer closes the connection): a
+/// client still writing its body would otherwise see a broken pipe instead
+/// of the answer.
+async fn drain(mut body: BodyDataStream, res: Response) -> Response {
     let mut read = 0u64;
     while let Some(chunk) = body.next().await {
         match chunk {
@@ -119,27 +154,71 @@ fn closing(mut res: Response) -> Response {
     res
 }
 
+/// [`checks`], then, for uploads (multipart posts and resumable chunks),
+/// the unread rest of the body is read before the answer goes (see
+/// [`drain`]) unless the answer closes the connection anyway.
+pub async fn limits(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let kind = BodyKind::of(&req);
+    if kind == BodyKind::Json {
+        return checks(&state, req, next, kind).await;
+    }
+    let (back, mut rest) = oneshot::channel();
+    let req = req.map(|b| {
+        Body::from_stream(Returning {
+            body: Some(b.into_data_stream()),
+            back: Some(back),
+        })
+    });
+    let res = checks(&state, req, next, kind).await;
+    // The handler has returned: its request, and so the body, is dropped
+    // unless it was handed to a task that still reads it.
+    let closes = res
+        .headers()
+        .get(header::CONNECTION)
+        .is_some_and(|v| v == "close");
+    match rest.try_recv() {
+        Ok(body) if !closes => drain(body, res).await,
+        _ => res,
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BodyKind {
+    Json,
+    Upload,
+    Chunk,
+}
+
+impl BodyKind {
+    fn of(req: &Request) -> BodyKind {
+        let path = req.uri().path();
+        // Uploads stream past the JSON body limit; the media service enforces
+        // theirs while the bytes arrive (a Content-Length may lie).
+        if req.method() == Method::POST
+            && path.starts_with("/api/")
+            && (path.ends_with("/attachments")
+                || path.ends_with("/icon")
+                || path == "/api/v1/users/@me/avatar")
+        {
+            BodyKind::Upload
+        } else if req.method() == Method::PATCH && path.starts_with("/api/v1/uploads/") {
+            // A resumable upload's chunk: capped by its own limit (and, as it
+            // streams, by what is left of the declared size).
+            BodyKind::Chunk
+        } else {
+            BodyKind::Json
+        }
+    }
+}
+
 /// Refuses oversized bodies before parsing them, API calls while the database
 /// is down (`db_gate`), and rate-limits API calls per client address.
-pub async fn limits(State(state): State<AppState>, req: Request, next: Next) -> Response {
+async fn checks(state: &AppState, req: Request, next: Next, kind: BodyKind) -> Response {
     let is_api = req.uri().path().starts_with("/api/");
-    // Uploads stream past the JSON body limit; the media service enforces
-    // theirs while the bytes arrive (a Content-Length may lie).
-    let is_upload = req.method() == Method::POST
-        && is_api
-        && (req.uri().path().ends_with("/attachments")
-            || req.uri().path().ends_with("/icon")
-            || req.uri().path() == "/api/v1/users/@me/avatar");
-    // A resumable upload's chunk: capped by its own limit (and, as it
-    // streams, by what is left of the declared size).
-    let is_chunk =
-        req.method() == Method::PATCH && req.uri().path().starts_with("/api/v1/uploads/");
-    let max = if is_upload {
-        state.cfg.media.max_upload_bytes + super::media::MULTIPART_OVERHEAD
-    } else if is_chunk {
-        state.cfg.media.upload_chunk_max_bytes
-    } else {
-        state.cfg.max_body_bytes as u64
+    let max = match kind {
+        BodyKind::Upload => state.cfg.media.max_upload_bytes + super::media::MULTIPART_OVERHEAD,
+        BodyKind::Chunk => state.cfg.media.upload_chunk_max_bytes,
+        BodyKind::Json => state.cfg.max_body_bytes as u64,
     };
     if let Some(len) = req
         .headers()
@@ -149,11 +228,14 @@ pub async fn limits(State(state): State<AppState>, req: Request, next: Next) -> 
         && len > max
     {
         let res = ApiError::too_large(max as usize).into_response();
-        if len <= DRAIN_LIMIT {
-            return refuse_unread(req, res).await;
+        if len > DRAIN_LIMIT {
+            // Too big to be worth reading: answer and close the connection.
+            return closing(res);
         }
-        // Too big to be worth reading: answer and close the connection.
-        return closing(res);
+        if kind == BodyKind::Json {
+            return drain(req.into_body().into_data_stream(), res).await;
+        }
+        return res; // an upload's body is drained by `limits`
     }
     // The database is down: every API call needs it (the document does not).
     if is_api && state.db_gate.is_down() && req.uri().path() != "/api/v1/openapi.json" {

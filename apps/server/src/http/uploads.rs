@@ -124,32 +124,11 @@ pub async fn chunk(
     req: Request,
 ) -> ApiResult<Response> {
     let (parts, body) = req.into_parts();
-    let size_hint = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let checked = check_chunk(&state, p.user_id, &id, &parts.headers).await;
-    let (up, offset) = match checked {
+    // A refusal before the body is read is answered after the rest of it
+    // is read (`middleware::limits`), so a client still sending sees it.
+    let (up, offset) = match check_chunk(&state, p.user_id, &id, &parts.headers).await {
         Ok(ok) => ok,
-        Err(refusal) => {
-            // Refused before its body was read: read it anyway (it is at most
-            // a chunk), so a client still sending sees this answer rather
-            // than a reset, and the connection stays usable.
-            let mut res = refusal;
-            if size_hint.is_some_and(|n| n <= state.media.chunk_max_bytes) {
-                let mut rest = body.into_data_stream();
-                while let Some(c) = rest.next().await {
-                    if c.is_err() {
-                        break;
-                    }
-                }
-            } else {
-                res.headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            }
-            return Ok(res);
-        }
+        Err(refusal) => return Ok(refusal),
     };
     let body = body
         .into_data_stream()
