@@ -8,8 +8,6 @@
 //! freed as soon as it is empty. The socket reads into a stack buffer and
 //! hands the bytes over (see `socket.rs`).
 
-use std::fmt;
-
 /// A whole message from the client.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Incoming {
@@ -41,12 +39,6 @@ impl FrameError {
             FrameError::Protocol(why) => why,
             FrameError::NotUtf8 => "text that is not UTF-8",
         }
-    }
-}
-
-impl fmt::Display for FrameError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.reason())
     }
 }
 
