@@ -13,6 +13,7 @@
 #                                             nats-kill|nats-start|node-freeze|node-thaw
 #
 # FAULTS_JSON=FILE appends the figures (time until whole again, per fault) to FILE.
+# FAULTS_KEEP=1 keeps the nodes' logs after a run that passed (a failed one always does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -87,9 +88,10 @@ stop_all() { # stop_all [--purge]: the cluster, its Redis and Postgres (and thei
 cleanup() { stop_all --purge; }
 on_exit() {
   local rc=$?
-  if [ "$rc" = 0 ]; then cleanup; else
+  if [ "$rc" = 0 ] && [ "${FAULTS_KEEP:-}" != 1 ]; then cleanup; else
     stop_all
-    say "cluster faults failed: logs in $HEARTH_CLUSTER_DIR and $DEPS"
+    if [ "$rc" = 0 ]; then say "cluster faults: logs kept in $HEARTH_CLUSTER_DIR and $DEPS"
+    else say "cluster faults failed: logs in $HEARTH_CLUSTER_DIR and $DEPS"; fi
   fi
 }
 trap on_exit EXIT
@@ -107,7 +109,7 @@ redis_start
 say "cluster faults: cluster up"
 scripts/cluster.sh up
 
-say "cluster faults: Redis restarted empty, Postgres restarted, a node frozen (and a NATS server killed with FAULTS_NATS=1), under connected clients"
+say "cluster faults: Redis restarted empty, Postgres restarted, a NATS server killed, a node frozen, under connected clients"
 out="$HEARTH_CLUSTER_DIR.out"
 node --experimental-websocket --no-warnings scripts/cluster-faults.mjs "$LB" scripts/cluster-faults.sh \
   8381 8382 8383 | tee "$out" || die "the fault clients failed (above)"

@@ -312,9 +312,15 @@ http {
     # The balancer's own answer (is nginx up), not a node's.
     location = /nginx-health { access_log off; return 200 "ok\n"; }
 
+    # 30 s, not nginx's 60: the longest a node takes to answer on purpose is
+    # a send (5 s for the channel's ordering lease, 12 s for its event to be
+    # stored, then 503) or an upload's processing (ffmpeg is stopped at 20 s).
+    # A request passed to a node that then hangs fails after this; GETs go on
+    # to another node, POSTs do not (a send retried with its nonce is safe).
     location / {
       proxy_pass http://hearth;
       proxy_set_header Connection "";
+      proxy_read_timeout 30s;
     }
   }
 }

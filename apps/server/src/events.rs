@@ -14,6 +14,7 @@
 //! Subjects and event names are typed ([`Subject`], [`EventKind`] in
 //! `kinds.rs`): built here, parsed once by the gateway.
 
+mod appender;
 mod kinds;
 
 pub use kinds::{Change, EventKind, LIVE_PREFIXES, Subject, decode_change};
@@ -22,7 +23,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hearth_bus::{Ack, Bus, Envelope};
+use hearth_bus::{Bus, Envelope};
 use hearth_chat::{ChatEvent, EventSink};
 use hearth_types::{ChannelId, IdGenerator, MessageId};
 use parking_lot::Mutex;
@@ -53,7 +54,7 @@ struct StoredMap {
 pub struct Publisher {
     /// Events with, for a MESSAGE_CREATE sent through the channel gate, its
     /// channel (the gate lets go of the channel once it is stored).
-    tx: mpsc::Sender<(Envelope, Option<ChannelId>)>,
+    tx: mpsc::Sender<appender::Work>,
     ids: Arc<IdGenerator>,
     source: String,
     metrics: Metrics,
@@ -64,8 +65,10 @@ pub struct Publisher {
     gate: Option<Arc<ClusterGate>>,
 }
 
-/// How long a send waits for its event to be stored before answering anyway.
-const STORE_WAIT: Duration = Duration::from_secs(5);
+/// How long a send waits for its event to be stored before answering 503:
+/// one append whose acknowledgement is lost with a NATS server (the
+/// client's 5 s request timeout) and a second one, with margin.
+const STORE_WAIT: Duration = Duration::from_secs(12);
 
 impl Publisher {
     /// Starts the publisher task (and, for a shared log, the task that
@@ -77,60 +80,32 @@ impl Publisher {
         metrics: Metrics,
         gate: Option<Arc<ClusterGate>>,
     ) -> Publisher {
-        let (tx, mut rx) = mpsc::channel::<(Envelope, Option<ChannelId>)>(QUEUE);
-        let (ack_tx, mut ack_rx) =
-            mpsc::unbounded_channel::<(String, String, Ack, Option<ChannelId>)>();
         let stored: Arc<Mutex<StoredMap>> = Arc::default();
         let durable = bus.name() != "memory";
-        let (m, gate1) = (metrics.clone(), gate.clone());
-        tokio::spawn(async move {
-            let gate = gate1;
-            while let Some((ev, gated)) = rx.recv().await {
-                let ty = ev.ty.clone();
-                if ev.subject.starts_with("chat.") {
-                    let id = ev.id.clone();
-                    match bus.append(ev).await {
-                        Ok(ack) => {
-                            let _ = ack_tx.send((ty, id, ack, gated));
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "appending an event");
-                            m.events.with_label_values(&[&ty, "failed"]).inc();
-                            if let (Some(c), Some(g)) = (gated, &gate) {
-                                g.acked(c);
-                            }
-                        }
-                    }
-                    continue;
-                }
-                let outcome = if bus.publish(ev).await.is_ok() {
-                    "published"
-                } else {
-                    "failed"
-                };
-                m.events.with_label_values(&[&ty, outcome]).inc();
-            }
-        });
         let (m, st, gate2) = (metrics.clone(), stored.clone(), gate.clone());
-        tokio::spawn(async move {
-            // Appends were sent in order, so their acks arrive in order.
-            while let Some((ty, id, ack, gated)) = ack_rx.recv().await {
-                let ok = ack.await.is_ok();
-                if let (Some(c), Some(g)) = (gated, &gate2) {
-                    g.acked(c);
-                }
-                m.events
-                    .with_label_values(&[ty.as_str(), if ok { "published" } else { "failed" }])
-                    .inc();
-                if ok
-                    && durable
-                    && ty == "hearth.MESSAGE_CREATE"
-                    && let Ok(id) = id.parse::<i64>()
-                {
-                    mark_stored(&st, id);
-                }
+        let on_outcome = move |o: appender::Outcome| {
+            if let (Some(c), Some(g)) = (o.gated, &gate2) {
+                g.acked(c);
             }
-        });
+            let ty = o.event.ty.as_str();
+            m.events
+                .with_label_values(&[ty, if o.stored { "published" } else { "failed" }])
+                .inc();
+            if o.stored
+                && durable
+                && ty == "hearth.MESSAGE_CREATE"
+                && let Ok(id) = o.event.id.parse::<i64>()
+            {
+                mark_stored(&st, id);
+            }
+        };
+        let m = metrics.clone();
+        let on_publish = move |ty: &str, ok: bool| {
+            m.events
+                .with_label_values(&[ty, if ok { "published" } else { "failed" }])
+                .inc();
+        };
+        let tx = appender::start(bus, QUEUE, on_outcome, on_publish);
         Publisher {
             tx,
             ids,
@@ -179,13 +154,13 @@ impl Publisher {
             subject,
             data,
         );
-        if let Err(e) = self.tx.try_send((env, gated)) {
+        if let Err(e) = self.tx.try_send(appender::Work::Event(env, gated)) {
             self.metrics
                 .events
                 .with_label_values(&[&format!("hearth.{t}"), "dropped"])
                 .inc();
             // A dropped event is never stored: the gate must not wait for it.
-            if let (Some(c), Some(g)) = (e.into_inner().1, &self.gate) {
+            if let (appender::Work::Event(_, Some(c)), Some(g)) = (e.into_inner(), &self.gate) {
                 g.acked(c);
             }
         }

@@ -52,6 +52,14 @@ pub type Ack = std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, Bu
 #[async_trait]
 pub trait Bus: Send + Sync + 'static {
     fn name(&self) -> &'static str;
+    /// Changes whenever the connection to the log's server is lost or made
+    /// again (never, in process). An append whose [`Ack`] has not come by
+    /// then may have been lost with the connection: an appender keeping its
+    /// order appends those again (the log keeps one copy of an envelope id)
+    /// before anything new.
+    fn connection_epoch(&self) -> u64 {
+        0
+    }
     /// Real-time, at-most-once: for what is worthless late (presence, cache
     /// nudges). Subscribers see it; the log does not keep it.
     async fn publish(&self, event: Envelope) -> Result<(), BusError>;

@@ -21,7 +21,8 @@ fn ids(ch: &str, mid: &str) -> ApiResult<(ChannelId, MessageId)> {
 #[utoipa::path(post, path = "/api/v1/channels/{id}/messages", tag = "messages", security(("bearer" = [])), params(("id" = String, Path)),
     request_body = CreateMessageRequest,
     responses((status = 201, body = Message), (status = 200, body = Message, description = "a repeated nonce: the first message"),
-        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "the message is saved but its event could not be stored in the log within 12 s (the log's servers failing); sending it again with the same nonce answers 200 once it is")))]
 pub async fn send(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -45,17 +46,20 @@ pub async fn send(
     };
     // Answered once the event is in the bus log, so a client resuming on
     // any node after any crash still gets every message it saw acknowledged.
-    Ok(match state.chat.send_message(id, p.user_id, input).await? {
-        SendOutcome::Created(m) => {
-            state.publisher.message_stored(m.record.id).await;
-            (StatusCode::CREATED, Json(Message::from(&m))).into_response()
-        }
+    // Not stored in time (the log's servers failing): 503, though the
+    // message is saved and its event still being appended; the same send
+    // again (its nonce) answers 200 once the event is stored.
+    let (status, m) = match state.chat.send_message(id, p.user_id, input).await? {
+        SendOutcome::Created(m) => (StatusCode::CREATED, m),
         SendOutcome::Duplicate(m) => {
             state.publisher.republish_message(&m);
-            state.publisher.message_stored(m.record.id).await;
-            (StatusCode::OK, Json(Message::from(&m))).into_response()
+            (StatusCode::OK, m)
         }
-    })
+    };
+    if !state.publisher.message_stored(m.record.id).await {
+        return Err(ApiError::unavailable("the event log"));
+    }
+    Ok((status, Json(Message::from(&m))).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/channels/{id}/messages", tag = "messages", security(("bearer" = [])),

@@ -177,51 +177,47 @@ impl NatsBus {
         &self,
         backlog: u64,
     ) -> Result<(Box<dyn Subscription>, u64), BusError> {
-        let (s, last) = self.log_state().await?;
-        let messages = self
-            .ordered_from(&s, last.saturating_sub(backlog) + 1)
-            .await?;
-        let follower = LogFollower {
-            stream: self.log_stream(),
-            messages,
-            expect: None,
-            pending: None,
-        };
-        Ok((Box::new(follower), last))
+        let (s, first, last) = self.log_state().await?;
+        // Never before the oldest event kept: what aged out is no gap here.
+        let start = (last.saturating_sub(backlog) + 1).max(first);
+        let messages = self.ordered_from(&s, start).await?;
+        Ok((
+            Box::new(LogFollower::new(self.log_stream(), s, messages, start - 1)),
+            last,
+        ))
     }
 
     /// [`Bus::read_from`](crate::Bus::read_from): the log stream after
-    /// `position`; a first sequence beyond `position + 1` (aged out) or a
-    /// position beyond the stream's end (a stream that was recreated) is
-    /// reported as a gap first.
+    /// `position`; events no longer in the stream (aged out) or a position
+    /// beyond the stream's end (a stream that was recreated) are reported
+    /// as a gap first.
     pub(crate) async fn read_log_from(
         &self,
         position: u64,
     ) -> Result<Box<dyn Subscription>, BusError> {
-        let (s, last) = self.log_state().await?;
+        let (s, _, last) = self.log_state().await?;
         let messages = self.ordered_from(&s, position + 1).await?;
-        Ok(Box::new(LogFollower {
-            stream: self.log_stream(),
-            messages,
-            expect: Some(if position > last {
-                None
-            } else {
-                Some(position + 1)
-            }),
-            pending: None,
-        }))
+        let mut follower = LogFollower::new(self.log_stream(), s, messages, position);
+        if position > last {
+            // Whatever the reader built on is not this log.
+            follower.queued.push_back(Delivery::Lagged(1));
+            follower.last = last;
+        }
+        Ok(Box::new(follower))
     }
 
     /// The log stream's last sequence.
     pub async fn log_last_sequence(&self) -> Result<u64, BusError> {
-        Ok(self.log_state().await?.1)
+        Ok(self.log_state().await?.2)
     }
 
-    async fn log_state(&self) -> Result<(stream::Stream, u64), BusError> {
+    /// The log stream with its first and last sequence.
+    async fn log_state(&self) -> Result<(stream::Stream, u64, u64), BusError> {
         let name = self.log_stream();
         let mut s = self.js.get_stream(&name).await.map_err(unavailable)?;
-        let last = s.info().await.map_err(unavailable)?.state.last_sequence;
-        Ok((s, last))
+        let state = &s.info().await.map_err(unavailable)?.state;
+        let (first, last) = (state.first_sequence, state.last_sequence);
+        Ok((s, first, last))
     }
 
     async fn ordered_from(
@@ -321,52 +317,208 @@ impl NatsBus {
     }
 }
 
+/// Most missing events a follower fetches one by one before it reports
+/// them as lost instead.
+const FILL_MAX: u64 = 4096;
+/// How long a follower keeps asking the stream's leader for a missing event
+/// that it cannot answer for yet (a leader election after a server died).
+const FILL_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Follows the log stream in sequence order, with no silent gaps.
+///
+/// The log stream holds only log events, so its sequences are the log's
+/// positions and follow each other. The ordered consumer checks only its
+/// own delivery count: a consumer placed on a replica that is missing
+/// events (one that came back from a crash and caught up by snapshot) can
+/// jump over stream sequences without noticing. So the follower checks
+/// every sequence against the last one it handed on; what is missing is
+/// read from the stream's leader, which has every acknowledged event, and
+/// only what the stream no longer holds (aged out, deleted) is reported as
+/// `Lagged`, before the events that follow it.
 struct LogFollower {
-    stream: String,
+    name: String,
+    stream: stream::Stream,
     messages: std::pin::Pin<Box<consumer::push::Ordered>>,
-    /// For `read_from`, before the first delivery: the sequence expected
-    /// first (`None` inside: the position was past the log's end).
-    expect: Option<Option<u64>>,
-    /// A message held back while a gap is reported.
-    pending: Option<async_nats::jetstream::Message>,
+    /// The last sequence handed on or passed over as unreadable.
+    last: u64,
+    /// What to hand on before reading further (a gap being filled).
+    queued: std::collections::VecDeque<Delivery>,
+}
+
+impl LogFollower {
+    fn new(
+        name: String,
+        stream: stream::Stream,
+        messages: std::pin::Pin<Box<consumer::push::Ordered>>,
+        last: u64,
+    ) -> LogFollower {
+        LogFollower {
+            name,
+            stream,
+            messages,
+            last,
+            queued: Default::default(),
+        }
+    }
+
+    /// The event at `seq`, if it decodes (logged and passed over if not).
+    fn decode(
+        &self,
+        seq: u64,
+        headers: Option<&async_nats::HeaderMap>,
+        payload: bytes::Bytes,
+    ) -> Option<Delivery> {
+        match codec::from_message(headers, payload) {
+            Ok(e) => Some(Delivery::Logged(seq, e)),
+            Err(why) => {
+                tracing::warn!(stream = %self.name, seq, %why, "log skipped a message");
+                None
+            }
+        }
+    }
+
+    /// Queues the events after `self.last` and before `next` from the
+    /// stream's leader; those it no longer holds go first, as one `Lagged`.
+    async fn fill(&mut self, next: u64) {
+        let missing = next - self.last - 1;
+        tracing::warn!(stream = %self.name, after = self.last, missing, "log consumer skipped events; reading them from the stream leader");
+        if missing > FILL_MAX {
+            self.queued.push_back(Delivery::Lagged(missing));
+            return;
+        }
+        let mut found = Vec::new();
+        let mut lost = 0;
+        for seq in self.last + 1..next {
+            match fetch(&self.stream, &self.name, seq).await {
+                Some(m) => found.extend(self.decode(seq, Some(&m.headers), m.payload)),
+                None => lost += 1,
+            }
+        }
+        if lost > 0 {
+            tracing::error!(stream = %self.name, after = self.last, lost, "log events no longer in the stream");
+            self.queued.push_back(Delivery::Lagged(lost));
+        }
+        self.queued.extend(found);
+    }
+}
+
+/// One event from the stream's leader; `None` if the stream does not
+/// hold it (or its leader cannot be reached for [`FILL_PATIENCE`]).
+async fn fetch(
+    stream: &stream::Stream,
+    name: &str,
+    seq: u64,
+) -> Option<async_nats::jetstream::message::StreamMessage> {
+    use async_nats::jetstream::stream::LastRawMessageErrorKind as Kind;
+    let deadline = tokio::time::Instant::now() + FILL_PATIENCE;
+    let mut wait = Duration::from_millis(50);
+    loop {
+        match stream.get_raw_message(seq).await {
+            Ok(m) => return Some(m),
+            Err(e) if e.kind() == Kind::NoMessageFound => return None,
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                tracing::error!(stream = %name, seq, error = %e, "cannot read a missing log event");
+                return None;
+            }
+            Err(e) => {
+                tracing::debug!(stream = %name, seq, error = %e, "reading a missing log event");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
 }
 
 #[async_trait]
 impl Subscription for LogFollower {
     async fn next(&mut self) -> Option<Delivery> {
-        if self.expect == Some(None) {
-            // Past the log's end: whatever the reader built on is not this log.
-            self.expect = None;
-            return Some(Delivery::Lagged(1));
-        }
         loop {
-            let m = match self.pending.take() {
-                Some(m) => m,
-                None => match self.messages.next().await? {
-                    Ok(m) => m,
-                    Err(e) => {
-                        // The client recreates the consumer after the last
-                        // sequence it delivered; nothing is skipped.
-                        tracing::warn!(stream = %self.stream, error = %e, "log follower hiccup");
-                        continue;
-                    }
-                },
+            if let Some(d) = self.queued.pop_front() {
+                return Some(d);
+            }
+            let m = match self.messages.next().await? {
+                Ok(m) => m,
+                Err(e) => {
+                    // The client recreates the consumer after the last
+                    // sequence it delivered.
+                    tracing::warn!(stream = %self.name, error = %e, "log follower hiccup");
+                    continue;
+                }
             };
             let Ok(info) = m.info() else { continue };
             let seq = info.stream_sequence;
-            if let Some(Some(first)) = self.expect.take() {
-                if seq > first {
-                    // Aged out of the stream: tell of the gap; this event comes next.
-                    self.pending = Some(m);
-                    return Some(Delivery::Lagged(seq - first));
-                }
+            if seq <= self.last {
+                continue; // already handed on (a recreated consumer)
             }
-            match codec::from_message(m.headers.as_ref(), m.payload.clone()) {
-                Ok(e) => return Some(Delivery::Logged(seq, e)),
-                Err(why) => {
-                    tracing::warn!(stream = %self.stream, seq, %why, "log skipped a message")
-                }
+            if seq > self.last + 1 {
+                self.fill(seq).await;
             }
+            self.last = seq;
+            let d = self.decode(seq, m.headers.as_ref(), m.payload.clone());
+            self.queued.extend(d);
         }
+    }
+}
+
+#[cfg(test)]
+mod gap_tests {
+    //! Against the machine's NATS (`HEARTH_NATS_URL`); fails without one.
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::NatsOptions;
+
+    async fn logged(f: &mut LogFollower) -> Delivery {
+        tokio::time::timeout(Duration::from_secs(10), f.next())
+            .await
+            .expect("a delivery in time")
+            .expect("the follower stays open")
+    }
+
+    fn id_of(d: &Delivery) -> String {
+        match d {
+            Delivery::Logged(p, e) => format!("{p}:{}", e.id),
+            Delivery::Lagged(n) => format!("lagged {n}"),
+            Delivery::Event(e) => format!("event {}", e.id),
+        }
+    }
+
+    /// A consumer that jumps over events the stream holds (as one on a
+    /// replica that caught up by snapshot may) is filled from the leader;
+    /// an event the stream no longer holds is reported, in its place.
+    #[tokio::test]
+    async fn skipped_events_are_read_from_the_leader_and_lost_ones_reported() {
+        let url =
+            std::env::var("HEARTH_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+        let opts = NatsOptions {
+            subject_root: format!("gap{:016x}", rand::random::<u64>()),
+            log_subjects: vec!["chat.>".into()],
+            ..Default::default()
+        };
+        let bus = NatsBus::connect(&url, opts)
+            .await
+            .expect("NATS must run for this test");
+        bus.open_log().await.unwrap();
+        for i in 1..=6 {
+            let e = Envelope::json(
+                format!("e{i}"),
+                "hearth://node/test".into(),
+                "hearth.test",
+                "chat.community.1",
+                b"{}".to_vec(),
+            );
+            bus.append_log(e).await.unwrap().await.unwrap();
+        }
+        let (s, _, last) = bus.log_state().await.unwrap();
+        assert_eq!(last, 6);
+        assert!(s.delete_message(5).await.unwrap());
+        // Handed on up to 1, but the consumer starts at 4: 2 and 3 skipped.
+        let messages = bus.ordered_from(&s, 4).await.unwrap();
+        let mut f = LogFollower::new(bus.log_stream(), s, messages, 1);
+        let mut got = Vec::new();
+        for _ in 0..5 {
+            got.push(id_of(&logged(&mut f).await));
+        }
+        assert_eq!(got, ["2:e2", "3:e3", "4:e4", "lagged 1", "6:e6"]);
+        bus.delete_stream(&bus.log_stream()).await.unwrap();
     }
 }

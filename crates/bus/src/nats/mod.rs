@@ -80,6 +80,8 @@ pub struct NatsBus {
     client: async_nats::Client,
     js: async_nats::jetstream::Context,
     opts: NatsOptions,
+    /// Connection events seen (disconnects and reconnects).
+    events: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The servers in a comma-separated `nats://a:4222,nats://b:4222` list.
@@ -113,7 +115,18 @@ impl NatsBus {
                 opts.subject_root
             )));
         }
+        let events = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let seen = events.clone();
         let client = async_nats::ConnectOptions::new()
+            .event_callback(move |e| {
+                if matches!(
+                    e,
+                    async_nats::Event::Connected | async_nats::Event::Disconnected
+                ) {
+                    seen.fetch_add(1, std::sync::atomic::Ordering::Release);
+                }
+                async {}
+            })
             .name(&opts.connection_name)
             .connection_timeout(opts.request_timeout)
             .request_timeout(Some(opts.request_timeout))
@@ -121,7 +134,12 @@ impl NatsBus {
             .await
             .map_err(unavailable)?;
         let js = async_nats::jetstream::new(client.clone());
-        Ok(NatsBus { client, js, opts })
+        Ok(NatsBus {
+            client,
+            js,
+            opts,
+            events,
+        })
     }
 
     /// The underlying client, for what the seam does not cover.
@@ -182,6 +200,14 @@ where
 impl Bus for NatsBus {
     fn name(&self) -> &'static str {
         "nats"
+    }
+
+    /// The connection events seen, and whether the client is connected now
+    /// (read at once: the events reach us a task hop later).
+    fn connection_epoch(&self) -> u64 {
+        let seen = self.events.load(std::sync::atomic::Ordering::Acquire);
+        let down = self.client.connection_state() != async_nats::connection::State::Connected;
+        seen * 2 + u64::from(down)
     }
 
     async fn append(&self, event: Envelope) -> Result<crate::Ack, BusError> {

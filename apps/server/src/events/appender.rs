@@ -1,0 +1,205 @@
+//! Appending log events in order, with nothing acknowledged lost.
+//!
+//! One task hands events to the bus in the order they were queued (appends
+//! are pipelined: it does not wait for each one to be stored); a second
+//! collects the storage acknowledgements in the same order. Every log event
+//! stays in the [`Ledger`] until one of its copies is acknowledged.
+//!
+//! Why copies: when a NATS server dies under the connection, the appends
+//! written to it and not yet acknowledged may or may not be stored, and
+//! their acknowledgements only time out later. Were they appended again
+//! only then, events appended after the reconnect would be stored before
+//! them, out of order. So as soon as the bus reports the connection lost
+//! or made again ([`Bus::connection_epoch`]), everything unacknowledged is
+//! appended again, in order, before anything new. The log keeps one copy
+//! of an envelope id (NATS de-duplicates within 2 min), so appending one
+//! that was stored after all changes nothing. An event whose every copy
+//! failed is appended again after a pause, for up to [`RETRY_FOR`].
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hearth_bus::{Ack, Bus, BusError, Envelope};
+use hearth_types::ChannelId;
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+
+/// How long a log event is appended again after failing: well inside the
+/// log's 2 min de-duplication window, so a copy stored after all is kept
+/// once.
+pub const RETRY_FOR: Duration = Duration::from_secs(50);
+/// The pause before appending again events whose every copy failed.
+const RETRY_PAUSE: Duration = Duration::from_millis(250);
+
+/// What the appending task is asked to do.
+pub enum Work {
+    /// An event, with the channel whose gate waits for it to be stored.
+    Event(Envelope, Option<ChannelId>),
+    /// Append again whatever is still unacknowledged.
+    Retry,
+}
+
+/// An appended event's outcome, for the publisher to act on.
+pub struct Outcome {
+    pub event: Envelope,
+    pub gated: Option<ChannelId>,
+    pub stored: bool,
+}
+
+struct Entry {
+    no: u64,
+    event: Envelope,
+    gated: Option<ChannelId>,
+    /// Copies handed to the bus whose acknowledgement has not come.
+    copies: u32,
+    since: Instant,
+    done: bool,
+}
+
+/// Log events not yet known to be stored, oldest first.
+#[derive(Default)]
+struct Ledger {
+    entries: VecDeque<Entry>,
+    retry_pending: bool,
+}
+
+impl Ledger {
+    fn entry(&mut self, no: u64) -> Option<&mut Entry> {
+        // Acks come in order: the entry is at or near the front.
+        self.entries.iter_mut().find(|e| e.no == no)
+    }
+
+    /// Every unacknowledged event, counted as one more copy in flight.
+    fn take_copies(&mut self) -> Vec<(u64, Envelope)> {
+        self.entries
+            .iter_mut()
+            .filter(|e| !e.done)
+            .map(|e| {
+                e.copies += 1;
+                (e.no, e.event.clone())
+            })
+            .collect()
+    }
+}
+
+/// Starts the two tasks; `on_outcome` runs once per log event (stored, or
+/// given up after [`RETRY_FOR`]); `publish` handles events outside the log.
+pub fn start(
+    bus: Arc<dyn Bus>,
+    capacity: usize,
+    on_outcome: impl Fn(Outcome) + Send + 'static,
+    publish: impl Fn(&str, bool) + Send + 'static,
+) -> mpsc::Sender<Work> {
+    let (tx, mut rx) = mpsc::channel::<Work>(capacity);
+    let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<(u64, Result<Ack, BusError>)>();
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let (bus1, ledger1) = (bus.clone(), ledger.clone());
+    tokio::spawn(async move {
+        let (bus, ledger) = (bus1, ledger1);
+        let mut epoch = bus.connection_epoch();
+        let mut next_no = 0u64;
+        while let Some(w) = rx.recv().await {
+            let (ev, gated) = match w {
+                Work::Retry => {
+                    ledger.lock().retry_pending = false;
+                    append_copies(bus.as_ref(), &ledger, &ack_tx).await;
+                    continue;
+                }
+                Work::Event(ev, gated) => (ev, gated),
+            };
+            if !ev.subject.starts_with("chat.") {
+                let ty = ev.ty.clone();
+                let ok = bus.publish(ev).await.is_ok();
+                publish(&ty, ok);
+                continue;
+            }
+            let now = bus.connection_epoch();
+            if now != epoch {
+                epoch = now;
+                append_copies(bus.as_ref(), &ledger, &ack_tx).await;
+            }
+            next_no += 1;
+            ledger.lock().entries.push_back(Entry {
+                no: next_no,
+                event: ev.clone(),
+                gated,
+                copies: 1,
+                since: Instant::now(),
+                done: false,
+            });
+            let ack = bus.append(ev).await;
+            let _ = ack_tx.send((next_no, ack));
+        }
+    });
+    let retry = tx.downgrade();
+    tokio::spawn(async move {
+        while let Some((no, ack)) = ack_rx.recv().await {
+            let stored = match ack {
+                Ok(ack) => ack.await.is_ok(),
+                Err(_) => false,
+            };
+            let mut finished = Vec::new();
+            let mut ask_retry = false;
+            {
+                let mut l = ledger.lock();
+                if let Some(e) = l.entry(no) {
+                    e.copies -= 1;
+                    if !e.done && (stored || e.copies == 0) {
+                        if stored || e.since.elapsed() >= RETRY_FOR {
+                            e.done = true;
+                            if !stored {
+                                tracing::error!(id = %e.event.id, ty = %e.event.ty, "a log event could not be stored; it is lost to live delivery");
+                            } else if e.since.elapsed() > Duration::from_secs(1) {
+                                tracing::info!(id = %e.event.id, "a log event was stored after a retry");
+                            }
+                            finished.push(Outcome {
+                                event: e.event.clone(),
+                                gated: e.gated,
+                                stored,
+                            });
+                        } else {
+                            ask_retry = true;
+                        }
+                    }
+                }
+                while l.entries.front().is_some_and(|e| e.done) {
+                    l.entries.pop_front();
+                }
+                if ask_retry && !l.retry_pending {
+                    l.retry_pending = true;
+                } else {
+                    ask_retry = false;
+                }
+            }
+            if ask_retry && let Some(tx) = retry.upgrade() {
+                tokio::spawn(async move {
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                    let _ = tx.send(Work::Retry).await;
+                });
+            }
+            for o in finished {
+                on_outcome(o);
+            }
+        }
+    });
+    tx
+}
+
+async fn append_copies(
+    bus: &dyn Bus,
+    ledger: &Mutex<Ledger>,
+    acks: &mpsc::UnboundedSender<(u64, Result<Ack, BusError>)>,
+) {
+    let copies = ledger.lock().take_copies();
+    if !copies.is_empty() {
+        tracing::warn!(
+            events = copies.len(),
+            "appending unacknowledged log events again"
+        );
+    }
+    for (no, ev) in copies {
+        let ack = bus.append(ev).await;
+        let _ = acks.send((no, ack));
+    }
+}
