@@ -4246,7 +4246,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            503: components["responses"]["Unavailable"];
+            /** @description the message is saved but its event could not be stored in the log within 12 s (the log's servers failing); sending it again with the same nonce answers 200 once it is */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     messages_bulk_delete: {
