@@ -2,8 +2,9 @@
 # A rolling restart under load, on a throwaway cluster (scripts/cluster.sh
 # with ports +200: nginx 8290, nodes 8281-8283, NATS 4431-4433; its own state
 # dir, database and subject root). hearth-loadgen's gw-rolling scenario
-# connects ROLLING_CLIENTS gateway clients (distinct accounts) through nginx
-# and sends ROLLING_RATE messages a second through it, while
+# connects ROLLING_CLIENTS gateway clients (distinct accounts) through nginx,
+# spread over ROLLING_CHANNELS communities (one channel each; default 1), and
+# sends ROLLING_RATE messages a second through it (spread the same way), while
 # `scripts/cluster.sh restart` restarts every node in turn. It fails on any
 # message lost, repeated or out of order, any client that had to identify
 # again, or any send never acknowledged; it prints the resume times and the
@@ -12,7 +13,7 @@
 #
 #   HEARTH_BIN=/var/tmp/hearth-target/release/hearth \
 #   LOADGEN_BIN=/var/tmp/hearth-target/release/hearth-loadgen \
-#   ROLLING_RATE=500 ROLLING_CLIENTS=300 ROLLING_JSON=docs/bench/rolling.json \
+#   ROLLING_RATE=500 ROLLING_CLIENTS=300 ROLLING_CHANNELS=30 ROLLING_JSON=docs/bench/rolling.json \
 #   scripts/rolling-restart.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,7 @@ export HEARTH_PASSWORD_HASH_ITERATIONS=1
 export HEARTH_LOG_LEVEL="${HEARTH_LOG_LEVEL:-info}"
 RATE="${ROLLING_RATE:-100}"
 CLIENTS="${ROLLING_CLIENTS:-100}"
+CHANNELS="${ROLLING_CHANNELS:-1}"
 SECS="${ROLLING_SECS:-45}"
 LB=http://127.0.0.1:8290
 S="$HEARTH_CLUSTER_DIR"
@@ -57,11 +59,11 @@ cleanup
 say "rolling restart: cluster up"
 scripts/cluster.sh up
 
-say "rolling restart: $CLIENTS clients, $RATE msg/s for ${SECS}s through nginx"
+say "rolling restart: $CLIENTS clients in $CHANNELS communities, $RATE msg/s for ${SECS}s through nginx"
 json_args=()
 [ -n "${ROLLING_JSON:-}" ] && json_args=(--json "$ROLLING_JSON")
 "$LOADGEN_BIN" --external "$LB" --scenario gw-rolling --connections "$CLIENTS" \
-  --rate "$RATE" --duration "$SECS" "${json_args[@]}" >"$S.loadgen.log" 2>&1 &
+  --channels "$CHANNELS" --rate "$RATE" --duration "$SECS" "${json_args[@]}" >"$S.loadgen.log" 2>&1 &
 LG_PID=$!
 for _ in $(seq 1 1200); do
   grep -q "sending" "$S.loadgen.log" 2>/dev/null && break

@@ -137,7 +137,8 @@ pub struct Args {
     /// Messages per second sent in gw-fanout, gw-channels and gw-e2e.
     #[arg(long, default_value_t = 20)]
     pub rate: u64,
-    /// Channels for gw-channels and gw-e2e (each in its own community).
+    /// Channels for gw-channels, gw-e2e and gw-rolling (each in its own community;
+    /// gw-rolling spreads its clients and messages over them).
     #[arg(long, default_value_t = 100)]
     pub channels: usize,
     /// Accounts the gateway connections are spread over [default: one per

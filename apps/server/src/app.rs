@@ -304,6 +304,7 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         crate::channel_gate::ClusterGate::start(
             Arc::new(hearth_state::RedisLeases::new(conn.clone())),
             node_key.clone(),
+            bus.clone(),
         )
     });
     let publisher = Publisher::start(

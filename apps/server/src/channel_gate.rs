@@ -6,9 +6,13 @@
 //! leaving its highest ID as the floor for the next holder. So whoever mints
 //! next mints higher and appends later: the log's order is the ID order.
 //!
-//! A node idle on the channel lets go at once (one acquire and one release
-//! per burst of sends); a busy node is asked to hand over by a waiting node
-//! (checked every [`ASK_CHECK`]) and stops taking new sends until it has.
+//! A node keeps a channel it sends on while it is busy and for [`LINGER`]
+//! after its last message is stored, so a steady stream through one node
+//! costs no lease round trips per message. A node that wants the channel
+//! asks for it over the bus (`gate.<channel>`, answered within a
+//! millisecond or so) and in the shared state (checked every
+//! [`REQUEST_CHECK`], for an ask the bus lost); the holder then stops taking
+//! new sends and lets go as soon as what it minted is stored.
 //! A node that dies holding a lease holds it at most [`TTL`]; by then the
 //! clock has moved past every ID it minted.
 
@@ -17,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use hearth_bus::Bus;
 use hearth_chat::{ChannelGate, ChatError};
 use hearth_state::Leases;
 use hearth_types::{ChannelId, MessageId};
@@ -25,8 +30,17 @@ use tokio::sync::Notify;
 
 /// Lease life without renewal.
 pub const TTL: Duration = Duration::from_secs(2);
-/// How often held leases are renewed and checked for handover requests.
+/// How often held leases are looked at (renewal, lingering).
 pub const ASK_CHECK: Duration = Duration::from_millis(20);
+/// How often the shared state is asked whether another node wants a held
+/// channel (asks normally come over the bus at once).
+const REQUEST_CHECK: Duration = Duration::from_millis(100);
+/// How long an idle node keeps a channel nobody asked for.
+pub const LINGER: Duration = Duration::from_millis(100);
+/// Between two asks over the bus for the same channel by one waiting send.
+const ASK_AGAIN: Duration = Duration::from_millis(10);
+/// The bus subjects of asks: `gate.<channel>`.
+pub const ASK_PREFIX: &str = "gate.";
 /// How long a send waits for a channel before answering 503.
 const ENTER_WAIT: Duration = Duration::from_secs(5);
 
@@ -47,6 +61,8 @@ struct LineState {
     floor: i64,
     max_id: i64,
     renewed: Instant,
+    /// When it last had nothing in flight or unstored (while held).
+    idle_since: Instant,
 }
 
 struct Line {
@@ -57,6 +73,8 @@ struct Line {
 pub struct ClusterGate {
     leases: Arc<dyn Leases>,
     holder: String,
+    /// Where asks for a channel go (and come from).
+    bus: Arc<dyn Bus>,
     lines: Mutex<HashMap<ChannelId, Arc<Line>>>,
 }
 
@@ -65,14 +83,72 @@ fn key(c: ChannelId) -> String {
 }
 
 impl ClusterGate {
-    pub fn start(leases: Arc<dyn Leases>, holder: String) -> Arc<ClusterGate> {
+    pub fn start(leases: Arc<dyn Leases>, holder: String, bus: Arc<dyn Bus>) -> Arc<ClusterGate> {
         let g = Arc::new(ClusterGate {
             leases,
             holder,
+            bus,
             lines: Mutex::new(HashMap::new()),
         });
         tokio::spawn(Self::tend(Arc::downgrade(&g)));
+        tokio::spawn(Self::hear_asks(Arc::downgrade(&g)));
         g
+    }
+
+    /// Hands over a held channel another node asked for over the bus.
+    async fn hear_asks(me: std::sync::Weak<ClusterGate>) {
+        let sub = match me.upgrade() {
+            Some(g) => g.bus.subscribe(ASK_PREFIX).await,
+            None => return,
+        };
+        let mut sub = match sub {
+            Ok(s) => s,
+            Err(e) => {
+                // Asks still reach holders through the shared state.
+                tracing::error!(error = %e, "channel gate cannot hear asks over the bus");
+                return;
+            }
+        };
+        while let Some(d) = sub.next().await {
+            let hearth_bus::Delivery::Event(ev) = d else {
+                continue;
+            };
+            let Some(me) = me.upgrade() else { return };
+            let channel = ev.subject[ASK_PREFIX.len()..].parse::<i64>().ok();
+            if let Some(c) = channel.map(ChannelId)
+                && ev.source != me.holder
+            {
+                me.asked(c);
+            }
+        }
+    }
+
+    /// Another node wants `c`: stop taking sends and let go once idle.
+    fn asked(self: &Arc<Self>, c: ChannelId) {
+        let Some(line) = self.lines.lock().get(&c).cloned() else {
+            return;
+        };
+        let mut st = line.st.lock();
+        if st.phase == Phase::Held {
+            st.phase = Phase::Draining;
+            self.maybe_release(c, &line, &mut st);
+        }
+    }
+
+    /// Asks whoever holds `c` to hand it over, over the bus (at once) and
+    /// in the shared state (in case the bus loses it).
+    async fn ask(&self, c: ChannelId) {
+        let ev = hearth_bus::Envelope::json(
+            c.0.to_string(),
+            self.holder.clone(),
+            "hearth.GATE_ASK",
+            format!("{ASK_PREFIX}{}", c.0),
+            Vec::new(),
+        );
+        if let Err(e) = self.bus.publish(ev).await {
+            tracing::debug!(error = %e, "asking for a channel over the bus");
+        }
+        let _ = self.leases.request(&key(c), TTL / 10).await;
     }
 
     fn line(&self, c: ChannelId) -> Arc<Line> {
@@ -88,6 +164,7 @@ impl ClusterGate {
                         floor: 0,
                         max_id: 0,
                         renewed: Instant::now(),
+                        idle_since: Instant::now(),
                     }),
                     changed: Notify::new(),
                 })
@@ -108,6 +185,11 @@ impl ClusterGate {
         if !matches!(st.phase, Phase::Held | Phase::Draining) || st.inflight > 0 || st.unacked > 0 {
             return;
         }
+        if st.phase == Phase::Held {
+            // Nobody asked: keep it a while for the next send (tend lets go).
+            st.idle_since = Instant::now();
+            return;
+        }
         st.phase = Phase::Releasing;
         let floor = st.max_id.max(st.floor);
         let (me, line) = (self.clone(), line.clone());
@@ -120,9 +202,11 @@ impl ClusterGate {
         });
     }
 
-    /// Renews held leases and hands over those another node asked for.
+    /// Renews held leases, lets go of those idle for [`LINGER`] and hands
+    /// over those another node asked for in the shared state.
     async fn tend(me: std::sync::Weak<ClusterGate>) {
         let mut tick = tokio::time::interval(ASK_CHECK);
+        let mut last_request_check = Instant::now();
         loop {
             tick.tick().await;
             let Some(me) = me.upgrade() else { return };
@@ -133,8 +217,18 @@ impl ClusterGate {
                 .filter(|(_, l)| l.st.lock().phase == Phase::Held)
                 .map(|(c, l)| (*c, l.clone()))
                 .collect();
+            let check_requests = last_request_check.elapsed() >= REQUEST_CHECK;
+            if check_requests {
+                last_request_check = Instant::now();
+            }
             for (c, line) in held {
-                if me.leases.requested(&key(c)).await.unwrap_or(false) {
+                let lingered = {
+                    let st = line.st.lock();
+                    st.inflight == 0 && st.unacked == 0 && st.idle_since.elapsed() >= LINGER
+                };
+                if lingered
+                    || (check_requests && me.leases.requested(&key(c)).await.unwrap_or(false))
+                {
                     let mut st = line.st.lock();
                     if st.phase == Phase::Held {
                         st.phase = Phase::Draining;
@@ -202,11 +296,15 @@ impl ClusterGate {
                 }
             };
             if acquire {
+                let mut asked: Option<tokio::time::Instant> = None;
                 let got = loop {
                     match self.leases.acquire(&key(c), &self.holder, TTL).await {
                         Ok(Some(floor)) => break Ok(floor),
                         Ok(None) if tokio::time::Instant::now() < deadline => {
-                            let _ = self.leases.request(&key(c), TTL / 10).await;
+                            if asked.is_none_or(|at| at.elapsed() >= ASK_AGAIN) {
+                                asked = Some(tokio::time::Instant::now());
+                                self.ask(c).await;
+                            }
                             tokio::time::sleep(Duration::from_millis(1)).await;
                         }
                         Ok(None) => {

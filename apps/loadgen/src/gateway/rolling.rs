@@ -36,6 +36,8 @@ use crate::server::Server;
 /// What one client keeps across reconnects.
 struct Client {
     token: String,
+    /// Which of the run's communities it is in (it sees that one's channel).
+    community: usize,
     session: Mutex<String>,
     last_s: AtomicU64,
     /// MESSAGE_CREATE ids in arrival order.
@@ -248,12 +250,18 @@ pub async fn rolling(args: &Args, server: &Server) -> Result<Vec<Outcome>, Strin
     let http = crate::scenarios::client();
     let owner = crate::scenarios::register(&http, &base, "rolling_owner").await?;
     let users = args.users.unwrap_or(n).clamp(1, n.max(1));
-    let mut made = cohort::communities(&http, &base, "rolling", &owner, 1, users).await?;
-    let community = made.pop().ok_or("no community")?;
+    // Clients and messages spread over `--channels` communities (one
+    // channel each): client i is in community i mod k, message j goes to
+    // community j mod k.
+    let k = args.channels.clamp(1, users);
+    let per = users / k;
+    let made = cohort::communities(&http, &base, "rolling", &owner, k, per).await?;
+    let channels: Vec<String> = made.iter().map(|c| c.channel.clone()).collect();
     let clients: Vec<Arc<Client>> = (0..n)
         .map(|i| {
             Arc::new(Client {
-                token: community.members[i % users].token.clone(),
+                token: made[i % k].members[(i / k) % per].token.clone(),
+                community: i % k,
                 session: Mutex::new(String::new()),
                 last_s: AtomicU64::new(0),
                 ids: Mutex::new(Vec::new()),
@@ -284,26 +292,29 @@ pub async fn rolling(args: &Args, server: &Server) -> Result<Vec<Outcome>, Strin
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     eprintln!(
-        "rolling: {n} clients ({users} accounts) identified through {base}; sending {} msg/s for {} s",
-        args.rate, args.duration
+        "rolling: {n} clients ({} accounts, {k} communities) identified through {base}; sending {} msg/s for {} s",
+        per * k,
+        args.rate,
+        args.duration
     );
     // The sender: an open loop at --rate, each message retried until acked.
     let sends = Arc::new(Mutex::new(histogram()));
     let retries = Arc::new(AtomicU64::new(0));
-    // (id, k, acknowledged at s since epoch)
-    let acked = Arc::new(Mutex::new(Vec::<(u64, u64, f64)>::new()));
+    // (id, k, acknowledged at s since epoch), per community
+    let acked = Arc::new(Mutex::new(vec![Vec::<(u64, u64, f64)>::new(); k]));
     let unacked = Arc::new(AtomicU64::new(0));
     let total = args.rate * args.duration;
     let gap = Duration::from_secs_f64(1.0 / args.rate.max(1) as f64);
     let mut tick = tokio::time::interval(gap);
     let mut pending = Vec::new();
     let sending = Instant::now();
-    for k in 0..total {
+    for j in 0..total {
         tick.tick().await;
+        let community = (j % k as u64) as usize;
         let (http, base, channel, token) = (
             http.clone(),
             base.clone(),
-            community.channel.clone(),
+            channels[community].clone(),
             owner.token.clone(),
         );
         let (sends, retries, acked, unacked) = (
@@ -313,14 +324,14 @@ pub async fn rolling(args: &Args, server: &Server) -> Result<Vec<Outcome>, Strin
             unacked.clone(),
         );
         pending.push(tokio::spawn(async move {
-            match send_one(&http, &base, &channel, &token, "rolling", k).await {
+            match send_one(&http, &base, &channel, &token, "rolling", j).await {
                 Ok((id, took, r)) => {
                     retries.fetch_add(r, Ordering::Relaxed);
                     if let Ok(mut h) = sends.lock() {
                         let _ = h.record(took.as_micros() as u64);
                     }
                     if let Ok(mut a) = acked.lock() {
-                        a.push((id, k, since_epoch()));
+                        a[community].push((id, j, since_epoch()));
                     }
                 }
                 Err(e) => {
@@ -334,13 +345,18 @@ pub async fn rolling(args: &Args, server: &Server) -> Result<Vec<Outcome>, Strin
         let _ = p.await;
     }
     let sent_for = sending.elapsed();
-    let mut acked_at: Vec<(u64, u64, f64)> = acked.lock().map(|a| a.clone()).unwrap_or_default();
-    acked_at.sort_unstable_by_key(|a| a.0);
-    acked_at.dedup_by_key(|a| a.0);
-    let acked: Vec<u64> = acked_at.iter().map(|a| a.0).collect();
+    let mut acked_at: Vec<Vec<(u64, u64, f64)>> =
+        acked.lock().map(|a| a.clone()).unwrap_or_default();
+    for a in &mut acked_at {
+        a.sort_unstable_by_key(|a| a.0);
+        a.dedup_by_key(|a| a.0);
+    }
+    let acked_count: usize = acked_at.iter().map(Vec::len).sum();
     // Wait for the backlog to drain rather than a fixed window.
     let drain = Instant::now();
-    while clients.iter().any(|c| c.seen() < acked.len())
+    while clients
+        .iter()
+        .any(|c| c.seen() < acked_at[c.community].len())
         && drain.elapsed() < Duration::from_secs(30)
     {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -350,11 +366,12 @@ pub async fn rolling(args: &Args, server: &Server) -> Result<Vec<Outcome>, Strin
         let _ = t.await;
     }
 
-    let want: HashSet<u64> = acked.iter().copied().collect();
     let (mut lost, mut twice, mut disorder, mut reidentified, mut reconnects) = (0, 0, 0, 0, 0);
     let mut back = histogram();
     let mut told = 0;
     for (i, c) in clients.iter().enumerate() {
+        let mine = &acked_at[c.community];
+        let want: HashSet<u64> = mine.iter().map(|a| a.0).collect();
         let ids = c.ids.lock().map(|i| i.clone()).unwrap_or_default();
         let mut seen = HashSet::new();
         for w in ids.windows(2) {
@@ -371,7 +388,7 @@ pub async fn rolling(args: &Args, server: &Server) -> Result<Vec<Outcome>, Strin
         lost += missed;
         if missed > 0 && told < 10 {
             told += 1;
-            eprintln!("rolling: {}", where_lost(i, c, &acked_at, &seen));
+            eprintln!("rolling: {}", where_lost(i, c, mine, &seen));
         }
         disorder += c.out_of_seq.load(Ordering::Relaxed);
         reidentified += u64::from(c.reidentified.load(Ordering::Relaxed));
@@ -382,11 +399,12 @@ pub async fn rolling(args: &Args, server: &Server) -> Result<Vec<Outcome>, Strin
     }
     let unacked = unacked.load(Ordering::Relaxed);
     let verdict = json!({
-        "messages_acknowledged": acked.len(),
+        "messages_acknowledged": acked_count,
         "messages_unacknowledged": unacked,
         "send_retries": retries.load(Ordering::Relaxed),
         "clients": n,
-        "accounts": users,
+        "accounts": per * k,
+        "communities": k,
         "lost": lost,
         "duplicates": twice,
         "out_of_order": disorder,
@@ -400,7 +418,7 @@ pub async fn rolling(args: &Args, server: &Server) -> Result<Vec<Outcome>, Strin
     let out = vec![
         Outcome {
             name: "rolling sends".into(),
-            requests: acked.len() as u64,
+            requests: acked_count as u64,
             errors: unacked,
             seconds: sent_for.as_secs_f64(),
             latency_us: sends,
