@@ -8,7 +8,9 @@
 //!
 //! A node keeps a channel it sends on while it is busy and for [`LINGER`]
 //! after its last message is stored, so a steady stream through one node
-//! costs no lease round trips per message. A node that wants the channel
+//! costs no lease round trips per message; a channel another node asked for
+//! within [`CONTENDED_FOR`] is let go as soon as it is idle instead, so sends
+//! spread over nodes (a load balancer's round robin) do not wait for asks. A node that wants the channel
 //! asks for it over the bus (`gate.<channel>`, answered within a
 //! millisecond or so) and in the shared state (checked every
 //! [`REQUEST_CHECK`], for an ask the bus lost); the holder then stops taking
@@ -37,6 +39,8 @@ pub const ASK_CHECK: Duration = Duration::from_millis(20);
 const REQUEST_CHECK: Duration = Duration::from_millis(100);
 /// How long an idle node keeps a channel nobody asked for.
 pub const LINGER: Duration = Duration::from_millis(100);
+/// How long after an ask a channel counts as sent on by other nodes too.
+const CONTENDED_FOR: Duration = Duration::from_secs(1);
 /// Between two asks over the bus for the same channel by one waiting send.
 const ASK_AGAIN: Duration = Duration::from_millis(10);
 /// The bus subjects of asks: `gate.<channel>`.
@@ -63,6 +67,9 @@ struct LineState {
     renewed: Instant,
     /// When it last had nothing in flight or unstored (while held).
     idle_since: Instant,
+    /// When another node last asked for it: a channel others send on too
+    /// is let go at once when idle, not after [`LINGER`].
+    asked_at: Option<Instant>,
 }
 
 struct Line {
@@ -129,6 +136,7 @@ impl ClusterGate {
             return;
         };
         let mut st = line.st.lock();
+        st.asked_at = Some(Instant::now());
         if st.phase == Phase::Held {
             st.phase = Phase::Draining;
             self.maybe_release(c, &line, &mut st);
@@ -165,6 +173,7 @@ impl ClusterGate {
                         max_id: 0,
                         renewed: Instant::now(),
                         idle_since: Instant::now(),
+                        asked_at: None,
                     }),
                     changed: Notify::new(),
                 })
@@ -185,8 +194,10 @@ impl ClusterGate {
         if !matches!(st.phase, Phase::Held | Phase::Draining) || st.inflight > 0 || st.unacked > 0 {
             return;
         }
-        if st.phase == Phase::Held {
-            // Nobody asked: keep it a while for the next send (tend lets go).
+        let contended = st.asked_at.is_some_and(|at| at.elapsed() < CONTENDED_FOR);
+        if st.phase == Phase::Held && !contended {
+            // Nobody asked lately: keep it a while for the next send (tend
+            // lets go).
             st.idle_since = Instant::now();
             return;
         }
@@ -226,10 +237,14 @@ impl ClusterGate {
                     let st = line.st.lock();
                     st.inflight == 0 && st.unacked == 0 && st.idle_since.elapsed() >= LINGER
                 };
-                if lingered
-                    || (check_requests && me.leases.requested(&key(c)).await.unwrap_or(false))
-                {
+                let requested = !lingered
+                    && check_requests
+                    && me.leases.requested(&key(c)).await.unwrap_or(false);
+                if lingered || requested {
                     let mut st = line.st.lock();
+                    if requested {
+                        st.asked_at = Some(Instant::now());
+                    }
                     if st.phase == Phase::Held {
                         st.phase = Phase::Draining;
                         me.maybe_release(c, &line, &mut st);
@@ -297,6 +312,10 @@ impl ClusterGate {
             };
             if acquire {
                 let mut asked: Option<tokio::time::Instant> = None;
+                // 1 ms, then longer: a handover takes a millisecond or two
+                // when the holder is idle, longer when it is busy, and every
+                // try is a Redis round trip.
+                let mut pause = Duration::from_millis(1);
                 let got = loop {
                     match self.leases.acquire(&key(c), &self.holder, TTL).await {
                         Ok(Some(floor)) => break Ok(floor),
@@ -305,7 +324,8 @@ impl ClusterGate {
                                 asked = Some(tokio::time::Instant::now());
                                 self.ask(c).await;
                             }
-                            tokio::time::sleep(Duration::from_millis(1)).await;
+                            tokio::time::sleep(pause).await;
+                            pause = (pause * 2).min(Duration::from_millis(8));
                         }
                         Ok(None) => {
                             break Err(ChatError::Unavailable("the channel's ordering lease"));
