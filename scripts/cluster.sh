@@ -284,6 +284,16 @@ http {
     keepalive 32;
   }
 
+  # Sends to one channel go to one node (the same nodes, hashed by channel),
+  # so the channel's ordering lease stays where its messages are written
+  # instead of changing hands on nearly every message; a node out of
+  # rotation moves only its own channels.
+  upstream hearth_by_channel {
+    hash \$hearth_channel consistent;
+    include $STATE/nginx/upstream.conf;
+    keepalive 32;
+  }
+
   server {
     listen 127.0.0.1:$LB_PORT;
     proxy_http_version 1.1;
@@ -307,6 +317,12 @@ http {
       proxy_read_timeout 1h;
       proxy_send_timeout 1h;
       proxy_buffering off;
+    }
+
+    location ~ ^/api/v1/channels/(?<hearth_channel>[0-9]+)/messages\$ {
+      proxy_pass http://hearth_by_channel;
+      proxy_set_header Connection "";
+      proxy_read_timeout 30s;
     }
 
     # The balancer's own answer (is nginx up), not a node's.

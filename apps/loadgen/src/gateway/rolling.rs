@@ -142,7 +142,8 @@ async fn run_client(addr: SocketAddr, i: usize, c: Arc<Client>, stop: Arc<Atomic
 }
 
 async fn connect(addr: SocketAddr, i: usize, c: &Client) -> Result<super::client::Ws, String> {
-    tokio::time::timeout(Duration::from_secs(10), async {
+    // Above the 8 s a node may wait for its routing before a remote resume.
+    tokio::time::timeout(Duration::from_secs(15), async {
         let mut ws = dial(addr, i).await?;
         let session = c.session.lock().map(|s| s.clone()).unwrap_or_default();
         if !session.is_empty() {
@@ -221,7 +222,9 @@ pub(super) async fn send_one(
             .post(format!("{base}/api/v1/channels/{channel}/messages"))
             .bearer_auth(token)
             .json(&json!({"content": format!("{label} {k}"), "nonce": format!("{label}-{k}")}))
-            .timeout(Duration::from_secs(10))
+            // Above the longest a node holds a send on purpose (5 s for
+            // the channel's lease, 12 s for its event to be stored).
+            .timeout(Duration::from_secs(20))
             .send()
             .await;
         if let Ok(r) = res

@@ -14,7 +14,9 @@
 //! appended again, in order, before anything new. The log keeps one copy
 //! of an envelope id (NATS de-duplicates within 2 min), so appending one
 //! that was stored after all changes nothing. An event whose every copy
-//! failed is appended again after a pause, for up to [`RETRY_FOR`].
+//! failed is appended again after a pause, for up to [`RETRY_FOR`]; one
+//! whose copy is only slow to be acknowledged is left alone, so a loaded
+//! bus is not sent everything twice.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -70,11 +72,12 @@ impl Ledger {
         self.entries.iter_mut().find(|e| e.no == no)
     }
 
-    /// Every unacknowledged event, counted as one more copy in flight.
-    fn take_copies(&mut self) -> Vec<(u64, Envelope)> {
+    /// Unacknowledged events (all of them, or only those with no copy in
+    /// flight), each counted as one more copy in flight.
+    fn take_copies(&mut self, all: bool) -> Vec<(u64, Envelope)> {
         self.entries
             .iter_mut()
-            .filter(|e| !e.done)
+            .filter(|e| !e.done && (all || e.copies == 0))
             .map(|e| {
                 e.copies += 1;
                 (e.no, e.event.clone())
@@ -102,8 +105,10 @@ pub fn start(
         while let Some(w) = rx.recv().await {
             let (ev, gated) = match w {
                 Work::Retry => {
+                    // Only what failed: an append merely slow to be
+                    // acknowledged (a loaded bus) is not doubled.
                     ledger.lock().retry_pending = false;
-                    append_copies(bus.as_ref(), &ledger, &ack_tx).await;
+                    append_copies(bus.as_ref(), &ledger, &ack_tx, false).await;
                     continue;
                 }
                 Work::Event(ev, gated) => (ev, gated),
@@ -116,8 +121,10 @@ pub fn start(
             }
             let now = bus.connection_epoch();
             if now != epoch {
+                // Whatever was written to the lost connection may be gone:
+                // all of it again, before anything new.
                 epoch = now;
-                append_copies(bus.as_ref(), &ledger, &ack_tx).await;
+                append_copies(bus.as_ref(), &ledger, &ack_tx, true).await;
             }
             next_no += 1;
             ledger.lock().entries.push_back(Entry {
@@ -190,8 +197,9 @@ async fn append_copies(
     bus: &dyn Bus,
     ledger: &Mutex<Ledger>,
     acks: &mpsc::UnboundedSender<(u64, Result<Ack, BusError>)>,
+    all: bool,
 ) {
-    let copies = ledger.lock().take_copies();
+    let copies = ledger.lock().take_copies(all);
     if !copies.is_empty() {
         tracing::warn!(
             events = copies.len(),

@@ -34,6 +34,10 @@ pub fn local(session: &Arc<Session>, s: u64, link: Arc<Link>) -> bool {
     true
 }
 
+/// How long a remote resume waits for this node's routing to reach the
+/// last position the old node recorded for the session.
+const ROUTED_WAIT: Duration = Duration::from_secs(8);
+
 /// Takes over a session recorded by another node (alive or dead).
 pub async fn remote(
     state: &AppState,
@@ -62,7 +66,15 @@ pub async fn remote(
         })
         .max()
         .unwrap_or(0);
-    if !state.hub.wait_routed(newest, Duration::from_secs(2)).await {
+    // This node routes the log behind the old one by however far it lags:
+    // under load that can be seconds, and a session answered
+    // `invalid_session` for it loses its live stream, so wait a while.
+    if !state.hub.wait_routed(newest, ROUTED_WAIT).await {
+        tracing::warn!(
+            newest,
+            routed = state.hub.routed(),
+            "a remote resume waited too long for routing"
+        );
         return None;
     }
     // What the client missed, rebuilt from the window; and where the old
