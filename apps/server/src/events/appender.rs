@@ -211,3 +211,146 @@ async fn append_copies(
         let _ = acks.send((no, ack));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::collections::HashSet;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use async_trait::async_trait;
+    use hearth_bus::Subscription;
+
+    use super::*;
+
+    /// A log that records every append and fails the acknowledgement of the
+    /// first copy of the events it is told to, at once or after a while (as
+    /// NATS does when the server it was written to died).
+    #[derive(Default)]
+    struct Log {
+        appended: Mutex<Vec<String>>,
+        fail_once: Mutex<HashSet<String>>,
+        fail_late_once: Mutex<HashSet<String>>,
+        epoch: AtomicU64,
+    }
+
+    #[async_trait]
+    impl Bus for Log {
+        fn name(&self) -> &'static str {
+            "test-log"
+        }
+        fn connection_epoch(&self) -> u64 {
+            self.epoch.load(Ordering::SeqCst)
+        }
+        async fn publish(&self, _: Envelope) -> Result<(), BusError> {
+            Ok(())
+        }
+        async fn append(&self, e: Envelope) -> Result<Ack, BusError> {
+            let n = {
+                let mut a = self.appended.lock();
+                a.push(e.id.clone());
+                a.len() as u64
+            };
+            if self.fail_once.lock().remove(&e.id) {
+                return Ok(Box::pin(async {
+                    Err(BusError::Unavailable("lost".into()))
+                }));
+            }
+            if self.fail_late_once.lock().remove(&e.id) {
+                return Ok(Box::pin(async {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    Err(BusError::Unavailable("timed out".into()))
+                }));
+            }
+            Ok(Box::pin(async move { Ok(n) }))
+        }
+        async fn follow(&self, _: u64) -> Result<(Box<dyn Subscription>, u64), BusError> {
+            Err(BusError::Invalid("not in this test".into()))
+        }
+        async fn subscribe(&self, _: &str) -> Result<Box<dyn Subscription>, BusError> {
+            Err(BusError::Invalid("not in this test".into()))
+        }
+        async fn ping(&self) -> Result<(), BusError> {
+            Ok(())
+        }
+    }
+
+    fn event(id: &str) -> Work {
+        Work::Event(
+            Envelope::json(
+                id.into(),
+                "hearth://node/1".into(),
+                "hearth.MESSAGE_CREATE",
+                "chat.community.1.channel.2",
+                b"{}".to_vec(),
+            ),
+            None,
+        )
+    }
+
+    fn started(log: &Arc<Log>) -> (mpsc::Sender<Work>, mpsc::UnboundedReceiver<(String, bool)>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let work = start(
+            log.clone(),
+            16,
+            move |o: Outcome| {
+                let _ = tx.send((o.event.id.clone(), o.stored));
+            },
+            |_: &str, _: bool| {},
+        );
+        (work, rx)
+    }
+
+    async fn outcomes(
+        rx: &mut mpsc::UnboundedReceiver<(String, bool)>,
+        n: usize,
+    ) -> Vec<(String, bool)> {
+        let mut got = Vec::new();
+        while got.len() < n {
+            let o = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+                .await
+                .expect("an outcome in time")
+                .unwrap();
+            got.push(o);
+        }
+        got.sort();
+        got
+    }
+
+    #[tokio::test]
+    async fn an_event_whose_append_failed_is_appended_again_and_stored() {
+        let log = Arc::new(Log::default());
+        log.fail_once.lock().insert("e2".into());
+        let (work, mut rx) = started(&log);
+        for id in ["e1", "e2", "e3"] {
+            work.send(event(id)).await.unwrap();
+        }
+        let got = outcomes(&mut rx, 3).await;
+        assert_eq!(
+            got,
+            [
+                ("e1".into(), true),
+                ("e2".into(), true),
+                ("e3".into(), true)
+            ]
+        );
+        // Only the failed one again: e3, whose copy was fine, is not doubled.
+        assert_eq!(*log.appended.lock(), ["e1", "e2", "e3", "e2"]);
+    }
+
+    #[tokio::test]
+    async fn after_a_lost_connection_what_is_unacknowledged_goes_again_before_anything_new() {
+        let log = Arc::new(Log::default());
+        log.fail_late_once.lock().insert("e1".into());
+        let (work, mut rx) = started(&log);
+        work.send(event("e1")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The connection e1 was written to is gone (its ack times out later).
+        log.epoch.fetch_add(1, Ordering::SeqCst);
+        work.send(event("e2")).await.unwrap();
+        let got = outcomes(&mut rx, 2).await;
+        assert_eq!(got, [("e1".into(), true), ("e2".into(), true)]);
+        // e1's copy is in the log before e2: the log keeps their order.
+        assert_eq!(*log.appended.lock(), ["e1", "e1", "e2"]);
+    }
+}
