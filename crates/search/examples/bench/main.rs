@@ -36,6 +36,9 @@ struct Args {
     /// Skip the freshness phase (it writes to the index), so one built
     /// index can be queried again and again unchanged.
     no_freshness: bool,
+    /// Run only the kinds of query whose name contains one of these
+    /// `|`-separated pieces (for profiling one kind).
+    only: Option<String>,
 }
 
 fn args() -> Args {
@@ -49,6 +52,7 @@ fn args() -> Args {
         seed: 42,
         query_only: false,
         no_freshness: false,
+        only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -65,6 +69,7 @@ fn args() -> Args {
                     "--dir" => a.dir = Some(v),
                     "--tsv" => a.tsv = Some(v),
                     "--dump-queries" => a.dump_queries = Some(v),
+                    "--only" => a.only = Some(v),
                     other => eprintln!("unknown argument {other}"),
                 }
             }
@@ -196,7 +201,7 @@ fn query_phase(
     let all = Arc::new(Scope::new((0..CHANNELS).map(channel)));
     let narrow = Arc::new(Scope::new((0..CHANNELS).step_by(5).map(channel)));
     let c = &corpus;
-    let kinds: Vec<QueryKind> = vec![
+    let mut kinds: Vec<QueryKind> = vec![
         ("common word", Sort::Relevance, all.clone(), {
             let words: Vec<String> = (0..10).map(|r| c.word(0, r).to_string()).collect();
             Box::new(move |r: &mut Rng| words[r.below(10) as usize].clone())
@@ -268,6 +273,9 @@ fn query_phase(
             Box::new(move |r: &mut Rng| words[r.below(words.len() as u64) as usize].to_string())
         }),
     ];
+    if let Some(only) = &a.only {
+        kinds.retain(|(name, ..)| only.split('|').any(|piece| name.contains(piece)));
+    }
     if let Some(path) = &a.dump_queries {
         use std::io::Write;
         let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
