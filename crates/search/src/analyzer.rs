@@ -31,6 +31,14 @@ use tantivy::tokenizer::{
 
 /// Name under which the index analyzer is registered with tantivy.
 pub const ANALYZER: &str = "hearth";
+/// Name under which the word-pair analyzer is registered (the `pairs`
+/// field: see [`pair_analyzer`]).
+pub const PAIRS: &str = "hearth_pairs";
+/// Joins the two words of a pair token (no token holds a space).
+pub const PAIR_JOIN: char = ' ';
+/// At most this many tokens of one position (a word and its identifier
+/// parts) take part in pairs.
+const PAIR_TOKENS_MAX: usize = 8;
 /// Tokens longer than this (bytes, after folding) are dropped.
 const MAX_TOKEN_BYTES: usize = 64;
 
@@ -58,6 +66,86 @@ fn build(mode: Mode) -> TextAnalyzer {
         .filter(AsciiFoldingFilter)
         .filter(RemoveLongFilter::limit(MAX_TOKEN_BYTES))
         .build()
+}
+
+/// The analyzer of the `pairs` field: for every two consecutive positions
+/// that both hold words (letters, digits, `_`), one token `a b` for each
+/// word `a` at the first and `b` at the second (an identifier's parts
+/// count as words at its position, up to [`PAIR_TOKENS_MAX`] per
+/// position). A two-word phrase is then one term: `"good morning"` reads
+/// the posting list of `good morning` instead of checking the positions
+/// of every message holding both words. Unspaced scripts and emoji make no
+/// pairs; phrases through them are checked by position as before.
+pub fn pair_analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(PairTokenizer {
+        words: index_analyzer(),
+    })
+    .build()
+}
+
+/// Whether an analyzed token is a word (pairs are made of words only).
+pub fn is_word(token: &str) -> bool {
+    token
+        .chars()
+        .next()
+        .is_some_and(|c| class(c) == Class::Word)
+}
+
+/// The pair token of two analyzed words.
+pub fn pair(a: &str, b: &str) -> String {
+    let mut out = String::with_capacity(a.len() + b.len() + 1);
+    out.push_str(a);
+    out.push(PAIR_JOIN);
+    out.push_str(b);
+    out
+}
+
+#[derive(Clone)]
+struct PairTokenizer {
+    words: TextAnalyzer,
+}
+
+impl Tokenizer for PairTokenizer {
+    type TokenStream<'a> = VecTokenStream;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> VecTokenStream {
+        // The index analyzer's words, grouped by position.
+        let mut groups: Vec<(usize, Vec<Token>)> = Vec::new();
+        let mut stream = self.words.token_stream(text);
+        while stream.advance() {
+            let t = stream.token();
+            if !is_word(&t.text) {
+                continue;
+            }
+            match groups.last_mut() {
+                Some((p, g)) if *p == t.position => {
+                    if g.len() < PAIR_TOKENS_MAX {
+                        g.push(t.clone());
+                    }
+                }
+                _ => groups.push((t.position, vec![t.clone()])),
+            }
+        }
+        let mut tokens = Vec::new();
+        for w in groups.windows(2) {
+            let ((p, first), (q, second)) = (&w[0], &w[1]);
+            if *q != p + 1 {
+                continue;
+            }
+            for a in first {
+                for b in second {
+                    tokens.push(Token {
+                        offset_from: a.offset_from,
+                        offset_to: b.offset_to,
+                        position: *p,
+                        text: pair(&a.text, &b.text),
+                        position_length: 1,
+                    });
+                }
+            }
+        }
+        VecTokenStream { tokens, next: 0 }
+    }
 }
 
 /// One analyzed token: its text, position and byte range in the source.
@@ -427,6 +515,33 @@ mod tests {
             texts(Mode::Query, "hello世界 ok"),
             vec![t("hello", 0), t("世界", 1), t("ok", 3)]
         );
+    }
+
+    #[test]
+    fn pairs_of_adjacent_words() {
+        let mut a = pair_analyzer();
+        let pairs = |a: &mut TextAnalyzer, s: &str| -> Vec<String> {
+            analyze(a, s).into_iter().map(|t| t.text).collect()
+        };
+        assert_eq!(
+            pairs(&mut a, "Good Morning, café!"),
+            vec!["good morning", "morning cafe"]
+        );
+        // An identifier's parts pair like the whole word.
+        assert_eq!(
+            pairs(&mut a, "call snake_case now"),
+            vec![
+                "call snake_case",
+                "call snake",
+                "call case",
+                "snake_case now",
+                "snake now",
+                "case now"
+            ]
+        );
+        // No pairs through unspaced scripts or emoji, nor across them.
+        assert_eq!(pairs(&mut a, "東京 tower 🎉 party"), Vec::<String>::new());
+        assert_eq!(pairs(&mut a, "one"), Vec::<String>::new());
     }
 
     #[test]

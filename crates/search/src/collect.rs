@@ -182,20 +182,79 @@ const BLOCK_DOCS: u32 = 4096;
 /// thousands of older matches of a common word.
 pub(crate) type IdBlocks = Arc<Vec<(u64, u64)>>;
 
-/// [`IdBlocks`] per segment, computed once (segments never change). It is
-/// the reader's warmer: a new segment's ranges are computed when the
-/// reader reloads (in the committer, off the query path: ~5 ms for a
-/// segment of a million messages), and a merged-away segment's dropped.
-#[derive(Default)]
-pub(crate) struct BlockCache {
-    segments: Mutex<HashMap<SegmentId, IdBlocks>>,
+/// What a query needs of one segment besides its postings, prepared once
+/// per segment (segments never change): its channel and ID columns opened
+/// (opening the ID column decodes a header per 512 documents), the
+/// channels it holds, and its [`IdBlocks`].
+pub(crate) struct SegmentInfo {
+    pub channel: Arc<dyn ColumnValues<u64>>,
+    pub id: Arc<dyn ColumnValues<u64>>,
+    /// Every channel with a document in the segment (deleted ones too).
+    pub channels: Vec<u64>,
+    pub blocks: IdBlocks,
 }
 
-impl Warmer for BlockCache {
+impl SegmentInfo {
+    fn read(reader: &SegmentReader, channel_field: Field) -> tantivy::Result<SegmentInfo> {
+        let ff = reader.fast_fields();
+        let channel = values(ff.u64("channel")?);
+        let id = values(ff.u64("id")?);
+        let mut channels = Vec::new();
+        let inverted = reader.inverted_index(channel_field)?;
+        let mut terms = inverted.terms().stream()?;
+        while terms.advance() {
+            // A key that is not a u64 cannot be in any scope; 0 is in none.
+            let c = <[u8; 8]>::try_from(terms.key()).map_or(0, u64::from_be_bytes);
+            channels.push(c);
+        }
+        let blocks = id_blocks(reader.max_doc(), id.as_ref());
+        Ok(SegmentInfo {
+            channel,
+            id,
+            channels,
+            blocks,
+        })
+    }
+
+    /// Whether every channel with a document here is in `scope` (then the
+    /// per-document check can be skipped and tantivy's fast paths used:
+    /// counts from posting lengths, block-max pruning).
+    fn within(&self, scope: &ChannelSet) -> bool {
+        self.channels.iter().all(|&c| scope.contains(c))
+    }
+}
+
+fn id_blocks(max_doc: u32, id: &dyn ColumnValues<u64>) -> IdBlocks {
+    let mut blocks = Vec::with_capacity((max_doc / BLOCK_DOCS + 1) as usize);
+    let mut start = 0;
+    while start < max_doc {
+        let end = (start + BLOCK_DOCS).min(max_doc);
+        let (mut lo, mut hi) = (u64::MAX, 0);
+        for doc in start..end {
+            let v = id.get_val(doc);
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+        blocks.push((lo, hi));
+        start = end;
+    }
+    Arc::new(blocks)
+}
+
+/// [`SegmentInfo`] per segment. It is the reader's warmer: a new segment's
+/// is prepared when the reader reloads (in the committer, off the query
+/// path: ~5 ms for a segment of a million messages), and a merged-away
+/// segment's dropped. A profile of a rare word (20 hits) spent a fifth of
+/// the query opening columns and listing channels before this.
+pub(crate) struct SegmentCache {
+    channel_field: Field,
+    segments: Mutex<HashMap<SegmentId, Arc<SegmentInfo>>>,
+}
+
+impl Warmer for SegmentCache {
     fn warm(&self, searcher: &Searcher) -> tantivy::Result<()> {
         for reader in searcher.segment_readers() {
-            let id = reader.fast_fields().u64("id")?.first_or_default_col(0);
-            self.blocks(reader, id.as_ref());
+            self.info(reader)?;
         }
         Ok(())
     }
@@ -209,7 +268,14 @@ impl Warmer for BlockCache {
     }
 }
 
-impl BlockCache {
+impl SegmentCache {
+    pub fn new(channel_field: Field) -> SegmentCache {
+        SegmentCache {
+            channel_field,
+            segments: Mutex::default(),
+        }
+    }
+
     #[cfg(test)]
     pub fn cached_segments(&self) -> HashSet<SegmentId> {
         self.segments.lock().keys().copied().collect()
@@ -219,32 +285,18 @@ impl BlockCache {
     /// the live segments.
     const MAX_SEGMENTS: usize = 4096;
 
-    fn blocks(&self, reader: &SegmentReader, id: &dyn ColumnValues<u64>) -> IdBlocks {
+    pub fn info(&self, reader: &SegmentReader) -> tantivy::Result<Arc<SegmentInfo>> {
         let key = reader.segment_id();
-        if let Some(b) = self.segments.lock().get(&key) {
-            return b.clone();
+        if let Some(info) = self.segments.lock().get(&key) {
+            return Ok(info.clone());
         }
-        let max_doc = reader.max_doc();
-        let mut blocks = Vec::with_capacity((max_doc / BLOCK_DOCS + 1) as usize);
-        let mut start = 0;
-        while start < max_doc {
-            let end = (start + BLOCK_DOCS).min(max_doc);
-            let (mut lo, mut hi) = (u64::MAX, 0);
-            for doc in start..end {
-                let v = id.get_val(doc);
-                lo = lo.min(v);
-                hi = hi.max(v);
-            }
-            blocks.push((lo, hi));
-            start = end;
-        }
-        let blocks = Arc::new(blocks);
+        let info = Arc::new(SegmentInfo::read(reader, self.channel_field)?);
         let mut map = self.segments.lock();
         if map.len() >= Self::MAX_SEGMENTS {
             map.clear();
         }
-        map.insert(key, blocks.clone());
-        blocks
+        map.insert(key, info.clone());
+        Ok(info)
     }
 }
 
@@ -306,37 +358,14 @@ impl TopN {
     }
 }
 
-/// Whether every channel with a document in this segment is in `scope`
-/// (then the per-document check can be skipped and tantivy's fast paths
-/// used: counts from posting lengths, block-max pruning).
-fn segment_in_scope(
-    reader: &SegmentReader,
-    channel: Field,
-    scope: &ChannelSet,
-) -> tantivy::Result<bool> {
-    let inverted = reader.inverted_index(channel)?;
-    let mut terms = inverted.terms().stream()?;
-    while terms.advance() {
-        let Ok(bytes) = <[u8; 8]>::try_from(terms.key()) else {
-            return Ok(false);
-        };
-        if !scope.contains(u64::from_be_bytes(bytes)) {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
 pub(crate) struct HitCollector {
-    /// The channel field (its terms tell which channels a segment holds).
-    pub channel: Field,
     /// The channel IDs the caller may read.
     pub scope: Arc<ChannelSet>,
     pub order: Order,
     pub k: usize,
     /// Date order: only IDs strictly past this one.
     pub after: Option<u64>,
-    pub blocks: Arc<BlockCache>,
+    pub segments: Arc<SegmentCache>,
 }
 
 impl Collector for HitCollector {
@@ -348,15 +377,16 @@ impl Collector for HitCollector {
         segment: SegmentOrdinal,
         reader: &SegmentReader,
     ) -> tantivy::Result<SegmentHits> {
-        let ff = reader.fast_fields();
+        let info = self.segments.info(reader)?;
         Ok(SegmentHits {
             segment,
-            channel: values(ff.u64("channel")?),
-            id: values(ff.u64("id")?),
+            channel: info.channel.clone(),
+            id: info.id.clone(),
+            whole: info.within(&self.scope),
+            blocks: info.blocks.clone(),
             scope: self.scope.clone(),
             order: self.order,
             after: self.after,
-            whole: false,
             total: 0,
             eligible: 0,
             top: TopN::new(self.k),
@@ -370,7 +400,6 @@ impl Collector for HitCollector {
         reader: &SegmentReader,
     ) -> tantivy::Result<Fruit> {
         let mut seg = self.for_segment(ord, reader)?;
-        seg.whole = segment_in_scope(reader, self.channel, &self.scope)?;
         let alive = reader.alive_bitset();
         let is_alive = |doc: DocId| alive.is_none_or(|a| a.is_alive(doc));
         match self.order {
@@ -414,7 +443,7 @@ impl Collector for HitCollector {
                 seg.eligible = if seg.total <= WINDOWS_FROM {
                     seg.top_by_id_in_one_pass(weight, reader, &is_alive)?
                 } else {
-                    let blocks = self.blocks.blocks(reader, seg.id.as_ref());
+                    let blocks = seg.blocks.clone();
                     seg.top_by_id(weight, reader, &blocks, &is_alive)?
                 };
             }
@@ -468,6 +497,7 @@ pub(crate) struct SegmentHits {
     after: Option<u64>,
     /// Every channel of this segment is in scope.
     whole: bool,
+    blocks: IdBlocks,
     total: usize,
     eligible: usize,
     top: TopN,

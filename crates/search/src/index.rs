@@ -118,7 +118,7 @@ struct Shared {
     /// At most `search_threads` searches at once.
     gate: crate::gate::Gate,
     /// Per-segment ID ranges for date-ordered pages (see `collect`).
-    blocks: Arc<crate::collect::BlockCache>,
+    segments: Arc<crate::collect::SegmentCache>,
     reader: IndexReader,
     writer: Mutex<Writer>,
     committed: Mutex<(Payload, Option<i64>)>,
@@ -214,6 +214,9 @@ impl Index {
         index
             .tokenizers()
             .register(analyzer::ANALYZER, analyzer::index_analyzer());
+        index
+            .tokenizers()
+            .register(analyzer::PAIRS, analyzer::pair_analyzer());
         let payload: Payload = match index.load_metas()?.payload {
             Some(p) => serde_json::from_str(&p).map_err(|e| IndexError::Meta(e.to_string()))?,
             None => Payload::default(),
@@ -222,8 +225,8 @@ impl Index {
         let threads = config.writer_threads.max(1);
         let memory = config.writer_memory_bytes.max(threads * 15_000_000);
         let writer = index.writer_with_num_threads(threads, memory)?;
-        let blocks: Arc<crate::collect::BlockCache> = Arc::default();
-        let warmer: std::sync::Weak<dyn tantivy::Warmer> = Arc::downgrade(&blocks) as _;
+        let segments = Arc::new(crate::collect::SegmentCache::new(fields.channel));
+        let warmer: std::sync::Weak<dyn tantivy::Warmer> = Arc::downgrade(&segments) as _;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -232,7 +235,7 @@ impl Index {
         let shared = Arc::new(Shared {
             fields,
             gate: crate::gate::Gate::new(config.search_threads),
-            blocks,
+            segments,
             reader,
             writer: Mutex::new(Writer {
                 writer,
@@ -477,7 +480,7 @@ impl Index {
         search::run(
             &searcher,
             &self.shared.fields,
-            &self.shared.blocks,
+            &self.shared.segments,
             query,
             scope,
         )
@@ -646,7 +649,7 @@ mod tests {
             .iter()
             .map(|r| r.segment_id())
             .collect();
-        let cached = ix.shared.blocks.cached_segments();
+        let cached = ix.shared.segments.cached_segments();
         assert!(live.is_subset(&cached), "every live segment is warmed");
         assert!(cached.len() <= live.len() + 12, "{cached:?}");
     }

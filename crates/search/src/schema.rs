@@ -7,12 +7,12 @@ use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions, Value,
 };
 
-use crate::analyzer::ANALYZER;
+use crate::analyzer::{ANALYZER, PAIRS};
 use crate::message::{Has, IndexedMessage};
 
 /// Bump when the schema or the analyzer changes: an index written with
 /// another version is wiped on open and reported as needing a rebuild.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The schema's fields. IDs are positive `i64`s stored as `u64`.
 #[derive(Clone, Copy, Debug)]
@@ -22,6 +22,9 @@ pub struct Fields {
     pub community: Field,
     pub author: Field,
     pub content: Field,
+    /// Adjacent word pairs of the content (not stored): a two-word phrase
+    /// is one term here.
+    pub pairs: Field,
     pub mentions: Field,
     pub role_mentions: Field,
     pub everyone: Field,
@@ -47,6 +50,17 @@ pub fn build() -> (Schema, Fields) {
         community: b.add_u64_field("community", INDEXED | STORED),
         author: b.add_u64_field("author", INDEXED | STORED),
         content: b.add_text_field("content", content),
+        // Frequencies only: a pair's count in a message is the phrase's
+        // count, which is what BM25 needs; longer phrases use pairs only
+        // to narrow the candidates and check positions in `content`.
+        pairs: b.add_text_field(
+            "pairs",
+            TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer(PAIRS)
+                    .set_index_option(IndexRecordOption::WithFreqs),
+            ),
+        ),
         mentions: b.add_u64_field("mentions", INDEXED | STORED),
         role_mentions: b.add_u64_field("role_mentions", INDEXED | STORED),
         everyone: b.add_bool_field("everyone", INDEXED | STORED),
@@ -74,6 +88,7 @@ impl Fields {
         }
         d.add_u64(self.author, id(m.author_id.0));
         d.add_text(self.content, &m.content);
+        d.add_text(self.pairs, &m.content);
         for u in &m.mentions {
             d.add_u64(self.mentions, id(u.0));
         }

@@ -12,7 +12,7 @@ use tantivy::query::{
 use tantivy::schema::{Field, IndexRecordOption, Value};
 use tantivy::{Searcher, TantivyDocument, Term};
 
-use crate::collect::{BlockCache, ChannelSet, Fruit, HitCollector, Order};
+use crate::collect::{ChannelSet, Fruit, HitCollector, Order, SegmentCache};
 use crate::error::SearchError;
 use crate::highlight::{self, Highlight, Marks};
 use crate::query::{
@@ -73,7 +73,7 @@ const SCOPE_CLAUSE_MAX: usize = 4;
 pub(crate) fn run(
     searcher: &Searcher,
     f: &Fields,
-    blocks: &Arc<BlockCache>,
+    segments: &Arc<SegmentCache>,
     q: &Query,
     scope: &Scope,
 ) -> Result<SearchPage, SearchError> {
@@ -112,12 +112,11 @@ pub(crate) fn run(
         (Sort::Oldest, c) => (Order::IdAsc, q.limit, after_id(c), 0),
     };
     let collector = HitCollector {
-        channel: f.channel,
         scope: Arc::new(ChannelSet::new(&channels)),
         order,
         k,
         after,
-        blocks: blocks.clone(),
+        segments: segments.clone(),
     };
     let Fruit {
         total,
@@ -186,6 +185,50 @@ fn any_of(field: Field, values: impl IntoIterator<Item = u64>) -> Box<dyn TQuery
     filter(BooleanQuery::new(terms))
 }
 
+/// A phrase. Each two adjacent words of it are one term of the `pairs`
+/// field: a two-word phrase is that term alone (a message holds the pair
+/// exactly when it holds the words side by side), and a longer one reads
+/// its pairs' postings first and checks positions only in the messages
+/// holding all of them, instead of in every message holding all its words.
+/// A phrase with no adjacent words (through unspaced scripts or emoji)
+/// checks positions alone.
+fn phrase(f: &Fields, ts: &[(usize, String)]) -> Box<dyn TQuery> {
+    let pairs: Vec<Term> = ts
+        .windows(2)
+        .filter(|w| {
+            w[1].0 == w[0].0 + 1
+                && crate::analyzer::is_word(&w[0].1)
+                && crate::analyzer::is_word(&w[1].1)
+        })
+        .map(|w| Term::from_field_text(f.pairs, &crate::analyzer::pair(&w[0].1, &w[1].1)))
+        .collect();
+    if ts.len() == 2 && pairs.len() == 1 {
+        return Box::new(TermQuery::new(
+            pairs[0].clone(),
+            IndexRecordOption::WithFreqs,
+        ));
+    }
+    let positions: Box<dyn TQuery> = Box::new(PhraseQuery::new_with_offset(
+        ts.iter()
+            .map(|(p, t)| (*p, Term::from_field_text(f.content, t)))
+            .collect(),
+    ));
+    if pairs.is_empty() {
+        return positions;
+    }
+    let mut clauses: Vec<(Occur, Box<dyn TQuery>)> = pairs
+        .into_iter()
+        .map(|t| {
+            (
+                Occur::Must,
+                filter(TermQuery::new(t, IndexRecordOption::Basic)),
+            )
+        })
+        .collect();
+    clauses.push((Occur::Must, positions));
+    Box::new(BooleanQuery::new(clauses))
+}
+
 fn ids<T: Copy>(targets: &[Target<T>], raw: impl Fn(T) -> i64) -> Vec<u64> {
     targets
         .iter()
@@ -218,9 +261,7 @@ fn plan(f: &Fields, q: &Query, channels: &[u64]) -> (Box<dyn TQuery>, Marks) {
                 if !c.negated {
                     marks.terms.extend(ts.iter().map(|(_, t)| t.clone()));
                 }
-                Box::new(PhraseQuery::new_with_offset(
-                    ts.iter().map(|(p, t)| (*p, text_term(t))).collect(),
-                ))
+                phrase(f, ts)
             }
             Text::Prefix(ts) => {
                 if !c.negated

@@ -19,6 +19,10 @@ use hearth_search::{Index, IndexConfig, Op, Query, Scope, Sort};
 
 use corpus::{AUTHORS, CHANNELS, Corpus, Rng, author, channel};
 
+/// The server's allocator: search runs inside the server's process.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Args {
     messages: usize,
     clients: usize,

@@ -48,6 +48,63 @@ fn phrases_keep_word_order() {
     assert_eq!(ids(&ix, r#""brown quick""#), Vec::<i64>::new());
 }
 
+/// Two adjacent words are one term of the index's `pairs` field; longer
+/// phrases narrow by their pairs and check positions. Either way a phrase
+/// matches exactly what a check of positions alone matches, through
+/// punctuation, folding, identifiers, unspaced scripts and emoji.
+#[test]
+fn phrases_match_the_same_through_pairs() {
+    let ix = index_with(vec![
+        msg(1, GENERAL, ALICE, "Good morning team"),
+        msg(2, GENERAL, ALICE, "morning good"),
+        msg(3, GENERAL, BOB, "good, morning! good morning"),
+        msg(4, GENERAL, BOB, "good big morning"),
+        msg(5, RANDOM, ALICE, "call snake_case now"),
+        msg(6, RANDOM, ALICE, "Café Crème please"),
+        msg(7, RANDOM, BOB, "東京 tower 🎉 party"),
+        msg(8, RANDOM, BOB, "big tower 🎉 party time"),
+    ]);
+    let cases: &[(&str, &[i64])] = &[
+        (r#""good morning""#, &[3, 1]),
+        (r#""GOOD   Morning""#, &[3, 1]),
+        (r#""morning good""#, &[3, 2]),
+        (r#""good morning team""#, &[1]),
+        (r#""good morning good""#, &[3]),
+        (r#""good big morning""#, &[4]),
+        (r#""big morning team""#, &[]),
+        (r#"good -"good morning""#, &[4, 2]),
+        (r#""cafe creme""#, &[6]),
+        // An identifier pairs as a whole and by its parts; its parts are
+        // not a phrase of their own.
+        (r#""snake_case now""#, &[5]),
+        (r#""case now""#, &[5]),
+        (r#""call snake""#, &[5]),
+        (r#""call snake_case now""#, &[5]),
+        (r#""snake case""#, &[]),
+        // Unspaced scripts and emoji make no pairs: positions decide.
+        (r#""東京 tower""#, &[7]),
+        (r#""tower 🎉 party""#, &[8, 7]),
+        (r#""big tower 🎉""#, &[8]),
+        (r#""🎉 party time""#, &[8]),
+        (r#""tower party""#, &[]),
+    ];
+    for (q, want) in cases {
+        assert_eq!(ids(&ix, q), want.to_vec(), "{q}");
+        // The total agrees with the page, by relevance too.
+        let page = search_in(&ix, q, Sort::Relevance, &everywhere());
+        assert_eq!(page.total, want.len(), "{q}");
+        let mut got: Vec<i64> = page.hits.iter().map(|h| h.id.0).collect();
+        got.sort_unstable_by(|a, b| b.cmp(a));
+        assert_eq!(got, want.to_vec(), "{q} by relevance");
+    }
+    // A message holding the phrase twice ranks above one holding it once.
+    let page = search_in(&ix, r#""good morning""#, Sort::Relevance, &everywhere());
+    assert_eq!(page.hits[0].id.0, 3);
+    // Snippets mark the phrase's words.
+    let h = &page.hits[1].highlight;
+    assert_eq!(&h.text[h.ranges[0].clone()], "Good");
+}
+
 #[test]
 fn prefixes_and_exclusions() {
     let ix = corpus();
