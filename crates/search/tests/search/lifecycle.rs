@@ -52,6 +52,39 @@ fn dropping_the_index_commits_too() {
     assert_eq!(ids(&ix, "dropped"), vec![1]);
 }
 
+/// After many small commits (each its own segment, which the merge policy
+/// starts merging), closing after the merges leaves a committed index
+/// with fewer segments and every message.
+#[test]
+fn closing_after_merges_keeps_everything() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let segments_before;
+    {
+        let ix = open(dir.path());
+        for batch in 0..12i64 {
+            let messages = (0..50)
+                .map(|i| Op::Upsert(msg(batch * 50 + i + 1, GENERAL, ALICE, "merged words")))
+                .collect();
+            ix.apply(messages, (batch + 1) as u64).expect("apply");
+            ix.commit().expect("commit");
+        }
+        segments_before = ix.stats().segments;
+        ix.close_after_merges().expect("close");
+    }
+    let ix = open(dir.path());
+    let stats = ix.stats();
+    assert_eq!((stats.docs, stats.position), (600, 12));
+    // Twelve commits made twelve segments; the merges under way at the
+    // close were waited for, not dropped.
+    assert!(
+        stats.segments < 12 && stats.segments <= segments_before,
+        "{} segments after merging, {segments_before} before",
+        stats.segments
+    );
+    let page = search_in(&ix, "merged", Sort::Newest, &everywhere());
+    assert_eq!(page.total, 600);
+}
+
 #[test]
 fn another_schema_version_is_wiped_and_flagged() {
     let dir = tempfile::tempdir().expect("tempdir");
