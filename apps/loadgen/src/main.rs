@@ -9,6 +9,10 @@
 //! - `audit-lag`: audited moderation actions at --rate a second, and how
 //!   long each takes to reach the audit log (issue 12).
 //! - `media-pipeline`, `media-serve`: the image pipeline and file serving; see `media.rs`.
+//! - `voice-forward`, `voice-janus`: audio rooms of real WebRTC clients
+//!   through Hearth's SFU, and the same through Janus's VideoRoom (which
+//!   the load generator starts itself) for comparison; see `voice.rs`,
+//!   `janus.rs`.
 //! - `gw-*`: the gateway; see `gateway/mod.rs`. `--nodes 2` starts a
 //!   two-node cluster (Postgres, NATS, Redis) for gw-fanout and gw-e2e.
 //!
@@ -17,6 +21,7 @@
 
 mod audit;
 mod gateway;
+mod janus;
 mod media;
 mod notify;
 mod report;
@@ -24,6 +29,7 @@ mod scenarios;
 mod search;
 mod server;
 mod voice;
+mod voice_common;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -80,6 +86,10 @@ pub enum Scenario {
     /// accounts, real WebRTC clients): packets forwarded per server core,
     /// added latency, join time, RSS per participant.
     VoiceForward,
+    /// voice-forward's rooms through Janus's VideoRoom plugin instead of
+    /// Hearth (Debian's `janus`, started here with scripts/janus/; no
+    /// hearth server): the same figures, for a side-by-side comparison.
+    VoiceJanus,
     /// Search freshness: --rate msg/s from --users senders over --channels
     /// channels while probes measure send → found by search.
     SearchFresh,
@@ -207,6 +217,13 @@ pub struct Args {
     /// (gw-rolling). Its rate limits must be off or high enough.
     #[arg(long)]
     pub external: Option<String>,
+    /// voice-janus: the Janus binary (Debian: apt-get install -y janus).
+    #[arg(long, default_value = "janus")]
+    pub janus_bin: PathBuf,
+    /// voice-janus: the folder of Janus configuration files (copied to a
+    /// temporary folder with a free HTTP port).
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/janus"))]
+    pub janus_config: PathBuf,
     /// Postgres server to create the benchmark database on.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     pub postgres_admin_url: String,
@@ -230,6 +247,7 @@ fn check_open_files(args: &Args) -> Result<(), String> {
             | Scenario::AuditLag
             | Scenario::MediaPipeline
             | Scenario::MediaServe
+            | Scenario::VoiceJanus
     );
     if !gateway {
         return Ok(());
@@ -260,6 +278,17 @@ fn check_open_files(args: &Args) -> Result<(), String> {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    if args.scenario == Scenario::VoiceJanus {
+        // Janus instead of hearth: no hearth server at all.
+        match janus::forward(&args).await {
+            Ok(results) => finish(&args, &results),
+            Err(e) => {
+                eprintln!("loadgen: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     if args.external.is_none() && !args.server_bin.exists() {
         eprintln!(
             "no server binary at {}: cargo build --release --bin hearth",
@@ -307,7 +336,8 @@ async fn main() {
             Scenario::SearchFresh => results.extend(search::fresh(&args, &server).await?),
             Scenario::MediaPipeline => results.extend(media::pipeline(&args, &server).await?),
             Scenario::MediaServe => results.extend(media::serve(&args, &server).await?),
-            Scenario::Sends | Scenario::History | Scenario::All => {}
+            // VoiceJanus ran before any hearth server started.
+            Scenario::Sends | Scenario::History | Scenario::All | Scenario::VoiceJanus => {}
         }
         Ok::<(), String>(())
     };
@@ -317,9 +347,14 @@ async fn main() {
         eprintln!("loadgen: {e}");
         std::process::exit(1);
     }
-    report::print(&args, &results);
+    finish(&args, &results);
+}
+
+/// Prints the results, and writes them to `--json` if asked.
+fn finish(args: &Args, results: &[report::Outcome]) {
+    report::print(args, results);
     if let Some(path) = &args.json
-        && let Err(e) = std::fs::write(path, report::json(&args, &results))
+        && let Err(e) = std::fs::write(path, report::json(args, results))
     {
         eprintln!("writing {}: {e}", path.display());
         std::process::exit(1);

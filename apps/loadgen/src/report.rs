@@ -30,7 +30,17 @@ impl Outcome {
 
 pub fn print(args: &Args, results: &[Outcome]) {
     println!();
-    if let Some(url) = &args.external {
+    if args.scenario == crate::Scenario::VoiceJanus {
+        println!(
+            "server: Janus VideoRoom (started by the load generator)   duration: {} s   pinned: {}",
+            args.duration,
+            if args.pin {
+                "yes (Janus on CPU 0, load generator on CPU 1)"
+            } else {
+                "no"
+            }
+        );
+    } else if let Some(url) = &args.external {
         println!(
             "server: {url} (run elsewhere)   duration: {} s",
             args.duration

@@ -26,14 +26,7 @@ pub struct Node {
 impl Node {
     /// Resident memory of the process, in KiB.
     pub fn rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
-        status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
+        rss_kib(self.pid)
     }
 
     /// The socket address the gateway clients connect to.
@@ -43,6 +36,29 @@ impl Node {
             .parse()
             .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 8080)))
     }
+}
+
+/// Resident memory of a process, in KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// `--pin`: this process (every thread) on CPU 1, the server under test
+/// having been started on CPU 0.
+pub fn pin_self() {
+    // -a: every thread. The runtime's workers already exist, and a
+    // plain `taskset -p` would move only the main thread.
+    let me = std::process::id().to_string();
+    let _ = std::process::Command::new("taskset")
+        .args(["-a", "-pc", "1", &me])
+        .output();
 }
 
 pub struct Server {
@@ -114,12 +130,7 @@ impl Server {
         }
         server.base = server.nodes[0].base.clone();
         if args.pin {
-            // -a: every thread. The runtime's workers already exist, and a
-            // plain `taskset -p` would move only the main thread.
-            let me = std::process::id().to_string();
-            let _ = std::process::Command::new("taskset")
-                .args(["-a", "-pc", "1", &me])
-                .output();
+            pin_self();
         }
         Ok(server)
     }

@@ -55,6 +55,16 @@ pub fn h264() -> RTCRtpCodec {
 pub async fn client(
     handler: Arc<dyn PeerConnectionEventHandler>,
 ) -> Result<Arc<dyn PeerConnection>, String> {
+    client_on(handler, "127.0.0.1:0").await
+}
+
+/// [`client`] with its UDP socket bound to `udp_addr` (e.g. another
+/// loopback address, `127.0.0.3:0`), for servers that cannot reach
+/// 127.0.0.1 from where they bind.
+pub async fn client_on(
+    handler: Arc<dyn PeerConnectionEventHandler>,
+    udp_addr: &str,
+) -> Result<Arc<dyn PeerConnection>, String> {
     let mut me = MediaEngine::default();
     me.register_default_codecs().map_err(|e| e.to_string())?;
     me.register_header_extension(
@@ -76,7 +86,7 @@ pub async fn client(
                 .build(),
         )
         .with_handler(handler)
-        .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
+        .with_udp_addrs(vec![udp_addr.to_owned()])
         .build()
         .await
         .map_err(|e| e.to_string())?;

@@ -1,0 +1,294 @@
+//! What the voice scenarios share, so that `voice-forward` (Hearth's SFU)
+//! and `voice-janus` (Janus's VideoRoom) measure exactly the same way: the
+//! receivers and their tally, the publisher's 50 packets/s, the server's CPU
+//! time over the measured window, and the one result row.
+//!
+//! Every packet carries its send time (microseconds since the run began) in
+//! payload bytes 1..9, which an SFU forwards untouched, so each subscriber
+//! measures publisher-send → subscriber-receive latency on the same clock.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use hearth_voice::peer::{self, SendTrack};
+use parking_lot::Mutex;
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use serde_json::{Value, json};
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{PeerConnection, PeerConnectionEventHandler};
+
+use crate::Args;
+use crate::report::Outcome;
+
+/// Packets a publisher sends per second (20 ms Opus frames).
+pub const PACKETS_PER_SEC: usize = 50;
+
+/// What every receiver adds to.
+pub struct Tally {
+    start: Instant,
+    latency_us: Mutex<Histogram<u64>>,
+    packets: AtomicU64,
+    /// Counting starts after the warm-up.
+    measuring: AtomicBool,
+    joins_us: Mutex<Histogram<u64>>,
+}
+
+impl Tally {
+    pub fn new() -> Arc<Tally> {
+        Arc::new(Tally {
+            start: Instant::now(),
+            latency_us: Mutex::new(crate::gateway::probe::histogram()),
+            packets: AtomicU64::new(0),
+            measuring: AtomicBool::new(false),
+            joins_us: Mutex::new(crate::gateway::probe::histogram()),
+        })
+    }
+
+    pub fn now_us(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
+    }
+}
+
+/// One participant's receiving side: every remote track's packets go to the
+/// tally, and the first one also records the join time.
+pub struct Receiver {
+    tally: Arc<Tally>,
+    /// When this participant asked to join, and whether it heard anyone yet.
+    joined_at: Arc<AtomicU64>,
+    heard: Arc<AtomicBool>,
+}
+
+impl Receiver {
+    pub fn new(tally: Arc<Tally>, joined_at: Arc<AtomicU64>) -> Arc<Receiver> {
+        Arc::new(Receiver {
+            tally,
+            joined_at,
+            heard: Default::default(),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Receiver {
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let (tally, joined_at, heard) = (
+            self.tally.clone(),
+            self.joined_at.clone(),
+            self.heard.clone(),
+        );
+        tokio::spawn(async move {
+            while let Some(ev) = track.poll().await {
+                let TrackRemoteEvent::OnRtpPacket(p) = ev else {
+                    if matches!(ev, TrackRemoteEvent::OnEnded) {
+                        return;
+                    }
+                    continue;
+                };
+                let now = tally.now_us();
+                // A participant's first remote packet, whichever track it is on.
+                if !heard.swap(true, Ordering::Relaxed) {
+                    let _ = tally
+                        .joins_us
+                        .lock()
+                        .record(now.saturating_sub(joined_at.load(Ordering::Relaxed)).max(1));
+                }
+                if !tally.measuring.load(Ordering::Relaxed) {
+                    continue;
+                }
+                tally.packets.fetch_add(1, Ordering::Relaxed);
+                if let Some(sent) = p.payload.get(1..9).and_then(|b| b.try_into().ok()) {
+                    let sent = u64::from_be_bytes(sent);
+                    let _ = tally
+                        .latency_us
+                        .lock()
+                        .record(now.saturating_sub(sent).max(1));
+                }
+            }
+        });
+    }
+}
+
+/// A participant's microphone: one Opus track, written one packet per tick
+/// of [`Mic::clock`].
+pub struct Mic {
+    track: Arc<webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP>,
+    sender: Arc<dyn webrtc::rtp_transceiver::RtpSender>,
+    ssrc: u32,
+    seq: u16,
+    n: u32,
+    /// The negotiated payload type, once there is one.
+    pt: Option<u8>,
+}
+
+impl Mic {
+    /// Adds a `sendonly` Opus track to `pc`.
+    pub async fn add(pc: &Arc<dyn PeerConnection>, i: usize) -> Result<Mic, String> {
+        let mic = SendTrack::add(
+            pc,
+            RtpCodecKind::Audio,
+            peer::opus(),
+            &[],
+            &format!("mic{i}"),
+        )
+        .await?;
+        Ok(Mic {
+            track: mic.track.clone(),
+            sender: mic.sender.clone(),
+            ssrc: mic.encodings[0].1,
+            seq: rand::random(),
+            n: 0,
+            pt: None,
+        })
+    }
+
+    /// A 20 ms interval that catches up after a stall (as an encoder would).
+    pub fn clock() -> tokio::time::Interval {
+        let mut every = tokio::time::interval(Duration::from_secs(1) / PACKETS_PER_SEC as u32);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        every
+    }
+
+    /// Sends one packet stamped with the tally's clock (nothing until the
+    /// payload type is negotiated).
+    pub async fn tick(&mut self, tally: &Tally) {
+        if self.pt.is_none() {
+            self.pt = self
+                .sender
+                .get_parameters()
+                .await
+                .ok()
+                .and_then(|p| p.rtp_parameters.codecs.first().map(|c| c.payload_type));
+        }
+        let Some(pt) = self.pt else { return };
+        self.seq = self.seq.wrapping_add(1);
+        self.n = self.n.wrapping_add(1);
+        // A TOC byte, then the send time, then filler to ~60 bytes.
+        let mut payload = Vec::with_capacity(60);
+        payload.push(0xfc);
+        payload.extend_from_slice(&tally.now_us().to_be_bytes());
+        payload.resize(60, 0xfe);
+        let header = rtp::header::Header {
+            version: 2,
+            payload_type: pt,
+            sequence_number: self.seq,
+            timestamp: self.n.wrapping_mul(960),
+            ssrc: self.ssrc,
+            ..Default::default()
+        };
+        let _ = self
+            .track
+            .write_rtp(rtp::Packet {
+                header,
+                payload: Bytes::from(payload),
+            })
+            .await;
+    }
+}
+
+/// A process's user + system CPU time, in seconds.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let (utime, stime): (f64, f64) = (f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?);
+    Some((utime + stime) / 100.0)
+}
+
+/// The measured window: its length and the server's CPU cores over it.
+pub struct Window {
+    pub seconds: f64,
+    pub cores: f64,
+}
+
+/// Once everyone has joined: the warm-up (at least 3 s), then `--duration`
+/// seconds in which receivers count packets and latency while the server's
+/// CPU time (process `pid`, every thread) is read at both ends.
+pub async fn measure(args: &Args, tally: &Tally, pid: u32) -> Window {
+    tokio::time::sleep(Duration::from_secs(args.warmup.max(3))).await;
+    let (cpu0, t0) = (cpu_seconds(pid), Instant::now());
+    tally.measuring.store(true, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(args.duration)).await;
+    tally.measuring.store(false, Ordering::Relaxed);
+    let (cpu1, seconds) = (cpu_seconds(pid), t0.elapsed().as_secs_f64());
+    let cores = match (cpu0, cpu1) {
+        (Some(a), Some(b)) => (b - a) / seconds,
+        _ => f64::NAN,
+    };
+    Window { seconds, cores }
+}
+
+/// What one run measured, and what it ran against.
+pub struct Run<'a> {
+    /// The scenario's name in the table (`voice-forward`, `voice-janus`).
+    pub scenario: &'a str,
+    pub rooms: usize,
+    pub members: usize,
+    pub participants: usize,
+    pub window: Window,
+    /// The server's RSS before anyone joined and at the end of the window.
+    pub rss_before: Option<u64>,
+    pub rss_after: Option<u64>,
+    /// Scenario-specific facts for the JSON (`server`, peer connections per
+    /// participant, ...), merged into `extra`.
+    pub about: Value,
+}
+
+/// The result row, the same for every server.
+pub fn outcome(tally: &Tally, run: Run<'_>) -> Outcome {
+    let Run {
+        scenario,
+        rooms,
+        members,
+        participants,
+        window: Window { seconds, cores },
+        rss_before,
+        rss_after,
+        about,
+    } = run;
+    let forwarded = tally.packets.load(Ordering::Relaxed);
+    let per_sec = forwarded as f64 / seconds;
+    let joins = tally.joins_us.lock().clone();
+    let rss_per = match (rss_before, rss_after) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / participants as f64),
+        _ => None,
+    };
+    let offered = (participants * (members - 1) * PACKETS_PER_SEC) as f64;
+    let mut extra = json!({
+        "rooms": rooms,
+        "members": members,
+        "forwarded_per_sec": per_sec,
+        "offered_per_sec": offered,
+        "server_cores": cores,
+        "per_core": per_sec / cores,
+        "join_p50_ms": joins.value_at_quantile(0.5) as f64 / 1000.0,
+        "join_p99_ms": joins.value_at_quantile(0.99) as f64 / 1000.0,
+        "joined": joins.len(),
+        "rss_kib_per_participant": rss_per,
+    });
+    if let (Some(e), Some(a)) = (extra.as_object_mut(), about.as_object()) {
+        e.extend(a.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    Outcome {
+        name: format!("{scenario} {rooms}x{members}"),
+        requests: forwarded,
+        errors: 0,
+        seconds,
+        latency_us: tally.latency_us.lock().clone(),
+        server_rss_kib: rss_after,
+        notes: format!(
+            "{per_sec:.0} packets/s forwarded of {offered:.0} offered; server {cores:.2} cores → {:.0} packets/s per core; join → first remote packet p50 {:.1} ms p99 {:.1} ms ({} of {participants} heard anyone); RSS {} KiB per participant",
+            per_sec / cores,
+            joins.value_at_quantile(0.5) as f64 / 1000.0,
+            joins.value_at_quantile(0.99) as f64 / 1000.0,
+            joins.len(),
+            rss_per.map_or("?".into(), |r| format!("{r:.0}")),
+        ),
+        extra,
+    }
+}
