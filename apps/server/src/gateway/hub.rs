@@ -258,7 +258,7 @@ impl Session {
             return Err((4000, "resumed elsewhere"));
         }
         let (from, upto) = (g.written, g.sent);
-        let start = g.replay.partition_point(|f| f.seq <= from);
+        let start = first_after(&g.replay, from);
         let mut frames = Vec::new();
         for f in g.replay.range_mut(start..) {
             if f.seq > upto {
@@ -296,6 +296,25 @@ impl Session {
 
     pub fn in_community(&self, c: CommunityId) -> bool {
         self.inner.lock().communities.contains(&c)
+    }
+}
+
+/// The index in `replay` of the first frame after `seq`. The window holds
+/// consecutive sequence numbers (frames are pushed one number apart and
+/// only dropped from the front), so that frame's index is computed and
+/// checked; a search is the fallback. The search was 13 % of the server's
+/// time fanning out to 2,000 sessions: each step is a cache miss into
+/// another session's window, ~11 per write.
+fn first_after(replay: &VecDeque<Sent>, seq: u64) -> usize {
+    let Some(front) = replay.front() else {
+        return 0;
+    };
+    let next = seq.saturating_add(1);
+    let i = usize::try_from(next.saturating_sub(front.seq)).unwrap_or(usize::MAX);
+    match replay.get(i) {
+        Some(f) if f.seq == next || (i == 0 && f.seq > seq) => i,
+        None if replay.back().is_some_and(|b| b.seq <= seq) => replay.len(),
+        _ => replay.partition_point(|f| f.seq <= seq),
     }
 }
 
@@ -1004,5 +1023,76 @@ impl Hub {
             g.unindex(s);
         }
         gone
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(seqs: impl IntoIterator<Item = u64>) -> VecDeque<Sent> {
+        seqs.into_iter()
+            .map(|seq| Sent {
+                seq,
+                kind: Kind::Inline,
+                tail: empty(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn first_after_agrees_with_a_search() {
+        let windows = [
+            window([]),
+            window(5..6),
+            window(10..2058),
+            // Wrapped: popped from the front, pushed at the back.
+            {
+                let mut w = window(1..100);
+                for s in 100..150 {
+                    w.pop_front();
+                    w.push_back(Sent {
+                        seq: s,
+                        kind: Kind::Log(s),
+                        tail: empty(),
+                    });
+                }
+                w
+            },
+            // Not consecutive: the search decides.
+            window([3, 4, 9, 10, 11, 40]),
+        ];
+        for w in &windows {
+            for seq in [
+                0,
+                1,
+                2,
+                3,
+                4,
+                5,
+                8,
+                9,
+                10,
+                11,
+                39,
+                40,
+                41,
+                60,
+                99,
+                149,
+                150,
+                2057,
+                2058,
+                5000,
+                u64::MAX,
+            ] {
+                assert_eq!(
+                    first_after(w, seq),
+                    w.partition_point(|f| f.seq <= seq),
+                    "seq {seq} in a window of {}",
+                    w.len()
+                );
+            }
+        }
     }
 }
