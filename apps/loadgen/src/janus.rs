@@ -378,13 +378,14 @@ async fn participant(
     i: usize,
     room: u64,
     tally: Arc<Tally>,
+    someone_speaks: bool,
 ) -> Result<Participant, String> {
     // The session and handles stand where Hearth's gateway connection does.
     let session = api.session().await?;
     let publisher = api.attach(session).await?;
     let subscriber = api.attach(session).await?;
     let joined_at = Arc::new(AtomicU64::new(0));
-    let receiver = Receiver::new(tally.clone(), joined_at.clone());
+    let receiver = Receiver::new(tally.clone(), joined_at.clone(), someone_speaks);
     let pc = peer::client_on(receiver.clone(), CLIENT_BIND).await?;
     let sub = peer::client_on(receiver, CLIENT_BIND).await?;
     let mut mic = Mic::add(&pc, i).await?;
@@ -594,7 +595,8 @@ async fn run(args: &Args, janus: &Janus) -> Result<Vec<Outcome>, String> {
     let rss_before = crate::server::rss_kib(janus.pid);
     let mut all = Vec::new();
     for i in 0..rooms * members {
-        all.push(participant(&api, i, room_ids[i % rooms], tally.clone()).await?);
+        // Rooms fill round-robin: the first `rooms` joins are alone.
+        all.push(participant(&api, i, room_ids[i % rooms], tally.clone(), i >= rooms).await?);
     }
     let window = voice_common::measure(args, &tally, janus.pid).await;
     let rss_after = crate::server::rss_kib(janus.pid);

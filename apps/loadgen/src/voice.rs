@@ -40,10 +40,16 @@ async fn participant(
     token: &str,
     room: &str,
     tally: Arc<Tally>,
+    someone_speaks: bool,
 ) -> Result<Participant, String> {
     let (mut ws, _) = connect(server.nodes[0].addr(), i, token).await?;
     let joined_at = Arc::new(AtomicU64::new(0));
-    let pc = peer::client(Receiver::new(tally.clone(), joined_at.clone())).await?;
+    let pc = peer::client(Receiver::new(
+        tally.clone(),
+        joined_at.clone(),
+        someone_speaks,
+    ))
+    .await?;
     let mut mic = Mic::add(&pc, i).await?;
     joined_at.store(tally.now_us(), Ordering::Relaxed);
     send_json(
@@ -154,7 +160,8 @@ pub async fn forward(args: &Args, server: &Server) -> Result<Vec<Outcome>, Strin
     let mut all = Vec::new();
     for (i, account) in community.members.iter().enumerate() {
         let room = &room_ids[i % rooms];
-        all.push(participant(server, i, &account.token, room, tally.clone()).await?);
+        // Rooms fill round-robin: the first `rooms` joins are alone.
+        all.push(participant(server, i, &account.token, room, tally.clone(), i >= rooms).await?);
     }
     let window = voice_common::measure(args, &tally, server.nodes[0].pid).await;
     let rss_after = server.rss_kib();
