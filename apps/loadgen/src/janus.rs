@@ -390,13 +390,7 @@ async fn participant(
     let sub = peer::client_on(receiver, CLIENT_BIND).await?;
     let mut mic = Mic::add(&pc, i).await?;
     joined_at.store(tally.now_us(), Ordering::Relaxed);
-    let offer = pc.create_offer(None).await.map_err(|e| e.to_string())?;
-    pc.set_local_description(offer)
-        .await
-        .map_err(|e| e.to_string())?;
-    // As voice-forward: loopback host candidates are there at once.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let sdp = pc.local_description().await.ok_or("no local offer")?.sdp;
+    let sdp = voice_common::offer_sdp(&pc).await?;
     let ack = api
         .message(
             session,

@@ -57,13 +57,7 @@ async fn participant(
         json!({"op": "voice_join", "d": {"channel_id": room}}),
     )
     .await?;
-    let offer = pc.create_offer(None).await.map_err(|e| e.to_string())?;
-    pc.set_local_description(offer)
-        .await
-        .map_err(|e| e.to_string())?;
-    // Loopback host candidates are there at once.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let sdp = pc.local_description().await.ok_or("no local offer")?.sdp;
+    let sdp = voice_common::offer_sdp(&pc).await?;
     send_json(
         &mut ws,
         json!({"op": "voice_signal", "d": {"type": "offer", "sdp": sdp}}),

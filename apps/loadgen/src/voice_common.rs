@@ -54,6 +54,17 @@ impl Tally {
     }
 }
 
+/// Makes `pc`'s offer and returns its SDP once the host candidates are in
+/// it (on loopback they are there at once; 100 ms covers them).
+pub async fn offer_sdp(pc: &Arc<dyn PeerConnection>) -> Result<String, String> {
+    let offer = pc.create_offer(None).await.map_err(|e| e.to_string())?;
+    pc.set_local_description(offer)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    Ok(pc.local_description().await.ok_or("no local offer")?.sdp)
+}
+
 /// One participant's receiving side: every remote track's packets go to the
 /// tally, and the first one also records the join time, for a participant
 /// that joined a room where someone already spoke. The first member of a
