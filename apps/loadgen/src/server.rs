@@ -260,6 +260,14 @@ impl Server {
         Ok(node)
     }
 
+    /// CPU time (user + system) of every node together, in seconds.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        self.nodes
+            .iter()
+            .map(|n| crate::voice_common::cpu_seconds(n.pid))
+            .sum()
+    }
+
     /// Resident memory of all nodes together, in KiB.
     pub fn rss_kib(&self) -> Option<u64> {
         self.nodes.iter().map(Node::rss_kib).sum()

@@ -77,6 +77,11 @@ pub async fn idle(args: &Args, server: &Server) -> Result<Vec<Outcome>, String> 
     }])
 }
 
+/// This process's CPU time, in seconds.
+fn own_cpu_seconds() -> Option<f64> {
+    crate::voice_common::cpu_seconds(std::process::id())
+}
+
 /// `n` connections, connection `i` on node `i % nodes`, as `token_of(i)`.
 pub(super) fn spread(server: &Server, n: usize, token_of: impl Fn(usize) -> String) -> Vec<Target> {
     (0..n)
@@ -245,26 +250,37 @@ pub async fn rising(args: &Args, server: &Server) -> Result<Vec<Outcome>, String
     let n = args.connections as u64;
     for (k, &rate) in steps.iter().enumerate() {
         let failed_before = poster.failed();
+        let cpu_before = (server.cpu_seconds(), own_cpu_seconds());
         let (sent, start_us) =
             send_at(&poster, &probe, to, rate, args.step_secs as f64, k + 1).await;
         probe.settle(Duration::from_secs(15)).await;
         let delivered = probe.delivered(k + 1);
         let closed = opened.closed();
+        let seconds = probe.seconds_since(k + 1, start_us, args.step_secs as f64);
+        // CPU over the step (the quiet end of the settle adds next to
+        // nothing), as cores busy while delivering: what one core pinned
+        // and both cores free are compared by.
+        let cores = |before: Option<f64>, after: Option<f64>| match (before, after) {
+            (Some(b), Some(a)) if seconds > 0.0 => (a - b) / seconds,
+            _ => f64::NAN,
+        };
+        let server_cores = cores(cpu_before.0, server.cpu_seconds());
+        let loadgen_cores = cores(cpu_before.1, own_cpu_seconds());
         rows.push(Outcome {
             name: format!("gw-rising {rate}/s"),
             requests: delivered,
             errors: (sent * n).saturating_sub(delivered),
-            seconds: probe.seconds_since(k + 1, start_us, args.step_secs as f64),
+            seconds,
             latency_us: probe.histogram(k + 1),
             server_rss_kib: server.rss_kib(),
             notes: format!(
-                "step {}: {rate} msg/s for {} s to {n} connections ({users} accounts) in one channel = {} deliveries/s offered; {} posts failed, {closed} connections closed by the server so far",
+                "step {}: {rate} msg/s for {} s to {n} connections ({users} accounts) in one channel = {} deliveries/s offered; {} posts failed, {closed} connections closed by the server so far; server busy {server_cores:.2} cores, load generator {loadgen_cores:.2}",
                 k + 1,
                 args.step_secs,
                 rate * n,
                 poster.failed() - failed_before
             ),
-            extra: json!({ "step": k + 1, "rate": rate, "sent": sent, "offered_per_second": rate * n, "closed_by_server": closed }),
+            extra: json!({ "step": k + 1, "rate": rate, "sent": sent, "offered_per_second": rate * n, "closed_by_server": closed, "server_cores": server_cores, "loadgen_cores": loadgen_cores }),
         });
         if closed * 2 > n {
             eprintln!("gw-rising: over half the connections are gone; stopping");

@@ -113,6 +113,11 @@ pub struct Inner {
     pub closed: bool,
     /// The last log position routed for this session (delivered or not).
     pub pos: u64,
+    /// The log position its window reflects: where it started, or its last
+    /// log frame sequenced. Markers are recorded with this, not `pos`: a
+    /// shard may still hold frames for positions routing has claimed
+    /// (`shards.rs`), and a resume elsewhere must take those from the log.
+    pub sequenced: u64,
     /// Frames up to here are recorded (always `seq` without a recorder).
     pub recorded: u64,
     /// Frames up to here went to the connection (or to nobody, if detached).
@@ -168,6 +173,9 @@ impl Session {
     fn push_locked(self: &Arc<Self>, g: &mut Inner, kind: Kind, tail: &Arc<str>) {
         g.seq += 1;
         let seq = g.seq;
+        if let Kind::Log(p) = kind {
+            g.sequenced = g.sequenced.max(p);
+        }
         g.replay.push_back(Sent {
             seq,
             kind,
@@ -425,7 +433,7 @@ impl Recorder {
                 .replay
                 .iter()
                 .filter(|f| f.seq >= from && f.seq <= target)
-                .map(|f| f.recorded_as(g.pos))
+                .map(|f| f.recorded_as(g.sequenced))
                 .collect();
             if replace {
                 g.record_first = from;
@@ -488,7 +496,11 @@ impl Recorder {
                 let g = s.inner.lock();
                 let target = g.seq;
                 let first = g.replay.front().map_or(target + 1, |f| f.seq);
-                let frames: Vec<Frame> = g.replay.iter().map(|f| f.recorded_as(g.pos)).collect();
+                let frames: Vec<Frame> = g
+                    .replay
+                    .iter()
+                    .map(|f| f.recorded_as(g.sequenced))
+                    .collect();
                 (first, target, frames)
             };
             let meta = SessionMeta {
@@ -727,7 +739,11 @@ impl Hub {
     pub fn insert(&self, s: Arc<Session>) -> u64 {
         let mut g = self.sessions.lock();
         let at = g.routed;
-        s.inner.lock().pos = at;
+        {
+            let mut i = s.inner.lock();
+            i.pos = at;
+            i.sequenced = i.sequenced.max(at);
+        }
         g.index(&s);
         if let Some(old) = g.map.insert(s.id.clone(), s.clone()) {
             g.unindex(&old);

@@ -13,6 +13,7 @@ pub mod ready;
 pub mod resume;
 pub mod ring;
 pub mod route;
+pub mod shards;
 pub mod socket;
 pub mod views;
 

@@ -30,6 +30,7 @@ use tokio::sync::mpsc;
 use super::hub::{Adopt, Audience, Kind, Session};
 use super::protocol::{close, tail_of};
 use super::ring::LogEvent;
+use super::shards::Shards;
 use super::views::{Access, Diff, Fresh, Loaded};
 use crate::events::{Change, EventKind, LIVE_PREFIXES, Subject, decode_change};
 use crate::http::wire;
@@ -50,6 +51,9 @@ struct Router {
     state: Weak<Inner>,
     loads: mpsc::UnboundedSender<Loaded>,
     presence: mpsc::Sender<(UserId, Arc<str>)>,
+    /// Where frames are sequenced (see `shards.rs`); every frame this task
+    /// sends goes through it, which keeps each session's frames in order.
+    shards: Shards,
 }
 
 impl Router {
@@ -106,6 +110,7 @@ pub async fn run(state: AppState, backlog: u64) {
         state: Arc::downgrade(&state.0),
         loads,
         presence: presence_tx,
+        shards: Shards::start(),
     };
     drop(state);
     tokio::pin!(stop);
@@ -172,6 +177,8 @@ pub async fn run(state: AppState, backlog: u64) {
                 }
             }
         }
+        // What this turn queued for the shards goes to them now.
+        router.shards.flush();
     }
 }
 
@@ -252,10 +259,10 @@ fn route_logged(state: &AppState, router: &Router, pos: u64, env: &Envelope) {
     state.hub.ring.lock().push(ev.clone());
     state.metrics.gateway_log_position.set(pos as i64);
     match ev.subject.clone() {
-        Subject::Channel(c, ch) => channel_event(state, &ev, c, ch),
-        Subject::Community(c) => community_event(state, &ev, c),
+        Subject::Channel(c, ch) => channel_event(state, router, &ev, c, ch),
+        Subject::Community(c) => community_event(state, router, &ev, c),
         Subject::User(u) => user_event(state, router, &ev, u),
-        Subject::Private(_) => private_event(state, &ev),
+        Subject::Private(_) => private_event(state, router, &ev),
         _ => state.hub.mark_routed(pos),
     }
 }
@@ -283,22 +290,36 @@ fn claimed(state: &AppState, ev: &LogEvent, audience: &Audience) -> Vec<Arc<Sess
 /// A channel's event: decided per user once (their shared view), then
 /// sequenced per session. A CHANNEL_CREATE, UPDATE or DELETE first changes
 /// the community's rules and every member's view of that channel.
-fn channel_event(state: &AppState, ev: &Arc<LogEvent>, c: CommunityId, ch: ChannelId) {
+///
+/// A large audience is spread over the shards (`shards.rs`): this task
+/// decides and claims, the shards sequence and wake the connections, on
+/// every worker.
+fn channel_event(
+    state: &AppState,
+    router: &Router,
+    ev: &Arc<LogEvent>,
+    c: CommunityId,
+    ch: ChannelId,
+) {
     let sessions = claimed(state, ev, &Audience::Community(c));
     let users: Vec<UserId> = sessions.iter().map(|s| s.user).collect();
     let access = state
         .hub
         .views
         .channel_access(c, ch, ev.change.as_ref(), &users);
+    let spread = router.shards.spreads(sessions.len());
     for (s, a) in sessions.iter().zip(access) {
-        deliver(state, s, ev, a);
+        match a {
+            Access::Sees if spread => router.shards.queue(s, Kind::Log(ev.pos), &ev.tail),
+            _ => deliver(state, &router.shards, s, ev, a),
+        }
     }
 }
 
 /// A community's own event (members, roles, the community itself): every
 /// member's sessions get it; a change of roles re-resolves views in memory
 /// and tells only the users whose view changed.
-fn community_event(state: &AppState, ev: &Arc<LogEvent>, c: CommunityId) {
+fn community_event(state: &AppState, router: &Router, ev: &Arc<LogEvent>, c: CommunityId) {
     let diffs = match &ev.change {
         Some(change) => state.hub.views.community_change(c, change),
         None => Vec::new(),
@@ -325,9 +346,9 @@ fn community_event(state: &AppState, ev: &Arc<LogEvent>, c: CommunityId) {
         _ => claimed(state, ev, &Audience::Community(c)),
     };
     for s in sessions {
-        deliver(state, &s, ev, Access::Sees);
+        deliver(state, &router.shards, &s, ev, Access::Sees);
     }
-    tell_diffs(state, c, &diffs);
+    tell_diffs(state, router, c, &diffs);
 }
 
 /// A user's own event. A join (COMMUNITY_CREATE) routes the user's
@@ -336,7 +357,7 @@ fn community_event(state: &AppState, ev: &Arc<LogEvent>, c: CommunityId) {
 fn user_event(state: &AppState, router: &Router, ev: &Arc<LogEvent>, u: UserId) {
     let sessions = claimed(state, ev, &Audience::User(u));
     for s in &sessions {
-        deliver(state, s, ev, Access::Sees);
+        deliver(state, &router.shards, s, ev, Access::Sees);
     }
     if let (Some(Change::Joined(c)), false) = (&ev.change, sessions.is_empty())
         && state.hub.views.hold(*c, u)
@@ -347,36 +368,43 @@ fn user_event(state: &AppState, router: &Router, ev: &Arc<LogEvent>, u: UserId) 
 
 /// A DM or group DM: a new one reaches exactly its participants' sessions
 /// (the event names them), everything else the sessions that know it.
-fn private_event(state: &AppState, ev: &Arc<LogEvent>) {
+fn private_event(state: &AppState, router: &Router, ev: &Arc<LogEvent>) {
     let audience = match (&ev.change, &ev.subject) {
         (Some(Change::PrivateCreated(users)), _) => Audience::Users(users.clone()),
         (_, Subject::Private(ch)) => Audience::Private(*ch),
         _ => Audience::Nobody,
     };
     for s in claimed(state, ev, &audience) {
-        deliver(state, &s, ev, Access::Sees);
+        deliver(state, &router.shards, &s, ev, Access::Sees);
     }
 }
 
 /// What one session gets of one log event; `access` is how its user sees
 /// the event's channel (for channel events). Keeps the session's
 /// communities and DMs current.
-fn deliver(state: &AppState, s: &Arc<Session>, ev: &Arc<LogEvent>, access: Access) {
+fn deliver(
+    state: &AppState,
+    shards: &Shards,
+    s: &Arc<Session>,
+    ev: &Arc<LogEvent>,
+    access: Access,
+) {
     let log = Kind::Log(ev.pos);
+    let push = |kind: Kind, tail: &Arc<str>| shards.push(s, kind, tail);
     match &ev.subject {
         Subject::Channel(c, ch) => match access {
             Access::Wait => state.hub.views.keep(*c, s, ev),
-            Access::Sees => s.push(log, &ev.tail),
+            Access::Sees => push(log, &ev.tail),
             // An update that shows the channel is its CHANNEL_CREATE for
             // this session; one that hides it, its CHANNEL_DELETE.
             Access::Gained if ev.is(EventKind::ChannelUpdate) => {
-                s.push(Kind::Inline, &as_created(&ev.tail));
+                push(Kind::Inline, &as_created(&ev.tail));
             }
-            Access::Gained => s.push(log, &ev.tail),
+            Access::Gained => push(log, &ev.tail),
             Access::Lost if ev.is(EventKind::ChannelUpdate) => {
-                s.push(Kind::Inline, &hidden(*c, *ch));
+                push(Kind::Inline, &hidden(*c, *ch));
             }
-            Access::Lost if ev.is(EventKind::ChannelDelete) => s.push(log, &ev.tail),
+            Access::Lost if ev.is(EventKind::ChannelDelete) => push(log, &ev.tail),
             Access::Lost | Access::Hidden => {}
         },
         Subject::Community(c) => {
@@ -384,7 +412,7 @@ fn deliver(state: &AppState, s: &Arc<Session>, ev: &Arc<LogEvent>, access: Acces
                 state.hub.views.keep(*c, s, ev);
                 return;
             }
-            s.push(log, &ev.tail);
+            push(log, &ev.tail);
             match &ev.change {
                 Some(Change::MemberGone(u)) if *u == s.user => {
                     // The user left or was removed: tell them, then stop
@@ -393,7 +421,7 @@ fn deliver(state: &AppState, s: &Arc<Session>, ev: &Arc<LogEvent>, access: Acces
                         EventKind::CommunityDelete,
                         json!({ "id": c.to_string(), "unavailable": false, "removed": true }),
                     );
-                    s.push(Kind::Inline, &gone);
+                    push(Kind::Inline, &gone);
                     leave(state, s, *c);
                     state.hub.views.forget(*c, s.user);
                 }
@@ -402,7 +430,7 @@ fn deliver(state: &AppState, s: &Arc<Session>, ev: &Arc<LogEvent>, access: Acces
             }
         }
         Subject::User(_) => {
-            s.push(log, &ev.tail);
+            push(log, &ev.tail);
             if let Some(Change::Joined(c)) = &ev.change {
                 s.inner.lock().communities.insert(*c);
                 state.hub.join(s, *c);
@@ -413,7 +441,7 @@ fn deliver(state: &AppState, s: &Arc<Session>, ev: &Arc<LogEvent>, access: Acces
                 s.inner.lock().private.insert(*ch);
                 state.hub.add_private(s, *ch);
             }
-            s.push(log, &ev.tail);
+            push(log, &ev.tail);
         }
         _ => {}
     }
@@ -446,7 +474,7 @@ fn hidden(c: CommunityId, ch: ChannelId) -> Arc<str> {
 
 /// Tells each user whose view of `c` changed, on each of their sessions:
 /// CHANNEL_DELETE for what they lost, CHANNEL_CREATE for what they gained.
-fn tell_diffs(state: &AppState, c: CommunityId, diffs: &[Diff]) {
+fn tell_diffs(state: &AppState, router: &Router, c: CommunityId, diffs: &[Diff]) {
     for d in diffs {
         if state.hub.views.is_held(c, d.user) {
             continue; // they learn the channels with the member's view
@@ -465,7 +493,7 @@ fn tell_diffs(state: &AppState, c: CommunityId, diffs: &[Diff]) {
         for s in state.hub.of_user(d.user) {
             if s.in_community(c) {
                 for f in &frames {
-                    s.push(Kind::Inline, f);
+                    router.shards.push(&s, Kind::Inline, f);
                 }
             }
         }
@@ -608,7 +636,7 @@ fn loaded(state: &AppState, router: &Router, l: Loaded) {
     match l {
         Loaded::Rules(c, rules) => {
             let (diffs, again) = state.hub.views.reloaded(c, rules);
-            tell_diffs(state, c, &diffs);
+            tell_diffs(state, router, c, &diffs);
             if again && state.hub.views.want_reload(c) {
                 load_rules(state, router, c);
             }
@@ -622,7 +650,7 @@ fn loaded(state: &AppState, router: &Router, l: Loaded) {
         } => {
             // What waited for this member, in order, decided now.
             for (s, ev) in state.hub.views.joined(community, user, fresh, roles) {
-                deliver_now(state, &s, &ev);
+                deliver_now(state, &router.shards, &s, &ev);
             }
         }
     }
@@ -630,7 +658,7 @@ fn loaded(state: &AppState, router: &Router, l: Loaded) {
 
 /// [`deliver`] for an event routed earlier (held, or caught up from the
 /// window), decided by the views as they are now.
-fn deliver_now(state: &AppState, s: &Arc<Session>, ev: &Arc<LogEvent>) {
+fn deliver_now(state: &AppState, shards: &Shards, s: &Arc<Session>, ev: &Arc<LogEvent>) {
     let access = match &ev.subject {
         Subject::Channel(c, ch) => {
             if !s.in_community(*c) {
@@ -665,7 +693,7 @@ fn deliver_now(state: &AppState, s: &Arc<Session>, ev: &Arc<LogEvent>) {
         }
         _ => Access::Sees,
     };
-    deliver(state, s, ev, access);
+    deliver(state, shards, s, ev, access);
 }
 
 /// Whether `ev` could change what this session may see. A session taken
@@ -703,14 +731,21 @@ fn adopt(state: &AppState, a: Adopt) {
         let _ = a.reply.send(false);
         return;
     };
-    a.session.inner.lock().pos = a.from_pos;
+    {
+        let mut g = a.session.inner.lock();
+        g.pos = a.from_pos;
+        g.sequenced = a.from_pos;
+    }
+    // Not in the hub yet, so nothing is queued for it on any shard: its
+    // catch-up is sequenced here and now, before the RESUMED that follows.
+    let direct = Shards::with(0);
     for ev in &events {
         if changes_view(ev, &a.session) {
             let _ = a.reply.send(false);
             return;
         }
         if claim(&a.session, ev) {
-            deliver_now(state, &a.session, ev);
+            deliver_now(state, &direct, &a.session, ev);
         }
     }
     // Nothing can be routed between the catch-up and the insert: this task

@@ -1383,3 +1383,218 @@ mod protocol_edges {
         assert_eq!(seen_live, 1);
     }
 }
+
+/// A fan-out large enough to be spread over the sequencing shards
+/// (`gateway/shards.rs`: 512 sessions or more, on a runtime of two
+/// workers), interleaved with frames routing sequences itself.
+mod crowd {
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    use futures::StreamExt;
+    use serde_json::json;
+
+    use super::{Got, Gw};
+    use crate::{Db, TestServer};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        a_crowd_gets_everything_in_order(Db::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        a_crowd_gets_everything_in_order(Db::Postgres).await;
+    }
+
+    const MEMBERS: usize = 40;
+    const SESSIONS_EACH: usize = 13; // 520 sessions, under 16 per user
+
+    /// One dispatch as a connection saw it.
+    #[derive(Clone, Debug, PartialEq)]
+    struct Seen {
+        t: String,
+        channel: String,
+        id: u64,
+    }
+
+    /// What one connection saw (every dispatch but presence) until the
+    /// message with content `marker`.
+    async fn read_until(mut gw: Gw, marker: String) -> Vec<Seen> {
+        let mut seen = Vec::new();
+        loop {
+            let f = match gw.next(Duration::from_secs(20)).await {
+                Got::Frame(f) => f,
+                Got::Closed(c) => panic!("closed with {c}; saw {seen:?}"),
+                Got::Nothing => panic!("stalled; saw {seen:?}"),
+            };
+            let t = f["t"].as_str().unwrap_or_default().to_string();
+            if t.is_empty() || t == "PRESENCE_UPDATE" {
+                continue;
+            }
+            let d = &f["d"];
+            let channel = d["channel_id"].as_str().or(d["id"].as_str());
+            let done = t == "MESSAGE_CREATE" && d["content"] == marker.as_str();
+            seen.push(Seen {
+                channel: channel.unwrap_or_default().to_string(),
+                id: d["id"].as_str().and_then(|i| i.parse().ok()).unwrap_or(0),
+                t,
+            });
+            if done {
+                return seen;
+            }
+        }
+    }
+
+    /// 520 sessions of 40 members get a burst of messages in a channel
+    /// while half of the members lose it (a role taken away, at the same
+    /// time: CHANNEL_DELETE is made up per user by routing and must queue
+    /// behind whatever of the burst the shards still hold). Every session
+    /// gets consecutive sequence numbers (the client checks) and the
+    /// channel's messages in order; one that lost the channel gets nothing
+    /// of it after its CHANNEL_DELETE; and all sessions of a member see the
+    /// very same frames in the very same order.
+    async fn a_crowd_gets_everything_in_order(db: Db) {
+        let s = TestServer::start_with(db, |c| {
+            c.gateway_max_connections_per_address = 1024;
+            // 41 sign-ups and 520 identifies from one address.
+            c.rate_limit.auth_per_ip_burst = 10_000;
+            c.rate_limit.per_ip_burst = 10_000;
+        })
+        .await;
+        let owner = s.register("crowdo").await;
+        let (c, general) = s.community(&owner, "Crowd").await;
+        let (_, secret) = s
+            .post(
+                &format!("/api/v1/communities/{c}/channels"),
+                &owner.token,
+                json!({"name": "secret"}),
+            )
+            .await;
+        let secret = secret["id"].as_str().unwrap().to_string();
+        let (_, role) = s
+            .post(
+                &format!("/api/v1/communities/{c}/roles"),
+                &owner.token,
+                json!({"name": "insiders", "permissions": []}),
+            )
+            .await;
+        let role = role["id"].as_str().unwrap().to_string();
+        for (target, allow, deny) in [
+            (&c, json!([]), json!(["VIEW_CHANNEL"])),
+            (&role, json!(["VIEW_CHANNEL"]), json!([])),
+        ] {
+            let (st, v) = s
+                .put(
+                    &format!("/api/v1/channels/{secret}/overwrites/{target}"),
+                    &owner.token,
+                    Some(json!({"target_type": "role", "allow": allow, "deny": deny})),
+                )
+                .await;
+            assert!(st.is_success(), "{v}");
+        }
+        let mut members = Vec::new();
+        for i in 0..MEMBERS {
+            let m = s.register(&format!("crowd{i}")).await;
+            s.join(&owner, &c, &m).await;
+            let (st, v) = s
+                .put(
+                    &format!("/api/v1/communities/{c}/members/{}/roles/{role}", m.id),
+                    &owner.token,
+                    None,
+                )
+                .await;
+            assert!(st.is_success(), "{v}");
+            members.push(m);
+        }
+        let sessions: Vec<(usize, Gw)> =
+            futures::stream::iter((0..MEMBERS * SESSIONS_EACH).map(|i| i % MEMBERS))
+                .map(|m| {
+                    let (s, members) = (&s, &members);
+                    async move { (m, Gw::identify(s, &members[m]).await.0) }
+                })
+                .buffer_unordered(16)
+                .collect()
+                .await;
+
+        let burst = futures::stream::iter(0..60)
+            .map(|i| {
+                let (s, owner, secret) = (&s, &owner, &secret);
+                async move { s.send(owner, secret, &format!("burst {i}")).await }
+            })
+            .buffer_unordered(8)
+            .collect::<Vec<_>>();
+        let revoke = futures::stream::iter(&members[..MEMBERS / 2])
+            .map(|m| {
+                let url = format!("/api/v1/communities/{c}/members/{}/roles/{role}", m.id);
+                let (s, owner) = (&s, &owner);
+                async move {
+                    let (st, _) = s.delete(&url, &owner.token).await;
+                    assert!(st.is_success());
+                }
+            })
+            .buffer_unordered(4)
+            .collect::<Vec<_>>();
+        let (sent, _) = futures::join!(burst, revoke);
+        let mut all: Vec<u64> = sent
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().parse().unwrap())
+            .collect();
+        for i in 0..5 {
+            let m = s.send(&owner, &secret, &format!("after {i}")).await;
+            all.push(m["id"].as_str().unwrap().parse().unwrap());
+        }
+        all.sort_unstable();
+        s.send(&owner, &general, "the end").await;
+
+        let readers: Vec<_> = sessions
+            .into_iter()
+            .map(|(m, gw)| (m, tokio::spawn(read_until(gw, "the end".into()))))
+            .collect();
+        let mut of_member: HashMap<usize, Vec<Seen>> = HashMap::new();
+        for (m, reader) in readers {
+            let seen = reader.await.expect("reader");
+            let in_secret = |upto: usize| -> Vec<u64> {
+                seen[..upto]
+                    .iter()
+                    .filter(|f| f.t == "MESSAGE_CREATE" && f.channel == secret)
+                    .map(|f| f.id)
+                    .collect()
+            };
+            let deleted = seen
+                .iter()
+                .position(|f| f.t == "CHANNEL_DELETE" && f.channel == secret);
+            if m < MEMBERS / 2 {
+                let deleted =
+                    deleted.unwrap_or_else(|| panic!("member {m}: no CHANNEL_DELETE in {seen:?}"));
+                let before = in_secret(deleted);
+                assert!(
+                    before.is_sorted(),
+                    "member {m}: the channel's messages in order: {before:?}"
+                );
+                assert_eq!(
+                    in_secret(seen.len()),
+                    before,
+                    "member {m}: nothing of the channel after its CHANNEL_DELETE: {seen:?}"
+                );
+            } else {
+                assert!(deleted.is_none(), "member {m} keeps the channel: {seen:?}");
+                assert_eq!(
+                    in_secret(seen.len()),
+                    all,
+                    "member {m}: every message, in order"
+                );
+            }
+            match of_member.get(&m) {
+                Some(first) => assert_eq!(
+                    first, &seen,
+                    "member {m}: every session sees the same frames in the same order"
+                ),
+                None => {
+                    of_member.insert(m, seen);
+                }
+            }
+        }
+        s.stop().await;
+    }
+}
