@@ -583,7 +583,7 @@ async fn run(args: &Args, janus: &Janus) -> Result<Vec<Outcome>, String> {
         http: crate::scenarios::client(),
         base: janus.base.clone(),
     });
-    let (rooms, members) = (args.channels.max(1), args.members.clamp(2, 99));
+    let (rooms, members) = (args.channels.max(1), args.members(99).clamp(2, 99));
     let room_ids = create_rooms(&api, rooms, members).await?;
     let tally = Tally::new();
     let rss_before = crate::server::rss_kib(janus.pid);
@@ -610,6 +610,7 @@ async fn run(args: &Args, janus: &Janus) -> Result<Vec<Outcome>, String> {
             rooms,
             members,
             participants,
+            offered_per_sec: voice_common::speakers_offer(participants, members),
             window,
             rss_before,
             rss_after,

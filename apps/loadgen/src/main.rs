@@ -13,6 +13,8 @@
 //!   through Hearth's SFU, and the same through Janus's VideoRoom (which
 //!   the load generator starts itself) for comparison; see `voice.rs`,
 //!   `janus.rs`.
+//! - `voice-video`: one video room with simulcast (Opus and a three-layer
+//!   VP8 camera per participant, spotlight and thumbnails); see `video.rs`.
 //! - `gw-*`: the gateway; see `gateway/mod.rs`. `--nodes 2` starts a
 //!   two-node cluster (Postgres, NATS, Redis) for gw-fanout and gw-e2e.
 //!
@@ -28,6 +30,7 @@ mod report;
 mod scenarios;
 mod search;
 mod server;
+mod video;
 mod voice;
 mod voice_common;
 
@@ -90,6 +93,11 @@ pub enum Scenario {
     /// Hearth (Debian's `janus`, started here with scripts/janus/; no
     /// hearth server): the same figures, for a side-by-side comparison.
     VoiceJanus,
+    /// Voice: one video room of --members participants (default 8), each
+    /// publishing Opus and a simulcast VP8 camera (q/h/f), two showing
+    /// someone in spotlight and everyone showing the rest as thumbnails:
+    /// packets forwarded per server core, latency, packets per layer.
+    VoiceVideo,
     /// Search freshness: --rate msg/s from --users senders over --channels
     /// channels while probes measure send → found by search.
     SearchFresh,
@@ -176,9 +184,12 @@ pub struct Args {
     /// accounts are spread over.
     #[arg(long, default_value_t = 100)]
     pub communities: usize,
-    /// gw-ready: members of each community (the user included).
-    #[arg(long, default_value_t = 10_000)]
-    pub members: usize,
+    /// gw-ready: members of each community (the user included);
+    /// notify-fanout: members of the community; voice-*: participants per
+    /// room (2 to 99) [default: 10,000; voice-forward and voice-janus 99,
+    /// voice-video 8].
+    #[arg(long)]
+    pub members: Option<usize>,
     /// media-pipeline: images of each kind per phase.
     #[arg(long, default_value_t = 20)]
     pub images: usize,
@@ -232,6 +243,11 @@ pub struct Args {
 impl Args {
     pub fn duration(&self) -> Duration {
         Duration::from_secs(self.duration)
+    }
+
+    /// `--members`, or the scenario's default.
+    pub fn members(&self, default: usize) -> usize {
+        self.members.unwrap_or(default)
     }
 }
 
@@ -331,6 +347,7 @@ async fn main() {
             Scenario::GwRolling => results.extend(gateway::rolling(&args, &server).await?),
             Scenario::GwOverload => results.extend(gateway::overload(&args, &server).await?),
             Scenario::VoiceForward => results.extend(voice::forward(&args, &server).await?),
+            Scenario::VoiceVideo => results.extend(video::video(&args, &server).await?),
             Scenario::AuditLag => results.extend(audit::lag(&args, &server).await?),
             Scenario::NotifyFanout => results.extend(notify::fanout(&args, &server).await?),
             Scenario::SearchFresh => results.extend(search::fresh(&args, &server).await?),

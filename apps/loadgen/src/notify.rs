@@ -87,7 +87,7 @@ pub async fn fanout(args: &Args, server: &Server) -> Result<Vec<Outcome>, String
     )
     .await?;
     let channel = chans[0]["id"].as_str().ok_or("no channel")?.to_string();
-    let members: Vec<Account> = futures::stream::iter(0..args.members.saturating_sub(1))
+    let members: Vec<Account> = futures::stream::iter(0..args.members(10_000).saturating_sub(1))
         .map(|i| {
             let http = http.clone();
             async move { register(&http, base, &format!("notify_{i}")).await }
@@ -183,7 +183,7 @@ pub async fn fanout(args: &Args, server: &Server) -> Result<Vec<Outcome>, String
     let sessions = open_many(targets, std::sync::Arc::new(|_, _| {})).await?;
     eprintln!(
         "notify-fanout: {} members, {online} online, {subs} browsers; setup {:.1} s",
-        args.members,
+        args.members(10_000),
         setup.elapsed().as_secs_f64()
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -249,7 +249,7 @@ pub async fn fanout(args: &Args, server: &Server) -> Result<Vec<Outcome>, String
         server_rss_kib: server.rss_kib(),
         notes: format!(
             "@everyone to {} members ({online} online, {subs} with a browser): {per_round} notifications and {} pushes queued per round; send → all stored, announced and queued: {:?} ms; {:.0} notifications/s (median); {sent} pushes delivered to the push service in all",
-            args.members,
+            args.members(10_000),
             median(&mut pushed.clone()),
             times_ms,
             rate

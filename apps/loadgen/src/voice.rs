@@ -25,13 +25,27 @@ use webrtc::peer_connection::PeerConnection;
 use crate::Args;
 use crate::gateway::client::{connect, send_json};
 use crate::report::Outcome;
+use crate::scenarios::Account;
 use crate::server::Server;
 use crate::voice_common::{self, Mic, Receiver, Run, Tally};
 
 /// One participant: its gateway socket and peer connection.
-struct Participant {
-    pc: Arc<dyn PeerConnection>,
-    task: tokio::task::JoinHandle<()>,
+pub(crate) struct Participant {
+    pub(crate) pc: Arc<dyn PeerConnection>,
+    pub(crate) task: tokio::task::JoinHandle<()>,
+}
+
+/// A participant's peer connection (its tracks added, not yet offered)
+/// and what it does in the call beyond speaking.
+pub(crate) struct Call {
+    pub(crate) pc: Arc<dyn PeerConnection>,
+    pub(crate) mic: Mic,
+    /// Set when the join op is sent (the receiver's clock for join time).
+    pub(crate) joined_at: Arc<AtomicU64>,
+    /// Ops sent once the SFU has answered the first offer, when the
+    /// participant exists in the room (`voice-video`: `voice_state`,
+    /// `voice_layer`).
+    pub(crate) after_answer: Vec<Value>,
 }
 
 async fn participant(
@@ -42,7 +56,6 @@ async fn participant(
     tally: Arc<Tally>,
     someone_speaks: bool,
 ) -> Result<Participant, String> {
-    let (mut ws, _) = connect(server.nodes[0].addr(), i, token).await?;
     let joined_at = Arc::new(AtomicU64::new(0));
     let pc = peer::client(Receiver::new(
         tally.clone(),
@@ -50,7 +63,35 @@ async fn participant(
         someone_speaks,
     ))
     .await?;
-    let mut mic = Mic::add(&pc, i).await?;
+    let mic = Mic::add(&pc, i).await?;
+    let call = Call {
+        pc,
+        mic,
+        joined_at,
+        after_answer: Vec::new(),
+    };
+    join(server, i, token, room, tally, call).await
+}
+
+/// Joins `room` over the gateway (`voice_join`, then the offer over
+/// `voice_signal`) as gateway client `i`, and keeps the call going in a
+/// task: heartbeats, the microphone, the SFU's answers, offers and
+/// candidates.
+pub(crate) async fn join(
+    server: &Server,
+    i: usize,
+    token: &str,
+    room: &str,
+    tally: Arc<Tally>,
+    call: Call,
+) -> Result<Participant, String> {
+    let Call {
+        pc,
+        mut mic,
+        joined_at,
+        mut after_answer,
+    } = call;
+    let (mut ws, _) = connect(server.nodes[0].addr(), i, token).await?;
     joined_at.store(tally.now_us(), Ordering::Relaxed);
     send_json(
         &mut ws,
@@ -82,6 +123,11 @@ async fn participant(
                     let Ok(f) = serde_json::from_str::<Value>(t.as_str()) else { continue };
                     if f["t"] == "VOICE_SIGNAL" {
                         apply(&pc2, &f["d"], &mut tx).await;
+                        if f["d"]["type"] == "answer" {
+                            for op in std::mem::take(&mut after_answer) {
+                                let _ = tx.send(Message::Text(op.to_string().into())).await;
+                            }
+                        }
                     }
                 }
             }
@@ -114,19 +160,18 @@ async fn apply(pc: &Arc<dyn PeerConnection>, d: &Value, tx: &mut Tx) {
     }
 }
 
-pub async fn forward(args: &Args, server: &Server) -> Result<Vec<Outcome>, String> {
+/// A community of `accounts` distinct members (and its owner) with `rooms`
+/// voice channels: the members' accounts and the channels' ids.
+pub(crate) async fn rooms(
+    server: &Server,
+    accounts: usize,
+    rooms: usize,
+) -> Result<(Vec<Account>, Vec<String>), String> {
     let http = crate::scenarios::client();
     let owner = crate::scenarios::register(&http, &server.base, "voice_owner").await?;
-    let (rooms, members) = (args.channels.max(1), args.members.clamp(2, 99));
-    let mut made = crate::gateway::cohort::communities(
-        &http,
-        &server.base,
-        "voice",
-        &owner,
-        1,
-        rooms * members,
-    )
-    .await?;
+    let mut made =
+        crate::gateway::cohort::communities(&http, &server.base, "voice", &owner, 1, accounts)
+            .await?;
     let community = made.pop().ok_or("no community")?;
     let cid = crate::scenarios::json_of(
         http.get(format!(
@@ -149,10 +194,16 @@ pub async fn forward(args: &Args, server: &Server) -> Result<Vec<Outcome>, Strin
         .await?;
         room_ids.push(ch["id"].as_str().ok_or("no channel id")?.to_string());
     }
+    Ok((community.members, room_ids))
+}
+
+pub async fn forward(args: &Args, server: &Server) -> Result<Vec<Outcome>, String> {
+    let (rooms, members) = (args.channels.max(1), args.members(99).clamp(2, 99));
+    let (accounts, room_ids) = self::rooms(server, rooms * members, rooms).await?;
     let tally = Tally::new();
     let rss_before = server.rss_kib();
     let mut all = Vec::new();
-    for (i, account) in community.members.iter().enumerate() {
+    for (i, account) in accounts.iter().enumerate() {
         let room = &room_ids[i % rooms];
         // Rooms fill round-robin: the first `rooms` joins are alone.
         all.push(participant(server, i, &account.token, room, tally.clone(), i >= rooms).await?);
@@ -171,6 +222,7 @@ pub async fn forward(args: &Args, server: &Server) -> Result<Vec<Outcome>, Strin
             rooms,
             members,
             participants,
+            offered_per_sec: voice_common::speakers_offer(participants, members),
             window,
             rss_before,
             rss_after,

@@ -1,11 +1,12 @@
-//! What the voice scenarios share, so that `voice-forward` (Hearth's SFU)
-//! and `voice-janus` (Janus's VideoRoom) measure exactly the same way: the
-//! receivers and their tally, the publisher's 50 packets/s, the server's CPU
-//! time over the measured window, and the one result row.
+//! What the voice scenarios share, so that `voice-forward` (Hearth's SFU),
+//! `voice-janus` (Janus's VideoRoom) and `voice-video` measure exactly the
+//! same way: the receivers and their tally, the publisher's 50 packets/s,
+//! the server's CPU time over the measured window, and the one result row.
 //!
 //! Every packet carries its send time (microseconds since the run began) in
-//! payload bytes 1..9, which an SFU forwards untouched, so each subscriber
-//! measures publisher-send → subscriber-receive latency on the same clock.
+//! its payload, which an SFU forwards untouched, so each subscriber measures
+//! publisher-send → subscriber-receive latency on the same clock: [`Mic`]'s
+//! in bytes 1..9, others where the scenario's [`Reader`] finds them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -65,6 +66,23 @@ pub async fn offer_sdp(pc: &Arc<dyn PeerConnection>) -> Result<String, String> {
     Ok(pc.local_description().await.ok_or("no local offer")?.sdp)
 }
 
+/// The send time [`Mic`] puts in a packet's payload (bytes 1..9).
+pub fn mic_stamp(payload: &[u8]) -> Option<u64> {
+    payload
+        .get(1..9)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+}
+
+/// A scenario's own reading of received packets, for payloads other than
+/// [`Mic`]'s (`voice-video`: a camera's layers and send times).
+pub trait Reader: Send + Sync {
+    /// One packet of the remote track `track_id` (its msid track id),
+    /// received at `now_us`, `measuring` when inside the measured window:
+    /// its send time, if the payload carries one.
+    fn packet(&self, track_id: &str, payload: &[u8], now_us: u64, measuring: bool) -> Option<u64>;
+}
+
 /// One participant's receiving side: every remote track's packets go to the
 /// tally, and the first one also records the join time, for a participant
 /// that joined a room where someone already spoke. The first member of a
@@ -76,6 +94,8 @@ pub struct Receiver {
     /// When this participant asked to join, and whether it heard anyone yet.
     joined_at: Arc<AtomicU64>,
     heard: Arc<AtomicBool>,
+    /// How payloads carry their send time: [`mic_stamp`] when `None`.
+    reader: Option<Arc<dyn Reader>>,
 }
 
 impl Receiver {
@@ -84,11 +104,22 @@ impl Receiver {
         joined_at: Arc<AtomicU64>,
         someone_speaks: bool,
     ) -> Arc<Receiver> {
+        Receiver::reading(tally, joined_at, someone_speaks, None)
+    }
+
+    /// [`Receiver::new`] with the scenario's own [`Reader`].
+    pub fn reading(
+        tally: Arc<Tally>,
+        joined_at: Arc<AtomicU64>,
+        someone_speaks: bool,
+        reader: Option<Arc<dyn Reader>>,
+    ) -> Arc<Receiver> {
         Arc::new(Receiver {
             tally,
             joined_at,
             // Nothing to time for the first in a room.
             heard: Arc::new(AtomicBool::new(!someone_speaks)),
+            reader,
         })
     }
 }
@@ -96,12 +127,17 @@ impl Receiver {
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Receiver {
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        let (tally, joined_at, heard) = (
+        let (tally, joined_at, heard, reader) = (
             self.tally.clone(),
             self.joined_at.clone(),
             self.heard.clone(),
+            self.reader.clone(),
         );
         tokio::spawn(async move {
+            let id = match reader {
+                Some(_) => track.track_id().await,
+                None => String::new(),
+            };
             while let Some(ev) = track.poll().await {
                 let TrackRemoteEvent::OnRtpPacket(p) = ev else {
                     if matches!(ev, TrackRemoteEvent::OnEnded) {
@@ -117,12 +153,16 @@ impl PeerConnectionEventHandler for Receiver {
                         .lock()
                         .record(now.saturating_sub(joined_at.load(Ordering::Relaxed)).max(1));
                 }
-                if !tally.measuring.load(Ordering::Relaxed) {
+                let measuring = tally.measuring.load(Ordering::Relaxed);
+                let sent = match &reader {
+                    Some(r) => r.packet(&id, &p.payload, now, measuring),
+                    None => mic_stamp(&p.payload),
+                };
+                if !measuring {
                     continue;
                 }
                 tally.packets.fetch_add(1, Ordering::Relaxed);
-                if let Some(sent) = p.payload.get(1..9).and_then(|b| b.try_into().ok()) {
-                    let sent = u64::from_be_bytes(sent);
+                if let Some(sent) = sent {
                     let _ = tally
                         .latency_us
                         .lock()
@@ -243,6 +283,11 @@ pub async fn measure(args: &Args, tally: &Tally, pid: u32) -> Window {
     Window { seconds, cores }
 }
 
+/// What full rooms of `members` speakers offer: everyone hears everyone else.
+pub fn speakers_offer(participants: usize, members: usize) -> f64 {
+    (participants * (members - 1) * PACKETS_PER_SEC) as f64
+}
+
 /// What one run measured, and what it ran against.
 pub struct Run<'a> {
     /// The scenario's name in the table (`voice-forward`, `voice-janus`).
@@ -250,6 +295,8 @@ pub struct Run<'a> {
     pub rooms: usize,
     pub members: usize,
     pub participants: usize,
+    /// Packets a second the server should forward when it drops none.
+    pub offered_per_sec: f64,
     pub window: Window,
     /// The server's RSS before anyone joined and at the end of the window.
     pub rss_before: Option<u64>,
@@ -266,6 +313,7 @@ pub fn outcome(tally: &Tally, run: Run<'_>) -> Outcome {
         rooms,
         members,
         participants,
+        offered_per_sec: offered,
         window: Window { seconds, cores },
         rss_before,
         rss_after,
@@ -278,7 +326,6 @@ pub fn outcome(tally: &Tally, run: Run<'_>) -> Outcome {
         (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / participants as f64),
         _ => None,
     };
-    let offered = (participants * (members - 1) * PACKETS_PER_SEC) as f64;
     let mut extra = json!({
         "rooms": rooms,
         "members": members,

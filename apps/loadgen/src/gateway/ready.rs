@@ -67,7 +67,7 @@ pub async fn ready(args: &Args, server: &Server) -> Result<Vec<Outcome>, String>
         .await
         .into_iter()
         .collect::<Result<_, _>>()?;
-    let others = args.members.saturating_sub(1);
+    let others = args.members(10_000).saturating_sub(1);
     let accounts: Vec<Account> = futures::stream::iter(0..others)
         .map(|i| {
             let http = http.clone();
@@ -157,7 +157,7 @@ pub async fn ready(args: &Args, server: &Server) -> Result<Vec<Outcome>, String>
     }
     let rss_after = server.rss_kib();
     let n = communities.len();
-    let m = args.members;
+    let m = args.members(10_000);
     let row = |name: &str, h: Histogram<u64>, count: u64, notes: String, extra: Value| Outcome {
         name: name.into(),
         requests: count,
