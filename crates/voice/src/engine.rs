@@ -4,18 +4,18 @@
 use crate::config::VoiceConfig;
 use crate::error::VoiceError;
 use rtc::interceptor::{
-    Attribute, BandwidthEstimator, EstimatorStats, Gcc, Interceptor, Packet, PacketReport, Slot,
-    StreamInfo, TaggedPacket,
+    Attribute, BandwidthEstimator, CongestionControlBuilder, EstimatorStats, Gcc, Interceptor,
+    Packet, PacketReport, Slot, StreamInfo, TaggedPacket, TwccReceiverBuilder, TwccSenderBuilder,
 };
-use rtc::peer_connection::configuration::interceptor_registry::{
-    CongestionFeedback, configure_congestion_control, register_default_interceptors,
-};
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::{SettingEngine, SettingEngineBuilder};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+};
 use rtc::sansio::Protocol;
 use rtc::sdp::extmap::AUDIO_LEVEL_URI;
 use std::collections::VecDeque;
@@ -49,14 +49,57 @@ pub(crate) fn media_and_interceptors(
             inner: Gcc::new(1_000_000.0, 100_000.0, 20_000_000.0),
             target: estimate,
         };
-        registry =
-            configure_congestion_control(registry, estimator, CongestionFeedback::Twcc, &mut me)
-                .map_err(VoiceError::webrtc)?;
+        registry = estimation(registry, estimator, &mut me)?;
     }
     // Nearest the application: hand keyframe requests and REMB from subscribers to the
     // forwarders (the chain stops inbound RTCP otherwise).
     let registry = registry.with(Slot::from(14_000), FeedbackToApp::default());
     Ok((me, registry))
+}
+
+/// Send-side bandwidth estimation from TWCC feedback, without a pacer.
+///
+/// webrtc-rs's `configure_congestion_control` also installs a pacer that releases what we
+/// send at the estimate, from a 4,096-packet queue shared by audio and video. For an SFU
+/// that is the wrong tool: what it forwards was paced by each publisher already, and the
+/// estimate exists to choose each subscriber's simulcast layer (`layers.rs`), which keeps
+/// what is sent under it. Paced, a subscriber's audio waited behind video while GCC
+/// climbed from its 1 Mbit/s start with no probing: the load generator's 8-person video
+/// room needed a 30 s warm-up before its latency settled, and a 16-person one (2.8 Mbit/s
+/// per thumbnail viewer) never did: the queue filled, dropped, and the retransmissions
+/// arrived seconds late (`docs/benchmarks.md`, voice-video). So this registers what the
+/// estimate needs and nothing that holds packets back.
+fn estimation<E: BandwidthEstimator + 'static>(
+    registry: Registry,
+    estimator: E,
+    me: &mut MediaEngine,
+) -> Result<Registry, VoiceError> {
+    for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+        // The remote reports what it received (transport-cc feedback) against the
+        // transport-wide sequence number this header extension carries.
+        me.register_feedback(
+            RTCPFeedback {
+                typ: "transport-cc".to_owned(),
+                parameter: String::new(),
+            },
+            kind,
+        );
+        me.register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: rtc::sdp::extmap::TRANSPORT_CC_URI.to_owned(),
+            },
+            kind,
+            None,
+        )
+        .map_err(VoiceError::webrtc)?;
+    }
+    Ok(registry
+        .with(
+            Slot::CongestionControl,
+            CongestionControlBuilder::new(estimator).build(),
+        )
+        .with(Slot::TwccSender, TwccSenderBuilder::new().build())
+        .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build()))
 }
 
 /// ICE settings. (NAT 1:1 addresses are not set here: webrtc-rs 0.21 keeps
