@@ -649,6 +649,43 @@ mod limits {
     }
 }
 
+/// A channel `secret` in community `c` that only holders of a new role
+/// `insiders` may see: (channel id, role id).
+async fn insiders_channel(s: &TestServer, owner: &User, c: &str) -> (String, String) {
+    let (st, secret) = s
+        .post(
+            &format!("/api/v1/communities/{c}/channels"),
+            &owner.token,
+            json!({"name": "secret"}),
+        )
+        .await;
+    assert_eq!(st.as_u16(), 201, "{secret}");
+    let secret = secret["id"].as_str().unwrap().to_string();
+    let (st, role) = s
+        .post(
+            &format!("/api/v1/communities/{c}/roles"),
+            &owner.token,
+            json!({"name": "insiders", "permissions": []}),
+        )
+        .await;
+    assert!(st.is_success(), "{role}");
+    let role = role["id"].as_str().unwrap().to_string();
+    for (target, allow, deny) in [
+        (c, json!([]), json!(["VIEW_CHANNEL"])),
+        (role.as_str(), json!(["VIEW_CHANNEL"]), json!([])),
+    ] {
+        let (st, v) = s
+            .put(
+                &format!("/api/v1/channels/{secret}/overwrites/{target}"),
+                &owner.token,
+                Some(json!({"target_type": "role", "allow": allow, "deny": deny})),
+            )
+            .await;
+        assert!(st.is_success(), "{v}");
+    }
+    (secret, role)
+}
+
 /// Scenarios registered here rather than in main.rs, each on both backends.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -875,36 +912,7 @@ mod routing {
         let (c, general) = s.community(&owner, "Roles").await;
         s.join(&owner, &c, &holder).await;
         s.join(&owner, &c, &other).await;
-        let (st, secret) = s
-            .post(
-                &format!("/api/v1/communities/{c}/channels"),
-                &owner.token,
-                json!({"name": "secret"}),
-            )
-            .await;
-        assert_eq!(st, StatusCode::CREATED);
-        let secret = secret["id"].as_str().unwrap().to_string();
-        let (_, role) = s
-            .post(
-                &format!("/api/v1/communities/{c}/roles"),
-                &owner.token,
-                json!({"name": "insiders", "permissions": []}),
-            )
-            .await;
-        let role = role["id"].as_str().unwrap().to_string();
-        for (target, allow, deny) in [
-            (&c, json!([]), json!(["VIEW_CHANNEL"])),
-            (&role, json!(["VIEW_CHANNEL"]), json!([])),
-        ] {
-            let (st, v) = s
-                .put(
-                    &format!("/api/v1/channels/{secret}/overwrites/{target}"),
-                    &owner.token,
-                    Some(json!({"target_type": "role", "allow": allow, "deny": deny})),
-                )
-                .await;
-            assert!(st.is_success(), "{v}");
-        }
+        let (secret, role) = super::insiders_channel(s, &owner, &c).await;
         let (mut h, ready) = Gw::identify(s, &holder).await;
         let (mut x, _) = Gw::identify(s, &other).await;
         let channels = |r: &Value| -> Vec<String> {
@@ -1392,7 +1400,6 @@ mod crowd {
     use std::time::Duration;
 
     use futures::StreamExt;
-    use serde_json::json;
 
     use super::{Got, Gw};
     use crate::{Db, TestServer};
@@ -1464,35 +1471,7 @@ mod crowd {
         .await;
         let owner = s.register("crowdo").await;
         let (c, general) = s.community(&owner, "Crowd").await;
-        let (_, secret) = s
-            .post(
-                &format!("/api/v1/communities/{c}/channels"),
-                &owner.token,
-                json!({"name": "secret"}),
-            )
-            .await;
-        let secret = secret["id"].as_str().unwrap().to_string();
-        let (_, role) = s
-            .post(
-                &format!("/api/v1/communities/{c}/roles"),
-                &owner.token,
-                json!({"name": "insiders", "permissions": []}),
-            )
-            .await;
-        let role = role["id"].as_str().unwrap().to_string();
-        for (target, allow, deny) in [
-            (&c, json!([]), json!(["VIEW_CHANNEL"])),
-            (&role, json!(["VIEW_CHANNEL"]), json!([])),
-        ] {
-            let (st, v) = s
-                .put(
-                    &format!("/api/v1/channels/{secret}/overwrites/{target}"),
-                    &owner.token,
-                    Some(json!({"target_type": "role", "allow": allow, "deny": deny})),
-                )
-                .await;
-            assert!(st.is_success(), "{v}");
-        }
+        let (secret, role) = super::insiders_channel(&s, &owner, &c).await;
         let mut members = Vec::new();
         for i in 0..MEMBERS {
             let m = s.register(&format!("crowd{i}")).await;
