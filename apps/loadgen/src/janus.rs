@@ -257,16 +257,7 @@ impl Api {
         } else {
             format!("{}/{path}", self.base)
         };
-        let v: Value = self
-            .http
-            .post(url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
+        let v = crate::scenarios::json_of(self.http.post(url).json(&body)).await?;
         if v["janus"] == "error" {
             return Err(format!("janus {}: {}", body["janus"], v["error"]));
         }
@@ -317,15 +308,9 @@ impl Api {
     /// The session's next events (a long poll: at most 30 s, then a
     /// `keepalive` stands in for events).
     async fn events(&self, session: u64) -> Result<Vec<Value>, String> {
-        let v: Value = self
-            .http
-            .get(format!("{}/{session}?maxev=16", self.base))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
+        let v =
+            crate::scenarios::json_of(self.http.get(format!("{}/{session}?maxev=16", self.base)))
+                .await?;
         Ok(match v {
             Value::Array(evs) => evs,
             one => vec![one],
