@@ -131,7 +131,8 @@ impl Shards {
     }
 
     /// Batches queued on every shard and not yet sequenced.
-    pub fn backlog(&self) -> usize {
+    #[cfg(test)]
+    fn backlog(&self) -> usize {
         self.queues
             .iter()
             .map(|q| q.in_flight.load(Ordering::Relaxed))
