@@ -18,9 +18,10 @@
 //! (the SFU's default layer bitrates are 150 k, 500 k and 1.5 M). Payloads
 //! are VP8 as the SFU reads them (RFC 7741 descriptor, S on a frame's first
 //! packet; the frame tag's P bit, and a keyframe's start code and size);
-//! the last packet of a frame has the marker bit. Every layer starts a
-//! keyframe once a second ([`KEYFRAME_EVERY`]: the client peer cannot hear
-//! the SFU's keyframe requests, see there).
+//! the last packet of a frame has the marker bit. A layer's first frame is
+//! a keyframe, and after that only a frame the SFU asks for (PLI or FIR for
+//! that layer's SSRC), as a browser's encoder behaves; the report counts
+//! both.
 //!
 //! What each participant shows is what a call page in speaker view asks
 //! for with `voice_layer` once the SFU has answered its offer: the first
@@ -96,16 +97,6 @@ const ENCODINGS: [Encoding; 3] = [
 
 /// Participants that show someone in spotlight (the rest show thumbnails only).
 const SPOTLIGHTS: usize = 2;
-
-/// Every layer starts a keyframe this often (frames): once a second. A
-/// browser's encoder makes one when the SFU asks (PLI), but the client peer
-/// (`hearth_voice::peer::client`) hands no inbound RTCP to the application
-/// (webrtc-rs 0.21 stops it in the interceptor chain unless an interceptor
-/// marks it for delivery, as the SFU's own engine does), so these cameras
-/// never hear the SFU ask. Keyframes are the size of other frames here, so
-/// the interval changes no packet rate, only how long a subscriber waits
-/// for a layer (its first video, a switch).
-const KEYFRAME_EVERY: u32 = FPS;
 
 /// A packet's layer and send time, at the end of its payload.
 const TRAILER: usize = 9;
@@ -199,6 +190,9 @@ struct Negotiated {
 }
 
 /// A participant's camera: one VP8 track, three simulcast encodings.
+///
+/// Keyframes are the size of other frames here, so how many are asked for
+/// changes no packet rate, only how long a subscriber waits for a layer.
 struct Camera {
     pc: Arc<dyn PeerConnection>,
     track: Arc<TrackLocalStaticRTP>,
@@ -256,10 +250,20 @@ impl Camera {
         })
     }
 
-    /// Starts sending, 30 frames/s on every layer, a keyframe every
-    /// [`KEYFRAME_EVERY`] frames, until the task is aborted.
-    fn start(self, tally: Arc<Tally>) -> tokio::task::JoinHandle<()> {
+    /// Starts sending, 30 frames/s on every layer, a keyframe first and
+    /// then when asked, until the task is aborted.
+    fn start(self, tally: Arc<Tally>, keys: Arc<Keyframes>) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
+            // What the SFU asks for, read while the frames go out.
+            let wanted: Arc<[AtomicBool; 3]> =
+                Arc::new(std::array::from_fn(|_| AtomicBool::new(true)));
+            let listener = tokio::spawn(listen_for_keyframe_requests(
+                self.track.clone(),
+                self.ssrcs,
+                wanted.clone(),
+                keys.clone(),
+            ));
+            let _stop_listening = AbortOnDrop(listener);
             let mut every = tokio::time::interval(Duration::from_secs(1) / FPS);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             let mut neg = None;
@@ -273,8 +277,11 @@ impl Camera {
                 }
                 let Some(n) = &neg else { continue };
                 let timestamp = ts0.wrapping_add(frame.wrapping_mul(90_000 / FPS));
-                let key = frame.is_multiple_of(KEYFRAME_EVERY);
                 for (l, enc) in ENCODINGS.iter().enumerate() {
+                    let key = wanted[l].swap(false, Ordering::Relaxed);
+                    if key {
+                        keys.sent.fetch_add(1, Ordering::Relaxed);
+                    }
                     for k in 0..enc.packets_per_frame {
                         let mut header = rtp::header::Header {
                             version: 2,
@@ -297,6 +304,62 @@ impl Camera {
                 frame = frame.wrapping_add(1);
             }
         })
+    }
+}
+
+/// Keyframe requests heard and keyframes sent, over all cameras.
+#[derive(Default)]
+struct Keyframes {
+    requests: AtomicU64,
+    sent: AtomicU64,
+}
+
+/// Aborts a task when dropped (the camera's listener ends with the camera).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Reads the RTCP the SFU sends about a camera (its queue must be drained
+/// anyway) and marks the layer of each PLI or FIR for a keyframe.
+async fn listen_for_keyframe_requests(
+    track: Arc<TrackLocalStaticRTP>,
+    ssrcs: [u32; 3],
+    wanted: Arc<[AtomicBool; 3]>,
+    keys: Arc<Keyframes>,
+) {
+    use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+    use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+    use webrtc::media_stream::track_local::TrackLocalEvent;
+    loop {
+        let packets = match track.poll().await {
+            Some(TrackLocalEvent::OnRtcpPacket(packets)) => packets,
+            Some(_) => continue,
+            // Not bound yet (negotiation under way).
+            None => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        for p in &packets {
+            let any = p.as_any();
+            let asked: Vec<u32> = if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+                vec![pli.media_ssrc]
+            } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
+                fir.fir.iter().map(|e| e.ssrc).collect()
+            } else {
+                continue;
+            };
+            for ssrc in asked {
+                if let Some(l) = ssrcs.iter().position(|&s| s == ssrc) {
+                    keys.requests.fetch_add(1, Ordering::Relaxed);
+                    wanted[l].store(true, Ordering::Relaxed);
+                }
+            }
+        }
     }
 }
 
@@ -353,6 +416,7 @@ pub async fn video(args: &Args, server: &Server) -> Result<Vec<Outcome>, String>
     let spotlights = SPOTLIGHTS.min(members);
     let tally = Tally::new();
     let stats = VideoTally::new();
+    let keys = Arc::new(Keyframes::default());
     let rss_before = server.rss_kib();
     let (mut all, mut cameras) = (Vec::new(), Vec::new());
     for (i, account) in accounts.iter().enumerate() {
@@ -364,12 +428,15 @@ pub async fn video(args: &Args, server: &Server) -> Result<Vec<Outcome>, String>
             saw_video: AtomicBool::new(i == 0),
             stats: stats.clone(),
         };
-        let pc = peer::client(Receiver::reading(
-            tally.clone(),
-            joined_at.clone(),
-            i > 0,
-            Some(Arc::new(view)),
-        ))
+        let pc = peer::client_hearing_feedback(
+            Receiver::reading(
+                tally.clone(),
+                joined_at.clone(),
+                i > 0,
+                Some(Arc::new(view)),
+            ),
+            "127.0.0.1:0",
+        )
         .await?;
         let mic = Mic::add(&pc, i).await?;
         let camera = Camera::add(&pc, i).await?;
@@ -385,7 +452,7 @@ pub async fn video(args: &Args, server: &Server) -> Result<Vec<Outcome>, String>
             after_answer,
         };
         all.push(voice::join(server, i, &account.token, room, tally.clone(), call).await?);
-        cameras.push(camera.start(tally.clone()));
+        cameras.push(camera.start(tally.clone(), keys.clone()));
     }
     let window = voice_common::measure(args, &tally, server.nodes[0].pid).await;
     let rss_after = server.rss_kib();
@@ -439,7 +506,9 @@ pub async fn video(args: &Args, server: &Server) -> Result<Vec<Outcome>, String>
         "first_video_p50_ms": ms(&first_video, 0.5),
         "first_video_p99_ms": ms(&first_video, 0.99),
         "first_video_joined": first_video.len(),
-        "keyframe_interval_frames": KEYFRAME_EVERY,
+        // Over the whole run (joins included), all cameras and layers.
+        "keyframe_requests_heard": keys.requests.load(Ordering::Relaxed),
+        "keyframes_sent": keys.sent.load(Ordering::Relaxed),
     });
     let mut out = voice_common::outcome(
         &tally,
@@ -458,7 +527,8 @@ pub async fn video(args: &Args, server: &Server) -> Result<Vec<Outcome>, String>
     out.notes.push_str(&format!(
         "\n                 published {published} packets/s (audio 50, video q {} h {} f {} per participant); \
          video received per s: spotlight {} (offered f {spot_offered}), thumbnails {} (offered q {thumb_offered}); \
-         audio p50/p99 {:.2}/{:.2} ms, video p50/p99 {:.2}/{:.2} ms; join → first video packet p50 {:.1} ms p99 {:.1} ms (a keyframe every {KEYFRAME_EVERY} frames)",
+         audio p50/p99 {:.2}/{:.2} ms, video p50/p99 {:.2}/{:.2} ms; join → first video packet p50 {:.1} ms p99 {:.1} ms; \
+         {} keyframe requests heard, {} keyframes sent",
         packets_per_sec(0),
         packets_per_sec(1),
         packets_per_sec(2),
@@ -470,6 +540,8 @@ pub async fn video(args: &Args, server: &Server) -> Result<Vec<Outcome>, String>
         ms(&video_us, 0.99),
         ms(&first_video, 0.5),
         ms(&first_video, 0.99),
+        keys.requests.load(Ordering::Relaxed),
+        keys.sent.load(Ordering::Relaxed),
     ));
     Ok(vec![out])
 }

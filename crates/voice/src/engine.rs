@@ -4,8 +4,10 @@
 use crate::config::VoiceConfig;
 use crate::error::VoiceError;
 use rtc::interceptor::{
-    Attribute, BandwidthEstimator, CongestionControlBuilder, EstimatorStats, Gcc, Interceptor,
-    Packet, PacketReport, Slot, StreamInfo, TaggedPacket, TwccReceiverBuilder, TwccSenderBuilder,
+    Attribute, BandwidthEstimator, CongestionControlBuilder, EstimatorStats, Interceptor,
+    LossController, OveruseDetector, Packet, PacketReport, RateCalculator, RateControlState,
+    RateController, SlopeEstimator, Slot, StreamInfo, TaggedPacket, TwccReceiverBuilder,
+    TwccSenderBuilder,
 };
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
@@ -24,11 +26,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use webrtc::peer_connection::Registry;
 
-/// The media engine and interceptor chain of one peer connection; `estimate` receives the
-/// send-side bandwidth estimate (bits/s) when estimation is on.
+/// What the send-side estimator says about one subscriber's downlink.
+#[derive(Debug, Default)]
+pub(crate) struct Downlink {
+    /// The estimate, bits/s (0 until the first feedback).
+    pub(crate) target: AtomicU64,
+    /// How many times the estimator has found the path congested: a delay-based backoff
+    /// (queueing delay growing) or a loss-based one (more than 10 % lost).
+    pub(crate) congestion: AtomicU64,
+}
+
+/// The media engine and interceptor chain of one peer connection; `downlink` receives the
+/// send-side bandwidth estimate when estimation is on.
 pub(crate) fn media_and_interceptors(
     cfg: &VoiceConfig,
-    estimate: Arc<AtomicU64>,
+    downlink: Arc<Downlink>,
 ) -> Result<(MediaEngine, Registry), VoiceError> {
     let mut me = MediaEngine::default();
     me.register_default_codecs().map_err(VoiceError::webrtc)?;
@@ -45,16 +57,16 @@ pub(crate) fn media_and_interceptors(
     let mut registry =
         register_default_interceptors(Registry::new(), &mut me).map_err(VoiceError::webrtc)?;
     if cfg.bandwidth_estimation {
-        let estimator = ReportingEstimator {
-            inner: Gcc::new(1_000_000.0, 100_000.0, 20_000_000.0),
-            target: estimate,
-        };
+        let estimator = Estimator::new(1_000_000.0, 100_000.0, 20_000_000.0, downlink);
         registry = estimation(registry, estimator, &mut me)?;
     }
-    // Nearest the application: hand keyframe requests and REMB from subscribers to the
-    // forwarders (the chain stops inbound RTCP otherwise).
-    let registry = registry.with(Slot::from(14_000), FeedbackToApp::default());
-    Ok((me, registry))
+    // Hand keyframe requests and REMB from subscribers to the forwarders.
+    Ok((me, feedback_to_app(registry)))
+}
+
+/// Adds [`FeedbackToApp`] nearest the application (the chain stops inbound RTCP otherwise).
+pub(crate) fn feedback_to_app(registry: Registry) -> Registry {
+    registry.with(Slot::from(14_000), FeedbackToApp::default())
 }
 
 /// Send-side bandwidth estimation from TWCC feedback, without a pacer.
@@ -119,44 +131,90 @@ pub(crate) fn settings(cfg: &VoiceConfig) -> SettingEngine {
     b.build()
 }
 
-/// Delegates to GCC and publishes its target after every update.
-struct ReportingEstimator {
-    inner: Gcc,
-    target: Arc<AtomicU64>,
+/// Google Congestion Control assembled from webrtc-rs's own stages, the way its `Gcc` does
+/// (delay: arrival-time slope → overuse detector → AIMD rate control; loss: its own
+/// controller; the lower of the two wins), publishing the estimate and every congestion
+/// decision to the forwarders.
+///
+/// `Gcc` reports only a number, and the number alone cannot tell the layer chooser
+/// (`layers.rs`) that a path is congested: a backoff sets the estimate to 85 % of what
+/// *arrived*, which after stepping a subscriber up to a bigger layer can be higher than the
+/// estimate was before. Without padding probes the estimate also trails what is actually
+/// sent, so "estimate below the layer's rate" is not a congestion signal either.
+struct Estimator {
+    slope: SlopeEstimator,
+    detector: OveruseDetector,
+    received: RateCalculator,
+    delay: RateController,
+    loss: LossController,
+    min: f64,
+    max: f64,
+    target: f64,
+    out: Arc<Downlink>,
 }
 
-impl ReportingEstimator {
-    fn publish(&self) {
-        self.target
-            .store(self.inner.target_bitrate() as u64, Ordering::Relaxed);
+impl Estimator {
+    fn new(initial: f64, min: f64, max: f64, out: Arc<Downlink>) -> Estimator {
+        let initial = initial.clamp(min, max);
+        Estimator {
+            slope: SlopeEstimator::new(),
+            detector: OveruseDetector::new(),
+            received: RateCalculator::default(),
+            delay: RateController::new(initial, min, max),
+            loss: LossController::new(initial, min, max),
+            min,
+            max,
+            target: initial,
+            out,
+        }
     }
 }
 
-impl BandwidthEstimator for ReportingEstimator {
+impl BandwidthEstimator for Estimator {
     fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
-        self.inner.on_reports(now, reports);
-        self.publish();
+        if reports.is_empty() {
+            return;
+        }
+        let mut usage = self.detector.usage();
+        for report in reports {
+            if report.arrived {
+                self.received.add(now, report.size);
+            }
+            if let Some(trend) = self.slope.accumulate(report) {
+                usage = self.detector.update(trend.at, trend.estimate_ms);
+            }
+        }
+        let received = self.received.rate_bits_per_second(now);
+        let delay_target = self.delay.update(now, usage, received);
+        // The controller backs off only when it knows what arrived.
+        let delay_backoff = self.delay.state() == RateControlState::Decrease && received.is_some();
+        let loss_before = self.loss.target();
+        let lost = reports.iter().filter(|r| !r.arrived).count();
+        let loss_target = self.loss.update(now, lost, reports.len());
+        self.target = delay_target.min(loss_target).clamp(self.min, self.max);
+        self.out.target.store(self.target as u64, Ordering::Relaxed);
+        if delay_backoff || loss_target < loss_before {
+            // Release: whoever sees the new count sees the estimate that came with it.
+            self.out.congestion.fetch_add(1, Ordering::Release);
+        }
     }
 
     fn target_bitrate(&self) -> f64 {
-        self.inner.target_bitrate()
-    }
-
-    fn handle_timeout(&mut self, now: Instant) {
-        self.inner.handle_timeout(now);
-        self.publish();
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.inner.poll_timeout()
+        self.target
     }
 
     fn stats(&self) -> EstimatorStats {
-        self.inner.stats()
+        let mut stats = EstimatorStats::default();
+        stats.delay_based_bitrate = Some(self.delay.target());
+        stats.loss_based_bitrate = Some(self.loss.target());
+        stats.packet_loss = self.loss.average_loss();
+        stats
     }
 }
 
 /// Marks PLI, FIR and REMB for delivery to the application (the sender's `TrackLocal`).
+/// Also on the client peer ([`crate::peer::client_hearing_feedback`]), whose cameras answer
+/// keyframe requests as a browser's encoder does.
 #[derive(Default)]
 struct FeedbackToApp {
     read: VecDeque<TaggedPacket>,

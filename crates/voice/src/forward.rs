@@ -329,11 +329,13 @@ impl Published {
         let mut st = sub.state.lock();
         let target = if self.simulcast {
             let current_rate = st.current.map_or(0, |c| rates[c.index()]);
+            // The count first: the estimator writes the estimate before counting.
+            let congestion = sub.subscriber.congestion();
             let estimate = sub.subscriber.estimate();
             let current = st.current.unwrap_or(Layer::High);
-            let ceiling = st
-                .congestion
-                .update(estimate, current, current_rate, inc.now);
+            let ceiling =
+                st.congestion
+                    .update(estimate, congestion, current, current_rate, inc.now);
             let shown = sub.subscriber.shown_layer(self.publisher.id);
             layers::choose(avail, shown, ceiling, sub.subscriber.bandwidth_cap(), rates)?
         } else {

@@ -1,11 +1,18 @@
 //! Which simulcast layer a subscriber gets: min(what it shows, what its bandwidth allows).
 //!
 //! Bandwidth comes from an explicit cap ([`crate::Sfu::set_bandwidth_cap`]) and from the
-//! send-side estimate (TWCC feedback into GCC). There is no padding probe, and GCC's estimate
-//! stays near 1.5× what is actually sent, so the estimate cannot prove that a higher layer
-//! fits: it is used to step *down* (the estimate fell below the forwarded layer's rate),
-//! and after [`PROBE_AFTER`] without congestion the subscriber steps back up one layer (a
-//! probe by trying). A step down right after a probe doubles the wait (up to 60 s).
+//! send-side estimate (TWCC feedback into GCC, `engine::Estimator`), or REMB without it.
+//! There is no padding probe, so the estimate trails what is actually sent and cannot prove
+//! that a higher layer fits; it is used to step *down*, and after [`PROBE_AFTER`] without
+//! congestion the subscriber steps back up one layer (a probe by trying). A step down right
+//! after a probe doubles the wait (up to 60 s).
+//!
+//! A step down needs the estimate below the forwarded layer's rate *and*, with the send-side
+//! estimator, a congestion decision of it since the last look (growing queueing delay, or
+//! loss). The estimate alone would undo every probe: the moment a subscriber steps up, the
+//! new layer's rate is above an estimate built on the old one (the first cut did exactly
+//! that, so a lone spotlight never reached the top layer). With REMB alone (a receiver-side
+//! estimate), the estimate below the rate is the signal.
 
 use crate::types::Layer;
 use std::time::{Duration, Instant};
@@ -21,6 +28,8 @@ pub(crate) struct Congestion {
     since: Instant,
     probed_at: Option<Instant>,
     wait: Duration,
+    /// The estimator's congestion count at the last look.
+    seen: Option<u64>,
 }
 
 impl Congestion {
@@ -30,19 +39,30 @@ impl Congestion {
             since: now,
             probed_at: None,
             wait: PROBE_AFTER,
+            seen: None,
         }
     }
 
-    /// Feed the estimate (bits/s, 0 = none yet) and the bitrate of the layer being
-    /// forwarded; returns the ceiling.
+    /// Feed the estimate (bits/s, 0 = none yet), the send-side estimator's congestion count
+    /// (`None` without one) and the bitrate of the layer being forwarded; returns the ceiling.
     pub(crate) fn update(
         &mut self,
         estimate: u64,
+        congestion: Option<u64>,
         current: Layer,
         current_rate: u64,
         now: Instant,
     ) -> Layer {
-        if estimate > 0 && current_rate > 0 && estimate < current_rate && current > Layer::Low {
+        let congested = match congestion {
+            Some(count) => self.seen.replace(count).is_some_and(|seen| seen != count),
+            None => true,
+        };
+        if congested
+            && estimate > 0
+            && current_rate > 0
+            && estimate < current_rate
+            && current > Layer::Low
+        {
             let probed_recently = self
                 .probed_at
                 .is_some_and(|at| now.saturating_duration_since(at) < Duration::from_secs(2));
@@ -139,26 +159,75 @@ mod tests {
     fn congestion_steps_down_then_probes_up() {
         let t0 = Instant::now();
         let mut c = Congestion::new(t0);
-        assert_eq!(c.update(0, Layer::High, 1500, t0), Layer::High);
-        assert_eq!(c.update(1000, Layer::High, 1500, t0), Layer::Medium);
+        assert_eq!(c.update(0, None, Layer::High, 1500, t0), Layer::High);
+        // A congestion decision with the estimate below the layer: one layer down.
+        assert_eq!(c.update(1000, Some(0), Layer::High, 1500, t0), Layer::High);
         assert_eq!(
-            c.update(1000, Layer::Medium, 500, t0 + Duration::from_secs(1)),
+            c.update(1000, Some(1), Layer::High, 1500, t0),
             Layer::Medium
         );
         assert_eq!(
-            c.update(1000, Layer::Medium, 500, t0 + PROBE_AFTER),
+            c.update(
+                1000,
+                Some(1),
+                Layer::Medium,
+                500,
+                t0 + Duration::from_secs(1)
+            ),
+            Layer::Medium
+        );
+        assert_eq!(
+            c.update(1000, Some(1), Layer::Medium, 500, t0 + PROBE_AFTER),
             Layer::High
         );
         // Congested right after the probe: back down, and the next probe waits twice as long.
         let t1 = t0 + PROBE_AFTER + Duration::from_millis(500);
-        assert_eq!(c.update(1000, Layer::High, 1500, t1), Layer::Medium);
         assert_eq!(
-            c.update(1000, Layer::Medium, 500, t1 + PROBE_AFTER),
+            c.update(1000, Some(2), Layer::High, 1500, t1),
             Layer::Medium
         );
         assert_eq!(
-            c.update(1000, Layer::Medium, 500, t1 + PROBE_AFTER * 2),
+            c.update(1000, Some(2), Layer::Medium, 500, t1 + PROBE_AFTER),
+            Layer::Medium
+        );
+        assert_eq!(
+            c.update(1000, Some(2), Layer::Medium, 500, t1 + PROBE_AFTER * 2),
             Layer::High
         );
+    }
+
+    #[test]
+    fn an_estimate_that_trails_what_is_sent_does_not_undo_a_probe() {
+        let t0 = Instant::now();
+        let mut c = Congestion::new(t0);
+        assert_eq!(c.update(1000, Some(3), Layer::High, 1500, t0), Layer::High);
+        assert_eq!(
+            c.update(1000, Some(4), Layer::High, 1500, t0),
+            Layer::Medium
+        );
+        let probe = t0 + PROBE_AFTER;
+        assert_eq!(
+            c.update(700, Some(4), Layer::Medium, 500, probe),
+            Layer::High
+        );
+        // On the top layer the estimate (built while the middle one was sent) is below its
+        // rate for seconds, with no congestion: it stays.
+        for s in 1..20 {
+            let at = probe + Duration::from_millis(500 * s);
+            assert_eq!(c.update(750, Some(4), Layer::High, 1500, at), Layer::High);
+        }
+        // Congestion with the estimate above the layer's rate is someone else's problem.
+        assert_eq!(
+            c.update(2000, Some(5), Layer::High, 1500, probe + PROBE_AFTER * 2),
+            Layer::High
+        );
+    }
+
+    #[test]
+    fn with_remb_alone_the_estimate_below_the_layer_steps_down() {
+        let t0 = Instant::now();
+        let mut c = Congestion::new(t0);
+        assert_eq!(c.update(1000, None, Layer::High, 1500, t0), Layer::Medium);
+        assert_eq!(c.update(1000, None, Layer::Medium, 500, t0), Layer::Medium);
     }
 }

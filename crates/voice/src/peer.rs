@@ -65,6 +65,26 @@ pub async fn client_on(
     handler: Arc<dyn PeerConnectionEventHandler>,
     udp_addr: &str,
 ) -> Result<Arc<dyn PeerConnection>, String> {
+    build(handler, udp_addr, false).await
+}
+
+/// [`client_on`], and the keyframe requests (PLI, FIR) and REMB the remote sends about
+/// what this peer publishes reach the application, as `TrackLocalEvent::OnRtcpPacket` from
+/// each sent track's `poll`. webrtc-rs stops inbound RTCP in the interceptor chain
+/// otherwise. A caller must drain `poll` on every track it publishes: each track's event
+/// queue holds 256, and webrtc-rs logs every packet dropped past that.
+pub async fn client_hearing_feedback(
+    handler: Arc<dyn PeerConnectionEventHandler>,
+    udp_addr: &str,
+) -> Result<Arc<dyn PeerConnection>, String> {
+    build(handler, udp_addr, true).await
+}
+
+async fn build(
+    handler: Arc<dyn PeerConnectionEventHandler>,
+    udp_addr: &str,
+    feedback: bool,
+) -> Result<Arc<dyn PeerConnection>, String> {
     let mut me = MediaEngine::default();
     me.register_default_codecs().map_err(|e| e.to_string())?;
     me.register_header_extension(
@@ -75,8 +95,11 @@ pub async fn client_on(
         None,
     )
     .map_err(|e| e.to_string())?;
-    let registry =
+    let mut registry =
         register_default_interceptors(Registry::new(), &mut me).map_err(|e| e.to_string())?;
+    if feedback {
+        registry = crate::engine::feedback_to_app(registry);
+    }
     let pc = PeerConnectionBuilder::new()
         .with_media_engine(me)
         .with_interceptor_registry(registry)

@@ -147,7 +147,7 @@ async fn build_peer_connection(
             .iter()
             .map(|ip| SocketAddr::new(*ip, lease.port).to_string())
             .collect();
-        let (media, registry) = engine::media_and_interceptors(cfg, member.estimate.clone())?;
+        let (media, registry) = engine::media_and_interceptors(cfg, member.downlink.clone())?;
         let built = PeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
             .with_media_engine(media)

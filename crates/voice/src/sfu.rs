@@ -111,8 +111,8 @@ pub(crate) struct Member {
     self_deaf: AtomicBool,
     pub(crate) events: EventSink,
     pub(crate) cmd: mpsc::UnboundedSender<Command>,
-    /// Send-side estimate (bits/s), written by the GCC interceptor.
-    pub(crate) estimate: Arc<AtomicU64>,
+    /// The send-side estimate, written by the GCC interceptor.
+    pub(crate) downlink: Arc<crate::engine::Downlink>,
     remb: AtomicU64,
     cap: AtomicU64,
     shows: Mutex<HashMap<ParticipantId, Layer>>,
@@ -141,13 +141,20 @@ impl Member {
 
     /// The best estimate of this subscriber's downlink (bits/s), 0 when none.
     pub(crate) fn estimate(&self) -> u64 {
-        let gcc = self.estimate.load(Ordering::Relaxed);
+        let gcc = self.downlink.target.load(Ordering::Relaxed);
         let remb = self.remb.load(Ordering::Relaxed);
         match (gcc, remb) {
             (0, r) => r,
             (g, 0) => g,
             (g, r) => g.min(r),
         }
+    }
+
+    /// How many congestion decisions the send-side estimator has made (they only grow), or
+    /// `None` without one (estimation off, no TWCC feedback yet: only REMB, if anything).
+    pub(crate) fn congestion(&self) -> Option<u64> {
+        (self.downlink.target.load(Ordering::Relaxed) > 0)
+            .then(|| self.downlink.congestion.load(Ordering::Acquire))
     }
 
     pub(crate) fn note_remb(&self, bps: u64) {
@@ -551,7 +558,7 @@ impl SfuInner {
                 cmd: cmd_tx.clone(),
             },
             cmd: cmd_tx,
-            estimate: Arc::new(AtomicU64::new(0)),
+            downlink: Arc::default(),
             remb: AtomicU64::new(0),
             cap: AtomicU64::new(0),
             shows: Mutex::new(HashMap::new()),

@@ -8,6 +8,7 @@ use hearth_voice::{
     Grants, JoinRequest, Joined, Layer, LeaveReason, Limits, ParticipantId, RoomKey, SessionTag,
     Sfu, SfuEvent, Signal, TrackKind, VoiceConfig, VoiceError, turn_credentials, turn_password,
 };
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 const ROOM: RoomKey = RoomKey(7);
@@ -146,12 +147,22 @@ async fn two_participants_exchange_audio_and_video() {
     // A subscriber's PLI reaches the publisher (throttled to one per 500 ms per layer).
     tokio::time::sleep(Duration::from_millis(600)).await;
     let before = sfu.stats().keyframe_requests;
+    let heard_before = a.shared.keyframe_requests.load(Ordering::Relaxed);
     for _ in 0..3 {
         assert!(b.send_pli("1-camera-").await, "b has a's camera");
         tokio::time::sleep(Duration::from_millis(600)).await;
     }
     let after = sfu.stats().keyframe_requests;
     assert!(after >= before + 2, "PLIs passed on: {before} → {after}");
+    let heard = eventually(Duration::from_secs(2), || {
+        a.shared.keyframe_requests.load(Ordering::Relaxed) >= heard_before + 2
+    })
+    .await;
+    assert!(
+        heard,
+        "the publisher's camera heard {} keyframe requests, had {heard_before}",
+        a.shared.keyframe_requests.load(Ordering::Relaxed)
+    );
     // TWCC feedback from the subscribers reaches the estimator.
     let estimated = eventually(Duration::from_secs(5), || {
         sfu.bandwidth_estimate(ParticipantId(1))

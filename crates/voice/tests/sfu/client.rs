@@ -11,11 +11,11 @@ use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sdp::extmap::{AUDIO_LEVEL_URI, SDES_MID_URI, SDES_RTP_STREAM_ID_URI};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCIceGatheringState,
@@ -40,6 +40,8 @@ pub struct Shared {
     pub offers_seen: Mutex<Vec<String>>,
     pub errors: Mutex<Vec<String>>,
     pub remotes: Mutex<HashMap<String, Arc<dyn TrackRemote>>>,
+    /// Keyframe requests (PLI, FIR) the SFU sent about what this client publishes.
+    pub keyframe_requests: AtomicUsize,
 }
 
 struct Handler {
@@ -137,11 +139,14 @@ impl Client {
         let shared = Arc::new(Shared::default());
         let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
         let (gathered_tx, gathered) = watch::channel(false);
-        let pc = hearth_voice::peer::client(Arc::new(Handler {
-            shared: shared.clone(),
-            state: state_tx,
-            gathered: gathered_tx,
-        }))
+        let pc = hearth_voice::peer::client_hearing_feedback(
+            Arc::new(Handler {
+                shared: shared.clone(),
+                state: state_tx,
+                gathered: gathered_tx,
+            }),
+            "127.0.0.1:0",
+        )
         .await
         .expect("client peer connection");
         let mut client = Client {
@@ -389,6 +394,11 @@ impl Client {
             let audio = o.kind == RtpCodecKind::Audio;
             let level = self.audio_level.clone();
             let sending = self.sending.clone();
+            tokio::spawn(count_keyframe_requests(
+                track.clone(),
+                self.shared.clone(),
+                sending.clone(),
+            ));
             tokio::spawn(async move {
                 let period = if audio {
                     Duration::from_millis(20)
@@ -510,6 +520,34 @@ impl Client {
     pub async fn close(&self) {
         self.sending.store(false, Ordering::Relaxed);
         let _ = self.pc.close().await;
+    }
+}
+
+/// Reads the RTCP the SFU sends about a published track (the track's queue must be
+/// drained) and counts its keyframe requests, until the client stops sending.
+async fn count_keyframe_requests(
+    track: Arc<TrackLocalStaticRTP>,
+    shared: Arc<Shared>,
+    sending: Arc<AtomicBool>,
+) {
+    use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+    use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+    while sending.load(Ordering::Relaxed) {
+        match track.poll().await {
+            Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
+                let asks = packets
+                    .iter()
+                    .filter(|p| {
+                        p.as_any().is::<PictureLossIndication>()
+                            || p.as_any().is::<FullIntraRequest>()
+                    })
+                    .count();
+                shared.keyframe_requests.fetch_add(asks, Ordering::Relaxed);
+            }
+            Some(_) => {}
+            // Not bound (between negotiations).
+            None => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
     }
 }
 
