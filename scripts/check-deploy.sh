@@ -99,14 +99,72 @@ PY
   # container's DNS become 127.0.0.1 here).
   mkdir -p "$tmp/nginx"
   sed -e "s#/etc/nginx/hearth/upstream.conf#$tmp/nginx/upstream.conf#" -e "s#pid /tmp/nginx.pid#pid $tmp/nginx/nginx.pid#" \
+    -e "s#/etc/nginx/hearth/search-upstream.conf#$tmp/nginx/search-upstream.conf#" \
     -e "s#/dev/stderr#$tmp/nginx/error.log#" -e "s#/dev/stdout#$tmp/nginx/access.log#" \
     docker/nginx/nginx.conf >"$tmp/nginx/nginx.conf"
   printf 'server 127.0.0.1:8081 max_fails=2 fail_timeout=10s;\nserver 127.0.0.1:8082 down;\n' >"$tmp/nginx/upstream.conf"
+  printf 'server 127.0.0.1:8081 max_fails=2 fail_timeout=10s;\n' >"$tmp/nginx/search-upstream.conf"
   "$(command -v nginx || echo /usr/sbin/nginx)" -t -q -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/error.log" 2>/dev/null ||
     die "nginx -t rejected docker/nginx/nginx.conf: $(cat "$tmp/nginx/error.log")"
   echo "nginx -t: docker/nginx/nginx.conf ok"
+  check_routes "$tmp"
   python3 -c 'import json; json.load(open("docker/nats/log-stream.json"))'
   rm -rf "$tmp"
+}
+
+# The container's nginx.conf, run: searches reach the search role's nodes, everything else
+# the node list. Two stand-in nodes (Python's http.server) say who answered.
+check_routes() {
+  local tmp="$1" nginx port a b pids=() who
+  nginx="$(command -v nginx || echo /usr/sbin/nginx)"
+  read -r port a b < <(python3 -c 'import socket
+ps = []
+for _ in range(3):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); ps.append(s)
+print(*[s.getsockname()[1] for s in ps])')
+  for n in a b; do
+    local root="$tmp/node-$n"
+    mkdir -p "$root/api/v1/communities/7/messages" "$root/api/v1/dms/messages" "$root/api/v1/channels/9"
+    for f in api/v1/communities/7/messages/search api/v1/dms/messages/search api/v1/channels/9/messages api/v1/users; do
+      echo "$n" >"$root/$f"
+    done
+  done
+  python3 -m http.server "$a" --bind 127.0.0.1 --directory "$tmp/node-a" >/dev/null 2>&1 & pids+=($!)
+  python3 -m http.server "$b" --bind 127.0.0.1 --directory "$tmp/node-b" >/dev/null 2>&1 & pids+=($!)
+  local p
+  for p in "$a" "$b"; do
+    for _ in $(seq 100); do
+      curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$p/api/v1/users" && break
+      sleep 0.1
+    done
+  done
+  printf 'server 127.0.0.1:%s;\n' "$a" >"$tmp/nginx/upstream.conf"
+  printf 'server 127.0.0.1:%s;\n' "$b" >"$tmp/nginx/search-upstream.conf"
+  sed -e "s#listen 8090;#listen 127.0.0.1:$port;#" "$tmp/nginx/nginx.conf" >"$tmp/nginx/routes.conf"
+  "$nginx" -p "$tmp/nginx" -c "$tmp/nginx/routes.conf" -e "$tmp/nginx/error.log" 2>/dev/null ||
+    { kill "${pids[@]}"; die "nginx did not start: $(cat "$tmp/nginx/error.log")"; }
+  pids+=("$(cat "$tmp/nginx/nginx.pid")")
+  local path want bad=""
+  for path in communities/7/messages/search:b dms/messages/search:b channels/9/messages:a users:a; do
+    want="${path##*:}"
+    path="/api/v1/${path%:*}"
+    who="$(curl -s --max-time 5 "http://127.0.0.1:$port$path?q=x" || true)"
+    [ "$who" = "$want" ] || bad+=" $path→'$who' (want $want)"
+  done
+  # hearth-lb.sh's lists (NGINX=true: it writes them and stops): a, whose /readyz
+  # answers, is up; b, whose does not, is down on the node list and kept on the search
+  # list, where it is the only node (none ready: all stay in).
+  echo ok >"$tmp/node-a/readyz"
+  HEARTH_NODES="127.0.0.1:$a 127.0.0.1:$b" HEARTH_SEARCH_NODES="127.0.0.1:$b" \
+    HEARTH_UPSTREAM="$tmp/lb/upstream.conf" NGINX=true bash docker/nginx/hearth-lb.sh >/dev/null
+  grep -qx "server 127.0.0.1:$a max_fails=2 fail_timeout=10s;" "$tmp/lb/upstream.conf" &&
+    grep -q "^server 127.0.0.1:$b .* down;" "$tmp/lb/upstream.conf" &&
+    grep -qx "server 127.0.0.1:$b max_fails=2 fail_timeout=10s;" "$tmp/lb/search-upstream.conf" &&
+    [ "$(wc -l <"$tmp/lb/search-upstream.conf")" = 1 ] ||
+    bad+=" hearth-lb.sh wrote: $(cat "$tmp/lb/upstream.conf" "$tmp/lb/search-upstream.conf")"
+  kill "${pids[@]}" 2>/dev/null || true
+  [ -z "$bad" ] || die "nginx routes:$bad"
+  echo "nginx routes: searches to the search role, the rest to every node; hearth-lb.sh writes both lists"
 }
 
 check_helm() {

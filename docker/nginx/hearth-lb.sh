@@ -5,11 +5,20 @@
 # changes the upstream list is rewritten (a failing node marked `down`, a name
 # that does not resolve left out; when none is ready, all stay in) and nginx reloaded.
 #   HEARTH_NODES        "host:port ..." (default: hearth-1:8080 hearth-2:8080 hearth-3:8080)
+#   HEARTH_SEARCH_NODES the nodes in the search role, which keep a search index and answer
+#                       the search endpoints (default: every node of HEARTH_NODES; see
+#                       docs/operations.md, "The search role")
 #   HEARTH_UPSTREAM     the file nginx.conf includes (default /etc/nginx/hearth/upstream.conf)
+#   HEARTH_SEARCH_UPSTREAM  the search nodes' list (default: search-upstream.conf beside it)
 #   NGINX               nginx command line (default: nginx)
 set -u
 NODES="${HEARTH_NODES:-hearth-1:8080 hearth-2:8080 hearth-3:8080}"
 UPSTREAM="${HEARTH_UPSTREAM:-/etc/nginx/hearth/upstream.conf}"
+SEARCH_NODES="${HEARTH_SEARCH_NODES:-$NODES}"
+SEARCH_UPSTREAM="${HEARTH_SEARCH_UPSTREAM:-$(dirname "$UPSTREAM")/search-upstream.conf}"
+# Every node checked once, whichever lists it is on.
+# shellcheck disable=SC2086 # the lists are split into names on purpose
+read -r -a CHECKED <<<"$(printf '%s\n' $NODES $SEARCH_NODES | awk '!seen[$0]++' | tr '\n' ' ')"
 read -r -a NGINX <<<"${NGINX:-nginx}"
 INTERVAL="${HEARTH_CHECK_INTERVAL:-2}"
 
@@ -26,13 +35,13 @@ ready() { # ready host:port → /readyz answered 200 within 2 s
 
 resolves() { getent hosts "${1%:*}" >/dev/null 2>&1; }
 
-write_upstream() { # write_upstream "ready nodes"
-  local n any="" out="" ready=" $1 "
-  # None ready: a part every node shares (Postgres, Redis, NATS) is down. Keep them all
-  # in: each answers 503 `unavailable` in the API's shape (nginx alone would answer 502
-  # with its own page), and the first to recover serves at once.
-  [ -n "$1" ] || ready=" $NODES "
-  for n in $NODES; do
+write_list() { # write_list FILE "nodes" "ready nodes"
+  local file="$1" nodes="$2" n any="" out="" ready=" $3 "
+  # None of them ready: a part every node shares (Postgres, Redis, NATS) is down. Keep
+  # them all in: each answers 503 `unavailable` in the API's shape (nginx alone would
+  # answer 502 with its own page), and the first to recover serves at once.
+  ready_here "$nodes" "$3" || ready=" $nodes "
+  for n in $nodes; do
     if ! resolves "$n"; then
       out+="# server $n: name does not resolve"$'\n'
     elif [[ "$ready" == *" $n "* ]]; then
@@ -45,13 +54,24 @@ write_upstream() { # write_upstream "ready nodes"
   done
   # An upstream needs a server: with none resolvable, one that is down.
   [ -n "$any" ] || out+="server 127.0.0.1:9 down;"$'\n'
-  mkdir -p "$(dirname "$UPSTREAM")"
-  printf '%s' "$out" >"$UPSTREAM.new" && mv -f "$UPSTREAM.new" "$UPSTREAM"
+  mkdir -p "$(dirname "$file")"
+  printf '%s' "$out" >"$file.new" && mv -f "$file.new" "$file"
+}
+
+ready_here() { # ready_here "nodes" "ready nodes" → is any of the nodes ready
+  local n
+  for n in $1; do [[ " $2 " == *" $n "* ]] && return 0; done
+  return 1
+}
+
+write_upstream() { # write_upstream "ready nodes": both lists
+  write_list "$UPSTREAM" "$NODES" "$1"
+  write_list "$SEARCH_UPSTREAM" "$SEARCH_NODES" "$1"
 }
 
 check_all() {
   local n r=""
-  for n in $NODES; do ready "$n" && r+="$n "; done
+  for n in "${CHECKED[@]}"; do ready "$n" && r+="$n "; done
   echo "${r% }"
 }
 

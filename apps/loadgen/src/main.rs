@@ -207,6 +207,11 @@ pub struct Args {
     /// Server processes (2+: a cluster over Postgres, NATS and Redis).
     #[arg(long, default_value_t = 1)]
     pub nodes: usize,
+    /// How many nodes (the first ones) keep a search index; the rest run with
+    /// `HEARTH_SEARCH_ENABLED=false`, as nodes outside the search role do
+    /// (docs/operations.md) [default: every node].
+    #[arg(long)]
+    pub search_nodes: Option<usize>,
     #[arg(long, default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
     #[arg(long, default_value = "redis://127.0.0.1:6379")]

@@ -47,9 +47,10 @@ pub fn print(args: &Args, results: &[Outcome]) {
         );
     } else {
         println!(
-            "backend: {:?}   nodes: {}   duration: {} s per scenario   pinned: {}",
+            "backend: {:?}   nodes: {} (search index on {})   duration: {} s per scenario   pinned: {}",
             args.backend,
             args.nodes,
+            args.search_nodes.unwrap_or(args.nodes).min(args.nodes),
             args.duration,
             if !args.pin {
                 "no"
@@ -92,6 +93,7 @@ pub fn json(args: &Args, results: &[Outcome]) -> String {
                 "scenario": r.name,
                 "backend": format!("{:?}", args.backend).to_lowercase(),
                 "nodes": args.nodes,
+                "search_nodes": args.search_nodes.unwrap_or(args.nodes),
                 "pinned": args.pin,
                 "requests": r.requests,
                 "errors": r.errors,

@@ -120,7 +120,11 @@ impl Server {
         for n in 0..nodes {
             // Started one after the other: each applies migrations (a no-op
             // after the first) and leases its node id before the next starts.
-            match server.spawn_node(args, nodes > 1, &jwt, &root).await {
+            let search = args.search_nodes.is_none_or(|k| n < k);
+            match server
+                .spawn_node(args, nodes > 1, search, &jwt, &root)
+                .await
+            {
                 Ok(node) => server.nodes.push(node),
                 Err(e) => {
                     server.stop().await;
@@ -139,6 +143,7 @@ impl Server {
         &self,
         args: &Args,
         cluster: bool,
+        search: bool,
         jwt: &str,
         root: &str,
     ) -> Result<Node, String> {
@@ -217,6 +222,9 @@ impl Server {
                 .env("HEARTH_RATE_LIMIT_AUTH_PER_IP_BURST", lifted)
                 .env("HEARTH_RATE_LIMIT_AUTH_PER_ACCOUNT_PER_SECOND", lifted)
                 .env("HEARTH_RATE_LIMIT_AUTH_PER_ACCOUNT_BURST", lifted);
+        }
+        if !search {
+            cmd.env("HEARTH_SEARCH_ENABLED", "false");
         }
         if cluster {
             cmd.env("NATS_URL", &args.nats_url)
