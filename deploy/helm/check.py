@@ -8,7 +8,8 @@ values and every ci/*-values.yaml it lints, renders, validates every manifest
 and checks what the chart promises: probes on /readyz and /healthz, config from
 the ConfigMap and secrets from the Secret, a PodDisruptionBudget when there is
 more than one node, the Service selecting only the nodes' pods, WebSocket
-timeouts on the Ingress. Run by scripts/check-deploy.sh (which installs both).
+timeouts on the Ingress; with the search role, its own Deployment, Service and
+Ingress paths, search on there and off on the nodes. Run by scripts/check-deploy.sh (which installs both).
 """
 import pathlib
 import sys
@@ -35,6 +36,15 @@ def scenarios():
 
 def labels_match(selector, labels):
     return all(labels.get(k) == v for k, v in selector.items())
+
+
+def role(doc):
+    return doc["metadata"]["labels"].get("app.kubernetes.io/component")
+
+
+def env(deployment, key):
+    c = deployment["spec"]["template"]["spec"]["containers"][0]
+    return next((e.get("value") for e in c.get("env", []) if e["name"] == key), None)
 
 
 for name, values in scenarios():
@@ -65,7 +75,8 @@ for name, values in scenarios():
     for path, doc in docs:
         kinds.setdefault(doc["kind"], []).append(doc)
 
-    dep = kinds.get("Deployment", [None])[0]
+    deps = {role(d): d for d in kinds.get("Deployment", [])}
+    dep = deps.get("server")
     check(dep is not None, f"{name}: no Deployment")
     if dep is None:
         continue
@@ -91,11 +102,11 @@ for name, values in scenarios():
     else:
         sec = [d for d in kinds.get("Secret", []) if d["metadata"]["name"] == refs.get("Secret")]
         check(len(sec) == 1 and "HEARTH_DATABASE_URL" in sec[0]["stringData"], f"{name}: Secret with HEARTH_DATABASE_URL")
-    pdbs = kinds.get("PodDisruptionBudget", [])
+    pdbs = [d for d in kinds.get("PodDisruptionBudget", []) if role(d) == "server"]
     if replicas > 1:
         check(len(pdbs) == 1 and labels_match(pdbs[0]["spec"]["selector"]["matchLabels"], pod["metadata"]["labels"]),
               f"{name}: PodDisruptionBudget missing or not selecting the nodes")
-    svc = kinds.get("Service", [None])[0]
+    svc = next((d for d in kinds.get("Service", []) if role(d) == "server"), None)
     check(svc is not None and labels_match(svc["spec"]["selector"], pod["metadata"]["labels"]),
           f"{name}: Service does not select the nodes' pods")
     # No other pod (hook Job, test) may be selected by the Service, the Deployment or the PDB.
@@ -112,6 +123,36 @@ for name, values in scenarios():
         ann = ing["metadata"].get("annotations", {})
         check(int(ann.get("nginx.ingress.kubernetes.io/proxy-read-timeout", "0")) >= 3600,
               f"{name}: Ingress without a long proxy-read-timeout for the gateway")
+    # The search role: its own nodes keep the index, the others none, and searches reach it.
+    search = deps.get("search")
+    if values.get("search", {}).get("role"):
+        check(search is not None, f"{name}: search role on, but no search Deployment")
+        if search is not None:
+            want = values["search"].get("replicaCount", 2)
+            check(search["spec"]["replicas"] == want, f"{name}: search Deployment replicas != {want}")
+            check(env(search, "HEARTH_SEARCH_ENABLED") == "true", f"{name}: search nodes without search")
+            check(env(dep, "HEARTH_SEARCH_ENABLED") == "false", f"{name}: the nodes keep an index too")
+            spod = search["spec"]["template"]["metadata"]["labels"]
+            check(not labels_match(dep["spec"]["selector"]["matchLabels"], spod)
+                  and not labels_match(search["spec"]["selector"]["matchLabels"], pod["metadata"]["labels"]),
+                  f"{name}: the two Deployments' selectors overlap")
+            ssvc = next((d for d in kinds.get("Service", []) if role(d) == "search"), None)
+            check(ssvc is not None and labels_match(ssvc["spec"]["selector"], spod)
+                  and not labels_match(ssvc["spec"]["selector"], pod["metadata"]["labels"]),
+                  f"{name}: no Service selecting only the search nodes")
+            if want > 1:
+                check(any(role(d) == "search" and labels_match(d["spec"]["selector"]["matchLabels"], spod)
+                          for d in kinds.get("PodDisruptionBudget", [])),
+                      f"{name}: no PodDisruptionBudget for the search nodes")
+            if values.get("ingress", {}).get("enabled") and ssvc is not None:
+                routed = {p["path"] for ing in kinds.get("Ingress", []) for r in ing["spec"]["rules"]
+                          for p in r["http"]["paths"]
+                          if p["backend"]["service"]["name"] == ssvc["metadata"]["name"]}
+                check(routed == {"/api/v1/communities/[0-9]+/messages/search", "/api/v1/dms/messages/search"},
+                      f"{name}: the Ingress sends {sorted(routed)} to the search nodes")
+    else:
+        check(search is None and env(dep, "HEARTH_SEARCH_ENABLED") is None,
+              f"{name}: search role off, but the nodes are split")
     print(f"helm chart, {name}: lint ok, {len(docs)} manifests valid for Kubernetes {KUBE} "
           f"({', '.join(sorted(k for k in kinds))})")
 

@@ -25,12 +25,6 @@ app.kubernetes.io/name: {{ include "hearth.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
-{{/* The nodes' pods (and only they: not the hook Job's, not the test's). */}}
-{{- define "hearth.selectorLabels" -}}
-{{ include "hearth.instanceLabels" . }}
-app.kubernetes.io/component: server
-{{- end }}
-
 {{- define "hearth.commonLabels" -}}
 helm.sh/chart: {{ include "hearth.chart" . }}
 {{ include "hearth.instanceLabels" . }}
@@ -41,6 +35,32 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "hearth.labels" -}}
 {{ include "hearth.commonLabels" . }}
 app.kubernetes.io/component: server
+{{- end }}
+
+{{/* A role's pods (and only they: not the hook Job's, not the test's), name and labels:
+`dict "root" $ "role" "server"` (the nodes) or "search" (the search role's nodes,
+`search.role`). */}}
+{{- define "hearth.roleSelectorLabels" -}}
+{{ include "hearth.instanceLabels" .root }}
+app.kubernetes.io/component: {{ .role }}
+{{- end }}
+
+{{- define "hearth.roleLabels" -}}
+{{ include "hearth.commonLabels" .root }}
+app.kubernetes.io/component: {{ .role }}
+{{- end }}
+
+{{- define "hearth.roleName" -}}
+{{- if eq .role "server" }}
+{{- include "hearth.fullname" .root }}
+{{- else }}
+{{- printf "%s-%s" (include "hearth.fullname" .root | trunc 56 | trimSuffix "-") .role }}
+{{- end }}
+{{- end }}
+
+{{/* The roles that run: the nodes, and the search role's nodes when it is on. */}}
+{{- define "hearth.roles" -}}
+{{- if .Values.search.role }}server search{{ else }}server{{ end }}
 {{- end }}
 
 {{- define "hearth.secretName" -}}
