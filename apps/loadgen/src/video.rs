@@ -331,8 +331,6 @@ async fn listen_for_keyframe_requests(
     wanted: Arc<[AtomicBool; 3]>,
     keys: Arc<Keyframes>,
 ) {
-    use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
-    use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
     use webrtc::media_stream::track_local::TrackLocalEvent;
     loop {
         let packets = match track.poll().await {
@@ -344,20 +342,10 @@ async fn listen_for_keyframe_requests(
                 continue;
             }
         };
-        for p in &packets {
-            let any = p.as_any();
-            let asked: Vec<u32> = if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
-                vec![pli.media_ssrc]
-            } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
-                fir.fir.iter().map(|e| e.ssrc).collect()
-            } else {
-                continue;
-            };
-            for ssrc in asked {
-                if let Some(l) = ssrcs.iter().position(|&s| s == ssrc) {
-                    keys.requests.fetch_add(1, Ordering::Relaxed);
-                    wanted[l].store(true, Ordering::Relaxed);
-                }
+        for ssrc in peer::keyframe_requests(&packets) {
+            if let Some(l) = ssrcs.iter().position(|&s| s == ssrc) {
+                keys.requests.fetch_add(1, Ordering::Relaxed);
+                wanted[l].store(true, Ordering::Relaxed);
             }
         }
     }

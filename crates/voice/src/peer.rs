@@ -116,6 +116,23 @@ async fn build(
     Ok(Arc::new(pc))
 }
 
+/// The SSRCs that RTCP `packets` ask a keyframe of (each PLI's media SSRC, each FIR
+/// entry's), for a peer that answers keyframe requests ([`client_hearing_feedback`]).
+pub fn keyframe_requests(packets: &[Box<dyn rtc::rtcp::Packet>]) -> Vec<u32> {
+    use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+    use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+    let mut ssrcs = Vec::new();
+    for p in packets {
+        let any = p.as_any();
+        if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+            ssrcs.push(pli.media_ssrc);
+        } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
+            ssrcs.extend(fir.fir.iter().map(|e| e.ssrc));
+        }
+    }
+    ssrcs
+}
+
 /// A track the peer sends: where to write RTP, the SSRC of each encoding
 /// (one, or three for simulcast rids), and its sender.
 pub struct SendTrack {

@@ -530,18 +530,10 @@ async fn count_keyframe_requests(
     shared: Arc<Shared>,
     sending: Arc<AtomicBool>,
 ) {
-    use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
-    use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
     while sending.load(Ordering::Relaxed) {
         match track.poll().await {
             Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
-                let asks = packets
-                    .iter()
-                    .filter(|p| {
-                        p.as_any().is::<PictureLossIndication>()
-                            || p.as_any().is::<FullIntraRequest>()
-                    })
-                    .count();
+                let asks = hearth_voice::peer::keyframe_requests(&packets).len();
                 shared.keyframe_requests.fetch_add(asks, Ordering::Relaxed);
             }
             Some(_) => {}
