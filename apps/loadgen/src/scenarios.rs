@@ -186,7 +186,7 @@ pub async fn sends(args: &Args, server: &Server) -> Result<Outcome, String> {
     let content = move |c: usize, i: u64| {
         let text =
             format!("message {i} from sender {c}: the quick brown fox jumps over the lazy dog");
-        if every > 0 && i % every == 0 {
+        if every > 0 && i.is_multiple_of(every) {
             format!("<@{}> {text}", ids[(c + 1) % ids.len()])
         } else {
             text

@@ -550,7 +550,11 @@ mod tests {
         assert_eq!(u16::from_le_bytes([key[7], key[8]]), 1280);
         assert_eq!(key[key.len() - TRAILER], 2);
         assert_eq!(
-            u64::from_be_bytes(key[key.len() - 8..].try_into().unwrap()),
+            u64::from_be_bytes(
+                key[key.len() - 8..]
+                    .try_into()
+                    .expect("the trailer's 8 bytes")
+            ),
             0x0102_0304_0506_0708
         );
         let inter = vp8_payload(0, true, false, 1);

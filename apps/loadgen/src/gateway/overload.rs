@@ -481,7 +481,7 @@ pub async fn overload(args: &Args, server: &Server) -> Result<Vec<Outcome>, Stri
         {
             break;
         }
-        if drain.elapsed().as_secs() % 10 == 0 && drain.elapsed().subsec_millis() < 100 {
+        if drain.elapsed().as_secs().is_multiple_of(10) && drain.elapsed().subsec_millis() < 100 {
             eprintln!(
                 "overload: draining {:.0} s: {} of {} deliveries, {} readers incomplete, {} connecting or catching up",
                 drain.elapsed().as_secs_f64(),
