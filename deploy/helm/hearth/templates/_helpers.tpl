@@ -58,6 +58,11 @@ app.kubernetes.io/component: {{ .role }}
 {{- end }}
 {{- end }}
 
+{{/* How many pods a role runs (`dict "root" $ "role" …`). */}}
+{{- define "hearth.roleReplicas" -}}
+{{- if eq .role "search" }}{{ .root.Values.search.replicaCount }}{{ else }}{{ .root.Values.replicaCount }}{{ end }}
+{{- end }}
+
 {{/* The roles that run: the nodes, and the search role's nodes when it is on. */}}
 {{- define "hearth.roles" -}}
 {{- if .Values.search.role }}server search{{ else }}server{{ end }}
