@@ -85,6 +85,14 @@ pub enum Scenario {
     /// --push-subscriptions browsers: time until all are stored, announced
     /// and pushes queued (needs scripts/push.sh).
     NotifyFanout,
+    /// The kernel's floor under gw-rising: a bare writer process (no
+    /// server) writes one MESSAGE_CREATE-sized frame to each of
+    /// --connections sockets at each of --steps rates: latency and the
+    /// writer's CPU per write.
+    GwFloor,
+    /// gw-floor's writer (started by gw-floor).
+    #[value(hide = true)]
+    GwFloorWriter,
     /// Voice: --channels audio rooms of --members speakers (distinct
     /// accounts, real WebRTC clients): packets forwarded per server core,
     /// added latency, join time, RSS per participant.
@@ -219,6 +227,9 @@ pub struct Args {
     /// Pin the server (every node) to CPU 0 and this process to CPU 1 (needs `taskset`).
     #[arg(long)]
     pub pin: bool,
+    /// gw-floor-writer: the reader's clock epoch in wall-clock µs.
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub floor_epoch_us: u64,
     /// Also write the results as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -299,6 +310,28 @@ fn check_open_files(args: &Args) -> Result<(), String> {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    if args.scenario == Scenario::GwFloorWriter {
+        if let Err(e) = gateway::floor_writer(&args) {
+            eprintln!("gw-floor-writer: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    if args.scenario == Scenario::GwFloor {
+        // A bare writer instead of hearth: no server at all.
+        if let Err(e) = check_open_files(&args) {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+        match gateway::floor(&args).await {
+            Ok(results) => finish(&args, &results),
+            Err(e) => {
+                eprintln!("loadgen: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     if args.scenario == Scenario::VoiceJanus {
         // Janus instead of hearth: no hearth server at all.
         match janus::forward(&args).await {
@@ -359,7 +392,12 @@ async fn main() {
             Scenario::MediaPipeline => results.extend(media::pipeline(&args, &server).await?),
             Scenario::MediaServe => results.extend(media::serve(&args, &server).await?),
             // VoiceJanus ran before any hearth server started.
-            Scenario::Sends | Scenario::History | Scenario::All | Scenario::VoiceJanus => {}
+            Scenario::Sends
+            | Scenario::History
+            | Scenario::All
+            | Scenario::VoiceJanus
+            | Scenario::GwFloor
+            | Scenario::GwFloorWriter => {}
         }
         Ok::<(), String>(())
     };

@@ -30,7 +30,16 @@ impl Outcome {
 
 pub fn print(args: &Args, results: &[Outcome]) {
     println!();
-    if args.scenario == crate::Scenario::VoiceJanus {
+    if args.scenario == crate::Scenario::GwFloor {
+        println!(
+            "server: none (a bare writer process, started by the load generator)   pinned: {}",
+            if args.pin {
+                "yes (writer on CPU 0, load generator on CPU 1)"
+            } else {
+                "no"
+            }
+        );
+    } else if args.scenario == crate::Scenario::VoiceJanus {
         println!(
             "server: Janus VideoRoom (started by the load generator)   duration: {} s   pinned: {}",
             args.duration,

@@ -7,6 +7,8 @@
 //!   fixed rate over REST; deliveries/s and send-to-receive latency. With
 //!   several nodes the connections are spread over them, one row per node.
 //! - `rising` (fanout.rs): the same with a rising send rate, one row per step.
+//! - `floor` (floor.rs): gw-rising's writes by a bare writer process, no
+//!   server: the kernel's share of a delivery.
 //! - `channels` (channels.rs): many channels, each with its own members.
 //! - `e2e` (channels.rs): 1,000 msg/s over several channels and senders to a
 //!   modest number of receivers, optionally on another node.
@@ -27,6 +29,7 @@ mod channels;
 pub(crate) mod client;
 pub(crate) mod cohort;
 mod fanout;
+mod floor;
 mod overload;
 pub(crate) mod probe;
 mod ready;
@@ -39,6 +42,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use abuse::abuse;
 pub use channels::{channels, e2e};
 pub use fanout::{fanout, idle, rising};
+pub use floor::{floor, writer as floor_writer};
 pub use overload::overload;
 pub use ready::ready;
 pub use rolling::rolling;
