@@ -66,7 +66,9 @@ pub async fn floor(args: &Args) -> Result<Vec<Outcome>, String> {
     .stdin(Stdio::piped())
     .stdout(Stdio::piped())
     .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| format!("starting the writer: {e}"))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("starting the writer: {e}"))?;
     if args.pin {
         crate::server::pin_self();
     }
@@ -121,7 +123,10 @@ pub async fn floor(args: &Args) -> Result<Vec<Outcome>, String> {
         probe.settle(Duration::from_secs(15)).await;
         let delivered = probe.delivered(k + 1);
         let seconds = probe.seconds_since(k + 1, start_us, args.step_secs as f64);
-        let loadgen_cores = match (own_before, crate::voice_common::cpu_seconds(std::process::id())) {
+        let loadgen_cores = match (
+            own_before,
+            crate::voice_common::cpu_seconds(std::process::id()),
+        ) {
             (Some(b), Some(a)) if seconds > 0.0 => (a - b) / seconds,
             _ => f64::NAN,
         };
@@ -276,7 +281,10 @@ pub fn writer(args: &Args) -> Result<(), String> {
         }
         say(
             &mut out,
-            format!("done {writes} {}", thread_cpu_ns().saturating_sub(cpu_before)),
+            format!(
+                "done {writes} {}",
+                thread_cpu_ns().saturating_sub(cpu_before)
+            ),
         );
     }
     Ok(())
