@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Every metric name used by the alert rules and the Grafana dashboard exists.
 
-Known names: those registered in apps/server/src/metrics.rs (histograms with
-their _bucket/_sum/_count series), Prometheus's own `up`, and the proposed
+Known names: those the server's source registers (apps/server/src: metrics.rs
+and the parts that export their own, histograms with their _bucket/_sum/_count
+series), Prometheus's own `up`, and the proposed
 ones in prometheus/proposed-metrics.txt (reported as missing, not failed).
 With --url URL (a node's /metrics), also checks that every name the node
 exports is known from the source, and lists known names it has no samples for.
@@ -32,13 +33,19 @@ BUILTIN = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
 
 
 def source_metrics():
-    src = (ROOT / "apps/server/src/metrics.rs").read_text()
+    # metrics.rs holds the shared registry; parts with numbers of their own
+    # (search, voice, notifications, media, link previews) register theirs
+    # beside their code: a name followed by its help text.
     names = set()
-    for m in re.finditer(r'(\w+)::new\(\s*"(hearth_[a-z0-9_]+)"', src):
-        kind, name = m.groups()
-        names.add(name)
-        if kind == "HistogramOpts":
-            names.update(f"{name}{s}" for s in ("_bucket", "_sum", "_count"))
+    for path in sorted((ROOT / "apps/server/src").rglob("*.rs")):
+        src = path.read_text()
+        for m in re.finditer(r'(\w+)::new\(\s*"(hearth_[a-z0-9_]+)"', src):
+            kind, name = m.groups()
+            names.add(name)
+            if kind == "HistogramOpts":
+                names.update(f"{name}{s}" for s in ("_bucket", "_sum", "_count"))
+        for m in re.finditer(r'"(hearth_[a-z0-9_]+)",\s*"', src):
+            names.add(m.group(1))
     return names
 
 
@@ -118,7 +125,7 @@ def main():
         text = urllib.request.urlopen(url, timeout=5).read().decode()
         live = {m.group(1) for m in re.finditer(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)[{ ]", text, re.M)}
         for name in sorted(live - known):
-            problems.append(f"{url} exports {name}, which metrics.rs does not register (parser out of date?)")
+            problems.append(f"{url} exports {name}, which the source does not register (parser out of date?)")
         bases = {n[: -len("_bucket")] for n in known if n.endswith("_bucket")}
         quiet = sorted(n for n in known - live - BUILTIN - bases)
         print(f"check_metrics: {url}: {len(live)} names live; no samples yet for: {', '.join(quiet) or 'none'}")

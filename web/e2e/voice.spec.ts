@@ -41,6 +41,22 @@ test.afterAll(async () => {
   await browser?.close();
 });
 
+// When a call fails, the SFU's own counters say where media stopped: packets received
+// from publishers, forwarded, dropped for a subscriber that was not ready, keyframe
+// requests sent. (For the stall the retry above is about.)
+// eslint-disable-next-line no-empty-pattern
+test.afterEach(async ({}, testInfo) => {
+  if (testInfo.status === testInfo.expectedStatus) return;
+  try {
+    const text = await (await fetch(`${baseUrl()}/metrics`)).text();
+    const lines = text.split('\n').filter((l) => l.startsWith('hearth_voice_'));
+    console.log(`voice metrics after "${testInfo.title}" failed:\n${lines.join('\n')}`);
+    await testInfo.attach('voice-metrics', { body: lines.join('\n'), contentType: 'text/plain' });
+  } catch (e) {
+    console.log(`voice metrics unavailable: ${e}`);
+  }
+});
+
 interface World {
   ownerToken: string;
   communityId: string;

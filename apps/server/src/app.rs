@@ -456,6 +456,7 @@ pub async fn build(cfg: Config) -> Result<Server, StartError> {
         );
     }
     crate::gateway::start(state.clone());
+    state.voice.register_metrics(state.metrics.registry());
     crate::voice::Voice::start(state.clone());
     let router = crate::http::router(state.clone());
     Ok(Server {

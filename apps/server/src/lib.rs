@@ -32,4 +32,5 @@ pub mod state;
 pub mod telemetry;
 pub mod unfurl;
 pub mod voice;
+pub mod voice_metrics;
 pub mod web;

@@ -284,6 +284,11 @@ impl Voice {
         self.sfu.stats()
     }
 
+    /// Exports the SFU's counters in `registry` (read when scraped).
+    pub fn register_metrics(&self, registry: &prometheus::Registry) {
+        crate::voice_metrics::VoiceMetrics::register(self.sfu.clone(), registry);
+    }
+
     /// Calls hosted here.
     pub fn calls(&self) -> usize {
         self.calls.lock().len()

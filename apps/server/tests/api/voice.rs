@@ -381,6 +381,44 @@ pub async fn two_people_talk_and_lose_permissions(s: &TestServer) {
         "voice: both ways within {:?} of the first join",
         joined_at.elapsed()
     );
+    // The SFU's numbers reach /metrics: this call's room, its two people,
+    // what was forwarded, and the keyframes each new video subscriber asked
+    // for.
+    let text = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{name} in {text}"))
+    };
+    // (A server of its own: the figures are this test's alone.)
+    assert_eq!(value("hearth_voice_rooms"), 1.0, "{text}");
+    assert_eq!(value("hearth_voice_participants"), 2.0, "{text}");
+    assert_eq!(value("hearth_voice_peer_connections"), 2.0, "{text}");
+    assert_eq!(value("hearth_voice_joins_total"), 2.0, "{text}");
+    assert_eq!(value("hearth_voice_joins_refused_total"), 0.0, "{text}");
+    assert!(
+        value("hearth_voice_packets_received_total") >= 70.0,
+        "{text}"
+    );
+    assert!(
+        value("hearth_voice_packets_forwarded_total") >= 70.0,
+        "{text}"
+    );
+    assert!(value("hearth_voice_forwarded_bytes_total") > 0.0, "{text}");
+    assert!(
+        value("hearth_voice_keyframe_requests_total") >= 1.0,
+        "{text}"
+    );
+    assert_eq!(value("hearth_voice_packets_gated_total"), 0.0, "{text}");
 
     // Who is in the call: the watcher's dispatches and the REST list.
     for u in [&a.user, &b.user] {
