@@ -153,7 +153,7 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .unwrap();
+            .expect("a runtime");
         let _guard = rt.enter();
         let sfu = Sfu::new(hearth_voice::VoiceConfig::default()).expect("an SFU");
         let registry = Registry::new();
@@ -170,7 +170,7 @@ mod tests {
             .gather()
             .into_iter()
             .find(|f| f.name() == "hearth_voice_rooms")
-            .unwrap();
+            .expect("the rooms gauge");
         assert_eq!(rooms.get_metric()[0].get_gauge().get_value(), 0.0);
     }
 }

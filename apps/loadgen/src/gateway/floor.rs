@@ -341,12 +341,12 @@ mod tests {
         let (head, tail) = frame(7, 123_456, 2);
         let wire = [head, tail].concat();
         assert_eq!(wire.len(), PAYLOAD_BYTES + 4);
-        let (start, end) = frame_at(&wire).unwrap();
+        let (start, end) = frame_at(&wire).expect("a whole frame");
         assert_eq!(end, wire.len());
-        let text = std::str::from_utf8(&wire[start..end]).unwrap();
-        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        let text = std::str::from_utf8(&wire[start..end]).expect("UTF-8");
+        let v: serde_json::Value = serde_json::from_str(text).expect("JSON");
         assert_eq!(v["s"], 7);
-        let st = Probe::parse(text).unwrap();
+        let st = Probe::parse(text).expect("a stamp");
         assert_eq!((st.sent_us, st.bucket), (123_456, 2));
         assert_eq!(frame_at(&wire[..wire.len() - 1]), None, "not whole yet");
     }
