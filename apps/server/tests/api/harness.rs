@@ -154,6 +154,20 @@ impl TestServer {
     pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
         self.call(Method::GET, path, Some(token), None).await
     }
+
+    /// The server's `/metrics` text, read with [`Scrape::value`].
+    pub async fn metrics(&self) -> Scrape {
+        Scrape(
+            self.http
+                .get(format!("{}/metrics", self.base))
+                .send()
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("metrics text"),
+        )
+    }
     pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
         self.call(Method::POST, path, Some(token), Some(body)).await
     }
@@ -250,4 +264,29 @@ pub fn assert_error(status: StatusCode, body: &Value, want_status: u16, want_cod
     assert_eq!(body["error"]["code"], want_code, "code in {body}");
     assert!(body["error"]["message"].is_string(), "message in {body}");
     assert!(body["error"]["details"].is_object(), "details in {body}");
+}
+
+/// One scrape of `/metrics` (Prometheus text).
+pub struct Scrape(pub String);
+
+impl Scrape {
+    /// The sample of `name` whose labels include every one of `labels`
+    /// (`key="value"`, in any order; none for an unlabelled metric).
+    pub fn value(&self, name: &str, labels: &[&str]) -> Option<f64> {
+        self.0
+            .lines()
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+            })
+            .find(|l| labels.iter().all(|want| l.contains(want)))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.trim().parse().ok())
+    }
+}
+
+impl std::fmt::Display for Scrape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }

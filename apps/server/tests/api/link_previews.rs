@@ -193,20 +193,7 @@ pub async fn start_site() -> Site {
 
 /// The value of a counter with these labels (in any order) in `/metrics`.
 async fn counter(s: &TestServer, name: &str, labels: &[&str]) -> Option<u64> {
-    let text = s
-        .http
-        .get(format!("{}/metrics", s.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")))
-        .find(|l| labels.iter().all(|want| l.contains(want)))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|n| n.trim().parse().ok())
+    s.metrics().await.value(name, labels).map(|v| v as u64)
 }
 
 /// The message's embeds once it has `n` of them.

@@ -220,20 +220,8 @@ pub async fn finds_and_filters(s: &TestServer) {
     // The index's numbers are exported (refreshed every second).
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let text = s
-            .http
-            .get(format!("{}/metrics", s.base))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("body");
-        let value = |name: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(&format!("{name} ")))
-                .and_then(|v| v.trim().parse::<f64>().ok())
-        };
+        let text = s.metrics().await;
+        let value = |name: &str| text.value(name, &[]);
         assert!(value("hearth_search_lag_events").is_some(), "{text}");
         assert!(value("hearth_search_size_bytes").is_some(), "{text}");
         if value("hearth_search_docs") == Some(2.0) {

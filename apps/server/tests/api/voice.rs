@@ -384,19 +384,9 @@ pub async fn two_people_talk_and_lose_permissions(s: &TestServer) {
     // The SFU's numbers reach /metrics: this call's room, its two people,
     // what was forwarded, and the keyframes each new video subscriber asked
     // for.
-    let text = s
-        .http
-        .get(format!("{}/metrics", s.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("body");
+    let text = s.metrics().await;
     let value = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .and_then(|v| v.trim().parse::<f64>().ok())
+        text.value(name, &[])
             .unwrap_or_else(|| panic!("{name} in {text}"))
     };
     // (A server of its own: the figures are this test's alone.)
