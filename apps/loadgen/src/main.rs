@@ -317,24 +317,18 @@ async fn main() {
         }
         return;
     }
-    if args.scenario == Scenario::GwFloor {
-        // A bare writer instead of hearth: no server at all.
+    if matches!(args.scenario, Scenario::GwFloor | Scenario::VoiceJanus) {
+        // No hearth server at all: gw-floor's bare writer, or Janus.
         if let Err(e) = check_open_files(&args) {
             eprintln!("{e}");
             std::process::exit(2);
         }
-        match gateway::floor(&args).await {
-            Ok(results) => finish(&args, &results),
-            Err(e) => {
-                eprintln!("loadgen: {e}");
-                std::process::exit(1);
-            }
-        }
-        return;
-    }
-    if args.scenario == Scenario::VoiceJanus {
-        // Janus instead of hearth: no hearth server at all.
-        match janus::forward(&args).await {
+        let results = if args.scenario == Scenario::GwFloor {
+            gateway::floor(&args).await
+        } else {
+            janus::forward(&args).await
+        };
+        match results {
             Ok(results) => finish(&args, &results),
             Err(e) => {
                 eprintln!("loadgen: {e}");
