@@ -33,7 +33,7 @@ use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
     RTCIceCandidateInit, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription,
 };
-use webrtc::rtp_transceiver::RtpSender;
+use webrtc::rtp_transceiver::{RtpSender, RtpTransceiver};
 
 /// Longest any one webrtc-rs call may take before the session gives up on it.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -78,6 +78,8 @@ struct SubEntry {
     published: Arc<Published>,
     sub: Arc<Subscription>,
     sender: Arc<dyn RtpSender>,
+    /// Its m-section: forwarding starts once an exchange has negotiated it.
+    transceiver: Arc<dyn RtpTransceiver>,
     feedback: Option<watch::Sender<bool>>,
 }
 
@@ -331,9 +333,21 @@ impl Session {
 
     /// After an exchange completes: learn what each subscription's leg negotiated, start
     /// its feedback reader, and offer again if subscriptions changed meanwhile.
+    ///
+    /// Only legs this or an earlier exchange negotiated: a subscription whose offer was
+    /// rolled back in glare has a sender but no m-section the client knows yet, and what
+    /// the forwarder wrote to it would be lost, the keyframe it starts at included, until
+    /// the next offer is answered. Left unready, it starts at a keyframe after that.
     async fn after_negotiation(&mut self) {
         for e in self.subs.values_mut() {
             if e.sub.params.lock().is_some() {
+                continue;
+            }
+            let negotiated = matches!(
+                bounded(e.transceiver.current_direction()).await,
+                Ok(RTCRtpTransceiverDirection::Sendonly | RTCRtpTransceiverDirection::Sendrecv)
+            );
+            if !negotiated {
                 continue;
             }
             let Ok(params) = bounded(e.sender.get_parameters()).await else {
@@ -449,6 +463,7 @@ impl Session {
                 published: p,
                 sub,
                 sender,
+                transceiver,
                 feedback: None,
             },
         );

@@ -467,6 +467,67 @@ async fn glare_the_client_offer_wins_and_the_sfu_offers_again() {
     )));
 }
 
+/// A subscription made while the subscriber's own offer is outstanding (glare) starts at a
+/// keyframe. Its leg is not negotiated until the SFU's next offer is answered; what the
+/// forwarder wrote to it before that was lost, the keyframe included, and the subscriber
+/// got frames it could not decode until it asked for another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_made_in_glare_starts_at_a_keyframe() {
+    let sfu = Sfu::new(config()).expect("sfu");
+    let mut b = connect(&sfu, 2, LISTEN).await;
+    // B is about to share its screen: its offer is set locally but not yet sent...
+    b.add_screen().await;
+    let offer = b.prepare_offer().await;
+    let seen = b.shared.offers_seen.lock().len();
+    // ...when A turns its camera on: the SFU offers it to B, and B (impolite) ignores that.
+    let a = connect(
+        &sfu,
+        1,
+        Publish {
+            video: true,
+            ..LISTEN
+        },
+    )
+    .await;
+    assert!(
+        eventually(Duration::from_secs(10), || b
+            .shared
+            .offers_seen
+            .lock()
+            .len()
+            > seen)
+        .await,
+        "the SFU offered A's camera to B"
+    );
+    // B's offer wins. B then takes 1.5 s over the SFU's answer and its next offer while A's
+    // camera (a keyframe every 0.5 s) keeps coming.
+    let hold = b.hold_negotiation().await;
+    b.send_offer(offer)
+        .await
+        .expect("the client's offer wins the glare");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    drop(hold);
+    assert!(
+        eventually(Duration::from_secs(10), || b.count(1, "camera") > 10).await,
+        "A's camera reaches B after the second exchange: {:?}",
+        b.shared.errors.lock()
+    );
+    let received = b.received();
+    let (_, camera) = received
+        .iter()
+        .find(|(id, _)| id.starts_with("1-camera-"))
+        .expect("A's camera at B");
+    assert!(
+        camera.seqs[0].2,
+        "B's first packet of A's camera is a keyframe: {:?}",
+        &camera.seqs[..camera.seqs.len().min(5)]
+    );
+    assert!(
+        a.shared.keyframe_requests.load(Ordering::Relaxed) >= 1,
+        "the SFU asked A for the keyframe B starts at"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audio_levels_drive_speaking_and_the_active_speaker() {
     let sfu = Sfu::new(config()).expect("sfu");

@@ -288,6 +288,12 @@ impl Client {
         }
     }
 
+    /// Holds the client's negotiation: SFU answers and offers wait until the guard drops
+    /// (a client slow to apply them).
+    pub async fn hold_negotiation(&self) -> tokio::sync::OwnedMutexGuard<bool> {
+        self.neg.clone().lock_owned().await
+    }
+
     pub async fn send_offer(&mut self, sdp: String) -> Result<(), hearth_voice::VoiceError> {
         // Label the screen track by its transceiver's mid.
         let mut labels = Vec::new();
