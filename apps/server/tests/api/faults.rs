@@ -331,9 +331,9 @@ pub async fn dependencies_down_answer_503() {
     let (_, page) = s.get(&format!("{msgs}?limit=100"), &u.token).await;
     let contents: Vec<&str> = page
         .as_array()
-        .unwrap()
+        .expect("a page of messages")
         .iter()
-        .map(|m| m["content"].as_str().unwrap())
+        .map(|m| m["content"].as_str().expect("content"))
         .collect();
     assert!(
         contents.contains(&"before") && contents.contains(&"after"),
