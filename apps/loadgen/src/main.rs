@@ -30,9 +30,11 @@ mod report;
 mod scenarios;
 mod search;
 mod server;
+mod str0m_sfu;
 mod video;
 mod voice;
 mod voice_common;
+mod voice_str0m;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -101,6 +103,13 @@ pub enum Scenario {
     /// Hearth (Debian's `janus`, started here with scripts/janus/; no
     /// hearth server): the same figures, for a side-by-side comparison.
     VoiceJanus,
+    /// voice-forward's rooms through a minimal forwarder on str0m (this
+    /// binary as voice-str0m-server; no hearth server): the same figures,
+    /// to weigh another Rust WebRTC stack against webrtc-rs.
+    VoiceStr0m,
+    /// voice-str0m's forwarder (started by voice-str0m).
+    #[value(hide = true)]
+    VoiceStr0mServer,
     /// Voice: one video room of --members participants (default 8), each
     /// publishing Opus and a simulcast VP8 camera (q/h/f), two showing
     /// someone in spotlight and everyone showing the rest as thumbnails:
@@ -251,6 +260,10 @@ pub struct Args {
     /// temporary folder with a free HTTP port).
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/janus"))]
     pub janus_config: PathBuf,
+    /// voice-str0m: the forwarder sends each round's datagrams with one
+    /// sendmmsg instead of one sendto each.
+    #[arg(long)]
+    pub str0m_batch: bool,
     /// Postgres server to create the benchmark database on.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     pub postgres_admin_url: String,
@@ -280,6 +293,8 @@ fn check_open_files(args: &Args) -> Result<(), String> {
             | Scenario::MediaPipeline
             | Scenario::MediaServe
             | Scenario::VoiceJanus
+            | Scenario::VoiceStr0m
+            | Scenario::VoiceStr0mServer
     );
     if !gateway {
         return Ok(());
@@ -317,16 +332,26 @@ async fn main() {
         }
         return;
     }
-    if matches!(args.scenario, Scenario::GwFloor | Scenario::VoiceJanus) {
+    if args.scenario == Scenario::VoiceStr0mServer {
+        if let Err(e) = str0m_sfu::serve(args.str0m_batch) {
+            eprintln!("voice-str0m-server: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    if matches!(
+        args.scenario,
+        Scenario::GwFloor | Scenario::VoiceJanus | Scenario::VoiceStr0m
+    ) {
         // No hearth server at all: gw-floor's bare writer, or Janus.
         if let Err(e) = check_open_files(&args) {
             eprintln!("{e}");
             std::process::exit(2);
         }
-        let results = if args.scenario == Scenario::GwFloor {
-            gateway::floor(&args).await
-        } else {
-            janus::forward(&args).await
+        let results = match args.scenario {
+            Scenario::GwFloor => gateway::floor(&args).await,
+            Scenario::VoiceStr0m => voice_str0m::forward(&args).await,
+            _ => janus::forward(&args).await,
         };
         match results {
             Ok(results) => finish(&args, &results),
@@ -390,6 +415,8 @@ async fn main() {
             | Scenario::History
             | Scenario::All
             | Scenario::VoiceJanus
+            | Scenario::VoiceStr0m
+            | Scenario::VoiceStr0mServer
             | Scenario::GwFloor
             | Scenario::GwFloorWriter => {}
         }
