@@ -411,7 +411,7 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
     use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-    use webrtc::peer_connection::{PeerConnection, PeerConnectionEventHandler};
+    use webrtc::peer_connection::PeerConnectionEventHandler;
 
     /// Counts the packets of every remote track.
     struct Count(Arc<AtomicU64>);
