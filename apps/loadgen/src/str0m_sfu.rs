@@ -11,21 +11,21 @@
 //! negotiated) by str0m, and each received Opus packet written, payload
 //! and extensions (audio level) untouched, to every other member's send
 //! stream in RTP mode (no depacketizing), with str0m's send-side bandwidth
-//! estimation on (Hearth's SFU runs its estimator on every connection too). What it leaves out is all the
-//! rest of Hearth's SFU: permissions, renegotiation, simulcast, speaking
-//! detection, the gateway.
+//! estimation on (Hearth's SFU runs its estimator on every connection too).
+//! What it leaves out is the rest of Hearth's SFU: permissions,
+//! renegotiation, simulcast, speaking detection, the gateway.
 //!
 //! Signalling is one JSON line per join on stdin, `{"id", "room", "offer"}`,
 //! answered on stdout with `{"id", "answer"}` (or `{"id", "error"}`); the
 //! first line out is `ready <udp address>`. A client offers its microphone
 //! (sendonly) and one recvonly audio m-line per other member of its room,
-//! so the server never renegotiates: member k's packets go out on the next
-//! free recvonly m-line of everyone already in the room, and theirs on the
-//! new member's.
+//! so the server never renegotiates: each member's audio goes to another
+//! on the next free one of that one's m-lines (sendonly on the server's
+//! side), given out when either joins, whichever is later.
 //!
-//! `batch` (the second argument) sends each round's datagrams with one
-//! `sendmmsg` instead of one `sendto` each: what a single-socket design
-//! makes possible and webrtc-rs's one socket per connection does not.
+//! With `--str0m-batch` each round's datagrams go out in one `sendmmsg`
+//! instead of one `sendto` each: what a single-socket design makes possible
+//! and webrtc-rs's one socket per connection does not.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::IoSlice;
@@ -45,7 +45,7 @@ use str0m::net::{Protocol, Receive, Transmit};
 use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
-/// Datagrams read (and, with `batch`, written) per system call at most.
+/// Datagrams read per round (one `recvfrom` each), and sent per `sendmmsg`.
 const BATCH: usize = 64;
 
 /// A joined member, built on the signalling thread.
