@@ -461,16 +461,9 @@ mod tests {
                 .await
                 .expect("client");
             let mut mic = crate::voice_common::Mic::add(&pc, i).await.expect("mic");
-            pc.add_transceiver_from_kind(
-                rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Audio,
-                Some(rtc::rtp_transceiver::RTCRtpTransceiverInit {
-                    direction: rtc::rtp_transceiver::RTCRtpTransceiverDirection::Recvonly,
-                    streams: vec![],
-                    send_encodings: vec![],
-                }),
-            )
-            .await
-            .expect("recvonly m-line");
+            peer::add_recvonly(&pc, rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Audio)
+                .await
+                .expect("recvonly m-line");
             let offer = crate::voice_common::offer_sdp(&pc).await.expect("offer");
             let (joined, answer) =
                 join(local, &json!({"id": i, "room": 7, "offer": offer})).expect("join");

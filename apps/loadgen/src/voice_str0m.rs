@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use hearth_voice::peer;
 use parking_lot::Mutex;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
@@ -132,16 +131,7 @@ async fn participant(
     let pc = peer::client(receiver).await?;
     let mut mic = Mic::add(&pc, i).await?;
     for _ in 1..members {
-        pc.add_transceiver_from_kind(
-            RtpCodecKind::Audio,
-            Some(RTCRtpTransceiverInit {
-                direction: RTCRtpTransceiverDirection::Recvonly,
-                streams: vec![],
-                send_encodings: vec![],
-            }),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        peer::add_recvonly(&pc, RtpCodecKind::Audio).await?;
     }
     joined_at.store(tally.now_us(), Ordering::Relaxed);
     let offer = voice_common::offer_sdp(&pc).await?;

@@ -218,6 +218,22 @@ impl SendTrack {
     }
 }
 
+/// Adds a `recvonly` m-line of `kind`: something to receive on before
+/// this peer publishes anything, or one per remote track expected.
+pub async fn add_recvonly(pc: &Arc<dyn PeerConnection>, kind: RtpCodecKind) -> Result<(), String> {
+    pc.add_transceiver_from_kind(
+        kind,
+        Some(RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Recvonly,
+            streams: vec![],
+            send_encodings: vec![],
+        }),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
+
 /// Applies the SFU's offer and returns the answer's SDP.
 pub async fn answer(pc: &Arc<dyn PeerConnection>, offer_sdp: String) -> Result<String, String> {
     let desc = RTCSessionDescription::offer(offer_sdp).map_err(|e| e.to_string())?;

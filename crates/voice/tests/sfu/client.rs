@@ -7,7 +7,6 @@ use hearth_voice::{Joined, Participant, SfuEvent, Signal, TrackKind, TrackLabel}
 use parking_lot::Mutex;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
-use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sdp::extmap::{AUDIO_LEVEL_URI, SDES_MID_URI, SDES_RTP_STREAM_ID_URI};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -197,16 +196,7 @@ impl Client {
                 .await;
         }
         if !publish.audio && !publish.video && !publish.screen {
-            client
-                .pc
-                .add_transceiver_from_kind(
-                    RtpCodecKind::Audio,
-                    Some(RTCRtpTransceiverInit {
-                        direction: RTCRtpTransceiverDirection::Recvonly,
-                        streams: vec![],
-                        send_encodings: vec![],
-                    }),
-                )
+            hearth_voice::peer::add_recvonly(&client.pc, RtpCodecKind::Audio)
                 .await
                 .expect("recvonly transceiver");
         }
