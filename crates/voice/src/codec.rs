@@ -1,5 +1,5 @@
 //! What the forwarder reads from payloads without decoding them: keyframe starts (VP8
-//! payload descriptor, H.264 NAL types) and RFC 6464 audio levels.
+//! payload descriptor, H.264 NAL types). (str0m reads the RFC 6464 audio level.)
 
 /// The video codecs the SFU forwards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -10,13 +10,11 @@ pub(crate) enum VideoCodec {
 }
 
 impl VideoCodec {
-    pub(crate) fn from_mime(mime: &str) -> VideoCodec {
-        if mime.eq_ignore_ascii_case("video/vp8") {
-            VideoCodec::Vp8
-        } else if mime.eq_ignore_ascii_case("video/h264") {
-            VideoCodec::H264
-        } else {
-            VideoCodec::Other
+    pub(crate) fn from_codec(codec: str0m::format::Codec) -> VideoCodec {
+        match codec {
+            str0m::format::Codec::Vp8 => VideoCodec::Vp8,
+            str0m::format::Codec::H264 => VideoCodec::H264,
+            _ => VideoCodec::Other,
         }
     }
 }
@@ -87,11 +85,6 @@ pub(crate) fn h264_keyframe_start(p: &[u8]) -> bool {
     }
 }
 
-/// RFC 6464 one-byte payload: V flag, then the level in -dBov (0 loudest, 127 silence).
-pub(crate) fn audio_level(ext: &[u8]) -> Option<u8> {
-    ext.first().map(|b| b & 0x7f)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,12 +118,5 @@ mod tests {
         // FU-A start of IDR, and a middle fragment.
         assert!(h264_keyframe_start(&[0x7c, 0x85, 0x00]));
         assert!(!h264_keyframe_start(&[0x7c, 0x05, 0x00]));
-    }
-
-    #[test]
-    fn audio_levels() {
-        assert_eq!(audio_level(&[0x80 | 10]), Some(10));
-        assert_eq!(audio_level(&[127]), Some(127));
-        assert_eq!(audio_level(&[]), None);
     }
 }

@@ -51,13 +51,7 @@ pub enum VoiceError {
     /// The configuration is unusable.
     #[error("invalid configuration: {0}")]
     Config(String),
-    /// webrtc-rs refused an operation (negotiation failure and the like).
+    /// The WebRTC stack refused an operation.
     #[error("webrtc: {0}")]
     Webrtc(String),
-}
-
-impl VoiceError {
-    pub(crate) fn webrtc(e: impl std::fmt::Display) -> VoiceError {
-        VoiceError::Webrtc(e.to_string())
-    }
 }

@@ -71,17 +71,18 @@
 
 mod codec;
 mod config;
+mod conn;
 mod engine;
 mod error;
-mod forward;
 mod layers;
 pub mod peer;
 mod ports;
+mod room;
 mod sdp;
-mod session;
 mod sfu;
 mod speaking;
 mod tasks;
+mod track;
 mod turn;
 mod types;
 

@@ -23,6 +23,13 @@ use webrtc::peer_connection::{
 use webrtc::rtp_transceiver::RtpSender;
 
 use crate::IceCandidate;
+use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use rtc::sansio::Protocol;
+use std::collections::VecDeque;
+use std::time::Instant;
 
 fn codec(mime: &str, clock_rate: u32, channels: u16, fmtp: &str) -> RTCRtpCodec {
     RTCRtpCodec {
@@ -98,7 +105,7 @@ async fn build(
     let mut registry =
         register_default_interceptors(Registry::new(), &mut me).map_err(|e| e.to_string())?;
     if feedback {
-        registry = crate::engine::feedback_to_app(registry);
+        registry = feedback_to_app(registry);
     }
     let pc = PeerConnectionBuilder::new()
         .with_media_engine(me)
@@ -119,8 +126,6 @@ async fn build(
 /// The SSRCs that RTCP `packets` ask a keyframe of (each PLI's media SSRC, each FIR
 /// entry's), for a peer that answers keyframe requests ([`client_hearing_feedback`]).
 pub fn keyframe_requests(packets: &[Box<dyn rtc::rtcp::Packet>]) -> Vec<u32> {
-    use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
-    use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
     let mut ssrcs = Vec::new();
     for p in packets {
         let any = p.as_any();
@@ -266,4 +271,70 @@ pub async fn add_candidate(pc: &Arc<dyn PeerConnection>, c: IceCandidate) {
             ..Default::default()
         })
         .await;
+}
+
+/// Adds [`FeedbackToApp`] nearest the application (the chain stops inbound RTCP otherwise).
+fn feedback_to_app(registry: Registry) -> Registry {
+    registry.with(Slot::from(14_000), FeedbackToApp::default())
+}
+
+/// Marks PLI, FIR and REMB for delivery to the application (the sender's `TrackLocal`).
+/// On the client peer ([`client_hearing_feedback`]), whose cameras answer keyframe requests
+/// as a browser's encoder does.
+#[derive(Default)]
+struct FeedbackToApp {
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
+
+fn wanted(p: &dyn rtc::rtcp::Packet) -> bool {
+    let a = p.as_any();
+    a.is::<PictureLossIndication>()
+        || a.is::<FullIntraRequest>()
+        || a.is::<ReceiverEstimatedMaximumBitrate>()
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for FeedbackToApp {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            let keep: Vec<Box<dyn rtc::rtcp::Packet>> = packets
+                .iter()
+                .filter(|p| wanted(p.as_ref()))
+                .cloned()
+                .collect();
+            if keep.is_empty() {
+                return Ok(());
+            }
+            msg.message.packet = Packet::Rtcp(keep);
+            msg.message.add(Attribute::DeliverToApplication);
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for FeedbackToApp {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }

@@ -1,5 +1,5 @@
-//! Checks on client SDP before webrtc-rs sees it: size, parse, and what the client sends
-//! (how many tracks of each kind, which is which).
+//! Checks on client SDP before str0m sees it (size, parse, what the client sends: how many
+//! tracks of each kind, which is which), and the two edits made to a client offer.
 
 use crate::config::Limits;
 use crate::error::VoiceError;
@@ -46,6 +46,19 @@ pub(crate) fn parse(sdp: &str) -> Result<SessionDescription, VoiceError> {
         let mid = m.attribute("mid").flatten();
         if mid.is_none_or(str::is_empty) {
             return Err(VoiceError::MalformedSdp("an m-section has no mid".into()));
+        }
+    }
+    // str0m closes a connection whose SDP lacks these; refuse it here instead.
+    let has = |key: &str| {
+        parsed.attribute(key).is_some()
+            || parsed
+                .media_descriptions
+                .iter()
+                .any(|m| m.attributes.iter().any(|a| a.key == key))
+    };
+    for key in ["fingerprint", "ice-ufrag", "ice-pwd"] {
+        if !has(key) {
+            return Err(VoiceError::MalformedSdp(format!("no a={key}")));
         }
     }
     Ok(parsed)
@@ -180,7 +193,7 @@ mod tests {
     use super::*;
 
     const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
-        a=group:BUNDLE 0 1 2\r\n\
+        a=group:BUNDLE 0 1 2\r\na=fingerprint:sha-256 AB:CD\r\na=ice-ufrag:u\r\na=ice-pwd:p\r\n\
         m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\n\
         a=msid:s a\r\na=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\na=rtpmap:111 opus/48000/2\r\n\
         m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=sendonly\r\na=msid:s v\r\na=rtpmap:96 VP8/90000\r\n\
@@ -220,110 +233,56 @@ mod tests {
     }
 }
 
-/// Repairs what webrtc-rs 0.21 may write into an answer's m-sections when the offer lists
-/// more variants of a codec than the media engine has (a browser's VP9 profile 0 and 2,
-/// several H.264 profiles): a payload type listed twice (with its attribute lines twice),
-/// and RTX payload types whose `apt` names a payload type the section does not carry.
-/// Browsers refuse such an answer ("Failed to set remote video description send
-/// parameters"). Sections are otherwise left untouched.
-pub(crate) fn tidy(sdp: &str) -> String {
+/// A client offer as str0m should read it:
+///
+/// - `a=setup:actpass` becomes `passive`, so the SFU answers as the DTLS client. As the
+///   DTLS server it would wait for the client to nominate a candidate pair before the
+///   handshake, which webrtc-rs does on a 200 ms tick (joins took ~515 ms instead of ~310;
+///   docs/benchmarks.md, "Another WebRTC stack").
+/// - A `recvonly` m-section the SFU did not create (a listener's placeholder, see the crate
+///   docs) becomes `inactive`: the SFU sends on m-sections it offers itself, and a browser
+///   would otherwise fire `ontrack` for a track that never carries anything.
+pub(crate) fn for_str0m(sdp: &str, ours: &[String]) -> String {
     let mut out = String::with_capacity(sdp.len());
     let mut section: Vec<&str> = Vec::new();
-    for line in sdp.split_inclusive("\r\n") {
+    let flush = |section: &mut Vec<&str>, out: &mut String| {
+        let mid = section
+            .iter()
+            .find_map(|l| l.strip_prefix("a=mid:"))
+            .map(str::trim_end);
+        let placeholder = section.first().is_some_and(|l| l.starts_with("m="))
+            && mid.is_some_and(|m| !ours.iter().any(|o| o == m));
+        for l in section.drain(..) {
+            if l.trim_end() == "a=setup:actpass" {
+                out.push_str("a=setup:passive\r\n");
+            } else if placeholder && l.trim_end() == "a=recvonly" {
+                out.push_str("a=inactive\r\n");
+            } else {
+                out.push_str(l.trim_end_matches(['\r', '\n']));
+                out.push_str("\r\n");
+            }
+        }
+    };
+    for line in sdp.split_inclusive('\n') {
         if line.starts_with("m=") {
-            tidy_section(&section, &mut out);
-            section.clear();
+            flush(&mut section, &mut out);
         }
         section.push(line);
     }
-    tidy_section(&section, &mut out);
+    flush(&mut section, &mut out);
     out
 }
 
-fn pt_of<'a>(line: &'a str, prefix: &str) -> Option<&'a str> {
-    let rest = line.strip_prefix(prefix)?;
-    let end = rest.find([' ', '\r', '\n']).unwrap_or(rest.len());
-    Some(&rest[..end])
-}
-
-fn tidy_section(lines: &[&str], out: &mut String) {
-    let Some(first) = lines.first() else { return };
-    if !first.starts_with("m=") {
-        lines.iter().for_each(|l| out.push_str(l));
-        return;
-    }
-    let m = first.trim_end_matches("\r\n");
-    let parts: Vec<&str> = m.split(' ').collect();
-    if parts.len() < 4 {
-        lines.iter().for_each(|l| out.push_str(l));
-        return;
-    }
-    // Payload types in order, once each.
-    let mut pts: Vec<&str> = Vec::new();
-    for p in &parts[3..] {
-        if !pts.contains(p) {
-            pts.push(p);
-        }
-    }
-    // RTX whose apt is not carried.
-    let mut drop: Vec<String> = Vec::new();
-    for l in lines {
-        if let Some(pt) = pt_of(l, "a=fmtp:")
-            && let Some(apt) = l.trim_end().split("apt=").nth(1)
-        {
-            let apt = apt.split(';').next().unwrap_or("").trim();
-            let is_rtx = lines
-                .iter()
-                .any(|r| pt_of(r, "a=rtpmap:") == Some(pt) && r.contains(" rtx/"));
-            if is_rtx && !pts.contains(&apt) {
-                drop.push(pt.to_owned());
-            }
-        }
-    }
-    pts.retain(|p| !drop.iter().any(|d| d == p));
-    if pts.is_empty() {
-        // Nothing sensible to repair into; leave it as webrtc-rs wrote it.
-        lines.iter().for_each(|l| out.push_str(l));
-        return;
-    }
-    out.push_str(&parts[..3].join(" "));
-    for p in &pts {
-        out.push(' ');
-        out.push_str(p);
-    }
-    out.push_str("\r\n");
-    let mut seen: Vec<&str> = Vec::new();
-    for l in &lines[1..] {
-        let pt = pt_of(l, "a=rtpmap:")
-            .or_else(|| pt_of(l, "a=fmtp:"))
-            .or_else(|| pt_of(l, "a=rtcp-fb:"));
-        if let Some(pt) = pt {
-            if drop.iter().any(|d| d == pt) || seen.contains(l) {
-                continue;
-            }
-            seen.push(l);
-        }
-        out.push_str(l);
-    }
-}
-
 #[cfg(test)]
-mod tidy_tests {
-    use super::tidy;
+mod offer_edit_tests {
+    use super::for_str0m;
 
     #[test]
-    fn removes_duplicate_payload_types_and_orphan_rtx() {
-        let sdp = "v=0\r\ns=-\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 98 98 97 36\r\na=mid:3\r\n\
-a=rtpmap:96 VP8/90000\r\na=rtpmap:98 VP9/90000\r\na=fmtp:98 profile-id=0\r\n\
-a=rtcp-fb:98 nack\r\na=rtpmap:98 VP9/90000\r\na=fmtp:98 profile-id=0\r\na=rtcp-fb:98 nack\r\n\
-a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\na=rtpmap:36 rtx/90000\r\na=fmtp:36 apt=35\r\n\
-a=recvonly\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n";
-        let want = "v=0\r\ns=-\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 98 97\r\na=mid:3\r\n\
-a=rtpmap:96 VP8/90000\r\na=rtpmap:98 VP9/90000\r\na=fmtp:98 profile-id=0\r\n\
-a=rtcp-fb:98 nack\r\na=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n\
-a=recvonly\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n";
-        assert_eq!(tidy(sdp), want);
-        // A clean SDP is unchanged.
-        assert_eq!(tidy(want), want);
+    fn answers_as_dtls_client_and_idles_placeholders() {
+        let sdp = "v=0\r\ns=-\r\na=setup:actpass\r\nm=audio 9 X 111\r\na=mid:0\r\na=sendonly\r\n\
+m=audio 9 X 111\r\na=mid:1\r\na=recvonly\r\nm=video 9 X 96\r\na=mid:5\r\na=setup:actpass\r\na=recvonly\n";
+        let want = "v=0\r\ns=-\r\na=setup:passive\r\nm=audio 9 X 111\r\na=mid:0\r\na=sendonly\r\n\
+m=audio 9 X 111\r\na=mid:1\r\na=inactive\r\nm=video 9 X 96\r\na=mid:5\r\na=setup:passive\r\na=recvonly\r\n";
+        assert_eq!(for_str0m(sdp, &["5".to_owned()]), want);
     }
 }

@@ -1,15 +1,15 @@
 //! The SFU: rooms, their members and published tracks, and the operations the server calls.
 //!
-//! One lock (`State`) holds membership and the published tracks of every room; it is taken
-//! for joins, leaves, publications and admin operations, never on the packet path (the
-//! forwarders read their own subscriber lists and the members' atomics).
+//! One lock (`State`) holds the membership of every room; it is taken for joins, leaves and
+//! admin operations, never on the packet path. Everything else about a room (connections,
+//! tracks, subscriptions) belongs to its loop (`room.rs`), which reads the members' atomics
+//! (grants, mutes, deafen, layers, estimate) as packets pass.
 
 use crate::config::VoiceConfig;
 use crate::error::VoiceError;
-use crate::forward::Published;
 use crate::ports::Ports;
-use crate::session::{self, Command};
-use crate::speaking::{LevelMeter, SpeakerState};
+use crate::room::{self, Command};
+use crate::speaking::LevelMeter;
 use crate::tasks::Tasks;
 use crate::turn::turn_credentials;
 use crate::types::{
@@ -20,7 +20,8 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use str0m::config::CryptoProvider;
 use tokio::sync::{mpsc, oneshot};
 
 /// The selective forwarding unit. Cheap to clone; call [`Sfu::shutdown`] to end every call.
@@ -34,6 +35,8 @@ pub(crate) struct SfuInner {
     pub(crate) tasks: Tasks,
     pub(crate) ports: Ports,
     pub(crate) stats: Counters,
+    /// DTLS and SRTP for every connection (pure Rust: no C build).
+    pub(crate) crypto: Arc<CryptoProvider>,
     state: Mutex<State>,
     next_id: AtomicU64,
     me: Weak<SfuInner>,
@@ -48,7 +51,8 @@ struct State {
 struct RoomState {
     serial: u64,
     members: Vec<Arc<Member>>,
-    tracks: Vec<Arc<Published>>,
+    /// The room loop's queue.
+    cmd: mpsc::UnboundedSender<Command>,
 }
 
 /// Counters for metrics; gauges are computed in [`Sfu::stats`].
@@ -76,7 +80,7 @@ pub struct SfuStats {
     pub peer_connections: usize,
     /// Tasks the SFU spawned that are still running.
     pub live_tasks: usize,
-    /// UDP ports of the range in use.
+    /// UDP ports in use (one per room: its loop's socket).
     pub ports_in_use: usize,
     /// RTP packets received from publishers.
     pub packets_received: u64,
@@ -97,9 +101,11 @@ pub struct SfuStats {
 }
 
 /// A participant as the rest of the SFU sees it: its permissions and flags (atomics read on
-/// the packet path), its event queue and its session's command queue.
+/// the packet path), its event queue and its room loop's command queue.
 pub(crate) struct Member {
     pub(crate) id: ParticipantId,
+    /// Unique per join (the same user may join again while its old self is leaving).
+    pub(crate) serial: u64,
     pub(crate) room: RoomKey,
     pub(crate) session: SessionTag,
     connect: AtomicBool,
@@ -111,13 +117,12 @@ pub(crate) struct Member {
     self_deaf: AtomicBool,
     pub(crate) events: EventSink,
     pub(crate) cmd: mpsc::UnboundedSender<Command>,
-    /// The send-side estimate, written by the GCC interceptor.
-    pub(crate) downlink: Arc<crate::engine::Downlink>,
+    /// The send-side estimate, written by the room loop from str0m's estimator.
+    pub(crate) downlink: crate::engine::Downlink,
     remb: AtomicU64,
     cap: AtomicU64,
     shows: Mutex<HashMap<ParticipantId, Layer>>,
     pub(crate) meter: LevelMeter,
-    publishes_audio: AtomicBool,
 }
 
 impl Member {
@@ -183,7 +188,7 @@ impl Member {
     }
 
     pub(crate) fn close(&self, reason: LeaveReason) {
-        let _ = self.cmd.send(Command::Close(reason));
+        let _ = self.cmd.send(Command::Close(self.serial, reason));
     }
 }
 
@@ -192,6 +197,7 @@ impl Member {
 pub(crate) struct EventSink {
     tx: mpsc::Sender<SfuEvent>,
     cmd: mpsc::UnboundedSender<Command>,
+    serial: u64,
 }
 
 impl EventSink {
@@ -203,7 +209,9 @@ impl EventSink {
                     ev,
                     SfuEvent::Speaking { .. } | SfuEvent::ActiveSpeaker { .. }
                 ) {
-                    let _ = self.cmd.send(Command::Close(LeaveReason::EventQueueFull));
+                    let _ = self
+                        .cmd
+                        .send(Command::Close(self.serial, LeaveReason::EventQueueFull));
                 }
             }
         }
@@ -269,7 +277,7 @@ impl Participant {
         let (tx, rx) = oneshot::channel();
         self.member
             .cmd
-            .send(Command::Signal(signal, tx))
+            .send(Command::Signal(self.member.serial, signal, tx))
             .map_err(|_| VoiceError::NotInRoom)?;
         rx.await.unwrap_or(Err(VoiceError::NotInRoom))
     }
@@ -323,6 +331,7 @@ impl Sfu {
                 tasks: Tasks::default(),
                 ports,
                 stats: Counters::default(),
+                crypto: Arc::new(str0m::crypto::from_feature_flags()),
                 state: Mutex::new(State::default()),
                 next_id: AtomicU64::new(1),
                 me: me.clone(),
@@ -331,17 +340,12 @@ impl Sfu {
     }
 
     /// Joins a room: checks the grants and the room's limit, replaces the user's previous
-    /// participation (any room), and makes its peer connection. The client then sends its
-    /// first offer (see the crate docs).
+    /// participation (any room), and hands the participant to its room's loop, which makes
+    /// its connection. The client then sends its first offer (see the crate docs).
     pub async fn join(&self, req: JoinRequest) -> Result<Joined, VoiceError> {
         let sfu = &self.inner;
         match sfu.admit(req) {
-            Ok((member, events, cmd_rx)) => {
-                if let Err(e) = session::start(sfu.clone(), member.clone(), cmd_rx).await {
-                    sfu.remove_member(&member);
-                    sfu.stats.joins_refused.fetch_add(1, Ordering::Relaxed);
-                    return Err(e);
-                }
+            Ok((member, events)) => {
                 sfu.stats.joins.fetch_add(1, Ordering::Relaxed);
                 let ice_servers = sfu.ice_servers(member.id);
                 Ok(Joined {
@@ -365,7 +369,7 @@ impl Sfu {
     }
 
     /// Changes a participant's grants. Losing SPEAK or VIDEO stops forwarding at once (the
-    /// forwarder drops the packets; no renegotiation); losing CONNECT kicks.
+    /// room loop drops the packets; no renegotiation); losing CONNECT kicks.
     pub fn set_grants(&self, participant: ParticipantId, grants: Grants) -> Result<(), VoiceError> {
         let m = self.inner.member(participant)?;
         m.set_grants(grants);
@@ -500,11 +504,7 @@ impl Sfu {
     }
 }
 
-type Admitted = (
-    Arc<Member>,
-    mpsc::Receiver<SfuEvent>,
-    mpsc::UnboundedReceiver<Command>,
-);
+type Admitted = (Arc<Member>, mpsc::Receiver<SfuEvent>);
 
 impl SfuInner {
     fn member(&self, id: ParticipantId) -> Result<Arc<Member>, VoiceError> {
@@ -535,36 +535,12 @@ impl SfuInner {
         }]
     }
 
-    /// The membership half of a join, under the lock.
+    /// The membership half of a join, under the lock: the room's loop (started for the
+    /// room's first member) gets the member next.
     fn admit(&self, req: JoinRequest) -> Result<Admitted, VoiceError> {
         if !req.grants.connect {
             return Err(VoiceError::NotPermitted);
         }
-        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-        let (ev_tx, ev_rx) = mpsc::channel(self.cfg.limits.event_queue.max(16));
-        let member = Arc::new(Member {
-            id: req.participant,
-            room: req.room,
-            session: req.session,
-            connect: AtomicBool::new(true),
-            speak: AtomicBool::new(req.grants.speak),
-            video: AtomicBool::new(req.grants.video),
-            server_mute: AtomicBool::new(false),
-            self_mute: AtomicBool::new(false),
-            server_deaf: AtomicBool::new(false),
-            self_deaf: AtomicBool::new(false),
-            events: EventSink {
-                tx: ev_tx,
-                cmd: cmd_tx.clone(),
-            },
-            cmd: cmd_tx,
-            downlink: Arc::default(),
-            remb: AtomicU64::new(0),
-            cap: AtomicU64::new(0),
-            shows: Mutex::new(HashMap::new()),
-            meter: LevelMeter::default(),
-            publishes_audio: AtomicBool::new(false),
-        });
         let limit = req
             .user_limit
             .unwrap_or(self.cfg.limits.default_max_participants);
@@ -579,30 +555,62 @@ impl SfuInner {
             Self::detach(&mut st, &old);
             old.close(LeaveReason::Replaced);
         }
-        st.members.insert(member.id, member.clone());
+        if !st.rooms.contains_key(&req.room) {
+            let serial = self.next_track_id();
+            let me = self.me.upgrade().ok_or(VoiceError::NotInRoom)?;
+            let cmd = room::start(me, req.room, serial)?;
+            st.rooms.insert(
+                req.room,
+                RoomState {
+                    serial,
+                    members: Vec::new(),
+                    cmd,
+                },
+            );
+        }
+        let Some(room) = st.rooms.get_mut(&req.room) else {
+            return Err(VoiceError::NotInRoom);
+        };
         let serial = self.next_track_id();
-        let room = st.rooms.entry(req.room).or_insert_with(|| {
-            self.tasks
-                .spawn(run_room_ticker(self.me.clone(), req.room, serial));
-            RoomState {
+        let (ev_tx, ev_rx) = mpsc::channel(self.cfg.limits.event_queue.max(16));
+        let member = Arc::new(Member {
+            id: req.participant,
+            serial,
+            room: req.room,
+            session: req.session,
+            connect: AtomicBool::new(true),
+            speak: AtomicBool::new(req.grants.speak),
+            video: AtomicBool::new(req.grants.video),
+            server_mute: AtomicBool::new(false),
+            self_mute: AtomicBool::new(false),
+            server_deaf: AtomicBool::new(false),
+            self_deaf: AtomicBool::new(false),
+            events: EventSink {
+                tx: ev_tx,
+                cmd: room.cmd.clone(),
                 serial,
-                members: Vec::new(),
-                tracks: Vec::new(),
-            }
+            },
+            cmd: room.cmd.clone(),
+            downlink: crate::engine::Downlink::default(),
+            remb: AtomicU64::new(0),
+            cap: AtomicU64::new(0),
+            shows: Mutex::new(HashMap::new()),
+            meter: LevelMeter::default(),
         });
         for other in &room.members {
             other.events.send(SfuEvent::ParticipantJoined {
                 participant: member.id,
             });
         }
-        for t in &room.tracks {
-            let _ = member.cmd.send(Command::Subscribe(t.clone()));
-        }
+        // Under the lock: the loop has the member before any of its signals.
+        let _ = room.cmd.send(Command::Add(member.clone()));
         room.members.push(member.clone());
-        Ok((member, ev_rx, cmd_rx))
+        st.members.insert(member.id, member.clone());
+        Ok((member, ev_rx))
     }
 
-    /// Takes a member out of its room (and the member index), its tracks with it.
+    /// Takes a member out of its room (and the member index). Its room's loop removes its
+    /// connection and tracks when it gets the member's `Close`.
     fn detach(st: &mut State, member: &Arc<Member>) {
         if st
             .members
@@ -619,15 +627,7 @@ impl SfuInner {
         if room.members.len() == before {
             return;
         }
-        let (gone, kept): (Vec<_>, Vec<_>) = room
-            .tracks
-            .drain(..)
-            .partition(|t| Arc::ptr_eq(&t.publisher, member));
-        room.tracks = kept;
         for other in &room.members {
-            for t in &gone {
-                let _ = other.cmd.send(Command::Unsubscribe(t.id));
-            }
             other.events.send(SfuEvent::ParticipantLeft {
                 participant: member.id,
             });
@@ -641,88 +641,12 @@ impl SfuInner {
         Self::detach(&mut self.state.lock(), member);
     }
 
-    /// Adds a track to its publisher's room and subscribes everyone else; false when the
-    /// publisher is no longer in the room.
-    pub(crate) fn publish(&self, track: &Arc<Published>) -> bool {
-        let mut st = self.state.lock();
-        let member = &track.publisher;
-        if !st
-            .members
-            .get(&member.id)
-            .is_some_and(|m| Arc::ptr_eq(m, member))
-        {
-            return false;
-        }
-        let Some(room) = st.rooms.get_mut(&member.room) else {
-            return false;
-        };
-        if track.kind.is_audio() {
-            member.publishes_audio.store(true, Ordering::Relaxed);
-        }
-        room.tracks.push(track.clone());
-        for other in room.members.iter().filter(|m| !Arc::ptr_eq(m, member)) {
-            let _ = other.cmd.send(Command::Subscribe(track.clone()));
-        }
-        true
-    }
-
-    pub(crate) fn unpublish(&self, track: &Arc<Published>) {
-        let mut st = self.state.lock();
-        let Some(room) = st.rooms.get_mut(&track.publisher.room) else {
-            return;
-        };
-        let before = room.tracks.len();
-        room.tracks.retain(|t| !Arc::ptr_eq(t, track));
-        if room.tracks.len() == before {
-            return;
-        }
-        if track.kind.is_audio() {
-            track
-                .publisher
-                .publishes_audio
-                .store(false, Ordering::Relaxed);
-        }
-        for other in room
-            .members
-            .iter()
-            .filter(|m| !Arc::ptr_eq(m, &track.publisher))
-        {
-            let _ = other.cmd.send(Command::Unsubscribe(track.id));
-        }
-    }
-}
-
-/// Speaking transitions and the active speaker, every 100 ms, while the room exists.
-async fn run_room_ticker(sfu: Weak<SfuInner>, key: RoomKey, serial: u64) {
-    let mut state = SpeakerState::default();
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tick.tick().await;
-        let Some(sfu) = sfu.upgrade() else { return };
-        let members = {
-            let st = sfu.state.lock();
-            match st.rooms.get(&key) {
-                Some(r) if r.serial == serial => r.members.clone(),
-                _ => return,
-            }
-        };
-        let meters: Vec<_> = members
-            .iter()
-            .filter(|m| m.publishes_audio.load(Ordering::Relaxed))
-            .map(|m| (m.id, &m.meter))
-            .collect();
-        let changes = state.tick(&meters, &sfu.cfg.speaking, Instant::now());
-        for m in &members {
-            for &(participant, speaking) in &changes.speaking {
-                m.events.send(SfuEvent::Speaking {
-                    participant,
-                    speaking,
-                });
-            }
-            if let Some(participant) = changes.active {
-                m.events.send(SfuEvent::ActiveSpeaker { participant });
-            }
-        }
+    /// Whether the room with this serial still has members (its loop ends when not).
+    pub(crate) fn room_open(&self, key: RoomKey, serial: u64) -> bool {
+        self.state
+            .lock()
+            .rooms
+            .get(&key)
+            .is_some_and(|r| r.serial == serial)
     }
 }

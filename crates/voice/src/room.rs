@@ -1,0 +1,724 @@
+//! A room's media loop: one task owning one UDP socket (per host address) and every
+//! participant's connection in the room, so forwarding is a loop over plain data, with no
+//! lock and no queue between a publisher and its subscribers.
+//!
+//! Each datagram goes to the connection that owns its source address (learned from the
+//! first STUN check that str0m's `accepts` recognises by its ICE credentials). A received
+//! RTP packet is written, renumbered, to every subscriber's send stream in turn, and each
+//! connection's output (datagrams, events) is drained after anything that can produce
+//! some. The loop ends when its room has no members left; its port goes back to the range.
+//!
+//! A room is bounded by one core: the brief's rooms (tens of people) are far from it, and
+//! rooms spread over the runtime's workers.
+
+use crate::codec;
+use crate::conn::Conn;
+use crate::engine;
+use crate::error::VoiceError;
+use crate::ports::PortLease;
+use crate::sfu::{Member, SfuInner};
+use crate::speaking::SpeakerState;
+use crate::track::{Incoming, Track};
+use crate::types::{LeaveReason, RoomKey, SfuEvent, Signal, TrackKind};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+use str0m::bwe::BweKind;
+use str0m::media::{KeyframeRequestKind, Mid};
+use str0m::net::{Protocol, Receive, Transmit};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo};
+use str0m::{Event, IceConnectionState, Input, Output};
+use tokio::io::ReadBuf;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+/// Datagrams read per wake before the loop sends what they produced.
+const READ_BATCH: usize = 64;
+
+/// What the rest of the SFU asks of a room's loop.
+pub(crate) enum Command {
+    /// A member admitted to the room: make its connection.
+    Add(Arc<Member>),
+    /// A client signal for the member with this serial; the result is the reply.
+    Signal(u64, Signal, oneshot::Sender<Result<(), VoiceError>>),
+    /// Close the member with this serial.
+    Close(u64, LeaveReason),
+}
+
+struct Socket {
+    udp: UdpSocket,
+    local: SocketAddr,
+}
+
+struct Room {
+    sfu: Arc<SfuInner>,
+    key: RoomKey,
+    serial: u64,
+    sockets: Vec<Socket>,
+    _port: PortLease,
+    conns: Vec<Conn>,
+    /// Remote address → the member serial whose connection it is.
+    by_source: HashMap<SocketAddr, u64>,
+    tracks: Vec<Track>,
+    speakers: SpeakerState,
+    /// Datagrams to send, and events to handle (by member serial), from drained output.
+    sends: Vec<Transmit>,
+    events: VecDeque<(u64, Event)>,
+}
+
+/// Binds the room's socket(s) on a port of the range and starts its loop.
+pub(crate) fn start(
+    sfu: Arc<SfuInner>,
+    key: RoomKey,
+    serial: u64,
+) -> Result<mpsc::UnboundedSender<Command>, VoiceError> {
+    let (sockets, port) = bind(&sfu)?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let room = Room {
+        sfu: sfu.clone(),
+        key,
+        serial,
+        sockets,
+        _port: port,
+        conns: Vec::new(),
+        by_source: HashMap::new(),
+        tracks: Vec::new(),
+        speakers: SpeakerState::default(),
+        sends: Vec::new(),
+        events: VecDeque::new(),
+    };
+    sfu.tasks.spawn(room.run(rx));
+    Ok(tx)
+}
+
+fn bind(sfu: &SfuInner) -> Result<(Vec<Socket>, PortLease), VoiceError> {
+    let mut tried = Vec::new();
+    // A port of the range may be taken by another process: try a few.
+    for _ in 0..8 {
+        let lease = sfu.ports.lease(&tried).ok_or(VoiceError::NoPorts)?;
+        let mut sockets = Vec::new();
+        let mut error = None;
+        for ip in &sfu.cfg.host_addresses {
+            match bind_one(SocketAddr::new(*ip, lease.port)) {
+                Ok(s) => sockets.push(s),
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        match error {
+            None => return Ok((sockets, lease)),
+            Some(e) if lease.port != 0 => {
+                tracing::debug!(port = lease.port, error = %e, "port unusable, trying another");
+                tried.push(lease.port);
+            }
+            Some(e) => return Err(VoiceError::Config(format!("cannot bind: {e}"))),
+        }
+    }
+    Err(VoiceError::NoPorts)
+}
+
+fn bind_one(addr: SocketAddr) -> std::io::Result<Socket> {
+    let std = std::net::UdpSocket::bind(addr)?;
+    std.set_nonblocking(true)?;
+    let local = std.local_addr()?;
+    Ok(Socket {
+        udp: UdpSocket::from_std(std)?,
+        local,
+    })
+}
+
+/// What woke the loop.
+enum Wake {
+    Command(Option<Command>),
+    Datagram(std::io::Result<(usize, SocketAddr, usize)>),
+    Timer,
+    Tick,
+}
+
+/// The next datagram on any of the sockets: (length, source, socket index).
+async fn recv_any(
+    sockets: &[Socket],
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr, usize)> {
+    std::future::poll_fn(|cx| {
+        for (i, s) in sockets.iter().enumerate() {
+            let mut rb = ReadBuf::new(&mut *buf);
+            match s.udp.poll_recv_from(cx, &mut rb) {
+                Poll::Ready(Ok(source)) => return Poll::Ready(Ok((rb.filled().len(), source, i))),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {}
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+impl Room {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
+        let mut buf = vec![0u8; 2048];
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            let wake_at = self.next_wake();
+            let wake = tokio::select! {
+                biased;
+                cmd = rx.recv() => Wake::Command(cmd),
+                r = recv_any(&self.sockets, &mut buf) => Wake::Datagram(r),
+                () = tokio::time::sleep_until(wake_at.into()) => Wake::Timer,
+                _ = tick.tick() => Wake::Tick,
+            };
+            match wake {
+                Wake::Command(Some(cmd)) => self.command(cmd),
+                Wake::Command(None) => break,
+                Wake::Datagram(Ok((n, source, i))) => {
+                    self.receive(i, source, &buf[..n]);
+                    self.read_more(&mut buf);
+                }
+                Wake::Datagram(Err(e)) => {
+                    // ICMP errors (a peer gone) surface here on Linux; nothing to do.
+                    tracing::trace!(room = %self.key, error = %e, "recv");
+                }
+                Wake::Timer => self.timeouts(Instant::now()),
+                Wake::Tick => self.tick(Instant::now()),
+            }
+            self.settle();
+            if self.conns.is_empty() && !self.sfu.room_open(self.key, self.serial) {
+                // Members admitted before the room closed may still be queued.
+                while let Ok(cmd) = rx.try_recv() {
+                    self.command(cmd);
+                    self.settle();
+                }
+                if self.conns.is_empty() {
+                    break;
+                }
+            }
+        }
+        for mut c in std::mem::take(&mut self.conns) {
+            c.fail(LeaveReason::Shutdown);
+            self.conns.push(c);
+        }
+        self.settle();
+    }
+
+    /// Handles queued events, removes ended connections, sends what is queued.
+    fn settle(&mut self) {
+        loop {
+            self.process_events();
+            let Some(i) = self.conns.iter().position(|c| c.failed.is_some()) else {
+                break;
+            };
+            self.remove(i);
+        }
+        self.flush();
+    }
+
+    fn next_wake(&self) -> Instant {
+        let mut at = Instant::now() + Duration::from_secs(1);
+        for c in &self.conns {
+            at = at.min(c.next_timeout);
+            if !c.connected {
+                at = at.min(c.deadline);
+            }
+        }
+        at
+    }
+
+    fn index(&self, serial: u64) -> Option<usize> {
+        self.conns.iter().position(|c| c.member.serial == serial)
+    }
+
+    fn command(&mut self, cmd: Command) {
+        let cfg = &self.sfu.cfg;
+        match cmd {
+            Command::Add(member) => {
+                let now = Instant::now();
+                let rtc = engine::rtc(cfg, &self.sfu.crypto, now);
+                let locals: Vec<SocketAddr> = self.sockets.iter().map(|s| s.local).collect();
+                let conn = Conn::new(cfg, member, rtc, &locals, now);
+                self.sfu
+                    .stats
+                    .peer_connections
+                    .fetch_add(1, Ordering::Relaxed);
+                self.conns.push(conn);
+                let i = self.conns.len() - 1;
+                for t in &self.tracks {
+                    self.conns[i].subscribe(cfg, t, now);
+                }
+                self.drain(i);
+            }
+            Command::Signal(serial, signal, reply) => {
+                let Some(i) = self.index(serial) else {
+                    let _ = reply.send(Err(VoiceError::NotInRoom));
+                    return;
+                };
+                let conn = &mut self.conns[i];
+                let mut ready = Vec::new();
+                let r = match &signal {
+                    Signal::Offer { sdp, tracks } => conn.on_offer(cfg, sdp, tracks),
+                    Signal::Answer { sdp } => conn.on_answer(cfg, sdp).map(|r| ready = r),
+                    Signal::Candidate(c) => conn.on_candidate(c),
+                };
+                let offered = matches!(signal, Signal::Offer { .. }) && r.is_ok();
+                let _ = reply.send(r);
+                if offered {
+                    self.offer_applied(i);
+                }
+                self.want_keyframes(&ready, Instant::now());
+                self.drain(i);
+            }
+            Command::Close(serial, reason) => {
+                if let Some(i) = self.index(serial) {
+                    self.conns[i].fail(reason);
+                }
+            }
+        }
+    }
+
+    /// After a client offer: publications whose m-section no longer sends end (and the
+    /// kind may be published again).
+    fn offer_applied(&mut self, i: usize) {
+        let serial = self.conns[i].member.serial;
+        let sending: Vec<String> = self.conns[i]
+            .offer
+            .sending
+            .iter()
+            .map(|s| s.mid.clone())
+            .collect();
+        let ended: Vec<u64> = self
+            .tracks
+            .iter()
+            .filter(|t| t.publisher.serial == serial && !sending.iter().any(|m| **m == *t.mid))
+            .map(|t| t.id)
+            .collect();
+        for id in ended {
+            self.unpublish(id);
+        }
+    }
+
+    fn read_more(&mut self, buf: &mut [u8]) {
+        for _ in 0..READ_BATCH {
+            let mut got = false;
+            for i in 0..self.sockets.len() {
+                if let Ok((n, source)) = self.sockets[i].udp.try_recv_from(buf) {
+                    got = true;
+                    self.receive(i, source, &buf[..n]);
+                }
+            }
+            if !got {
+                break;
+            }
+        }
+    }
+
+    fn receive(&mut self, socket: usize, source: SocketAddr, data: &[u8]) {
+        let Ok(contents) = data.try_into() else {
+            return;
+        };
+        let input = Input::Receive(
+            Instant::now(),
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: self.sockets[socket].local,
+                contents,
+            },
+        );
+        let i = match self.by_source.get(&source).and_then(|s| self.index(*s)) {
+            Some(i) => i,
+            None => {
+                let Some(i) = self
+                    .conns
+                    .iter()
+                    .position(|c| c.failed.is_none() && c.rtc.accepts(&input))
+                else {
+                    return;
+                };
+                let c = &mut self.conns[i];
+                c.sources.push(source);
+                self.by_source.insert(source, c.member.serial);
+                i
+            }
+        };
+        if let Err(e) = self.conns[i].rtc.handle_input(input) {
+            tracing::debug!(participant = %self.conns[i].member.id, error = %e, "input refused");
+            self.conns[i].fail(LeaveReason::ConnectionFailed);
+            return;
+        }
+        self.drain(i);
+    }
+
+    fn timeouts(&mut self, now: Instant) {
+        for i in 0..self.conns.len() {
+            let c = &mut self.conns[i];
+            if !c.connected && now >= c.deadline {
+                c.fail(LeaveReason::IceTimeout);
+                continue;
+            }
+            if c.next_timeout <= now {
+                if let Err(e) = c.rtc.handle_input(Input::Timeout(now)) {
+                    tracing::debug!(participant = %c.member.id, error = %e, "timeout refused");
+                    c.fail(LeaveReason::ConnectionFailed);
+                    continue;
+                }
+                self.drain(i);
+            }
+        }
+    }
+
+    /// Takes a connection's output: datagrams to the send queue, events to the event queue.
+    fn drain(&mut self, i: usize) {
+        let c = &mut self.conns[i];
+        let serial = c.member.serial;
+        loop {
+            match c.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    c.next_timeout = t;
+                    break;
+                }
+                Ok(Output::Transmit(t)) => self.sends.push(t),
+                Ok(Output::Event(e)) => self.events.push_back((serial, e)),
+                Err(e) => {
+                    tracing::debug!(participant = %c.member.id, error = %e, "connection failed");
+                    c.fail(LeaveReason::ConnectionFailed);
+                    break;
+                }
+            }
+        }
+    }
+
+    fn process_events(&mut self) {
+        while let Some((serial, e)) = self.events.pop_front() {
+            let Some(i) = self.index(serial) else {
+                continue;
+            };
+            self.event(i, e);
+        }
+    }
+
+    fn event(&mut self, i: usize, e: Event) {
+        let now = Instant::now();
+        match e {
+            Event::RtpPacket(p) => self.forward(i, p, now),
+            Event::Connected => {
+                self.conns[i].connected = true;
+                // Whatever it subscribes to starts at a keyframe now that it can receive.
+                let ids: Vec<u64> = self.conns[i].subs.keys().copied().collect();
+                self.want_keyframes(&ids, now);
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.conns[i].fail(LeaveReason::ConnectionFailed);
+            }
+            Event::Closed => self.conns[i].fail(LeaveReason::ConnectionFailed),
+            Event::KeyframeRequest(r) => self.keyframe_requested(i, r.mid, now),
+            Event::EgressBitrateEstimate(BweKind::Twcc(b)) => {
+                self.conns[i].member.downlink.update(b.as_u64());
+            }
+            Event::EgressBitrateEstimate(BweKind::Remb(_, b)) => {
+                self.conns[i].member.note_remb(b.as_u64());
+            }
+            _ => {}
+        }
+    }
+
+    fn want_keyframes(&mut self, ids: &[u64], now: Instant) {
+        for t in 0..self.tracks.len() {
+            if ids.contains(&self.tracks[t].id) {
+                self.tracks[t].want_all_keyframes();
+                self.send_keyframe_requests(t, now);
+            }
+        }
+    }
+
+    /// A subscriber asked for a keyframe (PLI/FIR): pass it on for the layer it gets.
+    fn keyframe_requested(&mut self, i: usize, mid: Mid, now: Instant) {
+        let Some(&id) = self.conns[i].by_mid.get(&mid) else {
+            return;
+        };
+        let layer = self.conns[i].subs.get(&id).and_then(|s| s.renumber.current);
+        let Some(t) = self.tracks.iter().position(|t| t.id == id) else {
+            return;
+        };
+        self.tracks[t].want_keyframe(layer);
+        self.send_keyframe_requests(t, now);
+    }
+
+    /// Sends the keyframe requests of a track that are due (throttled per layer).
+    fn send_keyframe_requests(&mut self, t: usize, now: Instant) {
+        let due = self.tracks[t].due_keyframe_requests(now, self.sfu.cfg.limits.pli_interval);
+        if due.is_empty() {
+            return;
+        }
+        let Some(p) = self.index(self.tracks[t].publisher.serial) else {
+            return;
+        };
+        let mut api = self.conns[p].rtc.direct_api();
+        for ssrc in due {
+            if let Some(rx) = api.stream_rx(&ssrc) {
+                rx.request_keyframe(KeyframeRequestKind::Pli);
+                self.sfu
+                    .stats
+                    .keyframe_requests
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.drain(p);
+    }
+
+    /// A publisher's packet, to every subscriber that gets it.
+    fn forward(&mut self, from: usize, p: RtpPacket, now: Instant) {
+        let publisher = self.conns[from].member.clone();
+        let ssrc = p.header.ssrc;
+        let Some((mid, rid)) = self.conns[from]
+            .rtc
+            .direct_api()
+            .stream_rx(&ssrc)
+            .map(|s| (s.mid(), s.rid()))
+        else {
+            return;
+        };
+        let t = match self
+            .tracks
+            .iter()
+            .position(|t| t.publisher.serial == publisher.serial && t.mid == mid)
+        {
+            Some(t) => t,
+            None => match self.publish(from, mid, p.header.payload_type, now) {
+                Some(t) => t,
+                None => return,
+            },
+        };
+        let stats = &self.sfu.stats;
+        let cfg = &self.sfu.cfg;
+        let track = &mut self.tracks[t];
+        if p.header.payload_type != track.pt {
+            return; // a repair flow or another codec: not this track's media
+        }
+        stats.packets_received.fetch_add(1, Ordering::Relaxed);
+        let Some(layer) = track.layer_of(rid.as_deref(), ssrc) else {
+            return;
+        };
+        track.account(layer, p.payload.len(), now);
+        let audio = track.kind.is_audio();
+        // str0m gives the level as -dBov (0 loudest, -127 silence).
+        let audio_level = if audio {
+            p.header
+                .ext_vals
+                .audio_level
+                .map(|l| (-i16::from(l)).clamp(0, 127) as u8)
+        } else {
+            None
+        };
+        if !publisher.may_forward(track.kind) {
+            stats.packets_gated.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if let Some(level) = audio_level {
+            publisher.meter.observe(level, cfg.speaking.threshold, now);
+        }
+        let keyframe = !audio && codec::is_keyframe_start(track.video_codec, &p.payload);
+        let (avail, rates) = track.availability(now, cfg.layer_bitrates);
+        let inc = Incoming {
+            layer,
+            keyframe,
+            seq: *p.seq_no,
+            ts: p.header.timestamp,
+            now,
+            avail,
+            rates,
+        };
+        let mut ext = ExtensionValues::default();
+        if let Some(level) = audio_level {
+            ext.audio_level = Some(-(level as i8));
+            ext.voice_activity = p.header.ext_vals.voice_activity;
+        }
+        let mut wants = Vec::new();
+        let mut written = Vec::new();
+        for (j, c) in self.conns.iter_mut().enumerate() {
+            if j == from || !c.connected || c.failed.is_some() {
+                continue;
+            }
+            if audio && c.member.is_deaf() {
+                continue;
+            }
+            let Some(sub) = c.subs.get_mut(&track.id) else {
+                continue;
+            };
+            let (true, Some(pt), Some(mid)) = (sub.ready, sub.pt, sub.mid) else {
+                continue;
+            };
+            let d = sub.renumber.decide(track, &c.member, &inc);
+            if let Some(l) = d.want_key {
+                wants.push(l);
+            }
+            let Some((seq, ts)) = d.send else {
+                continue;
+            };
+            let mut api = c.rtc.direct_api();
+            let Some(tx) = api.stream_tx_by_mid(mid, None) else {
+                stats.packets_dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            tx.write_rtp(
+                RtpWrite::new(pt, SeqNo::from(seq), ts, p.timestamp, p.payload.clone())
+                    .marker(p.header.marker)
+                    .ext_vals(ext.clone())
+                    .nackable(!audio),
+            );
+            stats.packets_forwarded.fetch_add(1, Ordering::Relaxed);
+            stats
+                .bytes_forwarded
+                .fetch_add(p.payload.len() as u64, Ordering::Relaxed);
+            written.push(j);
+        }
+        for l in wants {
+            track.want_keyframe(Some(l));
+        }
+        self.send_keyframe_requests(t, now);
+        for j in written {
+            self.drain(j);
+        }
+    }
+
+    /// A publisher's first packet on an m-section its offer sends: the track joins the room
+    /// and everyone else subscribes.
+    fn publish(
+        &mut self,
+        from: usize,
+        mid: Mid,
+        pt: str0m::media::Pt,
+        now: Instant,
+    ) -> Option<usize> {
+        let c = &self.conns[from];
+        let sending = c.offer.sending.iter().find(|s| *s.mid == *mid)?;
+        let serial = c.member.serial;
+        if self
+            .tracks
+            .iter()
+            .any(|t| t.publisher.serial == serial && t.kind == sending.kind)
+        {
+            tracing::warn!(participant = %c.member.id, kind = ?sending.kind, "second track of a kind ignored");
+            return None;
+        }
+        let params = c.rtc.codec_config().find(|p| p.pt() == pt)?;
+        let id = self.sfu.next_track_id();
+        let track = Track::new(
+            id,
+            c.member.clone(),
+            mid,
+            sending.kind,
+            pt,
+            params.spec(),
+            &sending.rids,
+        );
+        let cfg = &self.sfu.cfg;
+        for (j, other) in self.conns.iter_mut().enumerate() {
+            if j != from {
+                other.subscribe(cfg, &track, now);
+            }
+        }
+        self.tracks.push(track);
+        for j in 0..self.conns.len() {
+            if j != from {
+                self.drain(j);
+            }
+        }
+        Some(self.tracks.len() - 1)
+    }
+
+    fn unpublish(&mut self, id: u64) {
+        let Some(t) = self.tracks.iter().position(|t| t.id == id) else {
+            return;
+        };
+        let track = self.tracks.swap_remove(t);
+        let cfg = &self.sfu.cfg;
+        for c in &mut self.conns {
+            c.unsubscribe(cfg, &track);
+        }
+        for j in 0..self.conns.len() {
+            self.drain(j);
+        }
+    }
+
+    /// Removes an ended connection: its tracks, its membership, and it is told why.
+    fn remove(&mut self, i: usize) {
+        let mut c = self.conns.swap_remove(i);
+        let reason = c.failed.take().unwrap_or(LeaveReason::Left);
+        let serial = c.member.serial;
+        for s in &c.sources {
+            self.by_source.remove(s);
+        }
+        let ids: Vec<u64> = self
+            .tracks
+            .iter()
+            .filter(|t| t.publisher.serial == serial)
+            .map(|t| t.id)
+            .collect();
+        for id in ids {
+            self.unpublish(id);
+        }
+        c.rtc.disconnect();
+        self.sfu.remove_member(&c.member);
+        self.sfu
+            .stats
+            .peer_connections
+            .fetch_sub(1, Ordering::Relaxed);
+        tracing::debug!(
+            participant = %c.member.id,
+            room = %c.member.room,
+            session = %c.member.session.0,
+            ?reason,
+            "left"
+        );
+        c.member.events.send(SfuEvent::Left(reason));
+    }
+
+    /// Every 100 ms: speaking transitions and the active speaker, and keyframe requests
+    /// that were held back by the throttle.
+    fn tick(&mut self, now: Instant) {
+        let meters: Vec<_> = self
+            .tracks
+            .iter()
+            .filter(|t| t.kind == TrackKind::Audio)
+            .map(|t| (t.publisher.id, &t.publisher.meter))
+            .collect();
+        let changes = self.speakers.tick(&meters, &self.sfu.cfg.speaking, now);
+        for c in &self.conns {
+            for &(participant, speaking) in &changes.speaking {
+                c.member.events.send(SfuEvent::Speaking {
+                    participant,
+                    speaking,
+                });
+            }
+            if let Some(participant) = changes.active {
+                c.member
+                    .events
+                    .send(SfuEvent::ActiveSpeaker { participant });
+            }
+        }
+        for t in 0..self.tracks.len() {
+            self.send_keyframe_requests(t, now);
+        }
+    }
+
+    fn flush(&mut self) {
+        for t in self.sends.drain(..) {
+            let Some(s) = self.sockets.iter().find(|s| s.local == t.source) else {
+                continue;
+            };
+            if s.udp.try_send_to(&t.contents, t.destination).is_err() {
+                // A full socket buffer: the datagram is lost, as on the wire (NACK can
+                // recover video).
+                self.sfu
+                    .stats
+                    .packets_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}

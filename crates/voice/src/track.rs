@@ -1,0 +1,365 @@
+//! A published track and each subscriber's copy of it: which simulcast layer a subscriber
+//! gets, and how its packets are renumbered.
+//!
+//! Per subscriber the room keeps one outgoing stream whatever layer it carries: str0m's
+//! SSRC for the subscriber's m-section, the payload type the subscriber negotiated for the
+//! publisher's codec, and sequence numbers and timestamps continued across layer switches
+//! (offsets chosen at the switch so the first packet of the new layer follows the last of
+//! the old). A switch happens only at a keyframe of the new layer, which is requested (PLI,
+//! at most one per layer per `pli_interval`).
+//!
+//! Nothing here does I/O: the room loop (`room.rs`) owns the connections and calls in.
+
+use crate::codec::VideoCodec;
+use crate::layers::{self, Congestion};
+use crate::sfu::Member;
+use crate::types::{Layer, ParticipantId, TrackKind};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use str0m::format::CodecSpec;
+use str0m::media::{Mid, Pt};
+use str0m::rtp::Ssrc;
+
+/// A layer is available while it has sent within this long.
+const LAYER_STALE: Duration = Duration::from_secs(2);
+
+/// A track a participant publishes, as the room sees it.
+pub(crate) struct Track {
+    pub(crate) id: u64,
+    pub(crate) publisher: Arc<Member>,
+    /// The publisher's m-section that carries it.
+    pub(crate) mid: Mid,
+    pub(crate) kind: TrackKind,
+    /// The publisher's payload type for its codec (packets of other types are not media).
+    pub(crate) pt: Pt,
+    /// The msid the subscribers see.
+    pub(crate) stream_id: String,
+    pub(crate) track_id: String,
+    pub(crate) codec: CodecSpec,
+    pub(crate) video_codec: VideoCodec,
+    pub(crate) simulcast: bool,
+    rid_map: Vec<(String, Layer)>,
+    /// The first SSRC seen on each layer: its media stream (later ones are ignored).
+    ssrc: [Option<Ssrc>; 3],
+    last_seen: [Option<Instant>; 3],
+    /// Bytes in the current one-second window and the last full window's bitrate.
+    window_bytes: [u64; 3],
+    window_start: Option<Instant>,
+    rate: [u64; 3],
+    last_pli: [Option<Instant>; 3],
+    want_key: [bool; 3],
+}
+
+impl Track {
+    pub(crate) fn new(
+        id: u64,
+        publisher: Arc<Member>,
+        mid: Mid,
+        kind: TrackKind,
+        pt: Pt,
+        codec: CodecSpec,
+        rids: &[String],
+    ) -> Track {
+        // Microphone and camera share a stream (browsers lip-sync within one); the screen is
+        // its own. A browser's `ontrack` sees this id as `streams[0].id`.
+        let stream_id = match kind {
+            TrackKind::Screen => format!("{}-screen", publisher.id),
+            _ => publisher.id.to_string(),
+        };
+        let track_id = format!("{}-{}-{}", publisher.id, kind.as_str(), id);
+        let rid_map = rid_layers(rids);
+        Track {
+            id,
+            mid,
+            kind,
+            pt,
+            stream_id,
+            track_id,
+            video_codec: VideoCodec::from_codec(codec.codec),
+            codec,
+            simulcast: rid_map.len() > 1,
+            rid_map,
+            publisher,
+            ssrc: [None; 3],
+            last_seen: [None; 3],
+            window_bytes: [0; 3],
+            window_start: None,
+            rate: [0; 3],
+            last_pli: [None; 3],
+            // A new track's subscribers need a keyframe to start.
+            want_key: [true; 3],
+        }
+    }
+
+    pub(crate) fn publisher_id(&self) -> ParticipantId {
+        self.publisher.id
+    }
+
+    /// The layer a packet of this rid (and SSRC) is, or `None` for a stream that is not the
+    /// layer's media stream (a second SSRC for a layer: not forwarded as media).
+    pub(crate) fn layer_of(&mut self, rid: Option<&str>, ssrc: Ssrc) -> Option<Layer> {
+        let layer = match rid {
+            Some(rid) => self
+                .rid_map
+                .iter()
+                .find(|(r, _)| r == rid)
+                .map_or(Layer::High, |(_, l)| *l),
+            None => Layer::High,
+        };
+        let first = self.ssrc[layer.index()].get_or_insert(ssrc);
+        (*first == ssrc).then_some(layer)
+    }
+
+    pub(crate) fn account(&mut self, layer: Layer, bytes: usize, now: Instant) {
+        let i = layer.index();
+        self.last_seen[i] = Some(now);
+        let start = *self.window_start.get_or_insert(now);
+        if now.saturating_duration_since(start) >= Duration::from_secs(1) {
+            let secs = now.saturating_duration_since(start).as_secs_f64();
+            for j in 0..3 {
+                self.rate[j] = (self.window_bytes[j] as f64 * 8.0 / secs) as u64;
+                self.window_bytes[j] = 0;
+            }
+            self.window_start = Some(now);
+        }
+        self.window_bytes[i] += bytes as u64;
+    }
+
+    /// Available layers and the bitrate of each (measured, else configured).
+    pub(crate) fn availability(&self, now: Instant, defaults: [u64; 3]) -> ([bool; 3], [u64; 3]) {
+        if !self.simulcast {
+            return ([false, false, true], defaults);
+        }
+        let mut avail = [false; 3];
+        let mut rates = defaults;
+        for i in 0..3 {
+            avail[i] =
+                self.last_seen[i].is_some_and(|at| now.saturating_duration_since(at) < LAYER_STALE);
+            if self.rate[i] > 0 {
+                rates[i] = self.rate[i];
+            }
+        }
+        (avail, rates)
+    }
+
+    /// Someone needs a keyframe of this layer (`None`: the top one).
+    pub(crate) fn want_keyframe(&mut self, layer: Option<Layer>) {
+        if !self.kind.is_audio() {
+            self.want_key[layer.unwrap_or(Layer::High).index()] = true;
+        }
+    }
+
+    /// Every layer: a new subscriber starts at a keyframe of whichever it gets.
+    pub(crate) fn want_all_keyframes(&mut self) {
+        if !self.kind.is_audio() {
+            self.want_key = [true; 3];
+        }
+    }
+
+    /// The SSRCs to send a keyframe request to now (throttled per layer); a layer not seen
+    /// yet has nobody to ask and its wish is dropped.
+    pub(crate) fn due_keyframe_requests(&mut self, now: Instant, every: Duration) -> Vec<Ssrc> {
+        let mut due = Vec::new();
+        for i in 0..3 {
+            if !self.want_key[i] {
+                continue;
+            }
+            let Some(ssrc) = self.ssrc[i] else {
+                self.want_key[i] = false;
+                continue;
+            };
+            if self.last_pli[i].is_none_or(|at| now.saturating_duration_since(at) >= every) {
+                self.last_pli[i] = Some(now);
+                self.want_key[i] = false;
+                due.push(ssrc);
+            }
+        }
+        due
+    }
+}
+
+/// What one incoming packet is, worked out once for all subscribers.
+pub(crate) struct Incoming {
+    pub(crate) layer: Layer,
+    pub(crate) keyframe: bool,
+    /// Input sequence number (extended) and RTP timestamp.
+    pub(crate) seq: u64,
+    pub(crate) ts: u32,
+    pub(crate) now: Instant,
+    pub(crate) avail: [bool; 3],
+    pub(crate) rates: [u64; 3],
+}
+
+/// What a subscriber gets of one packet.
+#[derive(Debug, Default)]
+pub(crate) struct Decision {
+    /// Send it with this sequence number and timestamp (`None`: not this packet).
+    pub(crate) send: Option<(u64, u32)>,
+    /// The publisher should send a keyframe of this layer, to switch to it.
+    pub(crate) want_key: Option<Layer>,
+}
+
+/// One subscriber's renumbering and layer state for one track.
+pub(crate) struct Renumber {
+    pub(crate) current: Option<Layer>,
+    /// Output = input + offset (extended sequence numbers; wrapping).
+    seq_offset: u64,
+    ts_offset: u32,
+    started: bool,
+    last_seq: u64,
+    last_ts: u32,
+    last_at: Option<Instant>,
+    congestion: Congestion,
+}
+
+impl Renumber {
+    pub(crate) fn new(now: Instant) -> Renumber {
+        Renumber {
+            current: None,
+            seq_offset: 0,
+            ts_offset: 0,
+            started: false,
+            last_seq: 0,
+            last_ts: 0,
+            last_at: None,
+            congestion: Congestion::new(now),
+        }
+    }
+
+    /// What this subscriber gets of the packet.
+    pub(crate) fn decide(
+        &mut self,
+        track: &Track,
+        subscriber: &Member,
+        inc: &Incoming,
+    ) -> Decision {
+        let mut d = Decision::default();
+        let target = if track.simulcast {
+            let current_rate = self.current.map_or(0, |c| inc.rates[c.index()]);
+            // The count first: the estimator writes the estimate before counting.
+            let congestion = subscriber.congestion();
+            let estimate = subscriber.estimate();
+            let current = self.current.unwrap_or(Layer::High);
+            let ceiling =
+                self.congestion
+                    .update(estimate, congestion, current, current_rate, inc.now);
+            let shown = subscriber.shown_layer(track.publisher_id());
+            match layers::choose(
+                inc.avail,
+                shown,
+                ceiling,
+                subscriber.bandwidth_cap(),
+                inc.rates,
+            ) {
+                Some(l) => l,
+                None => return d,
+            }
+        } else {
+            Layer::High
+        };
+        if self.current != Some(target) {
+            if inc.layer == target && (inc.keyframe || track.kind.is_audio()) {
+                // Switch here: the new layer continues the old one's numbering.
+                let elapsed = self
+                    .last_at
+                    .map_or(Duration::ZERO, |at| inc.now.saturating_duration_since(at));
+                let clock = f64::from(track.codec.clock_rate.get().max(1));
+                let ticks = (elapsed.as_secs_f64() * clock) as u32;
+                if self.started {
+                    self.seq_offset = self.last_seq.wrapping_add(1).wrapping_sub(inc.seq);
+                    self.ts_offset = self.last_ts.wrapping_add(ticks.max(1)).wrapping_sub(inc.ts);
+                }
+                self.current = Some(target);
+            } else {
+                // Until the new layer's keyframe, the old one goes on (if it still comes).
+                d.want_key = Some(target);
+            }
+        }
+        if self.current != Some(inc.layer) {
+            return d;
+        }
+        let seq = inc.seq.wrapping_add(self.seq_offset);
+        let ts = inc.ts.wrapping_add(self.ts_offset);
+        if !self.started || seq > self.last_seq {
+            self.last_seq = seq;
+            self.last_ts = ts;
+            self.last_at = Some(inc.now);
+            self.started = true;
+        }
+        d.send = Some((seq, ts));
+        d
+    }
+}
+
+/// Maps simulcast rids to layers: by name when they are the usual ones (`q`/`h`/`f`,
+/// `l`/`m`/`h`, `low`/`mid`/`high`, `0`/`1`/`2`), else by their order in the offer (low
+/// first, as browsers list `sendEncodings` by convention).
+pub(crate) fn rid_layers(rids: &[String]) -> Vec<(String, Layer)> {
+    let has_f = rids.iter().any(|r| r == "f");
+    let by_name = |r: &str| match r {
+        "q" | "l" | "low" | "lo" | "0" => Some(Layer::Low),
+        "m" | "mid" | "med" | "1" => Some(Layer::Medium),
+        "h" if has_f => Some(Layer::Medium),
+        "h" | "f" | "high" | "hi" | "2" => Some(Layer::High),
+        _ => None,
+    };
+    let named: Option<Vec<_>> = rids
+        .iter()
+        .map(|r| by_name(r).map(|l| (r.clone(), l)))
+        .collect();
+    match named {
+        Some(v) => v,
+        None => {
+            let n = rids.len();
+            rids.iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    let layer = match (n, i) {
+                        (1, _) => Layer::High,
+                        (2, 0) => Layer::Low,
+                        (2, _) => Layer::High,
+                        (_, i) => Layer::from_index(i.min(2) as u8),
+                    };
+                    (r.clone(), layer)
+                })
+                .collect()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn rids_to_layers() {
+        let l = |v: &[&str]| {
+            rid_layers(&names(v))
+                .into_iter()
+                .map(|(_, l)| l)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            l(&["q", "h", "f"]),
+            vec![Layer::Low, Layer::Medium, Layer::High]
+        );
+        assert_eq!(
+            l(&["l", "m", "h"]),
+            vec![Layer::Low, Layer::Medium, Layer::High]
+        );
+        assert_eq!(
+            l(&["f", "h", "q"]),
+            vec![Layer::High, Layer::Medium, Layer::Low]
+        );
+        assert_eq!(
+            l(&["a", "b", "c"]),
+            vec![Layer::Low, Layer::Medium, Layer::High]
+        );
+        assert_eq!(l(&["a", "b"]), vec![Layer::Low, Layer::High]);
+        assert!(l(&[]).is_empty());
+    }
+}
