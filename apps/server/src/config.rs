@@ -108,7 +108,7 @@ pub struct Config {
     /// (`subscribe_presence`), not every member.
     pub gateway_presence_threshold: usize,
     /// Voice and video: addresses the SFU binds and offers as host
-    /// candidates (one UDP port per participant).
+    /// candidates (one UDP port per voice room in use).
     pub voice_host_addresses: Vec<String>,
     /// Public addresses announced instead of the bound ones (a 1:1 NAT).
     pub voice_public_ips: Vec<String>,

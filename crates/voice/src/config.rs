@@ -6,19 +6,19 @@ use std::time::Duration;
 /// Where and how the SFU listens, and its limits.
 #[derive(Debug, Clone)]
 pub struct VoiceConfig {
-    /// Addresses to bind each peer connection's UDP socket on; their host candidates are
-    /// these addresses. Loopback works (tests use `127.0.0.1`).
+    /// Addresses to bind each room's UDP socket on (one socket per address); their host
+    /// candidates are these addresses. Loopback works (tests use `127.0.0.1`).
     pub host_addresses: Vec<IpAddr>,
     /// Public addresses announced instead of the bound ones (1:1 NAT): `public_ips[i]`
     /// for `host_addresses[i]` (the last one for the rest), or empty.
     pub public_ips: Vec<IpAddr>,
-    /// Inclusive UDP port range; `None` lets the OS choose. One port per participant.
+    /// Inclusive UDP port range; `None` lets the OS choose. One port per room.
     pub udp_ports: Option<(u16, u16)>,
     /// TURN (coturn, shared secret) handed to clients with the join answer.
     pub turn: Option<TurnConfig>,
     /// Limits.
     pub limits: Limits,
-    /// Send-side bandwidth estimation (TWCC + GCC) per subscriber: a falling estimate moves
+    /// Send-side bandwidth estimation (TWCC) per subscriber: a falling estimate moves
     /// subscribers to lower simulcast layers.
     pub bandwidth_estimation: bool,
     /// The bitrate each simulcast layer needs (bits/s) before any is measured, low first.

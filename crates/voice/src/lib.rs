@@ -1,7 +1,7 @@
 //! # hearth-voice
 //!
-//! The voice and video selective forwarding unit (SFU), on webrtc-rs 0.21 (the async layer
-//! over the sans-I/O `rtc` core; ring crypto, no OpenSSL).
+//! The voice and video selective forwarding unit (SFU), on str0m 0.23 (sans-I/O; pure-Rust
+//! crypto, no C build). Why str0m rather than webrtc-rs: `ARCHITECTURE.md`, "The stack".
 //!
 //! See `ARCHITECTURE.md` for the crate's place.
 //!
@@ -14,8 +14,8 @@
 //!    offer**: one `addTransceiver(track, {direction: "sendonly"})` per publication (camera
 //!    with `sendEncodings` of three rids for simulcast, e.g. `q`/`h`/`f` low→high), or, to
 //!    only listen, `addTransceiver("audio", {direction: "recvonly"})` and the same for
-//!    `"video"` (so the first exchange settles every codec the browser has: webrtc-rs fixes
-//!    a connection's codec list at its first exchange of each kind). After
+//!    `"video"` (those placeholders are answered `inactive`: the SFU sends on m-sections it
+//!    offers itself). After
 //!    `setLocalDescription` it sends [`Signal::Offer`] with the SDP and a [`TrackLabel`]
 //!    per sending transceiver (`transceiver.mid` → camera or screen).
 //! 3. The SFU answers ([`SfuEvent::Answer`]); both sides trickle candidates
@@ -27,7 +27,7 @@
 //!    they play in sync; `<participant>-screen` for the screen).
 //! 5. To publish more (screen share) or stop, the client renegotiates with a new offer as
 //!    in step 2. If an SFU offer is outstanding at that moment (glare), the client — the
-//!    impolite peer — ignores the SFU's offer; the SFU rolls back, answers, and offers again.
+//!    impolite peer — ignores the SFU's offer; the SFU drops it, answers, and offers again.
 //!    A browser using the "perfect negotiation" pattern with `polite = false` does exactly
 //!    this.
 //! 6. The last event is [`SfuEvent::Left`] with the reason. Dropping the [`Participant`]
@@ -40,34 +40,33 @@
 //!
 //! ## Invariants
 //!
-//! - One task per participant owns its peer connection; everything done to it goes through
-//!   that task's queue, so negotiation steps never interleave.
-//! - The packet path takes no SFU-wide lock: a forwarder reads its subscriber list (an
-//!   `Arc` swapped on change) and the members' atomics (grants, mutes, deafen, layers).
+//! - One task per room owns the room's socket(s) and every participant's `Rtc`; everything
+//!   done to a connection goes through that task's queue, so negotiation steps never
+//!   interleave and forwarding needs no lock.
+//! - The packet path takes no SFU-wide lock: the room task reads the members' atomics
+//!   (grants, mutes, deafen, layers, estimate).
 //! - Every task the crate spawns is counted ([`SfuStats::live_tasks`]); a participant's
-//!   tasks, port and peer connection are gone once its `Left` event is sent.
+//!   connection is gone once its `Left` event is sent, and its room's task and port once
+//!   the room is empty.
 //!
 //! ## Deviations from the brief
 //!
-//! - webrtc-rs 0.21's `TrackLocalStaticRTP` does not rewrite SSRC or payload type, so the
-//!   forwarder does (per subscriber, from the negotiated sender parameters), and strips the
-//!   publisher's header extensions (their ids are the publisher's), re-adding the audio
-//!   level under the subscriber's id.
-//! - Inbound RTCP stops at the end of webrtc-rs's interceptor chain; a small interceptor
-//!   (`engine::FeedbackToApp`) hands PLI/FIR/REMB on to the forwarders.
-//! - The bandwidth estimate (TWCC → GCC) is used to step layers down under congestion and
-//!   to probe back up on a timer (`layers.rs`); without padding probes GCC cannot show that
-//!   a higher layer would fit. [`Sfu::set_bandwidth_cap`] is the explicit knob.
+//! - str0m instead of webrtc-rs (measured; `ARCHITECTURE.md`).
+//! - The SFU answers a client's first offer as the DTLS client (`a=setup:active`).
+//! - Per subscriber the SFU rewrites sequence numbers and timestamps (continuous across
+//!   simulcast layer switches) and writes the payload type the subscriber negotiated for the
+//!   publisher's codec; header extensions are str0m's own, with the audio level carried over.
+//! - The bandwidth estimate (TWCC, str0m's estimator) is used to step layers down when it
+//!   falls and to probe back up on a timer (`layers.rs`). [`Sfu::set_bandwidth_cap`] is
+//!   the explicit knob. Forwarded media is not paced.
 //! - [`Grants`] has `connect` too, so losing CONNECT at runtime kicks.
-//! - webrtc-rs 0.21 keeps `SettingEngine::with_nat_1to1_ips` but nothing reads it; the
-//!   session rewrites its host candidates (trickled and in SDP) to the public addresses.
-//! - Each peer connection binds its own UDP socket (no UDP mux in webrtc-rs 0.21): one port
-//!   of the range per participant, returned when it leaves.
-//! - A subscriber receives a video codec only if its connection negotiated it (webrtc-rs
-//!   fixes the codec list at the first exchange); browsers offer all their codecs, so in
-//!   practice VP8 and H.264 publishers mix; there is no transcoding.
-//! - m-sections of removed tracks are not reused: the SDP grows by one (inactive) section
-//!   per track a subscriber ever received in the session.
+//! - One UDP port per room (per host address), not per participant.
+//! - A subscriber receives a video codec only if its connection negotiated it; browsers
+//!   offer all their codecs, so in practice VP8 and H.264 publishers mix; there is no
+//!   transcoding.
+//! - Removed tracks' m-sections are stopped (port 0) in the SFU's next offer.
+//! - A client whose checks carry the SFU's credentials is connected even if the password
+//!   in its own SDP is wrong (str0m keeps a pair its peer keeps checking).
 
 mod codec;
 mod config;
