@@ -266,7 +266,7 @@ impl Conn {
                 pt: None,
                 renumber: Renumber::new(now),
                 kind: track.kind,
-                codec: track.codec.clone(),
+                codec: track.codec,
                 stream_id: track.stream_id.clone(),
                 track_id: track.track_id.clone(),
             },

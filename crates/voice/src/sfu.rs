@@ -555,21 +555,19 @@ impl SfuInner {
             Self::detach(&mut st, &old);
             old.close(LeaveReason::Replaced);
         }
-        if !st.rooms.contains_key(&req.room) {
-            let serial = self.next_track_id();
-            let me = self.me.upgrade().ok_or(VoiceError::NotInRoom)?;
-            let cmd = room::start(me, req.room, serial)?;
-            st.rooms.insert(
-                req.room,
-                RoomState {
+        let room = match st.rooms.entry(req.room) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                // The room's first member: its loop and port.
+                let serial = self.next_track_id();
+                let me = self.me.upgrade().ok_or(VoiceError::NotInRoom)?;
+                let cmd = room::start(me, req.room, serial)?;
+                e.insert(RoomState {
                     serial,
                     members: Vec::new(),
                     cmd,
-                },
-            );
-        }
-        let Some(room) = st.rooms.get_mut(&req.room) else {
-            return Err(VoiceError::NotInRoom);
+                })
+            }
         };
         let serial = self.next_track_id();
         let (ev_tx, ev_rx) = mpsc::channel(self.cfg.limits.event_queue.max(16));
