@@ -38,6 +38,9 @@ use tokio::sync::{mpsc, oneshot};
 /// Datagrams read per wake before the loop sends what they produced.
 const READ_BATCH: usize = 64;
 
+/// How often speaking transitions are announced.
+const TICK: Duration = Duration::from_millis(100);
+
 /// What the rest of the SFU asks of a room's loop.
 pub(crate) enum Command {
     /// A member admitted to the room: make its connection.
@@ -137,7 +140,6 @@ enum Wake {
     Command(Option<Command>),
     Datagram(std::io::Result<(usize, SocketAddr, usize)>),
     Timer,
-    Tick,
 }
 
 /// The next datagram on any of the sockets: (length, source, socket index).
@@ -162,16 +164,13 @@ async fn recv_any(
 impl Room {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
         let mut buf = vec![0u8; 2048];
-        let mut tick = tokio::time::interval(Duration::from_millis(100));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut next_tick = Instant::now() + TICK;
         loop {
-            let wake_at = self.next_wake();
+            let wake_at = self.next_wake().min(next_tick);
             let wake = tokio::select! {
-                biased;
                 cmd = rx.recv() => Wake::Command(cmd),
                 r = recv_any(&self.sockets, &mut buf) => Wake::Datagram(r),
                 () = tokio::time::sleep_until(wake_at.into()) => Wake::Timer,
-                _ = tick.tick() => Wake::Tick,
             };
             match wake {
                 Wake::Command(Some(cmd)) => self.command(cmd),
@@ -184,8 +183,15 @@ impl Room {
                     // ICMP errors (a peer gone) surface here on Linux; nothing to do.
                     tracing::trace!(room = %self.key, error = %e, "recv");
                 }
-                Wake::Timer => self.timeouts(Instant::now()),
-                Wake::Tick => self.tick(Instant::now()),
+                Wake::Timer => {}
+            }
+            // Timers after every wake: under load a socket is always readable, and timeouts
+            // (RTCP, TWCC feedback, NACK, ICE) must not wait for a quiet moment.
+            let now = Instant::now();
+            self.timeouts(now);
+            if now >= next_tick {
+                next_tick = now + TICK;
+                self.tick(now);
             }
             self.settle();
             if self.conns.is_empty() && !self.sfu.room_open(self.key, self.serial) {
