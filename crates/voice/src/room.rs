@@ -41,6 +41,15 @@ const READ_BATCH: usize = 64;
 /// How often speaking transitions are announced.
 const TICK: Duration = Duration::from_millis(100);
 
+/// The room socket's send and receive buffers. On loopback (and generally) a datagram's
+/// memory is charged to the sending socket until its receiver reads it, so one socket
+/// writing to every participant of a room needs the buffer webrtc-rs's one socket per
+/// participant had between them. The kernel caps it at `net.core.{w,r}mem_max`.
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// Datagrams held while the socket's buffer is full, before new ones are dropped.
+const BACKLOG: usize = 8192;
+
 /// What the rest of the SFU asks of a room's loop.
 pub(crate) enum Command {
     /// A member admitted to the room: make its connection.
@@ -69,6 +78,9 @@ struct Room {
     speakers: SpeakerState,
     /// Datagrams to send, and events to handle (by member serial), from drained output.
     sends: Vec<Transmit>,
+    /// Datagrams the socket would not take yet (its buffer full): sent, in order, once it is
+    /// writable again.
+    backlog: VecDeque<Transmit>,
     events: VecDeque<(u64, Event)>,
 }
 
@@ -91,6 +103,7 @@ pub(crate) fn start(
         tracks: Vec::new(),
         speakers: SpeakerState::default(),
         sends: Vec::new(),
+        backlog: VecDeque::new(),
         events: VecDeque::new(),
     };
     sfu.tasks.spawn(room.run(rx));
@@ -126,7 +139,16 @@ fn bind(sfu: &SfuInner) -> Result<(Vec<Socket>, PortLease), VoiceError> {
 }
 
 fn bind_one(addr: SocketAddr) -> std::io::Result<Socket> {
-    let std = std::net::UdpSocket::bind(addr)?;
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    // Best effort: the kernel's limit may be lower.
+    let _ = s.set_send_buffer_size(SOCKET_BUFFER);
+    let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
+    s.bind(&addr.into())?;
+    let std: std::net::UdpSocket = s.into();
     std.set_nonblocking(true)?;
     let local = std.local_addr()?;
     Ok(Socket {
@@ -139,7 +161,21 @@ fn bind_one(addr: SocketAddr) -> std::io::Result<Socket> {
 enum Wake {
     Command(Option<Command>),
     Datagram(std::io::Result<(usize, SocketAddr, usize)>),
+    Writable,
     Timer,
+}
+
+/// Resolves when any socket can take a datagram again.
+async fn writable_any(sockets: &[Socket]) {
+    std::future::poll_fn(|cx| {
+        for s in sockets {
+            if s.udp.poll_send_ready(cx).is_ready() {
+                return Poll::Ready(());
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// The next datagram on any of the sockets: (length, source, socket index).
@@ -167,9 +203,11 @@ impl Room {
         let mut next_tick = Instant::now() + TICK;
         loop {
             let wake_at = self.next_wake().min(next_tick);
+            let backlogged = !self.backlog.is_empty();
             let wake = tokio::select! {
                 cmd = rx.recv() => Wake::Command(cmd),
                 r = recv_any(&self.sockets, &mut buf) => Wake::Datagram(r),
+                () = writable_any(&self.sockets), if backlogged => Wake::Writable,
                 () = tokio::time::sleep_until(wake_at.into()) => Wake::Timer,
             };
             match wake {
@@ -183,7 +221,7 @@ impl Room {
                     // ICMP errors (a peer gone) surface here on Linux; nothing to do.
                     tracing::trace!(room = %self.key, error = %e, "recv");
                 }
-                Wake::Timer => {}
+                Wake::Writable | Wake::Timer => {}
             }
             // Timers after every wake: under load a socket is always readable, and timeouts
             // (RTCP, TWCC feedback, NACK, ICE) must not wait for a quiet moment.
@@ -712,19 +750,35 @@ impl Room {
         }
     }
 
+    /// Sends what is queued: the backlog first (order matters to SRTP replay windows and
+    /// jitter buffers), then this round's datagrams; what the socket will not take now
+    /// waits for it to be writable, up to [`BACKLOG`] datagrams, beyond which the oldest
+    /// are dropped.
     fn flush(&mut self) {
-        for t in self.sends.drain(..) {
+        self.backlog.extend(self.sends.drain(..));
+        while let Some(t) = self.backlog.front() {
             let Some(s) = self.sockets.iter().find(|s| s.local == t.source) else {
+                self.backlog.pop_front();
                 continue;
             };
-            if s.udp.try_send_to(&t.contents, t.destination).is_err() {
-                // A full socket buffer: the datagram is lost, as on the wire (NACK can
-                // recover video).
-                self.sfu
-                    .stats
-                    .packets_dropped
-                    .fetch_add(1, Ordering::Relaxed);
+            match s.udp.try_send_to(&t.contents, t.destination) {
+                Ok(_) => {
+                    self.backlog.pop_front();
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    // Unreachable destinations and the like: that datagram is lost.
+                    tracing::trace!(room = %self.key, error = %e, "send");
+                    self.backlog.pop_front();
+                }
             }
+        }
+        while self.backlog.len() > BACKLOG {
+            self.backlog.pop_front();
+            self.sfu
+                .stats
+                .packets_dropped
+                .fetch_add(1, Ordering::Relaxed);
         }
     }
 }
