@@ -83,7 +83,8 @@ pub struct Limits {
     /// Events queued for a participant's consumer before it is closed as not reading
     /// (speaking events are dropped instead).
     pub event_queue: usize,
-    /// At most one keyframe request per publisher layer this often.
+    /// At most one keyframe request per publisher layer this often while the last is
+    /// unanswered (once a keyframe has answered it, the next may go 100 ms after it).
     pub pli_interval: Duration,
 }
 

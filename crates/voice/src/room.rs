@@ -313,7 +313,13 @@ impl Room {
                 if offered {
                     self.offer_applied(i);
                 }
-                self.want_keyframes(&ready, Instant::now());
+                // A video subscription starts at a keyframe, asked for once it can be
+                // forwarded (negotiated and connected): asked earlier, the keyframe is lost
+                // and the throttle holds the next request back (joins' first video took
+                // ~455 ms instead of ~310).
+                if self.conns[i].connected {
+                    self.want_keyframes(&ready, Instant::now());
+                }
                 self.drain(i);
             }
             Command::Close(serial, reason) => {
@@ -451,8 +457,14 @@ impl Room {
             Event::RtpPacket(p) => self.forward(i, p, now),
             Event::Connected => {
                 self.conns[i].connected = true;
-                // Whatever it subscribes to starts at a keyframe now that it can receive.
-                let ids: Vec<u64> = self.conns[i].subs.keys().copied().collect();
+                // What it subscribes to (negotiated) starts at a keyframe now that it can
+                // receive.
+                let ids: Vec<u64> = self.conns[i]
+                    .subs
+                    .iter()
+                    .filter(|(_, s)| s.ready)
+                    .map(|(id, _)| *id)
+                    .collect();
                 self.want_keyframes(&ids, now);
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
@@ -511,6 +523,12 @@ impl Room {
                     .fetch_add(1, Ordering::Relaxed);
             }
         }
+        // str0m writes a requested PLI at its next timeout, which can be the next regular
+        // RTCP report: a joiner's first video waited ~140 ms for it. Time out now instead.
+        if let Err(e) = self.conns[p].rtc.handle_input(Input::Timeout(now)) {
+            tracing::debug!(participant = %self.conns[p].member.id, error = %e, "timeout refused");
+            self.conns[p].fail(LeaveReason::ConnectionFailed);
+        }
         self.drain(p);
     }
 
@@ -566,6 +584,9 @@ impl Room {
             publisher.meter.observe(level, cfg.speaking.threshold, now);
         }
         let keyframe = !audio && codec::is_keyframe_start(track.video_codec, &p.payload);
+        if keyframe {
+            track.keyframe_arrived(layer);
+        }
         let (avail, rates) = track.availability(now, cfg.layer_bitrates);
         let inc = Incoming {
             layer,
