@@ -110,6 +110,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_fall_of_the_estimate_counts_as_congestion() {
+        let d = Downlink::default();
+        d.update(1_000_000);
+        d.update(1_100_000);
+        d.update(1_080_000); // noise
+        assert_eq!(d.congestion.load(Ordering::Acquire), 0);
+        d.update(900_000);
+        assert_eq!(d.congestion.load(Ordering::Acquire), 1);
+        assert_eq!(d.target.load(Ordering::Relaxed), 900_000);
+    }
+
+    #[test]
     fn public_addresses_replace_bound_ones() {
         let cfg = VoiceConfig {
             host_addresses: vec![[10, 0, 0, 5].into()],

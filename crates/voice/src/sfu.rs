@@ -121,11 +121,42 @@ pub(crate) struct Member {
     pub(crate) downlink: crate::engine::Downlink,
     remb: AtomicU64,
     cap: AtomicU64,
-    shows: Mutex<HashMap<ParticipantId, Layer>>,
+    pub(crate) shows: Mutex<HashMap<ParticipantId, Layer>>,
     pub(crate) meter: LevelMeter,
 }
 
 impl Member {
+    /// A member with every grant and nobody reading its events, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_test(id: u64) -> Member {
+        let (tx, _) = mpsc::channel(16);
+        let (cmd, _) = mpsc::unbounded_channel();
+        Member {
+            id: ParticipantId(id),
+            serial: id,
+            room: RoomKey(1),
+            session: SessionTag(String::new()),
+            connect: AtomicBool::new(true),
+            speak: AtomicBool::new(true),
+            video: AtomicBool::new(true),
+            server_mute: AtomicBool::new(false),
+            self_mute: AtomicBool::new(false),
+            server_deaf: AtomicBool::new(false),
+            self_deaf: AtomicBool::new(false),
+            events: EventSink {
+                tx,
+                cmd: cmd.clone(),
+                serial: id,
+            },
+            cmd,
+            downlink: crate::engine::Downlink::default(),
+            remb: AtomicU64::new(0),
+            cap: AtomicU64::new(0),
+            shows: Mutex::new(HashMap::new()),
+            meter: LevelMeter::default(),
+        }
+    }
+
     pub(crate) fn may_forward(&self, kind: TrackKind) -> bool {
         if !self.connect.load(Ordering::Relaxed) {
             return false;

@@ -350,6 +350,124 @@ pub(crate) fn rid_layers(rids: &[String]) -> Vec<(String, Layer)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use str0m::format::Codec;
+    use str0m::media::Frequency;
+
+    fn vp8() -> CodecSpec {
+        CodecSpec {
+            codec: Codec::Vp8,
+            clock_rate: Frequency::NINETY_KHZ,
+            channels: None,
+            format: Default::default(),
+        }
+    }
+
+    fn camera(rids: &[&str]) -> Track {
+        Track::new(
+            9,
+            Arc::new(Member::for_test(1)),
+            Mid::from("1"),
+            TrackKind::Camera,
+            Pt::from(96),
+            vp8(),
+            &names(rids),
+        )
+    }
+
+    #[test]
+    fn keyframe_requests_wait_for_an_answer_or_the_interval() {
+        let t0 = Instant::now();
+        let every = Duration::from_millis(500);
+        let mut t = camera(&["q", "h", "f"]);
+        // Nobody to ask before a layer's stream is seen.
+        assert!(t.due_keyframe_requests(t0, every).is_empty());
+        assert_eq!(t.layer_of(Some("q"), Ssrc::from(11)), Some(Layer::Low));
+        assert_eq!(t.layer_of(Some("f"), Ssrc::from(33)), Some(Layer::High));
+        // A second SSRC on a layer (a repair flow) is not the layer's media.
+        assert_eq!(t.layer_of(Some("q"), Ssrc::from(12)), None);
+        t.want_all_keyframes();
+        assert_eq!(
+            t.due_keyframe_requests(t0, every),
+            vec![Ssrc::from(11), Ssrc::from(33)]
+        );
+        // Outstanding: the next waits for the interval...
+        t.want_keyframe(Some(Layer::Low));
+        let t1 = t0 + Duration::from_millis(200);
+        assert!(t.due_keyframe_requests(t1, every).is_empty());
+        // ...unless a keyframe answered it, then 100 ms after the last request is enough.
+        t.keyframe_arrived(Layer::Low);
+        assert_eq!(t.due_keyframe_requests(t1, every), vec![Ssrc::from(11)]);
+        t.want_keyframe(Some(Layer::Low));
+        assert!(
+            t.due_keyframe_requests(t1 + Duration::from_millis(50), every)
+                .is_empty()
+        );
+        assert_eq!(
+            t.due_keyframe_requests(t1 + every, every),
+            vec![Ssrc::from(11)]
+        );
+    }
+
+    #[test]
+    fn a_subscriber_switches_layers_at_keyframes_with_continuous_numbers() {
+        let t0 = Instant::now();
+        let mut t = camera(&["q", "h", "f"]);
+        let viewer = Member::for_test(2);
+        let mut r = Renumber::new(t0);
+        let inc = |layer, keyframe, seq, ts, ms| Incoming {
+            layer,
+            keyframe,
+            seq,
+            ts,
+            now: t0 + Duration::from_millis(ms),
+            avail: [true, true, true],
+            rates: [150_000, 500_000, 1_500_000],
+        };
+        let _ = t.layer_of(Some("f"), Ssrc::from(3));
+        // The top layer from its keyframe on; a packet of another layer is not sent.
+        assert_eq!(
+            r.decide(&t, &viewer, &inc(Layer::High, false, 500, 9_000, 0))
+                .send,
+            None
+        );
+        assert_eq!(
+            r.decide(&t, &viewer, &inc(Layer::High, true, 501, 9_000, 0))
+                .send,
+            Some((501, 9_000))
+        );
+        assert_eq!(
+            r.decide(&t, &viewer, &inc(Layer::Low, true, 70, 100, 0))
+                .send,
+            None
+        );
+        assert_eq!(
+            r.decide(&t, &viewer, &inc(Layer::High, false, 502, 12_000, 33))
+                .send,
+            Some((502, 12_000))
+        );
+        // Shown as a thumbnail: the top layer goes on, and a low keyframe is wanted, until
+        // one comes; then the low layer continues the numbering.
+        viewer.shows.lock().insert(ParticipantId(1), Layer::Low);
+        let d = r.decide(&t, &viewer, &inc(Layer::Low, false, 71, 200, 40));
+        assert_eq!((d.send, d.want_key), (None, Some(Layer::Low)));
+        let d = r.decide(&t, &viewer, &inc(Layer::High, false, 503, 15_000, 66));
+        assert_eq!(d.send, Some((503, 15_000)));
+        let d = r.decide(&t, &viewer, &inc(Layer::Low, true, 72, 300, 70));
+        let (seq, ts) = d.send.expect("the switch");
+        assert_eq!(seq, 504);
+        // 4 ms after the last packet sent, at 90 kHz.
+        assert_eq!(ts, 15_000 + 360);
+        assert_eq!(
+            r.decide(&t, &viewer, &inc(Layer::Low, false, 73, 3_300, 103))
+                .send,
+            Some((505, 15_360 + 3_000))
+        );
+        assert_eq!(
+            r.decide(&t, &viewer, &inc(Layer::High, false, 504, 18_000, 99))
+                .send,
+            None
+        );
+    }
 
     fn names(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()

@@ -958,3 +958,120 @@ async fn join_hands_out_turn_credentials() {
         .as_secs();
     assert!((now + 590..=now + 610).contains(&expiry));
 }
+
+/// Between the SFU and its clients: forwards every datagram, but drops one video packet in
+/// 25 on the way to a client, and counts what comes back for those: the same SSRC and
+/// sequence number again, or a packet of a repair flow (a payload type neither the audio's
+/// nor the video's: RTX). RTP headers travel in the clear under SRTP, so this needs no keys.
+#[derive(Default)]
+struct Lossy {
+    video_pt: u8,
+    audio_pt: u8,
+    dropped: parking_lot::Mutex<std::collections::HashSet<(u32, u16)>>,
+    counter: std::sync::atomic::AtomicU64,
+    repaired: std::sync::atomic::AtomicU64,
+}
+
+impl Lossy {
+    /// Whether to pass a datagram on its way to a client.
+    fn pass(&self, d: &[u8]) -> bool {
+        // RTP (not RTCP: its packet types are 200–207 with the marker bit's place set).
+        if d.len() < 12 || d[0] >> 6 != 2 || (192..=223).contains(&d[1]) {
+            return true;
+        }
+        let pt = d[1] & 0x7f;
+        let seq = u16::from_be_bytes([d[2], d[3]]);
+        let ssrc = u32::from_be_bytes([d[8], d[9], d[10], d[11]]);
+        // Padding-only packets on the repair flow are bandwidth probes, not repairs.
+        let padding = d[0] & 0x20 != 0;
+        if self.dropped.lock().contains(&(ssrc, seq))
+            || (pt != self.video_pt && pt != self.audio_pt && !padding)
+        {
+            self.repaired.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        if pt == self.video_pt && self.counter.fetch_add(1, Ordering::Relaxed) % 25 == 24 {
+            self.dropped.lock().insert((ssrc, seq));
+            return false;
+        }
+        true
+    }
+}
+
+/// Relays between clients (on 127.0.0.1) and the SFU (bound on 127.0.0.1:`port`, announcing
+/// 127.0.0.2): listens on 127.0.0.2:`port`, one upstream socket per client.
+async fn lossy_relay(port: u16, lossy: std::sync::Arc<Lossy>) -> tokio::task::JoinHandle<()> {
+    use std::sync::Arc;
+    use tokio::net::UdpSocket;
+    let front = Arc::new(
+        UdpSocket::bind(("127.0.0.2", port))
+            .await
+            .expect("the relay's port"),
+    );
+    let sfu: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    tokio::spawn(async move {
+        let mut ups: std::collections::HashMap<std::net::SocketAddr, Arc<UdpSocket>> =
+            Default::default();
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let Ok((n, client)) = front.recv_from(&mut buf).await else {
+                return;
+            };
+            let up = match ups.get(&client) {
+                Some(up) => up.clone(),
+                None => {
+                    let up = Arc::new(UdpSocket::bind("127.0.0.2:0").await.expect("upstream"));
+                    ups.insert(client, up.clone());
+                    let (up2, front2, lossy) = (up.clone(), front.clone(), lossy.clone());
+                    tokio::spawn(async move {
+                        let mut buf = vec![0u8; 2048];
+                        while let Ok((n, _)) = up2.recv_from(&mut buf).await {
+                            if lossy.pass(&buf[..n]) {
+                                let _ = front2.send_to(&buf[..n], client).await;
+                            }
+                        }
+                    });
+                    up
+                }
+            };
+            let _ = up.send_to(&buf[..n], sfu).await;
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_video_is_retransmitted_on_nack() {
+    // The relay takes the room's port (the range's first) on the announced address.
+    let sfu = Sfu::new(VoiceConfig {
+        udp_ports: Some((44_100, 44_149)),
+        public_ips: vec![std::net::IpAddr::from([127, 0, 0, 2])],
+        ..config()
+    })
+    .expect("sfu");
+    let lossy = std::sync::Arc::new(Lossy {
+        video_pt: 96,
+        audio_pt: 111,
+        ..Lossy::default()
+    });
+    let relay = lossy_relay(44_100, lossy.clone()).await;
+    let a = connect(&sfu, 1, AV).await;
+    let b = connect(&sfu, 2, LISTEN).await;
+    assert!(
+        eventually(Duration::from_secs(10), || b.count(1, "camera") > 100).await,
+        "video flows through the relay: {:?}",
+        b.shared.errors.lock()
+    );
+    let repaired = eventually(Duration::from_secs(10), || {
+        lossy.repaired.load(Ordering::Relaxed) >= 3
+    })
+    .await;
+    assert!(
+        repaired,
+        "{} video packets dropped on the way to the client, {} retransmitted",
+        lossy.dropped.lock().len(),
+        lossy.repaired.load(Ordering::Relaxed)
+    );
+    a.close().await;
+    b.close().await;
+    relay.abort();
+}
