@@ -51,7 +51,4 @@ pub enum VoiceError {
     /// The configuration is unusable.
     #[error("invalid configuration: {0}")]
     Config(String),
-    /// The WebRTC stack refused an operation.
-    #[error("webrtc: {0}")]
-    Webrtc(String),
 }
