@@ -243,9 +243,8 @@ impl Room {
                 }
             }
         }
-        for mut c in std::mem::take(&mut self.conns) {
+        for c in &mut self.conns {
             c.fail(LeaveReason::Shutdown);
-            self.conns.push(c);
         }
         self.settle();
     }
