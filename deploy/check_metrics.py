@@ -46,6 +46,10 @@ def source_metrics():
                 names.update(f"{name}{s}" for s in ("_bucket", "_sum", "_count"))
         for m in re.finditer(r'"(hearth_[a-z0-9_]+)",\s*"', src):
             names.add(m.group(1))
+            # A histogram family built by hand (voice's delay, from the SFU's own
+            # buckets): its series are the _bucket/_sum/_count ones.
+            if "MetricType::HISTOGRAM" in src and m.group(1).endswith("_seconds"):
+                names.update(f"{m.group(1)}{s}" for s in ("_bucket", "_sum", "_count"))
     return names
 
 

@@ -577,7 +577,7 @@ async fn run(args: &Args, janus: &Janus) -> Result<Vec<Outcome>, String> {
         // Rooms fill round-robin: the first `rooms` joins are alone.
         all.push(participant(&api, i, room_ids[i % rooms], tally.clone(), i >= rooms).await?);
     }
-    let window = voice_common::measure(args, &tally, janus.pid).await;
+    let window = voice_common::measure(args, &tally, janus.pid, None).await;
     let rss_after = crate::server::rss_kib(janus.pid);
     let participants = all.len();
     // Everyone stops signalling before anyone hangs up, so nobody answers

@@ -442,7 +442,7 @@ pub async fn video(args: &Args, server: &Server) -> Result<Vec<Outcome>, String>
         all.push(voice::join(server, i, &account.token, room, tally.clone(), call).await?);
         cameras.push(camera.start(tally.clone(), keys.clone()));
     }
-    let window = voice_common::measure(args, &tally, server.nodes[0].pid).await;
+    let window = voice_common::measure(args, &tally, server.nodes[0].pid, Some(&server.base)).await;
     let rss_after = server.rss_kib();
     for t in &cameras {
         t.abort();

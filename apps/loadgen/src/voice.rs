@@ -208,7 +208,7 @@ pub async fn forward(args: &Args, server: &Server) -> Result<Vec<Outcome>, Strin
         // Rooms fill round-robin: the first `rooms` joins are alone.
         all.push(participant(server, i, &account.token, room, tally.clone(), i >= rooms).await?);
     }
-    let window = voice_common::measure(args, &tally, server.nodes[0].pid).await;
+    let window = voice_common::measure(args, &tally, server.nodes[0].pid, Some(&server.base)).await;
     let rss_after = server.rss_kib();
     let participants = all.len();
     for p in all {

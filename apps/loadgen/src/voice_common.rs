@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use hearth_voice::peer::{self, SendTrack};
+use hearth_voice::{DELAY_BOUNDS_US, DelayHistogram};
 use parking_lot::Mutex;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
@@ -34,6 +35,10 @@ pub struct Tally {
     start: Instant,
     latency_us: Mutex<Histogram<u64>>,
     packets: AtomicU64,
+    /// Packets the publishers ([`Mic`]) handed to their peer connections in the window,
+    /// and those it refused: with the server's own count, where a shortfall happens.
+    sent: AtomicU64,
+    send_errors: AtomicU64,
     /// Counting starts after the warm-up.
     measuring: AtomicBool,
     joins_us: Mutex<Histogram<u64>>,
@@ -45,6 +50,8 @@ impl Tally {
             start: Instant::now(),
             latency_us: Mutex::new(crate::gateway::probe::histogram()),
             packets: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            send_errors: AtomicU64::new(0),
             measuring: AtomicBool::new(false),
             joins_us: Mutex::new(crate::gateway::probe::histogram()),
         })
@@ -240,13 +247,21 @@ impl Mic {
             ssrc: self.ssrc,
             ..Default::default()
         };
-        let _ = self
+        let sent = self
             .track
             .write_rtp(rtp::Packet {
                 header,
                 payload: Bytes::from(payload),
             })
             .await;
+        if tally.measuring.load(Ordering::Relaxed) {
+            let n = if sent.is_ok() {
+                &tally.sent
+            } else {
+                &tally.send_errors
+            };
+            n.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -260,27 +275,125 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) / 100.0)
 }
 
-/// The measured window: its length and the server's CPU cores over it.
+/// The measured window: its length, the server's CPU cores over it, and (Hearth only)
+/// what the server's `/metrics` counted over it.
 pub struct Window {
     pub seconds: f64,
     pub cores: f64,
+    /// This process's CPU (the clients'), in cores: the other half of the latency.
+    pub client_cores: f64,
+    pub server: Option<Scrape>,
+}
+
+/// What Hearth's `/metrics` say of its SFU (differences over the window).
+pub struct Scrape {
+    /// The SFU's own delay per forwarded datagram (`hearth_voice_forward_delay_seconds`).
+    pub delay: DelayHistogram,
+    /// Packets it wrote to subscribers (`hearth_voice_packets_forwarded_total`).
+    pub forwarded: f64,
+    /// Packets it did not write (`hearth_voice_packets_dropped_total`).
+    pub dropped: f64,
 }
 
 /// Once everyone has joined: the warm-up (at least 3 s), then `--duration`
 /// seconds in which receivers count packets and latency while the server's
-/// CPU time (process `pid`, every thread) is read at both ends.
-pub async fn measure(args: &Args, tally: &Tally, pid: u32) -> Window {
+/// CPU time (process `pid`, every thread) is read at both ends. With a
+/// `metrics` base URL (Hearth), its `/metrics` are read at both ends too.
+pub async fn measure(args: &Args, tally: &Tally, pid: u32, metrics: Option<&str>) -> Window {
     tokio::time::sleep(Duration::from_secs(args.warmup.max(3))).await;
-    let (cpu0, t0) = (cpu_seconds(pid), Instant::now());
+    let http = crate::scenarios::client();
+    let before = match metrics {
+        Some(base) => scrape(&http, base).await,
+        None => None,
+    };
+    let me = std::process::id();
+    let (cpu0, mine0, t0) = (cpu_seconds(pid), cpu_seconds(me), Instant::now());
     tally.measuring.store(true, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(args.duration)).await;
     tally.measuring.store(false, Ordering::Relaxed);
-    let (cpu1, seconds) = (cpu_seconds(pid), t0.elapsed().as_secs_f64());
-    let cores = match (cpu0, cpu1) {
+    let (cpu1, mine1, seconds) = (
+        cpu_seconds(pid),
+        cpu_seconds(me),
+        t0.elapsed().as_secs_f64(),
+    );
+    let after = match metrics {
+        Some(base) => scrape(&http, base).await,
+        None => None,
+    };
+    let cores = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) => (b - a) / seconds,
         _ => f64::NAN,
     };
-    Window { seconds, cores }
+    let server = match (before, after) {
+        (Some(a), Some(b)) => Some(Scrape {
+            delay: b.delay.since(&a.delay),
+            forwarded: b.forwarded - a.forwarded,
+            dropped: b.dropped - a.dropped,
+        }),
+        _ => None,
+    };
+    Window {
+        seconds,
+        cores: cores(cpu0, cpu1),
+        client_cores: cores(mine0, mine1),
+        server,
+    }
+}
+
+/// Hearth's SFU figures from its `/metrics`.
+async fn scrape(http: &reqwest::Client, base: &str) -> Option<Scrape> {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let counter = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+    };
+    Some(Scrape {
+        delay: parse_delay(&text)?,
+        forwarded: counter("hearth_voice_packets_forwarded_total")?,
+        dropped: counter("hearth_voice_packets_dropped_total")?,
+    })
+}
+
+/// The delay histogram in Prometheus text: its buckets in `DELAY_BOUNDS_US` order, then
+/// `+Inf` (the total), and the sum.
+fn parse_delay(text: &str) -> Option<DelayHistogram> {
+    const NAME: &str = "hearth_voice_forward_delay_seconds";
+    let value = |line: &str| line.rsplit_once(' ')?.1.parse::<f64>().ok();
+    let mut cumulative = vec![None; DELAY_BOUNDS_US.len() + 1];
+    let mut sum_us = None;
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(NAME) else {
+            continue;
+        };
+        if let Some(le) = rest
+            .strip_prefix("_bucket{le=\"")
+            .and_then(|r| r.split_once('"'))
+            .map(|(le, _)| le)
+        {
+            let i = if le == "+Inf" {
+                Some(DELAY_BOUNDS_US.len())
+            } else {
+                let us = (le.parse::<f64>().ok()? * 1e6).round() as u64;
+                DELAY_BOUNDS_US.iter().position(|&b| b == us)
+            };
+            if let Some(i) = i {
+                cumulative[i] = value(line).map(|v| v as u64);
+            }
+        } else if rest.starts_with("_sum ") {
+            sum_us = value(line).map(|v| (v * 1e6).round() as u64);
+        }
+    }
+    Some(DelayHistogram {
+        cumulative: cumulative.into_iter().collect::<Option<Vec<u64>>>()?,
+        sum_us: sum_us?,
+    })
 }
 
 /// What full rooms of `members` speakers offer: everyone hears everyone else.
@@ -314,7 +427,13 @@ pub fn outcome(tally: &Tally, run: Run<'_>) -> Outcome {
         members,
         participants,
         offered_per_sec: offered,
-        window: Window { seconds, cores },
+        window:
+            Window {
+                seconds,
+                cores,
+                client_cores,
+                server,
+            },
         rss_before,
         rss_after,
         about,
@@ -340,10 +459,33 @@ pub fn outcome(tally: &Tally, run: Run<'_>) -> Outcome {
         "joins_timed_of": participants - rooms,
         "rss_kib_per_participant": rss_per,
     });
+    if let Some(e) = extra.as_object_mut() {
+        // Where packets went: what the publishers sent (each to `members - 1` in an audio
+        // room), what the server wrote, what the receivers counted.
+        e.insert("client_cores".into(), json!(client_cores));
+        e.insert(
+            "published_per_sec".into(),
+            json!(tally.sent.load(Ordering::Relaxed) as f64 / seconds),
+        );
+        e.insert(
+            "publish_errors".into(),
+            json!(tally.send_errors.load(Ordering::Relaxed)),
+        );
+        if let Some(s) = &server {
+            // The SFU's own share: kernel arrival → last copy sent (Hearth's histogram).
+            let ms = |q: f64| s.delay.quantile(q).map(|t| t.as_secs_f64() * 1000.0);
+            e.insert("sfu_delay_p50_ms".into(), json!(ms(0.5)));
+            e.insert("sfu_delay_p99_ms".into(), json!(ms(0.99)));
+            e.insert("sfu_delay_p999_ms".into(), json!(ms(0.999)));
+            e.insert("sfu_delay_count".into(), json!(s.delay.count()));
+            e.insert("sfu_forwarded_per_sec".into(), json!(s.forwarded / seconds));
+            e.insert("sfu_dropped".into(), json!(s.dropped));
+        }
+    }
     if let (Some(e), Some(a)) = (extra.as_object_mut(), about.as_object()) {
         e.extend(a.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
-    Outcome {
+    let mut out = Outcome {
         name: format!("{scenario} {rooms}x{members}"),
         requests: forwarded,
         errors: 0,
@@ -360,5 +502,56 @@ pub fn outcome(tally: &Tally, run: Run<'_>) -> Outcome {
             rss_per.map_or("?".into(), |r| format!("{r:.0}")),
         ),
         extra,
+    };
+    if let Some(s) = &server {
+        let ms = |q: f64| {
+            s.delay
+                .quantile(q)
+                .map_or(f64::NAN, |t| t.as_secs_f64() * 1000.0)
+        };
+        out.notes += &format!(
+            "; the SFU's own delay (arrival → copies sent) p50 {:.2} ms p99 {:.2} ms over {} datagrams; the SFU wrote {:.0} packets/s, dropped {}",
+            ms(0.5),
+            ms(0.99),
+            s.delay.count(),
+            s.forwarded / seconds,
+            s.dropped
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_delay_histogram_is_read_back_from_prometheus_text() {
+        let mut text = String::from("# HELP hearth_voice_forward_delay_seconds x\n");
+        for (i, b) in DELAY_BOUNDS_US.iter().enumerate() {
+            let le = *b as f64 / 1e6;
+            text += &format!(
+                "hearth_voice_forward_delay_seconds_bucket{{le=\"{le}\"}} {}\n",
+                10 * (i + 1)
+            );
+        }
+        text += &format!(
+            "hearth_voice_forward_delay_seconds_bucket{{le=\"+Inf\"}} {}\n",
+            10 * (DELAY_BOUNDS_US.len() + 1)
+        );
+        text += "hearth_voice_forward_delay_seconds_sum 0.5\nhearth_voice_forward_delay_seconds_count 230\n";
+        let h = parse_delay(&text).expect("parsed");
+        assert_eq!(h.cumulative.len(), DELAY_BOUNDS_US.len() + 1);
+        assert_eq!(h.cumulative[0], 10);
+        assert_eq!(h.count(), 230);
+        assert_eq!(h.sum_us, 500_000);
+        // A missing bucket is no histogram, not a wrong one.
+        let cut: String = text
+            .lines()
+            .filter(|l| !l.contains("le=\"0.001\""))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(parse_delay(&cut).is_none());
+        assert!(parse_delay("up 1\n").is_none());
     }
 }

@@ -164,7 +164,7 @@ async fn run(args: &Args, fwd: &Forwarder) -> Result<Vec<Outcome>, String> {
         let room = (i % rooms) as u64;
         all.push(participant(fwd, i, room, members, tally.clone(), i >= rooms).await?);
     }
-    let window = voice_common::measure(args, &tally, fwd.pid).await;
+    let window = voice_common::measure(args, &tally, fwd.pid, None).await;
     let rss_after = crate::server::rss_kib(fwd.pid);
     let participants = all.len();
     for p in &all {

@@ -4,9 +4,9 @@
 //! and knows nothing of Prometheus; this collector reads those numbers when
 //! `/metrics` is scraped, so forwarding never pays for an exporter.
 
-use hearth_voice::{Sfu, SfuStats};
+use hearth_voice::{DELAY_BOUNDS_US, DelayHistogram, Sfu, SfuStats};
 use prometheus::core::{Collector, Desc};
-use prometheus::proto::MetricFamily;
+use prometheus::proto::{self, MetricFamily};
 use prometheus::{IntCounter, IntGauge, Registry};
 
 type Read = fn(&SfuStats) -> u64;
@@ -80,10 +80,43 @@ const COUNTERS: [(&str, &str, Read); 8] = [
     ),
 ];
 
+const DELAY: (&str, &str) = (
+    "hearth_voice_forward_delay_seconds",
+    "The SFU's own delay per forwarded media datagram: from the kernel receiving it on the room socket to its last copy being sent",
+);
+
 pub struct VoiceMetrics {
     sfu: Sfu,
     gauges: Vec<(IntGauge, Read)>,
     counters: Vec<(IntCounter, Read)>,
+    delay: Desc,
+}
+
+/// The SFU's delay histogram as a Prometheus one (seconds, cumulative buckets).
+fn delay_family(h: &DelayHistogram) -> MetricFamily {
+    let mut hist = proto::Histogram::default();
+    hist.set_sample_count(h.count());
+    hist.set_sample_sum(h.sum_us as f64 / 1e6);
+    hist.set_bucket(
+        DELAY_BOUNDS_US
+            .iter()
+            .zip(&h.cumulative)
+            .map(|(&us, &count)| {
+                let mut b = proto::Bucket::default();
+                b.set_upper_bound(us as f64 / 1e6);
+                b.set_cumulative_count(count);
+                b
+            })
+            .collect(),
+    );
+    let mut m = proto::Metric::default();
+    m.set_histogram(hist);
+    let mut f = MetricFamily::default();
+    f.set_name(DELAY.0.into());
+    f.set_help(DELAY.1.into());
+    f.set_field_type(proto::MetricType::HISTOGRAM);
+    f.set_metric(vec![m]);
+    f
 }
 
 impl VoiceMetrics {
@@ -105,10 +138,18 @@ impl VoiceMetrics {
                 (c, read)
             })
             .collect();
+        let delay = Desc::new(
+            DELAY.0.into(),
+            DELAY.1.into(),
+            Vec::new(),
+            std::collections::HashMap::new(),
+        )
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
         let me = VoiceMetrics {
             sfu,
             gauges,
             counters,
+            delay,
         };
         if let Err(e) = registry.register(Box::new(me)) {
             tracing::warn!(error = %e, "registering the voice metrics");
@@ -121,6 +162,7 @@ impl Collector for VoiceMetrics {
         let gauges = self.gauges.iter().flat_map(|(g, _)| g.desc());
         gauges
             .chain(self.counters.iter().flat_map(|(c, _)| c.desc()))
+            .chain(std::iter::once(&self.delay))
             .collect()
     }
 
@@ -140,6 +182,7 @@ impl Collector for VoiceMetrics {
         let gauges = self.gauges.iter().flat_map(|(g, _)| g.collect());
         gauges
             .chain(self.counters.iter().flat_map(|(c, _)| c.collect()))
+            .chain(std::iter::once(delay_family(&stats.forward_delay)))
             .collect()
     }
 }
@@ -166,6 +209,24 @@ mod tests {
         for (name, _, _) in GAUGES.iter().chain(COUNTERS.iter()) {
             assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
         }
+        assert!(names.iter().any(|n| n == DELAY.0), "{names:?}");
+        // The exposition format takes the hand-built histogram.
+        let mut text = Vec::new();
+        prometheus::Encoder::encode(
+            &prometheus::TextEncoder::new(),
+            &registry.gather(),
+            &mut text,
+        )
+        .expect("encodes");
+        let text = String::from_utf8(text).expect("utf-8");
+        assert!(
+            text.contains("hearth_voice_forward_delay_seconds_bucket{le=\"0.005\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hearth_voice_forward_delay_seconds_count 0"),
+            "{text}"
+        );
         let rooms = registry
             .gather()
             .into_iter()

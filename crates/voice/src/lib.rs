@@ -71,6 +71,7 @@
 mod codec;
 mod config;
 mod conn;
+mod delay;
 mod engine;
 mod error;
 mod layers;
@@ -86,6 +87,7 @@ mod turn;
 mod types;
 
 pub use config::{Limits, SpeakingConfig, TurnConfig, VoiceConfig};
+pub use delay::{DELAY_BOUNDS_US, DelayHistogram};
 pub use error::VoiceError;
 pub use sfu::{JoinRequest, Joined, Participant, Sfu, SfuStats};
 pub use turn::{TurnCredentials, turn_credentials, turn_password};

@@ -20,22 +20,27 @@ use crate::sfu::{Member, SfuInner};
 use crate::speaking::SpeakerState;
 use crate::track::{Incoming, Track};
 use crate::types::{LeaveReason, RoomKey, SfuEvent, Signal, TrackKind};
+use nix::sys::socket::{
+    ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg, setsockopt, sockopt,
+};
 use std::collections::{HashMap, VecDeque};
+use std::io::IoSliceMut;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::task::{Poll, ready};
+use std::time::{Duration, Instant, SystemTime};
 use str0m::bwe::BweKind;
 use str0m::media::{KeyframeRequestKind, Mid};
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo};
 use str0m::{Event, IceConnectionState, Input, Output};
-use tokio::io::ReadBuf;
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
-/// Datagrams read per wake before the loop sends what they produced.
+/// Datagrams read per wake before the loop runs its timers and reads its commands again.
 const READ_BATCH: usize = 64;
 
 /// How often speaking transitions are announced.
@@ -65,6 +70,58 @@ struct Socket {
     local: SocketAddr,
 }
 
+/// A datagram read from a room socket.
+struct Datagram {
+    len: usize,
+    source: SocketAddr,
+    /// When the kernel received it (`SO_TIMESTAMPNS`), if it said.
+    arrived: Option<SystemTime>,
+}
+
+impl Socket {
+    /// Reads one datagram with its kernel receive timestamp, without waiting.
+    fn try_recv(&self, buf: &mut [u8], cmsg: &mut Vec<u8>) -> std::io::Result<Datagram> {
+        self.udp.try_io(Interest::READABLE, || {
+            let mut iov = [IoSliceMut::new(&mut *buf)];
+            let msg = recvmsg::<SockaddrStorage>(
+                self.udp.as_raw_fd(),
+                &mut iov,
+                Some(&mut *cmsg),
+                MsgFlags::empty(),
+            )
+            .map_err(std::io::Error::from)?;
+            let source = msg.address.as_ref().and_then(std_addr).ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, "no source address")
+            })?;
+            let mut arrived = None;
+            if let Ok(cmsgs) = msg.cmsgs() {
+                for c in cmsgs {
+                    if let ControlMessageOwned::ScmTimestampns(ts) = c {
+                        let (Ok(secs), Ok(nanos)) =
+                            (u64::try_from(ts.tv_sec()), u32::try_from(ts.tv_nsec()))
+                        else {
+                            continue;
+                        };
+                        arrived = Some(SystemTime::UNIX_EPOCH + Duration::new(secs, nanos));
+                    }
+                }
+            }
+            Ok(Datagram {
+                len: msg.bytes,
+                source,
+                arrived,
+            })
+        })
+    }
+}
+
+fn std_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        return Some(SocketAddr::V4((*v4).into()));
+    }
+    a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
+}
+
 struct Room {
     sfu: Arc<SfuInner>,
     key: RoomKey,
@@ -82,6 +139,9 @@ struct Room {
     /// writable again.
     backlog: VecDeque<Transmit>,
     events: VecDeque<(u64, Event)>,
+    /// Set when the datagram being handled was forwarded to someone: its delay is recorded
+    /// once its copies are sent.
+    forwarded: bool,
 }
 
 /// Binds the room's socket(s) on a port of the range and starts its loop.
@@ -105,6 +165,7 @@ pub(crate) fn start(
         sends: Vec::new(),
         backlog: VecDeque::new(),
         events: VecDeque::new(),
+        forwarded: false,
     };
     sfu.tasks.spawn(room.run(rx));
     Ok(tx)
@@ -148,6 +209,11 @@ fn bind_one(addr: SocketAddr) -> std::io::Result<Socket> {
     let _ = s.set_send_buffer_size(SOCKET_BUFFER);
     let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
     s.bind(&addr.into())?;
+    // Receive timestamps, for the SFU's own delay (`delay`): time queued in the socket is
+    // part of what the SFU adds. Best effort: without them that time is not counted.
+    if let Err(e) = setsockopt(&s, sockopt::ReceiveTimestampns, &true) {
+        tracing::debug!(error = %e, "no receive timestamps on the room socket");
+    }
     let std: std::net::UdpSocket = s.into();
     std.set_nonblocking(true)?;
     let local = std.local_addr()?;
@@ -160,7 +226,8 @@ fn bind_one(addr: SocketAddr) -> std::io::Result<Socket> {
 /// What woke the loop.
 enum Wake {
     Command(Option<Command>),
-    Datagram(std::io::Result<(usize, SocketAddr, usize)>),
+    /// A datagram and the index of the socket it came on.
+    Datagram(std::io::Result<(Datagram, usize)>),
     Writable,
     Timer,
 }
@@ -178,18 +245,16 @@ async fn writable_any(sockets: &[Socket]) {
     .await
 }
 
-/// The next datagram on any of the sockets: (length, source, socket index).
+/// The next datagram on any of the sockets, and the socket's index.
 async fn recv_any(
     sockets: &[Socket],
     buf: &mut [u8],
-) -> std::io::Result<(usize, SocketAddr, usize)> {
+    cmsg: &mut Vec<u8>,
+) -> std::io::Result<(Datagram, usize)> {
     std::future::poll_fn(|cx| {
         for (i, s) in sockets.iter().enumerate() {
-            let mut rb = ReadBuf::new(&mut *buf);
-            match s.udp.poll_recv_from(cx, &mut rb) {
-                Poll::Ready(Ok(source)) => return Poll::Ready(Ok((rb.filled().len(), source, i))),
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => {}
+            if let Poll::Ready(r) = poll_recv(s, cx, buf, cmsg) {
+                return Poll::Ready(r.map(|d| (d, i)));
             }
         }
         Poll::Pending
@@ -197,25 +262,42 @@ async fn recv_any(
     .await
 }
 
+fn poll_recv(
+    s: &Socket,
+    cx: &mut std::task::Context<'_>,
+    buf: &mut [u8],
+    cmsg: &mut Vec<u8>,
+) -> Poll<std::io::Result<Datagram>> {
+    loop {
+        ready!(s.udp.poll_recv_ready(cx))?;
+        match s.try_recv(buf, cmsg) {
+            // The readiness was stale; `try_io` cleared it, so the next poll registers.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            r => return Poll::Ready(r),
+        }
+    }
+}
+
 impl Room {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
         let mut buf = vec![0u8; 2048];
+        let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
         let mut next_tick = Instant::now() + TICK;
         loop {
             let wake_at = self.next_wake().min(next_tick);
             let backlogged = !self.backlog.is_empty();
             let wake = tokio::select! {
                 cmd = rx.recv() => Wake::Command(cmd),
-                r = recv_any(&self.sockets, &mut buf) => Wake::Datagram(r),
+                r = recv_any(&self.sockets, &mut buf, &mut cmsg) => Wake::Datagram(r),
                 () = writable_any(&self.sockets), if backlogged => Wake::Writable,
                 () = tokio::time::sleep_until(wake_at.into()) => Wake::Timer,
             };
             match wake {
                 Wake::Command(Some(cmd)) => self.command(cmd),
                 Wake::Command(None) => break,
-                Wake::Datagram(Ok((n, source, i))) => {
-                    self.receive(i, source, &buf[..n]);
-                    self.read_more(&mut buf);
+                Wake::Datagram(Ok((d, i))) => {
+                    self.handle(i, &d, &buf[..d.len]);
+                    self.read_more(&mut buf, &mut cmsg);
                 }
                 Wake::Datagram(Err(e)) => {
                     // ICMP errors (a peer gone) surface here on Linux; nothing to do.
@@ -350,18 +432,33 @@ impl Room {
         }
     }
 
-    fn read_more(&mut self, buf: &mut [u8]) {
+    fn read_more(&mut self, buf: &mut [u8], cmsg: &mut Vec<u8>) {
         for _ in 0..READ_BATCH {
             let mut got = false;
             for i in 0..self.sockets.len() {
-                if let Ok((n, source)) = self.sockets[i].udp.try_recv_from(buf) {
+                if let Ok(d) = self.sockets[i].try_recv(buf, cmsg) {
                     got = true;
-                    self.receive(i, source, &buf[..n]);
+                    self.handle(i, &d, &buf[..d.len]);
                 }
             }
             if !got {
                 break;
             }
+        }
+    }
+
+    /// One datagram, through to its forwarded copies being sent: each datagram's copies go
+    /// out before the next datagram is read, so a batch read in one wake does not hold the
+    /// first datagram's copies behind the rest's forwarding.
+    fn handle(&mut self, socket: usize, d: &Datagram, data: &[u8]) {
+        self.receive(socket, d.source, data);
+        self.settle();
+        if std::mem::take(&mut self.forwarded)
+            && let Some(delay) = d
+                .arrived
+                .and_then(|a| SystemTime::now().duration_since(a).ok())
+        {
+            self.sfu.stats.forward_delay.record(delay);
         }
     }
 
@@ -644,6 +741,7 @@ impl Room {
             track.want_keyframe(Some(l));
         }
         self.send_keyframe_requests(t, now);
+        self.forwarded |= !written.is_empty();
         for j in written {
             self.drain(j);
         }

@@ -6,6 +6,7 @@
 //! (grants, mutes, deafen, layers, estimate) as packets pass.
 
 use crate::config::VoiceConfig;
+use crate::delay::DelayHistogram;
 use crate::error::VoiceError;
 use crate::ports::Ports;
 use crate::room::{self, Command};
@@ -67,6 +68,7 @@ pub(crate) struct Counters {
     pub(crate) joins: AtomicU64,
     pub(crate) joins_refused: AtomicU64,
     pub(crate) peer_connections: AtomicUsize,
+    pub(crate) forward_delay: crate::delay::DelayRecorder,
 }
 
 /// A snapshot of the SFU's counters and gauges (for Prometheus at the edge).
@@ -98,6 +100,8 @@ pub struct SfuStats {
     pub joins: u64,
     /// Joins refused.
     pub joins_refused: u64,
+    /// The SFU's own delay per forwarded datagram: kernel arrival → last copy sent.
+    pub forward_delay: DelayHistogram,
 }
 
 /// A participant as the rest of the SFU sees it: its permissions and flags (atomics read on
@@ -523,6 +527,7 @@ impl Sfu {
             keyframe_requests: s.keyframe_requests.load(Ordering::Relaxed),
             joins: s.joins.load(Ordering::Relaxed),
             joins_refused: s.joins_refused.load(Ordering::Relaxed),
+            forward_delay: s.forward_delay.snapshot(),
         }
     }
 

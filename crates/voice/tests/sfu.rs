@@ -126,6 +126,12 @@ async fn two_participants_exchange_audio_and_video() {
     )));
     let s = sfu.stats();
     assert!(s.packets_forwarded > 60 && s.bytes_forwarded > 0, "{s:?}");
+    // Each forwarded datagram's delay in the SFU, from its kernel timestamp: one per
+    // datagram (two people: one copy each), and loopback's are well under a second.
+    let d = &s.forward_delay;
+    assert!(d.count() > 60 && d.count() <= s.packets_received, "{s:?}");
+    let p99 = d.quantile(0.99).expect("recorded");
+    assert!(p99 < Duration::from_millis(250), "{p99:?} {s:?}");
     assert!(
         s.keyframe_requests > 0,
         "new video subscribers ask for a keyframe: {s:?}"

@@ -409,6 +409,18 @@ pub async fn two_people_talk_and_lose_permissions(s: &TestServer) {
         "{text}"
     );
     assert_eq!(value("hearth_voice_packets_gated_total"), 0.0, "{text}");
+    // Every forwarded datagram's own delay in the SFU (kernel arrival → copies sent).
+    let delayed = value("hearth_voice_forward_delay_seconds_count");
+    assert!(delayed >= 70.0, "{text}");
+    assert!(
+        delayed <= value("hearth_voice_packets_received_total"),
+        "{text}"
+    );
+    let sum = value("hearth_voice_forward_delay_seconds_sum");
+    assert!(
+        sum > 0.0 && sum / delayed < 0.05,
+        "a mean under 50 ms: {text}"
+    );
 
     // Who is in the call: the watcher's dispatches and the REST list.
     for u in [&a.user, &b.user] {
