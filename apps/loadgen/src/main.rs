@@ -34,6 +34,7 @@ mod str0m_sfu;
 mod video;
 mod voice;
 mod voice_common;
+mod voice_direct;
 mod voice_str0m;
 
 use std::path::PathBuf;
@@ -110,6 +111,10 @@ pub enum Scenario {
     /// voice-str0m's forwarder (started by voice-str0m).
     #[value(hide = true)]
     VoiceStr0mServer,
+    /// voice-forward's clients connected directly, no server (each member
+    /// to each other over a one-way connection): the clients' own latency,
+    /// the baseline for what an SFU adds (compare at --members 2).
+    VoiceDirect,
     /// Voice: one video room of --members participants (default 8), each
     /// publishing Opus and a simulcast VP8 camera (q/h/f), two showing
     /// someone in spotlight and everyone showing the rest as thumbnails:
@@ -295,6 +300,7 @@ fn check_open_files(args: &Args) -> Result<(), String> {
             | Scenario::VoiceJanus
             | Scenario::VoiceStr0m
             | Scenario::VoiceStr0mServer
+            | Scenario::VoiceDirect
     );
     if !gateway {
         return Ok(());
@@ -341,9 +347,10 @@ async fn main() {
     }
     if matches!(
         args.scenario,
-        Scenario::GwFloor | Scenario::VoiceJanus | Scenario::VoiceStr0m
+        Scenario::GwFloor | Scenario::VoiceJanus | Scenario::VoiceStr0m | Scenario::VoiceDirect
     ) {
-        // No hearth server at all: gw-floor's bare writer, or Janus.
+        // No hearth server at all: gw-floor's bare writer, Janus, str0m's forwarder, or
+        // clients talking directly.
         if let Err(e) = check_open_files(&args) {
             eprintln!("{e}");
             std::process::exit(2);
@@ -351,6 +358,7 @@ async fn main() {
         let results = match args.scenario {
             Scenario::GwFloor => gateway::floor(&args).await,
             Scenario::VoiceStr0m => voice_str0m::forward(&args).await,
+            Scenario::VoiceDirect => voice_direct::direct(&args).await,
             _ => janus::forward(&args).await,
         };
         match results {
@@ -417,6 +425,7 @@ async fn main() {
             | Scenario::VoiceJanus
             | Scenario::VoiceStr0m
             | Scenario::VoiceStr0mServer
+            | Scenario::VoiceDirect
             | Scenario::GwFloor
             | Scenario::GwFloorWriter => {}
         }

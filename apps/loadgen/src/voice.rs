@@ -55,14 +55,10 @@ async fn participant(
     room: &str,
     tally: Arc<Tally>,
     someone_speaks: bool,
-) -> Result<Participant, String> {
+) -> Result<(Participant, Arc<Receiver>), String> {
     let joined_at = Arc::new(AtomicU64::new(0));
-    let pc = peer::client(Receiver::new(
-        tally.clone(),
-        joined_at.clone(),
-        someone_speaks,
-    ))
-    .await?;
+    let receiver = Receiver::new(tally.clone(), joined_at.clone(), someone_speaks);
+    let pc = peer::client(receiver.clone()).await?;
     let mic = Mic::add(&pc, i).await?;
     let call = Call {
         pc,
@@ -70,7 +66,7 @@ async fn participant(
         joined_at,
         after_answer: Vec::new(),
     };
-    join(server, i, token, room, tally, call).await
+    Ok((join(server, i, token, room, tally, call).await?, receiver))
 }
 
 /// Joins `room` over the gateway (`voice_join`, then the offer over
@@ -211,7 +207,16 @@ pub async fn forward(args: &Args, server: &Server) -> Result<Vec<Outcome>, Strin
     let window = voice_common::measure(args, &tally, server.nodes[0].pid, Some(&server.base)).await;
     let rss_after = server.rss_kib();
     let participants = all.len();
-    for p in all {
+    // Someone who never heard anyone (their room had a speaker): how their connection went.
+    for (i, (p, r)) in all.iter().enumerate() {
+        if !r.heard() {
+            eprintln!(
+                "voice-forward: participant {i} heard nobody\n{}",
+                r.diagnose(&p.pc).await
+            );
+        }
+    }
+    for (p, _) in all {
         p.task.abort();
         let _ = p.pc.close().await;
     }

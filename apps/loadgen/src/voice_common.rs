@@ -22,7 +22,9 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use serde_json::{Value, json};
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-use webrtc::peer_connection::{PeerConnection, PeerConnectionEventHandler};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionEventHandler, RTCPeerConnectionState, RTCSignalingState,
+};
 
 use crate::Args;
 use crate::report::Outcome;
@@ -103,6 +105,8 @@ pub struct Receiver {
     heard: Arc<AtomicBool>,
     /// How payloads carry their send time: [`mic_stamp`] when `None`.
     reader: Option<Arc<dyn Reader>>,
+    /// The connection's life, for [`Receiver::diagnose`]: state changes and remote tracks.
+    story: Mutex<Vec<String>>,
 }
 
 impl Receiver {
@@ -127,13 +131,82 @@ impl Receiver {
             // Nothing to time for the first in a room.
             heard: Arc::new(AtomicBool::new(!someone_speaks)),
             reader,
+            story: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Whether this participant heard anyone (true from the start for the first in a room).
+    pub fn heard(&self) -> bool {
+        self.heard.load(Ordering::Relaxed)
+    }
+
+    fn note(&self, what: String) {
+        let at = self.tally.now_us() as f64 / 1000.0;
+        self.story.lock().push(format!("{at:.0} ms {what}"));
+    }
+
+    /// For a participant that never heard anyone: its connection's story, its
+    /// states now, and the m-sections of both descriptions (where a lost
+    /// subscription shows). Printed by the scenario, on stderr.
+    pub async fn diagnose(&self, pc: &Arc<dyn PeerConnection>) -> String {
+        let sections = |sdp: Option<String>| {
+            sdp.unwrap_or_default()
+                .lines()
+                .filter(|l| {
+                    l.starts_with("m=")
+                        || l.starts_with("a=mid")
+                        || l.starts_with("a=send")
+                        || l.starts_with("a=recv")
+                        || l.starts_with("a=inactive")
+                        || l.starts_with("a=ssrc")
+                        || l.starts_with("a=msid")
+                        || l.starts_with("a=candidate")
+                })
+                .collect::<Vec<_>>()
+                .join(" | ")
+        };
+        // Whether datagrams reach it at all: the transport's count, and each inbound stream's.
+        let stats = pc
+            .get_stats(Instant::now(), webrtc::peer_connection::StatsSelector::None)
+            .await;
+        let transport = stats.transport().map_or("none".to_string(), |t| {
+            format!(
+                "{} packets / {} bytes received",
+                t.packets_received, t.bytes_received
+            )
+        });
+        let inbound: Vec<String> = stats
+            .inbound_rtp_streams()
+            .map(|s| {
+                let r = &s.received_rtp_stream_stats;
+                format!(
+                    "ssrc {} {} packets",
+                    r.rtp_stream_stats.ssrc, r.packets_received
+                )
+            })
+            .collect();
+        let local = sections(pc.local_description().await.map(|d| d.sdp));
+        let remote = sections(pc.remote_description().await.map(|d| d.sdp));
+        let story = self.story.lock().join("; ");
+        format!(
+            "story: {story}\ntransport: {transport}; inbound RTP: [{}]\nlocal: {local}\nremote: {remote}",
+            inbound.join(", "),
+        )
     }
 }
 
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Receiver {
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        self.note(format!("connection {state:?}"));
+    }
+
+    async fn on_signaling_state_change(&self, state: RTCSignalingState) {
+        self.note(format!("signaling {state:?}"));
+    }
+
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        self.note(format!("track ssrc {:?}", track.ssrcs().await));
         let (tally, joined_at, heard, reader) = (
             self.tally.clone(),
             self.joined_at.clone(),
